@@ -1,0 +1,161 @@
+/* vmlet: a small, fast virtual machine monitor for Linux/KVM.
+ *
+ * Describe a VM with a vmlet_config, check it with vmlet_config_validate(),
+ * create a vmlet_vm from it, start it, and wait for it to stop:
+ *
+ *     vmlet_config *c = vmlet_config_new();
+ *     vmlet_config_set_cpus(c, 2);
+ *     vmlet_config_set_memory(c, 512 << 20);
+ *     vmlet_config_set_linux_boot(c, "vmlinuz", "initrd.img", "console=ttyS0");
+ *     vmlet_error err;
+ *     vmlet_vm *vm;
+ *     if (vmlet_vm_create(c, &vm, &err) < 0 || vmlet_vm_start(vm, &err) < 0)
+ *         fprintf(stderr, "%s\n", err.message);
+ *     vmlet_exit exit;
+ *     vmlet_vm_wait(vm, &exit);
+ *     vmlet_vm_free(vm);
+ *     vmlet_config_free(c);
+ *
+ * There is no global state: a process may run several VMs.
+ *
+ * Thread safety: a vmlet_config is not thread-safe; use it from one thread
+ * at a time. vmlet_vm_create() copies what it needs, so the config may be
+ * freed afterwards. The vmlet_vm calls (start, request_stop, stop, state,
+ * event_fd, wait) may be called from any thread at the same time, except
+ * vmlet_vm_free(), which must be the last call on a VM.
+ *
+ * Signals: each vCPU thread uses SIGRTMIN+0 (with a handler that does
+ * nothing) to be interrupted out of KVM_RUN; the library installs that
+ * handler once and blocks nothing else.
+ */
+#ifndef VMLET_H
+#define VMLET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define VMLET_API __attribute__((visibility("default")))
+#else
+#define VMLET_API
+#endif
+
+/* ---- errors ---------------------------------------------------------- */
+
+typedef enum {
+    VMLET_OK = 0,
+    VMLET_ERR_INVALID,      /* a configuration value is wrong */
+    VMLET_ERR_FILE,         /* a file cannot be opened or has the wrong format */
+    VMLET_ERR_HOST,         /* the host cannot run the VM (no /dev/kvm, limits) */
+    VMLET_ERR_NOMEM,        /* out of host memory */
+    VMLET_ERR_STATE,        /* call not valid in the VM's current state */
+    VMLET_ERR_INTERNAL,     /* a KVM call failed unexpectedly */
+} vmlet_error_code;
+
+/* One line, naming the field or file and saying what to do. */
+typedef struct {
+    vmlet_error_code code;
+    char message[512];
+} vmlet_error;
+
+/* ---- configuration --------------------------------------------------- */
+
+typedef struct vmlet_config vmlet_config;
+
+#define VMLET_DEFAULT_CPUS    1
+#define VMLET_DEFAULT_MEMORY  (256ULL << 20)
+#define VMLET_MIN_MEMORY      (16ULL << 20)
+
+VMLET_API vmlet_config *vmlet_config_new(void);
+VMLET_API void vmlet_config_free(vmlet_config *c);
+
+/* Setters store the value; range checks happen in vmlet_config_validate()
+ * (and again in vmlet_vm_create()), so all problems are reported the same
+ * way. They return 0, or -1 only when out of memory. */
+VMLET_API int vmlet_config_set_cpus(vmlet_config *c, unsigned cpus);
+VMLET_API int vmlet_config_set_memory(vmlet_config *c, uint64_t bytes);
+/* kernel: an x86-64 bzImage. initrd and cmdline may be NULL. */
+VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
+                                          const char *initrd,
+                                          const char *cmdline);
+/* The serial console (16550 at 0x3f8, IRQ 4, the guest's ttyS0): the guest
+ * reads from in_fd and writes to out_fd. -1 for either means none. The
+ * descriptors stay owned by the caller and must stay open while the VM
+ * runs. Default: no input, output discarded. */
+VMLET_API int vmlet_config_set_serial_console(vmlet_config *c, int in_fd,
+                                              int out_fd);
+/* The KVM device to use; default "/dev/kvm". */
+VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path);
+
+/* Checks every field without taking any resource: files exist and have the
+ * right format, sizes are in range. Returns 0, or -1 with err filled. */
+VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err);
+
+/* ---- virtual machines ------------------------------------------------ */
+
+typedef struct vmlet_vm vmlet_vm;
+
+typedef enum {
+    VMLET_STATE_CREATED,
+    VMLET_STATE_STARTING,
+    VMLET_STATE_RUNNING,
+    VMLET_STATE_STOPPING,   /* power button pressed, waiting for the guest */
+    VMLET_STATE_STOPPED,
+    VMLET_STATE_ERROR,
+} vmlet_state;
+
+typedef enum {
+    VMLET_STOP_NONE,        /* still running */
+    VMLET_STOP_POWEROFF,    /* the guest powered off (ACPI S5) */
+    VMLET_STOP_REBOOT,      /* the guest asked for a reset; the VM ends */
+    VMLET_STOP_HOST,        /* vmlet_vm_stop() was called */
+    VMLET_STOP_ERROR,       /* something failed; see message */
+} vmlet_stop_reason;
+
+typedef struct {
+    vmlet_stop_reason reason;
+    char message[512];      /* for VMLET_STOP_ERROR */
+} vmlet_exit;
+
+/* Builds the VM (memory, vCPUs, devices, firmware tables, boot state)
+ * without running it. */
+VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out,
+                              vmlet_error *err);
+/* Starts the vCPUs. */
+VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err);
+/* Asks the guest to shut down (ACPI power button); returns at once. */
+VMLET_API int vmlet_vm_request_stop(vmlet_vm *vm);
+/* Stops the vCPUs now; the guest gets no chance to clean up. */
+VMLET_API int vmlet_vm_stop(vmlet_vm *vm);
+VMLET_API vmlet_state vmlet_vm_state(vmlet_vm *vm);
+/* Readable whenever the state changed since the last vmlet_vm_state()
+ * call; for poll/epoll loops. Owned by the VM. */
+VMLET_API int vmlet_vm_event_fd(vmlet_vm *vm);
+/* Blocks until the VM has stopped and tells why. */
+VMLET_API int vmlet_vm_wait(vmlet_vm *vm, vmlet_exit *exit);
+/* Like vmlet_vm_wait(), but gives up after timeout_ms; returns 1 if the VM
+ * stopped, 0 on timeout. */
+VMLET_API int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit,
+                                    int timeout_ms);
+/* Stops the VM if it still runs and releases everything. */
+VMLET_API void vmlet_vm_free(vmlet_vm *vm);
+
+/* ---- utilities ------------------------------------------------------- */
+
+VMLET_API const char *vmlet_version(void);
+/* Parses "512M", "2G", "1048576", "64k": bytes with an optional K/M/G/T
+ * suffix (powers of 1024). Returns 0, or -1 on a malformed or overflowing
+ * value. */
+VMLET_API int vmlet_parse_size(const char *s, uint64_t *bytes);
+/* One line about the host worth telling the user before a boot (e.g. the
+ * KVM here is PVM, which only runs PVM-enabled guest kernels), or NULL. */
+VMLET_API const char *vmlet_host_warning(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
