@@ -1,1 +1,427 @@
-/* placeholder */
+/* vmlet: the command-line tool. It turns flags into a vmlet_config, runs
+ * the VM, and connects it to the terminal: guest serial console on stdout,
+ * stdin to the guest, signals to a clean guest shutdown. No VM logic here. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vmlet.h"
+
+/* Exit statuses, documented in the README and in --help. */
+enum {
+    EXIT_POWEROFF = 0,   /* the guest powered off */
+    EXIT_ERROR = 1,      /* vmlet or the VM failed */
+    EXIT_USAGE = 2,      /* bad command line */
+    EXIT_REBOOT = 3,     /* the guest rebooted; the VM ends */
+    EXIT_FORCED = 4,     /* stopped by the host: shutdown timeout or Ctrl-A x */
+};
+
+#define ESCAPE_CHAR 0x01   /* Ctrl-A */
+#define DEFAULT_SHUTDOWN_TIMEOUT 10
+
+static const char usage_text[] =
+    "Usage: vmlet run --kernel PATH [options]\n"
+    "       vmlet --help | --version\n"
+    "\n"
+    "Boots a Linux guest on KVM. The guest's serial console (ttyS0) is on stdout\n"
+    "and stdin goes to the guest.\n"
+    "\n"
+    "Options for 'run':\n"
+    "  --kernel PATH            x86-64 Linux bzImage (required)\n"
+    "  --initrd PATH            initial ramdisk\n"
+    "  --cmdline STRING         kernel command line, e.g. \"console=ttyS0\"\n"
+    "  --cpus N                 number of vCPUs (default 1)\n"
+    "  --memory SIZE            guest RAM, bytes or with K/M/G suffix (default 256M)\n"
+    "  --shutdown-timeout SECS  after SIGTERM/SIGINT, how long the guest has to\n"
+    "                           power off before it is stopped (default 10)\n"
+    "  --kvm-device PATH        KVM device (default /dev/kvm)\n"
+    "\n"
+    "On a terminal, Ctrl-A x stops the VM at once, Ctrl-A p presses the power\n"
+    "button, Ctrl-A a sends Ctrl-A, Ctrl-A h lists these keys.\n"
+    "\n"
+    "Exit status: 0 the guest powered off; 3 the guest rebooted; 4 the VM was\n"
+    "stopped by the host (shutdown timeout or Ctrl-A x); 1 an error; 2 a bad\n"
+    "command line.\n";
+
+struct options {
+    const char *kernel, *initrd, *cmdline, *kvm_device;
+    unsigned cpus;
+    uint64_t memory;
+    unsigned shutdown_timeout;
+};
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("vmlet: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("; see 'vmlet --help'\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+static bool parse_uint(const char *s, unsigned long max, unsigned *out)
+{
+    char *end;
+    if (!s[0] || s[0] == '-' || s[0] == '+')
+        return false;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || *end || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Returns -1 on success (keep going), or an exit status. */
+static int parse_run_options(int argc, char **argv, struct options *o)
+{
+    enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY,
+           OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_HELP };
+    static const struct option longopts[] = {
+        { "kernel", required_argument, NULL, OPT_KERNEL },
+        { "initrd", required_argument, NULL, OPT_INITRD },
+        { "cmdline", required_argument, NULL, OPT_CMDLINE },
+        { "cpus", required_argument, NULL, OPT_CPUS },
+        { "memory", required_argument, NULL, OPT_MEMORY },
+        { "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+        { "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
+        { "help", no_argument, NULL, OPT_HELP },
+        { 0 },
+    };
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_KERNEL: o->kernel = optarg; break;
+        case OPT_INITRD: o->initrd = optarg; break;
+        case OPT_CMDLINE: o->cmdline = optarg; break;
+        case OPT_KVM_DEVICE: o->kvm_device = optarg; break;
+        case OPT_CPUS:
+            if (!parse_uint(optarg, UINT_MAX, &o->cpus))
+                return usage_error("--cpus '%s' is not a number of vCPUs", optarg);
+            break;
+        case OPT_MEMORY:
+            if (vmlet_parse_size(optarg, &o->memory) < 0)
+                return usage_error("--memory '%s' is not a size; give bytes or a number "
+                                   "with K, M or G, e.g. 512M", optarg);
+            break;
+        case OPT_SHUTDOWN_TIMEOUT:
+            if (!parse_uint(optarg, 86400, &o->shutdown_timeout))
+                return usage_error("--shutdown-timeout '%s' is not a number of seconds "
+                                   "(0 to 86400)", optarg);
+            break;
+        case OPT_HELP:
+            fputs(usage_text, stdout);
+            return EXIT_SUCCESS;
+        case ':':
+            return usage_error("%s needs a value", argv[optind - 1]);
+        default:
+            return usage_error("unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("unexpected argument '%s'", argv[optind]);
+    if (!o->kernel)
+        return usage_error("--kernel is required (an x86-64 bzImage)");
+    return -1;
+}
+
+/* ---- terminal -------------------------------------------------------- */
+
+struct terminal {
+    bool raw;
+    struct termios saved;
+};
+
+static void terminal_raw(struct terminal *t)
+{
+    if (!isatty(STDIN_FILENO) || tcgetattr(STDIN_FILENO, &t->saved) < 0)
+        return;
+    struct termios raw = t->saved;
+    cfmakeraw(&raw);
+    raw.c_oflag |= OPOST | ONLCR;   /* our own messages still get \r\n */
+    if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
+        t->raw = true;
+}
+
+static void terminal_restore(struct terminal *t)
+{
+    if (t->raw)
+        tcsetattr(STDIN_FILENO, TCSANOW, &t->saved);
+    t->raw = false;
+}
+
+/* ---- running --------------------------------------------------------- */
+
+struct session {
+    vmlet_vm *vm;
+    struct terminal term;
+    int sig_fd;
+    int to_guest;              /* write end of the console input pipe */
+    bool stdin_open;
+    bool escape_pending;
+    uint8_t pending[4096];     /* stdin bytes the pipe has not taken yet */
+    size_t pending_len;
+    unsigned shutdown_timeout;
+    struct timespec deadline;  /* for the shutdown timeout */
+    bool shutting_down, forced;
+};
+
+static long ms_until(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long ms = (t->tv_sec - now.tv_sec) * 1000 + (t->tv_nsec - now.tv_nsec) / 1000000;
+    return ms < 0 ? 0 : ms;
+}
+
+static void request_shutdown(struct session *s)
+{
+    if (s->shutting_down) {
+        /* Asked twice: do not make the user wait for the timeout. */
+        s->forced = true;
+        vmlet_vm_stop(s->vm);
+        return;
+    }
+    s->shutting_down = true;
+    clock_gettime(CLOCK_MONOTONIC, &s->deadline);
+    s->deadline.tv_sec += s->shutdown_timeout;
+    vmlet_vm_request_stop(s->vm);
+}
+
+static void say(struct session *s, const char *msg)
+{
+    fprintf(stderr, "\r\nvmlet: %s\r\n", msg);
+    (void)s;
+}
+
+/* Moves stdin bytes into s->pending, handling Ctrl-A escapes on a TTY. */
+static void read_stdin(struct session *s)
+{
+    uint8_t buf[sizeof s->pending];
+    ssize_t n = read(STDIN_FILENO, buf, sizeof buf - s->pending_len - 1);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        s->stdin_open = false;
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        uint8_t c = buf[i];
+        if (!s->term.raw) {
+            s->pending[s->pending_len++] = c;
+            continue;
+        }
+        if (!s->escape_pending && c == ESCAPE_CHAR) {
+            s->escape_pending = true;
+            continue;
+        }
+        if (!s->escape_pending) {
+            s->pending[s->pending_len++] = c;
+            continue;
+        }
+        s->escape_pending = false;
+        switch (c) {
+        case 'x': case 'X':
+            say(s, "Ctrl-A x: stopping the VM");
+            s->forced = true;
+            vmlet_vm_stop(s->vm);
+            break;
+        case 'p': case 'P':
+            say(s, "Ctrl-A p: pressing the power button");
+            request_shutdown(s);
+            break;
+        case 'h': case 'H': case '?':
+            say(s, "Ctrl-A x: stop the VM now   Ctrl-A p: power button   "
+                   "Ctrl-A a: send Ctrl-A");
+            break;
+        case 'a': case ESCAPE_CHAR:
+            s->pending[s->pending_len++] = ESCAPE_CHAR;
+            break;
+        default:
+            s->pending[s->pending_len++] = ESCAPE_CHAR;
+            s->pending[s->pending_len++] = c;
+        }
+    }
+}
+
+static void flush_pending(struct session *s)
+{
+    ssize_t n = write(s->to_guest, s->pending, s->pending_len);
+    if (n > 0) {
+        memmove(s->pending, s->pending + n, s->pending_len - n);
+        s->pending_len -= n;
+    } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+        s->pending_len = 0;   /* the VM stopped reading for good */
+        s->stdin_open = false;
+    }
+}
+
+/* Runs until the VM stops; returns the exit status. */
+static int supervise(struct session *s)
+{
+    for (;;) {
+        if (vmlet_vm_wait_timeout(s->vm, NULL, 0) == 1)
+            break;
+        struct pollfd fds[4];
+        int n = 0;
+        fds[n++] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
+        fds[n++] = (struct pollfd){ .fd = vmlet_vm_event_fd(s->vm), .events = POLLIN };
+        int stdin_slot = -1, pipe_slot = -1;
+        if (s->pending_len) {
+            pipe_slot = n;
+            fds[n++] = (struct pollfd){ .fd = s->to_guest, .events = POLLOUT };
+        } else if (s->stdin_open) {
+            stdin_slot = n;
+            fds[n++] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
+        }
+        int timeout = s->shutting_down ? (int)ms_until(&s->deadline) : -1;
+        int rc = poll(fds, n, timeout);
+        if (rc < 0 && errno != EINTR)
+            break;
+        if (rc == 0 && s->shutting_down && !s->forced && ms_until(&s->deadline) == 0) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the guest did not power off within %u s; stopping it",
+                     s->shutdown_timeout);
+            say(s, msg);
+            s->forced = true;
+            vmlet_vm_stop(s->vm);
+            continue;
+        }
+        if (rc <= 0)
+            continue;
+        if (fds[0].revents) {
+            struct signalfd_siginfo si;
+            if (read(s->sig_fd, &si, sizeof si) == sizeof si)
+                request_shutdown(s);
+        }
+        if (fds[1].revents)
+            vmlet_vm_state(s->vm);   /* drains the event counter */
+        if (stdin_slot >= 0 && fds[stdin_slot].revents)
+            read_stdin(s);
+        if (pipe_slot >= 0 && fds[pipe_slot].revents)
+            flush_pending(s);
+    }
+
+    vmlet_exit ex;
+    vmlet_vm_wait(s->vm, &ex);
+    switch (ex.reason) {
+    case VMLET_STOP_POWEROFF:
+        return EXIT_POWEROFF;
+    case VMLET_STOP_REBOOT:
+        return EXIT_REBOOT;
+    case VMLET_STOP_HOST:
+        return EXIT_FORCED;
+    default:
+        terminal_restore(&s->term);
+        fprintf(stderr, "vmlet: the VM failed: %s\n", ex.message);
+        return EXIT_ERROR;
+    }
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    struct options o = { .cpus = VMLET_DEFAULT_CPUS, .memory = VMLET_DEFAULT_MEMORY,
+                         .shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT };
+    int rc = parse_run_options(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+
+    /* Console input goes through a pipe so the CLI can take its escape keys
+     * out; the VM reads the other end. */
+    int console_pipe[2];
+    if (pipe2(console_pipe, O_CLOEXEC) < 0) {
+        fprintf(stderr, "vmlet: pipe: %s\n", strerror(errno));
+        return EXIT_ERROR;
+    }
+    fcntl(console_pipe[1], F_SETFL, O_NONBLOCK);
+
+    vmlet_config *c = vmlet_config_new();
+    if (!c) {
+        fprintf(stderr, "vmlet: out of memory\n");
+        return EXIT_ERROR;
+    }
+    vmlet_config_set_cpus(c, o.cpus);
+    vmlet_config_set_memory(c, o.memory);
+    vmlet_config_set_linux_boot(c, o.kernel, o.initrd, o.cmdline);
+    vmlet_config_set_serial_console(c, console_pipe[0], STDOUT_FILENO);
+    if (o.kvm_device)
+        vmlet_config_set_kvm_device(c, o.kvm_device);
+
+    vmlet_error err;
+    if (vmlet_config_validate(c, &err) < 0) {
+        fprintf(stderr, "vmlet: %s\n", err.message);
+        vmlet_config_free(c);
+        return EXIT_ERROR;
+    }
+    const char *warning = vmlet_host_warning();
+    if (warning)
+        fprintf(stderr, "vmlet: warning: %s\n", warning);
+
+    /* Signals become events in our poll loop; blocked before the VM's
+     * threads exist so none of them receives these. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill us mid-guest */
+
+    struct session s = { .stdin_open = true, .to_guest = console_pipe[1],
+                         .shutdown_timeout = o.shutdown_timeout };
+    s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    if (vmlet_vm_create(c, &s.vm, &err) < 0) {
+        fprintf(stderr, "vmlet: %s\n", err.message);
+        vmlet_config_free(c);
+        return EXIT_ERROR;
+    }
+    vmlet_config_free(c);
+
+    terminal_raw(&s.term);
+    if (vmlet_vm_start(s.vm, &err) < 0) {
+        terminal_restore(&s.term);
+        fprintf(stderr, "vmlet: %s\n", err.message);
+        vmlet_vm_free(s.vm);
+        return EXIT_ERROR;
+    }
+    rc = supervise(&s);
+    terminal_restore(&s.term);
+    vmlet_vm_free(s.vm);
+    close(console_pipe[0]);
+    close(console_pipe[1]);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage_error("no command given");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        fputs(usage_text, stdout);
+        return EXIT_SUCCESS;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        printf("vmlet %s\n", vmlet_version());
+        return EXIT_SUCCESS;
+    }
+    if (!strcmp(argv[1], "run"))
+        return cmd_run(argc - 1, argv + 1);
+    return usage_error("unknown command '%s'", argv[1]);
+}

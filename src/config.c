@@ -1,1 +1,156 @@
-/* placeholder */
+/* vmlet_config: what the user asked for, and the checks that tell them
+ * clearly what is wrong with it before anything is allocated. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
+#include "config.h"
+#include "error.h"
+#include "x86/boot.h"
+
+VMLET_API vmlet_config *vmlet_config_new(void)
+{
+    vmlet_config *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->cpus = VMLET_DEFAULT_CPUS;
+    c->memory = VMLET_DEFAULT_MEMORY;
+    c->console_in = -1;
+    c->console_out = -1;
+    return c;
+}
+
+VMLET_API void vmlet_config_free(vmlet_config *c)
+{
+    if (!c)
+        return;
+    free(c->kernel);
+    free(c->initrd);
+    free(c->cmdline);
+    free(c->kvm_device);
+    free(c);
+}
+
+VMLET_API int vmlet_config_set_cpus(vmlet_config *c, unsigned cpus)
+{
+    c->cpus = cpus;
+    return 0;
+}
+
+VMLET_API int vmlet_config_set_memory(vmlet_config *c, uint64_t bytes)
+{
+    c->memory = bytes;
+    return 0;
+}
+
+/* Replaces *slot with a copy of s (NULL clears it). */
+static int set_string(char **slot, const char *s)
+{
+    char *copy = NULL;
+    if (s && !(copy = strdup(s)))
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
+                                          const char *initrd, const char *cmdline)
+{
+    if (set_string(&c->kernel, kernel) || set_string(&c->initrd, initrd) ||
+        set_string(&c->cmdline, cmdline))
+        return -1;
+    return 0;
+}
+
+VMLET_API int vmlet_config_set_serial_console(vmlet_config *c, int in_fd, int out_fd)
+{
+    c->console_in = in_fd;
+    c->console_out = out_fd;
+    return 0;
+}
+
+VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path)
+{
+    return set_string(&c->kvm_device, path);
+}
+
+uint64_t host_memory_bytes(void)
+{
+    const char *fake = getenv("VMLET_TEST_HOST_MEMORY");   /* unit tests only */
+    uint64_t v;
+    if (fake && vmlet_parse_size(fake, &v) == 0)
+        return v;
+    struct sysinfo si;
+    if (sysinfo(&si) < 0)
+        return 0;
+    return ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
+}
+
+/* Memory sizes for messages: "512 MiB", "1.5 GiB". */
+static void format_size(char *buf, size_t len, uint64_t bytes)
+{
+    if (bytes >= (1ULL << 30))
+        snprintf(buf, len, "%.1f GiB", bytes / (double)(1ULL << 30));
+    else
+        snprintf(buf, len, "%llu MiB", (unsigned long long)(bytes >> 20));
+}
+
+/* The file must exist, be readable and be a regular file or block device. */
+static int check_readable_file(const char *what, const char *flag, const char *path,
+                               vmlet_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; check the %s path",
+                         what, path, strerror(errno), flag);
+    if (S_ISDIR(st.st_mode))
+        return set_error(err, VMLET_ERR_FILE, "%s '%s' is a directory; %s needs a file",
+                         what, path, flag);
+    if (access(path, R_OK) < 0)
+        return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; make it readable for this user",
+                         what, path, strerror(errno));
+    return 0;
+}
+
+VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
+{
+    char want[32], have[32];
+
+    if (c->cpus < 1 || c->cpus > VMLET_MAX_CPUS)
+        return set_error(err, VMLET_ERR_INVALID,
+                         "cpus: %u is out of range; give 1 to %u", c->cpus, VMLET_MAX_CPUS);
+    if (c->memory < VMLET_MIN_MEMORY || c->memory > VMLET_MAX_MEMORY) {
+        format_size(want, sizeof want, c->memory);
+        return set_error(err, VMLET_ERR_INVALID,
+                         "memory: %s is out of range; give 16M to 1T", want);
+    }
+    if (c->memory % 4096)
+        return set_error(err, VMLET_ERR_INVALID,
+                         "memory: %llu bytes is not a multiple of 4 KiB",
+                         (unsigned long long)c->memory);
+    uint64_t host = host_memory_bytes();
+    if (host && c->memory > host) {
+        format_size(want, sizeof want, c->memory);
+        format_size(have, sizeof have, host);
+        return set_error(err, VMLET_ERR_INVALID,
+                         "memory: %s is more than this host has (%s of RAM and swap); "
+                         "give a smaller --memory", want, have);
+    }
+    if (!c->kernel)
+        return set_error(err, VMLET_ERR_INVALID,
+                         "kernel: no kernel given; --kernel needs an x86-64 bzImage");
+    if (check_readable_file("kernel", "--kernel", c->kernel, err) < 0)
+        return -1;
+    if (c->initrd && check_readable_file("initrd", "--initrd", c->initrd, err) < 0)
+        return -1;
+
+    /* The format checks and the fit of kernel + initrd in memory belong to
+     * the boot code, which knows the layout. */
+    struct boot_plan plan;
+    return boot_plan_linux(c->kernel, c->initrd, c->cmdline, c->memory, &plan, err);
+}

@@ -1,1 +1,796 @@
-/* placeholder */
+/* A VM's whole life: building it (vmlet_vm_create reads top to bottom in
+ * construction order), one thread per vCPU running KVM_RUN and dispatching
+ * exits to the buses, and stopping it (guest power-off or reboot, host
+ * request, error). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+
+#include "bus.h"
+#include "config.h"
+#include "error.h"
+#include "layout.h"
+#include "memory.h"
+#include "dev/acpi_pm.h"
+#include "dev/i8042.h"
+#include "dev/serial.h"
+#include "x86/acpi.h"
+#include "x86/boot.h"
+#include "x86/cpuid.h"
+
+#define KVM_TSS_ADDR           0xfffbd000ULL  /* 3 pages Intel VMX needs, in the MMIO hole */
+#define KVM_IDENTITY_MAP_ADDR  0xfffbc000ULL
+#define SLOT_LOW_RAM           0
+#define SLOT_HIGH_RAM          1
+
+#define MSR_IA32_SYSENTER_CS   0x174
+#define MSR_IA32_SYSENTER_ESP  0x175
+#define MSR_IA32_SYSENTER_EIP  0x176
+#define MSR_IA32_MISC_ENABLE   0x1a0
+#define MSR_MTRR_DEF_TYPE      0x2ff
+#define MSR_STAR               0xc0000081
+#define MSR_LSTAR              0xc0000082
+#define MSR_CSTAR              0xc0000083
+#define MSR_SYSCALL_MASK       0xc0000084
+#define MSR_KERNEL_GS_BASE     0xc0000102
+
+struct vcpu {
+    struct vmlet_vm *vm;
+    unsigned index;
+    int fd;
+    struct kvm_run *run;
+    pthread_t thread;
+    bool started;
+    uint64_t exits_io, exits_mmio, exits_other;
+};
+
+struct vmlet_vm {
+    unsigned ncpus;
+    int console_in;
+    int kvm_fd, vm_fd;
+    size_t run_size;
+    struct guest_memory mem;
+    struct vcpu *vcpus;
+    struct bus pio, mmio;
+    struct serial *serial;
+    struct acpi_pm *pm;
+    struct i8042 *i8042;
+
+    pthread_t console_thread;
+    bool console_started;
+    int console_stop_fd;           /* eventfd: tells the console thread to end */
+
+    pthread_mutex_t lock;          /* guards everything below */
+    pthread_cond_t changed;
+    vmlet_state state;
+    vmlet_stop_reason reason;
+    char message[512];
+    unsigned vcpus_running;
+    bool joined;
+    int event_fd;
+    atomic_bool stopping;          /* vCPU threads leave their loop */
+};
+
+/* ---- host checks ----------------------------------------------------- */
+
+VMLET_API const char *vmlet_version(void)
+{
+    return VMLET_VERSION;
+}
+
+VMLET_API const char *vmlet_host_warning(void)
+{
+    if (access("/sys/module/kvm_pvm", F_OK) == 0)
+        return "this host's KVM is PVM, which only runs guest kernels built with PVM "
+               "support (CONFIG_PVM_GUEST); a stock distribution kernel will hang early "
+               "in boot. Use a host with hardware virtualization (VT-x/AMD-V) or the "
+               "nested lab (tests/lab).";
+    return NULL;
+}
+
+static int open_kvm(const char *path, vmlet_error *err)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0)
+        return fd;
+    int e = errno;
+    if (e == ENOENT)
+        set_error(err, VMLET_ERR_HOST, "%s does not exist: this host has no KVM; "
+                  "load kvm_intel or kvm_amd, or enable virtualization (VT-x/AMD-V) "
+                  "in the firmware or for this VM", path);
+    else if (e == EACCES || e == EPERM)
+        set_error(err, VMLET_ERR_HOST, "cannot open %s: permission denied; add your "
+                  "user to its group (ls -l %s; usermod -aG kvm $USER) and log in again",
+                  path, path);
+    else if (e == ENODEV || e == ENXIO)
+        set_error(err, VMLET_ERR_HOST, "cannot open %s: no KVM driver behind it; "
+                  "load kvm_intel or kvm_amd", path);
+    else
+        set_error(err, VMLET_ERR_HOST, "cannot open %s: %s", path, strerror(e));
+    return -1;
+}
+
+static int check_kvm(struct vmlet_vm *vm, const char *path, unsigned cpus, vmlet_error *err)
+{
+    int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
+    if (version < 0)
+        return set_error(err, VMLET_ERR_HOST, "%s is not a KVM device (%s)", path,
+                         strerror(errno));
+    if (version != KVM_API_VERSION)
+        return set_error(err, VMLET_ERR_HOST, "%s speaks KVM API version %d; vmlet needs %d",
+                         path, version, KVM_API_VERSION);
+    static const struct { int cap; const char *name; } caps[] = {
+        { KVM_CAP_IRQCHIP, "in-kernel irqchip" },
+        { KVM_CAP_USER_MEMORY, "user memory" },
+        { KVM_CAP_SET_TSS_ADDR, "TSS address" },
+        { KVM_CAP_PIT2, "in-kernel PIT" },
+        { KVM_CAP_EXT_CPUID, "CPUID" },
+        { KVM_CAP_IMMEDIATE_EXIT, "immediate exit" },
+    };
+    for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
+        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
+            return set_error(err, VMLET_ERR_HOST, "this host's KVM lacks the %s "
+                             "capability vmlet needs", caps[i].name);
+    int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
+    if (max <= 0)
+        max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
+    if (max <= 0)
+        max = 4;   /* what KVM_CAP_NR_VCPUS promises when absent */
+    if (cpus > (unsigned)max)
+        return set_error(err, VMLET_ERR_INVALID, "cpus: %u is more than this host's KVM "
+                         "allows (%d); give --cpus %d or fewer", cpus, max, max);
+    vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if ((long)vm->run_size <= 0)
+        return set_error(err, VMLET_ERR_HOST, "KVM_GET_VCPU_MMAP_SIZE failed: %s",
+                         strerror(errno));
+    return 0;
+}
+
+/* ---- interrupts and guest requests ----------------------------------- */
+
+static void set_irq_line(void *opaque, unsigned gsi, int level)
+{
+    struct vmlet_vm *vm = opaque;
+    struct kvm_irq_level irq = { .irq = gsi, .level = level };
+    ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
+}
+
+/* SIGRTMIN only interrupts KVM_RUN; the handler has nothing to do. */
+static void kick_handler(int sig) { (void)sig; }
+
+static void install_kick_handler(void)
+{
+    struct sigaction sa = { .sa_handler = kick_handler };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGRTMIN, &sa, NULL);
+}
+
+static void notify_state_locked(struct vmlet_vm *vm)
+{
+    uint64_t one = 1;
+    if (write(vm->event_fd, &one, sizeof one) < 0) {
+        /* The counter saturates only after 2^64-1 changes: ignore. */
+    }
+    pthread_cond_broadcast(&vm->changed);
+}
+
+/* Ends the VM for the first reason given; later calls change nothing. Any
+ * thread may call it, including a vCPU thread from inside an exit. */
+static void vm_finish(struct vmlet_vm *vm, vmlet_stop_reason reason, const char *msg)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->reason == VMLET_STOP_NONE) {
+        vm->reason = reason;
+        if (msg)
+            snprintf(vm->message, sizeof vm->message, "%s", msg);
+    }
+    atomic_store(&vm->stopping, true);
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        struct vcpu *v = &vm->vcpus[i];
+        if (!v->run)
+            continue;
+        /* immediate_exit covers a vCPU just about to enter KVM_RUN; the
+         * signal one already inside it. */
+        v->run->immediate_exit = 1;
+        if (v->started && !pthread_equal(v->thread, pthread_self()))
+            pthread_kill(v->thread, SIGRTMIN);
+    }
+    pthread_mutex_unlock(&vm->lock);
+}
+
+static void on_guest_request(void *opaque, enum guest_request req)
+{
+    struct vmlet_vm *vm = opaque;
+    vm_finish(vm, req == GUEST_REQUEST_POWEROFF ? VMLET_STOP_POWEROFF : VMLET_STOP_REBOOT,
+              NULL);
+}
+
+/* ---- vCPU threads ---------------------------------------------------- */
+
+static void vcpu_fail(struct vcpu *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vcpu_fail(struct vcpu *v, const char *fmt, ...)
+{
+    char msg[400], full[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct kvm_regs regs;
+    if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0)
+        snprintf(full, sizeof full, "vCPU %u: %s (rip 0x%llx)", v->index, msg,
+                 (unsigned long long)regs.rip);
+    else
+        snprintf(full, sizeof full, "vCPU %u: %s", v->index, msg);
+    vm_finish(v->vm, VMLET_STOP_ERROR, full);
+}
+
+/* Handles one exit; returns false when the vCPU must stop. */
+static bool vcpu_handle_exit(struct vcpu *v)
+{
+    struct vmlet_vm *vm = v->vm;
+    struct kvm_run *run = v->run;
+
+    switch (run->exit_reason) {
+    case KVM_EXIT_IO: {
+        v->exits_io++;
+        /* data_offset, size and count come from KVM, not from the guest. */
+        uint8_t *data = (uint8_t *)run + run->io.data_offset;
+        bool out = run->io.direction == KVM_EXIT_IO_OUT;
+        for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
+            bus_dispatch(&vm->pio, run->io.port, data, run->io.size, out);
+        return true;
+    }
+    case KVM_EXIT_MMIO:
+        v->exits_mmio++;
+        if (run->mmio.len > sizeof run->mmio.data) {
+            vcpu_fail(v, "MMIO access of %u bytes", run->mmio.len);
+            return false;
+        }
+        bus_dispatch(&vm->mmio, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+                     run->mmio.is_write);
+        return true;
+    case KVM_EXIT_SHUTDOWN:
+        /* A triple fault: Linux's last resort when asked to reboot. */
+        v->exits_other++;
+        vm_finish(vm, VMLET_STOP_REBOOT, NULL);
+        return false;
+    case KVM_EXIT_SYSTEM_EVENT:
+        v->exits_other++;
+        vm_finish(vm, run->system_event.type == KVM_SYSTEM_EVENT_RESET
+                          ? VMLET_STOP_REBOOT : VMLET_STOP_POWEROFF, NULL);
+        return false;
+    case KVM_EXIT_FAIL_ENTRY:
+        vcpu_fail(v, "KVM could not enter the guest (hardware reason 0x%llx)",
+                  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+        return false;
+    case KVM_EXIT_INTERNAL_ERROR:
+        vcpu_fail(v, "KVM internal error (suberror %u)", run->internal.suberror);
+        return false;
+    case KVM_EXIT_HLT:
+        /* With the in-kernel irqchip KVM handles HLT itself. */
+        vcpu_fail(v, "unexpected HLT exit");
+        return false;
+    case KVM_EXIT_INTR:
+        return true;
+    default:
+        vcpu_fail(v, "unhandled KVM exit reason %u", run->exit_reason);
+        return false;
+    }
+}
+
+static void *vcpu_thread(void *arg)
+{
+    struct vcpu *v = arg;
+    struct vmlet_vm *vm = v->vm;
+    char name[16];
+    snprintf(name, sizeof name, "vcpu%u", v->index);
+    pthread_setname_np(pthread_self(), name);
+
+    while (!atomic_load(&vm->stopping)) {
+        if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+            if (errno == EINTR || errno == EAGAIN)
+                continue;
+            vcpu_fail(v, "KVM_RUN failed: %s", strerror(errno));
+            break;
+        }
+        if (!vcpu_handle_exit(v))
+            break;
+    }
+
+    /* One vCPU leaving ends the VM for all (a no-op if a reason is set). */
+    vm_finish(vm, VMLET_STOP_HOST, NULL);
+    pthread_mutex_lock(&vm->lock);
+    if (--vm->vcpus_running == 0) {
+        vm->state = vm->reason == VMLET_STOP_ERROR ? VMLET_STATE_ERROR : VMLET_STATE_STOPPED;
+        notify_state_locked(vm);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return NULL;
+}
+
+/* Copies the console's input descriptor into the UART as the guest makes
+ * room, so a fast producer cannot overrun the 16-byte FIFO. */
+static void *console_thread(void *arg)
+{
+    struct vmlet_vm *vm = arg;
+    uint8_t buf[64];
+    size_t len = 0, off = 0;
+    pthread_setname_np(pthread_self(), "console-in");
+
+    while (serial_wait_rx_space(vm->serial)) {
+        if (off < len) {
+            off += serial_push_rx(vm->serial, buf + off, len - off);
+            continue;
+        }
+        struct pollfd fds[2] = {
+            { .fd = vm->console_in, .events = POLLIN },
+            { .fd = vm->console_stop_fd, .events = POLLIN },
+        };
+        if (poll(fds, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (fds[1].revents)
+            break;
+        ssize_t n = read(vm->console_in, buf, sizeof buf);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            break;   /* end of input: the guest just sees no more bytes */
+        len = n;
+        off = 0;
+    }
+    return NULL;
+}
+
+/* ---- building a VM --------------------------------------------------- */
+
+static int setup_memory(struct vmlet_vm *vm, uint64_t size, vmlet_error *err)
+{
+    if (guest_memory_alloc(&vm->mem, size, err) < 0)
+        return -1;
+    struct kvm_userspace_memory_region low = {
+        .slot = SLOT_LOW_RAM, .guest_phys_addr = 0,
+        .memory_size = vm->mem.low_size, .userspace_addr = (uintptr_t)vm->mem.host,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &low) < 0)
+        return set_error(err, VMLET_ERR_HOST, "cannot give guest memory to KVM: %s",
+                         strerror(errno));
+    if (vm->mem.high_size) {
+        struct kvm_userspace_memory_region high = {
+            .slot = SLOT_HIGH_RAM, .guest_phys_addr = GUEST_HIGH_RAM_START,
+            .memory_size = vm->mem.high_size,
+            .userspace_addr = (uintptr_t)(vm->mem.host + vm->mem.low_size),
+        };
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &high) < 0)
+            return set_error(err, VMLET_ERR_HOST, "cannot give guest memory above 4 GiB "
+                             "to KVM: %s", strerror(errno));
+    }
+    return 0;
+}
+
+static int setup_devices(struct vmlet_vm *vm, int console_out, vmlet_error *err)
+{
+    struct irq_line com1 = { set_irq_line, vm, IRQ_COM1 };
+    struct irq_line sci = { set_irq_line, vm, IRQ_ACPI_SCI };
+    vm->serial = serial_new(com1, console_out);
+    vm->pm = acpi_pm_new(sci, on_guest_request, vm);
+    vm->i8042 = i8042_new(on_guest_request, vm);
+    if (!vm->serial || !vm->pm || !vm->i8042)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory creating devices");
+    if (bus_register(&vm->pio, PORT_COM1, PORT_COM1_LEN, serial_pio, vm->serial) < 0 ||
+        bus_register(&vm->pio, PORT_I8042_DATA, PORT_I8042_CMD - PORT_I8042_DATA + 1,
+                     i8042_pio, vm->i8042) < 0 ||
+        bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, PORT_ACPI_PM1A_EVT_LEN,
+                     acpi_pm_evt_pio, vm->pm) < 0 ||
+        bus_register(&vm->pio, PORT_ACPI_PM1A_CNT, PORT_ACPI_PM1A_CNT_LEN,
+                     acpi_pm_cnt_pio, vm->pm) < 0 ||
+        bus_register(&vm->pio, PORT_ACPI_RESET, 1, acpi_pm_reset_pio, vm->pm) < 0)
+        return set_error(err, VMLET_ERR_INTERNAL, "device I/O ports overlap");
+    return 0;
+}
+
+static int setup_acpi(struct vmlet_vm *vm, vmlet_error *err)
+{
+    uint8_t *tables = gpa_to_hva(&vm->mem, GUEST_ACPI_ADDR, GUEST_ACPI_SIZE);
+    struct acpi_machine machine = { .ncpus = vm->ncpus };
+    if (!tables || acpi_build_tables(tables, GUEST_ACPI_ADDR, GUEST_ACPI_SIZE, &machine) < 0)
+        return set_error(err, VMLET_ERR_INTERNAL, "cannot build the ACPI tables");
+    return 0;
+}
+
+static struct kvm_cpuid2 *get_supported_cpuid(int kvm_fd)
+{
+    for (unsigned n = 128; n <= 4096; n *= 2) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof *c + n * sizeof c->entries[0]);
+        if (!c)
+            return NULL;
+        c->nent = n;
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+            return c;
+        free(c);
+        if (errno != E2BIG)
+            return NULL;
+    }
+    return NULL;
+}
+
+static int set_boot_msrs(struct vcpu *v)
+{
+    static const struct { uint32_t index; uint64_t value; } init[] = {
+        { MSR_IA32_SYSENTER_CS, 0 }, { MSR_IA32_SYSENTER_ESP, 0 },
+        { MSR_IA32_SYSENTER_EIP, 0 }, { MSR_STAR, 0 }, { MSR_CSTAR, 0 },
+        { MSR_KERNEL_GS_BASE, 0 }, { MSR_SYSCALL_MASK, 0 }, { MSR_LSTAR, 0 },
+        { MSR_IA32_MISC_ENABLE, 1 },          /* fast string operations */
+        { MSR_MTRR_DEF_TYPE, 0x806 },         /* MTRRs on, default write-back */
+    };
+    enum { N = sizeof init / sizeof init[0] };
+    struct { struct kvm_msrs hdr; struct kvm_msr_entry e[N]; } msrs = { .hdr.nmsrs = N };
+    for (unsigned i = 0; i < N; i++) {
+        msrs.e[i].index = init[i].index;
+        msrs.e[i].data = init[i].value;
+    }
+    return ioctl(v->fd, KVM_SET_MSRS, &msrs) == N ? 0 : -1;
+}
+
+/* LINT0 as ExtINT and LINT1 as NMI: the PC wiring of the legacy PIC. */
+static int set_lapic_lints(struct vcpu *v)
+{
+    struct kvm_lapic_state lapic;
+    if (ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0)
+        return -1;
+    uint32_t *lvt0 = (uint32_t *)(lapic.regs + 0x350);
+    uint32_t *lvt1 = (uint32_t *)(lapic.regs + 0x360);
+    *lvt0 = (*lvt0 & ~0x700u) | (7u << 8);
+    *lvt1 = (*lvt1 & ~0x700u) | (4u << 8);
+    return ioctl(v->fd, KVM_SET_LAPIC, &lapic);
+}
+
+static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
+{
+    struct kvm_cpuid2 *supported = get_supported_cpuid(vm->kvm_fd);
+    if (!supported)
+        return set_error(err, VMLET_ERR_HOST, "KVM_GET_SUPPORTED_CPUID failed: %s",
+                         strerror(errno));
+    unsigned max = supported->nent + 16;
+    struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + max * sizeof cpuid->entries[0]);
+    int rc = -1;
+    if (!cpuid) {
+        set_error(err, VMLET_ERR_NOMEM, "out of memory for CPUID");
+        goto out;
+    }
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        struct vcpu *v = &vm->vcpus[i];
+        v->vm = vm;
+        v->index = i;
+        v->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, i);
+        if (v->fd < 0) {
+            set_error(err, VMLET_ERR_HOST, "cannot create vCPU %u: %s", i, strerror(errno));
+            goto out;
+        }
+        v->run = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+        if (v->run == MAP_FAILED) {
+            v->run = NULL;
+            set_error(err, VMLET_ERR_HOST, "cannot map vCPU %u: %s", i, strerror(errno));
+            goto out;
+        }
+        unsigned nent = supported->nent;
+        memcpy(cpuid->entries, supported->entries, nent * sizeof cpuid->entries[0]);
+        if (cpuid_apply_topology(cpuid->entries, &nent, max, i, vm->ncpus) < 0) {
+            set_error(err, VMLET_ERR_INTERNAL, "cannot describe CPU topology for vCPU %u", i);
+            goto out;
+        }
+        cpuid->nent = nent;
+        if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0 || set_boot_msrs(v) < 0 ||
+            set_lapic_lints(v) < 0) {
+            set_error(err, VMLET_ERR_HOST, "cannot set up vCPU %u (CPUID, MSRs, LAPIC): %s",
+                      i, strerror(errno));
+            goto out;
+        }
+    }
+
+    /* Only the boot vCPU gets a register state; the others wait in the
+     * in-kernel LAPIC for the guest's INIT/SIPI. */
+    struct vcpu *bsp = &vm->vcpus[0];
+    struct kvm_regs regs;
+    struct kvm_sregs sregs;
+    struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+    if (ioctl(bsp->fd, KVM_GET_SREGS, &sregs) < 0) {
+        set_error(err, VMLET_ERR_HOST, "KVM_GET_SREGS failed: %s", strerror(errno));
+        goto out;
+    }
+    boot_cpu_registers(&regs, &sregs);
+    if (ioctl(bsp->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(bsp->fd, KVM_SET_REGS, &regs) < 0 ||
+        ioctl(bsp->fd, KVM_SET_FPU, &fpu) < 0) {
+        set_error(err, VMLET_ERR_HOST, "cannot set the boot vCPU's registers: %s",
+                  strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(cpuid);
+    free(supported);
+    return rc;
+}
+
+static struct vmlet_vm *vm_alloc(unsigned ncpus)
+{
+    struct vmlet_vm *vm = calloc(1, sizeof *vm);
+    if (!vm)
+        return NULL;
+    vm->vcpus = calloc(ncpus, sizeof *vm->vcpus);
+    if (!vm->vcpus) {
+        free(vm);
+        return NULL;
+    }
+    vm->ncpus = ncpus;
+    vm->kvm_fd = vm->vm_fd = vm->event_fd = vm->console_stop_fd = -1;
+    for (unsigned i = 0; i < ncpus; i++)
+        vm->vcpus[i].fd = -1;
+    pthread_mutex_init(&vm->lock, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&vm->changed, &attr);
+    pthread_condattr_destroy(&attr);
+    return vm;
+}
+
+VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error *err)
+{
+    *out = NULL;
+    if (vmlet_config_validate(c, err) < 0)
+        return -1;
+    struct boot_plan plan;
+    if (boot_plan_linux(c->kernel, c->initrd, c->cmdline, c->memory, &plan, err) < 0)
+        return -1;
+    struct vmlet_vm *vm = vm_alloc(c->cpus);
+    if (!vm)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    vm->console_in = c->console_in;
+
+    /* 1. KVM and the VM with its in-kernel interrupt controllers and PIT. */
+    const char *kvm_path = c->kvm_device ? c->kvm_device : "/dev/kvm";
+    vm->kvm_fd = open_kvm(kvm_path, err);
+    if (vm->kvm_fd < 0 || check_kvm(vm, kvm_path, c->cpus, err) < 0)
+        goto fail;
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0) {
+        set_error(err, VMLET_ERR_HOST, "cannot create a VM: %s", strerror(errno));
+        goto fail;
+    }
+    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    uint64_t identity_map = KVM_IDENTITY_MAP_ADDR;
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+        ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0 ||
+        ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+        ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        set_error(err, VMLET_ERR_HOST, "cannot set up the VM's interrupt controllers: %s",
+                  strerror(errno));
+        goto fail;
+    }
+    vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    vm->console_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->event_fd < 0 || vm->console_stop_fd < 0) {
+        set_error(err, VMLET_ERR_HOST, "eventfd: %s", strerror(errno));
+        goto fail;
+    }
+
+    /* 2. Guest RAM. */
+    if (setup_memory(vm, c->memory, err) < 0)
+        goto fail;
+    /* 3. Devices on the I/O port bus. */
+    if (setup_devices(vm, c->console_out, err) < 0)
+        goto fail;
+    /* 4. Firmware tables: ACPI describes CPUs, power button, S5 and reset. */
+    if (setup_acpi(vm, err) < 0)
+        goto fail;
+    /* 5. The kernel, initrd, command line and boot_params. */
+    if (boot_load_linux(&plan, c->kernel, c->initrd, c->cmdline, &vm->mem,
+                        GUEST_ACPI_ADDR, err) < 0)
+        goto fail;
+    /* 6. vCPUs: CPUID topology, MSRs, LAPIC wiring, boot registers. */
+    if (setup_vcpus(vm, err) < 0)
+        goto fail;
+
+    install_kick_handler();
+    vm->state = VMLET_STATE_CREATED;
+    *out = vm;
+    return 0;
+fail:
+    vmlet_vm_free(vm);
+    return -1;
+}
+
+/* ---- running and stopping -------------------------------------------- */
+
+VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VMLET_STATE_CREATED) {
+        pthread_mutex_unlock(&vm->lock);
+        return set_error(err, VMLET_ERR_STATE, "the VM was already started");
+    }
+    vm->state = VMLET_STATE_STARTING;
+    notify_state_locked(vm);
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        struct vcpu *v = &vm->vcpus[i];
+        if (pthread_create(&v->thread, NULL, vcpu_thread, v) != 0) {
+            pthread_mutex_unlock(&vm->lock);
+            vm_finish(vm, VMLET_STOP_ERROR, "cannot start a vCPU thread");
+            pthread_mutex_lock(&vm->lock);
+            if (vm->vcpus_running == 0) {
+                vm->state = VMLET_STATE_ERROR;
+                notify_state_locked(vm);
+            }
+            pthread_mutex_unlock(&vm->lock);
+            return set_error(err, VMLET_ERR_HOST, "cannot start vCPU thread %u", i);
+        }
+        v->started = true;
+        vm->vcpus_running++;
+    }
+    if (vm->console_in >= 0 &&
+        pthread_create(&vm->console_thread, NULL, console_thread, vm) == 0)
+        vm->console_started = true;
+    if (vm->state == VMLET_STATE_STARTING) {
+        vm->state = VMLET_STATE_RUNNING;
+        notify_state_locked(vm);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+VMLET_API int vmlet_vm_request_stop(vmlet_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VMLET_STATE_RUNNING && vm->state != VMLET_STATE_STOPPING) {
+        pthread_mutex_unlock(&vm->lock);
+        return -1;
+    }
+    if (vm->state == VMLET_STATE_RUNNING) {
+        vm->state = VMLET_STATE_STOPPING;
+        notify_state_locked(vm);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    acpi_pm_press_power_button(vm->pm);
+    return 0;
+}
+
+VMLET_API int vmlet_vm_stop(vmlet_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    bool never_started = vm->state == VMLET_STATE_CREATED;
+    if (never_started) {
+        vm->reason = VMLET_STOP_HOST;
+        vm->state = VMLET_STATE_STOPPED;
+        notify_state_locked(vm);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    if (!never_started)
+        vm_finish(vm, VMLET_STOP_HOST, NULL);
+    return 0;
+}
+
+VMLET_API vmlet_state vmlet_vm_state(vmlet_vm *vm)
+{
+    uint64_t v;
+    if (read(vm->event_fd, &v, sizeof v) < 0) {
+        /* EAGAIN: nothing changed since the last call. */
+    }
+    pthread_mutex_lock(&vm->lock);
+    vmlet_state s = vm->state;
+    pthread_mutex_unlock(&vm->lock);
+    return s;
+}
+
+VMLET_API int vmlet_vm_event_fd(vmlet_vm *vm)
+{
+    return vm->event_fd;
+}
+
+static bool stopped_locked(const struct vmlet_vm *vm)
+{
+    return vm->state == VMLET_STATE_STOPPED || vm->state == VMLET_STATE_ERROR;
+}
+
+VMLET_API int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms >= 0) {
+        deadline.tv_sec += timeout_ms / 1000;
+        deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+        if (deadline.tv_nsec >= 1000000000) {
+            deadline.tv_sec++;
+            deadline.tv_nsec -= 1000000000;
+        }
+    }
+    pthread_mutex_lock(&vm->lock);
+    while (!stopped_locked(vm)) {
+        if (timeout_ms < 0)
+            pthread_cond_wait(&vm->changed, &vm->lock);
+        else if (pthread_cond_timedwait(&vm->changed, &vm->lock, &deadline) == ETIMEDOUT)
+            break;
+    }
+    bool done = stopped_locked(vm);
+    if (exit) {
+        exit->reason = done ? vm->reason : VMLET_STOP_NONE;
+        snprintf(exit->message, sizeof exit->message, "%s", done ? vm->message : "");
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return done ? 1 : 0;
+}
+
+VMLET_API int vmlet_vm_wait(vmlet_vm *vm, vmlet_exit *exit)
+{
+    vmlet_vm_wait_timeout(vm, exit, -1);
+    return 0;
+}
+
+static void join_threads(struct vmlet_vm *vm)
+{
+    if (vm->joined)
+        return;
+    vm->joined = true;
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        if (vm->vcpus[i].started)
+            pthread_join(vm->vcpus[i].thread, NULL);
+    if (vm->console_started) {
+        uint64_t one = 1;
+        if (write(vm->console_stop_fd, &one, sizeof one) < 0) {
+            /* cannot fail for an eventfd below its maximum */
+        }
+        serial_shutdown(vm->serial);
+        pthread_join(vm->console_thread, NULL);
+    }
+}
+
+VMLET_API void vmlet_vm_free(vmlet_vm *vm)
+{
+    if (!vm)
+        return;
+    bool started = false;
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        started |= vm->vcpus[i].started;
+    if (started) {
+        vm_finish(vm, VMLET_STOP_HOST, NULL);
+        join_threads(vm);
+    }
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        if (vm->vcpus[i].run)
+            munmap(vm->vcpus[i].run, vm->run_size);
+        if (vm->vcpus[i].fd >= 0)
+            close(vm->vcpus[i].fd);
+    }
+    if (vm->serial)
+        serial_free(vm->serial);
+    if (vm->pm)
+        acpi_pm_free(vm->pm);
+    if (vm->i8042)
+        i8042_free(vm->i8042);
+    bus_free(&vm->pio);
+    bus_free(&vm->mmio);
+    guest_memory_free(&vm->mem);
+    int fds[] = { vm->vm_fd, vm->kvm_fd, vm->event_fd, vm->console_stop_fd };
+    for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    pthread_cond_destroy(&vm->changed);
+    pthread_mutex_destroy(&vm->lock);
+    free(vm->vcpus);
+    free(vm);
+}

@@ -1,2 +1,72 @@
 #!/bin/sh
-echo "1..0"
+# The CLI's answers to bad input: one clear line on stderr and the
+# documented exit status (2 bad command line, 1 error). Prints TAP.
+vmlet=${1:?usage: test_cli.sh path/to/vmlet}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+n=0
+failed=0
+
+# A file with a valid 64-bit bzImage header (protocol 2.15, 16 MiB to
+# decompress at 16 MiB) and nothing else.
+fake_kernel() {
+    head -c 8192 /dev/zero > "$1"
+    put() { printf "$2" | dd of="$1" bs=1 seek=$(($3)) conv=notrunc status=none; }
+    put "$1" '\004' 0x1f1
+    put "$1" '\125\252' 0x1fe
+    put "$1" '\152HdrS\017\002' 0x201
+    put "$1" '\377\377\377\177' 0x22c
+    put "$1" '\177\000\377\007' 0x236
+    put "$1" '\000\000\000\001' 0x258
+    put "$1" '\000\000\000\001' 0x260
+}
+fake_kernel "$tmp/bzImage"
+truncate -s 40M "$tmp/big-initrd"
+echo hello > "$tmp/not-a-kernel"
+
+# check NAME EXPECTED_STATUS STDERR_PATTERN -- ARGS...
+check() {
+    name=$1 want=$2 pattern=$3
+    shift 4
+    n=$((n + 1))
+    "$vmlet" "$@" </dev/null >"$tmp/out" 2>"$tmp/err"
+    got=$?
+    lines=$(wc -l < "$tmp/err")
+    if [ "$got" -ne "$want" ]; then
+        echo "not ok $n - $name: exit $got, expected $want: $(head -c 300 "$tmp/err")"
+        failed=$((failed + 1))
+    elif ! grep -q -- "$pattern" "$tmp/err" "$tmp/out"; then
+        echo "not ok $n - $name: output lacks '$pattern': $(head -c 300 "$tmp/err")"
+        failed=$((failed + 1))
+    elif [ "$want" -ne 0 ] && [ "$lines" -ne 1 ]; then
+        echo "not ok $n - $name: $lines lines on stderr, expected one"
+        failed=$((failed + 1))
+    else
+        echo "ok $n - $name"
+    fi
+}
+
+echo "1..19"
+check help 0 "Usage: vmlet run" -- --help
+check run-help 0 "--shutdown-timeout" -- run --help
+check version 0 "^vmlet [0-9]" -- --version
+check no-command 2 "no command" --
+check unknown-command 2 "unknown command 'frobnicate'" -- frobnicate
+check unknown-option 2 "unknown option '--colour'" -- run --kernel "$tmp/bzImage" --colour
+check missing-value 2 "--memory needs a value" -- run --kernel "$tmp/bzImage" --memory
+check kernel-required 2 "--kernel is required" -- run --cpus 2
+check bad-memory 2 "--memory 'lots'" -- run --kernel "$tmp/bzImage" --memory lots
+check bad-cpus 2 "--cpus 'two'" -- run --kernel "$tmp/bzImage" --cpus two
+check cpus-zero 1 "cpus: 0 is out of range" -- run --kernel "$tmp/bzImage" --cpus 0
+check cpus-too-many 1 "cpus: 300 is out of range" -- run --kernel "$tmp/bzImage" --cpus 300
+check memory-too-small 1 "memory: 1 MiB is out of range" -- run --kernel "$tmp/bzImage" --memory 1M
+check memory-beyond-host 1 "more than this host has" -- run --kernel "$tmp/bzImage" --memory 900G
+check kernel-missing 1 "kernel '$tmp/nope': No such file" -- run --kernel "$tmp/nope"
+check kernel-not-bzimage 1 "not a bzImage" -- run --kernel "$tmp/not-a-kernel"
+check initrd-too-large 1 "initrd '$tmp/big-initrd' (40 MiB) does not fit" -- \
+    run --kernel "$tmp/bzImage" --initrd "$tmp/big-initrd" --memory 48M
+check kvm-missing 1 "/nonexistent/kvm does not exist" -- \
+    run --kernel "$tmp/bzImage" --kvm-device /nonexistent/kvm
+check kvm-not-kvm 1 "/dev/null is not a KVM device" -- \
+    run --kernel "$tmp/bzImage" --kvm-device /dev/null
+exit $((failed > 0))

@@ -1,0 +1,21 @@
+/* The inside of a vmlet_config, shared by config.c and vm.c. */
+#ifndef VMLET_CONFIG_H
+#define VMLET_CONFIG_H
+
+#include "vmlet.h"
+
+#define VMLET_MAX_CPUS    255            /* xAPIC IDs in the MADT */
+#define VMLET_MAX_MEMORY  (1ULL << 40)   /* 1 TiB */
+
+struct vmlet_config {
+    unsigned cpus;
+    uint64_t memory;
+    char *kernel, *initrd, *cmdline;
+    int console_in, console_out;
+    char *kvm_device;
+};
+
+/* Host RAM + swap in bytes (0 if unknown); a hook so tests can pretend. */
+uint64_t host_memory_bytes(void);
+
+#endif
