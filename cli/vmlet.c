@@ -370,10 +370,6 @@ static int cmd_run(int argc, char **argv)
         vmlet_config_free(c);
         return EXIT_ERROR;
     }
-    const char *warning = vmlet_host_warning();
-    if (warning)
-        fprintf(stderr, "vmlet: warning: %s\n", warning);
-
     /* Signals become events in our poll loop; blocked before the VM's
      * threads exist so none of them receives these. */
     sigset_t mask;
@@ -393,6 +389,10 @@ static int cmd_run(int argc, char **argv)
         return EXIT_ERROR;
     }
     vmlet_config_free(c);
+    /* Only worth saying once KVM opened: then it is the KVM we run on. */
+    const char *warning = vmlet_host_warning();
+    if (warning)
+        fprintf(stderr, "vmlet: warning: %s\n", warning);
 
     terminal_raw(&s.term);
     if (vmlet_vm_start(s.vm, &err) < 0) {

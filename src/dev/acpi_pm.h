@@ -12,8 +12,12 @@ enum guest_request { GUEST_REQUEST_POWEROFF, GUEST_REQUEST_REBOOT };
 
 struct acpi_pm;
 
-/* on_request is called (from a vCPU thread) when the guest enters S5 or
- * asks for a reset. sci is the SCI line (IRQ_ACPI_SCI, level). */
+/* on_request is called (from the vCPU thread that made the access) when
+ * the guest enters S5 or asks for a reset. It is called WITHOUT the
+ * device mutex held, so it may call acpi_pm_press_power_button. It may be
+ * called more than once (a guest can repeat the write). sci is the SCI
+ * line (IRQ_ACPI_SCI, level); sci.set is called with the mutex held, only
+ * on change, and must not call back into the device. */
 struct acpi_pm *acpi_pm_new(struct irq_line sci,
                             void (*on_request)(void *opaque, enum guest_request),
                             void *opaque);

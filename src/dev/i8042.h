@@ -6,7 +6,10 @@
 #include "acpi_pm.h"   /* enum guest_request */
 
 struct i8042;
-/* on_request(opaque, GUEST_REQUEST_REBOOT) when the guest pulses reset. */
+/* on_request(opaque, GUEST_REQUEST_REBOOT) when the guest pulses reset
+ * (command 0xfe, or any even 0xf0-0xfe, or 0xd1 writing the output port
+ * with bit 0 clear), from the vCPU thread, without the internal mutex
+ * held. Linux's reboot loop sends 0xfe ten times: expect repeats. */
 struct i8042 *i8042_new(void (*on_request)(void *opaque, enum guest_request),
                         void *opaque);
 void i8042_free(struct i8042 *k);

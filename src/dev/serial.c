@@ -1,1 +1,458 @@
-/* placeholder */
+/* 16550A UART, as described by the TI/National "PC16550D Universal
+ * Asynchronous Receiver/Transmitter with FIFOs" datasheet: Table II
+ * (register summary), Table IV (interrupt control functions: IIR values,
+ * priorities, how each source is reset), and the register descriptions of
+ * the FCR (FIFO enable/reset, trigger level), LSR, MCR (loopback: outputs
+ * looped to the modem status inputs, receiver cut off) and MSR (deltas).
+ *
+ * Shaped by what Linux's 8250 driver checks: autoconfig() (IER scratch
+ * test, MCR loopback reading MSR & 0xf0 == 0x90, FCR -> IIR[7:6] == 11,
+ * IIR bits 5:4 reading 0, size_fifo() counting 16 looped-back bytes) and
+ * serial8250_do_startup() (re-asserting THRE when ETBEI is toggled).
+ *
+ * Transmit is instant: a THR write goes out at once, so THRE/TEMT always
+ * read 1. Receive has a real 16-byte FIFO that the console thread fills.
+ */
+#include "dev/serial.h"
+#include "layout.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Register offsets (DLAB = LCR bit 7 remaps 0 and 1 to the divisor). */
+enum { R_RBR_THR = 0, R_IER = 1, R_IIR_FCR = 2, R_LCR = 3, R_MCR = 4,
+       R_LSR = 5, R_MSR = 6, R_SCR = 7 };
+
+#define IER_ERBFI   0x01    /* received data available */
+#define IER_ETBEI   0x02    /* THR empty */
+#define IER_ELSI    0x04    /* receiver line status */
+#define IER_EDSSI   0x08    /* modem status */
+#define IER_MASK    0x0f    /* bits 7:4 read 0 on a 16550A */
+
+#define IIR_NO_INT  0x01
+#define IIR_MSI     0x00
+#define IIR_THRI    0x02
+#define IIR_RDI     0x04
+#define IIR_RLSI    0x06
+#define IIR_CTI     0x0c    /* character timeout (FIFO mode) */
+#define IIR_FIFO    0xc0
+
+#define FCR_ENABLE  0x01
+#define FCR_CLR_RX  0x02
+#define FCR_CLR_TX  0x04
+#define FCR_TRIG    0xc0
+
+#define LCR_DLAB    0x80
+
+#define MCR_DTR     0x01
+#define MCR_RTS     0x02
+#define MCR_OUT1    0x04
+#define MCR_OUT2    0x08
+#define MCR_LOOP    0x10
+#define MCR_MASK    0x1f    /* bits 7:5 read 0 on a 16550A */
+
+#define LSR_DR      0x01
+#define LSR_OE      0x02
+#define LSR_PE      0x04
+#define LSR_FE      0x08
+#define LSR_BI      0x10
+#define LSR_THRE    0x20
+#define LSR_TEMT    0x40
+#define LSR_ERRORS  (LSR_OE | LSR_PE | LSR_FE | LSR_BI)
+
+#define MSR_DCTS    0x01
+#define MSR_DDSR    0x02
+#define MSR_TERI    0x04
+#define MSR_DDCD    0x08
+#define MSR_CTS     0x10
+#define MSR_DSR     0x20
+#define MSR_RI      0x40
+#define MSR_DCD     0x80
+
+#define RX_FIFO_SIZE 16
+
+/* Interrupt sources, one bit each, for the level/edge logic. */
+enum { SRC_LS = 1, SRC_RX = 2, SRC_THR = 4, SRC_MS = 8 };
+
+struct serial {
+    pthread_mutex_t lock;
+    pthread_cond_t rx_space;    /* FIFO got room, loopback ended, shutdown */
+    struct irq_line irq;
+    int out_fd;
+    bool out_is_pipe;           /* SIGPIPE possible on write */
+    bool out_dead;              /* reader is gone: stop writing */
+    bool shutdown;
+    int irq_level;
+
+    uint8_t ier, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
+    uint8_t fcr;                /* FCR_ENABLE | FCR_TRIG as last programmed */
+    bool thr_ipending;          /* THRE interrupt not yet acknowledged */
+
+    uint8_t rx[RX_FIFO_SIZE];
+    unsigned rx_head, rx_count;
+};
+
+static unsigned rx_capacity(const struct serial *s)
+{
+    /* Without FIFOs the 16550 behaves as a 16450: one holding register. */
+    return (s->fcr & FCR_ENABLE) ? RX_FIFO_SIZE : 1;
+}
+
+static unsigned rx_trigger(const struct serial *s)
+{
+    static const unsigned levels[4] = { 1, 4, 8, 14 };
+    return levels[(s->fcr & FCR_TRIG) >> 6];
+}
+
+static uint8_t rx_pop(struct serial *s)
+{
+    uint8_t b = s->rx[s->rx_head];
+    s->rx_head = (s->rx_head + 1) % RX_FIFO_SIZE;
+    s->rx_count--;
+    return b;
+}
+
+static void rx_clear(struct serial *s)
+{
+    s->rx_head = 0;
+    s->rx_count = 0;
+}
+
+/* A byte arriving at the receiver from the line (loopback). A full FIFO
+ * loses the new byte; a full 16450 holding register is overwritten. Both
+ * set OE (LSR bit 1). */
+static void rx_receive(struct serial *s, uint8_t b)
+{
+    if (s->rx_count < rx_capacity(s)) {
+        s->rx[(s->rx_head + s->rx_count) % RX_FIFO_SIZE] = b;
+        s->rx_count++;
+        return;
+    }
+    if (!(s->fcr & FCR_ENABLE))
+        s->rx[s->rx_head] = b;
+    s->lsr_errors |= LSR_OE;
+}
+
+/* Modem status inputs: looped from MCR in loopback, else a cable with
+ * CTS, DSR and DCD asserted (a console that is always there). */
+static uint8_t msr_lines(const struct serial *s)
+{
+    if (!(s->mcr & MCR_LOOP))
+        return MSR_CTS | MSR_DSR | MSR_DCD;
+    uint8_t v = 0;
+    if (s->mcr & MCR_RTS)  v |= MSR_CTS;
+    if (s->mcr & MCR_DTR)  v |= MSR_DSR;
+    if (s->mcr & MCR_OUT1) v |= MSR_RI;
+    if (s->mcr & MCR_OUT2) v |= MSR_DCD;
+    return v;
+}
+
+/* Recomputes MSR[7:4] and latches the delta bits for what changed. */
+static void msr_update(struct serial *s)
+{
+    uint8_t old = s->msr & 0xf0, now = msr_lines(s);
+    uint8_t diff = old ^ now, delta = 0;
+    if (diff & MSR_CTS) delta |= MSR_DCTS;
+    if (diff & MSR_DSR) delta |= MSR_DDSR;
+    if (diff & MSR_DCD) delta |= MSR_DDCD;
+    if ((old & MSR_RI) && !(now & MSR_RI))  /* trailing edge only */
+        delta |= MSR_TERI;
+    s->msr = now | (s->msr & 0x0f) | delta;
+}
+
+/* Enabled, pending interrupt sources. */
+static unsigned pending(const struct serial *s)
+{
+    unsigned m = 0;
+    if ((s->ier & IER_ELSI) && (s->lsr_errors & LSR_ERRORS))
+        m |= SRC_LS;
+    if ((s->ier & IER_ERBFI) && s->rx_count)
+        m |= SRC_RX;
+    if ((s->ier & IER_ETBEI) && s->thr_ipending)
+        m |= SRC_THR;
+    if ((s->ier & IER_EDSSI) && (s->msr & 0x0f))
+        m |= SRC_MS;
+    return m;
+}
+
+/* IIR in priority order (datasheet Table IV). Below the trigger level the
+ * FIFO reports a character timeout: there is no timer here, so the
+ * "four character times" are taken to have passed already. */
+static uint8_t iir_value(const struct serial *s)
+{
+    unsigned m = pending(s);
+    uint8_t id;
+    if (m & SRC_LS)
+        id = IIR_RLSI;
+    else if (m & SRC_RX)
+        id = ((s->fcr & FCR_ENABLE) && s->rx_count < rx_trigger(s))
+             ? IIR_CTI : IIR_RDI;
+    else if (m & SRC_THR)
+        id = IIR_THRI;
+    else if (m & SRC_MS)
+        id = IIR_MSI;
+    else
+        id = IIR_NO_INT;
+    return id | ((s->fcr & FCR_ENABLE) ? IIR_FIFO : 0);
+}
+
+/* Drives the IRQ line after an access. The line feeds an edge-triggered
+ * IOAPIC pin, so it only moves on change; but when the access serviced one
+ * source while another stays pending, the line is dropped and raised again
+ * so that the remaining condition is a fresh edge (for guests whose handler
+ * does not loop until IIR reports no interrupt). */
+static void irq_update(struct serial *s, unsigned before, bool may_pulse)
+{
+    unsigned after = pending(s);
+    int level = after != 0;
+    if (may_pulse && s->irq_level && level && (before & ~after)) {
+        irq_line_set(&s->irq, 0);
+        irq_line_set(&s->irq, 1);
+    } else if (level != s->irq_level) {
+        irq_line_set(&s->irq, level);
+    }
+    s->irq_level = level;
+}
+
+/* Writes one byte to out_fd. Errors lose the byte: the guest must never
+ * stall or crash because the host side went away. A pipe whose reader
+ * closed would raise SIGPIPE; it is blocked around the write and any
+ * SIGPIPE that this write caused is consumed. */
+static void tx_byte(struct serial *s, uint8_t b)
+{
+    if (s->out_fd < 0 || s->out_dead)
+        return;
+
+    sigset_t pipe_set, old_set, pend;
+    bool guard = s->out_is_pipe, was_pending = false;
+    if (guard) {
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
+        if (sigpending(&pend) == 0)
+            was_pending = sigismember(&pend, SIGPIPE) == 1;
+    }
+
+    ssize_t n;
+    do {
+        n = write(s->out_fd, &b, 1);
+    } while (n < 0 && errno == EINTR);
+
+    if (n < 0 && errno == EPIPE) {
+        s->out_dead = true;
+        if (guard && !was_pending) {
+            static const struct timespec zero = { 0, 0 };
+            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    if (guard)
+        pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+}
+
+static uint8_t reg_read(struct serial *s, unsigned off, bool *signal)
+{
+    uint8_t v;
+    switch (off) {
+    case R_RBR_THR:
+        if (s->lcr & LCR_DLAB)
+            return s->dll;
+        if (!s->rx_count)
+            return 0;
+        v = rx_pop(s);
+        *signal = true;
+        return v;
+    case R_IER:
+        return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+    case R_IIR_FCR:
+        v = iir_value(s);
+        /* Reading IIR acknowledges THRE only when it is what IIR shows. */
+        if ((v & 0x0f) == IIR_THRI)
+            s->thr_ipending = false;
+        return v;
+    case R_LCR:
+        return s->lcr;
+    case R_MCR:
+        return s->mcr;
+    case R_LSR:
+        v = s->lsr_errors | LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0);
+        s->lsr_errors = 0;      /* error bits clear on read */
+        return v;
+    case R_MSR:
+        v = s->msr;
+        s->msr &= 0xf0;         /* delta bits clear on read */
+        return v;
+    default:
+        return s->scr;
+    }
+}
+
+static void reg_write(struct serial *s, unsigned off, uint8_t v, bool *signal)
+{
+    switch (off) {
+    case R_RBR_THR:
+        if (s->lcr & LCR_DLAB) {
+            s->dll = v;
+        } else {
+            if (s->mcr & MCR_LOOP)
+                rx_receive(s, v);   /* looped back, not sent */
+            else
+                tx_byte(s, v);
+            /* The byte left THR at once: THR is empty again. */
+            s->thr_ipending = true;
+        }
+        break;
+    case R_IER:
+        if (s->lcr & LCR_DLAB) {
+            s->dlm = v;
+        } else {
+            uint8_t changed = (s->ier ^ v) & IER_ETBEI;
+            s->ier = v & IER_MASK;
+            /* Enabling ETBEI with THR empty raises THRE (Linux's startup
+             * THRE test relies on it); disabling drops it. */
+            if (changed)
+                s->thr_ipending = (s->ier & IER_ETBEI) != 0;
+        }
+        break;
+    case R_IIR_FCR:
+        /* FCR is written regardless of DLAB. Changing FCR0 resets the
+         * FIFOs; other bits only take effect with FCR0 set. */
+        if ((v ^ s->fcr) & FCR_ENABLE) {
+            rx_clear(s);
+            *signal = true;
+        }
+        if (v & FCR_ENABLE) {
+            if (v & FCR_CLR_RX) {
+                rx_clear(s);
+                *signal = true;
+            }
+            s->fcr = v & (FCR_ENABLE | FCR_TRIG);
+        } else {
+            s->fcr &= ~FCR_ENABLE;
+        }
+        break;
+    case R_LCR:
+        s->lcr = v;
+        break;
+    case R_MCR: {
+        bool was_loop = s->mcr & MCR_LOOP;
+        s->mcr = v & MCR_MASK;
+        msr_update(s);
+        if (was_loop && !(s->mcr & MCR_LOOP))
+            *signal = true;     /* host input may flow again */
+        break;
+    }
+    case R_LSR:
+    case R_MSR:
+        break;                  /* factory test only: ignored */
+    default:
+        s->scr = v;
+        break;
+    }
+}
+
+void serial_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+                bool is_write)
+{
+    struct serial *s = opaque;
+    if (!data || len == 0)
+        return;
+    if (len != 1 || offset >= PORT_COM1_LEN) {
+        if (!is_write)
+            memset(data, 0xff, len);
+        return;
+    }
+
+    pthread_mutex_lock(&s->lock);
+    unsigned before = pending(s);
+    bool signal = false;
+    unsigned off = (unsigned)offset;
+    if (is_write)
+        reg_write(s, off, data[0], &signal);
+    else
+        data[0] = reg_read(s, off, &signal);
+    /* An IER write only masks or unmasks; it services nothing. */
+    irq_update(s, before, !(is_write && off == R_IER));
+    if (signal)
+        pthread_cond_broadcast(&s->rx_space);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static bool rx_open(const struct serial *s)
+{
+    /* In loopback the receiver is cut off from the line (MCR bit 4). */
+    return !(s->mcr & MCR_LOOP) && s->rx_count < rx_capacity(s);
+}
+
+size_t serial_push_rx(struct serial *s, const uint8_t *buf, size_t len)
+{
+    if (!buf || len == 0)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    size_t n = 0;
+    unsigned before = pending(s);
+    while (n < len && !s->shutdown && rx_open(s)) {
+        s->rx[(s->rx_head + s->rx_count) % RX_FIFO_SIZE] = buf[n++];
+        s->rx_count++;
+    }
+    irq_update(s, before, false);
+    pthread_mutex_unlock(&s->lock);
+    return n;
+}
+
+bool serial_wait_rx_space(struct serial *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->shutdown && !rx_open(s))
+        pthread_cond_wait(&s->rx_space, &s->lock);
+    bool ok = !s->shutdown;
+    pthread_mutex_unlock(&s->lock);
+    return ok;
+}
+
+void serial_shutdown(struct serial *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->shutdown = true;
+    pthread_cond_broadcast(&s->rx_space);
+    pthread_mutex_unlock(&s->lock);
+}
+
+struct serial *serial_new(struct irq_line irq, int out_fd)
+{
+    struct serial *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        free(s);
+        return NULL;
+    }
+    if (pthread_cond_init(&s->rx_space, NULL) != 0) {
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return NULL;
+    }
+    s->irq = irq;
+    s->out_fd = out_fd;
+    struct stat st;
+    if (out_fd >= 0 && fstat(out_fd, &st) == 0)
+        s->out_is_pipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+    /* Reset state: 16450 mode, 9600 baud divisor, all interrupts off. */
+    s->dll = 12;
+    s->msr = msr_lines(s);
+    return s;
+}
+
+void serial_free(struct serial *s)
+{
+    if (!s)
+        return;
+    pthread_cond_destroy(&s->rx_space);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}

@@ -10,8 +10,18 @@
 
 struct serial;
 
-/* out_fd receives what the guest transmits (-1: discard). */
+/* out_fd receives what the guest transmits (-1: discard). It is written
+ * from the vCPU thread with the device mutex held, one byte per THR write;
+ * write errors (EAGAIN, EPIPE, ...) drop the byte, and SIGPIPE is blocked
+ * around writes to a pipe or socket. The caller keeps ownership of out_fd.
+ *
+ * irq.set is called with the device mutex held (so levels reach KVM in
+ * order); it must not call back into this device. It sees only changes,
+ * except that a drop-and-raise pulse (0 then 1) is sent when an access
+ * services one interrupt source while another stays pending, so that an
+ * edge-triggered IOAPIC pin sees the remaining condition as a new edge. */
 struct serial *serial_new(struct irq_line irq, int out_fd);
+/* After every thread using the device has stopped. */
 void serial_free(struct serial *s);
 
 /* bus_handler for the 8-port range at PORT_COM1. */
@@ -19,12 +29,14 @@ void serial_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
                 bool is_write);
 
 /* Host -> guest: queues up to len bytes into the receive FIFO, returns how
- * many were taken (0 when the FIFO is full: try again after
- * serial_wait_rx_space). Thread-safe. */
+ * many were taken (0 when the FIFO is full, while the guest holds the UART
+ * in loopback, or after serial_shutdown: try again after
+ * serial_wait_rx_space). Nothing is ever dropped. Thread-safe. */
 size_t serial_push_rx(struct serial *s, const uint8_t *buf, size_t len);
 
-/* Blocks until the receive FIFO has room or serial_shutdown was called;
- * returns false after shutdown. For the console input thread. */
+/* Blocks until the receive FIFO has room (and loopback is off) or
+ * serial_shutdown was called; returns false after shutdown. For the
+ * console input thread. */
 bool serial_wait_rx_space(struct serial *s);
 void serial_shutdown(struct serial *s);
 

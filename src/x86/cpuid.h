@@ -7,10 +7,13 @@
 #include <linux/kvm.h>
 
 /* Rewrites entries[0..*nent) (a copy of KVM_GET_SUPPORTED_CPUID) in place
- * for vCPU cpu_index of ncpus: leaves 0x1, 0x4, 0xB, 0x1F, 0x80000001,
- * 0x80000008, 0x8000001E. May add entries (e.g. sub-leaves of 0xB) up to
- * max. Keeps the KVM hypervisor leaves (0x40000000...). Returns 0, or -1
- * if max is too small. */
+ * for vCPU cpu_index of ncpus: leaves 0x1, 0x4 (Intel), 0xB, 0x1F,
+ * 0x80000001, 0x80000008, 0x8000001D, 0x8000001E (AMD/Hygon). May add
+ * sub-leaves 0-2 of 0xB and 0x1F (when leaf 0's max basic leaf covers
+ * them) up to max entries in all. Keeps the KVM hypervisor leaves
+ * (0x40000000...) and every other leaf as given. Returns 0, or -1 (with
+ * entries and *nent unchanged) if max is too small, *nent > max, ncpus is
+ * 0 or > 255, or cpu_index >= ncpus. Call it on a fresh copy per vCPU. */
 int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
                          unsigned max, unsigned cpu_index, unsigned ncpus);
 
