@@ -494,6 +494,7 @@ static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
             set_error(err, VMLET_ERR_INTERNAL, "cannot describe CPU topology for vCPU %u", i);
             goto out;
         }
+        cpuid_apply_fixups(cpuid->entries, nent);
         cpuid->nent = nent;
         if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0 || set_boot_msrs(v) < 0 ||
             set_lapic_lints(v) < 0) {

@@ -17,4 +17,9 @@
 int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
                          unsigned max, unsigned cpu_index, unsigned ncpus);
 
+/* Fixes every vCPU needs whatever its topology: sets the "hypervisor" bit
+ * (leaf 0x1 ECX[31]) and makes leaf 0xD sub-leaf 0 EBX the XSAVE size of all
+ * supported components. */
+void cpuid_apply_fixups(struct kvm_cpuid_entry2 *entries, unsigned nent);
+
 #endif

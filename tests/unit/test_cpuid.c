@@ -38,7 +38,7 @@ typedef struct kvm_cpuid_entry2 ent;
 
 static const ent intel_host[] = {
     E(0x0, 0, 0, 0x1f, INTEL_B, INTEL_C, INTEL_D),
-    E(0x1, 0, 0, 0x000606a6, 0x2a400800, 0xfffa3223, 0x1f8bfbff),
+    E(0x1, 0, 0, 0x000606a6, 0x2a400800, 0x7ffa3223, 0x1f8bfbff),
     E(0x2, 0, 0, 0x00feff01, 0x000000f0, 0, 0),
     E(0x4, 0, IDX, 0xfc004121, 0x02c0003f, 0x0000003f, 0),
     E(0x4, 1, IDX, 0xfc004122, 0x01c0003f, 0x0000003f, 0),
@@ -65,7 +65,7 @@ static const ent intel_host[] = {
 
 static const ent amd_host[] = {
     E(0x0, 0, 0, 0x10, AMD_B, AMD_C, AMD_D),
-    E(0x1, 0, 0, 0x00a00f11, 0x3f400800, 0xfef83203, 0x178bfbff),
+    E(0x1, 0, 0, 0x00a00f11, 0x3f400800, 0x7ef83203, 0x178bfbff),
     E(0x4, 0, IDX, 0, 0, 0, 0),
     E(0x7, 0, IDX, 0, 0x219c07ab, 0x0040068c, 0x00000010),
     E(0xd, 0, IDX, 0x207, 0x340, 0x988, 0),
@@ -126,7 +126,7 @@ static void check_leaf1(const ent *e, unsigned n, const struct shape *sh,
     assert_int_equal((l->ebx >> 16) & 0xff, sh->pow2);
     assert_int_equal(l->ebx & 0xffff, 0x0800);
     assert_int_equal(!!(l->edx & (1u << 28)), sh->n > 1);
-    assert_true(l->ecx & (1u << 31));               /* hypervisor kept */
+    assert_false(l->ecx & (1u << 31));              /* left to cpuid_apply_fixups */
 }
 
 static void check_topo_leaf(const ent *e, unsigned n, uint32_t fn,
@@ -397,6 +397,28 @@ static void test_idempotent(void **state)
     check_amd(e, n, amd_host, AMD_N, &shapes[3], 5);
 }
 
+static void test_fixups(void **state)
+{
+    ent e[MAXE];
+    unsigned n = load(e, amd_host, AMD_N);
+    ent *leaf1 = (ent *)get(e, n, 1, 0);
+    ent *xsave = (ent *)get(e, n, 0xd, 0);
+    uint32_t eax1 = leaf1->eax, ebx1 = leaf1->ebx, edx1 = leaf1->edx, ecx1 = leaf1->ecx;
+    xsave->ebx = 0x240;
+    xsave->ecx = 0x340;
+    cpuid_apply_fixups(e, n);
+    assert_int_equal(leaf1->ecx, ecx1 | (1u << 31));   /* only the hypervisor bit */
+    assert_int_equal(leaf1->eax, eax1);
+    assert_int_equal(leaf1->ebx, ebx1);
+    assert_int_equal(leaf1->edx, edx1);
+    assert_int_equal(xsave->ebx, 0x340);
+    assert_int_equal(xsave->ecx, 0x340);
+    /* Never shrinks EBX. */
+    xsave->ebx = 0x988;
+    cpuid_apply_fixups(e, n);
+    assert_int_equal(xsave->ebx, 0x988);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -409,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_255_cpus),
         cmocka_unit_test(test_idempotent),
+        cmocka_unit_test(test_fixups),
     };
     return cmocka_run_group_tests_name("cpuid", tests, NULL, NULL);
 }
