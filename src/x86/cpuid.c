@@ -11,7 +11,7 @@
  *
  * The shape is one package, ncpus cores, one thread per core, APIC ID =
  * core number = cpu_index. Everything not listed above is left as KVM
- * reported it, except for the two fixes in cpuid_apply_fixups().
+ * reported it, except for the fix in cpuid_apply_fixups().
  */
 #include "x86/cpuid.h"
 
@@ -249,12 +249,5 @@ void cpuid_apply_fixups(struct kvm_cpuid_entry2 *entries, unsigned nent)
          * calibrates its clocks the slow way. */
         if (e->function == 0x1)
             e->ecx |= 1u << 31;
-        /* XSAVE area size for the enabled XCR0 bits: KVM keeps it current
-         * as the guest writes XCR0, but not where XSETBV is not intercepted
-         * (seen under nested SVM in the lab), and Linux then warns that the
-         * sizes disagree. Giving the size for every supported component
-         * (ECX) is always large enough, and what the guest ends up using. */
-        if (e->function == 0xd && e->index == 0 && e->ecx > e->ebx)
-            e->ebx = e->ecx;
     }
 }

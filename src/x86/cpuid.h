@@ -17,9 +17,8 @@
 int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
                          unsigned max, unsigned cpu_index, unsigned ncpus);
 
-/* Fixes every vCPU needs whatever its topology: sets the "hypervisor" bit
- * (leaf 0x1 ECX[31]) and makes leaf 0xD sub-leaf 0 EBX the XSAVE size of all
- * supported components. */
+/* What every vCPU needs whatever its topology: the "hypervisor" bit (leaf
+ * 0x1 ECX[31]), which KVM_GET_SUPPORTED_CPUID leaves clear. */
 void cpuid_apply_fixups(struct kvm_cpuid_entry2 *entries, unsigned nent);
 
 #endif
