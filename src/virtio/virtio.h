@@ -1,0 +1,68 @@
+/* The line between a virtio transport (virtio/pci.c) and a virtio device
+ * (blk.c, console.c, rng.c): the device says what it is and does the work;
+ * the transport does feature negotiation, queue set-up, notifications and
+ * interrupts (virtio 1.2 sections 2 and 4.1). */
+#ifndef VMLET_VIRTIO_VIRTIO_H
+#define VMLET_VIRTIO_VIRTIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "queue.h"
+
+/* Feature bits every transport handles (virtio 1.2 section 6). */
+#define VIRTIO_F_INDIRECT_DESC     28
+#define VIRTIO_F_EVENT_IDX         29
+#define VIRTIO_F_VERSION_1         32
+#define VIRTIO_F_ACCESS_PLATFORM   33
+
+/* Device status bits (section 2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE  1
+#define VIRTIO_STATUS_DRIVER       2
+#define VIRTIO_STATUS_DRIVER_OK    4
+#define VIRTIO_STATUS_FEATURES_OK  8
+#define VIRTIO_STATUS_NEEDS_RESET  64
+#define VIRTIO_STATUS_FAILED       128
+
+#define VIRTIO_MAX_QUEUES          8
+
+struct virtio_transport;
+
+/* What the transport hands a device when the driver sets DRIVER_OK. */
+struct virtio_queues {
+    struct virtio_transport *transport;   /* for the notify calls below */
+    unsigned count;
+    struct virtq *q[VIRTIO_MAX_QUEUES];   /* ready queues; NULL if not enabled */
+    int kick_fd[VIRTIO_MAX_QUEUES];       /* eventfd signalled on each driver
+                                             notification (KVM ioeventfd) */
+    uint64_t features;                    /* what the driver accepted */
+};
+
+/* Implemented by each device. Callbacks run on vCPU threads (config access)
+ * or the caller's thread; the device does its own locking. */
+struct virtio_device_ops {
+    uint16_t device_id;                   /* 2 block, 3 console, 4 entropy */
+    unsigned num_queues;
+    uint16_t queue_max_size;
+    uint64_t features;                    /* device-specific bits offered */
+    size_t config_size;
+    void (*config_read)(void *dev, size_t offset, uint8_t *data, size_t len);
+    void (*config_write)(void *dev, size_t offset, const uint8_t *data, size_t len);
+    /* DRIVER_OK: start serving the queues (usually on the device's own
+     * thread). Returns 0, or -1 to make the transport set NEEDS_RESET. */
+    int (*activate)(void *dev, const struct virtio_queues *queues);
+    /* Device reset by the driver or VM teardown: stop touching the queues
+     * and guest memory before returning. */
+    void (*reset)(void *dev);
+};
+
+/* Called by a device (any thread): interrupt the driver for queue index
+ * (MSI-X vector of the queue, or the ISR + INTx fallback). Honours masking. */
+void virtio_notify_queue(struct virtio_transport *t, unsigned queue);
+/* Called by a device when its configuration space changed. */
+void virtio_notify_config(struct virtio_transport *t);
+/* Called by a device that found the driver broke a queue: sets NEEDS_RESET
+ * and sends a configuration interrupt (section 2.1.2). */
+void virtio_set_needs_reset(struct virtio_transport *t);
+
+#endif
