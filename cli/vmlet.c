@@ -374,9 +374,13 @@ static int cmd_run(int argc, char **argv)
      * threads exist so none of them receives these. */
     sigset_t mask;
     sigemptyset(&mask);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGHUP);
+    const int stop_signals[] = { SIGTERM, SIGINT, SIGHUP };
+    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++) {
+        /* A shell starts background jobs with SIGINT ignored, and an
+         * ignored signal never reaches the signalfd: take it back. */
+        signal(stop_signals[i], SIG_DFL);
+        sigaddset(&mask, stop_signals[i]);
+    }
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill us mid-guest */
 

@@ -1,0 +1,38 @@
+# Shared paths and helpers for the lab scripts (sourced by bash scripts).
+# The lab's artifacts (kernel package, images, logs) live in lab/, which is
+# gitignored, so reruns reuse them.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LAB=${LAB:-$ROOT/lab}
+BUILD=${BUILD:-$ROOT/build}
+
+# The unpacked Debian kernel package: both L1 and L2 run this kernel.
+lab_kernel_dir() { echo "$LAB/kernel"; }
+lab_vmlinuz() { ls "$LAB"/kernel/boot/vmlinuz-* 2>/dev/null | head -n1; }
+lab_modules() { ls -d "$LAB"/kernel/lib/modules/*/ 2>/dev/null | head -n1; }
+
+# Hardware KVM: /dev/kvm exists and is not PVM (PVM can't run unmodified
+# kernels; see shared/PLATFORM.md). Without it everything goes through L1.
+have_hw_kvm() { [ -e /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ]; }
+
+# Seconds since boot with centiseconds, for step timings.
+now() { cut -d' ' -f1 /proc/uptime; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+say() { printf '%s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+# The L1 QEMU command from PLATFORM.md (TCG emulating AMD SVM with nested
+# paging). Extra arguments are appended. -no-reboot makes a crash or a
+# "reboot" of L1 end QEMU instead of looping.
+# L1_SERIAL replaces "-serial stdio" (the demo uses a console where Ctrl-C
+# goes to the guest instead of ending QEMU).
+l1_qemu() {
+    local append=$1; shift
+    qemu-system-x86_64 -accel tcg,thread=multi -cpu EPYC,+svm,+npt \
+        -smp 2 -m 3072 -nodefaults -no-user-config -nographic \
+        ${L1_SERIAL:--serial stdio} \
+        -kernel "$(lab_vmlinuz)" -initrd "$LAB/l1.img" \
+        -append "console=ttyS0 panic=-1 quiet $append" \
+        -no-reboot "$@"
+}

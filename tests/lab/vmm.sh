@@ -1,0 +1,133 @@
+# The L2 VMMs the lab can drive, behind one interface (POSIX sh, sourced by
+# tests/lab/scenarios.sh, bench/boot.sh and the L1 demo). "vmlet" is the
+# VMM under test; "qemu" (-M pc) and "qemu-microvm" are references, so the
+# lab itself can be checked, and compared against, without vmlet.
+#
+#   vmm_exec VMM CPUS MEMORY CMDLINE STATEDIR   exec the VMM (foreground)
+#   vmm_start VMM LOG CPUS MEMORY CMDLINE       start it in the background;
+#                                               sets VMM_DIR, VMM_PID
+#   vmm_exited                                  true once it has exited
+#   vmm_status                                  its exit status, in vmlet's
+#                                               terms (see below)
+#   vmm_request_stop                            what SIGTERM is for vmlet:
+#                                               press the ACPI power button
+#   vmm_kill                                    stop it hard (SIGKILL)
+#   vmm_send TEXT                               write TEXT to guest's ttyS0
+#
+# Exit status, as vmlet defines it: 0 guest powered off, 3 guest rebooted,
+# 4 stopped hard after --shutdown-timeout, 1 error, 2 bad command line.
+# QEMU exits 0 for both poweroff and (with -no-reboot) reboot, so its
+# status is mapped from the SHUTDOWN event on its QMP channel.
+
+VMLET=${VMLET:-/usr/bin/vmlet}
+KERNEL=${KERNEL:-/lab/vmlinuz}
+INITRD=${INITRD:-/lab/l2.img}
+SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-30}
+QEMU=${QEMU:-qemu-system-x86_64}
+
+vmm_exec() {
+    case $1 in
+    vmlet)
+        exec "$VMLET" run --kernel "$KERNEL" --initrd "$INITRD" \
+            --cmdline "$4" --cpus "$2" --memory "$3" \
+            --shutdown-timeout "$SHUTDOWN_TIMEOUT"
+        ;;
+    qemu|qemu-microvm)
+        # -M pc boots through SeaBIOS (linuxboot_dma option ROM); microvm
+        # through qboot.
+        machine=pc
+        [ "$1" = qemu-microvm ] && machine=microvm
+        qmp=
+        [ -n "$5" ] && qmp="-qmp pipe:$5/qmp"
+        exec "$QEMU" -M "$machine" -enable-kvm -cpu host -m "$3" -smp "$2" \
+            -kernel "$KERNEL" -initrd "$INITRD" -append "$4" \
+            -nodefaults -no-user-config -display none -serial stdio \
+            -no-reboot $qmp
+        ;;
+    *)
+        echo "vmm.sh: unknown VMM '$1'" >&2
+        exit 1
+        ;;
+    esac
+}
+
+vmm_start() {
+    VMM=$1
+    VMM_LOG=$2
+    VMM_DIR=$2.d
+    rm -rf "$VMM_DIR"
+    mkdir -p "$VMM_DIR"
+    # stdin is a FIFO that this shell holds open read-write on fd 7: the
+    # VMM never sees EOF, and vmm_send can write at any time.
+    mkfifo "$VMM_DIR/in"
+    exec 7<>"$VMM_DIR/in"
+    case $VMM in
+    qemu*)
+        mkfifo "$VMM_DIR/qmp.in" "$VMM_DIR/qmp.out"
+        exec 8<>"$VMM_DIR/qmp.in"
+        cat 0<>"$VMM_DIR/qmp.out" >"$VMM_DIR/qmp.log" &
+        echo $! >"$VMM_DIR/qmp.reader"
+        # Events are only sent after the capabilities handshake.
+        echo '{"execute":"qmp_capabilities"}' >&8
+        ;;
+    esac
+    # The inner subshell execs the VMM, so the pid it writes is the VMM's
+    # (for signals); the outer one waits for it and records the status.
+    (
+        ( sh -c 'echo $PPID' >"$VMM_DIR/pid"
+          vmm_exec "$VMM" "$3" "$4" "$5" "$VMM_DIR" ) <"$VMM_DIR/in" >"$VMM_LOG" 2>&1 &
+        wait $!
+        echo $? >"$VMM_DIR/rc"
+    ) 2>/dev/null &  # no "Killed" job notices from the shell
+    while [ ! -s "$VMM_DIR/pid" ]; do sleep 0.05; done
+    VMM_PID=$(cat "$VMM_DIR/pid")
+}
+
+vmm_exited() { [ -s "$VMM_DIR/rc" ]; }
+
+vmm_status() {
+    rc=$(cat "$VMM_DIR/rc")
+    case $VMM in
+    qemu*)
+        if [ "$rc" = 0 ]; then
+            # Let the QMP reader catch up with QEMU's last event.
+            sleep 0.2
+            if [ -e "$VMM_DIR/hard" ]; then rc=4
+            elif grep -q '"guest-reset"' "$VMM_DIR/qmp.log"; then rc=3
+            fi
+        fi
+        ;;
+    esac
+    echo "$rc"
+}
+
+vmm_request_stop() {
+    case $VMM in
+    vmlet) kill -TERM "$VMM_PID" ;;
+    qemu*)
+        echo '{"execute":"system_powerdown"}' >&8
+        # vmlet's --shutdown-timeout, emulated: quit after the grace time.
+        ( sleep "$SHUTDOWN_TIMEOUT"
+          if ! vmm_exited; then
+              touch "$VMM_DIR/hard"
+              echo '{"execute":"quit"}' >&8
+          fi ) &
+        ;;
+    esac
+}
+
+vmm_kill() { kill -KILL "$VMM_PID" 2>/dev/null; }
+
+vmm_send() { printf '%s\n' "$1" >&7; }
+
+# Closes what vmm_start opened; call once the VMM has exited.
+vmm_cleanup() {
+    exec 7>&-
+    case $VMM in
+    qemu*)
+        exec 8>&-
+        kill "$(cat "$VMM_DIR/qmp.reader")" 2>/dev/null
+        ;;
+    esac
+    return 0
+}
