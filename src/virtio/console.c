@@ -1,0 +1,554 @@
+/* virtio-console, virtio 1.2 section 5.3: device id 3 (5.3.1), port 0's
+ * receiveq0/transmitq0 only (5.3.2; no VIRTIO_CONSOLE_F_MULTIPORT, so no
+ * control queues), VIRTIO_CONSOLE_F_SIZE (5.3.3) with cols/rows in the
+ * configuration layout of 5.3.4, and the data path of 5.3.6.
+ *
+ * Decisions where the spec leaves room or the driver misbehaves:
+ * - A transmit chain's device-writable descriptors (5.3.6.1 forbids them)
+ *   are ignored: only its readable part is output, used length 0.
+ * - A receive chain's device-readable descriptors are ignored; a receive
+ *   chain with no writable byte is returned at once with used length 0.
+ * - A chain the queue code rejects (out of guest RAM, loops, bad lengths:
+ *   VIRTQ_BROKEN) makes the device set NEEDS_RESET (2.1.2) and stop using
+ *   that queue until the driver resets the device.
+ * - emerg_wr (VIRTIO_CONSOLE_F_EMERG_WRITE) is not offered: writes to the
+ *   configuration space are ignored; max_nr_ports reads 1.
+ *
+ * Input is read straight into the guest buffer the device holds, so vmlet
+ * never buffers host input: with no receive buffer posted, in_fd is not
+ * polled and its data stays where it is (the writer sees backpressure).
+ */
+#include "virtio/console.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/uio.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONSOLE_DEVICE_ID   3
+#define CONSOLE_QUEUE_MAX   256
+#define CONSOLE_CONFIG_SIZE 12       /* cols, rows, max_nr_ports, emerg_wr */
+
+/* A blocking out_fd is only written after poll() said POLLOUT, and then
+ * with at most PIPE_BUF bytes, which a pipe with room always takes without
+ * blocking: the thread stays stoppable even if the reader stalls. */
+#define TX_CHUNK            4096
+/* Work done between two looks at the stop request and the other queue. */
+#define TX_BUDGET           (256 * 1024)
+#define RX_CHUNK            (64 * 1024)
+#define CHAIN_BUDGET        CONSOLE_QUEUE_MAX
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024
+#endif
+#define SLICE_MAX (IOV_MAX < VIRTQ_MAX_CHAIN ? IOV_MAX : VIRTQ_MAX_CHAIN)
+
+enum tx_state {
+    TX_IDLE,        /* nothing left to send; notifications enabled */
+    TX_MORE,        /* budget used up: come back without sleeping */
+    TX_WAIT_OUT,    /* out_fd is full: sleep until POLLOUT */
+};
+
+struct virtio_console {
+    pthread_mutex_t lock;       /* activate/reset/size; not the data path */
+    int in_fd, out_fd;
+    int stop_fd;                /* eventfd: wakes the thread to end */
+    bool running;
+    pthread_t thread;
+    uint16_t cols, rows;
+    struct virtio_transport *transport;   /* while running */
+    bool size_acked;            /* driver accepted VIRTIO_CONSOLE_F_SIZE */
+    atomic_bool stopping;
+
+    /* Sticky across resets: they describe the descriptors, not the guest. */
+    bool in_open;               /* no EOF or read error on in_fd yet */
+    bool out_dead;              /* out_fd failed (EPIPE, EIO...): drop output */
+
+    /* Owned by the device thread while it runs; set up by activate(). */
+    struct virtio_transport *t;
+    struct virtq *rxq, *txq;
+    int rx_kick, tx_kick;
+    bool rx_broken, tx_broken;
+    bool announce_size;         /* send one config notification at start */
+    bool rx_have;               /* rx_chain is held, waiting for input */
+    bool tx_have;               /* tx_chain is partly written */
+    uint64_t tx_off;            /* bytes of tx_chain already written */
+    struct virtq_chain rx_chain, tx_chain;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Up to max bytes of iov[0..n) from byte off on, as at most out_max
+ * iovecs in out. Returns how many iovecs (0 when nothing is left). */
+static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off,
+                          size_t max, struct iovec *out, unsigned out_max)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n && k < out_max && max > 0; i++) {
+        size_t len = iov[i].iov_len;
+        if (off >= len) {
+            off -= len;
+            continue;
+        }
+        size_t take = len - off;
+        if (take > max)
+            take = max;
+        out[k].iov_base = (uint8_t *)iov[i].iov_base + off;
+        out[k].iov_len = take;
+        k++;
+        max -= take;
+        off = 0;
+    }
+    return k;
+}
+
+static void drain_eventfd(int fd)
+{
+    uint64_t v;
+    while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+}
+
+/* Reads a kick; a descriptor that has gone bad is dropped from the poll
+ * set so that it cannot make the thread spin. */
+static void take_kick(int *fd, short revents)
+{
+    if (revents & POLLNVAL) {
+        *fd = -1;
+        return;
+    }
+    uint64_t v;
+    ssize_t r;
+    do {
+        r = read(*fd, &v, sizeof v);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EAGAIN)
+        *fd = -1;
+}
+
+static void queue_broken(struct virtio_console *c, bool *broken)
+{
+    *broken = true;
+    virtio_set_needs_reset(c->t);
+}
+
+/* The guest's reader of out_fd is gone or the descriptor failed: later
+ * output is dropped. EPIPE also raised SIGPIPE at this thread, where it is
+ * blocked; take it so it is not left pending. */
+static void output_failed(struct virtio_console *c, int err)
+{
+    c->out_dead = true;
+    if (err == EPIPE) {
+        sigset_t pipe_set;
+        sigemptyset(&pipe_set);
+        sigaddset(&pipe_set, SIGPIPE);
+        static const struct timespec zero = { 0, 0 };
+        while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+            ;
+    }
+}
+
+/* ---- transmitq0: guest -> out_fd -------------------------------------- */
+
+/* Writes what is left of tx_chain's readable part. */
+static enum tx_state tx_write(struct virtio_console *c, size_t *budget)
+{
+    const struct virtq_chain *ch = &c->tx_chain;
+    while (c->tx_off < ch->out_len) {
+        if (c->out_fd < 0 || c->out_dead) {
+            c->tx_off = ch->out_len;     /* discarded, still completed */
+            break;
+        }
+        if (*budget == 0 || atomic_load_explicit(&c->stopping, memory_order_relaxed))
+            return TX_MORE;
+
+        struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
+        int r = poll(&p, 1, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return TX_WAIT_OUT;
+        if (p.revents & POLLNVAL) {
+            output_failed(c, EBADF);
+            continue;
+        }
+        /* POLLERR/POLLHUP: the write below returns the error. */
+
+        struct iovec v[SLICE_MAX];
+        size_t want = *budget < TX_CHUNK ? *budget : TX_CHUNK;
+        unsigned n = iov_slice(ch->iov, ch->n_out, c->tx_off, want, v, SLICE_MAX);
+        ssize_t w = writev(c->out_fd, v, (int)n);
+        if (w > 0) {
+            c->tx_off += (uint64_t)w;
+            *budget -= (size_t)w < *budget ? (size_t)w : *budget;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return TX_WAIT_OUT;
+        output_failed(c, w < 0 ? errno : EIO);   /* 0 bytes taken: give up too */
+    }
+    return TX_IDLE;
+}
+
+static enum tx_state tx_run(struct virtio_console *c)
+{
+    struct virtq *q = c->txq;
+    if (!q || c->tx_broken)
+        return TX_IDLE;
+
+    enum tx_state st = TX_IDLE;
+    size_t budget = TX_BUDGET;
+    unsigned chains = 0;
+    bool pushed = false;
+    virtq_disable_notify(q);     /* we are looking anyway */
+    for (;;) {
+        if (atomic_load_explicit(&c->stopping, memory_order_relaxed)) {
+            st = TX_MORE;
+            break;
+        }
+        if (!c->tx_have) {
+            if (chains >= CHAIN_BUDGET) {
+                st = TX_MORE;
+                break;
+            }
+            enum virtq_pop_result r = virtq_pop(q, &c->tx_chain);
+            if (r == VIRTQ_EMPTY) {
+                if (virtq_enable_notify(q)) {
+                    virtq_disable_notify(q);
+                    continue;                  /* more arrived meanwhile */
+                }
+                break;                         /* idle: a kick wakes us */
+            }
+            if (r == VIRTQ_BROKEN) {
+                queue_broken(c, &c->tx_broken);
+                break;
+            }
+            c->tx_have = true;
+            c->tx_off = 0;
+            chains++;
+        }
+        st = tx_write(c, &budget);
+        if (st != TX_IDLE)
+            break;
+        /* The device writes nothing into a transmit buffer (5.3.6.1). */
+        virtq_push(q, c->tx_chain.head, 0);
+        c->tx_have = false;
+        pushed = true;
+    }
+    if (pushed && virtq_should_notify(q))
+        virtio_notify_queue(c->t, VIRTIO_CONSOLE_TXQ);
+    return st;
+}
+
+/* ---- receiveq0: in_fd -> guest ---------------------------------------- */
+
+/* Takes one receive buffer from the guest, if it posted one, to hold until
+ * input arrives. Returns true if it stopped early with more to look at. */
+static bool rx_fill(struct virtio_console *c)
+{
+    struct virtq *q = c->rxq;
+    if (!q || c->rx_broken || c->rx_have)
+        return false;
+
+    bool pushed = false, more = false;
+    virtq_disable_notify(q);
+    for (unsigned i = 0;; i++) {
+        if (i >= CHAIN_BUDGET) {
+            more = true;
+            break;
+        }
+        enum virtq_pop_result r = virtq_pop(q, &c->rx_chain);
+        if (r == VIRTQ_EMPTY) {
+            if (virtq_enable_notify(q)) {
+                virtq_disable_notify(q);
+                continue;
+            }
+            break;          /* no buffer: in_fd is left alone until a kick */
+        }
+        if (r == VIRTQ_BROKEN) {
+            queue_broken(c, &c->rx_broken);
+            break;
+        }
+        if (c->rx_chain.in_len == 0) {
+            /* Nothing we could write into: hand it straight back. */
+            virtq_push(q, c->rx_chain.head, 0);
+            pushed = true;
+            continue;
+        }
+        c->rx_have = true;
+        break;
+    }
+    if (pushed && virtq_should_notify(q))
+        virtio_notify_queue(c->t, VIRTIO_CONSOLE_RXQ);
+    return more;
+}
+
+/* in_fd is readable and a buffer is held: read straight into it. */
+static void rx_read(struct virtio_console *c)
+{
+    struct virtq_chain *ch = &c->rx_chain;
+    struct iovec v[SLICE_MAX];
+    unsigned n = iov_slice(ch->iov + ch->n_out, ch->n_in, 0, RX_CHUNK, v, SLICE_MAX);
+    ssize_t r = readv(c->in_fd, v, (int)n);
+    if (r > 0) {
+        virtq_push(c->rxq, ch->head, (uint32_t)r);
+        c->rx_have = false;
+        if (virtq_should_notify(c->rxq))
+            virtio_notify_queue(c->t, VIRTIO_CONSOLE_RXQ);
+        return;
+    }
+    if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    /* End of input or a read error: the guest just sees no more bytes
+     * (its buffer stays posted). */
+    c->in_open = false;
+}
+
+/* ---- the device thread ------------------------------------------------ */
+
+static void *console_thread(void *arg)
+{
+    struct virtio_console *c = arg;
+    pthread_setname_np(pthread_self(), "virtio-con");
+
+    /* Linux reads cols/rows on a configuration change, not at probe. */
+    if (c->announce_size)
+        virtio_notify_config(c->t);
+
+    while (!atomic_load(&c->stopping)) {
+        bool rx_more = rx_fill(c);
+        enum tx_state tx = tx_run(c);
+        if (atomic_load(&c->stopping))
+            break;
+
+        struct pollfd p[5];
+        int n = 0, i_rxk = -1, i_txk = -1, i_in = -1, i_out = -1;
+        p[n++] = (struct pollfd){ .fd = c->stop_fd, .events = POLLIN };
+        if (c->rxq && !c->rx_broken && c->rx_kick >= 0) {
+            i_rxk = n;
+            p[n++] = (struct pollfd){ .fd = c->rx_kick, .events = POLLIN };
+        }
+        if (c->txq && !c->tx_broken && c->tx_kick >= 0) {
+            i_txk = n;
+            p[n++] = (struct pollfd){ .fd = c->tx_kick, .events = POLLIN };
+        }
+        /* Backpressure: input is only looked at with a buffer to put it in. */
+        if (c->rx_have && c->in_open) {
+            i_in = n;
+            p[n++] = (struct pollfd){ .fd = c->in_fd, .events = POLLIN };
+        }
+        if (tx == TX_WAIT_OUT) {
+            i_out = n;
+            p[n++] = (struct pollfd){ .fd = c->out_fd, .events = POLLOUT };
+        }
+
+        int r = poll(p, (nfds_t)n, (rx_more || tx == TX_MORE) ? 0 : -1);
+        if (r < 0) {
+            if (errno != EINTR) {   /* ENOMEM: wait a little, don't spin */
+                static const struct timespec pause = { 0, 10 * 1000 * 1000 };
+                nanosleep(&pause, NULL);
+            }
+            continue;
+        }
+        if (p[0].revents)
+            break;
+        if (i_rxk >= 0 && p[i_rxk].revents)
+            take_kick(&c->rx_kick, p[i_rxk].revents);
+        if (i_txk >= 0 && p[i_txk].revents)
+            take_kick(&c->tx_kick, p[i_txk].revents);
+        if (i_in >= 0 && p[i_in].revents) {
+            if (p[i_in].revents & POLLNVAL)
+                c->in_open = false;
+            else
+                rx_read(c);
+        }
+        if (i_out >= 0 && (p[i_out].revents & POLLNVAL))
+            output_failed(c, EBADF);
+        /* Other out_fd events: tx_run writes, or sees the error, next round. */
+    }
+    return NULL;
+}
+
+/* With the lock held. After it returns the thread is gone. */
+static void stop_thread(struct virtio_console *c)
+{
+    if (!c->running)
+        return;
+    atomic_store(&c->stopping, true);
+    uint64_t one = 1;
+    while (write(c->stop_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    pthread_join(c->thread, NULL);
+    c->running = false;
+    drain_eventfd(c->stop_fd);
+    c->rx_have = c->tx_have = false;      /* the driver owns them again */
+    c->transport = NULL;
+    c->size_acked = false;
+}
+
+/* ---- virtio_device_ops ------------------------------------------------ */
+
+static void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+    put_le16(p, (uint16_t)v);
+    put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+/* struct virtio_console_config (5.3.4): le16 cols, le16 rows,
+ * le32 max_nr_ports, le32 emerg_wr (write-only: reads 0). Bytes past the
+ * end read as all-ones, like any unclaimed register. */
+static void con_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
+{
+    struct virtio_console *c = dev;
+    uint8_t cfg[CONSOLE_CONFIG_SIZE] = { 0 };
+    pthread_mutex_lock(&c->lock);
+    put_le16(cfg + 0, c->cols);
+    put_le16(cfg + 2, c->rows);
+    pthread_mutex_unlock(&c->lock);
+    put_le32(cfg + 4, 1);
+    for (size_t i = 0; i < len; i++)
+        data[i] = (offset < sizeof cfg && i < sizeof cfg - offset) ? cfg[offset + i] : 0xff;
+}
+
+static void con_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
+{
+    /* cols/rows/max_nr_ports are read-only; emerg_wr needs
+     * VIRTIO_CONSOLE_F_EMERG_WRITE, which is not offered. */
+    (void)dev; (void)offset; (void)data; (void)len;
+}
+
+static int con_activate(void *dev, const struct virtio_queues *qs)
+{
+    struct virtio_console *c = dev;
+    pthread_mutex_lock(&c->lock);
+    stop_thread(c);     /* activate twice without a reset: start afresh */
+
+    c->t = qs->transport;
+    c->rxq = qs->count > VIRTIO_CONSOLE_RXQ ? qs->q[VIRTIO_CONSOLE_RXQ] : NULL;
+    c->txq = qs->count > VIRTIO_CONSOLE_TXQ ? qs->q[VIRTIO_CONSOLE_TXQ] : NULL;
+    c->rx_kick = c->rxq ? qs->kick_fd[VIRTIO_CONSOLE_RXQ] : -1;
+    c->tx_kick = c->txq ? qs->kick_fd[VIRTIO_CONSOLE_TXQ] : -1;
+    c->rx_broken = c->tx_broken = false;
+    c->rx_have = c->tx_have = false;
+    c->tx_off = 0;
+    c->size_acked = (qs->features >> VIRTIO_CONSOLE_F_SIZE) & 1;
+    /* Sent by the thread: the transport may hold its own lock here. */
+    c->announce_size = c->size_acked && (c->cols || c->rows);
+    atomic_store(&c->stopping, false);
+    drain_eventfd(c->stop_fd);
+
+    /* The thread takes no signals: they belong to the VMM's own threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&c->thread, NULL, console_thread, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err == 0) {
+        c->running = true;
+        c->transport = qs->transport;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return err == 0 ? 0 : -1;
+}
+
+static void con_reset(void *dev)
+{
+    struct virtio_console *c = dev;
+    pthread_mutex_lock(&c->lock);
+    stop_thread(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+static const struct virtio_device_ops console_ops = {
+    .device_id = CONSOLE_DEVICE_ID,
+    .num_queues = 2,
+    .queue_max_size = CONSOLE_QUEUE_MAX,
+    .features = 1ULL << VIRTIO_CONSOLE_F_SIZE,
+    .config_size = CONSOLE_CONFIG_SIZE,
+    .config_read = con_config_read,
+    .config_write = con_config_write,
+    .activate = con_activate,
+    .reset = con_reset,
+};
+
+const struct virtio_device_ops *virtio_console_ops(void)
+{
+    return &console_ops;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+static bool term_size(int fd, uint16_t *cols, uint16_t *rows)
+{
+    struct winsize ws;
+    if (fd < 0 || !isatty(fd) || ioctl(fd, TIOCGWINSZ, &ws) < 0)
+        return false;
+    *cols = ws.ws_col;
+    *rows = ws.ws_row;
+    return true;
+}
+
+struct virtio_console *virtio_console_new(int in_fd, int out_fd)
+{
+    struct virtio_console *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c);
+        return NULL;
+    }
+    c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->stop_fd < 0) {
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        return NULL;
+    }
+    c->in_fd = in_fd;
+    c->out_fd = out_fd;
+    c->in_open = in_fd >= 0;
+    c->rx_kick = c->tx_kick = -1;
+    if (!term_size(out_fd, &c->cols, &c->rows))
+        term_size(in_fd, &c->cols, &c->rows);
+    return c;
+}
+
+void virtio_console_free(struct virtio_console *c)
+{
+    if (!c)
+        return;
+    con_reset(c);
+    close(c->stop_fd);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void virtio_console_set_size(struct virtio_console *c, uint16_t cols, uint16_t rows)
+{
+    pthread_mutex_lock(&c->lock);
+    bool changed = c->cols != cols || c->rows != rows;
+    c->cols = cols;
+    c->rows = rows;
+    struct virtio_transport *t = (changed && c->running && c->size_acked) ? c->transport : NULL;
+    pthread_mutex_unlock(&c->lock);
+    if (t)
+        virtio_notify_config(t);
+}

@@ -1,0 +1,358 @@
+/* virtio-rng, virtio 1.2 section 5.4: device id 4 (5.4.1), one queue,
+ * requestq (5.4.2), no feature bits and no configuration space (5.4.3,
+ * 5.4.4), and the request handling of 5.4.6: each device-writable buffer
+ * is filled with random bytes and the used length is the number written.
+ *
+ * Decisions where the spec leaves room or the driver misbehaves:
+ * - A request's device-readable descriptors are ignored (the driver
+ *   should not send any); a request with no writable byte is returned at
+ *   once with used length 0.
+ * - At most VIRTIO_RNG_MAX_REQUEST bytes (and at most the burst) go into
+ *   one request; only bytes getrandom really produced are counted, always
+ *   from the start of the writable part, so the used length never covers
+ *   bytes that were not filled.
+ * - A token bucket caps the rate (rng.h); while it is empty, the request
+ *   at the head is held back and the thread sleeps in poll().
+ * - A chain the queue code rejects (VIRTQ_BROKEN) makes the device set
+ *   NEEDS_RESET (2.1.2) and stop using the queue until the driver resets.
+ */
+#include "virtio/rng.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RNG_DEVICE_ID    4
+#define RNG_QUEUE_MAX    64
+#define CHAIN_BUDGET     RNG_QUEUE_MAX   /* requests between looks at stop */
+#define NSEC_PER_SEC     1000000000ULL
+
+struct virtio_rng {
+    pthread_mutex_t lock;       /* activate/reset/set_rate */
+    int stop_fd;                /* eventfd: wakes the thread to end */
+    bool running;
+    pthread_t thread;
+    atomic_bool stopping;
+    uint64_t cfg_rate, cfg_burst;   /* from virtio_rng_set_rate */
+
+    /* Owned by the device thread while it runs; set up by activate(). */
+    struct virtio_transport *t;
+    struct virtq *q;
+    int kick;
+    bool broken;
+    bool have;                  /* chain is held, waiting for tokens */
+    uint64_t rate, burst;       /* rate 0: no cap */
+    uint64_t tokens;            /* bytes that may be produced now */
+    uint64_t last_ns;           /* when tokens were last brought up to date */
+    struct virtq_chain chain;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NSEC_PER_SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* Adds the bytes earned since last_ns. last_ns only moves by the time the
+ * whole bytes added stand for, so no fraction is lost between calls. */
+static void bucket_refill(struct virtio_rng *r)
+{
+    uint64_t now = now_ns();
+    if (r->tokens >= r->burst) {
+        r->last_ns = now;
+        return;
+    }
+    uint64_t dt = now - r->last_ns;
+    unsigned __int128 add = (unsigned __int128)dt * r->rate / NSEC_PER_SEC;
+    if (add >= r->burst - r->tokens) {
+        r->tokens = r->burst;
+        r->last_ns = now;
+    } else if (add > 0) {
+        r->tokens += (uint64_t)add;
+        r->last_ns += (uint64_t)(add * NSEC_PER_SEC / r->rate);
+    }
+}
+
+/* Milliseconds until want bytes are due (at least 1, at most a second:
+ * the caller just looks again). */
+static int bucket_wait_ms(const struct virtio_rng *r, uint64_t want)
+{
+    uint64_t deficit = want - r->tokens;
+    uint64_t ms = deficit * 1000 / r->rate + 1;
+    return ms > 1000 ? 1000 : (int)ms;
+}
+
+/* Fills up to want bytes of the chain's writable part, in order, and
+ * returns how many were filled. */
+static size_t fill_random(const struct virtq_chain *ch, size_t want)
+{
+    size_t done = 0;
+    for (unsigned i = ch->n_out; i < ch->n_out + ch->n_in && done < want; i++) {
+        uint8_t *p = ch->iov[i].iov_base;
+        size_t len = ch->iov[i].iov_len;
+        if (len > want - done)
+            len = want - done;
+        size_t off = 0;
+        while (off < len) {
+            ssize_t n = getrandom(p + off, len - off, GRND_NONBLOCK);
+            if (n < 0 && errno == EAGAIN)
+                n = getrandom(p + off, len - off, 0);   /* pool not ready yet */
+            if (n > 0) {
+                off += (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            return done + off;      /* cannot fill: report what we have */
+        }
+        done += len;
+    }
+    return done;
+}
+
+/* Serves requests until the queue is empty, the bucket is, or the budget
+ * is used up. Returns the poll timeout: -1 (wait for a kick), 0 (more to
+ * do) or the milliseconds until the bucket has enough. */
+static int serve(struct virtio_rng *r)
+{
+    struct virtq *q = r->q;
+    if (!q || r->broken)
+        return -1;
+
+    int timeout = -1;
+    unsigned done = 0;
+    bool pushed = false;
+    virtq_disable_notify(q);
+    while (!atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+        if (!r->have) {
+            if (done >= CHAIN_BUDGET) {
+                timeout = 0;
+                break;
+            }
+            enum virtq_pop_result res = virtq_pop(q, &r->chain);
+            if (res == VIRTQ_EMPTY) {
+                if (virtq_enable_notify(q)) {
+                    virtq_disable_notify(q);
+                    continue;
+                }
+                break;
+            }
+            if (res == VIRTQ_BROKEN) {
+                r->broken = true;
+                virtio_set_needs_reset(r->t);
+                break;
+            }
+            r->have = true;
+        }
+
+        uint64_t want = r->chain.in_len;
+        if (want > VIRTIO_RNG_MAX_REQUEST)
+            want = VIRTIO_RNG_MAX_REQUEST;
+        if (r->rate && want > r->burst)
+            want = r->burst;
+        if (want && r->rate) {
+            bucket_refill(r);
+            if (r->tokens < want) {
+                timeout = bucket_wait_ms(r, want);
+                break;
+            }
+        }
+        size_t got = fill_random(&r->chain, (size_t)want);
+        if (r->rate)
+            r->tokens -= got < r->tokens ? got : r->tokens;
+        virtq_push(q, r->chain.head, (uint32_t)got);
+        r->have = false;
+        pushed = true;
+        done++;
+    }
+    if (pushed && virtq_should_notify(q))
+        virtio_notify_queue(r->t, 0);
+    return timeout;
+}
+
+static void *rng_thread(void *arg)
+{
+    struct virtio_rng *r = arg;
+    pthread_setname_np(pthread_self(), "virtio-rng");
+
+    while (!atomic_load(&r->stopping)) {
+        int timeout = serve(r);
+        if (atomic_load(&r->stopping))
+            break;
+
+        struct pollfd p[2] = { { .fd = r->stop_fd, .events = POLLIN } };
+        nfds_t n = 1;
+        if (r->q && !r->broken && r->kick >= 0)
+            p[n++] = (struct pollfd){ .fd = r->kick, .events = POLLIN };
+        int res = poll(p, n, timeout);
+        if (res < 0) {
+            if (errno != EINTR) {   /* ENOMEM: wait a little, don't spin */
+                static const struct timespec pause = { 0, 10 * 1000 * 1000 };
+                nanosleep(&pause, NULL);
+            }
+            continue;
+        }
+        if (p[0].revents)
+            break;
+        if (n > 1 && p[1].revents) {
+            if (p[1].revents & POLLNVAL) {
+                r->kick = -1;       /* gone bad: don't let it make us spin */
+                continue;
+            }
+            uint64_t v;
+            ssize_t k;
+            do {
+                k = read(r->kick, &v, sizeof v);
+            } while (k < 0 && errno == EINTR);
+            if (k < 0 && errno != EAGAIN)
+                r->kick = -1;
+        }
+    }
+    return NULL;
+}
+
+static void drain_eventfd(int fd)
+{
+    uint64_t v;
+    while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
+        ;
+}
+
+/* With the lock held. After it returns the thread is gone. */
+static void stop_thread(struct virtio_rng *r)
+{
+    if (!r->running)
+        return;
+    atomic_store(&r->stopping, true);
+    uint64_t one = 1;
+    while (write(r->stop_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    pthread_join(r->thread, NULL);
+    r->running = false;
+    r->have = false;
+    drain_eventfd(r->stop_fd);
+}
+
+/* ---- virtio_device_ops ------------------------------------------------ */
+
+/* No configuration space (5.4.4): everything reads as all-ones. */
+static void rng_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
+{
+    (void)dev; (void)offset;
+    memset(data, 0xff, len);
+}
+
+static void rng_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
+{
+    (void)dev; (void)offset; (void)data; (void)len;
+}
+
+static int rng_activate(void *dev, const struct virtio_queues *qs)
+{
+    struct virtio_rng *r = dev;
+    pthread_mutex_lock(&r->lock);
+    stop_thread(r);     /* activate twice without a reset: start afresh */
+
+    r->t = qs->transport;
+    r->q = qs->count > 0 ? qs->q[0] : NULL;
+    r->kick = r->q ? qs->kick_fd[0] : -1;
+    r->broken = false;
+    r->have = false;
+    if (r->rate != r->cfg_rate || r->burst != r->cfg_burst) {
+        r->rate = r->cfg_rate;
+        r->burst = r->cfg_burst;
+        r->tokens = r->burst;
+        r->last_ns = now_ns();
+    }
+    atomic_store(&r->stopping, false);
+    drain_eventfd(r->stop_fd);
+
+    /* The thread takes no signals: they belong to the VMM's own threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int err = pthread_create(&r->thread, NULL, rng_thread, r);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err == 0)
+        r->running = true;
+    pthread_mutex_unlock(&r->lock);
+    return err == 0 ? 0 : -1;
+}
+
+static void rng_reset(void *dev)
+{
+    struct virtio_rng *r = dev;
+    pthread_mutex_lock(&r->lock);
+    stop_thread(r);
+    pthread_mutex_unlock(&r->lock);
+}
+
+static const struct virtio_device_ops rng_ops = {
+    .device_id = RNG_DEVICE_ID,
+    .num_queues = 1,
+    .queue_max_size = RNG_QUEUE_MAX,
+    .features = 0,
+    .config_size = 0,
+    .config_read = rng_config_read,
+    .config_write = rng_config_write,
+    .activate = rng_activate,
+    .reset = rng_reset,
+};
+
+const struct virtio_device_ops *virtio_rng_ops(void)
+{
+    return &rng_ops;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+struct virtio_rng *virtio_rng_new(void)
+{
+    struct virtio_rng *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    if (pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        return NULL;
+    }
+    r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->stop_fd < 0) {
+        pthread_mutex_destroy(&r->lock);
+        free(r);
+        return NULL;
+    }
+    r->kick = -1;
+    r->cfg_rate = r->rate = VIRTIO_RNG_DEFAULT_RATE;
+    r->cfg_burst = r->burst = VIRTIO_RNG_DEFAULT_BURST;
+    r->tokens = r->burst;
+    r->last_ns = now_ns();
+    return r;
+}
+
+void virtio_rng_free(struct virtio_rng *r)
+{
+    if (!r)
+        return;
+    rng_reset(r);
+    close(r->stop_fd);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+void virtio_rng_set_rate(struct virtio_rng *r, uint64_t bytes_per_sec, uint64_t burst)
+{
+    pthread_mutex_lock(&r->lock);
+    r->cfg_rate = bytes_per_sec;
+    r->cfg_burst = burst ? burst : 1;
+    pthread_mutex_unlock(&r->lock);
+}

@@ -1,0 +1,497 @@
+/* Unit tests for virtio-rng (src/virtio/rng.c, virtio 1.2 section 5.4),
+ * driven through its virtio_device_ops as a transport would.
+ *
+ * As in test_virtio_console.c: a malloc'd struct guest_memory with a
+ * hand-built split ring (section 2.7), this file as the driver, and the
+ * transport calls the device makes defined here and counted. Every wait
+ * has a deadline, and alarm() ends a hung run. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memory.h"
+#include "virtio/queue.h"
+#include "virtio/rng.h"
+#include "virtio/virtio.h"
+
+/* ---- the fake transport ---------------------------------------------- */
+
+struct virtio_transport {
+    atomic_uint notify[VIRTIO_MAX_QUEUES];
+    atomic_uint config;
+    atomic_uint needs_reset;
+};
+
+void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
+{
+    if (queue < VIRTIO_MAX_QUEUES)
+        atomic_fetch_add(&t->notify[queue], 1);
+}
+
+void virtio_notify_config(struct virtio_transport *t)
+{
+    atomic_fetch_add(&t->config, 1);
+}
+
+void virtio_set_needs_reset(struct virtio_transport *t)
+{
+    atomic_fetch_add(&t->needs_reset, 1);
+}
+
+/* ---- time ------------------------------------------------------------ */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* ---- the fake guest ----------------------------------------------------- */
+
+#define RAM_SIZE     (16u << 20)
+#define QSIZE        64
+#define RING_BASE    0x10000ULL
+#define DATA_BASE    0x100000ULL
+#define WAIT_MS      5000
+
+#define F_NEXT  1
+#define F_WRITE 2
+
+struct buf {
+    uint64_t gpa;
+    uint32_t len;
+    bool write;
+};
+
+struct fixture {
+    struct guest_memory mem;
+    struct virtio_transport t;
+    struct virtq q;
+    uint8_t *desc, *avail, *used;
+    uint16_t avail_idx, last_used, next_desc;
+    int kick;
+    struct virtio_rng *rng;
+    const struct virtio_device_ops *ops;
+};
+
+static uint8_t *hva(struct fixture *f, uint64_t gpa)
+{
+    return f->mem.host + gpa;
+}
+
+static void ring_init(struct fixture *f, bool event_idx)
+{
+    memset(hva(f, RING_BASE), 0, 0x4000);
+    memset(&f->q, 0, sizeof f->q);
+    f->q.mem = &f->mem;
+    f->q.size = QSIZE;
+    f->q.desc_gpa = RING_BASE;
+    f->q.avail_gpa = RING_BASE + 0x1000;
+    f->q.used_gpa = RING_BASE + 0x2000;
+    f->q.ready = true;
+    f->q.event_idx = event_idx;
+    virtq_reset(&f->q);
+    f->desc = hva(f, f->q.desc_gpa);
+    f->avail = hva(f, f->q.avail_gpa);
+    f->used = hva(f, f->q.used_gpa);
+    f->avail_idx = f->last_used = f->next_desc = 0;
+}
+
+static void activate(struct fixture *f, bool event_idx)
+{
+    ring_init(f, event_idx);
+    struct virtio_queues qs = {
+        .transport = &f->t, .count = 1, .q = { &f->q }, .kick_fd = { f->kick },
+    };
+    assert_int_equal(f->ops->activate(f->rng, &qs), 0);
+}
+
+static uint16_t post(struct fixture *f, const struct buf *b, unsigned n)
+{
+    uint16_t head = f->next_desc;
+    for (unsigned i = 0; i < n; i++) {
+        unsigned d = (head + i) % QSIZE;
+        uint8_t *p = f->desc + 16 * (size_t)d;
+        uint16_t flags = (b[i].write ? F_WRITE : 0) | (i + 1 < n ? F_NEXT : 0);
+        uint16_t next = (uint16_t)((d + 1) % QSIZE);
+        memcpy(p, &b[i].gpa, 8);
+        memcpy(p + 8, &b[i].len, 4);
+        memcpy(p + 12, &flags, 2);
+        memcpy(p + 14, &next, 2);
+    }
+    f->next_desc = (uint16_t)((head + n) % QSIZE);
+    uint16_t *ring = (uint16_t *)(f->avail + 4);
+    ring[f->avail_idx % QSIZE] = head;
+    f->avail_idx++;
+    __atomic_store_n((uint16_t *)(f->avail + 2), f->avail_idx, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    assert_int_equal(write(f->kick, &one, sizeof one), sizeof one);
+    return head;
+}
+
+static uint16_t used_idx(struct fixture *f)
+{
+    return __atomic_load_n((uint16_t *)(f->used + 2), __ATOMIC_ACQUIRE);
+}
+
+static bool wait_used(struct fixture *f, uint16_t *id, uint32_t *len, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    while (used_idx(f) == f->last_used) {
+        if (now_ms() > end)
+            return false;
+        sleep_ms(1);
+    }
+    const uint8_t *e = f->used + 4 + 8 * (size_t)(f->last_used % QSIZE);
+    uint32_t i32;
+    memcpy(&i32, e, 4);
+    memcpy(len, e + 4, 4);
+    *id = (uint16_t)i32;
+    f->last_used++;
+    return true;
+}
+
+static void expect_used(struct fixture *f, uint16_t head, uint32_t len)
+{
+    uint16_t id;
+    uint32_t l;
+    assert_true(wait_used(f, &id, &l, WAIT_MS));
+    assert_int_equal(id, head);
+    assert_int_equal(l, len);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    f->mem.host = aligned_alloc(4096, RAM_SIZE);
+    assert_non_null(f->mem.host);
+    memset(f->mem.host, 0, RAM_SIZE);
+    f->mem.size = f->mem.low_size = RAM_SIZE;
+    f->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(f->kick >= 0);
+    f->ops = virtio_rng_ops();
+    f->rng = virtio_rng_new();
+    assert_non_null(f->rng);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    virtio_rng_free(f->rng);
+    close(f->kick);
+    free(f->mem.host);
+    free(f);
+    return 0;
+}
+
+/* Random-looking: many distinct byte values, not all one value. */
+static unsigned distinct_bytes(const uint8_t *p, size_t len)
+{
+    bool seen[256] = { false };
+    unsigned n = 0;
+    for (size_t i = 0; i < len; i++)
+        if (!seen[p[i]]) {
+            seen[p[i]] = true;
+            n++;
+        }
+    return n;
+}
+
+static bool all_equal(const uint8_t *p, size_t len, uint8_t v)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != v)
+            return false;
+    return true;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_ops(void **state)
+{
+    (void)state;
+    const struct virtio_device_ops *ops = virtio_rng_ops();
+    assert_int_equal(ops->device_id, 4);
+    assert_int_equal(ops->num_queues, 1);
+    assert_int_equal(ops->features, 0);
+    assert_int_equal(ops->config_size, 0);
+    assert_true(ops->queue_max_size >= 1 && ops->queue_max_size <= VIRTQ_MAX_SIZE);
+    struct virtio_rng *r = virtio_rng_new();
+    assert_non_null(r);
+    uint8_t cfg[4] = { 0 };
+    ops->config_read(r, 0, cfg, 4);
+    assert_true(all_equal(cfg, 4, 0xff));
+    ops->config_write(r, 0, cfg, 4);
+    ops->reset(r);              /* without activate: harmless */
+    virtio_rng_free(r);
+    virtio_rng_free(NULL);
+}
+
+static void test_fill(void **state)
+{
+    struct fixture *f = *state;
+    activate(f, false);
+    uint8_t *a = hva(f, DATA_BASE), *b = hva(f, DATA_BASE + 0x2000);
+    uint16_t head = post(f, &(struct buf){ DATA_BASE, 4096, true }, 1);
+    expect_used(f, head, 4096);
+    head = post(f, &(struct buf){ DATA_BASE + 0x2000, 4096, true }, 1);
+    expect_used(f, head, 4096);
+    assert_true(distinct_bytes(a, 4096) > 200);
+    assert_true(distinct_bytes(b, 4096) > 200);
+    assert_memory_not_equal(a, b, 4096);
+    assert_true(atomic_load(&f->t.notify[0]) >= 1);
+    assert_int_equal(atomic_load(&f->t.needs_reset), 0);
+}
+
+/* Several writable buffers, one of them empty, are all filled in order;
+ * bytes around them are not touched. */
+static void test_chain(void **state)
+{
+    struct fixture *f = *state;
+    activate(f, false);
+    memset(hva(f, DATA_BASE), 0x5a, 0x4000);
+    struct buf b[3] = {
+        { DATA_BASE + 0x10, 100, true }, { DATA_BASE + 0x1000, 0, true },
+        { DATA_BASE + 0x2000, 3000, true },
+    };
+    uint16_t head = post(f, b, 3);
+    expect_used(f, head, 3100);
+    assert_true(all_equal(hva(f, DATA_BASE), 0x10, 0x5a));
+    assert_true(all_equal(hva(f, DATA_BASE + 0x10 + 100), 0x2000 - 0x10 - 100, 0x5a));
+    assert_true(all_equal(hva(f, DATA_BASE + 0x2000 + 3000), 0x1000, 0x5a));
+    assert_true(distinct_bytes(hva(f, DATA_BASE + 0x10), 100) > 40);
+    assert_true(distinct_bytes(hva(f, DATA_BASE + 0x2000), 3000) > 200);
+}
+
+/* A request larger than VIRTIO_RNG_MAX_REQUEST gets exactly that many
+ * bytes, and the rest of the buffer is left alone. */
+static void test_request_cap(void **state)
+{
+    struct fixture *f = *state;
+    virtio_rng_set_rate(f->rng, 0, 0);      /* no rate cap for this one */
+    activate(f, false);
+    const uint32_t len = 200 * 1024;
+    memset(hva(f, DATA_BASE), 0x5a, len);
+    uint16_t head = post(f, &(struct buf){ DATA_BASE, len, true }, 1);
+    expect_used(f, head, VIRTIO_RNG_MAX_REQUEST);
+    assert_true(all_equal(hva(f, DATA_BASE + VIRTIO_RNG_MAX_REQUEST),
+                          len - VIRTIO_RNG_MAX_REQUEST, 0x5a));
+    assert_false(all_equal(hva(f, DATA_BASE + VIRTIO_RNG_MAX_REQUEST - 64), 64, 0x5a));
+}
+
+/* Zero-length and read-only requests come back with used length 0; a
+ * readable head is never written. */
+static void test_odd_requests(void **state)
+{
+    struct fixture *f = *state;
+    activate(f, false);
+    memset(hva(f, DATA_BASE), 0x11, 0x3000);
+    uint16_t head = post(f, &(struct buf){ DATA_BASE, 0, true }, 1);
+    expect_used(f, head, 0);
+    head = post(f, &(struct buf){ DATA_BASE, 64, false }, 1);
+    expect_used(f, head, 0);
+    assert_true(all_equal(hva(f, DATA_BASE), 64, 0x11));
+    struct buf b[2] = { { DATA_BASE, 64, false }, { DATA_BASE + 0x1000, 32, true } };
+    head = post(f, b, 2);
+    expect_used(f, head, 32);
+    assert_true(all_equal(hva(f, DATA_BASE), 64, 0x11));
+    assert_false(all_equal(hva(f, DATA_BASE + 0x1000), 32, 0x11));
+    assert_true(all_equal(hva(f, DATA_BASE + 0x1000 + 32), 64, 0x11));
+    assert_int_equal(atomic_load(&f->t.needs_reset), 0);
+}
+
+/* Buffers outside guest RAM break the queue (NEEDS_RESET) and nothing is
+ * written; the queue is then left alone until a reset, after which the
+ * device works again. */
+static void test_out_of_range(void **state)
+{
+    struct fixture *f = *state;
+    activate(f, false);
+    post(f, &(struct buf){ RAM_SIZE - 16, 32, true }, 1);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (atomic_load(&f->t.needs_reset) == 0 && now_ms() < end)
+        sleep_ms(1);
+    assert_int_equal(atomic_load(&f->t.needs_reset), 1);
+    assert_int_equal(used_idx(f), 0);
+    post(f, &(struct buf){ DATA_BASE, 32, true }, 1);
+    sleep_ms(50);
+    assert_int_equal(used_idx(f), 0);
+    f->ops->reset(f->rng);
+
+    activate(f, false);
+    post(f, &(struct buf){ UINT64_MAX - 7, 16, true }, 1);   /* wraps */
+    end = now_ms() + WAIT_MS;
+    while (atomic_load(&f->t.needs_reset) < 2 && now_ms() < end)
+        sleep_ms(1);
+    assert_int_equal(atomic_load(&f->t.needs_reset), 2);
+    f->ops->reset(f->rng);
+
+    activate(f, false);
+    uint16_t head = post(f, &(struct buf){ DATA_BASE, 32, true }, 1);
+    expect_used(f, head, 32);
+    assert_int_equal(atomic_load(&f->t.needs_reset), 2);
+}
+
+/* The token bucket: a burst at once, then the rate, sleeping in between. */
+static void test_rate_limit(void **state)
+{
+    struct fixture *f = *state;
+    virtio_rng_set_rate(f->rng, 256 * 1024, 16 * 1024);
+    activate(f, false);
+    uint64_t t0 = now_ms(), c0 = cpu_ms();
+    for (unsigned i = 0; i < 8; i++)
+        post(f, &(struct buf){ DATA_BASE + i * 0x4000ULL, 0x4000, true }, 1);
+    for (unsigned i = 0; i < 8; i++)
+        expect_used(f, (uint16_t)i, 0x4000);
+    uint64_t elapsed = now_ms() - t0;
+    /* 112 KiB past the burst at 256 KiB/s: about 440 ms. */
+    assert_true(elapsed >= 350);
+    assert_true(elapsed < 3000);
+    assert_true(cpu_ms() - c0 < 150);         /* slept, did not spin */
+}
+
+/* A request larger than the burst gets the burst. */
+static void test_burst_bounds_request(void **state)
+{
+    struct fixture *f = *state;
+    virtio_rng_set_rate(f->rng, 1024 * 1024, 1000);
+    activate(f, false);
+    uint16_t head = post(f, &(struct buf){ DATA_BASE, 4096, true }, 1);
+    expect_used(f, head, 1000);
+}
+
+/* Reset while a request waits for the bucket returns at once and leaves
+ * the request unanswered; the bucket is not refilled by the reset. */
+static void test_reset_while_throttled(void **state)
+{
+    struct fixture *f = *state;
+    virtio_rng_set_rate(f->rng, 1024, 1024);
+    activate(f, false);
+    uint16_t head = post(f, &(struct buf){ DATA_BASE, 1024, true }, 1);
+    expect_used(f, head, 1024);
+    memset(hva(f, DATA_BASE + 0x1000), 0x5a, 1024);
+    post(f, &(struct buf){ DATA_BASE + 0x1000, 1024, true }, 1);
+    sleep_ms(100);
+    uint64_t t0 = now_ms();
+    f->ops->reset(f->rng);
+    assert_true(now_ms() - t0 < 200);
+    sleep_ms(1100);
+    assert_int_equal(used_idx(f), 1);
+    assert_true(all_equal(hva(f, DATA_BASE + 0x1000), 1024, 0x5a));
+
+    /* After the pause above the bucket is full again: one request at once,
+     * the next only after about a second. */
+    activate(f, false);
+    head = post(f, &(struct buf){ DATA_BASE, 1024, true }, 1);
+    expect_used(f, head, 1024);
+    f->ops->reset(f->rng);
+    activate(f, false);                        /* a reset does not refill */
+    t0 = now_ms();
+    head = post(f, &(struct buf){ DATA_BASE, 1024, true }, 1);
+    expect_used(f, head, 1024);
+    assert_true(now_ms() - t0 >= 700);
+}
+
+/* The defaults let a normal request through at once. */
+static void test_default_rate(void **state)
+{
+    struct fixture *f = *state;
+    activate(f, false);
+    uint64_t t0 = now_ms();
+    for (unsigned i = 0; i < 4; i++) {
+        uint16_t head = post(f, &(struct buf){ DATA_BASE + i * 0x10000ULL, 0x10000, true }, 1);
+        expect_used(f, head, 0x10000);
+    }
+    assert_true(now_ms() - t0 < 500);
+}
+
+/* Many small requests, the ring wrapping several times, with and without
+ * EVENT_IDX. */
+static void run_many(struct fixture *f, bool event_idx)
+{
+    activate(f, event_idx);
+    for (unsigned i = 0; i < 5 * QSIZE; i++) {
+        uint64_t gpa = DATA_BASE + (i % QSIZE) * 64ULL;
+        uint16_t head = post(f, &(struct buf){ gpa, 64, true }, 1);
+        expect_used(f, head, 64);
+    }
+    /* And a full ring at once. */
+    for (unsigned i = 0; i < QSIZE; i++)
+        post(f, &(struct buf){ DATA_BASE + i * 64ULL, 64, true }, 1);
+    for (unsigned i = 0; i < QSIZE; i++) {
+        uint16_t id;
+        uint32_t len;
+        assert_true(wait_used(f, &id, &len, WAIT_MS));
+        assert_int_equal(len, 64);
+    }
+    assert_int_equal(atomic_load(&f->t.needs_reset), 0);
+}
+
+static void test_many(void **state)           { run_many(*state, false); }
+static void test_many_event_idx(void **state) { run_many(*state, true); }
+
+/* Activate twice without a reset, then reset twice: all harmless. */
+static void test_lifecycle(void **state)
+{
+    struct fixture *f = *state;
+    activate(f, false);
+    struct virtio_queues qs = {     /* DRIVER_OK again, same ring */
+        .transport = &f->t, .count = 1, .q = { &f->q }, .kick_fd = { f->kick },
+    };
+    assert_int_equal(f->ops->activate(f->rng, &qs), 0);
+    uint16_t head = post(f, &(struct buf){ DATA_BASE, 16, true }, 1);
+    expect_used(f, head, 16);
+    f->ops->reset(f->rng);
+    f->ops->reset(f->rng);
+}
+
+int main(void)
+{
+    /* A hang anywhere ends the run (SIGALRM) rather than blocking CI. */
+    alarm(60);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ops),
+        cmocka_unit_test_setup_teardown(test_fill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_odd_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_out_of_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_bounds_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_while_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_rate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_event_idx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("virtio_rng", tests, NULL, NULL);
+}
