@@ -46,6 +46,13 @@ static const char usage_text[] =
     "  --memory SIZE            guest RAM, bytes or with K/M/G suffix (default 256M)\n"
     "  --shutdown-timeout SECS  after SIGTERM/SIGINT, how long the guest has to\n"
     "                           power off before it is stopped (default 10)\n"
+    "  --disk PATH[,ro][,serial=ID]\n"
+    "                           a virtio-blk disk: raw image file or block device;\n"
+    "                           repeat for more (vda, vdb, ... in order); ro makes\n"
+    "                           it read-only; serial is up to 20 characters\n"
+    "  --console serial|virtio  where the console is: the serial port (ttyS0,\n"
+    "                           default) or virtio-console (hvc0)\n"
+    "  --rng                    a virtio-rng device (the guest's /dev/hwrng)\n"
     "  --kvm-device PATH        KVM device (default /dev/kvm)\n"
     "\n"
     "On a terminal, Ctrl-A x stops the VM at once, Ctrl-A p presses the power\n"
@@ -55,11 +62,20 @@ static const char usage_text[] =
     "stopped by the host (shutdown timeout or Ctrl-A x); 1 an error; 2 a bad\n"
     "command line.\n";
 
+struct disk_option {
+    char *path, *serial;
+    bool read_only;
+};
+
 struct options {
     const char *kernel, *initrd, *cmdline, *kvm_device;
     unsigned cpus;
     uint64_t memory;
     unsigned shutdown_timeout;
+    vmlet_console_kind console;
+    bool rng;
+    struct disk_option disks[VMLET_MAX_DISKS + 1];   /* one extra: the library says "too many" */
+    unsigned ndisks;
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -87,11 +103,37 @@ static bool parse_uint(const char *s, unsigned long max, unsigned *out)
     return true;
 }
 
+/* PATH[,ro][,serial=ID]; modifies spec in place. Returns false on a
+ * malformed one, with *why set. */
+static bool parse_disk(char *spec, struct disk_option *d, const char **why)
+{
+    memset(d, 0, sizeof *d);
+    char *save, *part = strtok_r(spec, ",", &save);
+    if (!part || !*part || spec[0] == ',') {
+        *why = "no path";
+        return false;
+    }
+    d->path = part;
+    while ((part = strtok_r(NULL, ",", &save))) {
+        if (!strcmp(part, "ro"))
+            d->read_only = true;
+        else if (!strcmp(part, "rw"))
+            d->read_only = false;
+        else if (!strncmp(part, "serial=", 7))
+            d->serial = part + 7;
+        else {
+            *why = "unknown disk option (use ro or serial=ID)";
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Returns -1 on success (keep going), or an exit status. */
 static int parse_run_options(int argc, char **argv, struct options *o)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY,
-           OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_HELP };
+           OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_DISK, OPT_CONSOLE, OPT_RNG, OPT_HELP };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
         { "initrd", required_argument, NULL, OPT_INITRD },
@@ -100,6 +142,9 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "memory", required_argument, NULL, OPT_MEMORY },
         { "shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
         { "kvm-device", required_argument, NULL, OPT_KVM_DEVICE },
+        { "disk", required_argument, NULL, OPT_DISK },
+        { "console", required_argument, NULL, OPT_CONSOLE },
+        { "rng", no_argument, NULL, OPT_RNG },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
     };
@@ -125,6 +170,27 @@ static int parse_run_options(int argc, char **argv, struct options *o)
             if (!parse_uint(optarg, 86400, &o->shutdown_timeout))
                 return usage_error("--shutdown-timeout '%s' is not a number of seconds "
                                    "(0 to 86400)", optarg);
+            break;
+        case OPT_DISK: {
+            const char *why = "out of memory";
+            if (o->ndisks > VMLET_MAX_DISKS)
+                break;   /* already one too many: validation reports it */
+            char *spec = strdup(optarg);   /* parse_disk cuts it up; kept for the run */
+            if (!spec || !parse_disk(spec, &o->disks[o->ndisks], &why))
+                return usage_error("--disk '%s': %s", optarg, why);
+            o->ndisks++;
+            break;
+        }
+        case OPT_CONSOLE:
+            if (!strcmp(optarg, "serial"))
+                o->console = VMLET_CONSOLE_SERIAL;
+            else if (!strcmp(optarg, "virtio"))
+                o->console = VMLET_CONSOLE_VIRTIO;
+            else
+                return usage_error("--console '%s': give serial or virtio", optarg);
+            break;
+        case OPT_RNG:
+            o->rng = true;
             break;
         case OPT_HELP:
             fputs(usage_text, stdout);
@@ -360,7 +426,11 @@ static int cmd_run(int argc, char **argv)
     vmlet_config_set_cpus(c, o.cpus);
     vmlet_config_set_memory(c, o.memory);
     vmlet_config_set_linux_boot(c, o.kernel, o.initrd, o.cmdline);
-    vmlet_config_set_serial_console(c, console_pipe[0], STDOUT_FILENO);
+    vmlet_config_set_console(c, o.console, console_pipe[0], STDOUT_FILENO);
+    for (unsigned i = 0; i < o.ndisks; i++)
+        vmlet_config_add_disk(c, o.disks[i].path,
+                              o.disks[i].read_only ? VMLET_DISK_READONLY : 0, o.disks[i].serial);
+    vmlet_config_set_entropy(c, o.rng);
     if (o.kvm_device)
         vmlet_config_set_kvm_device(c, o.kvm_device);
 

@@ -7,6 +7,7 @@
  *     vmlet_config_set_cpus(c, 2);
  *     vmlet_config_set_memory(c, 512 << 20);
  *     vmlet_config_set_linux_boot(c, "vmlinuz", "initrd.img", "console=ttyS0");
+ *     vmlet_config_add_disk(c, "root.img", 0, NULL);
  *     vmlet_error err;
  *     vmlet_vm *vm;
  *     if (vmlet_vm_create(c, &vm, &err) < 0 || vmlet_vm_start(vm, &err) < 0)
@@ -82,12 +83,33 @@ VMLET_API int vmlet_config_set_memory(vmlet_config *c, uint64_t bytes);
 VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
                                           const char *initrd,
                                           const char *cmdline);
-/* The serial console (16550 at 0x3f8, IRQ 4, the guest's ttyS0): the guest
- * reads from in_fd and writes to out_fd. -1 for either means none. The
- * descriptors stay owned by the caller and must stay open while the VM
- * runs. Default: no input, output discarded. */
-VMLET_API int vmlet_config_set_serial_console(vmlet_config *c, int in_fd,
-                                              int out_fd);
+typedef enum {
+    VMLET_CONSOLE_SERIAL,   /* 16550 UART at 0x3f8, IRQ 4: the guest's ttyS0 */
+    VMLET_CONSOLE_VIRTIO,   /* virtio-console over PCI: the guest's hvc0 */
+} vmlet_console_kind;
+
+/* The console: the guest reads from in_fd and writes to out_fd (-1 for
+ * either means none). The descriptors stay owned by the caller and must
+ * stay open while the VM runs. The serial port always exists; with
+ * VMLET_CONSOLE_VIRTIO its output still goes to out_fd (early boot
+ * messages) but input goes to the virtio console only. Default: serial, no
+ * input, output discarded. */
+VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind,
+                                       int in_fd, int out_fd);
+
+#define VMLET_MAX_DISKS        16
+#define VMLET_DISK_SERIAL_MAX  20   /* bytes, the virtio-blk ID length */
+#define VMLET_DISK_READONLY    (1u << 0)
+
+/* Adds a virtio-blk disk backed by a raw image file or block device; disks
+ * appear in the order added (vda, vdb, ...). flags: VMLET_DISK_READONLY
+ * (the file is opened read-only and the guest sees a read-only disk).
+ * serial: up to 20 printable ASCII characters, or NULL. Returns -1 when out
+ * of memory; everything else is checked by vmlet_config_validate(). */
+VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path,
+                                    unsigned flags, const char *serial);
+/* A virtio-rng device fed from getrandom(2) (the guest's /dev/hwrng). */
+VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled);
 /* The KVM device to use; default "/dev/kvm". */
 VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path);
 

@@ -32,6 +32,10 @@ VMLET_API void vmlet_config_free(vmlet_config *c)
     free(c->initrd);
     free(c->cmdline);
     free(c->kvm_device);
+    for (unsigned i = 0; i < c->ndisks; i++) {
+        free(c->disks[i].path);
+        free(c->disks[i].serial);
+    }
     free(c);
 }
 
@@ -67,10 +71,70 @@ VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
     return 0;
 }
 
-VMLET_API int vmlet_config_set_serial_console(vmlet_config *c, int in_fd, int out_fd)
+VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind,
+                                       int in_fd, int out_fd)
 {
+    c->console = kind;
     c->console_in = in_fd;
     c->console_out = out_fd;
+    return 0;
+}
+
+VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path, unsigned flags,
+                                    const char *serial)
+{
+    if (c->ndisks == VMLET_MAX_DISKS) {
+        c->too_many_disks = true;
+        return 0;
+    }
+    struct config_disk *d = &c->disks[c->ndisks];
+    memset(d, 0, sizeof *d);
+    if (set_string(&d->path, path ? path : "") || set_string(&d->serial, serial)) {
+        free(d->path);
+        d->path = NULL;
+        return -1;
+    }
+    d->read_only = flags & VMLET_DISK_READONLY;
+    c->ndisks++;
+    return 0;
+}
+
+VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled)
+{
+    c->entropy = enabled != 0;
+    return 0;
+}
+
+/* A disk must be a readable (and, unless read-only, writable) regular file
+ * or block device whose size is a whole number of 512-byte sectors. */
+static int check_disk(unsigned i, const struct config_disk *d, vmlet_error *err)
+{
+    struct stat st;
+    if (!d->path[0])
+        return set_error(err, VMLET_ERR_INVALID, "disk %u: no path given", i);
+    if (stat(d->path, &st) < 0)
+        return set_error(err, VMLET_ERR_FILE, "disk '%s': %s; check the --disk path",
+                         d->path, strerror(errno));
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+        return set_error(err, VMLET_ERR_FILE, "disk '%s' is not a regular file or a "
+                         "block device", d->path);
+    if (access(d->path, d->read_only ? R_OK : R_OK | W_OK) < 0)
+        return set_error(err, VMLET_ERR_FILE, "disk '%s': %s; %s", d->path, strerror(errno),
+                         d->read_only ? "make it readable for this user"
+                                      : "make it writable for this user, or add ,ro");
+    if (S_ISREG(st.st_mode) && (st.st_size == 0 || st.st_size % 512))
+        return set_error(err, VMLET_ERR_FILE, "disk '%s': its size (%lld bytes) is not a "
+                         "non-zero multiple of 512; resize it (truncate -s)", d->path,
+                         (long long)st.st_size);
+    if (d->serial) {
+        if (strlen(d->serial) > VMLET_DISK_SERIAL_MAX)
+            return set_error(err, VMLET_ERR_INVALID, "disk '%s': serial '%s' is longer "
+                             "than %d characters", d->path, d->serial, VMLET_DISK_SERIAL_MAX);
+        for (const char *p = d->serial; *p; p++)
+            if (*p < 0x21 || *p > 0x7e)
+                return set_error(err, VMLET_ERR_INVALID, "disk '%s': serial may only "
+                                 "hold printable ASCII without spaces", d->path);
+    }
     return 0;
 }
 
@@ -117,6 +181,20 @@ static int check_readable_file(const char *what, const char *flag, const char *p
     return 0;
 }
 
+/* Two --disk options naming one file would be two devices writing one
+ * image behind each other's back. */
+static int same_file_twice(const vmlet_config *c, vmlet_error *err)
+{
+    struct stat a, b;
+    for (unsigned i = 0; i < c->ndisks; i++)
+        for (unsigned j = i + 1; j < c->ndisks; j++)
+            if (stat(c->disks[i].path, &a) == 0 && stat(c->disks[j].path, &b) == 0 &&
+                a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                return set_error(err, VMLET_ERR_INVALID, "disk '%s' is given twice (also "
+                                 "as '%s')", c->disks[j].path, c->disks[i].path);
+    return 0;
+}
+
 VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
 {
     char want[32], have[32];
@@ -147,6 +225,16 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
     if (check_readable_file("kernel", "--kernel", c->kernel, err) < 0)
         return -1;
     if (c->initrd && check_readable_file("initrd", "--initrd", c->initrd, err) < 0)
+        return -1;
+    if (c->console != VMLET_CONSOLE_SERIAL && c->console != VMLET_CONSOLE_VIRTIO)
+        return set_error(err, VMLET_ERR_INVALID, "console: unknown kind %d", (int)c->console);
+    if (c->too_many_disks)
+        return set_error(err, VMLET_ERR_INVALID, "disks: more than %d; give fewer --disk",
+                         VMLET_MAX_DISKS);
+    for (unsigned i = 0; i < c->ndisks; i++)
+        if (check_disk(i, &c->disks[i], err) < 0)
+            return -1;
+    if (same_file_twice(c, err) < 0)
         return -1;
 
     /* The format checks and the fit of kernel + initrd in memory belong to

@@ -2,16 +2,28 @@
 #ifndef VMLET_CONFIG_H
 #define VMLET_CONFIG_H
 
+#include <stdbool.h>
 #include "vmlet.h"
 
 #define VMLET_MAX_CPUS    255            /* xAPIC IDs in the MADT */
 #define VMLET_MAX_MEMORY  (1ULL << 40)   /* 1 TiB */
 
+struct config_disk {
+    char *path;
+    char *serial;             /* NULL: none */
+    bool read_only;
+};
+
 struct vmlet_config {
     unsigned cpus;
     uint64_t memory;
     char *kernel, *initrd, *cmdline;
+    vmlet_console_kind console;
     int console_in, console_out;
+    struct config_disk disks[VMLET_MAX_DISKS];
+    unsigned ndisks;
+    bool too_many_disks;      /* reported by validate, not by add_disk */
+    bool entropy;
     char *kvm_device;
 };
 

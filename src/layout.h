@@ -13,6 +13,8 @@
  *   0x0010_0000  protected-mode kernel (bzImage payload)
  *   ...          RAM; initrd at the top of low RAM
  *   0xc000_0000  start of the 32-bit MMIO hole (RAM beyond it moves above 4 GiB)
+ *   0xc000_0000  PCI memory window: BARs live here (512 MiB, _CRS of \_SB.PCI0)
+ *   0xe000_0000  PCI ECAM, bus 0 only (1 MiB, MCFG)
  *   0xfec0_0000  I/O APIC (in-kernel)
  *   0xfee0_0000  local APICs (in-kernel)
  *   4 GiB        RAM above the hole
@@ -36,12 +38,24 @@
 #define GUEST_IOAPIC_ADDR       0xfec00000ULL
 #define GUEST_LAPIC_ADDR        0xfee00000ULL
 
+/* PCI (src/dev/pci.c). BARs are placed in, and only decoded in, the
+ * memory window, which the DSDT gives Linux as the root bridge's only
+ * memory aperture; ECAM covers bus 0 (32 devices x 8 functions x 4 KiB)
+ * and is reserved to the OS by a PNP0C02 device in the DSDT. */
+#define GUEST_PCI_MMIO_START    0xc0000000ULL
+#define GUEST_PCI_MMIO_SIZE     0x20000000ULL  /* up to 0xdfff_ffff */
+#define GUEST_PCI_ECAM_START    0xe0000000ULL
+#define GUEST_PCI_ECAM_SIZE     0x100000ULL    /* bus 0 only */
+
 /* Legacy I/O ports and ISA IRQs. */
 #define PORT_COM1               0x3f8
 #define PORT_COM1_LEN           8
 #define IRQ_COM1                4
 #define PORT_I8042_DATA         0x60
 #define PORT_I8042_CMD          0x64
+/* PCI configuration mechanism #1: address at 0xcf8, data at 0xcfc..0xcff. */
+#define PORT_PCI_CONFIG         0xcf8
+#define PORT_PCI_CONFIG_LEN     8
 /* ACPI fixed hardware (FADT): PM1a event block (status + enable),
  * PM1a control block, and the reset register. */
 #define PORT_ACPI_PM1A_EVT      0x600

@@ -27,6 +27,12 @@
 #include "dev/acpi_pm.h"
 #include "dev/i8042.h"
 #include "dev/serial.h"
+#include "dev/pci.h"
+#include "kvm_irq.h"
+#include "virtio/blk.h"
+#include "virtio/console.h"
+#include "virtio/pci.h"
+#include "virtio/rng.h"
 #include "x86/acpi.h"
 #include "x86/boot.h"
 #include "x86/cpuid.h"
@@ -68,6 +74,15 @@ struct vmlet_vm {
     struct serial *serial;
     struct acpi_pm *pm;
     struct i8042 *i8042;
+    struct kvm_irq *irq;                 /* MSI routes, irqfds, ioeventfds */
+    struct pci_host *pci;
+    struct virtio_blk *disks[VMLET_MAX_DISKS];
+    struct virtio_pci *disk_fns[VMLET_MAX_DISKS];
+    unsigned ndisks;
+    struct virtio_console *vcon;
+    struct virtio_pci *vcon_fn;
+    struct virtio_rng *rng;
+    struct virtio_pci *rng_fn;
 
     pthread_t console_thread;
     bool console_started;
@@ -139,6 +154,9 @@ static int check_kvm(struct vmlet_vm *vm, const char *path, unsigned cpus, vmlet
         { KVM_CAP_PIT2, "in-kernel PIT" },
         { KVM_CAP_EXT_CPUID, "CPUID" },
         { KVM_CAP_IMMEDIATE_EXIT, "immediate exit" },
+        { KVM_CAP_IRQ_ROUTING, "IRQ routing" },
+        { KVM_CAP_IRQFD, "irqfd" },
+        { KVM_CAP_IOEVENTFD, "ioeventfd" },
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
         if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
@@ -383,7 +401,8 @@ static int setup_memory(struct vmlet_vm *vm, uint64_t size, vmlet_error *err)
     return 0;
 }
 
-static int setup_devices(struct vmlet_vm *vm, int console_out, vmlet_error *err)
+/* Legacy devices on the I/O port bus: the UART, power management, reset. */
+static int setup_legacy_devices(struct vmlet_vm *vm, int console_out, vmlet_error *err)
 {
     struct irq_line com1 = { set_irq_line, vm, IRQ_COM1 };
     struct irq_line sci = { set_irq_line, vm, IRQ_ACPI_SCI };
@@ -404,10 +423,46 @@ static int setup_devices(struct vmlet_vm *vm, int console_out, vmlet_error *err)
     return 0;
 }
 
+/* The PCI host bridge and the virtio devices behind it, in slot order:
+ * disks (so the guest names them vda, vdb, ... as given), console, rng. */
+static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
+{
+    vm->pci = pci_host_new(GUEST_PCI_MMIO_START, GUEST_PCI_MMIO_SIZE);
+    if (!vm->pci || pci_host_attach(vm->pci, &vm->pio, &vm->mmio, GUEST_PCI_ECAM_START) < 0)
+        return set_error(err, VMLET_ERR_INTERNAL, "cannot set up the PCI host bridge");
+    for (unsigned i = 0; i < c->ndisks; i++) {
+        const struct config_disk *d = &c->disks[i];
+        vm->disks[i] = virtio_blk_new(d->path, d->read_only, d->serial, err);
+        if (!vm->disks[i])
+            return -1;
+        vm->ndisks = i + 1;
+        vm->disk_fns[i] = virtio_pci_new(vm->pci, vm->irq, &vm->mem,
+                                         virtio_blk_ops(vm->disks[i]), vm->disks[i]);
+        if (!vm->disk_fns[i])
+            return set_error(err, VMLET_ERR_INTERNAL, "disk '%s': no room on the PCI bus",
+                             d->path);
+    }
+    if (c->console == VMLET_CONSOLE_VIRTIO) {
+        vm->vcon = virtio_console_new(c->console_in, c->console_out);
+        vm->vcon_fn = vm->vcon ? virtio_pci_new(vm->pci, vm->irq, &vm->mem,
+                                                virtio_console_ops(), vm->vcon) : NULL;
+        if (!vm->vcon_fn)
+            return set_error(err, VMLET_ERR_INTERNAL, "cannot create the virtio console");
+    }
+    if (c->entropy) {
+        vm->rng = virtio_rng_new();
+        vm->rng_fn = vm->rng ? virtio_pci_new(vm->pci, vm->irq, &vm->mem,
+                                              virtio_rng_ops(), vm->rng) : NULL;
+        if (!vm->rng_fn)
+            return set_error(err, VMLET_ERR_INTERNAL, "cannot create the virtio-rng device");
+    }
+    return 0;
+}
+
 static int setup_acpi(struct vmlet_vm *vm, vmlet_error *err)
 {
     uint8_t *tables = gpa_to_hva(&vm->mem, GUEST_ACPI_ADDR, GUEST_ACPI_SIZE);
-    struct acpi_machine machine = { .ncpus = vm->ncpus };
+    struct acpi_machine machine = { .ncpus = vm->ncpus, .pci = vm->pci != NULL };
     if (!tables || acpi_build_tables(tables, GUEST_ACPI_ADDR, GUEST_ACPI_SIZE, &machine) < 0)
         return set_error(err, VMLET_ERR_INTERNAL, "cannot build the ACPI tables");
     return 0;
@@ -562,7 +617,8 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
     struct vmlet_vm *vm = vm_alloc(c->cpus);
     if (!vm)
         return set_error(err, VMLET_ERR_NOMEM, "out of memory");
-    vm->console_in = c->console_in;
+    /* The serial port reads the console only when it is the console. */
+    vm->console_in = c->console == VMLET_CONSOLE_SERIAL ? c->console_in : -1;
 
     /* 1. KVM and the VM with its in-kernel interrupt controllers and PIT. */
     const char *kvm_path = c->kvm_device ? c->kvm_device : "/dev/kvm";
@@ -579,7 +635,8 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
     if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
         ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0 ||
         ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
-        ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+        ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0 ||
+        !(vm->irq = kvm_irq_new(vm->vm_fd))) {
         set_error(err, VMLET_ERR_HOST, "cannot set up the VM's interrupt controllers: %s",
                   strerror(errno));
         goto fail;
@@ -594,8 +651,9 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
     /* 2. Guest RAM. */
     if (setup_memory(vm, c->memory, err) < 0)
         goto fail;
-    /* 3. Devices on the I/O port bus. */
-    if (setup_devices(vm, c->console_out, err) < 0)
+    /* 3. Devices: legacy ones on I/O ports, virtio ones on PCI. */
+    if (setup_legacy_devices(vm, c->console_out, err) < 0 ||
+        setup_pci_devices(vm, c, err) < 0)
         goto fail;
     /* 4. Firmware tables: ACPI describes CPUs, power button, S5 and reset. */
     if (setup_acpi(vm, err) < 0)
@@ -777,6 +835,24 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
         if (vm->vcpus[i].fd >= 0)
             close(vm->vcpus[i].fd);
     }
+    /* Transports first: freeing one resets its device and stops its thread. */
+    for (unsigned i = 0; i < vm->ndisks; i++) {
+        if (vm->disk_fns[i])
+            virtio_pci_free(vm->disk_fns[i]);
+        virtio_blk_free(vm->disks[i]);
+    }
+    if (vm->vcon_fn)
+        virtio_pci_free(vm->vcon_fn);
+    if (vm->vcon)
+        virtio_console_free(vm->vcon);
+    if (vm->rng_fn)
+        virtio_pci_free(vm->rng_fn);
+    if (vm->rng)
+        virtio_rng_free(vm->rng);
+    if (vm->pci)
+        pci_host_free(vm->pci);
+    if (vm->irq)
+        kvm_irq_free(vm->irq);
     if (vm->serial)
         serial_free(vm->serial);
     if (vm->pm)

@@ -14,10 +14,23 @@
  *            5.2.12.7 local APIC NMI
  *   7.4.2    \_S5 system state package (SLP_TYP for soft-off)
  *   6.1.5 _HID, 6.1.12 _UID, 6.3.7 _STA, 6.2.2 _CRS for the COM1 device
+ *   6.1.2 _CID, 6.5.5 _BBN, 6.5.6 _SEG for the PCI root bridge \_SB.PCI0
+ *            (PNP0A08/PNP0A03), whose _CRS gives bus 0, the config ports
+ *            it consumes and the I/O and memory windows it produces
+ * and from the PCI Firmware Specification 3.2, 4.1.2 MCFG table (ECAM
+ * base for segment 0, bus 0), with 4.1.2's requirement that the range be
+ * reserved by a motherboard resource (PNP0C02) met in the DSDT.
  *
  * Layout inside the buffer: RSDP at 0 (so a legacy scan of 0xe0000 finds
  * it), FACS at the next 64-byte boundary (the FACS must be 64-byte
- * aligned), then DSDT, FADT, MADT and XSDT, each 16-byte aligned.
+ * aligned), then DSDT, FADT, MADT, MCFG (with PCI) and XSDT, each 16-byte
+ * aligned.
+ *
+ * No _OSC on PCI0: without it Linux keeps PCIe native hotplug, AER, PME,
+ * LTR and DPC off and disables ASPM ("platform retains control"), none of
+ * which this machine has; config space, MSI and MSI-X do not depend on it.
+ * No _PRT either: every PCI function here interrupts by MSI-X only
+ * (Interrupt Pin 0), which Linux's virtio_pci accepts.
  */
 #include "x86/acpi.h"
 
@@ -40,6 +53,7 @@
 #define FACS_LEN          64
 #define FADT_LEN          276   /* revision 6 */
 #define MADT_HEADER_LEN   44
+#define MCFG_LEN          (SDT_HEADER_LEN + 8 + 16)   /* one allocation */
 
 /* Table revisions for ACPI 6.4. */
 #define RSDP_REVISION     2
@@ -48,6 +62,7 @@
 #define FADT_MINOR        4
 #define MADT_REVISION     5
 #define DSDT_REVISION     2     /* 2+: AML integers are 64 bits */
+#define MCFG_REVISION     1
 #define FACS_VERSION      2
 
 /* FADT field offsets (5.2.9). */
@@ -214,7 +229,50 @@ static int build_facs(struct out *o, uint64_t *addr)
     return 0;
 }
 
-static int build_dsdt(struct out *o, uint64_t *addr)
+/* \_SB.PCI0, the root bridge of the host in src/dev/pci.c, and \_SB.ECAM,
+ * the motherboard resource Linux checks before it uses the MCFG range. */
+static void dsdt_pci(struct aml *a)
+{
+    aml_device_begin(a, "PCI0");
+    aml_name(a, "_HID");
+    aml_eisaid(a, "PNP0A08");           /* PCI Express root bridge */
+    aml_name(a, "_CID");
+    aml_eisaid(a, "PNP0A03");           /* PCI root bridge */
+    aml_name(a, "_SEG");
+    aml_integer(a, 0);
+    aml_name(a, "_BBN");
+    aml_integer(a, 0);
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_name(a, "_CRS");
+    aml_resources_begin(a);
+    aml_word_bus_number(a, 0, 0);
+    /* Consumed by the bridge itself (Linux drops it from the windows). */
+    aml_io(a, PORT_PCI_CONFIG, PORT_PCI_CONFIG, 1, PORT_PCI_CONFIG_LEN);
+    /* All other ports pass through, as on a PC: the legacy devices are
+     * described on their own. */
+    aml_word_io(a, 0x0000, PORT_PCI_CONFIG - 1);
+    aml_word_io(a, PORT_PCI_CONFIG + PORT_PCI_CONFIG_LEN, 0xffff);
+    /* Linux keeps the BAR addresses the host assigned because they lie in
+     * this window. */
+    aml_dword_memory(a, (uint32_t)GUEST_PCI_MMIO_START,
+                     (uint32_t)(GUEST_PCI_MMIO_START + GUEST_PCI_MMIO_SIZE - 1), false);
+    aml_end(a);                         /* _CRS */
+    aml_end(a);                         /* PCI0 */
+
+    aml_device_begin(a, "ECAM");
+    aml_name(a, "_HID");
+    aml_eisaid(a, "PNP0C02");           /* motherboard resources */
+    aml_name(a, "_UID");
+    aml_integer(a, 1);
+    aml_name(a, "_CRS");
+    aml_resources_begin(a);
+    aml_memory32_fixed(a, (uint32_t)GUEST_PCI_ECAM_START, (uint32_t)GUEST_PCI_ECAM_SIZE, true);
+    aml_end(a);                         /* _CRS */
+    aml_end(a);                         /* ECAM */
+}
+
+static int build_dsdt(struct out *o, bool pci, uint64_t *addr)
 {
     size_t off;
     uint8_t *t = reserve(o, SDT_HEADER_LEN, 16, &off);
@@ -251,6 +309,8 @@ static int build_dsdt(struct out *o, uint64_t *addr)
     aml_irq_noflags(&a, 1u << IRQ_COM1);
     aml_end(&a);                        /* _CRS */
     aml_end(&a);                        /* COM1 */
+    if (pci)
+        dsdt_pci(&a);
     aml_end(&a);                        /* \_SB */
 
     if (!aml_ok(&a))
@@ -377,6 +437,25 @@ static int build_madt(struct out *o, unsigned ncpus, uint64_t *addr)
     return 0;
 }
 
+static int build_mcfg(struct out *o, uint64_t *addr)
+{
+    size_t off;
+    uint8_t *t = reserve(o, MCFG_LEN, 16, &off);
+    if (!t)
+        return -1;
+    sdt_header(t, "MCFG", MCFG_LEN, MCFG_REVISION);
+    /* 8 reserved bytes, then one allocation: base, segment, first and last
+     * bus (the bytes reserve() zeroed cover the rest). */
+    uint8_t *e = t + SDT_HEADER_LEN + 8;
+    put64(e, GUEST_PCI_ECAM_START);
+    put16(e + 8, 0);
+    e[10] = 0;
+    e[11] = (uint8_t)(GUEST_PCI_ECAM_SIZE / (1u << 20) - 1);
+    sdt_checksum(t, MCFG_LEN);
+    *addr = o->gpa + off;
+    return 0;
+}
+
 static int build_xsdt(struct out *o, const uint64_t *tables, size_t n, uint64_t *addr)
 {
     size_t len = SDT_HEADER_LEN + 8 * n;
@@ -409,7 +488,7 @@ long acpi_build_tables(uint8_t *buf, uint64_t gpa, size_t size,
                        const struct acpi_machine *m)
 {
     struct out o = { .buf = buf, .size = buf ? size : 0, .used = 0, .gpa = gpa };
-    uint64_t facs, dsdt, fadt, madt, xsdt;
+    uint64_t facs, dsdt, fadt, madt, mcfg = 0, xsdt;
     size_t rsdp_off;
 
     if (!m || m->ncpus == 0 || m->ncpus > MAX_CPUS)
@@ -420,14 +499,15 @@ long acpi_build_tables(uint8_t *buf, uint64_t gpa, size_t size,
     if (!rsdp)
         return -1;
     if (build_facs(&o, &facs) < 0 ||
-        build_dsdt(&o, &dsdt) < 0 ||
+        build_dsdt(&o, m->pci, &dsdt) < 0 ||
         build_fadt(&o, facs, dsdt, &fadt) < 0 ||
-        build_madt(&o, m->ncpus, &madt) < 0)
+        build_madt(&o, m->ncpus, &madt) < 0 ||
+        (m->pci && build_mcfg(&o, &mcfg) < 0))
         return -1;
 
     /* FACS and DSDT are reached through the FADT, not the XSDT. */
-    const uint64_t tables[] = { fadt, madt };
-    if (build_xsdt(&o, tables, sizeof(tables) / sizeof(tables[0]), &xsdt) < 0)
+    const uint64_t tables[] = { fadt, madt, mcfg };
+    if (build_xsdt(&o, tables, m->pci ? 3 : 2, &xsdt) < 0)
         return -1;
     build_rsdp(rsdp, xsdt);
     return (long)o.used;

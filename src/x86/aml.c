@@ -8,6 +8,9 @@
  *   20.2.5.2 Named objects encoding (DefDevice)
  *   20.2.5.4 Expression opcodes encoding (DefBuffer, DefPackage)
  *   6.4.2.1  IRQ descriptor, 6.4.2.5 I/O port descriptor, 6.4.2.9 end tag
+ *   6.4.3.4  32-bit fixed memory range descriptor
+ *   6.4.3.5  Address space descriptors: 6.4.3.5.2 DWord, 6.4.3.5.3 Word
+ *            (6.4.3.5.4 general and type-specific flags)
  */
 #include "x86/aml.h"
 
@@ -40,6 +43,27 @@ enum {
     RES_IO = 0x47,           /* type 8, 7 bytes */
     RES_END = 0x79,          /* type 15, 1 byte: checksum */
 };
+
+/* Large resource items: tag, then a 16-bit length of what follows (6.4.3). */
+enum {
+    RES_MEMORY32_FIXED = 0x86,
+    RES_DWORD_ADDRESS = 0x87,
+    RES_WORD_ADDRESS = 0x88,
+};
+
+/* Address space descriptor fields (6.4.3.5.4). */
+enum {
+    ADDR_TYPE_MEMORY = 0,
+    ADDR_TYPE_IO = 1,
+    ADDR_TYPE_BUS = 2,
+};
+#define ADDR_GF_CONSUMER   0x01   /* clear: ResourceProducer */
+#define ADDR_GF_SUBTRACT   0x02   /* clear: PosDecode */
+#define ADDR_GF_MIN_FIXED  0x04
+#define ADDR_GF_MAX_FIXED  0x08
+#define ADDR_IO_ENTIRE     0x03   /* _RNG: both ISA and non-ISA ranges */
+#define ADDR_MEM_RW        0x01
+#define ADDR_MEM_CACHEABLE 0x02   /* _MEM = 1 */
 
 enum { BLK_PKGLEN, BLK_PACKAGE, BLK_BUFFER, BLK_RESOURCES };
 
@@ -397,5 +421,70 @@ void aml_irq_noflags(struct aml *a, uint16_t mask)
         return;
     /* The two-byte form: edge-triggered, active-high, exclusive. */
     const uint8_t d[3] = { RES_IRQ_NOFLAGS, (uint8_t)mask, (uint8_t)(mask >> 8) };
+    emit(a, d, sizeof(d));
+}
+
+void aml_memory32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writable)
+{
+    if (!in_resources(a))
+        return;
+    uint8_t d[12] = { RES_MEMORY32_FIXED, 9, 0, writable ? 1 : 0 };
+    for (int i = 0; i < 4; i++) {
+        d[4 + i] = (uint8_t)(base >> (8 * i));
+        d[8 + i] = (uint8_t)(len >> (8 * i));
+    }
+    emit(a, d, sizeof(d));
+}
+
+/* Word address space descriptor with granularity and translation 0. */
+static void word_address(struct aml *a, uint8_t type, uint8_t tflags, uint16_t min,
+                         uint16_t max)
+{
+    if (!in_resources(a))
+        return;
+    if (max < min) {
+        a->err = true;
+        return;
+    }
+    uint16_t len = (uint16_t)(max - min + 1);   /* 0 for the whole 64 KiB: not encodable */
+    if (len == 0) {
+        a->err = true;
+        return;
+    }
+    const uint16_t f[5] = { 0, min, max, 0, len };  /* gran, min, max, tra, len */
+    uint8_t d[16] = { RES_WORD_ADDRESS, 13, 0, type,
+                      ADDR_GF_MIN_FIXED | ADDR_GF_MAX_FIXED, tflags };
+    for (int i = 0; i < 5; i++) {
+        d[6 + 2 * i] = (uint8_t)f[i];
+        d[7 + 2 * i] = (uint8_t)(f[i] >> 8);
+    }
+    emit(a, d, sizeof(d));
+}
+
+void aml_word_bus_number(struct aml *a, uint16_t min, uint16_t max)
+{
+    word_address(a, ADDR_TYPE_BUS, 0, min, max);
+}
+
+void aml_word_io(struct aml *a, uint16_t min, uint16_t max)
+{
+    word_address(a, ADDR_TYPE_IO, ADDR_IO_ENTIRE, min, max);
+}
+
+void aml_dword_memory(struct aml *a, uint32_t min, uint32_t max, bool cacheable)
+{
+    if (!in_resources(a))
+        return;
+    if (max < min || (max - min) == UINT32_MAX) {
+        a->err = true;
+        return;
+    }
+    const uint32_t f[5] = { 0, min, max, 0, max - min + 1 };
+    uint8_t d[26] = { RES_DWORD_ADDRESS, 23, 0, ADDR_TYPE_MEMORY,
+                      ADDR_GF_MIN_FIXED | ADDR_GF_MAX_FIXED,
+                      (uint8_t)(ADDR_MEM_RW | (cacheable ? ADDR_MEM_CACHEABLE : 0)) };
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 4; j++)
+            d[6 + 4 * i + j] = (uint8_t)(f[i] >> (8 * j));
     emit(a, d, sizeof(d));
 }

@@ -10,6 +10,9 @@
  *   6.4.2.1  IRQ descriptor (IRQNoFlags form)
  *   6.4.2.5  I/O port descriptor
  *   6.4.2.9  End tag
+ *   6.4.3.4  32-bit fixed memory range descriptor (Memory32Fixed)
+ *   6.4.3.5.2 DWord address space descriptor (DWordMemory)
+ *   6.4.3.5.3 Word address space descriptor (WordIO, WordBusNumber)
  *
  * Usage: objects are written in order into a caller-supplied buffer.
  * Scopes, devices, packages and resource templates are opened with a
@@ -72,6 +75,15 @@ void aml_end(struct aml *a);
 /* Resource descriptors, only valid inside aml_resources_begin(). */
 void aml_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len); /* IO(Decode16, ...) */
 void aml_irq_noflags(struct aml *a, uint16_t mask);  /* IRQNoFlags(){...}: bit n = IRQ n */
+/* Memory32Fixed(ReadWrite or ReadOnly, base, len). */
+void aml_memory32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writable);
+/* Address space descriptors a bridge produces for its children: fixed
+ * [min, max] (MinFixed, MaxFixed, PosDecode, ResourceProducer), granularity
+ * and translation 0, length max - min + 1. */
+void aml_word_bus_number(struct aml *a, uint16_t min, uint16_t max); /* WordBusNumber */
+void aml_word_io(struct aml *a, uint16_t min, uint16_t max);         /* WordIO, EntireRange */
+/* DWordMemory, ReadWrite; cacheable selects Cacheable over NonCacheable. */
+void aml_dword_memory(struct aml *a, uint32_t min, uint32_t max, bool cacheable);
 
 /* Encodes a PkgLength for a body of body_len bytes (the PkgLength counts
  * itself too). Returns the number of bytes written to out (1..4), or 0 if

@@ -2,8 +2,10 @@
  * (src/x86/aml.c).
  *
  * Checks the structures of ACPI 6.4 5.2.5.3 (RSDP), 5.2.6 (header and
- * checksums), 5.2.8 (XSDT), 5.2.9 (FADT), 5.2.10 (FACS), 5.2.11.1 (DSDT)
- * and 5.2.12 (MADT) field by field, the AML encodings of 20.2, and finally
+ * checksums), 5.2.8 (XSDT), 5.2.9 (FADT), 5.2.10 (FACS), 5.2.11.1 (DSDT),
+ * 5.2.12 (MADT) and the PCI Firmware 3.2 MCFG (4.1.2) field by field, the
+ * AML encodings of 20.2 and the resource descriptors of 6.4 (including
+ * the PCI root bridge's _CRS), and finally
  * feeds every table to the ACPICA disassembler (iasl -d), then recompiles
  * the disassembled DSDT, because iasl is a stricter reader than these
  * checks. (The RSDP, which iasl -d cannot read, is rebuilt with iasl's
@@ -50,7 +52,7 @@ struct tables {
     uint8_t *buf;
     long len;
     uint64_t gpa;
-    const uint8_t *rsdp, *xsdt, *fadt, *facs, *dsdt, *madt;
+    const uint8_t *rsdp, *xsdt, *fadt, *facs, *dsdt, *madt, *mcfg;
 };
 
 /* Resolves a guest address from a table pointer to the buffer, checking
@@ -65,9 +67,9 @@ static const uint8_t *resolve(const struct tables *t, uint64_t addr, size_t min_
     return p;
 }
 
-static void build_at(struct tables *t, unsigned ncpus, uint64_t gpa)
+static void build_machine(struct tables *t, unsigned ncpus, bool pci, uint64_t gpa)
 {
-    struct acpi_machine m = { .ncpus = ncpus };
+    struct acpi_machine m = { .ncpus = ncpus, .pci = pci };
 
     memset(t, 0, sizeof(*t));
     t->buf = malloc(GUEST_ACPI_SIZE);
@@ -91,21 +93,36 @@ static void build_at(struct tables *t, unsigned ncpus, uint64_t gpa)
         } else if (!memcmp(p, "APIC", 4)) {
             assert_null(t->madt);
             t->madt = p;
+        } else if (!memcmp(p, "MCFG", 4) && pci) {
+            assert_null(t->mcfg);
+            t->mcfg = p;
         } else {
             fail_msg("unexpected table %.4s in the XSDT", (const char *)p);
         }
     }
     assert_non_null(t->fadt);
     assert_non_null(t->madt);
+    assert_true(pci == (t->mcfg != NULL));
     t->dsdt = resolve(t, get64(t->fadt + 140), 36);
     assert_memory_equal(t->dsdt, "DSDT", 4);
     t->facs = resolve(t, get64(t->fadt + 132), FACS_LEN);
     assert_memory_equal(t->facs, "FACS", 4);
 }
 
+static void build_at(struct tables *t, unsigned ncpus, uint64_t gpa)
+{
+    build_machine(t, ncpus, false, gpa);
+}
+
 static void build(struct tables *t, unsigned ncpus)
 {
     build_at(t, ncpus, GUEST_ACPI_ADDR);
+}
+
+/* The machine vm.c builds once the PCI host bridge is attached. */
+static void build_pci(struct tables *t, unsigned ncpus)
+{
+    build_machine(t, ncpus, true, GUEST_ACPI_ADDR);
 }
 
 static void release(struct tables *t)
@@ -151,12 +168,15 @@ static void check_header(const uint8_t *p, const char *sig, uint32_t len, uint8_
 static void test_checksums_and_lengths(void **state)
 {
     static const unsigned counts[] = { 1, 2, 64, 255 };
-    for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+    for (size_t c = 0; c < 2 * sizeof(counts) / sizeof(counts[0]); c++) {
         struct tables t;
-        build(&t, counts[c]);
-        check_header(t.xsdt, "XSDT", 36 + 2 * 8, 1);
+        bool pci = c & 1;
+        build_machine(&t, counts[c / 2], pci, GUEST_ACPI_ADDR);
+        check_header(t.xsdt, "XSDT", 36 + (pci ? 3 : 2) * 8, 1);
+        if (pci)
+            check_header(t.mcfg, "MCFG", 60, 1);
         check_header(t.fadt, "FACP", FADT_LEN, 6);
-        check_header(t.madt, "APIC", (uint32_t)madt_len(counts[c]), 5);
+        check_header(t.madt, "APIC", (uint32_t)madt_len(counts[c / 2]), 5);
         check_header(t.dsdt, "DSDT", get32(t.dsdt + 4), 2);
         assert_true(get32(t.dsdt + 4) > 36);
 
@@ -167,14 +187,15 @@ static void test_checksums_and_lengths(void **state)
 
         /* The tables do not overlap, and the returned length is exactly
          * where the last one ends. */
-        const uint8_t *tabs[] = { t.rsdp, t.facs, t.dsdt, t.fadt, t.madt, t.xsdt };
+        const uint8_t *tabs[] = { t.rsdp, t.facs, t.dsdt, t.fadt, t.madt, t.xsdt, t.mcfg };
+        size_t ntabs = pci ? 7 : 6;
         size_t end = 0;
-        for (size_t i = 0; i < 6; i++) {
+        for (size_t i = 0; i < ntabs; i++) {
             size_t a0 = (size_t)(tabs[i] - t.buf);
             size_t a1 = a0 + (i == 0 ? 36 : get32(tabs[i] + 4));
             if (a1 > end)
                 end = a1;
-            for (size_t j = 0; j < 6; j++) {
+            for (size_t j = 0; j < ntabs; j++) {
                 if (i == j)
                     continue;
                 size_t b0 = (size_t)(tabs[j] - t.buf);
@@ -195,6 +216,35 @@ static void test_xsdt_pointers(void **state)
     /* Entry 0 is the FADT: some OSes expect it first. */
     assert_memory_equal(t.buf + (get64(t.xsdt + 36) - t.gpa), "FACP", 4);
     assert_memory_equal(t.buf + (get64(t.xsdt + 44) - t.gpa), "APIC", 4);
+    release(&t);
+
+    build_pci(&t, 4);
+    assert_int_equal(get32(t.xsdt + 4), 36 + 24);
+    assert_memory_equal(t.buf + (get64(t.xsdt + 36) - t.gpa), "FACP", 4);
+    assert_memory_equal(t.buf + (get64(t.xsdt + 52) - t.gpa), "MCFG", 4);
+    release(&t);
+}
+
+/* ---- MCFG ---- */
+
+static void test_mcfg(void **state)
+{
+    struct tables t;
+    build_pci(&t, 2);
+    const uint8_t *m = t.mcfg;
+    assert_int_equal(get32(m + 4), 60);         /* header, reserved, one entry */
+    assert_int_equal(get64(m + 36), 0);         /* reserved */
+    assert_int_equal(get64(m + 44), GUEST_PCI_ECAM_START);
+    assert_int_equal(get16(m + 52), 0);         /* segment */
+    assert_int_equal(m[54], 0);                 /* start bus */
+    assert_int_equal(m[55], 0);                 /* end bus: 1 MiB is bus 0 only */
+    assert_int_equal(get32(m + 56), 0);
+    /* Linux ignores MCFG ranges above 4 GiB from firmware older than 2010,
+     * and ECAM must not overlap the BAR window. */
+    assert_true(GUEST_PCI_ECAM_START + GUEST_PCI_ECAM_SIZE <= 0x100000000ULL);
+    assert_true(GUEST_PCI_ECAM_START >= GUEST_PCI_MMIO_START + GUEST_PCI_MMIO_SIZE ||
+                GUEST_PCI_ECAM_START + GUEST_PCI_ECAM_SIZE <= GUEST_PCI_MMIO_START);
+    assert_int_equal(GUEST_PCI_ECAM_SIZE, 1u << 20);
     release(&t);
 }
 
@@ -366,9 +416,9 @@ static void test_rejects_bad_machine(void **state)
 
 /* Every size short of what is needed must fail without touching a byte at
  * or past size; the exact size must succeed. */
-static void check_too_small(unsigned ncpus)
+static void check_too_small(unsigned ncpus, bool pci)
 {
-    struct acpi_machine m = { .ncpus = ncpus };
+    struct acpi_machine m = { .ncpus = ncpus, .pci = pci };
     enum { SLACK = 64 };
     uint8_t *big = malloc(GUEST_ACPI_SIZE);
     assert_non_null(big);
@@ -394,8 +444,9 @@ static void check_too_small(unsigned ncpus)
     free(big);
 }
 
-static void test_too_small_1(void **state) { check_too_small(1); }
-static void test_too_small_255(void **state) { check_too_small(255); }
+static void test_too_small_1(void **state) { check_too_small(1, false); }
+static void test_too_small_255(void **state) { check_too_small(255, false); }
+static void test_too_small_pci(void **state) { check_too_small(4, true); }
 
 /* ---- AML ---- */
 
@@ -455,6 +506,130 @@ static void test_dsdt_aml(void **state)
     assert_int_equal(decode_pkglength(scope + 1, &nbytes), (size_t)(t.dsdt + len - scope - 1));
     assert_memory_equal(scope + 1 + nbytes, "\\_SB_\x5b\x82", 7);
     release(&t);
+}
+
+/* Without a PCI host the DSDT says nothing about PCI. */
+static void test_dsdt_no_pci(void **state)
+{
+    struct tables t;
+    build(&t, 1);
+    size_t len = get32(t.dsdt + 4);
+    assert_null(find(t.dsdt, len, "PCI0", 4));
+    assert_null(find(t.dsdt, len, "ECAM", 4));
+    release(&t);
+}
+
+static void test_dsdt_pci(void **state)
+{
+    struct tables t;
+    build_pci(&t, 1);
+    size_t len = get32(t.dsdt + 4);
+
+    /* Device(PCI0) and Device(ECAM) inside \_SB, after COM1. */
+    const uint8_t *pci0 = find(t.dsdt, len, "\x5b\x82", 2);
+    assert_non_null(pci0);
+    assert_non_null(find(t.dsdt, len, "PCI0", 4));
+    assert_true(find(t.dsdt, len, "PCI0", 4) > find(t.dsdt, len, "COM1", 4));
+    assert_true(find(t.dsdt, len, "ECAM", 4) > find(t.dsdt, len, "PCI0", 4));
+
+    /* _HID EisaId("PNP0A08"), _CID EisaId("PNP0A03"), _SEG 0, _BBN 0, _UID 0 */
+    static const uint8_t ids[] = {
+        0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08,
+        0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03,
+        0x08, '_', 'S', 'E', 'G', 0x00,
+        0x08, '_', 'B', 'B', 'N', 0x00,
+        0x08, '_', 'U', 'I', 'D', 0x00,
+    };
+    assert_non_null(find(t.dsdt, len, ids, sizeof(ids)));
+
+    /* _CRS of PCI0: 16 + 8 + 16 + 16 + 26 bytes of descriptors + end tag. */
+    static const uint8_t crs[] = {
+        0x08, '_', 'C', 'R', 'S', 0x11, 0x48, 0x05, 0x0a, 0x54,  /* 2-byte PkgLength */
+        /* WordBusNumber: producer, MinFixed, MaxFixed, 0..0, length 1 */
+        0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
+        /* IO(Decode16, 0xcf8, 0xcf8, 1, 8): what the bridge consumes */
+        0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08,
+        /* WordIO 0x0000..0x0cf7, EntireRange */
+        0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x00, 0xf7, 0x0c, 0, 0, 0xf8, 0x0c,
+        /* WordIO 0x0d00..0xffff */
+        0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x0d, 0xff, 0xff, 0, 0, 0x00, 0xf3,
+        /* DWordMemory 0xc0000000..0xdfffffff, NonCacheable, ReadWrite */
+        0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0,
+        0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xff, 0xdf, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20,
+        0x79, 0x00,
+    };
+    assert_non_null(find(t.dsdt, len, crs, sizeof(crs)));
+
+    /* ECAM: _HID EisaId("PNP0C02"), _CRS Memory32Fixed(ReadWrite, base, 1 MiB) */
+    static const uint8_t ecam[] = {
+        0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x02,
+        0x08, '_', 'U', 'I', 'D', 0x01,
+        0x08, '_', 'C', 'R', 'S', 0x11, 0x11, 0x0a, 0x0e,
+        0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x10, 0x00,
+        0x79, 0x00,
+    };
+    assert_non_null(find(t.dsdt, len, ecam, sizeof(ecam)));
+    /* The window and ECAM the tables describe are the layout's. */
+    assert_int_equal(GUEST_PCI_MMIO_START, 0xc0000000ULL);
+    assert_int_equal(GUEST_PCI_MMIO_SIZE, 0x20000000ULL);
+    assert_int_equal(GUEST_PCI_ECAM_START, 0xe0000000ULL);
+    assert_int_equal(PORT_PCI_CONFIG, 0xcf8);
+    release(&t);
+}
+
+static void test_aml_resources(void **state)
+{
+    uint8_t buf[256];
+    struct aml a;
+
+    aml_init(&a, buf, sizeof(buf));
+    aml_resources_begin(&a);
+    aml_memory32_fixed(&a, 0x12345678, 0x1000, false);
+    aml_word_bus_number(&a, 1, 0x10);
+    aml_word_io(&a, 0x1000, 0x1fff);
+    aml_dword_memory(&a, 0x80000000, 0x8fffffff, true);
+    aml_end(&a);
+    assert_true(aml_ok(&a));
+    static const uint8_t want[] = {
+        0x11, 0x4c, 0x04, 0x0a, 0x48,   /* Buffer, PkgLength 76, size 72 */
+        0x86, 0x09, 0x00, 0x00, 0x78, 0x56, 0x34, 0x12, 0x00, 0x10, 0x00, 0x00,
+        0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0x01, 0x00, 0x10, 0x00, 0, 0, 0x10, 0x00,
+        0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x10, 0xff, 0x1f, 0, 0, 0x00, 0x10,
+        0x87, 0x17, 0x00, 0x00, 0x0c, 0x03, 0, 0, 0, 0,
+        0x00, 0x00, 0x00, 0x80, 0xff, 0xff, 0xff, 0x8f, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x10,
+        0x79, 0x00,
+    };
+    assert_int_equal(aml_len(&a), sizeof(want));
+    assert_memory_equal(buf, want, sizeof(want));
+
+    /* Outside a template, reversed ranges and lengths that do not fit the
+     * descriptor are errors. */
+    aml_init(&a, buf, sizeof(buf));
+    aml_memory32_fixed(&a, 0, 1, true);
+    assert_false(aml_ok(&a));
+    aml_init(&a, buf, sizeof(buf));
+    aml_word_io(&a, 0, 1);
+    assert_false(aml_ok(&a));
+    aml_init(&a, buf, sizeof(buf));
+    aml_dword_memory(&a, 0, 1, false);
+    assert_false(aml_ok(&a));
+
+    static const struct { uint32_t min, max; int kind; } bad[] = {
+        { 2, 1, 0 }, { 0, 0xffff, 0 }, { 5, 4, 1 }, { 0, 0xffff, 1 },
+        { 2, 1, 2 }, { 0, 0xffffffffu, 2 },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        aml_init(&a, buf, sizeof(buf));
+        aml_resources_begin(&a);
+        if (bad[i].kind == 0)
+            aml_word_io(&a, (uint16_t)bad[i].min, (uint16_t)bad[i].max);
+        else if (bad[i].kind == 1)
+            aml_word_bus_number(&a, (uint16_t)bad[i].min, (uint16_t)bad[i].max);
+        else
+            aml_dword_memory(&a, bad[i].min, bad[i].max, false);
+        aml_end(&a);
+        assert_false(aml_ok(&a));
+    }
 }
 
 static void test_aml_pkglength(void **state)
@@ -745,26 +920,42 @@ static char *disassemble(const char *iasl, const char *dir, const char *name,
     return text;
 }
 
-static void test_iasl(void **state)
+static void check_iasl(void **state, bool pci)
 {
     const char *iasl = iasl_path();
     const char *dir = *state;
 
     struct tables t;
-    build(&t, 4);
+    build_machine(&t, 4, pci, GUEST_ACPI_ADDR);
     struct { const char *name; const uint8_t *p; size_t len; } tabs[] = {
         { "xsdt", t.xsdt, get32(t.xsdt + 4) },
         { "facp", t.fadt, get32(t.fadt + 4) },
         { "facs", t.facs, get32(t.facs + 4) },
         { "apic", t.madt, get32(t.madt + 4) },
         { "dsdt", t.dsdt, get32(t.dsdt + 4) },
+        { "mcfg", t.mcfg, t.mcfg ? get32(t.mcfg + 4) : 0 },
     };
     for (size_t i = 0; i < sizeof(tabs) / sizeof(tabs[0]); i++) {
+        if (!tabs[i].p)
+            continue;
         char *text = disassemble(iasl, dir, tabs[i].name, tabs[i].p, tabs[i].len);
         if (!strcmp(tabs[i].name, "dsdt")) {
             assert_non_null(strstr(text, "_S5"));
             assert_non_null(strstr(text, "PNP0501"));
             assert_non_null(strstr(text, "IRQNoFlags"));
+            if (pci) {
+                assert_non_null(strstr(text, "PNP0A08"));
+                assert_non_null(strstr(text, "PNP0A03"));
+                assert_non_null(strstr(text, "PNP0C02"));
+                assert_non_null(strstr(text, "WordBusNumber (ResourceProducer, MinFixed, "
+                                             "MaxFixed, PosDecode"));
+                assert_non_null(strstr(text, "0xDFFFFFFF"));
+                assert_non_null(strstr(text, "Memory32Fixed (ReadWrite"));
+            }
+        }
+        if (!strcmp(tabs[i].name, "mcfg")) {
+            assert_non_null(strstr(text, "Base Address : 00000000E0000000"));
+            assert_non_null(strstr(text, "End Bus Number : 00"));
         }
         free(text);
     }
@@ -796,6 +987,9 @@ static void test_iasl(void **state)
 
     release(&t);
 }
+
+static void test_iasl(void **state) { check_iasl(state, false); }
+static void test_iasl_pci(void **state) { check_iasl(state, true); }
 
 /* iasl cannot read a bare RSDP (its table reader wants a four-letter
  * signature), but its data table compiler can build one and computes both
@@ -861,12 +1055,18 @@ int main(void)
         cmocka_unit_test(test_rejects_bad_machine),
         cmocka_unit_test(test_too_small_1),
         cmocka_unit_test(test_too_small_255),
+        cmocka_unit_test(test_too_small_pci),
+        cmocka_unit_test(test_mcfg),
+        cmocka_unit_test(test_dsdt_no_pci),
+        cmocka_unit_test(test_dsdt_pci),
+        cmocka_unit_test(test_aml_resources),
         cmocka_unit_test(test_dsdt_aml),
         cmocka_unit_test(test_aml_pkglength),
         cmocka_unit_test(test_aml_objects),
         cmocka_unit_test(test_aml_nesting),
         cmocka_unit_test(test_aml_bounds),
         cmocka_unit_test_setup_teardown(test_iasl, make_tmpdir, remove_tmpdir),
+        cmocka_unit_test_setup_teardown(test_iasl_pci, make_tmpdir, remove_tmpdir),
         cmocka_unit_test_setup_teardown(test_iasl_rsdp, make_tmpdir, remove_tmpdir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

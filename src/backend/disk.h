@@ -1,0 +1,84 @@
+/* A raw disk image (regular file or block device) with asynchronous I/O
+ * through io_uring.
+ *
+ * Usage: disk_open(); then, from one thread at a time, queue requests with
+ * disk_submit() (each carries a caller cookie), start them with
+ * disk_kick(), and when disk_event_fd() is readable collect results with
+ * disk_reap(). disk_execute() does the same work synchronously (for tests
+ * and the fuzzer). disk_close() waits for everything still in flight.
+ *
+ * The image is locked with flock(): exclusively when opened read-write,
+ * shared when read-only, so two VMs never write the same image. */
+#ifndef VMLET_BACKEND_DISK_H
+#define VMLET_BACKEND_DISK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include "vmlet.h"
+
+struct disk;
+
+/* Requests that may be in flight at once (the completion ring's size, so
+ * completions never overflow); disk_submit() refuses more with -EBUSY. */
+#define DISK_QUEUE_DEPTH 512
+
+enum disk_op {
+    DISK_READ,           /* readv iov at offset */
+    DISK_WRITE,          /* writev iov at offset; .sync makes it durable */
+    DISK_FLUSH,          /* fdatasync */
+    DISK_DISCARD,        /* deallocate [offset, offset+length); best effort */
+    DISK_WRITE_ZEROES,   /* [offset, offset+length) reads as zeroes after;
+                            .unmap allows deallocating it */
+};
+
+struct disk_request {
+    enum disk_op op;
+    const struct iovec *iov;   /* READ/WRITE: must stay valid until reaped */
+    unsigned iovcnt;
+    uint64_t offset;
+    uint64_t length;           /* DISCARD/WRITE_ZEROES */
+    bool sync;                 /* WRITE: RWF_DSYNC (write-through) */
+    bool unmap;                /* WRITE_ZEROES: may punch a hole */
+    void *cookie;              /* returned by disk_reap; bit 0 must be 0
+                                  (any pointer to an object is fine) */
+};
+
+struct disk_completion {
+    void *cookie;
+    int64_t result;            /* bytes transferred (READ/WRITE; may be
+                                  short), 0, or -errno */
+};
+
+/* Opens and locks the image. On failure fills err with one line naming
+ * the file and what to do, and returns -1. */
+int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *err);
+/* Waits for in-flight requests, then releases the lock and the file. */
+void disk_close(struct disk *d);
+
+uint64_t disk_size(const struct disk *d);         /* bytes */
+bool disk_read_only(const struct disk *d);
+const char *disk_path(const struct disk *d);
+
+/* Readable (EFD_NONBLOCK eventfd) when completions may be waiting; the
+ * caller reads it to clear it before calling disk_reap(). */
+int disk_event_fd(const struct disk *d);
+
+/* Queues one request; nothing reaches the kernel until disk_kick(),
+ * except when the submission ring fills up. Returns 0 or -errno (then no
+ * completion will be delivered for this cookie). */
+int disk_submit(struct disk *d, const struct disk_request *req);
+/* Hands everything queued to the kernel. Returns 0 or -errno. */
+int disk_kick(struct disk *d);
+/* Collects up to max finished requests without blocking; returns how many. */
+unsigned disk_reap(struct disk *d, struct disk_completion *out, unsigned max);
+/* Blocks until at least one completion is ready (or nothing is in flight). */
+void disk_wait(struct disk *d);
+/* Requests submitted and not yet reaped. */
+unsigned disk_in_flight(const struct disk *d);
+
+/* Does one request synchronously (same semantics and fallbacks as the
+ * asynchronous path, full transfer or error); returns like result above. */
+int64_t disk_execute(struct disk *d, const struct disk_request *req);
+
+#endif

@@ -1,0 +1,722 @@
+/* virtio-blk, virtio 1.2 section 5.2:
+ *   5.2.3    feature bits (SEG_MAX, BLK_SIZE, FLUSH, DISCARD, WRITE_ZEROES, RO)
+ *   5.2.4    configuration layout (up to write_zeroes_may_unmap)
+ *   5.2.6    requests IN, OUT, FLUSH, GET_ID, DISCARD, WRITE_ZEROES;
+ *   5.2.6.2  device requirements: RO refusal, unmap/unknown flags,
+ *            write-zeroes reading back zeroes, stable writes when FLUSH
+ *            is offered but not negotiated.
+ *
+ * Every request is checked before any I/O starts: a malformed request
+ * gets VIRTIO_BLK_S_IOERR (or UNSUPP where 5.2.6.2 says so) and the device
+ * carries on; a broken ring or chain (virtq_pop() == VIRTQ_BROKEN) sets
+ * NEEDS_RESET and the queue is left alone until reset.
+ *
+ * Choices where the spec leaves room:
+ *   - Read-only: OUT gets IOERR (5.2.6.2 MUST) and nothing is written.
+ *     DISCARD and WRITE_ZEROES are then not offered, so, like any command
+ *     whose feature was not negotiated, they get UNSUPP ("unsupported by
+ *     device"). FLUSH succeeds (nothing to flush).
+ *   - GET_ID with fewer than 20 data bytes gets the first bytes that fit.
+ *   - Extra readable bytes after an IN header, or extra writable bytes
+ *     before an OUT status, are ignored (framing is free, 2.7.4).
+ *   - A chain with no writable byte cannot carry a status: it is returned
+ *     with used length 0 and counted as a bad request. */
+#include <errno.h>
+#include <endian.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include "backend/disk.h"
+#include "error.h"
+#include "virtio/blk.h"
+
+#define BLK_HDR_SIZE        16
+#define BLK_DWZ_SEG_SIZE    16
+#define BLK_INLINE_IOV      8
+/* A request never needs more disk operations than this... */
+#define BLK_MAX_OPS         VIRTIO_BLK_MAX_DWZ_SEG
+/* ...so a new chain is popped only while that many still fit. Every
+ * request in flight holds at least one operation, so this also bounds
+ * the requests in flight (and the host memory a guest can make us use). */
+#define BLK_REQ_POOL        DISK_QUEUE_DEPTH
+
+_Static_assert(VIRTQ_MAX_CHAIN <= IOV_MAX, "a chain's iovecs must fit one readv/writev");
+_Static_assert(VIRTIO_BLK_QUEUE_SIZE <= VIRTQ_MAX_SIZE, "queue size");
+
+/* epoll tags */
+#define TAG_DISK            0x100
+#define TAG_STOP            0x200
+
+struct blk_queue {
+    struct virtq *vq;
+    int kick_fd;
+    bool broken;            /* driver broke it: not touched until reset */
+    bool pushed;            /* used entries added since the last notify check */
+    bool throttled;         /* stopped popping for lack of room */
+};
+
+struct blk_req {
+    struct blk_queue *bq;   /* NULL in the synchronous path */
+    uint16_t head;
+    uint8_t *status;        /* the chain's last writable byte, or NULL */
+    uint8_t result;
+    uint64_t written;       /* bytes written to the writable part before status */
+    unsigned pending;       /* disk operations in flight */
+    /* IN/OUT: what is left to transfer (advanced on short transfers). */
+    bool rw;
+    struct disk_request rwreq;
+    uint64_t remaining;
+    struct iovec *iov;      /* private copy of the data iovecs */
+    unsigned iovcnt, iov_first;
+    struct iovec iov_inline[BLK_INLINE_IOV];
+    struct blk_req *next_free;
+};
+
+struct virtio_blk {
+    struct virtio_device_ops ops;
+    struct disk *disk;
+    uint64_t capacity;                  /* sectors */
+    bool read_only;
+    char serial[VIRTIO_BLK_ID_BYTES];   /* NUL-padded, not terminated */
+    uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
+
+    pthread_mutex_t lock;               /* serialises activate/reset/free */
+    bool running;
+    pthread_t thread;
+    int stop_fd, epfd;
+
+    /* Owned by the device thread while running. */
+    struct virtio_transport *transport;
+    uint64_t features;
+    unsigned nq;
+    struct blk_queue q[VIRTIO_MAX_QUEUES];
+    struct virtq_chain *chain;          /* pop scratch (16 KiB) */
+    struct blk_req *pool, *free_reqs;
+};
+
+/* ---- configuration space (5.2.4) -------------------------------------- */
+
+static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
+static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
+
+static void build_config(struct virtio_blk *blk)
+{
+    uint8_t *c = blk->config;
+    memset(c, 0, VIRTIO_BLK_CONFIG_SIZE);      /* unused0/unused1 must be 0 */
+    put64(c + 0, blk->capacity);
+    put32(c + 8, 0);                           /* size_max: not offered */
+    put32(c + 12, VIRTIO_BLK_SEG_MAX);
+    put32(c + 20, VIRTIO_BLK_SECTOR);          /* blk_size */
+    put16(c + 34, 1);                          /* num_queues (MQ not offered) */
+    if (!blk->read_only) {
+        put32(c + 36, VIRTIO_BLK_MAX_DWZ_SECTORS);  /* max_discard_sectors */
+        put32(c + 40, VIRTIO_BLK_MAX_DWZ_SEG);      /* max_discard_seg */
+        put32(c + 44, 8);                           /* discard_sector_alignment: 4 KiB */
+        put32(c + 48, VIRTIO_BLK_MAX_DWZ_SECTORS);  /* max_write_zeroes_sectors */
+        put32(c + 52, VIRTIO_BLK_MAX_DWZ_SEG);      /* max_write_zeroes_seg */
+        c[56] = 1;                                  /* write_zeroes_may_unmap */
+    }
+}
+
+static void blk_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
+{
+    const struct virtio_blk *blk = dev;
+    for (size_t i = 0; i < len; i++)
+        data[i] = offset < VIRTIO_BLK_CONFIG_SIZE && i < VIRTIO_BLK_CONFIG_SIZE - offset
+                  ? blk->config[offset + i] : 0;
+}
+
+static void blk_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
+{
+    /* Nothing is writable without CONFIG_WCE, which is not offered. */
+}
+
+/* ---- request parsing -------------------------------------------------- */
+
+/* The byte holding the status: the last byte of the writable part. */
+static uint8_t *status_byte(const struct iovec *wr, unsigned n)
+{
+    for (unsigned i = n; i-- > 0;)
+        if (wr[i].iov_len)
+            return (uint8_t *)wr[i].iov_base + wr[i].iov_len - 1;
+    return NULL;
+}
+
+/* Counts, then copies into dst, the pieces of src covering bytes
+ * [off, off + len). dst may be NULL to count only. */
+static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
+                          struct iovec *dst)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n && len; i++) {
+        if (off >= src[i].iov_len) {
+            off -= src[i].iov_len;
+            continue;
+        }
+        uint64_t chunk = src[i].iov_len - off;
+        if (chunk > len)
+            chunk = len;
+        if (dst)
+            dst[k] = (struct iovec){ (uint8_t *)src[i].iov_base + off, chunk };
+        k++;
+        len -= chunk;
+        off = 0;
+    }
+    return k;
+}
+
+static bool range_ok(const struct virtio_blk *blk, uint64_t sector, uint64_t nsectors)
+{
+    return sector <= blk->capacity && nsectors <= blk->capacity - sector;
+}
+
+static unsigned fail(struct blk_req *req, uint8_t status)
+{
+    req->result = status;
+    return 0;
+}
+
+/* IN and OUT: the data is the writable part before the status (IN) or
+ * the readable part after the header (OUT). */
+static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct virtq_chain *c,
+                         bool write, uint64_t sector, struct blk_req *req, struct disk_request *op)
+{
+    if (write && blk->read_only)
+        return fail(req, VIRTIO_BLK_S_IOERR);     /* 5.2.6.2: and write nothing */
+    const struct iovec *src = write ? c->iov : c->iov + c->n_out;
+    unsigned n = write ? c->n_out : c->n_in;
+    uint64_t off = write ? BLK_HDR_SIZE : 0;
+    uint64_t len = write ? c->out_len - BLK_HDR_SIZE : c->in_len - 1;
+
+    if (len % VIRTIO_BLK_SECTOR || !range_ok(blk, sector, len / VIRTIO_BLK_SECTOR))
+        return fail(req, VIRTIO_BLK_S_IOERR);
+    if (len == 0)
+        return 0;                                  /* nothing to move: OK */
+
+    unsigned k = iov_slice(src, n, off, len, NULL);
+    req->iov = k <= BLK_INLINE_IOV ? req->iov_inline : malloc(k * sizeof *req->iov);
+    if (!req->iov)
+        return fail(req, VIRTIO_BLK_S_IOERR);
+    iov_slice(src, n, off, len, req->iov);
+    req->iovcnt = k;
+    req->iov_first = 0;
+    req->remaining = len;
+    req->rw = true;
+    /* If the driver did not take FLUSH, writes must be stable before they
+     * complete (5.2.6.2, case 1): write through. */
+    *op = (struct disk_request){ .op = write ? DISK_WRITE : DISK_READ, .iov = req->iov,
+                                 .iovcnt = k, .offset = sector * VIRTIO_BLK_SECTOR,
+                                 .sync = write && !(features & (1ull << VIRTIO_BLK_F_FLUSH)),
+                                 .cookie = req };
+    req->rwreq = *op;
+    return 1;
+}
+
+/* DISCARD and WRITE_ZEROES: a list of 16-byte segments after the header.
+ * All segments are checked before any is started. */
+static unsigned parse_dwz(struct virtio_blk *blk, uint64_t features, const struct virtq_chain *c,
+                          bool zeroes, struct blk_req *req, struct disk_request *ops)
+{
+    unsigned feature = zeroes ? VIRTIO_BLK_F_WRITE_ZEROES : VIRTIO_BLK_F_DISCARD;
+    if (blk->read_only || !(features & (1ull << feature)))
+        return fail(req, VIRTIO_BLK_S_UNSUPP);
+    uint64_t bytes = c->out_len - BLK_HDR_SIZE;
+    if (bytes == 0 || bytes % BLK_DWZ_SEG_SIZE || bytes / BLK_DWZ_SEG_SIZE > VIRTIO_BLK_MAX_DWZ_SEG)
+        return fail(req, VIRTIO_BLK_S_IOERR);
+    unsigned nseg = (unsigned)(bytes / BLK_DWZ_SEG_SIZE), nops = 0;
+    uint8_t seg[VIRTIO_BLK_MAX_DWZ_SEG * BLK_DWZ_SEG_SIZE];
+    iov_to_buf(c->iov, c->n_out, BLK_HDR_SIZE, seg, bytes);
+
+    for (unsigned i = 0; i < nseg; i++) {
+        uint64_t sector; uint32_t num, flags;
+        memcpy(&sector, seg + i * 16, 8);
+        memcpy(&num, seg + i * 16 + 8, 4);
+        memcpy(&flags, seg + i * 16 + 12, 4);
+        sector = le64toh(sector); num = le32toh(num); flags = le32toh(flags);
+        /* 5.2.6.2: unknown flags, or unmap on a discard, are UNSUPP. */
+        if ((flags & ~VIRTIO_BLK_WZ_FLAG_UNMAP) || (!zeroes && flags))
+            return fail(req, VIRTIO_BLK_S_UNSUPP);
+        if (num > VIRTIO_BLK_MAX_DWZ_SECTORS || !range_ok(blk, sector, num))
+            return fail(req, VIRTIO_BLK_S_IOERR);
+        if (num == 0)
+            continue;
+        ops[nops++] = (struct disk_request){
+            .op = zeroes ? DISK_WRITE_ZEROES : DISK_DISCARD,
+            .offset = sector * VIRTIO_BLK_SECTOR,
+            .length = (uint64_t)num * VIRTIO_BLK_SECTOR,
+            .unmap = flags & VIRTIO_BLK_WZ_FLAG_UNMAP,
+            .cookie = req };
+    }
+    return nops;
+}
+
+/* Reads the request in chain c into req. Returns how many disk
+ * operations (in ops) it needs; 0 means req->result is already final. */
+static unsigned parse_request(struct virtio_blk *blk, uint64_t features,
+                              const struct virtq_chain *c, struct blk_req *req,
+                              struct disk_request *ops)
+{
+    req->head = c->head;
+    req->result = VIRTIO_BLK_S_OK;
+    req->written = 0;
+    req->pending = 0;
+    req->rw = false;
+    req->iov = NULL;
+    req->iovcnt = 0;
+    req->status = status_byte(c->iov + c->n_out, c->n_in);
+    if (!req->status)
+        return 0;
+    if (c->out_len < BLK_HDR_SIZE)
+        return fail(req, VIRTIO_BLK_S_IOERR);
+
+    uint8_t hdr[BLK_HDR_SIZE];
+    iov_to_buf(c->iov, c->n_out, 0, hdr, sizeof hdr);
+    uint32_t type; uint64_t sector;
+    memcpy(&type, hdr, 4);
+    memcpy(&sector, hdr + 8, 8);
+    type = le32toh(type);
+    sector = le64toh(sector);
+
+    switch (type) {
+    case VIRTIO_BLK_T_IN:
+    case VIRTIO_BLK_T_OUT:
+        return parse_rw(blk, features, c, type == VIRTIO_BLK_T_OUT, sector, req, ops);
+    case VIRTIO_BLK_T_FLUSH:
+        if (blk->read_only)
+            return 0;
+        ops[0] = (struct disk_request){ .op = DISK_FLUSH, .cookie = req };
+        return 1;
+    case VIRTIO_BLK_T_GET_ID: {
+        /* Only the bytes before the status; never the status itself. */
+        uint64_t room = c->in_len - 1;
+        req->written = iov_from_buf(c->iov + c->n_out, c->n_in, 0, blk->serial,
+                                    room < VIRTIO_BLK_ID_BYTES ? room : VIRTIO_BLK_ID_BYTES);
+        return 0;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        return parse_dwz(blk, features, c, type == VIRTIO_BLK_T_WRITE_ZEROES, req, ops);
+    default:
+        return fail(req, VIRTIO_BLK_S_UNSUPP);
+    }
+}
+
+/* Accounts one finished disk operation. Returns true when a read/write
+ * came back short and the rest must be issued again (req->rwreq). */
+static bool op_done(struct blk_req *req, int64_t res)
+{
+    if (res < 0) {
+        req->result = VIRTIO_BLK_S_IOERR;
+        return false;
+    }
+    if (!req->rw)
+        return false;
+    uint64_t got = (uint64_t)res < req->remaining ? (uint64_t)res : req->remaining;
+    if (req->rwreq.op == DISK_READ)
+        req->written += got;
+    req->remaining -= got;
+    if (!req->remaining)
+        return false;
+    if (got == 0) {                    /* end of file: the image shrank */
+        req->result = VIRTIO_BLK_S_IOERR;
+        return false;
+    }
+    /* Step over what was transferred. */
+    req->rwreq.offset += got;
+    while (got) {
+        struct iovec *v = &req->iov[req->iov_first];
+        uint64_t step = got < v->iov_len ? got : v->iov_len;
+        v->iov_base = (uint8_t *)v->iov_base + step;
+        v->iov_len -= step;
+        got -= step;
+        if (!v->iov_len)
+            req->iov_first++;
+    }
+    req->rwreq.iov = req->iov + req->iov_first;
+    req->rwreq.iovcnt = req->iovcnt - req->iov_first;
+    return true;
+}
+
+static uint32_t used_len(const struct blk_req *req)
+{
+    if (!req->status)
+        return 0;
+    uint64_t n = req->written + 1;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+static void release_iov(struct blk_req *req)
+{
+    if (req->iov && req->iov != req->iov_inline)
+        free(req->iov);
+    req->iov = NULL;
+}
+
+/* ---- synchronous path (tests, fuzzer) --------------------------------- */
+
+int virtio_blk_process_chain_sync(struct virtio_blk *blk, uint64_t features,
+                                  struct virtq *q, const struct virtq_chain *chain)
+{
+    struct blk_req req;
+    struct disk_request ops[BLK_MAX_OPS];
+    req.bq = NULL;
+    unsigned n = parse_request(blk, features, chain, &req, ops);
+    for (unsigned i = 0; i < n; i++) {
+        struct disk_request op = ops[i];
+        while (op_done(&req, disk_execute(blk->disk, &op)))
+            op = req.rwreq;
+    }
+    release_iov(&req);
+    if (req.status)
+        *req.status = req.result;
+    virtq_push(q, req.head, used_len(&req));
+    return req.status ? req.result : -1;
+}
+
+/* ---- the device thread ------------------------------------------------- */
+
+static struct blk_req *req_alloc(struct virtio_blk *blk)
+{
+    struct blk_req *r = blk->free_reqs;
+    if (r)
+        blk->free_reqs = r->next_free;
+    return r;
+}
+
+static void req_free(struct virtio_blk *blk, struct blk_req *r)
+{
+    release_iov(r);
+    r->next_free = blk->free_reqs;
+    blk->free_reqs = r;
+}
+
+/* Writes the status and returns the chain, unless the driver broke the
+ * queue meanwhile (then the queue is not touched again until reset). */
+static void req_finish(struct virtio_blk *blk, struct blk_req *r)
+{
+    struct blk_queue *bq = r->bq;
+    if (!bq->broken) {
+        if (r->status)
+            *r->status = r->result;
+        virtq_push(bq->vq, r->head, used_len(r));   /* release-publishes the status */
+        bq->pushed = true;
+    }
+    req_free(blk, r);
+}
+
+/* Room for one more request of the largest kind. */
+static bool have_room(const struct virtio_blk *blk)
+{
+    return disk_in_flight(blk->disk) + BLK_MAX_OPS <= DISK_QUEUE_DEPTH && blk->free_reqs;
+}
+
+static void start_request(struct virtio_blk *blk, struct blk_queue *bq)
+{
+    struct blk_req *r = req_alloc(blk);      /* have_room() said there is one */
+    struct disk_request ops[BLK_MAX_OPS];
+    r->bq = bq;
+    unsigned n = parse_request(blk, blk->features, blk->chain, r, ops);
+    for (unsigned i = 0; i < n; i++) {
+        if (disk_submit(blk->disk, &ops[i]) == 0)
+            r->pending++;
+        else
+            r->result = VIRTIO_BLK_S_IOERR;
+    }
+    if (!r->pending)
+        req_finish(blk, r);
+}
+
+static void process_queue(struct virtio_blk *blk, unsigned i)
+{
+    struct blk_queue *bq = &blk->q[i];
+    if (!bq->vq || bq->broken)
+        return;
+    for (;;) {
+        /* Kicks are not needed while we are popping anyway. */
+        virtq_disable_notify(bq->vq);
+        while (have_room(blk)) {
+            enum virtq_pop_result r = virtq_pop(bq->vq, blk->chain);
+            if (r == VIRTQ_EMPTY)
+                break;
+            if (r == VIRTQ_BROKEN) {
+                bq->broken = true;
+                virtio_set_needs_reset(blk->transport);
+                return;
+            }
+            start_request(blk, bq);
+        }
+        if (!have_room(blk)) {
+            /* Notifications stay off; completions call us again. */
+            bq->throttled = true;
+            return;
+        }
+        bq->throttled = false;
+        /* Re-enable, then look once more: a chain added between the last
+         * pop and the enable would otherwise wait for a kick never sent. */
+        if (!virtq_enable_notify(bq->vq))
+            return;
+    }
+}
+
+static void reap_completions(struct virtio_blk *blk)
+{
+    struct disk_completion c[64];
+    unsigned n;
+    while ((n = disk_reap(blk->disk, c, 64)) > 0) {
+        for (unsigned i = 0; i < n; i++) {
+            struct blk_req *r = c[i].cookie;
+            if (op_done(r, c[i].result)) {
+                if (disk_submit(blk->disk, &r->rwreq) == 0)
+                    continue;                  /* rest of a short transfer */
+                r->result = VIRTIO_BLK_S_IOERR;
+            }
+            if (--r->pending == 0)
+                req_finish(blk, r);
+        }
+    }
+}
+
+static void notify_queues(struct virtio_blk *blk)
+{
+    for (unsigned i = 0; i < blk->nq; i++) {
+        struct blk_queue *bq = &blk->q[i];
+        if (!bq->pushed || bq->broken)
+            continue;
+        bq->pushed = false;
+        if (virtq_should_notify(bq->vq))
+            virtio_notify_queue(blk->transport, i);
+    }
+}
+
+static void drain_eventfd(int fd)
+{
+    uint64_t v;
+    /* Only called after epoll said readable, and we are the only reader,
+     * so this does not block even on a blocking eventfd. */
+    if (read(fd, &v, sizeof v) < 0) {
+        /* EAGAIN on a non-blocking fd: nothing to clear. */
+    }
+}
+
+static void *device_thread(void *arg)
+{
+    struct virtio_blk *blk = arg;
+    /* Buffers may have been made available before the first kick reached
+     * our epoll set. */
+    for (unsigned i = 0; i < blk->nq; i++)
+        process_queue(blk, i);
+    disk_kick(blk->disk);
+    notify_queues(blk);
+
+    for (;;) {
+        struct epoll_event ev[8];
+        int n = epoll_wait(blk->epfd, ev, 8, -1);
+        if (n < 0)
+            continue;                          /* EINTR */
+        bool stop = false;
+        for (int k = 0; k < n; k++) {
+            uint32_t tag = ev[k].data.u32;
+            if (tag == TAG_STOP) {
+                stop = true;
+            } else if (tag == TAG_DISK) {
+                drain_eventfd(disk_event_fd(blk->disk));
+                reap_completions(blk);
+            } else if (tag < blk->nq) {
+                drain_eventfd(blk->q[tag].kick_fd);
+                process_queue(blk, tag);
+            }
+        }
+        if (stop)
+            break;
+        for (unsigned i = 0; i < blk->nq; i++)
+            if (blk->q[i].throttled && have_room(blk))
+                process_queue(blk, i);
+        disk_kick(blk->disk);
+        notify_queues(blk);
+    }
+
+    /* Reset: pop nothing more, but let what is in flight finish, since
+     * the kernel is still reading from / writing into guest memory. The
+     * chains are returned as usual; no interrupts are sent. */
+    while (disk_in_flight(blk->disk)) {
+        disk_kick(blk->disk);
+        disk_wait(blk->disk);
+        reap_completions(blk);
+    }
+    return NULL;
+}
+
+static void stop_thread(struct virtio_blk *blk)
+{
+    if (!blk->running)
+        return;
+    uint64_t one = 1;
+    if (write(blk->stop_fd, &one, sizeof one) < 0) {
+        /* Cannot fail for an eventfd below its maximum count. */
+    }
+    pthread_join(blk->thread, NULL);
+    drain_eventfd(blk->stop_fd);
+    for (unsigned i = 0; i < blk->nq; i++)
+        if (blk->q[i].vq && blk->q[i].kick_fd >= 0)
+            epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->q[i].kick_fd, NULL);
+    blk->running = false;
+}
+
+static int blk_activate(void *dev, const struct virtio_queues *queues)
+{
+    struct virtio_blk *blk = dev;
+    pthread_mutex_lock(&blk->lock);
+    stop_thread(blk);                          /* activate without reset */
+
+    blk->transport = queues->transport;
+    blk->features = queues->features;
+    blk->nq = queues->count < blk->ops.num_queues ? queues->count : blk->ops.num_queues;
+    int rc = 0;
+    for (unsigned i = 0; i < blk->nq; i++) {
+        blk->q[i] = (struct blk_queue){ .vq = queues->q[i], .kick_fd = queues->kick_fd[i] };
+        if (!blk->q[i].vq || blk->q[i].kick_fd < 0)
+            continue;                          /* queue not enabled: not served */
+        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
+        if (epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->q[i].kick_fd, &ev) < 0) {
+            for (unsigned j = 0; j < i; j++)
+                if (blk->q[j].vq && blk->q[j].kick_fd >= 0)
+                    epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->q[j].kick_fd, NULL);
+            rc = -1;
+            goto out;
+        }
+    }
+
+    /* The device thread takes no signals: vmlet's vCPU kick signal and
+     * anything else stay with the threads that expect them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int e = pthread_create(&blk->thread, NULL, device_thread, blk);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e) {
+        for (unsigned i = 0; i < blk->nq; i++)
+            if (blk->q[i].vq && blk->q[i].kick_fd >= 0)
+                epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->q[i].kick_fd, NULL);
+        rc = -1;
+        goto out;
+    }
+    blk->running = true;
+out:
+    pthread_mutex_unlock(&blk->lock);
+    return rc;
+}
+
+static void blk_reset(void *dev)
+{
+    struct virtio_blk *blk = dev;
+    pthread_mutex_lock(&blk->lock);
+    stop_thread(blk);
+    pthread_mutex_unlock(&blk->lock);
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *serial,
+                                  vmlet_error *err)
+{
+    size_t slen = serial ? strlen(serial) : 0;
+    if (slen > VIRTIO_BLK_ID_BYTES) {
+        set_error(err, VMLET_ERR_INVALID,
+                  "disk '%s': serial '%s' is longer than %d characters; shorten it",
+                  path, serial, VIRTIO_BLK_ID_BYTES);
+        return NULL;
+    }
+    for (size_t i = 0; i < slen; i++)
+        if (serial[i] < 0x20 || serial[i] > 0x7e) {
+            set_error(err, VMLET_ERR_INVALID,
+                      "disk '%s': serial must be printable ASCII; change it", path);
+            return NULL;
+        }
+
+    struct virtio_blk *blk = calloc(1, sizeof *blk);
+    if (!blk) {
+        set_error(err, VMLET_ERR_NOMEM, "disk '%s': out of memory", path);
+        return NULL;
+    }
+    blk->stop_fd = blk->epfd = -1;
+    if (disk_open(&blk->disk, path, read_only, err) < 0) {
+        free(blk);
+        return NULL;
+    }
+    blk->read_only = read_only;
+    blk->capacity = disk_size(blk->disk) / VIRTIO_BLK_SECTOR;
+    if (serial)
+        memcpy(blk->serial, serial, slen);      /* NUL-padded by calloc */
+    build_config(blk);
+
+    blk->chain = malloc(sizeof *blk->chain);
+    blk->pool = calloc(BLK_REQ_POOL, sizeof *blk->pool);
+    blk->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    blk->epfd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev_stop = { .events = EPOLLIN, .data.u32 = TAG_STOP };
+    struct epoll_event ev_disk = { .events = EPOLLIN, .data.u32 = TAG_DISK };
+    if (!blk->chain || !blk->pool || blk->stop_fd < 0 || blk->epfd < 0 ||
+        epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->stop_fd, &ev_stop) < 0 ||
+        epoll_ctl(blk->epfd, EPOLL_CTL_ADD, disk_event_fd(blk->disk), &ev_disk) < 0) {
+        set_error(err, VMLET_ERR_HOST, "disk '%s': cannot set up the device thread: %s",
+                  path, strerror(errno));
+        virtio_blk_free(blk);
+        return NULL;
+    }
+    for (unsigned i = 0; i < BLK_REQ_POOL; i++)
+        req_free(blk, &blk->pool[i]);
+    pthread_mutex_init(&blk->lock, NULL);
+
+    uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+                 (1ull << VIRTIO_BLK_F_FLUSH);
+    if (read_only)
+        f |= 1ull << VIRTIO_BLK_F_RO;
+    else
+        f |= (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+    blk->ops = (struct virtio_device_ops){
+        .device_id = VIRTIO_ID_BLOCK,
+        .num_queues = 1,
+        .queue_max_size = VIRTIO_BLK_QUEUE_SIZE,
+        .features = f,
+        .config_size = VIRTIO_BLK_CONFIG_SIZE,
+        .config_read = blk_config_read,
+        .config_write = blk_config_write,
+        .activate = blk_activate,
+        .reset = blk_reset,
+    };
+    return blk;
+}
+
+void virtio_blk_free(struct virtio_blk *blk)
+{
+    if (!blk)
+        return;
+    if (blk->ops.reset) {                      /* fully constructed */
+        blk_reset(blk);
+        pthread_mutex_destroy(&blk->lock);
+    }
+    disk_close(blk->disk);
+    if (blk->stop_fd >= 0)
+        close(blk->stop_fd);
+    if (blk->epfd >= 0)
+        close(blk->epfd);
+    free(blk->chain);
+    free(blk->pool);
+    free(blk);
+}
+
+const struct virtio_device_ops *virtio_blk_ops(struct virtio_blk *blk)
+{
+    return &blk->ops;
+}
+
+uint64_t virtio_blk_capacity(const struct virtio_blk *blk)
+{
+    return blk->capacity;
+}

@@ -1,0 +1,90 @@
+/* virtio-blk (virtio 1.2 section 5.2): a block device over a raw disk
+ * image, served by one device thread with asynchronous I/O (io_uring).
+ *
+ *     vmlet_error err;
+ *     struct virtio_blk *blk = virtio_blk_new("root.img", false, "vmlet-root", &err);
+ *     if (!blk) { report err.message; }
+ *     const struct virtio_device_ops *ops = virtio_blk_ops(blk);
+ *     // hand ops and blk (the `dev` argument of every callback) to the
+ *     // transport; it calls activate() at DRIVER_OK and reset() on reset
+ *     ...
+ *     virtio_blk_free(blk);    // after the transport is gone
+ *
+ * Features offered: SEG_MAX, BLK_SIZE, FLUSH, and DISCARD + WRITE_ZEROES
+ * when writable, RO when read-only. The transport adds INDIRECT_DESC and
+ * EVENT_IDX and reports what was negotiated in virtq.indirect/event_idx
+ * and virtio_queues.features.
+ *
+ * Threads: config_read/config_write may run on any thread at any time
+ * (the config space never changes). activate() starts the device thread;
+ * reset() stops it and returns only when no I/O is in flight and the
+ * thread no longer touches the queues or guest memory. activate/reset/
+ * free are serialised internally. The device thread calls
+ * virtio_notify_queue() and virtio_set_needs_reset(): the transport must
+ * not hold a lock those functions take while it calls reset() or free. */
+#ifndef VMLET_VIRTIO_BLK_H
+#define VMLET_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "vmlet.h"
+#include "virtio/virtio.h"
+
+#define VIRTIO_ID_BLOCK             2
+
+/* Feature bits (5.2.3). */
+#define VIRTIO_BLK_F_SIZE_MAX       1
+#define VIRTIO_BLK_F_SEG_MAX        2
+#define VIRTIO_BLK_F_RO             5
+#define VIRTIO_BLK_F_BLK_SIZE       6
+#define VIRTIO_BLK_F_FLUSH          9
+#define VIRTIO_BLK_F_DISCARD        13
+#define VIRTIO_BLK_F_WRITE_ZEROES   14
+
+/* Request types and status values (5.2.6). */
+#define VIRTIO_BLK_T_IN             0
+#define VIRTIO_BLK_T_OUT            1
+#define VIRTIO_BLK_T_FLUSH          4
+#define VIRTIO_BLK_T_GET_ID         8
+#define VIRTIO_BLK_T_DISCARD        11
+#define VIRTIO_BLK_T_WRITE_ZEROES   13
+#define VIRTIO_BLK_S_OK             0
+#define VIRTIO_BLK_S_IOERR          1
+#define VIRTIO_BLK_S_UNSUPP         2
+#define VIRTIO_BLK_WZ_FLAG_UNMAP    1u
+
+#define VIRTIO_BLK_ID_BYTES         20
+#define VIRTIO_BLK_SECTOR           512
+
+/* Limits this device reports in its configuration space. */
+#define VIRTIO_BLK_QUEUE_SIZE       256
+#define VIRTIO_BLK_SEG_MAX          (VIRTIO_BLK_QUEUE_SIZE - 2)
+#define VIRTIO_BLK_MAX_DWZ_SECTORS  (1u << 22)   /* 2 GiB per discard/write-zeroes segment */
+#define VIRTIO_BLK_MAX_DWZ_SEG      32           /* segments per discard/write-zeroes request */
+#define VIRTIO_BLK_CONFIG_SIZE      60           /* through unused1: no secure erase, no zones */
+
+struct virtio_blk;
+
+/* Opens and locks the image (see backend/disk.h). serial: the GET_ID
+ * string, up to 20 printable ASCII characters, or NULL for none. On
+ * failure returns NULL with err filled (one line naming the file or the
+ * serial and what to do). */
+struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *serial,
+                                  vmlet_error *err);
+/* Resets the device if active, then closes the image. */
+void virtio_blk_free(struct virtio_blk *blk);
+/* The device's callbacks; pass blk as their `dev`. Valid until free. */
+const struct virtio_device_ops *virtio_blk_ops(struct virtio_blk *blk);
+/* Capacity in 512-byte sectors (the image size rounded down). */
+uint64_t virtio_blk_capacity(const struct virtio_blk *blk);
+
+/* For tests and the fuzzer: handles one chain popped from q synchronously
+ * (the same parsing and validation as the device thread, blocking I/O),
+ * writes its status, pushes it to q and returns the status, or -1 if the
+ * chain had no writable byte to put a status in (pushed with length 0).
+ * features: what the driver negotiated. Must not be used while the
+ * device is active. */
+int virtio_blk_process_chain_sync(struct virtio_blk *blk, uint64_t features,
+                                  struct virtq *q, const struct virtq_chain *chain);
+
+#endif
