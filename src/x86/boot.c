@@ -163,6 +163,8 @@ unsigned boot_e820_map(uint64_t mem_size, struct boot_e820_entry *out, unsigned 
         /* EBDA, VGA and BIOS area: the ACPI tables live here. */
         { GUEST_LOW_RAM_END, GUEST_KERNEL_ADDR - GUEST_LOW_RAM_END, 2 },
         { GUEST_KERNEL_ADDR, low - GUEST_KERNEL_ADDR, 1 },
+        /* PCI ECAM: reserved here so Linux trusts the MCFG table at once. */
+        { GUEST_PCI_ECAM_START, GUEST_PCI_ECAM_SIZE, 2 },
         { GUEST_HIGH_RAM_START, high, 1 },
     };
     unsigned n = 0;

@@ -55,4 +55,24 @@ else
         echo "not ok - mini-shutdown-timeout: exit $got, stderr: $(head -c 300 "$tmp/spin.err")"
     fi
 fi
+# A disk in use by one vmlet is refused by a second one (advisory lock);
+# two read-only users may share it.
+truncate -s 1M "$tmp/shared.img"
+"$vmlet" run --kernel "$dir/spin.bzImage" --memory 64M --disk "$tmp/shared.img" \
+    </dev/null >"$tmp/holder.out" 2>"$tmp/holder.err" &
+holder=$!
+i=0
+while [ $i -lt 600 ] && ! grep -q OK "$tmp/holder.out" 2>/dev/null; do
+    sleep 0.1; i=$((i + 1))
+done
+timeout 120 "$vmlet" run --kernel "$dir/poweroff.bzImage" --memory 64M --disk "$tmp/shared.img" \
+    </dev/null >"$tmp/second.out" 2>"$tmp/second.err"
+got=$?
+kill -KILL $holder 2>/dev/null
+wait $holder 2>/dev/null
+if [ "$got" -eq 1 ] && grep -q "is in use by another process" "$tmp/second.err"; then
+    echo "ok - mini-disk-lock"
+else
+    echo "not ok - mini-disk-lock: second vmlet exit $got: $(head -c 300 "$tmp/second.err")"
+fi
 rm -rf "$tmp"

@@ -177,7 +177,9 @@ static void e820_maps(void **state)
 {
     struct boot_e820_entry e[8];
     unsigned n = boot_e820_map(256 << 20, e, 8);
-    assert_int_equal(n, 3);
+    assert_int_equal(n, 4);
+    assert_true(e[3].addr == GUEST_PCI_ECAM_START && e[3].size == GUEST_PCI_ECAM_SIZE &&
+                e[3].type == 2);
     assert_true(e[0].addr == 0 && e[0].size == GUEST_LOW_RAM_END && e[0].type == 1);
     assert_true(e[1].addr == GUEST_LOW_RAM_END && e[1].type == 2);
     assert_true(e[1].addr + e[1].size == 0x100000);
@@ -187,10 +189,10 @@ static void e820_maps(void **state)
                 GUEST_ACPI_ADDR + GUEST_ACPI_SIZE <= e[1].addr + e[1].size);
 
     n = boot_e820_map(5ULL << 30, e, 8);
-    assert_int_equal(n, 4);
+    assert_int_equal(n, 5);
     assert_true(e[2].addr + e[2].size == GUEST_MMIO_HOLE_START);
-    assert_true(e[3].addr == GUEST_HIGH_RAM_START);
-    assert_true(e[3].size == (5ULL << 30) - GUEST_MMIO_HOLE_START);
+    assert_true(e[4].addr == GUEST_HIGH_RAM_START);
+    assert_true(e[4].size == (5ULL << 30) - GUEST_MMIO_HOLE_START);
     uint64_t total = 0;
     for (unsigned i = 0; i < n; i++)
         if (e[i].type == 1)
@@ -225,9 +227,9 @@ static void fills_boot_params(void **state)
     assert_int_equal(bp->hdr.ramdisk_image, 0x7000000);
     assert_int_equal(bp->hdr.ramdisk_size, 12345);
     assert_int_equal(bp->hdr.code32_start, GUEST_KERNEL_ADDR);
-    assert_int_equal(bp->e820_entries, 3);
+    assert_int_equal(bp->e820_entries, 4);
     assert_true(bp->acpi_rsdp_addr == GUEST_ACPI_ADDR);
-    assert_int_equal(raw[0x1e8], 3);               /* e820_entries at its ABI offset */
+    assert_int_equal(raw[0x1e8], 4);               /* e820_entries at its ABI offset */
     free(bp);
     free(k);
 }

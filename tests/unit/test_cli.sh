@@ -22,6 +22,8 @@ fake_kernel() {
 }
 fake_kernel "$tmp/bzImage"
 truncate -s 40M "$tmp/big-initrd"
+truncate -s 1M "$tmp/disk.img"
+truncate -s 1000 "$tmp/odd.img"
 echo hello > "$tmp/not-a-kernel"
 
 # check NAME EXPECTED_STATUS STDERR_PATTERN -- ARGS...
@@ -46,7 +48,7 @@ check() {
     fi
 }
 
-echo "1..19"
+echo "1..27"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -69,4 +71,20 @@ check kvm-missing 1 "/nonexistent/kvm does not exist" -- \
     run --kernel "$tmp/bzImage" --kvm-device /nonexistent/kvm
 check kvm-not-kvm 1 "/dev/null is not a KVM device" -- \
     run --kernel "$tmp/bzImage" --kvm-device /dev/null
+check disk-missing 1 "disk '$tmp/nodisk.img': No such file" -- \
+    run --kernel "$tmp/bzImage" --disk "$tmp/nodisk.img"
+check disk-odd-size 1 "not a non-zero multiple of 512" -- \
+    run --kernel "$tmp/bzImage" --disk "$tmp/odd.img"
+check disk-directory 1 "is not a regular file or a block device" -- \
+    run --kernel "$tmp/bzImage" --disk "$tmp"
+check disk-twice 1 "is given twice" -- \
+    run --kernel "$tmp/bzImage" --disk "$tmp/disk.img" --disk "$tmp/./disk.img,ro"
+check disk-bad-option 2 "--disk '$tmp/disk.img,rx': unknown disk option" -- \
+    run --kernel "$tmp/bzImage" --disk "$tmp/disk.img,rx"
+check disk-long-serial 1 "longer than 20 characters" -- \
+    run --kernel "$tmp/bzImage" --disk "$tmp/disk.img,serial=abcdefghijklmnopqrstu"
+check disk-too-many 1 "more than 16" -- run --kernel "$tmp/bzImage" \
+    $(for i in $(seq 17); do ln -sf disk.img "$tmp/d$i.img"; printf -- "--disk $tmp/d$i.img,ro "; done)
+check console-bad 2 "--console 'tty': give serial or virtio" -- \
+    run --kernel "$tmp/bzImage" --console tty
 exit $((failed > 0))
