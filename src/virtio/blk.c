@@ -135,6 +135,7 @@ static void blk_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
 static void blk_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
 {
     /* Nothing is writable without CONFIG_WCE, which is not offered. */
+    (void)dev; (void)offset; (void)data; (void)len;
 }
 
 /* ---- request parsing -------------------------------------------------- */
