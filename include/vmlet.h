@@ -21,8 +21,9 @@
  *
  * Thread safety: a vmlet_config is not thread-safe; use it from one thread
  * at a time. vmlet_vm_create() copies what it needs, so the config may be
- * freed afterwards. The vmlet_vm calls (start, request_stop, stop, state,
- * event_fd, wait) may be called from any thread at the same time, except
+ * freed afterwards. The vmlet_vm calls (start, pause, resume, request_stop,
+ * stop, state, event_fd, wait) may be called from any thread at the same
+ * time, except
  * vmlet_vm_free(), which must be the last call on a VM.
  *
  * Signals: each vCPU thread uses SIGRTMIN+0 (with a handler that does
@@ -126,6 +127,7 @@ typedef enum {
     VMLET_STATE_STARTING,
     VMLET_STATE_RUNNING,
     VMLET_STATE_STOPPING,   /* power button pressed, waiting for the guest */
+    VMLET_STATE_PAUSED,     /* no vCPU runs; devices finish what they started */
     VMLET_STATE_STOPPED,
     VMLET_STATE_ERROR,
 } vmlet_state;
@@ -149,6 +151,12 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out,
                               vmlet_error *err);
 /* Starts the vCPUs. */
 VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err);
+/* Stops running guest code: returns once no vCPU is inside the guest. A
+ * paused guest's clock is told it was stopped. 0, or -1 if the VM is not
+ * running. Pausing a paused VM does nothing. */
+VMLET_API int vmlet_vm_pause(vmlet_vm *vm);
+/* Lets a paused VM run again. 0, or -1 if it is not paused or running. */
+VMLET_API int vmlet_vm_resume(vmlet_vm *vm);
 /* Asks the guest to shut down (ACPI power button); returns at once. */
 VMLET_API int vmlet_vm_request_stop(vmlet_vm *vm);
 /* Stops the vCPUs now; the guest gets no chance to clean up. */

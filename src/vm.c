@@ -91,12 +91,16 @@ struct vmlet_vm {
     pthread_mutex_t lock;          /* guards everything below */
     pthread_cond_t changed;
     vmlet_state state;
+    vmlet_state state_before_pause;      /* RUNNING or STOPPING */
     vmlet_stop_reason reason;
     char message[512];
     unsigned vcpus_running;
     bool joined;
     int event_fd;
     atomic_bool stopping;          /* vCPU threads leave their loop */
+    atomic_bool pausing;           /* vCPU threads park outside KVM_RUN */
+    unsigned vcpus_parked;
+    pthread_cond_t unpaused;
 };
 
 /* ---- host checks ----------------------------------------------------- */
@@ -205,6 +209,20 @@ static void notify_state_locked(struct vmlet_vm *vm)
     pthread_cond_broadcast(&vm->changed);
 }
 
+/* Makes every vCPU leave KVM_RUN soon: immediate_exit covers a vCPU just
+ * about to enter it, the signal one already inside. */
+static void kick_vcpus_locked(struct vmlet_vm *vm)
+{
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        struct vcpu *v = &vm->vcpus[i];
+        if (!v->run)
+            continue;
+        v->run->immediate_exit = 1;
+        if (v->started && !pthread_equal(v->thread, pthread_self()))
+            pthread_kill(v->thread, SIGRTMIN);
+    }
+}
+
 /* Ends the VM for the first reason given; later calls change nothing. Any
  * thread may call it, including a vCPU thread from inside an exit. */
 static void vm_finish(struct vmlet_vm *vm, vmlet_stop_reason reason, const char *msg)
@@ -216,16 +234,8 @@ static void vm_finish(struct vmlet_vm *vm, vmlet_stop_reason reason, const char 
             snprintf(vm->message, sizeof vm->message, "%s", msg);
     }
     atomic_store(&vm->stopping, true);
-    for (unsigned i = 0; i < vm->ncpus; i++) {
-        struct vcpu *v = &vm->vcpus[i];
-        if (!v->run)
-            continue;
-        /* immediate_exit covers a vCPU just about to enter KVM_RUN; the
-         * signal one already inside it. */
-        v->run->immediate_exit = 1;
-        if (v->started && !pthread_equal(v->thread, pthread_self()))
-            pthread_kill(v->thread, SIGRTMIN);
-    }
+    kick_vcpus_locked(vm);
+    pthread_cond_broadcast(&vm->unpaused);
     pthread_mutex_unlock(&vm->lock);
 }
 
@@ -309,6 +319,23 @@ static bool vcpu_handle_exit(struct vcpu *v)
     }
 }
 
+/* Waits outside KVM_RUN while the VM is paused. The guest's clock is told
+ * it was stopped (KVM_KVMCLOCK_CTRL) so it does not report soft lockups. */
+static void vcpu_park(struct vcpu *v)
+{
+    struct vmlet_vm *vm = v->vm;
+    pthread_mutex_lock(&vm->lock);
+    vm->vcpus_parked++;
+    pthread_cond_broadcast(&vm->changed);
+    while (atomic_load(&vm->pausing) && !atomic_load(&vm->stopping))
+        pthread_cond_wait(&vm->unpaused, &vm->lock);
+    vm->vcpus_parked--;
+    if (!atomic_load(&vm->stopping))
+        v->run->immediate_exit = 0;
+    pthread_mutex_unlock(&vm->lock);
+    ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0);   /* best effort: old hosts lack it */
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -318,6 +345,10 @@ static void *vcpu_thread(void *arg)
     pthread_setname_np(pthread_self(), name);
 
     while (!atomic_load(&vm->stopping)) {
+        if (atomic_load(&vm->pausing)) {
+            vcpu_park(v);
+            continue;
+        }
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN)
                 continue;
@@ -602,6 +633,7 @@ static struct vmlet_vm *vm_alloc(unsigned ncpus)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&vm->changed, &attr);
+    pthread_cond_init(&vm->unpaused, NULL);
     pthread_condattr_destroy(&attr);
     return vm;
 }
@@ -726,6 +758,44 @@ VMLET_API int vmlet_vm_request_stop(vmlet_vm *vm)
     }
     pthread_mutex_unlock(&vm->lock);
     acpi_pm_press_power_button(vm->pm);
+    return 0;
+}
+
+VMLET_API int vmlet_vm_pause(vmlet_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VMLET_STATE_RUNNING && vm->state != VMLET_STATE_STOPPING) {
+        int paused = vm->state == VMLET_STATE_PAUSED;
+        pthread_mutex_unlock(&vm->lock);
+        return paused ? 0 : -1;
+    }
+    vm->state_before_pause = vm->state;
+    atomic_store(&vm->pausing, true);
+    kick_vcpus_locked(vm);
+    /* Return only once no vCPU runs guest code. */
+    while (vm->vcpus_parked < vm->vcpus_running && !atomic_load(&vm->stopping))
+        pthread_cond_wait(&vm->changed, &vm->lock);
+    if (!atomic_load(&vm->stopping)) {
+        vm->state = VMLET_STATE_PAUSED;
+        notify_state_locked(vm);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    return 0;
+}
+
+VMLET_API int vmlet_vm_resume(vmlet_vm *vm)
+{
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VMLET_STATE_PAUSED) {
+        int running = vm->state == VMLET_STATE_RUNNING;
+        pthread_mutex_unlock(&vm->lock);
+        return running ? 0 : -1;
+    }
+    atomic_store(&vm->pausing, false);
+    vm->state = vm->state_before_pause;
+    notify_state_locked(vm);
+    pthread_cond_broadcast(&vm->unpaused);
+    pthread_mutex_unlock(&vm->lock);
     return 0;
 }
 
@@ -867,6 +937,7 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
         if (fds[i] >= 0)
             close(fds[i]);
     pthread_cond_destroy(&vm->changed);
+    pthread_cond_destroy(&vm->unpaused);
     pthread_mutex_destroy(&vm->lock);
     free(vm->vcpus);
     free(vm);
