@@ -53,4 +53,8 @@ mkguest spin "$(echo $say_ok $spin | tr -d ' ')"
 #   mov dx, 0x2f0; in al, dx; cmp al, 0xff; mov al,'N'; jne +2; mov al,'Y'; mov dx,0x3f8; out
 mkguest unclaimed-port "$(echo 66baf002 ec 3cff b04e 7502 b059 $com1 ee b00aee \
     $poweroff $spin | tr -d ' ')"
+# Prints a dot, spins ~4M loop iterations, forever: for pause/resume (a
+# paused guest prints nothing) and for several VMs in one process.
+#   mov dx,0x3f8; top: mov al,'.'; out dx,al; mov ecx,0x400000; loop $; jmp top
+mkguest counter "$(echo $com1 b02e ee b900004000 e2fe ebf4 | tr -d ' ')"
 echo "mini guests in $out"

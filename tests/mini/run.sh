@@ -75,4 +75,14 @@ if [ "$got" -eq 1 ] && grep -q "is in use by another process" "$tmp/second.err";
 else
     echo "not ok - mini-disk-lock: second vmlet exit $got: $(head -c 300 "$tmp/second.err")"
 fi
+# The library's lifecycle (pause/resume, event fd, two VMs in one process)
+# through the public API: a program built next to vmlet.
+lifecycle=$(dirname "$vmlet")/vmlet-lifecycle
+if [ -x "$lifecycle" ]; then
+    timeout 300 "$lifecycle" "$dir"
+else
+    for c in runs pause-state event-fd paused-guest-is-still resume stop two-vms; do
+        echo "not ok - lifecycle-$c: no $lifecycle"
+    done
+fi
 rm -rf "$tmp"
