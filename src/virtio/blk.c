@@ -25,12 +25,12 @@
 #include <endian.h>
 #include <limits.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include "thread.h"
 #include "backend/disk.h"
 #include "error.h"
 #include "virtio/blk.h"
@@ -593,13 +593,7 @@ static int blk_activate(void *dev, const struct virtio_queues *queues)
         }
     }
 
-    /* The device thread takes no signals: vmlet's vCPU kick signal and
-     * anything else stay with the threads that expect them. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int e = pthread_create(&blk->thread, NULL, device_thread, blk);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = thread_start_unsignalled(&blk->thread, device_thread, blk);
     if (e) {
         for (unsigned i = 0; i < blk->nq; i++)
             if (blk->q[i].vq && blk->q[i].kick_fd >= 0)

@@ -18,6 +18,7 @@
  * never buffers host input: with no receive buffer posted, in_fd is not
  * polled and its data stays where it is (the writer sees backpressure).
  */
+#include "thread.h"
 #include "virtio/console.h"
 
 #include <errno.h>
@@ -456,12 +457,7 @@ static int con_activate(void *dev, const struct virtio_queues *qs)
     atomic_store(&c->stopping, false);
     drain_eventfd(c->stop_fd);
 
-    /* The thread takes no signals: they belong to the VMM's own threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&c->thread, NULL, console_thread, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int err = thread_start_unsignalled(&c->thread, console_thread, c);
     if (err == 0) {
         c->running = true;
         c->transport = qs->transport;

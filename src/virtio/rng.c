@@ -16,12 +16,12 @@
  * - A chain the queue code rejects (VIRTQ_BROKEN) makes the device set
  *   NEEDS_RESET (2.1.2) and stop using the queue until the driver resets.
  */
+#include "thread.h"
 #include "virtio/rng.h"
 
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -277,12 +277,7 @@ static int rng_activate(void *dev, const struct virtio_queues *qs)
     atomic_store(&r->stopping, false);
     drain_eventfd(r->stop_fd);
 
-    /* The thread takes no signals: they belong to the VMM's own threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int err = pthread_create(&r->thread, NULL, rng_thread, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int err = thread_start_unsignalled(&r->thread, rng_thread, r);
     if (err == 0)
         r->running = true;
     pthread_mutex_unlock(&r->lock);
