@@ -53,6 +53,11 @@ static const char usage_text[] =
     "  --console serial|virtio  where the console is: the serial port (ttyS0,\n"
     "                           default) or virtio-console (hvc0)\n"
     "  --rng                    a virtio-rng device (the guest's /dev/hwrng)\n"
+    "  --net user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...\n"
+    "  --net tap=NAME           a virtio-net NIC: user-mode NAT (DHCP gives the guest\n"
+    "                           10.0.2.15; the host is 10.0.2.2; hostfwd forwards a\n"
+    "                           host port, HOSTADDR default 127.0.0.1) or a TAP device;\n"
+    "                           add ,mac=52:54:00:xx:xx:xx to either; repeat for more\n"
     "  --kvm-device PATH        KVM device (default /dev/kvm)\n"
     "\n"
     "On a terminal, Ctrl-A x stops the VM at once, Ctrl-A p presses the power\n"
@@ -63,6 +68,7 @@ static const char usage_text[] =
     "command line.\n";
 
 struct disk_option {
+    char spec[PATH_MAX + 64];   /* a copy of the --disk value, cut up in place */
     char *path, *serial;
     bool read_only;
 };
@@ -74,6 +80,8 @@ struct options {
     unsigned shutdown_timeout;
     vmlet_console_kind console;
     bool rng;
+    const char *nets[VMLET_MAX_NICS + 1];   /* one extra: the library says "too many" */
+    unsigned nnets;
     struct disk_option disks[VMLET_MAX_DISKS + 1];   /* one extra: the library says "too many" */
     unsigned ndisks;
 };
@@ -107,7 +115,8 @@ static bool parse_uint(const char *s, unsigned long max, unsigned *out)
  * malformed one, with *why set. */
 static bool parse_disk(char *spec, struct disk_option *d, const char **why)
 {
-    memset(d, 0, sizeof *d);
+    d->path = d->serial = NULL;
+    d->read_only = false;
     char *save, *part = strtok_r(spec, ",", &save);
     if (!part || !*part || spec[0] == ',') {
         *why = "no path";
@@ -133,7 +142,7 @@ static bool parse_disk(char *spec, struct disk_option *d, const char **why)
 static int parse_run_options(int argc, char **argv, struct options *o)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY,
-           OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_DISK, OPT_CONSOLE, OPT_RNG, OPT_HELP };
+           OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_DISK, OPT_CONSOLE, OPT_RNG, OPT_NET, OPT_HELP };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
         { "initrd", required_argument, NULL, OPT_INITRD },
@@ -145,6 +154,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "disk", required_argument, NULL, OPT_DISK },
         { "console", required_argument, NULL, OPT_CONSOLE },
         { "rng", no_argument, NULL, OPT_RNG },
+        { "net", required_argument, NULL, OPT_NET },
         { "help", no_argument, NULL, OPT_HELP },
         { 0 },
     };
@@ -172,11 +182,15 @@ static int parse_run_options(int argc, char **argv, struct options *o)
                                    "(0 to 86400)", optarg);
             break;
         case OPT_DISK: {
-            const char *why = "out of memory";
+            const char *why = "malformed";
             if (o->ndisks > VMLET_MAX_DISKS)
                 break;   /* already one too many: validation reports it */
-            char *spec = strdup(optarg);   /* parse_disk cuts it up; kept for the run */
-            if (!spec || !parse_disk(spec, &o->disks[o->ndisks], &why))
+            struct disk_option *d = &o->disks[o->ndisks];
+            if (strlen(optarg) >= sizeof d->spec)
+                return usage_error("--disk: the value is longer than %zu characters",
+                                   sizeof d->spec - 1);
+            strcpy(d->spec, optarg);
+            if (!parse_disk(d->spec, d, &why))
                 return usage_error("--disk '%s': %s", optarg, why);
             o->ndisks++;
             break;
@@ -192,6 +206,14 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         case OPT_RNG:
             o->rng = true;
             break;
+        case OPT_NET: {
+            vmlet_error err;
+            if (vmlet_check_net(optarg, &err) < 0)
+                return usage_error("%s", err.message);
+            if (o->nnets <= VMLET_MAX_NICS)
+                o->nets[o->nnets++] = optarg;
+            break;
+        }
         case OPT_HELP:
             fputs(usage_text, stdout);
             return EXIT_SUCCESS;
@@ -431,6 +453,8 @@ static int cmd_run(int argc, char **argv)
         vmlet_config_add_disk(c, o.disks[i].path,
                               o.disks[i].read_only ? VMLET_DISK_READONLY : 0, o.disks[i].serial);
     vmlet_config_set_entropy(c, o.rng);
+    for (unsigned i = 0; i < o.nnets; i++)
+        vmlet_config_add_net(c, o.nets[i]);
     if (o.kvm_device)
         vmlet_config_set_kvm_device(c, o.kvm_device);
 
@@ -467,6 +491,9 @@ static int cmd_run(int argc, char **argv)
     const char *warning = vmlet_host_warning();
     if (warning)
         fprintf(stderr, "vmlet: warning: %s\n", warning);
+    for (unsigned i = 0; i < o.nnets; i++)
+        if ((warning = vmlet_vm_net_warning(s.vm, i)))
+            fprintf(stderr, "vmlet: warning: %s\n", warning);
 
     terminal_raw(&s.term);
     if (vmlet_vm_start(s.vm, &err) < 0) {

@@ -111,6 +111,15 @@ VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path,
                                     unsigned flags, const char *serial);
 /* A virtio-rng device fed from getrandom(2) (the guest's /dev/hwrng). */
 VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled);
+#define VMLET_MAX_NICS         8
+
+/* Adds a virtio-net NIC; NICs appear on the PCI bus in the order added.
+ * spec is the --net syntax (docs/networking.md):
+ *   "user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=MAC]"
+ *   "tap=NAME[,mac=MAC]"
+ * Without mac= a NIC gets a stable default. Returns -1 when out of memory;
+ * the spec is checked by vmlet_config_validate(). */
+VMLET_API int vmlet_config_add_net(vmlet_config *c, const char *spec);
 /* The KVM device to use; default "/dev/kvm". */
 VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path);
 
@@ -181,6 +190,12 @@ VMLET_API const char *vmlet_version(void);
  * suffix (powers of 1024). Returns 0, or -1 on a malformed or overflowing
  * value. */
 VMLET_API int vmlet_parse_size(const char *s, uint64_t *bytes);
+/* Checks one --net value without touching the host. Returns 0, or -1
+ * with err saying "--net 'SPEC': PART: what is wrong". */
+VMLET_API int vmlet_check_net(const char *spec, vmlet_error *err);
+/* Something about NIC number nic worth telling the user once the VM is
+ * created (e.g. its TAP device is down), or NULL. */
+VMLET_API const char *vmlet_vm_net_warning(vmlet_vm *vm, unsigned nic);
 /* One line about the host worth telling the user before a boot (e.g. the
  * KVM here is PVM, which only runs PVM-enabled guest kernels), or NULL. */
 VMLET_API const char *vmlet_host_warning(void);

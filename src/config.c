@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "config.h"
 #include "error.h"
+#include "netspec.h"
 #include "x86/boot.h"
 
 VMLET_API vmlet_config *vmlet_config_new(void)
@@ -36,6 +37,8 @@ VMLET_API void vmlet_config_free(vmlet_config *c)
         free(c->disks[i].path);
         free(c->disks[i].serial);
     }
+    for (unsigned i = 0; i < c->nnets; i++)
+        free(c->nets[i]);
     free(c);
 }
 
@@ -97,6 +100,39 @@ VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path, unsigned 
     d->read_only = flags & VMLET_DISK_READONLY;
     c->ndisks++;
     return 0;
+}
+
+VMLET_API int vmlet_config_add_net(vmlet_config *c, const char *spec)
+{
+    if (c->nnets == VMLET_MAX_NICS) {
+        c->too_many_nets = true;
+        return 0;
+    }
+    char *copy = strdup(spec ? spec : "");
+    if (!copy)
+        return -1;
+    c->nets[c->nnets++] = copy;
+    return 0;
+}
+
+VMLET_API int vmlet_check_net(const char *spec, vmlet_error *err)
+{
+    struct net_spec s;
+    return net_spec_parse(spec, &s, err);
+}
+
+/* Every --net parses, and together they make sense (no TAP device, host
+ * port or MAC used twice). */
+static int check_nets(const vmlet_config *c, vmlet_error *err)
+{
+    if (c->too_many_nets)
+        return set_error(err, VMLET_ERR_INVALID, "--net: more than %d NICs; give fewer --net",
+                         VMLET_MAX_NICS);
+    struct net_spec specs[VMLET_MAX_NICS];
+    for (unsigned i = 0; i < c->nnets; i++)
+        if (net_spec_parse(c->nets[i], &specs[i], err) < 0)
+            return -1;
+    return net_specs_check(specs, c->nnets, err);
 }
 
 VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled)
@@ -235,6 +271,8 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
         if (check_disk(i, &c->disks[i], err) < 0)
             return -1;
     if (same_file_twice(c, err) < 0)
+        return -1;
+    if (check_nets(c, err) < 0)
         return -1;
 
     /* The format checks and the fit of kernel + initrd in memory belong to

@@ -24,6 +24,9 @@ struct vmlet_config {
     unsigned ndisks;
     bool too_many_disks;      /* reported by validate, not by add_disk */
     bool entropy;
+    char *nets[VMLET_MAX_NICS];  /* --net specs, parsed by validate and vm_create */
+    unsigned nnets;
+    bool too_many_nets;
     char *kvm_device;
 };
 

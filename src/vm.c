@@ -33,6 +33,10 @@
 #include "virtio/console.h"
 #include "virtio/pci.h"
 #include "virtio/rng.h"
+#include "virtio/net.h"
+#include "backend/slirp.h"
+#include "backend/tap.h"
+#include "netspec.h"
 #include "x86/acpi.h"
 #include "x86/boot.h"
 #include "x86/cpuid.h"
@@ -83,6 +87,10 @@ struct vmlet_vm {
     struct virtio_pci *vcon_fn;
     struct virtio_rng *rng;
     struct virtio_pci *rng_fn;
+    struct virtio_net *nics[VMLET_MAX_NICS];
+    struct virtio_pci *nic_fns[VMLET_MAX_NICS];
+    char nic_warnings[VMLET_MAX_NICS][256];
+    unsigned nnics;
 
     pthread_t console_thread;
     bool console_started;
@@ -487,6 +495,28 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
         if (!vm->rng_fn)
             return set_error(err, VMLET_ERR_INTERNAL, "cannot create the virtio-rng device");
     }
+    /* NICs last, so adding one moves no other device. */
+    for (unsigned i = 0; i < c->nnets; i++) {
+        struct net_spec s;
+        if (net_spec_parse(c->nets[i], &s, err) < 0)
+            return -1;
+        struct net_backend *be = s.kind == NET_SPEC_TAP ? net_tap_open(s.tap_name, err)
+                                                        : net_slirp_new(&s, err);
+        if (!be)
+            return -1;
+        snprintf(vm->nic_warnings[i], sizeof vm->nic_warnings[i], "%s", be->warning);
+        uint8_t mac[6];
+        net_spec_mac(&s, i, mac);
+        vm->nics[i] = virtio_net_new(be, mac, err);     /* takes be */
+        if (!vm->nics[i])
+            return -1;
+        vm->nnics = i + 1;
+        vm->nic_fns[i] = virtio_pci_new(vm->pci, vm->irq, &vm->mem,
+                                        virtio_net_ops(vm->nics[i]), vm->nics[i]);
+        if (!vm->nic_fns[i])
+            return set_error(err, VMLET_ERR_INTERNAL, "--net '%s': no room on the PCI bus",
+                             c->nets[i]);
+    }
     return 0;
 }
 
@@ -826,6 +856,11 @@ VMLET_API vmlet_state vmlet_vm_state(vmlet_vm *vm)
     return s;
 }
 
+VMLET_API const char *vmlet_vm_net_warning(vmlet_vm *vm, unsigned nic)
+{
+    return nic < vm->nnics && vm->nic_warnings[nic][0] ? vm->nic_warnings[nic] : NULL;
+}
+
 VMLET_API int vmlet_vm_event_fd(vmlet_vm *vm)
 {
     return vm->event_fd;
@@ -919,6 +954,11 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
         virtio_pci_free(vm->rng_fn);
     if (vm->rng)
         virtio_rng_free(vm->rng);
+    for (unsigned i = 0; i < vm->nnics; i++) {
+        if (vm->nic_fns[i])
+            virtio_pci_free(vm->nic_fns[i]);
+        virtio_net_free(vm->nics[i]);
+    }
     if (vm->pci)
         pci_host_free(vm->pci);
     if (vm->irq)

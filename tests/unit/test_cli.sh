@@ -48,7 +48,7 @@ check() {
     fi
 }
 
-echo "1..27"
+echo "1..31"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -87,4 +87,12 @@ check disk-too-many 1 "more than 16" -- run --kernel "$tmp/bzImage" \
     $(for i in $(seq 17); do ln -sf disk.img "$tmp/d$i.img"; printf -- "--disk $tmp/d$i.img,ro "; done)
 check console-bad 2 "--console 'tty': give serial or virtio" -- \
     run --kernel "$tmp/bzImage" --console tty
+check net-bad-hostfwd 2 "--net 'user,hostfwd=tcp:1.2.3:80-:80': hostfwd 'tcp:1.2.3:80-:80': host address '1.2.3'" -- \
+    run --kernel "$tmp/bzImage" --net 'user,hostfwd=tcp:1.2.3:80-:80'
+check net-bad-kind 2 "--net 'tap': tap needs a device name" -- \
+    run --kernel "$tmp/bzImage" --net tap
+check net-dup-mac 1 "NICs 1 and 2 both have MAC 52:54:00:12:34:56" -- \
+    run --kernel "$tmp/bzImage" --net user --net user,mac=52:54:00:12:34:56
+check net-too-many 1 "more than 8 NICs" -- run --kernel "$tmp/bzImage" \
+    $(for i in $(seq 9); do printf -- "--net user,mac=52:54:00:00:00:0$i "; done)
 exit $((failed > 0))

@@ -1365,6 +1365,12 @@ static void test_reset_while_device_notifies(void **state)
         assert_int_equal(pthread_create(&r->dev.thread, NULL, device_thread, r), 0);
         pthread_t drain;
         assert_int_equal(pthread_create(&drain, NULL, irq_drain_thread, r), 0);
+        /* The race this test is about needs the device thread to be
+         * notifying already: wait (bounded) for its first notification. */
+        unsigned start = atomic_load(&r->dev.notifies);
+        for (int spin = 0; spin < 5000 && atomic_load(&r->dev.notifies) == start; spin++)
+            usleep(1000);
+        assert_true(atomic_load(&r->dev.notifies) != start);
         for (unsigned v = 0; v < r->nvec; v++) {
             msix_entry_write(r, v, 3, 1);
             msix_entry_write(r, v, 2, MSI_DATA(v) + (unsigned)round);

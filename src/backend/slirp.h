@@ -1,0 +1,50 @@
+/* User-mode networking as a network backend (backend/net.h), through
+ * libslirp: the guest gets NAT to the host's network with no set-up and
+ * no privileges, like QEMU's -netdev user.
+ *
+ *   network 10.0.2.0/24; the gateway 10.0.2.2 is the host (a connection
+ *   from the guest to 10.0.2.2:PORT reaches 127.0.0.1:PORT on the host);
+ *   DNS at 10.0.2.3 (relayed to the host's resolver); DHCP hands out
+ *   10.0.2.15 first. IPv4 only. MTU 1500.
+ *
+ *     struct net_spec s;   // from net_spec_parse("user,hostfwd=...")
+ *     struct net_backend *be = net_slirp_new(&s, &err);
+ *
+ * Port forwards (s.hostfwd) listen on the host from creation on; an
+ * address or port that cannot be used fails creation with a message such
+ * as "hostfwd tcp:127.0.0.1:8080: port 8080 is already in use".
+ *
+ * Threads: the backend runs its own thread ("slirp"), which makes every
+ * libslirp call (libslirp is not thread-safe, and its instances share
+ * global state, so all instances in the process also take one global
+ * lock around those calls). Its poll loop watches slirp's sockets and an
+ * eventfd; slirp's timers are kept by the backend and fire from that loop.
+ * Frames cross between the device thread and the slirp thread through two
+ * fixed queues under a mutex:
+ *   guest -> slirp: 128 frames; when full send() says NET_SEND_BUSY and
+ *     the guest's transmit queue waits (no loss, no growth);
+ *   slirp -> guest: 256 frames; when full (the guest is not reading)
+ *     slirp's frames are dropped and counted in rx_dropped; TCP resends.
+ * backend.fd is an eventfd the slirp thread signals when the receive
+ * queue gets a frame or the transmit queue gets room.
+ *
+ * Offloads: none (backend.offloads is 0), so the guest sends complete
+ * checksums and no segmentation, and slirp's frames carry an empty
+ * header. Frames larger than 1514 bytes from the guest are dropped and
+ * counted (tx_dropped). */
+#ifndef VMLET_BACKEND_SLIRP_H
+#define VMLET_BACKEND_SLIRP_H
+
+#include "vmlet.h"
+#include "backend/net.h"
+#include "netspec.h"
+
+#define NET_SLIRP_MTU          1500
+#define NET_SLIRP_TX_FRAMES    128
+#define NET_SLIRP_RX_FRAMES    256
+
+/* Creates the user-mode network for spec (kind NET_SPEC_USER) and starts
+ * its thread. Returns NULL with err (one line) on failure. */
+struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err);
+
+#endif

@@ -1,0 +1,1247 @@
+/* vm.json: the configuration as a JSON file (docs/config.md).
+ *
+ * Three passes:
+ *   1. check_syntax(): our own strict RFC 8259 scan of the raw text. cJSON
+ *      is lenient where a config file must not be (leading zeros, raw
+ *      control characters and NUL bytes, "\u00zz" read as NUL, NUL bytes
+ *      taken as whitespace, no UTF-8 check, 1000 levels of recursion), and
+ *      reports errors only as a pointer. The scan is iterative, limits depth
+ *      and the number of values, and gives every error a line and column.
+ *   2. cJSON builds the tree from text the scan accepted; then read_doc()
+ *      checks every key, type and value against the schema into a struct
+ *      parsed_doc, naming the key path in errors.
+ *   3. apply() calls the setters. Nothing is applied before all is checked.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+
+#include "config.h"
+#include "config_json.h"
+#include "error.h"
+
+/* The schema nests 4 deep (object > "network" > entry > "hostfwd"); a few
+ * levels of slack so a misplaced value gets a type error naming its key
+ * instead of a depth error. */
+#define JSON_MAX_DEPTH    8
+/* A real vm.json has a few dozen values. Bounds cJSON's allocations (about
+ * 64 bytes per value) however the input is shaped. */
+#define JSON_MAX_VALUES   10000
+/* Longer than any number a user means; cJSON also copies only 63. */
+#define JSON_MAX_NUMBER   40
+/* Whole numbers above 2^53 are no longer exact as doubles. */
+#define JSON_MAX_EXACT    9007199254740992.0
+#define PATH_MAX_BYTES    4095
+
+/* ---- messages ------------------------------------------------------------ */
+
+/* Line and column (1-based; columns count characters, not bytes, as
+ * editors do, and a byte order mark is not one) of byte offset off. */
+static void line_col(const unsigned char *s, size_t off, unsigned long *line,
+                     unsigned long *col)
+{
+    size_t i = off >= 3 && !memcmp(s, "\xef\xbb\xbf", 3) ? 3 : 0;
+    *line = 1;
+    *col = 1;
+    for (; i < off; i++) {
+        if (s[i] == '\n') {
+            ++*line;
+            *col = 1;
+        } else if ((s[i] & 0xc0) != 0x80) {
+            ++*col;
+        }
+    }
+}
+
+/* A user's string for a message: quoted, control bytes escaped, cut at a
+ * character boundary after about max bytes so the message stays one line. */
+static const char *quote(char *buf, size_t size, const char *s, size_t max)
+{
+    size_t o = 0, i = 0, n = strlen(s);
+    if (n > max) {
+        n = max;
+        while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--;
+    }
+    buf[o++] = '"';
+    /* Room is kept for an escape, "..." and the closing quote. */
+    for (; i < n && o + 10 < size; i++) {
+        unsigned char ch = s[i];
+        if (ch < 0x20 || ch == 0x7f)
+            o += snprintf(buf + o, size - o, "\\x%02x", ch);
+        else if (ch == '"' || ch == '\\')
+            o += snprintf(buf + o, size - o, "\\%c", ch);
+        else
+            buf[o++] = ch;
+    }
+    if (s[i]) {
+        /* Never end inside a character: continuation bytes were copied
+         * one for one, so step back over them. */
+        while (i && ((unsigned char)s[i] & 0xc0) == 0x80) {
+            i--;
+            o--;
+        }
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o++] = '"';
+    buf[o] = '\0';
+    return buf;
+}
+
+/* The shortest form of v that reads back the same. */
+static const char *format_number(char *buf, size_t size, double v)
+{
+    snprintf(buf, size, "%.15g", v);
+    if (strtod(buf, NULL) != v)
+        snprintf(buf, size, "%.17g", v);
+    return buf;
+}
+
+static const char *type_name(const cJSON *v)
+{
+    if (cJSON_IsString(v)) return "a string";
+    if (cJSON_IsNumber(v)) return "a number";
+    if (cJSON_IsTrue(v)) return "true";
+    if (cJSON_IsFalse(v)) return "false";
+    if (cJSON_IsNull(v)) return "null";
+    if (cJSON_IsArray(v)) return "an array";
+    return "an object";
+}
+
+/* Where in the document we are, as the user would write it:
+ * network[0].hostfwd[2]. */
+struct keypath {
+    char s[200];
+    size_t len;
+};
+
+static bool plain_key(const char *k)
+{
+    if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || *k == '_'))
+        return false;
+    for (; *k; k++)
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+              (*k >= '0' && *k <= '9') || *k == '_'))
+            return false;
+    return true;
+}
+
+/* Returns the old length, for path_pop(). Keys that are not plain words
+ * are written quoted in brackets so the path stays unambiguous. */
+static size_t path_key(struct keypath *p, const char *key)
+{
+    size_t old = p->len;
+    char q[72];
+    int n;
+    if (plain_key(key) && strlen(key) <= 40)
+        n = snprintf(p->s + p->len, sizeof p->s - p->len, "%s%s",
+                     p->len ? "." : "", key);
+    else
+        n = snprintf(p->s + p->len, sizeof p->s - p->len, "[%s]",
+                     quote(q, sizeof q, key, 40));
+    if (n > 0)
+        p->len = p->len + n < sizeof p->s ? p->len + n : sizeof p->s - 1;
+    return old;
+}
+
+static size_t path_index(struct keypath *p, unsigned i)
+{
+    size_t old = p->len;
+    int n = snprintf(p->s + p->len, sizeof p->s - p->len, "[%u]", i);
+    if (n > 0)
+        p->len = p->len + n < sizeof p->s ? p->len + n : sizeof p->s - 1;
+    return old;
+}
+
+static void path_pop(struct keypath *p, size_t old)
+{
+    p->len = old;
+    p->s[old] = '\0';
+}
+
+__attribute__((format(printf, 3, 4)))
+static int key_error(vmlet_error *err, const struct keypath *p, const char *fmt, ...)
+{
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return set_error(err, VMLET_ERR_INVALID, "%s: %s", p->s, msg);
+}
+
+__attribute__((format(printf, 4, 5)))
+static int syntax_error(vmlet_error *err, const unsigned char *s, size_t off,
+                        const char *fmt, ...)
+{
+    char msg[400];
+    unsigned long line, col;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    line_col(s, off, &line, &col);
+    return set_error(err, VMLET_ERR_FILE, "line %lu, column %lu: %s", line, col, msg);
+}
+
+/* How to show the byte at s[i] in "unexpected ..." messages. */
+static const char *describe_byte(char *buf, size_t size, unsigned char ch)
+{
+    if (ch > 0x20 && ch < 0x7f)
+        snprintf(buf, size, "'%c'", ch);
+    else
+        snprintf(buf, size, "byte 0x%02x", ch);
+    return buf;
+}
+
+/* ---- pass 1: syntax -------------------------------------------------------- */
+
+static bool is_ws(unsigned char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
+}
+
+static size_t skip_ws(const unsigned char *s, size_t len, size_t i)
+{
+    while (i < len && is_ws(s[i]))
+        i++;
+    return i;
+}
+
+/* Length of the valid UTF-8 sequence at s[i] (a byte >= 0x80), or 0 with
+ * *why set: the checks of RFC 3629, each with its own message. */
+static size_t utf8_seq(const unsigned char *s, size_t len, size_t i, const char **why)
+{
+    unsigned char b = s[i];
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;   /* allowed range of the 2nd byte */
+    if (b < 0xc0) {
+        *why = "a continuation byte with no lead byte";
+        return 0;
+    }
+    if (b < 0xc2) {
+        *why = "an overlong encoding";
+        return 0;
+    }
+    if (b < 0xe0) {
+        n = 2;
+    } else if (b < 0xf0) {
+        n = 3;
+        if (b == 0xe0) lo = 0xa0;          /* below: overlong */
+        if (b == 0xed) hi = 0x9f;          /* above: UTF-16 surrogates */
+    } else if (b < 0xf5) {
+        n = 4;
+        if (b == 0xf0) lo = 0x90;          /* below: overlong */
+        if (b == 0xf4) hi = 0x8f;          /* above: beyond U+10FFFF */
+    } else {
+        *why = "a byte that never appears in UTF-8";
+        return 0;
+    }
+    for (size_t k = 1; k < n; k++) {
+        if (i + k >= len || (s[i + k] & 0xc0) != 0x80) {
+            *why = "a truncated sequence";
+            return 0;
+        }
+    }
+    if (s[i + 1] < lo || s[i + 1] > hi) {
+        *why = b == 0xed ? "an encoded UTF-16 surrogate (U+D800..U+DFFF)"
+             : b == 0xf4 ? "a code point beyond U+10FFFF"
+                         : "an overlong encoding";
+        return 0;
+    }
+    return n;
+}
+
+static int hex4(const unsigned char *s, size_t len, size_t i, unsigned *out)
+{
+    unsigned v = 0;
+    for (size_t k = 0; k < 4; k++) {
+        if (i + k >= len)
+            return -1;
+        unsigned char ch = s[i + k];
+        v <<= 4;
+        if (ch >= '0' && ch <= '9') v |= ch - '0';
+        else if (ch >= 'a' && ch <= 'f') v |= ch - 'a' + 10;
+        else if (ch >= 'A' && ch <= 'F') v |= ch - 'A' + 10;
+        else return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* A string starting at the quote s[*i]; leaves *i after the closing quote. */
+static int scan_string(const unsigned char *s, size_t len, size_t *i, vmlet_error *err)
+{
+    size_t start = *i, p = start + 1;
+    char b[16];
+    for (;;) {
+        if (p >= len)
+            return syntax_error(err, s, start, "this string is not closed; add '\"'");
+        unsigned char ch = s[p];
+        if (ch == '"')
+            break;
+        if (ch == 0)
+            return syntax_error(err, s, p, "NUL byte in a string");
+        if (ch < 0x20)
+            return syntax_error(err, s, p, "control character 0x%02x in a string; "
+                                "write it as an escape such as \\n or \\u%04x", ch, ch);
+        if (ch >= 0x80) {
+            const char *why;
+            size_t n = utf8_seq(s, len, p, &why);
+            if (!n)
+                return syntax_error(err, s, p, "invalid UTF-8 in a string (byte 0x%02x): %s",
+                                    ch, why);
+            p += n;
+            continue;
+        }
+        if (ch != '\\') {
+            p++;
+            continue;
+        }
+        if (p + 1 >= len)
+            return syntax_error(err, s, start, "this string is not closed; add '\"'");
+        ch = s[p + 1];
+        if (ch && strchr("\"\\/bfnrt", ch)) {
+            p += 2;
+            continue;
+        }
+        if (ch != 'u')
+            return syntax_error(err, s, p, "invalid escape: backslash then %s; the escapes "
+                                "are \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX",
+                                describe_byte(b, sizeof b, ch));
+        unsigned u, u2;
+        if (hex4(s, len, p + 2, &u) < 0)
+            return syntax_error(err, s, p, "\\u needs four hex digits");
+        if (u == 0)
+            return syntax_error(err, s, p, "\\u0000 (a NUL character) is not allowed "
+                                "in a string");
+        if (u >= 0xdc00 && u <= 0xdfff)
+            return syntax_error(err, s, p, "\\u%04x is a lone UTF-16 low surrogate", u);
+        if (u >= 0xd800 && u <= 0xdbff) {
+            /* A high surrogate must be followed by an escaped low one. */
+            if (p + 7 >= len || s[p + 6] != '\\' || s[p + 7] != 'u' ||
+                hex4(s, len, p + 8, &u2) < 0 || u2 < 0xdc00 || u2 > 0xdfff)
+                return syntax_error(err, s, p, "\\u%04x is a UTF-16 high surrogate "
+                                    "without a low surrogate after it", u);
+            p += 12;
+            continue;
+        }
+        p += 6;
+    }
+    *i = p + 1;
+    return 0;
+}
+
+static int scan_number(const unsigned char *s, size_t len, size_t *i, vmlet_error *err)
+{
+    size_t start = *i, p = start;
+    char b[16];
+#define DIGIT(k) ((k) < len && s[k] >= '0' && s[k] <= '9')
+    if (s[p] == '-')
+        p++;
+    if (!DIGIT(p))
+        return syntax_error(err, s, p, "expected a digit, got %s",
+                            p < len ? describe_byte(b, sizeof b, s[p]) : "the end");
+    if (s[p] == '0' && DIGIT(p + 1))
+        return syntax_error(err, s, start, "numbers cannot start with 0 (leading zeros "
+                            "are not JSON)");
+    while (DIGIT(p))
+        p++;
+    if (p < len && s[p] == '.') {
+        p++;
+        if (!DIGIT(p))
+            return syntax_error(err, s, p, "expected a digit after '.'");
+        while (DIGIT(p))
+            p++;
+    }
+    if (p < len && (s[p] == 'e' || s[p] == 'E')) {
+        p++;
+        if (p < len && (s[p] == '+' || s[p] == '-'))
+            p++;
+        if (!DIGIT(p))
+            return syntax_error(err, s, p, "expected a digit in the exponent");
+        while (DIGIT(p))
+            p++;
+    }
+#undef DIGIT
+    if (p - start > JSON_MAX_NUMBER)
+        return syntax_error(err, s, start, "this number is %zu characters long; at most "
+                            "%d are allowed", p - start, JSON_MAX_NUMBER);
+    *i = p;
+    return 0;
+}
+
+/* Checks text is exactly one JSON value (RFC 8259) of acceptable size and
+ * depth. Iterative, so hostile nesting costs no stack. */
+static int check_syntax(const unsigned char *s, size_t len, size_t start, vmlet_error *err)
+{
+    enum { VALUE, FIRST_VALUE, KEY, FIRST_KEY, COLON, NEXT, DONE } want = VALUE;
+    char stack[JSON_MAX_DEPTH];   /* '{' or '[' per open container */
+    unsigned depth = 0;
+    unsigned long values = 0;
+    bool after_comma = false;   /* for the "trailing ','" hint */
+    char b[16];
+    size_t i = skip_ws(s, len, start);
+
+    if (i == len)
+        return set_error(err, VMLET_ERR_FILE, "no JSON value: the text is empty or only "
+                         "whitespace; give an object such as {\"kernel\": \"bzImage\"}");
+    for (;;) {
+        i = skip_ws(s, len, i);
+        if (i == len) {
+            if (want == DONE)
+                return 0;
+            return syntax_error(err, s, len, "the text ends inside %s; close it with '%c'",
+                                stack[depth - 1] == '{' ? "an object" : "an array",
+                                stack[depth - 1] == '{' ? '}' : ']');
+        }
+        unsigned char ch = s[i];
+        bool comma = after_comma;
+        after_comma = false;
+        switch (want) {
+        case FIRST_VALUE:
+            if (ch == ']')
+                goto close;
+            /* fall through */
+        case VALUE:
+            if (++values > JSON_MAX_VALUES)
+                return syntax_error(err, s, i, "more than %d values; a vm.json is much "
+                                    "smaller", JSON_MAX_VALUES);
+            if (ch == '{' || ch == '[') {
+                if (depth == JSON_MAX_DEPTH)
+                    return syntax_error(err, s, i, "nested more than %d levels deep; a "
+                                        "vm.json needs at most 4", JSON_MAX_DEPTH);
+                stack[depth++] = ch;
+                want = ch == '{' ? FIRST_KEY : FIRST_VALUE;
+                i++;
+                continue;
+            }
+            if (ch == '"') {
+                if (scan_string(s, len, &i, err) < 0)
+                    return -1;
+            } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+                if (scan_number(s, len, &i, err) < 0)
+                    return -1;
+            } else if (len - i >= 4 && !memcmp(s + i, "true", 4)) {
+                i += 4;
+            } else if (len - i >= 5 && !memcmp(s + i, "false", 5)) {
+                i += 5;
+            } else if (len - i >= 4 && !memcmp(s + i, "null", 4)) {
+                i += 4;
+            } else if (ch == ']' || ch == '}') {
+                return syntax_error(err, s, i, "expected a value before '%c'%s", ch,
+                                    comma ? "; remove the trailing ','" : "");
+            } else {
+                return syntax_error(err, s, i, "expected a value (a string in double "
+                                    "quotes, a number, an object, an array, true, false "
+                                    "or null), got %s", describe_byte(b, sizeof b, ch));
+            }
+            want = depth ? NEXT : DONE;
+            continue;
+        case FIRST_KEY:
+            if (ch == '}')
+                goto close;
+            /* fall through */
+        case KEY:
+            if (ch != '"')
+                return syntax_error(err, s, i, "expected a key in double quotes, got %s%s",
+                                    describe_byte(b, sizeof b, ch),
+                                    comma && ch == '}' ? "; remove the trailing ','" : "");
+            if (scan_string(s, len, &i, err) < 0)
+                return -1;
+            want = COLON;
+            continue;
+        case COLON:
+            if (ch != ':')
+                return syntax_error(err, s, i, "expected ':' after the key, got %s",
+                                    describe_byte(b, sizeof b, ch));
+            i++;
+            want = VALUE;
+            continue;
+        case NEXT:
+            if (ch == ',') {
+                after_comma = true;
+                i++;
+                want = stack[depth - 1] == '{' ? KEY : VALUE;
+                continue;
+            }
+            if (ch == (stack[depth - 1] == '{' ? '}' : ']'))
+                goto close;
+            return syntax_error(err, s, i, "expected ',' or '%c', got %s",
+                                stack[depth - 1] == '{' ? '}' : ']',
+                                describe_byte(b, sizeof b, ch));
+        case DONE:
+            return syntax_error(err, s, i, "unexpected %s after the end of the JSON value",
+                                describe_byte(b, sizeof b, ch));
+        }
+close:
+        depth--;
+        i++;
+        want = depth ? NEXT : DONE;
+    }
+}
+
+/* ---- pass 2: schema ------------------------------------------------------ */
+
+struct parsed_disk {
+    const char *path, *serial;
+    bool read_only;
+};
+
+/* What the document sets; strings point into the cJSON tree. */
+struct parsed_doc {
+    bool has_cpus, has_memory, has_console, has_rng;
+    unsigned cpus;
+    uint64_t memory;
+    vmlet_console_kind console;
+    bool rng;
+    const char *kernel, *initrd, *cmdline, *kvm_device;   /* NULL: not set */
+    struct parsed_disk disks[VMLET_MAX_DISKS];
+    unsigned ndisks;
+    struct config_json_extra extra;
+};
+
+/* Matches obj's members against the known names: found[k] is the member
+ * for names[k] or NULL. Unknown and repeated keys are errors (cJSON keeps
+ * both copies of a repeated key; which one wins would be an accident). */
+static int match_keys(const cJSON *obj, const char *const *names, unsigned n,
+                      const cJSON **found, struct keypath *p, vmlet_error *err)
+{
+    for (unsigned k = 0; k < n; k++)
+        found[k] = NULL;
+    for (const cJSON *m = obj->child; m; m = m->next) {
+        unsigned k = 0;
+        while (k < n && strcmp(m->string, names[k]))
+            k++;
+        size_t old = path_key(p, m->string);
+        if (k == n) {
+            char list[300];
+            size_t o = 0;
+            for (unsigned j = 0; j < n; j++)
+                o += snprintf(list + o, sizeof list - o, "%s%s", j ? ", " : "", names[j]);
+            return key_error(err, p, "unknown key; known keys are %s", list);
+        }
+        if (found[k])
+            return key_error(err, p, "duplicate key; give it once");
+        found[k] = m;
+        path_pop(p, old);
+    }
+    return 0;
+}
+
+/* A whole number in [min, max] (max <= 2^53): JSON numbers arrive as
+ * doubles, so the checks are on the double. */
+static int get_uint(const cJSON *v, struct keypath *p, uint64_t min, uint64_t max,
+                    uint64_t *out, vmlet_error *err)
+{
+    char num[40];
+    if (!cJSON_IsNumber(v))
+        return key_error(err, p, "expected a whole number, got %s", type_name(v));
+    double d = v->valuedouble;
+    if (isinf(d))
+        return key_error(err, p, "the number is too %s to represent",
+                         d > 0 ? "large" : "negative");
+    format_number(num, sizeof num, d);
+    if (d < 0)
+        return key_error(err, p, "%s is negative; give %llu to %llu", num,
+                         (unsigned long long)min, (unsigned long long)max);
+    if (d > JSON_MAX_EXACT)
+        return key_error(err, p, "%s is too large (above 2^53, where JSON numbers stop "
+                         "being exact)", num);
+    if (d != (double)(uint64_t)d)   /* in range now, so the cast is defined */
+        return key_error(err, p, "%s is not a whole number", num);
+    if (d < (double)min || d > (double)max)
+        return key_error(err, p, "%s is out of range; give %llu to %llu", num,
+                         (unsigned long long)min, (unsigned long long)max);
+    *out = (uint64_t)d;
+    return 0;
+}
+
+static int get_bool(const cJSON *v, struct keypath *p, bool *out, vmlet_error *err)
+{
+    if (!cJSON_IsBool(v))
+        return key_error(err, p, "expected true or false, got %s", type_name(v));
+    *out = cJSON_IsTrue(v);
+    return 0;
+}
+
+/* A string of at most max bytes, or non-empty too when nonempty is set;
+ * what names what it should be, for the message. */
+static int get_string(const cJSON *v, struct keypath *p, bool nonempty, size_t max,
+                      const char *what, const char **out, vmlet_error *err)
+{
+    if (!cJSON_IsString(v))
+        return key_error(err, p, "expected a string (%s), got %s", what, type_name(v));
+    size_t n = strlen(v->valuestring);
+    if (nonempty && n == 0)
+        return key_error(err, p, "empty; give %s", what);
+    if (n > max)
+        return key_error(err, p, "%zu bytes is too long; at most %zu", n, max);
+    *out = v->valuestring;
+    return 0;
+}
+
+static int read_memory(const cJSON *v, struct keypath *p, uint64_t *out, vmlet_error *err)
+{
+    char q[64];
+    if (cJSON_IsString(v)) {
+        if (vmlet_parse_size(v->valuestring, out) < 0)
+            return key_error(err, p, "%s is not a size; give bytes or a number with K, "
+                             "M, G or T, e.g. \"512M\"", quote(q, sizeof q, v->valuestring, 40));
+        return 0;
+    }
+    if (!cJSON_IsNumber(v))
+        return key_error(err, p, "expected a size (a string such as \"512M\" or a whole "
+                         "number of bytes), got %s", type_name(v));
+    if (v->valuedouble < 0)
+        return key_error(err, p, "a size cannot be negative; give bytes or a string such "
+                         "as \"512M\"");
+    if (get_uint(v, p, 0, (uint64_t)JSON_MAX_EXACT, out, err) < 0)
+        return -1;
+    /* "memory": 512 most likely meant MiB; validate would only say 0 MiB. */
+    if (*out && *out < VMLET_MIN_MEMORY)
+        return key_error(err, p, "%llu byte%s is less than the 16 MiB minimum; a number "
+                         "means bytes: write \"%lluM\" for MiB", (unsigned long long)*out,
+                         *out == 1 ? "" : "s", (unsigned long long)*out);
+    return 0;
+}
+
+static int read_console(const cJSON *v, struct keypath *p, vmlet_console_kind *out,
+                        vmlet_error *err)
+{
+    char q[64];
+    if (!cJSON_IsString(v))
+        return key_error(err, p, "expected a string (\"serial\" or \"virtio\"), got %s",
+                         type_name(v));
+    if (!strcmp(v->valuestring, "serial"))
+        *out = VMLET_CONSOLE_SERIAL;
+    else if (!strcmp(v->valuestring, "virtio"))
+        *out = VMLET_CONSOLE_VIRTIO;
+    else
+        return key_error(err, p, "%s is not a console; give \"serial\" or \"virtio\"",
+                         quote(q, sizeof q, v->valuestring, 40));
+    return 0;
+}
+
+static int read_disk(const cJSON *v, struct keypath *p, struct parsed_disk *d,
+                     vmlet_error *err)
+{
+    static const char *const names[] = { "path", "read_only", "serial" };
+    const cJSON *f[3];
+    size_t old;
+    if (!cJSON_IsObject(v))
+        return key_error(err, p, "expected an object such as {\"path\": \"root.img\"}, "
+                         "got %s", type_name(v));
+    if (match_keys(v, names, 3, f, p, err) < 0)
+        return -1;
+    if (!f[0])
+        return key_error(err, p, "no \"path\"; give the disk image or block device");
+    memset(d, 0, sizeof *d);
+    old = path_key(p, "path");
+    if (get_string(f[0], p, true, PATH_MAX_BYTES, "an image file or block device",
+                   &d->path, err) < 0)
+        return -1;
+    path_pop(p, old);
+    if (f[1]) {
+        old = path_key(p, "read_only");
+        if (get_bool(f[1], p, &d->read_only, err) < 0)
+            return -1;
+        path_pop(p, old);
+    }
+    if (f[2]) {
+        /* Its characters and length are vmlet_config_validate()'s to check. */
+        old = path_key(p, "serial");
+        if (get_string(f[2], p, false, SIZE_MAX, "up to 20 characters", &d->serial, err) < 0)
+            return -1;
+        path_pop(p, old);
+    }
+    return 0;
+}
+
+/* ---- network: the same rules as --net (src/netspec.c) ---------------------- */
+
+#define USER_NETWORK  0x0a000200u   /* 10.0.2.0/24, the user-mode network */
+#define USER_NETMASK  0xffffff00u
+#define USER_GATEWAY  0x0a000202u   /* the host */
+#define USER_DNS      0x0a000203u
+
+/* A decimal port, 1..65535, from s[0..n). */
+static bool parse_port(const char *s, size_t n, uint16_t *out)
+{
+    unsigned v = 0;
+    if (n == 0 || n > 5)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v < 1 || v > 65535)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_ipv4(const char *s, size_t n, uint32_t *addr)
+{
+    char a[16];
+    struct in_addr in;
+    if (n >= sizeof a)
+        return false;
+    memcpy(a, s, n);
+    a[n] = '\0';
+    if (inet_pton(AF_INET, a, &in) != 1)
+        return false;
+    *addr = ntohl(in.s_addr);
+    return true;
+}
+
+/* "[ADDR]:PORT" from s[0..n): the last ':' splits them. Returns NULL or
+ * what is wrong, in why. */
+static const char *parse_endpoint(const char *s, size_t n, bool guest, uint32_t *addr,
+                                  uint16_t *port, char *why, size_t whylen)
+{
+    const char *side = guest ? "guest" : "host";
+    const char *colon = memrchr(s, ':', n);
+    if (!colon) {
+        snprintf(why, whylen, "the %s side has no ':PORT'", side);
+        return why;
+    }
+    size_t alen = colon - s;
+    *addr = guest ? CONFIG_JSON_HOSTFWD_GUEST : CONFIG_JSON_HOSTFWD_HOST;
+    if (alen && !parse_ipv4(s, alen, addr)) {
+        snprintf(why, whylen, "the %s address is not an IPv4 address such as %s", side,
+                 guest ? "10.0.2.15" : "127.0.0.1");
+        return why;
+    }
+    if (alen && guest) {
+        uint32_t g = *addr;
+        if ((g & USER_NETMASK) != USER_NETWORK)
+            return "the guest address is not in the guest network 10.0.2.0/24";
+        if (g == USER_NETWORK || g == (USER_NETWORK | ~USER_NETMASK) || g == USER_GATEWAY ||
+            g == USER_DNS) {
+            snprintf(why, whylen, "the guest address is %s, not a guest",
+                     g == USER_GATEWAY ? "the gateway (the host)" :
+                     g == USER_DNS ? "the DNS server" :
+                     g == USER_NETWORK ? "the network address" : "the broadcast address");
+            return why;
+        }
+    }
+    if (!parse_port(colon + 1, n - alen - 1, port)) {
+        snprintf(why, whylen, "the %s port is not a number from 1 to 65535", side);
+        return why;
+    }
+    return NULL;
+}
+
+/* [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, as QEMU writes it;
+ * returns NULL or what is wrong. */
+static const char *parse_hostfwd(const char *spec, struct config_hostfwd *h, char *why,
+                                 size_t whylen)
+{
+    memset(h, 0, sizeof *h);
+    size_t n = strlen(spec);
+    if (n >= sizeof h->text)
+        return "it is too long to be a forwarding rule";
+    memcpy(h->text, spec, n + 1);
+    const char *colon = strchr(spec, ':');
+    if (!colon)
+        return "it has no ':'";
+    size_t plen = colon - spec;
+    if (plen == 3 && !memcmp(spec, "udp", 3))
+        h->udp = true;
+    else if (!(plen == 0 || (plen == 3 && !memcmp(spec, "tcp", 3))))
+        return "the protocol is not tcp or udp";
+    const char *rest = colon + 1, *dash = strchr(rest, '-');
+    if (!dash)
+        return "it has no '-' between the host and the guest side";
+    if (strchr(dash + 1, '-'))
+        return "it has more than one '-'";
+    const char *bad = parse_endpoint(rest, dash - rest, false, &h->host_addr,
+                                     &h->host_port, why, whylen);
+    if (!bad)
+        bad = parse_endpoint(dash + 1, strlen(dash + 1), true, &h->guest_addr,
+                             &h->guest_port, why, whylen);
+    return bad;
+}
+
+/* Two forwards collide on the same protocol and port when their addresses
+ * overlap (0.0.0.0 overlaps everything). */
+static bool hostfwd_clash(const struct config_hostfwd *a, const struct config_hostfwd *b)
+{
+    return a->udp == b->udp && a->host_port == b->host_port &&
+           (a->host_addr == b->host_addr || !a->host_addr || !b->host_addr);
+}
+
+/* What Linux takes as an interface name, less what --net cannot carry. */
+static bool valid_ifname(const char *s)
+{
+    if (!strcmp(s, ".") || !strcmp(s, ".."))
+        return false;
+    for (; *s; s++)
+        if (*s <= 0x20 || *s >= 0x7f || *s == '/' || *s == ':' || *s == ',' || *s == '=')
+            return false;
+    return true;
+}
+
+static bool parse_mac(const char *s, uint8_t mac[6])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (strlen(s) != 17)
+        return false;
+    for (int i = 0; i < 6; i++) {
+        const char *hi = s[3 * i] ? strchr(hex, s[3 * i] | 0x20) : NULL;
+        const char *lo = s[3 * i + 1] ? strchr(hex, s[3 * i + 1] | 0x20) : NULL;
+        if (!hi || !lo || (i < 5 && s[3 * i + 2] != ':'))
+            return false;
+        mac[i] = (uint8_t)((hi - hex) << 4 | (lo - hex));
+    }
+    return true;
+}
+
+static int read_mac(const cJSON *v, struct keypath *p, struct config_net *net,
+                    vmlet_error *err)
+{
+    char q[64];
+    if (!cJSON_IsString(v))
+        return key_error(err, p, "expected a string such as \"52:54:00:12:34:56\", got %s",
+                         type_name(v));
+    if (!parse_mac(v->valuestring, net->mac))
+        return key_error(err, p, "%s is not a MAC address; write six hex pairs such as "
+                         "\"52:54:00:12:34:56\"", quote(q, sizeof q, v->valuestring, 40));
+    if (net->mac[0] & 1)
+        return key_error(err, p, "%s is a multicast address; a NIC needs a unicast one "
+                         "(even first byte), e.g. \"52:54:00:12:34:56\"", v->valuestring);
+    if (!memcmp(net->mac, "\0\0\0\0\0\0", 6))
+        return key_error(err, p, "00:00:00:00:00:00 is not a usable address");
+    net->has_mac = true;
+    return 0;
+}
+
+static int read_hostfwds(const cJSON *v, struct keypath *p, struct config_net *net,
+                         vmlet_error *err)
+{
+    char q[80], why[96];
+    if (!cJSON_IsArray(v))
+        return key_error(err, p, "expected an array of strings such as "
+                         "[\"tcp:127.0.0.1:8080-:80\"], got %s", type_name(v));
+    unsigned n = cJSON_GetArraySize(v), i = 0;
+    if (n > CONFIG_JSON_MAX_HOSTFWD)
+        return key_error(err, p, "%u rules; at most %d are allowed", n,
+                         CONFIG_JSON_MAX_HOSTFWD);
+    for (const cJSON *r = v->child; r; r = r->next, i++) {
+        size_t old = path_index(p, i);
+        if (!cJSON_IsString(r))
+            return key_error(err, p, "expected a string such as \"tcp:127.0.0.1:8080-:80\", "
+                             "got %s", type_name(r));
+        const char *bad = parse_hostfwd(r->valuestring, &net->hostfwd[i], why, sizeof why);
+        if (bad)
+            return key_error(err, p, "%s: %s; the form is "
+                             "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
+                             quote(q, sizeof q, r->valuestring, 64), bad);
+        path_pop(p, old);
+    }
+    net->nhostfwd = n;
+    return 0;
+}
+
+static int read_net(const cJSON *v, struct keypath *p, struct config_net *net,
+                    vmlet_error *err)
+{
+    /* All keys first, so a misspelt "type" is reported as such. */
+    static const char *const all[] = { "type", "hostfwd", "name", "mac" };
+    enum { TYPE, HOSTFWD, NAME, MAC };
+    const cJSON *f[4];
+    char q[64];
+    size_t old;
+    if (!cJSON_IsObject(v))
+        return key_error(err, p, "expected an object such as {\"type\": \"user\"}, got %s",
+                         type_name(v));
+    if (match_keys(v, all, 4, f, p, err) < 0)
+        return -1;
+    memset(net, 0, sizeof *net);
+    if (!f[TYPE])
+        return key_error(err, p, "no \"type\"; give \"type\": \"user\" or \"tap\"");
+    old = path_key(p, "type");
+    if (!cJSON_IsString(f[TYPE]))
+        return key_error(err, p, "expected a string (\"user\" or \"tap\"), got %s",
+                         type_name(f[TYPE]));
+    if (!strcmp(f[TYPE]->valuestring, "user"))
+        net->type = CONFIG_NET_USER;
+    else if (!strcmp(f[TYPE]->valuestring, "tap"))
+        net->type = CONFIG_NET_TAP;
+    else
+        return key_error(err, p, "%s is not a network type; give \"user\" or \"tap\"",
+                         quote(q, sizeof q, f[TYPE]->valuestring, 40));
+    path_pop(p, old);
+
+    bool user = net->type == CONFIG_NET_USER;
+    if ((user && f[NAME]) || (!user && f[HOSTFWD])) {
+        path_key(p, user ? "name" : "hostfwd");
+        return key_error(err, p, "not a key of a %s network; its keys are %s",
+                         user ? "user" : "tap", user ? "type, hostfwd, mac" : "type, name, mac");
+    }
+    /* In file order, as everywhere. */
+    for (const cJSON *m = v->child; m; m = m->next) {
+        int rc = 0;
+        old = path_key(p, m->string);
+        if (m == f[HOSTFWD]) {
+            rc = read_hostfwds(m, p, net, err);
+        } else if (m == f[NAME]) {
+            const char *name;
+            rc = get_string(m, p, true, CONFIG_JSON_IFNAME_MAX, "a host interface name such "
+                            "as \"tap0\"", &name, err);
+            if (rc == 0 && !valid_ifname(name))
+                rc = key_error(err, p, "%s is not an interface name; use printable "
+                               "characters other than spaces, '/', ':', ',' and '='",
+                               quote(q, sizeof q, name, 40));
+            if (rc == 0)
+                strcpy(net->tap_name, name);
+        } else if (m == f[MAC]) {
+            rc = read_mac(m, p, net, err);
+        }
+        if (rc < 0)
+            return -1;
+        path_pop(p, old);
+    }
+    if (!user && !f[NAME])
+        return key_error(err, p, "no \"name\"; a tap network needs the host interface, "
+                         "e.g. \"name\": \"tap0\"");
+    return 0;
+}
+
+/* What only shows across entries: one tap twice, one MAC twice, one host
+ * port forwarded twice. The CLI checks again once --net is added. */
+static int check_nets(const struct config_json_extra *x, unsigned i, struct keypath *p,
+                      vmlet_error *err)
+{
+    const struct config_net *net = &x->nets[i];
+    for (unsigned j = 0; j <= i; j++) {
+        const struct config_net *o = &x->nets[j];
+        if (j < i && net->type == CONFIG_NET_TAP && o->type == CONFIG_NET_TAP &&
+            !strcmp(o->tap_name, net->tap_name)) {
+            path_key(p, "name");
+            return key_error(err, p, "%s is also network[%u]'s interface", net->tap_name, j);
+        }
+        if (j < i && net->has_mac && o->has_mac && !memcmp(o->mac, net->mac, 6)) {
+            path_key(p, "mac");
+            return key_error(err, p, "network[%u] has this MAC address too", j);
+        }
+        for (unsigned a = 0; a < net->nhostfwd; a++) {
+            unsigned bmax = j < i ? o->nhostfwd : a;
+            for (unsigned b = 0; b < bmax; b++) {
+                if (hostfwd_clash(&net->hostfwd[a], &o->hostfwd[b])) {
+                    path_key(p, "hostfwd");
+                    path_index(p, a);
+                    return key_error(err, p, "%s port %u is already forwarded by "
+                                     "network[%u].hostfwd[%u]", net->hostfwd[a].udp ?
+                                     "udp" : "tcp", net->hostfwd[a].host_port, j, b);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+static int read_network(const cJSON *v, struct keypath *p, struct config_json_extra *x,
+                        vmlet_error *err)
+{
+    if (!cJSON_IsArray(v))
+        return key_error(err, p, "expected an array of objects such as "
+                         "[{\"type\": \"user\"}], got %s", type_name(v));
+    unsigned n = cJSON_GetArraySize(v), i = 0;
+    if (n > CONFIG_JSON_MAX_NETS)
+        return key_error(err, p, "%u interfaces; at most %d are allowed", n,
+                         CONFIG_JSON_MAX_NETS);
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        size_t old = path_index(p, i);
+        if (read_net(e, p, &x->nets[i], err) < 0 || check_nets(x, i, p, err) < 0)
+            return -1;
+        path_pop(p, old);
+    }
+    x->nnets = n;
+    return 0;
+}
+
+enum { K_CPUS, K_MEMORY, K_KERNEL, K_INITRD, K_CMDLINE, K_CONSOLE, K_RNG, K_DISKS,
+       K_NETWORK, K_SHUTDOWN_TIMEOUT, K_KVM_DEVICE, K_COUNT };
+
+static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
+{
+    static const char *const names[K_COUNT] = {
+        [K_CPUS] = "cpus", [K_MEMORY] = "memory", [K_KERNEL] = "kernel",
+        [K_INITRD] = "initrd", [K_CMDLINE] = "cmdline", [K_CONSOLE] = "console",
+        [K_RNG] = "rng", [K_DISKS] = "disks", [K_NETWORK] = "network",
+        [K_SHUTDOWN_TIMEOUT] = "shutdown_timeout", [K_KVM_DEVICE] = "kvm_device",
+    };
+    const cJSON *f[K_COUNT];
+    struct keypath p = { .s = "", .len = 0 };
+    uint64_t u = 0;
+    int rc = 0;
+
+    if (!cJSON_IsObject(root))
+        return set_error(err, VMLET_ERR_INVALID, "the top level is %s; it must be an "
+                         "object such as {\"kernel\": \"bzImage\", \"memory\": \"512M\"}",
+                         type_name(root));
+    if (match_keys(root, names, K_COUNT, f, &p, err) < 0)
+        return -1;
+    /* In file order, so the first problem in the file is the one reported. */
+    for (const cJSON *v = root->child; v && rc == 0; v = v->next) {
+        int k = 0;
+        while (f[k] != v)
+            k++;
+        path_key(&p, names[k]);
+        switch (k) {
+        case K_CPUS:
+            rc = get_uint(v, &p, 1, VMLET_MAX_CPUS, &u, err);
+            d->cpus = u;
+            d->has_cpus = true;
+            break;
+        case K_MEMORY:
+            rc = read_memory(v, &p, &d->memory, err);
+            d->has_memory = true;
+            break;
+        case K_KERNEL:
+            rc = get_string(v, &p, true, PATH_MAX_BYTES, "the path of an x86-64 bzImage",
+                            &d->kernel, err);
+            break;
+        case K_INITRD:
+            rc = get_string(v, &p, true, PATH_MAX_BYTES, "the path of an initial ramdisk, "
+                            "or leave the key out", &d->initrd, err);
+            break;
+        case K_CMDLINE:
+            /* Its length limit depends on the kernel; validate checks it. */
+            rc = get_string(v, &p, false, SIZE_MAX, "the kernel command line",
+                            &d->cmdline, err);
+            break;
+        case K_CONSOLE:
+            rc = read_console(v, &p, &d->console, err);
+            d->has_console = true;
+            break;
+        case K_RNG:
+            rc = get_bool(v, &p, &d->rng, err);
+            d->has_rng = true;
+            break;
+        case K_DISKS: {
+            if (!cJSON_IsArray(v)) {
+                rc = key_error(err, &p, "expected an array of objects such as "
+                               "[{\"path\": \"root.img\"}], got %s", type_name(v));
+                break;
+            }
+            unsigned n = cJSON_GetArraySize(v), i = 0;
+            if (n > VMLET_MAX_DISKS) {
+                rc = key_error(err, &p, "%u disks; at most %d are allowed", n,
+                               VMLET_MAX_DISKS);
+                break;
+            }
+            for (const cJSON *e = v->child; e && rc == 0; e = e->next, i++) {
+                size_t old = path_index(&p, i);
+                rc = read_disk(e, &p, &d->disks[i], err);
+                if (rc == 0)
+                    path_pop(&p, old);
+            }
+            d->ndisks = n;
+            break;
+        }
+        case K_NETWORK:
+            rc = read_network(v, &p, &d->extra, err);
+            break;
+        case K_SHUTDOWN_TIMEOUT:
+            rc = get_uint(v, &p, 0, CONFIG_JSON_MAX_SHUTDOWN_TIMEOUT, &u, err);
+            d->extra.shutdown_timeout = u;
+            d->extra.has_shutdown_timeout = true;
+            break;
+        case K_KVM_DEVICE:
+            rc = get_string(v, &p, true, PATH_MAX_BYTES, "the path of the KVM device",
+                            &d->kvm_device, err);
+            break;
+        }
+        if (rc == 0)
+            path_pop(&p, 0);
+    }
+    return rc;
+}
+
+/* ---- pass 3: apply --------------------------------------------------------- */
+
+int config_set_kernel(vmlet_config *c, const char *path)
+{
+    return vmlet_config_set_linux_boot(c, path, c->initrd, c->cmdline);
+}
+
+int config_set_initrd(vmlet_config *c, const char *path)
+{
+    return vmlet_config_set_linux_boot(c, c->kernel, path, c->cmdline);
+}
+
+int config_set_cmdline(vmlet_config *c, const char *cmdline)
+{
+    return vmlet_config_set_linux_boot(c, c->kernel, c->initrd, cmdline);
+}
+
+int config_set_console_kind(vmlet_config *c, vmlet_console_kind kind)
+{
+    return vmlet_config_set_console(c, kind, c->console_in, c->console_out);
+}
+
+int config_set_console_fds(vmlet_config *c, int in_fd, int out_fd)
+{
+    return vmlet_config_set_console(c, c->console, in_fd, out_fd);
+}
+
+static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
+{
+    int rc = 0;
+    if (d->has_cpus)
+        rc |= vmlet_config_set_cpus(c, d->cpus);
+    if (d->has_memory)
+        rc |= vmlet_config_set_memory(c, d->memory);
+    /* The setter copies before it frees, so passing c's own strings back is
+     * safe. */
+    if (d->kernel || d->initrd || d->cmdline)
+        rc |= vmlet_config_set_linux_boot(c, d->kernel ? d->kernel : c->kernel,
+                                          d->initrd ? d->initrd : c->initrd,
+                                          d->cmdline ? d->cmdline : c->cmdline);
+    if (d->has_console)
+        rc |= config_set_console_kind(c, d->console);
+    if (d->has_rng)
+        rc |= vmlet_config_set_entropy(c, d->rng);
+    for (unsigned i = 0; i < d->ndisks; i++)
+        rc |= vmlet_config_add_disk(c, d->disks[i].path,
+                                    d->disks[i].read_only ? VMLET_DISK_READONLY : 0,
+                                    d->disks[i].serial);
+    if (d->kvm_device)
+        rc |= vmlet_config_set_kvm_device(c, d->kvm_device);
+    if (rc)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory while applying the "
+                         "configuration");
+    return 0;
+}
+
+int config_from_json(vmlet_config *c, const char *text, size_t len,
+                     struct config_json_extra *extra, vmlet_error *err)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t start = 0;
+    if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
+        start = 3;   /* a UTF-8 byte order mark, as some editors write */
+    if (check_syntax(s, len, start, err) < 0)
+        return -1;
+
+    /* Not NUL-terminated: the end is checked through parse_end instead. */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text + start, len - start, &end, 0);
+    if (!root) {
+        /* check_syntax() accepted it, so this is memory, or a disagreement
+         * between the two parsers (which the fuzz target looks for). */
+        size_t off = end ? (size_t)(end - text) : start;
+        unsigned long line, col;
+        line_col(s, off, &line, &col);
+        return set_error(err, VMLET_ERR_INTERNAL, "line %lu, column %lu: cJSON could not "
+                         "read this (out of memory?)", line, col);
+    }
+    size_t off = (size_t)(end - text);
+    if (skip_ws(s, len, off) != len) {
+        unsigned long line, col;
+        line_col(s, off, &line, &col);
+        cJSON_Delete(root);
+        return set_error(err, VMLET_ERR_INTERNAL, "line %lu, column %lu: cJSON stopped "
+                         "reading here", line, col);
+    }
+
+    struct parsed_doc *d = calloc(1, sizeof *d);   /* ~9 KiB: keep it off the stack */
+    if (!d) {
+        cJSON_Delete(root);
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory reading the configuration");
+    }
+    int rc = read_doc(root, d, err);
+    /* Networks are appended, like the disks. */
+    if (rc == 0 && extra && extra->nnets + d->extra.nnets > CONFIG_JSON_MAX_NETS)
+        rc = set_error(err, VMLET_ERR_INVALID, "network: more than %d interfaces in all",
+                       CONFIG_JSON_MAX_NETS);
+    if (rc == 0)
+        rc = apply(c, d, err);
+    if (rc == 0 && extra) {
+        if (d->extra.has_shutdown_timeout) {
+            extra->has_shutdown_timeout = true;
+            extra->shutdown_timeout = d->extra.shutdown_timeout;
+        }
+        for (unsigned i = 0; i < d->extra.nnets; i++)
+            extra->nets[extra->nnets++] = d->extra.nets[i];
+    }
+    free(d);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Prefixes err's message with the file name. */
+static int in_file(vmlet_error *err, const char *path)
+{
+    if (err) {
+        char msg[sizeof err->message];
+        memcpy(msg, err->message, sizeof msg);
+        msg[sizeof msg - 1] = '\0';
+        /* A long path is cut so the message itself still fits. */
+        int n = snprintf(err->message, sizeof err->message, "%.200s: ", path);
+        snprintf(err->message + n, sizeof err->message - n, "%s", msg);
+    }
+    return -1;
+}
+
+int config_from_json_file(vmlet_config *c, const char *path,
+                          struct config_json_extra *extra, vmlet_error *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return set_error(err, VMLET_ERR_FILE, "%s: %s; check the --config path", path,
+                         strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        return set_error(err, VMLET_ERR_FILE, "%s is a directory; --config needs a JSON "
+                         "file", path);
+    }
+    /* Read at most one byte past the cap: enough to know it is too big,
+     * whatever the file (a pipe has no size to ask for). */
+    size_t cap = CONFIG_JSON_FILE_MAX + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) {
+        close(fd);
+        return set_error(err, VMLET_ERR_NOMEM, "%s: out of memory", path);
+    }
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            int e = errno;
+            close(fd);
+            free(buf);
+            return set_error(err, VMLET_ERR_FILE, "%s: %s", path, strerror(e));
+        }
+        if (n == 0)
+            break;
+        len += n;
+    }
+    close(fd);
+    int rc;
+    if (len > CONFIG_JSON_FILE_MAX)
+        rc = set_error(err, VMLET_ERR_FILE, "%s: larger than %u MiB; a vm.json is a few "
+                       "hundred bytes", path, CONFIG_JSON_FILE_MAX >> 20);
+    else if (len == 0)
+        rc = set_error(err, VMLET_ERR_FILE, "%s: the file is empty; it needs a JSON "
+                       "object such as {\"kernel\": \"bzImage\"}", path);
+    else if ((rc = config_from_json(c, buf, len, extra, err)) < 0)
+        in_file(err, path);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,84 @@
+/* The --net option: what network a NIC attaches to, parsed without
+ * touching the host (no sockets, no devices), so the configuration can be
+ * checked before anything is created and every mistake is reported as one
+ * line naming the bad part.
+ *
+ *   user[,hostfwd=RULE]...[,mac=MAC]     user-mode NAT through libslirp
+ *   tap=NAME[,mac=MAC]                   a host TAP device
+ *
+ *   RULE  [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT
+ *         (protocol default tcp; HOSTADDR default 127.0.0.1, so a forward
+ *         is reachable from this host only unless 0.0.0.0 is given;
+ *         GUESTADDR default 10.0.2.15, the address the guest gets by DHCP)
+ *   MAC   six hex bytes, e.g. 52:54:00:12:34:56 (unicast, not all zero)
+ *
+ *     struct net_spec s;
+ *     vmlet_error err;
+ *     if (net_spec_parse("user,hostfwd=tcp::8080-:80", &s, &err) < 0)
+ *         puts(err.message);   // --net '...': hostfwd '...': ...
+ */
+#ifndef VMLET_NETSPEC_H
+#define VMLET_NETSPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "vmlet.h"
+
+#define NET_SPEC_MAX_HOSTFWD   16
+#define NET_TAP_NAME_MAX       15        /* IFNAMSIZ - 1 */
+
+/* The user-mode network (like QEMU's -netdev user). Host byte order. */
+#define NET_USER_NETWORK       0x0a000200u   /* 10.0.2.0/24 */
+#define NET_USER_NETMASK       0xffffff00u
+#define NET_USER_GATEWAY       0x0a000202u   /* 10.0.2.2: the host */
+#define NET_USER_DNS           0x0a000203u   /* 10.0.2.3 */
+#define NET_USER_GUEST         0x0a00020fu   /* 10.0.2.15: first DHCP address */
+#define NET_HOSTFWD_DEFAULT_HOST 0x7f000001u /* 127.0.0.1 */
+
+enum net_spec_kind {
+    NET_SPEC_USER,
+    NET_SPEC_TAP,
+};
+
+struct net_hostfwd {
+    bool udp;
+    uint32_t host_addr;        /* host byte order; 0 = all interfaces */
+    uint16_t host_port;        /* 1..65535 */
+    uint32_t guest_addr;       /* host byte order, inside 10.0.2.0/24 */
+    uint16_t guest_port;       /* 1..65535 */
+    char text[64];             /* the rule as written, for messages */
+};
+
+struct net_spec {
+    enum net_spec_kind kind;
+    char tap_name[NET_TAP_NAME_MAX + 1];
+    bool has_mac;
+    uint8_t mac[6];
+    unsigned nhostfwd;
+    struct net_hostfwd hostfwd[NET_SPEC_MAX_HOSTFWD];
+};
+
+/* Parses one --net value. Returns 0, or -1 with err (VMLET_ERR_INVALID)
+ * saying "--net 'TEXT': PART: what is wrong". */
+int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err);
+
+/* The MAC of NIC number index (0-based, in --net order): the one given,
+ * else a stable default: for user networking 52:54:00:12:34:(0x56 + index)
+ * (QEMU's numbering), for TAP 52:54:00 followed by three bytes hashed
+ * from the TAP name, so VMs on different TAP devices of one bridge do not
+ * collide and a VM keeps its MAC (and DHCP lease) from run to run. */
+void net_spec_mac(const struct net_spec *s, unsigned index, uint8_t mac[6]);
+
+/* Checks what only shows across NICs: one TAP device used twice, the same
+ * host port forwarded twice, two NICs with the same MAC. Returns 0, or -1
+ * with err naming both. */
+int net_specs_check(const struct net_spec *specs, unsigned n, vmlet_error *err);
+
+/* "tcp:127.0.0.1:8080": the listening side of a rule, for messages. */
+void net_hostfwd_host_text(const struct net_hostfwd *f, char *buf, size_t len);
+
+/* Formats a MAC as 52:54:00:12:34:56 (buf of at least 18 bytes). */
+void net_mac_text(const uint8_t mac[6], char *buf, size_t len);
+
+#endif

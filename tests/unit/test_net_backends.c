@@ -1,0 +1,1287 @@
+/* Unit tests for the network backends and the --net parser:
+ *   src/netspec.c         every malformed spec is refused naming its bad
+ *                         part; default MACs; checks across NICs
+ *   src/backend/slirp.c   end to end without a guest: a DHCP DISCOVER gets
+ *                         an OFFER, a TCP SYN to the gateway reaches a
+ *                         server on the host's 127.0.0.1, a port forward
+ *                         listens and sends the guest a connection, a port
+ *                         in use is refused with a clear message, the
+ *                         queue to the guest is bounded and counts drops
+ *   src/backend/tap.c     the messages for the ways opening a TAP fails,
+ *                         checked for real where the host lets us (an
+ *                         unprivileged user namespace, an unprivileged
+ *                         uid) and by the message function otherwise; a
+ *                         real TAP round trip only with CAP_NET_ADMIN.
+ *   src/virtio/net.c      over the real backends: a driver (played here
+ *                         on hand-built rings) gets a DHCP offer through
+ *                         slirp, a guest that does not read costs a
+ *                         bounded queue and no CPU; with CAP_NET_ADMIN,
+ *                         frames cross a TAP device with offloads on.
+ * Nothing here needs the network. Every wait has a deadline and alarm()
+ * ends a hung run. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/if_packet.h>
+#include <linux/if_ether.h>
+#include <linux/if_tun.h>
+
+#include "memory.h"
+#include "netspec.h"
+#include "virtio/net.h"
+#include "virtio/queue.h"
+#include "virtio/virtio.h"
+#include "backend/net.h"
+#include "backend/slirp.h"
+#include "backend/tap.h"
+
+#define WAIT_MS 5000
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+/* ---- the --net parser ----------------------------------------------------- */
+
+static void test_spec_good(void **state)
+{
+    (void)state;
+    struct net_spec s;
+    vmlet_error err;
+
+    assert_int_equal(net_spec_parse("user", &s, &err), 0);
+    assert_int_equal(s.kind, NET_SPEC_USER);
+    assert_int_equal(s.nhostfwd, 0);
+    assert_false(s.has_mac);
+
+    assert_int_equal(net_spec_parse("user,hostfwd=tcp:127.0.0.1:8080-:80", &s, &err), 0);
+    assert_int_equal(s.nhostfwd, 1);
+    assert_false(s.hostfwd[0].udp);
+    assert_int_equal(s.hostfwd[0].host_addr, 0x7f000001);
+    assert_int_equal(s.hostfwd[0].host_port, 8080);
+    assert_int_equal(s.hostfwd[0].guest_addr, NET_USER_GUEST);
+    assert_int_equal(s.hostfwd[0].guest_port, 80);
+    assert_string_equal(s.hostfwd[0].text, "tcp:127.0.0.1:8080-:80");
+
+    assert_int_equal(net_spec_parse("user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-:53",
+                                    &s, &err), 0);
+    assert_int_equal(s.nhostfwd, 2);
+    assert_true(s.hostfwd[1].udp);
+    assert_int_equal(s.hostfwd[1].host_addr, NET_HOSTFWD_DEFAULT_HOST);
+    assert_int_equal(s.hostfwd[1].host_port, 5353);
+    assert_int_equal(s.hostfwd[1].guest_port, 53);
+
+    /* Protocol defaults to tcp; all interfaces; another guest address. */
+    assert_int_equal(net_spec_parse("user,hostfwd=::2222-10.0.2.20:22,hostfwd=tcp:0.0.0.0:8443-:443,"
+                                    "mac=52:54:00:AB:cd:01", &s, &err), 0);
+    assert_false(s.hostfwd[0].udp);
+    assert_int_equal(s.hostfwd[0].guest_addr, 0x0a000214);
+    assert_int_equal(s.hostfwd[1].host_addr, 0);
+    assert_true(s.has_mac);
+    static const uint8_t m[6] = { 0x52, 0x54, 0x00, 0xab, 0xcd, 0x01 };
+    assert_memory_equal(s.mac, m, 6);
+
+    /* The same port for tcp and udp is two different forwards. */
+    assert_int_equal(net_spec_parse("user,hostfwd=tcp::53-:53,hostfwd=udp::53-:53", &s, &err), 0);
+
+    assert_int_equal(net_spec_parse("tap=tap0", &s, &err), 0);
+    assert_int_equal(s.kind, NET_SPEC_TAP);
+    assert_string_equal(s.tap_name, "tap0");
+    assert_int_equal(net_spec_parse("tap=vmlet-tap.15ch,mac=52:54:00:12:34:56", &s, &err), 0);
+    assert_string_equal(s.tap_name, "vmlet-tap.15ch");
+    assert_true(s.has_mac);
+
+    char many[1024] = "user";
+    for (unsigned i = 0; i < NET_SPEC_MAX_HOSTFWD; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), ",hostfwd=::%u-:%u",
+                 10000 + i, 80 + i);
+    assert_int_equal(net_spec_parse(many, &s, &err), 0);
+    assert_int_equal(s.nhostfwd, NET_SPEC_MAX_HOSTFWD);
+}
+
+/* Each bad spec: refused, the message starts with --net 'SPEC': and names
+ * the bad part. */
+static void test_spec_bad(void **state)
+{
+    (void)state;
+    static const struct { const char *spec, *part; } cases[] = {
+        { "", "empty" },
+        { "foo", "'foo' is not a network kind" },
+        { "users", "'users' is not a network kind" },
+        { "tap", "tap needs a device name" },
+        { "tap=", "tap name '' is not a valid interface name" },
+        { "tap=a/b", "tap name 'a/b' is not a valid interface name" },
+        { "tap=0123456789abcdef", "tap name '0123456789abcdef'" },
+        { "tap=a b", "tap name 'a b'" },
+        { "tap=..", "tap name '..'" },
+        { "user,", "empty option" },
+        { ",user", "empty option" },
+        { "user,,hostfwd=tcp::1-:1", "empty option" },
+        { "user,bogus=1", "unknown option 'bogus=1'" },
+        { "tap=tap0,hostfwd=tcp::1-:2", "hostfwd is for user networking only" },
+        { "user,user", "'user' must come first" },
+        { "user,tap=tap0", "'tap=tap0' must come first" },
+        { "user,mac=52:54:00:12:34", "mac '52:54:00:12:34' is not a MAC address" },
+        { "user,mac=52:54:00:12:34:5g", "mac '52:54:00:12:34:5g' is not a MAC address" },
+        { "user,mac=52-54-00-12-34-56", "mac '52-54-00-12-34-56' is not a MAC address" },
+        { "user,mac=01:00:5e:00:00:01", "mac '01:00:5e:00:00:01' is a multicast address" },
+        { "user,mac=00:00:00:00:00:00", "mac '00:00:00:00:00:00' is all zeros" },
+        { "user,mac=52:54:00:12:34:56,mac=52:54:00:12:34:57", "mac given twice" },
+        { "user,hostfwd=", "hostfwd '': expected [tcp|udp]:" },
+        { "user,hostfwd=tcp8080", "hostfwd 'tcp8080': expected" },
+        { "user,hostfwd=sctp::1-:2", "hostfwd 'sctp::1-:2': protocol 'sctp' is not tcp or udp" },
+        { "user,hostfwd=tcp:1.2.3:80-:80", "host address '1.2.3' is not an IPv4 address" },
+        { "user,hostfwd=tcp:localhost:80-:80", "host address 'localhost' is not an IPv4 address" },
+        { "user,hostfwd=tcp:8080-:80", "host side '8080' is not [HOSTADDR]:HOSTPORT" },
+        { "user,hostfwd=:2222-:22", "host side '2222' is not [HOSTADDR]:HOSTPORT" },
+        { "user,hostfwd=tcp::99999-:80", "host port '99999' is not a port number" },
+        { "user,hostfwd=tcp::0-:80", "host port '0' is not a port number" },
+        { "user,hostfwd=tcp::-:80", "host port '' is not a port number" },
+        { "user,hostfwd=tcp::+80-:80", "host port '+80' is not a port number" },
+        { "user,hostfwd=tcp::80", "no '-' between the host and the guest side" },
+        { "user,hostfwd=tcp::8080-80", "guest side '80' is not [GUESTADDR]:GUESTPORT" },
+        { "user,hostfwd=tcp::8080-:", "guest port '' is not a port number" },
+        { "user,hostfwd=tcp::8080-:65536", "guest port '65536' is not a port number" },
+        { "user,hostfwd=tcp::8080-1.2.3.4.5:80", "guest address '1.2.3.4.5' is not an IPv4" },
+        { "user,hostfwd=tcp::8080-192.168.1.2:80",
+          "guest address '192.168.1.2' is not in the guest network 10.0.2.0/24" },
+        { "user,hostfwd=tcp::8080-10.0.2.2:80", "guest address '10.0.2.2' is the gateway" },
+        { "user,hostfwd=tcp::8080-10.0.2.3:80", "guest address '10.0.2.3' is the DNS server" },
+        { "user,hostfwd=tcp::8080-10.0.2.255:80", "the broadcast address" },
+        { "user,hostfwd=tcp::8080-:80,hostfwd=tcp:0.0.0.0:8080-:81",
+          "hostfwd 'tcp:0.0.0.0:8080-:81': tcp port 8080 is already forwarded by 'tcp::8080-:80'" },
+        { "user,hostfwd=udp:127.0.0.1:53-:53,hostfwd=udp:127.0.0.1:53-:54",
+          "udp port 53 is already forwarded" },
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct net_spec s;
+        vmlet_error err = { 0 };
+        int rc = net_spec_parse(cases[i].spec, &s, &err);
+        char prefix[200];
+        snprintf(prefix, sizeof prefix, "--net '%s': ", cases[i].spec);
+        if (rc != -1 || err.code != VMLET_ERR_INVALID ||
+            strncmp(err.message, prefix, strlen(prefix)) != 0 ||
+            !strstr(err.message, cases[i].part)) {
+            print_error("spec '%s': rc %d, message '%s', wanted '%s'\n", cases[i].spec, rc,
+                        err.message, cases[i].part);
+            fail();
+        }
+    }
+
+    /* 17 forwards. */
+    char many[1024] = "user";
+    for (unsigned i = 0; i <= NET_SPEC_MAX_HOSTFWD; i++)
+        snprintf(many + strlen(many), sizeof many - strlen(many), ",hostfwd=::%u-:%u",
+                 10000 + i, 80 + i);
+    struct net_spec s;
+    vmlet_error err;
+    assert_int_equal(net_spec_parse(many, &s, &err), -1);
+    assert_non_null(strstr(err.message, "more than 16 hostfwd rules"));
+    assert_int_equal(net_spec_parse(NULL, &s, &err), -1);
+}
+
+static void test_spec_macs(void **state)
+{
+    (void)state;
+    struct net_spec u, t0, t1, given;
+    vmlet_error err;
+    assert_int_equal(net_spec_parse("user", &u, &err), 0);
+    assert_int_equal(net_spec_parse("tap=tap0", &t0, &err), 0);
+    assert_int_equal(net_spec_parse("tap=tap1", &t1, &err), 0);
+    assert_int_equal(net_spec_parse("tap=tap1,mac=02:00:00:00:00:01", &given, &err), 0);
+
+    uint8_t m[6], m2[6];
+    char txt[18];
+    net_spec_mac(&u, 0, m);
+    net_mac_text(m, txt, sizeof txt);
+    assert_string_equal(txt, "52:54:00:12:34:56");
+    net_spec_mac(&u, 1, m);
+    net_mac_text(m, txt, sizeof txt);
+    assert_string_equal(txt, "52:54:00:12:34:57");
+    /* TAP: stable per name, unicast and locally administered. */
+    net_spec_mac(&t0, 0, m);
+    net_spec_mac(&t0, 5, m2);
+    assert_memory_equal(m, m2, 6);
+    assert_int_equal(m[0], 0x52);
+    net_spec_mac(&t1, 0, m2);
+    assert_memory_not_equal(m, m2, 6);
+    net_spec_mac(&given, 3, m);
+    net_mac_text(m, txt, sizeof txt);
+    assert_string_equal(txt, "02:00:00:00:00:01");
+
+    struct net_hostfwd f = { .udp = true, .host_addr = 0x7f000001, .host_port = 5353 };
+    net_hostfwd_host_text(&f, txt, sizeof txt);
+    char big[64];
+    net_hostfwd_host_text(&f, big, sizeof big);
+    assert_string_equal(big, "udp:127.0.0.1:5353");
+}
+
+static void test_specs_across_nics(void **state)
+{
+    (void)state;
+    struct net_spec s[3];
+    vmlet_error err;
+    assert_int_equal(net_spec_parse("user,hostfwd=tcp::8080-:80", &s[0], &err), 0);
+    assert_int_equal(net_spec_parse("user,hostfwd=tcp::8081-:80", &s[1], &err), 0);
+    assert_int_equal(net_spec_parse("tap=tap0", &s[2], &err), 0);
+    assert_int_equal(net_specs_check(s, 3, &err), 0);
+
+    assert_int_equal(net_spec_parse("user,hostfwd=tcp:0.0.0.0:8080-:22", &s[1], &err), 0);
+    assert_int_equal(net_specs_check(s, 3, &err), -1);
+    assert_non_null(strstr(err.message, "hostfwd 'tcp::8080-:80' (NIC 1) and "
+                                        "'tcp:0.0.0.0:8080-:22' (NIC 2)"));
+
+    assert_int_equal(net_spec_parse("tap=tap0", &s[1], &err), 0);
+    assert_int_equal(net_specs_check(s, 3, &err), -1);
+    assert_non_null(strstr(err.message, "tap 'tap0' is given twice (NICs 2 and 3)"));
+
+    assert_int_equal(net_spec_parse("user,mac=52:54:00:12:34:56", &s[1], &err), 0);
+    assert_int_equal(net_specs_check(s, 2, &err), -1);   /* NIC 1's default is that MAC */
+    assert_non_null(strstr(err.message, "NICs 1 and 2 both have MAC 52:54:00:12:34:56"));
+}
+
+/* ---- frames ---------------------------------------------------------------- */
+
+static const uint8_t GUEST_MAC[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+static const uint8_t GW_MAC[6] = { 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02 };   /* slirp's */
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+
+static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
+{
+    for (size_t i = 0; i + 1 < len; i += 2)
+        sum += get16(p + i);
+    if (len & 1)
+        sum += (uint32_t)p[len - 1] << 8;
+    return sum;
+}
+
+static uint16_t fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* Ethernet + IPv4 header (20 bytes, checksummed) for a payload of len. */
+static size_t eth_ip(uint8_t *p, const uint8_t *dst_mac, uint32_t src, uint32_t dst,
+                     uint8_t proto, size_t len)
+{
+    memcpy(p, dst_mac, 6);
+    memcpy(p + 6, GUEST_MAC, 6);
+    put16(p + 12, 0x0800);
+    uint8_t *ip = p + 14;
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    put16(ip + 2, (uint16_t)(20 + len));
+    ip[8] = 64;
+    ip[9] = proto;
+    put32(ip + 12, src);
+    put32(ip + 16, dst);
+    put16(ip + 10, fold(sum16(ip, 20, 0)));
+    return 34;
+}
+
+static size_t dhcp_discover(uint8_t *p, uint32_t xid)
+{
+    size_t bootp = 300, udp = 8 + bootp;
+    size_t off = eth_ip(p, (const uint8_t[6]){ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, 0,
+                        0xffffffff, 17, udp);
+    uint8_t *u = p + off;
+    put16(u, 68);
+    put16(u + 2, 67);
+    put16(u + 4, (uint16_t)udp);
+    put16(u + 6, 0);                          /* no UDP checksum (IPv4 allows it) */
+    uint8_t *b = u + 8;
+    memset(b, 0, bootp);
+    b[0] = 1;                                 /* BOOTREQUEST */
+    b[1] = 1;
+    b[2] = 6;
+    put32(b + 4, xid);
+    put16(b + 10, 0x8000);                    /* broadcast reply */
+    memcpy(b + 28, GUEST_MAC, 6);
+    put32(b + 236, 0x63825363);               /* magic cookie */
+    uint8_t *o = b + 240;
+    *o++ = 53; *o++ = 1; *o++ = 1;            /* DHCPDISCOVER */
+    *o++ = 255;
+    return off + udp;
+}
+
+static size_t tcp_syn(uint8_t *p, uint32_t dst, uint16_t sport, uint16_t dport)
+{
+    size_t off = eth_ip(p, GW_MAC, NET_USER_GUEST, dst, 6, 20);
+    uint8_t *t = p + off;
+    memset(t, 0, 20);
+    put16(t, sport);
+    put16(t + 2, dport);
+    put32(t + 4, 1000);
+    t[12] = 5 << 4;
+    t[13] = 0x02;                             /* SYN */
+    put16(t + 14, 65535);
+    uint8_t pseudo[12];
+    put32(pseudo, NET_USER_GUEST);
+    put32(pseudo + 4, dst);
+    pseudo[8] = 0;
+    pseudo[9] = 6;
+    put16(pseudo + 10, 20);
+    put16(t + 16, fold(sum16(t, 20, sum16(pseudo, 12, 0))));
+    return off + 20;
+}
+
+static size_t arp_request(uint8_t *p, uint32_t target)
+{
+    memset(p, 0, 60);
+    memset(p, 0xff, 6);
+    memcpy(p + 6, GUEST_MAC, 6);
+    put16(p + 12, 0x0806);
+    uint8_t *a = p + 14;
+    put16(a, 1);
+    put16(a + 2, 0x0800);
+    a[4] = 6;
+    a[5] = 4;
+    put16(a + 6, 1);
+    memcpy(a + 8, GUEST_MAC, 6);
+    put32(a + 14, NET_USER_GUEST);
+    put32(a + 24, target);
+    return 60;
+}
+
+/* Offers a frame as the device would; waits for room if the backend is busy. */
+static enum net_send_result be_send(struct net_backend *be, const uint8_t *frame, size_t len)
+{
+    struct virtio_net_hdr_v1 h = { 0 };
+    struct iovec iov[2] = { { &h, sizeof h }, { (void *)frame, len } };
+    uint64_t end = now_ms() + WAIT_MS;
+    for (;;) {
+        enum net_send_result r = be->ops->send(be, iov, 2, len);
+        if (r != NET_SEND_BUSY || now_ms() > end)
+            return r;
+        struct pollfd p = { .fd = be->fd, .events = POLLIN };
+        poll(&p, 1, 100);
+        if (be->fd_is_wake && (p.revents & POLLIN)) {
+            uint64_t v;
+            if (read(be->fd, &v, 8) < 0) {
+                /* raced with another reader: fine */
+            }
+        }
+    }
+}
+
+/* Waits for the next frame from the backend; its length (with header) or 0. */
+static ssize_t be_recv(struct net_backend *be, uint8_t *buf, unsigned ms)
+{
+    uint64_t end = now_ms() + ms;
+    for (;;) {
+        ssize_t n = be->ops->recv(be, buf, NET_BUF_MAX);
+        if (n != 0)
+            return n;
+        uint64_t now = now_ms();
+        if (now >= end)
+            return 0;
+        struct pollfd p = { .fd = be->fd, .events = POLLIN };
+        poll(&p, 1, (int)(end - now));
+        if (be->fd_is_wake && (p.revents & POLLIN)) {
+            uint64_t v;
+            if (read(be->fd, &v, 8) < 0) {
+                /* nothing */
+            }
+        }
+    }
+}
+
+/* ---- slirp ------------------------------------------------------------------ */
+
+static struct net_backend *slirp_from(const char *text, vmlet_error *err)
+{
+    struct net_spec s;
+    assert_int_equal(net_spec_parse(text, &s, err), 0);
+    return net_slirp_new(&s, err);
+}
+
+static void test_slirp_dhcp(void **state)
+{
+    (void)state;
+    vmlet_error err;
+    struct net_backend *be = slirp_from("user", &err);
+    assert_non_null(be);
+    assert_true(be->fd_is_wake);
+    assert_int_equal(be->offloads, 0);
+    assert_int_equal(be->ops->set_guest_offloads(be, 0), 0);
+
+    static uint8_t frame[NET_BUF_MAX], buf[NET_BUF_MAX];
+    size_t len = dhcp_discover(frame, 0x1234abcd);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+
+    bool offered = false;
+    for (unsigned tries = 0; tries < 10 && !offered; tries++) {
+        ssize_t n = be_recv(be, buf, WAIT_MS);
+        assert_true(n > 0);
+        static const uint8_t zero[VIRTIO_NET_HDR_LEN];
+        assert_memory_equal(buf, zero, VIRTIO_NET_HDR_LEN);   /* no offloads */
+        const uint8_t *e = buf + VIRTIO_NET_HDR_LEN;
+        if (get16(e + 12) != 0x0800 || e[14 + 9] != 17)
+            continue;
+        const uint8_t *u = e + 14 + (e[14] & 15) * 4;
+        if (get16(u) != 67 || get16(u + 2) != 68)
+            continue;
+        const uint8_t *b = u + 8;
+        assert_int_equal(b[0], 2);                             /* BOOTREPLY */
+        assert_int_equal(get32(b + 4), 0x1234abcd);
+        assert_int_equal(get32(b + 16), NET_USER_GUEST);       /* yiaddr 10.0.2.15 */
+        assert_int_equal(get32(b + 236), 0x63825363);
+        const uint8_t *o = b + 240, *end = buf + n;
+        while (o + 2 < end && *o != 255) {
+            if (*o == 0) {                                     /* pad: one byte */
+                o++;
+                continue;
+            }
+            if (o[0] == 53 && o[1] >= 1)
+                offered = o[2] == 2;                           /* DHCPOFFER */
+            o += 2 + o[1];
+        }
+    }
+    assert_true(offered);
+    struct net_stats z = { 0 };
+    net_stats_accumulate(&z, &be->stats);
+    assert_int_equal(z.rx_dropped, 0);
+    be->ops->free(be);
+}
+
+static int listen_tcp(uint16_t *port)
+{
+    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(s, 4), 0);
+    socklen_t l = sizeof a;
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+    *port = ntohs(a.sin_port);
+    return s;
+}
+
+/* A port nothing listens on right now. */
+static uint16_t free_port(int type)
+{
+    int s = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    assert_int_equal(getsockname(s, (struct sockaddr *)&a, &l), 0);
+    close(s);
+    return ntohs(a.sin_port);
+}
+
+/* The guest connects to 10.0.2.2:PORT; the host's 127.0.0.1:PORT answers. */
+static void test_slirp_gateway_is_host(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int srv = listen_tcp(&port);
+    vmlet_error err;
+    struct net_backend *be = slirp_from("user", &err);
+    assert_non_null(be);
+    uint8_t frame[100];
+    size_t len = tcp_syn(frame, NET_USER_GATEWAY, 40000, port);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+    struct pollfd p = { .fd = srv, .events = POLLIN };
+    assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+    int c = accept(srv, NULL, NULL);
+    assert_true(c >= 0);
+    close(c);
+    close(srv);
+    be->ops->free(be);
+}
+
+/* hostfwd: the port listens on the host; a connection makes slirp reach
+ * for the guest (first an ARP request for 10.0.2.15). */
+static void test_slirp_hostfwd(void **state)
+{
+    (void)state;
+    uint16_t port = free_port(SOCK_STREAM);
+    char spec[128];
+    snprintf(spec, sizeof spec, "user,hostfwd=tcp:127.0.0.1:%u-:80", port);
+    vmlet_error err;
+    struct net_backend *be = slirp_from(spec, &err);
+    if (!be)
+        print_error("%s\n", err.message);
+    assert_non_null(be);
+
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(0x7f000001) };
+    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+
+    static uint8_t buf[NET_BUF_MAX];
+    bool seen = false;
+    for (unsigned tries = 0; tries < 10 && !seen; tries++) {
+        ssize_t n = be_recv(be, buf, WAIT_MS);
+        assert_true(n > 0);
+        const uint8_t *e = buf + VIRTIO_NET_HDR_LEN;
+        if (get16(e + 12) == 0x0806 && get16(e + 14 + 6) == 1 &&
+            get32(e + 14 + 24) == NET_USER_GUEST)
+            seen = true;                                       /* who-has 10.0.2.15 */
+    }
+    assert_true(seen);
+
+    /* The same port again (another NIC, another VM): a clear refusal. */
+    struct net_backend *be2 = slirp_from(spec, &err);
+    assert_null(be2);
+    char want[128];
+    snprintf(want, sizeof want, "hostfwd tcp:127.0.0.1:%u: port %u is already in use", port, port);
+    assert_string_equal(err.message, want);
+    assert_int_equal(err.code, VMLET_ERR_HOST);
+
+    close(c);
+    be->ops->free(be);
+    /* Freed: the port is free again. */
+    be2 = slirp_from(spec, &err);
+    assert_non_null(be2);
+    be2->ops->free(be2);
+}
+
+static void test_slirp_port_in_use(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int srv = listen_tcp(&port);
+    char spec[128], want[128];
+    vmlet_error err;
+    snprintf(spec, sizeof spec, "user,hostfwd=tcp::%u-:22", port);
+    assert_null(slirp_from(spec, &err));
+    snprintf(want, sizeof want, "hostfwd tcp:127.0.0.1:%u: port %u is already in use", port, port);
+    assert_string_equal(err.message, want);
+    close(srv);
+
+    /* UDP: a socket another program holds. */
+    int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    assert_int_equal(bind(u, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    getsockname(u, (struct sockaddr *)&a, &l);
+    port = ntohs(a.sin_port);
+    snprintf(spec, sizeof spec, "user,hostfwd=udp::%u-:53", port);
+    assert_null(slirp_from(spec, &err));
+    snprintf(want, sizeof want, "hostfwd udp:127.0.0.1:%u: port %u is already in use", port, port);
+    assert_string_equal(err.message, want);
+    close(u);
+    struct net_backend *be = slirp_from(spec, &err);
+    assert_non_null(be);
+    be->ops->free(be);
+
+    /* An address that is not the host's. */
+    port = free_port(SOCK_STREAM);
+    snprintf(spec, sizeof spec, "user,hostfwd=tcp:192.0.2.1:%u-:22", port);
+    assert_null(slirp_from(spec, &err));
+    assert_non_null(strstr(err.message, "192.0.2.1 is not an address of this host"));
+}
+
+/* A guest that does not read: slirp's frames are dropped and counted once
+ * the fixed queue is full; nothing grows. */
+static void test_slirp_rx_bounded(void **state)
+{
+    (void)state;
+    vmlet_error err;
+    struct net_backend *be = slirp_from("user", &err);
+    assert_non_null(be);
+    uint8_t frame[60];
+    size_t len = arp_request(frame, NET_USER_GATEWAY);
+    unsigned sent = NET_SLIRP_RX_FRAMES + 100;
+    for (unsigned i = 0; i < sent; i++)
+        assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+
+    uint64_t end = now_ms() + WAIT_MS;
+    struct net_stats s;
+    do {
+        memset(&s, 0, sizeof s);
+        net_stats_accumulate(&s, &be->stats);
+        if (s.rx_dropped >= 100)
+            break;
+        sleep_ms(5);
+    } while (now_ms() < end);
+    assert_int_equal(s.rx_dropped, 100);
+
+    static uint8_t buf[NET_BUF_MAX];
+    unsigned got = 0;
+    while (be->ops->recv(be, buf, NET_BUF_MAX) > 0) {
+        const uint8_t *e = buf + VIRTIO_NET_HDR_LEN;
+        assert_int_equal(get16(e + 12), 0x0806);
+        assert_int_equal(get16(e + 14 + 6), 2);                /* ARP reply */
+        assert_memory_equal(e + 14 + 8, GW_MAC, 6);
+        got++;
+    }
+    assert_int_equal(got, NET_SLIRP_RX_FRAMES);
+
+    /* Larger than slirp's MTU: dropped and counted, not sent. */
+    static uint8_t big[1600];
+    memcpy(big, frame, 60);
+    assert_int_equal(be_send(be, big, sizeof big), NET_SEND_DROPPED);
+    memset(&s, 0, sizeof s);
+    net_stats_accumulate(&s, &be->stats);
+    assert_int_equal(s.tx_dropped, 1);
+    /* An offload header (never offered) is refused too. */
+    struct virtio_net_hdr_v1 h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM };
+    struct iovec iov[2] = { { &h, sizeof h }, { frame, 60 } };
+    assert_int_equal(be->ops->send(be, iov, 2, 60), NET_SEND_DROPPED);
+    be->ops->free(be);
+}
+
+/* Several user networks at once (one global lock around libslirp). */
+static void test_slirp_many(void **state)
+{
+    (void)state;
+    vmlet_error err;
+    struct net_backend *be[4];
+    for (unsigned i = 0; i < 4; i++) {
+        be[i] = slirp_from("user", &err);
+        assert_non_null(be[i]);
+    }
+    static uint8_t frame[400], buf[NET_BUF_MAX];
+    for (unsigned round = 0; round < 20; round++)
+        for (unsigned i = 0; i < 4; i++) {
+            size_t len = arp_request(frame, NET_USER_DNS);
+            assert_int_equal(be_send(be[i], frame, len), NET_SEND_OK);
+            assert_true(be_recv(be[i], buf, WAIT_MS) > 0);
+        }
+    for (unsigned i = 0; i < 4; i++)
+        be[i]->ops->free(be[i]);
+}
+
+/* ---- TAP --------------------------------------------------------------------- */
+
+static void test_tap_messages(void **state)
+{
+    (void)state;
+    char m[512];
+    net_tap_error_text("tap0", EPERM, false, m, sizeof m);
+    assert_string_equal(m, "tap 'tap0': no such device and no permission to create it (needs "
+                        "CAP_NET_ADMIN); create it with: ip tuntap add dev tap0 mode tap user "
+                        "$USER && ip link set tap0 up");
+    net_tap_error_text("tap0", EPERM, true, m, sizeof m);
+    assert_non_null(strstr(m, "tap 'tap0': permission denied (the device belongs to another "
+                              "user or group)"));
+    net_tap_error_text("tap0", EBUSY, true, m, sizeof m);
+    assert_non_null(strstr(m, "tap 'tap0' is in use by another program"));
+    net_tap_error_text("eth0", EINVAL, true, m, sizeof m);
+    assert_non_null(strstr(m, "tap 'eth0' exists but is not a TAP device"));
+    net_tap_error_text("x", EIO, false, m, sizeof m);
+    assert_string_equal(m, "tap 'x': cannot attach to the device: Input/output error");
+
+    vmlet_error err;
+    assert_null(net_tap_open("", &err));
+    assert_non_null(strstr(err.message, "not a valid interface name"));
+    assert_null(net_tap_open("0123456789abcdef", &err));
+    assert_null(net_tap_open("a/b", &err));
+}
+
+static bool tun_usable(void)
+{
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+/* Runs net_tap_open(name) in a child after setup(), and returns the
+ * child's error message ("" if it opened), or NULL if setup() failed. */
+static char *tap_open_in_child(const char *name, bool (*setup)(void), char *msg, size_t len)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(p[0]);
+        alarm(10);
+        char out[600] = "";
+        if (!setup()) {
+            _exit(2);
+        }
+        vmlet_error err;
+        struct net_backend *be = net_tap_open(name, &err);
+        if (!be)
+            snprintf(out, sizeof out, "%s", err.message);
+        if (write(p[1], out, strlen(out)) < 0)
+            _exit(3);
+        _exit(0);
+    }
+    close(p[1]);
+    size_t got = 0;
+    ssize_t n;
+    while (got + 1 < len && (n = read(p[0], msg + got, len - 1 - got)) > 0)
+        got += (size_t)n;
+    msg[got] = '\0';
+    close(p[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 2)
+        return NULL;
+    assert_int_equal(WEXITSTATUS(status), 0);
+    return msg;
+}
+
+/* A user namespace of our own: our uid is mapped (so /dev/net/tun opens
+ * as before) but CAP_NET_ADMIN there does not count for the host's
+ * network namespace, exactly like an unprivileged user. */
+static bool enter_userns(void)
+{
+    uid_t uid = getuid();
+    if (unshare(CLONE_NEWUSER) < 0)
+        return false;
+    char map[64];
+    int fd = open("/proc/self/uid_map", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
+    bool ok = write(fd, map, strlen(map)) == (ssize_t)strlen(map);
+    close(fd);
+    return ok;
+}
+
+static bool become_nobody(void)
+{
+    if (getuid() != 0)
+        return true;                          /* already unprivileged */
+    return setgroups(0, NULL) == 0 && setresgid(65534, 65534, 65534) == 0 &&
+           setresuid(65534, 65534, 65534) == 0;
+}
+
+static void test_tap_no_permission(void **state)
+{
+    (void)state;
+    char name[IFNAMSIZ];
+    snprintf(name, sizeof name, "vmlt%u", (unsigned)getpid() % 100000);
+    assert_int_equal(if_nametoindex(name), 0);
+    char msg[600], want[600];
+    snprintf(want, sizeof want, "tap '%s': no such device and no permission to create it "
+             "(needs CAP_NET_ADMIN); create it with: ip tuntap add dev %s mode tap user $USER "
+             "&& ip link set %s up", name, name, name);
+
+    bool tested = false;
+    if (tun_usable() && tap_open_in_child(name, enter_userns, msg, sizeof msg)) {
+        assert_string_equal(msg, want);
+        tested = true;
+    }
+    /* As a user that cannot open /dev/net/tun at all (it is 0600 on some
+     * hosts), or that can but may not create devices. */
+    if (tap_open_in_child(name, become_nobody, msg, sizeof msg)) {
+        if (strstr(msg, "/dev/net/tun"))
+            assert_non_null(strstr(msg, "cannot open /dev/net/tun"));
+        else if (strstr(msg, "does not exist"))
+            assert_non_null(strstr(msg, "load the tun module"));
+        else
+            assert_string_equal(msg, want);
+        tested = true;
+    }
+    assert_int_equal(if_nametoindex(name), 0);  /* nothing was created */
+    if (!tested)
+        skip();
+}
+
+/* "lo" exists and is not a TAP device. */
+static void test_tap_not_a_tap(void **state)
+{
+    (void)state;
+    if (!tun_usable())
+        skip();
+    vmlet_error err;
+    assert_null(net_tap_open("lo", &err));
+    assert_string_equal(err.message, "tap 'lo' exists but is not a TAP device (a TUN device or "
+                        "another kind of interface); give a device made with: ip tuntap add "
+                        "dev NAME mode tap user $USER");
+}
+
+/* With CAP_NET_ADMIN: vmlet creates the device, a second open finds it
+ * busy, and frames cross both ways (the host side through a packet
+ * socket). */
+static void test_tap_real(void **state)
+{
+    (void)state;
+    char name[IFNAMSIZ];
+    snprintf(name, sizeof name, "vmlr%u", (unsigned)getpid() % 100000);
+    vmlet_error err;
+    struct net_backend *be = tun_usable() ? net_tap_open(name, &err) : NULL;
+    if (!be) {
+        skip();                               /* no CAP_NET_ADMIN: nothing to see */
+        return;
+    }
+    assert_non_null(strstr(be->warning, "did not exist: vmlet created it and brought it up"));
+    assert_false(be->fd_is_wake);
+    assert_true(be->offloads & NET_BIT(VIRTIO_NET_F_CSUM));
+    assert_true(be->offloads & NET_BIT(VIRTIO_NET_F_HOST_TSO4));
+    assert_true(be->offloads & NET_BIT(VIRTIO_NET_F_GUEST_CSUM));
+    assert_int_equal(be->ops->set_guest_offloads(be, NET_BIT(VIRTIO_NET_F_GUEST_CSUM) |
+                                                 NET_BIT(VIRTIO_NET_F_GUEST_TSO4)), 0);
+    assert_int_equal(be->ops->set_guest_offloads(be, 0), 0);
+
+    struct net_backend *again = net_tap_open(name, &err);
+    assert_null(again);
+    char want[200];
+    snprintf(want, sizeof want, "tap '%s' is in use by another program", name);
+    assert_non_null(strstr(err.message, want));
+
+    int ps = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (ps < 0) {
+        be->ops->free(be);
+        skip();
+    }
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                               .sll_ifindex = (int)if_nametoindex(name) };
+    assert_int_equal(bind(ps, (struct sockaddr *)&sll, sizeof sll), 0);
+
+    /* Guest -> host. */
+    uint8_t frame[60];
+    arp_request(frame, 0x0a000299);
+    frame[59] = 0x77;
+    assert_int_equal(be_send(be, frame, 60), NET_SEND_OK);
+    uint8_t got[2048];
+    bool seen = false;
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!seen && now_ms() < end) {
+        struct pollfd p = { .fd = ps, .events = POLLIN };
+        if (poll(&p, 1, 100) != 1)
+            continue;
+        ssize_t n = recv(ps, got, sizeof got, 0);
+        seen = n == 60 && memcmp(got, frame, 60) == 0;
+    }
+    assert_true(seen);
+
+    /* Host -> guest: a frame the host sends out of the TAP device. */
+    uint8_t out[60];
+    memcpy(out, GUEST_MAC, 6);
+    memcpy(out + 6, GW_MAC, 6);
+    put16(out + 12, 0x88b5);                  /* local experimental ethertype */
+    memset(out + 14, 0x42, 46);
+    assert_int_equal(send(ps, out, 60, 0), 60);
+    static uint8_t buf[NET_BUF_MAX];
+    seen = false;
+    end = now_ms() + WAIT_MS;
+    while (!seen && now_ms() < end) {
+        ssize_t n = be_recv(be, buf, 200);
+        if (n == VIRTIO_NET_HDR_LEN + 60 && memcmp(buf + VIRTIO_NET_HDR_LEN, out, 60) == 0)
+            seen = true;
+    }
+    assert_true(seen);
+    close(ps);
+    be->ops->free(be);
+    /* Created by us, gone with us. */
+    end = now_ms() + WAIT_MS;
+    while (if_nametoindex(name) != 0 && now_ms() < end)
+        sleep_ms(10);
+    assert_int_equal(if_nametoindex(name), 0);
+}
+
+/* A persistent TAP device, as `ip tuntap add dev NAME mode tap user UID`
+ * makes it; false without the privileges. */
+static bool tap_persist(const char *name, bool on, uid_t owner)
+{
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    struct ifreq ifr = { 0 };
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    bool ok = ioctl(fd, TUNSETIFF, &ifr) == 0 &&
+              (!on || ioctl(fd, TUNSETOWNER, (unsigned long)owner) == 0) &&
+              ioctl(fd, TUNSETPERSIST, on ? 1 : 0) == 0;
+    close(fd);
+    return ok;
+}
+
+/* The set-up docs/networking.md recommends: a device made once by root
+ * for a user, which that user then opens with no privileges at all; and
+ * the message for someone else's device. */
+static void test_tap_owned(void **state)
+{
+    (void)state;
+    char mine[IFNAMSIZ], theirs[IFNAMSIZ];
+    snprintf(mine, sizeof mine, "vmlm%u", (unsigned)getpid() % 100000);
+    snprintf(theirs, sizeof theirs, "vmlo%u", (unsigned)getpid() % 100000);
+    if (!tap_persist(mine, true, getuid()))
+        skip();
+    assert_true(tap_persist(theirs, true, getuid() + 1));
+    char msg[600], want[600];
+    char *r = tap_open_in_child(mine, enter_userns, msg, sizeof msg);
+    if (r) {
+        /* Unprivileged, own device: opens (and says it is down). */
+        assert_string_equal(msg, "");
+        r = tap_open_in_child(theirs, enter_userns, msg, sizeof msg);
+        assert_non_null(r);
+        snprintf(want, sizeof want, "tap '%s': permission denied (the device belongs to another "
+                 "user or group); recreate it for you with: ip tuntap del dev %s mode tap && ip "
+                 "tuntap add dev %s mode tap user $USER && ip link set %s up",
+                 theirs, theirs, theirs, theirs);
+        assert_string_equal(msg, want);
+    }
+    vmlet_error err;
+    struct net_backend *be = net_tap_open(mine, &err);
+    assert_non_null(be);
+    snprintf(want, sizeof want, "tap '%s' is down: the guest's network will be silent until: "
+             "ip link set %s up", mine, mine);
+    assert_string_equal(be->warning, want);
+    be->ops->free(be);
+    assert_true(tap_persist(mine, false, 0));
+    assert_true(tap_persist(theirs, false, 0));
+    assert_int_equal(if_nametoindex(mine), 0);
+    if (!r)
+        skip();
+}
+
+/* ---- the device over the real backends ------------------------------------ */
+
+struct virtio_transport {
+    atomic_uint notify[VIRTIO_MAX_QUEUES];
+    atomic_uint config, needs_reset;
+};
+
+void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
+{
+    if (queue < VIRTIO_MAX_QUEUES)
+        atomic_fetch_add(&t->notify[queue], 1);
+}
+
+void virtio_notify_config(struct virtio_transport *t)
+{
+    atomic_fetch_add(&t->config, 1);
+}
+
+void virtio_set_needs_reset(struct virtio_transport *t)
+{
+    atomic_fetch_add(&t->needs_reset, 1);
+}
+
+#define G_RAM     (8u << 20)
+#define G_QSIZE   256
+#define G_BUF     2048
+
+/* A minimal driver: one ring per queue at 64 KiB * (i + 1), one 2 KiB
+ * buffer per descriptor from 1 MiB on (descriptor d of queue i owns
+ * buffer i * 256 + d), single-descriptor chains. */
+struct gring {
+    struct virtq q;
+    uint8_t *desc, *avail, *used;
+    uint16_t avail_idx, last_used;
+    int kick;
+};
+
+struct guest {
+    struct guest_memory mem;
+    struct virtio_transport t;
+    struct gring r[2];
+    struct virtio_net *net;
+};
+
+static uint64_t gbuf(unsigned q, unsigned d)
+{
+    return (1u << 20) + ((uint64_t)q * G_QSIZE + d) * G_BUF;
+}
+
+static void guest_start(struct guest *g, struct net_backend *be, uint64_t features)
+{
+    memset(g, 0, sizeof *g);
+    g->mem.host = aligned_alloc(4096, G_RAM);
+    assert_non_null(g->mem.host);
+    memset(g->mem.host, 0, G_RAM);
+    g->mem.size = g->mem.low_size = G_RAM;
+    struct virtio_queues qs = { .transport = &g->t, .count = 2,
+                                .features = features | (1ULL << VIRTIO_F_VERSION_1) };
+    for (unsigned i = 0; i < 2; i++) {
+        struct gring *r = &g->r[i];
+        uint64_t base = 0x10000ULL * (i + 1);
+        r->q = (struct virtq){ .mem = &g->mem, .size = G_QSIZE, .desc_gpa = base,
+                               .avail_gpa = base + 0x1000, .used_gpa = base + 0x2000,
+                               .ready = true };
+        r->desc = g->mem.host + base;
+        r->avail = r->desc + 0x1000;
+        r->used = r->desc + 0x2000;
+        r->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        qs.q[i] = &r->q;
+        qs.kick_fd[i] = r->kick;
+    }
+    vmlet_error err;
+    g->net = virtio_net_new(be, GUEST_MAC, &err);
+    assert_non_null(g->net);
+    assert_int_equal(virtio_net_ops(g->net)->activate(g->net, &qs), 0);
+}
+
+static void guest_stop(struct guest *g)
+{
+    virtio_net_free(g->net);
+    close(g->r[0].kick);
+    close(g->r[1].kick);
+    free(g->mem.host);
+}
+
+static void gpost(struct guest *g, unsigned qi, const void *data, uint32_t len, bool writable)
+{
+    struct gring *r = &g->r[qi];
+    unsigned d = r->avail_idx % G_QSIZE;
+    uint64_t a = gbuf(qi, d);
+    if (data)
+        memcpy(g->mem.host + a, data, len);
+    uint16_t flags = writable ? 2 : 0;
+    memcpy(r->desc + 16 * d, &a, 8);
+    memcpy(r->desc + 16 * d + 8, &len, 4);
+    memcpy(r->desc + 16 * d + 12, &flags, 2);
+    ((uint16_t *)(r->avail + 4))[d] = (uint16_t)d;
+    r->avail_idx++;
+    __atomic_store_n((uint16_t *)(r->avail + 2), r->avail_idx, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    assert_int_equal(write(r->kick, &one, 8), 8);
+}
+
+/* The next used entry of queue qi: its buffer and length, or NULL. */
+static uint8_t *gused(struct guest *g, unsigned qi, uint32_t *len, unsigned ms)
+{
+    struct gring *r = &g->r[qi];
+    uint64_t end = now_ms() + ms;
+    while (__atomic_load_n((uint16_t *)(r->used + 2), __ATOMIC_ACQUIRE) == r->last_used) {
+        if (now_ms() > end)
+            return NULL;
+        sleep_ms(1);
+    }
+    const uint8_t *e = r->used + 4 + 8 * (r->last_used % G_QSIZE);
+    uint32_t id;
+    memcpy(&id, e, 4);
+    memcpy(len, e + 4, 4);
+    r->last_used++;
+    return g->mem.host + gbuf(qi, id);
+}
+
+static void gsend(struct guest *g, const uint8_t *frame, size_t len)
+{
+    uint8_t b[G_BUF] = { 0 };
+    memcpy(b + VIRTIO_NET_HDR_LEN, frame, len);
+    gpost(g, 1, b, (uint32_t)(VIRTIO_NET_HDR_LEN + len), false);
+    uint32_t l;
+    assert_non_null(gused(g, 1, &l, WAIT_MS));
+}
+
+static void test_device_over_slirp(void **state)
+{
+    (void)state;
+    vmlet_error err;
+    struct net_backend *be = slirp_from("user", &err);
+    assert_non_null(be);
+    struct guest g;
+    guest_start(&g, be, NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_MRG_RXBUF));
+
+    /* DHCP through the queues. */
+    for (unsigned i = 0; i < 8; i++)
+        gpost(&g, 0, NULL, G_BUF, true);
+    uint8_t frame[600];
+    size_t len = dhcp_discover(frame, 0x55aa);
+    gsend(&g, frame, len);
+    bool offered = false;
+    for (unsigned i = 0; i < 8 && !offered; i++) {
+        uint32_t l;
+        uint8_t *b = gused(&g, 0, &l, WAIT_MS);
+        assert_non_null(b);
+        assert_int_equal(b[10], 1);                           /* num_buffers */
+        const uint8_t *e = b + VIRTIO_NET_HDR_LEN;
+        if (get16(e + 12) == 0x0800 && e[23] == 17 && get16(e + 34) == 67)
+            offered = get32(e + 42 + 4) == 0x55aa && get32(e + 42 + 16) == NET_USER_GUEST;
+    }
+    assert_true(offered);
+
+    /* The guest stops reading: slirp's frames queue up to the bound, the
+     * rest is dropped and counted, nothing spins. */
+    unsigned posted = 8, used = 0;
+    while (__atomic_load_n((uint16_t *)(g.r[0].used + 2), __ATOMIC_ACQUIRE) != g.r[0].last_used) {
+        uint32_t l;
+        gused(&g, 0, &l, 0);
+    }
+    used = g.r[0].last_used;
+    unsigned left = posted - used;              /* still posted: take them first */
+    len = arp_request(frame, NET_USER_GATEWAY);
+    unsigned sent = left + NET_SLIRP_RX_FRAMES + 50;
+    for (unsigned i = 0; i < sent; i++)
+        gsend(&g, frame, len);
+    struct net_stats s;
+    uint64_t end = now_ms() + WAIT_MS;
+    do {
+        virtio_net_get_stats(g.net, &s);
+        if (s.rx_dropped >= 50)
+            break;
+        sleep_ms(5);
+    } while (now_ms() < end);
+    assert_int_equal(s.rx_dropped, 50);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    sleep_ms(200);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    assert_true((c1.tv_sec - c0.tv_sec) * 1000 + (c1.tv_nsec - c0.tv_nsec) / 1000000 < 100);
+
+    /* Reading again: exactly the queued replies arrive. */
+    unsigned got = 0;
+    for (unsigned round = 0; round < NET_SLIRP_RX_FRAMES / 64 + 1; round++) {
+        for (unsigned i = 0; i < 64; i++)
+            gpost(&g, 0, NULL, G_BUF, true);
+        for (;;) {
+            uint32_t l;
+            uint8_t *b = gused(&g, 0, &l, 200);
+            if (!b)
+                break;
+            assert_int_equal(get16(b + VIRTIO_NET_HDR_LEN + 12), 0x0806);
+            got++;
+        }
+    }
+    assert_int_equal(got, left + NET_SLIRP_RX_FRAMES);
+    virtio_net_get_stats(g.net, &s);
+    assert_int_equal(s.tx_packets, 1 + sent);
+    assert_int_equal(s.tx_malformed, 0);
+    assert_int_equal(atomic_load(&g.t.needs_reset), 0);
+    guest_stop(&g);
+}
+
+/* With CAP_NET_ADMIN: the device over a TAP device, offloads negotiated:
+ * a TSO frame from the guest leaves the TAP device as segments the host
+ * stack made, and a frame the host sends arrives in the guest. */
+static void test_device_over_tap(void **state)
+{
+    (void)state;
+    char name[IFNAMSIZ];
+    snprintf(name, sizeof name, "vmld%u", (unsigned)getpid() % 100000);
+    vmlet_error err;
+    struct net_backend *be = tun_usable() ? net_tap_open(name, &err) : NULL;
+    if (!be) {
+        skip();
+        return;
+    }
+    int ps = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    if (ps < 0) {
+        be->ops->free(be);
+        skip();
+        return;
+    }
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+                               .sll_ifindex = (int)if_nametoindex(name) };
+    assert_int_equal(bind(ps, (struct sockaddr *)&sll, sizeof sll), 0);
+    struct guest g;
+    guest_start(&g, be, NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+                NET_BIT(VIRTIO_NET_F_GUEST_CSUM) | NET_BIT(VIRTIO_NET_F_CSUM));
+
+    /* Guest -> host, with a partial checksum the host side completes. */
+    uint8_t frame[200];
+    size_t len = tcp_syn(frame, 0x0a000299, 1234, 80);
+    uint8_t *tcp = frame + 34;
+    uint16_t good = get16(tcp + 16);
+    uint8_t b[G_BUF] = { 0 };
+    struct virtio_net_hdr_v1 h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                                   .csum_start = htole16(34), .csum_offset = htole16(16) };
+    /* The pseudo-header sum, as a driver leaves it. */
+    uint8_t pseudo[12];
+    put32(pseudo, NET_USER_GUEST);
+    put32(pseudo + 4, 0x0a000299);
+    pseudo[9] = 6;
+    put16(pseudo + 10, 20);
+    put16(tcp + 16, (uint16_t)~fold(sum16(pseudo, 12, 0)));
+    memcpy(b, &h, sizeof h);
+    memcpy(b + VIRTIO_NET_HDR_LEN, frame, len);
+    gpost(&g, 1, b, (uint32_t)(VIRTIO_NET_HDR_LEN + len), false);
+    uint32_t l;
+    assert_non_null(gused(&g, 1, &l, WAIT_MS));
+    uint8_t got[2048];
+    bool seen = false;
+    uint64_t end = now_ms() + WAIT_MS;
+    while (!seen && now_ms() < end) {
+        struct pollfd p = { .fd = ps, .events = POLLIN };
+        if (poll(&p, 1, 100) != 1)
+            continue;
+        struct sockaddr_ll from;
+        socklen_t fl = sizeof from;
+        ssize_t n = recvfrom(ps, got, sizeof got, 0, (struct sockaddr *)&from, &fl);
+        /* The packet socket sees it before checksumming when the stack
+         * defers it; either way the frame is ours and whole. */
+        if (n == (ssize_t)len && memcmp(got, frame, 34) == 0) {
+            uint16_t c = get16(got + 34 + 16);
+            seen = c == good || c == get16(tcp + 16);
+        }
+    }
+    assert_true(seen);
+
+    /* Host -> guest. */
+    for (unsigned i = 0; i < 4; i++)
+        gpost(&g, 0, NULL, G_BUF, true);
+    uint8_t out[100];
+    memcpy(out, GUEST_MAC, 6);
+    memcpy(out + 6, GW_MAC, 6);
+    put16(out + 12, 0x88b5);
+    memset(out + 14, 0x24, sizeof out - 14);
+    assert_int_equal(send(ps, out, sizeof out, 0), (ssize_t)sizeof out);
+    seen = false;
+    end = now_ms() + WAIT_MS;
+    while (!seen && now_ms() < end) {
+        uint8_t *r = gused(&g, 0, &l, 200);
+        if (r && l == VIRTIO_NET_HDR_LEN + sizeof out &&
+            memcmp(r + VIRTIO_NET_HDR_LEN, out, sizeof out) == 0)
+            seen = true;
+        else if (r)
+            gpost(&g, 0, NULL, G_BUF, true);    /* something else (IPv6 chatter): next */
+    }
+    assert_true(seen);
+    close(ps);
+    guest_stop(&g);
+}
+
+int main(void)
+{
+    alarm(120);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_good),
+        cmocka_unit_test(test_spec_bad),
+        cmocka_unit_test(test_spec_macs),
+        cmocka_unit_test(test_specs_across_nics),
+        cmocka_unit_test(test_slirp_dhcp),
+        cmocka_unit_test(test_slirp_gateway_is_host),
+        cmocka_unit_test(test_slirp_hostfwd),
+        cmocka_unit_test(test_slirp_port_in_use),
+        cmocka_unit_test(test_slirp_rx_bounded),
+        cmocka_unit_test(test_slirp_many),
+        cmocka_unit_test(test_tap_messages),
+        cmocka_unit_test(test_tap_no_permission),
+        cmocka_unit_test(test_tap_not_a_tap),
+        cmocka_unit_test(test_tap_real),
+        cmocka_unit_test(test_tap_owned),
+        cmocka_unit_test(test_device_over_slirp),
+        cmocka_unit_test(test_device_over_tap),
+    };
+    return cmocka_run_group_tests_name("net_backends", tests, NULL, NULL);
+}
