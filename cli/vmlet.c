@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "vmlet.h"
+#include "config_json.h"   /* src/: vm.json, and setters for one field */
 
 /* Exit statuses, documented in the README and in --help. */
 enum {
@@ -33,13 +34,16 @@ enum {
 
 static const char usage_text[] =
     "Usage: vmlet run --kernel PATH [options]\n"
+    "       vmlet run --config FILE [options]\n"
     "       vmlet --help | --version\n"
     "\n"
     "Boots a Linux guest on KVM. The guest's serial console (ttyS0) is on stdout\n"
     "and stdin goes to the guest.\n"
     "\n"
     "Options for 'run':\n"
-    "  --kernel PATH            x86-64 Linux bzImage (required)\n"
+    "  --config FILE            read the settings from a JSON file (docs/config.md);\n"
+    "                           other options override it, --disk and --net add\n"
+    "  --kernel PATH            x86-64 Linux bzImage (required unless in --config)\n"
     "  --initrd PATH            initial ramdisk\n"
     "  --cmdline STRING         kernel command line, e.g. \"console=ttyS0\"\n"
     "  --cpus N                 number of vCPUs (default 1)\n"
@@ -74,7 +78,9 @@ struct disk_option {
 };
 
 struct options {
-    const char *kernel, *initrd, *cmdline, *kvm_device;
+    const char *config;
+    const char *kernel, *initrd, *cmdline, *kvm_device;   /* NULL: not given */
+    bool cpus_given, memory_given, console_given, shutdown_timeout_given;
     unsigned cpus;
     uint64_t memory;
     unsigned shutdown_timeout;
@@ -142,7 +148,8 @@ static bool parse_disk(char *spec, struct disk_option *d, const char **why)
 static int parse_run_options(int argc, char **argv, struct options *o)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY,
-           OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_DISK, OPT_CONSOLE, OPT_RNG, OPT_NET, OPT_HELP };
+           OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_DISK, OPT_CONSOLE, OPT_RNG, OPT_NET, OPT_HELP,
+           OPT_CONFIG };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
         { "initrd", required_argument, NULL, OPT_INITRD },
@@ -156,6 +163,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "rng", no_argument, NULL, OPT_RNG },
         { "net", required_argument, NULL, OPT_NET },
         { "help", no_argument, NULL, OPT_HELP },
+        { "config", required_argument, NULL, OPT_CONFIG },
         { 0 },
     };
     opterr = 0;
@@ -163,6 +171,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
+        case OPT_CONFIG: o->config = optarg; break;
         case OPT_KERNEL: o->kernel = optarg; break;
         case OPT_INITRD: o->initrd = optarg; break;
         case OPT_CMDLINE: o->cmdline = optarg; break;
@@ -170,16 +179,19 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         case OPT_CPUS:
             if (!parse_uint(optarg, UINT_MAX, &o->cpus))
                 return usage_error("--cpus '%s' is not a number of vCPUs", optarg);
+            o->cpus_given = true;
             break;
         case OPT_MEMORY:
             if (vmlet_parse_size(optarg, &o->memory) < 0)
                 return usage_error("--memory '%s' is not a size; give bytes or a number "
                                    "with K, M or G, e.g. 512M", optarg);
+            o->memory_given = true;
             break;
         case OPT_SHUTDOWN_TIMEOUT:
             if (!parse_uint(optarg, 86400, &o->shutdown_timeout))
                 return usage_error("--shutdown-timeout '%s' is not a number of seconds "
                                    "(0 to 86400)", optarg);
+            o->shutdown_timeout_given = true;
             break;
         case OPT_DISK: {
             const char *why = "malformed";
@@ -202,6 +214,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
                 o->console = VMLET_CONSOLE_VIRTIO;
             else
                 return usage_error("--console '%s': give serial or virtio", optarg);
+            o->console_given = true;
             break;
         case OPT_RNG:
             o->rng = true;
@@ -225,7 +238,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
-    if (!o->kernel)
+    if (!o->kernel && !o->config)
         return usage_error("--kernel is required (an x86-64 bzImage)");
     return -1;
 }
@@ -423,6 +436,22 @@ static int supervise(struct session *s)
     }
 }
 
+/* A vm.json "network" entry written back as the --net value it stands for,
+ * so both reach the library the same way. */
+static void net_spec_from_json(const struct config_net *n, char *out, size_t len)
+{
+    size_t used = 0;
+    if (n->type == CONFIG_NET_TAP)
+        used = snprintf(out, len, "tap=%s", n->tap_name);
+    else
+        used = snprintf(out, len, "user");
+    for (unsigned i = 0; i < n->nhostfwd && used < len; i++)
+        used += snprintf(out + used, len - used, ",hostfwd=%s", n->hostfwd[i].text);
+    if (n->has_mac && used < len)
+        snprintf(out + used, len - used, ",mac=%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0],
+                 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
+}
+
 static int cmd_run(int argc, char **argv)
 {
     struct options o = { .cpus = VMLET_DEFAULT_CPUS, .memory = VMLET_DEFAULT_MEMORY,
@@ -445,20 +474,46 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "vmlet: out of memory\n");
         return EXIT_ERROR;
     }
-    vmlet_config_set_cpus(c, o.cpus);
-    vmlet_config_set_memory(c, o.memory);
-    vmlet_config_set_linux_boot(c, o.kernel, o.initrd, o.cmdline);
-    vmlet_config_set_console(c, o.console, console_pipe[0], STDOUT_FILENO);
+    /* The file first, then only the flags that were given on top of it;
+     * the console descriptors go in before the file, which may set the kind. */
+    vmlet_error err;
+    struct config_json_extra extra = {0};
+    vmlet_config_set_console(c, VMLET_CONSOLE_SERIAL, console_pipe[0], STDOUT_FILENO);
+    if (o.config && config_from_json_file(c, o.config, &extra, &err) < 0) {
+        fprintf(stderr, "vmlet: %s\n", err.message);
+        vmlet_config_free(c);
+        return EXIT_ERROR;
+    }
+    if (o.cpus_given)
+        vmlet_config_set_cpus(c, o.cpus);
+    if (o.memory_given)
+        vmlet_config_set_memory(c, o.memory);
+    if (o.kernel)
+        config_set_kernel(c, o.kernel);
+    if (o.initrd)
+        config_set_initrd(c, o.initrd);
+    if (o.cmdline)
+        config_set_cmdline(c, o.cmdline);
+    if (o.console_given)
+        config_set_console_kind(c, o.console);
     for (unsigned i = 0; i < o.ndisks; i++)
         vmlet_config_add_disk(c, o.disks[i].path,
                               o.disks[i].read_only ? VMLET_DISK_READONLY : 0, o.disks[i].serial);
-    vmlet_config_set_entropy(c, o.rng);
+    if (o.rng)
+        vmlet_config_set_entropy(c, 1);
+    /* The file's NICs come before the --net ones. */
+    for (unsigned i = 0; i < extra.nnets; i++) {
+        char spec[2048];
+        net_spec_from_json(&extra.nets[i], spec, sizeof spec);
+        vmlet_config_add_net(c, spec);
+    }
     for (unsigned i = 0; i < o.nnets; i++)
         vmlet_config_add_net(c, o.nets[i]);
     if (o.kvm_device)
         vmlet_config_set_kvm_device(c, o.kvm_device);
+    if (!o.shutdown_timeout_given && extra.has_shutdown_timeout)
+        o.shutdown_timeout = extra.shutdown_timeout;
 
-    vmlet_error err;
     if (vmlet_config_validate(c, &err) < 0) {
         fprintf(stderr, "vmlet: %s\n", err.message);
         vmlet_config_free(c);
@@ -491,7 +546,7 @@ static int cmd_run(int argc, char **argv)
     const char *warning = vmlet_host_warning();
     if (warning)
         fprintf(stderr, "vmlet: warning: %s\n", warning);
-    for (unsigned i = 0; i < o.nnets; i++)
+    for (unsigned i = 0; i < extra.nnets + o.nnets; i++)
         if ((warning = vmlet_vm_net_warning(s.vm, i)))
             fprintf(stderr, "vmlet: warning: %s\n", warning);
 

@@ -48,7 +48,7 @@ check() {
     fi
 }
 
-echo "1..31"
+echo "1..37"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -95,4 +95,21 @@ check net-dup-mac 1 "NICs 1 and 2 both have MAC 52:54:00:12:34:56" -- \
     run --kernel "$tmp/bzImage" --net user --net user,mac=52:54:00:12:34:56
 check net-too-many 1 "more than 8 NICs" -- run --kernel "$tmp/bzImage" \
     $(for i in $(seq 9); do printf -- "--net user,mac=52:54:00:00:00:0$i "; done)
+# --config: errors name the file and the key; flags override the file.
+printf '{"cpus": 2,\n "disks": [{"path": "a", "raed_only": true}]}' > "$tmp/typo.json"
+check config-unknown-key 1 "typo.json: disks\[0\].raed_only: unknown key" -- \
+    run --config "$tmp/typo.json"
+printf '{"cpus": 2\n "memory": "1G"}' > "$tmp/syntax.json"
+check config-syntax 1 "syntax.json: line 2, column 2: expected ',' or '}'" -- \
+    run --config "$tmp/syntax.json"
+check config-missing 1 "nope.json: No such file or directory" -- run --config "$tmp/nope.json"
+printf '{"kernel": "%s", "cpus": 2, "kvm_device": "/nonexistent/kvm"}' "$tmp/bzImage" \
+    > "$tmp/vm.json"
+check config-kernel-from-file 1 "/nonexistent/kvm does not exist" -- run --config "$tmp/vm.json"
+check config-flag-overrides 1 "cpus: 300 is out of range" -- \
+    run --config "$tmp/vm.json" --cpus 300
+# The file's NICs and the --net ones are checked together.
+printf '{"kernel": "%s", "network": [{"type": "user", "hostfwd": ["tcp::8080-:80"]}]}' \
+    "$tmp/bzImage" > "$tmp/net.json"
+check config-net-clash 1 "8080" -- run --config "$tmp/net.json" --net user,hostfwd=tcp::8080-:22
 exit $((failed > 0))
