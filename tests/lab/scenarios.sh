@@ -10,10 +10,17 @@
 #   B  2 vCPUs, info, then reboot         boot-2cpu reboot-exit3
 #   C  interactive shell                  stdin-command sigterm-clean-shutdown
 #   D  no acpid, --shutdown-timeout 5     shutdown-timeout-exit4
+#   E  root on a virtio disk (ext4), a ro  root-disk-write ro-disk
+#      disk, a 256 MiB scratch disk        disk-serials disk-256m
+#   F  root on that disk again, console    hwrng hvc0-shell
+#      on hvc0 (virtio), virtio-rng
 #
 # Environment: VMMS (default "vmlet"), VMLET, KERNEL, INITRD (see vmm.sh),
 # LOGDIR (guest consoles, one file a boot), READY_TIMEOUT (s to reach
-# VMLET-INIT-READY), STOP_TIMEOUT (s to exit once asked), L2_CMDLINE.
+# VMLET-INIT-READY), STOP_TIMEOUT (s to exit once asked), L2_CMDLINE,
+# ROOT_IMAGE (the guest's root disk, ext4, may be gzipped; made by
+# scripts/lab-images), DISKDIR (where the disk images are made: L1's
+# tmpfs), SCRATCH_MB (256), DISKS_TIMEOUT (s for the disk checks, 600).
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/vmm.sh"
@@ -23,7 +30,11 @@ LOGDIR=${LOGDIR:-/tmp/lab-logs}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 BASE=${L2_CMDLINE:-console=ttyS0 quiet panic=-1}
-CHECKS=9
+CHECKS=15
+ROOT_IMAGE=${ROOT_IMAGE:-/lab/root.ext4.gz}
+DISKDIR=${DISKDIR:-/tmp/lab-disks}
+SCRATCH_MB=${SCRATCH_MB:-256}
+DISKS_TIMEOUT=${DISKS_TIMEOUT:-600}
 # memtotal: MemTotal is RAM minus what the kernel keeps for itself (its
 # image, struct pages: ~1.6%, early reservations) and minus firmware holes;
 # for 512 MiB QEMU's guest reports ~490 MiB. Accept 448..512 MiB: a VMM
@@ -116,8 +127,12 @@ end_boot() {
     fi
 }
 
+# rand N: N random lowercase hex digits.
+rand() { tr -d '-' </proc/sys/kernel/random/uuid | cut -c1-"$1"; }
+sha() { sha256sum | cut -d' ' -f1; }
+
 scenario_a() {
-    token=tok$(tr -d '-' </proc/sys/kernel/random/uuid | cut -c1-12)
+    token=tok$(rand 12)
     boot info-poweroff 1 "$MEM" "$BASE vmlet.test=info vmlet.then=poweroff vmlet.token=$token"
     if ready; then
         wait_for VMLET-INFO-DONE 60
@@ -232,22 +247,207 @@ scenario_d() {
     SHUTDOWN_TIMEOUT=$saved
 }
 
+# A fresh copy of the root disk image (ext4 made by mkfs.ext4 -d).
+root_image() {
+    case $ROOT_IMAGE in
+    *.gz) gzip -dc "$ROOT_IMAGE" >"$1" ;;
+    *) cp "$ROOT_IMAGE" "$1" ;;
+    esac
+}
+
+# debugfs_cat IMAGE PATH: a file's bytes, read from the image by debugfs.
+debugfs_cat() { debugfs -R "cat $2" "$1" 2>/dev/null; }
+
+scenario_e() {
+    dir=$DISKDIR/$VMM
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    disk_checks="root-disk-write ro-disk disk-serials disk-256m"
+    if ! root_image "$dir/root.img" || ! command -v debugfs >/dev/null; then
+        for c in $disk_checks; do not_ok $c "cannot unpack $ROOT_IMAGE or no debugfs"; done
+        return
+    fi
+    dd if=/dev/urandom of="$dir/ro.img" bs=1M count=4 2>/dev/null
+    ro_sha=$(sha <"$dir/ro.img")
+    dd if=/dev/zero of="$dir/scratch.img" bs=1M count=0 seek="$SCRATCH_MB" 2>/dev/null
+    token=tok$(rand 12)
+    s_root=root-$(rand 8) s_ro=ro-$(rand 8) s_scr=scratch-$(rand 8)
+    VMM_DISKS="$dir/root.img,serial=$s_root $dir/ro.img,ro,serial=$s_ro $dir/scratch.img,serial=$s_scr"
+    boot disks 1 1G "$BASE rdinit=/etc/init.d/diskroot root=/dev/vda rw vmlet.test=disks vmlet.token=$token vmlet.rodisk=vdb vmlet.scratch=vdc vmlet.scratch_mb=$SCRATCH_MB"
+    VMM_DISKS=
+    if ! ready; then
+        for c in $disk_checks; do not_ok $c "$why"; done
+        end_boot
+        return
+    fi
+    wait_for VMLET-DISKS-DONE "$DISKS_TIMEOUT"
+    case $? in
+    1) late="$VMM exited with status $(vmm_status) before VMLET-DISKS-DONE" ;;
+    2) late="no VMLET-DISKS-DONE within ${DISKS_TIMEOUT} s" ;;
+    *) late= ;;
+    esac
+    echo "# $VMM $boot_name: disk checks done after $(since "$t0") s ($(value VMLET-SCRATCH-TIMES))"
+    wait_exit "$STOP_TIMEOUT"
+
+    # root-disk-write: / was /dev/vda (ext4, rw); after the guest's
+    # poweroff the token and the random file are in the image.
+    root=$(value VMLET-ROOT)
+    if [ -n "$late" ] && ! seen VMLET-ROOT-WRITTEN; then
+        not_ok root-disk-write "$late"
+    else
+        case $root in
+        "/dev/vda ext4 rw"*)
+            got_token=$(debugfs_cat "$dir/root.img" /vmlet-token)
+            got_sha=$(debugfs_cat "$dir/root.img" /vmlet-random | sha)
+            want_sha=$(value VMLET-ROOT-RANDOM-SHA)
+            if [ "$rc" != 0 ]; then
+                not_ok root-disk-write "guest ran poweroff; VMM exit status $rc, expected 0"
+            elif [ "$got_token" != "$token" ]; then
+                not_ok root-disk-write "debugfs reads '$got_token' from /vmlet-token in the image, the guest wrote '$token'$(seen VMLET-ROOT-RO || echo ' (guest did not remount / read-only)')"
+            elif [ -z "$want_sha" ] || [ "$got_sha" != "$want_sha" ]; then
+                not_ok root-disk-write "/vmlet-random in the image has sha256 $got_sha, the guest wrote ${want_sha:-nothing}"
+            else
+                ok root-disk-write
+            fi ;;
+        *) not_ok root-disk-write "the guest's / is '$root', expected /dev/vda ext4 rw" ;;
+        esac
+    fi
+
+    # ro-disk: refused inside the guest, readable, image unchanged.
+    d=$(value VMLET-DISK-vdb)
+    w=$(value VMLET-RO-WRITE)
+    r=$(value VMLET-RO-SHA)
+    after=$(sha <"$dir/ro.img")
+    if [ -n "$late" ] && [ -z "$r" ]; then
+        not_ok ro-disk "$late"
+    else
+        case "$d|$w" in
+        *" ro:1 "*"|refused"*)
+            if [ "$after" != "$ro_sha" ]; then
+                not_ok ro-disk "the read-only image changed: sha256 $ro_sha before, $after after"
+            elif [ "$r" != "$ro_sha" ]; then
+                not_ok ro-disk "the guest read sha256 '$r' from vdb, the image has $ro_sha"
+            else
+                ok ro-disk
+            fi ;;
+        *) not_ok ro-disk "vdb is '$d' (want ro:1), a direct write to it '$w' (want refused)" ;;
+        esac
+    fi
+
+    # disk-serials: sysfs shows each disk's serial, in --disk order.
+    bad=
+    for pair in "vda:$s_root" "vdb:$s_ro" "vdc:$s_scr"; do
+        n=${pair%%:*}
+        case " $(value "VMLET-DISK-$n") " in
+        *" serial:${pair#*:} "*) ;;
+        *) bad="$bad $n='$(value "VMLET-DISK-$n")' (want serial:${pair#*:})" ;;
+        esac
+    done
+    if [ -z "$bad" ]; then ok disk-serials; else not_ok disk-serials "${bad# }"; fi
+
+    # disk-256m: the random bytes the guest wrote (their sha256 before the
+    # write), what it read back with O_DIRECT, and the image file agree.
+    ws=$(value VMLET-SCRATCH-SRC-SHA)
+    wr=$(value VMLET-SCRATCH-WRITE)
+    rs=$(value VMLET-SCRATCH-READ-SHA)
+    if [ -z "$rs" ]; then
+        not_ok disk-256m "${late:-the guest printed no read-back checksum}"
+    elif [ "$wr" != ok ]; then
+        not_ok disk-256m "the guest's ${SCRATCH_MB} MiB O_DIRECT write to vdc: $wr"
+    else
+        is=$(sha <"$dir/scratch.img")
+        if [ "$ws" != "$rs" ]; then
+            not_ok disk-256m "guest wrote sha256 $ws, read back $rs"
+        elif [ "$is" != "$ws" ]; then
+            not_ok disk-256m "guest wrote and read sha256 $ws, the image file has $is"
+        else
+            ok disk-256m
+        fi
+    fi
+    end_boot
+    rm -f "$dir/ro.img" "$dir/scratch.img"
+}
+
+# hwrng + hvc0-shell, booting the root disk that scenario E wrote (the
+# issue's command line: console=hvc0 root=/dev/vda rw, --console virtio
+# --rng).
+scenario_f() {
+    dir=$DISKDIR/$VMM
+    mkdir -p "$dir"
+    [ -f "$dir/root.img" ] || root_image "$dir/root.img"
+    VMM_DISKS=$dir/root.img VMM_CONSOLE=virtio VMM_RNG=1
+    boot hvc0-rng 1 256M "$(echo "$BASE" | sed 's/console=[^ ]*//g') console=hvc0 rdinit=/etc/init.d/diskroot root=/dev/vda rw vmlet.test=hwrng vmlet.then=shell"
+    VMM_DISKS= VMM_CONSOLE= VMM_RNG=
+    if ! ready; then
+        for c in hwrng hvc0-shell; do not_ok $c "$why"; done
+        end_boot
+        return
+    fi
+    if ! wait_for VMLET-HWRNG-DONE 60; then
+        not_ok hwrng "no VMLET-HWRNG-DONE within 60 s"
+    else
+        cur=$(value VMLET-HWRNG-CURRENT)
+        a=$(value VMLET-HWRNG-1)
+        b=$(value VMLET-HWRNG-2)
+        case $cur in
+        virtio_rng*)
+            if [ ${#a} != 128 ] || [ ${#b} != 128 ]; then
+                not_ok hwrng "64-byte reads of /dev/hwrng gave '$a' and '$b'"
+            elif [ "$a" = "$b" ]; then
+                not_ok hwrng "two 64-byte reads of /dev/hwrng are the same: $a"
+            elif [ -z "$(echo "$a$b" | tr -d 0)" ]; then
+                not_ok hwrng "/dev/hwrng gives zeros"
+            else
+                ok hwrng
+            fi ;;
+        *) not_ok hwrng "the guest's hw_random/rng_current is '$cur', expected virtio_rng.N" ;;
+        esac
+    fi
+
+    # The shell runs on hvc0, and vmlet's stdin goes to hvc0 only.
+    got=
+    for try in 1 2 3 4; do
+        vmm_send 'echo $((6*7))-on-$(tty)'
+        if wait_for 42-on-/dev/hvc0 10; then got=1; break; fi
+        vmm_exited && break
+    done
+    if [ -z "$got" ]; then
+        not_ok hvc0-shell "wrote 'echo \$((6*7))-on-\$(tty)' to stdin, '42-on-/dev/hvc0' never appeared"
+    else
+        vmm_send poweroff
+        wait_exit "$STOP_TIMEOUT"
+        if [ "$rc" != 0 ]; then
+            not_ok hvc0-shell "'poweroff' typed in the hvc0 shell; VMM exit status $rc, expected 0"
+        elif ! seen VMLET-SHUTDOWN; then
+            not_ok hvc0-shell "exit 0 but the guest never got to its shutdown"
+        else
+            ok hvc0-shell
+        fi
+    fi
+    end_boot
+    rm -rf "$dir"
+}
+
 # The mini guests (tests/mini): a few instructions each, testing vmlet's
 # run loop, exits and stop paths on the same /dev/kvm.
-MINI_CHECKS=7
+MINI_CHECKS=15
+# Networking (tests/lab/net.sh): a user-mode and a TAP NIC in one boot.
+NET_CHECKS=7
+NET_INITRD=${NET_INITRD:-$(dirname "$INITRD")/l2-net.img}
 MINI=${MINI:-$HERE/../mini}
 MINI_IMAGES=${MINI_IMAGES:-$LOGDIR/mini}   # lab-images builds them for L1
 
 n=0
 for VMM in $VMMS; do n=$((n + CHECKS)); done
-case " $VMMS " in *" vmlet "*) n=$((n + MINI_CHECKS)) ;; esac
+case " $VMMS " in *" vmlet "*) n=$((n + MINI_CHECKS + NET_CHECKS)) ;; esac
 echo "1..$n"
 for VMM in $VMMS; do
     PFX=
     [ "$VMM" = vmlet ] || PFX=$VMM/
     if [ "$VMM" = vmlet ] && [ ! -x "$VMLET" ]; then
         for c in boot-1cpu memtotal cmdline poweroff-exit0 boot-2cpu reboot-exit3 \
-                 stdin-command sigterm-clean-shutdown shutdown-timeout-exit4; do
+                 stdin-command sigterm-clean-shutdown shutdown-timeout-exit4 \
+                 root-disk-write ro-disk disk-serials disk-256m hwrng hvc0-shell; do
             not_ok $c "no vmlet binary at $VMLET (did it build?)"
         done
         continue
@@ -256,10 +456,13 @@ for VMM in $VMMS; do
         [ -f "$MINI_IMAGES/poweroff.bzImage" ] || sh "$MINI/build.sh" "$MINI_IMAGES" >/dev/null
         sh "$MINI/run.sh" "$VMLET" "$MINI_IMAGES" | tee "$LOGDIR/mini.tap"
         failures=$((failures + $(grep -c '^not ok' "$LOGDIR/mini.tap")))
+        sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" || failures=$((failures + 1))
     fi
     scenario_a
     scenario_b
     scenario_c
     scenario_d
+    scenario_e
+    scenario_f
 done
 [ "$failures" = 0 ]

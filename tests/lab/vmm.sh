@@ -12,7 +12,21 @@
 #   vmm_request_stop                            what SIGTERM is for vmlet:
 #                                               press the ACPI power button
 #   vmm_kill                                    stop it hard (SIGKILL)
-#   vmm_send TEXT                               write TEXT to guest's ttyS0
+#   vmm_send TEXT                               write TEXT to the guest's
+#                                               console (ttyS0, or hvc0)
+#
+# Devices besides the serial console, in vmlet's terms (both VMMs get the
+# same guest-visible devices; QEMU's virtio devices are virtio-pci too):
+#   VMM_DISKS="PATH[,ro][,serial=ID] ..."  disks vda, vdb, ... (vmlet --disk;
+#                        QEMU -drive if=none + -device virtio-blk-pci)
+#   VMM_CONSOLE=virtio   stdin/stdout on the virtio console hvc0 (vmlet
+#                        --console virtio; QEMU virtconsole on stdio, its
+#                        serial port's output dropped: vmlet's also goes to
+#                        stdout, but with console=hvc0 little goes there)
+#   VMM_RNG=1            a virtio-rng device (vmlet --rng; virtio-rng-pci)
+#   QEMU_DRIVE_OPTS      more -drive options for QEMU (bench/disk: cache=,
+#                        aio=); QEMU's defaults otherwise (cache=writeback,
+#                        like vmlet's page-cache-backed disks)
 #
 # Exit status, as vmlet defines it: 0 guest powered off, 3 guest rebooted,
 # 4 stopped hard after --shutdown-timeout, 1 error, 2 bad command line.
@@ -25,12 +39,50 @@ INITRD=${INITRD:-/lab/l2.img}
 SHUTDOWN_TIMEOUT=${SHUTDOWN_TIMEOUT:-30}
 QEMU=${QEMU:-qemu-system-x86_64}
 
-vmm_exec() {
+# The device options for VMM $1, on stdout (paths have no spaces or commas).
+vmm_device_args() {
     case $1 in
     vmlet)
+        for d in ${VMM_DISKS:-}; do printf ' --disk %s' "$d"; done
+        [ "${VMM_CONSOLE:-serial}" = virtio ] && printf ' --console virtio'
+        [ -n "${VMM_RNG:-}" ] && printf ' --rng'
+        ;;
+    qemu*)
+        i=0
+        for d in ${VMM_DISKS:-}; do
+            path=${d%%,*}
+            drive=
+            dev=
+            for o in $(echo "${d#"$path"}" | tr , ' '); do
+                case $o in
+                ro) drive=$drive,readonly=on ;;
+                serial=*) dev=$dev,$o ;;
+                esac
+            done
+            printf ' -drive file=%s,if=none,format=raw,id=disk%s%s%s -device virtio-blk-pci,drive=disk%s%s' \
+                "$path" "$i" "$drive" "${QEMU_DRIVE_OPTS:+,$QEMU_DRIVE_OPTS}" "$i" "$dev"
+            i=$((i + 1))
+        done
+        if [ "${VMM_CONSOLE:-serial}" = virtio ]; then
+            # The UART stays (busybox init opens ttyS0), its output dropped.
+            printf ' -serial null -chardev stdio,id=hvc0 -device virtio-serial-pci -device virtconsole,chardev=hvc0'
+        else
+            printf ' -serial stdio'
+        fi
+        [ -n "${VMM_RNG:-}" ] && printf ' -device virtio-rng-pci'
+        ;;
+    esac
+    return 0
+}
+
+vmm_exec() {
+    devs=$(vmm_device_args "$1")
+    case $1 in
+    vmlet)
+        # shellcheck disable=SC2086
         exec "$VMLET" run --kernel "$KERNEL" --initrd "$INITRD" \
             --cmdline "$4" --cpus "$2" --memory "$3" \
-            --shutdown-timeout "$SHUTDOWN_TIMEOUT"
+            --shutdown-timeout "$SHUTDOWN_TIMEOUT" $devs
         ;;
     qemu|qemu-microvm)
         # -M pc boots through SeaBIOS (linuxboot_dma option ROM); microvm
@@ -39,9 +91,10 @@ vmm_exec() {
         [ "$1" = qemu-microvm ] && machine=microvm
         qmp=
         [ -n "$5" ] && qmp="-qmp pipe:$5/qmp"
+        # shellcheck disable=SC2086
         exec "$QEMU" -M "$machine" -enable-kvm -cpu host -m "$3" -smp "$2" \
             -kernel "$KERNEL" -initrd "$INITRD" -append "$4" \
-            -nodefaults -no-user-config -display none -serial stdio \
+            -nodefaults -no-user-config -display none $devs \
             -no-reboot $qmp
         ;;
     *)

@@ -1,0 +1,230 @@
+#!/bin/sh
+# Disk benchmark, run where /dev/kvm is real: inside the L1 lab VM
+# (bench/disk starts it) or on a host with hardware KVM. POSIX sh.
+#
+#   bench/disk.sh [RUNTIME] [REPS]
+#
+# Each VMM boots the same guest (1 vCPU, 512 MiB; its initramfs has fio
+# from Debian) with the same raw image file as its only disk (vda), and
+# the guest runs fio jobs on /dev/vda one after another, each RUNTIME
+# seconds (default 10), O_DIRECT with libaio:
+#   seqread, seqwrite    1 MiB, queue depth 16          -> MB/s
+#   randread, randwrite  4 KiB, queue depth 32          -> IOPS
+#   randread1            4 KiB, queue depth 1 (latency) -> IOPS
+# (JOBS="..." picks others of these.) VMMs take turns, REPS (default 3)
+# boots each. Per job it also counts VM exits (kvm:kvm_exit, from a hist
+# trigger: its counts before and after the job) and the VMM's CPU time.
+#
+# The image is a file in L1's tmpfs, filled before the first boot. Both
+# VMMs go through the host page cache: vmlet opens the file normally and
+# uses io_uring; QEMU gets -drive cache=writeback,aio=io_uring (override
+# with QEMU_DRIVE_OPTS), its defaults otherwise (1 queue with 1 vCPU, the
+# block layer in its main loop, no iothread). Never fails on a number.
+HERE=$(cd "$(dirname "$0")" && pwd)
+LABLIB=${LABLIB:-$HERE/../tests/lab}
+. "$LABLIB/vmm.sh"
+
+RUNTIME=${1:-10}
+REPS=${2:-3}
+VMMS=${VMMS:-vmlet qemu}
+JOBS=${JOBS:-seqread seqwrite randread randwrite randread1}
+LOGDIR=${LOGDIR:-/tmp/lab-logs}
+DISKDIR=${DISKDIR:-/tmp}
+IMG_MB=${IMG_MB:-512}
+INITRD=${FIO_INITRD:-/lab/l2-fio.img}
+QEMU_DRIVE_OPTS=${QEMU_DRIVE_OPTS:-cache=writeback,aio=io_uring}
+READY_TIMEOUT=${READY_TIMEOUT:-180}
+CMDLINE="console=ttyS0 quiet panic=-1 vmlet.test=fio vmlet.fio_runtime=$RUNTIME"
+export INITRD QEMU_DRIVE_OPTS
+mkdir -p "$LOGDIR" "$DISKDIR"
+
+TRACING=/sys/kernel/tracing
+[ -d $TRACING/events ] || TRACING=/sys/kernel/debug/tracing
+EV=$TRACING/events/kvm/kvm_exit
+TRIGGER='hist:keys=exit_reason:vals=hitcount:sort=hitcount.descending'
+[ -w "$EV/trigger" ] || echo "# no kvm:kvm_exit tracepoint at $EV: VM exits not counted"
+# The trigger is armed before a VMM starts and removed after it exited:
+# enabling or disabling a tracepoint patches kernel text, which waits for
+# every CPU, and in the nested lab that was seen to hang L1 (soft lockup)
+# while the other vCPU ran the guest. Between, a job's exits are the
+# difference of two snapshots of the histogram.
+exits_arm() { [ -w "$EV/trigger" ] && echo "$TRIGGER" >"$EV/trigger"; }
+exits_disarm() { [ -w "$EV/trigger" ] && echo "!$TRIGGER" >"$EV/trigger"; }
+exits_snap() { if [ -r "$EV/hist" ]; then cat "$EV/hist" >"$1"; else : >"$1"; fi; }
+# exits_diff BEFORE AFTER OUT: per-reason counts of AFTER minus BEFORE into
+# OUT (in the histogram's format, largest first); prints the total.
+exits_diff() {
+    if [ ! -s "$2" ]; then echo -; return; fi
+    awk '/^\{ exit_reason:/ { gsub(/[{}]/, ""); n = $4 + 0
+                              if (FILENAME == ARGV[1]) before[$2] = n; else after[$2] = n }
+         END { for (r in after) { d = after[r] - before[r]; if (d > 0) print d, r } }' "$1" "$2" |
+        sort -rn | awk -v out="$3" '{ total += $1
+            printf "{ exit_reason: %10s } hitcount: %10d\n", $2, $1 >out }
+            END { print total + 0 }'
+}
+
+secs() { cut -d. -f1 /proc/uptime; }
+# The VMM's user + system CPU time in clock ticks (all its threads; a
+# vCPU thread's includes the time the guest ran).
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$VMM_PID/stat" 2>/dev/null || echo 0; }
+console() { tr -d '\r' <"$VMM_LOG"; }
+# wait_line LINE SECONDS: 0 once the console has LINE (whole line), 1 if
+# the VMM exited first, 2 on timeout.
+wait_line() {
+    deadline=$(($(secs) + $2))
+    while :; do
+        console | grep -aqxF -- "$1" && return 0
+        if vmm_exited; then
+            console | grep -aqxF -- "$1" && return 0
+            return 1
+        fi
+        [ "$(secs)" -ge "$deadline" ] && return 2
+        sleep 0.2
+    done
+}
+stop_vmm() {
+    deadline=$(($(secs) + $1))
+    while ! vmm_exited && [ "$(secs)" -lt "$deadline" ]; do sleep 0.2; done
+    if ! vmm_exited; then
+        vmm_kill
+        while ! vmm_exited; do sleep 0.1; done
+    fi
+    vmm_cleanup
+}
+
+# The numbers of one job from fio's terse (v3) line: read jobs use the
+# read fields (7 bandwidth KiB/s, 8 IOPS, 16 completion latency mean us),
+# write jobs the write ones (48, 49, 57).
+job_fields() {
+    case $1 in
+    *write*) awk -F';' '$1 == 3 { print $48, $49, $57 }' ;;
+    *) awk -F';' '$1 == 3 { print $7, $8, $16 }' ;;
+    esac
+}
+
+for vmm in $VMMS; do
+    if [ "$vmm" = vmlet ] && [ ! -x "$VMLET" ]; then
+        echo "# no vmlet binary at $VMLET: leaving it out"
+        VMMS=$(echo "$VMMS" | sed 's/vmlet//')
+    fi
+done
+RESULTS=$LOGDIR/disk.results
+: >"$RESULTS"
+
+IMG=$DISKDIR/bench-disk.img
+echo "# disk bench: ${IMG_MB} MiB raw image in $(df -P "$DISKDIR" | awk 'NR == 2 { print $1 }') ($DISKDIR)," \
+     "fio ${RUNTIME} s a job, O_DIRECT + libaio in the guest; qemu -drive $QEMU_DRIVE_OPTS"
+# Filled once (tmpfs pages allocated), so no VMM pays for first writes.
+dd if=/dev/zero of="$IMG" bs=1M count="$IMG_MB" 2>/dev/null
+
+rep=1
+while [ "$rep" -le "$REPS" ]; do
+    for vmm in $VMMS; do
+        log=$LOGDIR/disk-$vmm-$rep.log
+        read -r t0 _ </proc/uptime
+        VMM_DISKS=$IMG
+        exits_arm
+        vmm_start "$vmm" "$log" 1 512M "$CMDLINE"
+        VMM_DISKS=
+        if ! wait_line VMLET-FIO-READY "$READY_TIMEOUT"; then
+            echo "# run $rep $vmm: the guest never got to fio (see $log)"
+            console | tail -n 20 | sed 's/^/#   /'
+            stop_vmm 0
+            exits_disarm
+            continue
+        fi
+        read -r t1 _ </proc/uptime
+        echo "# run $rep $vmm: fio ready $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s after start"
+        for job in $JOBS; do
+            exits_snap "$log.$job.before"
+            c0=$(cpu_ticks)
+            vmm_send "run $job"
+            wait_line "VMLET-FIO-FINISHED $job" $((RUNTIME + 120))
+            st=$?
+            c1=$(cpu_ticks)
+            exits_snap "$log.$job.after"
+            exits=$(exits_diff "$log.$job.before" "$log.$job.after" "$log.$job.exits")
+            rm -f "$log.$job.before" "$log.$job.after"
+            vmm_send "result $job"
+            [ "$st" = 0 ] && wait_line "VMLET-FIO-DONE $job" 60
+            line=$(console | grep -a "^VMLET-FIO-RESULT $job " | tail -n 1 | sed "s/^VMLET-FIO-RESULT $job //")
+            set -- $(echo "$line" | job_fields "$job")
+            if [ "$st" != 0 ] || [ $# != 3 ]; then
+                echo "# run $rep $vmm $job: no result (status $st): $(echo "$line" | cut -c1-200)"
+                continue
+            fi
+            cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
+            echo "# run $rep $vmm $job: $1 KiB/s, $2 IOPS, clat $3 us, $exits exits, VMM CPU $cpu s"
+            echo "$vmm $job $1 $2 $3 ${exits:--} $cpu" >>"$RESULTS"
+        done
+        vmm_send quit
+        stop_vmm 60
+        exits_disarm
+    done
+    rep=$((rep + 1))
+done
+rm -f "$IMG"
+
+# median VMM JOB FIELD: over the reps (fields: 3 KiB/s, 4 IOPS, 5 clat,
+# 6 exits, 7 CPU s); "-" if none.
+median() {
+    awk -v v="$1" -v j="$2" -v f="$3" '$1 == v && $2 == j && $f != "-" { print $f }' "$RESULTS" | sort -n |
+        awk '{ x[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+                                  print (NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2) }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+# value VMM JOB UNIT: the job's median in MB/s (10^6 bytes) or IOPS.
+value() {
+    if [ "$3" = MB/s ]; then
+        awk -v k="$(median "$1" "$2" 3)" 'BEGIN { if (k == "-") print "-"; else printf "%.1f\n", k * 1024 / 1e6 }'
+    else
+        awk -v k="$(median "$1" "$2" 4)" 'BEGIN { if (k == "-") print "-"; else printf "%.0f\n", k }'
+    fi
+}
+# per_io VMM JOB: VM exits per I/O (exits / (IOPS * runtime)).
+per_io() {
+    awk -v e="$(median "$1" "$2" 6)" -v i="$(median "$1" "$2" 4)" -v t="$RUNTIME" \
+        'BEGIN { if (e == "-" || i == "-" || i == 0) print "-"; else printf "%.2f\n", e / (i * t) }'
+}
+
+echo
+echo "# fio in the guest, ${RUNTIME} s a job, median of $REPS run(s); higher is better except exits/IO"
+printf '%-24s %10s %10s %8s   %12s %12s   %9s %9s\n' test vmlet qemu vmlet/qemu "exits/IO vm" "exits/IO qe" "CPU s vm" "CPU s qe"
+for job in $JOBS; do
+    case $job in
+    seqread) label="seq read 1M QD16"; unit=MB/s ;;
+    seqwrite) label="seq write 1M QD16"; unit=MB/s ;;
+    randread) label="rand read 4K QD32"; unit=IOPS ;;
+    randwrite) label="rand write 4K QD32"; unit=IOPS ;;
+    randread1) label="rand read 4K QD1"; unit=IOPS ;;
+    *) label=$job; unit=IOPS ;;
+    esac
+    # shellcheck disable=SC2046
+    set -- $(value vmlet "$job" "$unit") $(value qemu "$job" "$unit")
+    printf '%-24s %10s %10s %8s   %12s %12s   %9s %9s\n' "$label ($unit)" "$1" "$2" "$(ratio "$1" "$2")" \
+        "$(per_io vmlet "$job")" "$(per_io qemu "$job")" "$(median vmlet "$job" 7)" "$(median qemu "$job" 7)"
+done
+# Where the exits go: the top reasons per job in each VMM's last run (SVM
+# exit codes, named for the common ones; npf = nested page fault: MMIO,
+# such as a virtqueue notify, or a first touch of guest memory).
+echo
+echo "# VM exits by reason (last run):"
+for job in $JOBS; do
+    for vmm in $VMMS; do
+        h=$LOGDIR/disk-$vmm-$REPS.log.$job.exits
+        [ -s "$h" ] || continue
+        printf '#   %-10s %-6s' "$job" "$vmm"
+        awk '
+            BEGIN { n = split("96 intr 97 nmi 100 vintr 110 rdtsc 114 cpuid 119 pause " \
+                              "120 hlt 121 invlpg 123 io 124 msr 127 shutdown 129 vmmcall " \
+                              "141 xsetbv 78 #PF 1024 npf 1025 avic-ipi 1026 avic-access", t, " ")
+                    for (i = 1; i < n; i += 2) name[t[i]] = t[i + 1] }
+            /^\{ exit_reason:/ { gsub(/[{}]/, ""); r = $2; c = $4
+                                 if (shown++ < 6) printf " %s %s", (r in name ? name[r] : "code" r), c }
+            END { print "" }' "$h"
+    done
+done
+echo
+echo "# MB/s = 10^6 bytes/s. exits/IO = VM exits while the job ran / I/Os it did."
+echo "# CPU s = the VMM process's CPU time during the job (its vCPU thread's includes guest time)."
+echo "# Nested lab: absolute numbers are TCG numbers; compare the columns."

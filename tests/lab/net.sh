@@ -1,0 +1,85 @@
+#!/bin/sh
+# Networking scenarios (issue 4): one L2 boot of vmlet with a user-mode NIC
+# (libslirp) and a TAP NIC, checked from the L1 side. POSIX sh, busybox.
+#   net.sh VMLET KERNEL NETIMG LOGDIR
+# Prints one TAP line per check. Needs: tunctl, httpd, wget (busybox), tun.
+vmlet=$1 kernel=$2 img=$3 logdir=$4
+log=$logdir/vmlet-net.log
+tmp=${TMPDIR:-/tmp}/net.$$
+mkdir -p "$tmp/www" "$logdir"
+fail=0
+ok() { echo "ok - $1"; }
+not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
+val() { tr -d '\r' <"$log" | grep -a "^$1=" | tail -n1 | cut -d= -f2-; }
+secs() { cut -d. -f1 /proc/uptime; }
+
+# Host side: a TAP device with an address, a web server on it (64 MiB
+# file, and "done" once we have what we want), one on loopback.
+ip link set lo up
+ip link delete tap0 2>/dev/null
+tunctl -t tap0 >/dev/null && ip addr add 192.168.100.1/24 dev tap0 && ip link set tap0 up \
+    || echo "# net: could not set up tap0"
+dd if=/dev/urandom of="$tmp/www/h2g" bs=1M count=64 2>/dev/null
+h2g_sha=$(sha256sum "$tmp/www/h2g" | cut -c1-64)
+echo no >"$tmp/www/done"
+httpd -p 192.168.100.1:8001 -h "$tmp/www"
+mkdir -p "$tmp/lo"
+token=hostfile-$$-$(cat /proc/sys/kernel/random/uuid)
+echo "$token" >"$tmp/lo/hostfile.txt"
+httpd -p 127.0.0.1:8000 -h "$tmp/lo"
+
+"$vmlet" run --kernel "$kernel" --initrd "$img" --cmdline "console=ttyS0 quiet panic=-1" \
+    --memory 512M --net user,hostfwd=tcp:127.0.0.1:8080-:80 --net tap=tap0 \
+    </dev/null >"$log" 2>&1 &
+pid=$!
+deadline=$(($(secs) + 240))
+while ! grep -q NET-GUEST-DONE "$log" 2>/dev/null && kill -0 $pid 2>/dev/null &&
+      [ "$(secs)" -lt "$deadline" ]; do
+    sleep 1
+done
+
+eth0=$(val NET-ETH0)
+case $eth0 in
+10.0.2.*) ok net-user-dhcp ;;
+*) not_ok net-user-dhcp "eth0 got '${eth0:-nothing}' from DHCP" ;;
+esac
+page=$(wget -q -O - http://127.0.0.1:8080/index.html 2>&1 | head -n1)
+if [ -n "$page" ] && [ "$page" = "$(val NET-PAGE)" ]; then
+    ok net-user-hostfwd
+else
+    not_ok net-user-hostfwd "fetched '$page' through 127.0.0.1:8080, guest serves '$(val NET-PAGE)'"
+fi
+got=$(val NET-HOSTFILE)
+if [ "$got" = "$token" ]; then ok net-user-gateway; else
+    not_ok net-user-gateway "guest fetched '$got' from 10.0.2.2:8000, expected '$token'"; fi
+got=$(val NET-H2G-SHA)
+if [ "$got" = "$h2g_sha" ]; then ok net-tap-64m-to-guest; else
+    not_ok net-tap-64m-to-guest "sha256 in guest '$got', sent '$h2g_sha'"; fi
+wget -q -O "$tmp/g2h" http://192.168.100.2:80/g2h 2>/dev/null
+got=$(sha256sum "$tmp/g2h" 2>/dev/null | cut -c1-64)
+want=$(val NET-G2H-SHA)
+if [ -n "$want" ] && [ "$got" = "$want" ]; then ok net-tap-64m-from-guest; else
+    not_ok net-tap-64m-from-guest "sha256 on host '$got' ($(wc -c <"$tmp/g2h" 2>/dev/null) bytes), guest '$want'"; fi
+# Both NICs carried traffic in the same VM: that is the two-NIC check.
+if [ "$(val NET-ETH0 | cut -d. -f1-3)" = 10.0.2 ] && [ "$got" = "$want" ] && [ -n "$want" ]; then
+    ok net-two-nics
+else
+    not_ok net-two-nics "user NIC '$(val NET-ETH0)', TAP transfer ok: $([ "$got" = "$want" ] && echo yes || echo no)"
+fi
+
+echo yes >"$tmp/www/done"
+deadline=$(($(secs) + 60))
+while kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do sleep 1; done
+if kill -0 $pid 2>/dev/null; then
+    kill -KILL $pid
+    not_ok net-poweroff "vmlet still running 60 s after the guest was told to power off"
+else
+    wait $pid
+    rc=$?
+    if [ "$rc" = 0 ]; then ok net-poweroff; else not_ok net-poweroff "exit $rc"; fi
+fi
+[ "$fail" = 0 ] || { echo "# net: guest console:"; tail -n 20 "$log" | sed 's/^/#   /'; }
+killall httpd 2>/dev/null
+ip link delete tap0 2>/dev/null
+rm -rf "$tmp"
+[ "$fail" = 0 ]
