@@ -583,6 +583,7 @@ static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
         return set_error(err, VMLET_ERR_HOST, "KVM_GET_SUPPORTED_CPUID failed: %s",
                          strerror(errno));
     unsigned max = supported->nent + 16;
+    bool tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
     struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + max * sizeof cpuid->entries[0]);
     int rc = -1;
     if (!cpuid) {
@@ -610,7 +611,7 @@ static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
             set_error(err, VMLET_ERR_INTERNAL, "cannot describe CPU topology for vCPU %u", i);
             goto out;
         }
-        cpuid_apply_fixups(cpuid->entries, nent);
+        cpuid_apply_fixups(cpuid->entries, nent, tsc_deadline);
         cpuid->nent = nent;
         if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0 || set_boot_msrs(v) < 0 ||
             set_lapic_lints(v) < 0) {

@@ -240,14 +240,22 @@ int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
     return 0;
 }
 
-void cpuid_apply_fixups(struct kvm_cpuid_entry2 *entries, unsigned nent)
+void cpuid_apply_fixups(struct kvm_cpuid_entry2 *entries, unsigned nent, bool tsc_deadline)
 {
     for (unsigned i = 0; i < nent; i++) {
         struct kvm_cpuid_entry2 *e = &entries[i];
+        if (e->function != 0x1)
+            continue;
         /* KVM_GET_SUPPORTED_CPUID leaves the "hypervisor" bit clear; without
          * it Linux never reads the KVM leaves (kvm-clock, PV EOI, ...) and
          * calibrates its clocks the slow way. */
-        if (e->function == 0x1)
-            e->ecx |= 1u << 31;
+        e->ecx |= 1u << 31;
+        /* Nor does it list the TSC-deadline timer, which the in-kernel
+         * LAPIC emulates (KVM_CAP_TSC_DEADLINE_TIMER). Without it Linux
+         * must calibrate the LAPIC timer against the PIT, and where that
+         * fails (seen in the nested lab) it ticks with the PIT: a port-I/O
+         * exit for every timer event. */
+        if (tsc_deadline)
+            e->ecx |= 1u << 24;
     }
 }

@@ -5,6 +5,7 @@
 #define VMLET_X86_CPUID_H
 
 #include <linux/kvm.h>
+#include <stdbool.h>
 
 /* Rewrites entries[0..*nent) (a copy of KVM_GET_SUPPORTED_CPUID) in place
  * for vCPU cpu_index of ncpus: leaves 0x1, 0x4 (Intel), 0xB, 0x1F,
@@ -17,8 +18,9 @@
 int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
                          unsigned max, unsigned cpu_index, unsigned ncpus);
 
-/* What every vCPU needs whatever its topology: the "hypervisor" bit (leaf
- * 0x1 ECX[31]), which KVM_GET_SUPPORTED_CPUID leaves clear. */
-void cpuid_apply_fixups(struct kvm_cpuid_entry2 *entries, unsigned nent);
+/* What every vCPU needs whatever its topology, and KVM_GET_SUPPORTED_CPUID
+ * leaves clear: the "hypervisor" bit (leaf 0x1 ECX[31]) and, when the host
+ * has KVM_CAP_TSC_DEADLINE_TIMER, the TSC-deadline timer (ECX[24]). */
+void cpuid_apply_fixups(struct kvm_cpuid_entry2 *entries, unsigned nent, bool tsc_deadline);
 
 #endif

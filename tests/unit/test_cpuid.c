@@ -403,11 +403,14 @@ static void test_fixups(void **state)
     unsigned n = load(e, amd_host, AMD_N);
     ent *leaf1 = (ent *)get(e, n, 1, 0);
     uint32_t eax1 = leaf1->eax, ebx1 = leaf1->ebx, edx1 = leaf1->edx, ecx1 = leaf1->ecx;
-    cpuid_apply_fixups(e, n);
+    cpuid_apply_fixups(e, n, false);
     assert_int_equal(leaf1->ecx, ecx1 | (1u << 31));   /* only the hypervisor bit */
     assert_int_equal(leaf1->eax, eax1);
     assert_int_equal(leaf1->ebx, ebx1);
     assert_int_equal(leaf1->edx, edx1);
+    leaf1->ecx = ecx1 & ~(1u << 24);
+    cpuid_apply_fixups(e, n, true);                      /* the host has a TSC-deadline LAPIC */
+    assert_int_equal(leaf1->ecx, (ecx1 & ~(1u << 24)) | (1u << 31) | (1u << 24));
 }
 
 int main(void)
