@@ -19,6 +19,7 @@
 
 #include "vmlet.h"
 #include "config_json.h"   /* src/: vm.json, and setters for one field */
+#include "api.h"           /* --api-sock */
 
 /* Exit statuses, documented in the README and in --help. */
 enum {
@@ -63,12 +64,16 @@ static const char usage_text[] =
     "                           host port, HOSTADDR default 127.0.0.1) or a TAP device;\n"
     "                           add ,mac=52:54:00:xx:xx:xx to either; repeat for more\n"
     "  --kvm-device PATH        KVM device (default /dev/kvm)\n"
+    "  --api-sock PATH          serve the control API (HTTP/1.1 + JSON) on a Unix\n"
+    "                           socket made with mode 0600: GET /, GET /metrics,\n"
+    "                           PATCH /vm {\"state\": \"Paused\"|\"Resumed\"},\n"
+    "                           PUT /actions {\"action_type\": \"RequestShutdown\"|\"Stop\"}\n"
     "\n"
     "On a terminal, Ctrl-A x stops the VM at once, Ctrl-A p presses the power\n"
     "button, Ctrl-A a sends Ctrl-A, Ctrl-A h lists these keys.\n"
     "\n"
     "Exit status: 0 the guest powered off; 3 the guest rebooted; 4 the VM was\n"
-    "stopped by the host (shutdown timeout or Ctrl-A x); 1 an error; 2 a bad\n"
+    "stopped by the host (shutdown timeout, Ctrl-A x, API Stop); 1 an error; 2 a bad\n"
     "command line.\n";
 
 struct disk_option {
@@ -80,6 +85,7 @@ struct disk_option {
 struct options {
     const char *config;
     const char *kernel, *initrd, *cmdline, *kvm_device;   /* NULL: not given */
+    const char *api_sock;
     bool cpus_given, memory_given, console_given, shutdown_timeout_given;
     unsigned cpus;
     uint64_t memory;
@@ -149,7 +155,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
 {
     enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY,
            OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_DISK, OPT_CONSOLE, OPT_RNG, OPT_NET, OPT_HELP,
-           OPT_CONFIG };
+           OPT_CONFIG, OPT_API_SOCK };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
         { "initrd", required_argument, NULL, OPT_INITRD },
@@ -164,6 +170,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "net", required_argument, NULL, OPT_NET },
         { "help", no_argument, NULL, OPT_HELP },
         { "config", required_argument, NULL, OPT_CONFIG },
+        { "api-sock", required_argument, NULL, OPT_API_SOCK },
         { 0 },
     };
     opterr = 0;
@@ -176,6 +183,11 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         case OPT_INITRD: o->initrd = optarg; break;
         case OPT_CMDLINE: o->cmdline = optarg; break;
         case OPT_KVM_DEVICE: o->kvm_device = optarg; break;
+        case OPT_API_SOCK:
+            if (!*optarg)
+                return usage_error("--api-sock needs a path");
+            o->api_sock = optarg;
+            break;
         case OPT_CPUS:
             if (!parse_uint(optarg, UINT_MAX, &o->cpus))
                 return usage_error("--cpus '%s' is not a number of vCPUs", optarg);
@@ -282,6 +294,8 @@ struct session {
     unsigned shutdown_timeout;
     struct timespec deadline;  /* for the shutdown timeout */
     bool shutting_down, forced;
+    struct api_server *api;    /* --api-sock, or NULL */
+    struct api_target api_target;
 };
 
 static long ms_until(const struct timespec *t)
@@ -304,6 +318,19 @@ static void request_shutdown(struct session *s)
     clock_gettime(CLOCK_MONOTONIC, &s->deadline);
     s->deadline.tv_sec += s->shutdown_timeout;
     vmlet_vm_request_stop(s->vm);
+}
+
+/* What the control socket's actions do: the same as the keys and signals. */
+static void api_request_shutdown(void *ctx)
+{
+    request_shutdown(ctx);
+}
+
+static void api_stop(void *ctx)
+{
+    struct session *s = ctx;
+    s->forced = true;
+    vmlet_vm_stop(s->vm);
 }
 
 static void say(struct session *s, const char *msg)
@@ -380,7 +407,7 @@ static int supervise(struct session *s)
     for (;;) {
         if (vmlet_vm_wait_timeout(s->vm, NULL, 0) == 1)
             break;
-        struct pollfd fds[4];
+        struct pollfd fds[4 + API_POLLFDS];
         int n = 0;
         fds[n++] = (struct pollfd){ .fd = s->sig_fd, .events = POLLIN };
         fds[n++] = (struct pollfd){ .fd = vmlet_vm_event_fd(s->vm), .events = POLLIN };
@@ -392,7 +419,16 @@ static int supervise(struct session *s)
             stdin_slot = n;
             fds[n++] = (struct pollfd){ .fd = STDIN_FILENO, .events = POLLIN };
         }
+        int api_slot = -1, api_n = 0;
+        if (s->api) {
+            api_slot = n;
+            api_n = api_server_pollfds(s->api, fds + n);
+            n += api_n;
+        }
         int timeout = s->shutting_down ? (int)ms_until(&s->deadline) : -1;
+        int api_timeout = s->api ? api_server_timeout(s->api) : -1;
+        if (api_timeout >= 0 && (timeout < 0 || api_timeout < timeout))
+            timeout = api_timeout;
         int rc = poll(fds, n, timeout);
         if (rc < 0 && errno != EINTR)
             break;
@@ -405,6 +441,8 @@ static int supervise(struct session *s)
             vmlet_vm_stop(s->vm);
             continue;
         }
+        if (s->api)
+            api_server_handle(s->api, fds + api_slot, rc > 0 ? api_n : 0, &s->api_target);
         if (rc <= 0)
             continue;
         if (fds[0].revents) {
@@ -536,12 +574,28 @@ static int cmd_run(int argc, char **argv)
     struct session s = { .stdin_open = true, .to_guest = console_pipe[1],
                          .shutdown_timeout = o.shutdown_timeout };
     s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+    unsigned cpus = vmlet_config_get_cpus(c);
+    uint64_t memory = vmlet_config_get_memory(c);
+    /* The socket before the VM: a bad path costs nothing to report. */
+    if (o.api_sock) {
+        char why[512];
+        s.api = api_server_open(o.api_sock, why, sizeof why);
+        if (!s.api) {
+            fprintf(stderr, "vmlet: %s\n", why);
+            vmlet_config_free(c);
+            return EXIT_ERROR;
+        }
+    }
     if (vmlet_vm_create(c, &s.vm, &err) < 0) {
         fprintf(stderr, "vmlet: %s\n", err.message);
+        api_server_close(s.api);
         vmlet_config_free(c);
         return EXIT_ERROR;
     }
     vmlet_config_free(c);
+    s.api_target = (struct api_target){ .vm = s.vm, .cpus = cpus, .memory = memory,
+                                        .request_shutdown = api_request_shutdown,
+                                        .stop = api_stop, .ctx = &s };
     /* Only worth saying once KVM opened: then it is the KVM we run on. */
     const char *warning = vmlet_host_warning();
     if (warning)
@@ -554,11 +608,13 @@ static int cmd_run(int argc, char **argv)
     if (vmlet_vm_start(s.vm, &err) < 0) {
         terminal_restore(&s.term);
         fprintf(stderr, "vmlet: %s\n", err.message);
+        api_server_close(s.api);
         vmlet_vm_free(s.vm);
         return EXIT_ERROR;
     }
     rc = supervise(&s);
     terminal_restore(&s.term);
+    api_server_close(s.api);
     vmlet_vm_free(s.vm);
     close(console_pipe[0]);
     close(console_pipe[1]);

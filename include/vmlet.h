@@ -80,6 +80,9 @@ VMLET_API void vmlet_config_free(vmlet_config *c);
  * way. They return 0, or -1 only when out of memory. */
 VMLET_API int vmlet_config_set_cpus(vmlet_config *c, unsigned cpus);
 VMLET_API int vmlet_config_set_memory(vmlet_config *c, uint64_t bytes);
+/* What was set (or the default: 1 vCPU, 256 MiB). */
+VMLET_API unsigned vmlet_config_get_cpus(const vmlet_config *c);
+VMLET_API uint64_t vmlet_config_get_memory(const vmlet_config *c);
 /* kernel: an x86-64 bzImage. initrd and cmdline may be NULL. */
 VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
                                           const char *initrd,
@@ -182,6 +185,29 @@ VMLET_API int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit,
                                     int timeout_ms);
 /* Stops the VM if it still runs and releases everything. */
 VMLET_API void vmlet_vm_free(vmlet_vm *vm);
+
+/* Metrics: counters that only grow, from the VM's creation on. Calls
+ * fn(opaque, group, name, value) once per counter, synchronously, before
+ * returning 0. Groups and their counters:
+ *   "vcpuN"  vmm_exits_io, vmm_exits_mmio, vmm_exits_intr, vmm_exits_other:
+ *            exits that reached vmlet, by reason; kvm_NAME: KVM's own
+ *            counters for the vCPU (kvm_exits, kvm_io_exits, kvm_halt_exits,
+ *            kvm_irq_exits, ... - whatever the host kernel reports through
+ *            KVM_GET_STATS_FD; none on kernels before 5.14)
+ *   "diskN"  read_requests, read_bytes, write_requests, write_bytes,
+ *            flush_requests, other_requests, errors, unsupported, malformed
+ *   "netN"   tx_packets, tx_bytes, tx_dropped, tx_errors, tx_malformed,
+ *            rx_packets, rx_bytes, rx_dropped, rx_too_big, rx_malformed,
+ *            rx_filtered, rx_errors, rx_bad_buffers, ctrl_ok, ctrl_err,
+ *            ctrl_malformed ("tx" is guest to network)
+ *   "console" tx_bytes, rx_bytes (the virtio console, when configured)
+ *   "rng"    requests, bytes (when entropy is configured)
+ * The strings are valid only during the call. Callable from any thread,
+ * at any time between create and free; the values are read without
+ * stopping the VM, so counters of different groups are not one snapshot. */
+typedef void (*vmlet_metric_fn)(void *opaque, const char *group, const char *name,
+                                uint64_t value);
+VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque);
 
 /* ---- utilities ------------------------------------------------------- */
 

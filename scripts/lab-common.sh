@@ -36,3 +36,37 @@ l1_qemu() {
         -append "console=ttyS0 panic=-1 quiet $append" \
         -no-reboot "$@"
 }
+
+# l1_monitor SOCKET COMMAND...: runs HMP commands on a QEMU monitor socket
+# (-monitor unix:SOCKET,server=on,wait=off) and prints the answers.
+l1_monitor() {
+    python3 - "$@" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print("monitor: cannot connect: %s" % e)
+    sys.exit(0)
+def drain(t):
+    out, end = b"", time.time() + t
+    while time.time() < end:
+        try:
+            d = s.recv(65536)
+        except socket.timeout:
+            break
+        if not d:
+            break
+        out += d
+        if out.endswith(b"(qemu) "):
+            break
+    return out.decode(errors="replace")
+drain(2)
+for cmd in sys.argv[2:]:
+    s.sendall(cmd.encode() + b"\n")
+    print("== " + cmd)
+    answer = drain(10).replace("\r", "").replace("(qemu) ", "")
+    print("\n".join(l for l in answer.split("\n") if "\x1b" not in l))
+PY
+}

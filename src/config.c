@@ -54,6 +54,16 @@ VMLET_API int vmlet_config_set_memory(vmlet_config *c, uint64_t bytes)
     return 0;
 }
 
+VMLET_API unsigned vmlet_config_get_cpus(const vmlet_config *c)
+{
+    return c->cpus;
+}
+
+VMLET_API uint64_t vmlet_config_get_memory(const vmlet_config *c)
+{
+    return c->memory;
+}
+
 /* Replaces *slot with a copy of s (NULL clears it). */
 static int set_string(char **slot, const char *s)
 {

@@ -29,6 +29,7 @@
 #include "dev/serial.h"
 #include "dev/pci.h"
 #include "kvm_irq.h"
+#include "kvm_stats.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/pci.h"
@@ -64,8 +65,12 @@ struct vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool started;
-    uint64_t exits_io, exits_mmio, exits_other;
+    struct kvm_stats *kvm_stats;   /* KVM's own counters, or NULL */
+    /* Exits vmlet handled, by reason (relaxed atomics: metrics read them). */
+    uint64_t exits_io, exits_mmio, exits_intr, exits_other;
 };
+
+#define EXIT_INC(v, field) __atomic_fetch_add(&(v)->field, 1, __ATOMIC_RELAXED)
 
 struct vmlet_vm {
     unsigned ncpus;
@@ -281,7 +286,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
 
     switch (run->exit_reason) {
     case KVM_EXIT_IO: {
-        v->exits_io++;
+        EXIT_INC(v, exits_io);
         /* data_offset, size and count come from KVM, not from the guest. */
         uint8_t *data = (uint8_t *)run + run->io.data_offset;
         bool out = run->io.direction == KVM_EXIT_IO_OUT;
@@ -290,7 +295,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
         return true;
     }
     case KVM_EXIT_MMIO:
-        v->exits_mmio++;
+        EXIT_INC(v, exits_mmio);
         if (run->mmio.len > sizeof run->mmio.data) {
             vcpu_fail(v, "MMIO access of %u bytes", run->mmio.len);
             return false;
@@ -300,11 +305,11 @@ static bool vcpu_handle_exit(struct vcpu *v)
         return true;
     case KVM_EXIT_SHUTDOWN:
         /* A triple fault: Linux's last resort when asked to reboot. */
-        v->exits_other++;
+        EXIT_INC(v, exits_other);
         vm_finish(vm, VMLET_STOP_REBOOT, NULL);
         return false;
     case KVM_EXIT_SYSTEM_EVENT:
-        v->exits_other++;
+        EXIT_INC(v, exits_other);
         vm_finish(vm, run->system_event.type == KVM_SYSTEM_EVENT_RESET
                           ? VMLET_STOP_REBOOT : VMLET_STOP_POWEROFF, NULL);
         return false;
@@ -320,6 +325,7 @@ static bool vcpu_handle_exit(struct vcpu *v)
         vcpu_fail(v, "unexpected HLT exit");
         return false;
     case KVM_EXIT_INTR:
+        EXIT_INC(v, exits_intr);
         return true;
     default:
         vcpu_fail(v, "unhandled KVM exit reason %u", run->exit_reason);
@@ -358,8 +364,10 @@ static void *vcpu_thread(void *arg)
             continue;
         }
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+            if (errno == EINTR || errno == EAGAIN) {
+                EXIT_INC(v, exits_intr);
                 continue;
+            }
             vcpu_fail(v, "KVM_RUN failed: %s", strerror(errno));
             break;
         }
@@ -605,6 +613,7 @@ static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
             set_error(err, VMLET_ERR_HOST, "cannot map vCPU %u: %s", i, strerror(errno));
             goto out;
         }
+        v->kvm_stats = kvm_stats_open(v->fd);
         unsigned nent = supported->nent;
         memcpy(cpuid->entries, supported->entries, nent * sizeof cpuid->entries[0]);
         if (cpuid_apply_topology(cpuid->entries, &nent, max, i, vm->ncpus) < 0) {
@@ -924,6 +933,88 @@ static void join_threads(struct vmlet_vm *vm)
     }
 }
 
+/* ---- metrics ------------------------------------------------------------ */
+
+struct metric_ctx {
+    vmlet_metric_fn fn;
+    void *opaque;
+    const char *group;
+};
+
+static void put_kvm_stat(void *opaque, const char *name, uint64_t value)
+{
+    struct metric_ctx *m = opaque;
+    char full[128];
+    snprintf(full, sizeof full, "kvm_%s", name);
+    m->fn(m->opaque, m->group, full, value);
+}
+
+static uint64_t load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
+{
+    char group[32];
+    struct metric_ctx m = { fn, opaque, group };
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        const struct vcpu *v = &vm->vcpus[i];
+        snprintf(group, sizeof group, "vcpu%u", i);
+        fn(opaque, group, "vmm_exits_io", load(&v->exits_io));
+        fn(opaque, group, "vmm_exits_mmio", load(&v->exits_mmio));
+        fn(opaque, group, "vmm_exits_intr", load(&v->exits_intr));
+        fn(opaque, group, "vmm_exits_other", load(&v->exits_other));
+        if (v->kvm_stats)
+            kvm_stats_read(v->kvm_stats, put_kvm_stat, &m);
+    }
+    for (unsigned i = 0; i < vm->ndisks; i++) {
+        struct virtio_blk_stats s;
+        virtio_blk_get_stats(vm->disks[i], &s);
+        snprintf(group, sizeof group, "disk%u", i);
+        fn(opaque, group, "read_requests", s.read_requests);
+        fn(opaque, group, "read_bytes", s.read_bytes);
+        fn(opaque, group, "write_requests", s.write_requests);
+        fn(opaque, group, "write_bytes", s.write_bytes);
+        fn(opaque, group, "flush_requests", s.flush_requests);
+        fn(opaque, group, "other_requests", s.other_requests);
+        fn(opaque, group, "errors", s.errors);
+        fn(opaque, group, "unsupported", s.unsupported);
+        fn(opaque, group, "malformed", s.malformed);
+    }
+    for (unsigned i = 0; i < vm->nnics; i++) {
+        struct net_stats s = { 0 };
+        virtio_net_get_stats(vm->nics[i], &s);
+        snprintf(group, sizeof group, "net%u", i);
+        fn(opaque, group, "tx_packets", s.tx_packets);
+        fn(opaque, group, "tx_bytes", s.tx_bytes);
+        fn(opaque, group, "tx_dropped", s.tx_dropped);
+        fn(opaque, group, "tx_errors", s.tx_errors);
+        fn(opaque, group, "tx_malformed", s.tx_malformed);
+        fn(opaque, group, "rx_packets", s.rx_packets);
+        fn(opaque, group, "rx_bytes", s.rx_bytes);
+        fn(opaque, group, "rx_dropped", s.rx_dropped);
+        fn(opaque, group, "rx_too_big", s.rx_too_big);
+        fn(opaque, group, "rx_malformed", s.rx_malformed);
+        fn(opaque, group, "rx_filtered", s.rx_filtered);
+        fn(opaque, group, "rx_errors", s.rx_errors);
+        fn(opaque, group, "rx_bad_buffers", s.rx_bad_buffers);
+        fn(opaque, group, "ctrl_ok", s.ctrl_ok);
+        fn(opaque, group, "ctrl_err", s.ctrl_err);
+        fn(opaque, group, "ctrl_malformed", s.ctrl_malformed);
+    }
+    if (vm->vcon) {
+        uint64_t tx, rx;
+        virtio_console_get_stats(vm->vcon, &tx, &rx);
+        fn(opaque, "console", "tx_bytes", tx);
+        fn(opaque, "console", "rx_bytes", rx);
+    }
+    if (vm->rng) {
+        uint64_t requests, bytes;
+        virtio_rng_get_stats(vm->rng, &requests, &bytes);
+        fn(opaque, "rng", "requests", requests);
+        fn(opaque, "rng", "bytes", bytes);
+    }
+    return 0;
+}
+
 VMLET_API void vmlet_vm_free(vmlet_vm *vm)
 {
     if (!vm)
@@ -938,6 +1029,7 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
     for (unsigned i = 0; i < vm->ncpus; i++) {
         if (vm->vcpus[i].run)
             munmap(vm->vcpus[i].run, vm->run_size);
+        kvm_stats_free(vm->vcpus[i].kvm_stats);
         if (vm->vcpus[i].fd >= 0)
             close(vm->vcpus[i].fd);
     }

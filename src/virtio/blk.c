@@ -63,6 +63,8 @@ struct blk_queue {
 struct blk_req {
     struct blk_queue *bq;   /* NULL in the synchronous path */
     uint16_t head;
+    uint32_t type;          /* VIRTIO_BLK_T_*, or BLK_T_NONE without a header */
+    uint64_t data_len;      /* IN/OUT: bytes asked for */
     uint8_t *status;        /* the chain's last writable byte, or NULL */
     uint8_t result;
     uint64_t written;       /* bytes written to the writable part before status */
@@ -97,7 +99,53 @@ struct virtio_blk {
     struct blk_queue q[VIRTIO_MAX_QUEUES];
     struct virtq_chain *chain;          /* pop scratch (16 KiB) */
     struct blk_req *pool, *free_reqs;
+
+    struct virtio_blk_stats stats;      /* relaxed atomics: read from any thread */
 };
+
+#define BLK_T_NONE UINT32_MAX
+#define BLK_STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->field, (uint64_t)(n), __ATOMIC_RELAXED)
+
+/* Counts a finished request (its result is final). */
+static void account(struct virtio_blk *blk, const struct blk_req *r)
+{
+    struct virtio_blk_stats *s = &blk->stats;
+    if (!r->status) {
+        BLK_STAT_ADD(s, malformed, 1);     /* no room for a status */
+        return;
+    }
+    bool ok = r->result == VIRTIO_BLK_S_OK;
+    switch (r->type) {
+    case VIRTIO_BLK_T_IN:
+        BLK_STAT_ADD(s, read_requests, 1);
+        if (ok)
+            BLK_STAT_ADD(s, read_bytes, r->data_len);
+        break;
+    case VIRTIO_BLK_T_OUT:
+        BLK_STAT_ADD(s, write_requests, 1);
+        if (ok)
+            BLK_STAT_ADD(s, write_bytes, r->data_len);
+        break;
+    case VIRTIO_BLK_T_FLUSH:
+        BLK_STAT_ADD(s, flush_requests, 1);
+        break;
+    default:
+        BLK_STAT_ADD(s, other_requests, 1);
+        break;
+    }
+    if (r->result == VIRTIO_BLK_S_IOERR)
+        BLK_STAT_ADD(s, errors, 1);
+    else if (r->result == VIRTIO_BLK_S_UNSUPP)
+        BLK_STAT_ADD(s, unsupported, 1);
+}
+
+void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out)
+{
+    const uint64_t *src = (const uint64_t *)&blk->stats;
+    uint64_t *dst = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof *out / sizeof(uint64_t); i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
 
 /* ---- configuration space (5.2.4) -------------------------------------- */
 
@@ -208,6 +256,7 @@ static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct
     req->iovcnt = k;
     req->iov_first = 0;
     req->remaining = len;
+    req->data_len = len;
     req->rw = true;
     /* If the driver did not take FLUSH, writes must be stable before they
      * complete (5.2.6.2, case 1): write through. */
@@ -264,6 +313,8 @@ static unsigned parse_request(struct virtio_blk *blk, uint64_t features,
                               struct disk_request *ops)
 {
     req->head = c->head;
+    req->type = BLK_T_NONE;
+    req->data_len = 0;
     req->result = VIRTIO_BLK_S_OK;
     req->written = 0;
     req->pending = 0;
@@ -283,6 +334,7 @@ static unsigned parse_request(struct virtio_blk *blk, uint64_t features,
     memcpy(&sector, hdr + 8, 8);
     type = le32toh(type);
     sector = le64toh(sector);
+    req->type = type;
 
     switch (type) {
     case VIRTIO_BLK_T_IN:
@@ -374,6 +426,7 @@ int virtio_blk_process_chain_sync(struct virtio_blk *blk, uint64_t features,
             op = req.rwreq;
     }
     release_iov(&req);
+    account(blk, &req);
     if (req.status)
         *req.status = req.result;
     virtq_push(q, req.head, used_len(&req));
@@ -402,6 +455,7 @@ static void req_free(struct virtio_blk *blk, struct blk_req *r)
 static void req_finish(struct virtio_blk *blk, struct blk_req *r)
 {
     struct blk_queue *bq = r->bq;
+    account(blk, r);
     if (!bq->broken) {
         if (r->status)
             *r->status = r->result;

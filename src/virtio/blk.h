@@ -75,6 +75,19 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
 void virtio_blk_free(struct virtio_blk *blk);
 /* The device's callbacks; pass blk as their `dev`. Valid until free. */
 const struct virtio_device_ops *virtio_blk_ops(struct virtio_blk *blk);
+/* What the device has done, counted since it was created. Each counter
+ * only grows; virtio_blk_get_stats() may be called from any thread. */
+struct virtio_blk_stats {
+    uint64_t read_requests, read_bytes;     /* bytes only of requests that succeeded */
+    uint64_t write_requests, write_bytes;
+    uint64_t flush_requests;
+    uint64_t other_requests;                /* GET_ID, DISCARD, WRITE_ZEROES, unknown */
+    uint64_t errors;                        /* requests answered IOERR */
+    uint64_t unsupported;                   /* requests answered UNSUPP */
+    uint64_t malformed;                     /* chains with no byte for a status */
+};
+void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
+
 /* Capacity in 512-byte sectors (the image size rounded down). */
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk);
 

@@ -86,6 +86,8 @@ struct virtio_console {
     bool tx_have;               /* tx_chain is partly written */
     uint64_t tx_off;            /* bytes of tx_chain already written */
     struct virtq_chain rx_chain, tx_chain;
+
+    uint64_t tx_bytes, rx_bytes;   /* relaxed atomics: guest -> out_fd, in_fd -> guest */
 };
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -192,6 +194,7 @@ static enum tx_state tx_write(struct virtio_console *c, size_t *budget)
         ssize_t w = writev(c->out_fd, v, (int)n);
         if (w > 0) {
             c->tx_off += (uint64_t)w;
+            __atomic_fetch_add(&c->tx_bytes, (uint64_t)w, __ATOMIC_RELAXED);
             *budget -= (size_t)w < *budget ? (size_t)w : *budget;
             continue;
         }
@@ -305,6 +308,7 @@ static void rx_read(struct virtio_console *c)
     unsigned n = iov_slice(ch->iov + ch->n_out, ch->n_in, 0, RX_CHUNK, v, SLICE_MAX);
     ssize_t r = readv(c->in_fd, v, (int)n);
     if (r > 0) {
+        __atomic_fetch_add(&c->rx_bytes, (uint64_t)r, __ATOMIC_RELAXED);
         virtq_push(c->rxq, ch->head, (uint32_t)r);
         c->rx_have = false;
         if (virtq_should_notify(c->rxq))
@@ -547,4 +551,11 @@ void virtio_console_set_size(struct virtio_console *c, uint16_t cols, uint16_t r
     pthread_mutex_unlock(&c->lock);
     if (t)
         virtio_notify_config(t);
+}
+
+void virtio_console_get_stats(const struct virtio_console *c, uint64_t *tx_bytes,
+                              uint64_t *rx_bytes)
+{
+    *tx_bytes = __atomic_load_n(&c->tx_bytes, __ATOMIC_RELAXED);
+    *rx_bytes = __atomic_load_n(&c->rx_bytes, __ATOMIC_RELAXED);
 }

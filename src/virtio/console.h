@@ -45,6 +45,10 @@ void virtio_console_free(struct virtio_console *c);
  * thread may be inside them. config_read/config_write may be called from
  * any thread (vCPUs); activate/reset are serialised by a device mutex. */
 const struct virtio_device_ops *virtio_console_ops(void);
+/* Bytes the guest wrote out (to out_fd) and bytes it was given (from
+ * in_fd) so far; callable from any thread. */
+void virtio_console_get_stats(const struct virtio_console *c, uint64_t *tx_bytes,
+                              uint64_t *rx_bytes);
 
 /* New terminal size (e.g. after SIGWINCH): updates cols/rows and, while
  * the driver has VIRTIO_CONSOLE_F_SIZE, sends a configuration change

@@ -54,6 +54,8 @@ struct virtio_rng {
     uint64_t tokens;            /* bytes that may be produced now */
     uint64_t last_ns;           /* when tokens were last brought up to date */
     struct virtq_chain chain;
+
+    uint64_t requests, bytes;   /* relaxed atomics: chains answered, bytes given */
 };
 
 static uint64_t now_ns(void)
@@ -171,6 +173,8 @@ static int serve(struct virtio_rng *r)
         if (r->rate)
             r->tokens -= got < r->tokens ? got : r->tokens;
         virtq_push(q, r->chain.head, (uint32_t)got);
+        __atomic_fetch_add(&r->requests, 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&r->bytes, (uint64_t)got, __ATOMIC_RELAXED);
         r->have = false;
         pushed = true;
         done++;
@@ -350,4 +354,10 @@ void virtio_rng_set_rate(struct virtio_rng *r, uint64_t bytes_per_sec, uint64_t 
     r->cfg_rate = bytes_per_sec;
     r->cfg_burst = burst ? burst : 1;
     pthread_mutex_unlock(&r->lock);
+}
+
+void virtio_rng_get_stats(const struct virtio_rng *r, uint64_t *requests, uint64_t *bytes)
+{
+    *requests = __atomic_load_n(&r->requests, __ATOMIC_RELAXED);
+    *bytes = __atomic_load_n(&r->bytes, __ATOMIC_RELAXED);
 }

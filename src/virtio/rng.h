@@ -46,5 +46,7 @@ void virtio_rng_set_rate(struct virtio_rng *r, uint64_t bytes_per_sec, uint64_t 
  * virtio_set_needs_reset() take. activate/reset are serialised by a
  * device mutex. */
 const struct virtio_device_ops *virtio_rng_ops(void);
+/* Requests answered and random bytes given so far; any thread. */
+void virtio_rng_get_stats(const struct virtio_rng *r, uint64_t *requests, uint64_t *bytes);
 
 #endif

@@ -433,13 +433,14 @@ scenario_f() {
 MINI_CHECKS=15
 # Networking (tests/lab/net.sh): a user-mode and a TAP NIC in one boot.
 NET_CHECKS=7
+API_CHECKS=17   # tests/lab/api.sh
 NET_INITRD=${NET_INITRD:-$(dirname "$INITRD")/l2-net.img}
 MINI=${MINI:-$HERE/../mini}
 MINI_IMAGES=${MINI_IMAGES:-$LOGDIR/mini}   # lab-images builds them for L1
 
 n=0
 for VMM in $VMMS; do n=$((n + CHECKS)); done
-case " $VMMS " in *" vmlet "*) n=$((n + MINI_CHECKS + NET_CHECKS)) ;; esac
+case " $VMMS " in *" vmlet "*) n=$((n + MINI_CHECKS + NET_CHECKS + API_CHECKS)) ;; esac
 echo "1..$n"
 for VMM in $VMMS; do
     PFX=
@@ -457,6 +458,7 @@ for VMM in $VMMS; do
         sh "$MINI/run.sh" "$VMLET" "$MINI_IMAGES" | tee "$LOGDIR/mini.tap"
         failures=$((failures + $(grep -c '^not ok' "$LOGDIR/mini.tap")))
         sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" || failures=$((failures + 1))
+        sh "$HERE/api.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" || failures=$((failures + 1))
     fi
     scenario_a
     scenario_b

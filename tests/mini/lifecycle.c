@@ -1,10 +1,14 @@
 /* The library's VM lifecycle on a real /dev/kvm, through the public API
- * only: start, pause (a guest that prints dots prints none while paused),
- * resume, stop, the event descriptor, and two VMs in one process. Uses the
- * mini guests (tests/mini/build.sh). Prints TAP lines "ok - lifecycle-..."
- * like tests/mini/run.sh.
+ * only: start, pause (a guest that prints ticks prints none while paused),
+ * resume, stop, the event descriptor, and two VMs in one process. Prints
+ * TAP lines "ok - lifecycle-..." like tests/mini/run.sh.
  *
- *   vmlet-lifecycle IMAGEDIR
+ *   vmlet-lifecycle IMAGEDIR              the mini counter guest
+ *                                         (tests/mini/build.sh), ticks '.'
+ *   vmlet-lifecycle --linux KERNEL INITRD  a Linux guest (the lab's L2
+ *                                         guest, vmlet.test=counter), ticks
+ *                                         '~'; checks named linux-...; also
+ *                                         request_stop -> clean power-off
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,17 +25,26 @@
 
 static int failures;
 
+/* What the guest is: the mini counter, or Linux with the lab's init. */
+static struct {
+    bool linux_guest;
+    const char *kernel, *initrd;
+    char tick;
+    const char *prefix;        /* of the check names */
+    int boot_ms;               /* how long the first tick may take */
+} guest = { .tick = '.', .prefix = "", .boot_ms = 10000 };
+
 static void report(bool ok, const char *name, const char *fmt, ...)
 {
     if (ok) {
-        printf("ok - lifecycle-%s\n", name);
+        printf("ok - lifecycle-%s%s\n", guest.prefix, name);
     } else {
         char why[300];
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(why, sizeof why, fmt, ap);
         va_end(ap);
-        printf("not ok - lifecycle-%s: %s\n", name, why);
+        printf("not ok - lifecycle-%s%s: %s\n", guest.prefix, name, why);
         failures++;
     }
     fflush(stdout);
@@ -46,19 +59,25 @@ struct counted_vm {
 static bool start_counter(struct counted_vm *cv, const char *dir, vmlet_error *err)
 {
     char kernel[4096];
-    snprintf(kernel, sizeof kernel, "%s/counter.bzImage", dir);
+    snprintf(kernel, sizeof kernel, "%s/counter.bzImage", dir ? dir : ".");
     if (pipe2(cv->out, O_CLOEXEC | O_NONBLOCK) < 0)
         return false;
     vmlet_config *c = vmlet_config_new();
-    vmlet_config_set_memory(c, 64 << 20);
-    vmlet_config_set_linux_boot(c, kernel, NULL, NULL);
+    if (guest.linux_guest) {
+        vmlet_config_set_memory(c, 256 << 20);
+        vmlet_config_set_linux_boot(c, guest.kernel, guest.initrd,
+                                    "console=ttyS0 quiet panic=-1 vmlet.test=counter");
+    } else {
+        vmlet_config_set_memory(c, 64 << 20);
+        vmlet_config_set_linux_boot(c, kernel, NULL, NULL);
+    }
     vmlet_config_set_console(c, VMLET_CONSOLE_SERIAL, -1, cv->out[1]);
     int rc = vmlet_vm_create(c, &cv->vm, err);
     vmlet_config_free(c);
     return rc == 0 && vmlet_vm_start(cv->vm, err) == 0;
 }
 
-/* Dots the guest printed since the last call (drains the pipe). */
+/* Ticks the guest printed since the last call (drains the pipe). */
 static long drain(struct counted_vm *cv)
 {
     char buf[4096];
@@ -66,8 +85,23 @@ static long drain(struct counted_vm *cv)
     ssize_t n;
     while ((n = read(cv->out[0], buf, sizeof buf)) > 0)
         for (ssize_t i = 0; i < n; i++)
-            dots += buf[i] == '.';
+            dots += buf[i] == guest.tick;
     return dots;
+}
+
+/* Waits up to ms for the first tick (a Linux guest has to boot first). */
+static bool first_tick(struct counted_vm *cv, int ms)
+{
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        struct pollfd p = { .fd = cv->out[0], .events = POLLIN };
+        poll(&p, 1, 100);
+        if (drain(cv) > 0)
+            return true;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+    return false;
 }
 
 /* Waits up to ms for at least one dot; returns how many came. */
@@ -103,7 +137,8 @@ static void test_pause_resume(const char *dir)
         return;
     }
     /* Generous windows: the nested lab is slow, but a running guest prints
-     * many dots a second. Only "zero while paused" is a strict check. */
+     * several ticks a second. Only "zero while paused" is a strict check. */
+    bool booted = first_tick(&cv, guest.boot_ms);
     long before = dots_within(&cv, 2000);
     int event_fd = vmlet_vm_event_fd(cv.vm);
     vmlet_vm_state(cv.vm);                       /* clears the event counter */
@@ -116,7 +151,8 @@ static void test_pause_resume(const char *dir)
     int rrc = vmlet_vm_resume(cv.vm);
     long after = dots_within(&cv, 2000);
 
-    report(before > 0, "runs", "no dots in 2 s before pausing");
+    report(booted && before > 0, "runs", booted ? "no ticks in 2 s before pausing"
+                                                : "no tick within the boot time");
     report(prc == 0 && st == VMLET_STATE_PAUSED, "pause-state",
            "pause returned %d, state %d", prc, (int)st);
     report(readable == 1, "event-fd", "event fd not readable after a state change");
@@ -139,6 +175,8 @@ static void test_two_vms(const char *dir)
     if (!started) {
         report(false, "two-vms", "cannot start two VMs: %s", err.message);
     } else {
+        first_tick(&a, guest.boot_ms);
+        first_tick(&b, guest.boot_ms);
         long da = dots_within(&a, 2000), db = dots_within(&b, 2000);
         /* Pausing one leaves the other running. */
         vmlet_vm_pause(a.vm);
@@ -151,13 +189,46 @@ static void test_two_vms(const char *dir)
     free_counter(&b);
 }
 
+/* request_stop presses the power button; the lab guest's acpid powers
+ * off, so the VM ends with POWEROFF, not by force. */
+static void test_request_stop(void)
+{
+    struct counted_vm cv = {0};
+    vmlet_error err;
+    if (!start_counter(&cv, NULL, &err) || !first_tick(&cv, guest.boot_ms)) {
+        report(false, "request-stop", "the guest did not start: %s",
+               cv.vm ? "no tick" : err.message);
+        free_counter(&cv);
+        return;
+    }
+    int rc = vmlet_vm_request_stop(cv.vm);
+    vmlet_exit ex;
+    int done = vmlet_vm_wait_timeout(cv.vm, &ex, 60000);
+    report(rc == 0 && done == 1 && ex.reason == VMLET_STOP_POWEROFF, "request-stop",
+           "request_stop returned %d; wait=%d reason=%d (want 1, POWEROFF=%d)",
+           rc, done, done == 1 ? (int)ex.reason : -1, (int)VMLET_STOP_POWEROFF);
+    free_counter(&cv);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s IMAGEDIR\n", argv[0]);
+    const char *dir = NULL;
+    if (argc == 4 && !strcmp(argv[1], "--linux")) {
+        guest.linux_guest = true;
+        guest.kernel = argv[2];
+        guest.initrd = argv[3];
+        guest.tick = '~';
+        guest.prefix = "linux-";
+        guest.boot_ms = 120000;
+    } else if (argc == 2) {
+        dir = argv[1];
+    } else {
+        fprintf(stderr, "usage: %s IMAGEDIR | --linux KERNEL INITRD\n", argv[0]);
         return 2;
     }
-    test_pause_resume(argv[1]);
-    test_two_vms(argv[1]);
+    test_pause_resume(dir);
+    test_two_vms(dir);
+    if (guest.linux_guest)
+        test_request_stop();
     return failures ? 1 : 0;
 }

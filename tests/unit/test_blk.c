@@ -617,6 +617,30 @@ static void flush(void **state)
     assert_int_equal(ulen, 1);
 }
 
+/* Every finished request is counted once, by type and outcome. */
+static void counts_requests(void **state)
+{
+    struct fx *f = *state;
+    uint64_t buf = galloc(f, 4096);
+    assert_int_equal(read_sectors(f, 0, buf, 4096), VIRTIO_BLK_S_OK);
+    assert_int_equal(read_sectors(f, 1, buf, 1024), VIRTIO_BLK_S_OK);
+    assert_int_equal(write_sectors(f, 2, buf, 512), VIRTIO_BLK_S_OK);
+    assert_int_equal(request(f, VIRTIO_BLK_T_FLUSH, 0, 0, 0, false, NULL), VIRTIO_BLK_S_OK);
+    assert_int_equal(read_sectors(f, IMG_SECTORS, buf, 512), VIRTIO_BLK_S_IOERR);
+    assert_int_equal(request(f, 99, 0, buf, 512, true, NULL), VIRTIO_BLK_S_UNSUPP);
+    struct virtio_blk_stats s;
+    virtio_blk_get_stats(f->blk, &s);
+    assert_int_equal(s.read_requests, 3);
+    assert_int_equal(s.read_bytes, 4096 + 1024);     /* the failed read moved nothing */
+    assert_int_equal(s.write_requests, 1);
+    assert_int_equal(s.write_bytes, 512);
+    assert_int_equal(s.flush_requests, 1);
+    assert_int_equal(s.other_requests, 1);
+    assert_int_equal(s.errors, 1);
+    assert_int_equal(s.unsupported, 1);
+    assert_int_equal(s.malformed, 0);
+}
+
 /* ---- read-only --------------------------------------------------------- */
 
 static void read_only_refuses_writes(void **state)
@@ -1285,6 +1309,7 @@ int main(void)
         T(many_segments, setup_rw),
         T(image_shrunk_under_us, setup_rw),
         T(flush, setup_rw),
+        T(counts_requests, setup_rw),
         T(read_only_refuses_writes, setup_ro),
         T(out_of_range_sectors, setup_rw),
         T(bad_lengths, setup_rw),

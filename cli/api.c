@@ -1,0 +1,476 @@
+/* The control socket (see api.h). One listening socket and a few client
+ * connections, all non-blocking, served from the CLI's poll loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "api.h"
+#include "http.h"
+
+#define CLIENT_BUF        (HTTP_MAX_HEAD + HTTP_MAX_BODY)
+#define SEND_TIMEOUT_MS   1000     /* a client that does not read its answer is dropped */
+
+struct api_client {
+    int fd;                    /* -1: free slot */
+    char *buf;                 /* CLIENT_BUF bytes */
+    size_t len;
+    time_t last_active;        /* CLOCK_MONOTONIC seconds */
+};
+
+struct api_server {
+    int listen_fd;
+    char path[sizeof ((struct sockaddr_un *)0)->sun_path];
+    dev_t dev;                 /* of the socket we made, so close only */
+    ino_t ino;                 /* removes our own file */
+    struct api_client clients[API_MAX_CLIENTS];
+};
+
+static time_t now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* ---- the socket file ----------------------------------------------------- */
+
+/* Whether something accepts connections at addr. */
+static bool socket_is_live(const struct sockaddr_un *addr)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return true;           /* cannot tell: do not remove it */
+    bool live = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0 ||
+                errno != ECONNREFUSED;
+    close(fd);
+    return live;
+}
+
+struct api_server *api_server_open(const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof addr.sun_path) {
+        snprintf(err, errlen, "--api-sock '%s': the path is longer than the %zu bytes a Unix "
+                 "socket address holds; use a shorter path", path, sizeof addr.sun_path - 1);
+        return NULL;
+    }
+    strcpy(addr.sun_path, path);
+
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            snprintf(err, errlen, "--api-sock '%s': the file exists and is not a socket; "
+                     "not replacing it: choose another path", path);
+            return NULL;
+        }
+        if (socket_is_live(&addr)) {
+            snprintf(err, errlen, "--api-sock '%s': another process is serving this socket; "
+                     "choose another path", path);
+            return NULL;
+        }
+        unlink(path);          /* stale: left by a vmlet that was killed */
+    }
+
+    struct api_server *a = calloc(1, sizeof *a);
+    if (!a) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    for (int i = 0; i < API_MAX_CLIENTS; i++)
+        a->clients[i].fd = -1;
+    a->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (a->listen_fd < 0) {
+        snprintf(err, errlen, "--api-sock: socket: %s", strerror(errno));
+        free(a);
+        return NULL;
+    }
+    /* Created 0600 from the start: no moment where others could connect. */
+    mode_t old = umask(0177);
+    int rc = bind(a->listen_fd, (struct sockaddr *)&addr, sizeof addr);
+    int e = errno;
+    umask(old);
+    if (rc < 0 || listen(a->listen_fd, API_MAX_CLIENTS) < 0 || lstat(path, &st) < 0) {
+        if (rc == 0)
+            e = errno;
+        snprintf(err, errlen, "--api-sock '%s': cannot create the socket: %s%s", path,
+                 strerror(e), e == ENOENT ? " (does the directory exist?)" : "");
+        if (rc == 0)
+            unlink(path);
+        close(a->listen_fd);
+        free(a);
+        return NULL;
+    }
+    a->dev = st.st_dev;
+    a->ino = st.st_ino;
+    strcpy(a->path, path);
+    return a;
+}
+
+static void client_close(struct api_client *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    free(c->buf);
+    c->buf = NULL;
+    c->len = 0;
+}
+
+void api_server_close(struct api_server *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < API_MAX_CLIENTS; i++)
+        client_close(&a->clients[i]);
+    close(a->listen_fd);
+    /* Only our own socket: someone may have replaced the path since. */
+    struct stat st;
+    if (lstat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
+        unlink(a->path);
+    free(a);
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+static const char *state_name(vmlet_state s)
+{
+    switch (s) {
+    case VMLET_STATE_CREATED:  return "created";
+    case VMLET_STATE_STARTING: return "starting";
+    case VMLET_STATE_RUNNING:  return "running";
+    case VMLET_STATE_STOPPING: return "stopping";
+    case VMLET_STATE_PAUSED:   return "paused";
+    case VMLET_STATE_STOPPED:  return "stopped";
+    case VMLET_STATE_ERROR:    return "error";
+    }
+    return "unknown";
+}
+
+static char *fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *fault(const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "fault_message", msg);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+static char *info_json(const struct api_target *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    vmlet_exit ex;
+    bool ended = vmlet_vm_wait_timeout(t->vm, &ex, 0) == 1;
+    cJSON_AddStringToObject(o, "app_name", "vmlet");
+    cJSON_AddStringToObject(o, "vmm_version", vmlet_version());
+    cJSON_AddStringToObject(o, "state", state_name(vmlet_vm_state(t->vm)));
+    if (ended)
+        cJSON_AddStringToObject(o, "stop_reason",
+                                ex.reason == VMLET_STOP_POWEROFF ? "poweroff" :
+                                ex.reason == VMLET_STOP_REBOOT ? "reboot" :
+                                ex.reason == VMLET_STOP_HOST ? "host" : "error");
+    else
+        cJSON_AddNullToObject(o, "stop_reason");
+    cJSON_AddNumberToObject(o, "cpus", t->cpus);
+    cJSON_AddNumberToObject(o, "memory_bytes", (double)t->memory);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Counters go out as JSON numbers; a double holds them exactly up to 2^53,
+ * years of exits at any real rate. */
+static void add_metric(void *opaque, const char *group, const char *name, uint64_t value)
+{
+    cJSON *root = opaque;
+    cJSON *g = cJSON_GetObjectItemCaseSensitive(root, group);
+    if (!g)
+        g = cJSON_AddObjectToObject(root, group);
+    if (g)
+        cJSON_AddNumberToObject(g, name, (double)value);
+}
+
+static char *metrics_json(const struct api_target *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    vmlet_vm_metrics(t->vm, add_metric, o);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* The one string member a change request carries, e.g. {"state": "Paused"}.
+ * NULL with *status and *body set when the body is not that. */
+static const char *body_member(const struct http_request *req, const char *key, cJSON **doc,
+                               int *status, char **body)
+{
+    *status = 400;
+    if (!req->body || req->body_len == 0) {
+        *body = fault("a JSON body {\"%s\": ...} is required", key);
+        return NULL;
+    }
+    *doc = cJSON_ParseWithLength(req->body, req->body_len);
+    if (!*doc || !cJSON_IsObject(*doc)) {
+        *body = fault("the body is not a JSON object");
+        return NULL;
+    }
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(*doc, key);
+    if (!cJSON_IsString(v)) {
+        *body = fault("\"%s\" is missing or not a string", key);
+        return NULL;
+    }
+    if (cJSON_GetArraySize(*doc) != 1) {
+        *body = fault("only \"%s\" is allowed in this body", key);
+        return NULL;
+    }
+    return v->valuestring;
+}
+
+static int patch_vm(const struct http_request *req, const struct api_target *t, char **body)
+{
+    cJSON *doc = NULL;
+    int status;
+    const char *want = body_member(req, "state", &doc, &status, body);
+    if (want) {
+        vmlet_state s = vmlet_vm_state(t->vm);
+        if (!strcmp(want, "Paused")) {
+            if (s == VMLET_STATE_PAUSED || vmlet_vm_pause(t->vm) == 0)
+                status = 204;
+            else
+                status = 409, *body = fault("cannot pause a VM that is %s", state_name(s));
+        } else if (!strcmp(want, "Resumed")) {
+            if (s == VMLET_STATE_RUNNING || s == VMLET_STATE_STOPPING ||
+                vmlet_vm_resume(t->vm) == 0)
+                status = 204;
+            else
+                status = 409, *body = fault("cannot resume a VM that is %s", state_name(s));
+        } else {
+            *body = fault("\"state\" must be \"Paused\" or \"Resumed\", not \"%.64s\"", want);
+        }
+    }
+    cJSON_Delete(doc);
+    return status;
+}
+
+static int put_actions(const struct http_request *req, const struct api_target *t, char **body)
+{
+    cJSON *doc = NULL;
+    int status;
+    const char *action = body_member(req, "action_type", &doc, &status, body);
+    if (action) {
+        vmlet_state s = vmlet_vm_state(t->vm);
+        bool ended = s == VMLET_STATE_STOPPED || s == VMLET_STATE_ERROR;
+        if (strcmp(action, "RequestShutdown") && strcmp(action, "Stop")) {
+            *body = fault("\"action_type\" must be \"RequestShutdown\" or \"Stop\", "
+                          "not \"%.64s\"", action);
+        } else if (ended || s == VMLET_STATE_CREATED) {
+            status = 409, *body = fault("the VM is %s", state_name(s));
+        } else if (!strcmp(action, "Stop")) {
+            t->stop(t->ctx);
+            status = 204;
+        } else if (s == VMLET_STATE_PAUSED) {
+            /* A paused guest cannot see the button: it would only time out. */
+            status = 409, *body = fault("the VM is paused; resume it first, or use \"Stop\"");
+        } else {
+            t->request_shutdown(t->ctx);
+            status = 204;
+        }
+    }
+    cJSON_Delete(doc);
+    return status;
+}
+
+int api_dispatch(const struct http_request *req, const struct api_target *t, char **body)
+{
+    *body = NULL;
+    const char *m = req->method;
+    if (!strcmp(req->path, "/")) {
+        if (strcmp(m, "GET"))
+            return *body = fault("%s / is not allowed; use GET", m), 405;
+        *body = info_json(t);
+        return 200;
+    }
+    if (!strcmp(req->path, "/metrics")) {
+        if (strcmp(m, "GET"))
+            return *body = fault("%s /metrics is not allowed; use GET", m), 405;
+        *body = metrics_json(t);
+        return 200;
+    }
+    if (!strcmp(req->path, "/vm")) {
+        if (strcmp(m, "PATCH"))
+            return *body = fault("%s /vm is not allowed; use PATCH", m), 405;
+        return patch_vm(req, t, body);
+    }
+    if (!strcmp(req->path, "/actions")) {
+        if (strcmp(m, "PUT"))
+            return *body = fault("%s /actions is not allowed; use PUT", m), 405;
+        return put_actions(req, t, body);
+    }
+    *body = fault("no such resource: %.128s (try GET /, GET /metrics, PATCH /vm, PUT /actions)",
+                  req->path);
+    return 404;
+}
+
+/* ---- connections -------------------------------------------------------- */
+
+/* Sends all of buf, waiting at most SEND_TIMEOUT_MS for a slow reader. */
+static bool send_all(int fd, const char *buf, size_t len)
+{
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (len) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n > 0) {
+            buf += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return false;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (spent >= SEND_TIMEOUT_MS)
+            return false;
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        poll(&p, 1, (int)(SEND_TIMEOUT_MS - spent));
+    }
+    return true;
+}
+
+static bool respond(int fd, int status, const char *body, bool keep_alive)
+{
+    size_t cap = (body ? strlen(body) : 0) + 256;
+    char *out = malloc(cap);
+    if (!out)
+        return false;
+    int n = http_format_response(out, cap, status, body, keep_alive);
+    bool ok = n > 0 && send_all(fd, out, (size_t)n);
+    free(out);
+    return ok;
+}
+
+/* Answers every complete request in the client's buffer. */
+static void client_serve(struct api_client *c, const struct api_target *t)
+{
+    while (c->fd >= 0 && c->len) {
+        struct http_request req;
+        int used = http_parse_request(c->buf, c->len, &req);
+        if (used == 0)
+            return;                                 /* wait for more */
+        if (used < 0) {
+            char *body = fault("malformed request: %s", http_reason(-used));
+            respond(c->fd, -used, body, false);
+            free(body);
+            client_close(c);
+            return;
+        }
+        char *body;
+        int status = api_dispatch(&req, t, &body);
+        bool ok = respond(c->fd, status, body, req.keep_alive);
+        free(body);
+        if (!ok || !req.keep_alive) {
+            client_close(c);
+            return;
+        }
+        memmove(c->buf, c->buf + used, c->len - (size_t)used);
+        c->len -= (size_t)used;
+    }
+}
+
+static void client_read(struct api_client *c, const struct api_target *t)
+{
+    ssize_t n = recv(c->fd, c->buf + c->len, CLIENT_BUF - c->len, 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+        return;
+    if (n <= 0) {
+        client_close(c);                            /* EOF or error */
+        return;
+    }
+    c->len += (size_t)n;
+    c->last_active = now_s();
+    client_serve(c, t);
+}
+
+static void accept_clients(struct api_server *a)
+{
+    for (;;) {
+        int fd = accept4(a->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        struct api_client *slot = NULL;
+        for (int i = 0; i < API_MAX_CLIENTS && !slot; i++)
+            if (a->clients[i].fd < 0)
+                slot = &a->clients[i];
+        char *buf = slot ? malloc(CLIENT_BUF) : NULL;
+        if (!buf) {
+            char *body = fault("too many connections (at most %d)", API_MAX_CLIENTS);
+            respond(fd, 503, body, false);
+            free(body);
+            close(fd);
+            continue;
+        }
+        *slot = (struct api_client){ .fd = fd, .buf = buf, .last_active = now_s() };
+    }
+}
+
+int api_server_pollfds(const struct api_server *a, struct pollfd *fds)
+{
+    int n = 0;
+    fds[n++] = (struct pollfd){ .fd = a->listen_fd, .events = POLLIN };
+    for (int i = 0; i < API_MAX_CLIENTS; i++)
+        fds[n++] = (struct pollfd){ .fd = a->clients[i].fd, .events = POLLIN };
+    return n;      /* free slots have fd -1, which poll() skips */
+}
+
+int api_server_timeout(const struct api_server *a)
+{
+    time_t now = now_s(), next = 0;
+    bool any = false;
+    for (int i = 0; i < API_MAX_CLIENTS; i++) {
+        if (a->clients[i].fd < 0)
+            continue;
+        time_t due = a->clients[i].last_active + API_IDLE_SECONDS;
+        if (!any || due < next)
+            next = due;
+        any = true;
+    }
+    if (!any)
+        return -1;
+    return next <= now ? 0 : (int)(next - now) * 1000;
+}
+
+void api_server_handle(struct api_server *a, const struct pollfd *fds, int n,
+                       const struct api_target *t)
+{
+    if (n > 0 && fds[0].revents)
+        accept_clients(a);
+    time_t now = now_s();
+    for (int i = 0; i < API_MAX_CLIENTS; i++) {
+        struct api_client *c = &a->clients[i];
+        if (c->fd < 0)
+            continue;
+        if (1 + i < n && fds[1 + i].fd == c->fd && fds[1 + i].revents)
+            client_read(c, t);
+        else if (now - c->last_active >= API_IDLE_SECONDS)
+            client_close(c);
+    }
+}

@@ -1,0 +1,458 @@
+/* The control socket (cli/api.c) against a fake VM: routing, bodies and
+ * status codes, and the socket itself (mode, stale and live sockets,
+ * malformed and oversized requests, too many clients). The fake stands in
+ * for the few library calls the API makes. */
+#include <errno.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "../../cli/api.h"
+#include "../../cli/http.h"
+
+/* ---- the fake VM --------------------------------------------------------- */
+
+struct vmlet_vm {
+    vmlet_state state;
+    int shutdown_requests, stops;
+};
+
+const char *vmlet_version(void) { return "9.9.9"; }
+
+vmlet_state vmlet_vm_state(vmlet_vm *vm) { return vm->state; }
+
+int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit, int timeout_ms)
+{
+    (void)timeout_ms;
+    if (vm->state != VMLET_STATE_STOPPED)
+        return 0;
+    exit->reason = VMLET_STOP_POWEROFF;
+    exit->message[0] = '\0';
+    return 1;
+}
+
+int vmlet_vm_pause(vmlet_vm *vm)
+{
+    if (vm->state != VMLET_STATE_RUNNING && vm->state != VMLET_STATE_STOPPING)
+        return -1;
+    vm->state = VMLET_STATE_PAUSED;
+    return 0;
+}
+
+int vmlet_vm_resume(vmlet_vm *vm)
+{
+    if (vm->state != VMLET_STATE_PAUSED)
+        return -1;
+    vm->state = VMLET_STATE_RUNNING;
+    return 0;
+}
+
+int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
+{
+    (void)vm;
+    fn(opaque, "vcpu0", "vmm_exits_io", 12);
+    fn(opaque, "vcpu0", "kvm_exits", 345);
+    fn(opaque, "disk0", "read_bytes", 4096);
+    return 0;
+}
+
+static void fake_request_shutdown(void *ctx) { ((vmlet_vm *)ctx)->shutdown_requests++; }
+static void fake_stop(void *ctx) { ((vmlet_vm *)ctx)->stops++; }
+
+struct fx {
+    vmlet_vm vm;
+    struct api_target t;
+    char dir[64], path[128];
+    struct api_server *a;
+};
+
+static int setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    f->vm.state = VMLET_STATE_RUNNING;
+    f->t = (struct api_target){ .vm = &f->vm, .cpus = 2, .memory = 512ull << 20,
+                                .request_shutdown = fake_request_shutdown, .stop = fake_stop,
+                                .ctx = &f->vm };
+    strcpy(f->dir, "/tmp/vmlet-api-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->path, sizeof f->path, "%s/api.sock", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx *f = *state;
+    api_server_close(f->a);
+    unlink(f->path);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+/* Parses a request text and dispatches it; returns the status. */
+static int call(struct fx *f, const char *text, char **body)
+{
+    struct http_request req;
+    int used = http_parse_request(text, strlen(text), &req);
+    assert_int_equal(used, (int)strlen(text));
+    return api_dispatch(&req, &f->t, body);
+}
+
+static int call_nobody(struct fx *f, const char *text)
+{
+    char *body;
+    int status = call(f, text, &body);
+    free(body);
+    return status;
+}
+
+static char *with_body(const char *method, const char *path, const char *json)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof buf, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s", method, path, strlen(json), json);
+    return buf;
+}
+
+/* ---- routing and bodies ------------------------------------------------- */
+
+static void info(void **state)
+{
+    struct fx *f = *state;
+    char *body;
+    assert_int_equal(call(f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &body), 200);
+    assert_non_null(strstr(body, "\"state\":\"running\""));
+    assert_non_null(strstr(body, "\"vmm_version\":\"9.9.9\""));
+    assert_non_null(strstr(body, "\"cpus\":2"));
+    assert_non_null(strstr(body, "\"memory_bytes\":536870912"));
+    assert_non_null(strstr(body, "\"stop_reason\":null"));
+    free(body);
+    f->vm.state = VMLET_STATE_STOPPED;
+    assert_int_equal(call(f, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", &body), 200);
+    assert_non_null(strstr(body, "\"state\":\"stopped\""));
+    assert_non_null(strstr(body, "\"stop_reason\":\"poweroff\""));
+    free(body);
+}
+
+static void metrics(void **state)
+{
+    struct fx *f = *state;
+    char *body;
+    assert_int_equal(call(f, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &body), 200);
+    assert_string_equal(body, "{\"vcpu0\":{\"vmm_exits_io\":12,\"kvm_exits\":345},"
+                              "\"disk0\":{\"read_bytes\":4096}}");
+    free(body);
+}
+
+static void pause_and_resume(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(call_nobody(f, with_body("PATCH", "/vm", "{\"state\":\"Paused\"}")), 204);
+    assert_int_equal(f->vm.state, VMLET_STATE_PAUSED);
+    /* Pausing a paused VM is not an error (as in the library). */
+    assert_int_equal(call_nobody(f, with_body("PATCH", "/vm", "{\"state\":\"Paused\"}")), 204);
+    assert_int_equal(call_nobody(f, with_body("PATCH", "/vm", "{\"state\": \"Resumed\"}")), 204);
+    assert_int_equal(f->vm.state, VMLET_STATE_RUNNING);
+    assert_int_equal(call_nobody(f, with_body("PATCH", "/vm", "{\"state\":\"Resumed\"}")), 204);
+}
+
+static void pause_when_stopped_conflicts(void **state)
+{
+    struct fx *f = *state;
+    f->vm.state = VMLET_STATE_STOPPED;
+    char *body;
+    assert_int_equal(call(f, with_body("PATCH", "/vm", "{\"state\":\"Paused\"}"), &body), 409);
+    assert_non_null(strstr(body, "fault_message"));
+    assert_non_null(strstr(body, "stopped"));
+    free(body);
+    assert_int_equal(call_nobody(f, with_body("PATCH", "/vm", "{\"state\":\"Resumed\"}")), 409);
+}
+
+static void bad_bodies(void **state)
+{
+    struct fx *f = *state;
+    const char *bodies[] = {
+        "", "{", "[]", "\"Paused\"", "{\"state\":1}", "{\"state\":\"paused\"}",
+        "{\"state\":\"Paused\",\"extra\":1}", "{\"State\":\"Paused\"}", "null",
+        "{\"state\":\"Paused\"", "{\"state\":\"\\ud800\"}",
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        char *body;
+        assert_int_equal(call(f, with_body("PATCH", "/vm", bodies[i]), &body), 400);
+        assert_non_null(strstr(body, "fault_message"));
+        free(body);
+    }
+    assert_int_equal(f->vm.state, VMLET_STATE_RUNNING);
+    assert_int_equal(call_nobody(f, "PATCH /vm HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
+}
+
+static void actions(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions",
+                                              "{\"action_type\":\"RequestShutdown\"}")), 204);
+    assert_int_equal(f->vm.shutdown_requests, 1);
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")), 204);
+    assert_int_equal(f->vm.stops, 1);
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Reboot\"}")),
+                     400);
+    /* The power button of a paused guest would only time out. */
+    f->vm.state = VMLET_STATE_PAUSED;
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions",
+                                              "{\"action_type\":\"RequestShutdown\"}")), 409);
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")), 204);
+    f->vm.state = VMLET_STATE_STOPPED;
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")), 409);
+    assert_int_equal(f->vm.shutdown_requests, 1);
+    assert_int_equal(f->vm.stops, 2);
+}
+
+static void wrong_method_and_path(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(call_nobody(f, "POST / HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
+    assert_int_equal(call_nobody(f, "DELETE /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
+    assert_int_equal(call_nobody(f, "GET /vm HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
+    assert_int_equal(call_nobody(f, "GET /actions HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
+    assert_int_equal(call_nobody(f, "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"), 404);
+    assert_int_equal(call_nobody(f, "GET /metrics/ HTTP/1.1\r\nHost: x\r\n\r\n"), 404);
+    /* A query string is ignored, as the parser drops it. */
+    assert_int_equal(call_nobody(f, "GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+}
+
+/* ---- the socket --------------------------------------------------------- */
+
+static int connect_to(const char *path)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* One round of the CLI's poll loop. */
+static void serve(struct fx *f)
+{
+    struct pollfd fds[API_POLLFDS];
+    int n = api_server_pollfds(f->a, fds);
+    assert_int_equal(n, API_POLLFDS);
+    int rc = poll(fds, n, 1000);
+    assert_true(rc >= 0);
+    api_server_handle(f->a, fds, n, &f->t);
+}
+
+/* Reads what the server sent until it closes or stops sending. */
+static size_t read_reply(int fd, char *buf, size_t cap)
+{
+    size_t len = 0;
+    struct pollfd p = { .fd = fd, .events = POLLIN };
+    while (len + 1 < cap && poll(&p, 1, 200) > 0) {
+        ssize_t n = read(fd, buf + len, cap - 1 - len);
+        if (n <= 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    return len;
+}
+
+static void socket_mode_and_round_trip(void **state)
+{
+    struct fx *f = *state;
+    char err[512];
+    f->a = api_server_open(f->path, err, sizeof err);
+    assert_non_null(f->a);
+    struct stat st;
+    assert_int_equal(lstat(f->path, &st), 0);
+    assert_true(S_ISSOCK(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    int c = connect_to(f->path);
+    assert_true(c >= 0);
+    serve(f);                                  /* accept */
+    const char *req = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                      "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    assert_int_equal(write(c, req, strlen(req)), (ssize_t)strlen(req));
+    serve(f);                                  /* both answered, then closed */
+    char buf[4096];
+    read_reply(c, buf, sizeof buf);
+    assert_true(!strncmp(buf, "HTTP/1.1 200 ", 13));
+    assert_non_null(strstr(buf, "\"state\":\"running\""));
+    char *second = strstr(buf + 1, "HTTP/1.1 200 ");
+    assert_non_null(second);
+    assert_non_null(strstr(second, "kvm_exits"));
+    char b;
+    assert_int_equal(read(c, &b, 1), 0);       /* Connection: close honoured */
+    close(c);
+
+    api_server_close(f->a);
+    f->a = NULL;
+    assert_int_equal(lstat(f->path, &st), -1); /* removed */
+}
+
+static void malformed_and_oversized_requests(void **state)
+{
+    struct fx *f = *state;
+    char err[512];
+    f->a = api_server_open(f->path, err, sizeof err);
+    assert_non_null(f->a);
+    struct { const char *text; const char *status; } cases[] = {
+        { "GARBAGE\r\n\r\n", "HTTP/1.1 400 " },
+        { "GET / HTTP/2.0\r\n\r\n", "HTTP/1.1 505 " },
+        { "PUT /actions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 501 " },
+        { "PUT /actions HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", "HTTP/1.1 413 " },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int c = connect_to(f->path);
+        serve(f);
+        assert_int_equal(write(c, cases[i].text, strlen(cases[i].text)),
+                         (ssize_t)strlen(cases[i].text));
+        serve(f);
+        char buf[1024];
+        read_reply(c, buf, sizeof buf);
+        assert_true(!strncmp(buf, cases[i].status, strlen(cases[i].status)));
+        assert_non_null(strstr(buf, "fault_message"));
+        close(c);
+    }
+    /* Headers that never end: 431 once the limit is passed. */
+    int c = connect_to(f->path);
+    serve(f);
+    char line[128];
+    snprintf(line, sizeof line, "GET / HTTP/1.1\r\n");
+    assert_int_equal(write(c, line, strlen(line)), (ssize_t)strlen(line));
+    memset(line, 'a', sizeof line);
+    memcpy(line, "X-Pad: ", 7);
+    line[126] = '\r';
+    line[127] = '\n';
+    char buf[1024] = "";
+    for (int i = 0; i < HTTP_MAX_HEAD / 128 + 2 && !buf[0]; i++) {
+        if (write(c, line, sizeof line) < 0)
+            break;
+        serve(f);
+        struct pollfd p = { .fd = c, .events = POLLIN };
+        if (poll(&p, 1, 0) > 0)
+            read_reply(c, buf, sizeof buf);
+    }
+    assert_true(!strncmp(buf, "HTTP/1.1 431 ", 13));
+    close(c);
+    assert_int_equal(f->vm.state, VMLET_STATE_RUNNING);    /* the VM never noticed */
+}
+
+static void too_many_clients(void **state)
+{
+    struct fx *f = *state;
+    char err[512];
+    f->a = api_server_open(f->path, err, sizeof err);
+    assert_non_null(f->a);
+    int c[API_MAX_CLIENTS + 1];
+    for (int i = 0; i < API_MAX_CLIENTS; i++) {
+        c[i] = connect_to(f->path);
+        assert_true(c[i] >= 0);
+        serve(f);
+    }
+    c[API_MAX_CLIENTS] = connect_to(f->path);
+    serve(f);
+    char buf[1024];
+    read_reply(c[API_MAX_CLIENTS], buf, sizeof buf);
+    assert_true(!strncmp(buf, "HTTP/1.1 503 ", 13));
+    /* The others are still served. */
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(c[0], req, strlen(req)), (ssize_t)strlen(req));
+    serve(f);
+    read_reply(c[0], buf, sizeof buf);
+    assert_true(!strncmp(buf, "HTTP/1.1 200 ", 13));
+    for (int i = 0; i <= API_MAX_CLIENTS; i++)
+        close(c[i]);
+}
+
+static void refuses_to_replace_a_file(void **state)
+{
+    struct fx *f = *state;
+    FILE *fp = fopen(f->path, "w");
+    fputs("precious", fp);
+    fclose(fp);
+    char err[512];
+    assert_null(api_server_open(f->path, err, sizeof err));
+    assert_non_null(strstr(err, "not a socket"));
+    fp = fopen(f->path, "r");
+    char got[16] = "";
+    assert_non_null(fgets(got, sizeof got, fp));
+    fclose(fp);
+    assert_string_equal(got, "precious");
+}
+
+static void live_socket_refused_stale_replaced(void **state)
+{
+    struct fx *f = *state;
+    char err[512];
+    f->a = api_server_open(f->path, err, sizeof err);
+    assert_non_null(f->a);
+    assert_null(api_server_open(f->path, err, sizeof err));
+    assert_non_null(strstr(err, "another process"));
+
+    /* A socket file nobody listens on (a killed vmlet): replaced. */
+    api_server_close(f->a);
+    f->a = NULL;
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    strcpy(addr.sun_path, f->path);
+    assert_int_equal(bind(s, (struct sockaddr *)&addr, sizeof addr), 0);
+    close(s);
+    f->a = api_server_open(f->path, err, sizeof err);
+    assert_non_null(f->a);
+    int c = connect_to(f->path);
+    assert_true(c >= 0);
+    close(c);
+}
+
+static void bad_paths(void **state)
+{
+    struct fx *f = *state;
+    char err[512], longpath[300];
+    memset(longpath, 'x', sizeof longpath - 1);
+    longpath[0] = '/';
+    longpath[sizeof longpath - 1] = '\0';
+    assert_null(api_server_open(longpath, err, sizeof err));
+    assert_non_null(strstr(err, "longer than"));
+    char missing[200];
+    snprintf(missing, sizeof missing, "%s/no/such/dir/api.sock", f->dir);
+    assert_null(api_server_open(missing, err, sizeof err));
+    assert_non_null(strstr(err, "does the directory exist"));
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T(info),
+        T(metrics),
+        T(pause_and_resume),
+        T(pause_when_stopped_conflicts),
+        T(bad_bodies),
+        T(actions),
+        T(wrong_method_and_path),
+        T(socket_mode_and_round_trip),
+        T(malformed_and_oversized_requests),
+        T(too_many_clients),
+        T(refuses_to_replace_a_file),
+        T(live_socket_refused_stale_replaced),
+        T(bad_paths),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
