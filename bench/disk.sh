@@ -38,59 +38,7 @@ CMDLINE="console=ttyS0 quiet panic=-1 vmlet.test=fio vmlet.fio_runtime=$RUNTIME"
 export INITRD QEMU_DRIVE_OPTS
 mkdir -p "$LOGDIR" "$DISKDIR"
 
-TRACING=/sys/kernel/tracing
-[ -d $TRACING/events ] || TRACING=/sys/kernel/debug/tracing
-EV=$TRACING/events/kvm/kvm_exit
-TRIGGER='hist:keys=exit_reason:vals=hitcount:sort=hitcount.descending'
-[ -w "$EV/trigger" ] || echo "# no kvm:kvm_exit tracepoint at $EV: VM exits not counted"
-# The trigger is armed before a VMM starts and removed after it exited:
-# enabling or disabling a tracepoint patches kernel text, which waits for
-# every CPU, and in the nested lab that was seen to hang L1 (soft lockup)
-# while the other vCPU ran the guest. Between, a job's exits are the
-# difference of two snapshots of the histogram.
-exits_arm() { [ -w "$EV/trigger" ] && echo "$TRIGGER" >"$EV/trigger"; }
-exits_disarm() { [ -w "$EV/trigger" ] && echo "!$TRIGGER" >"$EV/trigger"; }
-exits_snap() { if [ -r "$EV/hist" ]; then cat "$EV/hist" >"$1"; else : >"$1"; fi; }
-# exits_diff BEFORE AFTER OUT: per-reason counts of AFTER minus BEFORE into
-# OUT (in the histogram's format, largest first); prints the total.
-exits_diff() {
-    if [ ! -s "$2" ]; then echo -; return; fi
-    awk '/^\{ exit_reason:/ { gsub(/[{}]/, ""); n = $4 + 0
-                              if (FILENAME == ARGV[1]) before[$2] = n; else after[$2] = n }
-         END { for (r in after) { d = after[r] - before[r]; if (d > 0) print d, r } }' "$1" "$2" |
-        sort -rn | awk -v out="$3" '{ total += $1
-            printf "{ exit_reason: %10s } hitcount: %10d\n", $2, $1 >out }
-            END { print total + 0 }'
-}
-
-secs() { cut -d. -f1 /proc/uptime; }
-# The VMM's user + system CPU time in clock ticks (all its threads; a
-# vCPU thread's includes the time the guest ran).
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$VMM_PID/stat" 2>/dev/null || echo 0; }
-console() { tr -d '\r' <"$VMM_LOG"; }
-# wait_line LINE SECONDS: 0 once the console has LINE (whole line), 1 if
-# the VMM exited first, 2 on timeout.
-wait_line() {
-    deadline=$(($(secs) + $2))
-    while :; do
-        console | grep -aqxF -- "$1" && return 0
-        if vmm_exited; then
-            console | grep -aqxF -- "$1" && return 0
-            return 1
-        fi
-        [ "$(secs)" -ge "$deadline" ] && return 2
-        sleep 0.2
-    done
-}
-stop_vmm() {
-    deadline=$(($(secs) + $1))
-    while ! vmm_exited && [ "$(secs)" -lt "$deadline" ]; do sleep 0.2; done
-    if ! vmm_exited; then
-        vmm_kill
-        while ! vmm_exited; do sleep 0.1; done
-    fi
-    vmm_cleanup
-}
+. "$HERE/common.sh"
 
 # The numbers of one job from fio's terse (v3) line: read jobs use the
 # read fields (7 bandwidth KiB/s, 8 IOPS, 16 completion latency mean us),
@@ -165,14 +113,6 @@ while [ "$rep" -le "$REPS" ]; do
 done
 rm -f "$IMG"
 
-# median VMM JOB FIELD: over the reps (fields: 3 KiB/s, 4 IOPS, 5 clat,
-# 6 exits, 7 CPU s); "-" if none.
-median() {
-    awk -v v="$1" -v j="$2" -v f="$3" '$1 == v && $2 == j && $f != "-" { print $f }' "$RESULTS" | sort -n |
-        awk '{ x[NR] = $1 } END { if (NR == 0) { print "-"; exit }
-                                  print (NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2) }'
-}
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 # value VMM JOB UNIT: the job's median in MB/s (10^6 bytes) or IOPS.
 value() {
     if [ "$3" = MB/s ]; then
@@ -214,14 +154,7 @@ for job in $JOBS; do
         h=$LOGDIR/disk-$vmm-$REPS.log.$job.exits
         [ -s "$h" ] || continue
         printf '#   %-10s %-6s' "$job" "$vmm"
-        awk '
-            BEGIN { n = split("96 intr 97 nmi 100 vintr 110 rdtsc 114 cpuid 119 pause " \
-                              "120 hlt 121 invlpg 123 io 124 msr 127 shutdown 129 vmmcall " \
-                              "141 xsetbv 78 #PF 1024 npf 1025 avic-ipi 1026 avic-access", t, " ")
-                    for (i = 1; i < n; i += 2) name[t[i]] = t[i + 1] }
-            /^\{ exit_reason:/ { gsub(/[{}]/, ""); r = $2; c = $4
-                                 if (shown++ < 6) printf " %s %s", (r in name ? name[r] : "code" r), c }
-            END { print "" }' "$h"
+        exits_top "$h"
     done
 done
 echo

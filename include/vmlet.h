@@ -22,8 +22,8 @@
  * Thread safety: a vmlet_config is not thread-safe; use it from one thread
  * at a time. vmlet_vm_create() copies what it needs, so the config may be
  * freed afterwards. The vmlet_vm calls (start, pause, resume, request_stop,
- * stop, state, event_fd, wait) may be called from any thread at the same
- * time, except
+ * stop, state, event_fd, wait, wait_timeout, metrics, net_warning) may be
+ * called from any thread at the same time, except
  * vmlet_vm_free(), which must be the last call on a VM.
  *
  * Signals: each vCPU thread uses SIGRTMIN+0 (with a handler that does

@@ -24,6 +24,10 @@
 #                        serial port's output dropped: vmlet's also goes to
 #                        stdout, but with console=hvc0 little goes there)
 #   VMM_RNG=1            a virtio-rng device (vmlet --rng; virtio-rng-pci)
+#   VMM_NET="SPEC ..."   NICs in vmlet's --net syntax, "user[,hostfwd=tcp:
+#                        ADDR:PORT-:PORT]" or "tap=NAME" (QEMU -netdev user
+#                        or tap, script=no, no vhost: both datapaths are in
+#                        the VMM process, + -device virtio-net-pci)
 #   QEMU_DRIVE_OPTS      more -drive options for QEMU (bench/disk: cache=,
 #                        aio=); QEMU's defaults otherwise (cache=writeback,
 #                        like vmlet's page-cache-backed disks)
@@ -46,6 +50,7 @@ vmm_device_args() {
         for d in ${VMM_DISKS:-}; do printf ' --disk %s' "$d"; done
         [ "${VMM_CONSOLE:-serial}" = virtio ] && printf ' --console virtio'
         [ -n "${VMM_RNG:-}" ] && printf ' --rng'
+        for n in ${VMM_NET:-}; do printf ' --net %s' "$n"; done
         ;;
     qemu*)
         i=0
@@ -70,6 +75,15 @@ vmm_device_args() {
             printf ' -serial stdio'
         fi
         [ -n "${VMM_RNG:-}" ] && printf ' -device virtio-rng-pci'
+        i=0
+        for n in ${VMM_NET:-}; do
+            case $n in
+            user*) printf ' -netdev user,id=net%s%s' "$i" "${n#user}" ;;
+            tap=*) printf ' -netdev tap,id=net%s,ifname=%s,script=no,downscript=no' "$i" "${n#tap=}" ;;
+            esac
+            printf ' -device virtio-net-pci,netdev=net%s' "$i"
+            i=$((i + 1))
+        done
         ;;
     esac
     return 0
