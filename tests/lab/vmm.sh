@@ -81,7 +81,8 @@ vmm_device_args() {
             user*) printf ' -netdev user,id=net%s%s' "$i" "${n#user}" ;;
             tap=*) printf ' -netdev tap,id=net%s,ifname=%s,script=no,downscript=no' "$i" "${n#tap=}" ;;
             esac
-            printf ' -device virtio-net-pci,netdev=net%s' "$i"
+            # No option ROM: the kernel is booted directly, PXE is never used.
+            printf ' -device virtio-net-pci,netdev=net%s,romfile=' "$i"
             i=$((i + 1))
         done
         ;;
