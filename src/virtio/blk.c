@@ -88,9 +88,8 @@ struct virtio_blk {
     uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 
     pthread_mutex_t lock;               /* serialises activate/reset/free */
-    bool running;
-    pthread_t thread;
-    int stop_fd, epfd;
+    struct device_thread thread;        /* waits on stop_fd, not stopping */
+    int epfd;
 
     /* Owned by the device thread while running. */
     struct virtio_transport *transport;
@@ -549,17 +548,7 @@ static void notify_queues(struct virtio_blk *blk)
     }
 }
 
-static void drain_eventfd(int fd)
-{
-    uint64_t v;
-    /* Only called after epoll said readable, and we are the only reader,
-     * so this does not block even on a blocking eventfd. */
-    if (read(fd, &v, sizeof v) < 0) {
-        /* EAGAIN on a non-blocking fd: nothing to clear. */
-    }
-}
-
-static void *device_thread(void *arg)
+static void *blk_thread(void *arg)
 {
     struct virtio_blk *blk = arg;
     /* Buffers may have been made available before the first kick reached
@@ -580,10 +569,10 @@ static void *device_thread(void *arg)
             if (tag == TAG_STOP) {
                 stop = true;
             } else if (tag == TAG_DISK) {
-                drain_eventfd(disk_event_fd(blk->disk));
+                eventfd_drain(disk_event_fd(blk->disk));
                 reap_completions(blk);
             } else if (tag < blk->nq) {
-                drain_eventfd(blk->q[tag].kick_fd);
+                eventfd_drain(blk->q[tag].kick_fd);
                 process_queue(blk, tag);
             }
         }
@@ -609,18 +598,11 @@ static void *device_thread(void *arg)
 
 static void stop_thread(struct virtio_blk *blk)
 {
-    if (!blk->running)
+    if (!device_thread_stop(&blk->thread))
         return;
-    uint64_t one = 1;
-    if (write(blk->stop_fd, &one, sizeof one) < 0) {
-        /* Cannot fail for an eventfd below its maximum count. */
-    }
-    pthread_join(blk->thread, NULL);
-    drain_eventfd(blk->stop_fd);
     for (unsigned i = 0; i < blk->nq; i++)
         if (blk->q[i].vq && blk->q[i].kick_fd >= 0)
             epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->q[i].kick_fd, NULL);
-    blk->running = false;
 }
 
 static int blk_activate(void *dev, const struct virtio_queues *queues)
@@ -647,15 +629,13 @@ static int blk_activate(void *dev, const struct virtio_queues *queues)
         }
     }
 
-    int e = thread_start_unsignalled(&blk->thread, device_thread, blk);
-    if (e) {
+    if (device_thread_start(&blk->thread, blk_thread, blk) != 0) {
         for (unsigned i = 0; i < blk->nq; i++)
             if (blk->q[i].vq && blk->q[i].kick_fd >= 0)
                 epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->q[i].kick_fd, NULL);
         rc = -1;
         goto out;
     }
-    blk->running = true;
 out:
     pthread_mutex_unlock(&blk->lock);
     return rc;
@@ -693,7 +673,7 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
         set_error(err, VMLET_ERR_NOMEM, "disk '%s': out of memory", path);
         return NULL;
     }
-    blk->stop_fd = blk->epfd = -1;
+    blk->thread.stop_fd = blk->epfd = -1;
     if (disk_open(&blk->disk, path, read_only, err) < 0) {
         free(blk);
         return NULL;
@@ -706,12 +686,12 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
 
     blk->chain = malloc(sizeof *blk->chain);
     blk->pool = calloc(BLK_REQ_POOL, sizeof *blk->pool);
-    blk->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    blk->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     blk->epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev_stop = { .events = EPOLLIN, .data.u32 = TAG_STOP };
     struct epoll_event ev_disk = { .events = EPOLLIN, .data.u32 = TAG_DISK };
-    if (!blk->chain || !blk->pool || blk->stop_fd < 0 || blk->epfd < 0 ||
-        epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->stop_fd, &ev_stop) < 0 ||
+    if (!blk->chain || !blk->pool || blk->thread.stop_fd < 0 || blk->epfd < 0 ||
+        epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->thread.stop_fd, &ev_stop) < 0 ||
         epoll_ctl(blk->epfd, EPOLL_CTL_ADD, disk_event_fd(blk->disk), &ev_disk) < 0) {
         set_error(err, VMLET_ERR_HOST, "disk '%s': cannot set up the device thread: %s",
                   path, strerror(errno));
@@ -751,8 +731,8 @@ void virtio_blk_free(struct virtio_blk *blk)
         pthread_mutex_destroy(&blk->lock);
     }
     disk_close(blk->disk);
-    if (blk->stop_fd >= 0)
-        close(blk->stop_fd);
+    if (blk->thread.stop_fd >= 0)
+        close(blk->thread.stop_fd);
     if (blk->epfd >= 0)
         close(blk->epfd);
     free(blk->chain);

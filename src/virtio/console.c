@@ -64,13 +64,10 @@ enum tx_state {
 struct virtio_console {
     pthread_mutex_t lock;       /* activate/reset/size; not the data path */
     int in_fd, out_fd;
-    int stop_fd;                /* eventfd: wakes the thread to end */
-    bool running;
-    pthread_t thread;
+    struct device_thread thread;
     uint16_t cols, rows;
     struct virtio_transport *transport;   /* while running */
     bool size_acked;            /* driver accepted VIRTIO_CONSOLE_F_SIZE */
-    atomic_bool stopping;
 
     /* Sticky across resets: they describe the descriptors, not the guest. */
     bool in_open;               /* no EOF or read error on in_fd yet */
@@ -114,13 +111,6 @@ static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off,
         off = 0;
     }
     return k;
-}
-
-static void drain_eventfd(int fd)
-{
-    uint64_t v;
-    while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
-        ;
 }
 
 /* Reads a kick; a descriptor that has gone bad is dropped from the poll
@@ -173,7 +163,7 @@ static enum tx_state tx_write(struct virtio_console *c, size_t *budget)
             c->tx_off = ch->out_len;     /* discarded, still completed */
             break;
         }
-        if (*budget == 0 || atomic_load_explicit(&c->stopping, memory_order_relaxed))
+        if (*budget == 0 || atomic_load_explicit(&c->thread.stopping, memory_order_relaxed))
             return TX_MORE;
 
         struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
@@ -219,7 +209,7 @@ static enum tx_state tx_run(struct virtio_console *c)
     bool pushed = false;
     virtq_disable_notify(q);     /* we are looking anyway */
     for (;;) {
-        if (atomic_load_explicit(&c->stopping, memory_order_relaxed)) {
+        if (atomic_load_explicit(&c->thread.stopping, memory_order_relaxed)) {
             st = TX_MORE;
             break;
         }
@@ -333,15 +323,15 @@ static void *console_thread(void *arg)
     if (c->announce_size)
         virtio_notify_config(c->t);
 
-    while (!atomic_load(&c->stopping)) {
+    while (!atomic_load(&c->thread.stopping)) {
         bool rx_more = rx_fill(c);
         enum tx_state tx = tx_run(c);
-        if (atomic_load(&c->stopping))
+        if (atomic_load(&c->thread.stopping))
             break;
 
         struct pollfd p[5];
         int n = 0, i_rxk = -1, i_txk = -1, i_in = -1, i_out = -1;
-        p[n++] = (struct pollfd){ .fd = c->stop_fd, .events = POLLIN };
+        p[n++] = (struct pollfd){ .fd = c->thread.stop_fd, .events = POLLIN };
         if (c->rxq && !c->rx_broken && c->rx_kick >= 0) {
             i_rxk = n;
             p[n++] = (struct pollfd){ .fd = c->rx_kick, .events = POLLIN };
@@ -390,15 +380,8 @@ static void *console_thread(void *arg)
 /* With the lock held. After it returns the thread is gone. */
 static void stop_thread(struct virtio_console *c)
 {
-    if (!c->running)
+    if (!device_thread_stop(&c->thread))
         return;
-    atomic_store(&c->stopping, true);
-    uint64_t one = 1;
-    while (write(c->stop_fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-    pthread_join(c->thread, NULL);
-    c->running = false;
-    drain_eventfd(c->stop_fd);
     c->rx_have = c->tx_have = false;      /* the driver owns them again */
     c->transport = NULL;
     c->size_acked = false;
@@ -458,14 +441,10 @@ static int con_activate(void *dev, const struct virtio_queues *qs)
     c->size_acked = (qs->features >> VIRTIO_CONSOLE_F_SIZE) & 1;
     /* Sent by the thread: the transport may hold its own lock here. */
     c->announce_size = c->size_acked && (c->cols || c->rows);
-    atomic_store(&c->stopping, false);
-    drain_eventfd(c->stop_fd);
 
-    int err = thread_start_unsignalled(&c->thread, console_thread, c);
-    if (err == 0) {
-        c->running = true;
+    int err = device_thread_start(&c->thread, console_thread, c);
+    if (err == 0)
         c->transport = qs->transport;
-    }
     pthread_mutex_unlock(&c->lock);
     return err == 0 ? 0 : -1;
 }
@@ -516,8 +495,8 @@ struct virtio_console *virtio_console_new(int in_fd, int out_fd)
         free(c);
         return NULL;
     }
-    c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (c->stop_fd < 0) {
+    c->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (c->thread.stop_fd < 0) {
         pthread_mutex_destroy(&c->lock);
         free(c);
         return NULL;
@@ -536,7 +515,7 @@ void virtio_console_free(struct virtio_console *c)
     if (!c)
         return;
     con_reset(c);
-    close(c->stop_fd);
+    close(c->thread.stop_fd);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -547,7 +526,8 @@ void virtio_console_set_size(struct virtio_console *c, uint16_t cols, uint16_t r
     bool changed = c->cols != cols || c->rows != rows;
     c->cols = cols;
     c->rows = rows;
-    struct virtio_transport *t = (changed && c->running && c->size_acked) ? c->transport : NULL;
+    bool notify = changed && c->thread.running && c->size_acked;
+    struct virtio_transport *t = notify ? c->transport : NULL;
     pthread_mutex_unlock(&c->lock);
     if (t)
         virtio_notify_config(t);

@@ -111,10 +111,8 @@ struct virtio_net {
     bool link_up;
 
     pthread_mutex_t lock;          /* activate / reset / free */
-    bool running;
-    pthread_t thread;
-    int stop_fd, epfd;
-    atomic_bool stopping;
+    struct device_thread thread;
+    int epfd;
 
     struct net_stats stats;
 
@@ -413,7 +411,7 @@ static bool tx_run(struct virtio_net *n)
     struct net_backend *be = n->be;
     virtq_disable_notify(q);               /* we are looking anyway */
     for (unsigned budget = TX_BUDGET;;) {
-        if (atomic_load_explicit(&n->stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&n->thread.stopping, memory_order_relaxed))
             return true;
         if (!n->tx_have) {
             if (budget == 0)
@@ -616,7 +614,7 @@ static enum rx_state rx_run(struct virtio_net *n)
     if (!q || n->broken[VIRTIO_NET_RXQ])
         return RX_OFF;
     for (unsigned i = 0; i < RX_BUDGET; i++) {
-        if (atomic_load_explicit(&n->stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&n->thread.stopping, memory_order_relaxed))
             return RX_MORE;
         if (!n->rx_pending) {
             /* Backpressure: the backend is read only with a buffer in hand. */
@@ -769,13 +767,6 @@ static bool ctrl_run(struct virtio_net *n)
 
 /* ---- the device thread ------------------------------------------------- */
 
-static void drain_fd(int fd)
-{
-    uint64_t v;
-    while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
-        ;
-}
-
 static void notify_queues(struct virtio_net *n)
 {
     for (unsigned i = 0; i < NQ; i++) {
@@ -825,7 +816,7 @@ static void *net_thread(void *arg)
     struct virtio_net *n = arg;
     pthread_setname_np(pthread_self(), "virtio-net");
 
-    while (!atomic_load(&n->stopping)) {
+    while (!atomic_load(&n->thread.stopping)) {
         bool more = ctrl_run(n);
         more |= tx_run(n);
         enum rx_state rx = rx_run(n);
@@ -847,10 +838,10 @@ static void *net_thread(void *arg)
             if (tag == TAG_STOP)
                 return NULL;
             if (tag < NQ) {
-                drain_fd(n->kick[tag]);
+                eventfd_drain(n->kick[tag]);
             } else if (tag == TAG_BACKEND) {
                 if (n->be->fd_is_wake)
-                    drain_fd(n->be->fd);
+                    eventfd_drain(n->be->fd);
                 else if (ev[i].events & (EPOLLERR | EPOLLHUP)) {
                     /* tun reports these only once detached: gone for good. */
                     atomic_store(&n->be->failed, true);
@@ -867,15 +858,8 @@ static void *net_thread(void *arg)
  * the guest's is held. */
 static void stop_thread(struct virtio_net *n)
 {
-    if (!n->running)
+    if (!device_thread_stop(&n->thread))
         return;
-    atomic_store(&n->stopping, true);
-    uint64_t one = 1;
-    while (write(n->stop_fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-    pthread_join(n->thread, NULL);
-    n->running = false;
-    drain_fd(n->stop_fd);
     for (unsigned i = 0; i < NQ; i++)
         if (n->q[i] && n->kick[i] >= 0)
             epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->kick[i], NULL);
@@ -971,11 +955,7 @@ static int net_activate(void *dev, const struct virtio_queues *qs)
         n->be_registered = true;
     }
 
-    atomic_store(&n->stopping, false);
-    drain_fd(n->stop_fd);
-    int e = thread_start_unsignalled(&n->thread, net_thread, n);
-    if (e == 0) {
-        n->running = true;
+    if (device_thread_start(&n->thread, net_thread, n) == 0) {
         rc = 0;
         goto out;
     }
@@ -1017,19 +997,19 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
         return NULL;
     }
     n->be = be;
-    n->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    n->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     n->epfd = epoll_create1(EPOLL_CLOEXEC);
     n->chain = malloc(sizeof *n->chain);
     n->rxbuf = malloc(NET_BUF_MAX);
     n->slots = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof *n->slots);
     n->tx_iov = calloc(VIRTQ_MAX_CHAIN + 1, sizeof *n->tx_iov);
     struct epoll_event ev = { .events = EPOLLIN, .data.u32 = TAG_STOP };
-    if (n->stop_fd < 0 || n->epfd < 0 || !n->chain || !n->rxbuf || !n->slots || !n->tx_iov ||
-        epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->stop_fd, &ev) < 0) {
+    if (n->thread.stop_fd < 0 || n->epfd < 0 || !n->chain || !n->rxbuf || !n->slots ||
+        !n->tx_iov || epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->thread.stop_fd, &ev) < 0) {
         set_error(err, VMLET_ERR_HOST, "network %s: cannot set up the device: %s", be->desc,
                   strerror(errno ? errno : ENOMEM));
-        if (n->stop_fd >= 0)
-            close(n->stop_fd);
+        if (n->thread.stop_fd >= 0)
+            close(n->thread.stop_fd);
         if (n->epfd >= 0)
             close(n->epfd);
         free(n->chain);
@@ -1042,7 +1022,7 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
     }
     pthread_mutex_init(&n->lock, NULL);
     pthread_mutex_init(&n->cfg_lock, NULL);
-    atomic_init(&n->stopping, false);
+    atomic_init(&n->thread.stopping, false);
     memcpy(n->default_mac, mac, 6);
     for (unsigned i = 0; i < NQ; i++)
         n->kick[i] = -1;
@@ -1068,7 +1048,7 @@ void virtio_net_free(struct virtio_net *n)
         return;
     net_reset(n);
     n->be->ops->free(n->be);
-    close(n->stop_fd);
+    close(n->thread.stop_fd);
     close(n->epfd);
     pthread_mutex_destroy(&n->lock);
     pthread_mutex_destroy(&n->cfg_lock);

@@ -38,10 +38,7 @@
 
 struct virtio_rng {
     pthread_mutex_t lock;       /* activate/reset/set_rate */
-    int stop_fd;                /* eventfd: wakes the thread to end */
-    bool running;
-    pthread_t thread;
-    atomic_bool stopping;
+    struct device_thread thread;
     uint64_t cfg_rate, cfg_burst;   /* from virtio_rng_set_rate */
 
     /* Owned by the device thread while it runs; set up by activate(). */
@@ -135,7 +132,7 @@ static int serve(struct virtio_rng *r)
     unsigned done = 0;
     bool pushed = false;
     virtq_disable_notify(q);
-    while (!atomic_load_explicit(&r->stopping, memory_order_relaxed)) {
+    while (!atomic_load_explicit(&r->thread.stopping, memory_order_relaxed)) {
         if (!r->have) {
             if (done >= CHAIN_BUDGET) {
                 timeout = 0;
@@ -189,12 +186,12 @@ static void *rng_thread(void *arg)
     struct virtio_rng *r = arg;
     pthread_setname_np(pthread_self(), "virtio-rng");
 
-    while (!atomic_load(&r->stopping)) {
+    while (!atomic_load(&r->thread.stopping)) {
         int timeout = serve(r);
-        if (atomic_load(&r->stopping))
+        if (atomic_load(&r->thread.stopping))
             break;
 
-        struct pollfd p[2] = { { .fd = r->stop_fd, .events = POLLIN } };
+        struct pollfd p[2] = { { .fd = r->thread.stop_fd, .events = POLLIN } };
         nfds_t n = 1;
         if (r->q && !r->broken && r->kick >= 0)
             p[n++] = (struct pollfd){ .fd = r->kick, .events = POLLIN };
@@ -225,26 +222,11 @@ static void *rng_thread(void *arg)
     return NULL;
 }
 
-static void drain_eventfd(int fd)
-{
-    uint64_t v;
-    while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
-        ;
-}
-
 /* With the lock held. After it returns the thread is gone. */
 static void stop_thread(struct virtio_rng *r)
 {
-    if (!r->running)
-        return;
-    atomic_store(&r->stopping, true);
-    uint64_t one = 1;
-    while (write(r->stop_fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-    pthread_join(r->thread, NULL);
-    r->running = false;
-    r->have = false;
-    drain_eventfd(r->stop_fd);
+    if (device_thread_stop(&r->thread))
+        r->have = false;
 }
 
 /* ---- virtio_device_ops ------------------------------------------------ */
@@ -278,12 +260,8 @@ static int rng_activate(void *dev, const struct virtio_queues *qs)
         r->tokens = r->burst;
         r->last_ns = now_ns();
     }
-    atomic_store(&r->stopping, false);
-    drain_eventfd(r->stop_fd);
 
-    int err = thread_start_unsignalled(&r->thread, rng_thread, r);
-    if (err == 0)
-        r->running = true;
+    int err = device_thread_start(&r->thread, rng_thread, r);
     pthread_mutex_unlock(&r->lock);
     return err == 0 ? 0 : -1;
 }
@@ -324,8 +302,8 @@ struct virtio_rng *virtio_rng_new(void)
         free(r);
         return NULL;
     }
-    r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (r->stop_fd < 0) {
+    r->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->thread.stop_fd < 0) {
         pthread_mutex_destroy(&r->lock);
         free(r);
         return NULL;
@@ -343,7 +321,7 @@ void virtio_rng_free(struct virtio_rng *r)
     if (!r)
         return;
     rng_reset(r);
-    close(r->stop_fd);
+    close(r->thread.stop_fd);
     pthread_mutex_destroy(&r->lock);
     free(r);
 }

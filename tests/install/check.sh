@@ -10,7 +10,7 @@ src=${1:?usage: check.sh SOURCE_ROOT BUILD_DIR}
 build=${2:?usage: check.sh SOURCE_ROOT BUILD_DIR}
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
-CC=${CC:-cc}
+CC="${CC:-cc} ${SANITIZE_FLAGS:-}"   # the sanitizer build's library needs its runtime
 echo "1..5"
 n=0
 ok() { echo "ok - $1"; }
