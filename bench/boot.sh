@@ -24,22 +24,13 @@ CMDLINE="console=ttyS0 quiet panic=-1 vmlet.test=bench"
 BOOT_LIMIT=${BOOT_LIMIT:-300}
 mkdir -p "$LOGDIR"
 
-TRACING=/sys/kernel/tracing
-[ -d $TRACING/events ] || TRACING=/sys/kernel/debug/tracing
-EV=$TRACING/events/kvm/kvm_exit
-TRIGGER='hist:keys=exit_reason:vals=hitcount:sort=hitcount.descending'
-[ -w "$EV/trigger" ] || echo "# no kvm:kvm_exit tracepoint at $EV: VM exits not counted"
-
-exits_start() { [ -w "$EV/trigger" ] && echo "$TRIGGER" >"$EV/trigger"; }
-# Prints the count and keeps the per-reason histogram next to the log.
+. "$HERE/common.sh"
+# exits_stop HISTOGRAM: keeps the per-reason histogram of this boot there,
+# disarms the trigger and prints the boot's exit count (or "-").
 exits_stop() {
-    if [ -w "$EV/trigger" ]; then
-        cat "$EV/hist" >"$1"
-        echo "!$TRIGGER" >"$EV/trigger"
-        awk '/^ *Hits:/ { print $2 }' "$1"
-    else
-        echo -
-    fi
+    exits_snap "$1"
+    exits_disarm
+    if [ -s "$1" ]; then awk '/^ *Hits:/ { print $2 }' "$1"; else echo -; fi
 }
 
 # stamp LOG: copies the console to LOG, noting (from /proc/uptime, read
@@ -68,7 +59,7 @@ run_one() {
     fifo=$2.in
     rm -f "$fifo"; mkfifo "$fifo"
     exec 7<>"$fifo"
-    exits_start
+    exits_arm
     read -r t0 _ </proc/uptime
     { ( vmm_exec "$1" 1 256M "$CMDLINE" "" ) <"$fifo" 2>&1 & vpid=$!
       # The watchdog must not hold the pipe to stamp open.

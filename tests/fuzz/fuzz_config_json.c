@@ -113,27 +113,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 }
 
 #ifdef VMLET_FUZZ_STANDALONE
-/* Replays the given files (e.g. examples/vm.json) without libFuzzer. */
-int main(int argc, char **argv)
-{
-    static uint8_t buf[2 << 20];
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        if (!f) {
-            perror(argv[i]);
-            return 1;
-        }
-        size_t n = fread(buf, 1, sizeof buf, f);
-        fclose(f);
-        /* An exact-size copy, as libFuzzer gives, so overreads show. */
-        uint8_t *copy = malloc(n ? n : 1);
-        if (!copy)
-            return 1;
-        memcpy(copy, buf, n);
-        LLVMFuzzerTestOneInput(copy, n);
-        free(copy);
-    }
-    printf("replayed %d inputs\n", argc - 1);
-    return 0;
-}
+#include "replay_main.h"
 #endif
