@@ -17,6 +17,12 @@
 # taking the receiver's Mbit/s. VMMs take turns, REPS (default 3) boots
 # each; per test it also counts VM exits (kvm:kvm_exit) and the VMM's CPU
 # time. BACKENDS="user tap" picks the backends. Never fails on a number.
+#
+# A test in which the guest stops moving data (a second with 0 bytes, or
+# no end) is reported as stalled and left out of the medians, with a count
+# per VMM: in the nested lab, guests under sustained network load
+# sometimes hang with interrupts off, under QEMU as under vmlet - a fault
+# of TCG's emulated SVM, not of either VMM (tests/lab/README.md).
 HERE=$(cd "$(dirname "$0")" && pwd)
 LABLIB=${LABLIB:-$HERE/../tests/lab}
 . "$LABLIB/vmm.sh"
@@ -31,7 +37,9 @@ READY_TIMEOUT=${READY_TIMEOUT:-180}
 export INITRD
 mkdir -p "$LOGDIR"
 RESULTS=$LOGDIR/net.results
+STALLS=$LOGDIR/net.stalls
 : >"$RESULTS"
+: >"$STALLS"
 . "$HERE/common.sh"
 
 for vmm in $VMMS; do
@@ -83,23 +91,29 @@ while [ "$rep" -le "$REPS" ]; do
                 c0=$(cpu_ticks)
                 # -c retries: the port forward (user) needs the guest's
                 # server listening, which READY says it is.
-                timeout $((SECONDS_EACH + 60)) iperf3 -c "$target" -t "$SECONDS_EACH" -f m $flag \
+                timeout $((SECONDS_EACH + 30)) iperf3 -c "$target" -t "$SECONDS_EACH" -f m $flag \
                     >"$out" 2>&1
                 c1=$(cpu_ticks)
                 exits_snap "$log.$dir.after"
                 exits=$(exits_diff "$log.$dir.before" "$log.$dir.after" "$log.$dir.exits")
                 rm -f "$log.$dir.before" "$log.$dir.after"
                 m=$(mbits "$out")
-                if [ -z "$m" ]; then
-                    echo "# run $rep $vmm $be $dir: no result: $(tail -n 2 "$out" | tr '\n' ' ')"
-                    continue
+                # A second with nothing moved, or no end: the guest hung.
+                # In the nested lab this happens to both VMMs under load
+                # (the guest spins with interrupts off; TCG's emulated SVM),
+                # so such a test is counted apart, not averaged in, and
+                # the boot is over.
+                if [ -z "$m" ] || grep -q ' 0.00 Bytes ' "$out"; then
+                    echo "# run $rep $vmm $be $dir: STALLED (${m:-no result} Mbit/s; the guest stopped moving data)"
+                    echo "$vmm $be-$dir stalled" >>"$STALLS"
+                    break
                 fi
                 cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
                 echo "# run $rep $vmm $be $dir: $m Mbit/s, $exits exits, VMM CPU $cpu s"
                 echo "$vmm $be-$dir $m - - ${exits:--} $cpu" >>"$RESULTS"
             done
             vmm_send quit
-            stop_vmm 60
+            stop_vmm 30
             exits_disarm
         done
     done
@@ -125,6 +139,13 @@ for be in $BACKENDS; do
             "$(per_mb vmlet "$t")" "$(per_mb qemu "$t")" "$(median vmlet "$t" 7)" "$(median qemu "$t" 7)"
     done
 done
+if [ -s "$STALLS" ]; then
+    echo "# stalled tests, left out of the medians above (a hung guest; the nested"
+    echo "# lab does this to both VMMs under network load):"
+    sort "$STALLS" | uniq -c | awk '{ printf "#   %-6s %-10s %d\n", $2, $3, $1 }'
+else
+    echo "# no test stalled"
+fi
 echo
 echo "# VM exits by reason (last run):"
 for be in $BACKENDS; do

@@ -80,6 +80,7 @@ struct slirp_be {
     unsigned npfd, pfd_cap;
     struct stimer *timers;
     uint8_t frame[FRAME_MAX];   /* a guest frame on its way into slirp */
+    bool rx_wake_due;           /* frames queued for the guest, device not woken yet */
 };
 
 static void wake(int fd)
@@ -223,11 +224,19 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
     memcpy(slot + VIRTIO_NET_HDR_LEN, buf, len);
     r->len[(r->head + r->count) % r->slots] = (uint16_t)(VIRTIO_NET_HDR_LEN + len);
     r->count++;
+    bool half_full = r->count >= r->slots / 2;
     pthread_mutex_unlock(&s->q_lock);
     /* The device reads until the queue is empty, so a signal on the empty
-     * -> non-empty edge is all it needs. */
+     * -> non-empty edge is all it needs. It is sent once this round of
+     * slirp's work is done, so that the device takes the round's frames
+     * as one batch (one interrupt, one thread switch) rather than one by
+     * one - unless the queue is filling up. */
     if (was_empty)
+        s->rx_wake_due = true;
+    if (half_full && s->rx_wake_due) {
+        s->rx_wake_due = false;
         wake(s->b.fd);
+    }
     return (ssize_t)len;
 }
 
@@ -458,6 +467,10 @@ static void *slirp_thread(void *arg)
         }
         timers_run(s);
         pthread_mutex_unlock(&slirp_global);
+        if (s->rx_wake_due) {
+            s->rx_wake_due = false;
+            wake(s->b.fd);                    /* this round's frames for the guest */
+        }
 
         if (took) {
             pthread_mutex_lock(&s->q_lock);
