@@ -140,14 +140,7 @@ for vmm in $VMMS; do
     h=$LOGDIR/bench-$vmm-$REPS.log.exits
     [ -s "$h" ] || continue
     printf '%-16s' "$(label "$vmm")"
-    awk '
-        BEGIN { n = split("96 intr 97 nmi 100 vintr 110 rdtsc 114 cpuid 119 pause " \
-                          "120 hlt 121 invlpg 123 io 124 msr 127 shutdown 129 vmmcall " \
-                          "141 xsetbv 78 #PF 1024 npf 1025 avic-ipi 1026 avic-access", t, " ")
-                for (i = 1; i < n; i += 2) name[t[i]] = t[i + 1] }
-        /^\{ exit_reason:/ { gsub(/[{}]/, ""); r = $2; c = $4
-                             if (shown++ < 6) printf " %s %s", (r in name ? name[r] : "code" r), c }
-        END { print "" }' "$h"
+    exits_top "$h"
 done
 echo
 echo "# init = VMM start to VMLET-INIT-READY on the guest console; total = until the VMM exited"
