@@ -167,10 +167,6 @@ struct net_backend_ops {
      * is none now (the device waits on fd); -1 when a frame was lost or
      * the backend failed (counted; check `failed`). Never blocks. */
     ssize_t (*recv)(struct net_backend *b, void *buf, size_t cap);
-    /* Optional: the device has sent what it had for now (end of a batch
-     * of send() calls). A backend with a thread of its own wakes it here,
-     * once a batch, instead of on every frame. */
-    void (*flush)(struct net_backend *b);
     /* The driver accepted these virtio-net features (only the
      * VIRTIO_NET_F_GUEST_* offload bits matter; 0 after a reset): from now
      * on recv() may produce headers using them, and no others. Returns 0,

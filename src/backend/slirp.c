@@ -74,7 +74,6 @@ struct slirp_be {
     pthread_mutex_t q_lock;     /* the two rings and tx_waiting */
     struct ring rx, tx;
     bool tx_waiting;            /* the device got NET_SEND_BUSY */
-    bool tx_wake_due;           /* guest frames queued, slirp thread not woken yet */
 
     /* Owned by the slirp thread (or the creator before it starts). */
     struct pollfd *pfd;
@@ -166,30 +165,10 @@ static enum net_send_result sl_send(struct net_backend *be, const struct iovec *
     }
     r->len[(r->head + r->count) % r->slots] = (uint16_t)off;
     r->count++;
-    bool half_full = r->count >= r->slots / 2;
-    if (was_empty)
-        s->tx_wake_due = true;
-    bool wake_now = half_full && s->tx_wake_due;
-    if (wake_now)
-        s->tx_wake_due = false;
     pthread_mutex_unlock(&s->q_lock);
-    /* The slirp thread takes frames until the queue is empty: it needs a
-     * signal on the empty -> non-empty edge, sent by sl_flush() at the end
-     * of the device's batch (or now, if the queue is filling up). */
-    if (wake_now)
+    if (was_empty)
         wake(s->wake_fd);
     return NET_SEND_OK;
-}
-
-static void sl_flush(struct net_backend *be)
-{
-    struct slirp_be *s = (struct slirp_be *)be;
-    pthread_mutex_lock(&s->q_lock);
-    bool due = s->tx_wake_due;
-    s->tx_wake_due = false;
-    pthread_mutex_unlock(&s->q_lock);
-    if (due)
-        wake(s->wake_fd);
 }
 
 static ssize_t sl_recv(struct net_backend *be, void *buf, size_t cap)
@@ -540,7 +519,6 @@ static void sl_free(struct net_backend *be)
 
 static const struct net_backend_ops slirp_ops = {
     .send = sl_send,
-    .flush = sl_flush,
     .recv = sl_recv,
     .set_guest_offloads = sl_set_guest_offloads,
     .free = sl_free,

@@ -819,8 +819,6 @@ static void *net_thread(void *arg)
     while (!atomic_load(&n->thread.stopping)) {
         bool more = ctrl_run(n);
         more |= tx_run(n);
-        if (n->be->ops->flush)
-            n->be->ops->flush(n->be);
         enum rx_state rx = rx_run(n);
         more |= rx == RX_MORE;
         notify_queues(n);

@@ -390,8 +390,6 @@ static enum net_send_result be_send(struct net_backend *be, const uint8_t *frame
     uint64_t end = now_ms() + WAIT_MS;
     for (;;) {
         enum net_send_result r = be->ops->send(be, iov, 2, len);
-        if (be->ops->flush)
-            be->ops->flush(be);               /* the device does so after each batch */
         if (r != NET_SEND_BUSY || now_ms() > end)
             return r;
         struct pollfd p = { .fd = be->fd, .events = POLLIN };
