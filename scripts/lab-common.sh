@@ -29,11 +29,12 @@ die() { say "error: $*"; exit 1; }
 # goes to the guest instead of ending QEMU). For investigating the lab
 # itself: L1_TCG_THREAD=single (one host thread for all of L1's vCPUs;
 # guests hung under network load more often so, not less) and L1_APPEND
-# (more L1 kernel arguments, e.g. transparent_hugepage=never).
+# (more L1 kernel arguments, e.g. transparent_hugepage=never). L1_CPUS:
+# L1's vCPUs (default 2; tests/lab/run uses 1, see tests/lab/README.md).
 l1_qemu() {
     local append=$1; shift
     qemu-system-x86_64 -accel tcg,thread=${L1_TCG_THREAD:-multi} -cpu EPYC,+svm,+npt \
-        -smp 2 -m 3072 -nodefaults -no-user-config -nographic \
+        -smp ${L1_CPUS:-2} -m 3072 -nodefaults -no-user-config -nographic \
         ${L1_SERIAL:--serial stdio} \
         -kernel "$(lab_vmlinuz)" -initrd "$LAB/l1.img" \
         -append "console=ttyS0 panic=-1 quiet ${L1_APPEND:-} $append" \

@@ -48,7 +48,7 @@ check() {
     fi
 }
 
-echo "1..37"
+echo "1..41"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -112,4 +112,15 @@ check config-flag-overrides 1 "cpus: 300 is out of range" -- \
 printf '{"kernel": "%s", "network": [{"type": "user", "hostfwd": ["tcp::8080-:80"]}]}' \
     "$tmp/bzImage" > "$tmp/net.json"
 check config-net-clash 1 "8080" -- run --config "$tmp/net.json" --net user,hostfwd=tcp::8080-:22
+# --api-sock: checked before the VM is made, so no KVM is needed; a file
+# that is not a socket is never replaced.
+check api-sock-no-dir 1 "does the directory exist" -- \
+    run --kernel "$tmp/bzImage" --api-sock "$tmp/no/such/dir/api.sock"
+echo precious > "$tmp/afile"
+check api-sock-not-a-socket 1 "not a socket; not replacing it" -- \
+    run --kernel "$tmp/bzImage" --api-sock "$tmp/afile"
+n=$((n + 1))
+if [ "$(cat "$tmp/afile")" = precious ]; then echo "ok $n - api-sock-file-kept"; else
+    echo "not ok $n - api-sock-file-kept: the file was changed"; failed=$((failed + 1)); fi
+check api-sock-empty 2 "--api-sock needs a path" -- run --kernel "$tmp/bzImage" --api-sock ""
 exit $((failed > 0))
