@@ -58,21 +58,7 @@
 #include "backend/slirp.h"
 #include "backend/tap.h"
 
-#define WAIT_MS 5000
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
+#include "fake_transport.h"
 
 /* ---- the --net parser ----------------------------------------------------- */
 
@@ -966,26 +952,6 @@ static void test_tap_owned(void **state)
 
 /* ---- the device over the real backends ------------------------------------ */
 
-struct virtio_transport {
-    atomic_uint notify[VIRTIO_MAX_QUEUES];
-    atomic_uint config, needs_reset;
-};
-
-void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
-{
-    if (queue < VIRTIO_MAX_QUEUES)
-        atomic_fetch_add(&t->notify[queue], 1);
-}
-
-void virtio_notify_config(struct virtio_transport *t)
-{
-    atomic_fetch_add(&t->config, 1);
-}
-
-void virtio_set_needs_reset(struct virtio_transport *t)
-{
-    atomic_fetch_add(&t->needs_reset, 1);
-}
 
 #define G_RAM     (8u << 20)
 #define G_QSIZE   256

@@ -34,54 +34,8 @@
 #include "virtio/queue.h"
 #include "virtio/virtio.h"
 
-/* ---- the fake transport ---------------------------------------------- */
+#include "fake_transport.h"
 
-struct virtio_transport {
-    atomic_uint notify[VIRTIO_MAX_QUEUES];
-    atomic_uint config;
-    atomic_uint needs_reset;
-};
-
-void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
-{
-    if (queue < VIRTIO_MAX_QUEUES)
-        atomic_fetch_add(&t->notify[queue], 1);
-}
-
-void virtio_notify_config(struct virtio_transport *t)
-{
-    atomic_fetch_add(&t->config, 1);
-}
-
-void virtio_set_needs_reset(struct virtio_transport *t)
-{
-    atomic_fetch_add(&t->needs_reset, 1);
-}
-
-/* ---- time ------------------------------------------------------------ */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000 };
-    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
-#define WAIT_MS 5000
 
 /* ---- the fake backend --------------------------------------------------- */
 
