@@ -30,6 +30,7 @@
 #include "dev/pci.h"
 #include "kvm_irq.h"
 #include "kvm_stats.h"
+#include "thread.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/pci.h"
@@ -924,10 +925,7 @@ static void join_threads(struct vmlet_vm *vm)
         if (vm->vcpus[i].started)
             pthread_join(vm->vcpus[i].thread, NULL);
     if (vm->console_started) {
-        uint64_t one = 1;
-        if (write(vm->console_stop_fd, &one, sizeof one) < 0) {
-            /* cannot fail for an eventfd below its maximum */
-        }
+        eventfd_kick(vm->console_stop_fd);
         serial_shutdown(vm->serial);
         pthread_join(vm->console_thread, NULL);
     }

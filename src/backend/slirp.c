@@ -83,20 +83,6 @@ struct slirp_be {
     bool rx_wake_due;           /* frames queued for the guest, device not woken yet */
 };
 
-static void wake(int fd)
-{
-    uint64_t one = 1;
-    while (write(fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-}
-
-static void drain(int fd)
-{
-    uint64_t v;
-    while (read(fd, &v, sizeof v) < 0 && errno == EINTR)
-        ;
-}
-
 static int64_t now_ns(void)
 {
     struct timespec ts;
@@ -167,7 +153,7 @@ static enum net_send_result sl_send(struct net_backend *be, const struct iovec *
     r->count++;
     pthread_mutex_unlock(&s->q_lock);
     if (was_empty)
-        wake(s->wake_fd);
+        eventfd_kick(s->wake_fd);
     return NET_SEND_OK;
 }
 
@@ -235,7 +221,7 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
         s->rx_wake_due = true;
     if (half_full && s->rx_wake_due) {
         s->rx_wake_due = false;
-        wake(s->b.fd);
+        eventfd_kick(s->b.fd);
     }
     return (ssize_t)len;
 }
@@ -319,7 +305,7 @@ static void cb_unregister_poll_fd(int fd, void *opaque)
 static void cb_notify(void *opaque)
 {
     struct slirp_be *s = opaque;
-    wake(s->wake_fd);
+    eventfd_kick(s->wake_fd);
 }
 
 /* ---- the slirp thread -------------------------------------------------- */
@@ -453,7 +439,7 @@ static void *slirp_thread(void *arg)
             nanosleep(&pause, NULL);          /* ENOMEM: do not spin */
         }
         if (r > 0 && s->pfd[0].revents)
-            drain(s->wake_fd);
+            eventfd_drain(s->wake_fd);
 
         bool took = false;
         pthread_mutex_lock(&slirp_global);
@@ -469,7 +455,7 @@ static void *slirp_thread(void *arg)
         pthread_mutex_unlock(&slirp_global);
         if (s->rx_wake_due) {
             s->rx_wake_due = false;
-            wake(s->b.fd);                    /* this round's frames for the guest */
+            eventfd_kick(s->b.fd);                    /* this round's frames for the guest */
         }
 
         if (took) {
@@ -478,7 +464,7 @@ static void *slirp_thread(void *arg)
             s->tx_waiting = false;
             pthread_mutex_unlock(&s->q_lock);
             if (waiting)
-                wake(s->b.fd);                /* the device may send again */
+                eventfd_kick(s->b.fd);                /* the device may send again */
         }
     }
     return NULL;
@@ -493,7 +479,7 @@ static void sl_free(struct net_backend *be)
         return;
     if (s->started) {
         atomic_store(&s->stopping, true);
-        wake(s->wake_fd);
+        eventfd_kick(s->wake_fd);
         pthread_join(s->thread, NULL);
     }
     if (s->slirp) {
