@@ -13,16 +13,19 @@
 
 #define STATS_MAX_DESC   1024
 #define STATS_MAX_NAME   256
+#define STATS_MAX_DATA   (1u << 20)
 
 struct stat_counter {
     char name[STATS_MAX_NAME];
-    uint64_t offset;          /* of its value, from the start of the file */
+    size_t offset;            /* of its value in the data block */
 };
 
 struct kvm_stats {
     int fd;
     unsigned n;
     struct stat_counter *c;
+    uint64_t data_offset;     /* where the values are in the file */
+    size_t data_size;         /* all of them, read at once */
 };
 
 static bool read_all(int fd, void *buf, size_t len, uint64_t off)
@@ -59,14 +62,21 @@ struct kvm_stats *kvm_stats_open(int kvm_object_fd)
         goto fail;
     for (unsigned i = 0; i < h.num_desc; i++) {
         const struct kvm_stats_desc *d = (const void *)(desc + i * desc_size);
+        uint64_t end = (uint64_t)d->offset + (uint64_t)d->size * sizeof(uint64_t);
+        if (end > STATS_MAX_DATA)
+            continue;                               /* not believed */
+        if (end > s->data_size)
+            s->data_size = (size_t)end;
         if ((d->flags & KVM_STATS_TYPE_MASK) != KVM_STATS_TYPE_CUMULATIVE || d->size != 1)
             continue;                               /* histograms, peaks, gauges */
         struct stat_counter *c = &s->c[s->n++];
         memcpy(c->name, d->name, h.name_size);
         c->name[h.name_size - 1] = '\0';
-        c->offset = (uint64_t)h.data_offset + d->offset;
+        c->offset = d->offset;
     }
     free(desc);
+    desc = NULL;
+    s->data_offset = h.data_offset;
     s->fd = fd;
     return s;
 fail:
@@ -90,11 +100,18 @@ void kvm_stats_free(struct kvm_stats *s)
 int kvm_stats_read(const struct kvm_stats *s,
                    void (*fn)(void *opaque, const char *name, uint64_t value), void *opaque)
 {
+    /* One read for all values: one system call, and one moment. The
+     * buffer is the caller's own, so concurrent readers do not share it. */
+    uint8_t *data = malloc(s->data_size ? s->data_size : 1);
+    if (!data || !read_all(s->fd, data, s->data_size, s->data_offset)) {
+        free(data);
+        return -1;
+    }
     for (unsigned i = 0; i < s->n; i++) {
         uint64_t v;
-        if (!read_all(s->fd, &v, sizeof v, s->c[i].offset))
-            return -1;
+        memcpy(&v, data + s->c[i].offset, sizeof v);
         fn(opaque, s->c[i].name, v);
     }
+    free(data);
     return 0;
 }
