@@ -29,9 +29,17 @@
  *     guest's transmit chain and waits on the backend's fd before trying
  *     the same frame again (the guest sees backpressure, nothing is lost).
  *
- * Threads: send(), recv() and set_guest_offloads() are called by the
- * device thread only (one device per backend). free() is called once no
- * device uses the backend any more. The stats may be read from any thread.
+ * Threads: send(), recv(), set_guest_offloads() and the poll hooks are
+ * called by the device thread only (one device per backend). free() is
+ * called once no device uses the backend any more. The stats may be read
+ * from any thread.
+ *
+ * Where a backend's own work runs: TAP has none (the kernel does it; the
+ * device waits on the TAP fd). slirp has a lot (its sockets, its timers)
+ * and does it on the device thread through the poll hooks, the way QEMU
+ * runs it in its main loop: a frame then goes from a host socket to the
+ * guest's queue without crossing to another thread, which is what bounds
+ * user-mode throughput.
  */
 #ifndef VMLET_BACKEND_NET_H
 #define VMLET_BACKEND_NET_H
@@ -40,6 +48,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -154,6 +164,35 @@ enum net_send_result {
 
 struct net_backend;
 
+/* The fds the device thread waits on in one round: its own first, then
+ * whatever a backend's poll_prepare adds. */
+struct net_pollset {
+    struct pollfd *fds;
+    unsigned n, cap;
+};
+
+/* Adds fd to the set; its index for reading revents after the wait, or -1
+ * if there was no memory (the fd is then simply not watched this round). */
+static inline int net_pollset_add(struct net_pollset *ps, int fd, short events)
+{
+    if (ps->n == ps->cap) {
+        unsigned cap = ps->cap ? ps->cap * 2 : 16;
+        struct pollfd *p = realloc(ps->fds, cap * sizeof *p);
+        if (!p)
+            return -1;
+        ps->fds = p;
+        ps->cap = cap;
+    }
+    ps->fds[ps->n] = (struct pollfd){ .fd = fd, .events = events };
+    return (int)ps->n++;
+}
+
+/* revents of the fd at idx (0 for an index not in the set). */
+static inline short net_pollset_revents(const struct net_pollset *ps, int idx)
+{
+    return idx >= 0 && (unsigned)idx < ps->n ? ps->fds[idx].revents : 0;
+}
+
 struct net_backend_ops {
     /* One frame from the guest: iov[0] is exactly the 12-byte header (the
      * device's sanitised copy: flags at most NEEDS_CSUM, gso_type one the
@@ -172,17 +211,26 @@ struct net_backend_ops {
      * on recv() may produce headers using them, and no others. Returns 0,
      * or -1 if the backend could not switch (it then uses none). */
     int (*set_guest_offloads)(struct net_backend *b, uint64_t features);
+    /* Optional (NULL when the backend has no work of its own): before each
+     * wait the device thread calls poll_prepare, which adds the fds the
+     * backend needs watched to ps and lowers *timeout_ms (-1: no limit) to
+     * its next deadline; after the wait (poll failed: error) it calls
+     * poll_dispatch, which does the backend's work. Frames the work
+     * produces for the guest are then read through recv(). */
+    void (*poll_prepare)(struct net_backend *b, struct net_pollset *ps, int *timeout_ms);
+    void (*poll_dispatch)(struct net_backend *b, const struct net_pollset *ps, bool error);
     /* Stops the backend's thread if any and frees it. */
     void (*free)(struct net_backend *b);
 };
 
 struct net_backend {
     const struct net_backend_ops *ops;
-    /* What the device thread waits on. fd_is_wake false: the data fd
-     * itself (TAP): EPOLLIN means recv() has a frame, EPOLLOUT that send()
-     * may go on. fd_is_wake true: an eventfd the backend signals when
-     * recv() may have a frame or send() may have room; the device reads it
-     * to clear it, then simply tries again. */
+    /* What the device thread waits on, or -1 for nothing (a backend with
+     * poll hooks). fd_is_wake false: the data fd itself (TAP): POLLIN
+     * means recv() has a frame, POLLOUT that send() may go on. fd_is_wake
+     * true: an eventfd the backend signals when recv() may have a frame or
+     * send() may have room; the device reads it to clear it, then simply
+     * tries again. */
     int fd;
     bool fd_is_wake;
     /* The VIRTIO_NET_F_* offload bits this backend can honour (CSUM,

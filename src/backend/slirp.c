@@ -5,22 +5,26 @@
  * with an empty struct virtio_net_hdr_v1 (no offloads are offered).
  *
  * Why the structure is what it is:
+ *   - slirp runs on the virtio-net device thread (the poll hooks of
+ *     backend/net.h): its sockets join the device's wait, its timers set
+ *     the wait's timeout, a guest frame goes straight into slirp_input and
+ *     a frame from slirp is in the guest's queue in the same round. An
+ *     earlier version ran slirp on a thread of its own and handed frames
+ *     across with queues and eventfds; every handoff was a thread switch,
+ *     and user-mode throughput was bound by them.
  *   - libslirp is not thread-safe and keeps process-wide state (its
  *     clock, DNS cache), so one global mutex covers every libslirp call
- *     from any instance, and each instance calls it only from its own
- *     thread (creation and teardown, before the thread starts and after
- *     it ends, are the only exceptions).
+ *     from any instance; each instance is called from one thread at a time
+ *     (its device thread, or its creator before and after).
  *   - slirp's send_packet callback cannot wait, so frames for the guest go
- *     into a fixed queue and are dropped (counted) when it is full; the
- *     guest's frames wait in another fixed queue, and a full one pushes
- *     back on the guest's transmit queue. Memory use is fixed at creation.
- *   - No glib main loop: a poll() loop with slirp's fds, an eventfd for
- *     wake-ups (guest frames queued, slirp's notify, stop) and the timers
- *     slirp asked for, kept in a short list here.
+ *     into a fixed queue, which the device empties into the guest's
+ *     buffers, and are dropped (counted) when it is full. Memory use is
+ *     fixed at creation.
+ *   - No glib main loop: slirp's fds go into the device's poll set, and
+ *     the timers slirp asked for are kept in a short list here.
  *
  * The network is hostile too: everything slirp hands us is at most an
  * Ethernet frame of its MTU (checked), and the device checks it again. */
-#include "thread.h"
 #include "backend/slirp.h"
 
 #include <arpa/inet.h>
@@ -31,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,8 +44,6 @@
 /* An Ethernet frame of slirp's MTU; queue slots hold one plus a header. */
 #define FRAME_MAX       (14 + NET_SLIRP_MTU)
 #define SLOT_SIZE       (VIRTIO_NET_HDR_LEN + FRAME_MAX)
-/* Guest frames handed to slirp per loop round before its sockets get a look. */
-#define TX_BATCH        NET_SLIRP_TX_FRAMES
 
 /* All libslirp calls, from every instance (see above). */
 static pthread_mutex_t slirp_global = PTHREAD_MUTEX_INITIALIZER;
@@ -62,25 +63,17 @@ struct stimer {
     void *cb_opaque;
 };
 
+/* Everything here is used by one thread at a time (see above). */
 struct slirp_be {
     struct net_backend b;       /* first: the device sees only this */
     Slirp *slirp;
     SlirpCb cb;
-    pthread_t thread;
-    bool started;
-    atomic_bool stopping;
-    int wake_fd;                /* wakes the slirp thread */
-
-    pthread_mutex_t q_lock;     /* the two rings and tx_waiting */
-    struct ring rx, tx;
-    bool tx_waiting;            /* the device got NET_SEND_BUSY */
-
-    /* Owned by the slirp thread (or the creator before it starts). */
-    struct pollfd *pfd;
-    unsigned npfd, pfd_cap;
+    struct ring rx;             /* frames for the guest */
     struct stimer *timers;
     uint8_t frame[FRAME_MAX];   /* a guest frame on its way into slirp */
-    bool rx_wake_due;           /* frames queued for the guest, device not woken yet */
+    /* The wait set of the current round, between prepare and dispatch. */
+    struct net_pollset *ps;
+    unsigned ps_first;          /* slirp's fds start here */
 };
 
 static int64_t now_ns(void)
@@ -133,46 +126,32 @@ static enum net_send_result sl_send(struct net_backend *be, const struct iovec *
         NET_STAT_INC(&be->stats, tx_dropped);     /* larger than slirp's MTU */
         return NET_SEND_DROPPED;
     }
-
-    pthread_mutex_lock(&s->q_lock);
-    struct ring *r = &s->tx;
-    if (r->count == r->slots) {
-        s->tx_waiting = true;
-        pthread_mutex_unlock(&s->q_lock);
-        return NET_SEND_BUSY;
-    }
-    bool was_empty = r->count == 0;
-    uint8_t *slot = ring_slot(r, r->count);
+    /* A copy first: the frame is in guest memory, which the guest may
+     * change while slirp parses it. */
     size_t off = 0;
     for (unsigned i = 1; i < iovcnt && off < len; i++) {
         size_t n = iov[i].iov_len < len - off ? iov[i].iov_len : len - off;
-        memcpy(slot + off, iov[i].iov_base, n);
+        memcpy(s->frame + off, iov[i].iov_base, n);
         off += n;
     }
-    r->len[(r->head + r->count) % r->slots] = (uint16_t)off;
-    r->count++;
-    pthread_mutex_unlock(&s->q_lock);
-    if (was_empty)
-        eventfd_kick(s->wake_fd);
+    pthread_mutex_lock(&slirp_global);
+    slirp_input(s->slirp, s->frame, (int)off);
+    pthread_mutex_unlock(&slirp_global);
     return NET_SEND_OK;
 }
 
 static ssize_t sl_recv(struct net_backend *be, void *buf, size_t cap)
 {
     struct slirp_be *s = (struct slirp_be *)be;
-    pthread_mutex_lock(&s->q_lock);
     struct ring *r = &s->rx;
-    if (r->count == 0) {
-        pthread_mutex_unlock(&s->q_lock);
+    if (r->count == 0)
         return 0;
-    }
     size_t n = r->len[r->head];
     if (n > cap)
         n = 0;                                /* cannot happen: cap >= NET_BUF_MAX */
     memcpy(buf, ring_slot(r, 0), n);
     r->head = (r->head + 1) % r->slots;
     r->count--;
-    pthread_mutex_unlock(&s->q_lock);
     if (n == 0) {
         NET_STAT_INC(&be->stats, rx_errors);
         return -1;
@@ -186,7 +165,7 @@ static int sl_set_guest_offloads(struct net_backend *be, uint64_t features)
     return 0;
 }
 
-/* ---- slirp callbacks (slirp thread, slirp_global held) ----------------- */
+/* ---- slirp callbacks (device thread, slirp_global held) ---------------- */
 
 /* A frame from slirp for the guest: queue it, or drop it when the guest
  * is not keeping up (slirp's TCP will resend). */
@@ -197,33 +176,17 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
         NET_STAT_INC(&s->b.stats, rx_malformed);
         return (ssize_t)len;
     }
-    pthread_mutex_lock(&s->q_lock);
     struct ring *r = &s->rx;
     if (r->count == r->slots) {
-        pthread_mutex_unlock(&s->q_lock);
         NET_STAT_INC(&s->b.stats, rx_dropped);
         return (ssize_t)len;
     }
-    bool was_empty = r->count == 0;
     uint8_t *slot = ring_slot(r, r->count);
     memset(slot, 0, VIRTIO_NET_HDR_LEN);      /* no offloads: an empty header */
     memcpy(slot + VIRTIO_NET_HDR_LEN, buf, len);
     r->len[(r->head + r->count) % r->slots] = (uint16_t)(VIRTIO_NET_HDR_LEN + len);
     r->count++;
-    bool half_full = r->count >= r->slots / 2;
-    pthread_mutex_unlock(&s->q_lock);
-    /* The device reads until the queue is empty, so a signal on the empty
-     * -> non-empty edge is all it needs. It is sent once this round of
-     * slirp's work is done, so that the device takes the round's frames
-     * as one batch (one interrupt, one thread switch) rather than one by
-     * one - unless the queue is filling up. */
-    if (was_empty)
-        s->rx_wake_due = true;
-    if (half_full && s->rx_wake_due) {
-        s->rx_wake_due = false;
-        eventfd_kick(s->b.fd);
-    }
-    return (ssize_t)len;
+    return (ssize_t)len;      /* the device reads the queue after this round */
 }
 
 static void cb_guest_error(const char *msg, void *opaque)
@@ -302,25 +265,19 @@ static void cb_unregister_poll_fd(int fd, void *opaque)
     (void)fd; (void)opaque;
 }
 
+/* slirp wants its fds looked at again (a new socket, say). The device
+ * thread asks slirp for them before every wait, and slirp only calls this
+ * from inside a call the device thread made: nothing to do. */
 static void cb_notify(void *opaque)
 {
-    struct slirp_be *s = opaque;
-    eventfd_kick(s->wake_fd);
+    (void)opaque;
 }
 
-/* ---- the slirp thread -------------------------------------------------- */
+/* ---- the poll hooks (device thread) ------------------------------------- */
 
 static int cb_add_poll(int fd, int events, void *opaque)
 {
     struct slirp_be *s = opaque;
-    if (s->npfd == s->pfd_cap) {
-        unsigned cap = s->pfd_cap * 2;
-        struct pollfd *p = realloc(s->pfd, cap * sizeof *p);
-        if (!p)
-            return -1;                        /* not polled this round */
-        s->pfd = p;
-        s->pfd_cap = cap;
-    }
     short ev = 0;
     if (events & SLIRP_POLL_IN)
         ev |= POLLIN;
@@ -332,16 +289,15 @@ static int cb_add_poll(int fd, int events, void *opaque)
         ev |= POLLERR;
     if (events & SLIRP_POLL_HUP)
         ev |= POLLHUP;
-    s->pfd[s->npfd] = (struct pollfd){ .fd = fd, .events = ev };
-    return (int)s->npfd++;
+    return net_pollset_add(s->ps, fd, ev);   /* -1: not polled this round */
 }
 
 static int cb_get_revents(int idx, void *opaque)
 {
     struct slirp_be *s = opaque;
-    if (idx < 1 || (unsigned)idx >= s->npfd)  /* 0 is our wake fd */
+    if (idx < (int)s->ps_first)               /* only slirp's own fds */
         return 0;
-    short re = s->pfd[idx].revents;
+    short re = net_pollset_revents(s->ps, idx);
     int ev = 0;
     if (re & POLLIN)
         ev |= SLIRP_POLL_IN;
@@ -390,84 +346,30 @@ static void timers_run(struct slirp_be *s)
     }
 }
 
-/* Takes the oldest guest frame into s->frame; its length, or 0. */
-static size_t tx_pop(struct slirp_be *s)
+static void sl_poll_prepare(struct net_backend *be, struct net_pollset *ps, int *timeout_ms)
 {
-    pthread_mutex_lock(&s->q_lock);
-    struct ring *r = &s->tx;
-    size_t n = 0;
-    if (r->count) {
-        n = r->len[r->head];
-        memcpy(s->frame, ring_slot(r, 0), n);
-        r->head = (r->head + 1) % r->slots;
-        r->count--;
-    }
-    pthread_mutex_unlock(&s->q_lock);
-    return n;
+    struct slirp_be *s = (struct slirp_be *)be;
+    s->ps = ps;
+    s->ps_first = ps->n;
+    uint32_t timeout = *timeout_ms < 0 ? UINT32_MAX : (uint32_t)*timeout_ms;
+    int64_t next = timers_next(s, now_ns() / 1000000);
+    if (next >= 0 && next < (int64_t)timeout)
+        timeout = (uint32_t)next;
+    pthread_mutex_lock(&slirp_global);
+    slirp_pollfds_fill(s->slirp, &timeout, cb_add_poll, s);
+    pthread_mutex_unlock(&slirp_global);
+    *timeout_ms = timeout == UINT32_MAX ? -1 : timeout > INT_MAX ? INT_MAX : (int)timeout;
 }
 
-static bool tx_pending(struct slirp_be *s)
+static void sl_poll_dispatch(struct net_backend *be, const struct net_pollset *ps, bool error)
 {
-    pthread_mutex_lock(&s->q_lock);
-    bool any = s->tx.count != 0;
-    pthread_mutex_unlock(&s->q_lock);
-    return any;
-}
-
-static void *slirp_thread(void *arg)
-{
-    struct slirp_be *s = arg;
-    pthread_setname_np(pthread_self(), "slirp");
-
-    while (!atomic_load(&s->stopping)) {
-        s->npfd = 0;
-        cb_add_poll(s->wake_fd, SLIRP_POLL_IN, s);   /* index 0 */
-        uint32_t timeout = UINT32_MAX;
-        int64_t next = timers_next(s, now_ns() / 1000000);
-        if (next >= 0)
-            timeout = next < (int64_t)UINT32_MAX ? (uint32_t)next : UINT32_MAX - 1;
-        if (tx_pending(s))
-            timeout = 0;
-        pthread_mutex_lock(&slirp_global);
-        slirp_pollfds_fill(s->slirp, &timeout, cb_add_poll, s);
-        pthread_mutex_unlock(&slirp_global);
-
-        int ms = timeout == UINT32_MAX ? -1 : timeout > INT_MAX ? INT_MAX : (int)timeout;
-        int r = poll(s->pfd, s->npfd, ms);
-        if (r < 0 && errno != EINTR) {
-            static const struct timespec pause = { 0, 10 * 1000 * 1000 };
-            nanosleep(&pause, NULL);          /* ENOMEM: do not spin */
-        }
-        if (r > 0 && s->pfd[0].revents)
-            eventfd_drain(s->wake_fd);
-
-        bool took = false;
-        pthread_mutex_lock(&slirp_global);
-        slirp_pollfds_poll(s->slirp, r < 0, cb_get_revents, s);
-        for (unsigned i = 0; i < TX_BATCH; i++) {
-            size_t n = tx_pop(s);
-            if (!n)
-                break;
-            slirp_input(s->slirp, s->frame, (int)n);
-            took = true;
-        }
-        timers_run(s);
-        pthread_mutex_unlock(&slirp_global);
-        if (s->rx_wake_due) {
-            s->rx_wake_due = false;
-            eventfd_kick(s->b.fd);                    /* this round's frames for the guest */
-        }
-
-        if (took) {
-            pthread_mutex_lock(&s->q_lock);
-            bool waiting = s->tx_waiting;
-            s->tx_waiting = false;
-            pthread_mutex_unlock(&s->q_lock);
-            if (waiting)
-                eventfd_kick(s->b.fd);                /* the device may send again */
-        }
-    }
-    return NULL;
+    struct slirp_be *s = (struct slirp_be *)be;
+    s->ps = (struct net_pollset *)ps;         /* read only from here on */
+    pthread_mutex_lock(&slirp_global);
+    slirp_pollfds_poll(s->slirp, error, cb_get_revents, s);
+    timers_run(s);
+    pthread_mutex_unlock(&slirp_global);
+    s->ps = NULL;
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -477,11 +379,6 @@ static void sl_free(struct net_backend *be)
     struct slirp_be *s = (struct slirp_be *)be;
     if (!s)
         return;
-    if (s->started) {
-        atomic_store(&s->stopping, true);
-        eventfd_kick(s->wake_fd);
-        pthread_join(s->thread, NULL);
-    }
     if (s->slirp) {
         pthread_mutex_lock(&slirp_global);
         slirp_cleanup(s->slirp);              /* closes its sockets, frees timers via cb */
@@ -492,14 +389,7 @@ static void sl_free(struct net_backend *be)
         s->timers = t->next;
         free(t);
     }
-    if (s->wake_fd >= 0)
-        close(s->wake_fd);
-    if (s->b.fd >= 0)
-        close(s->b.fd);
     ring_free(&s->rx);
-    ring_free(&s->tx);
-    free(s->pfd);
-    pthread_mutex_destroy(&s->q_lock);
     free(s);
 }
 
@@ -507,6 +397,8 @@ static const struct net_backend_ops slirp_ops = {
     .send = sl_send,
     .recv = sl_recv,
     .set_guest_offloads = sl_set_guest_offloads,
+    .poll_prepare = sl_poll_prepare,
+    .poll_dispatch = sl_poll_dispatch,
     .free = sl_free,
 };
 
@@ -565,19 +457,13 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
         return NULL;
     }
     s->b.ops = &slirp_ops;
-    s->b.fd_is_wake = true;
+    s->b.fd = -1;                             /* its work runs in the poll hooks */
+    s->b.fd_is_wake = false;
     s->b.offloads = 0;
     atomic_init(&s->b.failed, false);
-    atomic_init(&s->stopping, false);
     snprintf(s->b.desc, sizeof s->b.desc, "user");
-    pthread_mutex_init(&s->q_lock, NULL);
-    s->b.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->pfd_cap = 32;
-    s->pfd = malloc(s->pfd_cap * sizeof *s->pfd);
-    bool rings = ring_init(&s->rx, NET_SLIRP_RX_FRAMES) && ring_init(&s->tx, NET_SLIRP_TX_FRAMES);
-    if (s->b.fd < 0 || s->wake_fd < 0 || !s->pfd || !rings) {
-        set_error(err, VMLET_ERR_HOST, "user networking: cannot set up: %s", strerror(errno));
+    if (!ring_init(&s->rx, NET_SLIRP_RX_FRAMES)) {
+        set_error(err, VMLET_ERR_NOMEM, "user networking: out of memory");
         sl_free(&s->b);
         return NULL;
     }
@@ -639,15 +525,5 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
             return NULL;
         }
     }
-
-    /* Blocked signals also keep a SIGPIPE from a host socket away. */
-    int e = thread_start_unsignalled(&s->thread, slirp_thread, s);
-    if (e) {
-        set_error(err, VMLET_ERR_HOST, "user networking: cannot start its thread: %s",
-                  strerror(e));
-        sl_free(&s->b);
-        return NULL;
-    }
-    s->started = true;
     return &s->b;
 }

@@ -14,19 +14,21 @@
  * address or port that cannot be used fails creation with a message such
  * as "hostfwd tcp:127.0.0.1:8080: port 8080 is already in use".
  *
- * Threads: the backend runs its own thread ("slirp"), which makes every
- * libslirp call (libslirp is not thread-safe, and its instances share
- * global state, so all instances in the process also take one global
- * lock around those calls). Its poll loop watches slirp's sockets and an
- * eventfd; slirp's timers are kept by the backend and fire from that loop.
- * Frames cross between the device thread and the slirp thread through two
- * fixed queues under a mutex:
- *   guest -> slirp: 128 frames; when full send() says NET_SEND_BUSY and
- *     the guest's transmit queue waits (no loss, no growth);
- *   slirp -> guest: 256 frames; when full (the guest is not reading)
- *     slirp's frames are dropped and counted in rx_dropped; TCP resends.
- * backend.fd is an eventfd the slirp thread signals when the receive
- * queue gets a frame or the transmit queue gets room.
+ * Threads: none of its own. libslirp runs on the virtio-net device
+ * thread through the backend's poll hooks (backend/net.h): slirp's sockets
+ * join the device's wait and its timers set the wait's timeout, so a frame
+ * crosses from a host socket to the guest's queue, and back, without a
+ * thread switch. libslirp is not thread-safe and its instances share
+ * global state, so all instances in the process take one global lock
+ * around their libslirp calls. While no device thread runs (before the
+ * driver starts, after a reset) slirp is not polled: connections to a
+ * port forward wait in the host's listen queue.
+ *   guest -> slirp: send() hands the frame to slirp at once (a copy);
+ *   slirp -> guest: a fixed queue of 256 frames that the device empties
+ *     into the guest's buffers after each round; when full (the guest is
+ *     not reading) slirp's frames are dropped and counted in rx_dropped;
+ *     TCP resends.
+ * backend.fd is -1: the device has nothing to wait on but the poll hooks.
  *
  * Offloads: none (backend.offloads is 0), so the guest sends complete
  * checksums and no segmentation, and slirp's frames carry an empty
@@ -40,11 +42,10 @@
 #include "netspec.h"
 
 #define NET_SLIRP_MTU          1500
-#define NET_SLIRP_TX_FRAMES    128
 #define NET_SLIRP_RX_FRAMES    256
 
-/* Creates the user-mode network for spec (kind NET_SPEC_USER) and starts
- * its thread. Returns NULL with err (one line) on failure. */
+/* Creates the user-mode network for spec (kind NET_SPEC_USER), its port
+ * forwards listening. Returns NULL with err (one line) on failure. */
 struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err);
 
 #endif

@@ -37,16 +37,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include "error.h"
 #include "memory.h"
 
-/* epoll tags: 0..2 are the queues. */
-#define TAG_BACKEND     0x10
-#define TAG_STOP        0x20
 #define NQ              3
 
 /* Work done per round before looking at the other queues and at a stop. */
@@ -112,7 +108,6 @@ struct virtio_net {
 
     pthread_mutex_t lock;          /* activate / reset / free */
     struct device_thread thread;
-    int epfd;
 
     struct net_stats stats;
 
@@ -141,8 +136,8 @@ struct virtio_net {
     struct virtio_net_hdr_v1 tx_hdr;
     struct iovec *tx_iov;          /* [0] = tx_hdr, then the frame */
 
-    bool be_registered;
-    uint32_t be_events;
+    bool be_watched;               /* be->fd is in the wait set (not failed) */
+    struct net_pollset ps;         /* the wait set, rebuilt every round */
 };
 
 /* ---- header rules (5.1.6.2, 5.1.6.4), pure ----------------------------- */
@@ -778,36 +773,71 @@ static void notify_queues(struct virtio_net *n)
     }
 }
 
-/* Waits on the backend's fd for exactly what we need from it; a failed
- * backend leaves the set, and the driver sees the link go down. */
-static void backend_arm(struct virtio_net *n, enum rx_state rx)
+/* A failed backend leaves the wait set for good, and the driver sees the
+ * link go down. */
+static void backend_check_failed(struct virtio_net *n)
+{
+    if (!n->be_watched || !atomic_load_explicit(&n->be->failed, memory_order_relaxed))
+        return;
+    n->be_watched = false;
+    pthread_mutex_lock(&n->cfg_lock);
+    bool was_up = n->link_up;
+    n->link_up = false;
+    pthread_mutex_unlock(&n->cfg_lock);
+    if (was_up && (n->features & NET_BIT(VIRTIO_NET_F_STATUS)))
+        virtio_notify_config(n->t);
+}
+
+/* What to wait for from the backend's fd: exactly what we need from it. */
+static short backend_events(const struct virtio_net *n, enum rx_state rx)
+{
+    if (!n->be_watched || n->be->fd < 0)
+        return 0;
+    bool want_rx = rx == RX_WAIT_BACKEND, want_tx = n->tx_blocked;
+    if (n->be->fd_is_wake)
+        return (want_rx || want_tx) ? POLLIN : 0;
+    return (short)((want_rx ? POLLIN : 0) | (want_tx ? POLLOUT : 0));
+}
+
+/* One wait: the stop fd, the queues' kick fds, the backend's fd and
+ * whatever the backend's own work needs (slirp's sockets and timers). */
+static void wait_and_dispatch(struct virtio_net *n, enum rx_state rx, bool more)
 {
     struct net_backend *be = n->be;
-    if (atomic_load_explicit(&be->failed, memory_order_relaxed)) {
-        if (n->be_registered) {
-            epoll_ctl(n->epfd, EPOLL_CTL_DEL, be->fd, NULL);
-            n->be_registered = false;
-            pthread_mutex_lock(&n->cfg_lock);
-            bool was_up = n->link_up;
-            n->link_up = false;
-            pthread_mutex_unlock(&n->cfg_lock);
-            if (was_up && (n->features & NET_BIT(VIRTIO_NET_F_STATUS)))
-                virtio_notify_config(n->t);
-        }
-        return;
+    struct net_pollset *ps = &n->ps;
+    ps->n = 0;
+    net_pollset_add(ps, n->thread.stop_fd, POLLIN);          /* index 0, room for 16 */
+    int kick_idx[NQ];
+    for (unsigned i = 0; i < NQ; i++)
+        kick_idx[i] = n->q[i] && n->kick[i] >= 0 ? net_pollset_add(ps, n->kick[i], POLLIN) : -1;
+    short be_ev = backend_events(n, rx);
+    int be_idx = be_ev ? net_pollset_add(ps, be->fd, be_ev) : -1;
+    int timeout = more ? 0 : -1;
+    if (n->be_watched && be->ops->poll_prepare)
+        be->ops->poll_prepare(be, ps, &timeout);
+
+    int k = poll(ps->fds, ps->n, timeout);
+    if (k < 0 && errno != EINTR) {         /* ENOMEM: never spin */
+        static const struct timespec pause = { 0, 10 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
     }
-    if (!n->be_registered)
+    if (n->be_watched && be->ops->poll_dispatch)
+        be->ops->poll_dispatch(be, ps, k < 0);
+    if (k <= 0)
         return;
-    bool want_rx = rx == RX_WAIT_BACKEND, want_tx = n->tx_blocked;
-    uint32_t ev;
-    if (be->fd_is_wake)
-        ev = (want_rx || want_tx) ? EPOLLIN : 0;
-    else
-        ev = (want_rx ? EPOLLIN : 0) | (want_tx ? EPOLLOUT : 0);
-    if (ev != n->be_events) {
-        struct epoll_event e = { .events = ev, .data.u32 = TAG_BACKEND };
-        if (epoll_ctl(n->epfd, EPOLL_CTL_MOD, be->fd, &e) == 0)
-            n->be_events = ev;
+    for (unsigned i = 0; i < NQ; i++)
+        if (net_pollset_revents(ps, kick_idx[i]))
+            eventfd_drain(n->kick[i]);
+    short re = net_pollset_revents(ps, be_idx);
+    if (re) {
+        if (be->fd_is_wake)
+            eventfd_drain(be->fd);
+        else if (re & (POLLERR | POLLHUP | POLLNVAL)) {
+            /* tun reports these only once detached: gone for good. */
+            atomic_store(&be->failed, true);
+            NET_STAT_INC(&n->stats, rx_errors);
+        }
+        n->tx_blocked = false;             /* whatever it was, try again */
     }
 }
 
@@ -822,34 +852,8 @@ static void *net_thread(void *arg)
         enum rx_state rx = rx_run(n);
         more |= rx == RX_MORE;
         notify_queues(n);
-        backend_arm(n, rx);
-
-        struct epoll_event ev[8];
-        int k = epoll_wait(n->epfd, ev, 8, more ? 0 : -1);
-        if (k < 0) {
-            if (errno != EINTR) {          /* cannot happen; never spin */
-                static const struct timespec pause = { 0, 10 * 1000 * 1000 };
-                nanosleep(&pause, NULL);
-            }
-            continue;
-        }
-        for (int i = 0; i < k; i++) {
-            uint32_t tag = ev[i].data.u32;
-            if (tag == TAG_STOP)
-                return NULL;
-            if (tag < NQ) {
-                eventfd_drain(n->kick[tag]);
-            } else if (tag == TAG_BACKEND) {
-                if (n->be->fd_is_wake)
-                    eventfd_drain(n->be->fd);
-                else if (ev[i].events & (EPOLLERR | EPOLLHUP)) {
-                    /* tun reports these only once detached: gone for good. */
-                    atomic_store(&n->be->failed, true);
-                    NET_STAT_INC(&n->stats, rx_errors);
-                }
-                n->tx_blocked = false;     /* whatever it was, try again */
-            }
-        }
+        backend_check_failed(n);
+        wait_and_dispatch(n, rx, more);
     }
     return NULL;
 }
@@ -860,12 +864,7 @@ static void stop_thread(struct virtio_net *n)
 {
     if (!device_thread_stop(&n->thread))
         return;
-    for (unsigned i = 0; i < NQ; i++)
-        if (n->q[i] && n->kick[i] >= 0)
-            epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->kick[i], NULL);
-    if (n->be_registered)
-        epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->be->fd, NULL);
-    n->be_registered = false;
+    n->be_watched = false;
     /* The driver owns its buffers again; a frame in hand is lost. */
     if (n->rx_pending)
         NET_STAT_INC(&n->stats, rx_dropped);
@@ -937,36 +936,10 @@ static int net_activate(void *dev, const struct virtio_queues *qs)
     /* Only the offloads the driver accepted may reach it. */
     n->be->ops->set_guest_offloads(n->be, n->features);
 
-    int rc = -1;
-    unsigned added = 0;
-    for (; added < NQ; added++) {
-        if (!n->q[added] || n->kick[added] < 0)
-            continue;
-        struct epoll_event ev = { .events = EPOLLIN, .data.u32 = added };
-        if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->kick[added], &ev) < 0)
-            goto undo;
-    }
-    n->be_events = 0;
-    n->be_registered = false;
-    if (!atomic_load(&n->be->failed)) {
-        struct epoll_event ev = { .events = 0, .data.u32 = TAG_BACKEND };
-        if (epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->be->fd, &ev) < 0)
-            goto undo;
-        n->be_registered = true;
-    }
-
-    if (device_thread_start(&n->thread, net_thread, n) == 0) {
-        rc = 0;
-        goto out;
-    }
-undo:
-    for (unsigned i = 0; i < added; i++)
-        if (n->q[i] && n->kick[i] >= 0)
-            epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->kick[i], NULL);
-    if (n->be_registered)
-        epoll_ctl(n->epfd, EPOLL_CTL_DEL, n->be->fd, NULL);
-    n->be_registered = false;
-out:
+    n->be_watched = !atomic_load(&n->be->failed);
+    int rc = device_thread_start(&n->thread, net_thread, n) == 0 ? 0 : -1;
+    if (rc < 0)
+        n->be_watched = false;
     pthread_mutex_unlock(&n->lock);
     return rc;
 }
@@ -998,20 +971,18 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
     }
     n->be = be;
     n->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    n->epfd = epoll_create1(EPOLL_CLOEXEC);
     n->chain = malloc(sizeof *n->chain);
     n->rxbuf = malloc(NET_BUF_MAX);
     n->slots = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof *n->slots);
     n->tx_iov = calloc(VIRTQ_MAX_CHAIN + 1, sizeof *n->tx_iov);
-    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = TAG_STOP };
-    if (n->thread.stop_fd < 0 || n->epfd < 0 || !n->chain || !n->rxbuf || !n->slots ||
-        !n->tx_iov || epoll_ctl(n->epfd, EPOLL_CTL_ADD, n->thread.stop_fd, &ev) < 0) {
+    /* Room for the wait set up front (16 fds; a backend may add more). */
+    bool ps_ok = net_pollset_add(&n->ps, -1, 0) == 0;
+    if (n->thread.stop_fd < 0 || !n->chain || !n->rxbuf || !n->slots || !n->tx_iov || !ps_ok) {
         set_error(err, VMLET_ERR_HOST, "network %s: cannot set up the device: %s", be->desc,
                   strerror(errno ? errno : ENOMEM));
         if (n->thread.stop_fd >= 0)
             close(n->thread.stop_fd);
-        if (n->epfd >= 0)
-            close(n->epfd);
+        free(n->ps.fds);
         free(n->chain);
         free(n->rxbuf);
         free(n->slots);
@@ -1049,7 +1020,7 @@ void virtio_net_free(struct virtio_net *n)
     net_reset(n);
     n->be->ops->free(n->be);
     close(n->thread.stop_fd);
-    close(n->epfd);
+    free(n->ps.fds);
     pthread_mutex_destroy(&n->lock);
     pthread_mutex_destroy(&n->cfg_lock);
     free(n->chain);

@@ -15,7 +15,8 @@
  *   src/virtio/net.c      over the real backends: a driver (played here
  *                         on hand-built rings) gets a DHCP offer through
  *                         slirp, a guest that does not read costs a
- *                         bounded queue and no CPU; with CAP_NET_ADMIN,
+ *                         bounded queue and no CPU, slirp's sockets are
+ *                         polled by the device thread; with CAP_NET_ADMIN,
  *                         frames cross a TAP device with offloads on.
  * Nothing here needs the network. Every wait has a deadline and alarm()
  * ends a hung run. */
@@ -368,6 +369,31 @@ static size_t arp_request(uint8_t *p, uint32_t target)
     return 60;
 }
 
+/* Waits up to ms for the backend as the device thread would: on its fd,
+ * or, for a backend with poll hooks (slirp), one round of its own work. */
+static void be_wait(struct net_backend *be, int ms)
+{
+    if (be->ops->poll_prepare) {
+        struct net_pollset ps = { 0 };
+        int timeout = ms;
+        be->ops->poll_prepare(be, &ps, &timeout);
+        if (timeout < 0 || timeout > ms)
+            timeout = ms;
+        int k = poll(ps.fds, ps.n, timeout);
+        be->ops->poll_dispatch(be, &ps, k < 0);
+        free(ps.fds);
+        return;
+    }
+    struct pollfd p = { .fd = be->fd, .events = POLLIN };
+    poll(&p, 1, ms);
+    if (be->fd_is_wake && (p.revents & POLLIN)) {
+        uint64_t v;
+        if (read(be->fd, &v, 8) < 0) {
+            /* raced with another reader: fine */
+        }
+    }
+}
+
 /* Offers a frame as the device would; waits for room if the backend is busy. */
 static enum net_send_result be_send(struct net_backend *be, const uint8_t *frame, size_t len)
 {
@@ -378,14 +404,7 @@ static enum net_send_result be_send(struct net_backend *be, const uint8_t *frame
         enum net_send_result r = be->ops->send(be, iov, 2, len);
         if (r != NET_SEND_BUSY || now_ms() > end)
             return r;
-        struct pollfd p = { .fd = be->fd, .events = POLLIN };
-        poll(&p, 1, 100);
-        if (be->fd_is_wake && (p.revents & POLLIN)) {
-            uint64_t v;
-            if (read(be->fd, &v, 8) < 0) {
-                /* raced with another reader: fine */
-            }
-        }
+        be_wait(be, 100);
     }
 }
 
@@ -400,14 +419,7 @@ static ssize_t be_recv(struct net_backend *be, uint8_t *buf, unsigned ms)
         uint64_t now = now_ms();
         if (now >= end)
             return 0;
-        struct pollfd p = { .fd = be->fd, .events = POLLIN };
-        poll(&p, 1, (int)(end - now));
-        if (be->fd_is_wake && (p.revents & POLLIN)) {
-            uint64_t v;
-            if (read(be->fd, &v, 8) < 0) {
-                /* nothing */
-            }
-        }
+        be_wait(be, (int)(end - now));
     }
 }
 
@@ -426,7 +438,8 @@ static void test_slirp_dhcp(void **state)
     vmlet_error err;
     struct net_backend *be = slirp_from("user", &err);
     assert_non_null(be);
-    assert_true(be->fd_is_wake);
+    assert_int_equal(be->fd, -1);               /* works in the device's poll hooks */
+    assert_non_null(be->ops->poll_prepare);
     assert_int_equal(be->offloads, 0);
     assert_int_equal(be->ops->set_guest_offloads(be, 0), 0);
 
@@ -1137,6 +1150,42 @@ static void test_device_over_slirp(void **state)
     guest_stop(&g);
 }
 
+/* slirp works on the device thread: a connection to a port forward, which
+ * only slirp's listening socket sees, reaches the guest's receive queue
+ * (slirp's ARP request for 10.0.2.15) with nobody but the device thread
+ * polling slirp. */
+static void test_device_polls_slirp(void **state)
+{
+    (void)state;
+    uint16_t port = free_port(SOCK_STREAM);
+    char spec[128];
+    snprintf(spec, sizeof spec, "user,hostfwd=tcp:127.0.0.1:%u-:80", port);
+    vmlet_error err;
+    struct net_backend *be = slirp_from(spec, &err);
+    assert_non_null(be);
+    struct guest g;
+    guest_start(&g, be, NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_MRG_RXBUF));
+    for (unsigned i = 0; i < 8; i++)
+        gpost(&g, 0, NULL, G_BUF, true);
+
+    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+                             .sin_addr.s_addr = htonl(0x7f000001) };
+    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+    bool seen = false;
+    for (unsigned i = 0; i < 8 && !seen; i++) {
+        uint32_t l;
+        uint8_t *b = gused(&g, 0, &l, WAIT_MS);
+        assert_non_null(b);
+        const uint8_t *e = b + VIRTIO_NET_HDR_LEN;
+        seen = get16(e + 12) == 0x0806 && get16(e + 14 + 6) == 1 &&
+               get32(e + 14 + 24) == NET_USER_GUEST;
+    }
+    assert_true(seen);
+    close(c);
+    guest_stop(&g);
+}
+
 /* With CAP_NET_ADMIN: the device over a TAP device, offloads negotiated:
  * a TSO frame from the guest leaves the TAP device as segments the host
  * stack made, and a frame the host sends arrives in the guest. */
@@ -1247,6 +1296,7 @@ int main(void)
         cmocka_unit_test(test_tap_real),
         cmocka_unit_test(test_tap_owned),
         cmocka_unit_test(test_device_over_slirp),
+        cmocka_unit_test(test_device_polls_slirp),
         cmocka_unit_test(test_device_over_tap),
     };
     return cmocka_run_group_tests_name("net_backends", tests, NULL, NULL);
