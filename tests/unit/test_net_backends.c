@@ -528,24 +528,40 @@ static void test_slirp_gateway_is_host(void **state)
     be->ops->free(be);
 }
 
-/* hostfwd: the port listens on the host; a connection makes slirp reach
- * for the guest (first an ARP request for 10.0.2.15). */
-static void test_slirp_hostfwd(void **state)
+/* A user network forwarding 127.0.0.1:PORT (a free port) to the guest's
+ * port 80; spec gets the text it was made from. */
+static struct net_backend *slirp_forwarding(char spec[128], uint16_t *port)
 {
-    (void)state;
-    uint16_t port = free_port(SOCK_STREAM);
-    char spec[128];
-    snprintf(spec, sizeof spec, "user,hostfwd=tcp:127.0.0.1:%u-:80", port);
+    *port = free_port(SOCK_STREAM);
+    snprintf(spec, 128, "user,hostfwd=tcp:127.0.0.1:%u-:80", *port);
     vmlet_error err;
     struct net_backend *be = slirp_from(spec, &err);
     if (!be)
         print_error("%s\n", err.message);
     assert_non_null(be);
+    return be;
+}
 
+/* A connection from the host to 127.0.0.1:port. */
+static int connect_local(uint16_t port)
+{
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
                              .sin_addr.s_addr = htonl(0x7f000001) };
     assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+    return c;
+}
+
+/* hostfwd: the port listens on the host; a connection makes slirp reach
+ * for the guest (first an ARP request for 10.0.2.15). */
+static void test_slirp_hostfwd(void **state)
+{
+    (void)state;
+    char spec[128];
+    uint16_t port;
+    struct net_backend *be = slirp_forwarding(spec, &port);
+    vmlet_error err;
+    int c = connect_local(port);
 
     static uint8_t buf[NET_BUF_MAX];
     bool seen = false;
@@ -1157,21 +1173,15 @@ static void test_device_over_slirp(void **state)
 static void test_device_polls_slirp(void **state)
 {
     (void)state;
-    uint16_t port = free_port(SOCK_STREAM);
     char spec[128];
-    snprintf(spec, sizeof spec, "user,hostfwd=tcp:127.0.0.1:%u-:80", port);
-    vmlet_error err;
-    struct net_backend *be = slirp_from(spec, &err);
-    assert_non_null(be);
+    uint16_t port;
+    struct net_backend *be = slirp_forwarding(spec, &port);
     struct guest g;
     guest_start(&g, be, NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_MRG_RXBUF));
     for (unsigned i = 0; i < 8; i++)
         gpost(&g, 0, NULL, G_BUF, true);
 
-    int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
-                             .sin_addr.s_addr = htonl(0x7f000001) };
-    assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+    int c = connect_local(port);
     bool seen = false;
     for (unsigned i = 0; i < 8 && !seen; i++) {
         uint32_t l;
