@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/sysinfo.h>
 #include <unistd.h>
 #include "config.h"
 #include "error.h"
@@ -187,18 +186,6 @@ static int check_disk(unsigned i, const struct config_disk *d, vmlet_error *err)
 VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path)
 {
     return set_string(&c->kvm_device, path);
-}
-
-uint64_t host_memory_bytes(void)
-{
-    const char *fake = getenv("VMLET_TEST_HOST_MEMORY");   /* unit tests only */
-    uint64_t v;
-    if (fake && vmlet_parse_size(fake, &v) == 0)
-        return v;
-    struct sysinfo si;
-    if (sysinfo(&si) < 0)
-        return 0;
-    return ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
 }
 
 /* Memory sizes for messages: "512 MiB", "1.5 GiB". */

@@ -30,7 +30,8 @@ struct vmlet_config {
     char *kvm_device;
 };
 
-/* Host RAM + swap in bytes (0 if unknown); a hook so tests can pretend. */
+/* Host RAM + swap in bytes (0 if unknown); src/host_memory.c, which unit
+ * tests replace with a pretend host. */
 uint64_t host_memory_bytes(void);
 
 #endif
