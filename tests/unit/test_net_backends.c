@@ -1286,6 +1286,41 @@ static void test_device_over_tap(void **state)
     guest_stop(&g);
 }
 
+/* With CAP_NET_ADMIN: the host deletes the TAP device while the device
+ * waits for frames for the guest. The device notices (poll reports the
+ * error), takes the link down and tells the driver. */
+static void test_device_tap_deleted(void **state)
+{
+    (void)state;
+    char name[IFNAMSIZ], cmd[64];
+    snprintf(name, sizeof name, "vmlx%u", (unsigned)getpid() % 100000);
+    vmlet_error err;
+    struct net_backend *be = tun_usable() ? net_tap_open(name, &err) : NULL;
+    if (!be) {
+        skip();
+        return;
+    }
+    struct guest g;
+    guest_start(&g, be, NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_STATUS));
+    for (unsigned i = 0; i < 4; i++)
+        gpost(&g, 0, NULL, G_BUF, true);
+    const struct virtio_device_ops *ops = virtio_net_ops(g.net);
+    uint8_t status[2];
+    ops->config_read(g.net, 6, status, 2);
+    assert_int_equal(status[0], 1);                            /* VIRTIO_NET_S_LINK_UP */
+
+    snprintf(cmd, sizeof cmd, "ip link delete %s", name);
+    assert_int_equal(system(cmd), 0);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (atomic_load(&g.t.config) == 0 && now_ms() < end)
+        sleep_ms(5);
+    assert_int_equal(atomic_load(&g.t.config), 1);
+    ops->config_read(g.net, 6, status, 2);
+    assert_int_equal(status[0], 0);
+    assert_true(atomic_load(&be->failed));
+    guest_stop(&g);
+}
+
 int main(void)
 {
     alarm(120);
@@ -1308,6 +1343,7 @@ int main(void)
         cmocka_unit_test(test_device_over_slirp),
         cmocka_unit_test(test_device_polls_slirp),
         cmocka_unit_test(test_device_over_tap),
+        cmocka_unit_test(test_device_tap_deleted),
     };
     return cmocka_run_group_tests_name("net_backends", tests, NULL, NULL);
 }
