@@ -34,6 +34,7 @@
 #include "virtio/virtio.h"
 
 #include "fake_transport.h"
+#include "fake_guest.h"
 
 /* ---- the fake guest: memory and hand-built split rings ---------------- */
 
@@ -41,24 +42,6 @@
 #define QSIZE        256
 #define RING_BASE    0x10000ULL         /* queue i's rings at RING_BASE + i * 0x10000 */
 #define DATA_BASE    0x100000ULL        /* buffers from 1 MiB on */
-
-#define F_NEXT  1
-#define F_WRITE 2
-
-struct ring {
-    struct virtq q;             /* the device-side state the transport owns */
-    uint8_t *desc, *avail, *used;
-    uint16_t avail_idx;         /* driver's next avail idx */
-    uint16_t last_used;         /* used entries consumed so far */
-    uint16_t next_desc;
-    int kick;
-};
-
-struct buf {
-    uint64_t gpa;
-    uint32_t len;
-    bool write;
-};
 
 struct fixture {
     struct guest_memory mem;
@@ -72,107 +55,12 @@ struct fixture {
 
 static void ring_init(struct fixture *f, struct ring *r, unsigned index, bool event_idx)
 {
-    uint64_t base = RING_BASE + index * 0x10000ULL;
-    memset(f->mem.host + base, 0, 0x10000);
-    int kick = r->kick;
-    memset(r, 0, sizeof *r);
-    r->kick = kick;
-    r->q.mem = &f->mem;
-    r->q.size = QSIZE;
-    r->q.desc_gpa = base;
-    r->q.avail_gpa = base + 0x1000;
-    r->q.used_gpa = base + 0x2000;
-    r->q.ready = true;
-    r->q.event_idx = event_idx;
-    virtq_reset(&r->q);
-    r->desc = f->mem.host + r->q.desc_gpa;
-    r->avail = f->mem.host + r->q.avail_gpa;
-    r->used = f->mem.host + r->q.used_gpa;
+    ring_setup(r, &f->mem, RING_BASE + index * 0x10000ULL, QSIZE, event_idx);
 }
 
 static uint8_t *hva(struct fixture *f, uint64_t gpa)
 {
     return f->mem.host + gpa;
-}
-
-/* Writes raw descriptor i. */
-static void put_desc(struct ring *r, unsigned i, uint64_t addr, uint32_t len,
-                     uint16_t flags, uint16_t next)
-{
-    uint8_t *d = r->desc + 16 * (size_t)i;
-    memcpy(d, &addr, 8);
-    memcpy(d + 8, &len, 4);
-    memcpy(d + 12, &flags, 2);
-    memcpy(d + 14, &next, 2);
-}
-
-/* Makes head available (the driver side of 2.7.13). */
-static void publish(struct ring *r, uint16_t head)
-{
-    uint16_t *ring = (uint16_t *)(r->avail + 4);
-    ring[r->avail_idx % QSIZE] = head;
-    r->avail_idx++;
-    __atomic_store_n((uint16_t *)(r->avail + 2), r->avail_idx, __ATOMIC_RELEASE);
-}
-
-static void kick(struct ring *r)
-{
-    uint64_t one = 1;
-    assert_int_equal(write(r->kick, &one, sizeof one), sizeof one);
-}
-
-/* Posts one chain of n buffers (descriptors taken round-robin) and kicks. */
-static uint16_t post(struct ring *r, const struct buf *b, unsigned n)
-{
-    uint16_t head = r->next_desc;
-    for (unsigned i = 0; i < n; i++) {
-        unsigned d = (head + i) % QSIZE;
-        uint16_t flags = (b[i].write ? F_WRITE : 0) | (i + 1 < n ? F_NEXT : 0);
-        put_desc(r, d, b[i].gpa, b[i].len, flags, (uint16_t)((d + 1) % QSIZE));
-    }
-    r->next_desc = (uint16_t)((head + n) % QSIZE);
-    publish(r, head);
-    kick(r);
-    return head;
-}
-
-static uint16_t used_idx(struct ring *r)
-{
-    return __atomic_load_n((uint16_t *)(r->used + 2), __ATOMIC_ACQUIRE);
-}
-
-/* Waits for the next used entry; false on timeout. */
-static bool wait_used(struct ring *r, uint16_t *id, uint32_t *len, unsigned ms)
-{
-    uint64_t end = now_ms() + ms;
-    while (used_idx(r) == r->last_used) {
-        if (now_ms() > end)
-            return false;
-        sleep_ms(1);
-    }
-    const uint8_t *e = r->used + 4 + 8 * (size_t)(r->last_used % QSIZE);
-    uint32_t i32;
-    memcpy(&i32, e, 4);
-    memcpy(len, e + 4, 4);
-    *id = (uint16_t)i32;
-    r->last_used++;
-    return true;
-}
-
-static void expect_used(struct ring *r, uint16_t head, uint32_t len)
-{
-    uint16_t id;
-    uint32_t l;
-    assert_true(wait_used(r, &id, &l, WAIT_MS));
-    assert_int_equal(id, head);
-    assert_int_equal(l, len);
-}
-
-/* Nothing more is used within ms. */
-static void expect_no_used(struct ring *r, unsigned ms)
-{
-    sleep_ms(ms);
-    assert_int_equal(used_idx(r), r->last_used);
 }
 
 /* ---- host side helpers ------------------------------------------------- */

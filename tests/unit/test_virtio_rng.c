@@ -26,6 +26,7 @@
 #include "virtio/virtio.h"
 
 #include "fake_transport.h"
+#include "fake_guest.h"
 
 /* ---- the fake guest ----------------------------------------------------- */
 
@@ -34,22 +35,10 @@
 #define RING_BASE    0x10000ULL
 #define DATA_BASE    0x100000ULL
 
-#define F_NEXT  1
-#define F_WRITE 2
-
-struct buf {
-    uint64_t gpa;
-    uint32_t len;
-    bool write;
-};
-
 struct fixture {
     struct guest_memory mem;
     struct virtio_transport t;
-    struct virtq q;
-    uint8_t *desc, *avail, *used;
-    uint16_t avail_idx, last_used, next_desc;
-    int kick;
+    struct ring r;
     struct virtio_rng *rng;
     const struct virtio_device_ops *ops;
 };
@@ -59,85 +48,13 @@ static uint8_t *hva(struct fixture *f, uint64_t gpa)
     return f->mem.host + gpa;
 }
 
-static void ring_init(struct fixture *f, bool event_idx)
-{
-    memset(hva(f, RING_BASE), 0, 0x4000);
-    memset(&f->q, 0, sizeof f->q);
-    f->q.mem = &f->mem;
-    f->q.size = QSIZE;
-    f->q.desc_gpa = RING_BASE;
-    f->q.avail_gpa = RING_BASE + 0x1000;
-    f->q.used_gpa = RING_BASE + 0x2000;
-    f->q.ready = true;
-    f->q.event_idx = event_idx;
-    virtq_reset(&f->q);
-    f->desc = hva(f, f->q.desc_gpa);
-    f->avail = hva(f, f->q.avail_gpa);
-    f->used = hva(f, f->q.used_gpa);
-    f->avail_idx = f->last_used = f->next_desc = 0;
-}
-
 static void activate(struct fixture *f, bool event_idx)
 {
-    ring_init(f, event_idx);
+    ring_setup(&f->r, &f->mem, RING_BASE, QSIZE, event_idx);
     struct virtio_queues qs = {
-        .transport = &f->t, .count = 1, .q = { &f->q }, .kick_fd = { f->kick },
+        .transport = &f->t, .count = 1, .q = { &f->r.q }, .kick_fd = { f->r.kick },
     };
     assert_int_equal(f->ops->activate(f->rng, &qs), 0);
-}
-
-static uint16_t post(struct fixture *f, const struct buf *b, unsigned n)
-{
-    uint16_t head = f->next_desc;
-    for (unsigned i = 0; i < n; i++) {
-        unsigned d = (head + i) % QSIZE;
-        uint8_t *p = f->desc + 16 * (size_t)d;
-        uint16_t flags = (b[i].write ? F_WRITE : 0) | (i + 1 < n ? F_NEXT : 0);
-        uint16_t next = (uint16_t)((d + 1) % QSIZE);
-        memcpy(p, &b[i].gpa, 8);
-        memcpy(p + 8, &b[i].len, 4);
-        memcpy(p + 12, &flags, 2);
-        memcpy(p + 14, &next, 2);
-    }
-    f->next_desc = (uint16_t)((head + n) % QSIZE);
-    uint16_t *ring = (uint16_t *)(f->avail + 4);
-    ring[f->avail_idx % QSIZE] = head;
-    f->avail_idx++;
-    __atomic_store_n((uint16_t *)(f->avail + 2), f->avail_idx, __ATOMIC_RELEASE);
-    uint64_t one = 1;
-    assert_int_equal(write(f->kick, &one, sizeof one), sizeof one);
-    return head;
-}
-
-static uint16_t used_idx(struct fixture *f)
-{
-    return __atomic_load_n((uint16_t *)(f->used + 2), __ATOMIC_ACQUIRE);
-}
-
-static bool wait_used(struct fixture *f, uint16_t *id, uint32_t *len, unsigned ms)
-{
-    uint64_t end = now_ms() + ms;
-    while (used_idx(f) == f->last_used) {
-        if (now_ms() > end)
-            return false;
-        sleep_ms(1);
-    }
-    const uint8_t *e = f->used + 4 + 8 * (size_t)(f->last_used % QSIZE);
-    uint32_t i32;
-    memcpy(&i32, e, 4);
-    memcpy(len, e + 4, 4);
-    *id = (uint16_t)i32;
-    f->last_used++;
-    return true;
-}
-
-static void expect_used(struct fixture *f, uint16_t head, uint32_t len)
-{
-    uint16_t id;
-    uint32_t l;
-    assert_true(wait_used(f, &id, &l, WAIT_MS));
-    assert_int_equal(id, head);
-    assert_int_equal(l, len);
 }
 
 static int setup(void **state)
@@ -148,8 +65,8 @@ static int setup(void **state)
     assert_non_null(f->mem.host);
     memset(f->mem.host, 0, RAM_SIZE);
     f->mem.size = f->mem.low_size = RAM_SIZE;
-    f->kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    assert_true(f->kick >= 0);
+    f->r.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    assert_true(f->r.kick >= 0);
     f->ops = virtio_rng_ops();
     f->rng = virtio_rng_new();
     assert_non_null(f->rng);
@@ -161,7 +78,7 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     virtio_rng_free(f->rng);
-    close(f->kick);
+    close(f->r.kick);
     free(f->mem.host);
     free(f);
     return 0;
@@ -215,10 +132,10 @@ static void test_fill(void **state)
     struct fixture *f = *state;
     activate(f, false);
     uint8_t *a = hva(f, DATA_BASE), *b = hva(f, DATA_BASE + 0x2000);
-    uint16_t head = post(f, &(struct buf){ DATA_BASE, 4096, true }, 1);
-    expect_used(f, head, 4096);
-    head = post(f, &(struct buf){ DATA_BASE + 0x2000, 4096, true }, 1);
-    expect_used(f, head, 4096);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 4096, true }, 1);
+    expect_used(&f->r, head, 4096);
+    head = post(&f->r, &(struct buf){ DATA_BASE + 0x2000, 4096, true }, 1);
+    expect_used(&f->r, head, 4096);
     assert_true(distinct_bytes(a, 4096) > 200);
     assert_true(distinct_bytes(b, 4096) > 200);
     assert_memory_not_equal(a, b, 4096);
@@ -237,8 +154,8 @@ static void test_chain(void **state)
         { DATA_BASE + 0x10, 100, true }, { DATA_BASE + 0x1000, 0, true },
         { DATA_BASE + 0x2000, 3000, true },
     };
-    uint16_t head = post(f, b, 3);
-    expect_used(f, head, 3100);
+    uint16_t head = post(&f->r, b, 3);
+    expect_used(&f->r, head, 3100);
     assert_true(all_equal(hva(f, DATA_BASE), 0x10, 0x5a));
     assert_true(all_equal(hva(f, DATA_BASE + 0x10 + 100), 0x2000 - 0x10 - 100, 0x5a));
     assert_true(all_equal(hva(f, DATA_BASE + 0x2000 + 3000), 0x1000, 0x5a));
@@ -255,8 +172,8 @@ static void test_request_cap(void **state)
     activate(f, false);
     const uint32_t len = 200 * 1024;
     memset(hva(f, DATA_BASE), 0x5a, len);
-    uint16_t head = post(f, &(struct buf){ DATA_BASE, len, true }, 1);
-    expect_used(f, head, VIRTIO_RNG_MAX_REQUEST);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, len, true }, 1);
+    expect_used(&f->r, head, VIRTIO_RNG_MAX_REQUEST);
     assert_true(all_equal(hva(f, DATA_BASE + VIRTIO_RNG_MAX_REQUEST),
                           len - VIRTIO_RNG_MAX_REQUEST, 0x5a));
     assert_false(all_equal(hva(f, DATA_BASE + VIRTIO_RNG_MAX_REQUEST - 64), 64, 0x5a));
@@ -269,14 +186,14 @@ static void test_odd_requests(void **state)
     struct fixture *f = *state;
     activate(f, false);
     memset(hva(f, DATA_BASE), 0x11, 0x3000);
-    uint16_t head = post(f, &(struct buf){ DATA_BASE, 0, true }, 1);
-    expect_used(f, head, 0);
-    head = post(f, &(struct buf){ DATA_BASE, 64, false }, 1);
-    expect_used(f, head, 0);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 0, true }, 1);
+    expect_used(&f->r, head, 0);
+    head = post(&f->r, &(struct buf){ DATA_BASE, 64, false }, 1);
+    expect_used(&f->r, head, 0);
     assert_true(all_equal(hva(f, DATA_BASE), 64, 0x11));
     struct buf b[2] = { { DATA_BASE, 64, false }, { DATA_BASE + 0x1000, 32, true } };
-    head = post(f, b, 2);
-    expect_used(f, head, 32);
+    head = post(&f->r, b, 2);
+    expect_used(&f->r, head, 32);
     assert_true(all_equal(hva(f, DATA_BASE), 64, 0x11));
     assert_false(all_equal(hva(f, DATA_BASE + 0x1000), 32, 0x11));
     assert_true(all_equal(hva(f, DATA_BASE + 0x1000 + 32), 64, 0x11));
@@ -290,19 +207,19 @@ static void test_out_of_range(void **state)
 {
     struct fixture *f = *state;
     activate(f, false);
-    post(f, &(struct buf){ RAM_SIZE - 16, 32, true }, 1);
+    post(&f->r, &(struct buf){ RAM_SIZE - 16, 32, true }, 1);
     uint64_t end = now_ms() + WAIT_MS;
     while (atomic_load(&f->t.needs_reset) == 0 && now_ms() < end)
         sleep_ms(1);
     assert_int_equal(atomic_load(&f->t.needs_reset), 1);
-    assert_int_equal(used_idx(f), 0);
-    post(f, &(struct buf){ DATA_BASE, 32, true }, 1);
+    assert_int_equal(used_idx(&f->r), 0);
+    post(&f->r, &(struct buf){ DATA_BASE, 32, true }, 1);
     sleep_ms(50);
-    assert_int_equal(used_idx(f), 0);
+    assert_int_equal(used_idx(&f->r), 0);
     f->ops->reset(f->rng);
 
     activate(f, false);
-    post(f, &(struct buf){ UINT64_MAX - 7, 16, true }, 1);   /* wraps */
+    post(&f->r, &(struct buf){ UINT64_MAX - 7, 16, true }, 1);   /* wraps */
     end = now_ms() + WAIT_MS;
     while (atomic_load(&f->t.needs_reset) < 2 && now_ms() < end)
         sleep_ms(1);
@@ -310,8 +227,8 @@ static void test_out_of_range(void **state)
     f->ops->reset(f->rng);
 
     activate(f, false);
-    uint16_t head = post(f, &(struct buf){ DATA_BASE, 32, true }, 1);
-    expect_used(f, head, 32);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 32, true }, 1);
+    expect_used(&f->r, head, 32);
     assert_int_equal(atomic_load(&f->t.needs_reset), 2);
 }
 
@@ -323,9 +240,9 @@ static void test_rate_limit(void **state)
     activate(f, false);
     uint64_t t0 = now_ms(), c0 = cpu_ms();
     for (unsigned i = 0; i < 8; i++)
-        post(f, &(struct buf){ DATA_BASE + i * 0x4000ULL, 0x4000, true }, 1);
+        post(&f->r, &(struct buf){ DATA_BASE + i * 0x4000ULL, 0x4000, true }, 1);
     for (unsigned i = 0; i < 8; i++)
-        expect_used(f, (uint16_t)i, 0x4000);
+        expect_used(&f->r, (uint16_t)i, 0x4000);
     uint64_t elapsed = now_ms() - t0;
     /* 112 KiB past the burst at 256 KiB/s: about 440 ms. */
     assert_true(elapsed >= 350);
@@ -339,8 +256,8 @@ static void test_burst_bounds_request(void **state)
     struct fixture *f = *state;
     virtio_rng_set_rate(f->rng, 1024 * 1024, 1000);
     activate(f, false);
-    uint16_t head = post(f, &(struct buf){ DATA_BASE, 4096, true }, 1);
-    expect_used(f, head, 1000);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 4096, true }, 1);
+    expect_used(&f->r, head, 1000);
 }
 
 /* Reset while a request waits for the bucket returns at once and leaves
@@ -350,28 +267,28 @@ static void test_reset_while_throttled(void **state)
     struct fixture *f = *state;
     virtio_rng_set_rate(f->rng, 1024, 1024);
     activate(f, false);
-    uint16_t head = post(f, &(struct buf){ DATA_BASE, 1024, true }, 1);
-    expect_used(f, head, 1024);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 1024, true }, 1);
+    expect_used(&f->r, head, 1024);
     memset(hva(f, DATA_BASE + 0x1000), 0x5a, 1024);
-    post(f, &(struct buf){ DATA_BASE + 0x1000, 1024, true }, 1);
+    post(&f->r, &(struct buf){ DATA_BASE + 0x1000, 1024, true }, 1);
     sleep_ms(100);
     uint64_t t0 = now_ms();
     f->ops->reset(f->rng);
     assert_true(now_ms() - t0 < 200);
     sleep_ms(1100);
-    assert_int_equal(used_idx(f), 1);
+    assert_int_equal(used_idx(&f->r), 1);
     assert_true(all_equal(hva(f, DATA_BASE + 0x1000), 1024, 0x5a));
 
     /* After the pause above the bucket is full again: one request at once,
      * the next only after about a second. */
     activate(f, false);
-    head = post(f, &(struct buf){ DATA_BASE, 1024, true }, 1);
-    expect_used(f, head, 1024);
+    head = post(&f->r, &(struct buf){ DATA_BASE, 1024, true }, 1);
+    expect_used(&f->r, head, 1024);
     f->ops->reset(f->rng);
     activate(f, false);                        /* a reset does not refill */
     t0 = now_ms();
-    head = post(f, &(struct buf){ DATA_BASE, 1024, true }, 1);
-    expect_used(f, head, 1024);
+    head = post(&f->r, &(struct buf){ DATA_BASE, 1024, true }, 1);
+    expect_used(&f->r, head, 1024);
     assert_true(now_ms() - t0 >= 700);
 }
 
@@ -382,8 +299,8 @@ static void test_default_rate(void **state)
     activate(f, false);
     uint64_t t0 = now_ms();
     for (unsigned i = 0; i < 4; i++) {
-        uint16_t head = post(f, &(struct buf){ DATA_BASE + i * 0x10000ULL, 0x10000, true }, 1);
-        expect_used(f, head, 0x10000);
+        uint16_t head = post(&f->r, &(struct buf){ DATA_BASE + i * 0x10000ULL, 0x10000, true }, 1);
+        expect_used(&f->r, head, 0x10000);
     }
     assert_true(now_ms() - t0 < 500);
 }
@@ -395,16 +312,16 @@ static void run_many(struct fixture *f, bool event_idx)
     activate(f, event_idx);
     for (unsigned i = 0; i < 5 * QSIZE; i++) {
         uint64_t gpa = DATA_BASE + (i % QSIZE) * 64ULL;
-        uint16_t head = post(f, &(struct buf){ gpa, 64, true }, 1);
-        expect_used(f, head, 64);
+        uint16_t head = post(&f->r, &(struct buf){ gpa, 64, true }, 1);
+        expect_used(&f->r, head, 64);
     }
     /* And a full ring at once. */
     for (unsigned i = 0; i < QSIZE; i++)
-        post(f, &(struct buf){ DATA_BASE + i * 64ULL, 64, true }, 1);
+        post(&f->r, &(struct buf){ DATA_BASE + i * 64ULL, 64, true }, 1);
     for (unsigned i = 0; i < QSIZE; i++) {
         uint16_t id;
         uint32_t len;
-        assert_true(wait_used(f, &id, &len, WAIT_MS));
+        assert_true(wait_used(&f->r, &id, &len, WAIT_MS));
         assert_int_equal(len, 64);
     }
     assert_int_equal(atomic_load(&f->t.needs_reset), 0);
@@ -419,11 +336,11 @@ static void test_lifecycle(void **state)
     struct fixture *f = *state;
     activate(f, false);
     struct virtio_queues qs = {     /* DRIVER_OK again, same ring */
-        .transport = &f->t, .count = 1, .q = { &f->q }, .kick_fd = { f->kick },
+        .transport = &f->t, .count = 1, .q = { &f->r.q }, .kick_fd = { f->r.kick },
     };
     assert_int_equal(f->ops->activate(f->rng, &qs), 0);
-    uint16_t head = post(f, &(struct buf){ DATA_BASE, 16, true }, 1);
-    expect_used(f, head, 16);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 16, true }, 1);
+    expect_used(&f->r, head, 16);
     f->ops->reset(f->rng);
     f->ops->reset(f->rng);
 }
