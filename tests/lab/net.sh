@@ -2,7 +2,20 @@
 # Networking scenarios (issue 4): one L2 boot of vmlet with a user-mode NIC
 # (libslirp) and a TAP NIC, checked from the L1 side. POSIX sh, busybox.
 #   net.sh VMLET KERNEL NETIMG LOGDIR
-# Prints one TAP line per check. Needs: tunctl, httpd, wget (busybox), tun.
+# Prints one TAP line per check. Needs: unshare, tunctl, httpd, wget (busybox),
+# tun.
+# It runs in a network namespace of its own (it re-runs itself under
+# `unshare -n`), so tap0, its address and the ports below never touch the
+# network of the machine it runs on - L1 here, the host itself where there
+# is hardware KVM.
+if [ -z "${NET_SH_OUTER_NS:-}" ]; then
+    NET_SH_OUTER_NS=$(readlink /proc/self/ns/net || echo unknown) exec unshare -n sh "$0" "$@"
+fi
+own_ns=$(readlink /proc/self/ns/net)
+if [ -z "$own_ns" ] || [ "$own_ns" = "$NET_SH_OUTER_NS" ]; then
+    echo "# net: not in a network namespace of its own; not touching this machine's network"
+    exit 1
+fi
 vmlet=$1 kernel=$2 img=$3 logdir=$4
 log=$logdir/vmlet-net.log
 tmp=${TMPDIR:-/tmp}/net.$$
@@ -22,11 +35,13 @@ tunctl -t tap0 >/dev/null && ip addr add 192.168.100.1/24 dev tap0 && ip link se
 dd if=/dev/urandom of="$tmp/www/h2g" bs=1M count=64 2>/dev/null
 h2g_sha=$(sha256sum "$tmp/www/h2g" | cut -c1-64)
 echo no >"$tmp/www/done"
-httpd -p 192.168.100.1:8001 -h "$tmp/www"
+httpd -f -p 192.168.100.1:8001 -h "$tmp/www" &
+httpd_tap=$!
 mkdir -p "$tmp/lo"
 token=hostfile-$$-$(cat /proc/sys/kernel/random/uuid)
 echo "$token" >"$tmp/lo/hostfile.txt"
-httpd -p 127.0.0.1:8000 -h "$tmp/lo"
+httpd -f -p 127.0.0.1:8000 -h "$tmp/lo" &
+httpd_lo=$!
 
 "$vmlet" run --kernel "$kernel" --initrd "$img" --cmdline "console=ttyS0 quiet panic=-1" \
     --memory 512M --net user,hostfwd=tcp:127.0.0.1:8080-:80 --net tap=tap0 \
@@ -79,7 +94,7 @@ else
     if [ "$rc" = 0 ]; then ok net-poweroff; else not_ok net-poweroff "exit $rc"; fi
 fi
 [ "$fail" = 0 ] || { echo "# net: guest console:"; tail -n 20 "$log" | sed 's/^/#   /'; }
-killall httpd 2>/dev/null
+kill $httpd_tap $httpd_lo 2>/dev/null
 ip link delete tap0 2>/dev/null
 rm -rf "$tmp"
 [ "$fail" = 0 ]
