@@ -135,8 +135,8 @@ VMLET_API int vmlet_check_net(const char *spec, vmlet_error *err)
 static int check_nets(const vmlet_config *c, vmlet_error *err)
 {
     if (c->too_many_nets)
-        return set_error(err, VMLET_ERR_INVALID, "--net: more than %d NICs; give fewer --net",
-                         VMLET_MAX_NICS);
+        return set_error(err, VMLET_ERR_INVALID, "net: more than %d NICs; give at most %d",
+                         VMLET_MAX_NICS, VMLET_MAX_NICS);
     struct net_spec specs[VMLET_MAX_NICS];
     for (unsigned i = 0; i < c->nnets; i++)
         if (net_spec_parse(c->nets[i], &specs[i], err) < 0)
@@ -158,7 +158,7 @@ static int check_disk(unsigned i, const struct config_disk *d, vmlet_error *err)
     if (!d->path[0])
         return set_error(err, VMLET_ERR_INVALID, "disk %u: no path given", i);
     if (stat(d->path, &st) < 0)
-        return set_error(err, VMLET_ERR_FILE, "disk '%s': %s; check the --disk path",
+        return set_error(err, VMLET_ERR_FILE, "disk '%s': %s; check the path",
                          d->path, strerror(errno));
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
         return set_error(err, VMLET_ERR_FILE, "disk '%s' is not a regular file or a "
@@ -198,16 +198,15 @@ static void format_size(char *buf, size_t len, uint64_t bytes)
 }
 
 /* The file must exist, be readable and be a regular file or block device. */
-static int check_readable_file(const char *what, const char *flag, const char *path,
-                               vmlet_error *err)
+static int check_readable_file(const char *what, const char *path, vmlet_error *err)
 {
     struct stat st;
     if (stat(path, &st) < 0)
-        return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; check the %s path",
-                         what, path, strerror(errno), flag);
+        return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; check the path",
+                         what, path, strerror(errno));
     if (S_ISDIR(st.st_mode))
-        return set_error(err, VMLET_ERR_FILE, "%s '%s' is a directory; %s needs a file",
-                         what, path, flag);
+        return set_error(err, VMLET_ERR_FILE, "%s '%s' is a directory; give a file",
+                         what, path);
     if (access(path, R_OK) < 0)
         return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; make it readable for this user",
                          what, path, strerror(errno));
@@ -250,20 +249,20 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
         format_size(have, sizeof have, host);
         return set_error(err, VMLET_ERR_INVALID,
                          "memory: %s is more than this host has (%s of RAM and swap); "
-                         "give a smaller --memory", want, have);
+                         "give the VM less memory", want, have);
     }
     if (!c->kernel)
         return set_error(err, VMLET_ERR_INVALID,
-                         "kernel: no kernel given; --kernel needs an x86-64 bzImage");
-    if (check_readable_file("kernel", "--kernel", c->kernel, err) < 0)
+                         "kernel: no kernel given; give the path of an x86-64 bzImage");
+    if (check_readable_file("kernel", c->kernel, err) < 0)
         return -1;
-    if (c->initrd && check_readable_file("initrd", "--initrd", c->initrd, err) < 0)
+    if (c->initrd && check_readable_file("initrd", c->initrd, err) < 0)
         return -1;
     if (c->console != VMLET_CONSOLE_SERIAL && c->console != VMLET_CONSOLE_VIRTIO)
         return set_error(err, VMLET_ERR_INVALID, "console: unknown kind %d", (int)c->console);
     if (c->too_many_disks)
-        return set_error(err, VMLET_ERR_INVALID, "disks: more than %d; give fewer --disk",
-                         VMLET_MAX_DISKS);
+        return set_error(err, VMLET_ERR_INVALID, "disks: more than %d; give at most %d",
+                         VMLET_MAX_DISKS, VMLET_MAX_DISKS);
     for (unsigned i = 0; i < c->ndisks; i++)
         if (check_disk(i, &c->disks[i], err) < 0)
             return -1;

@@ -21,7 +21,7 @@ struct item {
 static int fail(vmlet_error *err, const char *text, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* "--net 'TEXT': " + the reason. */
+/* "net 'TEXT': " + the reason. */
 static int fail(vmlet_error *err, const char *text, const char *fmt, ...)
 {
     char why[400];
@@ -29,7 +29,7 @@ static int fail(vmlet_error *err, const char *text, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    return set_error(err, VMLET_ERR_INVALID, "--net '%s': %s", text, why);
+    return set_error(err, VMLET_ERR_INVALID, "net '%s': %s", text, why);
 }
 
 /* Copies an item into buf as a C string (truncated to fit). */
@@ -350,13 +350,13 @@ int net_specs_check(const struct net_spec *specs, unsigned n, vmlet_error *err)
             const struct net_spec *a = &specs[i], *b = &specs[j];
             if (a->kind == NET_SPEC_TAP && b->kind == NET_SPEC_TAP &&
                 strcmp(a->tap_name, b->tap_name) == 0)
-                return set_error(err, VMLET_ERR_INVALID, "--net: tap '%s' is given twice "
+                return set_error(err, VMLET_ERR_INVALID, "net: tap '%s' is given twice "
                                  "(NICs %u and %u); a TAP device serves one NIC",
                                  a->tap_name, i + 1, j + 1);
             for (unsigned x = 0; x < a->nhostfwd; x++)
                 for (unsigned y = 0; y < b->nhostfwd; y++)
                     if (hostfwd_clash(&a->hostfwd[x], &b->hostfwd[y]))
-                        return set_error(err, VMLET_ERR_INVALID, "--net: hostfwd '%s' (NIC %u) "
+                        return set_error(err, VMLET_ERR_INVALID, "net: hostfwd '%s' (NIC %u) "
                                          "and '%s' (NIC %u) forward the same %s port %u",
                                          a->hostfwd[x].text, i + 1, b->hostfwd[y].text, j + 1,
                                          a->hostfwd[x].udp ? "udp" : "tcp",
@@ -366,7 +366,7 @@ int net_specs_check(const struct net_spec *specs, unsigned n, vmlet_error *err)
             if (memcmp(mi, mj, 6) == 0) {
                 char t[18];
                 net_mac_text(mi, t, sizeof t);
-                return set_error(err, VMLET_ERR_INVALID, "--net: NICs %u and %u both have MAC "
+                return set_error(err, VMLET_ERR_INVALID, "net: NICs %u and %u both have MAC "
                                  "%s; give one of them another mac=", i + 1, j + 1, t);
             }
         }

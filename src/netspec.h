@@ -60,7 +60,7 @@ struct net_spec {
 };
 
 /* Parses one --net value. Returns 0, or -1 with err (VMLET_ERR_INVALID)
- * saying "--net 'TEXT': PART: what is wrong". */
+ * saying "net 'TEXT': PART: what is wrong". */
 int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err);
 
 /* The MAC of NIC number index (0-based, in --net order): the one given,

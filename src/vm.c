@@ -187,7 +187,7 @@ static int check_kvm(struct vmlet_vm *vm, const char *path, unsigned cpus, vmlet
         max = 4;   /* what KVM_CAP_NR_VCPUS promises when absent */
     if (cpus > (unsigned)max)
         return set_error(err, VMLET_ERR_INVALID, "cpus: %u is more than this host's KVM "
-                         "allows (%d); give --cpus %d or fewer", cpus, max, max);
+                         "allows (%d); give it %d or fewer", cpus, max, max);
     vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if ((long)vm->run_size <= 0)
         return set_error(err, VMLET_ERR_HOST, "KVM_GET_VCPU_MMAP_SIZE failed: %s",
@@ -523,7 +523,7 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
         vm->nic_fns[i] = virtio_pci_new(vm->pci, vm->irq, &vm->mem,
                                         virtio_net_ops(vm->nics[i]), vm->nics[i]);
         if (!vm->nic_fns[i])
-            return set_error(err, VMLET_ERR_INTERNAL, "--net '%s': no room on the PCI bus",
+            return set_error(err, VMLET_ERR_INTERNAL, "net '%s': no room on the PCI bus",
                              c->nets[i]);
     }
     return 0;

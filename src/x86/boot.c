@@ -130,7 +130,7 @@ int boot_plan_linux(const char *kernel, const char *initrd, const char *cmdline,
     if (plan->kernel_end > low_top)
         return set_error(err, VMLET_ERR_INVALID,
                          "memory: %llu MiB is too small for kernel '%s', which needs "
-                         "%llu MiB to decompress; give more --memory",
+                         "%llu MiB to decompress; give the VM more memory",
                          (unsigned long long)(mem_size >> 20), kernel,
                          (unsigned long long)mib_up(plan->kernel_end));
     if (!initrd)
@@ -147,7 +147,7 @@ int boot_plan_linux(const char *kernel, const char *initrd, const char *cmdline,
     if (plan->initrd_size > top || ((top - plan->initrd_size) & ~0xfffULL) < plan->kernel_end)
         return set_error(err, VMLET_ERR_INVALID,
                          "initrd '%s' (%llu MiB) does not fit in guest memory above the "
-                         "kernel; give --memory of at least %lluM",
+                         "kernel; give the VM at least %lluM of memory",
                          initrd, (unsigned long long)mib_up(plan->initrd_size),
                          (unsigned long long)mib_up(need) + 64);
     plan->initrd_addr = (top - plan->initrd_size) & ~0xfffULL;

@@ -87,9 +87,9 @@ check disk-too-many 1 "more than 16" -- run --kernel "$tmp/bzImage" \
     $(for i in $(seq 17); do ln -sf disk.img "$tmp/d$i.img"; printf -- "--disk $tmp/d$i.img,ro "; done)
 check console-bad 2 "--console 'tty': give serial or virtio" -- \
     run --kernel "$tmp/bzImage" --console tty
-check net-bad-hostfwd 2 "--net 'user,hostfwd=tcp:1.2.3:80-:80': hostfwd 'tcp:1.2.3:80-:80': host address '1.2.3'" -- \
+check net-bad-hostfwd 2 "net 'user,hostfwd=tcp:1.2.3:80-:80': hostfwd 'tcp:1.2.3:80-:80': host address '1.2.3'" -- \
     run --kernel "$tmp/bzImage" --net 'user,hostfwd=tcp:1.2.3:80-:80'
-check net-bad-kind 2 "--net 'tap': tap needs a device name" -- \
+check net-bad-kind 2 "net 'tap': tap needs a device name" -- \
     run --kernel "$tmp/bzImage" --net tap
 check net-dup-mac 1 "NICs 1 and 2 both have MAC 52:54:00:12:34:56" -- \
     run --kernel "$tmp/bzImage" --net user --net user,mac=52:54:00:12:34:56

@@ -113,7 +113,7 @@ static void memory_range(void **state)
 static void files(void **state)
 {
     vmlet_config *c = vmlet_config_new();
-    expect_error(c, VMLET_ERR_INVALID, "--kernel");
+    expect_error(c, VMLET_ERR_INVALID, "kernel: no kernel given");
     vmlet_config_set_linux_boot(c, "/nonexistent/bzImage", NULL, NULL);
     expect_error(c, VMLET_ERR_FILE, "/nonexistent/bzImage");
     vmlet_config_set_linux_boot(c, "/tmp", NULL, NULL);

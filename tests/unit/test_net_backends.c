@@ -119,7 +119,7 @@ static void test_spec_good(void **state)
     assert_int_equal(s.nhostfwd, NET_SPEC_MAX_HOSTFWD);
 }
 
-/* Each bad spec: refused, the message starts with --net 'SPEC': and names
+/* Each bad spec: refused, the message starts with net 'SPEC': and names
  * the bad part. */
 static void test_spec_bad(void **state)
 {
@@ -178,7 +178,7 @@ static void test_spec_bad(void **state)
         vmlet_error err = { 0 };
         int rc = net_spec_parse(cases[i].spec, &s, &err);
         char prefix[200];
-        snprintf(prefix, sizeof prefix, "--net '%s': ", cases[i].spec);
+        snprintf(prefix, sizeof prefix, "net '%s': ", cases[i].spec);
         if (rc != -1 || err.code != VMLET_ERR_INVALID ||
             strncmp(err.message, prefix, strlen(prefix)) != 0 ||
             !strstr(err.message, cases[i].part)) {
