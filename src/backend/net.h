@@ -38,8 +38,7 @@
  * device waits on the TAP fd). slirp has a lot (its sockets, its timers)
  * and does it on the device thread through the poll hooks, the way QEMU
  * runs it in its main loop: a frame then goes from a host socket to the
- * guest's queue without crossing to another thread, which is what bounds
- * user-mode throughput.
+ * guest's queue without crossing to another thread.
  */
 #ifndef VMLET_BACKEND_NET_H
 #define VMLET_BACKEND_NET_H

@@ -10,8 +10,9 @@
  *     the wait's timeout, a guest frame goes straight into slirp_input and
  *     a frame from slirp is in the guest's queue in the same round. An
  *     earlier version ran slirp on a thread of its own and handed frames
- *     across with queues and eventfds; every handoff was a thread switch,
- *     and user-mode throughput was bound by them.
+ *     across with queues and eventfds: every frame crossed threads (a
+ *     lock, an eventfd, a wake-up), which cost latency on exactly the
+ *     path TCP's throughput depends on.
  *   - libslirp is not thread-safe and keeps process-wide state (its
  *     clock, DNS cache), so one global mutex covers every libslirp call
  *     from any instance; each instance is called from one thread at a time
