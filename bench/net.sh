@@ -25,6 +25,10 @@
 # of TCG's emulated SVM, not of either VMM (tests/lab/README.md).
 HERE=$(cd "$(dirname "$0")" && pwd)
 LABLIB=${LABLIB:-$HERE/../tests/lab}
+# tap0, its address and the port forward live in a network namespace of
+# this script's own.
+. "$LABLIB/netns.sh"
+own_netns "$0" "$@"
 . "$LABLIB/vmm.sh"
 
 SECONDS_EACH=${1:-10}

@@ -4,18 +4,10 @@
 #   net.sh VMLET KERNEL NETIMG LOGDIR
 # Prints one TAP line per check. Needs: unshare, tunctl, httpd, wget (busybox),
 # tun.
-# It runs in a network namespace of its own (it re-runs itself under
-# `unshare -n`), so tap0, its address and the ports below never touch the
-# network of the machine it runs on - L1 here, the host itself where there
-# is hardware KVM.
-if [ -z "${NET_SH_OUTER_NS:-}" ]; then
-    NET_SH_OUTER_NS=$(readlink /proc/self/ns/net || echo unknown) exec unshare -n sh "$0" "$@"
-fi
-own_ns=$(readlink /proc/self/ns/net)
-if [ -z "$own_ns" ] || [ "$own_ns" = "$NET_SH_OUTER_NS" ]; then
-    echo "# net: not in a network namespace of its own; not touching this machine's network"
-    exit 1
-fi
+# It runs in a network namespace of its own (tests/lab/netns.sh), so its
+# tap0, addresses and ports never touch the machine it runs on.
+. "$(dirname "$0")/netns.sh"
+own_netns "$0" "$@"
 vmlet=$1 kernel=$2 img=$3 logdir=$4
 log=$logdir/vmlet-net.log
 tmp=${TMPDIR:-/tmp}/net.$$
