@@ -30,7 +30,7 @@ die() { say "error: $*"; exit 1; }
 # itself: L1_TCG_THREAD=single (one host thread for all of L1's vCPUs;
 # guests hung under network load more often so, not less) and L1_APPEND
 # (more L1 kernel arguments, e.g. transparent_hugepage=never). L1_CPUS:
-# L1's vCPUs (default 2; tests/lab/run uses 1, see tests/lab/README.md).
+# L1's vCPUs (default 2; tests/lab/run and bench/net use 1, see tests/lab/README.md).
 l1_qemu() {
     local append=$1; shift
     qemu-system-x86_64 -accel tcg,thread=${L1_TCG_THREAD:-multi} -cpu EPYC,+svm,+npt \
