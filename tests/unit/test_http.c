@@ -51,6 +51,17 @@ static int status_of(const char *s)
     return rc;
 }
 
+/* Every request in the array is refused with HTTP status `status`. */
+#define EXPECT_ALL_REFUSED(requests, status) \
+    expect_all_refused((requests), sizeof (requests) / sizeof (requests)[0], (status))
+
+static void expect_all_refused(const char *const *requests, size_t n, int status)
+{
+    for (size_t i = 0; i < n; i++)
+        if (status_of(requests[i]) != -status)
+            fail_msg("not %d: %s", status, requests[i]);
+}
+
 #define GET_LINE "GET /machine-config HTTP/1.1\r\n"
 #define CURL_HEADERS "Host: localhost\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n"
 
@@ -393,9 +404,7 @@ static void bad_request_lines_are_400(void **state)
         "GET / HTTPS/1.1\r\n\r\n",
         "GET / HTTP/1,1\r\n\r\n",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (status_of(bad[i]) != -400)
-            fail_msg("not 400: %s", bad[i]);
+    EXPECT_ALL_REFUSED(bad, 400);
 }
 
 static void bad_methods_are_400(void **state)
@@ -408,9 +417,7 @@ static void bad_methods_are_400(void **state)
         "G\"T / HTTP/1.1\r\n\r\n",
         "G\xc3\xa9T / HTTP/1.1\r\n\r\n",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (status_of(bad[i]) != -400)
-            fail_msg("not 400: %s", bad[i]);
+    EXPECT_ALL_REFUSED(bad, 400);
     /* Unknown but well-formed methods are the caller's business. */
     struct http_request req;
     assert_int_equal(parse("BREW /pot HTTP/1.1\r\n\r\n", &req), 22);
@@ -437,9 +444,7 @@ static void bad_targets_are_400(void **state)
         "GET /?a%g0 HTTP/1.1\r\n\r\n",
         "GET /?a b HTTP/1.1\r\n\r\n",
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (status_of(bad[i]) != -400)
-            fail_msg("not 400: %s", bad[i]);
+    EXPECT_ALL_REFUSED(bad, 400);
 }
 
 static void bad_header_lines_are_400(void **state)
@@ -456,9 +461,7 @@ static void bad_header_lines_are_400(void **state)
         "GET / HTTP/1.1\r\nX\xc3\xa9: a\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",    /* two Hosts */
     };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (status_of(bad[i]) != -400)
-            fail_msg("not 400: %s", bad[i]);
+    EXPECT_ALL_REFUSED(bad, 400);
 }
 
 static void bad_content_lengths_are_400(void **state)
@@ -505,9 +508,7 @@ static void other_versions_are_505(void **state)
     const char *bad[] = { "GET / HTTP/2.0\r\n\r\n", "GET / HTTP/0.9\r\n\r\n",
                           "GET / HTTP/1.2\r\n\r\n", "GET / HTTP/3.1\r\n\r\n",
                           "GET / HTTP/9.9\r\nHost: x\r\n\r\n" };
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        if (status_of(bad[i]) != -505)
-            fail_msg("not 505: %s", bad[i]);
+    EXPECT_ALL_REFUSED(bad, 505);
 }
 
 static void bad_arguments(void **state)
