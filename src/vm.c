@@ -33,11 +33,10 @@
 #include "thread.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
+#include "virtio/device.h"
 #include "virtio/pci.h"
 #include "virtio/rng.h"
 #include "virtio/net.h"
-#include "backend/slirp.h"
-#include "backend/tap.h"
 #include "netspec.h"
 #include "x86/acpi.h"
 #include "x86/boot.h"
@@ -73,6 +72,15 @@ struct vcpu {
 
 #define EXIT_INC(v, field) __atomic_fetch_add(&(v)->field, 1, __ATOMIC_RELAXED)
 
+/* A virtio device on the VM's PCI bus. */
+struct attached_device {
+    struct virtio_device *dev;
+    struct virtio_pci *fn;        /* its PCI function; NULL if attaching failed */
+    char group[16];               /* its metrics group: "disk0", "net1", "console" */
+};
+
+#define MAX_VIRTIO_DEVICES (VMLET_MAX_DISKS + VMLET_MAX_NICS + 2)   /* + console, rng */
+
 struct vmlet_vm {
     unsigned ncpus;
     int console_in;
@@ -86,17 +94,8 @@ struct vmlet_vm {
     struct i8042 *i8042;
     struct kvm_irq *irq;                 /* MSI routes, irqfds, ioeventfds */
     struct pci_host *pci;
-    struct virtio_blk *disks[VMLET_MAX_DISKS];
-    struct virtio_pci *disk_fns[VMLET_MAX_DISKS];
-    unsigned ndisks;
-    struct virtio_console *vcon;
-    struct virtio_pci *vcon_fn;
-    struct virtio_rng *rng;
-    struct virtio_pci *rng_fn;
-    struct virtio_net *nics[VMLET_MAX_NICS];
-    struct virtio_pci *nic_fns[VMLET_MAX_NICS];
-    char nic_warnings[VMLET_MAX_NICS][256];
-    unsigned nnics;
+    struct attached_device devices[MAX_VIRTIO_DEVICES];   /* in PCI slot order */
+    unsigned ndevices;
 
     pthread_t console_thread;
     bool console_started;
@@ -471,60 +470,61 @@ static int setup_legacy_devices(struct vmlet_vm *vm, int console_out, vmlet_erro
     return 0;
 }
 
+/* Puts dev on the PCI bus, in the next slot, under a metrics group name.
+ * dev NULL means its constructor failed and filled err. The VM owns dev
+ * from here on, even if this fails. */
+static int attach_virtio(struct vmlet_vm *vm, struct virtio_device *dev, const char *group,
+                         vmlet_error *err)
+{
+    if (!dev)
+        return -1;
+    if (vm->ndevices == MAX_VIRTIO_DEVICES) {
+        dev->ops.free(dev);
+        return set_error(err, VMLET_ERR_INTERNAL, "%s: too many devices", group);
+    }
+    struct attached_device *a = &vm->devices[vm->ndevices++];
+    a->dev = dev;
+    snprintf(a->group, sizeof a->group, "%s", group);
+    a->fn = virtio_pci_new(vm->pci, vm->irq, &vm->mem, &dev->ops, dev);
+    if (!a->fn)
+        return set_error(err, VMLET_ERR_INTERNAL, "%s: no room on the PCI bus", group);
+    return 0;
+}
+
+/* "disk0", "net1": the metrics group of the index-th device of a kind. */
+static const char *numbered(char buf[16], const char *kind, unsigned index)
+{
+    snprintf(buf, 16, "%s%u", kind, index);
+    return buf;
+}
+
 /* The PCI host bridge and the virtio devices behind it, in slot order:
- * disks (so the guest names them vda, vdb, ... as given), console, rng. */
+ * disks (so the guest names them vda, vdb, ... as given), console, rng,
+ * and NICs last, so adding one moves no other device. */
 static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
 {
     vm->pci = pci_host_new(GUEST_PCI_MMIO_START, GUEST_PCI_MMIO_SIZE);
     if (!vm->pci || pci_host_attach(vm->pci, &vm->pio, &vm->mmio, GUEST_PCI_ECAM_START) < 0)
         return set_error(err, VMLET_ERR_INTERNAL, "cannot set up the PCI host bridge");
+    char group[16];
     for (unsigned i = 0; i < c->ndisks; i++) {
         const struct config_disk *d = &c->disks[i];
-        vm->disks[i] = virtio_blk_new(d->path, d->read_only, d->serial, err);
-        if (!vm->disks[i])
+        if (attach_virtio(vm, virtio_blk_device(virtio_blk_new(d->path, d->read_only, d->serial,
+                          err)), numbered(group, "disk", i), err) < 0)
             return -1;
-        vm->ndisks = i + 1;
-        vm->disk_fns[i] = virtio_pci_new(vm->pci, vm->irq, &vm->mem,
-                                         virtio_blk_ops(vm->disks[i]), vm->disks[i]);
-        if (!vm->disk_fns[i])
-            return set_error(err, VMLET_ERR_INTERNAL, "disk '%s': no room on the PCI bus",
-                             d->path);
     }
-    if (c->console == VMLET_CONSOLE_VIRTIO) {
-        vm->vcon = virtio_console_new(c->console_in, c->console_out);
-        vm->vcon_fn = vm->vcon ? virtio_pci_new(vm->pci, vm->irq, &vm->mem,
-                                                virtio_console_ops(), vm->vcon) : NULL;
-        if (!vm->vcon_fn)
-            return set_error(err, VMLET_ERR_INTERNAL, "cannot create the virtio console");
-    }
-    if (c->entropy) {
-        vm->rng = virtio_rng_new();
-        vm->rng_fn = vm->rng ? virtio_pci_new(vm->pci, vm->irq, &vm->mem,
-                                              virtio_rng_ops(), vm->rng) : NULL;
-        if (!vm->rng_fn)
-            return set_error(err, VMLET_ERR_INTERNAL, "cannot create the virtio-rng device");
-    }
-    /* NICs last, so adding one moves no other device. */
+    if (c->console == VMLET_CONSOLE_VIRTIO &&
+        attach_virtio(vm, virtio_console_device(virtio_console_new(c->console_in,
+                      c->console_out, err)), "console", err) < 0)
+        return -1;
+    if (c->entropy && attach_virtio(vm, virtio_rng_device(virtio_rng_new(err)), "rng", err) < 0)
+        return -1;
     for (unsigned i = 0; i < c->nnets; i++) {
-        struct net_spec s;
-        if (net_spec_parse(c->nets[i], &s, err) < 0)
+        struct net_spec spec;
+        if (net_spec_parse(c->nets[i], &spec, err) < 0 ||
+            attach_virtio(vm, virtio_net_device(virtio_net_new_for_spec(&spec, i, err)),
+                          numbered(group, "net", i), err) < 0)
             return -1;
-        struct net_backend *be = s.kind == NET_SPEC_TAP ? net_tap_open(s.tap_name, err)
-                                                        : net_slirp_new(&s, err);
-        if (!be)
-            return -1;
-        snprintf(vm->nic_warnings[i], sizeof vm->nic_warnings[i], "%s", be->warning);
-        uint8_t mac[6];
-        net_spec_mac(&s, i, mac);
-        vm->nics[i] = virtio_net_new(be, mac, err);     /* takes be */
-        if (!vm->nics[i])
-            return -1;
-        vm->nnics = i + 1;
-        vm->nic_fns[i] = virtio_pci_new(vm->pci, vm->irq, &vm->mem,
-                                        virtio_net_ops(vm->nics[i]), vm->nics[i]);
-        if (!vm->nic_fns[i])
-            return set_error(err, VMLET_ERR_INTERNAL, "net '%s': no room on the PCI bus",
-                             c->nets[i]);
     }
     return 0;
 }
@@ -869,7 +869,12 @@ VMLET_API vmlet_state vmlet_vm_state(vmlet_vm *vm)
 
 VMLET_API const char *vmlet_vm_net_warning(vmlet_vm *vm, unsigned nic)
 {
-    return nic < vm->nnics && vm->nic_warnings[nic][0] ? vm->nic_warnings[nic] : NULL;
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        struct virtio_device *d = vm->devices[i].dev;
+        if (d->ops.device_id == VIRTIO_ID_NET && nic-- == 0)
+            return virtio_net_warning(virtio_net_of(d));
+    }
+    return NULL;
 }
 
 VMLET_API int vmlet_vm_event_fd(vmlet_vm *vm)
@@ -939,6 +944,12 @@ struct metric_ctx {
     const char *group;
 };
 
+static void put_device_metric(void *opaque, const char *name, uint64_t value)
+{
+    struct metric_ctx *m = opaque;
+    m->fn(m->opaque, m->group, name, value);
+}
+
 static void put_kvm_stat(void *opaque, const char *name, uint64_t value)
 {
     struct metric_ctx *m = opaque;
@@ -963,52 +974,10 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
         if (v->kvm_stats)
             kvm_stats_read(v->kvm_stats, put_kvm_stat, &m);
     }
-    for (unsigned i = 0; i < vm->ndisks; i++) {
-        struct virtio_blk_stats s;
-        virtio_blk_get_stats(vm->disks[i], &s);
-        snprintf(group, sizeof group, "disk%u", i);
-        fn(opaque, group, "read_requests", s.read_requests);
-        fn(opaque, group, "read_bytes", s.read_bytes);
-        fn(opaque, group, "write_requests", s.write_requests);
-        fn(opaque, group, "write_bytes", s.write_bytes);
-        fn(opaque, group, "flush_requests", s.flush_requests);
-        fn(opaque, group, "other_requests", s.other_requests);
-        fn(opaque, group, "errors", s.errors);
-        fn(opaque, group, "unsupported", s.unsupported);
-        fn(opaque, group, "malformed", s.malformed);
-    }
-    for (unsigned i = 0; i < vm->nnics; i++) {
-        struct net_stats s = { 0 };
-        virtio_net_get_stats(vm->nics[i], &s);
-        snprintf(group, sizeof group, "net%u", i);
-        fn(opaque, group, "tx_packets", s.tx_packets);
-        fn(opaque, group, "tx_bytes", s.tx_bytes);
-        fn(opaque, group, "tx_dropped", s.tx_dropped);
-        fn(opaque, group, "tx_errors", s.tx_errors);
-        fn(opaque, group, "tx_malformed", s.tx_malformed);
-        fn(opaque, group, "rx_packets", s.rx_packets);
-        fn(opaque, group, "rx_bytes", s.rx_bytes);
-        fn(opaque, group, "rx_dropped", s.rx_dropped);
-        fn(opaque, group, "rx_too_big", s.rx_too_big);
-        fn(opaque, group, "rx_malformed", s.rx_malformed);
-        fn(opaque, group, "rx_filtered", s.rx_filtered);
-        fn(opaque, group, "rx_errors", s.rx_errors);
-        fn(opaque, group, "rx_bad_buffers", s.rx_bad_buffers);
-        fn(opaque, group, "ctrl_ok", s.ctrl_ok);
-        fn(opaque, group, "ctrl_err", s.ctrl_err);
-        fn(opaque, group, "ctrl_malformed", s.ctrl_malformed);
-    }
-    if (vm->vcon) {
-        uint64_t tx, rx;
-        virtio_console_get_stats(vm->vcon, &tx, &rx);
-        fn(opaque, "console", "tx_bytes", tx);
-        fn(opaque, "console", "rx_bytes", rx);
-    }
-    if (vm->rng) {
-        uint64_t requests, bytes;
-        virtio_rng_get_stats(vm->rng, &requests, &bytes);
-        fn(opaque, "rng", "requests", requests);
-        fn(opaque, "rng", "bytes", bytes);
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        const struct attached_device *a = &vm->devices[i];
+        struct metric_ctx dm = { fn, opaque, a->group };
+        a->dev->ops.metrics(a->dev, put_device_metric, &dm);
     }
     return 0;
 }
@@ -1032,23 +1001,11 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
             close(vm->vcpus[i].fd);
     }
     /* Transports first: freeing one resets its device and stops its thread. */
-    for (unsigned i = 0; i < vm->ndisks; i++) {
-        if (vm->disk_fns[i])
-            virtio_pci_free(vm->disk_fns[i]);
-        virtio_blk_free(vm->disks[i]);
-    }
-    if (vm->vcon_fn)
-        virtio_pci_free(vm->vcon_fn);
-    if (vm->vcon)
-        virtio_console_free(vm->vcon);
-    if (vm->rng_fn)
-        virtio_pci_free(vm->rng_fn);
-    if (vm->rng)
-        virtio_rng_free(vm->rng);
-    for (unsigned i = 0; i < vm->nnics; i++) {
-        if (vm->nic_fns[i])
-            virtio_pci_free(vm->nic_fns[i]);
-        virtio_net_free(vm->nics[i]);
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        struct attached_device *a = &vm->devices[i];
+        if (a->fn)
+            virtio_pci_free(a->fn);
+        a->dev->ops.free(a->dev);
     }
     if (vm->pci)
         pci_host_free(vm->pci);

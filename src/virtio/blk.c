@@ -25,15 +25,16 @@
 #include <endian.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
-#include "thread.h"
 #include "backend/disk.h"
 #include "error.h"
 #include "virtio/blk.h"
+#include "virtio/device.h"
 
 #define BLK_HDR_SIZE        16
 #define BLK_DWZ_SEG_SIZE    16
@@ -80,19 +81,16 @@ struct blk_req {
 };
 
 struct virtio_blk {
-    struct virtio_device_ops ops;
+    struct virtio_device vdev;          /* its thread waits on stop_fd, not stopping */
     struct disk *disk;
     uint64_t capacity;                  /* sectors */
     bool read_only;
     char serial[VIRTIO_BLK_ID_BYTES];   /* NUL-padded, not terminated */
     uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 
-    pthread_mutex_t lock;               /* serialises activate/reset/free */
-    struct device_thread thread;        /* waits on stop_fd, not stopping */
     int epfd;
 
     /* Owned by the device thread while running. */
-    struct virtio_transport *transport;
     uint64_t features;
     unsigned nq;
     struct blk_queue q[VIRTIO_MAX_QUEUES];
@@ -101,6 +99,7 @@ struct virtio_blk {
 
     struct virtio_blk_stats stats;      /* relaxed atomics: read from any thread */
 };
+_Static_assert(offsetof(struct virtio_blk, vdev) == 0, "the device is its virtio_device");
 
 #define BLK_T_NONE UINT32_MAX
 #define BLK_STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->field, (uint64_t)(n), __ATOMIC_RELAXED)
@@ -148,25 +147,21 @@ void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats 
 
 /* ---- configuration space (5.2.4) -------------------------------------- */
 
-static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
-
 static void build_config(struct virtio_blk *blk)
 {
     uint8_t *c = blk->config;
     memset(c, 0, VIRTIO_BLK_CONFIG_SIZE);      /* unused0/unused1 must be 0 */
-    put64(c + 0, blk->capacity);
-    put32(c + 8, 0);                           /* size_max: not offered */
-    put32(c + 12, VIRTIO_BLK_SEG_MAX);
-    put32(c + 20, VIRTIO_BLK_SECTOR);          /* blk_size */
-    put16(c + 34, 1);                          /* num_queues (MQ not offered) */
+    put_le64(c + 0, blk->capacity);
+    put_le32(c + 8, 0);                           /* size_max: not offered */
+    put_le32(c + 12, VIRTIO_BLK_SEG_MAX);
+    put_le32(c + 20, VIRTIO_BLK_SECTOR);          /* blk_size */
+    put_le16(c + 34, 1);                          /* num_queues (MQ not offered) */
     if (!blk->read_only) {
-        put32(c + 36, VIRTIO_BLK_MAX_DWZ_SECTORS);  /* max_discard_sectors */
-        put32(c + 40, VIRTIO_BLK_MAX_DWZ_SEG);      /* max_discard_seg */
-        put32(c + 44, 8);                           /* discard_sector_alignment: 4 KiB */
-        put32(c + 48, VIRTIO_BLK_MAX_DWZ_SECTORS);  /* max_write_zeroes_sectors */
-        put32(c + 52, VIRTIO_BLK_MAX_DWZ_SEG);      /* max_write_zeroes_seg */
+        put_le32(c + 36, VIRTIO_BLK_MAX_DWZ_SECTORS);  /* max_discard_sectors */
+        put_le32(c + 40, VIRTIO_BLK_MAX_DWZ_SEG);      /* max_discard_seg */
+        put_le32(c + 44, 8);                           /* discard_sector_alignment: 4 KiB */
+        put_le32(c + 48, VIRTIO_BLK_MAX_DWZ_SECTORS);  /* max_write_zeroes_sectors */
+        put_le32(c + 52, VIRTIO_BLK_MAX_DWZ_SEG);      /* max_write_zeroes_seg */
         c[56] = 1;                                  /* write_zeroes_may_unmap */
     }
 }
@@ -174,9 +169,7 @@ static void build_config(struct virtio_blk *blk)
 static void blk_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
 {
     const struct virtio_blk *blk = dev;
-    for (size_t i = 0; i < len; i++)
-        data[i] = offset < VIRTIO_BLK_CONFIG_SIZE && i < VIRTIO_BLK_CONFIG_SIZE - offset
-                  ? blk->config[offset + i] : 0;
+    config_copy_out(blk->config, VIRTIO_BLK_CONFIG_SIZE, offset, data, len, 0);
 }
 
 static void blk_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
@@ -194,29 +187,6 @@ static uint8_t *status_byte(const struct iovec *wr, unsigned n)
         if (wr[i].iov_len)
             return (uint8_t *)wr[i].iov_base + wr[i].iov_len - 1;
     return NULL;
-}
-
-/* Counts, then copies into dst, the pieces of src covering bytes
- * [off, off + len). dst may be NULL to count only. */
-static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
-                          struct iovec *dst)
-{
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && len; i++) {
-        if (off >= src[i].iov_len) {
-            off -= src[i].iov_len;
-            continue;
-        }
-        uint64_t chunk = src[i].iov_len - off;
-        if (chunk > len)
-            chunk = len;
-        if (dst)
-            dst[k] = (struct iovec){ (uint8_t *)src[i].iov_base + off, chunk };
-        k++;
-        len -= chunk;
-        off = 0;
-    }
-    return k;
 }
 
 static bool range_ok(const struct virtio_blk *blk, uint64_t sector, uint64_t nsectors)
@@ -247,11 +217,11 @@ static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct
     if (len == 0)
         return 0;                                  /* nothing to move: OK */
 
-    unsigned k = iov_slice(src, n, off, len, NULL);
+    unsigned k = iov_slice(src, n, off, len, NULL, UINT_MAX);
     req->iov = k <= BLK_INLINE_IOV ? req->iov_inline : malloc(k * sizeof *req->iov);
     if (!req->iov)
         return fail(req, VIRTIO_BLK_S_IOERR);
-    iov_slice(src, n, off, len, req->iov);
+    iov_slice(src, n, off, len, req->iov, k);
     req->iovcnt = k;
     req->iov_first = 0;
     req->remaining = len;
@@ -500,7 +470,7 @@ static void process_queue(struct virtio_blk *blk, unsigned i)
                 break;
             if (r == VIRTQ_BROKEN) {
                 bq->broken = true;
-                virtio_set_needs_reset(blk->transport);
+                virtio_set_needs_reset(blk->vdev.transport);
                 return;
             }
             start_request(blk, bq);
@@ -544,7 +514,7 @@ static void notify_queues(struct virtio_blk *blk)
             continue;
         bq->pushed = false;
         if (virtq_should_notify(bq->vq))
-            virtio_notify_queue(blk->transport, i);
+            virtio_notify_queue(blk->vdev.transport, i);
     }
 }
 
@@ -596,57 +566,54 @@ static void *blk_thread(void *arg)
     return NULL;
 }
 
-static void stop_thread(struct virtio_blk *blk)
+/* Takes the kick fds out of the epoll set: the thread ended, or never
+ * started. A queue whose fd was never added just fails quietly. */
+static void blk_release_queues(void *dev)
 {
-    if (!device_thread_stop(&blk->thread))
-        return;
+    struct virtio_blk *blk = dev;
     for (unsigned i = 0; i < blk->nq; i++)
         if (blk->q[i].vq && blk->q[i].kick_fd >= 0)
             epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->q[i].kick_fd, NULL);
 }
 
-static int blk_activate(void *dev, const struct virtio_queues *queues)
+/* Activation (lock held, thread not running): the enabled queues' kick
+ * fds join the epoll set. */
+static int blk_take_queues(void *dev, const struct virtio_queues *queues)
 {
     struct virtio_blk *blk = dev;
-    pthread_mutex_lock(&blk->lock);
-    stop_thread(blk);                          /* activate without reset */
-
-    blk->transport = queues->transport;
+    unsigned max = blk->vdev.ops.num_queues;
     blk->features = queues->features;
-    blk->nq = queues->count < blk->ops.num_queues ? queues->count : blk->ops.num_queues;
-    int rc = 0;
-    for (unsigned i = 0; i < blk->nq; i++) {
+    blk->nq = queues->count < max ? queues->count : max;
+    for (unsigned i = 0; i < blk->nq; i++)
         blk->q[i] = (struct blk_queue){ .vq = queues->q[i], .kick_fd = queues->kick_fd[i] };
+    for (unsigned i = 0; i < blk->nq; i++) {
         if (!blk->q[i].vq || blk->q[i].kick_fd < 0)
             continue;                          /* queue not enabled: not served */
         struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
-        if (epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->q[i].kick_fd, &ev) < 0) {
-            for (unsigned j = 0; j < i; j++)
-                if (blk->q[j].vq && blk->q[j].kick_fd >= 0)
-                    epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->q[j].kick_fd, NULL);
-            rc = -1;
-            goto out;
-        }
+        if (epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->q[i].kick_fd, &ev) < 0)
+            return -1;
     }
-
-    if (device_thread_start(&blk->thread, blk_thread, blk) != 0) {
-        for (unsigned i = 0; i < blk->nq; i++)
-            if (blk->q[i].vq && blk->q[i].kick_fd >= 0)
-                epoll_ctl(blk->epfd, EPOLL_CTL_DEL, blk->q[i].kick_fd, NULL);
-        rc = -1;
-        goto out;
-    }
-out:
-    pthread_mutex_unlock(&blk->lock);
-    return rc;
+    return 0;
 }
 
-static void blk_reset(void *dev)
+static void blk_metrics(void *dev, virtio_metric_fn fn, void *opaque)
 {
-    struct virtio_blk *blk = dev;
-    pthread_mutex_lock(&blk->lock);
-    stop_thread(blk);
-    pthread_mutex_unlock(&blk->lock);
+    struct virtio_blk_stats s;
+    virtio_blk_get_stats(dev, &s);
+    fn(opaque, "read_requests", s.read_requests);
+    fn(opaque, "read_bytes", s.read_bytes);
+    fn(opaque, "write_requests", s.write_requests);
+    fn(opaque, "write_bytes", s.write_bytes);
+    fn(opaque, "flush_requests", s.flush_requests);
+    fn(opaque, "other_requests", s.other_requests);
+    fn(opaque, "errors", s.errors);
+    fn(opaque, "unsupported", s.unsupported);
+    fn(opaque, "malformed", s.malformed);
+}
+
+static void blk_free(void *dev)
+{
+    virtio_blk_free(dev);
 }
 
 /* ---- construction ------------------------------------------------------ */
@@ -673,7 +640,7 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
         set_error(err, VMLET_ERR_NOMEM, "disk '%s': out of memory", path);
         return NULL;
     }
-    blk->thread.stop_fd = blk->epfd = -1;
+    blk->epfd = -1;
     if (disk_open(&blk->disk, path, read_only, err) < 0) {
         free(blk);
         return NULL;
@@ -684,14 +651,39 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
         memcpy(blk->serial, serial, slen);      /* NUL-padded by calloc */
     build_config(blk);
 
+    uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+                 (1ull << VIRTIO_BLK_F_FLUSH);
+    if (read_only)
+        f |= 1ull << VIRTIO_BLK_F_RO;
+    else
+        f |= (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+    const struct virtio_device_ops ops = {
+        .name = "disk",
+        .device_id = VIRTIO_ID_BLOCK,
+        .num_queues = 1,
+        .queue_max_size = VIRTIO_BLK_QUEUE_SIZE,
+        .features = f,
+        .config_size = VIRTIO_BLK_CONFIG_SIZE,
+        .config_read = blk_config_read,
+        .config_write = blk_config_write,
+        .free = blk_free,
+        .metrics = blk_metrics,
+    };
+    blk->vdev.thread_fn = blk_thread;
+    blk->vdev.take_queues = blk_take_queues;
+    blk->vdev.release_queues = blk_release_queues;
+    if (virtio_device_init(&blk->vdev, &ops, err) < 0) {
+        virtio_blk_free(blk);
+        return NULL;
+    }
+
     blk->chain = malloc(sizeof *blk->chain);
     blk->pool = calloc(BLK_REQ_POOL, sizeof *blk->pool);
-    blk->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     blk->epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev_stop = { .events = EPOLLIN, .data.u32 = TAG_STOP };
     struct epoll_event ev_disk = { .events = EPOLLIN, .data.u32 = TAG_DISK };
-    if (!blk->chain || !blk->pool || blk->thread.stop_fd < 0 || blk->epfd < 0 ||
-        epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->thread.stop_fd, &ev_stop) < 0 ||
+    if (!blk->chain || !blk->pool || blk->epfd < 0 ||
+        epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->vdev.thread.stop_fd, &ev_stop) < 0 ||
         epoll_ctl(blk->epfd, EPOLL_CTL_ADD, disk_event_fd(blk->disk), &ev_disk) < 0) {
         set_error(err, VMLET_ERR_HOST, "disk '%s': cannot set up the device thread: %s",
                   path, strerror(errno));
@@ -700,25 +692,6 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
     }
     for (unsigned i = 0; i < BLK_REQ_POOL; i++)
         req_free(blk, &blk->pool[i]);
-    pthread_mutex_init(&blk->lock, NULL);
-
-    uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
-                 (1ull << VIRTIO_BLK_F_FLUSH);
-    if (read_only)
-        f |= 1ull << VIRTIO_BLK_F_RO;
-    else
-        f |= (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
-    blk->ops = (struct virtio_device_ops){
-        .device_id = VIRTIO_ID_BLOCK,
-        .num_queues = 1,
-        .queue_max_size = VIRTIO_BLK_QUEUE_SIZE,
-        .features = f,
-        .config_size = VIRTIO_BLK_CONFIG_SIZE,
-        .config_read = blk_config_read,
-        .config_write = blk_config_write,
-        .activate = blk_activate,
-        .reset = blk_reset,
-    };
     return blk;
 }
 
@@ -726,13 +699,8 @@ void virtio_blk_free(struct virtio_blk *blk)
 {
     if (!blk)
         return;
-    if (blk->ops.reset) {                      /* fully constructed */
-        blk_reset(blk);
-        pthread_mutex_destroy(&blk->lock);
-    }
+    virtio_device_destroy(&blk->vdev);         /* stops the thread first */
     disk_close(blk->disk);
-    if (blk->thread.stop_fd >= 0)
-        close(blk->thread.stop_fd);
     if (blk->epfd >= 0)
         close(blk->epfd);
     free(blk->chain);
@@ -740,10 +708,11 @@ void virtio_blk_free(struct virtio_blk *blk)
     free(blk);
 }
 
-const struct virtio_device_ops *virtio_blk_ops(struct virtio_blk *blk)
+struct virtio_device *virtio_blk_device(struct virtio_blk *blk)
 {
-    return &blk->ops;
+    return blk ? &blk->vdev : NULL;
 }
+
 
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk)
 {

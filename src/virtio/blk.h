@@ -4,11 +4,11 @@
  *     vmlet_error err;
  *     struct virtio_blk *blk = virtio_blk_new("root.img", false, "vmlet-root", &err);
  *     if (!blk) { report err.message; }
- *     const struct virtio_device_ops *ops = virtio_blk_ops(blk);
- *     // hand ops and blk (the `dev` argument of every callback) to the
- *     // transport; it calls activate() at DRIVER_OK and reset() on reset
+ *     struct virtio_device *dev = virtio_blk_device(blk);
+ *     // hand &dev->ops and dev (the `dev` argument of every callback) to
+ *     // the transport; it calls activate() at DRIVER_OK and reset() on reset
  *     ...
- *     virtio_blk_free(blk);    // after the transport is gone
+ *     dev->ops.free(dev);      // or virtio_blk_free(blk); after the transport is gone
  *
  * Features offered: SEG_MAX, BLK_SIZE, FLUSH, and DISCARD + WRITE_ZEROES
  * when writable, RO when read-only. The transport adds INDIRECT_DESC and
@@ -29,8 +29,6 @@
 #include <stdint.h>
 #include "vmlet.h"
 #include "virtio/virtio.h"
-
-#define VIRTIO_ID_BLOCK             2
 
 /* Feature bits (5.2.3). */
 #define VIRTIO_BLK_F_SIZE_MAX       1
@@ -73,8 +71,9 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
                                   vmlet_error *err);
 /* Resets the device if active, then closes the image. */
 void virtio_blk_free(struct virtio_blk *blk);
-/* The device's callbacks; pass blk as their `dev`. Valid until free. */
-const struct virtio_device_ops *virtio_blk_ops(struct virtio_blk *blk);
+/* The device as the VM and the transport see it (NULL for NULL): its
+ * ops (device.h) are the callbacks; their dev argument is the device. */
+struct virtio_device *virtio_blk_device(struct virtio_blk *blk);
 /* What the device has done, counted since it was created. Each counter
  * only grows; virtio_blk_get_stats() may be called from any thread. */
 struct virtio_blk_stats {

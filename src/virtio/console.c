@@ -18,7 +18,7 @@
  * never buffers host input: with no receive buffer posted, in_fd is not
  * polled and its data stays where it is (the writer sees backpressure).
  */
-#include "thread.h"
+#include "virtio/device.h"
 #include "virtio/console.h"
 
 #include <errno.h>
@@ -28,16 +28,16 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/uio.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
+#include "error.h"
 
-#define CONSOLE_DEVICE_ID   3
 #define CONSOLE_QUEUE_MAX   256
 #define CONSOLE_CONFIG_SIZE 12       /* cols, rows, max_nr_ports, emerg_wr */
 
@@ -62,11 +62,9 @@ enum tx_state {
 };
 
 struct virtio_console {
-    pthread_mutex_t lock;       /* activate/reset/size; not the data path */
+    struct virtio_device vdev;  /* its lock also guards cols/rows/size_acked */
     int in_fd, out_fd;
-    struct device_thread thread;
     uint16_t cols, rows;
-    struct virtio_transport *transport;   /* while running */
     bool size_acked;            /* driver accepted VIRTIO_CONSOLE_F_SIZE */
 
     /* Sticky across resets: they describe the descriptors, not the guest. */
@@ -74,7 +72,6 @@ struct virtio_console {
     bool out_dead;              /* out_fd failed (EPIPE, EIO...): drop output */
 
     /* Owned by the device thread while it runs; set up by activate(). */
-    struct virtio_transport *t;
     struct virtq *rxq, *txq;
     int rx_kick, tx_kick;
     bool rx_broken, tx_broken;
@@ -86,54 +83,14 @@ struct virtio_console {
 
     uint64_t tx_bytes, rx_bytes;   /* relaxed atomics: guest -> out_fd, in_fd -> guest */
 };
+_Static_assert(offsetof(struct virtio_console, vdev) == 0, "the device is its virtio_device");
 
 /* ---- helpers ---------------------------------------------------------- */
-
-/* Up to max bytes of iov[0..n) from byte off on, as at most out_max
- * iovecs in out. Returns how many iovecs (0 when nothing is left). */
-static unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off,
-                          size_t max, struct iovec *out, unsigned out_max)
-{
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && k < out_max && max > 0; i++) {
-        size_t len = iov[i].iov_len;
-        if (off >= len) {
-            off -= len;
-            continue;
-        }
-        size_t take = len - off;
-        if (take > max)
-            take = max;
-        out[k].iov_base = (uint8_t *)iov[i].iov_base + off;
-        out[k].iov_len = take;
-        k++;
-        max -= take;
-        off = 0;
-    }
-    return k;
-}
-
-/* Reads a kick; a descriptor that has gone bad is dropped from the poll
- * set so that it cannot make the thread spin. */
-static void take_kick(int *fd, short revents)
-{
-    if (revents & POLLNVAL) {
-        *fd = -1;
-        return;
-    }
-    uint64_t v;
-    ssize_t r;
-    do {
-        r = read(*fd, &v, sizeof v);
-    } while (r < 0 && errno == EINTR);
-    if (r < 0 && errno != EAGAIN)
-        *fd = -1;
-}
 
 static void queue_broken(struct virtio_console *c, bool *broken)
 {
     *broken = true;
-    virtio_set_needs_reset(c->t);
+    virtio_set_needs_reset(c->vdev.transport);
 }
 
 /* The guest's reader of out_fd is gone or the descriptor failed: later
@@ -163,7 +120,7 @@ static enum tx_state tx_write(struct virtio_console *c, size_t *budget)
             c->tx_off = ch->out_len;     /* discarded, still completed */
             break;
         }
-        if (*budget == 0 || atomic_load_explicit(&c->thread.stopping, memory_order_relaxed))
+        if (*budget == 0 || atomic_load_explicit(&c->vdev.thread.stopping, memory_order_relaxed))
             return TX_MORE;
 
         struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
@@ -209,7 +166,7 @@ static enum tx_state tx_run(struct virtio_console *c)
     bool pushed = false;
     virtq_disable_notify(q);     /* we are looking anyway */
     for (;;) {
-        if (atomic_load_explicit(&c->thread.stopping, memory_order_relaxed)) {
+        if (atomic_load_explicit(&c->vdev.thread.stopping, memory_order_relaxed)) {
             st = TX_MORE;
             break;
         }
@@ -243,7 +200,7 @@ static enum tx_state tx_run(struct virtio_console *c)
         pushed = true;
     }
     if (pushed && virtq_should_notify(q))
-        virtio_notify_queue(c->t, VIRTIO_CONSOLE_TXQ);
+        virtio_notify_queue(c->vdev.transport, VIRTIO_CONSOLE_TXQ);
     return st;
 }
 
@@ -286,7 +243,7 @@ static bool rx_fill(struct virtio_console *c)
         break;
     }
     if (pushed && virtq_should_notify(q))
-        virtio_notify_queue(c->t, VIRTIO_CONSOLE_RXQ);
+        virtio_notify_queue(c->vdev.transport, VIRTIO_CONSOLE_RXQ);
     return more;
 }
 
@@ -302,7 +259,7 @@ static void rx_read(struct virtio_console *c)
         virtq_push(c->rxq, ch->head, (uint32_t)r);
         c->rx_have = false;
         if (virtq_should_notify(c->rxq))
-            virtio_notify_queue(c->t, VIRTIO_CONSOLE_RXQ);
+            virtio_notify_queue(c->vdev.transport, VIRTIO_CONSOLE_RXQ);
         return;
     }
     if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
@@ -321,17 +278,17 @@ static void *console_thread(void *arg)
 
     /* Linux reads cols/rows on a configuration change, not at probe. */
     if (c->announce_size)
-        virtio_notify_config(c->t);
+        virtio_notify_config(c->vdev.transport);
 
-    while (!atomic_load(&c->thread.stopping)) {
+    while (!atomic_load(&c->vdev.thread.stopping)) {
         bool rx_more = rx_fill(c);
         enum tx_state tx = tx_run(c);
-        if (atomic_load(&c->thread.stopping))
+        if (atomic_load(&c->vdev.thread.stopping))
             break;
 
         struct pollfd p[5];
         int n = 0, i_rxk = -1, i_txk = -1, i_in = -1, i_out = -1;
-        p[n++] = (struct pollfd){ .fd = c->thread.stop_fd, .events = POLLIN };
+        p[n++] = (struct pollfd){ .fd = c->vdev.thread.stop_fd, .events = POLLIN };
         if (c->rxq && !c->rx_broken && c->rx_kick >= 0) {
             i_rxk = n;
             p[n++] = (struct pollfd){ .fd = c->rx_kick, .events = POLLIN };
@@ -352,18 +309,16 @@ static void *console_thread(void *arg)
 
         int r = poll(p, (nfds_t)n, (rx_more || tx == TX_MORE) ? 0 : -1);
         if (r < 0) {
-            if (errno != EINTR) {   /* ENOMEM: wait a little, don't spin */
-                static const struct timespec pause = { 0, 10 * 1000 * 1000 };
-                nanosleep(&pause, NULL);
-            }
+            if (errno != EINTR)
+                virtio_wait_failed();
             continue;
         }
         if (p[0].revents)
             break;
         if (i_rxk >= 0 && p[i_rxk].revents)
-            take_kick(&c->rx_kick, p[i_rxk].revents);
+            virtio_take_kick(&c->rx_kick, p[i_rxk].revents);
         if (i_txk >= 0 && p[i_txk].revents)
-            take_kick(&c->tx_kick, p[i_txk].revents);
+            virtio_take_kick(&c->tx_kick, p[i_txk].revents);
         if (i_in >= 0 && p[i_in].revents) {
             if (p[i_in].revents & POLLNVAL)
                 c->in_open = false;
@@ -377,29 +332,15 @@ static void *console_thread(void *arg)
     return NULL;
 }
 
-/* With the lock held. After it returns the thread is gone. */
-static void stop_thread(struct virtio_console *c)
+/* The thread is gone: the driver owns its buffers again. */
+static void con_release_queues(void *dev)
 {
-    if (!device_thread_stop(&c->thread))
-        return;
-    c->rx_have = c->tx_have = false;      /* the driver owns them again */
-    c->transport = NULL;
+    struct virtio_console *c = dev;
+    c->rx_have = c->tx_have = false;
     c->size_acked = false;
 }
 
 /* ---- virtio_device_ops ------------------------------------------------ */
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    put_le16(p, (uint16_t)v);
-    put_le16(p + 2, (uint16_t)(v >> 16));
-}
 
 /* struct virtio_console_config (5.3.4): le16 cols, le16 rows,
  * le32 max_nr_ports, le32 emerg_wr (write-only: reads 0). Bytes past the
@@ -408,13 +349,12 @@ static void con_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
 {
     struct virtio_console *c = dev;
     uint8_t cfg[CONSOLE_CONFIG_SIZE] = { 0 };
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->vdev.lock);
     put_le16(cfg + 0, c->cols);
     put_le16(cfg + 2, c->rows);
-    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->vdev.lock);
     put_le32(cfg + 4, 1);
-    for (size_t i = 0; i < len; i++)
-        data[i] = (offset < sizeof cfg && i < sizeof cfg - offset) ? cfg[offset + i] : 0xff;
+    config_copy_out(cfg, sizeof cfg, offset, data, len, 0xff);
 }
 
 static void con_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
@@ -424,13 +364,10 @@ static void con_config_write(void *dev, size_t offset, const uint8_t *data, size
     (void)dev; (void)offset; (void)data; (void)len;
 }
 
-static int con_activate(void *dev, const struct virtio_queues *qs)
+/* Activation (lock held, thread not running): takes both queues. */
+static int con_take_queues(void *dev, const struct virtio_queues *qs)
 {
     struct virtio_console *c = dev;
-    pthread_mutex_lock(&c->lock);
-    stop_thread(c);     /* activate twice without a reset: start afresh */
-
-    c->t = qs->transport;
     c->rxq = qs->count > VIRTIO_CONSOLE_RXQ ? qs->q[VIRTIO_CONSOLE_RXQ] : NULL;
     c->txq = qs->count > VIRTIO_CONSOLE_TXQ ? qs->q[VIRTIO_CONSOLE_TXQ] : NULL;
     c->rx_kick = c->rxq ? qs->kick_fd[VIRTIO_CONSOLE_RXQ] : -1;
@@ -441,38 +378,34 @@ static int con_activate(void *dev, const struct virtio_queues *qs)
     c->size_acked = (qs->features >> VIRTIO_CONSOLE_F_SIZE) & 1;
     /* Sent by the thread: the transport may hold its own lock here. */
     c->announce_size = c->size_acked && (c->cols || c->rows);
-
-    int err = device_thread_start(&c->thread, console_thread, c);
-    if (err == 0)
-        c->transport = qs->transport;
-    pthread_mutex_unlock(&c->lock);
-    return err == 0 ? 0 : -1;
+    return 0;
 }
 
-static void con_reset(void *dev)
+static void con_metrics(void *dev, virtio_metric_fn fn, void *opaque)
 {
-    struct virtio_console *c = dev;
-    pthread_mutex_lock(&c->lock);
-    stop_thread(c);
-    pthread_mutex_unlock(&c->lock);
+    uint64_t tx, rx;
+    virtio_console_get_stats(dev, &tx, &rx);
+    fn(opaque, "tx_bytes", tx);
+    fn(opaque, "rx_bytes", rx);
+}
+
+static void con_free(void *dev)
+{
+    virtio_console_free(dev);
 }
 
 static const struct virtio_device_ops console_ops = {
-    .device_id = CONSOLE_DEVICE_ID,
+    .name = "console",
+    .device_id = VIRTIO_ID_CONSOLE,
     .num_queues = 2,
     .queue_max_size = CONSOLE_QUEUE_MAX,
     .features = 1ULL << VIRTIO_CONSOLE_F_SIZE,
     .config_size = CONSOLE_CONFIG_SIZE,
     .config_read = con_config_read,
     .config_write = con_config_write,
-    .activate = con_activate,
-    .reset = con_reset,
+    .free = con_free,
+    .metrics = con_metrics,
 };
-
-const struct virtio_device_ops *virtio_console_ops(void)
-{
-    return &console_ops;
-}
 
 /* ---- life cycle ------------------------------------------------------- */
 
@@ -486,18 +419,17 @@ static bool term_size(int fd, uint16_t *cols, uint16_t *rows)
     return true;
 }
 
-struct virtio_console *virtio_console_new(int in_fd, int out_fd)
+struct virtio_console *virtio_console_new(int in_fd, int out_fd, vmlet_error *err)
 {
     struct virtio_console *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
-    if (pthread_mutex_init(&c->lock, NULL) != 0) {
-        free(c);
+    if (!c) {
+        set_error(err, VMLET_ERR_NOMEM, "console: out of memory");
         return NULL;
     }
-    c->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (c->thread.stop_fd < 0) {
-        pthread_mutex_destroy(&c->lock);
+    c->vdev.thread_fn = console_thread;
+    c->vdev.take_queues = con_take_queues;
+    c->vdev.release_queues = con_release_queues;
+    if (virtio_device_init(&c->vdev, &console_ops, err) < 0) {
         free(c);
         return NULL;
     }
@@ -514,21 +446,25 @@ void virtio_console_free(struct virtio_console *c)
 {
     if (!c)
         return;
-    con_reset(c);
-    close(c->thread.stop_fd);
-    pthread_mutex_destroy(&c->lock);
+    virtio_device_destroy(&c->vdev);
     free(c);
 }
 
+struct virtio_device *virtio_console_device(struct virtio_console *c)
+{
+    return c ? &c->vdev : NULL;
+}
+
+
 void virtio_console_set_size(struct virtio_console *c, uint16_t cols, uint16_t rows)
 {
-    pthread_mutex_lock(&c->lock);
+    pthread_mutex_lock(&c->vdev.lock);
     bool changed = c->cols != cols || c->rows != rows;
     c->cols = cols;
     c->rows = rows;
-    bool notify = changed && c->thread.running && c->size_acked;
-    struct virtio_transport *t = notify ? c->transport : NULL;
-    pthread_mutex_unlock(&c->lock);
+    bool notify = changed && c->vdev.thread.running && c->size_acked;
+    struct virtio_transport *t = notify ? c->vdev.transport : NULL;
+    pthread_mutex_unlock(&c->vdev.lock);
     if (t)
         virtio_notify_config(t);
 }

@@ -5,7 +5,8 @@
 #define VMLET_VIRTIO_CONSOLE_H
 
 #include <stdint.h>
-#include "virtio.h"
+#include "vmlet.h"
+#include "virtio/virtio.h"
 
 struct virtio_console;
 
@@ -23,14 +24,16 @@ struct virtio_console;
  *
  * The console offers VIRTIO_CONSOLE_F_SIZE; cols/rows start from
  * TIOCGWINSZ on out_fd or in_fd if one is a terminal, else 0 x 0.
- * Returns NULL when out of memory or file descriptors. */
-struct virtio_console *virtio_console_new(int in_fd, int out_fd);
+ * Returns NULL with err filled when out of memory or file descriptors. */
+struct virtio_console *virtio_console_new(int in_fd, int out_fd, vmlet_error *err);
 
 /* Stops the device (as ops->reset) and frees it. Call it only after the
  * transport will make no more ops calls on it. */
 void virtio_console_free(struct virtio_console *c);
 
-/* The ops for the transport; their dev argument is the virtio_console.
+/* The device as the VM and the transport see it (NULL for NULL): its
+ * ops (device.h) are the transport's callbacks; their dev argument is
+ * the virtio_console.
  *
  * Threads: activate() starts one thread ("virtio-con") that serves both
  * queues: it polls the two kick eventfds, in_fd (only while the guest has
@@ -44,7 +47,7 @@ void virtio_console_free(struct virtio_console *c);
  * virtio_notify_queue() or virtio_set_needs_reset() take, since the
  * thread may be inside them. config_read/config_write may be called from
  * any thread (vCPUs); activate/reset are serialised by a device mutex. */
-const struct virtio_device_ops *virtio_console_ops(void);
+struct virtio_device *virtio_console_device(struct virtio_console *c);
 /* Bytes the guest wrote out (to out_fd) and bytes it was given (from
  * in_fd) so far; callable from any thread. */
 void virtio_console_get_stats(const struct virtio_console *c, uint64_t *tx_bytes,

@@ -28,16 +28,16 @@
  *     update, so a driver never sees num_buffers larger than what is
  *     already in the used ring (5.1.6.4: "use all buffers ... together").
  */
-#include "thread.h"
+#include "virtio/device.h"
 #include "virtio/net.h"
 
 #include <endian.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include "error.h"
@@ -98,7 +98,7 @@ enum deliver {
 };
 
 struct virtio_net {
-    struct virtio_device_ops ops;
+    struct virtio_device vdev;
     struct net_backend *be;
     uint8_t default_mac[6];
 
@@ -106,13 +106,9 @@ struct virtio_net {
     uint8_t cfg_mac[6];
     bool link_up;
 
-    pthread_mutex_t lock;          /* activate / reset / free */
-    struct device_thread thread;
-
     struct net_stats stats;
 
     /* Owned by the device thread while it runs. */
-    struct virtio_transport *t;
     uint64_t features;             /* effective: negotiated, dependencies met */
     bool mrg;
     struct virtq *q[NQ];
@@ -139,6 +135,7 @@ struct virtio_net {
     bool be_watched;               /* be->fd is in the wait set (not failed) */
     struct net_pollset ps;         /* the wait set, rebuilt every round */
 };
+_Static_assert(offsetof(struct virtio_net, vdev) == 0, "the device is its virtio_device");
 
 /* ---- header rules (5.1.6.2, 5.1.6.4), pure ----------------------------- */
 
@@ -349,28 +346,7 @@ static void push_together(struct virtq *q, const struct used_elem *u, unsigned k
 static void queue_broken(struct virtio_net *n, unsigned i)
 {
     n->broken[i] = true;
-    virtio_set_needs_reset(n->t);
-}
-
-/* Counts, then copies into dst, the pieces of src covering bytes
- * [off, off + len). */
-static unsigned iov_slice(const struct iovec *src, unsigned n, uint64_t off, uint64_t len,
-                          struct iovec *dst)
-{
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && len; i++) {
-        if (off >= src[i].iov_len) {
-            off -= src[i].iov_len;
-            continue;
-        }
-        uint64_t chunk = src[i].iov_len - off;
-        if (chunk > len)
-            chunk = len;
-        dst[k++] = (struct iovec){ (uint8_t *)src[i].iov_base + off, chunk };
-        len -= chunk;
-        off = 0;
-    }
-    return k;
+    virtio_set_needs_reset(n->vdev.transport);
 }
 
 /* ---- transmitq1: guest -> backend (5.1.6.2) --------------------------- */
@@ -391,7 +367,8 @@ static bool tx_prepare(struct virtio_net *n)
     if (!virtio_net_tx_hdr_check(&in, n->features, frame_len, &n->tx_hdr))
         return false;
     n->tx_iov[0] = (struct iovec){ &n->tx_hdr, VIRTIO_NET_HDR_LEN };
-    n->tx_iovcnt = 1 + iov_slice(c->iov, c->n_out, VIRTIO_NET_HDR_LEN, frame_len, n->tx_iov + 1);
+    n->tx_iovcnt = 1 + iov_slice(c->iov, c->n_out, VIRTIO_NET_HDR_LEN, frame_len,
+                                     n->tx_iov + 1, VIRTQ_MAX_CHAIN);
     n->tx_len = frame_len;
     n->tx_head = c->head;
     return true;
@@ -406,7 +383,7 @@ static bool tx_run(struct virtio_net *n)
     struct net_backend *be = n->be;
     virtq_disable_notify(q);               /* we are looking anyway */
     for (unsigned budget = TX_BUDGET;;) {
-        if (atomic_load_explicit(&n->thread.stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&n->vdev.thread.stopping, memory_order_relaxed))
             return true;
         if (!n->tx_have) {
             if (budget == 0)
@@ -609,7 +586,7 @@ static enum rx_state rx_run(struct virtio_net *n)
     if (!q || n->broken[VIRTIO_NET_RXQ])
         return RX_OFF;
     for (unsigned i = 0; i < RX_BUDGET; i++) {
-        if (atomic_load_explicit(&n->thread.stopping, memory_order_relaxed))
+        if (atomic_load_explicit(&n->vdev.thread.stopping, memory_order_relaxed))
             return RX_MORE;
         if (!n->rx_pending) {
             /* Backpressure: the backend is read only with a buffer in hand. */
@@ -769,7 +746,7 @@ static void notify_queues(struct virtio_net *n)
             continue;
         n->pushed[i] = false;
         if (virtq_should_notify(n->q[i]))
-            virtio_notify_queue(n->t, i);
+            virtio_notify_queue(n->vdev.transport, i);
     }
 }
 
@@ -785,7 +762,7 @@ static void backend_check_failed(struct virtio_net *n)
     n->link_up = false;
     pthread_mutex_unlock(&n->cfg_lock);
     if (was_up && (n->features & NET_BIT(VIRTIO_NET_F_STATUS)))
-        virtio_notify_config(n->t);
+        virtio_notify_config(n->vdev.transport);
 }
 
 /* What to wait for from the backend's fd: exactly what we need from it. */
@@ -806,7 +783,7 @@ static void wait_and_dispatch(struct virtio_net *n, enum rx_state rx, bool more)
     struct net_backend *be = n->be;
     struct net_pollset *ps = &n->ps;
     ps->n = 0;
-    net_pollset_add(ps, n->thread.stop_fd, POLLIN);          /* index 0, room for 16 */
+    net_pollset_add(ps, n->vdev.thread.stop_fd, POLLIN);          /* index 0, room for 16 */
     int kick_idx[NQ];
     for (unsigned i = 0; i < NQ; i++)
         kick_idx[i] = n->q[i] && n->kick[i] >= 0 ? net_pollset_add(ps, n->kick[i], POLLIN) : -1;
@@ -817,10 +794,8 @@ static void wait_and_dispatch(struct virtio_net *n, enum rx_state rx, bool more)
         be->ops->poll_prepare(be, ps, &timeout);
 
     int k = poll(ps->fds, ps->n, timeout);
-    if (k < 0 && errno != EINTR) {         /* ENOMEM: never spin */
-        static const struct timespec pause = { 0, 10 * 1000 * 1000 };
-        nanosleep(&pause, NULL);
-    }
+    if (k < 0 && errno != EINTR)
+        virtio_wait_failed();
     if (n->be_watched && be->ops->poll_dispatch)
         be->ops->poll_dispatch(be, ps, k < 0);
     if (k <= 0)
@@ -846,7 +821,7 @@ static void *net_thread(void *arg)
     struct virtio_net *n = arg;
     pthread_setname_np(pthread_self(), "virtio-net");
 
-    while (!atomic_load(&n->thread.stopping)) {
+    while (!atomic_load(&n->vdev.thread.stopping)) {
         bool more = ctrl_run(n);
         more |= tx_run(n);
         enum rx_state rx = rx_run(n);
@@ -858,12 +833,11 @@ static void *net_thread(void *arg)
     return NULL;
 }
 
-/* With n->lock held. After it returns the thread is gone and nothing of
- * the guest's is held. */
-static void stop_thread(struct virtio_net *n)
+/* The thread is gone, or never started: nothing of the guest's is held
+ * after this. */
+static void net_release_queues(void *dev)
 {
-    if (!device_thread_stop(&n->thread))
-        return;
+    struct virtio_net *n = dev;
     n->be_watched = false;
     /* The driver owns its buffers again; a frame in hand is lost. */
     if (n->rx_pending)
@@ -873,13 +847,9 @@ static void stop_thread(struct virtio_net *n)
     n->slot_head = 0;
     n->slots_cap = 0;
     n->tx_have = n->tx_blocked = false;
-    n->t = NULL;
 }
 
 /* ---- virtio_device_ops ------------------------------------------------- */
-
-static void put16(uint8_t *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
-static void put32(uint8_t *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
 
 /* struct virtio_net_config (5.1.4); bytes past it read as all-ones. */
 static void net_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
@@ -888,14 +858,13 @@ static void net_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
     uint8_t cfg[VIRTIO_NET_CONFIG_SIZE] = { 0 };
     pthread_mutex_lock(&n->cfg_lock);
     memcpy(cfg, n->cfg_mac, 6);
-    put16(cfg + 6, n->link_up ? VIRTIO_NET_S_LINK_UP : 0);
+    put_le16(cfg + 6, n->link_up ? VIRTIO_NET_S_LINK_UP : 0);
     pthread_mutex_unlock(&n->cfg_lock);
-    put16(cfg + 8, 1);                     /* max_virtqueue_pairs (no MQ) */
-    put16(cfg + 10, 0);                    /* mtu: VIRTIO_NET_F_MTU not offered */
-    put32(cfg + 12, 0xffffffff);           /* speed: unknown */
+    put_le16(cfg + 8, 1);                  /* max_virtqueue_pairs (no MQ) */
+    put_le16(cfg + 10, 0);                 /* mtu: VIRTIO_NET_F_MTU not offered */
+    put_le32(cfg + 12, 0xffffffff);        /* speed: unknown */
     cfg[16] = 0xff;                        /* duplex: unknown */
-    for (size_t i = 0; i < len; i++)
-        data[i] = offset < sizeof cfg && i < sizeof cfg - offset ? cfg[offset + i] : 0xff;
+    config_copy_out(cfg, sizeof cfg, offset, data, len, 0xff);
 }
 
 static void net_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
@@ -914,14 +883,12 @@ static void restore_defaults(struct virtio_net *n)
     pthread_mutex_unlock(&n->cfg_lock);
 }
 
-static int net_activate(void *dev, const struct virtio_queues *qs)
+/* Activation (lock held, thread not running): the queues, the features
+ * in effect, defaults, and the offloads the backend may pass on. */
+static int net_take_queues(void *dev, const struct virtio_queues *qs)
 {
     struct virtio_net *n = dev;
-    pthread_mutex_lock(&n->lock);
-    stop_thread(n);                        /* activate twice without a reset */
-
-    n->t = qs->transport;
-    n->features = virtio_net_effective_features(qs->features & n->ops.features);
+    n->features = virtio_net_effective_features(qs->features & n->vdev.ops.features);
     n->mrg = n->features & NET_BIT(VIRTIO_NET_F_MRG_RXBUF);
     for (unsigned i = 0; i < NQ; i++) {
         n->q[i] = i < qs->count ? qs->q[i] : NULL;
@@ -935,23 +902,46 @@ static int net_activate(void *dev, const struct virtio_queues *qs)
     restore_defaults(n);
     /* Only the offloads the driver accepted may reach it. */
     n->be->ops->set_guest_offloads(n->be, n->features);
-
     n->be_watched = !atomic_load(&n->be->failed);
-    int rc = device_thread_start(&n->thread, net_thread, n) == 0 ? 0 : -1;
-    if (rc < 0)
-        n->be_watched = false;
-    pthread_mutex_unlock(&n->lock);
-    return rc;
+    return 0;
 }
 
+/* A reset also forgets what the driver set through the control queue. */
 static void net_reset(void *dev)
 {
     struct virtio_net *n = dev;
-    pthread_mutex_lock(&n->lock);
-    stop_thread(n);
+    pthread_mutex_lock(&n->vdev.lock);
+    virtio_device_stop_locked(&n->vdev);
     restore_defaults(n);
     n->be->ops->set_guest_offloads(n->be, 0);
-    pthread_mutex_unlock(&n->lock);
+    pthread_mutex_unlock(&n->vdev.lock);
+}
+
+static void net_metrics(void *dev, virtio_metric_fn fn, void *opaque)
+{
+    struct net_stats s;
+    virtio_net_get_stats(dev, &s);
+    fn(opaque, "tx_packets", s.tx_packets);
+    fn(opaque, "tx_bytes", s.tx_bytes);
+    fn(opaque, "tx_dropped", s.tx_dropped);
+    fn(opaque, "tx_errors", s.tx_errors);
+    fn(opaque, "tx_malformed", s.tx_malformed);
+    fn(opaque, "rx_packets", s.rx_packets);
+    fn(opaque, "rx_bytes", s.rx_bytes);
+    fn(opaque, "rx_dropped", s.rx_dropped);
+    fn(opaque, "rx_too_big", s.rx_too_big);
+    fn(opaque, "rx_malformed", s.rx_malformed);
+    fn(opaque, "rx_filtered", s.rx_filtered);
+    fn(opaque, "rx_errors", s.rx_errors);
+    fn(opaque, "rx_bad_buffers", s.rx_bad_buffers);
+    fn(opaque, "ctrl_ok", s.ctrl_ok);
+    fn(opaque, "ctrl_err", s.ctrl_err);
+    fn(opaque, "ctrl_malformed", s.ctrl_malformed);
+}
+
+static void net_free(void *dev)
+{
+    virtio_net_free(dev);
 }
 
 /* ---- life cycle -------------------------------------------------------- */
@@ -970,36 +960,8 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
         return NULL;
     }
     n->be = be;
-    n->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    n->chain = malloc(sizeof *n->chain);
-    n->rxbuf = malloc(NET_BUF_MAX);
-    n->slots = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof *n->slots);
-    n->tx_iov = calloc(VIRTQ_MAX_CHAIN + 1, sizeof *n->tx_iov);
-    /* Room for the wait set up front (16 fds; a backend may add more). */
-    bool ps_ok = net_pollset_add(&n->ps, -1, 0) == 0;
-    if (n->thread.stop_fd < 0 || !n->chain || !n->rxbuf || !n->slots || !n->tx_iov || !ps_ok) {
-        set_error(err, VMLET_ERR_HOST, "network %s: cannot set up the device: %s", be->desc,
-                  strerror(errno ? errno : ENOMEM));
-        if (n->thread.stop_fd >= 0)
-            close(n->thread.stop_fd);
-        free(n->ps.fds);
-        free(n->chain);
-        free(n->rxbuf);
-        free(n->slots);
-        free(n->tx_iov);
-        free(n);
-        be->ops->free(be);
-        return NULL;
-    }
-    pthread_mutex_init(&n->lock, NULL);
-    pthread_mutex_init(&n->cfg_lock, NULL);
-    atomic_init(&n->thread.stopping, false);
-    memcpy(n->default_mac, mac, 6);
-    for (unsigned i = 0; i < NQ; i++)
-        n->kick[i] = -1;
-    restore_defaults(n);
-
-    n->ops = (struct virtio_device_ops){
+    const struct virtio_device_ops ops = {
+        .name = "net",
         .device_id = VIRTIO_ID_NET,
         .num_queues = NQ,
         .queue_max_size = VIRTIO_NET_QUEUE_SIZE,
@@ -1007,9 +969,34 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
         .config_size = VIRTIO_NET_CONFIG_SIZE,
         .config_read = net_config_read,
         .config_write = net_config_write,
-        .activate = net_activate,
         .reset = net_reset,
+        .free = net_free,
+        .metrics = net_metrics,
     };
+    n->vdev.thread_fn = net_thread;
+    n->vdev.take_queues = net_take_queues;
+    n->vdev.release_queues = net_release_queues;
+    pthread_mutex_init(&n->cfg_lock, NULL);
+    memcpy(n->default_mac, mac, 6);
+    for (unsigned i = 0; i < NQ; i++)
+        n->kick[i] = -1;
+    restore_defaults(n);
+    if (virtio_device_init(&n->vdev, &ops, err) < 0) {
+        virtio_net_free(n);
+        return NULL;
+    }
+    n->chain = malloc(sizeof *n->chain);
+    n->rxbuf = malloc(NET_BUF_MAX);
+    n->slots = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof *n->slots);
+    n->tx_iov = calloc(VIRTQ_MAX_CHAIN + 1, sizeof *n->tx_iov);
+    /* Room for the wait set up front (16 fds; a backend may add more). */
+    bool ps_ok = net_pollset_add(&n->ps, -1, 0) == 0;
+    if (!n->chain || !n->rxbuf || !n->slots || !n->tx_iov || !ps_ok) {
+        set_error(err, VMLET_ERR_HOST, "network %s: cannot set up the device: %s", be->desc,
+                  strerror(ENOMEM));
+        virtio_net_free(n);
+        return NULL;
+    }
     return n;
 }
 
@@ -1017,11 +1004,9 @@ void virtio_net_free(struct virtio_net *n)
 {
     if (!n)
         return;
-    net_reset(n);
+    virtio_device_destroy(&n->vdev);       /* stops the thread first */
     n->be->ops->free(n->be);
-    close(n->thread.stop_fd);
     free(n->ps.fds);
-    pthread_mutex_destroy(&n->lock);
     pthread_mutex_destroy(&n->cfg_lock);
     free(n->chain);
     free(n->rxbuf);
@@ -1030,9 +1015,20 @@ void virtio_net_free(struct virtio_net *n)
     free(n);
 }
 
-const struct virtio_device_ops *virtio_net_ops(struct virtio_net *n)
+struct virtio_device *virtio_net_device(struct virtio_net *n)
 {
-    return &n->ops;
+    return n ? &n->vdev : NULL;
+}
+
+
+struct virtio_net *virtio_net_of(struct virtio_device *d)
+{
+    return d && d->ops.device_id == VIRTIO_ID_NET ? (struct virtio_net *)d : NULL;
+}
+
+const char *virtio_net_warning(const struct virtio_net *n)
+{
+    return n->be->warning[0] ? n->be->warning : NULL;
 }
 
 void virtio_net_get_stats(const struct virtio_net *n, struct net_stats *out)

@@ -3,9 +3,13 @@
  *
  *     struct net_backend *be = net_tap_open("tap0", &err);    // or net_slirp_new()
  *     struct virtio_net *net = virtio_net_new(be, mac, &err);  // takes be
- *     virtio_pci_new(pci, irq, &mem, virtio_net_ops(net), net);
+ *     struct virtio_device *dev = virtio_net_device(net);
+ *     virtio_pci_new(pci, irq, &mem, &dev->ops, dev);
  *     ...
  *     virtio_net_free(net);     // after the transport is gone; frees be too
+ *
+ * Or, from a --net spec, backend and MAC chosen (backend/net.c):
+ *     struct virtio_net *net = virtio_net_new_for_spec(&spec, index, &err);
  *
  * Queues: receiveq1 (0), transmitq1 (1) and the control queue (2, used
  * if the driver accepts VIRTIO_NET_F_CTRL_VQ); 256 entries each.
@@ -67,7 +71,6 @@
 #include "virtio/virtio.h"
 #include "backend/net.h"
 
-#define VIRTIO_ID_NET               1
 #define VIRTIO_NET_QUEUE_SIZE       256
 #define VIRTIO_NET_RXQ              0
 #define VIRTIO_NET_TXQ              1
@@ -97,8 +100,19 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
                                   vmlet_error *err);
 /* Resets the device if active, then frees it and its backend. */
 void virtio_net_free(struct virtio_net *n);
-/* The device's callbacks; pass n as their `dev`. Valid until free. */
-const struct virtio_device_ops *virtio_net_ops(struct virtio_net *n);
+/* The NIC a --net spec describes: a TAP or user-mode backend as spec
+ * says, the spec's MAC or the default one for NIC number index. Returns
+ * NULL with err filled. Defined in backend/net.c. */
+struct net_spec;
+struct virtio_net *virtio_net_new_for_spec(const struct net_spec *spec, unsigned index,
+                                           vmlet_error *err);
+/* The device as the VM and the transport see it (NULL for NULL): its
+ * ops (device.h) are the callbacks; their dev argument is the device. */
+struct virtio_device *virtio_net_device(struct virtio_net *n);
+/* The NIC that d is, or NULL if d is another kind of device. */
+struct virtio_net *virtio_net_of(struct virtio_device *d);
+/* What the backend wanted the user to hear at start-up, or NULL. */
+const char *virtio_net_warning(const struct virtio_net *n);
 /* The device's and the backend's counters, added up. */
 void virtio_net_get_stats(const struct virtio_net *n, struct net_stats *out);
 

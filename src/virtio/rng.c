@@ -16,7 +16,7 @@
  * - A chain the queue code rejects (VIRTQ_BROKEN) makes the device set
  *   NEEDS_RESET (2.1.2) and stop using the queue until the driver resets.
  */
-#include "thread.h"
+#include "virtio/device.h"
 #include "virtio/rng.h"
 
 #include <errno.h>
@@ -24,25 +24,23 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#include "error.h"
 
-#define RNG_DEVICE_ID    4
 #define RNG_QUEUE_MAX    64
 #define CHAIN_BUDGET     RNG_QUEUE_MAX   /* requests between looks at stop */
 #define NSEC_PER_SEC     1000000000ULL
 
 struct virtio_rng {
-    pthread_mutex_t lock;       /* activate/reset/set_rate */
-    struct device_thread thread;
+    struct virtio_device vdev;  /* its lock also guards cfg_rate/cfg_burst */
     uint64_t cfg_rate, cfg_burst;   /* from virtio_rng_set_rate */
 
     /* Owned by the device thread while it runs; set up by activate(). */
-    struct virtio_transport *t;
     struct virtq *q;
     int kick;
     bool broken;
@@ -54,6 +52,7 @@ struct virtio_rng {
 
     uint64_t requests, bytes;   /* relaxed atomics: chains answered, bytes given */
 };
+_Static_assert(offsetof(struct virtio_rng, vdev) == 0, "the device is its virtio_device");
 
 static uint64_t now_ns(void)
 {
@@ -132,7 +131,7 @@ static int serve(struct virtio_rng *r)
     unsigned done = 0;
     bool pushed = false;
     virtq_disable_notify(q);
-    while (!atomic_load_explicit(&r->thread.stopping, memory_order_relaxed)) {
+    while (!atomic_load_explicit(&r->vdev.thread.stopping, memory_order_relaxed)) {
         if (!r->have) {
             if (done >= CHAIN_BUDGET) {
                 timeout = 0;
@@ -148,7 +147,7 @@ static int serve(struct virtio_rng *r)
             }
             if (res == VIRTQ_BROKEN) {
                 r->broken = true;
-                virtio_set_needs_reset(r->t);
+                virtio_set_needs_reset(r->vdev.transport);
                 break;
             }
             r->have = true;
@@ -177,7 +176,7 @@ static int serve(struct virtio_rng *r)
         done++;
     }
     if (pushed && virtq_should_notify(q))
-        virtio_notify_queue(r->t, 0);
+        virtio_notify_queue(r->vdev.transport, 0);
     return timeout;
 }
 
@@ -186,47 +185,27 @@ static void *rng_thread(void *arg)
     struct virtio_rng *r = arg;
     pthread_setname_np(pthread_self(), "virtio-rng");
 
-    while (!atomic_load(&r->thread.stopping)) {
+    while (!atomic_load(&r->vdev.thread.stopping)) {
         int timeout = serve(r);
-        if (atomic_load(&r->thread.stopping))
+        if (atomic_load(&r->vdev.thread.stopping))
             break;
 
-        struct pollfd p[2] = { { .fd = r->thread.stop_fd, .events = POLLIN } };
+        struct pollfd p[2] = { { .fd = r->vdev.thread.stop_fd, .events = POLLIN } };
         nfds_t n = 1;
         if (r->q && !r->broken && r->kick >= 0)
             p[n++] = (struct pollfd){ .fd = r->kick, .events = POLLIN };
         int res = poll(p, n, timeout);
         if (res < 0) {
-            if (errno != EINTR) {   /* ENOMEM: wait a little, don't spin */
-                static const struct timespec pause = { 0, 10 * 1000 * 1000 };
-                nanosleep(&pause, NULL);
-            }
+            if (errno != EINTR)
+                virtio_wait_failed();
             continue;
         }
         if (p[0].revents)
             break;
-        if (n > 1 && p[1].revents) {
-            if (p[1].revents & POLLNVAL) {
-                r->kick = -1;       /* gone bad: don't let it make us spin */
-                continue;
-            }
-            uint64_t v;
-            ssize_t k;
-            do {
-                k = read(r->kick, &v, sizeof v);
-            } while (k < 0 && errno == EINTR);
-            if (k < 0 && errno != EAGAIN)
-                r->kick = -1;
-        }
+        if (n > 1 && p[1].revents)
+            virtio_take_kick(&r->kick, p[1].revents);
     }
     return NULL;
-}
-
-/* With the lock held. After it returns the thread is gone. */
-static void stop_thread(struct virtio_rng *r)
-{
-    if (device_thread_stop(&r->thread))
-        r->have = false;
 }
 
 /* ---- virtio_device_ops ------------------------------------------------ */
@@ -243,13 +222,11 @@ static void rng_config_write(void *dev, size_t offset, const uint8_t *data, size
     (void)dev; (void)offset; (void)data; (void)len;
 }
 
-static int rng_activate(void *dev, const struct virtio_queues *qs)
+/* Activation (lock held, thread not running): takes the queue and, if
+ * the rate cap changed, a full bucket at the new rate. */
+static int rng_take_queues(void *dev, const struct virtio_queues *qs)
 {
     struct virtio_rng *r = dev;
-    pthread_mutex_lock(&r->lock);
-    stop_thread(r);     /* activate twice without a reset: start afresh */
-
-    r->t = qs->transport;
     r->q = qs->count > 0 ? qs->q[0] : NULL;
     r->kick = r->q ? qs->kick_fd[0] : -1;
     r->broken = false;
@@ -260,51 +237,55 @@ static int rng_activate(void *dev, const struct virtio_queues *qs)
         r->tokens = r->burst;
         r->last_ns = now_ns();
     }
-
-    int err = device_thread_start(&r->thread, rng_thread, r);
-    pthread_mutex_unlock(&r->lock);
-    return err == 0 ? 0 : -1;
+    return 0;
 }
 
-static void rng_reset(void *dev)
+/* The thread is gone: a held request belongs to the driver again. */
+static void rng_release_queues(void *dev)
 {
     struct virtio_rng *r = dev;
-    pthread_mutex_lock(&r->lock);
-    stop_thread(r);
-    pthread_mutex_unlock(&r->lock);
+    r->have = false;
+}
+
+static void rng_metrics(void *dev, virtio_metric_fn fn, void *opaque)
+{
+    uint64_t requests, bytes;
+    virtio_rng_get_stats(dev, &requests, &bytes);
+    fn(opaque, "requests", requests);
+    fn(opaque, "bytes", bytes);
+}
+
+static void rng_free(void *dev)
+{
+    virtio_rng_free(dev);
 }
 
 static const struct virtio_device_ops rng_ops = {
-    .device_id = RNG_DEVICE_ID,
+    .name = "rng",
+    .device_id = VIRTIO_ID_RNG,
     .num_queues = 1,
     .queue_max_size = RNG_QUEUE_MAX,
     .features = 0,
     .config_size = 0,
     .config_read = rng_config_read,
     .config_write = rng_config_write,
-    .activate = rng_activate,
-    .reset = rng_reset,
+    .free = rng_free,
+    .metrics = rng_metrics,
 };
-
-const struct virtio_device_ops *virtio_rng_ops(void)
-{
-    return &rng_ops;
-}
 
 /* ---- life cycle ------------------------------------------------------- */
 
-struct virtio_rng *virtio_rng_new(void)
+struct virtio_rng *virtio_rng_new(vmlet_error *err)
 {
     struct virtio_rng *r = calloc(1, sizeof *r);
-    if (!r)
-        return NULL;
-    if (pthread_mutex_init(&r->lock, NULL) != 0) {
-        free(r);
+    if (!r) {
+        set_error(err, VMLET_ERR_NOMEM, "rng: out of memory");
         return NULL;
     }
-    r->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (r->thread.stop_fd < 0) {
-        pthread_mutex_destroy(&r->lock);
+    r->vdev.thread_fn = rng_thread;
+    r->vdev.take_queues = rng_take_queues;
+    r->vdev.release_queues = rng_release_queues;
+    if (virtio_device_init(&r->vdev, &rng_ops, err) < 0) {
         free(r);
         return NULL;
     }
@@ -320,18 +301,22 @@ void virtio_rng_free(struct virtio_rng *r)
 {
     if (!r)
         return;
-    rng_reset(r);
-    close(r->thread.stop_fd);
-    pthread_mutex_destroy(&r->lock);
+    virtio_device_destroy(&r->vdev);
     free(r);
 }
 
+struct virtio_device *virtio_rng_device(struct virtio_rng *r)
+{
+    return r ? &r->vdev : NULL;
+}
+
+
 void virtio_rng_set_rate(struct virtio_rng *r, uint64_t bytes_per_sec, uint64_t burst)
 {
-    pthread_mutex_lock(&r->lock);
+    pthread_mutex_lock(&r->vdev.lock);
     r->cfg_rate = bytes_per_sec;
     r->cfg_burst = burst ? burst : 1;
-    pthread_mutex_unlock(&r->lock);
+    pthread_mutex_unlock(&r->vdev.lock);
 }
 
 void virtio_rng_get_stats(const struct virtio_rng *r, uint64_t *requests, uint64_t *bytes)

@@ -4,7 +4,8 @@
 #define VMLET_VIRTIO_RNG_H
 
 #include <stdint.h>
-#include "virtio.h"
+#include "vmlet.h"
+#include "virtio/virtio.h"
 
 /* At most this many bytes go into one request, however large its buffers:
  * the used length tells the driver how many it got (section 5.4.6). */
@@ -19,8 +20,8 @@
 
 struct virtio_rng;
 
-/* Returns NULL when out of memory or file descriptors. */
-struct virtio_rng *virtio_rng_new(void);
+/* Returns NULL with err filled when out of memory or file descriptors. */
+struct virtio_rng *virtio_rng_new(vmlet_error *err);
 /* Stops the device (as ops->reset) and frees it. Call it only after the
  * transport will make no more ops calls on it. */
 void virtio_rng_free(struct virtio_rng *r);
@@ -31,7 +32,9 @@ void virtio_rng_free(struct virtio_rng *r);
  * across device resets, so a guest cannot refill it by resetting. */
 void virtio_rng_set_rate(struct virtio_rng *r, uint64_t bytes_per_sec, uint64_t burst);
 
-/* The ops for the transport; their dev argument is the virtio_rng.
+/* The device as the VM and the transport see it (NULL for NULL): its
+ * ops (device.h) are the transport's callbacks; their dev argument is
+ * the virtio_rng.
  *
  * Threads: activate() starts one thread ("virtio-rng") that polls the
  * queue's kick eventfd and an internal stop eventfd; while the bucket is
@@ -45,7 +48,7 @@ void virtio_rng_set_rate(struct virtio_rng *r, uint64_t bytes_per_sec, uint64_t 
  * own thread, nor with a lock held that virtio_notify_queue() or
  * virtio_set_needs_reset() take. activate/reset are serialised by a
  * device mutex. */
-const struct virtio_device_ops *virtio_rng_ops(void);
+struct virtio_device *virtio_rng_device(struct virtio_rng *r);
 /* Requests answered and random bytes given so far; any thread. */
 void virtio_rng_get_stats(const struct virtio_rng *r, uint64_t *requests, uint64_t *bytes);
 

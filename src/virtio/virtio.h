@@ -1,7 +1,9 @@
 /* The line between a virtio transport (virtio/pci.c) and a virtio device
- * (blk.c, console.c, rng.c): the device says what it is and does the work;
- * the transport does feature negotiation, queue set-up, notifications and
- * interrupts (virtio 1.2 sections 2 and 4.1). */
+ * (blk.c, net.c, console.c, rng.c): the device says what it is and does
+ * the work; the transport does feature negotiation, queue set-up,
+ * notifications and interrupts (virtio 1.2 sections 2 and 4.1). What the
+ * devices share (struct virtio_device, its thread, iovec and config-space
+ * helpers) is in device.h. */
 #ifndef VMLET_VIRTIO_VIRTIO_H
 #define VMLET_VIRTIO_VIRTIO_H
 
@@ -9,6 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "queue.h"
+
+/* Device IDs (virtio 1.2 section 5). */
+#define VIRTIO_ID_NET              1
+#define VIRTIO_ID_BLOCK            2
+#define VIRTIO_ID_CONSOLE          3
+#define VIRTIO_ID_RNG              4
 
 /* Feature bits every transport handles (virtio 1.2 section 6). */
 #define VIRTIO_F_INDIRECT_DESC     28
@@ -27,6 +35,7 @@
 #define VIRTIO_MAX_QUEUES          8
 
 struct virtio_transport;
+struct virtio_device;        /* device.h */
 
 /* What the transport hands a device when the driver sets DRIVER_OK. */
 struct virtio_queues {
@@ -38,10 +47,16 @@ struct virtio_queues {
     uint64_t features;                    /* what the driver accepted */
 };
 
-/* Implemented by each device. Callbacks run on vCPU threads (config access)
- * or the caller's thread; the device does its own locking. */
+/* One counter of a device, for vmlet_vm_metrics: name is fixed text. */
+typedef void (*virtio_metric_fn)(void *opaque, const char *name, uint64_t value);
+
+/* Implemented by each device, one table per instance (features and config
+ * may differ between two disks). Every callback gets the device itself as
+ * dev. Callbacks run on vCPU threads (config access) or the caller's
+ * thread; the device does its own locking. */
 struct virtio_device_ops {
-    uint16_t device_id;                   /* 2 block, 3 console, 4 entropy */
+    const char *name;                     /* "disk", "net", "console", "rng" */
+    uint16_t device_id;                   /* VIRTIO_ID_* */
     unsigned num_queues;
     uint16_t queue_max_size;
     uint64_t features;                    /* device-specific bits offered */
@@ -54,6 +69,17 @@ struct virtio_device_ops {
     /* Device reset by the driver or VM teardown: stop touching the queues
      * and guest memory before returning. */
     void (*reset)(void *dev);
+    /* Stop working (the device thread ends) without forgetting settings
+     * the driver made; reset or activate may follow. */
+    void (*stop)(void *dev);
+    /* Resets the device and frees it; only after the transport is gone. */
+    void (*free)(void *dev);
+    /* Calls fn(opaque, name, value) for each counter; any thread. */
+    void (*metrics)(void *dev, virtio_metric_fn fn, void *opaque);
+    /* The device's state to fd and back, for snapshots: -1 when not
+     * supported (no device supports it yet). */
+    int (*save)(void *dev, int fd);
+    int (*load)(void *dev, int fd);
 };
 
 /* Called by a device (any thread): interrupt the driver for queue index

@@ -26,7 +26,10 @@
 #include "memory.h"
 #include "backend/disk.h"
 #include "virtio/blk.h"
+#include "virtio/device.h"
 #include "virtio/queue.h"
+
+#include "metric_names.h"
 
 #define F_NEXT      1
 #define F_WRITE     2
@@ -173,7 +176,7 @@ static int setup_common(void **state, bool read_only, const char *dir, bool do_a
     f->blk = virtio_blk_new(f->path, read_only, "vmlet-test-serial", &err);
     if (!f->blk)
         fail_msg("virtio_blk_new: %s", err.message);
-    f->ops = virtio_blk_ops(f->blk);
+    f->ops = &virtio_blk_device(f->blk)->ops;
     f->next_data = DATA_GPA;
     if (do_activate)
         activate(f, read_only ? (ALL_FEATURES & ~(FEAT(VIRTIO_BLK_F_DISCARD) |
@@ -422,7 +425,11 @@ static uint32_t cfg32(struct fx *f, size_t off)
 static void config_space_read_write(void **state)
 {
     struct fx *f = *state;
+    assert_string_equal(f->ops->name, "disk");
     assert_int_equal(f->ops->device_id, 2);
+    assert_int_equal(f->ops->device_id, VIRTIO_ID_BLOCK);
+    assert_int_equal(f->ops->save(f->blk, -1), -1);      /* not supported yet */
+    assert_int_equal(f->ops->load(f->blk, -1), -1);
     assert_int_equal(f->ops->num_queues, 1);
     assert_int_equal(f->ops->queue_max_size, QSIZE);
     assert_int_equal(f->ops->config_size, 60);
@@ -639,6 +646,16 @@ static void counts_requests(void **state)
     assert_int_equal(s.errors, 1);
     assert_int_equal(s.unsupported, 1);
     assert_int_equal(s.malformed, 0);
+
+    /* The same counters under the API's names (group "diskN"). */
+    struct metric_names m = { "", { 0 }, 0 };
+    f->ops->metrics(f->blk, collect_metric, &m);
+    assert_string_equal(m.text, "read_requests read_bytes write_requests write_bytes "
+                                "flush_requests other_requests errors unsupported malformed");
+    uint64_t want[] = { 3, 4096 + 1024, 1, 512, 1, 1, 1, 1, 0 };
+    assert_int_equal(m.n, 9);
+    for (unsigned i = 0; i < 9; i++)
+        assert_int_equal(m.values[i], want[i]);
 }
 
 /* ---- read-only --------------------------------------------------------- */

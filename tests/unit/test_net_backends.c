@@ -52,6 +52,7 @@
 
 #include "memory.h"
 #include "netspec.h"
+#include "virtio/device.h"
 #include "virtio/net.h"
 #include "virtio/queue.h"
 #include "virtio/virtio.h"
@@ -430,6 +431,25 @@ static struct net_backend *slirp_from(const char *text, vmlet_error *err)
     struct net_spec s;
     assert_int_equal(net_spec_parse(text, &s, err), 0);
     return net_slirp_new(&s, err);
+}
+
+/* The NIC the VM builds from a spec: its backend and its MAC. */
+static void test_device_for_spec(void **state)
+{
+    (void)state;
+    struct net_spec s;
+    vmlet_error err;
+    assert_int_equal(net_spec_parse("user", &s, &err), 0);
+    struct virtio_net *n = virtio_net_new_for_spec(&s, 1, &err);
+    assert_non_null(n);
+    struct virtio_device *d = virtio_net_device(n);
+    assert_string_equal(d->ops.name, "net");
+    assert_int_equal(d->ops.device_id, VIRTIO_ID_NET);
+    uint8_t mac[6];
+    d->ops.config_read(d, 0, mac, 6);
+    assert_memory_equal(mac, "\x52\x54\x00\x12\x34\x57", 6);   /* NIC 1's default */
+    assert_ptr_equal(virtio_net_of(d), n);
+    d->ops.free(d);
 }
 
 static void test_slirp_dhcp(void **state)
@@ -1033,7 +1053,7 @@ static void guest_start(struct guest *g, struct net_backend *be, uint64_t featur
     vmlet_error err;
     g->net = virtio_net_new(be, GUEST_MAC, &err);
     assert_non_null(g->net);
-    assert_int_equal(virtio_net_ops(g->net)->activate(g->net, &qs), 0);
+    assert_int_equal(virtio_net_device(g->net)->ops.activate(g->net, &qs), 0);
 }
 
 static void guest_stop(struct guest *g)
@@ -1304,7 +1324,7 @@ static void test_device_tap_deleted(void **state)
     guest_start(&g, be, NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_STATUS));
     for (unsigned i = 0; i < 4; i++)
         gpost(&g, 0, NULL, G_BUF, true);
-    const struct virtio_device_ops *ops = virtio_net_ops(g.net);
+    const struct virtio_device_ops *ops = &virtio_net_device(g.net)->ops;
     uint8_t status[2];
     ops->config_read(g.net, 6, status, 2);
     assert_int_equal(status[0], 1);                            /* VIRTIO_NET_S_LINK_UP */
@@ -1329,6 +1349,7 @@ int main(void)
         cmocka_unit_test(test_spec_bad),
         cmocka_unit_test(test_spec_macs),
         cmocka_unit_test(test_specs_across_nics),
+        cmocka_unit_test(test_device_for_spec),
         cmocka_unit_test(test_slirp_dhcp),
         cmocka_unit_test(test_slirp_gateway_is_host),
         cmocka_unit_test(test_slirp_hostfwd),

@@ -30,10 +30,12 @@
 
 #include "memory.h"
 #include "virtio/console.h"
+#include "virtio/device.h"
 #include "virtio/queue.h"
 #include "virtio/virtio.h"
 
 #include "fake_transport.h"
+#include "metric_names.h"
 #include "fake_guest.h"
 
 /* ---- the fake guest: memory and hand-built split rings ---------------- */
@@ -140,9 +142,10 @@ static int setup(void **state)
     f->tx.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     assert_true(f->rx.kick >= 0 && f->tx.kick >= 0);
 
-    f->ops = virtio_console_ops();
-    f->con = virtio_console_new(f->in_r, f->out_w);
+    vmlet_error err;
+    f->con = virtio_console_new(f->in_r, f->out_w, &err);
     assert_non_null(f->con);
+    f->ops = &virtio_console_device(f->con)->ops;
     *state = f;
     return 0;
 }
@@ -165,20 +168,38 @@ static int teardown(void **state)
 static void test_ops(void **state)
 {
     (void)state;
-    const struct virtio_device_ops *ops = virtio_console_ops();
+    vmlet_error err;
+    struct virtio_console *c = virtio_console_new(-1, -1, &err);
+    assert_non_null(c);
+    const struct virtio_device_ops *ops = &virtio_console_device(c)->ops;
+    assert_string_equal(ops->name, "console");
     assert_int_equal(ops->device_id, 3);
+    assert_int_equal(ops->device_id, VIRTIO_ID_CONSOLE);
     assert_int_equal(ops->num_queues, 2);
     assert_true(ops->queue_max_size >= 2 && ops->queue_max_size <= VIRTQ_MAX_SIZE);
     assert_true(ops->features & (1ULL << VIRTIO_CONSOLE_F_SIZE));
     assert_false(ops->features & (1ULL << VIRTIO_CONSOLE_F_MULTIPORT));
     assert_int_equal(ops->config_size, 12);
-    /* Reset without activate, and free of NULL, are harmless. */
-    struct virtio_console *c = virtio_console_new(-1, -1);
-    assert_non_null(c);
+    assert_int_equal(ops->save(c, -1), -1);      /* not supported yet */
+    assert_int_equal(ops->load(c, -1), -1);
+    /* Reset and stop without activate, and free of NULL, are harmless. */
     ops->reset(c);
     ops->reset(c);
+    ops->stop(c);
     virtio_console_free(c);
     virtio_console_free(NULL);
+    assert_null(virtio_console_device(NULL));
+}
+
+/* The metric names are the API's (vmlet_vm_metrics group "console"). */
+static void test_metrics(void **state)
+{
+    struct fixture *f = *state;
+    struct metric_names m = { "", { 0 }, 0 };
+    f->ops->metrics(f->con, collect_metric, &m);
+    assert_string_equal(m.text, "tx_bytes rx_bytes");
+    assert_int_equal(m.values[0], 0);
+    assert_int_equal(m.values[1], 0);
 }
 
 static void test_config_size(void **state)
@@ -705,7 +726,8 @@ static void test_no_fds(void **state)
 {
     struct fixture *f = *state;
     virtio_console_free(f->con);
-    f->con = virtio_console_new(-1, -1);
+    vmlet_error err;
+    f->con = virtio_console_new(-1, -1, &err);
     assert_non_null(f->con);
     activate(f, 0, false);
     memcpy(hva(f, DATA_BASE), "x", 1);
@@ -829,6 +851,7 @@ int main(void)
     alarm(60);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rx_basic, setup, teardown),

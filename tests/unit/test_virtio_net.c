@@ -31,10 +31,12 @@
 #include "memory.h"
 #include "backend/net.h"
 #include "virtio/net.h"
+#include "virtio/device.h"
 #include "virtio/queue.h"
 #include "virtio/virtio.h"
 
 #include "fake_transport.h"
+#include "metric_names.h"
 #include "fake_guest.h"
 
 
@@ -297,7 +299,7 @@ static int setup_offloads(void **state, uint64_t offloads)
     vmlet_error err;
     f->net = virtio_net_new(&f->fb->b, MAC, &err);
     assert_non_null(f->net);
-    f->ops = virtio_net_ops(f->net);
+    f->ops = &virtio_net_device(f->net)->ops;
     *state = f;
     return 0;
 }
@@ -335,7 +337,21 @@ static void test_ops(void **state)
 {
     struct fixture *f = *state;
     const struct virtio_device_ops *o = f->ops;
+    assert_ptr_equal(virtio_net_of(virtio_net_device(f->net)), f->net);
+    assert_null(virtio_net_of(NULL));
+    assert_null(virtio_net_warning(f->net));     /* the fake backend has none */
+    assert_string_equal(o->name, "net");
     assert_int_equal(o->device_id, 1);
+    assert_int_equal(o->device_id, VIRTIO_ID_NET);
+    assert_int_equal(o->save(f->net, -1), -1);   /* not supported yet */
+    assert_int_equal(o->load(f->net, -1), -1);
+    /* The API's counter names (group "netN"). */
+    struct metric_names m = { "", { 0 }, 0 };
+    o->metrics(f->net, collect_metric, &m);
+    assert_string_equal(m.text, "tx_packets tx_bytes tx_dropped tx_errors tx_malformed "
+                                "rx_packets rx_bytes rx_dropped rx_too_big rx_malformed "
+                                "rx_filtered rx_errors rx_bad_buffers ctrl_ok ctrl_err "
+                                "ctrl_malformed");
     assert_int_equal(o->num_queues, 3);
     assert_int_equal(o->queue_max_size, 256);
     assert_int_equal(o->config_size, VIRTIO_NET_CONFIG_SIZE);
@@ -349,8 +365,8 @@ static void test_ops(void **state)
     struct virtio_net *n = virtio_net_new(&tb->b, MAC, &err);
     assert_non_null(n);
     /* Offloads the backend has; bits the device cannot check are not offered. */
-    assert_int_equal(virtio_net_ops(n)->features, want | TAP_OFFLOADS);
-    virtio_net_ops(n)->reset(n);              /* reset without activate */
+    assert_int_equal(virtio_net_device(n)->ops.features, want | TAP_OFFLOADS);
+    virtio_net_device(n)->ops.reset(n);       /* reset without activate */
     virtio_net_free(n);
     virtio_net_free(NULL);
 }

@@ -21,11 +21,13 @@
 #include <unistd.h>
 
 #include "memory.h"
+#include "virtio/device.h"
 #include "virtio/queue.h"
 #include "virtio/rng.h"
 #include "virtio/virtio.h"
 
 #include "fake_transport.h"
+#include "metric_names.h"
 #include "fake_guest.h"
 
 /* ---- the fake guest ----------------------------------------------------- */
@@ -67,9 +69,10 @@ static int setup(void **state)
     f->mem.size = f->mem.low_size = RAM_SIZE;
     f->r.kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     assert_true(f->r.kick >= 0);
-    f->ops = virtio_rng_ops();
-    f->rng = virtio_rng_new();
+    vmlet_error err;
+    f->rng = virtio_rng_new(&err);
     assert_non_null(f->rng);
+    f->ops = &virtio_rng_device(f->rng)->ops;
     *state = f;
     return 0;
 }
@@ -110,14 +113,20 @@ static bool all_equal(const uint8_t *p, size_t len, uint8_t v)
 static void test_ops(void **state)
 {
     (void)state;
-    const struct virtio_device_ops *ops = virtio_rng_ops();
+    vmlet_error err;
+    struct virtio_rng *r = virtio_rng_new(&err);
+    assert_non_null(r);
+    const struct virtio_device_ops *ops = &virtio_rng_device(r)->ops;
+    assert_string_equal(ops->name, "rng");
     assert_int_equal(ops->device_id, 4);
+    assert_int_equal(ops->device_id, VIRTIO_ID_RNG);
     assert_int_equal(ops->num_queues, 1);
     assert_int_equal(ops->features, 0);
     assert_int_equal(ops->config_size, 0);
     assert_true(ops->queue_max_size >= 1 && ops->queue_max_size <= VIRTQ_MAX_SIZE);
-    struct virtio_rng *r = virtio_rng_new();
-    assert_non_null(r);
+    assert_int_equal(ops->save(r, -1), -1);      /* not supported yet */
+    assert_int_equal(ops->load(r, -1), -1);
+    ops->stop(r);               /* without activate: harmless */
     uint8_t cfg[4] = { 0 };
     ops->config_read(r, 0, cfg, 4);
     assert_true(all_equal(cfg, 4, 0xff));
@@ -125,6 +134,18 @@ static void test_ops(void **state)
     ops->reset(r);              /* without activate: harmless */
     virtio_rng_free(r);
     virtio_rng_free(NULL);
+    assert_null(virtio_rng_device(NULL));
+}
+
+/* The metric names are the API's (vmlet_vm_metrics group "rng"). */
+static void test_metrics(void **state)
+{
+    struct fixture *f = *state;
+    struct metric_names m = { "", { 0 }, 0 };
+    f->ops->metrics(f->rng, collect_metric, &m);
+    assert_string_equal(m.text, "requests bytes");
+    assert_int_equal(m.values[0], 0);
+    assert_int_equal(m.values[1], 0);
 }
 
 static void test_fill(void **state)
@@ -351,6 +372,7 @@ int main(void)
     alarm(60);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_cap, setup, teardown),

@@ -1,0 +1,142 @@
+/* The pieces every virtio device shares (device.h): the life cycle of
+ * virtio 1.2 section 2.1 as the devices see it (DRIVER_OK starts the
+ * device thread, a reset stops it and the driver owns its buffers again,
+ * 2.1.2 and 3.3.1), and the iovec and kick helpers of their data paths. */
+#include "virtio/device.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include "error.h"
+
+int virtio_device_init(struct virtio_device *d, const struct virtio_device_ops *ops,
+                       vmlet_error *err)
+{
+    d->ops = *ops;
+    if (!d->ops.activate)
+        d->ops.activate = virtio_device_activate;
+    if (!d->ops.reset)
+        d->ops.reset = virtio_device_reset;
+    if (!d->ops.stop)
+        d->ops.stop = virtio_device_reset;
+    if (!d->ops.save)
+        d->ops.save = virtio_device_save_unsupported;
+    if (!d->ops.load)
+        d->ops.load = virtio_device_load_unsupported;
+    d->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (d->thread.stop_fd < 0)
+        return set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device thread: %s",
+                         ops->name, strerror(errno));
+    int e = pthread_mutex_init(&d->lock, NULL);
+    if (e != 0) {
+        close(d->thread.stop_fd);
+        d->thread.stop_fd = -1;
+        return set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device: %s",
+                         ops->name, strerror(e));
+    }
+    atomic_init(&d->thread.stopping, false);
+    d->initialised = true;
+    return 0;
+}
+
+void virtio_device_destroy(struct virtio_device *d)
+{
+    if (!d->initialised)
+        return;
+    virtio_device_reset(d);
+    close(d->thread.stop_fd);
+    pthread_mutex_destroy(&d->lock);
+    d->initialised = false;
+}
+
+void virtio_device_stop_locked(struct virtio_device *d)
+{
+    if (!device_thread_stop(&d->thread))
+        return;
+    if (d->release_queues)
+        d->release_queues(d);
+    d->transport = NULL;
+}
+
+int virtio_device_activate(void *dev, const struct virtio_queues *queues)
+{
+    struct virtio_device *d = dev;
+    pthread_mutex_lock(&d->lock);
+    virtio_device_stop_locked(d);      /* activate twice without a reset: start afresh */
+    d->transport = queues->transport;
+    int rc = d->take_queues ? d->take_queues(d, queues) : 0;
+    if (rc == 0 && device_thread_start(&d->thread, d->thread_fn, d) != 0)
+        rc = -1;
+    if (rc < 0) {
+        if (d->release_queues)
+            d->release_queues(d);
+        d->transport = NULL;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+void virtio_device_reset(void *dev)
+{
+    struct virtio_device *d = dev;
+    pthread_mutex_lock(&d->lock);
+    virtio_device_stop_locked(d);
+    pthread_mutex_unlock(&d->lock);
+}
+
+int virtio_device_save_unsupported(void *dev, int fd)
+{
+    (void)dev; (void)fd;
+    return -1;
+}
+
+int virtio_device_load_unsupported(void *dev, int fd)
+{
+    (void)dev; (void)fd;
+    return -1;
+}
+
+unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
+                   struct iovec *dst, unsigned dst_max)
+{
+    unsigned k = 0;
+    for (unsigned i = 0; i < n && k < dst_max && len > 0; i++) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        uint64_t take = iov[i].iov_len - off;
+        if (take > len)
+            take = len;
+        if (dst)
+            dst[k] = (struct iovec){ (uint8_t *)iov[i].iov_base + off, (size_t)take };
+        k++;
+        len -= take;
+        off = 0;
+    }
+    return k;
+}
+
+void virtio_take_kick(int *fd, short revents)
+{
+    if (revents & POLLNVAL) {
+        *fd = -1;
+        return;
+    }
+    uint64_t v;
+    ssize_t r;
+    do {
+        r = read(*fd, &v, sizeof v);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EAGAIN)
+        *fd = -1;
+}
+
+void virtio_wait_failed(void)
+{
+    static const struct timespec pause = { 0, 10 * 1000 * 1000 };
+    nanosleep(&pause, NULL);
+}

@@ -1,0 +1,115 @@
+/* What every virtio device (blk.c, net.c, console.c, rng.c) shares, kept
+ * in one place: struct virtio_device, which each device embeds as its
+ * first member and which holds the device's ops table, the lock that
+ * serialises activate/reset/stop/free and the device thread; the one
+ * activate and stop path built on them; and the iovec, kick and
+ * little-endian helpers the data paths and configuration spaces use.
+ *
+ *     struct virtio_foo { struct virtio_device vdev; ... };
+ *
+ *     foo->vdev.thread_fn = foo_thread;          // the thread's body
+ *     foo->vdev.take_queues = foo_take_queues;   // at activate
+ *     foo->vdev.release_queues = foo_release;    // after the thread ended
+ *     if (virtio_device_init(&foo->vdev, &foo_ops_template, err) < 0) ...
+ *     ...
+ *     virtio_device_destroy(&foo->vdev);         // in foo's free
+ */
+#ifndef VMLET_VIRTIO_DEVICE_H
+#define VMLET_VIRTIO_DEVICE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/uio.h>
+#include "vmlet.h"
+#include "thread.h"
+#include "virtio/virtio.h"
+
+struct virtio_device {
+    /* What the transport calls; `dev` in each callback is this struct,
+     * which is also the device (first member). */
+    struct virtio_device_ops ops;
+
+    /* The device's part of the shared activate/stop path. Each runs with
+     * lock held and the device thread not running. */
+    void *(*thread_fn)(void *dev);
+    /* Takes what the thread needs from queues (transport is already
+     * set). Returns 0, or -1 to fail activation. May be NULL. */
+    int (*take_queues)(void *dev, const struct virtio_queues *queues);
+    /* After the thread ended, or failed to start: the driver owns its
+     * buffers again, so forget any that were held. May be NULL. */
+    void (*release_queues)(void *dev);
+
+    pthread_mutex_t lock;       /* activate/reset/stop/free, and device settings */
+    struct device_thread thread;
+    struct virtio_transport *transport;   /* while activated */
+    bool initialised;           /* virtio_device_init succeeded */
+};
+
+/* Copies ops (name, id, queues, features, config and callbacks), fills in
+ * the shared activate/reset/stop and the save/load stubs where ops leaves
+ * them NULL, and creates the lock and the thread's stop eventfd. Returns
+ * 0, or -1 with err filled. */
+int virtio_device_init(struct virtio_device *d, const struct virtio_device_ops *ops,
+                       vmlet_error *err);
+/* Stops the thread and releases what init made; safe on a device whose
+ * init failed or never ran (zeroed). */
+void virtio_device_destroy(struct virtio_device *d);
+
+/* The shared callbacks. activate stops a thread left from an earlier
+ * activate, then take_queues, then starts thread_fn. reset and stop end
+ * the thread and call release_queues. */
+int virtio_device_activate(void *dev, const struct virtio_queues *queues);
+void virtio_device_reset(void *dev);
+/* As reset, for a device's own reset that does more under the lock. */
+void virtio_device_stop_locked(struct virtio_device *d);
+/* ops->save/load until snapshots exist: always -1. */
+int virtio_device_save_unsupported(void *dev, int fd);
+int virtio_device_load_unsupported(void *dev, int fd);
+
+/* Up to len bytes of iov[0..n) from byte off on, as at most dst_max
+ * iovecs in dst (empty pieces are skipped). dst may be NULL to count the
+ * pieces only. Returns how many pieces (0 when nothing is left). */
+unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
+                   struct iovec *dst, unsigned dst_max);
+
+/* Reads a queue's kick eventfd after poll() reported revents on it. A
+ * descriptor that has gone bad is set to -1, out of the poll set, so that
+ * it cannot make the thread spin. */
+void virtio_take_kick(int *fd, short revents);
+
+/* poll() or epoll_wait() failed other than with EINTR (ENOMEM): wait a
+ * little rather than spin. */
+void virtio_wait_failed(void);
+
+/* Little-endian stores into a configuration space image. */
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    put_le16(p, (uint16_t)v);
+    put_le16(p + 2, (uint16_t)(v >> 16));
+}
+
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* Copies bytes [offset, offset + len) of a configuration image of size
+ * bytes into data; bytes past its end read as fill. offset comes from the
+ * driver: any value is safe. */
+static inline void config_copy_out(const uint8_t *image, size_t size, size_t offset,
+                                   uint8_t *data, size_t len, uint8_t fill)
+{
+    for (size_t i = 0; i < len; i++)
+        data[i] = offset < size && i < size - offset ? image[offset + i] : fill;
+}
+
+#endif
