@@ -17,6 +17,8 @@
  *   0xe000_0000  PCI ECAM, bus 0 only (1 MiB, MCFG)
  *   0xfec0_0000  I/O APIC (in-kernel)
  *   0xfee0_0000  local APICs (in-kernel)
+ *   0xfffb_c000  KVM's identity-map page and, from 0xfffb_d000, its 3-page
+ *                TSS (what Intel VMX needs for real mode), in the MMIO hole
  *   4 GiB        RAM above the hole
  */
 #ifndef VMLET_LAYOUT_H
@@ -37,6 +39,10 @@
 #define GUEST_HIGH_RAM_START    0x100000000ULL
 #define GUEST_IOAPIC_ADDR       0xfec00000ULL
 #define GUEST_LAPIC_ADDR        0xfee00000ULL
+/* Pages KVM itself uses on Intel hosts (KVM_SET_TSS_ADDR, 3 pages, and
+ * KVM_SET_IDENTITY_MAP_ADDR, 1 page): in the hole, away from every BAR. */
+#define KVM_TSS_ADDR            0xfffbd000ULL
+#define KVM_IDENTITY_MAP_ADDR   0xfffbc000ULL
 
 /* PCI (src/dev/pci.c). BARs are placed in, and only decoded in, the
  * memory window, which the DSDT gives Linux as the root bridge's only

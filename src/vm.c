@@ -4,7 +4,6 @@
  * request, error). */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,10 +26,10 @@
 #include "dev/acpi_pm.h"
 #include "dev/i8042.h"
 #include "dev/serial.h"
+#include "dev/serial_input.h"
 #include "dev/pci.h"
 #include "kvm_irq.h"
 #include "kvm_stats.h"
-#include "thread.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/device.h"
@@ -40,23 +39,10 @@
 #include "netspec.h"
 #include "x86/acpi.h"
 #include "x86/boot.h"
-#include "x86/cpuid.h"
+#include "x86/vcpu.h"
 
-#define KVM_TSS_ADDR           0xfffbd000ULL  /* 3 pages Intel VMX needs, in the MMIO hole */
-#define KVM_IDENTITY_MAP_ADDR  0xfffbc000ULL
 #define SLOT_LOW_RAM           0
 #define SLOT_HIGH_RAM          1
-
-#define MSR_IA32_SYSENTER_CS   0x174
-#define MSR_IA32_SYSENTER_ESP  0x175
-#define MSR_IA32_SYSENTER_EIP  0x176
-#define MSR_IA32_MISC_ENABLE   0x1a0
-#define MSR_MTRR_DEF_TYPE      0x2ff
-#define MSR_STAR               0xc0000081
-#define MSR_LSTAR              0xc0000082
-#define MSR_CSTAR              0xc0000083
-#define MSR_SYSCALL_MASK       0xc0000084
-#define MSR_KERNEL_GS_BASE     0xc0000102
 
 struct vcpu {
     struct vmlet_vm *vm;
@@ -97,9 +83,7 @@ struct vmlet_vm {
     struct attached_device devices[MAX_VIRTIO_DEVICES];   /* in PCI slot order */
     unsigned ndevices;
 
-    pthread_t console_thread;
-    bool console_started;
-    int console_stop_fd;           /* eventfd: tells the console thread to end */
+    struct serial_input *serial_input;   /* console_in into the UART, once started */
 
     pthread_mutex_t lock;          /* guards everything below */
     pthread_cond_t changed;
@@ -386,42 +370,6 @@ static void *vcpu_thread(void *arg)
     return NULL;
 }
 
-/* Copies the console's input descriptor into the UART as the guest makes
- * room, so a fast producer cannot overrun the 16-byte FIFO. */
-static void *console_thread(void *arg)
-{
-    struct vmlet_vm *vm = arg;
-    uint8_t buf[64];
-    size_t len = 0, off = 0;
-    pthread_setname_np(pthread_self(), "console-in");
-
-    while (serial_wait_rx_space(vm->serial)) {
-        if (off < len) {
-            off += serial_push_rx(vm->serial, buf + off, len - off);
-            continue;
-        }
-        struct pollfd fds[2] = {
-            { .fd = vm->console_in, .events = POLLIN },
-            { .fd = vm->console_stop_fd, .events = POLLIN },
-        };
-        if (poll(fds, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        if (fds[1].revents)
-            break;
-        ssize_t n = read(vm->console_in, buf, sizeof buf);
-        if (n < 0 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (n <= 0)
-            break;   /* end of input: the guest just sees no more bytes */
-        len = n;
-        off = 0;
-    }
-    return NULL;
-}
-
 /* ---- building a VM --------------------------------------------------- */
 
 static int setup_memory(struct vmlet_vm *vm, uint64_t size, vmlet_error *err)
@@ -538,67 +486,14 @@ static int setup_acpi(struct vmlet_vm *vm, vmlet_error *err)
     return 0;
 }
 
-static struct kvm_cpuid2 *get_supported_cpuid(int kvm_fd)
-{
-    for (unsigned n = 128; n <= 4096; n *= 2) {
-        struct kvm_cpuid2 *c = calloc(1, sizeof *c + n * sizeof c->entries[0]);
-        if (!c)
-            return NULL;
-        c->nent = n;
-        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
-            return c;
-        free(c);
-        if (errno != E2BIG)
-            return NULL;
-    }
-    return NULL;
-}
-
-static int set_boot_msrs(struct vcpu *v)
-{
-    static const struct { uint32_t index; uint64_t value; } init[] = {
-        { MSR_IA32_SYSENTER_CS, 0 }, { MSR_IA32_SYSENTER_ESP, 0 },
-        { MSR_IA32_SYSENTER_EIP, 0 }, { MSR_STAR, 0 }, { MSR_CSTAR, 0 },
-        { MSR_KERNEL_GS_BASE, 0 }, { MSR_SYSCALL_MASK, 0 }, { MSR_LSTAR, 0 },
-        { MSR_IA32_MISC_ENABLE, 1 },          /* fast string operations */
-        { MSR_MTRR_DEF_TYPE, 0x806 },         /* MTRRs on, default write-back */
-    };
-    enum { N = sizeof init / sizeof init[0] };
-    struct { struct kvm_msrs hdr; struct kvm_msr_entry e[N]; } msrs = { .hdr.nmsrs = N };
-    for (unsigned i = 0; i < N; i++) {
-        msrs.e[i].index = init[i].index;
-        msrs.e[i].data = init[i].value;
-    }
-    return ioctl(v->fd, KVM_SET_MSRS, &msrs) == N ? 0 : -1;
-}
-
-/* LINT0 as ExtINT and LINT1 as NMI: the PC wiring of the legacy PIC. */
-static int set_lapic_lints(struct vcpu *v)
-{
-    struct kvm_lapic_state lapic;
-    if (ioctl(v->fd, KVM_GET_LAPIC, &lapic) < 0)
-        return -1;
-    uint32_t *lvt0 = (uint32_t *)(lapic.regs + 0x350);
-    uint32_t *lvt1 = (uint32_t *)(lapic.regs + 0x360);
-    *lvt0 = (*lvt0 & ~0x700u) | (7u << 8);
-    *lvt1 = (*lvt1 & ~0x700u) | (4u << 8);
-    return ioctl(v->fd, KVM_SET_LAPIC, &lapic);
-}
-
 static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
 {
-    struct kvm_cpuid2 *supported = get_supported_cpuid(vm->kvm_fd);
+    struct kvm_cpuid2 *supported = x86_supported_cpuid(vm->kvm_fd);
     if (!supported)
         return set_error(err, VMLET_ERR_HOST, "KVM_GET_SUPPORTED_CPUID failed: %s",
                          strerror(errno));
-    unsigned max = supported->nent + 16;
     bool tsc_deadline = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
-    struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + max * sizeof cpuid->entries[0]);
     int rc = -1;
-    if (!cpuid) {
-        set_error(err, VMLET_ERR_NOMEM, "out of memory for CPUID");
-        goto out;
-    }
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
         v->vm = vm;
@@ -615,42 +510,13 @@ static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
             goto out;
         }
         v->kvm_stats = kvm_stats_open(v->fd);
-        unsigned nent = supported->nent;
-        memcpy(cpuid->entries, supported->entries, nent * sizeof cpuid->entries[0]);
-        if (cpuid_apply_topology(cpuid->entries, &nent, max, i, vm->ncpus) < 0) {
-            set_error(err, VMLET_ERR_INTERNAL, "cannot describe CPU topology for vCPU %u", i);
+        if (x86_vcpu_init(v->fd, supported, i, vm->ncpus, tsc_deadline, err) < 0)
             goto out;
-        }
-        cpuid_apply_fixups(cpuid->entries, nent, tsc_deadline);
-        cpuid->nent = nent;
-        if (ioctl(v->fd, KVM_SET_CPUID2, cpuid) < 0 || set_boot_msrs(v) < 0 ||
-            set_lapic_lints(v) < 0) {
-            set_error(err, VMLET_ERR_HOST, "cannot set up vCPU %u (CPUID, MSRs, LAPIC): %s",
-                      i, strerror(errno));
-            goto out;
-        }
     }
-
     /* Only the boot vCPU gets a register state; the others wait in the
      * in-kernel LAPIC for the guest's INIT/SIPI. */
-    struct vcpu *bsp = &vm->vcpus[0];
-    struct kvm_regs regs;
-    struct kvm_sregs sregs;
-    struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
-    if (ioctl(bsp->fd, KVM_GET_SREGS, &sregs) < 0) {
-        set_error(err, VMLET_ERR_HOST, "KVM_GET_SREGS failed: %s", strerror(errno));
-        goto out;
-    }
-    boot_cpu_registers(&regs, &sregs);
-    if (ioctl(bsp->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(bsp->fd, KVM_SET_REGS, &regs) < 0 ||
-        ioctl(bsp->fd, KVM_SET_FPU, &fpu) < 0) {
-        set_error(err, VMLET_ERR_HOST, "cannot set the boot vCPU's registers: %s",
-                  strerror(errno));
-        goto out;
-    }
-    rc = 0;
+    rc = x86_vcpu_set_boot_registers(vm->vcpus[0].fd, err);
 out:
-    free(cpuid);
     free(supported);
     return rc;
 }
@@ -666,7 +532,7 @@ static struct vmlet_vm *vm_alloc(unsigned ncpus)
         return NULL;
     }
     vm->ncpus = ncpus;
-    vm->kvm_fd = vm->vm_fd = vm->event_fd = vm->console_stop_fd = -1;
+    vm->kvm_fd = vm->vm_fd = vm->event_fd = -1;
     for (unsigned i = 0; i < ncpus; i++)
         vm->vcpus[i].fd = -1;
     pthread_mutex_init(&vm->lock, NULL);
@@ -715,8 +581,7 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
         goto fail;
     }
     vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    vm->console_stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (vm->event_fd < 0 || vm->console_stop_fd < 0) {
+    if (vm->event_fd < 0) {
         set_error(err, VMLET_ERR_HOST, "eventfd: %s", strerror(errno));
         goto fail;
     }
@@ -775,9 +640,8 @@ VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err)
         v->started = true;
         vm->vcpus_running++;
     }
-    if (vm->console_in >= 0 &&
-        pthread_create(&vm->console_thread, NULL, console_thread, vm) == 0)
-        vm->console_started = true;
+    if (vm->console_in >= 0)
+        vm->serial_input = serial_input_start(vm->serial, vm->console_in);
     if (vm->state == VMLET_STATE_STARTING) {
         vm->state = VMLET_STATE_RUNNING;
         notify_state_locked(vm);
@@ -929,11 +793,8 @@ static void join_threads(struct vmlet_vm *vm)
     for (unsigned i = 0; i < vm->ncpus; i++)
         if (vm->vcpus[i].started)
             pthread_join(vm->vcpus[i].thread, NULL);
-    if (vm->console_started) {
-        eventfd_kick(vm->console_stop_fd);
-        serial_shutdown(vm->serial);
-        pthread_join(vm->console_thread, NULL);
-    }
+    serial_input_stop(vm->serial_input);
+    vm->serial_input = NULL;
 }
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -1020,7 +881,7 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
     bus_free(&vm->pio);
     bus_free(&vm->mmio);
     guest_memory_free(&vm->mem);
-    int fds[] = { vm->vm_fd, vm->kvm_fd, vm->event_fd, vm->console_stop_fd };
+    int fds[] = { vm->vm_fd, vm->kvm_fd, vm->event_fd };
     for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++)
         if (fds[i] >= 0)
             close(fds[i]);
