@@ -729,6 +729,7 @@ static void test_no_fds(void **state)
     vmlet_error err;
     f->con = virtio_console_new(-1, -1, &err);
     assert_non_null(f->con);
+    f->ops = &virtio_console_device(f->con)->ops;    /* ops are per device */
     activate(f, 0, false);
     memcpy(hva(f, DATA_BASE), "x", 1);
     uint16_t head = post(&f->tx, &(struct buf){ DATA_BASE, 1, false }, 1);
