@@ -616,6 +616,12 @@ static void blk_free(void *dev)
     virtio_blk_free(dev);
 }
 
+static const struct virtio_device_hooks blk_hooks = {
+    .thread_fn = blk_thread,
+    .take_queues = blk_take_queues,
+    .release_queues = blk_release_queues,
+};
+
 /* ---- construction ------------------------------------------------------ */
 
 struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *serial,
@@ -635,22 +641,6 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
             return NULL;
         }
 
-    struct virtio_blk *blk = calloc(1, sizeof *blk);
-    if (!blk) {
-        set_error(err, VMLET_ERR_NOMEM, "disk '%s': out of memory", path);
-        return NULL;
-    }
-    blk->epfd = -1;
-    if (disk_open(&blk->disk, path, read_only, err) < 0) {
-        free(blk);
-        return NULL;
-    }
-    blk->read_only = read_only;
-    blk->capacity = disk_size(blk->disk) / VIRTIO_BLK_SECTOR;
-    if (serial)
-        memcpy(blk->serial, serial, slen);      /* NUL-padded by calloc */
-    build_config(blk);
-
     uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
                  (1ull << VIRTIO_BLK_F_FLUSH);
     if (read_only)
@@ -669,13 +659,19 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
         .free = blk_free,
         .metrics = blk_metrics,
     };
-    blk->vdev.thread_fn = blk_thread;
-    blk->vdev.take_queues = blk_take_queues;
-    blk->vdev.release_queues = blk_release_queues;
-    if (virtio_device_init(&blk->vdev, &ops, err) < 0) {
+    struct virtio_blk *blk = virtio_device_new(sizeof *blk, &ops, &blk_hooks, err);
+    if (!blk)
+        return NULL;
+    blk->epfd = -1;
+    if (disk_open(&blk->disk, path, read_only, err) < 0) {
         virtio_blk_free(blk);
         return NULL;
     }
+    blk->read_only = read_only;
+    blk->capacity = disk_size(blk->disk) / VIRTIO_BLK_SECTOR;
+    if (serial)
+        memcpy(blk->serial, serial, slen);      /* NUL-padded by calloc */
+    build_config(blk);
 
     blk->chain = malloc(sizeof *blk->chain);
     blk->pool = calloc(BLK_REQ_POOL, sizeof *blk->pool);
@@ -712,7 +708,6 @@ struct virtio_device *virtio_blk_device(struct virtio_blk *blk)
 {
     return blk ? &blk->vdev : NULL;
 }
-
 
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk)
 {

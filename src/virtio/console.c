@@ -389,11 +389,6 @@ static void con_metrics(void *dev, virtio_metric_fn fn, void *opaque)
     fn(opaque, "rx_bytes", rx);
 }
 
-static void con_free(void *dev)
-{
-    virtio_console_free(dev);
-}
-
 static const struct virtio_device_ops console_ops = {
     .name = "console",
     .device_id = VIRTIO_ID_CONSOLE,
@@ -403,8 +398,13 @@ static const struct virtio_device_ops console_ops = {
     .config_size = CONSOLE_CONFIG_SIZE,
     .config_read = con_config_read,
     .config_write = con_config_write,
-    .free = con_free,
     .metrics = con_metrics,
+};
+
+static const struct virtio_device_hooks console_hooks = {
+    .thread_fn = console_thread,
+    .take_queues = con_take_queues,
+    .release_queues = con_release_queues,
 };
 
 /* ---- life cycle ------------------------------------------------------- */
@@ -421,18 +421,9 @@ static bool term_size(int fd, uint16_t *cols, uint16_t *rows)
 
 struct virtio_console *virtio_console_new(int in_fd, int out_fd, vmlet_error *err)
 {
-    struct virtio_console *c = calloc(1, sizeof *c);
-    if (!c) {
-        set_error(err, VMLET_ERR_NOMEM, "console: out of memory");
+    struct virtio_console *c = virtio_device_new(sizeof *c, &console_ops, &console_hooks, err);
+    if (!c)
         return NULL;
-    }
-    c->vdev.thread_fn = console_thread;
-    c->vdev.take_queues = con_take_queues;
-    c->vdev.release_queues = con_release_queues;
-    if (virtio_device_init(&c->vdev, &console_ops, err) < 0) {
-        free(c);
-        return NULL;
-    }
     c->in_fd = in_fd;
     c->out_fd = out_fd;
     c->in_open = in_fd >= 0;
@@ -444,17 +435,13 @@ struct virtio_console *virtio_console_new(int in_fd, int out_fd, vmlet_error *er
 
 void virtio_console_free(struct virtio_console *c)
 {
-    if (!c)
-        return;
-    virtio_device_destroy(&c->vdev);
-    free(c);
+    virtio_device_free(c);
 }
 
 struct virtio_device *virtio_console_device(struct virtio_console *c)
 {
     return c ? &c->vdev : NULL;
 }
-
 
 void virtio_console_set_size(struct virtio_console *c, uint16_t cols, uint16_t rows)
 {

@@ -6,40 +6,53 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 #include "error.h"
 
-int virtio_device_init(struct virtio_device *d, const struct virtio_device_ops *ops,
-                       vmlet_error *err)
+void *virtio_device_new(size_t size, const struct virtio_device_ops *ops,
+                        const struct virtio_device_hooks *hooks, vmlet_error *err)
 {
+    struct virtio_device *d = calloc(1, size);
+    if (!d) {
+        set_error(err, VMLET_ERR_NOMEM, "%s: out of memory", ops->name);
+        return NULL;
+    }
     d->ops = *ops;
+    d->hooks = hooks;
     if (!d->ops.activate)
         d->ops.activate = virtio_device_activate;
     if (!d->ops.reset)
         d->ops.reset = virtio_device_reset;
     if (!d->ops.stop)
         d->ops.stop = virtio_device_reset;
+    if (!d->ops.free)
+        d->ops.free = virtio_device_free;
     if (!d->ops.save)
         d->ops.save = virtio_device_save_unsupported;
     if (!d->ops.load)
         d->ops.load = virtio_device_load_unsupported;
     d->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (d->thread.stop_fd < 0)
-        return set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device thread: %s",
-                         ops->name, strerror(errno));
+    if (d->thread.stop_fd < 0) {
+        set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device thread: %s",
+                  ops->name, strerror(errno));
+        free(d);
+        return NULL;
+    }
     int e = pthread_mutex_init(&d->lock, NULL);
     if (e != 0) {
+        set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device: %s", ops->name,
+                  strerror(e));
         close(d->thread.stop_fd);
-        d->thread.stop_fd = -1;
-        return set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device: %s",
-                         ops->name, strerror(e));
+        free(d);
+        return NULL;
     }
     atomic_init(&d->thread.stopping, false);
     d->initialised = true;
-    return 0;
+    return d;
 }
 
 void virtio_device_destroy(struct virtio_device *d)
@@ -52,12 +65,20 @@ void virtio_device_destroy(struct virtio_device *d)
     d->initialised = false;
 }
 
+void virtio_device_free(void *dev)
+{
+    if (!dev)
+        return;
+    virtio_device_destroy(dev);
+    free(dev);
+}
+
 void virtio_device_stop_locked(struct virtio_device *d)
 {
     if (!device_thread_stop(&d->thread))
         return;
-    if (d->release_queues)
-        d->release_queues(d);
+    if (d->hooks->release_queues)
+        d->hooks->release_queues(d);
     d->transport = NULL;
 }
 
@@ -67,12 +88,13 @@ int virtio_device_activate(void *dev, const struct virtio_queues *queues)
     pthread_mutex_lock(&d->lock);
     virtio_device_stop_locked(d);      /* activate twice without a reset: start afresh */
     d->transport = queues->transport;
-    int rc = d->take_queues ? d->take_queues(d, queues) : 0;
-    if (rc == 0 && device_thread_start(&d->thread, d->thread_fn, d) != 0)
+    const struct virtio_device_hooks *h = d->hooks;
+    int rc = h->take_queues ? h->take_queues(d, queues) : 0;
+    if (rc == 0 && device_thread_start(&d->thread, h->thread_fn, d) != 0)
         rc = -1;
     if (rc < 0) {
-        if (d->release_queues)
-            d->release_queues(d);
+        if (h->release_queues)
+            h->release_queues(d);
         d->transport = NULL;
     }
     pthread_mutex_unlock(&d->lock);

@@ -6,13 +6,12 @@
  * little-endian helpers the data paths and configuration spaces use.
  *
  *     struct virtio_foo { struct virtio_device vdev; ... };
- *
- *     foo->vdev.thread_fn = foo_thread;          // the thread's body
- *     foo->vdev.take_queues = foo_take_queues;   // at activate
- *     foo->vdev.release_queues = foo_release;    // after the thread ended
- *     if (virtio_device_init(&foo->vdev, &foo_ops_template, err) < 0) ...
+ *     static const struct virtio_device_hooks foo_hooks = {
+ *         foo_thread, foo_take_queues, foo_release_queues,
+ *     };
+ *     struct virtio_foo *foo = virtio_device_new(sizeof *foo, &foo_ops, &foo_hooks, err);
  *     ...
- *     virtio_device_destroy(&foo->vdev);         // in foo's free
+ *     virtio_device_free(&foo->vdev);            // or ops.free, which may do more
  */
 #ifndef VMLET_VIRTIO_DEVICE_H
 #define VMLET_VIRTIO_DEVICE_H
@@ -26,13 +25,9 @@
 #include "thread.h"
 #include "virtio/virtio.h"
 
-struct virtio_device {
-    /* What the transport calls; `dev` in each callback is this struct,
-     * which is also the device (first member). */
-    struct virtio_device_ops ops;
-
-    /* The device's part of the shared activate/stop path. Each runs with
-     * lock held and the device thread not running. */
+/* The device's part of the shared activate/stop path. Each runs with the
+ * device's lock held and its thread not running. */
+struct virtio_device_hooks {
     void *(*thread_fn)(void *dev);
     /* Takes what the thread needs from queues (transport is already
      * set). Returns 0, or -1 to fail activation. May be NULL. */
@@ -40,22 +35,34 @@ struct virtio_device {
     /* After the thread ended, or failed to start: the driver owns its
      * buffers again, so forget any that were held. May be NULL. */
     void (*release_queues)(void *dev);
+};
+
+struct virtio_device {
+    /* What the transport calls; `dev` in each callback is this struct,
+     * which is also the device (first member). */
+    struct virtio_device_ops ops;
+    const struct virtio_device_hooks *hooks;
 
     pthread_mutex_t lock;       /* activate/reset/stop/free, and device settings */
     struct device_thread thread;
     struct virtio_transport *transport;   /* while activated */
-    bool initialised;           /* virtio_device_init succeeded */
+    bool initialised;           /* virtio_device_new succeeded, not yet destroyed */
 };
 
-/* Copies ops (name, id, queues, features, config and callbacks), fills in
- * the shared activate/reset/stop and the save/load stubs where ops leaves
- * them NULL, and creates the lock and the thread's stop eventfd. Returns
- * 0, or -1 with err filled. */
-int virtio_device_init(struct virtio_device *d, const struct virtio_device_ops *ops,
-                       vmlet_error *err);
-/* Stops the thread and releases what init made; safe on a device whose
- * init failed or never ran (zeroed). */
+/* Allocates a zeroed device of size bytes (a struct whose first member is
+ * its struct virtio_device) and initialises that: copies ops (name, id,
+ * queues, features, config and callbacks), fills in the shared activate,
+ * reset, stop and free and the save/load stubs where ops leaves them
+ * NULL, and creates the lock and the thread's stop eventfd. Returns the
+ * device, or NULL with err filled. */
+void *virtio_device_new(size_t size, const struct virtio_device_ops *ops,
+                        const struct virtio_device_hooks *hooks, vmlet_error *err);
+/* Stops the thread and releases what virtio_device_new made but the
+ * memory itself; for a device's own free, which then frees the rest. */
 void virtio_device_destroy(struct virtio_device *d);
+/* virtio_device_destroy, then frees the device; no-op for NULL. The
+ * default ops->free (takes a void *, so it can be one). */
+void virtio_device_free(void *dev);
 
 /* The shared callbacks. activate stops a thread left from an earlier
  * activate, then take_queues, then starts thread_fn. reset and stop end

@@ -944,6 +944,12 @@ static void net_free(void *dev)
     virtio_net_free(dev);
 }
 
+static const struct virtio_device_hooks net_hooks = {
+    .thread_fn = net_thread,
+    .take_queues = net_take_queues,
+    .release_queues = net_release_queues,
+};
+
 /* ---- life cycle -------------------------------------------------------- */
 
 struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
@@ -953,13 +959,6 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
         set_error(err, VMLET_ERR_INTERNAL, "network: no backend");
         return NULL;
     }
-    struct virtio_net *n = calloc(1, sizeof *n);
-    if (!n) {
-        set_error(err, VMLET_ERR_NOMEM, "network %s: out of memory", be->desc);
-        be->ops->free(be);
-        return NULL;
-    }
-    n->be = be;
     const struct virtio_device_ops ops = {
         .name = "net",
         .device_id = VIRTIO_ID_NET,
@@ -973,18 +972,17 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
         .free = net_free,
         .metrics = net_metrics,
     };
-    n->vdev.thread_fn = net_thread;
-    n->vdev.take_queues = net_take_queues;
-    n->vdev.release_queues = net_release_queues;
+    struct virtio_net *n = virtio_device_new(sizeof *n, &ops, &net_hooks, err);
+    if (!n) {
+        be->ops->free(be);
+        return NULL;
+    }
+    n->be = be;
     pthread_mutex_init(&n->cfg_lock, NULL);
     memcpy(n->default_mac, mac, 6);
     for (unsigned i = 0; i < NQ; i++)
         n->kick[i] = -1;
     restore_defaults(n);
-    if (virtio_device_init(&n->vdev, &ops, err) < 0) {
-        virtio_net_free(n);
-        return NULL;
-    }
     n->chain = malloc(sizeof *n->chain);
     n->rxbuf = malloc(NET_BUF_MAX);
     n->slots = calloc(VIRTIO_NET_QUEUE_SIZE, sizeof *n->slots);
@@ -1019,7 +1017,6 @@ struct virtio_device *virtio_net_device(struct virtio_net *n)
 {
     return n ? &n->vdev : NULL;
 }
-
 
 struct virtio_net *virtio_net_of(struct virtio_device *d)
 {

@@ -255,11 +255,6 @@ static void rng_metrics(void *dev, virtio_metric_fn fn, void *opaque)
     fn(opaque, "bytes", bytes);
 }
 
-static void rng_free(void *dev)
-{
-    virtio_rng_free(dev);
-}
-
 static const struct virtio_device_ops rng_ops = {
     .name = "rng",
     .device_id = VIRTIO_ID_RNG,
@@ -269,26 +264,22 @@ static const struct virtio_device_ops rng_ops = {
     .config_size = 0,
     .config_read = rng_config_read,
     .config_write = rng_config_write,
-    .free = rng_free,
     .metrics = rng_metrics,
+};
+
+static const struct virtio_device_hooks rng_hooks = {
+    .thread_fn = rng_thread,
+    .take_queues = rng_take_queues,
+    .release_queues = rng_release_queues,
 };
 
 /* ---- life cycle ------------------------------------------------------- */
 
 struct virtio_rng *virtio_rng_new(vmlet_error *err)
 {
-    struct virtio_rng *r = calloc(1, sizeof *r);
-    if (!r) {
-        set_error(err, VMLET_ERR_NOMEM, "rng: out of memory");
+    struct virtio_rng *r = virtio_device_new(sizeof *r, &rng_ops, &rng_hooks, err);
+    if (!r)
         return NULL;
-    }
-    r->vdev.thread_fn = rng_thread;
-    r->vdev.take_queues = rng_take_queues;
-    r->vdev.release_queues = rng_release_queues;
-    if (virtio_device_init(&r->vdev, &rng_ops, err) < 0) {
-        free(r);
-        return NULL;
-    }
     r->kick = -1;
     r->cfg_rate = r->rate = VIRTIO_RNG_DEFAULT_RATE;
     r->cfg_burst = r->burst = VIRTIO_RNG_DEFAULT_BURST;
@@ -299,17 +290,13 @@ struct virtio_rng *virtio_rng_new(vmlet_error *err)
 
 void virtio_rng_free(struct virtio_rng *r)
 {
-    if (!r)
-        return;
-    virtio_device_destroy(&r->vdev);
-    free(r);
+    virtio_device_free(r);
 }
 
 struct virtio_device *virtio_rng_device(struct virtio_rng *r)
 {
     return r ? &r->vdev : NULL;
 }
-
 
 void virtio_rng_set_rate(struct virtio_rng *r, uint64_t bytes_per_sec, uint64_t burst)
 {

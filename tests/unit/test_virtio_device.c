@@ -186,87 +186,90 @@ static const struct virtio_device_ops fake_ops = {
     .queue_max_size = 16,
 };
 
-static void fake_init(struct fake_dev *f)
+static const struct virtio_device_hooks fake_hooks = {
+    .thread_fn = fake_thread,
+    .take_queues = fake_take,
+    .release_queues = fake_release,
+};
+
+static struct fake_dev *fake_new(void)
 {
-    memset(f, 0, sizeof *f);
-    f->vdev.thread_fn = fake_thread;
-    f->vdev.take_queues = fake_take;
-    f->vdev.release_queues = fake_release;
     vmlet_error err;
-    assert_int_equal(virtio_device_init(&f->vdev, &fake_ops, &err), 0);
+    struct fake_dev *f = virtio_device_new(sizeof *f, &fake_ops, &fake_hooks, &err);
+    assert_non_null(f);
+    return f;
 }
 
 static void test_init_fills_ops(void **state)
 {
     (void)state;
-    struct fake_dev f;
-    fake_init(&f);
-    assert_string_equal(f.vdev.ops.name, "fake");
-    assert_int_equal(f.vdev.ops.device_id, 42);
-    assert_ptr_equal(f.vdev.ops.activate, virtio_device_activate);
-    assert_ptr_equal(f.vdev.ops.reset, virtio_device_reset);
-    assert_non_null(f.vdev.ops.stop);
-    assert_int_equal(f.vdev.ops.save(&f, -1), -1);
-    assert_int_equal(f.vdev.ops.load(&f, -1), -1);
-    virtio_device_destroy(&f.vdev);
-    virtio_device_destroy(&f.vdev);             /* twice: harmless */
-    struct virtio_device never = { 0 };
-    virtio_device_destroy(&never);              /* never initialised: harmless */
+    struct fake_dev *f = fake_new();
+    assert_string_equal(f->vdev.ops.name, "fake");
+    assert_int_equal(f->vdev.ops.device_id, 42);
+    assert_ptr_equal(f->vdev.ops.activate, virtio_device_activate);
+    assert_ptr_equal(f->vdev.ops.reset, virtio_device_reset);
+    assert_non_null(f->vdev.ops.stop);
+    assert_int_equal(f->vdev.ops.save(f, -1), -1);
+    assert_int_equal(f->vdev.ops.load(f, -1), -1);
+    assert_ptr_equal(f->vdev.ops.free, virtio_device_free);
+    virtio_device_destroy(&f->vdev);
+    virtio_device_destroy(&f->vdev);            /* twice: harmless */
+    virtio_device_free(f);
+    virtio_device_free(NULL);
 }
 
 static void test_activate_reset(void **state)
 {
     (void)state;
-    struct fake_dev f;
-    fake_init(&f);
-    struct virtio_transport *t = (struct virtio_transport *)&f;   /* any address */
+    struct fake_dev *f = fake_new();
+    struct virtio_transport *t = (struct virtio_transport *)f;   /* any address */
     struct virtio_queues qs = { .transport = t, .count = 1 };
 
-    f.vdev.ops.reset(&f);                       /* before activate: nothing to do */
-    assert_int_equal(atomic_load(&f.releases), 0);
+    f->vdev.ops.reset(f);                       /* before activate: nothing to do */
+    assert_int_equal(atomic_load(&f->releases), 0);
 
-    assert_int_equal(f.vdev.ops.activate(&f, &qs), 0);
-    assert_true(f.vdev.thread.running);
-    assert_ptr_equal(f.vdev.transport, t);
+    assert_int_equal(f->vdev.ops.activate(f, &qs), 0);
+    assert_true(f->vdev.thread.running);
+    assert_ptr_equal(f->vdev.transport, t);
     /* Activate again without a reset: the old thread ends first. */
-    assert_int_equal(f.vdev.ops.activate(&f, &qs), 0);
-    assert_int_equal(atomic_load(&f.takes), 2);
-    assert_int_equal(atomic_load(&f.releases), 1);
+    assert_int_equal(f->vdev.ops.activate(f, &qs), 0);
+    assert_int_equal(atomic_load(&f->takes), 2);
+    assert_int_equal(atomic_load(&f->releases), 1);
 
-    f.vdev.ops.reset(&f);
-    assert_false(f.vdev.thread.running);
-    assert_null(f.vdev.transport);
-    assert_int_equal(atomic_load(&f.runs), 2);
-    assert_int_equal(atomic_load(&f.releases), 2);
-    f.vdev.ops.reset(&f);                       /* again: nothing more */
-    assert_int_equal(atomic_load(&f.releases), 2);
+    f->vdev.ops.reset(f);
+    assert_false(f->vdev.thread.running);
+    assert_null(f->vdev.transport);
+    assert_int_equal(atomic_load(&f->runs), 2);
+    assert_int_equal(atomic_load(&f->releases), 2);
+    f->vdev.ops.reset(f);                       /* again: nothing more */
+    assert_int_equal(atomic_load(&f->releases), 2);
 
-    assert_int_equal(f.vdev.ops.activate(&f, &qs), 0);
-    f.vdev.ops.stop(&f);
-    assert_false(f.vdev.thread.running);
-    assert_int_equal(atomic_load(&f.releases), 3);
+    assert_int_equal(f->vdev.ops.activate(f, &qs), 0);
+    f->vdev.ops.stop(f);
+    assert_false(f->vdev.thread.running);
+    assert_int_equal(atomic_load(&f->releases), 3);
 
-    assert_int_equal(f.vdev.ops.activate(&f, &qs), 0);
-    virtio_device_destroy(&f.vdev);             /* stops a running thread */
-    assert_false(atomic_load(&f.in_thread));
-    assert_int_equal(atomic_load(&f.releases), 4);
+    assert_int_equal(f->vdev.ops.activate(f, &qs), 0);
+    virtio_device_destroy(&f->vdev);            /* stops a running thread */
+    assert_false(atomic_load(&f->in_thread));
+    assert_int_equal(atomic_load(&f->releases), 4);
+    f->vdev.ops.free(f);                        /* after destroy: only frees */
 }
 
 static void test_activate_fails(void **state)
 {
     (void)state;
-    struct fake_dev f;
-    fake_init(&f);
-    struct virtio_queues qs = { .transport = (struct virtio_transport *)&f, .count = 1 };
-    f.fail_take = 1;
-    assert_int_equal(f.vdev.ops.activate(&f, &qs), -1);
-    assert_false(f.vdev.thread.running);
-    assert_int_equal(atomic_load(&f.runs), 0);
-    assert_int_equal(atomic_load(&f.releases), 1);          /* undoes a partial take */
-    assert_null(f.vdev.transport);
-    f.fail_take = 0;
-    assert_int_equal(f.vdev.ops.activate(&f, &qs), 0);      /* and can try again */
-    virtio_device_destroy(&f.vdev);
+    struct fake_dev *f = fake_new();
+    struct virtio_queues qs = { .transport = (struct virtio_transport *)f, .count = 1 };
+    f->fail_take = 1;
+    assert_int_equal(f->vdev.ops.activate(f, &qs), -1);
+    assert_false(f->vdev.thread.running);
+    assert_int_equal(atomic_load(&f->runs), 0);
+    assert_int_equal(atomic_load(&f->releases), 1);          /* undoes a partial take */
+    assert_null(f->vdev.transport);
+    f->fail_take = 0;
+    assert_int_equal(f->vdev.ops.activate(f, &qs), 0);      /* and can try again */
+    virtio_device_free(f);
 }
 
 int main(void)
