@@ -457,21 +457,23 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
     char group[16];
     for (unsigned i = 0; i < c->ndisks; i++) {
         const struct config_disk *d = &c->disks[i];
-        if (attach_virtio(vm, virtio_blk_device(virtio_blk_new(d->path, d->read_only, d->serial,
-                          err)), numbered(group, "disk", i), err) < 0)
+        struct virtio_blk *disk = virtio_blk_new(d->path, d->read_only, d->serial, err);
+        if (attach_virtio(vm, virtio_blk_device(disk), numbered(group, "disk", i), err) < 0)
             return -1;
     }
-    if (c->console == VMLET_CONSOLE_VIRTIO &&
-        attach_virtio(vm, virtio_console_device(virtio_console_new(c->console_in,
-                      c->console_out, err)), "console", err) < 0)
-        return -1;
+    if (c->console == VMLET_CONSOLE_VIRTIO) {
+        struct virtio_console *con = virtio_console_new(c->console_in, c->console_out, err);
+        if (attach_virtio(vm, virtio_console_device(con), "console", err) < 0)
+            return -1;
+    }
     if (c->entropy && attach_virtio(vm, virtio_rng_device(virtio_rng_new(err)), "rng", err) < 0)
         return -1;
     for (unsigned i = 0; i < c->nnets; i++) {
-        struct net_spec spec;
-        if (net_spec_parse(c->nets[i], &spec, err) < 0 ||
-            attach_virtio(vm, virtio_net_device(virtio_net_new_for_spec(&spec, i, err)),
-                          numbered(group, "net", i), err) < 0)
+        struct net_spec spec;   /* until vmlet_config holds the specs parsed */
+        if (net_spec_parse(c->nets[i], &spec, err) < 0)
+            return -1;
+        struct virtio_net *nic = virtio_net_new_for_spec(&spec, i, err);
+        if (attach_virtio(vm, virtio_net_device(nic), numbered(group, "net", i), err) < 0)
             return -1;
     }
     return 0;
