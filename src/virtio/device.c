@@ -1,7 +1,8 @@
-/* The pieces every virtio device shares (device.h): the life cycle of
- * virtio 1.2 section 2.1 as the devices see it (DRIVER_OK starts the
- * device thread, a reset stops it and the driver owns its buffers again,
- * 2.1.2 and 3.3.1), and the iovec and kick helpers of their data paths. */
+/* The pieces every virtio device shares (device.h): the device side of
+ * virtio 1.2 section 2.1 (DRIVER_OK starts the device thread; a reset
+ * stops it, after which the device touches no queue and the driver owns
+ * its buffers again), and the iovec and kick helpers of the data paths
+ * (2.7: split virtqueues, chains as iovecs). */
 #include "virtio/device.h"
 
 #include <errno.h>
