@@ -474,22 +474,6 @@ static int supervise(struct session *s)
     }
 }
 
-/* A vm.json "network" entry written back as the --net value it stands for,
- * so both reach the library the same way. */
-static void net_spec_from_json(const struct config_net *n, char *out, size_t len)
-{
-    size_t used = 0;
-    if (n->type == CONFIG_NET_TAP)
-        used = snprintf(out, len, "tap=%s", n->tap_name);
-    else
-        used = snprintf(out, len, "user");
-    for (unsigned i = 0; i < n->nhostfwd && used < len; i++)
-        used += snprintf(out + used, len - used, ",hostfwd=%s", n->hostfwd[i].text);
-    if (n->has_mac && used < len)
-        snprintf(out + used, len - used, ",mac=%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0],
-                 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
-}
-
 static int cmd_run(int argc, char **argv)
 {
     struct options o = { .cpus = VMLET_DEFAULT_CPUS, .memory = VMLET_DEFAULT_MEMORY,
@@ -539,12 +523,7 @@ static int cmd_run(int argc, char **argv)
                               o.disks[i].read_only ? VMLET_DISK_READONLY : 0, o.disks[i].serial);
     if (o.rng)
         vmlet_config_set_entropy(c, 1);
-    /* The file's NICs come before the --net ones. */
-    for (unsigned i = 0; i < extra.nnets; i++) {
-        char spec[2048];
-        net_spec_from_json(&extra.nets[i], spec, sizeof spec);
-        vmlet_config_add_net(c, spec);
-    }
+    /* After the file's NICs, which the file added. */
     for (unsigned i = 0; i < o.nnets; i++)
         vmlet_config_add_net(c, o.nets[i]);
     if (o.kvm_device)
@@ -600,7 +579,7 @@ static int cmd_run(int argc, char **argv)
     const char *warning = vmlet_host_warning();
     if (warning)
         fprintf(stderr, "vmlet: warning: %s\n", warning);
-    for (unsigned i = 0; i < extra.nnets + o.nnets; i++)
+    for (unsigned i = 0; i < VMLET_MAX_NICS; i++)   /* NULL past the last NIC */
         if ((warning = vmlet_vm_net_warning(s.vm, i)))
             fprintf(stderr, "vmlet: warning: %s\n", warning);
 

@@ -506,16 +506,14 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
     }
     /* NICs last, so adding one moves no other device. */
     for (unsigned i = 0; i < c->nnets; i++) {
-        struct net_spec s;
-        if (net_spec_parse(c->nets[i], &s, err) < 0)
-            return -1;
-        struct net_backend *be = s.kind == NET_SPEC_TAP ? net_tap_open(s.tap_name, err)
-                                                        : net_slirp_new(&s, err);
+        const struct net_spec *s = &c->nets[i];
+        struct net_backend *be = s->kind == NET_SPEC_TAP ? net_tap_open(s->tap_name, err)
+                                                         : net_slirp_new(s, err);
         if (!be)
             return -1;
         snprintf(vm->nic_warnings[i], sizeof vm->nic_warnings[i], "%s", be->warning);
         uint8_t mac[6];
-        net_spec_mac(&s, i, mac);
+        net_spec_mac(s, i, mac);
         vm->nics[i] = virtio_net_new(be, mac, err);     /* takes be */
         if (!vm->nics[i])
             return -1;
@@ -523,8 +521,8 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
         vm->nic_fns[i] = virtio_pci_new(vm->pci, vm->irq, &vm->mem,
                                         virtio_net_ops(vm->nics[i]), vm->nics[i]);
         if (!vm->nic_fns[i])
-            return set_error(err, VMLET_ERR_INTERNAL, "net '%s': no room on the PCI bus",
-                             c->nets[i]);
+            return set_error(err, VMLET_ERR_INTERNAL, "net %u: no room on the PCI bus",
+                             i + 1);
     }
     return 0;
 }
