@@ -21,6 +21,7 @@ VMLET_API vmlet_config *vmlet_config_new(void)
     c->memory = VMLET_DEFAULT_MEMORY;
     c->console_in = -1;
     c->console_out = -1;
+    c->shutdown_timeout = VMLET_DEFAULT_SHUTDOWN_TIMEOUT;
     return c;
 }
 
@@ -79,6 +80,26 @@ VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
         set_string(&c->cmdline, cmdline))
         return -1;
     return 0;
+}
+
+VMLET_API const char *vmlet_config_get_kernel(const vmlet_config *c)
+{
+    return c->kernel;
+}
+
+VMLET_API const char *vmlet_config_get_initrd(const vmlet_config *c)
+{
+    return c->initrd;
+}
+
+VMLET_API const char *vmlet_config_get_cmdline(const vmlet_config *c)
+{
+    return c->cmdline;
+}
+
+VMLET_API vmlet_console_kind vmlet_config_get_console(const vmlet_config *c)
+{
+    return c->console;
 }
 
 VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind,
@@ -157,6 +178,17 @@ static int check_nets(const vmlet_config *c, vmlet_error *err)
         return -1;
     }
     return net_specs_check(c->nets, c->nnets, err);
+}
+
+VMLET_API int vmlet_config_set_shutdown_timeout(vmlet_config *c, unsigned seconds)
+{
+    c->shutdown_timeout = seconds;
+    return 0;
+}
+
+VMLET_API unsigned vmlet_config_get_shutdown_timeout(const vmlet_config *c)
+{
+    return c->shutdown_timeout;
 }
 
 VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled)
@@ -285,6 +317,9 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
         return -1;
     if (check_nets(c, err) < 0)
         return -1;
+    if (c->shutdown_timeout > VMLET_MAX_SHUTDOWN_TIMEOUT)
+        return set_error(err, VMLET_ERR_INVALID, "shutdown_timeout: %u is out of range; "
+                         "give 0 to %d", c->shutdown_timeout, VMLET_MAX_SHUTDOWN_TIMEOUT);
 
     /* The format checks and the fit of kernel + initrd in memory belong to
      * the boot code, which knows the layout. */

@@ -31,6 +31,7 @@ struct vmlet_config {
     bool too_many_nets;
     bool bad_net;             /* net_error is the first bad --net spec's, */
     vmlet_error net_error;    /* reported by validate, not by add_net */
+    unsigned shutdown_timeout;
     char *kvm_device;
 };
 

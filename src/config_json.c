@@ -1,4 +1,5 @@
-/* vm.json: the configuration as a JSON file (docs/config.md).
+/* vm.json: the configuration as a JSON file (docs/config.md), through
+ * vmlet_config_from_json() and vmlet_config_load_json() (include/vmlet.h).
  *
  * Three passes:
  *   1. check_syntax(): our own strict RFC 8259 scan of the raw text. cJSON
@@ -25,7 +26,6 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
-#include "config_json.h"
 #include "error.h"
 #include "netspec.h"
 
@@ -956,7 +956,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             rc = read_network(v, &p, d, err);
             break;
         case K_SHUTDOWN_TIMEOUT:
-            rc = get_uint(v, &p, 0, CONFIG_JSON_MAX_SHUTDOWN_TIMEOUT, &u, err);
+            rc = get_uint(v, &p, 0, VMLET_MAX_SHUTDOWN_TIMEOUT, &u, err);
             d->shutdown_timeout = u;
             d->has_shutdown_timeout = true;
             break;
@@ -973,31 +973,6 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
 
 /* ---- pass 3: apply --------------------------------------------------------- */
 
-int config_set_kernel(vmlet_config *c, const char *path)
-{
-    return vmlet_config_set_linux_boot(c, path, c->initrd, c->cmdline);
-}
-
-int config_set_initrd(vmlet_config *c, const char *path)
-{
-    return vmlet_config_set_linux_boot(c, c->kernel, path, c->cmdline);
-}
-
-int config_set_cmdline(vmlet_config *c, const char *cmdline)
-{
-    return vmlet_config_set_linux_boot(c, c->kernel, c->initrd, cmdline);
-}
-
-int config_set_console_kind(vmlet_config *c, vmlet_console_kind kind)
-{
-    return vmlet_config_set_console(c, kind, c->console_in, c->console_out);
-}
-
-int config_set_console_fds(vmlet_config *c, int in_fd, int out_fd)
-{
-    return vmlet_config_set_console(c, c->console, in_fd, out_fd);
-}
-
 static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
 {
     int rc = 0;
@@ -1012,7 +987,7 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
                                           d->initrd ? d->initrd : c->initrd,
                                           d->cmdline ? d->cmdline : c->cmdline);
     if (d->has_console)
-        rc |= config_set_console_kind(c, d->console);
+        rc |= vmlet_config_set_console(c, d->console, c->console_in, c->console_out);
     if (d->has_rng)
         rc |= vmlet_config_set_entropy(c, d->rng);
     for (unsigned i = 0; i < d->ndisks; i++)
@@ -1023,14 +998,16 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
         config_add_net_spec(c, &d->nets[i]);
     if (d->kvm_device)
         rc |= vmlet_config_set_kvm_device(c, d->kvm_device);
+    if (d->has_shutdown_timeout)
+        rc |= vmlet_config_set_shutdown_timeout(c, d->shutdown_timeout);
     if (rc)
         return set_error(err, VMLET_ERR_NOMEM, "out of memory while applying the "
                          "configuration");
     return 0;
 }
 
-int config_from_json(vmlet_config *c, const char *text, size_t len,
-                     struct config_json_extra *extra, vmlet_error *err)
+VMLET_API int vmlet_config_from_json(vmlet_config *c, const char *text, size_t len,
+                                     vmlet_error *err)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t start = 0;
@@ -1073,10 +1050,6 @@ int config_from_json(vmlet_config *c, const char *text, size_t len,
                        VMLET_MAX_NICS);
     if (rc == 0)
         rc = apply(c, d, err);
-    if (rc == 0 && extra && d->has_shutdown_timeout) {
-        extra->has_shutdown_timeout = true;
-        extra->shutdown_timeout = d->shutdown_timeout;
-    }
     free(d);
     cJSON_Delete(root);
     return rc;
@@ -1096,8 +1069,7 @@ static int in_file(vmlet_error *err, const char *path)
     return -1;
 }
 
-int config_from_json_file(vmlet_config *c, const char *path,
-                          struct config_json_extra *extra, vmlet_error *err)
+VMLET_API int vmlet_config_load_json(vmlet_config *c, const char *path, vmlet_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -1111,7 +1083,7 @@ int config_from_json_file(vmlet_config *c, const char *path,
     }
     /* Read at most one byte past the cap: enough to know it is too big,
      * whatever the file (a pipe has no size to ask for). */
-    size_t cap = CONFIG_JSON_FILE_MAX + 1, len = 0;
+    size_t cap = VMLET_CONFIG_JSON_MAX + 1, len = 0;
     char *buf = malloc(cap);
     if (!buf) {
         close(fd);
@@ -1133,13 +1105,13 @@ int config_from_json_file(vmlet_config *c, const char *path,
     }
     close(fd);
     int rc;
-    if (len > CONFIG_JSON_FILE_MAX)
+    if (len > VMLET_CONFIG_JSON_MAX)
         rc = set_error(err, VMLET_ERR_FILE, "%s: larger than %u MiB; a vm.json is a few "
-                       "hundred bytes", path, CONFIG_JSON_FILE_MAX >> 20);
+                       "hundred bytes", path, VMLET_CONFIG_JSON_MAX >> 20);
     else if (len == 0)
         rc = set_error(err, VMLET_ERR_FILE, "%s: the file is empty; it needs a JSON "
                        "object such as {\"kernel\": \"bzImage\"}", path);
-    else if ((rc = config_from_json(c, buf, len, extra, err)) < 0)
+    else if ((rc = vmlet_config_from_json(c, buf, len, err)) < 0)
         in_file(err, path);
     free(buf);
     return rc;

@@ -1,5 +1,5 @@
-/* libFuzzer target for vm.json (src/config_json.c): any bytes as a config
- * file. Build with clang -fsanitize=fuzzer,address,undefined (see
+/* libFuzzer target for vm.json (vmlet_config_from_json(), src/config_json.c):
+ * any bytes as a config file. Build with clang -fsanitize=fuzzer,address,undefined (see
  * docs/fuzzing.md), or with -DVMLET_FUZZ_STANDALONE and any compiler to
  * replay files.
  *
@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include "config.h"
-#include "config_json.h"
 
 static bool valid_utf8(const char *s)
 {
@@ -55,13 +54,11 @@ static void check(bool ok, const char *what)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     vmlet_config *c = vmlet_config_new();
-    struct config_json_extra x;
     vmlet_error err = { .code = VMLET_OK };
-    memset(&x, 0, sizeof x);
     if (!c)
         return 0;
 
-    int rc = config_from_json(c, (const char *)data, size, &x, &err);
+    int rc = vmlet_config_from_json(c, (const char *)data, size, &err);
     if (rc < 0) {
         check(err.code != VMLET_ERR_INTERNAL, err.message);
         check(err.code == VMLET_ERR_FILE || err.code == VMLET_ERR_INVALID ||
@@ -73,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(c->cpus == VMLET_DEFAULT_CPUS && c->memory == VMLET_DEFAULT_MEMORY &&
               !c->kernel && !c->initrd && !c->cmdline && !c->kvm_device &&
               c->ndisks == 0 && !c->entropy && c->console == VMLET_CONSOLE_SERIAL &&
-              !x.has_shutdown_timeout && c->nnets == 0,
+              c->shutdown_timeout == VMLET_DEFAULT_SHUTDOWN_TIMEOUT && c->nnets == 0,
               "failed load changed the config");
     } else {
         check(rc == 0, "unexpected return value");
@@ -90,8 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
               "bad kvm_device");
         check(c->console == VMLET_CONSOLE_SERIAL || c->console == VMLET_CONSOLE_VIRTIO,
               "bad console");
-        check(!x.has_shutdown_timeout ||
-              x.shutdown_timeout <= CONFIG_JSON_MAX_SHUTDOWN_TIMEOUT, "bad timeout");
+        check(c->shutdown_timeout <= VMLET_MAX_SHUTDOWN_TIMEOUT, "bad timeout");
         check(c->nnets <= VMLET_MAX_NICS && !c->too_many_nets && !c->bad_net,
               "too many networks");
         for (unsigned i = 0; i < c->nnets; i++) {

@@ -11,12 +11,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "config.h"
-#include "config_json.h"
 
 /* ---- helpers ---------------------------------------------------------- */
-
-/* What the last load handed back beside the config. */
-static struct config_json_extra extra;
 
 static int load_len(vmlet_config *c, const char *json, size_t len, vmlet_error *err)
 {
@@ -25,8 +21,7 @@ static int load_len(vmlet_config *c, const char *json, size_t len, vmlet_error *
     char *copy = malloc(len ? len : 1);
     assert_non_null(copy);
     memcpy(copy, json, len);
-    memset(&extra, 0, sizeof extra);
-    int rc = config_from_json(c, copy, len, &extra, err);
+    int rc = vmlet_config_from_json(c, copy, len, err);
     free(copy);
     return rc;
 }
@@ -48,7 +43,7 @@ static void assert_untouched(const vmlet_config *c)
     assert_int_equal(c->console, VMLET_CONSOLE_SERIAL);
     assert_int_equal(c->ndisks, 0);
     assert_false(c->entropy);
-    assert_false(extra.has_shutdown_timeout);
+    assert_int_equal(c->shutdown_timeout, VMLET_DEFAULT_SHUTDOWN_TIMEOUT);
     assert_int_equal(c->nnets, 0);
 }
 
@@ -157,8 +152,7 @@ static void example_file(void **state)
 {
     vmlet_config *c = vmlet_config_new();
     vmlet_error err = {0};
-    memset(&extra, 0, sizeof extra);
-    if (config_from_json_file(c, example_path(), &extra, &err) != 0)
+    if (vmlet_config_load_json(c, example_path(), &err) != 0)
         fail_msg("%s", err.message);
     assert_string_equal(c->kernel, "/var/lib/vmlet/bzImage");
     assert_string_equal(c->initrd, "/var/lib/vmlet/initrd.img");
@@ -175,8 +169,7 @@ static void example_file(void **state)
     assert_string_equal(c->disks[1].serial, "data-01");
     assert_true(c->disks[1].read_only);
     assert_string_equal(c->kvm_device, "/dev/kvm");
-    assert_true(extra.has_shutdown_timeout);
-    assert_int_equal(extra.shutdown_timeout, 30);
+    assert_int_equal(c->shutdown_timeout, 30);
     assert_int_equal(c->nnets, 2);
 
     const struct net_spec *u = &c->nets[0], *t = &c->nets[1];
@@ -491,11 +484,11 @@ static void network_good(void **state)
     assert_string_equal(c->nets[4].tap_name, "t9");
     vmlet_config_free(c);
 
-    /* The networks go into the config itself (they used to be handed back
-     * beside it, to be dropped when not asked for). */
+    /* The networks and the timeout go into the config itself (they used to
+     * be handed back beside it, to be dropped when not asked for). */
     c = load_ok("{\"network\": [{\"type\": \"user\"}], \"shutdown_timeout\": 5}");
     assert_int_equal(c->nnets, 1);
-    assert_int_equal(extra.shutdown_timeout, 5);
+    assert_int_equal(c->shutdown_timeout, 5);
     vmlet_config_free(c);
     BAD("{\"network\": [{\"type\": \"usr\"}]}",
         "network[0].type: \"usr\" is not a network type; give \"user\" or \"tap\"");
@@ -639,10 +632,10 @@ static void network_bad(void **state)
 static void shutdown_timeout(void **state)
 {
     vmlet_config *c = load_ok("{\"shutdown_timeout\": 0}");
-    assert_int_equal(extra.shutdown_timeout, 0);
+    assert_int_equal(vmlet_config_get_shutdown_timeout(c), 0);
     vmlet_config_free(c);
     c = load_ok("{\"shutdown_timeout\": 86400}");
-    assert_int_equal(extra.shutdown_timeout, 86400);
+    assert_int_equal(vmlet_config_get_shutdown_timeout(c), 86400);
     vmlet_config_free(c);
     BAD("{\"shutdown_timeout\": 86401}",
         "shutdown_timeout: 86401 is out of range; give 0 to 86400");
@@ -894,7 +887,7 @@ static void nul_bytes(void **state)
     /* A length that stops before the NUL terminator is respected. */
     vmlet_config *c = vmlet_config_new();
     vmlet_error err;
-    assert_int_equal(config_from_json(c, "{\"cpus\": 7}garbage", 11, NULL, &err), 0);
+    assert_int_equal(vmlet_config_from_json(c, "{\"cpus\": 7}garbage", 11, &err), 0);
     assert_int_equal(c->cpus, 7);
     vmlet_config_free(c);
 }
@@ -987,7 +980,7 @@ static void big_string(void **state)
     const char *path = write_tmp(big, strlen(big));
     c = vmlet_config_new();
     vmlet_error err;
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     char want[128];
     snprintf(want, sizeof want, "%s: larger than 1 MiB; a vm.json is a few hundred bytes",
@@ -1012,15 +1005,15 @@ static void files(void **state)
     vmlet_error err;
     char want[512];
 
-    assert_int_equal(config_from_json_file(c, "/nonexistent/vm.json", NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, "/nonexistent/vm.json", &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     assert_string_equal(err.message, "/nonexistent/vm.json: No such file or directory; "
                         "check the --config path");
-    assert_int_equal(config_from_json_file(c, "/tmp", NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, "/tmp", &err), -1);
     assert_string_equal(err.message, "/tmp is a directory; --config needs a JSON file");
 
     const char *path = write_tmp("", 0);
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     snprintf(want, sizeof want, "%s: the file is empty; it needs a JSON object such as "
              "{\"kernel\": \"bzImage\"}", path);
@@ -1028,14 +1021,14 @@ static void files(void **state)
     unlink(path);
 
     path = write_tmp("{\n  \"cpus\": 2,\n  \"memory\": 1.5\n}\n", 33);
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_INVALID);
     snprintf(want, sizeof want, "%s: memory: 1.5 is not a whole number", path);
     assert_string_equal(err.message, want);
     unlink(path);
 
     path = write_tmp("{\n  \"cpus\": 2\n  \"memory\": 1\n}\n", 30);
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     snprintf(want, sizeof want, "%s: line 3, column 3: expected ',' or '}', got '\"'", path);
     assert_string_equal(err.message, want);
@@ -1043,21 +1036,21 @@ static void files(void **state)
     assert_int_equal(c->cpus, 1);
 
     /* Exactly at the cap is allowed: a 1 MiB file of mostly whitespace. */
-    size_t n = CONFIG_JSON_FILE_MAX;
+    size_t n = VMLET_CONFIG_JSON_MAX;
     char *buf = malloc(n);
     memset(buf, ' ', n);
     memcpy(buf, "{\"cpus\": 9}", 11);
     path = write_tmp(buf, n);
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), 0);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), 0);
     assert_int_equal(c->cpus, 9);
     unlink(path);
     free(buf);
 
     /* Pipes have no size; the cap holds there too. */
-    assert_int_equal(config_from_json_file(c, "/dev/zero", NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, "/dev/zero", &err), -1);
     assert_string_equal(err.message, "/dev/zero: larger than 1 MiB; a vm.json is a few "
                         "hundred bytes");
-    assert_int_equal(config_from_json_file(c, "/dev/null", NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, "/dev/null", &err), -1);
     assert_string_equal(err.message, "/dev/null: the file is empty; it needs a JSON object "
                         "such as {\"kernel\": \"bzImage\"}");
     vmlet_config_free(c);
@@ -1071,16 +1064,18 @@ static void flags_override(void **state)
     vmlet_config *c = vmlet_config_new();
     vmlet_error err;
     vmlet_config_set_console(c, VMLET_CONSOLE_SERIAL, 3, 4);
-    if (config_from_json_file(c, example_path(), NULL, &err) != 0)
+    if (vmlet_config_load_json(c, example_path(), &err) != 0)
         fail_msg("%s", err.message);
     /* The file's "console" sets the kind and keeps the descriptors. */
     assert_int_equal(c->console_in, 3);
     assert_int_equal(c->console_out, 4);
 
-    /* --cpus 4 --kernel other --console virtio --memory 1G --disk extra.img */
+    /* --cpus 4 --kernel other --console virtio --memory 1G --disk extra.img,
+     * as cli/main.c applies them: the getters keep what the flags leave. */
     vmlet_config_set_cpus(c, 4);
-    config_set_kernel(c, "other");
-    config_set_console_kind(c, VMLET_CONSOLE_VIRTIO);
+    vmlet_config_set_linux_boot(c, "other", vmlet_config_get_initrd(c),
+                                vmlet_config_get_cmdline(c));
+    vmlet_config_set_console(c, VMLET_CONSOLE_VIRTIO, 3, 4);
     vmlet_config_set_memory(c, 1ULL << 30);
     vmlet_config_add_disk(c, "extra.img", 0, NULL);
 
@@ -1096,12 +1091,14 @@ static void flags_override(void **state)
     assert_int_equal(c->ndisks, 3);
     assert_string_equal(c->disks[2].path, "extra.img");
 
-    config_set_initrd(c, "rd2");
-    config_set_cmdline(c, "quiet");
+    vmlet_config_set_linux_boot(c, vmlet_config_get_kernel(c), "rd2",
+                                vmlet_config_get_cmdline(c));
+    vmlet_config_set_linux_boot(c, vmlet_config_get_kernel(c), vmlet_config_get_initrd(c),
+                                "quiet");
     assert_string_equal(c->kernel, "other");
     assert_string_equal(c->initrd, "rd2");
     assert_string_equal(c->cmdline, "quiet");
-    config_set_console_fds(c, 7, 8);
+    vmlet_config_set_console(c, vmlet_config_get_console(c), 7, 8);
     assert_int_equal(c->console, VMLET_CONSOLE_VIRTIO);
     assert_int_equal(c->console_in, 7);
     vmlet_config_free(c);
