@@ -629,6 +629,112 @@ static void network_bad(void **state)
     vmlet_config_free(c);
 }
 
+static void assert_same_spec(const struct net_spec *a, const struct net_spec *b,
+                             const char *what)
+{
+    bool same = a->kind == b->kind && !strcmp(a->tap_name, b->tap_name) &&
+                a->has_mac == b->has_mac && !memcmp(a->mac, b->mac, 6) &&
+                a->nhostfwd == b->nhostfwd;
+    for (unsigned i = 0; same && i < a->nhostfwd; i++) {
+        const struct net_hostfwd *x = &a->hostfwd[i], *y = &b->hostfwd[i];
+        same = x->udp == y->udp && x->host_addr == y->host_addr &&
+               x->host_port == y->host_port && x->guest_addr == y->guest_addr &&
+               x->guest_port == y->guest_port && !strcmp(x->text, y->text);
+    }
+    if (!same)
+        fail_msg("%s: the JSON entry and the --net text give different specs", what);
+}
+
+/* One parser: a vm.json "network" entry and the --net text it stands for
+ * (docs/config.md) give the identical struct net_spec, through the public
+ * calls. */
+static void network_same_as_net_flag(void **state)
+{
+    static const struct { const char *json, *text; } pairs[] = {
+        { "{\"type\": \"user\"}", "user" },
+        { "{\"type\": \"user\", \"mac\": \"52:54:00:12:34:56\"}", "user,mac=52:54:00:12:34:56" },
+        { "{\"type\": \"user\", \"hostfwd\": [\"tcp:127.0.0.1:8080-:80\", \"udp::5353-:53\"]}",
+          "user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-:53" },
+        { "{\"mac\": \"02:AB:cd:00:00:01\", \"hostfwd\": [\"::2222-10.0.2.16:22\", "
+          "\"tcp:0.0.0.0:8443-:443\"], \"type\": \"user\"}",
+          "user,hostfwd=::2222-10.0.2.16:22,hostfwd=tcp:0.0.0.0:8443-:443,mac=02:AB:cd:00:00:01" },
+        { "{\"type\": \"user\", \"hostfwd\": [\"udp:255.255.255.255:65535-10.0.2.254:1\"]}",
+          "user,hostfwd=udp:255.255.255.255:65535-10.0.2.254:1" },
+        { "{\"type\": \"tap\", \"name\": \"tap0\", \"mac\": \"52:54:00:ab:cd:01\"}",
+          "tap=tap0,mac=52:54:00:ab:cd:01" },
+        { "{\"name\": \"vmlet-tap.15ch\", \"type\": \"tap\"}", "tap=vmlet-tap.15ch" },
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        char json[512];
+        vmlet_error err;
+        snprintf(json, sizeof json, "{\"network\": [%s]}", pairs[i].json);
+        vmlet_config *c = vmlet_config_new();
+        if (load(c, json, &err) != 0)
+            fail_msg("%s: %s", json, err.message);
+        assert_int_equal(vmlet_config_add_net(c, pairs[i].text), 0);
+        assert_int_equal(c->nnets, 2);
+        assert_false(c->bad_net);
+        assert_same_spec(&c->nets[0], &c->nets[1], pairs[i].text);
+        struct net_spec direct;
+        assert_int_equal(net_spec_parse(pairs[i].text, &direct, &err), 0);
+        assert_same_spec(&c->nets[0], &direct, pairs[i].text);
+        vmlet_config_free(c);
+    }
+}
+
+/* ...and what one refuses, the other refuses too. */
+static void network_refused_like_net_flag(void **state)
+{
+    static const char *const rules[] = {
+        "tcp:8080:80", "sctp::1-:2", "TCP::1-:2", "8080-80", "tcp:8080-:80", "tcp::8080-80",
+        "tcp::0-:80", "tcp::65536-:80", "tcp::-:80", "tcp::+80-:80", "tcp::80-:8 0",
+        "tcp:localhost:80-:80", "tcp:1.2.3:80-:80", "tcp::80-[::1]:80", "tcp::80-10.0.3.15:80",
+        "tcp::80-10.0.2.2:80", "tcp::80-10.0.2.3:80", "tcp::80-10.0.2.0:80",
+        "tcp::80-10.0.2.255:80", "tcp::80-:80-:90", "",
+        "udp:255.255.255.255:65535-10.0.2.100:65535//////////////////////",
+    };
+    static const char *const macs[] = {
+        "52:54:00:12:34", "52:54:00:12:34:5g", "52-54-00-12-34-56", "52:54:00:12:34:56:",
+        "525400123456", "01:00:5e:00:00:01", "00:00:00:00:00:00", "52:54:00:12:34:5 ",
+    };
+    static const char *const names[] = { "a/b", "..", ".", "tap 0", "a=b", "a:b", "a\x7f",
+                                         "0123456789abcdef", "\xc3\xa9" };
+    char json[512], text[512];
+    vmlet_error err;
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
+        snprintf(json, sizeof json, "{\"network\": [{\"type\": \"user\", \"hostfwd\": "
+                 "[\"%s\"]}]}", rules[i]);
+        snprintf(text, sizeof text, "user,hostfwd=%s", rules[i]);
+        vmlet_config *c = vmlet_config_new();
+        if (load(c, json, &err) == 0 || vmlet_check_net(text, &err) == 0)
+            fail_msg("hostfwd '%s' is accepted by one of the two", rules[i]);
+        vmlet_config_free(c);
+    }
+    for (size_t i = 0; i < sizeof macs / sizeof macs[0]; i++) {
+        snprintf(json, sizeof json, "{\"network\": [{\"type\": \"user\", \"mac\": \"%s\"}]}",
+                 macs[i]);
+        snprintf(text, sizeof text, "user,mac=%s", macs[i]);
+        vmlet_config *c = vmlet_config_new();
+        if (load(c, json, &err) == 0 || vmlet_check_net(text, &err) == 0)
+            fail_msg("mac '%s' is accepted by one of the two", macs[i]);
+        vmlet_config_free(c);
+    }
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(json, sizeof json, "{\"network\": [{\"type\": \"tap\", \"name\": \"%s\"}]}",
+                 names[i]);
+        snprintf(text, sizeof text, "tap=%s", names[i]);
+        vmlet_config *c = vmlet_config_new();
+        if (load(c, json, &err) == 0 || vmlet_check_net(text, &err) == 0)
+            fail_msg("tap name '%s' is accepted by one of the two", names[i]);
+        vmlet_config_free(c);
+    }
+    /* A JSON escape that decodes to a control byte is no hex digit (the old
+     * copy of the MAC parser took "\u0010" for '0'). */
+    BAD("{\"network\": [{\"type\": \"user\", \"mac\": \"52:54:00:12:34:\\u0010\\u0010\"}]}",
+        "network[0].mac: \"52:54:00:12:34:\\x10\\x10\" is not a MAC address; write six hex "
+        "pairs such as \"52:54:00:12:34:56\"");
+}
+
 static void shutdown_timeout(void **state)
 {
     vmlet_config *c = load_ok("{\"shutdown_timeout\": 0}");
@@ -1131,6 +1237,8 @@ int main(void)
         cmocka_unit_test(disks_bad),
         cmocka_unit_test(network_good),
         cmocka_unit_test(network_bad),
+        cmocka_unit_test(network_same_as_net_flag),
+        cmocka_unit_test(network_refused_like_net_flag),
         cmocka_unit_test(shutdown_timeout),
         cmocka_unit_test(unknown_and_duplicate_keys),
         cmocka_unit_test(not_an_object),
