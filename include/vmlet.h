@@ -212,7 +212,8 @@ typedef struct {
 } vmlet_exit;
 
 /* Builds the VM (memory, vCPUs, devices, firmware tables, boot state)
- * without running it. */
+ * without running it. Runs vmlet_config_validate() first; a config it
+ * refuses gives the same err. */
 VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out,
                               vmlet_error *err);
 /* Starts the vCPUs. */
