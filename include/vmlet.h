@@ -76,17 +76,24 @@ VMLET_API vmlet_config *vmlet_config_new(void);
 VMLET_API void vmlet_config_free(vmlet_config *c);
 
 /* Setters store the value; range checks happen in vmlet_config_validate()
- * (and again in vmlet_vm_create()), so all problems are reported the same
+ * (which vmlet_vm_create() runs), so all problems are reported the same
  * way. They return 0, or -1 only when out of memory. */
 VMLET_API int vmlet_config_set_cpus(vmlet_config *c, unsigned cpus);
 VMLET_API int vmlet_config_set_memory(vmlet_config *c, uint64_t bytes);
 /* What was set (or the default: 1 vCPU, 256 MiB). */
 VMLET_API unsigned vmlet_config_get_cpus(const vmlet_config *c);
 VMLET_API uint64_t vmlet_config_get_memory(const vmlet_config *c);
-/* kernel: an x86-64 bzImage. initrd and cmdline may be NULL. */
+/* kernel: an x86-64 bzImage. initrd and cmdline may be NULL. The strings
+ * are copied (the config's own, from the getters below, may be passed
+ * back: that is how one of the three is replaced). */
 VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
                                           const char *initrd,
                                           const char *cmdline);
+/* What was set, or NULL. Owned by the config: valid until the next
+ * vmlet_config_set_linux_boot() or vmlet_config_free(). */
+VMLET_API const char *vmlet_config_get_kernel(const vmlet_config *c);
+VMLET_API const char *vmlet_config_get_initrd(const vmlet_config *c);
+VMLET_API const char *vmlet_config_get_cmdline(const vmlet_config *c);
 typedef enum {
     VMLET_CONSOLE_SERIAL,   /* 16550 UART at 0x3f8, IRQ 4: the guest's ttyS0 */
     VMLET_CONSOLE_VIRTIO,   /* virtio-console over PCI: the guest's hvc0 */
@@ -100,6 +107,8 @@ typedef enum {
  * input, output discarded. */
 VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind,
                                        int in_fd, int out_fd);
+/* The kind set (default VMLET_CONSOLE_SERIAL). */
+VMLET_API vmlet_console_kind vmlet_config_get_console(const vmlet_config *c);
 
 #define VMLET_MAX_DISKS        16
 #define VMLET_DISK_SERIAL_MAX  20   /* bytes, the virtio-blk ID length */
@@ -120,15 +129,60 @@ VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled);
  * spec is the --net syntax (docs/networking.md):
  *   "user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=MAC]"
  *   "tap=NAME[,mac=MAC]"
- * Without mac= a NIC gets a stable default. Returns -1 when out of memory;
- * the spec is checked by vmlet_config_validate(). */
+ * Without mac= a NIC gets a stable default. The spec is parsed here, once;
+ * a malformed one is reported by vmlet_config_validate() (the first one's
+ * error, as vmlet_check_net() words it), so the return value is always 0. */
 VMLET_API int vmlet_config_add_net(vmlet_config *c, const char *spec);
 /* The KVM device to use; default "/dev/kvm". */
 VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path);
 
+#define VMLET_DEFAULT_SHUTDOWN_TIMEOUT 10      /* seconds */
+#define VMLET_MAX_SHUTDOWN_TIMEOUT     86400
+
+/* How long the guest is given to power off after vmlet_vm_request_stop()
+ * before the caller stops it with vmlet_vm_stop(); 0 to 86400 seconds,
+ * default 10. The library does not act on it: it is kept with the rest of
+ * the configuration so that a program reading vm.json ("shutdown_timeout")
+ * finds it (the vmlet command uses it on SIGTERM). Checked by
+ * vmlet_config_validate(). */
+VMLET_API int vmlet_config_set_shutdown_timeout(vmlet_config *c, unsigned seconds);
+VMLET_API unsigned vmlet_config_get_shutdown_timeout(const vmlet_config *c);
+
 /* Checks every field without taking any resource: files exist and have the
- * right format, sizes are in range. Returns 0, or -1 with err filled. */
+ * right format, sizes are in range. Returns 0, or -1 with err filled.
+ * vmlet_vm_create() runs the same checks, so a caller that creates a VM
+ * right away need not call this first. */
 VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err);
+
+/* ---- vm.json --------------------------------------------------------- */
+
+#define VMLET_CONFIG_JSON_MAX  (1u << 20)   /* bytes */
+
+/* Applies a vm.json document - the format of `vmlet run --config`,
+ * docs/config.md, e.g. {"kernel": "bzImage", "cpus": 2, "network":
+ * [{"type": "user"}]} - in text[0..len) (no NUL needed) onto c, as if its
+ * setters had been called: keys left out keep what c has, "disks" and
+ * "network" are added after c's. "network" entries follow the rules of
+ * vmlet_config_add_net() and are parsed by the same code.
+ *
+ * The whole document is checked before anything is applied, so on an
+ * error c is unchanged (only running out of memory can leave it half
+ * done). Returns 0, or -1 with err: VMLET_ERR_FILE for text that is not
+ * strict JSON ("line 3, column 7: expected ',' or '}', got '"'"),
+ * VMLET_ERR_INVALID for a key or value, naming its path
+ * ("disks[1].raed_only: unknown key; known keys are path, read_only,
+ * serial", "network[0].mac: ..."), VMLET_ERR_NOMEM. What needs the host
+ * (files exist, memory fits) is left to vmlet_config_validate().
+ *
+ * Thread safety: cJSON, the parser underneath, keeps its last error in a
+ * process-wide variable, so calls must not overlap with each other or
+ * with other cJSON parsing in the process, even on different configs. */
+VMLET_API int vmlet_config_from_json(vmlet_config *c, const char *text, size_t len,
+                                     vmlet_error *err);
+/* The same for the file at path (a regular file, pipe or /dev/stdin) of at
+ * most VMLET_CONFIG_JSON_MAX bytes; every message starts with the path:
+ * "vm.json: line 3, column 7: ...". Same thread safety. */
+VMLET_API int vmlet_config_load_json(vmlet_config *c, const char *path, vmlet_error *err);
 
 /* ---- virtual machines ------------------------------------------------ */
 
@@ -158,7 +212,8 @@ typedef struct {
 } vmlet_exit;
 
 /* Builds the VM (memory, vCPUs, devices, firmware tables, boot state)
- * without running it. */
+ * without running it. Runs vmlet_config_validate() first; a config it
+ * refuses gives the same err. */
 VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out,
                               vmlet_error *err);
 /* Starts the vCPUs. */

@@ -21,6 +21,7 @@ VMLET_API vmlet_config *vmlet_config_new(void)
     c->memory = VMLET_DEFAULT_MEMORY;
     c->console_in = -1;
     c->console_out = -1;
+    c->shutdown_timeout = VMLET_DEFAULT_SHUTDOWN_TIMEOUT;
     return c;
 }
 
@@ -36,8 +37,6 @@ VMLET_API void vmlet_config_free(vmlet_config *c)
         free(c->disks[i].path);
         free(c->disks[i].serial);
     }
-    for (unsigned i = 0; i < c->nnets; i++)
-        free(c->nets[i]);
     free(c);
 }
 
@@ -83,6 +82,26 @@ VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
     return 0;
 }
 
+VMLET_API const char *vmlet_config_get_kernel(const vmlet_config *c)
+{
+    return c->kernel;
+}
+
+VMLET_API const char *vmlet_config_get_initrd(const vmlet_config *c)
+{
+    return c->initrd;
+}
+
+VMLET_API const char *vmlet_config_get_cmdline(const vmlet_config *c)
+{
+    return c->cmdline;
+}
+
+VMLET_API vmlet_console_kind vmlet_config_get_console(const vmlet_config *c)
+{
+    return c->console;
+}
+
 VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind,
                                        int in_fd, int out_fd)
 {
@@ -117,11 +136,27 @@ VMLET_API int vmlet_config_add_net(vmlet_config *c, const char *spec)
         c->too_many_nets = true;
         return 0;
     }
-    char *copy = strdup(spec ? spec : "");
-    if (!copy)
-        return -1;
-    c->nets[c->nnets++] = copy;
+    /* Parsed here, once. The header promises that validate reports a bad
+     * spec, so its error waits there; the NIC still counts towards the
+     * limit, as it did when specs were kept as text. */
+    struct net_spec *s = &c->nets[c->nnets++];
+    vmlet_error err;
+    if (net_spec_parse(spec, s, &err) < 0) {
+        memset(s, 0, sizeof *s);
+        if (!c->bad_net) {
+            c->bad_net = true;
+            c->net_error = err;
+        }
+    }
     return 0;
+}
+
+void config_add_net_spec(vmlet_config *c, const struct net_spec *s)
+{
+    if (c->nnets == VMLET_MAX_NICS)
+        c->too_many_nets = true;
+    else
+        c->nets[c->nnets++] = *s;
 }
 
 VMLET_API int vmlet_check_net(const char *spec, vmlet_error *err)
@@ -130,18 +165,30 @@ VMLET_API int vmlet_check_net(const char *spec, vmlet_error *err)
     return net_spec_parse(spec, &s, err);
 }
 
-/* Every --net parses, and together they make sense (no TAP device, host
+/* Every --net parsed, and together they make sense (no TAP device, host
  * port or MAC used twice). */
 static int check_nets(const vmlet_config *c, vmlet_error *err)
 {
     if (c->too_many_nets)
         return set_error(err, VMLET_ERR_INVALID, "net: more than %d NICs; give at most %d",
                          VMLET_MAX_NICS, VMLET_MAX_NICS);
-    struct net_spec specs[VMLET_MAX_NICS];
-    for (unsigned i = 0; i < c->nnets; i++)
-        if (net_spec_parse(c->nets[i], &specs[i], err) < 0)
-            return -1;
-    return net_specs_check(specs, c->nnets, err);
+    if (c->bad_net) {
+        if (err)
+            *err = c->net_error;
+        return -1;
+    }
+    return net_specs_check(c->nets, c->nnets, err);
+}
+
+VMLET_API int vmlet_config_set_shutdown_timeout(vmlet_config *c, unsigned seconds)
+{
+    c->shutdown_timeout = seconds;
+    return 0;
+}
+
+VMLET_API unsigned vmlet_config_get_shutdown_timeout(const vmlet_config *c)
+{
+    return c->shutdown_timeout;
 }
 
 VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled)
@@ -270,6 +317,9 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
         return -1;
     if (check_nets(c, err) < 0)
         return -1;
+    if (c->shutdown_timeout > VMLET_MAX_SHUTDOWN_TIMEOUT)
+        return set_error(err, VMLET_ERR_INVALID, "shutdown_timeout: %u is out of range; "
+                         "give 0 to %d", c->shutdown_timeout, VMLET_MAX_SHUTDOWN_TIMEOUT);
 
     /* The format checks and the fit of kernel + initrd in memory belong to
      * the boot code, which knows the layout. */

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include "vmlet.h"
+#include "netspec.h"
 
 #define VMLET_MAX_CPUS    255            /* xAPIC IDs in the MADT */
 #define VMLET_MAX_MEMORY  (1ULL << 40)   /* 1 TiB */
@@ -24,11 +25,19 @@ struct vmlet_config {
     unsigned ndisks;
     bool too_many_disks;      /* reported by validate, not by add_disk */
     bool entropy;
-    char *nets[VMLET_MAX_NICS];  /* --net specs, parsed by validate and vm_create */
+    /* Parsed once, when added; vm.c's devices read them as they are. */
+    struct net_spec nets[VMLET_MAX_NICS];
     unsigned nnets;
     bool too_many_nets;
+    bool bad_net;             /* net_error is the first bad --net spec's, */
+    vmlet_error net_error;    /* reported by validate, not by add_net */
+    unsigned shutdown_timeout;
     char *kvm_device;
 };
+
+/* Adds a NIC parsed elsewhere (vm.json's "network" entries); like
+ * vmlet_config_add_net(), a ninth is reported by validate. */
+void config_add_net_spec(vmlet_config *c, const struct net_spec *s);
 
 /* Host RAM + swap in bytes (0 if unknown); src/host_memory.c, which unit
  * tests replace with a pretend host. */

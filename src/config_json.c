@@ -1,4 +1,5 @@
-/* vm.json: the configuration as a JSON file (docs/config.md).
+/* vm.json: the configuration as a JSON file (docs/config.md), through
+ * vmlet_config_from_json() and vmlet_config_load_json() (include/vmlet.h).
  *
  * Three passes:
  *   1. check_syntax(): our own strict RFC 8259 scan of the raw text. cJSON
@@ -9,10 +10,10 @@
  *      and the number of values, and gives every error a line and column.
  *   2. cJSON builds the tree from text the scan accepted; then read_doc()
  *      checks every key, type and value against the schema into a struct
- *      parsed_doc, naming the key path in errors.
+ *      parsed_doc, naming the key path in errors. "network" entries become
+ *      struct net_spec through src/netspec.c's pieces, as --net values do.
  *   3. apply() calls the setters. Nothing is applied before all is checked.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -25,8 +26,8 @@
 #include <cjson/cJSON.h>
 
 #include "config.h"
-#include "config_json.h"
 #include "error.h"
+#include "netspec.h"
 
 /* The schema nests 4 deep (object > "network" > entry > "hostfwd"); a few
  * levels of slack so a misplaced value gets a type error naming its key
@@ -507,7 +508,10 @@ struct parsed_doc {
     const char *kernel, *initrd, *cmdline, *kvm_device;   /* NULL: not set */
     struct parsed_disk disks[VMLET_MAX_DISKS];
     unsigned ndisks;
-    struct config_json_extra extra;
+    struct net_spec nets[VMLET_MAX_NICS];
+    unsigned nnets;
+    bool has_shutdown_timeout;
+    unsigned shutdown_timeout;
 };
 
 /* Matches obj's members against the known names: found[k] is the member
@@ -667,194 +671,89 @@ static int read_disk(const cJSON *v, struct keypath *p, struct parsed_disk *d,
     return 0;
 }
 
-/* ---- network: the same rules as --net (src/netspec.c) ---------------------- */
+/* ---- network: parsed by src/netspec.c, as --net is ---------------------------- */
 
-#define USER_NETWORK  0x0a000200u   /* 10.0.2.0/24, the user-mode network */
-#define USER_NETMASK  0xffffff00u
-#define USER_GATEWAY  0x0a000202u   /* the host */
-#define USER_DNS      0x0a000203u
-
-/* A decimal port, 1..65535, from s[0..n). */
-static bool parse_port(const char *s, size_t n, uint16_t *out)
-{
-    unsigned v = 0;
-    if (n == 0 || n > 5)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v < 1 || v > 65535)
-        return false;
-    *out = v;
-    return true;
-}
-
-static bool parse_ipv4(const char *s, size_t n, uint32_t *addr)
-{
-    char a[16];
-    struct in_addr in;
-    if (n >= sizeof a)
-        return false;
-    memcpy(a, s, n);
-    a[n] = '\0';
-    if (inet_pton(AF_INET, a, &in) != 1)
-        return false;
-    *addr = ntohl(in.s_addr);
-    return true;
-}
-
-/* "[ADDR]:PORT" from s[0..n): the last ':' splits them. Returns NULL or
- * what is wrong, in why. */
-static const char *parse_endpoint(const char *s, size_t n, bool guest, uint32_t *addr,
-                                  uint16_t *port, char *why, size_t whylen)
-{
-    const char *side = guest ? "guest" : "host";
-    const char *colon = memrchr(s, ':', n);
-    if (!colon) {
-        snprintf(why, whylen, "the %s side has no ':PORT'", side);
-        return why;
-    }
-    size_t alen = colon - s;
-    *addr = guest ? CONFIG_JSON_HOSTFWD_GUEST : CONFIG_JSON_HOSTFWD_HOST;
-    if (alen && !parse_ipv4(s, alen, addr)) {
-        snprintf(why, whylen, "the %s address is not an IPv4 address such as %s", side,
-                 guest ? "10.0.2.15" : "127.0.0.1");
-        return why;
-    }
-    if (alen && guest) {
-        uint32_t g = *addr;
-        if ((g & USER_NETMASK) != USER_NETWORK)
-            return "the guest address is not in the guest network 10.0.2.0/24";
-        if (g == USER_NETWORK || g == (USER_NETWORK | ~USER_NETMASK) || g == USER_GATEWAY ||
-            g == USER_DNS) {
-            snprintf(why, whylen, "the guest address is %s, not a guest",
-                     g == USER_GATEWAY ? "the gateway (the host)" :
-                     g == USER_DNS ? "the DNS server" :
-                     g == USER_NETWORK ? "the network address" : "the broadcast address");
-            return why;
-        }
-    }
-    if (!parse_port(colon + 1, n - alen - 1, port)) {
-        snprintf(why, whylen, "the %s port is not a number from 1 to 65535", side);
-        return why;
-    }
-    return NULL;
-}
-
-/* [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT, as QEMU writes it;
- * returns NULL or what is wrong. */
-static const char *parse_hostfwd(const char *spec, struct config_hostfwd *h, char *why,
-                                 size_t whylen)
-{
-    memset(h, 0, sizeof *h);
-    size_t n = strlen(spec);
-    if (n >= sizeof h->text)
-        return "it is too long to be a forwarding rule";
-    memcpy(h->text, spec, n + 1);
-    const char *colon = strchr(spec, ':');
-    if (!colon)
-        return "it has no ':'";
-    size_t plen = colon - spec;
-    if (plen == 3 && !memcmp(spec, "udp", 3))
-        h->udp = true;
-    else if (!(plen == 0 || (plen == 3 && !memcmp(spec, "tcp", 3))))
-        return "the protocol is not tcp or udp";
-    const char *rest = colon + 1, *dash = strchr(rest, '-');
-    if (!dash)
-        return "it has no '-' between the host and the guest side";
-    if (strchr(dash + 1, '-'))
-        return "it has more than one '-'";
-    const char *bad = parse_endpoint(rest, dash - rest, false, &h->host_addr,
-                                     &h->host_port, why, whylen);
-    if (!bad)
-        bad = parse_endpoint(dash + 1, strlen(dash + 1), true, &h->guest_addr,
-                             &h->guest_port, why, whylen);
-    return bad;
-}
-
-/* Two forwards collide on the same protocol and port when their addresses
- * overlap (0.0.0.0 overlaps everything). */
-static bool hostfwd_clash(const struct config_hostfwd *a, const struct config_hostfwd *b)
-{
-    return a->udp == b->udp && a->host_port == b->host_port &&
-           (a->host_addr == b->host_addr || !a->host_addr || !b->host_addr);
-}
-
-/* What Linux takes as an interface name, less what --net cannot carry. */
-static bool valid_ifname(const char *s)
-{
-    if (!strcmp(s, ".") || !strcmp(s, ".."))
-        return false;
-    for (; *s; s++)
-        if (*s <= 0x20 || *s >= 0x7f || *s == '/' || *s == ':' || *s == ',' || *s == '=')
-            return false;
-    return true;
-}
-
-static bool parse_mac(const char *s, uint8_t mac[6])
-{
-    static const char hex[] = "0123456789abcdef";
-    if (strlen(s) != 17)
-        return false;
-    for (int i = 0; i < 6; i++) {
-        const char *hi = s[3 * i] ? strchr(hex, s[3 * i] | 0x20) : NULL;
-        const char *lo = s[3 * i + 1] ? strchr(hex, s[3 * i + 1] | 0x20) : NULL;
-        if (!hi || !lo || (i < 5 && s[3 * i + 2] != ':'))
-            return false;
-        mac[i] = (uint8_t)((hi - hex) << 4 | (lo - hex));
-    }
-    return true;
-}
-
-static int read_mac(const cJSON *v, struct keypath *p, struct config_net *net,
+static int read_mac(const cJSON *v, struct keypath *p, struct net_spec *net,
                     vmlet_error *err)
 {
     char q[64];
     if (!cJSON_IsString(v))
         return key_error(err, p, "expected a string such as \"52:54:00:12:34:56\", got %s",
                          type_name(v));
-    if (!parse_mac(v->valuestring, net->mac))
+    switch (net_parse_mac(v->valuestring, strlen(v->valuestring), net->mac)) {
+    case NET_MAC_OK:
+        break;
+    case NET_MAC_SYNTAX:
         return key_error(err, p, "%s is not a MAC address; write six hex pairs such as "
                          "\"52:54:00:12:34:56\"", quote(q, sizeof q, v->valuestring, 40));
-    if (net->mac[0] & 1)
+    case NET_MAC_MULTICAST:
         return key_error(err, p, "%s is a multicast address; a NIC needs a unicast one "
                          "(even first byte), e.g. \"52:54:00:12:34:56\"", v->valuestring);
-    if (!memcmp(net->mac, "\0\0\0\0\0\0", 6))
+    case NET_MAC_ZERO:
         return key_error(err, p, "00:00:00:00:00:00 is not a usable address");
+    }
     net->has_mac = true;
     return 0;
 }
 
-static int read_hostfwds(const cJSON *v, struct keypath *p, struct config_net *net,
+/* What is wrong with a rule, in this file's words ("the host port ..."). */
+static const char *hostfwd_why(enum net_fwd_error e, const struct net_hostfwd *f,
+                               char *buf, size_t size)
+{
+    switch (e) {
+    case NET_FWD_OK: return NULL;
+    case NET_FWD_TOO_LONG: return "it is too long to be a forwarding rule";
+    case NET_FWD_NO_COLON: return "it has no ':'";
+    case NET_FWD_PROTOCOL: return "the protocol is not tcp or udp";
+    case NET_FWD_NO_DASH: return "it has no '-' between the host and the guest side";
+    case NET_FWD_TWO_DASHES: return "it has more than one '-'";
+    case NET_FWD_HOST_SIDE: return "the host side has no ':PORT'";
+    case NET_FWD_HOST_ADDR: return "the host address is not an IPv4 address such as 127.0.0.1";
+    case NET_FWD_HOST_PORT: return "the host port is not a number from 1 to 65535";
+    case NET_FWD_GUEST_SIDE: return "the guest side has no ':PORT'";
+    case NET_FWD_GUEST_ADDR:
+        return "the guest address is not an IPv4 address such as 10.0.2.15";
+    case NET_FWD_GUEST_NETWORK:
+        return "the guest address is not in the guest network 10.0.2.0/24";
+    case NET_FWD_GUEST_RESERVED:
+        snprintf(buf, size, "the guest address is %s, not a guest",
+                 net_guest_addr_role(f->guest_addr));
+        return buf;
+    case NET_FWD_GUEST_PORT: return "the guest port is not a number from 1 to 65535";
+    }
+    return "it is not a forwarding rule";
+}
+
+static int read_hostfwds(const cJSON *v, struct keypath *p, struct net_spec *net,
                          vmlet_error *err)
 {
-    char q[80], why[96];
+    char q[80], part[NET_HOSTFWD_TEXT_MAX], why[96];
     if (!cJSON_IsArray(v))
         return key_error(err, p, "expected an array of strings such as "
                          "[\"tcp:127.0.0.1:8080-:80\"], got %s", type_name(v));
     unsigned n = cJSON_GetArraySize(v), i = 0;
-    if (n > CONFIG_JSON_MAX_HOSTFWD)
+    if (n > NET_SPEC_MAX_HOSTFWD)
         return key_error(err, p, "%u rules; at most %d are allowed", n,
-                         CONFIG_JSON_MAX_HOSTFWD);
+                         NET_SPEC_MAX_HOSTFWD);
     for (const cJSON *r = v->child; r; r = r->next, i++) {
         size_t old = path_index(p, i);
         if (!cJSON_IsString(r))
             return key_error(err, p, "expected a string such as \"tcp:127.0.0.1:8080-:80\", "
                              "got %s", type_name(r));
-        const char *bad = parse_hostfwd(r->valuestring, &net->hostfwd[i], why, sizeof why);
-        if (bad)
+        enum net_fwd_error e = net_parse_hostfwd(r->valuestring, strlen(r->valuestring),
+                                                 &net->hostfwd[i], part);
+        if (e != NET_FWD_OK)
             return key_error(err, p, "%s: %s; the form is "
                              "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
-                             quote(q, sizeof q, r->valuestring, 64), bad);
+                             quote(q, sizeof q, r->valuestring, 64),
+                             hostfwd_why(e, &net->hostfwd[i], why, sizeof why));
         path_pop(p, old);
     }
     net->nhostfwd = n;
     return 0;
 }
 
-static int read_net(const cJSON *v, struct keypath *p, struct config_net *net,
+static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net,
                     vmlet_error *err)
 {
     /* All keys first, so a misspelt "type" is reported as such. */
@@ -876,15 +775,15 @@ static int read_net(const cJSON *v, struct keypath *p, struct config_net *net,
         return key_error(err, p, "expected a string (\"user\" or \"tap\"), got %s",
                          type_name(f[TYPE]));
     if (!strcmp(f[TYPE]->valuestring, "user"))
-        net->type = CONFIG_NET_USER;
+        net->kind = NET_SPEC_USER;
     else if (!strcmp(f[TYPE]->valuestring, "tap"))
-        net->type = CONFIG_NET_TAP;
+        net->kind = NET_SPEC_TAP;
     else
         return key_error(err, p, "%s is not a network type; give \"user\" or \"tap\"",
                          quote(q, sizeof q, f[TYPE]->valuestring, 40));
     path_pop(p, old);
 
-    bool user = net->type == CONFIG_NET_USER;
+    bool user = net->kind == NET_SPEC_USER;
     if ((user && f[NAME]) || (!user && f[HOSTFWD])) {
         path_key(p, user ? "name" : "hostfwd");
         return key_error(err, p, "not a key of a %s network; its keys are %s",
@@ -898,9 +797,9 @@ static int read_net(const cJSON *v, struct keypath *p, struct config_net *net,
             rc = read_hostfwds(m, p, net, err);
         } else if (m == f[NAME]) {
             const char *name;
-            rc = get_string(m, p, true, CONFIG_JSON_IFNAME_MAX, "a host interface name such "
+            rc = get_string(m, p, true, NET_TAP_NAME_MAX, "a host interface name such "
                             "as \"tap0\"", &name, err);
-            if (rc == 0 && !valid_ifname(name))
+            if (rc == 0 && !net_tap_name_ok(name, strlen(name)))
                 rc = key_error(err, p, "%s is not an interface name; use printable "
                                "characters other than spaces, '/', ':', ',' and '='",
                                quote(q, sizeof q, name, 40));
@@ -920,14 +819,15 @@ static int read_net(const cJSON *v, struct keypath *p, struct config_net *net,
 }
 
 /* What only shows across entries: one tap twice, one MAC twice, one host
- * port forwarded twice. The CLI checks again once --net is added. */
-static int check_nets(const struct config_json_extra *x, unsigned i, struct keypath *p,
+ * port forwarded twice, named by key path. Validate checks again over all
+ * NICs, the file's and those added otherwise. */
+static int check_nets(const struct net_spec *nets, unsigned i, struct keypath *p,
                       vmlet_error *err)
 {
-    const struct config_net *net = &x->nets[i];
+    const struct net_spec *net = &nets[i];
     for (unsigned j = 0; j <= i; j++) {
-        const struct config_net *o = &x->nets[j];
-        if (j < i && net->type == CONFIG_NET_TAP && o->type == CONFIG_NET_TAP &&
+        const struct net_spec *o = &nets[j];
+        if (j < i && net->kind == NET_SPEC_TAP && o->kind == NET_SPEC_TAP &&
             !strcmp(o->tap_name, net->tap_name)) {
             path_key(p, "name");
             return key_error(err, p, "%s is also network[%u]'s interface", net->tap_name, j);
@@ -939,7 +839,7 @@ static int check_nets(const struct config_json_extra *x, unsigned i, struct keyp
         for (unsigned a = 0; a < net->nhostfwd; a++) {
             unsigned bmax = j < i ? o->nhostfwd : a;
             for (unsigned b = 0; b < bmax; b++) {
-                if (hostfwd_clash(&net->hostfwd[a], &o->hostfwd[b])) {
+                if (net_hostfwd_clash(&net->hostfwd[a], &o->hostfwd[b])) {
                     path_key(p, "hostfwd");
                     path_index(p, a);
                     return key_error(err, p, "%s port %u is already forwarded by "
@@ -952,23 +852,23 @@ static int check_nets(const struct config_json_extra *x, unsigned i, struct keyp
     return 0;
 }
 
-static int read_network(const cJSON *v, struct keypath *p, struct config_json_extra *x,
+static int read_network(const cJSON *v, struct keypath *p, struct parsed_doc *d,
                         vmlet_error *err)
 {
     if (!cJSON_IsArray(v))
         return key_error(err, p, "expected an array of objects such as "
                          "[{\"type\": \"user\"}], got %s", type_name(v));
     unsigned n = cJSON_GetArraySize(v), i = 0;
-    if (n > CONFIG_JSON_MAX_NETS)
+    if (n > VMLET_MAX_NICS)
         return key_error(err, p, "%u interfaces; at most %d are allowed", n,
-                         CONFIG_JSON_MAX_NETS);
+                         VMLET_MAX_NICS);
     for (const cJSON *e = v->child; e; e = e->next, i++) {
         size_t old = path_index(p, i);
-        if (read_net(e, p, &x->nets[i], err) < 0 || check_nets(x, i, p, err) < 0)
+        if (read_net(e, p, &d->nets[i], err) < 0 || check_nets(d->nets, i, p, err) < 0)
             return -1;
         path_pop(p, old);
     }
-    x->nnets = n;
+    d->nnets = n;
     return 0;
 }
 
@@ -1053,12 +953,12 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             break;
         }
         case K_NETWORK:
-            rc = read_network(v, &p, &d->extra, err);
+            rc = read_network(v, &p, d, err);
             break;
         case K_SHUTDOWN_TIMEOUT:
-            rc = get_uint(v, &p, 0, CONFIG_JSON_MAX_SHUTDOWN_TIMEOUT, &u, err);
-            d->extra.shutdown_timeout = u;
-            d->extra.has_shutdown_timeout = true;
+            rc = get_uint(v, &p, 0, VMLET_MAX_SHUTDOWN_TIMEOUT, &u, err);
+            d->shutdown_timeout = u;
+            d->has_shutdown_timeout = true;
             break;
         case K_KVM_DEVICE:
             rc = get_string(v, &p, true, PATH_MAX_BYTES, "the path of the KVM device",
@@ -1072,31 +972,6 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
 }
 
 /* ---- pass 3: apply --------------------------------------------------------- */
-
-int config_set_kernel(vmlet_config *c, const char *path)
-{
-    return vmlet_config_set_linux_boot(c, path, c->initrd, c->cmdline);
-}
-
-int config_set_initrd(vmlet_config *c, const char *path)
-{
-    return vmlet_config_set_linux_boot(c, c->kernel, path, c->cmdline);
-}
-
-int config_set_cmdline(vmlet_config *c, const char *cmdline)
-{
-    return vmlet_config_set_linux_boot(c, c->kernel, c->initrd, cmdline);
-}
-
-int config_set_console_kind(vmlet_config *c, vmlet_console_kind kind)
-{
-    return vmlet_config_set_console(c, kind, c->console_in, c->console_out);
-}
-
-int config_set_console_fds(vmlet_config *c, int in_fd, int out_fd)
-{
-    return vmlet_config_set_console(c, c->console, in_fd, out_fd);
-}
 
 static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
 {
@@ -1112,23 +987,27 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
                                           d->initrd ? d->initrd : c->initrd,
                                           d->cmdline ? d->cmdline : c->cmdline);
     if (d->has_console)
-        rc |= config_set_console_kind(c, d->console);
+        rc |= vmlet_config_set_console(c, d->console, c->console_in, c->console_out);
     if (d->has_rng)
         rc |= vmlet_config_set_entropy(c, d->rng);
     for (unsigned i = 0; i < d->ndisks; i++)
         rc |= vmlet_config_add_disk(c, d->disks[i].path,
                                     d->disks[i].read_only ? VMLET_DISK_READONLY : 0,
                                     d->disks[i].serial);
+    for (unsigned i = 0; i < d->nnets; i++)
+        config_add_net_spec(c, &d->nets[i]);
     if (d->kvm_device)
         rc |= vmlet_config_set_kvm_device(c, d->kvm_device);
+    if (d->has_shutdown_timeout)
+        rc |= vmlet_config_set_shutdown_timeout(c, d->shutdown_timeout);
     if (rc)
         return set_error(err, VMLET_ERR_NOMEM, "out of memory while applying the "
                          "configuration");
     return 0;
 }
 
-int config_from_json(vmlet_config *c, const char *text, size_t len,
-                     struct config_json_extra *extra, vmlet_error *err)
+VMLET_API int vmlet_config_from_json(vmlet_config *c, const char *text, size_t len,
+                                     vmlet_error *err)
 {
     const unsigned char *s = (const unsigned char *)text;
     size_t start = 0;
@@ -1158,26 +1037,19 @@ int config_from_json(vmlet_config *c, const char *text, size_t len,
                          "reading here", line, col);
     }
 
-    struct parsed_doc *d = calloc(1, sizeof *d);   /* ~9 KiB: keep it off the stack */
+    struct parsed_doc *d = calloc(1, sizeof *d);   /* ~11 KiB: keep it off the stack */
     if (!d) {
         cJSON_Delete(root);
         return set_error(err, VMLET_ERR_NOMEM, "out of memory reading the configuration");
     }
     int rc = read_doc(root, d, err);
-    /* Networks are appended, like the disks. */
-    if (rc == 0 && extra && extra->nnets + d->extra.nnets > CONFIG_JSON_MAX_NETS)
+    /* Networks are appended, like the disks; refused here rather than by
+     * validate so that nothing is applied. */
+    if (rc == 0 && c->nnets + d->nnets > VMLET_MAX_NICS)
         rc = set_error(err, VMLET_ERR_INVALID, "network: more than %d interfaces in all",
-                       CONFIG_JSON_MAX_NETS);
+                       VMLET_MAX_NICS);
     if (rc == 0)
         rc = apply(c, d, err);
-    if (rc == 0 && extra) {
-        if (d->extra.has_shutdown_timeout) {
-            extra->has_shutdown_timeout = true;
-            extra->shutdown_timeout = d->extra.shutdown_timeout;
-        }
-        for (unsigned i = 0; i < d->extra.nnets; i++)
-            extra->nets[extra->nnets++] = d->extra.nets[i];
-    }
     free(d);
     cJSON_Delete(root);
     return rc;
@@ -1197,8 +1069,7 @@ static int in_file(vmlet_error *err, const char *path)
     return -1;
 }
 
-int config_from_json_file(vmlet_config *c, const char *path,
-                          struct config_json_extra *extra, vmlet_error *err)
+VMLET_API int vmlet_config_load_json(vmlet_config *c, const char *path, vmlet_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -1212,7 +1083,7 @@ int config_from_json_file(vmlet_config *c, const char *path,
     }
     /* Read at most one byte past the cap: enough to know it is too big,
      * whatever the file (a pipe has no size to ask for). */
-    size_t cap = CONFIG_JSON_FILE_MAX + 1, len = 0;
+    size_t cap = VMLET_CONFIG_JSON_MAX + 1, len = 0;
     char *buf = malloc(cap);
     if (!buf) {
         close(fd);
@@ -1234,13 +1105,13 @@ int config_from_json_file(vmlet_config *c, const char *path,
     }
     close(fd);
     int rc;
-    if (len > CONFIG_JSON_FILE_MAX)
+    if (len > VMLET_CONFIG_JSON_MAX)
         rc = set_error(err, VMLET_ERR_FILE, "%s: larger than %u MiB; a vm.json is a few "
-                       "hundred bytes", path, CONFIG_JSON_FILE_MAX >> 20);
+                       "hundred bytes", path, VMLET_CONFIG_JSON_MAX >> 20);
     else if (len == 0)
         rc = set_error(err, VMLET_ERR_FILE, "%s: the file is empty; it needs a JSON "
                        "object such as {\"kernel\": \"bzImage\"}", path);
-    else if ((rc = config_from_json(c, buf, len, extra, err)) < 0)
+    else if ((rc = vmlet_config_from_json(c, buf, len, err)) < 0)
         in_file(err, path);
     free(buf);
     return rc;

@@ -115,112 +115,166 @@ static int hexval(char c)
     return -1;
 }
 
-/* Exactly xx:xx:xx:xx:xx:xx. */
-static bool parse_mac(struct item it, uint8_t mac[6])
+enum net_mac_error net_parse_mac(const char *s, size_t len, uint8_t mac[6])
 {
-    if (it.len != 17)
-        return false;
+    static const uint8_t zero[6];
+    if (len != 17)
+        return NET_MAC_SYNTAX;
     for (unsigned i = 0; i < 6; i++) {
-        int hi = hexval(it.p[3 * i]), lo = hexval(it.p[3 * i + 1]);
-        if (hi < 0 || lo < 0 || (i < 5 && it.p[3 * i + 2] != ':'))
-            return false;
+        int hi = hexval(s[3 * i]), lo = hexval(s[3 * i + 1]);
+        if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
+            return NET_MAC_SYNTAX;
         mac[i] = (uint8_t)(hi << 4 | lo);
     }
-    return true;
+    if (mac[0] & 1)
+        return NET_MAC_MULTICAST;
+    return memcmp(mac, zero, 6) ? NET_MAC_OK : NET_MAC_ZERO;
 }
 
-/* What Linux accepts as an interface name (dev_valid_name), minus the
- * characters that would make shell advice in our messages ambiguous. */
-static bool tap_name_ok(struct item it)
+bool net_tap_name_ok(const char *s, size_t len)
 {
-    if (it.len == 0 || it.len > NET_TAP_NAME_MAX || item_is(it, ".") || item_is(it, ".."))
+    if (len == 0 || len > NET_TAP_NAME_MAX || (len == 1 && s[0] == '.') ||
+        (len == 2 && s[0] == '.' && s[1] == '.'))
         return false;
-    for (size_t i = 0; i < it.len; i++) {
-        unsigned char c = (unsigned char)it.p[i];
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
         if (c <= ' ' || c >= 0x7f || c == '/' || c == ':' || c == ',' || c == '=')
             return false;
     }
     return true;
 }
 
-/* Two forwards collide if they listen on the same protocol and port and
- * their addresses overlap (0.0.0.0 overlaps everything). */
-static bool hostfwd_clash(const struct net_hostfwd *a, const struct net_hostfwd *b)
+bool net_hostfwd_clash(const struct net_hostfwd *a, const struct net_hostfwd *b)
 {
     return a->udp == b->udp && a->host_port == b->host_port &&
            (a->host_addr == b->host_addr || a->host_addr == 0 || b->host_addr == 0);
 }
 
-static int parse_hostfwd(const char *text, struct item rule, struct net_hostfwd *f,
-                         vmlet_error *err)
+const char *net_guest_addr_role(uint32_t g)
 {
-    char r[sizeof f->text];
-    if (rule.len >= sizeof r)
-        return fail(err, text, "hostfwd '%.*s...': too long for a rule (%s)",
-                    20, rule.p, RULE_SYNTAX);
-    item_str(rule, r, sizeof r);
+    return g == NET_USER_GATEWAY ? "the gateway (the host)" :
+           g == NET_USER_DNS ? "the DNS server" :
+           g == NET_USER_NETWORK ? "the network address" : "the broadcast address";
+}
+
+/* Copies the piece that is wrong for the caller's message. */
+static enum net_fwd_error fwd_fail(enum net_fwd_error e, char *part, const char *piece)
+{
+    snprintf(part, NET_HOSTFWD_TEXT_MAX, "%s", piece);
+    return e;
+}
+
+enum net_fwd_error net_parse_hostfwd(const char *rule, size_t len, struct net_hostfwd *f,
+                                     char *part)
+{
+    char r[NET_HOSTFWD_TEXT_MAX];
     memset(f, 0, sizeof *f);
-    snprintf(f->text, sizeof f->text, "%s", r);
+    part[0] = '\0';
+    if (len >= sizeof r)
+        return NET_FWD_TOO_LONG;
+    memcpy(r, rule, len);
+    r[len] = '\0';
+    memcpy(f->text, r, len + 1);
 
     /* protocol */
     char *colon = strchr(r, ':');
     if (!colon)
-        return fail(err, text, "hostfwd '%s': expected %s", f->text, RULE_SYNTAX);
+        return NET_FWD_NO_COLON;
     *colon = '\0';
     if (strcmp(r, "udp") == 0)
         f->udp = true;
     else if (*r && strcmp(r, "tcp") != 0)
-        return fail(err, text, "hostfwd '%s': protocol '%s' is not tcp or udp", f->text, r);
+        return fwd_fail(NET_FWD_PROTOCOL, part, r);
 
     /* host side, up to '-' (IPv4 addresses and ports contain none) */
     char *host = colon + 1;
     char *dash = strchr(host, '-');
     if (!dash)
-        return fail(err, text, "hostfwd '%s': no '-' between the host and the guest side "
-                    "(expected %s)", f->text, RULE_SYNTAX);
+        return NET_FWD_NO_DASH;
+    if (strchr(dash + 1, '-'))
+        return NET_FWD_TWO_DASHES;
     *dash = '\0';
     char *guest = dash + 1;
 
     char *hc = strrchr(host, ':');
     if (!hc)
-        return fail(err, text, "hostfwd '%s': host side '%s' is not [HOSTADDR]:HOSTPORT",
-                    f->text, host);
+        return fwd_fail(NET_FWD_HOST_SIDE, part, host);
     *hc = '\0';
     f->host_addr = NET_HOSTFWD_DEFAULT_HOST;
     if (*host && !parse_ipv4(host, &f->host_addr))
-        return fail(err, text, "hostfwd '%s': host address '%s' is not an IPv4 address",
-                    f->text, host);
+        return fwd_fail(NET_FWD_HOST_ADDR, part, host);
     if (!parse_port(hc + 1, &f->host_port))
-        return fail(err, text, "hostfwd '%s': host port '%s' is not a port number (1-65535)",
-                    f->text, hc + 1);
+        return fwd_fail(NET_FWD_HOST_PORT, part, hc + 1);
 
     /* guest side */
     char *gc = strrchr(guest, ':');
     if (!gc)
-        return fail(err, text, "hostfwd '%s': guest side '%s' is not [GUESTADDR]:GUESTPORT",
-                    f->text, guest);
+        return fwd_fail(NET_FWD_GUEST_SIDE, part, guest);
     *gc = '\0';
     f->guest_addr = NET_USER_GUEST;
     if (*guest) {
         if (!parse_ipv4(guest, &f->guest_addr))
-            return fail(err, text, "hostfwd '%s': guest address '%s' is not an IPv4 address",
-                        f->text, guest);
+            return fwd_fail(NET_FWD_GUEST_ADDR, part, guest);
         uint32_t g = f->guest_addr;
         if ((g & NET_USER_NETMASK) != NET_USER_NETWORK)
-            return fail(err, text, "hostfwd '%s': guest address '%s' is not in the guest "
-                        "network 10.0.2.0/24", f->text, guest);
+            return fwd_fail(NET_FWD_GUEST_NETWORK, part, guest);
         if (g == NET_USER_NETWORK || g == (NET_USER_NETWORK | ~NET_USER_NETMASK) ||
             g == NET_USER_GATEWAY || g == NET_USER_DNS)
-            return fail(err, text, "hostfwd '%s': guest address '%s' is %s, not a guest",
-                        f->text, guest,
-                        g == NET_USER_GATEWAY ? "the gateway (the host)" :
-                        g == NET_USER_DNS ? "the DNS server" :
-                        g == NET_USER_NETWORK ? "the network address" : "the broadcast address");
+            return fwd_fail(NET_FWD_GUEST_RESERVED, part, guest);
     }
     if (!parse_port(gc + 1, &f->guest_port))
+        return fwd_fail(NET_FWD_GUEST_PORT, part, gc + 1);
+    return NET_FWD_OK;
+}
+
+/* One hostfwd= value, with the --net wording of what is wrong. */
+static int parse_hostfwd(const char *text, struct item rule, struct net_hostfwd *f,
+                         vmlet_error *err)
+{
+    char part[NET_HOSTFWD_TEXT_MAX];
+    const char *t = f->text;
+    switch (net_parse_hostfwd(rule.p, rule.len, f, part)) {
+    case NET_FWD_OK:
+        return 0;
+    case NET_FWD_TOO_LONG:
+        return fail(err, text, "hostfwd '%.*s...': too long for a rule (%s)",
+                    20, rule.p, RULE_SYNTAX);
+    case NET_FWD_NO_COLON:
+        return fail(err, text, "hostfwd '%s': expected %s", t, RULE_SYNTAX);
+    case NET_FWD_PROTOCOL:
+        return fail(err, text, "hostfwd '%s': protocol '%s' is not tcp or udp", t, part);
+    case NET_FWD_NO_DASH:
+        return fail(err, text, "hostfwd '%s': no '-' between the host and the guest side "
+                    "(expected %s)", t, RULE_SYNTAX);
+    case NET_FWD_TWO_DASHES:
+        return fail(err, text, "hostfwd '%s': more than one '-' (expected %s)", t,
+                    RULE_SYNTAX);
+    case NET_FWD_HOST_SIDE:
+        return fail(err, text, "hostfwd '%s': host side '%s' is not [HOSTADDR]:HOSTPORT",
+                    t, part);
+    case NET_FWD_HOST_ADDR:
+        return fail(err, text, "hostfwd '%s': host address '%s' is not an IPv4 address",
+                    t, part);
+    case NET_FWD_HOST_PORT:
+        return fail(err, text, "hostfwd '%s': host port '%s' is not a port number (1-65535)",
+                    t, part);
+    case NET_FWD_GUEST_SIDE:
+        return fail(err, text, "hostfwd '%s': guest side '%s' is not [GUESTADDR]:GUESTPORT",
+                    t, part);
+    case NET_FWD_GUEST_ADDR:
+        return fail(err, text, "hostfwd '%s': guest address '%s' is not an IPv4 address",
+                    t, part);
+    case NET_FWD_GUEST_NETWORK:
+        return fail(err, text, "hostfwd '%s': guest address '%s' is not in the guest "
+                    "network 10.0.2.0/24", t, part);
+    case NET_FWD_GUEST_RESERVED:
+        return fail(err, text, "hostfwd '%s': guest address '%s' is %s, not a guest",
+                    t, part, net_guest_addr_role(f->guest_addr));
+    case NET_FWD_GUEST_PORT:
         return fail(err, text, "hostfwd '%s': guest port '%s' is not a port number (1-65535)",
-                    f->text, gc + 1);
-    return 0;
+                    t, part);
+    }
+    return fail(err, text, "hostfwd '%s': not a rule (%s)", t, RULE_SYNTAX);
 }
 
 int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
@@ -252,7 +306,7 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
         out->kind = NET_SPEC_USER;
     } else if (item_key(items[0], "tap", &v)) {
         out->kind = NET_SPEC_TAP;
-        if (!tap_name_ok(v))
+        if (!net_tap_name_ok(v.p, v.len))
             return fail(err, text, "tap name '%s' is not a valid interface name (1-%d "
                         "characters; no spaces, '/', ':', ',' or '=')",
                         item_str(v, buf, sizeof buf), NET_TAP_NAME_MAX);
@@ -269,15 +323,18 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
         if (item_key(it, "mac", &v)) {
             if (out->has_mac)
                 return fail(err, text, "mac given twice");
-            if (!parse_mac(v, out->mac))
+            switch (net_parse_mac(v.p, v.len, out->mac)) {
+            case NET_MAC_OK:
+                break;
+            case NET_MAC_SYNTAX:
                 return fail(err, text, "mac '%s' is not a MAC address (six hex bytes, e.g. "
                             "52:54:00:12:34:56)", item_str(v, buf, sizeof buf));
-            if (out->mac[0] & 1)
+            case NET_MAC_MULTICAST:
                 return fail(err, text, "mac '%s' is a multicast address (the first byte must "
                             "be even)", item_str(v, buf, sizeof buf));
-            static const uint8_t zero[6];
-            if (memcmp(out->mac, zero, 6) == 0)
+            case NET_MAC_ZERO:
                 return fail(err, text, "mac '%s' is all zeros", item_str(v, buf, sizeof buf));
+            }
             out->has_mac = true;
         } else if (item_key(it, "hostfwd", &v)) {
             if (out->kind != NET_SPEC_USER)
@@ -289,7 +346,7 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
             if (parse_hostfwd(text, v, f, err) < 0)
                 return -1;
             for (unsigned j = 0; j < out->nhostfwd; j++)
-                if (hostfwd_clash(&out->hostfwd[j], f))
+                if (net_hostfwd_clash(&out->hostfwd[j], f))
                     return fail(err, text, "hostfwd '%s': %s port %u is already forwarded by "
                                 "'%s'", f->text, f->udp ? "udp" : "tcp", f->host_port,
                                 out->hostfwd[j].text);
@@ -355,7 +412,7 @@ int net_specs_check(const struct net_spec *specs, unsigned n, vmlet_error *err)
                                  a->tap_name, i + 1, j + 1);
             for (unsigned x = 0; x < a->nhostfwd; x++)
                 for (unsigned y = 0; y < b->nhostfwd; y++)
-                    if (hostfwd_clash(&a->hostfwd[x], &b->hostfwd[y]))
+                    if (net_hostfwd_clash(&a->hostfwd[x], &b->hostfwd[y]))
                         return set_error(err, VMLET_ERR_INVALID, "net: hostfwd '%s' (NIC %u) "
                                          "and '%s' (NIC %u) forward the same %s port %u",
                                          a->hostfwd[x].text, i + 1, b->hostfwd[y].text, j + 1,

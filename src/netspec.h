@@ -27,6 +27,7 @@
 
 #define NET_SPEC_MAX_HOSTFWD   16
 #define NET_TAP_NAME_MAX       15        /* IFNAMSIZ - 1 */
+#define NET_HOSTFWD_TEXT_MAX   64        /* a rule is shorter than this */
 
 /* The user-mode network (like QEMU's -netdev user). Host byte order. */
 #define NET_USER_NETWORK       0x0a000200u   /* 10.0.2.0/24 */
@@ -47,7 +48,7 @@ struct net_hostfwd {
     uint16_t host_port;        /* 1..65535 */
     uint32_t guest_addr;       /* host byte order, inside 10.0.2.0/24 */
     uint16_t guest_port;       /* 1..65535 */
-    char text[64];             /* the rule as written, for messages */
+    char text[NET_HOSTFWD_TEXT_MAX];   /* the rule as written, for messages */
 };
 
 struct net_spec {
@@ -62,6 +63,52 @@ struct net_spec {
 /* Parses one --net value. Returns 0, or -1 with err (VMLET_ERR_INVALID)
  * saying "net 'TEXT': PART: what is wrong". */
 int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err);
+
+/* The pieces of a spec, shared by net_spec_parse() and vm.json's "network"
+ * entries (src/config_json.c), so both fill a struct net_spec by the same
+ * rules. They say what is wrong as a code; each caller words it in its own
+ * syntax (a --net value, or a JSON key path). */
+enum net_fwd_error {
+    NET_FWD_OK,
+    NET_FWD_TOO_LONG,          /* NET_HOSTFWD_TEXT_MAX bytes or more */
+    NET_FWD_NO_COLON,          /* no ':' after the protocol */
+    NET_FWD_PROTOCOL,          /* part: not tcp or udp */
+    NET_FWD_NO_DASH,           /* no '-' between host and guest side */
+    NET_FWD_TWO_DASHES,
+    NET_FWD_HOST_SIDE,         /* part: the host side, without a ':' */
+    NET_FWD_HOST_ADDR,         /* part: not an IPv4 address */
+    NET_FWD_HOST_PORT,         /* part: not 1..65535 */
+    NET_FWD_GUEST_SIDE,
+    NET_FWD_GUEST_ADDR,
+    NET_FWD_GUEST_NETWORK,     /* part: outside 10.0.2.0/24 */
+    NET_FWD_GUEST_RESERVED,    /* part: see net_guest_addr_role() */
+    NET_FWD_GUEST_PORT,
+};
+
+/* Parses the rule rule[0..len) (no NUL needed) into *f, which also keeps
+ * the rule as written. On an error, part (NET_HOSTFWD_TEXT_MAX bytes)
+ * holds the piece that is wrong, as written. */
+enum net_fwd_error net_parse_hostfwd(const char *rule, size_t len, struct net_hostfwd *f,
+                                     char *part);
+/* What a reserved guest address is: "the gateway (the host)", "the DNS
+ * server", "the network address" or "the broadcast address". */
+const char *net_guest_addr_role(uint32_t addr);
+/* Two forwards collide if they listen on the same protocol and port and
+ * their addresses overlap (0.0.0.0 overlaps everything). */
+bool net_hostfwd_clash(const struct net_hostfwd *a, const struct net_hostfwd *b);
+
+enum net_mac_error {
+    NET_MAC_OK,
+    NET_MAC_SYNTAX,            /* not exactly xx:xx:xx:xx:xx:xx */
+    NET_MAC_MULTICAST,         /* odd first byte */
+    NET_MAC_ZERO,              /* 00:00:00:00:00:00 */
+};
+/* A NIC's MAC from s[0..len): six hex pairs, unicast, not all zero. */
+enum net_mac_error net_parse_mac(const char *s, size_t len, uint8_t mac[6]);
+
+/* What Linux accepts as an interface name (1 to NET_TAP_NAME_MAX bytes),
+ * minus the characters --net and our messages cannot carry. */
+bool net_tap_name_ok(const char *s, size_t len);
 
 /* The MAC of NIC number index (0-based, in --net order): the one given,
  * else a stable default: for user networking 52:54:00:12:34:(0x56 + index)

@@ -469,10 +469,7 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
     if (c->entropy && attach_virtio(vm, virtio_rng_device(virtio_rng_new(err)), "rng", err) < 0)
         return -1;
     for (unsigned i = 0; i < c->nnets; i++) {
-        struct net_spec spec;   /* until vmlet_config holds the specs parsed */
-        if (net_spec_parse(c->nets[i], &spec, err) < 0)
-            return -1;
-        struct virtio_net *nic = virtio_net_new_for_spec(&spec, i, err);
+        struct virtio_net *nic = virtio_net_new_for_spec(&c->nets[i], i, err);
         if (attach_virtio(vm, virtio_net_device(nic), numbered(group, "net", i), err) < 0)
             return -1;
     }

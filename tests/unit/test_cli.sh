@@ -48,7 +48,7 @@ check() {
     fi
 }
 
-echo "1..41"
+echo "1..43"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -112,6 +112,14 @@ check config-flag-overrides 1 "cpus: 300 is out of range" -- \
 printf '{"kernel": "%s", "network": [{"type": "user", "hostfwd": ["tcp::8080-:80"]}]}' \
     "$tmp/bzImage" > "$tmp/net.json"
 check config-net-clash 1 "8080" -- run --config "$tmp/net.json" --net user,hostfwd=tcp::8080-:22
+# The file's values go through the library's own checks, named by key.
+printf '{"kernel": "%s", "network": [{"type": "user", "mac": "01:00:5e:00:00:01"}]}' \
+    "$tmp/bzImage" > "$tmp/mac.json"
+check config-net-bad-mac 1 "mac.json: network\[0\].mac: 01:00:5e:00:00:01 is a multicast" -- \
+    run --config "$tmp/mac.json"
+printf '{"kernel": "%s", "shutdown_timeout": 86401}' "$tmp/bzImage" > "$tmp/timeout.json"
+check config-shutdown-timeout 1 "timeout.json: shutdown_timeout: 86401 is out of range" -- \
+    run --config "$tmp/timeout.json"
 # --api-sock: checked before the VM is made, so no KVM is needed; a file
 # that is not a socket is never replaced.
 check api-sock-no-dir 1 "does the directory exist" -- \

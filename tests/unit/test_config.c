@@ -1,4 +1,5 @@
-/* vmlet_config_validate: every field, with messages that name it. */
+/* vmlet_config_validate: every field, with messages that name it; NICs
+ * parsed once when added; vm.json's settings checked with the rest. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -139,6 +140,129 @@ static void setters_copy_strings(void **state)
     vmlet_config_free(c);
 }
 
+/* A --net spec is parsed when it is added, into the struct net_spec the
+ * devices use; validate only reports. */
+static void nets_parsed_when_added(void **state)
+{
+    vmlet_config *c = good_config();
+    vmlet_error err;
+    assert_int_equal(vmlet_config_add_net(c, "user,hostfwd=tcp::8080-:80"), 0);
+    assert_int_equal(vmlet_config_add_net(c, "tap=tap0,mac=52:54:00:00:00:01"), 0);
+    assert_int_equal(c->nnets, 2);
+    assert_int_equal(c->nets[0].kind, NET_SPEC_USER);
+    assert_int_equal(c->nets[0].nhostfwd, 1);
+    assert_int_equal(c->nets[0].hostfwd[0].host_port, 8080);
+    assert_int_equal(c->nets[0].hostfwd[0].host_addr, NET_HOSTFWD_DEFAULT_HOST);
+    assert_int_equal(c->nets[1].kind, NET_SPEC_TAP);
+    assert_string_equal(c->nets[1].tap_name, "tap0");
+    assert_true(c->nets[1].has_mac);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_free(c);
+}
+
+/* A bad spec is not refused by add_net (vmlet.h: it returns -1 only when
+ * out of memory) but by validate, with the first bad spec's message, word
+ * for word what vmlet_check_net() says. */
+static void bad_net_reported_by_validate(void **state)
+{
+    vmlet_config *c = good_config();
+    vmlet_error want, err;
+    assert_int_equal(vmlet_check_net("user,hostfwd=tcp:1.2.3:80-:80", &want), -1);
+    assert_int_equal(vmlet_config_add_net(c, "user"), 0);
+    assert_int_equal(vmlet_config_add_net(c, "user,hostfwd=tcp:1.2.3:80-:80"), 0);
+    assert_int_equal(vmlet_config_add_net(c, "tap"), 0);
+    assert_int_equal(c->nnets, 3);
+    assert_int_equal(vmlet_config_validate(c, &err), -1);
+    assert_int_equal(err.code, VMLET_ERR_INVALID);
+    assert_string_equal(err.message, want.message);
+    assert_string_equal(err.message, "net 'user,hostfwd=tcp:1.2.3:80-:80': hostfwd "
+                        "'tcp:1.2.3:80-:80': host address '1.2.3' is not an IPv4 address");
+    vmlet_config_free(c);
+
+    c = good_config();
+    assert_int_equal(vmlet_config_add_net(c, NULL), 0);
+    expect_error(c, VMLET_ERR_INVALID, "net '': empty; give user[,hostfwd=...] or tap=NAME");
+    vmlet_config_free(c);
+
+    /* Too many is said first, bad ones counting towards it, as before. */
+    c = good_config();
+    vmlet_config_add_net(c, "tap");
+    for (unsigned i = 0; i < VMLET_MAX_NICS; i++)
+        vmlet_config_add_net(c, "user");
+    expect_error(c, VMLET_ERR_INVALID, "net: more than 8 NICs; give at most 8");
+    vmlet_config_free(c);
+
+    /* Across NICs, as the flags are given. */
+    c = good_config();
+    vmlet_config_add_net(c, "user");
+    vmlet_config_add_net(c, "user,mac=52:54:00:12:34:56");
+    expect_error(c, VMLET_ERR_INVALID, "net: NICs 1 and 2 both have MAC 52:54:00:12:34:56; "
+                 "give one of them another mac=");
+    vmlet_config_free(c);
+}
+
+/* A rule with two '-' is refused naming that, not the guest side. */
+static void hostfwd_two_dashes(void **state)
+{
+    vmlet_error err;
+    assert_int_equal(vmlet_check_net("user,hostfwd=tcp::80-:80-:90", &err), -1);
+    assert_string_equal(err.message, "net 'user,hostfwd=tcp::80-:80-:90': hostfwd "
+                        "'tcp::80-:80-:90': more than one '-' (expected "
+                        "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT)");
+}
+
+static void shutdown_timeout(void **state)
+{
+    vmlet_config *c = good_config();
+    vmlet_error err;
+    assert_int_equal(vmlet_config_get_shutdown_timeout(c), VMLET_DEFAULT_SHUTDOWN_TIMEOUT);
+    assert_int_equal(vmlet_config_set_shutdown_timeout(c, 0), 0);
+    assert_int_equal(vmlet_config_get_shutdown_timeout(c), 0);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_set_shutdown_timeout(c, VMLET_MAX_SHUTDOWN_TIMEOUT);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_set_shutdown_timeout(c, VMLET_MAX_SHUTDOWN_TIMEOUT + 1);
+    expect_error(c, VMLET_ERR_INVALID, "shutdown_timeout: 86401 is out of range; give 0 to "
+                 "86400");
+    vmlet_config_free(c);
+}
+
+/* What a caller needs to replace one of kernel, initrd and cmdline. */
+static void getters(void **state)
+{
+    vmlet_config *c = vmlet_config_new();
+    assert_null(vmlet_config_get_kernel(c));
+    assert_null(vmlet_config_get_initrd(c));
+    assert_null(vmlet_config_get_cmdline(c));
+    assert_int_equal(vmlet_config_get_console(c), VMLET_CONSOLE_SERIAL);
+    vmlet_config_set_linux_boot(c, "k", "i", "c");
+    /* The config's own strings passed back in. */
+    vmlet_config_set_linux_boot(c, "k2", vmlet_config_get_initrd(c), vmlet_config_get_cmdline(c));
+    assert_string_equal(vmlet_config_get_kernel(c), "k2");
+    assert_string_equal(vmlet_config_get_initrd(c), "i");
+    assert_string_equal(vmlet_config_get_cmdline(c), "c");
+    vmlet_config_set_console(c, VMLET_CONSOLE_VIRTIO, -1, -1);
+    assert_int_equal(vmlet_config_get_console(c), VMLET_CONSOLE_VIRTIO);
+    vmlet_config_free(c);
+}
+
+/* vm.json's NICs and the ones added after it are one list: validate sees
+ * a clash between them, as the CLI's --config and --net. */
+static void json_and_add_net_together(void **state)
+{
+    vmlet_config *c = good_config();
+    vmlet_error err;
+    static const char json[] = "{\"network\": [{\"type\": \"user\", \"hostfwd\": "
+                               "[\"tcp::8080-:80\"]}], \"shutdown_timeout\": 30}";
+    assert_int_equal(vmlet_config_from_json(c, json, strlen(json), &err), 0);
+    assert_int_equal(vmlet_config_get_shutdown_timeout(c), 30);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_add_net(c, "user,hostfwd=tcp::8080-:22");
+    expect_error(c, VMLET_ERR_INVALID, "net: hostfwd 'tcp::8080-:80' (NIC 1) and "
+                 "'tcp::8080-:22' (NIC 2) forward the same tcp port 8080");
+    vmlet_config_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -147,6 +271,12 @@ int main(void)
         cmocka_unit_test(memory_range),
         cmocka_unit_test(files),
         cmocka_unit_test(setters_copy_strings),
+        cmocka_unit_test(nets_parsed_when_added),
+        cmocka_unit_test(bad_net_reported_by_validate),
+        cmocka_unit_test(hostfwd_two_dashes),
+        cmocka_unit_test(shutdown_timeout),
+        cmocka_unit_test(getters),
+        cmocka_unit_test(json_and_add_net_together),
     };
     return cmocka_run_group_tests_name("config", tests, make_files, remove_files);
 }

@@ -11,31 +11,28 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "config.h"
-#include "config_json.h"
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static int load_len(vmlet_config *c, const char *json, size_t len,
-                    struct config_json_extra *x, vmlet_error *err)
+static int load_len(vmlet_config *c, const char *json, size_t len, vmlet_error *err)
 {
     /* An exact-size copy, so reading past len is caught by ASan builds and
      * nothing relies on a NUL after the text. */
     char *copy = malloc(len ? len : 1);
     assert_non_null(copy);
     memcpy(copy, json, len);
-    int rc = config_from_json(c, copy, len, x, err);
+    int rc = vmlet_config_from_json(c, copy, len, err);
     free(copy);
     return rc;
 }
 
-static int load(vmlet_config *c, const char *json, struct config_json_extra *x,
-                vmlet_error *err)
+static int load(vmlet_config *c, const char *json, vmlet_error *err)
 {
-    return load_len(c, json, strlen(json), x, err);
+    return load_len(c, json, strlen(json), err);
 }
 
 /* A fresh config must come out of a failed load exactly as it went in. */
-static void assert_untouched(const vmlet_config *c, const struct config_json_extra *x)
+static void assert_untouched(const vmlet_config *c)
 {
     assert_int_equal(c->cpus, VMLET_DEFAULT_CPUS);
     assert_true(c->memory == VMLET_DEFAULT_MEMORY);
@@ -46,23 +43,22 @@ static void assert_untouched(const vmlet_config *c, const struct config_json_ext
     assert_int_equal(c->console, VMLET_CONSOLE_SERIAL);
     assert_int_equal(c->ndisks, 0);
     assert_false(c->entropy);
-    assert_false(x->has_shutdown_timeout);
-    assert_int_equal(x->nnets, 0);
+    assert_int_equal(c->shutdown_timeout, VMLET_DEFAULT_SHUTDOWN_TIMEOUT);
+    assert_int_equal(c->nnets, 0);
 }
 
 static void expect_error_len(const char *json, size_t len, vmlet_error_code code,
                              const char *want)
 {
     vmlet_config *c = vmlet_config_new();
-    struct config_json_extra x = {0};
     vmlet_error err = {0};
-    if (load_len(c, json, len, &x, &err) != -1)
+    if (load_len(c, json, len, &err) != -1)
         fail_msg("accepted: %.200s", json);
     if (strcmp(err.message, want))
         fail_msg("for %.200s\n  got: %s\n want: %s", json, err.message, want);
     assert_int_equal(err.code, code);
     assert_null(strchr(err.message, '\n'));
-    assert_untouched(c, &x);
+    assert_untouched(c);
     vmlet_config_free(c);
 }
 
@@ -75,11 +71,11 @@ static void expect_error(const char *json, vmlet_error_code code, const char *wa
 #define BAD(json, msg)    expect_error(json, VMLET_ERR_INVALID, msg)
 #define SYNTAX(json, msg) expect_error(json, VMLET_ERR_FILE, msg)
 
-static vmlet_config *load_ok(const char *json, struct config_json_extra *x)
+static vmlet_config *load_ok(const char *json)
 {
     vmlet_config *c = vmlet_config_new();
     vmlet_error err = {0};
-    if (load(c, json, x, &err) != 0)
+    if (load(c, json, &err) != 0)
         fail_msg("rejected %.200s: %s", json, err.message);
     return c;
 }
@@ -155,9 +151,8 @@ static const char *write_tmp(const void *data, size_t len)
 static void example_file(void **state)
 {
     vmlet_config *c = vmlet_config_new();
-    struct config_json_extra x = {0};
     vmlet_error err = {0};
-    if (config_from_json_file(c, example_path(), &x, &err) != 0)
+    if (vmlet_config_load_json(c, example_path(), &err) != 0)
         fail_msg("%s", err.message);
     assert_string_equal(c->kernel, "/var/lib/vmlet/bzImage");
     assert_string_equal(c->initrd, "/var/lib/vmlet/initrd.img");
@@ -174,12 +169,11 @@ static void example_file(void **state)
     assert_string_equal(c->disks[1].serial, "data-01");
     assert_true(c->disks[1].read_only);
     assert_string_equal(c->kvm_device, "/dev/kvm");
-    assert_true(x.has_shutdown_timeout);
-    assert_int_equal(x.shutdown_timeout, 30);
-    assert_int_equal(x.nnets, 2);
+    assert_int_equal(c->shutdown_timeout, 30);
+    assert_int_equal(c->nnets, 2);
 
-    const struct config_net *u = &x.nets[0], *t = &x.nets[1];
-    assert_int_equal(u->type, CONFIG_NET_USER);
+    const struct net_spec *u = &c->nets[0], *t = &c->nets[1];
+    assert_int_equal(u->kind, NET_SPEC_USER);
     assert_int_equal(u->nhostfwd, 2);
     assert_string_equal(u->hostfwd[0].text, "tcp:127.0.0.1:8080-:80");
     assert_false(u->hostfwd[0].udp);
@@ -193,7 +187,7 @@ static void example_file(void **state)
     assert_int_equal(u->hostfwd[1].host_port, 5353);
     assert_int_equal(u->hostfwd[1].guest_port, 53);
     assert_false(u->has_mac);
-    assert_int_equal(t->type, CONFIG_NET_TAP);
+    assert_int_equal(t->kind, NET_SPEC_TAP);
     assert_string_equal(t->tap_name, "tap0");
     assert_true(t->has_mac);
     assert_memory_equal(t->mac, "\x52\x54\x00\xab\xcd\x01", 6);
@@ -219,9 +213,8 @@ static void example_in_docs(void **state)
 
 static void empty_object_changes_nothing(void **state)
 {
-    struct config_json_extra x = {0};
-    vmlet_config *c = load_ok(" \t\r\n{ }\n", &x);
-    assert_untouched(c, &x);
+    vmlet_config *c = load_ok(" \t\r\n{ }\n");
+    assert_untouched(c);
     vmlet_config_free(c);
 }
 
@@ -233,7 +226,7 @@ static void cpus_good(void **state)
         { "{\"cpus\": 100e-2}", 1 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        vmlet_config *c = load_ok(cases[i].json, NULL);
+        vmlet_config *c = load_ok(cases[i].json);
         assert_int_equal(c->cpus, cases[i].want);
         vmlet_config_free(c);
     }
@@ -270,7 +263,7 @@ static void memory_good(void **state)
         { "{\"memory\": 5e8}", 500000000 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        vmlet_config *c = load_ok(cases[i].json, NULL);
+        vmlet_config *c = load_ok(cases[i].json);
         assert_true(c->memory == cases[i].want);
         vmlet_config_free(c);
     }
@@ -313,7 +306,7 @@ static void memory_bad(void **state)
 static void boot_strings(void **state)
 {
     vmlet_config *c = load_ok("{\"kernel\": \"bz\", \"initrd\": \"rd\", "
-                              "\"cmdline\": \"console=ttyS0 \\\"quoted\\\" \\u00e9\"}", NULL);
+                              "\"cmdline\": \"console=ttyS0 \\\"quoted\\\" \\u00e9\"}");
     assert_string_equal(c->kernel, "bz");
     assert_string_equal(c->initrd, "rd");
     assert_string_equal(c->cmdline, "console=ttyS0 \"quoted\" \xc3\xa9");
@@ -323,14 +316,14 @@ static void boot_strings(void **state)
     c = vmlet_config_new();
     vmlet_error err;
     vmlet_config_set_linux_boot(c, "k0", "i0", "c0");
-    assert_int_equal(load(c, "{\"initrd\": \"i1\"}", NULL, &err), 0);
+    assert_int_equal(load(c, "{\"initrd\": \"i1\"}", &err), 0);
     assert_string_equal(c->kernel, "k0");
     assert_string_equal(c->initrd, "i1");
     assert_string_equal(c->cmdline, "c0");
-    assert_int_equal(load(c, "{\"cmdline\": \"\"}", NULL, &err), 0);
+    assert_int_equal(load(c, "{\"cmdline\": \"\"}", &err), 0);
     assert_string_equal(c->cmdline, "");
     assert_string_equal(c->kernel, "k0");
-    assert_int_equal(load(c, "{\"kernel\": \"k2\"}", NULL, &err), 0);
+    assert_int_equal(load(c, "{\"kernel\": \"k2\"}", &err), 0);
     assert_string_equal(c->kernel, "k2");
     assert_string_equal(c->initrd, "i1");
     vmlet_config_free(c);
@@ -352,7 +345,7 @@ static void boot_strings(void **state)
     BAD(long_path, "kernel: 4096 bytes is too long; at most 4095");
     free(long_path);
     long_path = repeat("{\"kvm_device\": \"", "a", 4095, "\"}");
-    c = load_ok(long_path, NULL);
+    c = load_ok(long_path);
     assert_int_equal(strlen(c->kvm_device), 4095);
     vmlet_config_free(c);
     free(long_path);
@@ -363,12 +356,12 @@ static void console_and_rng(void **state)
     vmlet_config *c = vmlet_config_new();
     vmlet_error err;
     vmlet_config_set_console(c, VMLET_CONSOLE_SERIAL, 5, 6);
-    assert_int_equal(load(c, "{\"console\": \"virtio\", \"rng\": true}", NULL, &err), 0);
+    assert_int_equal(load(c, "{\"console\": \"virtio\", \"rng\": true}", &err), 0);
     assert_int_equal(c->console, VMLET_CONSOLE_VIRTIO);
     assert_int_equal(c->console_in, 5);    /* the caller's descriptors stay */
     assert_int_equal(c->console_out, 6);
     assert_true(c->entropy);
-    assert_int_equal(load(c, "{\"console\": \"serial\", \"rng\": false}", NULL, &err), 0);
+    assert_int_equal(load(c, "{\"console\": \"serial\", \"rng\": false}", &err), 0);
     assert_int_equal(c->console, VMLET_CONSOLE_SERIAL);
     assert_false(c->entropy);
     vmlet_config_free(c);
@@ -408,7 +401,7 @@ static void disks_good(void **state)
     vmlet_config_add_disk(c, "first.img", 0, NULL);
     assert_int_equal(load(c, "{\"disks\": [{\"path\": \"a.img\"}, {\"serial\": \"S1\", "
                              "\"read_only\": true, \"path\": \"/dev/sdb\"}, "
-                             "{\"path\": \"c.img\", \"read_only\": false}]}", NULL, &err), 0);
+                             "{\"path\": \"c.img\", \"read_only\": false}]}", &err), 0);
     assert_int_equal(c->ndisks, 4);   /* appended */
     assert_string_equal(c->disks[0].path, "first.img");
     assert_string_equal(c->disks[1].path, "a.img");
@@ -420,12 +413,12 @@ static void disks_good(void **state)
     assert_false(c->disks[3].read_only);
     vmlet_config_free(c);
 
-    c = load_ok("{\"disks\": []}", NULL);
+    c = load_ok("{\"disks\": []}");
     assert_int_equal(c->ndisks, 0);
     vmlet_config_free(c);
 
     char *sixteen = repeat("{\"disks\": [", "{\"path\": \"d\"},", 15, "{\"path\": \"d\"}]}");
-    c = load_ok(sixteen, NULL);
+    c = load_ok(sixteen);
     assert_int_equal(c->ndisks, 16);
     vmlet_config_free(c);
     free(sixteen);
@@ -456,20 +449,19 @@ static void disks_bad(void **state)
 
 static void network_good(void **state)
 {
-    struct config_json_extra x = {0};
     vmlet_config *c = load_ok("{\"network\": [{\"type\": \"user\", \"mac\": "
         "\"52:54:00:00:00:09\"}, "
         "{\"hostfwd\": [\"::2222-10.0.2.16:22\", \"udp:0.0.0.0:65535-:1\", "
         "\"tcp:0.0.0.0:2223-:22\", \"udp:127.0.0.1:2222-:22\"], \"type\": \"user\"},"
         "{\"type\": \"tap\", \"name\": \"vm-tap.1\"}, "
-        "{\"type\": \"tap\", \"name\": \"tap2\", \"mac\": \"02:AB:cd:00:00:01\"}]}", &x);
-    assert_int_equal(x.nnets, 4);
-    assert_int_equal(x.nets[0].type, CONFIG_NET_USER);
-    assert_int_equal(x.nets[0].nhostfwd, 0);
-    assert_true(x.nets[0].has_mac);
-    assert_memory_equal(x.nets[0].mac, "\x52\x54\x00\x00\x00\x09", 6);
-    const struct config_hostfwd *h = x.nets[1].hostfwd;
-    assert_int_equal(x.nets[1].nhostfwd, 4);
+        "{\"type\": \"tap\", \"name\": \"tap2\", \"mac\": \"02:AB:cd:00:00:01\"}]}");
+    assert_int_equal(c->nnets, 4);
+    assert_int_equal(c->nets[0].kind, NET_SPEC_USER);
+    assert_int_equal(c->nets[0].nhostfwd, 0);
+    assert_true(c->nets[0].has_mac);
+    assert_memory_equal(c->nets[0].mac, "\x52\x54\x00\x00\x00\x09", 6);
+    const struct net_hostfwd *h = c->nets[1].hostfwd;
+    assert_int_equal(c->nets[1].nhostfwd, 4);
     assert_false(h[0].udp);
     assert_int_equal(h[0].host_addr, 0x7f000001);
     assert_int_equal(h[0].host_port, 2222);
@@ -479,23 +471,24 @@ static void network_good(void **state)
     assert_int_equal(h[1].host_addr, 0);   /* all interfaces */
     assert_int_equal(h[1].host_port, 65535);
     assert_int_equal(h[1].guest_port, 1);
-    assert_string_equal(x.nets[2].tap_name, "vm-tap.1");
-    assert_false(x.nets[2].has_mac);
-    assert_true(x.nets[3].has_mac);
-    assert_memory_equal(x.nets[3].mac, "\x02\xab\xcd\x00\x00\x01", 6);
-    vmlet_config_free(c);
+    assert_string_equal(c->nets[2].tap_name, "vm-tap.1");
+    assert_false(c->nets[2].has_mac);
+    assert_true(c->nets[3].has_mac);
+    assert_memory_equal(c->nets[3].mac, "\x02\xab\xcd\x00\x00\x01", 6);
 
     /* A second file (or a later call) appends. */
-    c = vmlet_config_new();
     vmlet_error err;
     assert_int_equal(load(c, "{\"network\": [{\"type\": \"tap\", \"name\": \"t9\"}]}",
-                          &x, &err), 0);
-    assert_int_equal(x.nnets, 5);
-    assert_string_equal(x.nets[4].tap_name, "t9");
+                          &err), 0);
+    assert_int_equal(c->nnets, 5);
+    assert_string_equal(c->nets[4].tap_name, "t9");
     vmlet_config_free(c);
 
-    /* Without a place to put them, networks are checked and dropped. */
-    c = load_ok("{\"network\": [{\"type\": \"user\"}], \"shutdown_timeout\": 5}", NULL);
+    /* The networks and the timeout go into the config itself (they used to
+     * be handed back beside it, to be dropped when not asked for). */
+    c = load_ok("{\"network\": [{\"type\": \"user\"}], \"shutdown_timeout\": 5}");
+    assert_int_equal(c->nnets, 1);
+    assert_int_equal(c->shutdown_timeout, 5);
     vmlet_config_free(c);
     BAD("{\"network\": [{\"type\": \"usr\"}]}",
         "network[0].type: \"usr\" is not a network type; give \"user\" or \"tap\"");
@@ -624,28 +617,124 @@ static void network_bad(void **state)
     free(nine);
 
     /* Eight from one file and one more from another is too many as well. */
-    struct config_json_extra x = {0};
     vmlet_error err;
     vmlet_config *c = vmlet_config_new();
     char *eight = repeat("{\"network\": [", "{\"type\": \"user\"},", 7, "{\"type\": \"user\"}]}");
-    assert_int_equal(load(c, eight, &x, &err), 0);
-    assert_int_equal(load(c, "{\"cpus\": 3, \"network\": [{\"type\": \"user\"}]}", &x, &err), -1);
+    assert_int_equal(load(c, eight, &err), 0);
+    assert_int_equal(load(c, "{\"cpus\": 3, \"network\": [{\"type\": \"user\"}]}", &err), -1);
     assert_string_equal(err.message, "network: more than 8 interfaces in all");
     assert_int_equal(c->cpus, 1);   /* nothing applied */
-    assert_int_equal(x.nnets, 8);
+    assert_int_equal(c->nnets, 8);
     free(eight);
     vmlet_config_free(c);
 }
 
+static void assert_same_spec(const struct net_spec *a, const struct net_spec *b,
+                             const char *what)
+{
+    bool same = a->kind == b->kind && !strcmp(a->tap_name, b->tap_name) &&
+                a->has_mac == b->has_mac && !memcmp(a->mac, b->mac, 6) &&
+                a->nhostfwd == b->nhostfwd;
+    for (unsigned i = 0; same && i < a->nhostfwd; i++) {
+        const struct net_hostfwd *x = &a->hostfwd[i], *y = &b->hostfwd[i];
+        same = x->udp == y->udp && x->host_addr == y->host_addr &&
+               x->host_port == y->host_port && x->guest_addr == y->guest_addr &&
+               x->guest_port == y->guest_port && !strcmp(x->text, y->text);
+    }
+    if (!same)
+        fail_msg("%s: the JSON entry and the --net text give different specs", what);
+}
+
+/* One parser: a vm.json "network" entry and the --net text it stands for
+ * (docs/config.md) give the identical struct net_spec, through the public
+ * calls. */
+static void network_same_as_net_flag(void **state)
+{
+    static const struct { const char *json, *text; } pairs[] = {
+        { "{\"type\": \"user\"}", "user" },
+        { "{\"type\": \"user\", \"mac\": \"52:54:00:12:34:56\"}", "user,mac=52:54:00:12:34:56" },
+        { "{\"type\": \"user\", \"hostfwd\": [\"tcp:127.0.0.1:8080-:80\", \"udp::5353-:53\"]}",
+          "user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-:53" },
+        { "{\"mac\": \"02:AB:cd:00:00:01\", \"hostfwd\": [\"::2222-10.0.2.16:22\", "
+          "\"tcp:0.0.0.0:8443-:443\"], \"type\": \"user\"}",
+          "user,hostfwd=::2222-10.0.2.16:22,hostfwd=tcp:0.0.0.0:8443-:443,mac=02:AB:cd:00:00:01" },
+        { "{\"type\": \"user\", \"hostfwd\": [\"udp:255.255.255.255:65535-10.0.2.254:1\"]}",
+          "user,hostfwd=udp:255.255.255.255:65535-10.0.2.254:1" },
+        { "{\"type\": \"tap\", \"name\": \"tap0\", \"mac\": \"52:54:00:ab:cd:01\"}",
+          "tap=tap0,mac=52:54:00:ab:cd:01" },
+        { "{\"name\": \"vmlet-tap.15ch\", \"type\": \"tap\"}", "tap=vmlet-tap.15ch" },
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+        char json[512];
+        vmlet_error err;
+        snprintf(json, sizeof json, "{\"network\": [%s]}", pairs[i].json);
+        vmlet_config *c = vmlet_config_new();
+        if (load(c, json, &err) != 0)
+            fail_msg("%s: %s", json, err.message);
+        assert_int_equal(vmlet_config_add_net(c, pairs[i].text), 0);
+        assert_int_equal(c->nnets, 2);
+        assert_false(c->bad_net);
+        assert_same_spec(&c->nets[0], &c->nets[1], pairs[i].text);
+        struct net_spec direct;
+        assert_int_equal(net_spec_parse(pairs[i].text, &direct, &err), 0);
+        assert_same_spec(&c->nets[0], &direct, pairs[i].text);
+        vmlet_config_free(c);
+    }
+}
+
+/* Fails unless the network entry and the --net text, each with value put
+ * in, are both refused. */
+static void refused_by_both(const char *entry, const char *flag, const char *value)
+{
+    char json[512], text[512];
+    vmlet_error err;
+    snprintf(json, sizeof json, "{\"network\": [%.*s%s%s]}", (int)(strchr(entry, '@') - entry),
+             entry, value, strchr(entry, '@') + 1);
+    snprintf(text, sizeof text, "%s%s", flag, value);
+    vmlet_config *c = vmlet_config_new();
+    if (load(c, json, &err) == 0 || vmlet_check_net(text, &err) == 0)
+        fail_msg("'%s' is accepted by one of the two", text);
+    vmlet_config_free(c);
+}
+
+/* ...and what one refuses, the other refuses too. */
+static void network_refused_like_net_flag(void **state)
+{
+    static const char *const rules[] = {
+        "tcp:8080:80", "sctp::1-:2", "TCP::1-:2", "8080-80", "tcp:8080-:80", "tcp::8080-80",
+        "tcp::0-:80", "tcp::65536-:80", "tcp::-:80", "tcp::+80-:80", "tcp::80-:8 0",
+        "tcp:localhost:80-:80", "tcp:1.2.3:80-:80", "tcp::80-[::1]:80", "tcp::80-10.0.3.15:80",
+        "tcp::80-10.0.2.2:80", "tcp::80-10.0.2.3:80", "tcp::80-10.0.2.0:80",
+        "tcp::80-10.0.2.255:80", "tcp::80-:80-:90", "",
+        "udp:255.255.255.255:65535-10.0.2.100:65535//////////////////////",
+    };
+    static const char *const macs[] = {
+        "52:54:00:12:34", "52:54:00:12:34:5g", "52-54-00-12-34-56", "52:54:00:12:34:56:",
+        "525400123456", "01:00:5e:00:00:01", "00:00:00:00:00:00", "52:54:00:12:34:5 ",
+    };
+    static const char *const names[] = { "a/b", "..", ".", "tap 0", "a=b", "a:b", "a\x7f",
+                                         "0123456789abcdef", "\xc3\xa9" };
+    /* '@' in the entry is where the value goes. */
+    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
+        refused_by_both("{\"type\": \"user\", \"hostfwd\": [\"@\"]}", "user,hostfwd=", rules[i]);
+    for (size_t i = 0; i < sizeof macs / sizeof macs[0]; i++)
+        refused_by_both("{\"type\": \"user\", \"mac\": \"@\"}", "user,mac=", macs[i]);
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        refused_by_both("{\"type\": \"tap\", \"name\": \"@\"}", "tap=", names[i]);
+    /* A JSON escape that decodes to a control byte is no hex digit (the old
+     * copy of the MAC parser took "\u0010" for '0'). */
+    BAD("{\"network\": [{\"type\": \"user\", \"mac\": \"52:54:00:12:34:\\u0010\\u0010\"}]}",
+        "network[0].mac: \"52:54:00:12:34:\\x10\\x10\" is not a MAC address; write six hex "
+        "pairs such as \"52:54:00:12:34:56\"");
+}
+
 static void shutdown_timeout(void **state)
 {
-    struct config_json_extra x = {0};
-    vmlet_config *c = load_ok("{\"shutdown_timeout\": 0}", &x);
-    assert_true(x.has_shutdown_timeout);
-    assert_int_equal(x.shutdown_timeout, 0);
+    vmlet_config *c = load_ok("{\"shutdown_timeout\": 0}");
+    assert_int_equal(vmlet_config_get_shutdown_timeout(c), 0);
     vmlet_config_free(c);
-    c = load_ok("{\"shutdown_timeout\": 86400}", &x);
-    assert_int_equal(x.shutdown_timeout, 86400);
+    c = load_ok("{\"shutdown_timeout\": 86400}");
+    assert_int_equal(vmlet_config_get_shutdown_timeout(c), 86400);
     vmlet_config_free(c);
     BAD("{\"shutdown_timeout\": 86401}",
         "shutdown_timeout: 86401 is out of range; give 0 to 86400");
@@ -717,7 +806,7 @@ static void empty_text(void **state)
 
 static void byte_order_mark(void **state)
 {
-    vmlet_config *c = load_ok("\xef\xbb\xbf{\"cpus\": 3}", NULL);
+    vmlet_config *c = load_ok("\xef\xbb\xbf{\"cpus\": 3}");
     assert_int_equal(c->cpus, 3);
     vmlet_config_free(c);
     SYNTAX("\xef\xbb\xbf{\n\"cpus\" 1}", "line 2, column 8: expected ':' after the key, "
@@ -738,7 +827,7 @@ static void trailing_garbage(void **state)
     expect_error_len("{}\n\0\0\0", 6, VMLET_ERR_FILE,
                      "line 2, column 1: unexpected byte 0x00 after the end of the JSON value");
     /* Whitespace after the value is fine. */
-    vmlet_config *c = load_ok("{\"cpus\": 2}\n\n\t \r\n", NULL);
+    vmlet_config *c = load_ok("{\"cpus\": 2}\n\n\t \r\n");
     assert_int_equal(c->cpus, 2);
     vmlet_config_free(c);
 }
@@ -870,7 +959,7 @@ static void invalid_utf8(void **state)
     /* Valid UTF-8 of every length, raw and escaped, is kept as it is. */
     vmlet_config *c = load_ok("{\"cmdline\": \"\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf"
                               "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf \\ud83d\\ude00\\u00e9\\u20ac"
-                              "\\uffff\\/\\b\\f\\n\\r\\t\"}", NULL);
+                              "\\uffff\\/\\b\\f\\n\\r\\t\"}");
     assert_string_equal(c->cmdline, "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf"
                         "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf \xf0\x9f\x98\x80\xc3\xa9\xe2\x82\xac"
                         "\xef\xbf\xbf/\b\f\n\r\t");
@@ -897,7 +986,7 @@ static void nul_bytes(void **state)
     /* A length that stops before the NUL terminator is respected. */
     vmlet_config *c = vmlet_config_new();
     vmlet_error err;
-    assert_int_equal(config_from_json(c, "{\"cpus\": 7}garbage", 11, NULL, &err), 0);
+    assert_int_equal(vmlet_config_from_json(c, "{\"cpus\": 7}garbage", 11, &err), 0);
     assert_int_equal(c->cpus, 7);
     vmlet_config_free(c);
 }
@@ -907,7 +996,7 @@ static void nul_bytes(void **state)
 static void nesting(void **state)
 {
     /* The schema's own depth is fine... */
-    vmlet_config *c = load_ok("{\"network\": [{\"type\": \"user\", \"hostfwd\": []}]}", NULL);
+    vmlet_config *c = load_ok("{\"network\": [{\"type\": \"user\", \"hostfwd\": []}]}");
     vmlet_config_free(c);
     /* ...misplaced structure up to 8 levels gets a type error naming the key... */
     BAD("{\"cpus\": [[[[[[[1]]]]]]]}", "cpus: expected a whole number, got an array");
@@ -952,7 +1041,7 @@ static void whitespace_10mb(void **state)
     memcpy(ws + n, "{\"cpus\": 2}", 11);
     vmlet_config *c = vmlet_config_new();
     vmlet_error err;
-    assert_int_equal(load_len(c, ws, n + 11, NULL, &err), 0);
+    assert_int_equal(load_len(c, ws, n + 11, &err), 0);
     assert_int_equal(c->cpus, 2);
     vmlet_config_free(c);
     memcpy(ws + n + 11, " ]", 2);
@@ -983,14 +1072,14 @@ static void big_string(void **state)
     /* A 1 MiB string is read whole (the kernel's limit on the command line is
      * validate's business)... */
     char *big = repeat("{\"cmdline\": \"", "x", 1u << 20, "\"}");
-    vmlet_config *c = load_ok(big, NULL);
+    vmlet_config *c = load_ok(big);
     assert_int_equal(strlen(c->cmdline), 1u << 20);
     vmlet_config_free(c);
     /* ...but a file that size is over the cap. */
     const char *path = write_tmp(big, strlen(big));
     c = vmlet_config_new();
     vmlet_error err;
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     char want[128];
     snprintf(want, sizeof want, "%s: larger than 1 MiB; a vm.json is a few hundred bytes",
@@ -1015,15 +1104,15 @@ static void files(void **state)
     vmlet_error err;
     char want[512];
 
-    assert_int_equal(config_from_json_file(c, "/nonexistent/vm.json", NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, "/nonexistent/vm.json", &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     assert_string_equal(err.message, "/nonexistent/vm.json: No such file or directory; "
                         "check the --config path");
-    assert_int_equal(config_from_json_file(c, "/tmp", NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, "/tmp", &err), -1);
     assert_string_equal(err.message, "/tmp is a directory; --config needs a JSON file");
 
     const char *path = write_tmp("", 0);
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     snprintf(want, sizeof want, "%s: the file is empty; it needs a JSON object such as "
              "{\"kernel\": \"bzImage\"}", path);
@@ -1031,14 +1120,14 @@ static void files(void **state)
     unlink(path);
 
     path = write_tmp("{\n  \"cpus\": 2,\n  \"memory\": 1.5\n}\n", 33);
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_INVALID);
     snprintf(want, sizeof want, "%s: memory: 1.5 is not a whole number", path);
     assert_string_equal(err.message, want);
     unlink(path);
 
     path = write_tmp("{\n  \"cpus\": 2\n  \"memory\": 1\n}\n", 30);
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     snprintf(want, sizeof want, "%s: line 3, column 3: expected ',' or '}', got '\"'", path);
     assert_string_equal(err.message, want);
@@ -1046,21 +1135,21 @@ static void files(void **state)
     assert_int_equal(c->cpus, 1);
 
     /* Exactly at the cap is allowed: a 1 MiB file of mostly whitespace. */
-    size_t n = CONFIG_JSON_FILE_MAX;
+    size_t n = VMLET_CONFIG_JSON_MAX;
     char *buf = malloc(n);
     memset(buf, ' ', n);
     memcpy(buf, "{\"cpus\": 9}", 11);
     path = write_tmp(buf, n);
-    assert_int_equal(config_from_json_file(c, path, NULL, &err), 0);
+    assert_int_equal(vmlet_config_load_json(c, path, &err), 0);
     assert_int_equal(c->cpus, 9);
     unlink(path);
     free(buf);
 
     /* Pipes have no size; the cap holds there too. */
-    assert_int_equal(config_from_json_file(c, "/dev/zero", NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, "/dev/zero", &err), -1);
     assert_string_equal(err.message, "/dev/zero: larger than 1 MiB; a vm.json is a few "
                         "hundred bytes");
-    assert_int_equal(config_from_json_file(c, "/dev/null", NULL, &err), -1);
+    assert_int_equal(vmlet_config_load_json(c, "/dev/null", &err), -1);
     assert_string_equal(err.message, "/dev/null: the file is empty; it needs a JSON object "
                         "such as {\"kernel\": \"bzImage\"}");
     vmlet_config_free(c);
@@ -1071,17 +1160,21 @@ static void files(void **state)
 /* The CLI loads the file, then applies the flags it was given. */
 static void flags_override(void **state)
 {
-    struct config_json_extra x = {0};
     vmlet_config *c = vmlet_config_new();
     vmlet_error err;
-    vmlet_config_set_console(c, VMLET_CONSOLE_SERIAL, 3, 4);   /* the CLI's fds first */
-    if (config_from_json_file(c, example_path(), &x, &err) != 0)
+    vmlet_config_set_console(c, VMLET_CONSOLE_SERIAL, 3, 4);
+    if (vmlet_config_load_json(c, example_path(), &err) != 0)
         fail_msg("%s", err.message);
+    /* The file's "console" sets the kind and keeps the descriptors. */
+    assert_int_equal(c->console_in, 3);
+    assert_int_equal(c->console_out, 4);
 
-    /* --cpus 4 --kernel other --console virtio --memory 1G --disk extra.img */
+    /* --cpus 4 --kernel other --console virtio --memory 1G --disk extra.img,
+     * as cli/main.c applies them: the getters keep what the flags leave. */
     vmlet_config_set_cpus(c, 4);
-    config_set_kernel(c, "other");
-    config_set_console_kind(c, VMLET_CONSOLE_VIRTIO);
+    vmlet_config_set_linux_boot(c, "other", vmlet_config_get_initrd(c),
+                                vmlet_config_get_cmdline(c));
+    vmlet_config_set_console(c, VMLET_CONSOLE_VIRTIO, 3, 4);
     vmlet_config_set_memory(c, 1ULL << 30);
     vmlet_config_add_disk(c, "extra.img", 0, NULL);
 
@@ -1097,12 +1190,14 @@ static void flags_override(void **state)
     assert_int_equal(c->ndisks, 3);
     assert_string_equal(c->disks[2].path, "extra.img");
 
-    config_set_initrd(c, "rd2");
-    config_set_cmdline(c, "quiet");
+    vmlet_config_set_linux_boot(c, vmlet_config_get_kernel(c), "rd2",
+                                vmlet_config_get_cmdline(c));
+    vmlet_config_set_linux_boot(c, vmlet_config_get_kernel(c), vmlet_config_get_initrd(c),
+                                "quiet");
     assert_string_equal(c->kernel, "other");
     assert_string_equal(c->initrd, "rd2");
     assert_string_equal(c->cmdline, "quiet");
-    config_set_console_fds(c, 7, 8);
+    vmlet_config_set_console(c, vmlet_config_get_console(c), 7, 8);
     assert_int_equal(c->console, VMLET_CONSOLE_VIRTIO);
     assert_int_equal(c->console_in, 7);
     vmlet_config_free(c);
@@ -1135,6 +1230,8 @@ int main(void)
         cmocka_unit_test(disks_bad),
         cmocka_unit_test(network_good),
         cmocka_unit_test(network_bad),
+        cmocka_unit_test(network_same_as_net_flag),
+        cmocka_unit_test(network_refused_like_net_flag),
         cmocka_unit_test(shutdown_timeout),
         cmocka_unit_test(unknown_and_duplicate_keys),
         cmocka_unit_test(not_an_object),

@@ -17,8 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmlet.h"
-#include "config_json.h"   /* src/: vm.json, and setters for one field */
+#include "vmlet.h"         /* the library's public header: all the CLI uses of it */
 #include "api.h"           /* --api-sock */
 
 /* Exit statuses, documented in the README and in --help. */
@@ -31,7 +30,6 @@ enum {
 };
 
 #define ESCAPE_CHAR 0x01   /* Ctrl-A */
-#define DEFAULT_SHUTDOWN_TIMEOUT 10
 
 static const char usage_text[] =
     "Usage: vmlet run --kernel PATH [options]\n"
@@ -200,7 +198,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
             o->memory_given = true;
             break;
         case OPT_SHUTDOWN_TIMEOUT:
-            if (!parse_uint(optarg, 86400, &o->shutdown_timeout))
+            if (!parse_uint(optarg, VMLET_MAX_SHUTDOWN_TIMEOUT, &o->shutdown_timeout))
                 return usage_error("--shutdown-timeout '%s' is not a number of seconds "
                                    "(0 to 86400)", optarg);
             o->shutdown_timeout_given = true;
@@ -474,26 +472,9 @@ static int supervise(struct session *s)
     }
 }
 
-/* A vm.json "network" entry written back as the --net value it stands for,
- * so both reach the library the same way. */
-static void net_spec_from_json(const struct config_net *n, char *out, size_t len)
-{
-    size_t used = 0;
-    if (n->type == CONFIG_NET_TAP)
-        used = snprintf(out, len, "tap=%s", n->tap_name);
-    else
-        used = snprintf(out, len, "user");
-    for (unsigned i = 0; i < n->nhostfwd && used < len; i++)
-        used += snprintf(out + used, len - used, ",hostfwd=%s", n->hostfwd[i].text);
-    if (n->has_mac && used < len)
-        snprintf(out + used, len - used, ",mac=%02x:%02x:%02x:%02x:%02x:%02x", n->mac[0],
-                 n->mac[1], n->mac[2], n->mac[3], n->mac[4], n->mac[5]);
-}
-
 static int cmd_run(int argc, char **argv)
 {
-    struct options o = { .cpus = VMLET_DEFAULT_CPUS, .memory = VMLET_DEFAULT_MEMORY,
-                         .shutdown_timeout = DEFAULT_SHUTDOWN_TIMEOUT };
+    struct options o = { .cpus = VMLET_DEFAULT_CPUS, .memory = VMLET_DEFAULT_MEMORY };
     int rc = parse_run_options(argc, argv, &o);
     if (rc >= 0)
         return rc;
@@ -512,12 +493,9 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "vmlet: out of memory\n");
         return EXIT_ERROR;
     }
-    /* The file first, then only the flags that were given on top of it;
-     * the console descriptors go in before the file, which may set the kind. */
+    /* The file first, then only the flags that were given on top of it. */
     vmlet_error err;
-    struct config_json_extra extra = {0};
-    vmlet_config_set_console(c, VMLET_CONSOLE_SERIAL, console_pipe[0], STDOUT_FILENO);
-    if (o.config && config_from_json_file(c, o.config, &extra, &err) < 0) {
+    if (o.config && vmlet_config_load_json(c, o.config, &err) < 0) {
         fprintf(stderr, "vmlet: %s\n", err.message);
         vmlet_config_free(c);
         return EXIT_ERROR;
@@ -526,37 +504,28 @@ static int cmd_run(int argc, char **argv)
         vmlet_config_set_cpus(c, o.cpus);
     if (o.memory_given)
         vmlet_config_set_memory(c, o.memory);
-    if (o.kernel)
-        config_set_kernel(c, o.kernel);
-    if (o.initrd)
-        config_set_initrd(c, o.initrd);
-    if (o.cmdline)
-        config_set_cmdline(c, o.cmdline);
-    if (o.console_given)
-        config_set_console_kind(c, o.console);
+    /* A flag replaces one of the three and keeps the file's others. */
+    if (o.kernel || o.initrd || o.cmdline)
+        vmlet_config_set_linux_boot(c, o.kernel ? o.kernel : vmlet_config_get_kernel(c),
+                                    o.initrd ? o.initrd : vmlet_config_get_initrd(c),
+                                    o.cmdline ? o.cmdline : vmlet_config_get_cmdline(c));
+    vmlet_config_set_console(c, o.console_given ? o.console : vmlet_config_get_console(c),
+                             console_pipe[0], STDOUT_FILENO);
     for (unsigned i = 0; i < o.ndisks; i++)
         vmlet_config_add_disk(c, o.disks[i].path,
                               o.disks[i].read_only ? VMLET_DISK_READONLY : 0, o.disks[i].serial);
     if (o.rng)
         vmlet_config_set_entropy(c, 1);
-    /* The file's NICs come before the --net ones. */
-    for (unsigned i = 0; i < extra.nnets; i++) {
-        char spec[2048];
-        net_spec_from_json(&extra.nets[i], spec, sizeof spec);
-        vmlet_config_add_net(c, spec);
-    }
+    /* After the file's NICs, which the file added. */
     for (unsigned i = 0; i < o.nnets; i++)
         vmlet_config_add_net(c, o.nets[i]);
     if (o.kvm_device)
         vmlet_config_set_kvm_device(c, o.kvm_device);
-    if (!o.shutdown_timeout_given && extra.has_shutdown_timeout)
-        o.shutdown_timeout = extra.shutdown_timeout;
+    if (o.shutdown_timeout_given)
+        vmlet_config_set_shutdown_timeout(c, o.shutdown_timeout);
 
-    if (vmlet_config_validate(c, &err) < 0) {
-        fprintf(stderr, "vmlet: %s\n", err.message);
-        vmlet_config_free(c);
-        return EXIT_ERROR;
-    }
+    /* No vmlet_config_validate() here: vmlet_vm_create() checks the config
+     * (once) before it takes anything, and its error is the same line. */
     /* Signals become events in our poll loop; blocked before the VM's
      * threads exist so none of them receives these. */
     sigset_t mask;
@@ -572,7 +541,7 @@ static int cmd_run(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill us mid-guest */
 
     struct session s = { .stdin_open = true, .to_guest = console_pipe[1],
-                         .shutdown_timeout = o.shutdown_timeout };
+                         .shutdown_timeout = vmlet_config_get_shutdown_timeout(c) };
     s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
     unsigned cpus = vmlet_config_get_cpus(c);
     uint64_t memory = vmlet_config_get_memory(c);
@@ -600,7 +569,7 @@ static int cmd_run(int argc, char **argv)
     const char *warning = vmlet_host_warning();
     if (warning)
         fprintf(stderr, "vmlet: warning: %s\n", warning);
-    for (unsigned i = 0; i < extra.nnets + o.nnets; i++)
+    for (unsigned i = 0; i < VMLET_MAX_NICS; i++)   /* NULL past the last NIC */
         if ((warning = vmlet_vm_net_warning(s.vm, i)))
             fprintf(stderr, "vmlet: warning: %s\n", warning);
 
