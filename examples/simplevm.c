@@ -24,7 +24,7 @@ int main(int argc, char **argv)
 
     vmlet_error err;
     vmlet_vm *vm = NULL;
-    if (vmlet_config_validate(c, &err) < 0 || vmlet_vm_create(c, &vm, &err) < 0 ||
+    if (vmlet_vm_create(c, &vm, &err) < 0 ||        /* validates c first */
         vmlet_vm_start(vm, &err) < 0) {
         fprintf(stderr, "simplevm: %s\n", err.message);
         vmlet_vm_free(vm);

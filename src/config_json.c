@@ -1073,12 +1073,12 @@ VMLET_API int vmlet_config_load_json(vmlet_config *c, const char *path, vmlet_er
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return set_error(err, VMLET_ERR_FILE, "%s: %s; check the --config path", path,
+        return set_error(err, VMLET_ERR_FILE, "%s: %s; check the path of the config file", path,
                          strerror(errno));
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
-        return set_error(err, VMLET_ERR_FILE, "%s is a directory; --config needs a JSON "
+        return set_error(err, VMLET_ERR_FILE, "%s is a directory; the config must be a JSON "
                          "file", path);
     }
     /* Read at most one byte past the cap: enough to know it is too big,

@@ -521,6 +521,7 @@ static void notify_queues(struct virtio_blk *blk)
 static void *blk_thread(void *arg)
 {
     struct virtio_blk *blk = arg;
+    pthread_setname_np(pthread_self(), "virtio-blk");
     /* Buffers may have been made available before the first kick reached
      * our epoll set. */
     for (unsigned i = 0; i < blk->nq; i++)

@@ -1107,9 +1107,9 @@ static void files(void **state)
     assert_int_equal(vmlet_config_load_json(c, "/nonexistent/vm.json", &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     assert_string_equal(err.message, "/nonexistent/vm.json: No such file or directory; "
-                        "check the --config path");
+                        "check the path of the config file");
     assert_int_equal(vmlet_config_load_json(c, "/tmp", &err), -1);
-    assert_string_equal(err.message, "/tmp is a directory; --config needs a JSON file");
+    assert_string_equal(err.message, "/tmp is a directory; the config must be a JSON file");
 
     const char *path = write_tmp("", 0);
     assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
