@@ -44,8 +44,13 @@ httpd -f -p 127.0.0.1:8000 -h "$tmp/lo" &
 httpd_lo=$!
 
 # tap0's host-side byte counters: what the host sent into the TAP device
-# (tx, to the guest) and what came out of it (rx).
-tap_bytes() { cat "/sys/class/net/tap0/statistics/$1_bytes" 2>/dev/null || echo 0; }
+# (tx, to the guest) and what came out of it (rx). From /proc/net/dev,
+# which shows this network namespace's devices; /sys/class/net shows those
+# of the namespace that mounted /sys, which has no tap0.
+tap_bytes() {
+    awk -v f="$1" 'sub(/^ *tap0:/, "") { print (f == "rx" ? $1 : $9); found = 1 }
+                   END { if (!found) print 0 }' /proc/net/dev
+}
 tx0=$(tap_bytes tx)
 "$vmlet" run --kernel "$kernel" --initrd "$img" --cmdline "console=ttyS0 quiet panic=-1" \
     --memory 512M --net user,hostfwd=tcp:127.0.0.1:8080-:80 --net tap=tap0 \
