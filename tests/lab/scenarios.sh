@@ -217,6 +217,7 @@ scenario_c() {
         if ! wait_for_prompt; then
             not_ok stdin-command "$why"
         else
+            # shellcheck disable=SC2016 # for the guest's shell to expand
             vmm_send 'echo $((6*7))-marker'
             if wait_for 42-marker 30; then ok stdin-command
             else not_ok stdin-command "wrote 'echo \$((6*7))-marker' to stdin once the shell prompted, '42-marker' never appeared"; fi
@@ -287,7 +288,7 @@ scenario_e() {
     mkdir -p "$dir"
     disk_checks="root-disk-write ro-disk disk-serials disk-256m"
     if ! root_image "$dir/root.img" || ! command -v debugfs >/dev/null; then
-        for c in $disk_checks; do not_ok $c "cannot unpack $ROOT_IMAGE or no debugfs"; done
+        for c in $disk_checks; do not_ok "$c" "cannot unpack $ROOT_IMAGE or no debugfs"; done
         return
     fi
     dd if=/dev/urandom of="$dir/ro.img" bs=1M count=4 2>/dev/null
@@ -299,7 +300,7 @@ scenario_e() {
     boot disks 1 1G "$BASE rdinit=/etc/init.d/diskroot root=/dev/vda rw vmlet.test=disks vmlet.token=$token vmlet.rodisk=vdb vmlet.scratch=vdc vmlet.scratch_mb=$SCRATCH_MB"
     VMM_DISKS=
     if ! ready; then
-        for c in $disk_checks; do not_ok $c "$why"; done
+        for c in $disk_checks; do not_ok "$c" "$why"; done
         end_boot
         return
     fi
@@ -400,7 +401,7 @@ scenario_f() {
     [ -f "$dir/root.img" ] || root_image "$dir/root.img"
     VMM_DISKS=$dir/root.img VMM_CONSOLE=virtio VMM_RNG=1
     boot hvc0-rng 1 256M "$(echo "$BASE" | sed 's/console=[^ ]*//g') console=hvc0 rdinit=/etc/init.d/diskroot root=/dev/vda rw vmlet.test=hwrng vmlet.then=shell"
-    VMM_DISKS= VMM_CONSOLE= VMM_RNG=
+    VMM_DISKS='' VMM_CONSOLE='' VMM_RNG=''
     if ! ready; then
         for c in hwrng hvc0-shell; do not_ok $c "$why"; done
         end_boot
@@ -433,6 +434,7 @@ scenario_f() {
     if ! wait_for_prompt; then
         not_ok hvc0-shell "$why"
     else
+        # shellcheck disable=SC2016 # for the guest's shell to expand
         vmm_send 'echo $((6*7))-on-$(tty)'
         wait_for 42-on-/dev/hvc0 30 && got=1
         [ -n "$got" ] || not_ok hvc0-shell "wrote 'echo \$((6*7))-on-\$(tty)' to stdin once the shell prompted, '42-on-/dev/hvc0' never appeared"
@@ -488,7 +490,7 @@ fi
 
 planned=$(plan)
 echo "1..$(echo "$planned" | grep -c .)"
-echo "# plan: $(echo $planned)"
+echo "# plan: $(echo "$planned" | tr '\n' ' ')"
 for VMM in $VMMS; do
     PFX=
     [ "$VMM" = vmlet ] || PFX=$VMM/
