@@ -14,6 +14,7 @@
 # and prints medians and ratios against QEMU -M pc. Never fails on a time.
 HERE=$(cd "$(dirname "$0")" && pwd)
 LABLIB=${LABLIB:-$HERE/../tests/lab}
+# shellcheck source=../tests/lab/vmm.sh
 . "$LABLIB/vmm.sh"
 
 REPS=${1:-5}

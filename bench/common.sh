@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Helpers the lab benchmarks share (bench/disk.sh, bench/net.sh): VM exit
 # counts from the kvm:kvm_exit tracepoint, the VMM's CPU time, waiting for
 # console lines, stopping a VMM, medians and ratios. POSIX sh, sourced

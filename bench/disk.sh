@@ -22,6 +22,7 @@
 # block layer in its main loop, no iothread). Never fails on a number.
 HERE=$(cd "$(dirname "$0")" && pwd)
 LABLIB=${LABLIB:-$HERE/../tests/lab}
+# shellcheck source=../tests/lab/vmm.sh
 . "$LABLIB/vmm.sh"
 
 RUNTIME=${1:-10}
@@ -96,6 +97,7 @@ while [ "$rep" -le "$REPS" ]; do
             vmm_send "result $job"
             [ "$st" = 0 ] && wait_line "VMLET-FIO-DONE $job" 60
             line=$(console | grep -a "^VMLET-FIO-RESULT $job " | tail -n 1 | sed "s/^VMLET-FIO-RESULT $job //")
+            # shellcheck disable=SC2046 # one word per field, on purpose
             set -- $(echo "$line" | job_fields "$job")
             if [ "$st" != 0 ] || [ $# != 3 ]; then
                 echo "# run $rep $vmm $job: no result (status $st): $(echo "$line" | cut -c1-200)"

@@ -27,8 +27,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 LABLIB=${LABLIB:-$HERE/../tests/lab}
 # tap0, its address and the port forward live in a network namespace of
 # this script's own.
+# shellcheck source=../tests/lab/netns.sh
 . "$LABLIB/netns.sh"
 own_netns "$0" "$@"
+# shellcheck source=../tests/lab/vmm.sh
 . "$LABLIB/vmm.sh"
 
 SECONDS_EACH=${1:-10}

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared paths and helpers for the lab scripts (sourced by bash scripts).
 # The lab's artifacts (kernel package, images, logs) live in lab/, which is
 # gitignored, so reruns reuse them.
@@ -8,8 +9,10 @@ BUILD=${BUILD:-$ROOT/build}
 
 # The unpacked Debian kernel package: both L1 and L2 run this kernel.
 lab_kernel_dir() { echo "$LAB/kernel"; }
-lab_vmlinuz() { ls "$LAB"/kernel/boot/vmlinuz-* 2>/dev/null | head -n1; }
-lab_modules() { ls -d "$LAB"/kernel/lib/modules/*/ 2>/dev/null | head -n1; }
+# first_match GLOB...: the first existing path of an expanded glob.
+first_match() { if [ -e "$1" ]; then echo "$1"; fi; }
+lab_vmlinuz() { first_match "$LAB"/kernel/boot/vmlinuz-*; }
+lab_modules() { first_match "$LAB"/kernel/lib/modules/*/; }
 
 # Hardware KVM: /dev/kvm exists and is not PVM (PVM can't run unmodified
 # kernels; see shared/PLATFORM.md). Without it everything goes through L1.
@@ -33,8 +36,10 @@ die() { say "error: $*"; exit 1; }
 # L1's vCPUs (default 2; tests/lab/run and bench/net use 1, see tests/lab/README.md).
 l1_qemu() {
     local append=$1; shift
-    qemu-system-x86_64 -accel tcg,thread=${L1_TCG_THREAD:-multi} -cpu EPYC,+svm,+npt \
-        -smp ${L1_CPUS:-2} -m 3072 -nodefaults -no-user-config -nographic \
+    # L1_SERIAL is options, split into words on purpose.
+    # shellcheck disable=SC2086
+    qemu-system-x86_64 -accel "tcg,thread=${L1_TCG_THREAD:-multi}" -cpu EPYC,+svm,+npt \
+        -smp "${L1_CPUS:-2}" -m 3072 -nodefaults -no-user-config -nographic \
         ${L1_SERIAL:--serial stdio} \
         -kernel "$(lab_vmlinuz)" -initrd "$LAB/l1.img" \
         -append "console=ttyS0 panic=-1 quiet ${L1_APPEND:-} $append" \

@@ -391,16 +391,18 @@ static int check_syntax(const unsigned char *s, size_t len, size_t start, vmlet_
     unsigned long values = 0;
     bool after_comma = false;   /* for the "trailing ','" hint */
     char b[16];
-    size_t i = skip_ws(s, len, start);
+    size_t i = start;
 
-    if (i == len)
-        return set_error(err, VMLET_ERR_FILE, "no JSON value: the text is empty or only "
-                         "whitespace; give an object such as {\"kernel\": \"bzImage\"}");
     for (;;) {
         i = skip_ws(s, len, i);
         if (i == len) {
             if (want == DONE)
                 return 0;
+            /* The text ends before its first value (else want is DONE or a
+             * container is open). */
+            if (depth == 0)
+                return set_error(err, VMLET_ERR_FILE, "no JSON value: the text is empty or only "
+                                 "whitespace; give an object such as {\"kernel\": \"bzImage\"}");
             return syntax_error(err, s, len, "the text ends inside %s; close it with '%c'",
                                 stack[depth - 1] == '{' ? "an object" : "an array",
                                 stack[depth - 1] == '{' ? '}' : ']');
@@ -796,7 +798,7 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net,
         if (m == f[HOSTFWD]) {
             rc = read_hostfwds(m, p, net, err);
         } else if (m == f[NAME]) {
-            const char *name;
+            const char *name = "";   /* set by get_string() when it returns 0 */
             rc = get_string(m, p, true, NET_TAP_NAME_MAX, "a host interface name such "
                             "as \"tap0\"", &name, err);
             if (rc == 0 && !net_tap_name_ok(name, strlen(name)))

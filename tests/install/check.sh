@@ -33,7 +33,8 @@ else
 fi
 
 # The .pc file names the real prefix; the sysroot points it into DESTDIR.
-export PKG_CONFIG_PATH=$(dirname "$pc") PKG_CONFIG_SYSROOT_DIR=$dest
+PKG_CONFIG_PATH=$(dirname "$pc")
+export PKG_CONFIG_PATH PKG_CONFIG_SYSROOT_DIR="$dest"
 if flags=$(pkg-config --cflags --libs vmlet 2>"$dest/pc.err"); then
     ok "pkg-config: $flags"
 else

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Sourced by the scripts that make a TAP device, addresses and listening
 # ports (tests/lab/net.sh, bench/net.sh), then `own_netns "$0" "$@"`: the
 # script re-runs itself under `unshare -n`, in a network namespace of its

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # The L2 VMMs the lab can drive, behind one interface (POSIX sh, sourced by
 # tests/lab/scenarios.sh, bench/boot.sh and the L1 demo). "vmlet" is the
 # VMM under test; "qemu" (-M pc) and "qemu-microvm" are references, so the

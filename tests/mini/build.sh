@@ -31,30 +31,30 @@ poweroff="66ba0406 66b80034 66ef"   # outw 0x604, SLP_TYP=5 | SLP_EN
 spin="ebfe"                       # jmp $
 
 # Prints OK and powers off through ACPI S5: exit 0.
-mkguest poweroff "$(echo $say_ok $poweroff $spin | tr -d ' ')"
+mkguest poweroff "$(echo "$say_ok $poweroff $spin" | tr -d ' ')"
 # Writes the FADT reset value to the reset register: exit 3.
-mkguest reset-register "$(echo $say_ok 66ba0806 b006 ee $spin | tr -d ' ')"
+mkguest reset-register "$(echo "$say_ok 66ba0806 b006 ee $spin" | tr -d ' ')"
 # Pulses the i8042 reset line: exit 3.
-mkguest i8042-reset "$(echo $say_ok b0fe e664 $spin | tr -d ' ')"
+mkguest i8042-reset "$(echo "$say_ok b0fe e664 $spin" | tr -d ' ')"
 # ud2 with an empty IDT: a triple fault, which a VMM treats as reset: exit 3.
-mkguest triple-fault "$(echo $say_ok 0f0b | tr -d ' ')"
+mkguest triple-fault "$(echo "$say_ok 0f0b" | tr -d ' ')"
 # Reads "HdrS" from boot_params (RSI) through the identity map and prints
 # it, then the command line's first 4 bytes, then powers off.
 #   mov eax, [rsi+0x202]; out al x4 (shr eax, 8 between)
 #   mov eax, [rsi+0x228] (cmd_line_ptr); mov eax, [rax]; out al x4
 #   newline, poweroff
 out4="ee c1e808 ee c1e808 ee c1e808 ee"
-mkguest boot-params "$(echo $com1 8b8602020000 $out4 8b8628020000 8b00 $out4 b00aee \
-    $poweroff $spin | tr -d ' ')"
+mkguest boot-params "$(echo "$com1 8b8602020000 $out4 8b8628020000 8b00 $out4 b00aee \
+    $poweroff $spin" | tr -d ' ')"
 # Never stops by itself: for the shutdown-timeout test (exit 4).
-mkguest spin "$(echo $say_ok $spin | tr -d ' ')"
+mkguest spin "$(echo "$say_ok $spin" | tr -d ' ')"
 # Reads an unclaimed port: it must read as 0xff; prints Y or N, powers off.
 #   in al, 0x80 ... no: port 0x80 may be claimed later; use 0x2f0.
 #   mov dx, 0x2f0; in al, dx; cmp al, 0xff; mov al,'N'; jne +2; mov al,'Y'; mov dx,0x3f8; out
-mkguest unclaimed-port "$(echo 66baf002 ec 3cff b04e 7502 b059 $com1 ee b00aee \
-    $poweroff $spin | tr -d ' ')"
+mkguest unclaimed-port "$(echo "66baf002 ec 3cff b04e 7502 b059 $com1 ee b00aee \
+    $poweroff $spin" | tr -d ' ')"
 # Prints a dot, spins ~4M loop iterations, forever: for pause/resume (a
 # paused guest prints nothing) and for several VMs in one process.
 #   mov dx,0x3f8; top: mov al,'.'; out dx,al; mov ecx,0x400000; loop $; jmp top
-mkguest counter "$(echo $com1 b02e ee b900004000 e2fe ebf4 | tr -d ' ')"
+mkguest counter "$(echo "$com1 b02e ee b900004000 e2fe ebf4" | tr -d ' ')"
 echo "mini guests in $out"

@@ -3,6 +3,16 @@
 # and prints one TAP-style line per check: "ok - mini-NAME" or
 # "not ok - mini-NAME: reason". POSIX sh; runs under busybox in the lab.
 #   run.sh VMLET IMAGEDIR
+#   run.sh --plan            the check names, one a line
+LIFECYCLE_CHECKS="runs pause-state event-fd paused-guest-is-still resume stop two-vms"
+if [ "${1:-}" = --plan ]; then
+    for c in poweroff reset-register i8042-reset triple-fault boot-params unclaimed-port \
+             shutdown-timeout disk-lock; do
+        echo "mini-$c"
+    done
+    for c in $LIFECYCLE_CHECKS; do echo "lifecycle-$c"; done
+    exit 0
+fi
 vmlet=${1:?usage: run.sh VMLET IMAGEDIR}
 dir=${2:?usage: run.sh VMLET IMAGEDIR}
 tmp=${TMPDIR:-/tmp}/mini.$$
@@ -81,7 +91,7 @@ lifecycle=$(dirname "$vmlet")/vmlet-lifecycle
 if [ -x "$lifecycle" ]; then
     timeout 300 "$lifecycle" "$dir"
 else
-    for c in runs pause-state event-fd paused-guest-is-still resume stop two-vms; do
+    for c in $LIFECYCLE_CHECKS; do
         echo "not ok - lifecycle-$c: no $lifecycle"
     done
 fi

@@ -995,7 +995,12 @@ static void disk_sync_and_async_agree(void **state)
         disk_wait(d);
     assert_ptr_equal(c.cookie, &cookie);
     assert_int_equal(c.result, 1000);
-    assert_memory_equal(a, b, 1000);
+    /* Both paths against what make_image() wrote, not against each other:
+     * two reads that agree could both be wrong. */
+    for (unsigned i = 0; i < sizeof a; i++) {
+        assert_int_equal(a[i], pat(7 + i));
+        assert_int_equal(b[i], pat(7 + i));
+    }
     assert_int_equal(disk_in_flight(d), 0);
     rd.cookie = (void *)((uintptr_t)&cookie | 1);
     assert_int_equal(disk_submit(d, &rd), -EINVAL);    /* bit 0 is the backend's */

@@ -11,6 +11,8 @@ failed=0
 # decompress at 16 MiB) and nothing else.
 fake_kernel() {
     head -c 8192 /dev/zero > "$1"
+    # $2 holds octal escapes (\004) for printf to turn into bytes.
+    # shellcheck disable=SC2059
     put() { printf "$2" | dd of="$1" bs=1 seek=$(($3)) conv=notrunc status=none; }
     put "$1" '\004' 0x1f1
     put "$1" '\125\252' 0x1fe
@@ -83,8 +85,9 @@ check disk-bad-option 2 "--disk '$tmp/disk.img,rx': unknown disk option" -- \
     run --kernel "$tmp/bzImage" --disk "$tmp/disk.img,rx"
 check disk-long-serial 1 "longer than 20 characters" -- \
     run --kernel "$tmp/bzImage" --disk "$tmp/disk.img,serial=abcdefghijklmnopqrstu"
+# shellcheck disable=SC2046 # one argument a word, on purpose
 check disk-too-many 1 "more than 16" -- run --kernel "$tmp/bzImage" \
-    $(for i in $(seq 17); do ln -sf disk.img "$tmp/d$i.img"; printf -- "--disk $tmp/d$i.img,ro "; done)
+    $(for i in $(seq 17); do ln -sf disk.img "$tmp/d$i.img"; printf -- '--disk %s ' "$tmp/d$i.img,ro"; done)
 check console-bad 2 "--console 'tty': give serial or virtio" -- \
     run --kernel "$tmp/bzImage" --console tty
 check net-bad-hostfwd 2 "net 'user,hostfwd=tcp:1.2.3:80-:80': hostfwd 'tcp:1.2.3:80-:80': host address '1.2.3'" -- \
@@ -93,8 +96,9 @@ check net-bad-kind 2 "net 'tap': tap needs a device name" -- \
     run --kernel "$tmp/bzImage" --net tap
 check net-dup-mac 1 "NICs 1 and 2 both have MAC 52:54:00:12:34:56" -- \
     run --kernel "$tmp/bzImage" --net user --net user,mac=52:54:00:12:34:56
+# shellcheck disable=SC2046 # one argument a word, on purpose
 check net-too-many 1 "more than 8 NICs" -- run --kernel "$tmp/bzImage" \
-    $(for i in $(seq 9); do printf -- "--net user,mac=52:54:00:00:00:0$i "; done)
+    $(for i in $(seq 9); do printf -- '--net user,mac=52:54:00:00:00:0%s ' "$i"; done)
 # --config: errors name the file and the key; flags override the file.
 printf '{"cpus": 2,\n "disks": [{"path": "a", "raed_only": true}]}' > "$tmp/typo.json"
 check config-unknown-key 1 "typo.json: disks\[0\].raed_only: unknown key" -- \
