@@ -18,21 +18,21 @@
 #include "api.h"
 #include "http.h"
 
-#define CLIENT_BUF        (HTTP_MAX_HEAD + HTTP_MAX_BODY)
-#define SEND_TIMEOUT_MS   1000     /* a client that does not read its answer is dropped */
+#define CLIENT_BUF      (HTTP_MAX_HEAD + HTTP_MAX_BODY)
+#define SEND_TIMEOUT_MS 1000 /* a client that does not read its answer is dropped */
 
 struct api_client {
-    int fd;                    /* -1: free slot */
-    char *buf;                 /* CLIENT_BUF bytes */
+    int fd;    /* -1: free slot */
+    char *buf; /* CLIENT_BUF bytes */
     size_t len;
-    time_t last_active;        /* CLOCK_MONOTONIC seconds */
+    time_t last_active; /* CLOCK_MONOTONIC seconds */
 };
 
 struct api_server {
     int listen_fd;
-    char path[sizeof ((struct sockaddr_un *)0)->sun_path];
-    dev_t dev;                 /* of the socket we made, so close only */
-    ino_t ino;                 /* removes our own file */
+    char path[sizeof((struct sockaddr_un *)0)->sun_path];
+    dev_t dev; /* of the socket we made, so close only */
+    ino_t ino; /* removes our own file */
     struct api_client clients[API_MAX_CLIENTS];
 };
 
@@ -50,7 +50,7 @@ static bool socket_is_live(const struct sockaddr_un *addr)
 {
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return true;           /* cannot tell: do not remove it */
+        return true; /* cannot tell: do not remove it */
     bool live = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0 ||
                 errno != ECONNREFUSED;
     close(fd);
@@ -61,8 +61,10 @@ struct api_server *api_server_open(const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof addr.sun_path) {
-        snprintf(err, errlen, "--api-sock '%s': the path is longer than the %zu bytes a Unix "
-                 "socket address holds; use a shorter path", path, sizeof addr.sun_path - 1);
+        snprintf(err, errlen,
+                 "--api-sock '%s': the path is longer than the %zu bytes a Unix "
+                 "socket address holds; use a shorter path",
+                 path, sizeof addr.sun_path - 1);
         return NULL;
     }
     strcpy(addr.sun_path, path);
@@ -70,16 +72,20 @@ struct api_server *api_server_open(const char *path, char *err, size_t errlen)
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
-            snprintf(err, errlen, "--api-sock '%s': the file exists and is not a socket; "
-                     "not replacing it: choose another path", path);
+            snprintf(err, errlen,
+                     "--api-sock '%s': the file exists and is not a socket; "
+                     "not replacing it: choose another path",
+                     path);
             return NULL;
         }
         if (socket_is_live(&addr)) {
-            snprintf(err, errlen, "--api-sock '%s': another process is serving this socket; "
-                     "choose another path", path);
+            snprintf(err, errlen,
+                     "--api-sock '%s': another process is serving this socket; "
+                     "choose another path",
+                     path);
             return NULL;
         }
-        unlink(path);          /* stale: left by a vmlet that was killed */
+        unlink(path); /* stale: left by a vmlet that was killed */
     }
 
     struct api_server *a = calloc(1, sizeof *a);
@@ -103,8 +109,8 @@ struct api_server *api_server_open(const char *path, char *err, size_t errlen)
     if (rc < 0 || listen(a->listen_fd, API_MAX_CLIENTS) < 0 || lstat(path, &st) < 0) {
         if (rc == 0)
             e = errno;
-        snprintf(err, errlen, "--api-sock '%s': cannot create the socket: %s%s", path,
-                 strerror(e), e == ENOENT ? " (does the directory exist?)" : "");
+        snprintf(err, errlen, "--api-sock '%s': cannot create the socket: %s%s", path, strerror(e),
+                 e == ENOENT ? " (does the directory exist?)" : "");
         if (rc == 0)
             unlink(path);
         close(a->listen_fd);
@@ -146,13 +152,13 @@ void api_server_close(struct api_server *a)
 static const char *state_name(vmlet_state s)
 {
     switch (s) {
-    case VMLET_STATE_CREATED:  return "created";
+    case VMLET_STATE_CREATED: return "created";
     case VMLET_STATE_STARTING: return "starting";
-    case VMLET_STATE_RUNNING:  return "running";
+    case VMLET_STATE_RUNNING: return "running";
     case VMLET_STATE_STOPPING: return "stopping";
-    case VMLET_STATE_PAUSED:   return "paused";
-    case VMLET_STATE_STOPPED:  return "stopped";
-    case VMLET_STATE_ERROR:    return "error";
+    case VMLET_STATE_PAUSED: return "paused";
+    case VMLET_STATE_STOPPED: return "stopped";
+    case VMLET_STATE_ERROR: return "error";
     }
     return "unknown";
 }
@@ -182,9 +188,10 @@ static char *info_json(const struct api_target *t)
     cJSON_AddStringToObject(o, "state", state_name(vmlet_vm_state(t->vm)));
     if (ended)
         cJSON_AddStringToObject(o, "stop_reason",
-                                ex.reason == VMLET_STOP_POWEROFF ? "poweroff" :
-                                ex.reason == VMLET_STOP_REBOOT ? "reboot" :
-                                ex.reason == VMLET_STOP_HOST ? "host" : "error");
+                                ex.reason == VMLET_STOP_POWEROFF ? "poweroff"
+                                : ex.reason == VMLET_STOP_REBOOT ? "reboot"
+                                : ex.reason == VMLET_STOP_HOST   ? "host"
+                                                                 : "error");
     else
         cJSON_AddNullToObject(o, "stop_reason");
     cJSON_AddNumberToObject(o, "cpus", t->cpus);
@@ -278,7 +285,8 @@ static int put_actions(const struct http_request *req, const struct api_target *
         bool ended = s == VMLET_STATE_STOPPED || s == VMLET_STATE_ERROR;
         if (strcmp(action, "RequestShutdown") && strcmp(action, "Stop")) {
             *body = fault("\"action_type\" must be \"RequestShutdown\" or \"Stop\", "
-                          "not \"%.64s\"", action);
+                          "not \"%.64s\"",
+                          action);
         } else if (ended || s == VMLET_STATE_CREATED) {
             status = 409, *body = fault("the VM is %s", state_name(s));
         } else if (!strcmp(action, "Stop")) {
@@ -375,7 +383,7 @@ static void client_serve(struct api_client *c, const struct api_target *t)
         struct http_request req;
         int used = http_parse_request(c->buf, c->len, &req);
         if (used == 0)
-            return;                                 /* wait for more */
+            return; /* wait for more */
         if (used < 0) {
             char *body = fault("malformed request: %s", http_reason(-used));
             respond(c->fd, -used, body, false);
@@ -402,7 +410,7 @@ static void client_read(struct api_client *c, const struct api_target *t)
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
         return;
     if (n <= 0) {
-        client_close(c);                            /* EOF or error */
+        client_close(c); /* EOF or error */
         return;
     }
     c->len += (size_t)n;
@@ -438,7 +446,7 @@ int api_server_pollfds(const struct api_server *a, struct pollfd *fds)
     fds[n++] = (struct pollfd){ .fd = a->listen_fd, .events = POLLIN };
     for (int i = 0; i < API_MAX_CLIENTS; i++)
         fds[n++] = (struct pollfd){ .fd = a->clients[i].fd, .events = POLLIN };
-    return n;      /* free slots have fd -1, which poll() skips */
+    return n; /* free slots have fd -1, which poll() skips */
 }
 
 int api_server_timeout(const struct api_server *a)

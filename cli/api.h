@@ -24,9 +24,9 @@
 
 #include "vmlet.h"
 
-#define API_MAX_CLIENTS   8
-#define API_IDLE_SECONDS  30
-#define API_POLLFDS       (1 + API_MAX_CLIENTS)
+#define API_MAX_CLIENTS  8
+#define API_IDLE_SECONDS 30
+#define API_POLLFDS      (1 + API_MAX_CLIENTS)
 
 /* What the API acts on: the VM, and the CLI's own way of asking for a
  * shutdown (so --shutdown-timeout applies as it does to SIGTERM). */

@@ -169,22 +169,22 @@ static void parse_connection(const char *s, size_t n, bool *close, bool *keep)
 static int find_head(const char *buf, size_t len, size_t *start)
 {
     size_t limit = len < HTTP_MAX_HEAD ? len : HTTP_MAX_HEAD;
-    size_t line = 0;          /* where the current line starts */
-    bool seen_line = false;   /* a non-empty line has ended */
+    size_t line = 0;        /* where the current line starts */
+    bool seen_line = false; /* a non-empty line has ended */
 
     *start = 0;
     for (size_t i = 0; i < limit; i++) {
         unsigned char c = (unsigned char)buf[i];
         if (c == '\r') {
             if (i + 1 < len && buf[i + 1] != '\n')
-                return -400;                       /* bare CR */
+                return -400; /* bare CR */
         } else if (c == '\n') {
             if (i == 0 || buf[i - 1] != '\r')
-                return -400;                       /* bare LF */
-            if (i - 1 == line) {                   /* an empty line */
+                return -400;     /* bare LF */
+            if (i - 1 == line) { /* an empty line */
                 if (seen_line)
                     return (int)(i + 1);
-                *start = i + 1;                    /* before the request line */
+                *start = i + 1; /* before the request line */
             } else {
                 seen_line = true;
             }
@@ -210,7 +210,7 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
     if (head <= 0)
         return head;
     size_t head_len = (size_t)head;
-    const char *head_end = buf + head_len;   /* just past the blank line */
+    const char *head_end = buf + head_len; /* just past the blank line */
     memset(&r, 0, sizeof r);
 
     /* The request line. Every line in the head ends with CRLF, and the
@@ -218,7 +218,7 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
     const char *p = buf + start;
     const char *eol = memchr(p, '\r', (size_t)(head_end - p));
     if (!eol)
-        return -400;   /* cannot happen: the head ends with CRLF CRLF */
+        return -400; /* cannot happen: the head ends with CRLF CRLF */
 
     const char *sp = memchr(p, ' ', (size_t)(eol - p));
     if (!sp || sp == p || (size_t)(sp - p) >= sizeof r.method)
@@ -267,13 +267,13 @@ int http_parse_request(const char *buf, size_t len, struct http_request *req)
     for (p = eol + 2; p < head_end - 2; p = eol + 2) {
         eol = memchr(p, '\r', (size_t)(head_end - p));
         if (!eol)
-            return -400;   /* cannot happen, as above */
+            return -400; /* cannot happen, as above */
         const char *colon = memchr(p, ':', (size_t)(eol - p));
         if (!colon || colon == p)
             return -400;
         for (const char *q = p; q < colon; q++)
             if (!is_tchar((unsigned char)*q))
-                return -400;   /* also whitespace before the colon, obs-fold */
+                return -400; /* also whitespace before the colon, obs-fold */
         size_t name_len = (size_t)(colon - p);
         const char *val = colon + 1, *val_end = eol;
         while (val < val_end && is_ows(*val))
@@ -338,7 +338,7 @@ const char *http_reason(int status)
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
     case 505: return "HTTP Version Not Supported";
-    default:  return "Unknown";
+    default: return "Unknown";
     }
 }
 
@@ -362,10 +362,9 @@ int http_format_response(char *out, size_t cap, int status, const char *body, bo
         n = snprintf(head, sizeof head, "HTTP/1.1 204 %s\r\n%s\r\n", http_reason(status),
                      keep_alive ? "" : "Connection: close\r\n");
     } else {
-        n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n%s\r\n",
-                     status, http_reason(status),
-                     body_len ? "Content-Type: application/json\r\n" : "", body_len,
-                     keep_alive ? "" : "Connection: close\r\n");
+        n = snprintf(head, sizeof head, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\n%s\r\n", status,
+                     http_reason(status), body_len ? "Content-Type: application/json\r\n" : "",
+                     body_len, keep_alive ? "" : "Connection: close\r\n");
     }
     if (n < 0 || (size_t)n >= sizeof head)
         return -1;

@@ -12,16 +12,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HTTP_MAX_HEAD 8192   /* request line + headers, incl. the blank line */
+#define HTTP_MAX_HEAD 8192 /* request line + headers, incl. the blank line */
 #define HTTP_MAX_BODY 16384
 #define HTTP_MAX_PATH 256
 
 struct http_request {
-    char method[8];            /* "GET", "PUT", "PATCH", ... NUL-terminated */
-    char path[HTTP_MAX_PATH];  /* origin-form target without query string, NUL-terminated */
-    const char *body;          /* points into the caller's buffer; NULL when no body */
+    char method[8];           /* "GET", "PUT", "PATCH", ... NUL-terminated */
+    char path[HTTP_MAX_PATH]; /* origin-form target without query string, NUL-terminated */
+    const char *body;         /* points into the caller's buffer; NULL when no body */
     size_t body_len;
-    bool keep_alive;           /* HTTP/1.1 default true; "Connection: close" -> false; HTTP/1.0 -> false unless keep-alive */
+    bool
+        keep_alive; /* HTTP/1.1 default true; "Connection: close" -> false; HTTP/1.0 -> false unless keep-alive */
 };
 
 /* Parses one request at buf[0..len). Returns

@@ -17,19 +17,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmlet.h"         /* the library's public header: all the CLI uses of it */
-#include "api.h"           /* --api-sock */
+#include "vmlet.h" /* the library's public header: all the CLI uses of it */
+#include "api.h"   /* --api-sock */
 
 /* Exit statuses, documented in the README and in --help. */
 enum {
-    EXIT_POWEROFF = 0,   /* the guest powered off */
-    EXIT_ERROR = 1,      /* vmlet or the VM failed */
-    EXIT_USAGE = 2,      /* bad command line */
-    EXIT_REBOOT = 3,     /* the guest rebooted; the VM ends */
-    EXIT_FORCED = 4,     /* stopped by the host: shutdown timeout or Ctrl-A x */
+    EXIT_POWEROFF = 0, /* the guest powered off */
+    EXIT_ERROR = 1,    /* vmlet or the VM failed */
+    EXIT_USAGE = 2,    /* bad command line */
+    EXIT_REBOOT = 3,   /* the guest rebooted; the VM ends */
+    EXIT_FORCED = 4,   /* stopped by the host: shutdown timeout or Ctrl-A x */
 };
 
-#define ESCAPE_CHAR 0x01   /* Ctrl-A */
+#define ESCAPE_CHAR 0x01 /* Ctrl-A */
 
 static const char usage_text[] =
     "Usage: vmlet run --kernel PATH [options]\n"
@@ -75,14 +75,14 @@ static const char usage_text[] =
     "command line.\n";
 
 struct disk_option {
-    char spec[PATH_MAX + 64];   /* a copy of the --disk value, cut up in place */
+    char spec[PATH_MAX + 64]; /* a copy of the --disk value, cut up in place */
     char *path, *serial;
     bool read_only;
 };
 
 struct options {
     const char *config;
-    const char *kernel, *initrd, *cmdline, *kvm_device;   /* NULL: not given */
+    const char *kernel, *initrd, *cmdline, *kvm_device; /* NULL: not given */
     const char *api_sock;
     bool cpus_given, memory_given, console_given, shutdown_timeout_given;
     unsigned cpus;
@@ -90,9 +90,9 @@ struct options {
     unsigned shutdown_timeout;
     vmlet_console_kind console;
     bool rng;
-    const char *nets[VMLET_MAX_NICS + 1];   /* one extra: the library says "too many" */
+    const char *nets[VMLET_MAX_NICS + 1]; /* one extra: the library says "too many" */
     unsigned nnets;
-    struct disk_option disks[VMLET_MAX_DISKS + 1];   /* one extra: the library says "too many" */
+    struct disk_option disks[VMLET_MAX_DISKS + 1]; /* one extra: the library says "too many" */
     unsigned ndisks;
 };
 
@@ -151,9 +151,22 @@ static bool parse_disk(char *spec, struct disk_option *d, const char **why)
 /* Returns -1 on success (keep going), or an exit status. */
 static int parse_run_options(int argc, char **argv, struct options *o)
 {
-    enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_CPUS, OPT_MEMORY,
-           OPT_SHUTDOWN_TIMEOUT, OPT_KVM_DEVICE, OPT_DISK, OPT_CONSOLE, OPT_RNG, OPT_NET, OPT_HELP,
-           OPT_CONFIG, OPT_API_SOCK };
+    enum {
+        OPT_KERNEL = 256,
+        OPT_INITRD,
+        OPT_CMDLINE,
+        OPT_CPUS,
+        OPT_MEMORY,
+        OPT_SHUTDOWN_TIMEOUT,
+        OPT_KVM_DEVICE,
+        OPT_DISK,
+        OPT_CONSOLE,
+        OPT_RNG,
+        OPT_NET,
+        OPT_HELP,
+        OPT_CONFIG,
+        OPT_API_SOCK
+    };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
         { "initrd", required_argument, NULL, OPT_INITRD },
@@ -194,19 +207,21 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         case OPT_MEMORY:
             if (vmlet_parse_size(optarg, &o->memory) < 0)
                 return usage_error("--memory '%s' is not a size; give bytes or a number "
-                                   "with K, M or G, e.g. 512M", optarg);
+                                   "with K, M or G, e.g. 512M",
+                                   optarg);
             o->memory_given = true;
             break;
         case OPT_SHUTDOWN_TIMEOUT:
             if (!parse_uint(optarg, VMLET_MAX_SHUTDOWN_TIMEOUT, &o->shutdown_timeout))
                 return usage_error("--shutdown-timeout '%s' is not a number of seconds "
-                                   "(0 to 86400)", optarg);
+                                   "(0 to 86400)",
+                                   optarg);
             o->shutdown_timeout_given = true;
             break;
         case OPT_DISK: {
             const char *why = "malformed";
             if (o->ndisks > VMLET_MAX_DISKS)
-                break;   /* already one too many: validation reports it */
+                break; /* already one too many: validation reports it */
             struct disk_option *d = &o->disks[o->ndisks];
             if (strlen(optarg) >= sizeof d->spec)
                 return usage_error("--disk: the value is longer than %zu characters",
@@ -226,9 +241,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
                 return usage_error("--console '%s': give serial or virtio", optarg);
             o->console_given = true;
             break;
-        case OPT_RNG:
-            o->rng = true;
-            break;
+        case OPT_RNG: o->rng = true; break;
         case OPT_NET: {
             vmlet_error err;
             if (vmlet_check_net(optarg, &err) < 0)
@@ -237,13 +250,9 @@ static int parse_run_options(int argc, char **argv, struct options *o)
                 o->nets[o->nnets++] = optarg;
             break;
         }
-        case OPT_HELP:
-            fputs(usage_text, stdout);
-            return EXIT_SUCCESS;
-        case ':':
-            return usage_error("%s needs a value", argv[optind - 1]);
-        default:
-            return usage_error("unknown option '%s'", argv[optind - 1]);
+        case OPT_HELP: fputs(usage_text, stdout); return EXIT_SUCCESS;
+        case ':': return usage_error("%s needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
@@ -266,7 +275,7 @@ static void terminal_raw(struct terminal *t)
         return;
     struct termios raw = t->saved;
     cfmakeraw(&raw);
-    raw.c_oflag |= OPOST | ONLCR;   /* our own messages still get \r\n */
+    raw.c_oflag |= OPOST | ONLCR; /* our own messages still get \r\n */
     if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) == 0)
         t->raw = true;
 }
@@ -284,15 +293,15 @@ struct session {
     vmlet_vm *vm;
     struct terminal term;
     int sig_fd;
-    int to_guest;              /* write end of the console input pipe */
+    int to_guest; /* write end of the console input pipe */
     bool stdin_open;
     bool escape_pending;
-    uint8_t pending[4096];     /* stdin bytes the pipe has not taken yet */
+    uint8_t pending[4096]; /* stdin bytes the pipe has not taken yet */
     size_t pending_len;
     unsigned shutdown_timeout;
-    struct timespec deadline;  /* for the shutdown timeout */
+    struct timespec deadline; /* for the shutdown timeout */
     bool shutting_down, forced;
-    struct api_server *api;    /* --api-sock, or NULL */
+    struct api_server *api; /* --api-sock, or NULL */
     struct api_target api_target;
 };
 
@@ -364,25 +373,26 @@ static void read_stdin(struct session *s)
         }
         s->escape_pending = false;
         switch (c) {
-        case 'x': case 'X':
+        case 'x':
+        case 'X':
             say(s, "Ctrl-A x: stopping the VM");
             s->forced = true;
             vmlet_vm_stop(s->vm);
             break;
-        case 'p': case 'P':
+        case 'p':
+        case 'P':
             say(s, "Ctrl-A p: pressing the power button");
             request_shutdown(s);
             break;
-        case 'h': case 'H': case '?':
+        case 'h':
+        case 'H':
+        case '?':
             say(s, "Ctrl-A x: stop the VM now   Ctrl-A p: power button   "
                    "Ctrl-A a: send Ctrl-A");
             break;
-        case 'a': case ESCAPE_CHAR:
-            s->pending[s->pending_len++] = ESCAPE_CHAR;
-            break;
-        default:
-            s->pending[s->pending_len++] = ESCAPE_CHAR;
-            s->pending[s->pending_len++] = c;
+        case 'a':
+        case ESCAPE_CHAR: s->pending[s->pending_len++] = ESCAPE_CHAR; break;
+        default: s->pending[s->pending_len++] = ESCAPE_CHAR; s->pending[s->pending_len++] = c;
         }
     }
 }
@@ -394,7 +404,7 @@ static void flush_pending(struct session *s)
         memmove(s->pending, s->pending + n, s->pending_len - n);
         s->pending_len -= n;
     } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-        s->pending_len = 0;   /* the VM stopped reading for good */
+        s->pending_len = 0; /* the VM stopped reading for good */
         s->stdin_open = false;
     }
 }
@@ -449,7 +459,7 @@ static int supervise(struct session *s)
                 request_shutdown(s);
         }
         if (fds[1].revents)
-            vmlet_vm_state(s->vm);   /* drains the event counter */
+            vmlet_vm_state(s->vm); /* drains the event counter */
         if (stdin_slot >= 0 && fds[stdin_slot].revents)
             read_stdin(s);
         if (pipe_slot >= 0 && fds[pipe_slot].revents)
@@ -459,12 +469,9 @@ static int supervise(struct session *s)
     vmlet_exit ex;
     vmlet_vm_wait(s->vm, &ex);
     switch (ex.reason) {
-    case VMLET_STOP_POWEROFF:
-        return EXIT_POWEROFF;
-    case VMLET_STOP_REBOOT:
-        return EXIT_REBOOT;
-    case VMLET_STOP_HOST:
-        return EXIT_FORCED;
+    case VMLET_STOP_POWEROFF: return EXIT_POWEROFF;
+    case VMLET_STOP_REBOOT: return EXIT_REBOOT;
+    case VMLET_STOP_HOST: return EXIT_FORCED;
     default:
         terminal_restore(&s->term);
         fprintf(stderr, "vmlet: the VM failed: %s\n", ex.message);
@@ -512,8 +519,8 @@ static int cmd_run(int argc, char **argv)
     vmlet_config_set_console(c, o.console_given ? o.console : vmlet_config_get_console(c),
                              console_pipe[0], STDOUT_FILENO);
     for (unsigned i = 0; i < o.ndisks; i++)
-        vmlet_config_add_disk(c, o.disks[i].path,
-                              o.disks[i].read_only ? VMLET_DISK_READONLY : 0, o.disks[i].serial);
+        vmlet_config_add_disk(c, o.disks[i].path, o.disks[i].read_only ? VMLET_DISK_READONLY : 0,
+                              o.disks[i].serial);
     if (o.rng)
         vmlet_config_set_entropy(c, 1);
     /* After the file's NICs, which the file added. */
@@ -538,9 +545,10 @@ static int cmd_run(int argc, char **argv)
         sigaddset(&mask, stop_signals[i]);
     }
     sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);   /* a closed stdout must not kill us mid-guest */
+    signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill us mid-guest */
 
-    struct session s = { .stdin_open = true, .to_guest = console_pipe[1],
+    struct session s = { .stdin_open = true,
+                         .to_guest = console_pipe[1],
                          .shutdown_timeout = vmlet_config_get_shutdown_timeout(c) };
     s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
     unsigned cpus = vmlet_config_get_cpus(c);
@@ -562,14 +570,17 @@ static int cmd_run(int argc, char **argv)
         return EXIT_ERROR;
     }
     vmlet_config_free(c);
-    s.api_target = (struct api_target){ .vm = s.vm, .cpus = cpus, .memory = memory,
+    s.api_target = (struct api_target){ .vm = s.vm,
+                                        .cpus = cpus,
+                                        .memory = memory,
                                         .request_shutdown = api_request_shutdown,
-                                        .stop = api_stop, .ctx = &s };
+                                        .stop = api_stop,
+                                        .ctx = &s };
     /* Only worth saying once KVM opened: then it is the KVM we run on. */
     const char *warning = vmlet_host_warning();
     if (warning)
         fprintf(stderr, "vmlet: warning: %s\n", warning);
-    for (unsigned i = 0; i < VMLET_MAX_NICS; i++)   /* NULL past the last NIC */
+    for (unsigned i = 0; i < VMLET_MAX_NICS; i++) /* NULL past the last NIC */
         if ((warning = vmlet_vm_net_warning(s.vm, i)))
             fprintf(stderr, "vmlet: warning: %s\n", warning);
 

@@ -24,27 +24,21 @@ int main(int argc, char **argv)
 
     vmlet_error err;
     vmlet_vm *vm = NULL;
-    if (vmlet_vm_create(c, &vm, &err) < 0 ||        /* validates c first */
+    if (vmlet_vm_create(c, &vm, &err) < 0 || /* validates c first */
         vmlet_vm_start(vm, &err) < 0) {
         fprintf(stderr, "simplevm: %s\n", err.message);
         vmlet_vm_free(vm);
         vmlet_config_free(c);
         return 1;
     }
-    vmlet_config_free(c);          /* the VM keeps what it needs */
+    vmlet_config_free(c); /* the VM keeps what it needs */
 
     vmlet_exit exit;
-    vmlet_vm_wait(vm, &exit);      /* or poll vmlet_vm_event_fd(vm) */
+    vmlet_vm_wait(vm, &exit); /* or poll vmlet_vm_event_fd(vm) */
     vmlet_vm_free(vm);
     switch (exit.reason) {
-    case VMLET_STOP_POWEROFF:
-        fprintf(stderr, "simplevm: the guest powered off\n");
-        return 0;
-    case VMLET_STOP_REBOOT:
-        fprintf(stderr, "simplevm: the guest rebooted\n");
-        return 0;
-    default:
-        fprintf(stderr, "simplevm: the VM stopped: %s\n", exit.message);
-        return 1;
+    case VMLET_STOP_POWEROFF: fprintf(stderr, "simplevm: the guest powered off\n"); return 0;
+    case VMLET_STOP_REBOOT: fprintf(stderr, "simplevm: the guest rebooted\n"); return 0;
+    default: fprintf(stderr, "simplevm: the VM stopped: %s\n", exit.message); return 1;
     }
 }

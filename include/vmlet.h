@@ -50,12 +50,12 @@ extern "C" {
 
 typedef enum {
     VMLET_OK = 0,
-    VMLET_ERR_INVALID,      /* a configuration value is wrong */
-    VMLET_ERR_FILE,         /* a file cannot be opened or has the wrong format */
-    VMLET_ERR_HOST,         /* the host cannot run the VM (no /dev/kvm, limits) */
-    VMLET_ERR_NOMEM,        /* out of host memory */
-    VMLET_ERR_STATE,        /* call not valid in the VM's current state */
-    VMLET_ERR_INTERNAL,     /* a KVM call failed unexpectedly */
+    VMLET_ERR_INVALID,  /* a configuration value is wrong */
+    VMLET_ERR_FILE,     /* a file cannot be opened or has the wrong format */
+    VMLET_ERR_HOST,     /* the host cannot run the VM (no /dev/kvm, limits) */
+    VMLET_ERR_NOMEM,    /* out of host memory */
+    VMLET_ERR_STATE,    /* call not valid in the VM's current state */
+    VMLET_ERR_INTERNAL, /* a KVM call failed unexpectedly */
 } vmlet_error_code;
 
 /* One line, naming the field or file and saying what to do. */
@@ -68,9 +68,9 @@ typedef struct {
 
 typedef struct vmlet_config vmlet_config;
 
-#define VMLET_DEFAULT_CPUS    1
-#define VMLET_DEFAULT_MEMORY  (256ULL << 20)
-#define VMLET_MIN_MEMORY      (16ULL << 20)
+#define VMLET_DEFAULT_CPUS   1
+#define VMLET_DEFAULT_MEMORY (256ULL << 20)
+#define VMLET_MIN_MEMORY     (16ULL << 20)
 
 VMLET_API vmlet_config *vmlet_config_new(void);
 VMLET_API void vmlet_config_free(vmlet_config *c);
@@ -86,8 +86,7 @@ VMLET_API uint64_t vmlet_config_get_memory(const vmlet_config *c);
 /* kernel: an x86-64 bzImage. initrd and cmdline may be NULL. The strings
  * are copied (the config's own, from the getters below, may be passed
  * back: that is how one of the three is replaced). */
-VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
-                                          const char *initrd,
+VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel, const char *initrd,
                                           const char *cmdline);
 /* What was set, or NULL. Owned by the config: valid until the next
  * vmlet_config_set_linux_boot() or vmlet_config_free(). */
@@ -95,8 +94,8 @@ VMLET_API const char *vmlet_config_get_kernel(const vmlet_config *c);
 VMLET_API const char *vmlet_config_get_initrd(const vmlet_config *c);
 VMLET_API const char *vmlet_config_get_cmdline(const vmlet_config *c);
 typedef enum {
-    VMLET_CONSOLE_SERIAL,   /* 16550 UART at 0x3f8, IRQ 4: the guest's ttyS0 */
-    VMLET_CONSOLE_VIRTIO,   /* virtio-console over PCI: the guest's hvc0 */
+    VMLET_CONSOLE_SERIAL, /* 16550 UART at 0x3f8, IRQ 4: the guest's ttyS0 */
+    VMLET_CONSOLE_VIRTIO, /* virtio-console over PCI: the guest's hvc0 */
 } vmlet_console_kind;
 
 /* The console: the guest reads from in_fd and writes to out_fd (-1 for
@@ -105,25 +104,25 @@ typedef enum {
  * VMLET_CONSOLE_VIRTIO its output still goes to out_fd (early boot
  * messages) but input goes to the virtio console only. Default: serial, no
  * input, output discarded. */
-VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind,
-                                       int in_fd, int out_fd);
+VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind, int in_fd,
+                                       int out_fd);
 /* The kind set (default VMLET_CONSOLE_SERIAL). */
 VMLET_API vmlet_console_kind vmlet_config_get_console(const vmlet_config *c);
 
-#define VMLET_MAX_DISKS        16
-#define VMLET_DISK_SERIAL_MAX  20   /* bytes, the virtio-blk ID length */
-#define VMLET_DISK_READONLY    (1u << 0)
+#define VMLET_MAX_DISKS       16
+#define VMLET_DISK_SERIAL_MAX 20 /* bytes, the virtio-blk ID length */
+#define VMLET_DISK_READONLY   (1u << 0)
 
 /* Adds a virtio-blk disk backed by a raw image file or block device; disks
  * appear in the order added (vda, vdb, ...). flags: VMLET_DISK_READONLY
  * (the file is opened read-only and the guest sees a read-only disk).
  * serial: up to 20 printable ASCII characters, or NULL. Returns -1 when out
  * of memory; everything else is checked by vmlet_config_validate(). */
-VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path,
-                                    unsigned flags, const char *serial);
+VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path, unsigned flags,
+                                    const char *serial);
 /* A virtio-rng device fed from getrandom(2) (the guest's /dev/hwrng). */
 VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled);
-#define VMLET_MAX_NICS         8
+#define VMLET_MAX_NICS 8
 
 /* Adds a virtio-net NIC; NICs appear on the PCI bus in the order added.
  * spec is the --net syntax (docs/networking.md):
@@ -136,7 +135,7 @@ VMLET_API int vmlet_config_add_net(vmlet_config *c, const char *spec);
 /* The KVM device to use; default "/dev/kvm". */
 VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path);
 
-#define VMLET_DEFAULT_SHUTDOWN_TIMEOUT 10      /* seconds */
+#define VMLET_DEFAULT_SHUTDOWN_TIMEOUT 10 /* seconds */
 #define VMLET_MAX_SHUTDOWN_TIMEOUT     86400
 
 /* How long the guest is given to power off after vmlet_vm_request_stop()
@@ -156,7 +155,7 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err);
 
 /* ---- vm.json --------------------------------------------------------- */
 
-#define VMLET_CONFIG_JSON_MAX  (1u << 20)   /* bytes */
+#define VMLET_CONFIG_JSON_MAX (1u << 20) /* bytes */
 
 /* Applies a vm.json document - the format of `vmlet run --config`,
  * docs/config.md, e.g. {"kernel": "bzImage", "cpus": 2, "network":
@@ -192,30 +191,29 @@ typedef enum {
     VMLET_STATE_CREATED,
     VMLET_STATE_STARTING,
     VMLET_STATE_RUNNING,
-    VMLET_STATE_STOPPING,   /* power button pressed, waiting for the guest */
-    VMLET_STATE_PAUSED,     /* no vCPU runs; devices finish what they started */
+    VMLET_STATE_STOPPING, /* power button pressed, waiting for the guest */
+    VMLET_STATE_PAUSED,   /* no vCPU runs; devices finish what they started */
     VMLET_STATE_STOPPED,
     VMLET_STATE_ERROR,
 } vmlet_state;
 
 typedef enum {
-    VMLET_STOP_NONE,        /* still running */
-    VMLET_STOP_POWEROFF,    /* the guest powered off (ACPI S5) */
-    VMLET_STOP_REBOOT,      /* the guest asked for a reset; the VM ends */
-    VMLET_STOP_HOST,        /* vmlet_vm_stop() was called */
-    VMLET_STOP_ERROR,       /* something failed; see message */
+    VMLET_STOP_NONE,     /* still running */
+    VMLET_STOP_POWEROFF, /* the guest powered off (ACPI S5) */
+    VMLET_STOP_REBOOT,   /* the guest asked for a reset; the VM ends */
+    VMLET_STOP_HOST,     /* vmlet_vm_stop() was called */
+    VMLET_STOP_ERROR,    /* something failed; see message */
 } vmlet_stop_reason;
 
 typedef struct {
     vmlet_stop_reason reason;
-    char message[512];      /* for VMLET_STOP_ERROR */
+    char message[512]; /* for VMLET_STOP_ERROR */
 } vmlet_exit;
 
 /* Builds the VM (memory, vCPUs, devices, firmware tables, boot state)
  * without running it. Runs vmlet_config_validate() first; a config it
  * refuses gives the same err. */
-VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out,
-                              vmlet_error *err);
+VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error *err);
 /* Starts the vCPUs. */
 VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err);
 /* Stops running guest code: returns once no vCPU is inside the guest. A
@@ -236,8 +234,7 @@ VMLET_API int vmlet_vm_event_fd(vmlet_vm *vm);
 VMLET_API int vmlet_vm_wait(vmlet_vm *vm, vmlet_exit *exit);
 /* Like vmlet_vm_wait(), but gives up after timeout_ms; returns 1 if the VM
  * stopped, 0 on timeout. */
-VMLET_API int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit,
-                                    int timeout_ms);
+VMLET_API int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit, int timeout_ms);
 /* Stops the VM if it still runs and releases everything. */
 VMLET_API void vmlet_vm_free(vmlet_vm *vm);
 
@@ -260,8 +257,7 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm);
  * The strings are valid only during the call. Callable from any thread,
  * at any time between create and free; the values are read without
  * stopping the VM, so counters of different groups are not one snapshot. */
-typedef void (*vmlet_metric_fn)(void *opaque, const char *group, const char *name,
-                                uint64_t value);
+typedef void (*vmlet_metric_fn)(void *opaque, const char *group, const char *name, uint64_t value);
 VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque);
 
 /* ---- utilities ------------------------------------------------------- */

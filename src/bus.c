@@ -4,8 +4,7 @@
 #include <string.h>
 #include "bus.h"
 
-int bus_register(struct bus *bus, uint64_t base, uint64_t len,
-                 bus_handler handler, void *opaque)
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_handler handler, void *opaque)
 {
     if (len == 0 || base + len < base)
         return -1;
@@ -50,8 +49,7 @@ static const struct bus_range *bus_find(const struct bus *bus, uint64_t addr)
     return NULL;
 }
 
-bool bus_dispatch(struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
-                  bool is_write)
+bool bus_dispatch(struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
 {
     const struct bus_range *r = bus_find(bus, addr);
     if (!r) {
@@ -60,7 +58,7 @@ bool bus_dispatch(struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
         return false;
     }
     if (!is_write)
-        memset(data, 0xff, len);   /* bytes the device leaves alone */
+        memset(data, 0xff, len); /* bytes the device leaves alone */
     r->handler(r->opaque, addr - r->base, data, len, is_write);
     return true;
 }

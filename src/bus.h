@@ -10,8 +10,8 @@
 /* Called with offset relative to the start of the claimed range, len 1, 2,
  * 4 or 8. On a read the handler fills data[0..len); unclaimed bytes read as
  * 0xff. Handlers run on vCPU threads and must do their own locking. */
-typedef void (*bus_handler)(void *opaque, uint64_t offset, uint8_t *data,
-                            uint32_t len, bool is_write);
+typedef void (*bus_handler)(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
+                            bool is_write);
 
 struct bus_range {
     uint64_t base, len;
@@ -20,17 +20,15 @@ struct bus_range {
 };
 
 struct bus {
-    struct bus_range *ranges;   /* sorted by base, never overlapping */
+    struct bus_range *ranges; /* sorted by base, never overlapping */
     unsigned count, cap;
 };
 
 /* Returns 0, or -1 if the range overlaps one already claimed. */
-int bus_register(struct bus *bus, uint64_t base, uint64_t len,
-                 bus_handler handler, void *opaque);
+int bus_register(struct bus *bus, uint64_t base, uint64_t len, bus_handler handler, void *opaque);
 /* Dispatches an access; returns false if nobody claims addr (reads are then
  * filled with 0xff, writes dropped). */
-bool bus_dispatch(struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len,
-                  bool is_write);
+bool bus_dispatch(struct bus *bus, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
 void bus_free(struct bus *bus);
 
 /* An interrupt line a device drives: set(opaque, gsi, level). */

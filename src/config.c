@@ -73,8 +73,8 @@ static int set_string(char **slot, const char *s)
     return 0;
 }
 
-VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel,
-                                          const char *initrd, const char *cmdline)
+VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel, const char *initrd,
+                                          const char *cmdline)
 {
     if (set_string(&c->kernel, kernel) || set_string(&c->initrd, initrd) ||
         set_string(&c->cmdline, cmdline))
@@ -102,8 +102,8 @@ VMLET_API vmlet_console_kind vmlet_config_get_console(const vmlet_config *c)
     return c->console;
 }
 
-VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind,
-                                       int in_fd, int out_fd)
+VMLET_API int vmlet_config_set_console(vmlet_config *c, vmlet_console_kind kind, int in_fd,
+                                       int out_fd)
 {
     c->console = kind;
     c->console_in = in_fd;
@@ -205,27 +205,34 @@ static int check_disk(unsigned i, const struct config_disk *d, vmlet_error *err)
     if (!d->path[0])
         return set_error(err, VMLET_ERR_INVALID, "disk %u: no path given", i);
     if (stat(d->path, &st) < 0)
-        return set_error(err, VMLET_ERR_FILE, "disk '%s': %s; check the path",
-                         d->path, strerror(errno));
+        return set_error(err, VMLET_ERR_FILE, "disk '%s': %s; check the path", d->path,
+                         strerror(errno));
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
-        return set_error(err, VMLET_ERR_FILE, "disk '%s' is not a regular file or a "
-                         "block device", d->path);
+        return set_error(err, VMLET_ERR_FILE,
+                         "disk '%s' is not a regular file or a "
+                         "block device",
+                         d->path);
     if (access(d->path, d->read_only ? R_OK : R_OK | W_OK) < 0)
         return set_error(err, VMLET_ERR_FILE, "disk '%s': %s; %s", d->path, strerror(errno),
                          d->read_only ? "make it readable for this user"
                                       : "make it writable for this user, or add ,ro");
     if (S_ISREG(st.st_mode) && (st.st_size == 0 || st.st_size % 512))
-        return set_error(err, VMLET_ERR_FILE, "disk '%s': its size (%lld bytes) is not a "
-                         "non-zero multiple of 512; resize it (truncate -s)", d->path,
-                         (long long)st.st_size);
+        return set_error(err, VMLET_ERR_FILE,
+                         "disk '%s': its size (%lld bytes) is not a "
+                         "non-zero multiple of 512; resize it (truncate -s)",
+                         d->path, (long long)st.st_size);
     if (d->serial) {
         if (strlen(d->serial) > VMLET_DISK_SERIAL_MAX)
-            return set_error(err, VMLET_ERR_INVALID, "disk '%s': serial '%s' is longer "
-                             "than %d characters", d->path, d->serial, VMLET_DISK_SERIAL_MAX);
+            return set_error(err, VMLET_ERR_INVALID,
+                             "disk '%s': serial '%s' is longer "
+                             "than %d characters",
+                             d->path, d->serial, VMLET_DISK_SERIAL_MAX);
         for (const char *p = d->serial; *p; p++)
             if (*p < 0x21 || *p > 0x7e)
-                return set_error(err, VMLET_ERR_INVALID, "disk '%s': serial may only "
-                                 "hold printable ASCII without spaces", d->path);
+                return set_error(err, VMLET_ERR_INVALID,
+                                 "disk '%s': serial may only "
+                                 "hold printable ASCII without spaces",
+                                 d->path);
     }
     return 0;
 }
@@ -249,14 +256,13 @@ static int check_readable_file(const char *what, const char *path, vmlet_error *
 {
     struct stat st;
     if (stat(path, &st) < 0)
-        return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; check the path",
-                         what, path, strerror(errno));
+        return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; check the path", what, path,
+                         strerror(errno));
     if (S_ISDIR(st.st_mode))
-        return set_error(err, VMLET_ERR_FILE, "%s '%s' is a directory; give a file",
-                         what, path);
+        return set_error(err, VMLET_ERR_FILE, "%s '%s' is a directory; give a file", what, path);
     if (access(path, R_OK) < 0)
-        return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; make it readable for this user",
-                         what, path, strerror(errno));
+        return set_error(err, VMLET_ERR_FILE, "%s '%s': %s; make it readable for this user", what,
+                         path, strerror(errno));
     return 0;
 }
 
@@ -269,8 +275,10 @@ static int same_file_twice(const vmlet_config *c, vmlet_error *err)
         for (unsigned j = i + 1; j < c->ndisks; j++)
             if (stat(c->disks[i].path, &a) == 0 && stat(c->disks[j].path, &b) == 0 &&
                 a.st_dev == b.st_dev && a.st_ino == b.st_ino)
-                return set_error(err, VMLET_ERR_INVALID, "disk '%s' is given twice (also "
-                                 "as '%s')", c->disks[j].path, c->disks[i].path);
+                return set_error(err, VMLET_ERR_INVALID,
+                                 "disk '%s' is given twice (also "
+                                 "as '%s')",
+                                 c->disks[j].path, c->disks[i].path);
     return 0;
 }
 
@@ -279,16 +287,15 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
     char want[32], have[32];
 
     if (c->cpus < 1 || c->cpus > VMLET_MAX_CPUS)
-        return set_error(err, VMLET_ERR_INVALID,
-                         "cpus: %u is out of range; give 1 to %u", c->cpus, VMLET_MAX_CPUS);
+        return set_error(err, VMLET_ERR_INVALID, "cpus: %u is out of range; give 1 to %u", c->cpus,
+                         VMLET_MAX_CPUS);
     if (c->memory < VMLET_MIN_MEMORY || c->memory > VMLET_MAX_MEMORY) {
         format_size(want, sizeof want, c->memory);
-        return set_error(err, VMLET_ERR_INVALID,
-                         "memory: %s is out of range; give 16M to 1T", want);
+        return set_error(err, VMLET_ERR_INVALID, "memory: %s is out of range; give 16M to 1T",
+                         want);
     }
     if (c->memory % 4096)
-        return set_error(err, VMLET_ERR_INVALID,
-                         "memory: %llu bytes is not a multiple of 4 KiB",
+        return set_error(err, VMLET_ERR_INVALID, "memory: %llu bytes is not a multiple of 4 KiB",
                          (unsigned long long)c->memory);
     uint64_t host = host_memory_bytes();
     if (host && c->memory > host) {
@@ -296,7 +303,8 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
         format_size(have, sizeof have, host);
         return set_error(err, VMLET_ERR_INVALID,
                          "memory: %s is more than this host has (%s of RAM and swap); "
-                         "give the VM less memory", want, have);
+                         "give the VM less memory",
+                         want, have);
     }
     if (!c->kernel)
         return set_error(err, VMLET_ERR_INVALID,
@@ -318,8 +326,10 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
     if (check_nets(c, err) < 0)
         return -1;
     if (c->shutdown_timeout > VMLET_MAX_SHUTDOWN_TIMEOUT)
-        return set_error(err, VMLET_ERR_INVALID, "shutdown_timeout: %u is out of range; "
-                         "give 0 to %d", c->shutdown_timeout, VMLET_MAX_SHUTDOWN_TIMEOUT);
+        return set_error(err, VMLET_ERR_INVALID,
+                         "shutdown_timeout: %u is out of range; "
+                         "give 0 to %d",
+                         c->shutdown_timeout, VMLET_MAX_SHUTDOWN_TIMEOUT);
 
     /* The format checks and the fit of kernel + initrd in memory belong to
      * the boot code, which knows the layout. */

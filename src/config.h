@@ -6,12 +6,12 @@
 #include "vmlet.h"
 #include "netspec.h"
 
-#define VMLET_MAX_CPUS    255            /* xAPIC IDs in the MADT */
-#define VMLET_MAX_MEMORY  (1ULL << 40)   /* 1 TiB */
+#define VMLET_MAX_CPUS   255          /* xAPIC IDs in the MADT */
+#define VMLET_MAX_MEMORY (1ULL << 40) /* 1 TiB */
 
 struct config_disk {
     char *path;
-    char *serial;             /* NULL: none */
+    char *serial; /* NULL: none */
     bool read_only;
 };
 
@@ -23,14 +23,14 @@ struct vmlet_config {
     int console_in, console_out;
     struct config_disk disks[VMLET_MAX_DISKS];
     unsigned ndisks;
-    bool too_many_disks;      /* reported by validate, not by add_disk */
+    bool too_many_disks; /* reported by validate, not by add_disk */
     bool entropy;
     /* Parsed once, when added; vm.c's devices read them as they are. */
     struct net_spec nets[VMLET_MAX_NICS];
     unsigned nnets;
     bool too_many_nets;
-    bool bad_net;             /* net_error is the first bad --net spec's, */
-    vmlet_error net_error;    /* reported by validate, not by add_net */
+    bool bad_net;          /* net_error is the first bad --net spec's, */
+    vmlet_error net_error; /* reported by validate, not by add_net */
     unsigned shutdown_timeout;
     char *kvm_device;
 };

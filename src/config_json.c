@@ -32,22 +32,21 @@
 /* The schema nests 4 deep (object > "network" > entry > "hostfwd"); a few
  * levels of slack so a misplaced value gets a type error naming its key
  * instead of a depth error. */
-#define JSON_MAX_DEPTH    8
+#define JSON_MAX_DEPTH  8
 /* A real vm.json has a few dozen values. Bounds cJSON's allocations (about
  * 64 bytes per value) however the input is shaped. */
-#define JSON_MAX_VALUES   10000
+#define JSON_MAX_VALUES 10000
 /* Longer than any number a user means; cJSON also copies only 63. */
-#define JSON_MAX_NUMBER   40
+#define JSON_MAX_NUMBER 40
 /* Whole numbers above 2^53 are no longer exact as doubles. */
-#define JSON_MAX_EXACT    9007199254740992.0
-#define PATH_MAX_BYTES    4095
+#define JSON_MAX_EXACT  9007199254740992.0
+#define PATH_MAX_BYTES  4095
 
 /* ---- messages ------------------------------------------------------------ */
 
 /* Line and column (1-based; columns count characters, not bytes, as
  * editors do, and a byte order mark is not one) of byte offset off. */
-static void line_col(const unsigned char *s, size_t off, unsigned long *line,
-                     unsigned long *col)
+static void line_col(const unsigned char *s, size_t off, unsigned long *line, unsigned long *col)
 {
     size_t i = off >= 3 && !memcmp(s, "\xef\xbb\xbf", 3) ? 3 : 0;
     *line = 1;
@@ -109,12 +108,18 @@ static const char *format_number(char *buf, size_t size, double v)
 
 static const char *type_name(const cJSON *v)
 {
-    if (cJSON_IsString(v)) return "a string";
-    if (cJSON_IsNumber(v)) return "a number";
-    if (cJSON_IsTrue(v)) return "true";
-    if (cJSON_IsFalse(v)) return "false";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "an array";
+    if (cJSON_IsString(v))
+        return "a string";
+    if (cJSON_IsNumber(v))
+        return "a number";
+    if (cJSON_IsTrue(v))
+        return "true";
+    if (cJSON_IsFalse(v))
+        return "false";
+    if (cJSON_IsNull(v))
+        return "null";
+    if (cJSON_IsArray(v))
+        return "an array";
     return "an object";
 }
 
@@ -130,8 +135,8 @@ static bool plain_key(const char *k)
     if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || *k == '_'))
         return false;
     for (; *k; k++)
-        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
-              (*k >= '0' && *k <= '9') || *k == '_'))
+        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
+              *k == '_'))
             return false;
     return true;
 }
@@ -144,11 +149,9 @@ static size_t path_key(struct keypath *p, const char *key)
     char q[72];
     int n;
     if (plain_key(key) && strlen(key) <= 40)
-        n = snprintf(p->s + p->len, sizeof p->s - p->len, "%s%s",
-                     p->len ? "." : "", key);
+        n = snprintf(p->s + p->len, sizeof p->s - p->len, "%s%s", p->len ? "." : "", key);
     else
-        n = snprintf(p->s + p->len, sizeof p->s - p->len, "[%s]",
-                     quote(q, sizeof q, key, 40));
+        n = snprintf(p->s + p->len, sizeof p->s - p->len, "[%s]", quote(q, sizeof q, key, 40));
     if (n > 0)
         p->len = p->len + n < sizeof p->s ? p->len + n : sizeof p->s - 1;
     return old;
@@ -169,8 +172,9 @@ static void path_pop(struct keypath *p, size_t old)
     p->s[old] = '\0';
 }
 
-__attribute__((format(printf, 3, 4)))
-static int key_error(vmlet_error *err, const struct keypath *p, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int key_error(vmlet_error *err,
+                                                           const struct keypath *p, const char *fmt,
+                                                           ...)
 {
     char msg[400];
     va_list ap;
@@ -180,9 +184,9 @@ static int key_error(vmlet_error *err, const struct keypath *p, const char *fmt,
     return set_error(err, VMLET_ERR_INVALID, "%s: %s", p->s, msg);
 }
 
-__attribute__((format(printf, 4, 5)))
-static int syntax_error(vmlet_error *err, const unsigned char *s, size_t off,
-                        const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static int syntax_error(vmlet_error *err,
+                                                              const unsigned char *s, size_t off,
+                                                              const char *fmt, ...)
 {
     char msg[400];
     unsigned long line, col;
@@ -224,7 +228,7 @@ static size_t utf8_seq(const unsigned char *s, size_t len, size_t i, const char 
 {
     unsigned char b = s[i];
     size_t n;
-    unsigned char lo = 0x80, hi = 0xbf;   /* allowed range of the 2nd byte */
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the 2nd byte */
     if (b < 0xc0) {
         *why = "a continuation byte with no lead byte";
         return 0;
@@ -237,12 +241,16 @@ static size_t utf8_seq(const unsigned char *s, size_t len, size_t i, const char 
         n = 2;
     } else if (b < 0xf0) {
         n = 3;
-        if (b == 0xe0) lo = 0xa0;          /* below: overlong */
-        if (b == 0xed) hi = 0x9f;          /* above: UTF-16 surrogates */
+        if (b == 0xe0)
+            lo = 0xa0; /* below: overlong */
+        if (b == 0xed)
+            hi = 0x9f; /* above: UTF-16 surrogates */
     } else if (b < 0xf5) {
         n = 4;
-        if (b == 0xf0) lo = 0x90;          /* below: overlong */
-        if (b == 0xf4) hi = 0x8f;          /* above: beyond U+10FFFF */
+        if (b == 0xf0)
+            lo = 0x90; /* below: overlong */
+        if (b == 0xf4)
+            hi = 0x8f; /* above: beyond U+10FFFF */
     } else {
         *why = "a byte that never appears in UTF-8";
         return 0;
@@ -254,9 +262,9 @@ static size_t utf8_seq(const unsigned char *s, size_t len, size_t i, const char 
         }
     }
     if (s[i + 1] < lo || s[i + 1] > hi) {
-        *why = b == 0xed ? "an encoded UTF-16 surrogate (U+D800..U+DFFF)"
-             : b == 0xf4 ? "a code point beyond U+10FFFF"
-                         : "an overlong encoding";
+        *why = b == 0xed   ? "an encoded UTF-16 surrogate (U+D800..U+DFFF)"
+               : b == 0xf4 ? "a code point beyond U+10FFFF"
+                           : "an overlong encoding";
         return 0;
     }
     return n;
@@ -270,10 +278,14 @@ static int hex4(const unsigned char *s, size_t len, size_t i, unsigned *out)
             return -1;
         unsigned char ch = s[i + k];
         v <<= 4;
-        if (ch >= '0' && ch <= '9') v |= ch - '0';
-        else if (ch >= 'a' && ch <= 'f') v |= ch - 'a' + 10;
-        else if (ch >= 'A' && ch <= 'F') v |= ch - 'A' + 10;
-        else return -1;
+        if (ch >= '0' && ch <= '9')
+            v |= ch - '0';
+        else if (ch >= 'a' && ch <= 'f')
+            v |= ch - 'a' + 10;
+        else if (ch >= 'A' && ch <= 'F')
+            v |= ch - 'A' + 10;
+        else
+            return -1;
     }
     *out = v;
     return 0;
@@ -293,14 +305,16 @@ static int scan_string(const unsigned char *s, size_t len, size_t *i, vmlet_erro
         if (ch == 0)
             return syntax_error(err, s, p, "NUL byte in a string");
         if (ch < 0x20)
-            return syntax_error(err, s, p, "control character 0x%02x in a string; "
-                                "write it as an escape such as \\n or \\u%04x", ch, ch);
+            return syntax_error(err, s, p,
+                                "control character 0x%02x in a string; "
+                                "write it as an escape such as \\n or \\u%04x",
+                                ch, ch);
         if (ch >= 0x80) {
             const char *why;
             size_t n = utf8_seq(s, len, p, &why);
             if (!n)
-                return syntax_error(err, s, p, "invalid UTF-8 in a string (byte 0x%02x): %s",
-                                    ch, why);
+                return syntax_error(err, s, p, "invalid UTF-8 in a string (byte 0x%02x): %s", ch,
+                                    why);
             p += n;
             continue;
         }
@@ -316,14 +330,16 @@ static int scan_string(const unsigned char *s, size_t len, size_t *i, vmlet_erro
             continue;
         }
         if (ch != 'u')
-            return syntax_error(err, s, p, "invalid escape: backslash then %s; the escapes "
+            return syntax_error(err, s, p,
+                                "invalid escape: backslash then %s; the escapes "
                                 "are \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX",
                                 describe_byte(b, sizeof b, ch));
         unsigned u, u2;
         if (hex4(s, len, p + 2, &u) < 0)
             return syntax_error(err, s, p, "\\u needs four hex digits");
         if (u == 0)
-            return syntax_error(err, s, p, "\\u0000 (a NUL character) is not allowed "
+            return syntax_error(err, s, p,
+                                "\\u0000 (a NUL character) is not allowed "
                                 "in a string");
         if (u >= 0xdc00 && u <= 0xdfff)
             return syntax_error(err, s, p, "\\u%04x is a lone UTF-16 low surrogate", u);
@@ -331,8 +347,10 @@ static int scan_string(const unsigned char *s, size_t len, size_t *i, vmlet_erro
             /* A high surrogate must be followed by an escaped low one. */
             if (p + 7 >= len || s[p + 6] != '\\' || s[p + 7] != 'u' ||
                 hex4(s, len, p + 8, &u2) < 0 || u2 < 0xdc00 || u2 > 0xdfff)
-                return syntax_error(err, s, p, "\\u%04x is a UTF-16 high surrogate "
-                                    "without a low surrogate after it", u);
+                return syntax_error(err, s, p,
+                                    "\\u%04x is a UTF-16 high surrogate "
+                                    "without a low surrogate after it",
+                                    u);
             p += 12;
             continue;
         }
@@ -353,7 +371,8 @@ static int scan_number(const unsigned char *s, size_t len, size_t *i, vmlet_erro
         return syntax_error(err, s, p, "expected a digit, got %s",
                             p < len ? describe_byte(b, sizeof b, s[p]) : "the end");
     if (s[p] == '0' && DIGIT(p + 1))
-        return syntax_error(err, s, start, "numbers cannot start with 0 (leading zeros "
+        return syntax_error(err, s, start,
+                            "numbers cannot start with 0 (leading zeros "
                             "are not JSON)");
     while (DIGIT(p))
         p++;
@@ -375,8 +394,10 @@ static int scan_number(const unsigned char *s, size_t len, size_t *i, vmlet_erro
     }
 #undef DIGIT
     if (p - start > JSON_MAX_NUMBER)
-        return syntax_error(err, s, start, "this number is %zu characters long; at most "
-                            "%d are allowed", p - start, JSON_MAX_NUMBER);
+        return syntax_error(err, s, start,
+                            "this number is %zu characters long; at most "
+                            "%d are allowed",
+                            p - start, JSON_MAX_NUMBER);
     *i = p;
     return 0;
 }
@@ -386,10 +407,10 @@ static int scan_number(const unsigned char *s, size_t len, size_t *i, vmlet_erro
 static int check_syntax(const unsigned char *s, size_t len, size_t start, vmlet_error *err)
 {
     enum { VALUE, FIRST_VALUE, KEY, FIRST_KEY, COLON, NEXT, DONE } want = VALUE;
-    char stack[JSON_MAX_DEPTH];   /* '{' or '[' per open container */
+    char stack[JSON_MAX_DEPTH]; /* '{' or '[' per open container */
     unsigned depth = 0;
     unsigned long values = 0;
-    bool after_comma = false;   /* for the "trailing ','" hint */
+    bool after_comma = false; /* for the "trailing ','" hint */
     char b[16];
     size_t i = start;
 
@@ -401,7 +422,8 @@ static int check_syntax(const unsigned char *s, size_t len, size_t start, vmlet_
             /* The text ends before its first value (else want is DONE or a
              * container is open). */
             if (depth == 0)
-                return set_error(err, VMLET_ERR_FILE, "no JSON value: the text is empty or only "
+                return set_error(err, VMLET_ERR_FILE,
+                                 "no JSON value: the text is empty or only "
                                  "whitespace; give an object such as {\"kernel\": \"bzImage\"}");
             return syntax_error(err, s, len, "the text ends inside %s; close it with '%c'",
                                 stack[depth - 1] == '{' ? "an object" : "an array",
@@ -417,12 +439,16 @@ static int check_syntax(const unsigned char *s, size_t len, size_t start, vmlet_
             /* fall through */
         case VALUE:
             if (++values > JSON_MAX_VALUES)
-                return syntax_error(err, s, i, "more than %d values; a vm.json is much "
-                                    "smaller", JSON_MAX_VALUES);
+                return syntax_error(err, s, i,
+                                    "more than %d values; a vm.json is much "
+                                    "smaller",
+                                    JSON_MAX_VALUES);
             if (ch == '{' || ch == '[') {
                 if (depth == JSON_MAX_DEPTH)
-                    return syntax_error(err, s, i, "nested more than %d levels deep; a "
-                                        "vm.json needs at most 4", JSON_MAX_DEPTH);
+                    return syntax_error(err, s, i,
+                                        "nested more than %d levels deep; a "
+                                        "vm.json needs at most 4",
+                                        JSON_MAX_DEPTH);
                 stack[depth++] = ch;
                 want = ch == '{' ? FIRST_KEY : FIRST_VALUE;
                 i++;
@@ -444,9 +470,11 @@ static int check_syntax(const unsigned char *s, size_t len, size_t start, vmlet_
                 return syntax_error(err, s, i, "expected a value before '%c'%s", ch,
                                     comma ? "; remove the trailing ','" : "");
             } else {
-                return syntax_error(err, s, i, "expected a value (a string in double "
+                return syntax_error(err, s, i,
+                                    "expected a value (a string in double "
                                     "quotes, a number, an object, an array, true, false "
-                                    "or null), got %s", describe_byte(b, sizeof b, ch));
+                                    "or null), got %s",
+                                    describe_byte(b, sizeof b, ch));
             }
             want = depth ? NEXT : DONE;
             continue;
@@ -486,7 +514,7 @@ static int check_syntax(const unsigned char *s, size_t len, size_t start, vmlet_
             return syntax_error(err, s, i, "unexpected %s after the end of the JSON value",
                                 describe_byte(b, sizeof b, ch));
         }
-close:
+    close:
         depth--;
         i++;
         want = depth ? NEXT : DONE;
@@ -507,7 +535,7 @@ struct parsed_doc {
     uint64_t memory;
     vmlet_console_kind console;
     bool rng;
-    const char *kernel, *initrd, *cmdline, *kvm_device;   /* NULL: not set */
+    const char *kernel, *initrd, *cmdline, *kvm_device; /* NULL: not set */
     struct parsed_disk disks[VMLET_MAX_DISKS];
     unsigned ndisks;
     struct net_spec nets[VMLET_MAX_NICS];
@@ -519,8 +547,8 @@ struct parsed_doc {
 /* Matches obj's members against the known names: found[k] is the member
  * for names[k] or NULL. Unknown and repeated keys are errors (cJSON keeps
  * both copies of a repeated key; which one wins would be an accident). */
-static int match_keys(const cJSON *obj, const char *const *names, unsigned n,
-                      const cJSON **found, struct keypath *p, vmlet_error *err)
+static int match_keys(const cJSON *obj, const char *const *names, unsigned n, const cJSON **found,
+                      struct keypath *p, vmlet_error *err)
 {
     for (unsigned k = 0; k < n; k++)
         found[k] = NULL;
@@ -546,24 +574,25 @@ static int match_keys(const cJSON *obj, const char *const *names, unsigned n,
 
 /* A whole number in [min, max] (max <= 2^53): JSON numbers arrive as
  * doubles, so the checks are on the double. */
-static int get_uint(const cJSON *v, struct keypath *p, uint64_t min, uint64_t max,
-                    uint64_t *out, vmlet_error *err)
+static int get_uint(const cJSON *v, struct keypath *p, uint64_t min, uint64_t max, uint64_t *out,
+                    vmlet_error *err)
 {
     char num[40];
     if (!cJSON_IsNumber(v))
         return key_error(err, p, "expected a whole number, got %s", type_name(v));
     double d = v->valuedouble;
     if (isinf(d))
-        return key_error(err, p, "the number is too %s to represent",
-                         d > 0 ? "large" : "negative");
+        return key_error(err, p, "the number is too %s to represent", d > 0 ? "large" : "negative");
     format_number(num, sizeof num, d);
     if (d < 0)
-        return key_error(err, p, "%s is negative; give %llu to %llu", num,
-                         (unsigned long long)min, (unsigned long long)max);
+        return key_error(err, p, "%s is negative; give %llu to %llu", num, (unsigned long long)min,
+                         (unsigned long long)max);
     if (d > JSON_MAX_EXACT)
-        return key_error(err, p, "%s is too large (above 2^53, where JSON numbers stop "
-                         "being exact)", num);
-    if (d != (double)(uint64_t)d)   /* in range now, so the cast is defined */
+        return key_error(err, p,
+                         "%s is too large (above 2^53, where JSON numbers stop "
+                         "being exact)",
+                         num);
+    if (d != (double)(uint64_t)d) /* in range now, so the cast is defined */
         return key_error(err, p, "%s is not a whole number", num);
     if (d < (double)min || d > (double)max)
         return key_error(err, p, "%s is out of range; give %llu to %llu", num,
@@ -601,23 +630,29 @@ static int read_memory(const cJSON *v, struct keypath *p, uint64_t *out, vmlet_e
     char q[64];
     if (cJSON_IsString(v)) {
         if (vmlet_parse_size(v->valuestring, out) < 0)
-            return key_error(err, p, "%s is not a size; give bytes or a number with K, "
-                             "M, G or T, e.g. \"512M\"", quote(q, sizeof q, v->valuestring, 40));
+            return key_error(err, p,
+                             "%s is not a size; give bytes or a number with K, "
+                             "M, G or T, e.g. \"512M\"",
+                             quote(q, sizeof q, v->valuestring, 40));
         return 0;
     }
     if (!cJSON_IsNumber(v))
-        return key_error(err, p, "expected a size (a string such as \"512M\" or a whole "
-                         "number of bytes), got %s", type_name(v));
+        return key_error(err, p,
+                         "expected a size (a string such as \"512M\" or a whole "
+                         "number of bytes), got %s",
+                         type_name(v));
     if (v->valuedouble < 0)
-        return key_error(err, p, "a size cannot be negative; give bytes or a string such "
+        return key_error(err, p,
+                         "a size cannot be negative; give bytes or a string such "
                          "as \"512M\"");
     if (get_uint(v, p, 0, (uint64_t)JSON_MAX_EXACT, out, err) < 0)
         return -1;
     /* "memory": 512 most likely meant MiB; validate would only say 0 MiB. */
     if (*out && *out < VMLET_MIN_MEMORY)
-        return key_error(err, p, "%llu byte%s is less than the 16 MiB minimum; a number "
-                         "means bytes: write \"%lluM\" for MiB", (unsigned long long)*out,
-                         *out == 1 ? "" : "s", (unsigned long long)*out);
+        return key_error(err, p,
+                         "%llu byte%s is less than the 16 MiB minimum; a number "
+                         "means bytes: write \"%lluM\" for MiB",
+                         (unsigned long long)*out, *out == 1 ? "" : "s", (unsigned long long)*out);
     return 0;
 }
 
@@ -638,23 +673,24 @@ static int read_console(const cJSON *v, struct keypath *p, vmlet_console_kind *o
     return 0;
 }
 
-static int read_disk(const cJSON *v, struct keypath *p, struct parsed_disk *d,
-                     vmlet_error *err)
+static int read_disk(const cJSON *v, struct keypath *p, struct parsed_disk *d, vmlet_error *err)
 {
     static const char *const names[] = { "path", "read_only", "serial" };
     const cJSON *f[3];
     size_t old;
     if (!cJSON_IsObject(v))
-        return key_error(err, p, "expected an object such as {\"path\": \"root.img\"}, "
-                         "got %s", type_name(v));
+        return key_error(err, p,
+                         "expected an object such as {\"path\": \"root.img\"}, "
+                         "got %s",
+                         type_name(v));
     if (match_keys(v, names, 3, f, p, err) < 0)
         return -1;
     if (!f[0])
         return key_error(err, p, "no \"path\"; give the disk image or block device");
     memset(d, 0, sizeof *d);
     old = path_key(p, "path");
-    if (get_string(f[0], p, true, PATH_MAX_BYTES, "an image file or block device",
-                   &d->path, err) < 0)
+    if (get_string(f[0], p, true, PATH_MAX_BYTES, "an image file or block device", &d->path, err) <
+        0)
         return -1;
     path_pop(p, old);
     if (f[1]) {
@@ -675,32 +711,33 @@ static int read_disk(const cJSON *v, struct keypath *p, struct parsed_disk *d,
 
 /* ---- network: parsed by src/netspec.c, as --net is ---------------------------- */
 
-static int read_mac(const cJSON *v, struct keypath *p, struct net_spec *net,
-                    vmlet_error *err)
+static int read_mac(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
 {
     char q[64];
     if (!cJSON_IsString(v))
         return key_error(err, p, "expected a string such as \"52:54:00:12:34:56\", got %s",
                          type_name(v));
     switch (net_parse_mac(v->valuestring, strlen(v->valuestring), net->mac)) {
-    case NET_MAC_OK:
-        break;
+    case NET_MAC_OK: break;
     case NET_MAC_SYNTAX:
-        return key_error(err, p, "%s is not a MAC address; write six hex pairs such as "
-                         "\"52:54:00:12:34:56\"", quote(q, sizeof q, v->valuestring, 40));
+        return key_error(err, p,
+                         "%s is not a MAC address; write six hex pairs such as "
+                         "\"52:54:00:12:34:56\"",
+                         quote(q, sizeof q, v->valuestring, 40));
     case NET_MAC_MULTICAST:
-        return key_error(err, p, "%s is a multicast address; a NIC needs a unicast one "
-                         "(even first byte), e.g. \"52:54:00:12:34:56\"", v->valuestring);
-    case NET_MAC_ZERO:
-        return key_error(err, p, "00:00:00:00:00:00 is not a usable address");
+        return key_error(err, p,
+                         "%s is a multicast address; a NIC needs a unicast one "
+                         "(even first byte), e.g. \"52:54:00:12:34:56\"",
+                         v->valuestring);
+    case NET_MAC_ZERO: return key_error(err, p, "00:00:00:00:00:00 is not a usable address");
     }
     net->has_mac = true;
     return 0;
 }
 
 /* What is wrong with a rule, in this file's words ("the host port ..."). */
-static const char *hostfwd_why(enum net_fwd_error e, const struct net_hostfwd *f,
-                               char *buf, size_t size)
+static const char *hostfwd_why(enum net_fwd_error e, const struct net_hostfwd *f, char *buf,
+                               size_t size)
 {
     switch (e) {
     case NET_FWD_OK: return NULL;
@@ -713,10 +750,8 @@ static const char *hostfwd_why(enum net_fwd_error e, const struct net_hostfwd *f
     case NET_FWD_HOST_ADDR: return "the host address is not an IPv4 address such as 127.0.0.1";
     case NET_FWD_HOST_PORT: return "the host port is not a number from 1 to 65535";
     case NET_FWD_GUEST_SIDE: return "the guest side has no ':PORT'";
-    case NET_FWD_GUEST_ADDR:
-        return "the guest address is not an IPv4 address such as 10.0.2.15";
-    case NET_FWD_GUEST_NETWORK:
-        return "the guest address is not in the guest network 10.0.2.0/24";
+    case NET_FWD_GUEST_ADDR: return "the guest address is not an IPv4 address such as 10.0.2.15";
+    case NET_FWD_GUEST_NETWORK: return "the guest address is not in the guest network 10.0.2.0/24";
     case NET_FWD_GUEST_RESERVED:
         snprintf(buf, size, "the guest address is %s, not a guest",
                  net_guest_addr_role(f->guest_addr));
@@ -726,26 +761,29 @@ static const char *hostfwd_why(enum net_fwd_error e, const struct net_hostfwd *f
     return "it is not a forwarding rule";
 }
 
-static int read_hostfwds(const cJSON *v, struct keypath *p, struct net_spec *net,
-                         vmlet_error *err)
+static int read_hostfwds(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
 {
     char q[80], part[NET_HOSTFWD_TEXT_MAX], why[96];
     if (!cJSON_IsArray(v))
-        return key_error(err, p, "expected an array of strings such as "
-                         "[\"tcp:127.0.0.1:8080-:80\"], got %s", type_name(v));
+        return key_error(err, p,
+                         "expected an array of strings such as "
+                         "[\"tcp:127.0.0.1:8080-:80\"], got %s",
+                         type_name(v));
     unsigned n = cJSON_GetArraySize(v), i = 0;
     if (n > NET_SPEC_MAX_HOSTFWD)
-        return key_error(err, p, "%u rules; at most %d are allowed", n,
-                         NET_SPEC_MAX_HOSTFWD);
+        return key_error(err, p, "%u rules; at most %d are allowed", n, NET_SPEC_MAX_HOSTFWD);
     for (const cJSON *r = v->child; r; r = r->next, i++) {
         size_t old = path_index(p, i);
         if (!cJSON_IsString(r))
-            return key_error(err, p, "expected a string such as \"tcp:127.0.0.1:8080-:80\", "
-                             "got %s", type_name(r));
+            return key_error(err, p,
+                             "expected a string such as \"tcp:127.0.0.1:8080-:80\", "
+                             "got %s",
+                             type_name(r));
         enum net_fwd_error e = net_parse_hostfwd(r->valuestring, strlen(r->valuestring),
                                                  &net->hostfwd[i], part);
         if (e != NET_FWD_OK)
-            return key_error(err, p, "%s: %s; the form is "
+            return key_error(err, p,
+                             "%s: %s; the form is "
                              "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
                              quote(q, sizeof q, r->valuestring, 64),
                              hostfwd_why(e, &net->hostfwd[i], why, sizeof why));
@@ -755,8 +793,7 @@ static int read_hostfwds(const cJSON *v, struct keypath *p, struct net_spec *net
     return 0;
 }
 
-static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net,
-                    vmlet_error *err)
+static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
 {
     /* All keys first, so a misspelt "type" is reported as such. */
     static const char *const all[] = { "type", "hostfwd", "name", "mac" };
@@ -798,11 +835,14 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net,
         if (m == f[HOSTFWD]) {
             rc = read_hostfwds(m, p, net, err);
         } else if (m == f[NAME]) {
-            const char *name = "";   /* set by get_string() when it returns 0 */
-            rc = get_string(m, p, true, NET_TAP_NAME_MAX, "a host interface name such "
-                            "as \"tap0\"", &name, err);
+            const char *name = ""; /* set by get_string() when it returns 0 */
+            rc = get_string(m, p, true, NET_TAP_NAME_MAX,
+                            "a host interface name such "
+                            "as \"tap0\"",
+                            &name, err);
             if (rc == 0 && !net_tap_name_ok(name, strlen(name)))
-                rc = key_error(err, p, "%s is not an interface name; use printable "
+                rc = key_error(err, p,
+                               "%s is not an interface name; use printable "
                                "characters other than spaces, '/', ':', ',' and '='",
                                quote(q, sizeof q, name, 40));
             if (rc == 0)
@@ -815,7 +855,8 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net,
         path_pop(p, old);
     }
     if (!user && !f[NAME])
-        return key_error(err, p, "no \"name\"; a tap network needs the host interface, "
+        return key_error(err, p,
+                         "no \"name\"; a tap network needs the host interface, "
                          "e.g. \"name\": \"tap0\"");
     return 0;
 }
@@ -823,8 +864,7 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net,
 /* What only shows across entries: one tap twice, one MAC twice, one host
  * port forwarded twice, named by key path. Validate checks again over all
  * NICs, the file's and those added otherwise. */
-static int check_nets(const struct net_spec *nets, unsigned i, struct keypath *p,
-                      vmlet_error *err)
+static int check_nets(const struct net_spec *nets, unsigned i, struct keypath *p, vmlet_error *err)
 {
     const struct net_spec *net = &nets[i];
     for (unsigned j = 0; j <= i; j++) {
@@ -844,9 +884,11 @@ static int check_nets(const struct net_spec *nets, unsigned i, struct keypath *p
                 if (net_hostfwd_clash(&net->hostfwd[a], &o->hostfwd[b])) {
                     path_key(p, "hostfwd");
                     path_index(p, a);
-                    return key_error(err, p, "%s port %u is already forwarded by "
-                                     "network[%u].hostfwd[%u]", net->hostfwd[a].udp ?
-                                     "udp" : "tcp", net->hostfwd[a].host_port, j, b);
+                    return key_error(err, p,
+                                     "%s port %u is already forwarded by "
+                                     "network[%u].hostfwd[%u]",
+                                     net->hostfwd[a].udp ? "udp" : "tcp", net->hostfwd[a].host_port,
+                                     j, b);
                 }
             }
         }
@@ -854,16 +896,16 @@ static int check_nets(const struct net_spec *nets, unsigned i, struct keypath *p
     return 0;
 }
 
-static int read_network(const cJSON *v, struct keypath *p, struct parsed_doc *d,
-                        vmlet_error *err)
+static int read_network(const cJSON *v, struct keypath *p, struct parsed_doc *d, vmlet_error *err)
 {
     if (!cJSON_IsArray(v))
-        return key_error(err, p, "expected an array of objects such as "
-                         "[{\"type\": \"user\"}], got %s", type_name(v));
+        return key_error(err, p,
+                         "expected an array of objects such as "
+                         "[{\"type\": \"user\"}], got %s",
+                         type_name(v));
     unsigned n = cJSON_GetArraySize(v), i = 0;
     if (n > VMLET_MAX_NICS)
-        return key_error(err, p, "%u interfaces; at most %d are allowed", n,
-                         VMLET_MAX_NICS);
+        return key_error(err, p, "%u interfaces; at most %d are allowed", n, VMLET_MAX_NICS);
     for (const cJSON *e = v->child; e; e = e->next, i++) {
         size_t old = path_index(p, i);
         if (read_net(e, p, &d->nets[i], err) < 0 || check_nets(d->nets, i, p, err) < 0)
@@ -874,16 +916,35 @@ static int read_network(const cJSON *v, struct keypath *p, struct parsed_doc *d,
     return 0;
 }
 
-enum { K_CPUS, K_MEMORY, K_KERNEL, K_INITRD, K_CMDLINE, K_CONSOLE, K_RNG, K_DISKS,
-       K_NETWORK, K_SHUTDOWN_TIMEOUT, K_KVM_DEVICE, K_COUNT };
+enum {
+    K_CPUS,
+    K_MEMORY,
+    K_KERNEL,
+    K_INITRD,
+    K_CMDLINE,
+    K_CONSOLE,
+    K_RNG,
+    K_DISKS,
+    K_NETWORK,
+    K_SHUTDOWN_TIMEOUT,
+    K_KVM_DEVICE,
+    K_COUNT
+};
 
 static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
 {
     static const char *const names[K_COUNT] = {
-        [K_CPUS] = "cpus", [K_MEMORY] = "memory", [K_KERNEL] = "kernel",
-        [K_INITRD] = "initrd", [K_CMDLINE] = "cmdline", [K_CONSOLE] = "console",
-        [K_RNG] = "rng", [K_DISKS] = "disks", [K_NETWORK] = "network",
-        [K_SHUTDOWN_TIMEOUT] = "shutdown_timeout", [K_KVM_DEVICE] = "kvm_device",
+        [K_CPUS] = "cpus",
+        [K_MEMORY] = "memory",
+        [K_KERNEL] = "kernel",
+        [K_INITRD] = "initrd",
+        [K_CMDLINE] = "cmdline",
+        [K_CONSOLE] = "console",
+        [K_RNG] = "rng",
+        [K_DISKS] = "disks",
+        [K_NETWORK] = "network",
+        [K_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
+        [K_KVM_DEVICE] = "kvm_device",
     };
     const cJSON *f[K_COUNT];
     struct keypath p = { .s = "", .len = 0 };
@@ -891,7 +952,8 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
     int rc = 0;
 
     if (!cJSON_IsObject(root))
-        return set_error(err, VMLET_ERR_INVALID, "the top level is %s; it must be an "
+        return set_error(err, VMLET_ERR_INVALID,
+                         "the top level is %s; it must be an "
                          "object such as {\"kernel\": \"bzImage\", \"memory\": \"512M\"}",
                          type_name(root));
     if (match_keys(root, names, K_COUNT, f, &p, err) < 0)
@@ -917,13 +979,14 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
                             &d->kernel, err);
             break;
         case K_INITRD:
-            rc = get_string(v, &p, true, PATH_MAX_BYTES, "the path of an initial ramdisk, "
-                            "or leave the key out", &d->initrd, err);
+            rc = get_string(v, &p, true, PATH_MAX_BYTES,
+                            "the path of an initial ramdisk, "
+                            "or leave the key out",
+                            &d->initrd, err);
             break;
         case K_CMDLINE:
             /* Its length limit depends on the kernel; validate checks it. */
-            rc = get_string(v, &p, false, SIZE_MAX, "the kernel command line",
-                            &d->cmdline, err);
+            rc = get_string(v, &p, false, SIZE_MAX, "the kernel command line", &d->cmdline, err);
             break;
         case K_CONSOLE:
             rc = read_console(v, &p, &d->console, err);
@@ -935,14 +998,15 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             break;
         case K_DISKS: {
             if (!cJSON_IsArray(v)) {
-                rc = key_error(err, &p, "expected an array of objects such as "
-                               "[{\"path\": \"root.img\"}], got %s", type_name(v));
+                rc = key_error(err, &p,
+                               "expected an array of objects such as "
+                               "[{\"path\": \"root.img\"}], got %s",
+                               type_name(v));
                 break;
             }
             unsigned n = cJSON_GetArraySize(v), i = 0;
             if (n > VMLET_MAX_DISKS) {
-                rc = key_error(err, &p, "%u disks; at most %d are allowed", n,
-                               VMLET_MAX_DISKS);
+                rc = key_error(err, &p, "%u disks; at most %d are allowed", n, VMLET_MAX_DISKS);
                 break;
             }
             for (const cJSON *e = v->child; e && rc == 0; e = e->next, i++) {
@@ -954,9 +1018,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             d->ndisks = n;
             break;
         }
-        case K_NETWORK:
-            rc = read_network(v, &p, d, err);
-            break;
+        case K_NETWORK: rc = read_network(v, &p, d, err); break;
         case K_SHUTDOWN_TIMEOUT:
             rc = get_uint(v, &p, 0, VMLET_MAX_SHUTDOWN_TIMEOUT, &u, err);
             d->shutdown_timeout = u;
@@ -1003,7 +1065,8 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
     if (d->has_shutdown_timeout)
         rc |= vmlet_config_set_shutdown_timeout(c, d->shutdown_timeout);
     if (rc)
-        return set_error(err, VMLET_ERR_NOMEM, "out of memory while applying the "
+        return set_error(err, VMLET_ERR_NOMEM,
+                         "out of memory while applying the "
                          "configuration");
     return 0;
 }
@@ -1014,7 +1077,7 @@ VMLET_API int vmlet_config_from_json(vmlet_config *c, const char *text, size_t l
     const unsigned char *s = (const unsigned char *)text;
     size_t start = 0;
     if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
-        start = 3;   /* a UTF-8 byte order mark, as some editors write */
+        start = 3; /* a UTF-8 byte order mark, as some editors write */
     if (check_syntax(s, len, start, err) < 0)
         return -1;
 
@@ -1027,19 +1090,23 @@ VMLET_API int vmlet_config_from_json(vmlet_config *c, const char *text, size_t l
         size_t off = end ? (size_t)(end - text) : start;
         unsigned long line, col;
         line_col(s, off, &line, &col);
-        return set_error(err, VMLET_ERR_INTERNAL, "line %lu, column %lu: cJSON could not "
-                         "read this (out of memory?)", line, col);
+        return set_error(err, VMLET_ERR_INTERNAL,
+                         "line %lu, column %lu: cJSON could not "
+                         "read this (out of memory?)",
+                         line, col);
     }
     size_t off = (size_t)(end - text);
     if (skip_ws(s, len, off) != len) {
         unsigned long line, col;
         line_col(s, off, &line, &col);
         cJSON_Delete(root);
-        return set_error(err, VMLET_ERR_INTERNAL, "line %lu, column %lu: cJSON stopped "
-                         "reading here", line, col);
+        return set_error(err, VMLET_ERR_INTERNAL,
+                         "line %lu, column %lu: cJSON stopped "
+                         "reading here",
+                         line, col);
     }
 
-    struct parsed_doc *d = calloc(1, sizeof *d);   /* ~11 KiB: keep it off the stack */
+    struct parsed_doc *d = calloc(1, sizeof *d); /* ~11 KiB: keep it off the stack */
     if (!d) {
         cJSON_Delete(root);
         return set_error(err, VMLET_ERR_NOMEM, "out of memory reading the configuration");
@@ -1080,8 +1147,10 @@ VMLET_API int vmlet_config_load_json(vmlet_config *c, const char *path, vmlet_er
     struct stat st;
     if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
         close(fd);
-        return set_error(err, VMLET_ERR_FILE, "%s is a directory; the config must be a JSON "
-                         "file", path);
+        return set_error(err, VMLET_ERR_FILE,
+                         "%s is a directory; the config must be a JSON "
+                         "file",
+                         path);
     }
     /* Read at most one byte past the cap: enough to know it is too big,
      * whatever the file (a pipe has no size to ask for). */
@@ -1108,11 +1177,15 @@ VMLET_API int vmlet_config_load_json(vmlet_config *c, const char *path, vmlet_er
     close(fd);
     int rc;
     if (len > VMLET_CONFIG_JSON_MAX)
-        rc = set_error(err, VMLET_ERR_FILE, "%s: larger than %u MiB; a vm.json is a few "
-                       "hundred bytes", path, VMLET_CONFIG_JSON_MAX >> 20);
+        rc = set_error(err, VMLET_ERR_FILE,
+                       "%s: larger than %u MiB; a vm.json is a few "
+                       "hundred bytes",
+                       path, VMLET_CONFIG_JSON_MAX >> 20);
     else if (len == 0)
-        rc = set_error(err, VMLET_ERR_FILE, "%s: the file is empty; it needs a JSON "
-                       "object such as {\"kernel\": \"bzImage\"}", path);
+        rc = set_error(err, VMLET_ERR_FILE,
+                       "%s: the file is empty; it needs a JSON "
+                       "object such as {\"kernel\": \"bzImage\"}",
+                       path);
     else if ((rc = vmlet_config_from_json(c, buf, len, err)) < 0)
         in_file(err, path);
     free(buf);

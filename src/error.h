@@ -5,7 +5,7 @@
 
 #include "vmlet.h"
 
-__attribute__((format(printf, 3, 4)))
-int set_error(vmlet_error *err, vmlet_error_code code, const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) int set_error(vmlet_error *err, vmlet_error_code code,
+                                                    const char *fmt, ...);
 
 #endif

@@ -17,13 +17,13 @@
 #include <sys/ioctl.h>
 #include <linux/kvm.h>
 
-#define NUM_MSI  (KVM_IRQ_MAX_GSI - KVM_IRQ_FIRST_MSI_GSI)
+#define NUM_MSI            (KVM_IRQ_MAX_GSI - KVM_IRQ_FIRST_MSI_GSI)
 /* 24 IOAPIC pins plus 16 PIC pins, as KVM's own default table. */
-#define NUM_IRQCHIP_ROUTES  40
+#define NUM_IRQCHIP_ROUTES 40
 
 struct msi_route {
-    bool used;       /* GSI reserved */
-    bool routed;     /* in the table KVM has */
+    bool used;   /* GSI reserved */
+    bool routed; /* in the table KVM has */
     uint64_t addr;
     uint32_t data;
 };
@@ -32,9 +32,9 @@ struct kvm_irq {
     kvm_irq_ioctl_fn ioctl;
     void *ctx;
     unsigned ioeventfd_len;
-    pthread_mutex_t lock;            /* the table, and the order tables reach KVM */
+    pthread_mutex_t lock; /* the table, and the order tables reach KVM */
     struct msi_route msi[NUM_MSI];
-    struct kvm_irq_routing *table;   /* scratch buffer for KVM_SET_GSI_ROUTING */
+    struct kvm_irq_routing *table; /* scratch buffer for KVM_SET_GSI_ROUTING */
 };
 
 static int fd_ioctl(void *ctx, unsigned long request, void *arg)
@@ -53,7 +53,7 @@ struct kvm_irq *kvm_irq_new_with(kvm_irq_ioctl_fn fn, void *ctx)
     if (!k)
         return NULL;
     k->table = calloc(1, sizeof *k->table +
-                      (NUM_IRQCHIP_ROUTES + NUM_MSI) * sizeof k->table->entries[0]);
+                             (NUM_IRQCHIP_ROUTES + NUM_MSI) * sizeof k->table->entries[0]);
     if (!k->table) {
         free(k);
         return NULL;
@@ -107,8 +107,8 @@ static int commit(struct kvm_irq *k)
     for (unsigned gsi = 0; gsi < KVM_IRQ_FIRST_MSI_GSI; gsi++) {
         irqchip_route(&e[n++], gsi, KVM_IRQCHIP_IOAPIC, gsi);
         if (gsi < 16)
-            irqchip_route(&e[n++], gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
-                                                : KVM_IRQCHIP_PIC_SLAVE, gsi % 8);
+            irqchip_route(&e[n++], gsi, gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
+                          gsi % 8);
     }
     for (unsigned i = 0; i < NUM_MSI; i++) {
         if (!k->msi[i].routed)
@@ -156,7 +156,7 @@ int kvm_irq_msi_route(struct kvm_irq *k, unsigned gsi, uint64_t addr, uint32_t d
     struct msi_route *r = msi_of(k, gsi);
     if (r) {
         if (r->routed && r->addr == addr && r->data == data) {
-            rc = 0;   /* each table costs KVM an SRCU grace period: skip */
+            rc = 0; /* each table costs KVM an SRCU grace period: skip */
         } else {
             struct msi_route old = *r;
             r->routed = true;
@@ -164,7 +164,7 @@ int kvm_irq_msi_route(struct kvm_irq *k, unsigned gsi, uint64_t addr, uint32_t d
             r->data = data;
             rc = commit(k);
             if (rc < 0)
-                *r = old;   /* keep our copy what KVM has */
+                *r = old; /* keep our copy what KVM has */
         }
     }
     pthread_mutex_unlock(&k->lock);

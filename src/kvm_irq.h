@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 /* GSIs 0..23 are the PIC/IOAPIC pins; MSI routes are numbered from here. */
-#define KVM_IRQ_FIRST_MSI_GSI  24
-#define KVM_IRQ_MAX_GSI        1024   /* KVM allows 4096 routes; we need far fewer */
+#define KVM_IRQ_FIRST_MSI_GSI 24
+#define KVM_IRQ_MAX_GSI       1024 /* KVM allows 4096 routes; we need far fewer */
 
 struct kvm_irq;
 

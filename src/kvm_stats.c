@@ -11,21 +11,21 @@
 
 #include "kvm_stats.h"
 
-#define STATS_MAX_DESC   1024
-#define STATS_MAX_NAME   256
-#define STATS_MAX_DATA   (1u << 20)
+#define STATS_MAX_DESC 1024
+#define STATS_MAX_NAME 256
+#define STATS_MAX_DATA (1u << 20)
 
 struct stat_counter {
     char name[STATS_MAX_NAME];
-    size_t offset;            /* of its value in the data block */
+    size_t offset; /* of its value in the data block */
 };
 
 struct kvm_stats {
     int fd;
     unsigned n;
     struct stat_counter *c;
-    uint64_t data_offset;     /* where the values are in the file */
-    size_t data_size;         /* all of them, read at once */
+    uint64_t data_offset; /* where the values are in the file */
+    size_t data_size;     /* all of them, read at once */
 };
 
 static bool read_all(int fd, void *buf, size_t len, uint64_t off)
@@ -52,8 +52,8 @@ struct kvm_stats *kvm_stats_open(int kvm_object_fd)
     struct kvm_stats_header h;
     struct kvm_stats *s = calloc(1, sizeof *s);
     uint8_t *desc = NULL;
-    if (!s || !read_all(fd, &h, sizeof h, 0) || h.num_desc > STATS_MAX_DESC ||
-        h.name_size == 0 || h.name_size > STATS_MAX_NAME)
+    if (!s || !read_all(fd, &h, sizeof h, 0) || h.num_desc > STATS_MAX_DESC || h.name_size == 0 ||
+        h.name_size > STATS_MAX_NAME)
         goto fail;
     size_t desc_size = sizeof(struct kvm_stats_desc) + h.name_size;
     desc = malloc(desc_size * h.num_desc);
@@ -64,11 +64,11 @@ struct kvm_stats *kvm_stats_open(int kvm_object_fd)
         const struct kvm_stats_desc *d = (const void *)(desc + i * desc_size);
         uint64_t end = (uint64_t)d->offset + (uint64_t)d->size * sizeof(uint64_t);
         if (end > STATS_MAX_DATA)
-            continue;                               /* not believed */
+            continue; /* not believed */
         if (end > s->data_size)
             s->data_size = (size_t)end;
         if ((d->flags & KVM_STATS_TYPE_MASK) != KVM_STATS_TYPE_CUMULATIVE || d->size != 1)
-            continue;                               /* histograms, peaks, gauges */
+            continue; /* histograms, peaks, gauges */
         struct stat_counter *c = &s->c[s->n++];
         memcpy(c->name, d->name, h.name_size);
         c->name[h.name_size - 1] = '\0';

@@ -26,8 +26,7 @@ int guest_memory_alloc(struct guest_memory *m, uint64_t size, vmlet_error *err)
     uint8_t *p = mmap(NULL, size + slack, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
-        return set_error(err, VMLET_ERR_NOMEM,
-                         "memory: cannot reserve %llu MiB of host memory: %s",
+        return set_error(err, VMLET_ERR_NOMEM, "memory: cannot reserve %llu MiB of host memory: %s",
                          (unsigned long long)(size >> 20), strerror(errno));
     uint8_t *aligned = (uint8_t *)(((uintptr_t)p + slack - 1) & ~(uintptr_t)(slack - 1));
     if (aligned > p)
@@ -35,7 +34,7 @@ int guest_memory_alloc(struct guest_memory *m, uint64_t size, vmlet_error *err)
     size_t tail = (p + size + slack) - (aligned + size);
     if (tail)
         munmap(aligned + size, tail);
-    madvise(aligned, size, MADV_HUGEPAGE);   /* best effort */
+    madvise(aligned, size, MADV_HUGEPAGE); /* best effort */
     m->host = aligned;
     m->size = size;
     guest_memory_layout(size, &m->low_size, &m->high_size);

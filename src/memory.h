@@ -8,10 +8,10 @@
 #include "vmlet.h"
 
 struct guest_memory {
-    uint8_t *host;          /* host mapping of all RAM, low then high */
-    uint64_t size;          /* total bytes */
-    uint64_t low_size;      /* guest [0, low_size) -> host[0, low_size) */
-    uint64_t high_size;     /* guest [4 GiB, 4 GiB + high_size) -> host[low_size, ...) */
+    uint8_t *host;      /* host mapping of all RAM, low then high */
+    uint64_t size;      /* total bytes */
+    uint64_t low_size;  /* guest [0, low_size) -> host[0, low_size) */
+    uint64_t high_size; /* guest [4 GiB, 4 GiB + high_size) -> host[low_size, ...) */
 };
 
 /* Splits size around the MMIO hole without mapping anything. */

@@ -100,8 +100,8 @@ void net_hostfwd_host_text(const struct net_hostfwd *f, char *buf, size_t len)
 
 void net_mac_text(const uint8_t mac[6], char *buf, size_t len)
 {
-    snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x",
-             mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+             mac[5]);
 }
 
 static int hexval(char c)
@@ -152,9 +152,10 @@ bool net_hostfwd_clash(const struct net_hostfwd *a, const struct net_hostfwd *b)
 
 const char *net_guest_addr_role(uint32_t g)
 {
-    return g == NET_USER_GATEWAY ? "the gateway (the host)" :
-           g == NET_USER_DNS ? "the DNS server" :
-           g == NET_USER_NETWORK ? "the network address" : "the broadcast address";
+    return g == NET_USER_GATEWAY   ? "the gateway (the host)"
+           : g == NET_USER_DNS     ? "the DNS server"
+           : g == NET_USER_NETWORK ? "the network address"
+                                   : "the broadcast address";
 }
 
 /* Copies the piece that is wrong for the caller's message. */
@@ -234,45 +235,43 @@ static int parse_hostfwd(const char *text, struct item rule, struct net_hostfwd 
     char part[NET_HOSTFWD_TEXT_MAX];
     const char *t = f->text;
     switch (net_parse_hostfwd(rule.p, rule.len, f, part)) {
-    case NET_FWD_OK:
-        return 0;
+    case NET_FWD_OK: return 0;
     case NET_FWD_TOO_LONG:
-        return fail(err, text, "hostfwd '%.*s...': too long for a rule (%s)",
-                    20, rule.p, RULE_SYNTAX);
-    case NET_FWD_NO_COLON:
-        return fail(err, text, "hostfwd '%s': expected %s", t, RULE_SYNTAX);
+        return fail(err, text, "hostfwd '%.*s...': too long for a rule (%s)", 20, rule.p,
+                    RULE_SYNTAX);
+    case NET_FWD_NO_COLON: return fail(err, text, "hostfwd '%s': expected %s", t, RULE_SYNTAX);
     case NET_FWD_PROTOCOL:
         return fail(err, text, "hostfwd '%s': protocol '%s' is not tcp or udp", t, part);
     case NET_FWD_NO_DASH:
-        return fail(err, text, "hostfwd '%s': no '-' between the host and the guest side "
-                    "(expected %s)", t, RULE_SYNTAX);
+        return fail(err, text,
+                    "hostfwd '%s': no '-' between the host and the guest side "
+                    "(expected %s)",
+                    t, RULE_SYNTAX);
     case NET_FWD_TWO_DASHES:
-        return fail(err, text, "hostfwd '%s': more than one '-' (expected %s)", t,
-                    RULE_SYNTAX);
+        return fail(err, text, "hostfwd '%s': more than one '-' (expected %s)", t, RULE_SYNTAX);
     case NET_FWD_HOST_SIDE:
-        return fail(err, text, "hostfwd '%s': host side '%s' is not [HOSTADDR]:HOSTPORT",
-                    t, part);
+        return fail(err, text, "hostfwd '%s': host side '%s' is not [HOSTADDR]:HOSTPORT", t, part);
     case NET_FWD_HOST_ADDR:
-        return fail(err, text, "hostfwd '%s': host address '%s' is not an IPv4 address",
-                    t, part);
+        return fail(err, text, "hostfwd '%s': host address '%s' is not an IPv4 address", t, part);
     case NET_FWD_HOST_PORT:
-        return fail(err, text, "hostfwd '%s': host port '%s' is not a port number (1-65535)",
-                    t, part);
+        return fail(err, text, "hostfwd '%s': host port '%s' is not a port number (1-65535)", t,
+                    part);
     case NET_FWD_GUEST_SIDE:
-        return fail(err, text, "hostfwd '%s': guest side '%s' is not [GUESTADDR]:GUESTPORT",
-                    t, part);
+        return fail(err, text, "hostfwd '%s': guest side '%s' is not [GUESTADDR]:GUESTPORT", t,
+                    part);
     case NET_FWD_GUEST_ADDR:
-        return fail(err, text, "hostfwd '%s': guest address '%s' is not an IPv4 address",
-                    t, part);
+        return fail(err, text, "hostfwd '%s': guest address '%s' is not an IPv4 address", t, part);
     case NET_FWD_GUEST_NETWORK:
-        return fail(err, text, "hostfwd '%s': guest address '%s' is not in the guest "
-                    "network 10.0.2.0/24", t, part);
-    case NET_FWD_GUEST_RESERVED:
-        return fail(err, text, "hostfwd '%s': guest address '%s' is %s, not a guest",
-                    t, part, net_guest_addr_role(f->guest_addr));
-    case NET_FWD_GUEST_PORT:
-        return fail(err, text, "hostfwd '%s': guest port '%s' is not a port number (1-65535)",
+        return fail(err, text,
+                    "hostfwd '%s': guest address '%s' is not in the guest "
+                    "network 10.0.2.0/24",
                     t, part);
+    case NET_FWD_GUEST_RESERVED:
+        return fail(err, text, "hostfwd '%s': guest address '%s' is %s, not a guest", t, part,
+                    net_guest_addr_role(f->guest_addr));
+    case NET_FWD_GUEST_PORT:
+        return fail(err, text, "hostfwd '%s': guest port '%s' is not a port number (1-65535)", t,
+                    part);
     }
     return fail(err, text, "hostfwd '%s': not a rule (%s)", t, RULE_SYNTAX);
 }
@@ -307,7 +306,8 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
     } else if (item_key(items[0], "tap", &v)) {
         out->kind = NET_SPEC_TAP;
         if (!net_tap_name_ok(v.p, v.len))
-            return fail(err, text, "tap name '%s' is not a valid interface name (1-%d "
+            return fail(err, text,
+                        "tap name '%s' is not a valid interface name (1-%d "
                         "characters; no spaces, '/', ':', ',' or '=')",
                         item_str(v, buf, sizeof buf), NET_TAP_NAME_MAX);
         item_str(v, out->tap_name, sizeof out->tap_name);
@@ -324,21 +324,25 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
             if (out->has_mac)
                 return fail(err, text, "mac given twice");
             switch (net_parse_mac(v.p, v.len, out->mac)) {
-            case NET_MAC_OK:
-                break;
+            case NET_MAC_OK: break;
             case NET_MAC_SYNTAX:
-                return fail(err, text, "mac '%s' is not a MAC address (six hex bytes, e.g. "
-                            "52:54:00:12:34:56)", item_str(v, buf, sizeof buf));
+                return fail(err, text,
+                            "mac '%s' is not a MAC address (six hex bytes, e.g. "
+                            "52:54:00:12:34:56)",
+                            item_str(v, buf, sizeof buf));
             case NET_MAC_MULTICAST:
-                return fail(err, text, "mac '%s' is a multicast address (the first byte must "
-                            "be even)", item_str(v, buf, sizeof buf));
+                return fail(err, text,
+                            "mac '%s' is a multicast address (the first byte must "
+                            "be even)",
+                            item_str(v, buf, sizeof buf));
             case NET_MAC_ZERO:
                 return fail(err, text, "mac '%s' is all zeros", item_str(v, buf, sizeof buf));
             }
             out->has_mac = true;
         } else if (item_key(it, "hostfwd", &v)) {
             if (out->kind != NET_SPEC_USER)
-                return fail(err, text, "hostfwd is for user networking only (a TAP device "
+                return fail(err, text,
+                            "hostfwd is for user networking only (a TAP device "
                             "is reached directly)");
             if (out->nhostfwd == NET_SPEC_MAX_HOSTFWD)
                 return fail(err, text, "more than %d hostfwd rules", NET_SPEC_MAX_HOSTFWD);
@@ -347,8 +351,10 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
                 return -1;
             for (unsigned j = 0; j < out->nhostfwd; j++)
                 if (net_hostfwd_clash(&out->hostfwd[j], f))
-                    return fail(err, text, "hostfwd '%s': %s port %u is already forwarded by "
-                                "'%s'", f->text, f->udp ? "udp" : "tcp", f->host_port,
+                    return fail(err, text,
+                                "hostfwd '%s': %s port %u is already forwarded by "
+                                "'%s'",
+                                f->text, f->udp ? "udp" : "tcp", f->host_port,
                                 out->hostfwd[j].text);
             out->nhostfwd++;
         } else if (item_is(it, "user") || item_key(it, "tap", &v)) {
@@ -356,8 +362,7 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
                         item_str(it, buf, sizeof buf));
         } else {
             return fail(err, text, "unknown option '%s' (%s takes %s)",
-                        item_str(it, buf, sizeof buf),
-                        out->kind == NET_SPEC_USER ? "user" : "tap",
+                        item_str(it, buf, sizeof buf), out->kind == NET_SPEC_USER ? "user" : "tap",
                         out->kind == NET_SPEC_USER ? "hostfwd= and mac=" : "mac=");
         }
     }
@@ -407,13 +412,15 @@ int net_specs_check(const struct net_spec *specs, unsigned n, vmlet_error *err)
             const struct net_spec *a = &specs[i], *b = &specs[j];
             if (a->kind == NET_SPEC_TAP && b->kind == NET_SPEC_TAP &&
                 strcmp(a->tap_name, b->tap_name) == 0)
-                return set_error(err, VMLET_ERR_INVALID, "net: tap '%s' is given twice "
+                return set_error(err, VMLET_ERR_INVALID,
+                                 "net: tap '%s' is given twice "
                                  "(NICs %u and %u); a TAP device serves one NIC",
                                  a->tap_name, i + 1, j + 1);
             for (unsigned x = 0; x < a->nhostfwd; x++)
                 for (unsigned y = 0; y < b->nhostfwd; y++)
                     if (net_hostfwd_clash(&a->hostfwd[x], &b->hostfwd[y]))
-                        return set_error(err, VMLET_ERR_INVALID, "net: hostfwd '%s' (NIC %u) "
+                        return set_error(err, VMLET_ERR_INVALID,
+                                         "net: hostfwd '%s' (NIC %u) "
                                          "and '%s' (NIC %u) forward the same %s port %u",
                                          a->hostfwd[x].text, i + 1, b->hostfwd[y].text, j + 1,
                                          a->hostfwd[x].udp ? "udp" : "tcp",
@@ -423,8 +430,10 @@ int net_specs_check(const struct net_spec *specs, unsigned n, vmlet_error *err)
             if (memcmp(mi, mj, 6) == 0) {
                 char t[18];
                 net_mac_text(mi, t, sizeof t);
-                return set_error(err, VMLET_ERR_INVALID, "net: NICs %u and %u both have MAC "
-                                 "%s; give one of them another mac=", i + 1, j + 1, t);
+                return set_error(err, VMLET_ERR_INVALID,
+                                 "net: NICs %u and %u both have MAC "
+                                 "%s; give one of them another mac=",
+                                 i + 1, j + 1, t);
             }
         }
     }

@@ -25,16 +25,16 @@
 #include <stdint.h>
 #include "vmlet.h"
 
-#define NET_SPEC_MAX_HOSTFWD   16
-#define NET_TAP_NAME_MAX       15        /* IFNAMSIZ - 1 */
-#define NET_HOSTFWD_TEXT_MAX   64        /* a rule is shorter than this */
+#define NET_SPEC_MAX_HOSTFWD 16
+#define NET_TAP_NAME_MAX     15 /* IFNAMSIZ - 1 */
+#define NET_HOSTFWD_TEXT_MAX 64 /* a rule is shorter than this */
 
 /* The user-mode network (like QEMU's -netdev user). Host byte order. */
-#define NET_USER_NETWORK       0x0a000200u   /* 10.0.2.0/24 */
-#define NET_USER_NETMASK       0xffffff00u
-#define NET_USER_GATEWAY       0x0a000202u   /* 10.0.2.2: the host */
-#define NET_USER_DNS           0x0a000203u   /* 10.0.2.3 */
-#define NET_USER_GUEST         0x0a00020fu   /* 10.0.2.15: first DHCP address */
+#define NET_USER_NETWORK         0x0a000200u /* 10.0.2.0/24 */
+#define NET_USER_NETMASK         0xffffff00u
+#define NET_USER_GATEWAY         0x0a000202u /* 10.0.2.2: the host */
+#define NET_USER_DNS             0x0a000203u /* 10.0.2.3 */
+#define NET_USER_GUEST           0x0a00020fu /* 10.0.2.15: first DHCP address */
 #define NET_HOSTFWD_DEFAULT_HOST 0x7f000001u /* 127.0.0.1 */
 
 enum net_spec_kind {
@@ -44,11 +44,11 @@ enum net_spec_kind {
 
 struct net_hostfwd {
     bool udp;
-    uint32_t host_addr;        /* host byte order; 0 = all interfaces */
-    uint16_t host_port;        /* 1..65535 */
-    uint32_t guest_addr;       /* host byte order, inside 10.0.2.0/24 */
-    uint16_t guest_port;       /* 1..65535 */
-    char text[NET_HOSTFWD_TEXT_MAX];   /* the rule as written, for messages */
+    uint32_t host_addr;              /* host byte order; 0 = all interfaces */
+    uint16_t host_port;              /* 1..65535 */
+    uint32_t guest_addr;             /* host byte order, inside 10.0.2.0/24 */
+    uint16_t guest_port;             /* 1..65535 */
+    char text[NET_HOSTFWD_TEXT_MAX]; /* the rule as written, for messages */
 };
 
 struct net_spec {
@@ -70,18 +70,18 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err);
  * syntax (a --net value, or a JSON key path). */
 enum net_fwd_error {
     NET_FWD_OK,
-    NET_FWD_TOO_LONG,          /* NET_HOSTFWD_TEXT_MAX bytes or more */
-    NET_FWD_NO_COLON,          /* no ':' after the protocol */
-    NET_FWD_PROTOCOL,          /* part: not tcp or udp */
-    NET_FWD_NO_DASH,           /* no '-' between host and guest side */
+    NET_FWD_TOO_LONG, /* NET_HOSTFWD_TEXT_MAX bytes or more */
+    NET_FWD_NO_COLON, /* no ':' after the protocol */
+    NET_FWD_PROTOCOL, /* part: not tcp or udp */
+    NET_FWD_NO_DASH,  /* no '-' between host and guest side */
     NET_FWD_TWO_DASHES,
-    NET_FWD_HOST_SIDE,         /* part: the host side, without a ':' */
-    NET_FWD_HOST_ADDR,         /* part: not an IPv4 address */
-    NET_FWD_HOST_PORT,         /* part: not 1..65535 */
+    NET_FWD_HOST_SIDE, /* part: the host side, without a ':' */
+    NET_FWD_HOST_ADDR, /* part: not an IPv4 address */
+    NET_FWD_HOST_PORT, /* part: not 1..65535 */
     NET_FWD_GUEST_SIDE,
     NET_FWD_GUEST_ADDR,
-    NET_FWD_GUEST_NETWORK,     /* part: outside 10.0.2.0/24 */
-    NET_FWD_GUEST_RESERVED,    /* part: see net_guest_addr_role() */
+    NET_FWD_GUEST_NETWORK,  /* part: outside 10.0.2.0/24 */
+    NET_FWD_GUEST_RESERVED, /* part: see net_guest_addr_role() */
     NET_FWD_GUEST_PORT,
 };
 
@@ -99,9 +99,9 @@ bool net_hostfwd_clash(const struct net_hostfwd *a, const struct net_hostfwd *b)
 
 enum net_mac_error {
     NET_MAC_OK,
-    NET_MAC_SYNTAX,            /* not exactly xx:xx:xx:xx:xx:xx */
-    NET_MAC_MULTICAST,         /* odd first byte */
-    NET_MAC_ZERO,              /* 00:00:00:00:00:00 */
+    NET_MAC_SYNTAX,    /* not exactly xx:xx:xx:xx:xx:xx */
+    NET_MAC_MULTICAST, /* odd first byte */
+    NET_MAC_ZERO,      /* 00:00:00:00:00:00 */
 };
 /* A NIC's MAC from s[0..len): six hex pairs, unicast, not all zero. */
 enum net_mac_error net_parse_mac(const char *s, size_t len, uint8_t mac[6]);

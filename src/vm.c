@@ -41,8 +41,8 @@
 #include "x86/boot.h"
 #include "x86/vcpu.h"
 
-#define SLOT_LOW_RAM           0
-#define SLOT_HIGH_RAM          1
+#define SLOT_LOW_RAM  0
+#define SLOT_HIGH_RAM 1
 
 struct vcpu {
     struct vmlet_vm *vm;
@@ -51,7 +51,7 @@ struct vcpu {
     struct kvm_run *run;
     pthread_t thread;
     bool started;
-    struct kvm_stats *kvm_stats;   /* KVM's own counters, or NULL */
+    struct kvm_stats *kvm_stats; /* KVM's own counters, or NULL */
     /* Exits vmlet handled, by reason (relaxed atomics: metrics read them). */
     uint64_t exits_io, exits_mmio, exits_intr, exits_other;
 };
@@ -61,11 +61,11 @@ struct vcpu {
 /* A virtio device on the VM's PCI bus. */
 struct attached_device {
     struct virtio_device *dev;
-    struct virtio_pci *fn;        /* its PCI function; NULL if attaching failed */
-    char group[16];               /* its metrics group: "disk0", "net1", "console" */
+    struct virtio_pci *fn; /* its PCI function; NULL if attaching failed */
+    char group[16];        /* its metrics group: "disk0", "net1", "console" */
 };
 
-#define MAX_VIRTIO_DEVICES (VMLET_MAX_DISKS + VMLET_MAX_NICS + 2)   /* + console, rng */
+#define MAX_VIRTIO_DEVICES (VMLET_MAX_DISKS + VMLET_MAX_NICS + 2) /* + console, rng */
 
 struct vmlet_vm {
     unsigned ncpus;
@@ -78,24 +78,24 @@ struct vmlet_vm {
     struct serial *serial;
     struct acpi_pm *pm;
     struct i8042 *i8042;
-    struct kvm_irq *irq;                 /* MSI routes, irqfds, ioeventfds */
+    struct kvm_irq *irq; /* MSI routes, irqfds, ioeventfds */
     struct pci_host *pci;
-    struct attached_device devices[MAX_VIRTIO_DEVICES];   /* in PCI slot order */
+    struct attached_device devices[MAX_VIRTIO_DEVICES]; /* in PCI slot order */
     unsigned ndevices;
 
-    struct serial_input *serial_input;   /* console_in into the UART, once started */
+    struct serial_input *serial_input; /* console_in into the UART, once started */
 
-    pthread_mutex_t lock;          /* guards everything below */
+    pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t changed;
     vmlet_state state;
-    vmlet_state state_before_pause;      /* RUNNING or STOPPING */
+    vmlet_state state_before_pause; /* RUNNING or STOPPING */
     vmlet_stop_reason reason;
     char message[512];
     unsigned vcpus_running;
     bool joined;
     int event_fd;
-    atomic_bool stopping;          /* vCPU threads leave their loop */
-    atomic_bool pausing;           /* vCPU threads park outside KVM_RUN */
+    atomic_bool stopping; /* vCPU threads leave their loop */
+    atomic_bool pausing;  /* vCPU threads park outside KVM_RUN */
     unsigned vcpus_parked;
     pthread_cond_t unpaused;
 };
@@ -124,16 +124,21 @@ static int open_kvm(const char *path, vmlet_error *err)
         return fd;
     int e = errno;
     if (e == ENOENT)
-        set_error(err, VMLET_ERR_HOST, "%s does not exist: this host has no KVM; "
+        set_error(err, VMLET_ERR_HOST,
+                  "%s does not exist: this host has no KVM; "
                   "load kvm_intel or kvm_amd, or enable virtualization (VT-x/AMD-V) "
-                  "in the firmware or for this VM", path);
+                  "in the firmware or for this VM",
+                  path);
     else if (e == EACCES || e == EPERM)
-        set_error(err, VMLET_ERR_HOST, "cannot open %s: permission denied; add your "
+        set_error(err, VMLET_ERR_HOST,
+                  "cannot open %s: permission denied; add your "
                   "user to its group (ls -l %s; usermod -aG kvm $USER) and log in again",
                   path, path);
     else if (e == ENODEV || e == ENXIO)
-        set_error(err, VMLET_ERR_HOST, "cannot open %s: no KVM driver behind it; "
-                  "load kvm_intel or kvm_amd", path);
+        set_error(err, VMLET_ERR_HOST,
+                  "cannot open %s: no KVM driver behind it; "
+                  "load kvm_intel or kvm_amd",
+                  path);
     else
         set_error(err, VMLET_ERR_HOST, "cannot open %s: %s", path, strerror(e));
     return -1;
@@ -143,38 +148,39 @@ static int check_kvm(struct vmlet_vm *vm, const char *path, unsigned cpus, vmlet
 {
     int version = ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0);
     if (version < 0)
-        return set_error(err, VMLET_ERR_HOST, "%s is not a KVM device (%s)", path,
-                         strerror(errno));
+        return set_error(err, VMLET_ERR_HOST, "%s is not a KVM device (%s)", path, strerror(errno));
     if (version != KVM_API_VERSION)
-        return set_error(err, VMLET_ERR_HOST, "%s speaks KVM API version %d; vmlet needs %d",
-                         path, version, KVM_API_VERSION);
-    static const struct { int cap; const char *name; } caps[] = {
-        { KVM_CAP_IRQCHIP, "in-kernel irqchip" },
-        { KVM_CAP_USER_MEMORY, "user memory" },
-        { KVM_CAP_SET_TSS_ADDR, "TSS address" },
-        { KVM_CAP_PIT2, "in-kernel PIT" },
-        { KVM_CAP_EXT_CPUID, "CPUID" },
-        { KVM_CAP_IMMEDIATE_EXIT, "immediate exit" },
-        { KVM_CAP_IRQ_ROUTING, "IRQ routing" },
-        { KVM_CAP_IRQFD, "irqfd" },
+        return set_error(err, VMLET_ERR_HOST, "%s speaks KVM API version %d; vmlet needs %d", path,
+                         version, KVM_API_VERSION);
+    static const struct {
+        int cap;
+        const char *name;
+    } caps[] = {
+        { KVM_CAP_IRQCHIP, "in-kernel irqchip" }, { KVM_CAP_USER_MEMORY, "user memory" },
+        { KVM_CAP_SET_TSS_ADDR, "TSS address" },  { KVM_CAP_PIT2, "in-kernel PIT" },
+        { KVM_CAP_EXT_CPUID, "CPUID" },           { KVM_CAP_IMMEDIATE_EXIT, "immediate exit" },
+        { KVM_CAP_IRQ_ROUTING, "IRQ routing" },   { KVM_CAP_IRQFD, "irqfd" },
         { KVM_CAP_IOEVENTFD, "ioeventfd" },
     };
     for (size_t i = 0; i < sizeof caps / sizeof caps[0]; i++)
         if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
-            return set_error(err, VMLET_ERR_HOST, "this host's KVM lacks the %s "
-                             "capability vmlet needs", caps[i].name);
+            return set_error(err, VMLET_ERR_HOST,
+                             "this host's KVM lacks the %s "
+                             "capability vmlet needs",
+                             caps[i].name);
     int max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
     if (max <= 0)
         max = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
     if (max <= 0)
-        max = 4;   /* what KVM_CAP_NR_VCPUS promises when absent */
+        max = 4; /* what KVM_CAP_NR_VCPUS promises when absent */
     if (cpus > (unsigned)max)
-        return set_error(err, VMLET_ERR_INVALID, "cpus: %u is more than this host's KVM "
-                         "allows (%d); give it %d or fewer", cpus, max, max);
+        return set_error(err, VMLET_ERR_INVALID,
+                         "cpus: %u is more than this host's KVM "
+                         "allows (%d); give it %d or fewer",
+                         cpus, max, max);
     vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
     if ((long)vm->run_size <= 0)
-        return set_error(err, VMLET_ERR_HOST, "KVM_GET_VCPU_MMAP_SIZE failed: %s",
-                         strerror(errno));
+        return set_error(err, VMLET_ERR_HOST, "KVM_GET_VCPU_MMAP_SIZE failed: %s", strerror(errno));
     return 0;
 }
 
@@ -188,7 +194,10 @@ static void set_irq_line(void *opaque, unsigned gsi, int level)
 }
 
 /* SIGRTMIN only interrupts KVM_RUN; the handler has nothing to do. */
-static void kick_handler(int sig) { (void)sig; }
+static void kick_handler(int sig)
+{
+    (void)sig;
+}
 
 static void install_kick_handler(void)
 {
@@ -239,8 +248,7 @@ static void vm_finish(struct vmlet_vm *vm, vmlet_stop_reason reason, const char 
 static void on_guest_request(void *opaque, enum guest_request req)
 {
     struct vmlet_vm *vm = opaque;
-    vm_finish(vm, req == GUEST_REQUEST_POWEROFF ? VMLET_STOP_POWEROFF : VMLET_STOP_REBOOT,
-              NULL);
+    vm_finish(vm, req == GUEST_REQUEST_POWEROFF ? VMLET_STOP_POWEROFF : VMLET_STOP_REBOOT, NULL);
 }
 
 /* ---- vCPU threads ---------------------------------------------------- */
@@ -294,8 +302,10 @@ static bool vcpu_handle_exit(struct vcpu *v)
         return false;
     case KVM_EXIT_SYSTEM_EVENT:
         EXIT_INC(v, exits_other);
-        vm_finish(vm, run->system_event.type == KVM_SYSTEM_EVENT_RESET
-                          ? VMLET_STOP_REBOOT : VMLET_STOP_POWEROFF, NULL);
+        vm_finish(vm,
+                  run->system_event.type == KVM_SYSTEM_EVENT_RESET ? VMLET_STOP_REBOOT
+                                                                   : VMLET_STOP_POWEROFF,
+                  NULL);
         return false;
     case KVM_EXIT_FAIL_ENTRY:
         vcpu_fail(v, "KVM could not enter the guest (hardware reason 0x%llx)",
@@ -308,12 +318,8 @@ static bool vcpu_handle_exit(struct vcpu *v)
         /* With the in-kernel irqchip KVM handles HLT itself. */
         vcpu_fail(v, "unexpected HLT exit");
         return false;
-    case KVM_EXIT_INTR:
-        EXIT_INC(v, exits_intr);
-        return true;
-    default:
-        vcpu_fail(v, "unhandled KVM exit reason %u", run->exit_reason);
-        return false;
+    case KVM_EXIT_INTR: EXIT_INC(v, exits_intr); return true;
+    default: vcpu_fail(v, "unhandled KVM exit reason %u", run->exit_reason); return false;
     }
 }
 
@@ -331,7 +337,7 @@ static void vcpu_park(struct vcpu *v)
     if (!atomic_load(&vm->stopping))
         v->run->immediate_exit = 0;
     pthread_mutex_unlock(&vm->lock);
-    ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0);   /* best effort: old hosts lack it */
+    ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0); /* best effort: old hosts lack it */
 }
 
 static void *vcpu_thread(void *arg)
@@ -377,21 +383,26 @@ static int setup_memory(struct vmlet_vm *vm, uint64_t size, vmlet_error *err)
     if (guest_memory_alloc(&vm->mem, size, err) < 0)
         return -1;
     struct kvm_userspace_memory_region low = {
-        .slot = SLOT_LOW_RAM, .guest_phys_addr = 0,
-        .memory_size = vm->mem.low_size, .userspace_addr = (uintptr_t)vm->mem.host,
+        .slot = SLOT_LOW_RAM,
+        .guest_phys_addr = 0,
+        .memory_size = vm->mem.low_size,
+        .userspace_addr = (uintptr_t)vm->mem.host,
     };
     if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &low) < 0)
         return set_error(err, VMLET_ERR_HOST, "cannot give guest memory to KVM: %s",
                          strerror(errno));
     if (vm->mem.high_size) {
         struct kvm_userspace_memory_region high = {
-            .slot = SLOT_HIGH_RAM, .guest_phys_addr = GUEST_HIGH_RAM_START,
+            .slot = SLOT_HIGH_RAM,
+            .guest_phys_addr = GUEST_HIGH_RAM_START,
             .memory_size = vm->mem.high_size,
             .userspace_addr = (uintptr_t)(vm->mem.host + vm->mem.low_size),
         };
         if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &high) < 0)
-            return set_error(err, VMLET_ERR_HOST, "cannot give guest memory above 4 GiB "
-                             "to KVM: %s", strerror(errno));
+            return set_error(err, VMLET_ERR_HOST,
+                             "cannot give guest memory above 4 GiB "
+                             "to KVM: %s",
+                             strerror(errno));
     }
     return 0;
 }
@@ -407,12 +418,12 @@ static int setup_legacy_devices(struct vmlet_vm *vm, int console_out, vmlet_erro
     if (!vm->serial || !vm->pm || !vm->i8042)
         return set_error(err, VMLET_ERR_NOMEM, "out of memory creating devices");
     if (bus_register(&vm->pio, PORT_COM1, PORT_COM1_LEN, serial_pio, vm->serial) < 0 ||
-        bus_register(&vm->pio, PORT_I8042_DATA, PORT_I8042_CMD - PORT_I8042_DATA + 1,
-                     i8042_pio, vm->i8042) < 0 ||
-        bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, PORT_ACPI_PM1A_EVT_LEN,
-                     acpi_pm_evt_pio, vm->pm) < 0 ||
-        bus_register(&vm->pio, PORT_ACPI_PM1A_CNT, PORT_ACPI_PM1A_CNT_LEN,
-                     acpi_pm_cnt_pio, vm->pm) < 0 ||
+        bus_register(&vm->pio, PORT_I8042_DATA, PORT_I8042_CMD - PORT_I8042_DATA + 1, i8042_pio,
+                     vm->i8042) < 0 ||
+        bus_register(&vm->pio, PORT_ACPI_PM1A_EVT, PORT_ACPI_PM1A_EVT_LEN, acpi_pm_evt_pio,
+                     vm->pm) < 0 ||
+        bus_register(&vm->pio, PORT_ACPI_PM1A_CNT, PORT_ACPI_PM1A_CNT_LEN, acpi_pm_cnt_pio,
+                     vm->pm) < 0 ||
         bus_register(&vm->pio, PORT_ACPI_RESET, 1, acpi_pm_reset_pio, vm->pm) < 0)
         return set_error(err, VMLET_ERR_INTERNAL, "device I/O ports overlap");
     return 0;
@@ -573,8 +584,7 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
     if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
         ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0 ||
         ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
-        ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0 ||
-        !(vm->irq = kvm_irq_new(vm->vm_fd))) {
+        ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0 || !(vm->irq = kvm_irq_new(vm->vm_fd))) {
         set_error(err, VMLET_ERR_HOST, "cannot set up the VM's interrupt controllers: %s",
                   strerror(errno));
         goto fail;
@@ -589,15 +599,14 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
     if (setup_memory(vm, c->memory, err) < 0)
         goto fail;
     /* 3. Devices: legacy ones on I/O ports, virtio ones on PCI. */
-    if (setup_legacy_devices(vm, c->console_out, err) < 0 ||
-        setup_pci_devices(vm, c, err) < 0)
+    if (setup_legacy_devices(vm, c->console_out, err) < 0 || setup_pci_devices(vm, c, err) < 0)
         goto fail;
     /* 4. Firmware tables: ACPI describes CPUs, power button, S5 and reset. */
     if (setup_acpi(vm, err) < 0)
         goto fail;
     /* 5. The kernel, initrd, command line and boot_params. */
-    if (boot_load_linux(&plan, c->kernel, c->initrd, c->cmdline, &vm->mem,
-                        GUEST_ACPI_ADDR, err) < 0)
+    if (boot_load_linux(&plan, c->kernel, c->initrd, c->cmdline, &vm->mem, GUEST_ACPI_ADDR, err) <
+        0)
         goto fail;
     /* 6. vCPUs: CPUID topology, MSRs, LAPIC wiring, boot registers. */
     if (setup_vcpus(vm, err) < 0)
@@ -818,7 +827,10 @@ static void put_kvm_stat(void *opaque, const char *name, uint64_t value)
     m->fn(m->opaque, m->group, full, value);
 }
 
-static uint64_t load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+static uint64_t load(const uint64_t *p)
+{
+    return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
 
 VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 {

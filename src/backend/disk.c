@@ -27,8 +27,8 @@
 struct disk {
     int fd;
     bool read_only;
-    bool no_zero_range;         /* fallocate(ZERO_RANGE) said EOPNOTSUPP */
-    bool no_punch_hole;         /* fallocate(PUNCH_HOLE) said EOPNOTSUPP */
+    bool no_zero_range; /* fallocate(ZERO_RANGE) said EOPNOTSUPP */
+    bool no_punch_hole; /* fallocate(PUNCH_HOLE) said EOPNOTSUPP */
     uint64_t size;
     char *path;
     int efd;
@@ -43,8 +43,8 @@ struct falloc_op {
     void *cookie;
     enum disk_op op;
     bool unmap;
-    bool exhausted;             /* no mode left: queued as a no-op */
-    int mode;                   /* the mode in flight */
+    bool exhausted; /* no mode left: queued as a no-op */
+    int mode;       /* the mode in flight */
     uint64_t offset, length;
 };
 
@@ -63,12 +63,14 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
         if (excl && e == EBUSY)
             return set_error(err, VMLET_ERR_FILE,
                              "disk '%s' is a block device in use on the host (mounted?); "
-                             "unmount it or attach it read-only", path);
+                             "unmount it or attach it read-only",
+                             path);
         if (e == ENOENT)
             return set_error(err, VMLET_ERR_FILE, "disk '%s' does not exist; check the path", path);
         if (!read_only && (e == EACCES || e == EROFS || e == EPERM))
             return set_error(err, VMLET_ERR_FILE,
-                             "disk '%s' cannot be opened for writing (%s); fix its permissions or attach it read-only",
+                             "disk '%s' cannot be opened for writing (%s); fix its permissions or "
+                             "attach it read-only",
                              path, strerror(e));
         return set_error(err, VMLET_ERR_FILE, "disk '%s' cannot be opened: %s", path, strerror(e));
     }
@@ -79,9 +81,10 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK)
-            return set_error(err, VMLET_ERR_FILE,
-                             "disk '%s' is in use by another process (locked); stop the other VM or use a copy",
-                             path);
+            return set_error(
+                err, VMLET_ERR_FILE,
+                "disk '%s' is in use by another process (locked); stop the other VM or use a copy",
+                path);
         return set_error(err, VMLET_ERR_FILE, "disk '%s' cannot be locked: %s", path, strerror(e));
     }
 
@@ -90,7 +93,8 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
     if (fstat(fd, &st) < 0) {
         int e = errno;
         close(fd);
-        return set_error(err, VMLET_ERR_FILE, "disk '%s' cannot be examined: %s", path, strerror(e));
+        return set_error(err, VMLET_ERR_FILE, "disk '%s' cannot be examined: %s", path,
+                         strerror(e));
     }
     if (S_ISREG(st.st_mode)) {
         size = (uint64_t)st.st_size;
@@ -98,18 +102,20 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
         if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
             int e = errno;
             close(fd);
-            return set_error(err, VMLET_ERR_FILE, "disk '%s': cannot read the block device size: %s",
-                             path, strerror(e));
+            return set_error(err, VMLET_ERR_FILE,
+                             "disk '%s': cannot read the block device size: %s", path, strerror(e));
         }
     } else {
         close(fd);
         return set_error(err, VMLET_ERR_FILE,
-                         "disk '%s' is not a regular file or block device; give a raw disk image", path);
+                         "disk '%s' is not a regular file or block device; give a raw disk image",
+                         path);
     }
     if (size < 512) {
         close(fd);
         return set_error(err, VMLET_ERR_FILE,
-                         "disk '%s' is smaller than one 512-byte sector; give a raw disk image", path);
+                         "disk '%s' is smaller than one 512-byte sector; give a raw disk image",
+                         path);
     }
 
     struct disk *d = calloc(1, sizeof *d);
@@ -130,10 +136,11 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
         free(d->path);
         free(d);
         close(fd);
-        return set_error(err, VMLET_ERR_HOST,
-                         "disk '%s': cannot set up io_uring (%s); vmlet needs Linux 5.6 or later with "
-                         "io_uring allowed (see /proc/sys/kernel/io_uring_disabled and seccomp policy)",
-                         path, strerror(-r));
+        return set_error(
+            err, VMLET_ERR_HOST,
+            "disk '%s': cannot set up io_uring (%s); vmlet needs Linux 5.6 or later with "
+            "io_uring allowed (see /proc/sys/kernel/io_uring_disabled and seccomp policy)",
+            path, strerror(-r));
     }
     /* Check the opcodes we use exist (FALLOCATE is the newest, 5.6). */
     struct io_uring_probe *probe = io_uring_get_probe_ring(&d->ring);
@@ -153,9 +160,11 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
         free(d);
         close(fd);
         if (!ok)
-            return set_error(err, VMLET_ERR_HOST,
-                             "disk '%s': this kernel's io_uring lacks readv/writev/fsync/fallocate; "
-                             "vmlet needs Linux 5.6 or later", path);
+            return set_error(
+                err, VMLET_ERR_HOST,
+                "disk '%s': this kernel's io_uring lacks readv/writev/fsync/fallocate; "
+                "vmlet needs Linux 5.6 or later",
+                path);
         return set_error(err, VMLET_ERR_HOST, "disk '%s': cannot set up the completion eventfd: %s",
                          path, strerror(e));
     }
@@ -175,16 +184,31 @@ void disk_close(struct disk *d)
     }
     io_uring_queue_exit(&d->ring);
     close(d->efd);
-    close(d->fd);          /* also drops the flock */
+    close(d->fd); /* also drops the flock */
     free(d->path);
     free(d);
 }
 
-uint64_t disk_size(const struct disk *d) { return d->size; }
-bool disk_read_only(const struct disk *d) { return d->read_only; }
-const char *disk_path(const struct disk *d) { return d->path; }
-int disk_event_fd(const struct disk *d) { return d->efd; }
-unsigned disk_in_flight(const struct disk *d) { return d->in_flight; }
+uint64_t disk_size(const struct disk *d)
+{
+    return d->size;
+}
+bool disk_read_only(const struct disk *d)
+{
+    return d->read_only;
+}
+const char *disk_path(const struct disk *d)
+{
+    return d->path;
+}
+int disk_event_fd(const struct disk *d)
+{
+    return d->efd;
+}
+unsigned disk_in_flight(const struct disk *d)
+{
+    return d->in_flight;
+}
 
 /* ---- fallocate modes and their fallbacks ------------------------------ */
 
@@ -272,8 +296,11 @@ int disk_submit(struct disk *d, const struct disk_request *req)
         struct falloc_op *op = malloc(sizeof *op);
         if (!op)
             return -ENOMEM;
-        *op = (struct falloc_op){ .cookie = req->cookie, .op = req->op, .unmap = req->unmap,
-                                  .offset = req->offset, .length = req->length };
+        *op = (struct falloc_op){ .cookie = req->cookie,
+                                  .op = req->op,
+                                  .unmap = req->unmap,
+                                  .offset = req->offset,
+                                  .length = req->length };
         int r = queue_falloc(d, op);
         if (r < 0) {
             free(op);
@@ -334,7 +361,7 @@ unsigned disk_reap(struct disk *d, struct disk_completion *out, unsigned max)
             res = falloc_exhausted(op->op);
         } else if (res == -EOPNOTSUPP) {
             note_unsupported(d, op->mode);
-            int r = queue_falloc(d, op);       /* the fallback, or a no-op */
+            int r = queue_falloc(d, op); /* the fallback, or a no-op */
             if (r == 0) {
                 requeued = true;
                 continue;
@@ -367,16 +394,16 @@ static int64_t rw_full(struct disk *d, const struct disk_request *req)
             first++;
         if (first == n)
             return (int64_t)total;
-        ssize_t r = req->op == DISK_READ
-            ? preadv(d->fd, iov + first, (int)(n - first), (off_t)off)
-            : pwritev2(d->fd, iov + first, (int)(n - first), (off_t)off, req->sync ? RWF_DSYNC : 0);
+        ssize_t r = req->op == DISK_READ ? preadv(d->fd, iov + first, (int)(n - first), (off_t)off)
+                                         : pwritev2(d->fd, iov + first, (int)(n - first),
+                                                    (off_t)off, req->sync ? RWF_DSYNC : 0);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;
         }
         if (r == 0)
-            return -EIO;           /* end of file: the image shrank under us */
+            return -EIO; /* end of file: the image shrank under us */
         total += (uint64_t)r;
         off += (uint64_t)r;
         size_t left = (size_t)r;
@@ -397,10 +424,8 @@ int64_t disk_execute(struct disk *d, const struct disk_request *req)
         return -EROFS;
     switch (req->op) {
     case DISK_READ:
-    case DISK_WRITE:
-        return rw_full(d, req);
-    case DISK_FLUSH:
-        return fdatasync(d->fd) < 0 ? -errno : 0;
+    case DISK_WRITE: return rw_full(d, req);
+    case DISK_FLUSH: return fdatasync(d->fd) < 0 ? -errno : 0;
     case DISK_DISCARD:
     case DISK_WRITE_ZEROES:
         for (;;) {

@@ -24,29 +24,29 @@ struct disk;
 #define DISK_QUEUE_DEPTH 512
 
 enum disk_op {
-    DISK_READ,           /* readv iov at offset */
-    DISK_WRITE,          /* writev iov at offset; .sync makes it durable */
-    DISK_FLUSH,          /* fdatasync */
-    DISK_DISCARD,        /* deallocate [offset, offset+length); best effort */
-    DISK_WRITE_ZEROES,   /* [offset, offset+length) reads as zeroes after;
+    DISK_READ,         /* readv iov at offset */
+    DISK_WRITE,        /* writev iov at offset; .sync makes it durable */
+    DISK_FLUSH,        /* fdatasync */
+    DISK_DISCARD,      /* deallocate [offset, offset+length); best effort */
+    DISK_WRITE_ZEROES, /* [offset, offset+length) reads as zeroes after;
                             .unmap allows deallocating it */
 };
 
 struct disk_request {
     enum disk_op op;
-    const struct iovec *iov;   /* READ/WRITE: must stay valid until reaped */
+    const struct iovec *iov; /* READ/WRITE: must stay valid until reaped */
     unsigned iovcnt;
     uint64_t offset;
-    uint64_t length;           /* DISCARD/WRITE_ZEROES */
-    bool sync;                 /* WRITE: RWF_DSYNC (write-through) */
-    bool unmap;                /* WRITE_ZEROES: may punch a hole */
-    void *cookie;              /* returned by disk_reap; bit 0 must be 0
+    uint64_t length; /* DISCARD/WRITE_ZEROES */
+    bool sync;       /* WRITE: RWF_DSYNC (write-through) */
+    bool unmap;      /* WRITE_ZEROES: may punch a hole */
+    void *cookie;    /* returned by disk_reap; bit 0 must be 0
                                   (any pointer to an object is fine) */
 };
 
 struct disk_completion {
     void *cookie;
-    int64_t result;            /* bytes transferred (READ/WRITE; may be
+    int64_t result; /* bytes transferred (READ/WRITE; may be
                                   short), 0, or -errno */
 };
 
@@ -56,7 +56,7 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
 /* Waits for in-flight requests, then releases the lock and the file. */
 void disk_close(struct disk *d);
 
-uint64_t disk_size(const struct disk *d);         /* bytes */
+uint64_t disk_size(const struct disk *d); /* bytes */
 bool disk_read_only(const struct disk *d);
 const char *disk_path(const struct disk *d);
 

@@ -16,5 +16,5 @@ struct virtio_net *virtio_net_new_for_spec(const struct net_spec *spec, unsigned
         return NULL;
     uint8_t mac[6];
     net_spec_mac(spec, index, mac);
-    return virtio_net_new(be, mac, err);      /* takes be, warning and all */
+    return virtio_net_new(be, mac, err); /* takes be, warning and all */
 }

@@ -55,33 +55,33 @@
 /* ---- virtio-net definitions shared by the device and the backends ---- */
 
 /* Feature bits (virtio 1.2 section 5.1.3). */
-#define VIRTIO_NET_F_CSUM               0   /* device takes partial checksums */
-#define VIRTIO_NET_F_GUEST_CSUM         1   /* driver takes partial checksums */
+#define VIRTIO_NET_F_CSUM                0 /* device takes partial checksums */
+#define VIRTIO_NET_F_GUEST_CSUM          1 /* driver takes partial checksums */
 #define VIRTIO_NET_F_CTRL_GUEST_OFFLOADS 2
-#define VIRTIO_NET_F_MTU                3
-#define VIRTIO_NET_F_MAC                5
-#define VIRTIO_NET_F_GUEST_TSO4         7
-#define VIRTIO_NET_F_GUEST_TSO6         8
-#define VIRTIO_NET_F_GUEST_ECN          9
-#define VIRTIO_NET_F_GUEST_UFO          10
-#define VIRTIO_NET_F_HOST_TSO4          11
-#define VIRTIO_NET_F_HOST_TSO6          12
-#define VIRTIO_NET_F_HOST_ECN           13
-#define VIRTIO_NET_F_HOST_UFO           14
-#define VIRTIO_NET_F_MRG_RXBUF          15
-#define VIRTIO_NET_F_STATUS             16
-#define VIRTIO_NET_F_CTRL_VQ            17
-#define VIRTIO_NET_F_CTRL_RX            18
-#define VIRTIO_NET_F_CTRL_VLAN          19
-#define VIRTIO_NET_F_CTRL_RX_EXTRA      20
-#define VIRTIO_NET_F_GUEST_ANNOUNCE     21
-#define VIRTIO_NET_F_MQ                 22
-#define VIRTIO_NET_F_CTRL_MAC_ADDR      23
-#define VIRTIO_NET_F_GUEST_USO4         54
-#define VIRTIO_NET_F_GUEST_USO6         55
-#define VIRTIO_NET_F_HOST_USO           56
+#define VIRTIO_NET_F_MTU                 3
+#define VIRTIO_NET_F_MAC                 5
+#define VIRTIO_NET_F_GUEST_TSO4          7
+#define VIRTIO_NET_F_GUEST_TSO6          8
+#define VIRTIO_NET_F_GUEST_ECN           9
+#define VIRTIO_NET_F_GUEST_UFO           10
+#define VIRTIO_NET_F_HOST_TSO4           11
+#define VIRTIO_NET_F_HOST_TSO6           12
+#define VIRTIO_NET_F_HOST_ECN            13
+#define VIRTIO_NET_F_HOST_UFO            14
+#define VIRTIO_NET_F_MRG_RXBUF           15
+#define VIRTIO_NET_F_STATUS              16
+#define VIRTIO_NET_F_CTRL_VQ             17
+#define VIRTIO_NET_F_CTRL_RX             18
+#define VIRTIO_NET_F_CTRL_VLAN           19
+#define VIRTIO_NET_F_CTRL_RX_EXTRA       20
+#define VIRTIO_NET_F_GUEST_ANNOUNCE      21
+#define VIRTIO_NET_F_MQ                  22
+#define VIRTIO_NET_F_CTRL_MAC_ADDR       23
+#define VIRTIO_NET_F_GUEST_USO4          54
+#define VIRTIO_NET_F_GUEST_USO6          55
+#define VIRTIO_NET_F_HOST_USO            56
 
-#define NET_BIT(f)                      (1ULL << (f))
+#define NET_BIT(f) (1ULL << (f))
 
 /* struct virtio_net_hdr (5.1.6), little-endian on the wire. */
 struct virtio_net_hdr_v1 {
@@ -94,26 +94,26 @@ struct virtio_net_hdr_v1 {
     uint16_t num_buffers;
 } __attribute__((packed));
 
-#define VIRTIO_NET_HDR_LEN              12
+#define VIRTIO_NET_HDR_LEN 12
 _Static_assert(sizeof(struct virtio_net_hdr_v1) == VIRTIO_NET_HDR_LEN, "virtio-net header");
 
-#define VIRTIO_NET_HDR_F_NEEDS_CSUM     1
-#define VIRTIO_NET_HDR_F_DATA_VALID     2
-#define VIRTIO_NET_HDR_F_RSC_INFO       4
-#define VIRTIO_NET_HDR_GSO_NONE         0
-#define VIRTIO_NET_HDR_GSO_TCPV4        1
-#define VIRTIO_NET_HDR_GSO_UDP          3
-#define VIRTIO_NET_HDR_GSO_TCPV6        4
-#define VIRTIO_NET_HDR_GSO_UDP_L4       5
-#define VIRTIO_NET_HDR_GSO_ECN          0x80
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM 1
+#define VIRTIO_NET_HDR_F_DATA_VALID 2
+#define VIRTIO_NET_HDR_F_RSC_INFO   4
+#define VIRTIO_NET_HDR_GSO_NONE     0
+#define VIRTIO_NET_HDR_GSO_TCPV4    1
+#define VIRTIO_NET_HDR_GSO_UDP      3
+#define VIRTIO_NET_HDR_GSO_TCPV6    4
+#define VIRTIO_NET_HDR_GSO_UDP_L4   5
+#define VIRTIO_NET_HDR_GSO_ECN      0x80
 
 /* Frame sizes, not counting the virtio-net header. The largest is what
  * section 5.1.6.3 allows with segmentation offload: 14 bytes of Ethernet,
  * 40 of IPv6 header and 65535 of payload. Shorter than an Ethernet header
  * is never a frame. */
-#define NET_FRAME_MIN                   14
-#define NET_FRAME_MAX                   65589
-#define NET_BUF_MAX                     (VIRTIO_NET_HDR_LEN + NET_FRAME_MAX)
+#define NET_FRAME_MIN 14
+#define NET_FRAME_MAX 65589
+#define NET_BUF_MAX   (VIRTIO_NET_HDR_LEN + NET_FRAME_MAX)
 
 /* ---- statistics -------------------------------------------------------- */
 
@@ -122,27 +122,26 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == VIRTIO_NET_HDR_LEN, "virtio-n
  * virtio_net_get_stats() adds them up. "tx" is guest -> network, "rx" is
  * network -> guest. */
 struct net_stats {
-    uint64_t tx_packets, tx_bytes;  /* frames the backend took (bytes without header) */
-    uint64_t tx_dropped;            /* well-formed frames the backend could not use
+    uint64_t tx_packets, tx_bytes; /* frames the backend took (bytes without header) */
+    uint64_t tx_dropped;           /* well-formed frames the backend could not use
                                        (larger than slirp's MTU, TAP down...) */
-    uint64_t tx_errors;             /* backend write errors */
-    uint64_t tx_malformed;          /* chains or headers the guest got wrong */
-    uint64_t rx_packets, rx_bytes;  /* frames written into guest buffers */
-    uint64_t rx_dropped;            /* frames lost because the guest was not taking
+    uint64_t tx_errors;            /* backend write errors */
+    uint64_t tx_malformed;         /* chains or headers the guest got wrong */
+    uint64_t rx_packets, rx_bytes; /* frames written into guest buffers */
+    uint64_t rx_dropped;           /* frames lost because the guest was not taking
                                        them fast enough (slirp queue full, reset) */
-    uint64_t rx_too_big;            /* frames larger than the guest's buffers */
-    uint64_t rx_malformed;          /* runts and headers the guest did not agree to */
-    uint64_t rx_filtered;           /* not for the guest's MAC filter */
-    uint64_t rx_errors;             /* backend read errors */
-    uint64_t rx_bad_buffers;        /* receive buffers smaller than a header,
+    uint64_t rx_too_big;           /* frames larger than the guest's buffers */
+    uint64_t rx_malformed;         /* runts and headers the guest did not agree to */
+    uint64_t rx_filtered;          /* not for the guest's MAC filter */
+    uint64_t rx_errors;            /* backend read errors */
+    uint64_t rx_bad_buffers;       /* receive buffers smaller than a header,
                                        returned to the guest unused */
-    uint64_t ctrl_ok, ctrl_err;     /* control commands acked OK / ERR */
-    uint64_t ctrl_malformed;        /* control chains with no room for the ack */
+    uint64_t ctrl_ok, ctrl_err;    /* control commands acked OK / ERR */
+    uint64_t ctrl_malformed;       /* control chains with no room for the ack */
 };
 
-#define NET_STAT_ADD(s, field, n) \
-    __atomic_fetch_add(&(s)->field, (uint64_t)(n), __ATOMIC_RELAXED)
-#define NET_STAT_INC(s, field)   NET_STAT_ADD(s, field, 1)
+#define NET_STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->field, (uint64_t)(n), __ATOMIC_RELAXED)
+#define NET_STAT_INC(s, field)    NET_STAT_ADD(s, field, 1)
 
 /* dst += src, field by field (each read atomically). */
 static inline void net_stats_accumulate(struct net_stats *dst, const struct net_stats *src)
@@ -156,9 +155,9 @@ static inline void net_stats_accumulate(struct net_stats *dst, const struct net_
 /* ---- the backend interface ---------------------------------------------- */
 
 enum net_send_result {
-    NET_SEND_OK,        /* taken */
-    NET_SEND_BUSY,      /* nothing taken: wait for fd, then offer the same frame */
-    NET_SEND_DROPPED,   /* lost; the backend counted why */
+    NET_SEND_OK,      /* taken */
+    NET_SEND_BUSY,    /* nothing taken: wait for fd, then offer the same frame */
+    NET_SEND_DROPPED, /* lost; the backend counted why */
 };
 
 struct net_backend;
@@ -198,8 +197,8 @@ struct net_backend_ops {
      * driver negotiated and the backend offered, num_buffers 0); iov[1..)
      * hold the frame, len bytes (NET_FRAME_MIN..NET_FRAME_MAX) in guest
      * memory. iovcnt may exceed IOV_MAX; the backend copes. Never blocks. */
-    enum net_send_result (*send)(struct net_backend *b, const struct iovec *iov,
-                                 unsigned iovcnt, size_t len);
+    enum net_send_result (*send)(struct net_backend *b, const struct iovec *iov, unsigned iovcnt,
+                                 size_t len);
     /* The next frame for the guest, header first, into buf (cap >=
      * NET_BUF_MAX). Returns its length including the header; 0 when there
      * is none now (the device waits on fd); -1 when a frame was lost or

@@ -43,14 +43,14 @@
 #include "error.h"
 
 /* An Ethernet frame of slirp's MTU; queue slots hold one plus a header. */
-#define FRAME_MAX       (14 + NET_SLIRP_MTU)
-#define SLOT_SIZE       (VIRTIO_NET_HDR_LEN + FRAME_MAX)
+#define FRAME_MAX (14 + NET_SLIRP_MTU)
+#define SLOT_SIZE (VIRTIO_NET_HDR_LEN + FRAME_MAX)
 
 /* All libslirp calls, from every instance (see above). */
 static pthread_mutex_t slirp_global = PTHREAD_MUTEX_INITIALIZER;
 
 struct ring {
-    uint8_t *buf;               /* slots * SLOT_SIZE */
+    uint8_t *buf; /* slots * SLOT_SIZE */
     uint16_t *len;
     unsigned slots, head, count;
 };
@@ -59,22 +59,22 @@ struct stimer {
     struct stimer *next;
     bool armed, by_id;
     int64_t expire_ms;
-    SlirpTimerCb cb;            /* timer_new */
-    SlirpTimerId id;            /* timer_new_opaque */
+    SlirpTimerCb cb; /* timer_new */
+    SlirpTimerId id; /* timer_new_opaque */
     void *cb_opaque;
 };
 
 /* Everything here is used by one thread at a time (see above). */
 struct slirp_be {
-    struct net_backend b;       /* first: the device sees only this */
+    struct net_backend b; /* first: the device sees only this */
     Slirp *slirp;
     SlirpCb cb;
-    struct ring rx;             /* frames for the guest */
+    struct ring rx; /* frames for the guest */
     struct stimer *timers;
-    uint8_t frame[FRAME_MAX];   /* a guest frame on its way into slirp */
+    uint8_t frame[FRAME_MAX]; /* a guest frame on its way into slirp */
     /* The wait set of the current round, between prepare and dispatch. */
     struct net_pollset *ps;
-    unsigned ps_first;          /* slirp's fds start here */
+    unsigned ps_first; /* slirp's fds start here */
 };
 
 static int64_t now_ns(void)
@@ -124,7 +124,7 @@ static enum net_send_result sl_send(struct net_backend *be, const struct iovec *
         return NET_SEND_DROPPED;
     }
     if (len > FRAME_MAX) {
-        NET_STAT_INC(&be->stats, tx_dropped);     /* larger than slirp's MTU */
+        NET_STAT_INC(&be->stats, tx_dropped); /* larger than slirp's MTU */
         return NET_SEND_DROPPED;
     }
     /* A copy first: the frame is in guest memory, which the guest may
@@ -149,7 +149,7 @@ static ssize_t sl_recv(struct net_backend *be, void *buf, size_t cap)
         return 0;
     size_t n = r->len[r->head];
     if (n > cap)
-        n = 0;                                /* cannot happen: cap >= NET_BUF_MAX */
+        n = 0; /* cannot happen: cap >= NET_BUF_MAX */
     memcpy(buf, ring_slot(r, 0), n);
     r->head = (r->head + 1) % r->slots;
     r->count--;
@@ -162,7 +162,8 @@ static ssize_t sl_recv(struct net_backend *be, void *buf, size_t cap)
 
 static int sl_set_guest_offloads(struct net_backend *be, uint64_t features)
 {
-    (void)be; (void)features;                 /* none offered, none used */
+    (void)be;
+    (void)features; /* none offered, none used */
     return 0;
 }
 
@@ -183,17 +184,17 @@ static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
         return (ssize_t)len;
     }
     uint8_t *slot = ring_slot(r, r->count);
-    memset(slot, 0, VIRTIO_NET_HDR_LEN);      /* no offloads: an empty header */
+    memset(slot, 0, VIRTIO_NET_HDR_LEN); /* no offloads: an empty header */
     memcpy(slot + VIRTIO_NET_HDR_LEN, buf, len);
     r->len[(r->head + r->count) % r->slots] = (uint16_t)(VIRTIO_NET_HDR_LEN + len);
     r->count++;
-    return (ssize_t)len;      /* the device reads the queue after this round */
+    return (ssize_t)len; /* the device reads the queue after this round */
 }
 
 static void cb_guest_error(const char *msg, void *opaque)
 {
     struct slirp_be *s = opaque;
-    (void)msg;                                /* the guest controls it: not logged */
+    (void)msg; /* the guest controls it: not logged */
     NET_STAT_INC(&s->b.stats, tx_malformed);
 }
 
@@ -258,12 +259,14 @@ static void cb_timer_mod(void *timer, int64_t expire_time, void *opaque)
 
 static void cb_register_poll_fd(int fd, void *opaque)
 {
-    (void)fd; (void)opaque;                   /* poll() needs no registration */
+    (void)fd;
+    (void)opaque; /* poll() needs no registration */
 }
 
 static void cb_unregister_poll_fd(int fd, void *opaque)
 {
-    (void)fd; (void)opaque;
+    (void)fd;
+    (void)opaque;
 }
 
 /* slirp wants its fds looked at again (a new socket, say). The device
@@ -290,13 +293,13 @@ static int cb_add_poll(int fd, int events, void *opaque)
         ev |= POLLERR;
     if (events & SLIRP_POLL_HUP)
         ev |= POLLHUP;
-    return net_pollset_add(s->ps, fd, ev);   /* -1: not polled this round */
+    return net_pollset_add(s->ps, fd, ev); /* -1: not polled this round */
 }
 
 static int cb_get_revents(int idx, void *opaque)
 {
     struct slirp_be *s = opaque;
-    if (idx < (int)s->ps_first)               /* only slirp's own fds */
+    if (idx < (int)s->ps_first) /* only slirp's own fds */
         return 0;
     short re = net_pollset_revents(s->ps, idx);
     int ev = 0;
@@ -365,7 +368,7 @@ static void sl_poll_prepare(struct net_backend *be, struct net_pollset *ps, int 
 static void sl_poll_dispatch(struct net_backend *be, const struct net_pollset *ps, bool error)
 {
     struct slirp_be *s = (struct slirp_be *)be;
-    s->ps = (struct net_pollset *)ps;         /* read only from here on */
+    s->ps = (struct net_pollset *)ps; /* read only from here on */
     pthread_mutex_lock(&slirp_global);
     slirp_pollfds_poll(s->slirp, error, cb_get_revents, s);
     timers_run(s);
@@ -382,7 +385,7 @@ static void sl_free(struct net_backend *be)
         return;
     if (s->slirp) {
         pthread_mutex_lock(&slirp_global);
-        slirp_cleanup(s->slirp);              /* closes its sockets, frees timers via cb */
+        slirp_cleanup(s->slirp); /* closes its sockets, frees timers via cb */
         pthread_mutex_unlock(&slirp_global);
     }
     while (s->timers) {
@@ -410,7 +413,8 @@ static int udp_port_free(const struct net_hostfwd *f)
     int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return errno;
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(f->host_port),
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons(f->host_port),
                              .sin_addr.s_addr = htonl(f->host_addr) };
     int e = bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ? errno : 0;
     close(fd);
@@ -428,16 +432,16 @@ static void hostfwd_error(const struct net_hostfwd *f, int e, vmlet_error *err)
         break;
     case EACCES:
     case EPERM:
-        set_error(err, VMLET_ERR_HOST, "hostfwd %s: port %u needs privileges (ports below "
-                  "1024 need CAP_NET_BIND_SERVICE); forward a port of 1024 or above", where,
-                  f->host_port);
+        set_error(err, VMLET_ERR_HOST,
+                  "hostfwd %s: port %u needs privileges (ports below "
+                  "1024 need CAP_NET_BIND_SERVICE); forward a port of 1024 or above",
+                  where, f->host_port);
         break;
     case EADDRNOTAVAIL: {
         char a[INET_ADDRSTRLEN];
         struct in_addr in = { htonl(f->host_addr) };
         inet_ntop(AF_INET, &in, a, sizeof a);
-        set_error(err, VMLET_ERR_HOST, "hostfwd %s: %s is not an address of this host", where,
-                  a);
+        set_error(err, VMLET_ERR_HOST, "hostfwd %s: %s is not an address of this host", where, a);
         break;
     }
     default:
@@ -458,7 +462,7 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
         return NULL;
     }
     s->b.ops = &slirp_ops;
-    s->b.fd = -1;                             /* its work runs in the poll hooks */
+    s->b.fd = -1; /* its work runs in the poll hooks */
     s->b.fd_is_wake = false;
     s->b.offloads = 0;
     atomic_init(&s->b.failed, false);
@@ -469,16 +473,12 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
         return NULL;
     }
 
-    s->cb = (SlirpCb){
-        .send_packet = cb_send_packet,
-        .guest_error = cb_guest_error,
-        .clock_get_ns = cb_clock_get_ns,
-        .timer_new = cb_timer_new,
-        .timer_free = cb_timer_free,
-        .timer_mod = cb_timer_mod,
-        .register_poll_fd = cb_register_poll_fd,
-        .unregister_poll_fd = cb_unregister_poll_fd,
-        .notify = cb_notify,
+    s->cb = (SlirpCb)
+    {
+        .send_packet = cb_send_packet, .guest_error = cb_guest_error,
+        .clock_get_ns = cb_clock_get_ns, .timer_new = cb_timer_new, .timer_free = cb_timer_free,
+        .timer_mod = cb_timer_mod, .register_poll_fd = cb_register_poll_fd,
+        .unregister_poll_fd = cb_unregister_poll_fd, .notify = cb_notify,
 #if SLIRP_CONFIG_VERSION_MAX >= 4
         .timer_new_opaque = cb_timer_new_opaque,
 #endif
@@ -496,8 +496,8 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
     cfg.vnameserver.s_addr = htonl(NET_USER_DNS);
     cfg.if_mtu = NET_SLIRP_MTU;
     cfg.if_mru = NET_SLIRP_MTU;
-    cfg.disable_host_loopback = false;       /* 10.0.2.2 reaches the host's 127.0.0.1 */
-    cfg.enable_emu = false;                  /* libslirp calls that code unsafe */
+    cfg.disable_host_loopback = false; /* 10.0.2.2 reaches the host's 127.0.0.1 */
+    cfg.enable_emu = false;            /* libslirp calls that code unsafe */
 
     pthread_mutex_lock(&slirp_global);
     s->slirp = slirp_new(&cfg, &s->cb, s);
@@ -515,8 +515,7 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
             struct in_addr host = { htonl(f->host_addr) }, guest = { htonl(f->guest_addr) };
             pthread_mutex_lock(&slirp_global);
             errno = 0;
-            int rc = slirp_add_hostfwd(s->slirp, f->udp, host, f->host_port, guest,
-                                       f->guest_port);
+            int rc = slirp_add_hostfwd(s->slirp, f->udp, host, f->host_port, guest, f->guest_port);
             e = rc < 0 ? (errno ? errno : EINVAL) : 0;
             pthread_mutex_unlock(&slirp_global);
         }

@@ -41,8 +41,8 @@
 #include "backend/net.h"
 #include "netspec.h"
 
-#define NET_SLIRP_MTU          1500
-#define NET_SLIRP_RX_FRAMES    256
+#define NET_SLIRP_MTU       1500
+#define NET_SLIRP_RX_FRAMES 256
 
 /* Creates the user-mode network for spec (kind NET_SPEC_USER), its port
  * forwards listening. Returns NULL with err (one line) on failure. */

@@ -28,17 +28,18 @@
 #define IOV_MAX 1024
 #endif
 
-#define TUN_PATH        "/dev/net/tun"
+#define TUN_PATH "/dev/net/tun"
 
 /* The offloads the kernel takes from us on write with a vnet header. */
-#define HOST_OFFLOADS   (NET_BIT(VIRTIO_NET_F_CSUM) | NET_BIT(VIRTIO_NET_F_HOST_TSO4) | \
-                         NET_BIT(VIRTIO_NET_F_HOST_TSO6) | NET_BIT(VIRTIO_NET_F_HOST_ECN))
+#define HOST_OFFLOADS \
+    (NET_BIT(VIRTIO_NET_F_CSUM) | NET_BIT(VIRTIO_NET_F_HOST_TSO4) | \
+     NET_BIT(VIRTIO_NET_F_HOST_TSO6) | NET_BIT(VIRTIO_NET_F_HOST_ECN))
 
 struct tap {
-    struct net_backend b;       /* first: the device sees only this */
+    struct net_backend b; /* first: the device sees only this */
     char name[IFNAMSIZ];
-    unsigned tun_offloads;      /* TUN_F_* the kernel accepted in the probe */
-    uint8_t *linear;            /* for frames in more than IOV_MAX pieces */
+    unsigned tun_offloads; /* TUN_F_* the kernel accepted in the probe */
+    uint8_t *linear;       /* for frames in more than IOV_MAX pieces */
 };
 
 void net_tap_error_text(const char *name, int e, bool exists, char *buf, size_t len)
@@ -46,24 +47,31 @@ void net_tap_error_text(const char *name, int e, bool exists, char *buf, size_t 
     switch (e) {
     case EPERM:
         if (!exists)
-            snprintf(buf, len, "tap '%s': no such device and no permission to create it "
+            snprintf(buf, len,
+                     "tap '%s': no such device and no permission to create it "
                      "(needs CAP_NET_ADMIN); create it with: ip tuntap add dev %s mode tap "
-                     "user $USER && ip link set %s up", name, name, name);
+                     "user $USER && ip link set %s up",
+                     name, name, name);
         else
-            snprintf(buf, len, "tap '%s': permission denied (the device belongs to another "
+            snprintf(buf, len,
+                     "tap '%s': permission denied (the device belongs to another "
                      "user or group); recreate it for you with: ip tuntap del dev %s mode tap "
                      "&& ip tuntap add dev %s mode tap user $USER && ip link set %s up",
                      name, name, name, name);
         break;
     case EBUSY:
-        snprintf(buf, len, "tap '%s' is in use by another program (a TAP device serves one "
-                 "at a time); stop it or give another device", name);
+        snprintf(buf, len,
+                 "tap '%s' is in use by another program (a TAP device serves one "
+                 "at a time); stop it or give another device",
+                 name);
         break;
     case EINVAL:
         if (exists) {
-            snprintf(buf, len, "tap '%s' exists but is not a TAP device (a TUN device or "
+            snprintf(buf, len,
+                     "tap '%s' exists but is not a TAP device (a TUN device or "
                      "another kind of interface); give a device made with: ip tuntap add "
-                     "dev NAME mode tap user $USER", name);
+                     "dev NAME mode tap user $USER",
+                     name);
             break;
         }
         /* fall through */
@@ -106,18 +114,17 @@ static enum net_send_result tap_send(struct net_backend *be, const struct iovec 
         w = writev(be->fd, iov, (int)iovcnt);
     } while (w < 0 && errno == EINTR);
     if (w >= 0)
-        return NET_SEND_OK;                  /* tun takes a frame whole or not at all */
+        return NET_SEND_OK; /* tun takes a frame whole or not at all */
     switch (errno) {
-    case EAGAIN:
-        return NET_SEND_BUSY;
-    case EIO:                                /* the device is down: like a cable out */
+    case EAGAIN: return NET_SEND_BUSY;
+    case EIO: /* the device is down: like a cable out */
         NET_STAT_INC(&be->stats, tx_dropped);
         return NET_SEND_DROPPED;
-    case EBADFD:                             /* the device was deleted under us */
+    case EBADFD: /* the device was deleted under us */
     case EBADF:
         atomic_store(&be->failed, true);
         /* fall through */
-    default:                                 /* EINVAL: the kernel refused the frame */
+    default: /* EINVAL: the kernel refused the frame */
         NET_STAT_INC(&be->stats, tx_errors);
         return NET_SEND_DROPPED;
     }
@@ -225,8 +232,10 @@ struct net_backend *net_tap_open(const char *name, vmlet_error *err)
 {
     size_t nlen = name ? strlen(name) : 0;
     if (nlen == 0 || nlen >= IFNAMSIZ || strchr(name, '/')) {
-        set_error(err, VMLET_ERR_INVALID, "tap '%s': not a valid interface name (1-%d "
-                  "characters, no '/')", name ? name : "", IFNAMSIZ - 1);
+        set_error(err, VMLET_ERR_INVALID,
+                  "tap '%s': not a valid interface name (1-%d "
+                  "characters, no '/')",
+                  name ? name : "", IFNAMSIZ - 1);
         return NULL;
     }
     bool existed = if_nametoindex(name) != 0;
@@ -235,11 +244,15 @@ struct net_backend *net_tap_open(const char *name, vmlet_error *err)
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ENXIO || e == ENODEV)
-            set_error(err, VMLET_ERR_HOST, "tap '%s': %s does not exist (%s); load the tun "
-                      "module: modprobe tun", name, TUN_PATH, strerror(e));
+            set_error(err, VMLET_ERR_HOST,
+                      "tap '%s': %s does not exist (%s); load the tun "
+                      "module: modprobe tun",
+                      name, TUN_PATH, strerror(e));
         else if (e == EACCES || e == EPERM)
-            set_error(err, VMLET_ERR_HOST, "tap '%s': cannot open %s (%s); it is normally "
-                      "mode 0666: chmod 0666 %s", name, TUN_PATH, strerror(e), TUN_PATH);
+            set_error(err, VMLET_ERR_HOST,
+                      "tap '%s': cannot open %s (%s); it is normally "
+                      "mode 0666: chmod 0666 %s",
+                      name, TUN_PATH, strerror(e), TUN_PATH);
         else
             set_error(err, VMLET_ERR_HOST, "tap '%s': cannot open %s: %s", name, TUN_PATH,
                       strerror(e));
@@ -249,8 +262,10 @@ struct net_backend *net_tap_open(const char *name, vmlet_error *err)
     unsigned features = 0;
     if (ioctl(fd, TUNGETFEATURES, &features) == 0 && !(features & IFF_VNET_HDR)) {
         close(fd);
-        set_error(err, VMLET_ERR_HOST, "tap '%s': the kernel's tun driver has no vnet "
-                  "header support (IFF_VNET_HDR); use a newer kernel", name);
+        set_error(err, VMLET_ERR_HOST,
+                  "tap '%s': the kernel's tun driver has no vnet "
+                  "header support (IFF_VNET_HDR); use a newer kernel",
+                  name);
         return NULL;
     }
 
@@ -263,7 +278,7 @@ struct net_backend *net_tap_open(const char *name, vmlet_error *err)
         ifr.ifr_flags |= IFF_MULTI_QUEUE;
         rc = ioctl(fd, TUNSETIFF, &ifr);
         if (rc < 0 && errno != EBUSY && errno != EPERM)
-            errno = EINVAL;                  /* report the first, clearer failure */
+            errno = EINVAL; /* report the first, clearer failure */
     }
     if (rc < 0) {
         int e = errno;
@@ -278,8 +293,10 @@ struct net_backend *net_tap_open(const char *name, vmlet_error *err)
     if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0) {
         int e = errno;
         close(fd);
-        set_error(err, VMLET_ERR_HOST, "tap '%s': cannot use 12-byte vnet headers "
-                  "(TUNSETVNETHDRSZ: %s)", name, strerror(e));
+        set_error(err, VMLET_ERR_HOST,
+                  "tap '%s': cannot use 12-byte vnet headers "
+                  "(TUNSETVNETHDRSZ: %s)",
+                  name, strerror(e));
         return NULL;
     }
 
@@ -321,11 +338,13 @@ struct net_backend *net_tap_open(const char *name, vmlet_error *err)
         snprintf(t->b.warning, sizeof t->b.warning,
                  "tap '%s' did not exist: vmlet created it%s; it has no address and goes "
                  "away when vmlet exits (for a lasting one: ip tuntap add dev %s mode tap "
-                 "user $USER)", name, up ? " and brought it up" : " (still down)", name);
+                 "user $USER)",
+                 name, up ? " and brought it up" : " (still down)", name);
     } else if (if_flags(name, &flags) && !(flags & IFF_UP)) {
         snprintf(t->b.warning, sizeof t->b.warning,
                  "tap '%s' is down: the guest's network will be silent until: "
-                 "ip link set %s up", name, name);
+                 "ip link set %s up",
+                 name, name);
     }
     return &t->b;
 }

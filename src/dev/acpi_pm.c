@@ -27,17 +27,16 @@
 #define PM1_PCIEXP_WAKE (1u << 14)
 #define PM1_WAK_STS     (1u << 15)
 /* Enable bits a guest may set; reserved ones read back 0. */
-#define PM1_EN_MASK     (PM1_TMR | PM1_GBL | PM1_PWRBTN | PM1_SLPBTN | \
-                         PM1_RTC | PM1_PCIEXP_WAKE)
+#define PM1_EN_MASK     (PM1_TMR | PM1_GBL | PM1_PWRBTN | PM1_SLPBTN | PM1_RTC | PM1_PCIEXP_WAKE)
 
 /* PM1_CNT bits (Table 4.13). */
-#define CNT_SCI_EN      (1u << 0)
-#define CNT_BM_RLD      (1u << 1)
-#define CNT_GBL_RLS     (1u << 2)   /* write-only */
+#define CNT_SCI_EN        (1u << 0)
+#define CNT_BM_RLD        (1u << 1)
+#define CNT_GBL_RLS       (1u << 2) /* write-only */
 #define CNT_SLP_TYP_SHIFT 10
-#define CNT_SLP_TYP     (7u << CNT_SLP_TYP_SHIFT)
-#define CNT_SLP_EN      (1u << 13)  /* write-only */
-#define CNT_STORED      (CNT_BM_RLD | CNT_SLP_TYP)
+#define CNT_SLP_TYP       (7u << CNT_SLP_TYP_SHIFT)
+#define CNT_SLP_EN        (1u << 13) /* write-only */
+#define CNT_STORED        (CNT_BM_RLD | CNT_SLP_TYP)
 
 struct acpi_pm {
     pthread_mutex_t lock;
@@ -64,8 +63,8 @@ static void sci_update(struct acpi_pm *pm)
  * 0xff << (8 * (offset + i)) over a little-endian image of the block, and
  * *val the written bytes placed the same way. Lanes outside the block are
  * dropped (and read as 0xff). Returns false if no lane is inside. */
-static bool lanes(uint64_t offset, const uint8_t *data, uint32_t len,
-                  unsigned block_len, uint32_t *mask, uint32_t *val)
+static bool lanes(uint64_t offset, const uint8_t *data, uint32_t len, unsigned block_len,
+                  uint32_t *mask, uint32_t *val)
 {
     *mask = 0;
     *val = 0;
@@ -81,8 +80,8 @@ static bool lanes(uint64_t offset, const uint8_t *data, uint32_t len,
 
 /* Copies the lanes of a little-endian register image that fall inside the
  * block into data; other bytes stay 0xff. */
-static void read_lanes(uint64_t offset, uint8_t *data, uint32_t len,
-                       unsigned block_len, uint32_t image)
+static void read_lanes(uint64_t offset, uint8_t *data, uint32_t len, unsigned block_len,
+                       uint32_t image)
 {
     memset(data, 0xff, len);
     for (uint32_t i = 0; i < len; i++) {
@@ -92,34 +91,30 @@ static void read_lanes(uint64_t offset, uint8_t *data, uint32_t len,
     }
 }
 
-void acpi_pm_evt_pio(void *opaque, uint64_t offset, uint8_t *data,
-                     uint32_t len, bool is_write)
+void acpi_pm_evt_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
     struct acpi_pm *pm = opaque;
     if (!data || len == 0)
         return;
     pthread_mutex_lock(&pm->lock);
     if (!is_write) {
-        read_lanes(offset, data, len, PORT_ACPI_PM1A_EVT_LEN,
-                   pm->sts | ((uint32_t)pm->en << 16));
+        read_lanes(offset, data, len, PORT_ACPI_PM1A_EVT_LEN, pm->sts | ((uint32_t)pm->en << 16));
     } else {
         uint32_t mask, val;
         if (lanes(offset, data, len, PORT_ACPI_PM1A_EVT_LEN, &mask, &val)) {
             /* Status: writing 1 clears, 0 leaves alone. */
-            pm->sts &= (uint16_t)~(val & mask);
+            pm->sts &= (uint16_t) ~(val & mask);
             /* Enable: plain read/write for the lanes written. */
             uint16_t en_mask = (uint16_t)(mask >> 16);
             uint16_t en_val = (uint16_t)(val >> 16);
-            pm->en = (uint16_t)((pm->en & ~en_mask) | (en_val & en_mask))
-                     & PM1_EN_MASK;
+            pm->en = (uint16_t)((pm->en & ~en_mask) | (en_val & en_mask)) & PM1_EN_MASK;
             sci_update(pm);
         }
     }
     pthread_mutex_unlock(&pm->lock);
 }
 
-void acpi_pm_cnt_pio(void *opaque, uint64_t offset, uint8_t *data,
-                     uint32_t len, bool is_write)
+void acpi_pm_cnt_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
     struct acpi_pm *pm = opaque;
     if (!data || len == 0)
@@ -128,13 +123,11 @@ void acpi_pm_cnt_pio(void *opaque, uint64_t offset, uint8_t *data,
     pthread_mutex_lock(&pm->lock);
     if (!is_write) {
         /* No SMI handshake: the machine is always in ACPI mode. */
-        read_lanes(offset, data, len, PORT_ACPI_PM1A_CNT_LEN,
-                   pm->cnt | CNT_SCI_EN);
+        read_lanes(offset, data, len, PORT_ACPI_PM1A_CNT_LEN, pm->cnt | CNT_SCI_EN);
     } else {
         uint32_t mask, val;
         if (lanes(offset, data, len, PORT_ACPI_PM1A_CNT_LEN, &mask, &val)) {
-            pm->cnt = (uint16_t)(((pm->cnt & ~mask) | (val & mask))
-                                 & CNT_STORED);
+            pm->cnt = (uint16_t)(((pm->cnt & ~mask) | (val & mask)) & CNT_STORED);
             /* SLP_EN starts the transition to the state in SLP_TYP (which
              * may come in the same write). Only S5 exists here: other
              * sleep states are ignored and the guest keeps running. */
@@ -148,8 +141,7 @@ void acpi_pm_cnt_pio(void *opaque, uint64_t offset, uint8_t *data,
         pm->on_request(pm->opaque, GUEST_REQUEST_POWEROFF);
 }
 
-void acpi_pm_reset_pio(void *opaque, uint64_t offset, uint8_t *data,
-                       uint32_t len, bool is_write)
+void acpi_pm_reset_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
     struct acpi_pm *pm = opaque;
     if (!data || len == 0)
@@ -174,8 +166,7 @@ void acpi_pm_press_power_button(struct acpi_pm *pm)
 }
 
 struct acpi_pm *acpi_pm_new(struct irq_line sci,
-                            void (*on_request)(void *opaque, enum guest_request),
-                            void *opaque)
+                            void (*on_request)(void *opaque, enum guest_request), void *opaque)
 {
     struct acpi_pm *pm = calloc(1, sizeof(*pm));
     if (!pm)

@@ -19,8 +19,7 @@ struct acpi_pm;
  * line (IRQ_ACPI_SCI, level); sci.set is called with the mutex held, only
  * on change, and must not call back into the device. */
 struct acpi_pm *acpi_pm_new(struct irq_line sci,
-                            void (*on_request)(void *opaque, enum guest_request),
-                            void *opaque);
+                            void (*on_request)(void *opaque, enum guest_request), void *opaque);
 void acpi_pm_free(struct acpi_pm *pm);
 
 /* bus_handlers for PORT_ACPI_PM1A_EVT (4 bytes), PORT_ACPI_PM1A_CNT (2

@@ -19,28 +19,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STS_OBF     0x01    /* output buffer full */
-#define STS_SYS     0x04    /* system flag (mirrors command byte bit 2) */
-#define STS_CMD     0x08    /* last write went to port 64h */
-#define STS_UNLOCK  0x10    /* keyboard not inhibited by the keylock */
-#define STS_AUXDATA 0x20    /* output byte came from the AUX port */
+#define STS_OBF     0x01 /* output buffer full */
+#define STS_SYS     0x04 /* system flag (mirrors command byte bit 2) */
+#define STS_CMD     0x08 /* last write went to port 64h */
+#define STS_UNLOCK  0x10 /* keyboard not inhibited by the keylock */
+#define STS_AUXDATA 0x20 /* output byte came from the AUX port */
 
-#define CTR_SYS     0x04
-#define CTR_KBDDIS  0x10
-#define CTR_AUXDIS  0x20
+#define CTR_SYS    0x04
+#define CTR_KBDDIS 0x10
+#define CTR_AUXDIS 0x20
 
-#define OUTP_RESET  0x01    /* output port bit 0: CPU reset, active low */
+#define OUTP_RESET 0x01 /* output port bit 0: CPU reset, active low */
 
 struct i8042 {
     pthread_mutex_t lock;
     void (*on_request)(void *opaque, enum guest_request);
     void *opaque;
-    uint8_t ctr;            /* command byte */
+    uint8_t ctr; /* command byte */
     uint8_t out_port;
-    uint8_t obuf;           /* last byte placed in the output buffer */
+    uint8_t obuf; /* last byte placed in the output buffer */
     bool obf;
     bool last_cmd;
-    uint8_t pending;        /* command waiting for its data byte, or 0 */
+    uint8_t pending; /* command waiting for its data byte, or 0 */
 };
 
 static void respond(struct i8042 *k, uint8_t v)
@@ -53,30 +53,33 @@ static void respond(struct i8042 *k, uint8_t v)
 static bool command(struct i8042 *k, uint8_t cmd)
 {
     k->pending = 0;
-    if (cmd >= 0x20 && cmd <= 0x3f) {       /* read controller RAM */
+    if (cmd >= 0x20 && cmd <= 0x3f) { /* read controller RAM */
         respond(k, cmd == 0x20 ? k->ctr : 0);
         return false;
     }
-    if (cmd >= 0x60 && cmd <= 0x7f) {       /* write controller RAM */
+    if (cmd >= 0x60 && cmd <= 0x7f) { /* write controller RAM */
         k->pending = cmd;
         return false;
     }
-    if (cmd >= 0xf0)                        /* pulse output lines (low = pulse) */
+    if (cmd >= 0xf0) /* pulse output lines (low = pulse) */
         return !(cmd & OUTP_RESET);
     switch (cmd) {
     case 0xa7: k->ctr |= CTR_AUXDIS; break;
     case 0xa8: k->ctr &= ~CTR_AUXDIS; break;
-    case 0xa9: respond(k, 0x02); break;     /* AUX test: clock stuck high */
-    case 0xaa: respond(k, 0x55); k->ctr |= CTR_SYS; break;  /* self-test ok */
-    case 0xab: respond(k, 0x00); break;     /* keyboard interface ok */
+    case 0xa9: respond(k, 0x02); break; /* AUX test: clock stuck high */
+    case 0xaa:
+        respond(k, 0x55);
+        k->ctr |= CTR_SYS;
+        break;                          /* self-test ok */
+    case 0xab: respond(k, 0x00); break; /* keyboard interface ok */
     case 0xad: k->ctr |= CTR_KBDDIS; break;
     case 0xae: k->ctr &= ~CTR_KBDDIS; break;
     case 0xd0: respond(k, k->out_port); break;
-    case 0xd1: case 0xd2: case 0xd3: case 0xd4:
-        k->pending = cmd;
-        break;
-    default:
-        break;                              /* accepted, ignored */
+    case 0xd1:
+    case 0xd2:
+    case 0xd3:
+    case 0xd4: k->pending = cmd; break;
+    default: break; /* accepted, ignored */
     }
     return false;
 }
@@ -87,28 +90,20 @@ static bool data_write(struct i8042 *k, uint8_t v)
     uint8_t cmd = k->pending;
     k->pending = 0;
     switch (cmd) {
-    case 0x60:
-        k->ctr = v;
-        break;
-    case 0xd1:
-        k->out_port = v;
-        return !(v & OUTP_RESET);
-    case 0xd2:
-        respond(k, v);
-        break;
+    case 0x60: k->ctr = v; break;
+    case 0xd1: k->out_port = v; return !(v & OUTP_RESET);
+    case 0xd2: respond(k, v); break;
     case 0xd3:
         /* No AUX port: the byte comes back on the keyboard side, which
          * Linux's AUX loopback check rejects at once (no timeout). */
         respond(k, v);
         break;
-    default:
-        break;      /* to the keyboard or mouse: nobody is there */
+    default: break; /* to the keyboard or mouse: nobody is there */
     }
     return false;
 }
 
-void i8042_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-               bool is_write)
+void i8042_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
     struct i8042 *k = opaque;
     if (!data || len == 0)
@@ -134,7 +129,7 @@ void i8042_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
             k->last_cmd = false;
             reset = data_write(k, data[0]);
         } else {
-            data[0] = k->obuf;      /* stays readable, like the real latch */
+            data[0] = k->obuf; /* stays readable, like the real latch */
             k->obf = false;
         }
     }
@@ -144,8 +139,7 @@ void i8042_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
         k->on_request(k->opaque, GUEST_REQUEST_REBOOT);
 }
 
-struct i8042 *i8042_new(void (*on_request)(void *opaque, enum guest_request),
-                        void *opaque)
+struct i8042 *i8042_new(void (*on_request)(void *opaque, enum guest_request), void *opaque)
 {
     struct i8042 *k = calloc(1, sizeof(*k));
     if (!k)

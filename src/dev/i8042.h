@@ -3,19 +3,17 @@
 #ifndef VMLET_DEV_I8042_H
 #define VMLET_DEV_I8042_H
 
-#include "acpi_pm.h"   /* enum guest_request */
+#include "acpi_pm.h" /* enum guest_request */
 
 struct i8042;
 /* on_request(opaque, GUEST_REQUEST_REBOOT) when the guest pulses reset
  * (command 0xfe, or any even 0xf0-0xfe, or 0xd1 writing the output port
  * with bit 0 clear), from the vCPU thread, without the internal mutex
  * held. Linux's reboot loop sends 0xfe ten times: expect repeats. */
-struct i8042 *i8042_new(void (*on_request)(void *opaque, enum guest_request),
-                        void *opaque);
+struct i8042 *i8042_new(void (*on_request)(void *opaque, enum guest_request), void *opaque);
 void i8042_free(struct i8042 *k);
 /* bus_handler for a 5-port range at PORT_I8042_DATA (0x60..0x64); only
  * offsets 0 (data) and 4 (status/command) mean anything. */
-void i8042_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-               bool is_write);
+void i8042_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
 #endif

@@ -23,8 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_FUNCS        256            /* bus 0: 32 slots x 8 functions */
-#define CAP_START        0x40           /* first byte after the type 0 header */
+#define MAX_FUNCS        256  /* bus 0: 32 slots x 8 functions */
+#define CAP_START        0x40 /* first byte after the type 0 header */
 #define CF8_ENABLE       0x80000000u
 /* CONFIG_ADDRESS bits 30:24 are reserved; AMD uses 27:24 for register
  * bits 11:8 (extended config through 0xcfc), which Linux may rely on. */
@@ -39,22 +39,22 @@ struct pci_func {
     uint8_t cfg[PCI_CFG_SPACE_EXP_SIZE];
     uint8_t wmask[PCI_CFG_SPACE_EXP_SIZE];
     uint8_t w1cmask[PCI_CFG_SPACE_EXP_SIZE];
-    uint64_t bar_size[PCI_NUM_BARS];    /* 0: no BAR (or upper half of a 64-bit one) */
+    uint64_t bar_size[PCI_NUM_BARS]; /* 0: no BAR (or upper half of a 64-bit one) */
     bool bar_64[PCI_NUM_BARS];
     uint64_t bar_assigned[PCI_NUM_BARS];
-    uint64_t bar_gpa[PCI_NUM_BARS];     /* decoded address or 0: map_lock */
-    unsigned cap_end;                   /* next free byte for a capability */
-    unsigned cap_last;                  /* offset of the last capability, or 0 */
+    uint64_t bar_gpa[PCI_NUM_BARS]; /* decoded address or 0: map_lock */
+    unsigned cap_end;               /* next free byte for a capability */
+    unsigned cap_last;              /* offset of the last capability, or 0 */
 };
 
 struct pci_host {
     uint64_t window, window_size;
-    uint64_t next_bar;                  /* placement cursor in the window */
-    pthread_mutex_t cfg_lock;           /* config spaces, CONFIG_ADDRESS, BAR moves */
-    pthread_rwlock_t map_lock;          /* bar_gpa of every function */
+    uint64_t next_bar;         /* placement cursor in the window */
+    pthread_mutex_t cfg_lock;  /* config spaces, CONFIG_ADDRESS, BAR moves */
+    pthread_rwlock_t map_lock; /* bar_gpa of every function */
     uint32_t cf8;
-    struct pci_func *funcs[MAX_FUNCS];  /* by devfn */
-    struct pci_func *list[MAX_FUNCS];   /* in creation order, for the window scan */
+    struct pci_func *funcs[MAX_FUNCS]; /* by devfn */
+    struct pci_func *list[MAX_FUNCS];  /* in creation order, for the window scan */
     unsigned nfuncs;
 };
 
@@ -117,9 +117,10 @@ static void init_header(struct pci_func *f, const struct pci_id *id)
     /* What software may change in the header; everything else (IDs,
      * class, header type, BIST, ROM BAR, capability pointer, Interrupt
      * Pin) is read-only. */
-    pci_cfg_set_wmask(f, PCI_COMMAND, PCI_COMMAND_IO | PCI_COMMAND_MEMORY |
-                      PCI_COMMAND_MASTER | PCI_COMMAND_PARITY | PCI_COMMAND_SERR |
-                      PCI_COMMAND_INTX_DISABLE, 2);
+    pci_cfg_set_wmask(f, PCI_COMMAND,
+                      PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+                          PCI_COMMAND_PARITY | PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE,
+                      2);
     /* Master/target abort, parity and SERR bits: we never set them, but a
      * driver clearing them must see them clear. */
     pci_cfg_set_w1cmask(f, PCI_STATUS, 0xf900, 2);
@@ -214,7 +215,7 @@ int pci_func_add_bar(struct pci_func *f, unsigned bar, uint64_t size, unsigned f
     /* The low 4 bits say what the BAR is; the address bits below the
      * size read back as 0, which is how software sizes it. */
     pci_cfg_set(f, off, (uint32_t)at | type, 4);
-    pci_cfg_set_wmask(f, off, (uint32_t)~(size - 1) & ~0xfu, 4);
+    pci_cfg_set_wmask(f, off, (uint32_t) ~(size - 1) & ~0xfu, 4);
     if (is64) {
         pci_cfg_set(f, off + 4, (uint32_t)(at >> 32), 4);
         pci_cfg_set_wmask(f, off + 4, 0xffffffffu, 4);
@@ -243,7 +244,7 @@ int pci_func_add_cap(struct pci_func *f, uint8_t id, unsigned len)
     if (len < 2 || at + len > PCI_CFG_SPACE_SIZE)
         return -1;
     f->cfg[at] = id;
-    f->cfg[at + 1] = 0;  /* end of list */
+    f->cfg[at + 1] = 0; /* end of list */
     if (f->cap_last)
         f->cfg[f->cap_last + 1] = (uint8_t)at;
     else
@@ -312,7 +313,7 @@ static void config_write(struct pci_func *f, unsigned off, uint32_t value, unsig
         uint8_t v = (uint8_t)(value >> (8 * i));
         uint8_t *b = &f->cfg[off + i];
         *b = (uint8_t)((*b & ~f->wmask[off + i]) | (v & f->wmask[off + i]));
-        *b &= (uint8_t)~(v & f->w1cmask[off + i]);
+        *b &= (uint8_t) ~(v & f->w1cmask[off + i]);
     }
     if (overlaps(off, len, PCI_COMMAND, PCI_COMMAND + 2) ||
         overlaps(off, len, PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_0 + 4 * PCI_NUM_BARS))
@@ -337,8 +338,7 @@ static void config_access(struct pci_host *h, unsigned bus, unsigned devfn, unsi
     pthread_mutex_unlock(&h->cfg_lock);
 }
 
-void pci_host_cf8_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-                      bool is_write)
+void pci_host_cf8_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
     struct pci_host *h = opaque;
 
@@ -374,8 +374,7 @@ void pci_host_cf8_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len
     config_access(h, (a >> 16) & 0xff, (a >> 8) & 0xff, reg + lane, data, len, is_write);
 }
 
-void pci_host_ecam_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-                        bool is_write)
+void pci_host_ecam_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
     struct pci_host *h = opaque;
     unsigned bus = (unsigned)(offset >> 20);
@@ -393,8 +392,7 @@ void pci_host_ecam_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t l
     config_access(h, bus, devfn, reg, data, len, is_write);
 }
 
-void pci_host_window_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-                          bool is_write)
+void pci_host_window_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
     struct pci_host *h = opaque;
     uint64_t addr = h->window + offset;
@@ -439,7 +437,8 @@ struct pci_host *pci_host_new(uint64_t window, uint64_t window_size)
     pthread_mutex_init(&h->cfg_lock, NULL);
     pthread_rwlock_init(&h->map_lock, NULL);
     static const struct pci_id bridge = {
-        .vendor = PCI_HOST_VENDOR, .device = PCI_HOST_DEVICE,
+        .vendor = PCI_HOST_VENDOR,
+        .device = PCI_HOST_DEVICE,
         .class_code = PCI_CLASS_BRIDGE_HOST,
     };
     /* Linux's conf1 probe looks for a host bridge or VGA class on bus 0. */

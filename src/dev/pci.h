@@ -21,29 +21,29 @@
 #include <stdint.h>
 #include "../bus.h"
 
-#define PCI_CFG_SPACE_SIZE       256
-#define PCI_CFG_SPACE_EXP_SIZE   4096     /* what ECAM reaches; 256.. read 0 */
-#define PCI_NUM_BARS             6
-#define PCI_DEVFN(slot, fn)      ((unsigned)(((slot) << 3) | (fn)))
+#define PCI_CFG_SPACE_SIZE     256
+#define PCI_CFG_SPACE_EXP_SIZE 4096 /* what ECAM reaches; 256.. read 0 */
+#define PCI_NUM_BARS           6
+#define PCI_DEVFN(slot, fn)    ((unsigned)(((slot) << 3) | (fn)))
 
 /* Type 0 header offsets (PCI Local Bus 3.0, 6.1). */
-#define PCI_VENDOR_ID            0x00
-#define PCI_DEVICE_ID            0x02
-#define PCI_COMMAND              0x04
-#define PCI_STATUS               0x06
-#define PCI_REVISION_ID          0x08
-#define PCI_CLASS_PROG           0x09
-#define PCI_CLASS_DEVICE         0x0a
-#define PCI_CACHE_LINE_SIZE      0x0c
-#define PCI_LATENCY_TIMER        0x0d
-#define PCI_HEADER_TYPE          0x0e
-#define PCI_BASE_ADDRESS_0       0x10
-#define PCI_SUBSYSTEM_VENDOR_ID  0x2c
-#define PCI_SUBSYSTEM_ID         0x2e
-#define PCI_ROM_ADDRESS          0x30
-#define PCI_CAPABILITY_LIST      0x34
-#define PCI_INTERRUPT_LINE       0x3c
-#define PCI_INTERRUPT_PIN        0x3d
+#define PCI_VENDOR_ID           0x00
+#define PCI_DEVICE_ID           0x02
+#define PCI_COMMAND             0x04
+#define PCI_STATUS              0x06
+#define PCI_REVISION_ID         0x08
+#define PCI_CLASS_PROG          0x09
+#define PCI_CLASS_DEVICE        0x0a
+#define PCI_CACHE_LINE_SIZE     0x0c
+#define PCI_LATENCY_TIMER       0x0d
+#define PCI_HEADER_TYPE         0x0e
+#define PCI_BASE_ADDRESS_0      0x10
+#define PCI_SUBSYSTEM_VENDOR_ID 0x2c
+#define PCI_SUBSYSTEM_ID        0x2e
+#define PCI_ROM_ADDRESS         0x30
+#define PCI_CAPABILITY_LIST     0x34
+#define PCI_INTERRUPT_LINE      0x3c
+#define PCI_INTERRUPT_PIN       0x3d
 
 #define PCI_COMMAND_IO           0x0001
 #define PCI_COMMAND_MEMORY       0x0002
@@ -54,17 +54,17 @@
 #define PCI_STATUS_CAP_LIST      0x0010
 #define PCI_HEADER_TYPE_MULTI    0x80
 
-#define PCI_BAR_MEM_TYPE_64      0x04
-#define PCI_BAR_MEM_PREFETCH     0x08
+#define PCI_BAR_MEM_TYPE_64  0x04
+#define PCI_BAR_MEM_PREFETCH 0x08
 
-#define PCI_CAP_ID_VNDR          0x09
-#define PCI_CAP_ID_MSIX          0x11
+#define PCI_CAP_ID_VNDR 0x09
+#define PCI_CAP_ID_MSIX 0x11
 
 /* The host bridge at 00:00.0: QEMU's "generic PCIe host bridge" ID, which
  * no Linux quirk matches. */
-#define PCI_HOST_VENDOR          0x1b36
-#define PCI_HOST_DEVICE          0x0008
-#define PCI_CLASS_BRIDGE_HOST    0x060000
+#define PCI_HOST_VENDOR       0x1b36
+#define PCI_HOST_DEVICE       0x0008
+#define PCI_CLASS_BRIDGE_HOST 0x060000
 
 struct pci_host;
 struct pci_func;
@@ -72,7 +72,7 @@ struct pci_func;
 struct pci_id {
     uint16_t vendor, device;
     uint8_t revision;
-    uint32_t class_code;          /* base class << 16 | subclass << 8 | prog-if */
+    uint32_t class_code; /* base class << 16 | subclass << 8 | prog-if */
     uint16_t subsys_vendor, subsys_id;
 };
 
@@ -80,8 +80,8 @@ struct pci_func_ops {
     /* An access to [offset, offset + len) of BAR bar, entirely inside it;
      * len 1, 2, 4 or 8; reads come filled with 0xff. Called on a vCPU
      * thread without any PCI lock held. */
-    void (*bar_access)(void *opaque, unsigned bar, uint64_t offset, uint8_t *data,
-                       uint32_t len, bool is_write);
+    void (*bar_access)(void *opaque, unsigned bar, uint64_t offset, uint8_t *data, uint32_t len,
+                       bool is_write);
     /* Where BAR bar decodes changed (0: it no longer decodes, because
      * memory space is disabled or the BAR lies outside the window). For
      * moving ioeventfds along. Config lock held. */
@@ -105,10 +105,8 @@ void pci_host_free(struct pci_host *h);
 int pci_host_attach(struct pci_host *h, struct bus *pio, struct bus *mmio, uint64_t ecam);
 
 /* bus_handlers behind pci_host_attach (for tests). */
-void pci_host_cf8_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-                      bool is_write);
-void pci_host_ecam_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-                        bool is_write);
+void pci_host_cf8_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
+void pci_host_ecam_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 void pci_host_window_mmio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
                           bool is_write);
 

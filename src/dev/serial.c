@@ -25,54 +25,62 @@
 #include <unistd.h>
 
 /* Register offsets (DLAB = LCR bit 7 remaps 0 and 1 to the divisor). */
-enum { R_RBR_THR = 0, R_IER = 1, R_IIR_FCR = 2, R_LCR = 3, R_MCR = 4,
-       R_LSR = 5, R_MSR = 6, R_SCR = 7 };
+enum {
+    R_RBR_THR = 0,
+    R_IER = 1,
+    R_IIR_FCR = 2,
+    R_LCR = 3,
+    R_MCR = 4,
+    R_LSR = 5,
+    R_MSR = 6,
+    R_SCR = 7
+};
 
-#define IER_ERBFI   0x01    /* received data available */
-#define IER_ETBEI   0x02    /* THR empty */
-#define IER_ELSI    0x04    /* receiver line status */
-#define IER_EDSSI   0x08    /* modem status */
-#define IER_MASK    0x0f    /* bits 7:4 read 0 on a 16550A */
+#define IER_ERBFI 0x01 /* received data available */
+#define IER_ETBEI 0x02 /* THR empty */
+#define IER_ELSI  0x04 /* receiver line status */
+#define IER_EDSSI 0x08 /* modem status */
+#define IER_MASK  0x0f /* bits 7:4 read 0 on a 16550A */
 
-#define IIR_NO_INT  0x01
-#define IIR_MSI     0x00
-#define IIR_THRI    0x02
-#define IIR_RDI     0x04
-#define IIR_RLSI    0x06
-#define IIR_CTI     0x0c    /* character timeout (FIFO mode) */
-#define IIR_FIFO    0xc0
+#define IIR_NO_INT 0x01
+#define IIR_MSI    0x00
+#define IIR_THRI   0x02
+#define IIR_RDI    0x04
+#define IIR_RLSI   0x06
+#define IIR_CTI    0x0c /* character timeout (FIFO mode) */
+#define IIR_FIFO   0xc0
 
-#define FCR_ENABLE  0x01
-#define FCR_CLR_RX  0x02
-#define FCR_CLR_TX  0x04
-#define FCR_TRIG    0xc0
+#define FCR_ENABLE 0x01
+#define FCR_CLR_RX 0x02
+#define FCR_CLR_TX 0x04
+#define FCR_TRIG   0xc0
 
-#define LCR_DLAB    0x80
+#define LCR_DLAB 0x80
 
-#define MCR_DTR     0x01
-#define MCR_RTS     0x02
-#define MCR_OUT1    0x04
-#define MCR_OUT2    0x08
-#define MCR_LOOP    0x10
-#define MCR_MASK    0x1f    /* bits 7:5 read 0 on a 16550A */
+#define MCR_DTR  0x01
+#define MCR_RTS  0x02
+#define MCR_OUT1 0x04
+#define MCR_OUT2 0x08
+#define MCR_LOOP 0x10
+#define MCR_MASK 0x1f /* bits 7:5 read 0 on a 16550A */
 
-#define LSR_DR      0x01
-#define LSR_OE      0x02
-#define LSR_PE      0x04
-#define LSR_FE      0x08
-#define LSR_BI      0x10
-#define LSR_THRE    0x20
-#define LSR_TEMT    0x40
-#define LSR_ERRORS  (LSR_OE | LSR_PE | LSR_FE | LSR_BI)
+#define LSR_DR     0x01
+#define LSR_OE     0x02
+#define LSR_PE     0x04
+#define LSR_FE     0x08
+#define LSR_BI     0x10
+#define LSR_THRE   0x20
+#define LSR_TEMT   0x40
+#define LSR_ERRORS (LSR_OE | LSR_PE | LSR_FE | LSR_BI)
 
-#define MSR_DCTS    0x01
-#define MSR_DDSR    0x02
-#define MSR_TERI    0x04
-#define MSR_DDCD    0x08
-#define MSR_CTS     0x10
-#define MSR_DSR     0x20
-#define MSR_RI      0x40
-#define MSR_DCD     0x80
+#define MSR_DCTS 0x01
+#define MSR_DDSR 0x02
+#define MSR_TERI 0x04
+#define MSR_DDCD 0x08
+#define MSR_CTS  0x10
+#define MSR_DSR  0x20
+#define MSR_RI   0x40
+#define MSR_DCD  0x80
 
 #define RX_FIFO_SIZE 16
 
@@ -81,17 +89,17 @@ enum { SRC_LS = 1, SRC_RX = 2, SRC_THR = 4, SRC_MS = 8 };
 
 struct serial {
     pthread_mutex_t lock;
-    pthread_cond_t rx_space;    /* FIFO got room, loopback ended, shutdown */
+    pthread_cond_t rx_space; /* FIFO got room, loopback ended, shutdown */
     struct irq_line irq;
     int out_fd;
-    bool out_is_pipe;           /* SIGPIPE possible on write */
-    bool out_dead;              /* reader is gone: stop writing */
+    bool out_is_pipe; /* SIGPIPE possible on write */
+    bool out_dead;    /* reader is gone: stop writing */
     bool shutdown;
     int irq_level;
 
     uint8_t ier, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
-    uint8_t fcr;                /* FCR_ENABLE | FCR_TRIG as last programmed */
-    bool thr_ipending;          /* THRE interrupt not yet acknowledged */
+    uint8_t fcr;       /* FCR_ENABLE | FCR_TRIG as last programmed */
+    bool thr_ipending; /* THRE interrupt not yet acknowledged */
 
     uint8_t rx[RX_FIFO_SIZE];
     unsigned rx_head, rx_count;
@@ -145,10 +153,14 @@ static uint8_t msr_lines(const struct serial *s)
     if (!(s->mcr & MCR_LOOP))
         return MSR_CTS | MSR_DSR | MSR_DCD;
     uint8_t v = 0;
-    if (s->mcr & MCR_RTS)  v |= MSR_CTS;
-    if (s->mcr & MCR_DTR)  v |= MSR_DSR;
-    if (s->mcr & MCR_OUT1) v |= MSR_RI;
-    if (s->mcr & MCR_OUT2) v |= MSR_DCD;
+    if (s->mcr & MCR_RTS)
+        v |= MSR_CTS;
+    if (s->mcr & MCR_DTR)
+        v |= MSR_DSR;
+    if (s->mcr & MCR_OUT1)
+        v |= MSR_RI;
+    if (s->mcr & MCR_OUT2)
+        v |= MSR_DCD;
     return v;
 }
 
@@ -157,10 +169,13 @@ static void msr_update(struct serial *s)
 {
     uint8_t old = s->msr & 0xf0, now = msr_lines(s);
     uint8_t diff = old ^ now, delta = 0;
-    if (diff & MSR_CTS) delta |= MSR_DCTS;
-    if (diff & MSR_DSR) delta |= MSR_DDSR;
-    if (diff & MSR_DCD) delta |= MSR_DDCD;
-    if ((old & MSR_RI) && !(now & MSR_RI))  /* trailing edge only */
+    if (diff & MSR_CTS)
+        delta |= MSR_DCTS;
+    if (diff & MSR_DSR)
+        delta |= MSR_DDSR;
+    if (diff & MSR_DCD)
+        delta |= MSR_DDCD;
+    if ((old & MSR_RI) && !(now & MSR_RI)) /* trailing edge only */
         delta |= MSR_TERI;
     s->msr = now | (s->msr & 0x0f) | delta;
 }
@@ -190,8 +205,7 @@ static uint8_t iir_value(const struct serial *s)
     if (m & SRC_LS)
         id = IIR_RLSI;
     else if (m & SRC_RX)
-        id = ((s->fcr & FCR_ENABLE) && s->rx_count < rx_trigger(s))
-             ? IIR_CTI : IIR_RDI;
+        id = ((s->fcr & FCR_ENABLE) && s->rx_count < rx_trigger(s)) ? IIR_CTI : IIR_RDI;
     else if (m & SRC_THR)
         id = IIR_THRI;
     else if (m & SRC_MS)
@@ -267,28 +281,24 @@ static uint8_t reg_read(struct serial *s, unsigned off, bool *signal)
         v = rx_pop(s);
         *signal = true;
         return v;
-    case R_IER:
-        return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
+    case R_IER: return (s->lcr & LCR_DLAB) ? s->dlm : s->ier;
     case R_IIR_FCR:
         v = iir_value(s);
         /* Reading IIR acknowledges THRE only when it is what IIR shows. */
         if ((v & 0x0f) == IIR_THRI)
             s->thr_ipending = false;
         return v;
-    case R_LCR:
-        return s->lcr;
-    case R_MCR:
-        return s->mcr;
+    case R_LCR: return s->lcr;
+    case R_MCR: return s->mcr;
     case R_LSR:
         v = s->lsr_errors | LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0);
-        s->lsr_errors = 0;      /* error bits clear on read */
+        s->lsr_errors = 0; /* error bits clear on read */
         return v;
     case R_MSR:
         v = s->msr;
-        s->msr &= 0xf0;         /* delta bits clear on read */
+        s->msr &= 0xf0; /* delta bits clear on read */
         return v;
-    default:
-        return s->scr;
+    default: return s->scr;
     }
 }
 
@@ -300,7 +310,7 @@ static void reg_write(struct serial *s, unsigned off, uint8_t v, bool *signal)
             s->dll = v;
         } else {
             if (s->mcr & MCR_LOOP)
-                rx_receive(s, v);   /* looped back, not sent */
+                rx_receive(s, v); /* looped back, not sent */
             else
                 tx_byte(s, v);
             /* The byte left THR at once: THR is empty again. */
@@ -336,28 +346,22 @@ static void reg_write(struct serial *s, unsigned off, uint8_t v, bool *signal)
             s->fcr &= ~FCR_ENABLE;
         }
         break;
-    case R_LCR:
-        s->lcr = v;
-        break;
+    case R_LCR: s->lcr = v; break;
     case R_MCR: {
         bool was_loop = s->mcr & MCR_LOOP;
         s->mcr = v & MCR_MASK;
         msr_update(s);
         if (was_loop && !(s->mcr & MCR_LOOP))
-            *signal = true;     /* host input may flow again */
+            *signal = true; /* host input may flow again */
         break;
     }
     case R_LSR:
-    case R_MSR:
-        break;                  /* factory test only: ignored */
-    default:
-        s->scr = v;
-        break;
+    case R_MSR: break; /* factory test only: ignored */
+    default: s->scr = v; break;
     }
 }
 
-void serial_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-                bool is_write)
+void serial_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write)
 {
     struct serial *s = opaque;
     if (!data || len == 0)

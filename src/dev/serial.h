@@ -25,8 +25,7 @@ struct serial *serial_new(struct irq_line irq, int out_fd);
 void serial_free(struct serial *s);
 
 /* bus_handler for the 8-port range at PORT_COM1. */
-void serial_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len,
-                bool is_write);
+void serial_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
 /* Host -> guest: queues up to len bytes into the receive FIFO, returns how
  * many were taken (0 when the FIFO is full, while the guest holds the UART

@@ -13,7 +13,7 @@
 struct serial_input {
     struct serial *serial;
     int in_fd;
-    int stop_fd;                /* eventfd: tells the thread to end */
+    int stop_fd; /* eventfd: tells the thread to end */
     pthread_t thread;
 };
 
@@ -44,7 +44,7 @@ static void *serial_input_thread(void *arg)
         if (n < 0 && (errno == EINTR || errno == EAGAIN))
             continue;
         if (n <= 0)
-            break;   /* end of input: the guest just sees no more bytes */
+            break; /* end of input: the guest just sees no more bytes */
         len = n;
         off = 0;
     }

@@ -36,56 +36,56 @@
 #include "virtio/blk.h"
 #include "virtio/device.h"
 
-#define BLK_HDR_SIZE        16
-#define BLK_DWZ_SEG_SIZE    16
-#define BLK_INLINE_IOV      8
+#define BLK_HDR_SIZE     16
+#define BLK_DWZ_SEG_SIZE 16
+#define BLK_INLINE_IOV   8
 /* A request never needs more disk operations than this... */
-#define BLK_MAX_OPS         VIRTIO_BLK_MAX_DWZ_SEG
+#define BLK_MAX_OPS      VIRTIO_BLK_MAX_DWZ_SEG
 /* ...so a new chain is popped only while that many still fit. Every
  * request in flight holds at least one operation, so this also bounds
  * the requests in flight (and the host memory a guest can make us use). */
-#define BLK_REQ_POOL        DISK_QUEUE_DEPTH
+#define BLK_REQ_POOL     DISK_QUEUE_DEPTH
 
 _Static_assert(VIRTQ_MAX_CHAIN <= IOV_MAX, "a chain's iovecs must fit one readv/writev");
 _Static_assert(VIRTIO_BLK_QUEUE_SIZE <= VIRTQ_MAX_SIZE, "queue size");
 
 /* epoll tags */
-#define TAG_DISK            0x100
-#define TAG_STOP            0x200
+#define TAG_DISK 0x100
+#define TAG_STOP 0x200
 
 struct blk_queue {
     struct virtq *vq;
     int kick_fd;
-    bool broken;            /* driver broke it: not touched until reset */
-    bool pushed;            /* used entries added since the last notify check */
-    bool throttled;         /* stopped popping for lack of room */
+    bool broken;    /* driver broke it: not touched until reset */
+    bool pushed;    /* used entries added since the last notify check */
+    bool throttled; /* stopped popping for lack of room */
 };
 
 struct blk_req {
-    struct blk_queue *bq;   /* NULL in the synchronous path */
+    struct blk_queue *bq; /* NULL in the synchronous path */
     uint16_t head;
-    uint32_t type;          /* VIRTIO_BLK_T_*, or BLK_T_NONE without a header */
-    uint64_t data_len;      /* IN/OUT: bytes asked for */
-    uint8_t *status;        /* the chain's last writable byte, or NULL */
+    uint32_t type;     /* VIRTIO_BLK_T_*, or BLK_T_NONE without a header */
+    uint64_t data_len; /* IN/OUT: bytes asked for */
+    uint8_t *status;   /* the chain's last writable byte, or NULL */
     uint8_t result;
-    uint64_t written;       /* bytes written to the writable part before status */
-    unsigned pending;       /* disk operations in flight */
+    uint64_t written; /* bytes written to the writable part before status */
+    unsigned pending; /* disk operations in flight */
     /* IN/OUT: what is left to transfer (advanced on short transfers). */
     bool rw;
     struct disk_request rwreq;
     uint64_t remaining;
-    struct iovec *iov;      /* private copy of the data iovecs */
+    struct iovec *iov; /* private copy of the data iovecs */
     unsigned iovcnt, iov_first;
     struct iovec iov_inline[BLK_INLINE_IOV];
     struct blk_req *next_free;
 };
 
 struct virtio_blk {
-    struct virtio_device vdev;          /* its thread waits on stop_fd, not stopping */
+    struct virtio_device vdev; /* its thread waits on stop_fd, not stopping */
     struct disk *disk;
-    uint64_t capacity;                  /* sectors */
+    uint64_t capacity; /* sectors */
     bool read_only;
-    char serial[VIRTIO_BLK_ID_BYTES];   /* NUL-padded, not terminated */
+    char serial[VIRTIO_BLK_ID_BYTES]; /* NUL-padded, not terminated */
     uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 
     int epfd;
@@ -94,14 +94,14 @@ struct virtio_blk {
     uint64_t features;
     unsigned nq;
     struct blk_queue q[VIRTIO_MAX_QUEUES];
-    struct virtq_chain *chain;          /* pop scratch (16 KiB) */
+    struct virtq_chain *chain; /* pop scratch (16 KiB) */
     struct blk_req *pool, *free_reqs;
 
-    struct virtio_blk_stats stats;      /* relaxed atomics: read from any thread */
+    struct virtio_blk_stats stats; /* relaxed atomics: read from any thread */
 };
 _Static_assert(offsetof(struct virtio_blk, vdev) == 0, "the device is its virtio_device");
 
-#define BLK_T_NONE UINT32_MAX
+#define BLK_T_NONE                UINT32_MAX
 #define BLK_STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->field, (uint64_t)(n), __ATOMIC_RELAXED)
 
 /* Counts a finished request (its result is final). */
@@ -109,7 +109,7 @@ static void account(struct virtio_blk *blk, const struct blk_req *r)
 {
     struct virtio_blk_stats *s = &blk->stats;
     if (!r->status) {
-        BLK_STAT_ADD(s, malformed, 1);     /* no room for a status */
+        BLK_STAT_ADD(s, malformed, 1); /* no room for a status */
         return;
     }
     bool ok = r->result == VIRTIO_BLK_S_OK;
@@ -124,12 +124,8 @@ static void account(struct virtio_blk *blk, const struct blk_req *r)
         if (ok)
             BLK_STAT_ADD(s, write_bytes, r->data_len);
         break;
-    case VIRTIO_BLK_T_FLUSH:
-        BLK_STAT_ADD(s, flush_requests, 1);
-        break;
-    default:
-        BLK_STAT_ADD(s, other_requests, 1);
-        break;
+    case VIRTIO_BLK_T_FLUSH: BLK_STAT_ADD(s, flush_requests, 1); break;
+    default: BLK_STAT_ADD(s, other_requests, 1); break;
     }
     if (r->result == VIRTIO_BLK_S_IOERR)
         BLK_STAT_ADD(s, errors, 1);
@@ -150,19 +146,19 @@ void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats 
 static void build_config(struct virtio_blk *blk)
 {
     uint8_t *c = blk->config;
-    memset(c, 0, VIRTIO_BLK_CONFIG_SIZE);      /* unused0/unused1 must be 0 */
+    memset(c, 0, VIRTIO_BLK_CONFIG_SIZE); /* unused0/unused1 must be 0 */
     put_le64(c + 0, blk->capacity);
-    put_le32(c + 8, 0);                           /* size_max: not offered */
+    put_le32(c + 8, 0); /* size_max: not offered */
     put_le32(c + 12, VIRTIO_BLK_SEG_MAX);
-    put_le32(c + 20, VIRTIO_BLK_SECTOR);          /* blk_size */
-    put_le16(c + 34, 1);                          /* num_queues (MQ not offered) */
+    put_le32(c + 20, VIRTIO_BLK_SECTOR); /* blk_size */
+    put_le16(c + 34, 1);                 /* num_queues (MQ not offered) */
     if (!blk->read_only) {
-        put_le32(c + 36, VIRTIO_BLK_MAX_DWZ_SECTORS);  /* max_discard_sectors */
-        put_le32(c + 40, VIRTIO_BLK_MAX_DWZ_SEG);      /* max_discard_seg */
-        put_le32(c + 44, 8);                           /* discard_sector_alignment: 4 KiB */
-        put_le32(c + 48, VIRTIO_BLK_MAX_DWZ_SECTORS);  /* max_write_zeroes_sectors */
-        put_le32(c + 52, VIRTIO_BLK_MAX_DWZ_SEG);      /* max_write_zeroes_seg */
-        c[56] = 1;                                  /* write_zeroes_may_unmap */
+        put_le32(c + 36, VIRTIO_BLK_MAX_DWZ_SECTORS); /* max_discard_sectors */
+        put_le32(c + 40, VIRTIO_BLK_MAX_DWZ_SEG);     /* max_discard_seg */
+        put_le32(c + 44, 8);                          /* discard_sector_alignment: 4 KiB */
+        put_le32(c + 48, VIRTIO_BLK_MAX_DWZ_SECTORS); /* max_write_zeroes_sectors */
+        put_le32(c + 52, VIRTIO_BLK_MAX_DWZ_SEG);     /* max_write_zeroes_seg */
+        c[56] = 1;                                    /* write_zeroes_may_unmap */
     }
 }
 
@@ -175,7 +171,10 @@ static void blk_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
 static void blk_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
 {
     /* Nothing is writable without CONFIG_WCE, which is not offered. */
-    (void)dev; (void)offset; (void)data; (void)len;
+    (void)dev;
+    (void)offset;
+    (void)data;
+    (void)len;
 }
 
 /* ---- request parsing -------------------------------------------------- */
@@ -206,7 +205,7 @@ static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct
                          bool write, uint64_t sector, struct blk_req *req, struct disk_request *op)
 {
     if (write && blk->read_only)
-        return fail(req, VIRTIO_BLK_S_IOERR);     /* 5.2.6.2: and write nothing */
+        return fail(req, VIRTIO_BLK_S_IOERR); /* 5.2.6.2: and write nothing */
     const struct iovec *src = write ? c->iov : c->iov + c->n_out;
     unsigned n = write ? c->n_out : c->n_in;
     uint64_t off = write ? BLK_HDR_SIZE : 0;
@@ -215,7 +214,7 @@ static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct
     if (len % VIRTIO_BLK_SECTOR || !range_ok(blk, sector, len / VIRTIO_BLK_SECTOR))
         return fail(req, VIRTIO_BLK_S_IOERR);
     if (len == 0)
-        return 0;                                  /* nothing to move: OK */
+        return 0; /* nothing to move: OK */
 
     unsigned k = iov_slice(src, n, off, len, NULL, UINT_MAX);
     req->iov = k <= BLK_INLINE_IOV ? req->iov_inline : malloc(k * sizeof *req->iov);
@@ -229,8 +228,10 @@ static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct
     req->rw = true;
     /* If the driver did not take FLUSH, writes must be stable before they
      * complete (5.2.6.2, case 1): write through. */
-    *op = (struct disk_request){ .op = write ? DISK_WRITE : DISK_READ, .iov = req->iov,
-                                 .iovcnt = k, .offset = sector * VIRTIO_BLK_SECTOR,
+    *op = (struct disk_request){ .op = write ? DISK_WRITE : DISK_READ,
+                                 .iov = req->iov,
+                                 .iovcnt = k,
+                                 .offset = sector * VIRTIO_BLK_SECTOR,
                                  .sync = write && !(features & (1ull << VIRTIO_BLK_F_FLUSH)),
                                  .cookie = req };
     req->rwreq = *op;
@@ -253,11 +254,14 @@ static unsigned parse_dwz(struct virtio_blk *blk, uint64_t features, const struc
     iov_to_buf(c->iov, c->n_out, BLK_HDR_SIZE, seg, bytes);
 
     for (unsigned i = 0; i < nseg; i++) {
-        uint64_t sector; uint32_t num, flags;
+        uint64_t sector;
+        uint32_t num, flags;
         memcpy(&sector, seg + i * 16, 8);
         memcpy(&num, seg + i * 16 + 8, 4);
         memcpy(&flags, seg + i * 16 + 12, 4);
-        sector = le64toh(sector); num = le32toh(num); flags = le32toh(flags);
+        sector = le64toh(sector);
+        num = le32toh(num);
+        flags = le32toh(flags);
         /* 5.2.6.2: unknown flags, or unmap on a discard, are UNSUPP. */
         if ((flags & ~VIRTIO_BLK_WZ_FLAG_UNMAP) || (!zeroes && flags))
             return fail(req, VIRTIO_BLK_S_UNSUPP);
@@ -265,12 +269,11 @@ static unsigned parse_dwz(struct virtio_blk *blk, uint64_t features, const struc
             return fail(req, VIRTIO_BLK_S_IOERR);
         if (num == 0)
             continue;
-        ops[nops++] = (struct disk_request){
-            .op = zeroes ? DISK_WRITE_ZEROES : DISK_DISCARD,
-            .offset = sector * VIRTIO_BLK_SECTOR,
-            .length = (uint64_t)num * VIRTIO_BLK_SECTOR,
-            .unmap = flags & VIRTIO_BLK_WZ_FLAG_UNMAP,
-            .cookie = req };
+        ops[nops++] = (struct disk_request){ .op = zeroes ? DISK_WRITE_ZEROES : DISK_DISCARD,
+                                             .offset = sector * VIRTIO_BLK_SECTOR,
+                                             .length = (uint64_t)num * VIRTIO_BLK_SECTOR,
+                                             .unmap = flags & VIRTIO_BLK_WZ_FLAG_UNMAP,
+                                             .cookie = req };
     }
     return nops;
 }
@@ -298,7 +301,8 @@ static unsigned parse_request(struct virtio_blk *blk, uint64_t features,
 
     uint8_t hdr[BLK_HDR_SIZE];
     iov_to_buf(c->iov, c->n_out, 0, hdr, sizeof hdr);
-    uint32_t type; uint64_t sector;
+    uint32_t type;
+    uint64_t sector;
     memcpy(&type, hdr, 4);
     memcpy(&sector, hdr + 8, 8);
     type = le32toh(type);
@@ -324,8 +328,7 @@ static unsigned parse_request(struct virtio_blk *blk, uint64_t features,
     case VIRTIO_BLK_T_DISCARD:
     case VIRTIO_BLK_T_WRITE_ZEROES:
         return parse_dwz(blk, features, c, type == VIRTIO_BLK_T_WRITE_ZEROES, req, ops);
-    default:
-        return fail(req, VIRTIO_BLK_S_UNSUPP);
+    default: return fail(req, VIRTIO_BLK_S_UNSUPP);
     }
 }
 
@@ -345,7 +348,7 @@ static bool op_done(struct blk_req *req, int64_t res)
     req->remaining -= got;
     if (!req->remaining)
         return false;
-    if (got == 0) {                    /* end of file: the image shrank */
+    if (got == 0) { /* end of file: the image shrank */
         req->result = VIRTIO_BLK_S_IOERR;
         return false;
     }
@@ -382,8 +385,8 @@ static void release_iov(struct blk_req *req)
 
 /* ---- synchronous path (tests, fuzzer) --------------------------------- */
 
-int virtio_blk_process_chain_sync(struct virtio_blk *blk, uint64_t features,
-                                  struct virtq *q, const struct virtq_chain *chain)
+int virtio_blk_process_chain_sync(struct virtio_blk *blk, uint64_t features, struct virtq *q,
+                                  const struct virtq_chain *chain)
 {
     struct blk_req req;
     struct disk_request ops[BLK_MAX_OPS];
@@ -428,7 +431,7 @@ static void req_finish(struct virtio_blk *blk, struct blk_req *r)
     if (!bq->broken) {
         if (r->status)
             *r->status = r->result;
-        virtq_push(bq->vq, r->head, used_len(r));   /* release-publishes the status */
+        virtq_push(bq->vq, r->head, used_len(r)); /* release-publishes the status */
         bq->pushed = true;
     }
     req_free(blk, r);
@@ -442,7 +445,7 @@ static bool have_room(const struct virtio_blk *blk)
 
 static void start_request(struct virtio_blk *blk, struct blk_queue *bq)
 {
-    struct blk_req *r = req_alloc(blk);      /* have_room() said there is one */
+    struct blk_req *r = req_alloc(blk); /* have_room() said there is one */
     struct disk_request ops[BLK_MAX_OPS];
     r->bq = bq;
     unsigned n = parse_request(blk, blk->features, blk->chain, r, ops);
@@ -497,7 +500,7 @@ static void reap_completions(struct virtio_blk *blk)
             struct blk_req *r = c[i].cookie;
             if (op_done(r, c[i].result)) {
                 if (disk_submit(blk->disk, &r->rwreq) == 0)
-                    continue;                  /* rest of a short transfer */
+                    continue; /* rest of a short transfer */
                 r->result = VIRTIO_BLK_S_IOERR;
             }
             if (--r->pending == 0)
@@ -533,7 +536,7 @@ static void *blk_thread(void *arg)
         struct epoll_event ev[8];
         int n = epoll_wait(blk->epfd, ev, 8, -1);
         if (n < 0)
-            continue;                          /* EINTR */
+            continue; /* EINTR */
         bool stop = false;
         for (int k = 0; k < n; k++) {
             uint32_t tag = ev[k].data.u32;
@@ -589,7 +592,7 @@ static int blk_take_queues(void *dev, const struct virtio_queues *queues)
         blk->q[i] = (struct blk_queue){ .vq = queues->q[i], .kick_fd = queues->kick_fd[i] };
     for (unsigned i = 0; i < blk->nq; i++) {
         if (!blk->q[i].vq || blk->q[i].kick_fd < 0)
-            continue;                          /* queue not enabled: not served */
+            continue; /* queue not enabled: not served */
         struct epoll_event ev = { .events = EPOLLIN, .data.u32 = i };
         if (epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->q[i].kick_fd, &ev) < 0)
             return -1;
@@ -631,8 +634,8 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
     size_t slen = serial ? strlen(serial) : 0;
     if (slen > VIRTIO_BLK_ID_BYTES) {
         set_error(err, VMLET_ERR_INVALID,
-                  "disk '%s': serial '%s' is longer than %d characters; shorten it",
-                  path, serial, VIRTIO_BLK_ID_BYTES);
+                  "disk '%s': serial '%s' is longer than %d characters; shorten it", path, serial,
+                  VIRTIO_BLK_ID_BYTES);
         return NULL;
     }
     for (size_t i = 0; i < slen; i++)
@@ -671,7 +674,7 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
     blk->read_only = read_only;
     blk->capacity = disk_size(blk->disk) / VIRTIO_BLK_SECTOR;
     if (serial)
-        memcpy(blk->serial, serial, slen);      /* NUL-padded by calloc */
+        memcpy(blk->serial, serial, slen); /* NUL-padded by calloc */
     build_config(blk);
 
     blk->chain = malloc(sizeof *blk->chain);
@@ -682,8 +685,8 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
     if (!blk->chain || !blk->pool || blk->epfd < 0 ||
         epoll_ctl(blk->epfd, EPOLL_CTL_ADD, blk->vdev.thread.stop_fd, &ev_stop) < 0 ||
         epoll_ctl(blk->epfd, EPOLL_CTL_ADD, disk_event_fd(blk->disk), &ev_disk) < 0) {
-        set_error(err, VMLET_ERR_HOST, "disk '%s': cannot set up the device thread: %s",
-                  path, strerror(errno));
+        set_error(err, VMLET_ERR_HOST, "disk '%s': cannot set up the device thread: %s", path,
+                  strerror(errno));
         virtio_blk_free(blk);
         return NULL;
     }
@@ -696,7 +699,7 @@ void virtio_blk_free(struct virtio_blk *blk)
 {
     if (!blk)
         return;
-    virtio_device_destroy(&blk->vdev);         /* stops the thread first */
+    virtio_device_destroy(&blk->vdev); /* stops the thread first */
     disk_close(blk->disk);
     if (blk->epfd >= 0)
         close(blk->epfd);

@@ -31,35 +31,35 @@
 #include "virtio/virtio.h"
 
 /* Feature bits (5.2.3). */
-#define VIRTIO_BLK_F_SIZE_MAX       1
-#define VIRTIO_BLK_F_SEG_MAX        2
-#define VIRTIO_BLK_F_RO             5
-#define VIRTIO_BLK_F_BLK_SIZE       6
-#define VIRTIO_BLK_F_FLUSH          9
-#define VIRTIO_BLK_F_DISCARD        13
-#define VIRTIO_BLK_F_WRITE_ZEROES   14
+#define VIRTIO_BLK_F_SIZE_MAX     1
+#define VIRTIO_BLK_F_SEG_MAX      2
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_BLK_SIZE     6
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_DISCARD      13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
 
 /* Request types and status values (5.2.6). */
-#define VIRTIO_BLK_T_IN             0
-#define VIRTIO_BLK_T_OUT            1
-#define VIRTIO_BLK_T_FLUSH          4
-#define VIRTIO_BLK_T_GET_ID         8
-#define VIRTIO_BLK_T_DISCARD        11
-#define VIRTIO_BLK_T_WRITE_ZEROES   13
-#define VIRTIO_BLK_S_OK             0
-#define VIRTIO_BLK_S_IOERR          1
-#define VIRTIO_BLK_S_UNSUPP         2
-#define VIRTIO_BLK_WZ_FLAG_UNMAP    1u
+#define VIRTIO_BLK_T_IN           0
+#define VIRTIO_BLK_T_OUT          1
+#define VIRTIO_BLK_T_FLUSH        4
+#define VIRTIO_BLK_T_GET_ID       8
+#define VIRTIO_BLK_T_DISCARD      11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+#define VIRTIO_BLK_S_OK           0
+#define VIRTIO_BLK_S_IOERR        1
+#define VIRTIO_BLK_S_UNSUPP       2
+#define VIRTIO_BLK_WZ_FLAG_UNMAP  1u
 
-#define VIRTIO_BLK_ID_BYTES         20
-#define VIRTIO_BLK_SECTOR           512
+#define VIRTIO_BLK_ID_BYTES 20
+#define VIRTIO_BLK_SECTOR   512
 
 /* Limits this device reports in its configuration space. */
-#define VIRTIO_BLK_QUEUE_SIZE       256
-#define VIRTIO_BLK_SEG_MAX          (VIRTIO_BLK_QUEUE_SIZE - 2)
-#define VIRTIO_BLK_MAX_DWZ_SECTORS  (1u << 22)   /* 2 GiB per discard/write-zeroes segment */
-#define VIRTIO_BLK_MAX_DWZ_SEG      32           /* segments per discard/write-zeroes request */
-#define VIRTIO_BLK_CONFIG_SIZE      60           /* through unused1: no secure erase, no zones */
+#define VIRTIO_BLK_QUEUE_SIZE      256
+#define VIRTIO_BLK_SEG_MAX         (VIRTIO_BLK_QUEUE_SIZE - 2)
+#define VIRTIO_BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB per discard/write-zeroes segment */
+#define VIRTIO_BLK_MAX_DWZ_SEG     32         /* segments per discard/write-zeroes request */
+#define VIRTIO_BLK_CONFIG_SIZE     60         /* through unused1: no secure erase, no zones */
 
 struct virtio_blk;
 
@@ -77,13 +77,13 @@ struct virtio_device *virtio_blk_device(struct virtio_blk *blk);
 /* What the device has done, counted since it was created. Each counter
  * only grows; virtio_blk_get_stats() may be called from any thread. */
 struct virtio_blk_stats {
-    uint64_t read_requests, read_bytes;     /* bytes only of requests that succeeded */
+    uint64_t read_requests, read_bytes; /* bytes only of requests that succeeded */
     uint64_t write_requests, write_bytes;
     uint64_t flush_requests;
-    uint64_t other_requests;                /* GET_ID, DISCARD, WRITE_ZEROES, unknown */
-    uint64_t errors;                        /* requests answered IOERR */
-    uint64_t unsupported;                   /* requests answered UNSUPP */
-    uint64_t malformed;                     /* chains with no byte for a status */
+    uint64_t other_requests; /* GET_ID, DISCARD, WRITE_ZEROES, unknown */
+    uint64_t errors;         /* requests answered IOERR */
+    uint64_t unsupported;    /* requests answered UNSUPP */
+    uint64_t malformed;      /* chains with no byte for a status */
 };
 void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
 
@@ -96,7 +96,7 @@ uint64_t virtio_blk_capacity(const struct virtio_blk *blk);
  * chain had no writable byte to put a status in (pushed with length 0).
  * features: what the driver negotiated. Must not be used while the
  * device is active. */
-int virtio_blk_process_chain_sync(struct virtio_blk *blk, uint64_t features,
-                                  struct virtq *q, const struct virtq_chain *chain);
+int virtio_blk_process_chain_sync(struct virtio_blk *blk, uint64_t features, struct virtq *q,
+                                  const struct virtq_chain *chain);
 
 #endif

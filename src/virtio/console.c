@@ -39,16 +39,16 @@
 #include "error.h"
 
 #define CONSOLE_QUEUE_MAX   256
-#define CONSOLE_CONFIG_SIZE 12       /* cols, rows, max_nr_ports, emerg_wr */
+#define CONSOLE_CONFIG_SIZE 12 /* cols, rows, max_nr_ports, emerg_wr */
 
 /* A blocking out_fd is only written after poll() said POLLOUT, and then
  * with at most PIPE_BUF bytes, which a pipe with room always takes without
  * blocking: the thread stays stoppable even if the reader stalls. */
-#define TX_CHUNK            4096
+#define TX_CHUNK     4096
 /* Work done between two looks at the stop request and the other queue. */
-#define TX_BUDGET           (256 * 1024)
-#define RX_CHUNK            (64 * 1024)
-#define CHAIN_BUDGET        CONSOLE_QUEUE_MAX
+#define TX_BUDGET    (256 * 1024)
+#define RX_CHUNK     (64 * 1024)
+#define CHAIN_BUDGET CONSOLE_QUEUE_MAX
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
@@ -56,32 +56,32 @@
 #define SLICE_MAX (IOV_MAX < VIRTQ_MAX_CHAIN ? IOV_MAX : VIRTQ_MAX_CHAIN)
 
 enum tx_state {
-    TX_IDLE,        /* nothing left to send; notifications enabled */
-    TX_MORE,        /* budget used up: come back without sleeping */
-    TX_WAIT_OUT,    /* out_fd is full: sleep until POLLOUT */
+    TX_IDLE,     /* nothing left to send; notifications enabled */
+    TX_MORE,     /* budget used up: come back without sleeping */
+    TX_WAIT_OUT, /* out_fd is full: sleep until POLLOUT */
 };
 
 struct virtio_console {
-    struct virtio_device vdev;  /* its lock also guards cols/rows/size_acked */
+    struct virtio_device vdev; /* its lock also guards cols/rows/size_acked */
     int in_fd, out_fd;
     uint16_t cols, rows;
-    bool size_acked;            /* driver accepted VIRTIO_CONSOLE_F_SIZE */
+    bool size_acked; /* driver accepted VIRTIO_CONSOLE_F_SIZE */
 
     /* Sticky across resets: they describe the descriptors, not the guest. */
-    bool in_open;               /* no EOF or read error on in_fd yet */
-    bool out_dead;              /* out_fd failed (EPIPE, EIO...): drop output */
+    bool in_open;  /* no EOF or read error on in_fd yet */
+    bool out_dead; /* out_fd failed (EPIPE, EIO...): drop output */
 
     /* Owned by the device thread while it runs; set up by activate(). */
     struct virtq *rxq, *txq;
     int rx_kick, tx_kick;
     bool rx_broken, tx_broken;
-    bool announce_size;         /* send one config notification at start */
-    bool rx_have;               /* rx_chain is held, waiting for input */
-    bool tx_have;               /* tx_chain is partly written */
-    uint64_t tx_off;            /* bytes of tx_chain already written */
+    bool announce_size; /* send one config notification at start */
+    bool rx_have;       /* rx_chain is held, waiting for input */
+    bool tx_have;       /* tx_chain is partly written */
+    uint64_t tx_off;    /* bytes of tx_chain already written */
     struct virtq_chain rx_chain, tx_chain;
 
-    uint64_t tx_bytes, rx_bytes;   /* relaxed atomics: guest -> out_fd, in_fd -> guest */
+    uint64_t tx_bytes, rx_bytes; /* relaxed atomics: guest -> out_fd, in_fd -> guest */
 };
 _Static_assert(offsetof(struct virtio_console, vdev) == 0, "the device is its virtio_device");
 
@@ -117,7 +117,7 @@ static enum tx_state tx_write(struct virtio_console *c, size_t *budget)
     const struct virtq_chain *ch = &c->tx_chain;
     while (c->tx_off < ch->out_len) {
         if (c->out_fd < 0 || c->out_dead) {
-            c->tx_off = ch->out_len;     /* discarded, still completed */
+            c->tx_off = ch->out_len; /* discarded, still completed */
             break;
         }
         if (*budget == 0 || atomic_load_explicit(&c->vdev.thread.stopping, memory_order_relaxed))
@@ -149,7 +149,7 @@ static enum tx_state tx_write(struct virtio_console *c, size_t *budget)
             continue;
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return TX_WAIT_OUT;
-        output_failed(c, w < 0 ? errno : EIO);   /* 0 bytes taken: give up too */
+        output_failed(c, w < 0 ? errno : EIO); /* 0 bytes taken: give up too */
     }
     return TX_IDLE;
 }
@@ -164,7 +164,7 @@ static enum tx_state tx_run(struct virtio_console *c)
     size_t budget = TX_BUDGET;
     unsigned chains = 0;
     bool pushed = false;
-    virtq_disable_notify(q);     /* we are looking anyway */
+    virtq_disable_notify(q); /* we are looking anyway */
     for (;;) {
         if (atomic_load_explicit(&c->vdev.thread.stopping, memory_order_relaxed)) {
             st = TX_MORE;
@@ -179,9 +179,9 @@ static enum tx_state tx_run(struct virtio_console *c)
             if (r == VIRTQ_EMPTY) {
                 if (virtq_enable_notify(q)) {
                     virtq_disable_notify(q);
-                    continue;                  /* more arrived meanwhile */
+                    continue; /* more arrived meanwhile */
                 }
-                break;                         /* idle: a kick wakes us */
+                break; /* idle: a kick wakes us */
             }
             if (r == VIRTQ_BROKEN) {
                 queue_broken(c, &c->tx_broken);
@@ -227,7 +227,7 @@ static bool rx_fill(struct virtio_console *c)
                 virtq_disable_notify(q);
                 continue;
             }
-            break;          /* no buffer: in_fd is left alone until a kick */
+            break; /* no buffer: in_fd is left alone until a kick */
         }
         if (r == VIRTQ_BROKEN) {
             queue_broken(c, &c->rx_broken);
@@ -361,7 +361,10 @@ static void con_config_write(void *dev, size_t offset, const uint8_t *data, size
 {
     /* cols/rows/max_nr_ports are read-only; emerg_wr needs
      * VIRTIO_CONSOLE_F_EMERG_WRITE, which is not offered. */
-    (void)dev; (void)offset; (void)data; (void)len;
+    (void)dev;
+    (void)offset;
+    (void)data;
+    (void)len;
 }
 
 /* Activation (lock held, thread not running): takes both queues. */

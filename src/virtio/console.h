@@ -65,7 +65,7 @@ void virtio_console_set_size(struct virtio_console *c, uint16_t cols, uint16_t r
 #define VIRTIO_CONSOLE_F_EMERG_WRITE 2
 
 /* Queue indexes for port 0 (section 5.3.2). */
-#define VIRTIO_CONSOLE_RXQ 0     /* receiveq0: host -> guest */
-#define VIRTIO_CONSOLE_TXQ 1     /* transmitq0: guest -> host */
+#define VIRTIO_CONSOLE_RXQ 0 /* receiveq0: host -> guest */
+#define VIRTIO_CONSOLE_TXQ 1 /* transmitq0: guest -> host */
 
 #endif

@@ -38,15 +38,14 @@ void *virtio_device_new(size_t size, const struct virtio_device_ops *ops,
         d->ops.load = virtio_device_load_unsupported;
     d->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d->thread.stop_fd < 0) {
-        set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device thread: %s",
-                  ops->name, strerror(errno));
+        set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device thread: %s", ops->name,
+                  strerror(errno));
         free(d);
         return NULL;
     }
     int e = pthread_mutex_init(&d->lock, NULL);
     if (e != 0) {
-        set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device: %s", ops->name,
-                  strerror(e));
+        set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device: %s", ops->name, strerror(e));
         close(d->thread.stop_fd);
         free(d);
         return NULL;
@@ -87,7 +86,7 @@ int virtio_device_activate(void *dev, const struct virtio_queues *queues)
 {
     struct virtio_device *d = dev;
     pthread_mutex_lock(&d->lock);
-    virtio_device_stop_locked(d);      /* activate twice without a reset: start afresh */
+    virtio_device_stop_locked(d); /* activate twice without a reset: start afresh */
     d->transport = queues->transport;
     const struct virtio_device_hooks *h = d->hooks;
     int rc = h->take_queues ? h->take_queues(d, queues) : 0;
@@ -112,13 +111,15 @@ void virtio_device_reset(void *dev)
 
 int virtio_device_save_unsupported(void *dev, int fd)
 {
-    (void)dev; (void)fd;
+    (void)dev;
+    (void)fd;
     return -1;
 }
 
 int virtio_device_load_unsupported(void *dev, int fd)
 {
-    (void)dev; (void)fd;
+    (void)dev;
+    (void)fd;
     return -1;
 }
 

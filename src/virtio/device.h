@@ -43,10 +43,10 @@ struct virtio_device {
     struct virtio_device_ops ops;
     const struct virtio_device_hooks *hooks;
 
-    pthread_mutex_t lock;       /* activate/reset/stop/free, and device settings */
+    pthread_mutex_t lock; /* activate/reset/stop/free, and device settings */
     struct device_thread thread;
-    struct virtio_transport *transport;   /* while activated */
-    bool initialised;           /* virtio_device_new succeeded, not yet destroyed */
+    struct virtio_transport *transport; /* while activated */
+    bool initialised;                   /* virtio_device_new succeeded, not yet destroyed */
 };
 
 /* Allocates a zeroed device of size bytes (a struct whose first member is
@@ -112,8 +112,8 @@ static inline void put_le64(uint8_t *p, uint64_t v)
 /* Copies bytes [offset, offset + len) of a configuration image of size
  * bytes into data; bytes past its end read as fill. offset comes from the
  * driver: any value is safe. */
-static inline void config_copy_out(const uint8_t *image, size_t size, size_t offset,
-                                   uint8_t *data, size_t len, uint8_t fill)
+static inline void config_copy_out(const uint8_t *image, size_t size, size_t offset, uint8_t *data,
+                                   size_t len, uint8_t fill)
 {
     for (size_t i = 0; i < len; i++)
         data[i] = offset < size && i < size - offset ? image[offset + i] : fill;

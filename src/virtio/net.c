@@ -43,51 +43,53 @@
 #include "error.h"
 #include "memory.h"
 
-#define NQ              3
+#define NQ 3
 
 /* Work done per round before looking at the other queues and at a stop. */
-#define TX_BUDGET       256
-#define RX_BUDGET       256
-#define CTRL_BUDGET     64
+#define TX_BUDGET   256
+#define RX_BUDGET   256
+#define CTRL_BUDGET 64
 
 /* A held receive buffer uses at most this many of its descriptors (Linux
  * uses up to 19); the rest of a longer chain is simply not written. */
-#define SLOT_IOV_MAX    32
+#define SLOT_IOV_MAX 32
 
 /* Offload bits this device can check headers for. */
-#define OFFLOAD_BITS    (NET_BIT(VIRTIO_NET_F_CSUM) | NET_BIT(VIRTIO_NET_F_GUEST_CSUM) | \
-                         NET_BIT(VIRTIO_NET_F_GUEST_TSO4) | NET_BIT(VIRTIO_NET_F_GUEST_TSO6) | \
-                         NET_BIT(VIRTIO_NET_F_GUEST_ECN) | NET_BIT(VIRTIO_NET_F_GUEST_UFO) | \
-                         NET_BIT(VIRTIO_NET_F_HOST_TSO4) | NET_BIT(VIRTIO_NET_F_HOST_TSO6) | \
-                         NET_BIT(VIRTIO_NET_F_HOST_ECN) | NET_BIT(VIRTIO_NET_F_HOST_UFO) | \
-                         NET_BIT(VIRTIO_NET_F_HOST_USO) | NET_BIT(VIRTIO_NET_F_GUEST_USO4) | \
-                         NET_BIT(VIRTIO_NET_F_GUEST_USO6))
-#define BASE_FEATURES   (NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_STATUS) | \
-                         NET_BIT(VIRTIO_NET_F_MRG_RXBUF) | NET_BIT(VIRTIO_NET_F_CTRL_VQ) | \
-                         NET_BIT(VIRTIO_NET_F_CTRL_RX) | NET_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR))
+#define OFFLOAD_BITS \
+    (NET_BIT(VIRTIO_NET_F_CSUM) | NET_BIT(VIRTIO_NET_F_GUEST_CSUM) | \
+     NET_BIT(VIRTIO_NET_F_GUEST_TSO4) | NET_BIT(VIRTIO_NET_F_GUEST_TSO6) | \
+     NET_BIT(VIRTIO_NET_F_GUEST_ECN) | NET_BIT(VIRTIO_NET_F_GUEST_UFO) | \
+     NET_BIT(VIRTIO_NET_F_HOST_TSO4) | NET_BIT(VIRTIO_NET_F_HOST_TSO6) | \
+     NET_BIT(VIRTIO_NET_F_HOST_ECN) | NET_BIT(VIRTIO_NET_F_HOST_UFO) | \
+     NET_BIT(VIRTIO_NET_F_HOST_USO) | NET_BIT(VIRTIO_NET_F_GUEST_USO4) | \
+     NET_BIT(VIRTIO_NET_F_GUEST_USO6))
+#define BASE_FEATURES \
+    (NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_STATUS) | NET_BIT(VIRTIO_NET_F_MRG_RXBUF) | \
+     NET_BIT(VIRTIO_NET_F_CTRL_VQ) | NET_BIT(VIRTIO_NET_F_CTRL_RX) | \
+     NET_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR))
 
 _Static_assert(VIRTIO_NET_QUEUE_SIZE <= VIRTQ_MAX_SIZE, "queue size");
 
 struct rx_slot {
     uint16_t head;
     unsigned niov;
-    uint64_t cap;                  /* writable bytes in iov[0..niov) */
+    uint64_t cap; /* writable bytes in iov[0..niov) */
     struct iovec iov[SLOT_IOV_MAX];
 };
 
 struct rx_filter {
     bool promisc, allmulti;
-    bool all_uni, all_multi;       /* table overflowed */
+    bool all_uni, all_multi; /* table overflowed */
     unsigned nuni, nmulti;
     uint8_t uni[VIRTIO_NET_MAC_TABLE_MAX][6];
     uint8_t multi[VIRTIO_NET_MAC_TABLE_MAX][6];
 };
 
 enum rx_state {
-    RX_OFF,                        /* no queue, broken, or no backend */
-    RX_WAIT_GUEST,                 /* need receive buffers: wait for a kick */
-    RX_WAIT_BACKEND,               /* the backend has nothing: wait on its fd */
-    RX_MORE,                       /* budget used up: come back at once */
+    RX_OFF,          /* no queue, broken, or no backend */
+    RX_WAIT_GUEST,   /* need receive buffers: wait for a kick */
+    RX_WAIT_BACKEND, /* the backend has nothing: wait on its fd */
+    RX_MORE,         /* budget used up: come back at once */
 };
 
 enum deliver {
@@ -102,38 +104,38 @@ struct virtio_net {
     struct net_backend *be;
     uint8_t default_mac[6];
 
-    pthread_mutex_t cfg_lock;      /* mac and link as config space shows them */
+    pthread_mutex_t cfg_lock; /* mac and link as config space shows them */
     uint8_t cfg_mac[6];
     bool link_up;
 
     struct net_stats stats;
 
     /* Owned by the device thread while it runs. */
-    uint64_t features;             /* effective: negotiated, dependencies met */
+    uint64_t features; /* effective: negotiated, dependencies met */
     bool mrg;
     struct virtq *q[NQ];
     int kick[NQ];
     bool broken[NQ], pushed[NQ];
-    struct virtq_chain *chain;     /* pop scratch */
-    uint8_t mac[6];                /* what the receive filter matches */
+    struct virtq_chain *chain; /* pop scratch */
+    uint8_t mac[6];            /* what the receive filter matches */
     struct rx_filter filter;
 
-    uint8_t *rxbuf;                /* one frame from the backend, header first */
+    uint8_t *rxbuf; /* one frame from the backend, header first */
     size_t rx_len;
     bool rx_pending;
-    struct rx_slot *slots;         /* held receive buffers, a ring */
+    struct rx_slot *slots; /* held receive buffers, a ring */
     unsigned slot_head, nslots;
     uint64_t slots_cap;
 
-    bool tx_have, tx_blocked;      /* a validated chain waits for the backend */
+    bool tx_have, tx_blocked; /* a validated chain waits for the backend */
     uint16_t tx_head;
     size_t tx_len;
     unsigned tx_iovcnt;
     struct virtio_net_hdr_v1 tx_hdr;
-    struct iovec *tx_iov;          /* [0] = tx_hdr, then the frame */
+    struct iovec *tx_iov; /* [0] = tx_hdr, then the frame */
 
-    bool be_watched;               /* be->fd is in the wait set (not failed) */
-    struct net_pollset ps;         /* the wait set, rebuilt every round */
+    bool be_watched;       /* be->fd is in the wait set (not failed) */
+    struct net_pollset ps; /* the wait set, rebuilt every round */
 };
 _Static_assert(offsetof(struct virtio_net, vdev) == 0, "the device is its virtio_device");
 
@@ -174,8 +176,7 @@ static uint64_t gso_feature(uint8_t type, bool host)
     case VIRTIO_NET_HDR_GSO_UDP_L4:
         return host ? NET_BIT(VIRTIO_NET_F_HOST_USO)
                     : NET_BIT(VIRTIO_NET_F_GUEST_USO4) | NET_BIT(VIRTIO_NET_F_GUEST_USO6);
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -186,8 +187,8 @@ static bool csum_in_frame(uint16_t start, uint16_t offset, size_t frame_len)
     return (size_t)start + offset + 2 <= frame_len;
 }
 
-bool virtio_net_tx_hdr_check(const struct virtio_net_hdr_v1 *in, uint64_t f,
-                             size_t frame_len, struct virtio_net_hdr_v1 *out)
+bool virtio_net_tx_hdr_check(const struct virtio_net_hdr_v1 *in, uint64_t f, size_t frame_len,
+                             struct virtio_net_hdr_v1 *out)
 {
     if (frame_len < NET_FRAME_MIN || frame_len > NET_FRAME_MAX)
         return false;
@@ -201,7 +202,7 @@ bool virtio_net_tx_hdr_check(const struct virtio_net_hdr_v1 *in, uint64_t f,
         if (!(f & NET_BIT(VIRTIO_NET_F_CSUM)) || !csum_in_frame(cstart, coff, frame_len))
             return false;
     } else {
-        cstart = coff = 0;                   /* must not be used (5.1.6.2.2) */
+        cstart = coff = 0; /* must not be used (5.1.6.2.2) */
     }
 
     uint8_t type = in->gso_type & ~VIRTIO_NET_HDR_GSO_ECN;
@@ -211,7 +212,7 @@ bool virtio_net_tx_hdr_check(const struct virtio_net_hdr_v1 *in, uint64_t f,
             return false;
         gso_size = 0;
         if (!flags)
-            hdr_len = 0;                     /* only a hint; not passed on unchecked */
+            hdr_len = 0; /* only a hint; not passed on unchecked */
         else if (hdr_len > frame_len)
             return false;
     } else {
@@ -287,7 +288,7 @@ bool virtio_net_rx_hdr_check(struct virtio_net_hdr_v1 *h, uint64_t f, size_t fra
 static void filter_reset(struct rx_filter *fl)
 {
     memset(fl, 0, sizeof *fl);
-    fl->promisc = true;                     /* until a CTRL_RX driver says otherwise */
+    fl->promisc = true; /* until a CTRL_RX driver says otherwise */
 }
 
 static bool mac_in(const uint8_t (*table)[6], unsigned n, const uint8_t *mac)
@@ -363,12 +364,12 @@ static bool tx_prepare(struct virtio_net *n)
     if (frame_len < NET_FRAME_MIN || frame_len > NET_FRAME_MAX)
         return false;
     struct virtio_net_hdr_v1 in;
-    iov_to_buf(c->iov, c->n_out, 0, &in, sizeof in);   /* one read: a copy */
+    iov_to_buf(c->iov, c->n_out, 0, &in, sizeof in); /* one read: a copy */
     if (!virtio_net_tx_hdr_check(&in, n->features, frame_len, &n->tx_hdr))
         return false;
     n->tx_iov[0] = (struct iovec){ &n->tx_hdr, VIRTIO_NET_HDR_LEN };
-    n->tx_iovcnt = 1 + iov_slice(c->iov, c->n_out, VIRTIO_NET_HDR_LEN, frame_len,
-                                     n->tx_iov + 1, VIRTQ_MAX_CHAIN);
+    n->tx_iovcnt = 1 + iov_slice(c->iov, c->n_out, VIRTIO_NET_HDR_LEN, frame_len, n->tx_iov + 1,
+                                 VIRTQ_MAX_CHAIN);
     n->tx_len = frame_len;
     n->tx_head = c->head;
     return true;
@@ -381,7 +382,7 @@ static bool tx_run(struct virtio_net *n)
     if (!q || n->broken[VIRTIO_NET_TXQ] || n->tx_blocked)
         return false;
     struct net_backend *be = n->be;
-    virtq_disable_notify(q);               /* we are looking anyway */
+    virtq_disable_notify(q); /* we are looking anyway */
     for (unsigned budget = TX_BUDGET;;) {
         if (atomic_load_explicit(&n->vdev.thread.stopping, memory_order_relaxed))
             return true;
@@ -392,9 +393,9 @@ static bool tx_run(struct virtio_net *n)
             if (r == VIRTQ_EMPTY) {
                 if (virtq_enable_notify(q)) {
                     virtq_disable_notify(q);
-                    continue;              /* more arrived meanwhile */
+                    continue; /* more arrived meanwhile */
                 }
-                return false;              /* idle: a kick wakes us */
+                return false; /* idle: a kick wakes us */
             }
             if (r == VIRTQ_BROKEN) {
                 queue_broken(n, VIRTIO_NET_TXQ);
@@ -415,7 +416,7 @@ static bool tx_run(struct virtio_net *n)
         else
             NET_STAT_INC(&n->stats, tx_errors);
         if (s == NET_SEND_BUSY) {
-            n->tx_blocked = true;          /* retried when the backend's fd says so */
+            n->tx_blocked = true; /* retried when the backend's fd says so */
             return false;
         }
         if (s == NET_SEND_OK) {
@@ -471,7 +472,7 @@ static int rx_pop_slot(struct virtio_net *n)
             queue_broken(n, VIRTIO_NET_RXQ);
             return -1;
         }
-        virtq_disable_notify(q);           /* we have buffers: no kicks needed */
+        virtq_disable_notify(q); /* we have buffers: no kicks needed */
         const struct virtq_chain *c = n->chain;
         if (c->in_len < VIRTIO_NET_HDR_LEN) {
             /* 5.1.6.3.1: every buffer holds at least a header. */
@@ -536,7 +537,7 @@ static enum deliver rx_deliver(struct virtio_net *n)
         struct rx_slot *s = slot_at(n, 0);
         if (s->cap < len) {
             NET_STAT_INC(&n->stats, rx_too_big);
-            return DROPPED;                /* the buffer stays for the next frame */
+            return DROPPED; /* the buffer stays for the next frame */
         }
         set_num_buffers(n->rxbuf, 1);
         iov_from_buf(s->iov, s->niov, 0, n->rxbuf, len);
@@ -603,7 +604,7 @@ static enum rx_state rx_run(struct virtio_net *n)
             if (len == 0)
                 return RX_WAIT_BACKEND;
             if (len < 0)
-                continue;                  /* counted by the backend */
+                continue; /* counted by the backend */
             if (!rx_accept(n, (size_t)len))
                 continue;
             n->rx_len = (size_t)len;
@@ -688,7 +689,7 @@ static uint8_t ctrl_command(struct virtio_net *n, const struct virtq_chain *c)
             return VIRTIO_NET_ERR;
         iov_to_buf(c->iov, c->n_out, 2, mac, 6);
         if ((mac[0] & 1) || memcmp(mac, zero, 6) == 0)
-            return VIRTIO_NET_ERR;         /* not an address a NIC can have */
+            return VIRTIO_NET_ERR; /* not an address a NIC can have */
         memcpy(n->mac, mac, 6);
         /* 5.1.6.5.2.1: config space shows it before the command is used. */
         pthread_mutex_lock(&n->cfg_lock);
@@ -721,7 +722,7 @@ static bool ctrl_run(struct virtio_net *n)
         const struct virtq_chain *c = n->chain;
         uint32_t used = 0;
         if (c->in_len == 0) {
-            NET_STAT_INC(&n->stats, ctrl_malformed);   /* nowhere to put the ack */
+            NET_STAT_INC(&n->stats, ctrl_malformed); /* nowhere to put the ack */
         } else {
             uint8_t ack = ctrl_command(n, c);
             if (ack == VIRTIO_NET_OK)
@@ -783,7 +784,7 @@ static void wait_and_dispatch(struct virtio_net *n, enum rx_state rx, bool more)
     struct net_backend *be = n->be;
     struct net_pollset *ps = &n->ps;
     ps->n = 0;
-    net_pollset_add(ps, n->vdev.thread.stop_fd, POLLIN);          /* index 0, room for 16 */
+    net_pollset_add(ps, n->vdev.thread.stop_fd, POLLIN); /* index 0, room for 16 */
     int kick_idx[NQ];
     for (unsigned i = 0; i < NQ; i++)
         kick_idx[i] = n->q[i] && n->kick[i] >= 0 ? net_pollset_add(ps, n->kick[i], POLLIN) : -1;
@@ -812,7 +813,7 @@ static void wait_and_dispatch(struct virtio_net *n, enum rx_state rx, bool more)
             atomic_store(&be->failed, true);
             NET_STAT_INC(&n->stats, rx_errors);
         }
-        n->tx_blocked = false;             /* whatever it was, try again */
+        n->tx_blocked = false; /* whatever it was, try again */
     }
 }
 
@@ -860,17 +861,20 @@ static void net_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
     memcpy(cfg, n->cfg_mac, 6);
     put_le16(cfg + 6, n->link_up ? VIRTIO_NET_S_LINK_UP : 0);
     pthread_mutex_unlock(&n->cfg_lock);
-    put_le16(cfg + 8, 1);                  /* max_virtqueue_pairs (no MQ) */
-    put_le16(cfg + 10, 0);                 /* mtu: VIRTIO_NET_F_MTU not offered */
-    put_le32(cfg + 12, 0xffffffff);        /* speed: unknown */
-    cfg[16] = 0xff;                        /* duplex: unknown */
+    put_le16(cfg + 8, 1);           /* max_virtqueue_pairs (no MQ) */
+    put_le16(cfg + 10, 0);          /* mtu: VIRTIO_NET_F_MTU not offered */
+    put_le32(cfg + 12, 0xffffffff); /* speed: unknown */
+    cfg[16] = 0xff;                 /* duplex: unknown */
     config_copy_out(cfg, sizeof cfg, offset, data, len, 0xff);
 }
 
 static void net_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
 {
     /* 5.1.4.2: every field is read-only for a VERSION_1 driver. */
-    (void)dev; (void)offset; (void)data; (void)len;
+    (void)dev;
+    (void)offset;
+    (void)data;
+    (void)len;
 }
 
 static void restore_defaults(struct virtio_net *n)
@@ -896,7 +900,7 @@ static int net_take_queues(void *dev, const struct virtio_queues *qs)
         n->broken[i] = n->pushed[i] = false;
     }
     if (!(n->features & NET_BIT(VIRTIO_NET_F_CTRL_VQ))) {
-        n->q[VIRTIO_NET_CTRLQ] = NULL;     /* 5.1.2: controlq only with CTRL_VQ */
+        n->q[VIRTIO_NET_CTRLQ] = NULL; /* 5.1.2: controlq only with CTRL_VQ */
         n->kick[VIRTIO_NET_CTRLQ] = -1;
     }
     restore_defaults(n);
@@ -952,8 +956,7 @@ static const struct virtio_device_hooks net_hooks = {
 
 /* ---- life cycle -------------------------------------------------------- */
 
-struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
-                                  vmlet_error *err)
+struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6], vmlet_error *err)
 {
     if (!be) {
         set_error(err, VMLET_ERR_INTERNAL, "network: no backend");
@@ -1002,7 +1005,7 @@ void virtio_net_free(struct virtio_net *n)
 {
     if (!n)
         return;
-    virtio_device_destroy(&n->vdev);       /* stops the thread first */
+    virtio_device_destroy(&n->vdev); /* stops the thread first */
     n->be->ops->free(n->be);
     free(n->ps.fds);
     pthread_mutex_destroy(&n->cfg_lock);

@@ -71,33 +71,32 @@
 #include "virtio/virtio.h"
 #include "backend/net.h"
 
-#define VIRTIO_NET_QUEUE_SIZE       256
-#define VIRTIO_NET_RXQ              0
-#define VIRTIO_NET_TXQ              1
-#define VIRTIO_NET_CTRLQ            2
+#define VIRTIO_NET_QUEUE_SIZE  256
+#define VIRTIO_NET_RXQ         0
+#define VIRTIO_NET_TXQ         1
+#define VIRTIO_NET_CTRLQ       2
 /* mac, status, max_virtqueue_pairs, mtu, speed, duplex, rss_max_key_size,
  * rss_max_indirection_table_length, supported_hash_types (5.1.4). */
-#define VIRTIO_NET_CONFIG_SIZE      24
+#define VIRTIO_NET_CONFIG_SIZE 24
 
-#define VIRTIO_NET_S_LINK_UP        1
+#define VIRTIO_NET_S_LINK_UP 1
 
 /* Control queue (5.1.6.5). */
-#define VIRTIO_NET_CTRL_RX          0
-#define VIRTIO_NET_CTRL_RX_PROMISC  0
-#define VIRTIO_NET_CTRL_RX_ALLMULTI 1
-#define VIRTIO_NET_CTRL_MAC         1
+#define VIRTIO_NET_CTRL_RX            0
+#define VIRTIO_NET_CTRL_RX_PROMISC    0
+#define VIRTIO_NET_CTRL_RX_ALLMULTI   1
+#define VIRTIO_NET_CTRL_MAC           1
 #define VIRTIO_NET_CTRL_MAC_TABLE_SET 0
 #define VIRTIO_NET_CTRL_MAC_ADDR_SET  1
-#define VIRTIO_NET_OK               0
-#define VIRTIO_NET_ERR              1
-#define VIRTIO_NET_MAC_TABLE_MAX    64
+#define VIRTIO_NET_OK                 0
+#define VIRTIO_NET_ERR                1
+#define VIRTIO_NET_MAC_TABLE_MAX      64
 
 struct virtio_net;
 
 /* A NIC with MAC mac on backend be. Takes be in all cases (freed on
  * failure). Returns NULL with err filled when out of memory or fds. */
-struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6],
-                                  vmlet_error *err);
+struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6], vmlet_error *err);
 /* Resets the device if active, then frees it and its backend. */
 void virtio_net_free(struct virtio_net *n);
 /* The NIC a --net spec describes: a TAP or user-mode backend as spec
@@ -126,7 +125,6 @@ bool virtio_net_tx_hdr_check(const struct virtio_net_hdr_v1 *in, uint64_t featur
                              size_t frame_len, struct virtio_net_hdr_v1 *out);
 /* A receive header from the backend: true (and *h cleaned up as 5.1.6.4
  * requires) if the guest may get it, false if it must be dropped. */
-bool virtio_net_rx_hdr_check(struct virtio_net_hdr_v1 *h, uint64_t features,
-                             size_t frame_len);
+bool virtio_net_rx_hdr_check(struct virtio_net_hdr_v1 *h, uint64_t features, size_t frame_len);
 
 #endif

@@ -38,7 +38,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define NUM_VECTORS_MAX   (VIRTIO_MAX_QUEUES + 1)
+#define NUM_VECTORS_MAX (VIRTIO_MAX_QUEUES + 1)
 
 /* virtio_pci_cap.cfg_type (4.1.4). */
 enum {
@@ -48,16 +48,16 @@ enum {
     CAP_DEVICE_CFG = 4,
     CAP_PCI_CFG = 5,
 };
-#define CAP_LEN           16    /* struct virtio_pci_cap */
-#define NOTIFY_CAP_LEN    20    /* + notify_off_multiplier */
-#define PCI_CFG_CAP_LEN   20    /* + pci_cfg_data[4] */
+#define CAP_LEN          16 /* struct virtio_pci_cap */
+#define NOTIFY_CAP_LEN   20 /* + notify_off_multiplier */
+#define PCI_CFG_CAP_LEN  20 /* + pci_cfg_data[4] */
 /* Offsets inside struct virtio_pci_cap. */
-#define CAP_CFG_TYPE      3
-#define CAP_BAR           4
-#define CAP_OFFSET        8
-#define CAP_LENGTH        12
-#define CAP_NOTIFY_MULT   16
-#define CAP_PCI_CFG_DATA  16
+#define CAP_CFG_TYPE     3
+#define CAP_BAR          4
+#define CAP_OFFSET       8
+#define CAP_LENGTH       12
+#define CAP_NOTIFY_MULT  16
+#define CAP_PCI_CFG_DATA 16
 
 /* Common configuration fields (4.1.4.3). */
 enum {
@@ -83,28 +83,28 @@ enum {
 };
 
 /* MSI-X (PCI 3.0 6.8.2). */
-#define MSIX_CAP_LEN          12
-#define MSIX_CTRL_ENABLE      0x8000
-#define MSIX_CTRL_MASKALL     0x4000
-#define MSIX_ENTRY_SIZE       16
-#define MSIX_ENTRY_MASKED     0x1
+#define MSIX_CAP_LEN      12
+#define MSIX_CTRL_ENABLE  0x8000
+#define MSIX_CTRL_MASKALL 0x4000
+#define MSIX_ENTRY_SIZE   16
+#define MSIX_ENTRY_MASKED 0x1
 
-#define ISR_QUEUE             0x1
-#define ISR_CONFIG            0x2
+#define ISR_QUEUE  0x1
+#define ISR_CONFIG 0x2
 
-#define OFFERED_ALWAYS  ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_INDIRECT_DESC) | \
-                         (1ULL << VIRTIO_F_EVENT_IDX))
+#define OFFERED_ALWAYS \
+    ((1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_F_EVENT_IDX))
 
 struct msix_entry {
     uint32_t addr_lo, addr_hi, data, ctrl;
-    bool dirty;                     /* differs from the route KVM has */
+    bool dirty; /* differs from the route KVM has */
 };
 
 struct vq_state {
     struct virtq q;
     bool enabled;
-    int kick_fd;                    /* eventfd; the ioeventfd signals it */
-    bool kick_assigned;             /* ioeventfd in KVM (PCI config lock) */
+    int kick_fd;        /* eventfd; the ioeventfd signals it */
+    bool kick_assigned; /* ioeventfd in KVM (PCI config lock) */
 };
 
 /* What virtio.h hands devices; the rest of the state follows it. */
@@ -143,7 +143,7 @@ struct virtio_pci {
     int irqfd[NUM_VECTORS_MAX];
     int gsi[NUM_VECTORS_MAX];
 
-    uint64_t bar_gpa;               /* where BAR 0 decodes (PCI config lock) */
+    uint64_t bar_gpa; /* where BAR 0 decodes (PCI config lock) */
 };
 
 static uint32_t get_le(const uint8_t *p, unsigned len)
@@ -169,8 +169,7 @@ static bool is_pow2(unsigned v)
 
 static bool vector_deliverable(const struct virtio_pci *vp, unsigned vec)
 {
-    return vp->msix_enabled && !vp->msix_maskall &&
-           !(vp->table[vec].ctrl & MSIX_ENTRY_MASKED);
+    return vp->msix_enabled && !vp->msix_maskall && !(vp->table[vec].ctrl & MSIX_ENTRY_MASKED);
 }
 
 /* Gives KVM the message the guest programmed, if it changed. */
@@ -181,7 +180,7 @@ static void sync_route(struct virtio_pci *vp, unsigned vec)
         return;
     uint64_t addr = (uint64_t)e->addr_hi << 32 | e->addr_lo;
     if (kvm_irq_msi_route(vp->kvm, (unsigned)vp->gsi[vec], addr, e->data) == 0)
-        e->dirty = false;   /* on failure: try again at the next interrupt */
+        e->dirty = false; /* on failure: try again at the next interrupt */
 }
 
 static void signal_fd(int fd)
@@ -254,7 +253,7 @@ void virtio_notify_config(struct virtio_transport *t)
 {
     struct virtio_pci *vp = t->vp;
     pthread_mutex_lock(&vp->irq_lock);
-    vp->generation++;   /* a driver reading the config twice sees it moved */
+    vp->generation++; /* a driver reading the config twice sees it moved */
     vp->isr |= ISR_CONFIG;
     fire(vp, vp->config_vector);
     pthread_mutex_unlock(&vp->irq_lock);
@@ -283,7 +282,7 @@ static void reset_queue(struct virtio_pci *vp, unsigned i)
     struct virtq *q = &vp->vq[i].q;
     memset(q, 0, sizeof *q);
     q->mem = vp->mem;
-    q->size = vp->ops->queue_max_size;   /* reads as the maximum until changed */
+    q->size = vp->ops->queue_max_size; /* reads as the maximum until changed */
     vp->vq[i].enabled = false;
 }
 
@@ -305,7 +304,7 @@ static void device_reset(struct virtio_pci *vp)
     vp->queue_select = 0;
     for (unsigned i = 0; i < vp->nq; i++) {
         reset_queue(vp, i);
-        drain(vp->vq[i].kick_fd);   /* old kicks mean nothing to the next driver */
+        drain(vp->vq[i].kick_fd); /* old kicks mean nothing to the next driver */
     }
 }
 
@@ -350,7 +349,7 @@ static void write_status(struct virtio_pci *vp, uint8_t v)
     /* Bits only accumulate until a reset; NEEDS_RESET is the device's. */
     uint8_t now = old | (v & ~VIRTIO_STATUS_NEEDS_RESET);
     if ((now & ~old & VIRTIO_STATUS_FEATURES_OK) && !features_acceptable(vp))
-        now &= ~VIRTIO_STATUS_FEATURES_OK;   /* the driver re-reads and gives up */
+        now &= ~VIRTIO_STATUS_FEATURES_OK; /* the driver re-reads and gives up */
     bool start = now & ~old & VIRTIO_STATUS_DRIVER_OK;
     if (start && !(now & VIRTIO_STATUS_FEATURES_OK)) {
         now &= ~VIRTIO_STATUS_DRIVER_OK;
@@ -380,10 +379,10 @@ static void common_read(struct virtio_pci *vp, uint64_t off, uint8_t *data, uint
 {
     uint8_t img[VIRTIO_PCI_COMMON_LEN];
     memset(img, 0, sizeof img);
-    uint64_t df = vp->dfselect == 0 ? vp->offered :
-                  vp->dfselect == 1 ? vp->offered >> 32 : 0;
-    uint64_t gf = vp->gfselect == 0 ? vp->driver_features :
-                  vp->gfselect == 1 ? vp->driver_features >> 32 : 0;
+    uint64_t df = vp->dfselect == 0 ? vp->offered : vp->dfselect == 1 ? vp->offered >> 32 : 0;
+    uint64_t gf = vp->gfselect == 0   ? vp->driver_features
+                  : vp->gfselect == 1 ? vp->driver_features >> 32
+                                      : 0;
     put_le(img + COMMON_DFSELECT, vp->dfselect, 4);
     put_le(img + COMMON_DF, df, 4);
     put_le(img + COMMON_GFSELECT, vp->gfselect, 4);
@@ -441,8 +440,7 @@ static void enable_queue(struct virtio_pci *vp, struct vq_state *s)
 
 /* Writes must use the field's own width (4.1.3.1), 64-bit fields also as
  * two 32-bit halves; anything else is dropped. cfg_lock held. */
-static void common_write(struct virtio_pci *vp, uint64_t off, const uint8_t *data,
-                         uint32_t len)
+static void common_write(struct virtio_pci *vp, uint64_t off, const uint8_t *data, uint32_t len)
 {
     uint32_t v = get_le(data, len);
     struct vq_state *s = selected(vp);
@@ -452,8 +450,7 @@ static void common_write(struct virtio_pci *vp, uint64_t off, const uint8_t *dat
     /* Queue set-up is frozen once enabled, and everything once running. */
     bool q_writable = s && !s->enabled && !(status & VIRTIO_STATUS_DRIVER_OK);
 
-    if (len == 8 && (off == COMMON_Q_DESCLO || off == COMMON_Q_AVAILLO ||
-                     off == COMMON_Q_USEDLO)) {
+    if (len == 8 && (off == COMMON_Q_DESCLO || off == COMMON_Q_AVAILLO || off == COMMON_Q_USEDLO)) {
         common_write(vp, off, data, 4);
         common_write(vp, off + 4, data + 4, 4);
         return;
@@ -513,13 +510,13 @@ static void common_write(struct virtio_pci *vp, uint64_t off, const uint8_t *dat
     case COMMON_Q_USEDLO:
     case COMMON_Q_USEDHI:
         if (len == 4 && q_writable) {
-            uint64_t *field = off < COMMON_Q_AVAILLO ? &s->q.desc_gpa :
-                              off < COMMON_Q_USEDLO ? &s->q.avail_gpa : &s->q.used_gpa;
+            uint64_t *field = off < COMMON_Q_AVAILLO  ? &s->q.desc_gpa
+                              : off < COMMON_Q_USEDLO ? &s->q.avail_gpa
+                                                      : &s->q.used_gpa;
             set_half(field, off & 4, v);
         }
         break;
-    default:
-        break;   /* read-only fields and reserved bytes */
+    default: break; /* read-only fields and reserved bytes */
     }
 }
 
@@ -556,7 +553,7 @@ static void msix_field_write(struct virtio_pci *vp, uint64_t off, uint32_t v)
     struct msix_entry *e = &vp->table[vec];
     switch ((off % MSIX_ENTRY_SIZE) / 4) {
     case 0:
-        e->addr_lo = v & ~3u;   /* dword-aligned message address */
+        e->addr_lo = v & ~3u; /* dword-aligned message address */
         e->dirty = true;
         break;
     case 1:
@@ -569,7 +566,7 @@ static void msix_field_write(struct virtio_pci *vp, uint64_t off, uint32_t v)
         break;
     default: {
         bool was_masked = e->ctrl & MSIX_ENTRY_MASKED;
-        e->ctrl = v & MSIX_ENTRY_MASKED;   /* other bits reserved */
+        e->ctrl = v & MSIX_ENTRY_MASKED; /* other bits reserved */
         if (was_masked && !(e->ctrl & MSIX_ENTRY_MASKED))
             service(vp, vec);
         break;
@@ -578,8 +575,7 @@ static void msix_field_write(struct virtio_pci *vp, uint64_t off, uint32_t v)
 }
 
 /* DWORD and aligned QWORD accesses only (PCI 3.0 6.8.2). */
-static void msix_table_write(struct virtio_pci *vp, uint64_t off, const uint8_t *data,
-                             uint32_t len)
+static void msix_table_write(struct virtio_pci *vp, uint64_t off, const uint8_t *data, uint32_t len)
 {
     if (len == 4 && off % 4 == 0) {
         msix_field_write(vp, off, get_le(data, 4));
@@ -591,8 +587,8 @@ static void msix_table_write(struct virtio_pci *vp, uint64_t off, const uint8_t 
 
 /* ---- BAR 0 ------------------------------------------------------------ */
 
-static void bar_access(void *opaque, unsigned bar, uint64_t off, uint8_t *data,
-                       uint32_t len, bool is_write)
+static void bar_access(void *opaque, unsigned bar, uint64_t off, uint8_t *data, uint32_t len,
+                       bool is_write)
 {
     struct virtio_pci *vp = opaque;
     if (bar != VIRTIO_PCI_BAR)
@@ -674,15 +670,14 @@ static void bar_remap(void *opaque, unsigned bar, uint64_t old_gpa, uint64_t new
 /* The VIRTIO_PCI_CAP_PCI_CFG window (4.1.4.9): cap.bar/offset/length pick
  * a BAR access that pci_cfg_data reads or writes. Returns false if the
  * window is not set to something the spec allows. */
-static bool pci_cfg_window(struct virtio_pci *vp, struct pci_func *f, uint32_t *off,
-                           uint32_t *len)
+static bool pci_cfg_window(struct virtio_pci *vp, struct pci_func *f, uint32_t *off, uint32_t *len)
 {
     unsigned c = (unsigned)vp->pci_cfg_cap;
     uint32_t bar = pci_cfg_get(f, c + CAP_BAR, 1);
     *off = pci_cfg_get(f, c + CAP_OFFSET, 4);
     *len = pci_cfg_get(f, c + CAP_LENGTH, 4);
-    return bar == VIRTIO_PCI_BAR && (*len == 1 || *len == 2 || *len == 4) &&
-           *off % *len == 0 && *off < VIRTIO_PCI_BAR_SIZE;
+    return bar == VIRTIO_PCI_BAR && (*len == 1 || *len == 2 || *len == 4) && *off % *len == 0 &&
+           *off < VIRTIO_PCI_BAR_SIZE;
 }
 
 static void config_read_hook(void *opaque, struct pci_func *f, unsigned off, unsigned len)
@@ -732,10 +727,10 @@ static const struct pci_func_ops func_ops = {
 static uint32_t class_of(uint16_t device_id)
 {
     switch (device_id) {
-    case 1: return 0x020000;   /* network controller, Ethernet */
-    case 2: return 0x018000;   /* mass storage, other */
-    case 3: return 0x078000;   /* simple communication, other */
-    default: return 0xff0000;  /* unassigned class */
+    case 1: return 0x020000;  /* network controller, Ethernet */
+    case 2: return 0x018000;  /* mass storage, other */
+    case 3: return 0x078000;  /* simple communication, other */
+    default: return 0xff0000; /* unassigned class */
     }
 }
 
@@ -745,7 +740,7 @@ static int add_virtio_cap(struct pci_func *f, uint8_t type, unsigned len, uint32
     int c = pci_func_add_cap(f, PCI_CAP_ID_VNDR, len);
     if (c < 0)
         return -1;
-    pci_cfg_set(f, (unsigned)c + 2, len, 1);   /* cap_len */
+    pci_cfg_set(f, (unsigned)c + 2, len, 1); /* cap_len */
     pci_cfg_set(f, (unsigned)c + CAP_CFG_TYPE, type, 1);
     pci_cfg_set(f, (unsigned)c + CAP_BAR, VIRTIO_PCI_BAR, 1);
     pci_cfg_set(f, (unsigned)c + CAP_OFFSET, offset, 4);
@@ -759,7 +754,7 @@ static int build_function(struct virtio_pci *vp, struct pci_host *host)
     const struct pci_id id = {
         .vendor = VIRTIO_PCI_VENDOR,
         .device = (uint16_t)(VIRTIO_PCI_DEVICE_BASE + ops->device_id),
-        .revision = 1,   /* non-transitional (4.1.2.1) */
+        .revision = 1, /* non-transitional (4.1.2.1) */
         .class_code = class_of(ops->device_id),
         .subsys_vendor = VIRTIO_PCI_VENDOR,
         .subsys_id = VIRTIO_PCI_SUBSYS_ID,
@@ -783,9 +778,8 @@ static int build_function(struct virtio_pci *vp, struct pci_host *host)
     pci_cfg_set(f, (unsigned)c + CAP_NOTIFY_MULT, VIRTIO_PCI_NOTIFY_MULT, 4);
     if (add_virtio_cap(f, CAP_ISR_CFG, CAP_LEN, VIRTIO_PCI_ISR_OFF, 1) < 0)
         return -1;
-    if (ops->config_size &&
-        add_virtio_cap(f, CAP_DEVICE_CFG, CAP_LEN, VIRTIO_PCI_DEVICE_OFF,
-                       (uint32_t)ops->config_size) < 0)
+    if (ops->config_size && add_virtio_cap(f, CAP_DEVICE_CFG, CAP_LEN, VIRTIO_PCI_DEVICE_OFF,
+                                           (uint32_t)ops->config_size) < 0)
         return -1;
     c = add_virtio_cap(f, CAP_PCI_CFG, PCI_CFG_CAP_LEN, 0, 0);
     if (c < 0)
@@ -800,7 +794,7 @@ static int build_function(struct virtio_pci *vp, struct pci_host *host)
     if (c < 0)
         return -1;
     vp->msix_cap = c;
-    pci_cfg_set(f, (unsigned)c + 2, vp->nvec - 1, 2);   /* table size - 1 */
+    pci_cfg_set(f, (unsigned)c + 2, vp->nvec - 1, 2); /* table size - 1 */
     pci_cfg_set_wmask(f, (unsigned)c + 2, MSIX_CTRL_ENABLE | MSIX_CTRL_MASKALL, 2);
     pci_cfg_set(f, (unsigned)c + 4, VIRTIO_PCI_MSIX_TABLE_OFF | VIRTIO_PCI_BAR, 4);
     pci_cfg_set(f, (unsigned)c + 8, VIRTIO_PCI_MSIX_PBA_OFF | VIRTIO_PCI_BAR, 4);
@@ -820,12 +814,13 @@ static void destroy(struct virtio_pci *vp, bool reset_device)
 {
     if (reset_device && vp->ops->reset)
         vp->ops->reset(vp->dev);
-    pci_func_remove(vp->func);   /* no hook can reach vp after this */
+    pci_func_remove(vp->func); /* no hook can reach vp after this */
     for (unsigned i = 0; i < vp->nq; i++) {
         struct vq_state *s = &vp->vq[i];
         if (s->kick_assigned)
-            kvm_irq_ioeventfd(vp->kvm, s->kick_fd, vp->bar_gpa + VIRTIO_PCI_NOTIFY_OFF +
-                              (uint64_t)VIRTIO_PCI_NOTIFY_MULT * i, false);
+            kvm_irq_ioeventfd(
+                vp->kvm, s->kick_fd,
+                vp->bar_gpa + VIRTIO_PCI_NOTIFY_OFF + (uint64_t)VIRTIO_PCI_NOTIFY_MULT * i, false);
         if (s->kick_fd >= 0)
             close(s->kick_fd);
     }
@@ -882,10 +877,10 @@ struct virtio_pci *virtio_pci_new(struct pci_host *host, struct kvm_irq *irq,
             kvm_irq_irqfd(irq, vp->irqfd[v], (unsigned)vp->gsi[v], true) < 0) {
             if (vp->irqfd[v] >= 0)
                 close(vp->irqfd[v]);
-            vp->irqfd[v] = -1;   /* not assigned: nothing to deassign */
+            vp->irqfd[v] = -1; /* not assigned: nothing to deassign */
             goto fail;
         }
-        vp->table[v].ctrl = MSIX_ENTRY_MASKED;   /* PCI reset state */
+        vp->table[v].ctrl = MSIX_ENTRY_MASKED; /* PCI reset state */
     }
     if (build_function(vp, host) < 0)
         goto fail;

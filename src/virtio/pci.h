@@ -18,21 +18,21 @@
 #include "../memory.h"
 #include "virtio.h"
 
-#define VIRTIO_PCI_VENDOR          0x1af4
-#define VIRTIO_PCI_DEVICE_BASE     0x1040   /* + virtio device ID */
-#define VIRTIO_PCI_SUBSYS_ID       0x1100
-#define VIRTIO_MSI_NO_VECTOR       0xffff
+#define VIRTIO_PCI_VENDOR      0x1af4
+#define VIRTIO_PCI_DEVICE_BASE 0x1040 /* + virtio device ID */
+#define VIRTIO_PCI_SUBSYS_ID   0x1100
+#define VIRTIO_MSI_NO_VECTOR   0xffff
 
-#define VIRTIO_PCI_BAR             0
-#define VIRTIO_PCI_BAR_SIZE        0x8000
-#define VIRTIO_PCI_COMMON_OFF      0x0000
-#define VIRTIO_PCI_COMMON_LEN      0x38     /* through queue_device */
-#define VIRTIO_PCI_ISR_OFF         0x1000
-#define VIRTIO_PCI_DEVICE_OFF      0x2000
-#define VIRTIO_PCI_NOTIFY_OFF      0x3000
-#define VIRTIO_PCI_NOTIFY_MULT     4        /* queue n kicks at NOTIFY_OFF + 4n */
-#define VIRTIO_PCI_MSIX_TABLE_OFF  0x4000
-#define VIRTIO_PCI_MSIX_PBA_OFF    0x4800
+#define VIRTIO_PCI_BAR            0
+#define VIRTIO_PCI_BAR_SIZE       0x8000
+#define VIRTIO_PCI_COMMON_OFF     0x0000
+#define VIRTIO_PCI_COMMON_LEN     0x38 /* through queue_device */
+#define VIRTIO_PCI_ISR_OFF        0x1000
+#define VIRTIO_PCI_DEVICE_OFF     0x2000
+#define VIRTIO_PCI_NOTIFY_OFF     0x3000
+#define VIRTIO_PCI_NOTIFY_MULT    4 /* queue n kicks at NOTIFY_OFF + 4n */
+#define VIRTIO_PCI_MSIX_TABLE_OFF 0x4000
+#define VIRTIO_PCI_MSIX_PBA_OFF   0x4800
 
 struct virtio_pci;
 

@@ -15,19 +15,28 @@
 #include <string.h>
 #include "virtio/queue.h"
 
-#define VIRTQ_DESC_F_NEXT           1
-#define VIRTQ_DESC_F_WRITE          2
-#define VIRTQ_DESC_F_INDIRECT       4
-#define VIRTQ_AVAIL_F_NO_INTERRUPT  1
-#define VIRTQ_USED_F_NO_NOTIFY      1
+#define VIRTQ_DESC_F_NEXT          1
+#define VIRTQ_DESC_F_WRITE         2
+#define VIRTQ_DESC_F_INDIRECT      4
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY     1
 
-#define DESC_SIZE       16u
+#define DESC_SIZE 16u
 
 /* Byte sizes of the three parts (2.7, table "Virtqueue Part"); the event
  * fields are counted whether or not EVENT_IDX is negotiated. */
-static uint64_t desc_bytes(uint16_t size)  { return (uint64_t)DESC_SIZE * size; }
-static uint64_t avail_bytes(uint16_t size) { return 6 + 2 * (uint64_t)size; }
-static uint64_t used_bytes(uint16_t size)  { return 6 + 8 * (uint64_t)size; }
+static uint64_t desc_bytes(uint16_t size)
+{
+    return (uint64_t)DESC_SIZE * size;
+}
+static uint64_t avail_bytes(uint16_t size)
+{
+    return 6 + 2 * (uint64_t)size;
+}
+static uint64_t used_bytes(uint16_t size)
+{
+    return 6 + 8 * (uint64_t)size;
+}
 
 /* Host views of the rings. Recomputed on every call: gpa_to_hva is a few
  * compares, and this way nothing stale survives a transport change. */
@@ -35,7 +44,10 @@ struct rings {
     uint8_t *desc, *avail, *used;
 };
 
-static bool aligned(const void *p, uintptr_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
+static bool aligned(const void *p, uintptr_t a)
+{
+    return ((uintptr_t)p & (a - 1)) == 0;
+}
 
 static bool size_valid(uint16_t size)
 {
@@ -53,8 +65,8 @@ static bool get_rings(const struct virtq *q, struct rings *r)
     r->desc = gpa_to_hva(q->mem, q->desc_gpa, desc_bytes(q->size));
     r->avail = gpa_to_hva(q->mem, q->avail_gpa, avail_bytes(q->size));
     r->used = gpa_to_hva(q->mem, q->used_gpa, used_bytes(q->size));
-    return r->desc && r->avail && r->used &&
-           aligned(r->desc, 8) && aligned(r->avail, 2) && aligned(r->used, 4);
+    return r->desc && r->avail && r->used && aligned(r->desc, 8) && aligned(r->avail, 2) &&
+           aligned(r->used, 4);
 }
 
 /* Guest-memory accessors. The driver writes these concurrently, so they
@@ -74,14 +86,26 @@ static void st32(uint8_t *p, uint32_t v)
     __atomic_store_n((uint32_t *)p, htole32(v), __ATOMIC_RELAXED);
 }
 
-static uint8_t *avail_idx_p(const struct rings *r)               { return r->avail + 2; }
-static uint8_t *avail_ring_p(const struct rings *r, unsigned i)  { return r->avail + 4 + 2 * i; }
+static uint8_t *avail_idx_p(const struct rings *r)
+{
+    return r->avail + 2;
+}
+static uint8_t *avail_ring_p(const struct rings *r, unsigned i)
+{
+    return r->avail + 4 + 2 * i;
+}
 static uint8_t *used_event_p(const struct virtq *q, const struct rings *r)
 {
     return r->avail + 4 + 2 * (size_t)q->size;
 }
-static uint8_t *used_idx_p(const struct rings *r)                { return r->used + 2; }
-static uint8_t *used_elem_p(const struct rings *r, unsigned i)   { return r->used + 4 + 8 * i; }
+static uint8_t *used_idx_p(const struct rings *r)
+{
+    return r->used + 2;
+}
+static uint8_t *used_elem_p(const struct rings *r, unsigned i)
+{
+    return r->used + 4 + 8 * i;
+}
 static uint8_t *avail_event_p(const struct virtq *q, const struct rings *r)
 {
     return r->used + 4 + 8 * (size_t)q->size;
@@ -110,9 +134,17 @@ static void read_desc(const uint8_t *p, struct desc *d)
     const volatile uint8_t *v = p;
     for (unsigned i = 0; i < DESC_SIZE; i++)
         b[i] = v[i];
-    uint64_t a; uint32_t l; uint16_t f, n;
-    memcpy(&a, b, 8); memcpy(&l, b + 8, 4); memcpy(&f, b + 12, 2); memcpy(&n, b + 14, 2);
-    d->addr = le64toh(a); d->len = le32toh(l); d->flags = le16toh(f); d->next = le16toh(n);
+    uint64_t a;
+    uint32_t l;
+    uint16_t f, n;
+    memcpy(&a, b, 8);
+    memcpy(&l, b + 8, 4);
+    memcpy(&f, b + 12, 2);
+    memcpy(&n, b + 14, 2);
+    d->addr = le64toh(a);
+    d->len = le32toh(l);
+    d->flags = le16toh(f);
+    d->next = le16toh(n);
 }
 
 void virtq_reset(struct virtq *q)
@@ -148,7 +180,7 @@ static bool add_buffer(const struct virtq *q, struct virtq_chain *c, const struc
         c->in_len += d->len;
     } else {
         if (c->n_in)
-            return false;          /* readable after writable */
+            return false; /* readable after writable */
         c->n_out++;
         c->out_len += d->len;
     }
@@ -159,8 +191,8 @@ static bool add_buffer(const struct virtq *q, struct virtq_chain *c, const struc
  * q->size times and an indirect table at most len/16 times, so a loop in
  * either is caught by counting; the total is also capped by
  * VIRTQ_MAX_CHAIN via add_buffer. */
-static bool walk_chain(const struct virtq *q, const struct rings *r,
-                       uint16_t head, struct virtq_chain *c)
+static bool walk_chain(const struct virtq *q, const struct rings *r, uint16_t head,
+                       struct virtq_chain *c)
 {
     const uint8_t *table = r->desc;
     uint32_t table_len = q->size;
@@ -169,7 +201,7 @@ static bool walk_chain(const struct virtq *q, const struct rings *r,
 
     for (;;) {
         if (idx >= table_len || ++steps > table_len)
-            return false;          /* index out of range, or a loop */
+            return false; /* index out of range, or a loop */
         struct desc d;
         read_desc(table + (size_t)idx * DESC_SIZE, &d);
 
@@ -177,8 +209,8 @@ static bool walk_chain(const struct virtq *q, const struct rings *r,
             /* 2.7.5.3: only if negotiated, never nested, never with NEXT
              * (so it ends the main chain), and a whole number of
              * non-zero descriptors. Its WRITE flag is ignored. */
-            if (!q->indirect || in_indirect || (d.flags & VIRTQ_DESC_F_NEXT) ||
-                d.len == 0 || d.len % DESC_SIZE)
+            if (!q->indirect || in_indirect || (d.flags & VIRTQ_DESC_F_NEXT) || d.len == 0 ||
+                d.len % DESC_SIZE)
                 return false;
             const uint8_t *t = gpa_to_hva(q->mem, d.addr, d.len);
             if (!t)
@@ -213,7 +245,7 @@ enum virtq_pop_result virtq_pop(struct virtq *q, struct virtq_chain *chain)
     if (pending == 0)
         return VIRTQ_EMPTY;
     if (pending > q->size)
-        return VIRTQ_BROKEN;       /* more available than the ring holds */
+        return VIRTQ_BROKEN; /* more available than the ring holds */
 
     uint16_t head = ld16(avail_ring_p(&r, q->last_avail & (q->size - 1)), __ATOMIC_RELAXED);
     if (head >= q->size)
@@ -257,7 +289,7 @@ bool virtq_should_notify(struct virtq *q)
     q->signalled_used = new;
     q->signalled_valid = true;
     if (old == new)
-        return false;              /* nothing pushed since last time */
+        return false; /* nothing pushed since last time */
 
     if (q->event_idx) {
         /* 2.7.7: notify when used idx stepped over used_event, i.e.

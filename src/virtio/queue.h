@@ -9,37 +9,37 @@
 #include <sys/uio.h>
 #include "../memory.h"
 
-#define VIRTQ_MAX_SIZE      1024   /* the largest queue vmlet offers */
-#define VIRTQ_MAX_CHAIN     1024   /* descriptors in one chain, indirect included */
+#define VIRTQ_MAX_SIZE  1024 /* the largest queue vmlet offers */
+#define VIRTQ_MAX_CHAIN 1024 /* descriptors in one chain, indirect included */
 
 /* Set by the transport when the driver makes the queue ready. */
 struct virtq {
     const struct guest_memory *mem;
-    uint16_t size;                 /* power of two, 1..VIRTQ_MAX_SIZE */
+    uint16_t size; /* power of two, 1..VIRTQ_MAX_SIZE */
     uint64_t desc_gpa, avail_gpa, used_gpa;
     bool ready;
-    bool event_idx;                /* VIRTIO_F_EVENT_IDX negotiated */
-    bool indirect;                 /* VIRTIO_F_INDIRECT_DESC negotiated */
+    bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated */
+    bool indirect;  /* VIRTIO_F_INDIRECT_DESC negotiated */
     /* Device-side state. */
-    uint16_t last_avail;           /* next avail ring entry to take */
-    uint16_t used_idx;             /* our copy of used->idx */
-    uint16_t signalled_used;       /* used_idx when the driver was last notified */
+    uint16_t last_avail;     /* next avail ring entry to take */
+    uint16_t used_idx;       /* our copy of used->idx */
+    uint16_t signalled_used; /* used_idx when the driver was last notified */
     bool signalled_valid;
 };
 
 /* One descriptor chain: device-readable buffers first, then
  * device-writable ones (the spec forbids mixing the other way round). */
 struct virtq_chain {
-    uint16_t head;                 /* what virtq_push gives back */
-    unsigned n_out, n_in;          /* readable / writable iovecs */
-    struct iovec iov[VIRTQ_MAX_CHAIN];   /* iov[0..n_out) readable, then n_in writable */
-    uint64_t out_len, in_len;      /* total bytes of each kind */
+    uint16_t head;                     /* what virtq_push gives back */
+    unsigned n_out, n_in;              /* readable / writable iovecs */
+    struct iovec iov[VIRTQ_MAX_CHAIN]; /* iov[0..n_out) readable, then n_in writable */
+    uint64_t out_len, in_len;          /* total bytes of each kind */
 };
 
 enum virtq_pop_result {
-    VIRTQ_EMPTY = 0,               /* nothing available */
-    VIRTQ_CHAIN = 1,               /* *chain filled */
-    VIRTQ_BROKEN = -1,             /* the driver broke the ring or a chain: the
+    VIRTQ_EMPTY = 0,   /* nothing available */
+    VIRTQ_CHAIN = 1,   /* *chain filled */
+    VIRTQ_BROKEN = -1, /* the driver broke the ring or a chain: the
                                       device must set NEEDS_RESET and stop
                                       using the queue */
 };
@@ -62,6 +62,7 @@ void virtq_disable_notify(struct virtq *q);
 
 /* Copy helpers over a chain's iovecs, bounded by their lengths. */
 size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len);
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf, size_t len);
+size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf,
+                    size_t len);
 
 #endif

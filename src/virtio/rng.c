@@ -32,25 +32,25 @@
 #include <unistd.h>
 #include "error.h"
 
-#define RNG_QUEUE_MAX    64
-#define CHAIN_BUDGET     RNG_QUEUE_MAX   /* requests between looks at stop */
-#define NSEC_PER_SEC     1000000000ULL
+#define RNG_QUEUE_MAX 64
+#define CHAIN_BUDGET  RNG_QUEUE_MAX /* requests between looks at stop */
+#define NSEC_PER_SEC  1000000000ULL
 
 struct virtio_rng {
-    struct virtio_device vdev;  /* its lock also guards cfg_rate/cfg_burst */
-    uint64_t cfg_rate, cfg_burst;   /* from virtio_rng_set_rate */
+    struct virtio_device vdev;    /* its lock also guards cfg_rate/cfg_burst */
+    uint64_t cfg_rate, cfg_burst; /* from virtio_rng_set_rate */
 
     /* Owned by the device thread while it runs; set up by activate(). */
     struct virtq *q;
     int kick;
     bool broken;
-    bool have;                  /* chain is held, waiting for tokens */
-    uint64_t rate, burst;       /* rate 0: no cap */
-    uint64_t tokens;            /* bytes that may be produced now */
-    uint64_t last_ns;           /* when tokens were last brought up to date */
+    bool have;            /* chain is held, waiting for tokens */
+    uint64_t rate, burst; /* rate 0: no cap */
+    uint64_t tokens;      /* bytes that may be produced now */
+    uint64_t last_ns;     /* when tokens were last brought up to date */
     struct virtq_chain chain;
 
-    uint64_t requests, bytes;   /* relaxed atomics: chains answered, bytes given */
+    uint64_t requests, bytes; /* relaxed atomics: chains answered, bytes given */
 };
 _Static_assert(offsetof(struct virtio_rng, vdev) == 0, "the device is its virtio_device");
 
@@ -104,14 +104,14 @@ static size_t fill_random(const struct virtq_chain *ch, size_t want)
         while (off < len) {
             ssize_t n = getrandom(p + off, len - off, GRND_NONBLOCK);
             if (n < 0 && errno == EAGAIN)
-                n = getrandom(p + off, len - off, 0);   /* pool not ready yet */
+                n = getrandom(p + off, len - off, 0); /* pool not ready yet */
             if (n > 0) {
                 off += (size_t)n;
                 continue;
             }
             if (n < 0 && errno == EINTR)
                 continue;
-            return done + off;      /* cannot fill: report what we have */
+            return done + off; /* cannot fill: report what we have */
         }
         done += len;
     }
@@ -213,13 +213,17 @@ static void *rng_thread(void *arg)
 /* No configuration space (5.4.4): everything reads as all-ones. */
 static void rng_config_read(void *dev, size_t offset, uint8_t *data, size_t len)
 {
-    (void)dev; (void)offset;
+    (void)dev;
+    (void)offset;
     memset(data, 0xff, len);
 }
 
 static void rng_config_write(void *dev, size_t offset, const uint8_t *data, size_t len)
 {
-    (void)dev; (void)offset; (void)data; (void)len;
+    (void)dev;
+    (void)offset;
+    (void)data;
+    (void)len;
 }
 
 /* Activation (lock held, thread not running): takes the queue and, if

@@ -13,38 +13,38 @@
 #include "queue.h"
 
 /* Device IDs (virtio 1.2 section 5). */
-#define VIRTIO_ID_NET              1
-#define VIRTIO_ID_BLOCK            2
-#define VIRTIO_ID_CONSOLE          3
-#define VIRTIO_ID_RNG              4
+#define VIRTIO_ID_NET     1
+#define VIRTIO_ID_BLOCK   2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_RNG     4
 
 /* Feature bits every transport handles (virtio 1.2 section 6). */
-#define VIRTIO_F_INDIRECT_DESC     28
-#define VIRTIO_F_EVENT_IDX         29
-#define VIRTIO_F_VERSION_1         32
-#define VIRTIO_F_ACCESS_PLATFORM   33
+#define VIRTIO_F_INDIRECT_DESC   28
+#define VIRTIO_F_EVENT_IDX       29
+#define VIRTIO_F_VERSION_1       32
+#define VIRTIO_F_ACCESS_PLATFORM 33
 
 /* Device status bits (section 2.1). */
-#define VIRTIO_STATUS_ACKNOWLEDGE  1
-#define VIRTIO_STATUS_DRIVER       2
-#define VIRTIO_STATUS_DRIVER_OK    4
-#define VIRTIO_STATUS_FEATURES_OK  8
-#define VIRTIO_STATUS_NEEDS_RESET  64
-#define VIRTIO_STATUS_FAILED       128
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER      2
+#define VIRTIO_STATUS_DRIVER_OK   4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED      128
 
-#define VIRTIO_MAX_QUEUES          8
+#define VIRTIO_MAX_QUEUES 8
 
 struct virtio_transport;
-struct virtio_device;        /* device.h */
+struct virtio_device; /* device.h */
 
 /* What the transport hands a device when the driver sets DRIVER_OK. */
 struct virtio_queues {
-    struct virtio_transport *transport;   /* for the notify calls below */
+    struct virtio_transport *transport; /* for the notify calls below */
     unsigned count;
-    struct virtq *q[VIRTIO_MAX_QUEUES];   /* ready queues; NULL if not enabled */
-    int kick_fd[VIRTIO_MAX_QUEUES];       /* eventfd signalled on each driver
+    struct virtq *q[VIRTIO_MAX_QUEUES]; /* ready queues; NULL if not enabled */
+    int kick_fd[VIRTIO_MAX_QUEUES];     /* eventfd signalled on each driver
                                              notification (KVM ioeventfd) */
-    uint64_t features;                    /* what the driver accepted */
+    uint64_t features;                  /* what the driver accepted */
 };
 
 /* One counter of a device, for vmlet_vm_metrics: name is fixed text. */
@@ -55,11 +55,11 @@ typedef void (*virtio_metric_fn)(void *opaque, const char *name, uint64_t value)
  * dev. Callbacks run on vCPU threads (config access) or the caller's
  * thread; the device does its own locking. */
 struct virtio_device_ops {
-    const char *name;                     /* "disk", "net", "console", "rng" */
-    uint16_t device_id;                   /* VIRTIO_ID_* */
+    const char *name;   /* "disk", "net", "console", "rng" */
+    uint16_t device_id; /* VIRTIO_ID_* */
     unsigned num_queues;
     uint16_t queue_max_size;
-    uint64_t features;                    /* device-specific bits offered */
+    uint64_t features; /* device-specific bits offered */
     size_t config_size;
     void (*config_read)(void *dev, size_t offset, uint8_t *data, size_t len);
     void (*config_write)(void *dev, size_t offset, const uint8_t *data, size_t len);

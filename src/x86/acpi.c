@@ -39,31 +39,31 @@
 #include "layout.h"
 #include "x86/aml.h"
 
-#define OEM_ID            "VMLET "
-#define OEM_TABLE_ID      "VMLETVM "
-#define OEM_REVISION      1
-#define CREATOR_ID        "VMLT"
-#define CREATOR_REVISION  1
+#define OEM_ID           "VMLET "
+#define OEM_TABLE_ID     "VMLETVM "
+#define OEM_REVISION     1
+#define CREATOR_ID       "VMLT"
+#define CREATOR_REVISION 1
 
-#define MAX_CPUS          255   /* APIC IDs 0..254 in 8-bit MADT entries (no x2APIC) */
+#define MAX_CPUS 255 /* APIC IDs 0..254 in 8-bit MADT entries (no x2APIC) */
 
-#define SDT_HEADER_LEN    36
-#define RSDP_LEN          36
-#define RSDP_V1_LEN       20    /* the part the legacy checksum covers */
-#define FACS_LEN          64
-#define FADT_LEN          276   /* revision 6 */
-#define MADT_HEADER_LEN   44
-#define MCFG_LEN          (SDT_HEADER_LEN + 8 + 16)   /* one allocation */
+#define SDT_HEADER_LEN  36
+#define RSDP_LEN        36
+#define RSDP_V1_LEN     20 /* the part the legacy checksum covers */
+#define FACS_LEN        64
+#define FADT_LEN        276 /* revision 6 */
+#define MADT_HEADER_LEN 44
+#define MCFG_LEN        (SDT_HEADER_LEN + 8 + 16) /* one allocation */
 
 /* Table revisions for ACPI 6.4. */
-#define RSDP_REVISION     2
-#define XSDT_REVISION     1
-#define FADT_REVISION     6
-#define FADT_MINOR        4
-#define MADT_REVISION     5
-#define DSDT_REVISION     2     /* 2+: AML integers are 64 bits */
-#define MCFG_REVISION     1
-#define FACS_VERSION      2
+#define RSDP_REVISION 2
+#define XSDT_REVISION 1
+#define FADT_REVISION 6
+#define FADT_MINOR    4
+#define MADT_REVISION 5
+#define DSDT_REVISION 2 /* 2+: AML integers are 64 bits */
+#define MCFG_REVISION 1
+#define FACS_VERSION  2
 
 /* FADT field offsets (5.2.9). */
 enum {
@@ -91,43 +91,43 @@ enum {
 };
 
 /* FADT fixed feature flags (5.2.9.1). */
-#define FADT_F_WBINVD         (1u << 0)
-#define FADT_F_PWR_BUTTON     (1u << 4)   /* set = no fixed power button */
-#define FADT_F_SLP_BUTTON     (1u << 5)   /* set = no fixed sleep button */
-#define FADT_F_RESET_REG_SUP  (1u << 10)
+#define FADT_F_WBINVD        (1u << 0)
+#define FADT_F_PWR_BUTTON    (1u << 4) /* set = no fixed power button */
+#define FADT_F_SLP_BUTTON    (1u << 5) /* set = no fixed sleep button */
+#define FADT_F_RESET_REG_SUP (1u << 10)
 
 /* IA-PC boot architecture flags (5.2.9.3). */
-#define IAPC_LEGACY_DEVICES   (1u << 0)
-#define IAPC_8042             (1u << 1)
-#define IAPC_VGA_NOT_PRESENT  (1u << 2)
-#define IAPC_MSI_NOT_SUPPORTED (1u << 3)
-#define IAPC_PCIE_ASPM_CONTROLS (1u << 4)
+#define IAPC_LEGACY_DEVICES       (1u << 0)
+#define IAPC_8042                 (1u << 1)
+#define IAPC_VGA_NOT_PRESENT      (1u << 2)
+#define IAPC_MSI_NOT_SUPPORTED    (1u << 3)
+#define IAPC_PCIE_ASPM_CONTROLS   (1u << 4)
 #define IAPC_CMOS_RTC_NOT_PRESENT (1u << 5)
 
 /* C2/C3 latencies above these limits mean "not supported" (5.2.9). */
-#define P_LVL2_LAT_NONE       101
-#define P_LVL3_LAT_NONE       1001
+#define P_LVL2_LAT_NONE 101
+#define P_LVL3_LAT_NONE 1001
 
 /* Generic Address Structure (5.2.3.2). */
-#define GAS_LEN               12
-#define GAS_SYSTEM_IO         1
-#define GAS_ACCESS_BYTE       1
-#define GAS_ACCESS_WORD       2
+#define GAS_LEN         12
+#define GAS_SYSTEM_IO   1
+#define GAS_ACCESS_BYTE 1
+#define GAS_ACCESS_WORD 2
 
 /* MADT (5.2.12). */
-#define MADT_PCAT_COMPAT      (1u << 0)
-#define MADT_LAPIC            0
-#define MADT_LAPIC_LEN        8
-#define MADT_IOAPIC           1
-#define MADT_IOAPIC_LEN       12
-#define MADT_ISO              2
-#define MADT_ISO_LEN          10
-#define MADT_LAPIC_NMI        4
-#define MADT_LAPIC_NMI_LEN    6
-#define MADT_LAPIC_ENABLED    (1u << 0)
+#define MADT_PCAT_COMPAT   (1u << 0)
+#define MADT_LAPIC         0
+#define MADT_LAPIC_LEN     8
+#define MADT_IOAPIC        1
+#define MADT_IOAPIC_LEN    12
+#define MADT_ISO           2
+#define MADT_ISO_LEN       10
+#define MADT_LAPIC_NMI     4
+#define MADT_LAPIC_NMI_LEN 6
+#define MADT_LAPIC_ENABLED (1u << 0)
 /* MPS INTI flags (5.2.12.5): polarity bits 1:0, trigger mode bits 3:2. */
-#define MPS_ACTIVE_HIGH       0x1
-#define MPS_LEVEL             (0x3 << 2)
+#define MPS_ACTIVE_HIGH    0x1
+#define MPS_LEVEL          (0x3 << 2)
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -190,7 +190,7 @@ static void sdt_header(uint8_t *t, const char *sig, uint32_t len, uint8_t rev)
     memcpy(t, sig, 4);
     put32(t + 4, len);
     t[8] = rev;
-    t[9] = 0;  /* checksum, set by sdt_checksum() */
+    t[9] = 0; /* checksum, set by sdt_checksum() */
     memcpy(t + 10, OEM_ID, 6);
     memcpy(t + 16, OEM_TABLE_ID, 8);
     put32(t + 24, OEM_REVISION);
@@ -204,12 +204,11 @@ static void sdt_checksum(uint8_t *t, size_t len)
     t[9] = checksum(t, len);
 }
 
-static void put_gas(uint8_t *p, uint8_t space, uint8_t bit_width,
-                    uint8_t access, uint64_t addr)
+static void put_gas(uint8_t *p, uint8_t space, uint8_t bit_width, uint8_t access, uint64_t addr)
 {
     p[0] = space;
     p[1] = bit_width;
-    p[2] = 0;  /* bit offset */
+    p[2] = 0; /* bit offset */
     p[3] = access;
     put64(p + 4, addr);
 }
@@ -235,9 +234,9 @@ static void dsdt_pci(struct aml *a)
 {
     aml_device_begin(a, "PCI0");
     aml_name(a, "_HID");
-    aml_eisaid(a, "PNP0A08");           /* PCI Express root bridge */
+    aml_eisaid(a, "PNP0A08"); /* PCI Express root bridge */
     aml_name(a, "_CID");
-    aml_eisaid(a, "PNP0A03");           /* PCI root bridge */
+    aml_eisaid(a, "PNP0A03"); /* PCI root bridge */
     aml_name(a, "_SEG");
     aml_integer(a, 0);
     aml_name(a, "_BBN");
@@ -257,19 +256,19 @@ static void dsdt_pci(struct aml *a)
      * this window. */
     aml_dword_memory(a, (uint32_t)GUEST_PCI_MMIO_START,
                      (uint32_t)(GUEST_PCI_MMIO_START + GUEST_PCI_MMIO_SIZE - 1), false);
-    aml_end(a);                         /* _CRS */
-    aml_end(a);                         /* PCI0 */
+    aml_end(a); /* _CRS */
+    aml_end(a); /* PCI0 */
 
     aml_device_begin(a, "ECAM");
     aml_name(a, "_HID");
-    aml_eisaid(a, "PNP0C02");           /* motherboard resources */
+    aml_eisaid(a, "PNP0C02"); /* motherboard resources */
     aml_name(a, "_UID");
     aml_integer(a, 1);
     aml_name(a, "_CRS");
     aml_resources_begin(a);
     aml_memory32_fixed(a, (uint32_t)GUEST_PCI_ECAM_START, (uint32_t)GUEST_PCI_ECAM_SIZE, true);
-    aml_end(a);                         /* _CRS */
-    aml_end(a);                         /* ECAM */
+    aml_end(a); /* _CRS */
+    aml_end(a); /* ECAM */
 }
 
 static int build_dsdt(struct out *o, bool pci, uint64_t *addr)
@@ -287,10 +286,10 @@ static int build_dsdt(struct out *o, bool pci, uint64_t *addr)
     /* Soft-off: Linux writes SLP_TYPa (element 0) with SLP_EN to PM1a_CNT. */
     aml_name(&a, "\\_S5");
     aml_package_begin(&a);
-    aml_integer(&a, ACPI_SLP_TYP_S5);   /* SLP_TYPa */
-    aml_integer(&a, ACPI_SLP_TYP_S5);   /* SLP_TYPb (no PM1b block) */
-    aml_integer(&a, 0);                 /* reserved */
-    aml_integer(&a, 0);                 /* reserved */
+    aml_integer(&a, ACPI_SLP_TYP_S5); /* SLP_TYPa */
+    aml_integer(&a, ACPI_SLP_TYP_S5); /* SLP_TYPb (no PM1b block) */
+    aml_integer(&a, 0);               /* reserved */
+    aml_integer(&a, 0);               /* reserved */
     aml_end(&a);
 
     /* COM1 described in the namespace so the 8250 PNP driver claims it
@@ -298,20 +297,20 @@ static int build_dsdt(struct out *o, bool pci, uint64_t *addr)
     aml_scope_begin(&a, "\\_SB");
     aml_device_begin(&a, "COM1");
     aml_name(&a, "_HID");
-    aml_eisaid(&a, "PNP0501");          /* 16550A-compatible UART */
+    aml_eisaid(&a, "PNP0501"); /* 16550A-compatible UART */
     aml_name(&a, "_UID");
     aml_integer(&a, 1);
     aml_name(&a, "_STA");
-    aml_integer(&a, 0xf);               /* present, enabled, shown, working */
+    aml_integer(&a, 0xf); /* present, enabled, shown, working */
     aml_name(&a, "_CRS");
     aml_resources_begin(&a);
     aml_io(&a, PORT_COM1, PORT_COM1, 0, PORT_COM1_LEN);
     aml_irq_noflags(&a, 1u << IRQ_COM1);
-    aml_end(&a);                        /* _CRS */
-    aml_end(&a);                        /* COM1 */
+    aml_end(&a); /* _CRS */
+    aml_end(&a); /* COM1 */
     if (pci)
         dsdt_pci(&a);
-    aml_end(&a);                        /* \_SB */
+    aml_end(&a); /* \_SB */
 
     if (!aml_ok(&a))
         return -1;
@@ -340,7 +339,7 @@ static int build_fadt(struct out *o, uint64_t facs, uint64_t dsdt, uint64_t *add
     put32(t + FADT_DSDT, addr32(dsdt));
     put64(t + FADT_X_DSDT, dsdt);
 
-    t[FADT_PM_PROFILE] = 0;  /* unspecified */
+    t[FADT_PM_PROFILE] = 0; /* unspecified */
     put16(t + FADT_SCI_INT, IRQ_ACPI_SCI);
     /* SMI_CMD = 0: no SMM, the hardware is always in ACPI mode (SCI_EN
      * reads as 1), so ACPI_ENABLE/ACPI_DISABLE stay 0 too. */
@@ -350,14 +349,14 @@ static int build_fadt(struct out *o, uint64_t facs, uint64_t dsdt, uint64_t *add
     put32(t + FADT_PM1A_CNT_BLK, PORT_ACPI_PM1A_CNT);
     t[FADT_PM1_EVT_LEN] = PORT_ACPI_PM1A_EVT_LEN;
     t[FADT_PM1_CNT_LEN] = PORT_ACPI_PM1A_CNT_LEN;
-    t[FADT_PM_TMR_LEN] = 0;  /* no PM timer; the guest uses the TSC/kvm-clock */
+    t[FADT_PM_TMR_LEN] = 0; /* no PM timer; the guest uses the TSC/kvm-clock */
     /* The 64-bit blocks must match the legacy ones; ACPICA checks that
      * bit_width == 8 * length. Status/enable and control are 16-bit
      * registers, hence word access. */
-    put_gas(t + FADT_X_PM1A_EVT_BLK, GAS_SYSTEM_IO, PORT_ACPI_PM1A_EVT_LEN * 8,
-            GAS_ACCESS_WORD, PORT_ACPI_PM1A_EVT);
-    put_gas(t + FADT_X_PM1A_CNT_BLK, GAS_SYSTEM_IO, PORT_ACPI_PM1A_CNT_LEN * 8,
-            GAS_ACCESS_WORD, PORT_ACPI_PM1A_CNT);
+    put_gas(t + FADT_X_PM1A_EVT_BLK, GAS_SYSTEM_IO, PORT_ACPI_PM1A_EVT_LEN * 8, GAS_ACCESS_WORD,
+            PORT_ACPI_PM1A_EVT);
+    put_gas(t + FADT_X_PM1A_CNT_BLK, GAS_SYSTEM_IO, PORT_ACPI_PM1A_CNT_LEN * 8, GAS_ACCESS_WORD,
+            PORT_ACPI_PM1A_CNT);
 
     /* No C2/C3: the guest idles with HLT (C1). */
     put16(t + FADT_P_LVL2_LAT, P_LVL2_LAT_NONE);
@@ -366,9 +365,8 @@ static int build_fadt(struct out *o, uint64_t facs, uint64_t dsdt, uint64_t *add
     /* No VGA, no CMOS RTC, no 8042 (Linux then skips probing them), and
      * the OS must leave PCIe ASPM alone. MSI stays allowed for
      * virtio-pci MSI-X. */
-    put16(t + FADT_IAPC_BOOT_ARCH, IAPC_VGA_NOT_PRESENT |
-                                   IAPC_PCIE_ASPM_CONTROLS |
-                                   IAPC_CMOS_RTC_NOT_PRESENT);
+    put16(t + FADT_IAPC_BOOT_ARCH,
+          IAPC_VGA_NOT_PRESENT | IAPC_PCIE_ASPM_CONTROLS | IAPC_CMOS_RTC_NOT_PRESENT);
 
     /* Fixed power button present (PWR_BUTTON clear), no sleep button;
      * reboot through the reset register. */
@@ -376,7 +374,7 @@ static int build_fadt(struct out *o, uint64_t facs, uint64_t dsdt, uint64_t *add
     /* Linux only uses a reset register that is 8 bits wide at offset 0. */
     put_gas(t + FADT_RESET_REG, GAS_SYSTEM_IO, 8, GAS_ACCESS_BYTE, PORT_ACPI_RESET);
     t[FADT_RESET_VALUE] = ACPI_RESET_VALUE;
-    t[FADT_MINOR_VERSION] = FADT_MINOR;  /* FADT 6.4; errata 0 */
+    t[FADT_MINOR_VERSION] = FADT_MINOR; /* FADT 6.4; errata 0 */
 
     sdt_checksum(t, FADT_LEN);
     *addr = o->gpa + off;
@@ -385,8 +383,8 @@ static int build_fadt(struct out *o, uint64_t facs, uint64_t dsdt, uint64_t *add
 
 static int build_madt(struct out *o, unsigned ncpus, uint64_t *addr)
 {
-    size_t len = MADT_HEADER_LEN + ncpus * MADT_LAPIC_LEN + MADT_IOAPIC_LEN +
-                 MADT_ISO_LEN + MADT_LAPIC_NMI_LEN;
+    size_t len = MADT_HEADER_LEN + ncpus * MADT_LAPIC_LEN + MADT_IOAPIC_LEN + MADT_ISO_LEN +
+                 MADT_LAPIC_NMI_LEN;
     size_t off;
     uint8_t *t = reserve(o, len, 16, &off);
     if (!t)
@@ -402,8 +400,8 @@ static int build_madt(struct out *o, unsigned ncpus, uint64_t *addr)
     for (unsigned i = 0; i < ncpus; i++, e += MADT_LAPIC_LEN) {
         e[0] = MADT_LAPIC;
         e[1] = MADT_LAPIC_LEN;
-        e[2] = (uint8_t)i;  /* ACPI processor UID */
-        e[3] = (uint8_t)i;  /* APIC ID: KVM numbers vCPUs from 0 */
+        e[2] = (uint8_t)i; /* ACPI processor UID */
+        e[3] = (uint8_t)i; /* APIC ID: KVM numbers vCPUs from 0 */
         put32(e + 4, MADT_LAPIC_ENABLED);
     }
 
@@ -412,14 +410,14 @@ static int build_madt(struct out *o, unsigned ncpus, uint64_t *addr)
     e[1] = MADT_IOAPIC_LEN;
     e[2] = (uint8_t)ncpus;
     put32(e + 4, (uint32_t)GUEST_IOAPIC_ADDR);
-    put32(e + 8, 0);  /* GSI base: pins 0..23 are GSIs 0..23 */
+    put32(e + 8, 0); /* GSI base: pins 0..23 are GSIs 0..23 */
     e += MADT_IOAPIC_LEN;
 
     /* The SCI is level-triggered, active-high (ISA IRQs default to edge).
      * No override for IRQ 0: KVM routes it to pin 0, the identity. */
     e[0] = MADT_ISO;
     e[1] = MADT_ISO_LEN;
-    e[2] = 0;  /* bus: ISA */
+    e[2] = 0; /* bus: ISA */
     e[3] = IRQ_ACPI_SCI;
     put32(e + 4, IRQ_ACPI_SCI);
     put16(e + 8, MPS_ACTIVE_HIGH | MPS_LEVEL);
@@ -428,9 +426,9 @@ static int build_madt(struct out *o, unsigned ncpus, uint64_t *addr)
     /* NMI arrives on LINT1 of every processor, as on a PC. */
     e[0] = MADT_LAPIC_NMI;
     e[1] = MADT_LAPIC_NMI_LEN;
-    e[2] = 0xff;  /* all processors */
-    put16(e + 3, 0);  /* flags: conforms to the bus */
-    e[5] = 1;  /* LINT1 */
+    e[2] = 0xff;     /* all processors */
+    put16(e + 3, 0); /* flags: conforms to the bus */
+    e[5] = 1;        /* LINT1 */
 
     sdt_checksum(t, len);
     *addr = o->gpa + off;
@@ -476,7 +474,7 @@ static void build_rsdp(uint8_t *r, uint64_t xsdt)
     memcpy(r, "RSD PTR ", 8);
     memcpy(r + 9, OEM_ID, 6);
     r[15] = RSDP_REVISION;
-    put32(r + 16, 0);  /* no RSDT: revision 2 guests use the XSDT */
+    put32(r + 16, 0); /* no RSDT: revision 2 guests use the XSDT */
     put32(r + 20, RSDP_LEN);
     put64(r + 24, xsdt);
     /* Two checksums: the ACPI 1.0 part, then the whole structure. */
@@ -484,8 +482,7 @@ static void build_rsdp(uint8_t *r, uint64_t xsdt)
     r[32] = checksum(r, RSDP_LEN);
 }
 
-long acpi_build_tables(uint8_t *buf, uint64_t gpa, size_t size,
-                       const struct acpi_machine *m)
+long acpi_build_tables(uint8_t *buf, uint64_t gpa, size_t size, const struct acpi_machine *m)
 {
     struct out o = { .buf = buf, .size = buf ? size : 0, .used = 0, .gpa = gpa };
     uint64_t facs, dsdt, fadt, madt, mcfg = 0, xsdt;
@@ -498,10 +495,8 @@ long acpi_build_tables(uint8_t *buf, uint64_t gpa, size_t size,
     uint8_t *rsdp = reserve(&o, RSDP_LEN, 16, &rsdp_off);
     if (!rsdp)
         return -1;
-    if (build_facs(&o, &facs) < 0 ||
-        build_dsdt(&o, m->pci, &dsdt) < 0 ||
-        build_fadt(&o, facs, dsdt, &fadt) < 0 ||
-        build_madt(&o, m->ncpus, &madt) < 0 ||
+    if (build_facs(&o, &facs) < 0 || build_dsdt(&o, m->pci, &dsdt) < 0 ||
+        build_fadt(&o, facs, dsdt, &fadt) < 0 || build_madt(&o, m->ncpus, &madt) < 0 ||
         (m->pci && build_mcfg(&o, &mcfg) < 0))
         return -1;
 

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 struct acpi_machine {
-    unsigned ncpus;            /* local APIC IDs 0..ncpus-1 */
+    unsigned ncpus; /* local APIC IDs 0..ncpus-1 */
     /* A PCI host bridge (src/dev/pci.c) at the layout.h addresses: adds
      * \_SB.PCI0 (bus 0, ports 0xcf8..0xcff, the I/O and memory windows),
      * a PNP0C02 device reserving the ECAM range, and the MCFG table. */
@@ -22,7 +22,6 @@ struct acpi_machine {
  * bytes). The
  * RSDP is placed at offset 0. Returns the number of bytes used, or -1 if
  * size is too small or the machine description is invalid. */
-long acpi_build_tables(uint8_t *buf, uint64_t gpa, size_t size,
-                       const struct acpi_machine *m);
+long acpi_build_tables(uint8_t *buf, uint64_t gpa, size_t size, const struct acpi_machine *m);
 
 #endif

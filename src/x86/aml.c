@@ -33,15 +33,15 @@ enum {
     AML_MULTI_NAME = 0x2f,
     AML_EXT = 0x5b,
     AML_EXT_DEVICE = 0x82,
-    AML_ROOT = 0x5c,     /* '\' */
-    AML_PARENT = 0x5e,   /* '^' */
+    AML_ROOT = 0x5c,   /* '\' */
+    AML_PARENT = 0x5e, /* '^' */
 };
 
 /* Small resource item tags: (type << 3) | length (6.4.2). */
 enum {
-    RES_IRQ_NOFLAGS = 0x22,  /* type 4, 2 bytes: IRQ mask only */
-    RES_IO = 0x47,           /* type 8, 7 bytes */
-    RES_END = 0x79,          /* type 15, 1 byte: checksum */
+    RES_IRQ_NOFLAGS = 0x22, /* type 4, 2 bytes: IRQ mask only */
+    RES_IO = 0x47,          /* type 8, 7 bytes */
+    RES_END = 0x79,         /* type 15, 1 byte: checksum */
 };
 
 /* Large resource items: tag, then a 16-bit length of what follows (6.4.3). */
@@ -57,13 +57,13 @@ enum {
     ADDR_TYPE_IO = 1,
     ADDR_TYPE_BUS = 2,
 };
-#define ADDR_GF_CONSUMER   0x01   /* clear: ResourceProducer */
-#define ADDR_GF_SUBTRACT   0x02   /* clear: PosDecode */
+#define ADDR_GF_CONSUMER   0x01 /* clear: ResourceProducer */
+#define ADDR_GF_SUBTRACT   0x02 /* clear: PosDecode */
 #define ADDR_GF_MIN_FIXED  0x04
 #define ADDR_GF_MAX_FIXED  0x08
-#define ADDR_IO_ENTIRE     0x03   /* _RNG: both ISA and non-ISA ranges */
+#define ADDR_IO_ENTIRE     0x03 /* _RNG: both ISA and non-ISA ranges */
 #define ADDR_MEM_RW        0x01
-#define ADDR_MEM_CACHEABLE 0x02   /* _MEM = 1 */
+#define ADDR_MEM_CACHEABLE 0x02 /* _MEM = 1 */
 
 enum { BLK_PKGLEN, BLK_PACKAGE, BLK_BUFFER, BLK_RESOURCES };
 
@@ -208,7 +208,7 @@ static void emit_namestring(struct aml *a, const char *path)
     }
 
     if (nsegs == 0) {
-        emit1(a, 0x00);  /* NullName: the root itself, as in Scope(\) */
+        emit1(a, 0x00); /* NullName: the root itself, as in Scope(\) */
     } else if (nsegs == 2) {
         emit1(a, AML_DUAL_NAME);
     } else if (nsegs > 2) {
@@ -267,7 +267,7 @@ void aml_integer(struct aml *a, uint64_t v)
 void aml_string(struct aml *a, const char *s)
 {
     for (const char *p = s; *p; p++) {
-        if ((unsigned char)*p > 0x7f) {  /* AsciiCharList is 0x01..0x7F */
+        if ((unsigned char)*p > 0x7f) { /* AsciiCharList is 0x01..0x7F */
             a->err = true;
             return;
         }
@@ -311,8 +311,7 @@ void aml_eisaid(struct aml *a, const char *id)
             return;
         }
     }
-    unsigned vendor = ((unsigned)(id[0] - '@') << 10) |
-                      ((unsigned)(id[1] - '@') << 5) |
+    unsigned vendor = ((unsigned)(id[0] - '@') << 10) | ((unsigned)(id[1] - '@') << 5) |
                       (unsigned)(id[2] - '@');
     enc[1] = (uint8_t)(vendor >> 8);
     enc[2] = (uint8_t)vendor;
@@ -341,7 +340,7 @@ void aml_package_begin(struct aml *a)
 {
     emit1(a, AML_PACKAGE);
     open_block(a, BLK_PACKAGE);
-    emit1(a, 0);  /* NumElements, patched by aml_end() */
+    emit1(a, 0); /* NumElements, patched by aml_end() */
 }
 
 void aml_resources_begin(struct aml *a)
@@ -392,7 +391,7 @@ void aml_end(struct aml *a)
     insert(a, b->start, enc, (size_t)n);
     a->depth--;
     if (!a->err)
-        element_done(a);  /* a closed package or buffer is one element */
+        element_done(a); /* a closed package or buffer is one element */
 }
 
 static bool in_resources(struct aml *a)
@@ -410,8 +409,10 @@ void aml_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t le
     if (!in_resources(a))
         return;
     /* Information byte bit 0: the device decodes all 16 address bits. */
-    const uint8_t d[8] = { RES_IO, 0x01, (uint8_t)min, (uint8_t)(min >> 8),
-                           (uint8_t)max, (uint8_t)(max >> 8), align, len };
+    const uint8_t d[8] = { RES_IO,       0x01,
+                           (uint8_t)min, (uint8_t)(min >> 8),
+                           (uint8_t)max, (uint8_t)(max >> 8),
+                           align,        len };
     emit(a, d, sizeof(d));
 }
 
@@ -437,8 +438,7 @@ void aml_memory32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writabl
 }
 
 /* Word address space descriptor with granularity and translation 0. */
-static void word_address(struct aml *a, uint8_t type, uint8_t tflags, uint16_t min,
-                         uint16_t max)
+static void word_address(struct aml *a, uint8_t type, uint8_t tflags, uint16_t min, uint16_t max)
 {
     if (!in_resources(a))
         return;
@@ -446,14 +446,15 @@ static void word_address(struct aml *a, uint8_t type, uint8_t tflags, uint16_t m
         a->err = true;
         return;
     }
-    uint16_t len = (uint16_t)(max - min + 1);   /* 0 for the whole 64 KiB: not encodable */
+    uint16_t len = (uint16_t)(max - min + 1); /* 0 for the whole 64 KiB: not encodable */
     if (len == 0) {
         a->err = true;
         return;
     }
-    const uint16_t f[5] = { 0, min, max, 0, len };  /* gran, min, max, tra, len */
-    uint8_t d[16] = { RES_WORD_ADDRESS, 13, 0, type,
-                      ADDR_GF_MIN_FIXED | ADDR_GF_MAX_FIXED, tflags };
+    const uint16_t f[5] = { 0, min, max, 0, len }; /* gran, min, max, tra, len */
+    uint8_t d[16] = {
+        RES_WORD_ADDRESS, 13, 0, type, ADDR_GF_MIN_FIXED | ADDR_GF_MAX_FIXED, tflags
+    };
     for (int i = 0; i < 5; i++) {
         d[6 + 2 * i] = (uint8_t)f[i];
         d[7 + 2 * i] = (uint8_t)(f[i] >> 8);
@@ -480,7 +481,10 @@ void aml_dword_memory(struct aml *a, uint32_t min, uint32_t max, bool cacheable)
         return;
     }
     const uint32_t f[5] = { 0, min, max, 0, max - min + 1 };
-    uint8_t d[26] = { RES_DWORD_ADDRESS, 23, 0, ADDR_TYPE_MEMORY,
+    uint8_t d[26] = { RES_DWORD_ADDRESS,
+                      23,
+                      0,
+                      ADDR_TYPE_MEMORY,
                       ADDR_GF_MIN_FIXED | ADDR_GF_MAX_FIXED,
                       (uint8_t)(ADDR_MEM_RW | (cacheable ? ADDR_MEM_CACHEABLE : 0)) };
     for (int i = 0; i < 5; i++)

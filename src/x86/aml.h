@@ -37,9 +37,9 @@
 #define AML_MAX_DEPTH 8
 
 struct aml_block {
-    size_t start;       /* offset just after the opcode: PkgLength goes here */
+    size_t start; /* offset just after the opcode: PkgLength goes here */
     uint8_t kind;
-    unsigned nelems;    /* packages: complete elements seen so far */
+    unsigned nelems; /* packages: complete elements seen so far */
 };
 
 struct aml {
@@ -54,27 +54,31 @@ struct aml {
 void aml_init(struct aml *a, uint8_t *buf, size_t cap);
 /* True if no error so far and every block has been closed. */
 bool aml_ok(const struct aml *a);
-static inline size_t aml_len(const struct aml *a) { return a->len; }
+static inline size_t aml_len(const struct aml *a)
+{
+    return a->len;
+}
 
 /* Name(path, <object>): the next data object written is the value. */
 void aml_name(struct aml *a, const char *path);
 
 /* Data objects; inside a package each one counts as an element. */
-void aml_integer(struct aml *a, uint64_t v);   /* Zero/One/Byte/Word/DWord/QWord */
-void aml_string(struct aml *a, const char *s); /* printable ASCII */
+void aml_integer(struct aml *a, uint64_t v);    /* Zero/One/Byte/Word/DWord/QWord */
+void aml_string(struct aml *a, const char *s);  /* printable ASCII */
 void aml_eisaid(struct aml *a, const char *id); /* EisaId("PNP0501") */
 void aml_buffer(struct aml *a, const uint8_t *data, size_t n);
 
 /* Blocks: close each with aml_end(). */
 void aml_scope_begin(struct aml *a, const char *path);
 void aml_device_begin(struct aml *a, const char *name);
-void aml_package_begin(struct aml *a);          /* up to 255 elements */
-void aml_resources_begin(struct aml *a);        /* ResourceTemplate(); end tag added on close */
+void aml_package_begin(struct aml *a);   /* up to 255 elements */
+void aml_resources_begin(struct aml *a); /* ResourceTemplate(); end tag added on close */
 void aml_end(struct aml *a);
 
 /* Resource descriptors, only valid inside aml_resources_begin(). */
-void aml_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align, uint8_t len); /* IO(Decode16, ...) */
-void aml_irq_noflags(struct aml *a, uint16_t mask);  /* IRQNoFlags(){...}: bit n = IRQ n */
+void aml_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align,
+            uint8_t len);                           /* IO(Decode16, ...) */
+void aml_irq_noflags(struct aml *a, uint16_t mask); /* IRQNoFlags(){...}: bit n = IRQ n */
 /* Memory32Fixed(ReadWrite or ReadOnly, base, len). */
 void aml_memory32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writable);
 /* Address space descriptors a bridge produces for its children: fixed

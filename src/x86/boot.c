@@ -13,24 +13,43 @@
 #include "../layout.h"
 #include "boot.h"
 
-#define SETUP_HEADER_OFFSET   0x1f1
-#define KERNEL_HEAD_READ      0x1000   /* enough for any setup header */
-#define ENTRY_64_OFFSET       0x200    /* startup_64 relative to the load address */
-#define BOOT_CS               0x10
-#define BOOT_DS               0x18
+#define SETUP_HEADER_OFFSET 0x1f1
+#define KERNEL_HEAD_READ    0x1000 /* enough for any setup header */
+#define ENTRY_64_OFFSET     0x200  /* startup_64 relative to the load address */
+#define BOOT_CS             0x10
+#define BOOT_DS             0x18
 
-static uint16_t le16(const uint8_t *p) { return p[0] | p[1] << 8; }
-static uint32_t le32(const uint8_t *p) { return le16(p) | (uint32_t)le16(p + 2) << 16; }
-static uint64_t le64(const uint8_t *p) { return le32(p) | (uint64_t)le32(p + 4) << 32; }
-static uint64_t max64(uint64_t a, uint64_t b) { return a > b ? a : b; }
-static uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static uint16_t le16(const uint8_t *p)
+{
+    return p[0] | p[1] << 8;
+}
+static uint32_t le32(const uint8_t *p)
+{
+    return le16(p) | (uint32_t)le16(p + 2) << 16;
+}
+static uint64_t le64(const uint8_t *p)
+{
+    return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+static uint64_t max64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
 
 int bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
                   struct bzimage_info *info, char *why, size_t why_len)
 {
     memset(info, 0, sizeof *info);
-    if (head_len >= 4 && memcmp(head, "\x7f" "ELF", 4) == 0) {
-        snprintf(why, why_len, "this is an ELF vmlinux; vmlet boots a bzImage "
+    if (head_len >= 4 && memcmp(head,
+                                "\x7f"
+                                "ELF",
+                                4) == 0) {
+        snprintf(why, why_len,
+                 "this is an ELF vmlinux; vmlet boots a bzImage "
                  "(arch/x86/boot/bzImage or /boot/vmlinuz-*)");
         return -1;
     }
@@ -46,21 +65,26 @@ int bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
     }
     info->version = le16(head + 0x206);
     if (info->version < 0x020c) {
-        snprintf(why, why_len, "boot protocol %u.%02u is too old; vmlet needs 2.12 "
-                 "or later (Linux 3.8+)", info->version >> 8, info->version & 0xff);
+        snprintf(why, why_len,
+                 "boot protocol %u.%02u is too old; vmlet needs 2.12 "
+                 "or later (Linux 3.8+)",
+                 info->version >> 8, info->version & 0xff);
         return -1;
     }
     info->xloadflags = le16(head + 0x236);
     if (!(info->xloadflags & XLF_KERNEL_64)) {
-        snprintf(why, why_len, "not a 64-bit kernel (no 64-bit entry point); "
+        snprintf(why, why_len,
+                 "not a 64-bit kernel (no 64-bit entry point); "
                  "vmlet boots x86-64 kernels");
         return -1;
     }
     unsigned setup_sects = head[0x1f1] ? head[0x1f1] : 4;
     info->setup_size = (setup_sects + 1) * 512;
     if (info->setup_size >= file_size) {
-        snprintf(why, why_len, "not a bzImage: the setup code (%u bytes) fills "
-                 "the whole file", info->setup_size);
+        snprintf(why, why_len,
+                 "not a bzImage: the setup code (%u bytes) fills "
+                 "the whole file",
+                 info->setup_size);
         return -1;
     }
     info->header_end = 0x202 + head[0x201];
@@ -89,17 +113,20 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
     return 0;
 }
 
-static uint64_t mib_up(uint64_t bytes) { return (bytes + (1 << 20) - 1) >> 20; }
+static uint64_t mib_up(uint64_t bytes)
+{
+    return (bytes + (1 << 20) - 1) >> 20;
+}
 
-int boot_plan_linux(const char *kernel, const char *initrd, const char *cmdline,
-                    uint64_t mem_size, struct boot_plan *plan, vmlet_error *err)
+int boot_plan_linux(const char *kernel, const char *initrd, const char *cmdline, uint64_t mem_size,
+                    struct boot_plan *plan, vmlet_error *err)
 {
     memset(plan, 0, sizeof *plan);
     int fd = open(kernel, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return set_error(err, VMLET_ERR_FILE, "kernel '%s': %s", kernel, strerror(errno));
     struct stat st;
-    uint8_t head[KERNEL_HEAD_READ] = {0};
+    uint8_t head[KERNEL_HEAD_READ] = { 0 };
     if (fstat(fd, &st) < 0) {
         close(fd);
         return set_error(err, VMLET_ERR_FILE, "kernel '%s': %s", kernel, strerror(errno));
@@ -175,16 +202,15 @@ unsigned boot_e820_map(uint64_t mem_size, struct boot_e820_entry *out, unsigned 
 }
 
 void boot_fill_params(struct boot_params *bp, const uint8_t *kernel_head,
-                      const struct boot_plan *plan, uint64_t mem_size,
-                      uint64_t rsdp_addr)
+                      const struct boot_plan *plan, uint64_t mem_size, uint64_t rsdp_addr)
 {
     memset(bp, 0, sizeof *bp);
     memcpy(&bp->hdr, kernel_head + SETUP_HEADER_OFFSET,
            plan->kernel.header_end - SETUP_HEADER_OFFSET);
-    bp->hdr.type_of_loader = 0xff;           /* "undefined" boot loader */
+    bp->hdr.type_of_loader = 0xff; /* "undefined" boot loader */
     bp->hdr.loadflags |= LOADED_HIGH | CAN_USE_HEAP;
     bp->hdr.heap_end_ptr = 0xfe00;
-    bp->hdr.vid_mode = 0xffff;               /* "normal" */
+    bp->hdr.vid_mode = 0xffff; /* "normal" */
     bp->hdr.code32_start = GUEST_KERNEL_ADDR;
     bp->hdr.cmd_line_ptr = GUEST_CMDLINE_ADDR;
     bp->hdr.ramdisk_image = plan->initrd_addr;
@@ -212,10 +238,8 @@ void boot_write_page_tables(uint8_t *low_mem)
 void boot_write_gdt(uint8_t *low_mem)
 {
     uint64_t gdt[4] = {
-        0,
-        0,
-        0x00af9b000000ffffULL,   /* 0x10: 64-bit code, present, DPL 0 */
-        0x00cf93000000ffffULL,   /* 0x18: 4 GiB data, read/write */
+        0, 0, 0x00af9b000000ffffULL, /* 0x10: 64-bit code, present, DPL 0 */
+        0x00cf93000000ffffULL,       /* 0x18: 4 GiB data, read/write */
     };
     memcpy(low_mem + GUEST_GDT_ADDR, gdt, sizeof gdt);
 }
@@ -223,14 +247,22 @@ void boot_write_gdt(uint8_t *low_mem)
 void boot_cpu_registers(struct kvm_regs *regs, struct kvm_sregs *sregs)
 {
     memset(regs, 0, sizeof *regs);
-    regs->rflags = 0x2;                      /* bit 1 is always set */
+    regs->rflags = 0x2; /* bit 1 is always set */
     regs->rip = GUEST_KERNEL_ADDR + ENTRY_64_OFFSET;
     regs->rsi = GUEST_BOOT_PARAMS_ADDR;
-    regs->rsp = GUEST_BOOT_PARAMS_ADDR;      /* the kernel sets its own stack */
+    regs->rsp = GUEST_BOOT_PARAMS_ADDR; /* the kernel sets its own stack */
 
     struct kvm_segment code = {
-        .base = 0, .limit = 0xffffffff, .selector = BOOT_CS,
-        .type = 0xb, .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
+        .base = 0,
+        .limit = 0xffffffff,
+        .selector = BOOT_CS,
+        .type = 0xb,
+        .present = 1,
+        .dpl = 0,
+        .db = 0,
+        .s = 1,
+        .l = 1,
+        .g = 1,
     };
     struct kvm_segment data = code;
     data.selector = BOOT_DS;
@@ -248,38 +280,39 @@ void boot_cpu_registers(struct kvm_regs *regs, struct kvm_sregs *sregs)
     sregs->idt.base = 0;
     sregs->idt.limit = 0;
 
-    sregs->cr0 = 0x80000011;                 /* PG | ET | PE */
+    sregs->cr0 = 0x80000011; /* PG | ET | PE */
     sregs->cr3 = GUEST_PML4_ADDR;
-    sregs->cr4 = 0x20;                       /* PAE */
-    sregs->efer = 0x500;                     /* LME | LMA */
+    sregs->cr4 = 0x20;   /* PAE */
+    sregs->efer = 0x500; /* LME | LMA */
 }
 
 /* Reads len bytes of path at file offset off into guest memory at gpa. */
-static int load_file_range(const char *what, const char *path, uint64_t off,
-                           uint64_t len, struct guest_memory *mem, uint64_t gpa,
-                           vmlet_error *err)
+static int load_file_range(const char *what, const char *path, uint64_t off, uint64_t len,
+                           struct guest_memory *mem, uint64_t gpa, vmlet_error *err)
 {
     void *dst = gpa_to_hva(mem, gpa, len);
     if (!dst)
-        return set_error(err, VMLET_ERR_INTERNAL, "%s '%s' does not fit in guest memory",
-                         what, path);
+        return set_error(err, VMLET_ERR_INTERNAL, "%s '%s' does not fit in guest memory", what,
+                         path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return set_error(err, VMLET_ERR_FILE, "%s '%s': %s", what, path, strerror(errno));
     int rc = read_full(fd, dst, len, off);
     close(fd);
     if (rc < 0)
-        return set_error(err, VMLET_ERR_FILE, "%s '%s': read failed or the file "
-                         "changed while loading", what, path);
+        return set_error(err, VMLET_ERR_FILE,
+                         "%s '%s': read failed or the file "
+                         "changed while loading",
+                         what, path);
     return 0;
 }
 
-int boot_load_linux(const struct boot_plan *plan, const char *kernel,
-                    const char *initrd, const char *cmdline,
-                    struct guest_memory *mem, uint64_t rsdp_addr, vmlet_error *err)
+int boot_load_linux(const struct boot_plan *plan, const char *kernel, const char *initrd,
+                    const char *cmdline, struct guest_memory *mem, uint64_t rsdp_addr,
+                    vmlet_error *err)
 {
     const struct bzimage_info *k = &plan->kernel;
-    uint8_t head[KERNEL_HEAD_READ] = {0};
+    uint8_t head[KERNEL_HEAD_READ] = { 0 };
     uint64_t head_len = min64(plan->kernel_file_size, KERNEL_HEAD_READ);
     uint8_t *low = gpa_to_hva(mem, 0, GUEST_KERNEL_ADDR);
     if (!low)
@@ -293,15 +326,16 @@ int boot_load_linux(const struct boot_plan *plan, const char *kernel,
     close(fd);
     struct bzimage_info now;
     char why[256];
-    if (rc < 0 || bzimage_parse(head, head_len, plan->kernel_file_size, &now, why, sizeof why) < 0 ||
+    if (rc < 0 ||
+        bzimage_parse(head, head_len, plan->kernel_file_size, &now, why, sizeof why) < 0 ||
         memcmp(&now, k, sizeof now) != 0)
         return set_error(err, VMLET_ERR_FILE, "kernel '%s' changed while loading", kernel);
 
-    if (load_file_range("kernel", kernel, k->setup_size,
-                        plan->kernel_file_size - k->setup_size, mem, GUEST_KERNEL_ADDR, err) < 0)
+    if (load_file_range("kernel", kernel, k->setup_size, plan->kernel_file_size - k->setup_size,
+                        mem, GUEST_KERNEL_ADDR, err) < 0)
         return -1;
-    if (initrd && load_file_range("initrd", initrd, 0, plan->initrd_size, mem,
-                                  plan->initrd_addr, err) < 0)
+    if (initrd &&
+        load_file_range("initrd", initrd, 0, plan->initrd_size, mem, plan->initrd_addr, err) < 0)
         return -1;
 
     char *cl = (char *)low + GUEST_CMDLINE_ADDR;
@@ -309,8 +343,8 @@ int boot_load_linux(const struct boot_plan *plan, const char *kernel,
     if (cmdline)
         memcpy(cl, cmdline, plan->cmdline_len);
 
-    boot_fill_params((struct boot_params *)(low + GUEST_BOOT_PARAMS_ADDR), head, plan,
-                     mem->size, rsdp_addr);
+    boot_fill_params((struct boot_params *)(low + GUEST_BOOT_PARAMS_ADDR), head, plan, mem->size,
+                     rsdp_addr);
     boot_write_page_tables(low);
     boot_write_gdt(low);
     return 0;

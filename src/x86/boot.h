@@ -13,12 +13,12 @@
 
 /* What vmlet needs from a bzImage's setup header. */
 struct bzimage_info {
-    uint16_t version;           /* boot protocol, e.g. 0x020f */
-    uint32_t setup_size;        /* real-mode part: (setup_sects + 1) * 512 */
-    uint32_t header_end;        /* end of the setup header in the file */
+    uint16_t version;    /* boot protocol, e.g. 0x020f */
+    uint32_t setup_size; /* real-mode part: (setup_sects + 1) * 512 */
+    uint32_t header_end; /* end of the setup header in the file */
     uint32_t initrd_addr_max;
-    uint32_t cmdline_size;      /* longest command line, without the NUL */
-    uint32_t init_size;         /* memory the kernel needs to decompress */
+    uint32_t cmdline_size; /* longest command line, without the NUL */
+    uint32_t init_size;    /* memory the kernel needs to decompress */
     uint64_t pref_address;
     uint16_t xloadflags;
 };
@@ -32,22 +32,22 @@ int bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
 struct boot_plan {
     struct bzimage_info kernel;
     uint64_t kernel_file_size;
-    uint64_t kernel_end;        /* first byte the decompressed kernel won't use */
+    uint64_t kernel_end; /* first byte the decompressed kernel won't use */
     uint64_t initrd_addr, initrd_size;
     size_t cmdline_len;
 };
 
 /* Checks the files and the sizes against guest memory, and plans the
  * layout. Reads only the kernel's header and the initrd's size. */
-int boot_plan_linux(const char *kernel, const char *initrd, const char *cmdline,
-                    uint64_t mem_size, struct boot_plan *plan, vmlet_error *err);
+int boot_plan_linux(const char *kernel, const char *initrd, const char *cmdline, uint64_t mem_size,
+                    struct boot_plan *plan, vmlet_error *err);
 
 /* Copies kernel and initrd into guest memory and writes the command line,
  * boot_params (with the e820 map and the RSDP address), GDT and page
  * tables. */
-int boot_load_linux(const struct boot_plan *plan, const char *kernel,
-                    const char *initrd, const char *cmdline,
-                    struct guest_memory *mem, uint64_t rsdp_addr, vmlet_error *err);
+int boot_load_linux(const struct boot_plan *plan, const char *kernel, const char *initrd,
+                    const char *cmdline, struct guest_memory *mem, uint64_t rsdp_addr,
+                    vmlet_error *err);
 
 /* The e820 map for a guest with mem_size bytes of RAM; returns the count. */
 unsigned boot_e820_map(uint64_t mem_size, struct boot_e820_entry *out, unsigned max);
@@ -55,8 +55,7 @@ unsigned boot_e820_map(uint64_t mem_size, struct boot_e820_entry *out, unsigned 
 /* boot_params ("zero page") for the plan: setup header copied from the
  * kernel file, loader fields, command line, initrd, e820, RSDP. */
 void boot_fill_params(struct boot_params *bp, const uint8_t *kernel_head,
-                      const struct boot_plan *plan, uint64_t mem_size,
-                      uint64_t rsdp_addr);
+                      const struct boot_plan *plan, uint64_t mem_size, uint64_t rsdp_addr);
 
 /* Identity map of 0..4 GiB with 2 MiB pages at GUEST_PML4_ADDR, and the
  * boot GDT at GUEST_GDT_ADDR. mem must hold at least 1 MiB. */

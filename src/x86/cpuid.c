@@ -64,20 +64,19 @@ static enum vendor vendor_of(const struct kvm_cpuid_entry2 *leaf0)
     return VENDOR_OTHER;
 }
 
-static struct kvm_cpuid_entry2 *find(struct kvm_cpuid_entry2 *e, unsigned n,
-                                     uint32_t function, uint32_t index)
+static struct kvm_cpuid_entry2 *find(struct kvm_cpuid_entry2 *e, unsigned n, uint32_t function,
+                                     uint32_t index)
 {
     for (unsigned i = 0; i < n; i++)
-        if (e[i].function == function &&
-            (!(e[i].flags & FLAG_INDEX) || e[i].index == index))
+        if (e[i].function == function && (!(e[i].flags & FLAG_INDEX) || e[i].index == index))
             return &e[i];
     return NULL;
 }
 
 /* For the extended-topology leaves every sub-leaf needs its own entry:
  * match the index exactly, whatever the flags say. */
-static bool has_subleaf(const struct kvm_cpuid_entry2 *e, unsigned n,
-                        uint32_t function, uint32_t index)
+static bool has_subleaf(const struct kvm_cpuid_entry2 *e, unsigned n, uint32_t function,
+                        uint32_t index)
 {
     for (unsigned i = 0; i < n; i++)
         if (e[i].function == function && e[i].index == index)
@@ -88,8 +87,8 @@ static bool has_subleaf(const struct kvm_cpuid_entry2 *e, unsigned n,
 /* Sub-leaves 0 (SMT), 1 (core) and 2 (first invalid level). */
 #define TOPO_SUBLEAVES 3
 
-static unsigned topo_missing(const struct kvm_cpuid_entry2 *e, unsigned n,
-                             uint32_t leaf, uint32_t max_basic)
+static unsigned topo_missing(const struct kvm_cpuid_entry2 *e, unsigned n, uint32_t leaf,
+                             uint32_t max_basic)
 {
     if (max_basic < leaf)
         return 0;
@@ -100,8 +99,7 @@ static unsigned topo_missing(const struct kvm_cpuid_entry2 *e, unsigned n,
     return missing;
 }
 
-static void topo_add(struct kvm_cpuid_entry2 *e, unsigned *n, uint32_t leaf,
-                     uint32_t max_basic)
+static void topo_add(struct kvm_cpuid_entry2 *e, unsigned *n, uint32_t leaf, uint32_t max_basic)
 {
     if (max_basic < leaf)
         return;
@@ -119,24 +117,23 @@ static void topo_add(struct kvm_cpuid_entry2 *e, unsigned *n, uint32_t leaf,
 /* Leaf 0BH / 1FH sub-leaf contents (SDM: EAX[4:0] shift to the next
  * level's ID, EBX[15:0] logical processors at this level, ECX[15:8] level
  * type, ECX[7:0] the sub-leaf, EDX the x2APIC ID on every sub-leaf). */
-static void topo_fill(struct kvm_cpuid_entry2 *x, unsigned apic,
-                      unsigned ncpus)
+static void topo_fill(struct kvm_cpuid_entry2 *x, unsigned apic, unsigned ncpus)
 {
     uint32_t sub = x->index;
     x->flags |= FLAG_INDEX;
     x->edx = apic;
     switch (sub) {
-    case 0:                             /* SMT: one thread per core */
+    case 0: /* SMT: one thread per core */
         x->eax = 0;
         x->ebx = 1;
         x->ecx = (1u << 8) | 0;
         break;
-    case 1:                             /* core: the whole package */
+    case 1: /* core: the whole package */
         x->eax = id_bits(ncpus);
         x->ebx = ncpus;
         x->ecx = (2u << 8) | 1;
         break;
-    default:                            /* invalid: enumeration ends */
+    default: /* invalid: enumeration ends */
         x->eax = 0;
         x->ebx = 0;
         x->ecx = sub & 0xff;
@@ -154,11 +151,10 @@ static uint32_t cache_sharing(uint32_t eax, unsigned ncpus)
     return (eax & ~(0xfffu << 14)) | (sharing << 14);
 }
 
-int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
-                         unsigned max, unsigned cpu_index, unsigned ncpus)
+int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent, unsigned max,
+                         unsigned cpu_index, unsigned ncpus)
 {
-    if (!entries || !nent || *nent > max || ncpus == 0 || ncpus > 255 ||
-        cpu_index >= ncpus)
+    if (!entries || !nent || *nent > max || ncpus == 0 || ncpus > 255 || cpu_index >= ncpus)
         return -1;
 
     unsigned n = *nent;
@@ -189,20 +185,18 @@ int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
         case 0x1:
             e->ebx = (e->ebx & 0xffff) | (apic << 24) | (legacy_count << 16);
             if (ncpus > 1)
-                e->edx |= 1u << 28;     /* HTT: EBX[23:16] is valid */
+                e->edx |= 1u << 28; /* HTT: EBX[23:16] is valid */
             else
                 e->edx &= ~(1u << 28);
             break;
         case 0x4:
             if (vendor != VENDOR_INTEL || (e->eax & 0x1f) == 0)
-                break;                  /* AMD: reserved; type 0: end */
+                break; /* AMD: reserved; type 0: end */
             e->eax = cache_sharing(e->eax, ncpus);
             e->eax = (e->eax & ~(0x3fu << 26)) | (cores_field << 26);
             break;
         case 0xb:
-        case 0x1f:
-            topo_fill(e, apic, ncpus);
-            break;
+        case 0x1f: topo_fill(e, apic, ncpus); break;
         case 0x80000001:
             if (vendor != VENDOR_AMD)
                 break;
@@ -216,8 +210,7 @@ int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
             if (vendor != VENDOR_AMD)
                 break;
             /* NC = cores - 1; ApicIdSize = APIC ID bits for the core. */
-            e->ecx = (e->ecx & ~0xf0ffu) | (id_bits(ncpus) << 12) |
-                     (ncpus - 1);
+            e->ecx = (e->ecx & ~0xf0ffu) | (id_bits(ncpus) << 12) | (ncpus - 1);
             break;
         case 0x8000001d:
             if (vendor != VENDOR_AMD || (e->eax & 0x1f) == 0)
@@ -227,14 +220,13 @@ int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
         case 0x8000001e:
             if (vendor != VENDOR_AMD)
                 break;
-            e->eax = apic;                      /* extended APIC ID */
-            e->ebx = cpu_index & 0xff;          /* compute unit (core) ID;
+            e->eax = apic;             /* extended APIC ID */
+            e->ebx = cpu_index & 0xff; /* compute unit (core) ID;
                                                    threads per unit - 1 = 0 */
-            e->ecx = 0;                         /* node 0, 1 node/package */
+            e->ecx = 0;                /* node 0, 1 node/package */
             e->edx = 0;
             break;
-        default:
-            break;
+        default: break;
         }
     }
     return 0;

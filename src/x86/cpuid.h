@@ -15,8 +15,8 @@
  * (0x40000000...) and every other leaf as given. Returns 0, or -1 (with
  * entries and *nent unchanged) if max is too small, *nent > max, ncpus is
  * 0 or > 255, or cpu_index >= ncpus. Call it on a fresh copy per vCPU. */
-int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent,
-                         unsigned max, unsigned cpu_index, unsigned ncpus);
+int cpuid_apply_topology(struct kvm_cpuid_entry2 *entries, unsigned *nent, unsigned max,
+                         unsigned cpu_index, unsigned ncpus);
 
 /* What every vCPU needs whatever its topology, and KVM_GET_SUPPORTED_CPUID
  * leaves clear: the "hypervisor" bit (leaf 0x1 ECX[31]) and, when the host

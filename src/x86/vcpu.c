@@ -12,19 +12,19 @@
 #include "x86/boot.h"
 #include "x86/cpuid.h"
 
-#define MSR_IA32_SYSENTER_CS   0x174
-#define MSR_IA32_SYSENTER_ESP  0x175
-#define MSR_IA32_SYSENTER_EIP  0x176
-#define MSR_IA32_MISC_ENABLE   0x1a0
-#define MSR_MTRR_DEF_TYPE      0x2ff
-#define MSR_STAR               0xc0000081
-#define MSR_LSTAR              0xc0000082
-#define MSR_CSTAR              0xc0000083
-#define MSR_SYSCALL_MASK       0xc0000084
-#define MSR_KERNEL_GS_BASE     0xc0000102
+#define MSR_IA32_SYSENTER_CS  0x174
+#define MSR_IA32_SYSENTER_ESP 0x175
+#define MSR_IA32_SYSENTER_EIP 0x176
+#define MSR_IA32_MISC_ENABLE  0x1a0
+#define MSR_MTRR_DEF_TYPE     0x2ff
+#define MSR_STAR              0xc0000081
+#define MSR_LSTAR             0xc0000082
+#define MSR_CSTAR             0xc0000083
+#define MSR_SYSCALL_MASK      0xc0000084
+#define MSR_KERNEL_GS_BASE    0xc0000102
 
 /* Room for the entries cpuid_apply_topology may add to KVM's list. */
-#define CPUID_EXTRA            16
+#define CPUID_EXTRA 16
 
 struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd)
 {
@@ -44,15 +44,26 @@ struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd)
 
 static int set_boot_msrs(int fd)
 {
-    static const struct { uint32_t index; uint64_t value; } init[] = {
-        { MSR_IA32_SYSENTER_CS, 0 }, { MSR_IA32_SYSENTER_ESP, 0 },
-        { MSR_IA32_SYSENTER_EIP, 0 }, { MSR_STAR, 0 }, { MSR_CSTAR, 0 },
-        { MSR_KERNEL_GS_BASE, 0 }, { MSR_SYSCALL_MASK, 0 }, { MSR_LSTAR, 0 },
-        { MSR_IA32_MISC_ENABLE, 1 },          /* fast string operations */
-        { MSR_MTRR_DEF_TYPE, 0x806 },         /* MTRRs on, default write-back */
+    static const struct {
+        uint32_t index;
+        uint64_t value;
+    } init[] = {
+        { MSR_IA32_SYSENTER_CS, 0 },
+        { MSR_IA32_SYSENTER_ESP, 0 },
+        { MSR_IA32_SYSENTER_EIP, 0 },
+        { MSR_STAR, 0 },
+        { MSR_CSTAR, 0 },
+        { MSR_KERNEL_GS_BASE, 0 },
+        { MSR_SYSCALL_MASK, 0 },
+        { MSR_LSTAR, 0 },
+        { MSR_IA32_MISC_ENABLE, 1 },  /* fast string operations */
+        { MSR_MTRR_DEF_TYPE, 0x806 }, /* MTRRs on, default write-back */
     };
     enum { N = sizeof init / sizeof init[0] };
-    struct { struct kvm_msrs hdr; struct kvm_msr_entry e[N]; } msrs = { .hdr.nmsrs = N };
+    struct {
+        struct kvm_msrs hdr;
+        struct kvm_msr_entry e[N];
+    } msrs = { .hdr.nmsrs = N };
     for (unsigned i = 0; i < N; i++) {
         msrs.e[i].index = init[i].index;
         msrs.e[i].data = init[i].value;
@@ -73,8 +84,8 @@ static int set_lapic_lints(int fd)
     return ioctl(fd, KVM_SET_LAPIC, &lapic);
 }
 
-int x86_vcpu_init(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned index,
-                  unsigned ncpus, bool tsc_deadline, vmlet_error *err)
+int x86_vcpu_init(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned index, unsigned ncpus,
+                  bool tsc_deadline, vmlet_error *err)
 {
     unsigned max = supported->nent + CPUID_EXTRA;
     struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + max * sizeof cpuid->entries[0]);
@@ -91,8 +102,8 @@ int x86_vcpu_init(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned inde
     cpuid->nent = nent;
     if (ioctl(vcpu_fd, KVM_SET_CPUID2, cpuid) < 0 || set_boot_msrs(vcpu_fd) < 0 ||
         set_lapic_lints(vcpu_fd) < 0) {
-        set_error(err, VMLET_ERR_HOST, "cannot set up vCPU %u (CPUID, MSRs, LAPIC): %s",
-                  index, strerror(errno));
+        set_error(err, VMLET_ERR_HOST, "cannot set up vCPU %u (CPUID, MSRs, LAPIC): %s", index,
+                  strerror(errno));
         goto out;
     }
     rc = 0;

@@ -17,8 +17,8 @@ struct kvm_cpuid2 *x86_supported_cpuid(int kvm_fd);
  * topology and fixups applied (tsc_deadline: KVM emulates the TSC
  * deadline timer), the boot MSRs and the LAPIC LINTs. Returns 0, or -1
  * with err filled. */
-int x86_vcpu_init(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned index,
-                  unsigned ncpus, bool tsc_deadline, vmlet_error *err);
+int x86_vcpu_init(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned index, unsigned ncpus,
+                  bool tsc_deadline, vmlet_error *err);
 
 /* The boot vCPU's registers, segments and FPU at the kernel's 64-bit
  * entry (boot.h's boot_cpu_registers). Returns 0, or -1 with err filled. */

@@ -25,8 +25,11 @@ static bool valid_utf8(const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
     while (*p) {
-        unsigned c = *p, n = c < 0x80 ? 0 : c >= 0xc2 && c < 0xe0 ? 1
-                             : c >= 0xe0 && c < 0xf0 ? 2 : c >= 0xf0 && c < 0xf5 ? 3 : 9;
+        unsigned c = *p, n = c < 0x80                ? 0
+                             : c >= 0xc2 && c < 0xe0 ? 1
+                             : c >= 0xe0 && c < 0xf0 ? 2
+                             : c >= 0xf0 && c < 0xf5 ? 3
+                                                     : 9;
         if (n == 9)
             return false;
         uint32_t cp = n ? c & (0x3f >> n) : c;
@@ -62,15 +65,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc < 0) {
         check(err.code != VMLET_ERR_INTERNAL, err.message);
         check(err.code == VMLET_ERR_FILE || err.code == VMLET_ERR_INVALID ||
-              err.code == VMLET_ERR_NOMEM, "unexpected error code");
+                  err.code == VMLET_ERR_NOMEM,
+              "unexpected error code");
         check(err.message[0] != '\0', "empty error message");
         check(valid_utf8(err.message), "error message is not UTF-8");
         for (const char *m = err.message; *m; m++)
             check((unsigned char)*m >= 0x20 && *m != 0x7f, "control byte in message");
-        check(c->cpus == VMLET_DEFAULT_CPUS && c->memory == VMLET_DEFAULT_MEMORY &&
-              !c->kernel && !c->initrd && !c->cmdline && !c->kvm_device &&
-              c->ndisks == 0 && !c->entropy && c->console == VMLET_CONSOLE_SERIAL &&
-              c->shutdown_timeout == VMLET_DEFAULT_SHUTDOWN_TIMEOUT && c->nnets == 0,
+        check(c->cpus == VMLET_DEFAULT_CPUS && c->memory == VMLET_DEFAULT_MEMORY && !c->kernel &&
+                  !c->initrd && !c->cmdline && !c->kvm_device && c->ndisks == 0 && !c->entropy &&
+                  c->console == VMLET_CONSOLE_SERIAL &&
+                  c->shutdown_timeout == VMLET_DEFAULT_SHUTDOWN_TIMEOUT && c->nnets == 0,
               "failed load changed the config");
     } else {
         check(rc == 0, "unexpected return value");
@@ -83,13 +87,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(!c->kernel || (c->kernel[0] && valid_utf8(c->kernel)), "bad kernel");
         check(!c->initrd || (c->initrd[0] && valid_utf8(c->initrd)), "bad initrd");
         check(!c->cmdline || valid_utf8(c->cmdline), "bad cmdline");
-        check(!c->kvm_device || (c->kvm_device[0] && valid_utf8(c->kvm_device)),
-              "bad kvm_device");
+        check(!c->kvm_device || (c->kvm_device[0] && valid_utf8(c->kvm_device)), "bad kvm_device");
         check(c->console == VMLET_CONSOLE_SERIAL || c->console == VMLET_CONSOLE_VIRTIO,
               "bad console");
         check(c->shutdown_timeout <= VMLET_MAX_SHUTDOWN_TIMEOUT, "bad timeout");
-        check(c->nnets <= VMLET_MAX_NICS && !c->too_many_nets && !c->bad_net,
-              "too many networks");
+        check(c->nnets <= VMLET_MAX_NICS && !c->too_many_nets && !c->bad_net, "too many networks");
         for (unsigned i = 0; i < c->nnets; i++) {
             const struct net_spec *n = &c->nets[i];
             if (n->kind == NET_SPEC_TAP) {
@@ -103,13 +105,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(n->nhostfwd <= NET_SPEC_MAX_HOSTFWD, "too many hostfwd");
             for (unsigned k = 0; k < n->nhostfwd; k++)
                 check(n->hostfwd[k].host_port && n->hostfwd[k].guest_port &&
-                      (n->hostfwd[k].guest_addr & 0xffffff00u) == 0x0a000200u &&
-                      strlen(n->hostfwd[k].text) < sizeof n->hostfwd[k].text, "bad hostfwd");
+                          (n->hostfwd[k].guest_addr & 0xffffff00u) == 0x0a000200u &&
+                          strlen(n->hostfwd[k].text) < sizeof n->hostfwd[k].text,
+                      "bad hostfwd");
         }
         /* What the JSON reader accepted, the --net rules accept together. */
         vmlet_error verr;
         check(net_specs_check(c->nets, c->nnets, &verr) == 0 ||
-              strstr(verr.message, "both have MAC") != NULL, verr.message);
+                  strstr(verr.message, "both have MAC") != NULL,
+              verr.message);
     }
     vmlet_config_free(c);
     return 0;

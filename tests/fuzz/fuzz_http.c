@@ -46,7 +46,8 @@ static int parse(const uint8_t *data, size_t len, struct http_request *req, long
     *body_off = -1;
 
     check(rc >= 0 || rc == -400 || rc == -413 || rc == -414 || rc == -431 || rc == -501 ||
-          rc == -505, "undocumented status");
+              rc == -505,
+          "undocumented status");
     if (rc == 0)
         check(len < HTTP_MAX_HEAD + HTTP_MAX_BODY, "incomplete at the buffer limit");
     if (rc > 0) {
@@ -81,11 +82,11 @@ static int parse(const uint8_t *data, size_t len, struct http_request *req, long
     return rc;
 }
 
-static void same_request(const struct http_request *a, long a_off,
-                         const struct http_request *b, long b_off)
+static void same_request(const struct http_request *a, long a_off, const struct http_request *b,
+                         long b_off)
 {
     check(strcmp(a->method, b->method) == 0 && strcmp(a->path, b->path) == 0 &&
-          a->body_len == b->body_len && a->keep_alive == b->keep_alive && a_off == b_off,
+              a->body_len == b->body_len && a->keep_alive == b->keep_alive && a_off == b_off,
           "same bytes, different request");
 }
 
@@ -103,8 +104,7 @@ static void format(int status, const uint8_t *data, size_t size, size_t cap)
     check(out != NULL, "out of memory");
     int rc = http_format_response(out, cap, status, n ? body : NULL, status != 431);
     if (rc >= 0) {
-        check((size_t)rc < cap && out[rc] == '\0' && strlen(out) == (size_t)rc,
-              "response length");
+        check((size_t)rc < cap && out[rc] == '\0' && strlen(out) == (size_t)rc, "response length");
         check(strncmp(out, "HTTP/1.1 ", 9) == 0, "no status line");
         check(strstr(out, "\r\n\r\n") != NULL, "no end of head");
         check((size_t)rc >= n && memcmp(out + rc - n, body, n) == 0, "body not at the end");

@@ -35,17 +35,27 @@
 #include "virtio/blk.h"
 #include "virtio/queue.h"
 
-#define PARAMS      16
-#define LOW_SIZE    0xe000u
-#define HIGH_SIZE   0x2000u
-#define USED_GPA    0xc000u
-#define IMG_SIZE    (64 * 1024)
-#define MAX_POPS    512
+#define PARAMS    16
+#define LOW_SIZE  0xe000u
+#define HIGH_SIZE 0x2000u
+#define USED_GPA  0xc000u
+#define IMG_SIZE  (64 * 1024)
+#define MAX_POPS  512
 
 /* The transport side: nothing to do here. */
-void virtio_notify_queue(struct virtio_transport *t, unsigned queue) { (void)t; (void)queue; }
-void virtio_notify_config(struct virtio_transport *t) { (void)t; }
-void virtio_set_needs_reset(struct virtio_transport *t) { (void)t; }
+void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
+{
+    (void)t;
+    (void)queue;
+}
+void virtio_notify_config(struct virtio_transport *t)
+{
+    (void)t;
+}
+void virtio_set_needs_reset(struct virtio_transport *t)
+{
+    (void)t;
+}
 
 static struct virtio_blk *blk_rw, *blk_ro;
 static uint8_t *ram;
@@ -70,7 +80,7 @@ static struct virtio_blk *make_device(bool read_only)
         close(fd);
         vmlet_error err;
         struct virtio_blk *b = virtio_blk_new(path, read_only, "fuzz-serial", &err);
-        unlink(path);          /* the open descriptor keeps it alive */
+        unlink(path); /* the open descriptor keeps it alive */
         if (!b) {
             fprintf(stderr, "fuzz: %s\n", err.message);
             abort();
@@ -83,7 +93,8 @@ static struct virtio_blk *make_device(bool read_only)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    (void)argc; (void)argv;
+    (void)argc;
+    (void)argv;
     blk_rw = make_device(false);
     blk_ro = make_device(true);
     chain = malloc(sizeof *chain);
@@ -91,7 +102,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -105,16 +119,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(ram, 0, LOW_SIZE + HIGH_SIZE);
     size_t n = size - PARAMS < LOW_SIZE + HIGH_SIZE ? size - PARAMS : LOW_SIZE + HIGH_SIZE;
     memcpy(ram, data + PARAMS, n);
-    struct guest_memory mem = { .host = ram, .size = LOW_SIZE + HIGH_SIZE,
-                                .low_size = LOW_SIZE, .high_size = HIGH_SIZE };
+    struct guest_memory mem = {
+        .host = ram, .size = LOW_SIZE + HIGH_SIZE, .low_size = LOW_SIZE, .high_size = HIGH_SIZE
+    };
 
-    struct virtq q = { .mem = &mem, .size = qsize, .ready = true,
-                       .event_idx = flags & 1, .indirect = flags & 2 };
+    struct virtq q = {
+        .mem = &mem, .size = qsize, .ready = true, .event_idx = flags & 1, .indirect = flags & 2
+    };
     if (flags & 64) {
         q.desc_gpa = (uint64_t)get16(data + 4) * 16;
         q.avail_gpa = (uint64_t)get16(data + 6) * 2;
         q.used_gpa = (uint64_t)get16(data + 8) * 4;
-        if (data[10] & 1)                   /* sometimes in high RAM */
+        if (data[10] & 1) /* sometimes in high RAM */
             q.used_gpa = GUEST_HIGH_RAM_START + (q.used_gpa & (HIGH_SIZE - 1));
     } else {
         q.avail_gpa = 0;
@@ -126,11 +142,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     uint64_t features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
                         (1ull << VIRTIO_BLK_F_BLK_SIZE);
-    if (flags & 1) features |= 1ull << VIRTIO_F_EVENT_IDX;
-    if (flags & 2) features |= 1ull << VIRTIO_F_INDIRECT_DESC;
-    if (!(flags & 8)) features |= 1ull << VIRTIO_BLK_F_FLUSH;
-    if (!(flags & 16)) features |= 1ull << VIRTIO_BLK_F_DISCARD;
-    if (!(flags & 32)) features |= 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
+    if (flags & 1)
+        features |= 1ull << VIRTIO_F_EVENT_IDX;
+    if (flags & 2)
+        features |= 1ull << VIRTIO_F_INDIRECT_DESC;
+    if (!(flags & 8))
+        features |= 1ull << VIRTIO_BLK_F_FLUSH;
+    if (!(flags & 16))
+        features |= 1ull << VIRTIO_BLK_F_DISCARD;
+    if (!(flags & 32))
+        features |= 1ull << VIRTIO_BLK_F_WRITE_ZEROES;
     struct virtio_blk *blk = flags & 4 ? blk_ro : blk_rw;
     if (flags & 4)
         features |= 1ull << VIRTIO_BLK_F_RO;
@@ -149,7 +170,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* What the pop promised: every iovec inside guest RAM. */
         for (unsigned k = 0; k < chain->n_out + chain->n_in; k++) {
             const uint8_t *b = chain->iov[k].iov_base;
-            if (b < ram || b > ram + mem.size || chain->iov[k].iov_len > (size_t)(ram + mem.size - b))
+            if (b < ram || b > ram + mem.size ||
+                chain->iov[k].iov_len > (size_t)(ram + mem.size - b))
                 abort();
         }
         int st = virtio_blk_process_chain_sync(blk, features, &q, chain);

@@ -30,8 +30,8 @@ static struct {
     bool linux_guest;
     const char *kernel, *initrd;
     char tick;
-    const char *prefix;        /* of the check names */
-    int boot_ms;               /* how long the first tick may take */
+    const char *prefix; /* of the check names */
+    int boot_ms;        /* how long the first tick may take */
 } guest = { .tick = '.', .prefix = "", .boot_ms = 10000 };
 
 static void report(bool ok, const char *name, const char *fmt, ...)
@@ -129,7 +129,7 @@ static void free_counter(struct counted_vm *cv)
 
 static void test_pause_resume(const char *dir)
 {
-    struct counted_vm cv = {0};
+    struct counted_vm cv = { 0 };
     vmlet_error err;
     if (!start_counter(&cv, dir, &err)) {
         report(false, "pause-resume", "cannot start the counter guest: %s", err.message);
@@ -141,39 +141,41 @@ static void test_pause_resume(const char *dir)
     bool booted = first_tick(&cv, guest.boot_ms);
     long before = dots_within(&cv, 2000);
     int event_fd = vmlet_vm_event_fd(cv.vm);
-    vmlet_vm_state(cv.vm);                       /* clears the event counter */
+    vmlet_vm_state(cv.vm); /* clears the event counter */
     int prc = vmlet_vm_pause(cv.vm);
     struct pollfd p = { .fd = event_fd, .events = POLLIN };
     int readable = poll(&p, 1, 1000);
     vmlet_state st = vmlet_vm_state(cv.vm);
-    drain(&cv);                                  /* what was printed before pause returned */
+    drain(&cv); /* what was printed before pause returned */
     long during = dots_within(&cv, 2000);
     int rrc = vmlet_vm_resume(cv.vm);
     long after = dots_within(&cv, 2000);
 
-    report(booted && before > 0, "runs", booted ? "no ticks in 2 s before pausing"
-                                                : "no tick within the boot time");
-    report(prc == 0 && st == VMLET_STATE_PAUSED, "pause-state",
-           "pause returned %d, state %d", prc, (int)st);
+    report(booted && before > 0, "runs",
+           booted ? "no ticks in 2 s before pausing" : "no tick within the boot time");
+    report(prc == 0 && st == VMLET_STATE_PAUSED, "pause-state", "pause returned %d, state %d", prc,
+           (int)st);
     report(readable == 1, "event-fd", "event fd not readable after a state change");
     /* Still while paused means nothing for a guest that never ticked: it
      * must tick before the pause, not while paused, and again after. */
-    report(before > 0 && during == 0 && after > 0, "paused-guest-is-still",
-           "%ld dots in 2 s before the pause, %ld while paused, %ld after resuming (want >0, 0, >0)",
-           before, during, after);
+    report(
+        before > 0 && during == 0 && after > 0, "paused-guest-is-still",
+        "%ld dots in 2 s before the pause, %ld while paused, %ld after resuming (want >0, 0, >0)",
+        before, during, after);
     report(rrc == 0 && after > 0, "resume", "resume returned %d, %ld dots after it", rrc, after);
 
     vmlet_vm_stop(cv.vm);
     vmlet_exit ex;
     int done = vmlet_vm_wait_timeout(cv.vm, &ex, 10000);
-    report(done == 1 && ex.reason == VMLET_STOP_HOST && vmlet_vm_state(cv.vm) == VMLET_STATE_STOPPED,
+    report(done == 1 && ex.reason == VMLET_STOP_HOST &&
+               vmlet_vm_state(cv.vm) == VMLET_STATE_STOPPED,
            "stop", "wait=%d reason=%d", done, (int)ex.reason);
     free_counter(&cv);
 }
 
 static void test_two_vms(const char *dir)
 {
-    struct counted_vm a = {0}, b = {0};
+    struct counted_vm a = { 0 }, b = { 0 };
     vmlet_error err;
     bool started = start_counter(&a, dir, &err) && start_counter(&b, dir, &err);
     if (!started) {
@@ -189,7 +191,7 @@ static void test_two_vms(const char *dir)
         report(da > 0 && db > 0 && pa == 0 && pb > 0, "two-vms",
                "dots: a %ld, b %ld; with a paused: a %ld, b %ld", da, db, pa, pb);
     }
-    free_counter(&a);   /* freeing a running or paused VM stops it */
+    free_counter(&a); /* freeing a running or paused VM stops it */
     free_counter(&b);
 }
 
@@ -197,7 +199,7 @@ static void test_two_vms(const char *dir)
  * off, so the VM ends with POWEROFF, not by force. */
 static void test_request_stop(void)
 {
-    struct counted_vm cv = {0};
+    struct counted_vm cv = { 0 };
     vmlet_error err;
     if (!start_counter(&cv, NULL, &err) || !first_tick(&cv, guest.boot_ms)) {
         report(false, "request-stop", "the guest did not start: %s",
@@ -209,8 +211,8 @@ static void test_request_stop(void)
     vmlet_exit ex;
     int done = vmlet_vm_wait_timeout(cv.vm, &ex, 60000);
     report(rc == 0 && done == 1 && ex.reason == VMLET_STOP_POWEROFF, "request-stop",
-           "request_stop returned %d; wait=%d reason=%d (want 1, POWEROFF=%d)",
-           rc, done, done == 1 ? (int)ex.reason : -1, (int)VMLET_STOP_POWEROFF);
+           "request_stop returned %d; wait=%d reason=%d (want 1, POWEROFF=%d)", rc, done,
+           done == 1 ? (int)ex.reason : -1, (int)VMLET_STOP_POWEROFF);
     free_counter(&cv);
 }
 

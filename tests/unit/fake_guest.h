@@ -20,10 +20,10 @@ struct ring {
     struct virtq q;
     uint16_t size;
     uint8_t *desc, *avail, *used;
-    uint16_t avail_idx;         /* the driver's next avail idx */
-    uint16_t last_used;         /* used entries consumed so far */
-    uint16_t next_desc;         /* descriptors are taken round-robin */
-    int kick;                   /* the queue's eventfd; kept across setups */
+    uint16_t avail_idx; /* the driver's next avail idx */
+    uint16_t last_used; /* used entries consumed so far */
+    uint16_t next_desc; /* descriptors are taken round-robin */
+    int kick;           /* the queue's eventfd; kept across setups */
 };
 
 /* One buffer of a chain: where, how long, device-writable or not. */
@@ -57,8 +57,8 @@ static inline void ring_setup(struct ring *r, struct guest_memory *mem, uint64_t
 }
 
 /* Writes raw descriptor i. */
-static inline void put_desc(struct ring *r, unsigned i, uint64_t addr, uint32_t len,
-                            uint16_t flags, uint16_t next)
+static inline void put_desc(struct ring *r, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+                            uint16_t next)
 {
     uint8_t *d = r->desc + 16 * (size_t)i;
     memcpy(d, &addr, 8);

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define WAIT_MS 5000    /* how long a test waits for the device thread */
+#define WAIT_MS 5000 /* how long a test waits for the device thread */
 
 struct virtio_transport {
     atomic_uint notify[VIRTIO_MAX_QUEUES];

@@ -35,9 +35,18 @@
 #define FADT_LEN 276
 #define FACS_LEN 64
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t get32(const uint8_t *p) { return get16(p) | (uint32_t)get16(p + 2) << 16; }
-static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return get16(p) | (uint32_t)get16(p + 2) << 16;
+}
+static uint64_t get64(const uint8_t *p)
+{
+    return get32(p) | (uint64_t)get32(p + 4) << 32;
+}
 
 static uint8_t sum(const uint8_t *p, size_t n)
 {
@@ -74,7 +83,7 @@ static void build_machine(struct tables *t, unsigned ncpus, bool pci, uint64_t g
     memset(t, 0, sizeof(*t));
     t->buf = malloc(GUEST_ACPI_SIZE);
     assert_non_null(t->buf);
-    memset(t->buf, 0xcc, GUEST_ACPI_SIZE);  /* garbage the builder must overwrite */
+    memset(t->buf, 0xcc, GUEST_ACPI_SIZE); /* garbage the builder must overwrite */
     t->gpa = gpa;
     t->len = acpi_build_tables(t->buf, gpa, GUEST_ACPI_SIZE, &m);
     assert_true(t->len > 0);
@@ -142,12 +151,12 @@ static void test_rsdp(void **state)
     struct tables t;
     build(&t, 2);
     assert_memory_equal(t.rsdp, "RSD PTR ", 8);
-    assert_int_equal(sum(t.rsdp, 20), 0);       /* ACPI 1.0 checksum */
-    assert_int_equal(t.rsdp[15], 2);            /* revision */
-    assert_int_equal(get32(t.rsdp + 20), 36);   /* length */
-    assert_int_equal(sum(t.rsdp, 36), 0);       /* extended checksum */
+    assert_int_equal(sum(t.rsdp, 20), 0);     /* ACPI 1.0 checksum */
+    assert_int_equal(t.rsdp[15], 2);          /* revision */
+    assert_int_equal(get32(t.rsdp + 20), 36); /* length */
+    assert_int_equal(sum(t.rsdp, 36), 0);     /* extended checksum */
     assert_memory_equal(t.rsdp + 9, "VMLET ", 6);
-    assert_int_equal(get32(t.rsdp + 16), 0);    /* no RSDT */
+    assert_int_equal(get32(t.rsdp + 16), 0); /* no RSDT */
     assert_int_equal(t.rsdp[33] | t.rsdp[34] | t.rsdp[35], 0);
     /* A legacy scan only looks at 16-byte boundaries in 0xe0000..0xfffff. */
     assert_int_equal(GUEST_ACPI_ADDR % 16, 0);
@@ -183,7 +192,7 @@ static void test_checksums_and_lengths(void **state)
         /* FACS: no checksum, fixed length, 64-byte aligned in the guest. */
         assert_int_equal(get32(t.facs + 4), FACS_LEN);
         assert_int_equal((t.gpa + (uint64_t)(t.facs - t.buf)) % 64, 0);
-        assert_int_equal(t.facs[32], 2);        /* version */
+        assert_int_equal(t.facs[32], 2); /* version */
 
         /* The tables do not overlap, and the returned length is exactly
          * where the last one ends. */
@@ -232,12 +241,12 @@ static void test_mcfg(void **state)
     struct tables t;
     build_pci(&t, 2);
     const uint8_t *m = t.mcfg;
-    assert_int_equal(get32(m + 4), 60);         /* header, reserved, one entry */
-    assert_int_equal(get64(m + 36), 0);         /* reserved */
+    assert_int_equal(get32(m + 4), 60); /* header, reserved, one entry */
+    assert_int_equal(get64(m + 36), 0); /* reserved */
     assert_int_equal(get64(m + 44), GUEST_PCI_ECAM_START);
-    assert_int_equal(get16(m + 52), 0);         /* segment */
-    assert_int_equal(m[54], 0);                 /* start bus */
-    assert_int_equal(m[55], 0);                 /* end bus: 1 MiB is bus 0 only */
+    assert_int_equal(get16(m + 52), 0); /* segment */
+    assert_int_equal(m[54], 0);         /* start bus */
+    assert_int_equal(m[55], 0);         /* end bus: 1 MiB is bus 0 only */
     assert_int_equal(get32(m + 56), 0);
     /* Linux ignores MCFG ranges above 4 GiB from firmware older than 2010,
      * and ECAM must not overlap the BAR window. */
@@ -269,8 +278,8 @@ static void check_gas(const uint8_t *g, uint8_t space, uint8_t width, uint64_t a
 {
     assert_int_equal(g[0], space);
     assert_int_equal(g[1], width);
-    assert_int_equal(g[2], 0);          /* bit offset */
-    assert_true(g[3] <= 4);             /* access size */
+    assert_int_equal(g[2], 0); /* bit offset */
+    assert_true(g[3] <= 4);    /* access size */
     assert_int_equal(get64(g + 4), addr);
 }
 
@@ -284,50 +293,50 @@ static void test_fadt(void **state)
 
     assert_int_equal(get32(f + 4), FADT_LEN);
     assert_int_equal(f[8], 6);
-    assert_int_equal(f[131] & 0x0f, 4);         /* minor version: 6.4 */
-    assert_int_equal(get32(f + 36), 0);         /* FIRMWARE_CTRL: X_ only */
+    assert_int_equal(f[131] & 0x0f, 4); /* minor version: 6.4 */
+    assert_int_equal(get32(f + 36), 0); /* FIRMWARE_CTRL: X_ only */
     assert_int_equal(get64(f + 132), facs);
     assert_int_equal(get32(f + 40), dsdt);
     assert_int_equal(get64(f + 140), dsdt);
     assert_int_equal(get16(f + 46), IRQ_ACPI_SCI);
-    assert_int_equal(get32(f + 48), 0);         /* SMI_CMD */
-    assert_int_equal(f[52], 0);                 /* ACPI_ENABLE */
-    assert_int_equal(f[53], 0);                 /* ACPI_DISABLE */
+    assert_int_equal(get32(f + 48), 0); /* SMI_CMD */
+    assert_int_equal(f[52], 0);         /* ACPI_ENABLE */
+    assert_int_equal(f[53], 0);         /* ACPI_DISABLE */
 
     assert_int_equal(get32(f + 56), PORT_ACPI_PM1A_EVT);
-    assert_int_equal(get32(f + 60), 0);         /* PM1b_EVT */
+    assert_int_equal(get32(f + 60), 0); /* PM1b_EVT */
     assert_int_equal(get32(f + 64), PORT_ACPI_PM1A_CNT);
-    assert_int_equal(get32(f + 68), 0);         /* PM1b_CNT */
-    assert_int_equal(get32(f + 72), 0);         /* PM2_CNT */
-    assert_int_equal(get32(f + 76), 0);         /* PM_TMR */
-    assert_int_equal(get32(f + 80), 0);         /* GPE0 */
-    assert_int_equal(get32(f + 84), 0);         /* GPE1 */
-    assert_int_equal(f[88], 4);                 /* PM1_EVT_LEN */
-    assert_int_equal(f[89], 2);                 /* PM1_CNT_LEN */
-    assert_int_equal(f[90], 0);                 /* PM2_CNT_LEN */
-    assert_int_equal(f[91], 0);                 /* PM_TMR_LEN */
-    assert_int_equal(f[92], 0);                 /* GPE0_BLK_LEN */
-    assert_int_equal(f[93], 0);                 /* GPE1_BLK_LEN */
+    assert_int_equal(get32(f + 68), 0); /* PM1b_CNT */
+    assert_int_equal(get32(f + 72), 0); /* PM2_CNT */
+    assert_int_equal(get32(f + 76), 0); /* PM_TMR */
+    assert_int_equal(get32(f + 80), 0); /* GPE0 */
+    assert_int_equal(get32(f + 84), 0); /* GPE1 */
+    assert_int_equal(f[88], 4);         /* PM1_EVT_LEN */
+    assert_int_equal(f[89], 2);         /* PM1_CNT_LEN */
+    assert_int_equal(f[90], 0);         /* PM2_CNT_LEN */
+    assert_int_equal(f[91], 0);         /* PM_TMR_LEN */
+    assert_int_equal(f[92], 0);         /* GPE0_BLK_LEN */
+    assert_int_equal(f[93], 0);         /* GPE1_BLK_LEN */
     check_gas(f + 148, 1, 32, PORT_ACPI_PM1A_EVT);
     check_gas(f + 172, 1, 16, PORT_ACPI_PM1A_CNT);
     for (size_t off = 160; off < 268; off += 12) {
-        if (off != 172)  /* X_PM1b.., X_PM2, X_PM_TMR, X_GPE0/1, SLEEP_* */
+        if (off != 172) /* X_PM1b.., X_PM2, X_PM_TMR, X_GPE0/1, SLEEP_* */
             check_gas(f + off, 0, 0, 0);
     }
 
     uint16_t boot = get16(f + 109);
-    assert_true(boot & (1u << 2));              /* VGA not present */
-    assert_true(boot & (1u << 4));              /* PCIe ASPM controls off */
-    assert_true(boot & (1u << 5));              /* CMOS RTC not present */
-    assert_false(boot & (1u << 1));             /* no 8042 */
-    assert_false(boot & (1u << 3));             /* MSI is supported */
+    assert_true(boot & (1u << 2));  /* VGA not present */
+    assert_true(boot & (1u << 4));  /* PCIe ASPM controls off */
+    assert_true(boot & (1u << 5));  /* CMOS RTC not present */
+    assert_false(boot & (1u << 1)); /* no 8042 */
+    assert_false(boot & (1u << 3)); /* MSI is supported */
 
     uint32_t flags = get32(f + 112);
-    assert_true(flags & (1u << 0));             /* WBINVD */
-    assert_false(flags & (1u << 4));            /* fixed power button */
-    assert_true(flags & (1u << 5));             /* no fixed sleep button */
-    assert_true(flags & (1u << 10));            /* RESET_REG_SUP */
-    assert_false(flags & (1u << 20));           /* not hardware-reduced */
+    assert_true(flags & (1u << 0));   /* WBINVD */
+    assert_false(flags & (1u << 4));  /* fixed power button */
+    assert_true(flags & (1u << 5));   /* no fixed sleep button */
+    assert_true(flags & (1u << 10));  /* RESET_REG_SUP */
+    assert_false(flags & (1u << 20)); /* not hardware-reduced */
     check_gas(f + 116, 1, 8, PORT_ACPI_RESET);
     assert_int_equal(f[128], ACPI_RESET_VALUE);
     release(&t);
@@ -346,7 +355,7 @@ static void check_madt(unsigned ncpus)
 
     assert_int_equal(len, madt_len(ncpus));
     assert_int_equal(get32(m + 36), GUEST_LAPIC_ADDR);
-    assert_int_equal(get32(m + 40), 1);         /* PCAT_COMPAT */
+    assert_int_equal(get32(m + 40), 1); /* PCAT_COMPAT */
 
     for (uint32_t off = 44; off < len; off += m[off + 1]) {
         const uint8_t *e = m + off;
@@ -355,9 +364,9 @@ static void check_madt(unsigned ncpus)
         switch (e[0]) {
         case 0:
             assert_int_equal(e[1], 8);
-            assert_int_equal(e[2], lapics);     /* UID */
-            assert_int_equal(e[3], lapics);     /* APIC ID */
-            assert_int_equal(get32(e + 4), 1);  /* enabled */
+            assert_int_equal(e[2], lapics);    /* UID */
+            assert_int_equal(e[3], lapics);    /* APIC ID */
+            assert_int_equal(get32(e + 4), 1); /* enabled */
             lapics++;
             break;
         case 1:
@@ -369,7 +378,7 @@ static void check_madt(unsigned ncpus)
             break;
         case 2:
             assert_int_equal(e[1], 10);
-            assert_int_equal(e[2], 0);          /* ISA */
+            assert_int_equal(e[2], 0); /* ISA */
             assert_int_equal(e[3], IRQ_ACPI_SCI);
             assert_int_equal(get32(e + 4), IRQ_ACPI_SCI);
             assert_int_equal(get16(e + 8), 0x000d); /* level, active-high */
@@ -379,24 +388,35 @@ static void check_madt(unsigned ncpus)
             assert_int_equal(e[1], 6);
             assert_int_equal(e[2], 0xff);
             assert_int_equal(get16(e + 3), 0);
-            assert_int_equal(e[5], 1);          /* LINT1 */
+            assert_int_equal(e[5], 1); /* LINT1 */
             nmis++;
             break;
-        default:
-            fail_msg("unexpected MADT entry type %u", e[0]);
+        default: fail_msg("unexpected MADT entry type %u", e[0]);
         }
     }
     assert_int_equal(lapics, ncpus);
     assert_int_equal(ioapics, 1);
-    assert_int_equal(isos, 1);                  /* IRQ 9 only: none for IRQ 0 */
+    assert_int_equal(isos, 1); /* IRQ 9 only: none for IRQ 0 */
     assert_int_equal(nmis, 1);
     release(&t);
 }
 
-static void test_madt_1(void **state) { check_madt(1); }
-static void test_madt_2(void **state) { check_madt(2); }
-static void test_madt_64(void **state) { check_madt(64); }
-static void test_madt_255(void **state) { check_madt(255); }
+static void test_madt_1(void **state)
+{
+    check_madt(1);
+}
+static void test_madt_2(void **state)
+{
+    check_madt(2);
+}
+static void test_madt_64(void **state)
+{
+    check_madt(64);
+}
+static void test_madt_255(void **state)
+{
+    check_madt(255);
+}
 
 static void test_rejects_bad_machine(void **state)
 {
@@ -439,14 +459,23 @@ static void check_too_small(unsigned ncpus, bool pci)
     assert_int_equal(acpi_build_tables(buf, GUEST_ACPI_ADDR, (size_t)need, &m), need);
     for (size_t i = (size_t)need; i < (size_t)need + SLACK; i++)
         assert_int_equal(buf[i], 0xa5);
-    assert_memory_equal(buf, big, (size_t)need);  /* same bytes as with room to spare */
+    assert_memory_equal(buf, big, (size_t)need); /* same bytes as with room to spare */
     free(buf);
     free(big);
 }
 
-static void test_too_small_1(void **state) { check_too_small(1, false); }
-static void test_too_small_255(void **state) { check_too_small(255, false); }
-static void test_too_small_pci(void **state) { check_too_small(4, true); }
+static void test_too_small_1(void **state)
+{
+    check_too_small(1, false);
+}
+static void test_too_small_255(void **state)
+{
+    check_too_small(255, false);
+}
+static void test_too_small_pci(void **state)
+{
+    check_too_small(4, true);
+}
 
 /* ---- AML ---- */
 
@@ -480,8 +509,21 @@ static void test_dsdt_aml(void **state)
 
     /* Name(\_S5, Package(){5, 5, 0, 0}) */
     static const uint8_t s5[] = {
-        0x08, '\\', '_', 'S', '5', '_',
-        0x12, 0x08, 0x04, 0x0a, ACPI_SLP_TYP_S5, 0x0a, ACPI_SLP_TYP_S5, 0x00, 0x00,
+        0x08,
+        '\\',
+        '_',
+        'S',
+        '5',
+        '_',
+        0x12,
+        0x08,
+        0x04,
+        0x0a,
+        ACPI_SLP_TYP_S5,
+        0x0a,
+        ACPI_SLP_TYP_S5,
+        0x00,
+        0x00,
     };
     assert_non_null(find(t.dsdt, len, s5, sizeof(s5)));
 
@@ -491,10 +533,8 @@ static void test_dsdt_aml(void **state)
 
     /* _CRS: Buffer(13) { IO(Decode16, 0x3f8, 0x3f8, 0, 8), IRQNoFlags(){4}, EndTag } */
     static const uint8_t crs[] = {
-        0x08, '_', 'C', 'R', 'S', 0x11, 0x10, 0x0a, 0x0d,
-        0x47, 0x01, 0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08,
-        0x22, 0x10, 0x00,
-        0x79, 0x00,
+        0x08, '_',  'C',  'R',  'S',  0x11, 0x10, 0x0a, 0x0d, 0x47, 0x01,
+        0xf8, 0x03, 0xf8, 0x03, 0x00, 0x08, 0x22, 0x10, 0x00, 0x79, 0x00,
     };
     assert_non_null(find(t.dsdt, len, crs, sizeof(crs)));
 
@@ -534,39 +574,121 @@ static void test_dsdt_pci(void **state)
 
     /* _HID EisaId("PNP0A08"), _CID EisaId("PNP0A03"), _SEG 0, _BBN 0, _UID 0 */
     static const uint8_t ids[] = {
-        0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x08,
-        0x08, '_', 'C', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03,
-        0x08, '_', 'S', 'E', 'G', 0x00,
-        0x08, '_', 'B', 'B', 'N', 0x00,
-        0x08, '_', 'U', 'I', 'D', 0x00,
+        0x08, '_', 'H',  'I',  'D',  0x0c, 0x41, 0xd0, 0x0a, 0x08, 0x08, '_',  'C',
+        'I',  'D', 0x0c, 0x41, 0xd0, 0x0a, 0x03, 0x08, '_',  'S',  'E',  'G',  0x00,
+        0x08, '_', 'B',  'B',  'N',  0x00, 0x08, '_',  'U',  'I',  'D',  0x00,
     };
     assert_non_null(find(t.dsdt, len, ids, sizeof(ids)));
 
     /* _CRS of PCI0: 16 + 8 + 16 + 16 + 26 bytes of descriptors + end tag. */
     static const uint8_t crs[] = {
-        0x08, '_', 'C', 'R', 'S', 0x11, 0x48, 0x05, 0x0a, 0x54,  /* 2-byte PkgLength */
+        0x08,
+        '_',
+        'C',
+        'R',
+        'S',
+        0x11,
+        0x48,
+        0x05,
+        0x0a,
+        0x54, /* 2-byte PkgLength */
         /* WordBusNumber: producer, MinFixed, MaxFixed, 0..0, length 1 */
-        0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
+        0x88,
+        0x0d,
+        0x00,
+        0x02,
+        0x0c,
+        0x00,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0x01,
+        0x00,
         /* IO(Decode16, 0xcf8, 0xcf8, 1, 8): what the bridge consumes */
-        0x47, 0x01, 0xf8, 0x0c, 0xf8, 0x0c, 0x01, 0x08,
+        0x47,
+        0x01,
+        0xf8,
+        0x0c,
+        0xf8,
+        0x0c,
+        0x01,
+        0x08,
         /* WordIO 0x0000..0x0cf7, EntireRange */
-        0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x00, 0xf7, 0x0c, 0, 0, 0xf8, 0x0c,
+        0x88,
+        0x0d,
+        0x00,
+        0x01,
+        0x0c,
+        0x03,
+        0,
+        0,
+        0x00,
+        0x00,
+        0xf7,
+        0x0c,
+        0,
+        0,
+        0xf8,
+        0x0c,
         /* WordIO 0x0d00..0xffff */
-        0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x0d, 0xff, 0xff, 0, 0, 0x00, 0xf3,
+        0x88,
+        0x0d,
+        0x00,
+        0x01,
+        0x0c,
+        0x03,
+        0,
+        0,
+        0x00,
+        0x0d,
+        0xff,
+        0xff,
+        0,
+        0,
+        0x00,
+        0xf3,
         /* DWordMemory 0xc0000000..0xdfffffff, NonCacheable, ReadWrite */
-        0x87, 0x17, 0x00, 0x00, 0x0c, 0x01, 0, 0, 0, 0,
-        0x00, 0x00, 0x00, 0xc0, 0xff, 0xff, 0xff, 0xdf, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x20,
-        0x79, 0x00,
+        0x87,
+        0x17,
+        0x00,
+        0x00,
+        0x0c,
+        0x01,
+        0,
+        0,
+        0,
+        0,
+        0x00,
+        0x00,
+        0x00,
+        0xc0,
+        0xff,
+        0xff,
+        0xff,
+        0xdf,
+        0,
+        0,
+        0,
+        0,
+        0x00,
+        0x00,
+        0x00,
+        0x20,
+        0x79,
+        0x00,
     };
     assert_non_null(find(t.dsdt, len, crs, sizeof(crs)));
 
     /* ECAM: _HID EisaId("PNP0C02"), _CRS Memory32Fixed(ReadWrite, base, 1 MiB) */
     static const uint8_t ecam[] = {
-        0x08, '_', 'H', 'I', 'D', 0x0c, 0x41, 0xd0, 0x0c, 0x02,
-        0x08, '_', 'U', 'I', 'D', 0x01,
-        0x08, '_', 'C', 'R', 'S', 0x11, 0x11, 0x0a, 0x0e,
-        0x86, 0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x10, 0x00,
-        0x79, 0x00,
+        0x08, '_',  'H',  'I',  'D',  0x0c, 0x41, 0xd0, 0x0c, 0x02, 0x08, '_',  'U',
+        'I',  'D',  0x01, 0x08, '_',  'C',  'R',  'S',  0x11, 0x11, 0x0a, 0x0e, 0x86,
+        0x09, 0x00, 0x01, 0x00, 0x00, 0x00, 0xe0, 0x00, 0x00, 0x10, 0x00, 0x79, 0x00,
     };
     assert_non_null(find(t.dsdt, len, ecam, sizeof(ecam)));
     /* The window and ECAM the tables describe are the layout's. */
@@ -591,13 +713,12 @@ static void test_aml_resources(void **state)
     aml_end(&a);
     assert_true(aml_ok(&a));
     static const uint8_t want[] = {
-        0x11, 0x4c, 0x04, 0x0a, 0x48,   /* Buffer, PkgLength 76, size 72 */
-        0x86, 0x09, 0x00, 0x00, 0x78, 0x56, 0x34, 0x12, 0x00, 0x10, 0x00, 0x00,
-        0x88, 0x0d, 0x00, 0x02, 0x0c, 0x00, 0, 0, 0x01, 0x00, 0x10, 0x00, 0, 0, 0x10, 0x00,
-        0x88, 0x0d, 0x00, 0x01, 0x0c, 0x03, 0, 0, 0x00, 0x10, 0xff, 0x1f, 0, 0, 0x00, 0x10,
-        0x87, 0x17, 0x00, 0x00, 0x0c, 0x03, 0, 0, 0, 0,
-        0x00, 0x00, 0x00, 0x80, 0xff, 0xff, 0xff, 0x8f, 0, 0, 0, 0, 0x00, 0x00, 0x00, 0x10,
-        0x79, 0x00,
+        0x11, 0x4c, 0x04, 0x0a, 0x48, /* Buffer, PkgLength 76, size 72 */
+        0x86, 0x09, 0x00, 0x00, 0x78, 0x56, 0x34, 0x12, 0x00, 0x10, 0x00, 0x00, 0x88, 0x0d, 0x00,
+        0x02, 0x0c, 0x00, 0,    0,    0x01, 0x00, 0x10, 0x00, 0,    0,    0x10, 0x00, 0x88, 0x0d,
+        0x00, 0x01, 0x0c, 0x03, 0,    0,    0x00, 0x10, 0xff, 0x1f, 0,    0,    0x00, 0x10, 0x87,
+        0x17, 0x00, 0x00, 0x0c, 0x03, 0,    0,    0,    0,    0x00, 0x00, 0x00, 0x80, 0xff, 0xff,
+        0xff, 0x8f, 0,    0,    0,    0,    0x00, 0x00, 0x00, 0x10, 0x79, 0x00,
     };
     assert_int_equal(aml_len(&a), sizeof(want));
     assert_memory_equal(buf, want, sizeof(want));
@@ -614,9 +735,12 @@ static void test_aml_resources(void **state)
     aml_dword_memory(&a, 0, 1, false);
     assert_false(aml_ok(&a));
 
-    static const struct { uint32_t min, max; int kind; } bad[] = {
-        { 2, 1, 0 }, { 0, 0xffff, 0 }, { 5, 4, 1 }, { 0, 0xffff, 1 },
-        { 2, 1, 2 }, { 0, 0xffffffffu, 2 },
+    static const struct {
+        uint32_t min, max;
+        int kind;
+    } bad[] = {
+        { 2, 1, 0 },      { 0, 0xffff, 0 }, { 5, 4, 1 },
+        { 0, 0xffff, 1 }, { 2, 1, 2 },      { 0, 0xffffffffu, 2 },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         aml_init(&a, buf, sizeof(buf));
@@ -634,11 +758,20 @@ static void test_aml_resources(void **state)
 
 static void test_aml_pkglength(void **state)
 {
-    static const struct { size_t body; int bytes; } cases[] = {
-        { 0, 1 }, { 1, 1 }, { 62, 1 },
-        { 63, 2 }, { 64, 2 }, { 4093, 2 },
-        { 4094, 3 }, { (1u << 20) - 4, 3 },
-        { (1u << 20) - 3, 4 }, { (1u << 28) - 5, 4 },
+    static const struct {
+        size_t body;
+        int bytes;
+    } cases[] = {
+        { 0, 1 },
+        { 1, 1 },
+        { 62, 1 },
+        { 63, 2 },
+        { 64, 2 },
+        { 4093, 2 },
+        { 4094, 3 },
+        { (1u << 20) - 4, 3 },
+        { (1u << 20) - 3, 4 },
+        { (1u << 28) - 5, 4 },
     };
     uint8_t out[4];
     size_t nbytes;
@@ -649,7 +782,7 @@ static void test_aml_pkglength(void **state)
         assert_int_equal(decode_pkglength(out, &nbytes), cases[i].body + (size_t)n);
         assert_int_equal(nbytes, (size_t)n);
         if (n > 1)
-            assert_int_equal(out[0] & 0x30, 0);  /* reserved bits */
+            assert_int_equal(out[0] & 0x30, 0); /* reserved bits */
     }
     assert_int_equal(aml_pkglength(out, (1u << 28) - 4), 0);
 }
@@ -671,11 +804,10 @@ static void test_aml_objects(void **state)
     aml_name(&a, "\\A.B.C");
     assert_true(aml_ok(&a));
     static const uint8_t want[] = {
-        0x00, 0x01, 0x0a, 0xff, 0x0b, 0x00, 0x01, 0x0c, 0x78, 0x56, 0x34, 0x12,
-        0x0e, 0, 0, 0, 0, 1, 0, 0, 0,
-        0x0d, 'h', 'i', 0,
-        0x08, '^', '^', 0x2e, 'A', 'B', '_', '_', 'C', '_', '_', '_',
-        0x08, '\\', 0x2f, 3, 'A', '_', '_', '_', 'B', '_', '_', '_', 'C', '_', '_', '_',
+        0x00, 0x01, 0x0a, 0xff, 0x0b, 0x00, 0x01, 0x0c, 0x78, 0x56, 0x34, 0x12, 0x0e, 0,
+        0,    0,    0,    1,    0,    0,    0,    0x0d, 'h',  'i',  0,    0x08, '^',  '^',
+        0x2e, 'A',  'B',  '_',  '_',  'C',  '_',  '_',  '_',  0x08, '\\', 0x2f, 3,    'A',
+        '_',  '_',  '_',  'B',  '_',  '_',  '_',  'C',  '_',  '_',  '_',
     };
     assert_int_equal(aml_len(&a), sizeof(want));
     assert_memory_equal(buf, want, sizeof(want));
@@ -711,7 +843,7 @@ static void test_aml_nesting(void **state)
     aml_init(&a, buf, sizeof(buf));
     aml_package_begin(&a);
     for (int i = 0; i < 40; i++)
-        aml_integer(&a, 0x1000 + (unsigned)i);      /* 3 bytes each */
+        aml_integer(&a, 0x1000 + (unsigned)i); /* 3 bytes each */
     aml_package_begin(&a);
     aml_integer(&a, 7);
     aml_end(&a);
@@ -723,10 +855,10 @@ static void test_aml_nesting(void **state)
     size_t pkglen = decode_pkglength(buf + 1, &nbytes);
     assert_int_equal(nbytes, 2);
     assert_int_equal(1 + pkglen, aml_len(&a));
-    assert_int_equal(buf[1 + nbytes], 42);          /* NumElements */
+    assert_int_equal(buf[1 + nbytes], 42); /* NumElements */
     /* Inner package, then Buffer(3){"xyz"} at the very end. */
-    static const uint8_t tail[] = { 0x12, 0x04, 0x01, 0x0a, 0x07,
-                                    0x11, 0x06, 0x0a, 0x03, 'x', 'y', 'z' };
+    static const uint8_t tail[] = { 0x12, 0x04, 0x01, 0x0a, 0x07, 0x11,
+                                    0x06, 0x0a, 0x03, 'x',  'y',  'z' };
     assert_memory_equal(buf + aml_len(&a) - sizeof(tail), tail, sizeof(tail));
 
     /* A device body over 4 KiB - 3 needs a 3-byte PkgLength. */
@@ -859,7 +991,9 @@ static void assert_no_error_lines(const char *what, const char *text)
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
-    (void)sb; (void)flag; (void)ftw;
+    (void)sb;
+    (void)flag;
+    (void)ftw;
     return remove(path);
 }
 
@@ -894,8 +1028,8 @@ static const char *iasl_path(void)
     return iasl;
 }
 
-static char *disassemble(const char *iasl, const char *dir, const char *name,
-                         const uint8_t *table, size_t len)
+static char *disassemble(const char *iasl, const char *dir, const char *name, const uint8_t *table,
+                         size_t len)
 {
     char path[512], dsl[512];
 
@@ -927,13 +1061,14 @@ static void check_iasl(void **state, bool pci)
 
     struct tables t;
     build_machine(&t, 4, pci, GUEST_ACPI_ADDR);
-    struct { const char *name; const uint8_t *p; size_t len; } tabs[] = {
-        { "xsdt", t.xsdt, get32(t.xsdt + 4) },
-        { "facp", t.fadt, get32(t.fadt + 4) },
-        { "facs", t.facs, get32(t.facs + 4) },
-        { "apic", t.madt, get32(t.madt + 4) },
-        { "dsdt", t.dsdt, get32(t.dsdt + 4) },
-        { "mcfg", t.mcfg, t.mcfg ? get32(t.mcfg + 4) : 0 },
+    struct {
+        const char *name;
+        const uint8_t *p;
+        size_t len;
+    } tabs[] = {
+        { "xsdt", t.xsdt, get32(t.xsdt + 4) }, { "facp", t.fadt, get32(t.fadt + 4) },
+        { "facs", t.facs, get32(t.facs + 4) }, { "apic", t.madt, get32(t.madt + 4) },
+        { "dsdt", t.dsdt, get32(t.dsdt + 4) }, { "mcfg", t.mcfg, t.mcfg ? get32(t.mcfg + 4) : 0 },
     };
     for (size_t i = 0; i < sizeof(tabs) / sizeof(tabs[0]); i++) {
         if (!tabs[i].p)
@@ -988,8 +1123,14 @@ static void check_iasl(void **state, bool pci)
     release(&t);
 }
 
-static void test_iasl(void **state) { check_iasl(state, false); }
-static void test_iasl_pci(void **state) { check_iasl(state, true); }
+static void test_iasl(void **state)
+{
+    check_iasl(state, false);
+}
+static void test_iasl_pci(void **state)
+{
+    check_iasl(state, true);
+}
 
 /* iasl cannot read a bare RSDP (its table reader wants a four-letter
  * signature), but its data table compiler can build one and computes both
@@ -1013,8 +1154,8 @@ static void test_iasl_rsdp(void **state)
              "[0008]     XSDT Address : %016llX\n"
              "[0001] Extended Checksum : 00\n"
              "[0003]         Reserved : 000000\n",
-             (const char *)t.rsdp + 9, t.rsdp[15], get32(t.rsdp + 16),
-             get32(t.rsdp + 20), (unsigned long long)get64(t.rsdp + 24));
+             (const char *)t.rsdp + 9, t.rsdp[15], get32(t.rsdp + 16), get32(t.rsdp + 20),
+             (unsigned long long)get64(t.rsdp + 24));
     snprintf(path, sizeof(path), "%s/rsdp.asl", dir);
     write_file(path, src, strlen(src));
 

@@ -13,10 +13,10 @@
 #include "dev/i8042.h"
 #include "layout.h"
 
-#define PWRBTN      0x0100
-#define WAK_STS     0x8000
-#define SLP_EN      (1u << 13)
-#define SLP_TYP(t)  ((unsigned)(t) << 10)
+#define PWRBTN     0x0100
+#define WAK_STS    0x8000
+#define SLP_EN     (1u << 13)
+#define SLP_TYP(t) ((unsigned)(t) << 10)
 
 struct fixture {
     struct acpi_pm *pm;
@@ -122,7 +122,7 @@ static void test_initial_state(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(evt_rd(f, 0, 4), 0);
-    assert_int_equal(cnt_rd(f, 0, 2), 1);       /* SCI_EN */
+    assert_int_equal(cnt_rd(f, 0, 2), 1); /* SCI_EN */
     assert_int_equal(f->sci_calls, 0);
 }
 
@@ -163,7 +163,7 @@ static void test_evt_widths(void **state)
     struct fixture *f = *state;
     acpi_pm_press_power_button(f->pm);
     /* One dword covers STS (low half) and EN (high half). */
-    evt_wr(f, 0, 4, (uint32_t)PWRBTN << 16);    /* EN only, no STS clear */
+    evt_wr(f, 0, 4, (uint32_t)PWRBTN << 16); /* EN only, no STS clear */
     assert_int_equal(evt_rd(f, 0, 4), PWRBTN | ((uint32_t)PWRBTN << 16));
     assert_int_equal(f->level, 1);
     /* Byte lanes. */
@@ -171,13 +171,13 @@ static void test_evt_widths(void **state)
     assert_int_equal(evt_rd(f, 1, 1), 0x01);
     assert_int_equal(evt_rd(f, 2, 1), 0x00);
     assert_int_equal(evt_rd(f, 3, 1), 0x01);
-    assert_int_equal(evt_rd(f, 1, 2), 0x0001);  /* STS high, EN low */
-    evt_wr(f, 0, 1, 0xff);                      /* low STS byte only */
+    assert_int_equal(evt_rd(f, 1, 2), 0x0001); /* STS high, EN low */
+    evt_wr(f, 0, 1, 0xff);                     /* low STS byte only */
     assert_int_equal(evt_rd(f, 0, 2), PWRBTN);
-    evt_wr(f, 1, 1, 0x01);                      /* clears PWRBTN_STS */
+    evt_wr(f, 1, 1, 0x01); /* clears PWRBTN_STS */
     assert_int_equal(evt_rd(f, 0, 2), 0);
     assert_int_equal(f->level, 0);
-    evt_wr(f, 3, 1, 0x00);                      /* EN high byte */
+    evt_wr(f, 3, 1, 0x00); /* EN high byte */
     assert_int_equal(evt_rd(f, 2, 2), 0);
     evt_wr(f, 3, 1, 0x01);
     assert_int_equal(evt_rd(f, 2, 2), PWRBTN);
@@ -205,14 +205,14 @@ static void test_evt_out_of_range(void **state)
     assert_int_equal(evt_rd(f, 4, 1), 0xff);
     assert_int_equal(evt_rd(f, 4, 4), 0xffffffff);
     assert_int_equal(evt_rd(f, UINT64_MAX, 4), 0xffffffff);
-    assert_int_equal(evt_rd(f, 2, 4), 0xffff0000 | PWRBTN);  /* straddles */
+    assert_int_equal(evt_rd(f, 2, 4), 0xffff0000 | PWRBTN); /* straddles */
     assert_int_equal(evt_rd(f, 3, 2), 0xff01);
     evt_wr(f, 4, 4, 0xffffffff);
     evt_wr(f, UINT64_MAX, 4, 0xffffffff);
     evt_wr(f, UINT64_MAX - 1, 4, 0xffffffff);
     assert_int_equal(evt_rd(f, 0, 4), PWRBTN | ((uint32_t)PWRBTN << 16));
     /* Straddling write: lanes inside apply, the rest are dropped. */
-    evt_wr(f, 3, 2, 0xff00);                    /* EN high byte := 0 */
+    evt_wr(f, 3, 2, 0xff00); /* EN high byte := 0 */
     assert_int_equal(evt_rd(f, 2, 2), 0);
     /* 8-byte access at 0: four lanes in, four out. */
     uint8_t b[8];
@@ -248,7 +248,7 @@ static void test_s5_byte_and_dword(void **state)
     cnt_wr(f, 1, 1, (SLP_TYP(ACPI_SLP_TYP_S5) | SLP_EN) >> 8);
     assert_int_equal(f->poweroffs, 1);
     /* SLP_EN with the type written earlier via the high byte. */
-    cnt_wr(f, 0, 1, 0x00);                  /* low byte: no SLP_EN */
+    cnt_wr(f, 0, 1, 0x00); /* low byte: no SLP_EN */
     assert_int_equal(f->poweroffs, 1);
     /* A dword at 0 reaches both bytes (the rest is outside). */
     cnt_wr(f, 0, 4, SLP_TYP(ACPI_SLP_TYP_S5) | SLP_EN);
@@ -291,7 +291,7 @@ static void test_reset_register(void **state)
     reset_wr(f, 0, ACPI_RESET_VALUE ^ 1);
     reset_wr(f, 0, 0);
     reset_wr(f, 0, 0xff);
-    reset_wr(f, 1, ACPI_RESET_VALUE);       /* outside the 1-byte block */
+    reset_wr(f, 1, ACPI_RESET_VALUE); /* outside the 1-byte block */
     assert_int_equal(f->reboots, 0);
     reset_wr(f, 0, ACPI_RESET_VALUE);
     assert_int_equal(f->reboots, 1);
@@ -349,7 +349,7 @@ static void test_i8042_status_idle(void **state)
     struct fixture *f = *state;
     uint8_t st = kbc_rd(f, KBC_CMD);
     assert_int_equal(st & (STS_OBF | STS_IBF), 0);
-    assert_true(st & 0x04);                 /* system flag: POST done */
+    assert_true(st & 0x04); /* system flag: POST done */
     assert_int_equal(kbc_rd(f, KBC_DATA), 0x00);
     /* Linux's kb_wait() before its reset pulses: terminates at once. */
     int spins = 0;
@@ -361,7 +361,7 @@ static void test_i8042_status_idle(void **state)
 static void test_i8042_reset(void **state)
 {
     struct fixture *f = *state;
-    kbc_wr(f, KBC_CMD, 0xff);               /* pulse nothing */
+    kbc_wr(f, KBC_CMD, 0xff); /* pulse nothing */
     assert_int_equal(f->reboots, 0);
     /* native_machine_emergency_restart, BOOT_KBD: ten tries. */
     for (int i = 0; i < 10; i++)
@@ -369,7 +369,7 @@ static void test_i8042_reset(void **state)
     assert_int_equal(f->reboots, 10);
     /* Output port write with the reset bit low. */
     kbc_wr(f, KBC_CMD, 0xd1);
-    kbc_wr(f, KBC_DATA, 0xdf);              /* A20 on, reset high */
+    kbc_wr(f, KBC_DATA, 0xdf); /* A20 on, reset high */
     assert_int_equal(f->reboots, 10);
     kbc_wr(f, KBC_CMD, 0xd1);
     kbc_wr(f, KBC_DATA, 0xde);
@@ -415,7 +415,7 @@ static void test_i8042_linux_probe(void **state)
     assert_true(t != 0 && t != 0xfa && t != 0xff);
     /* Keyboard interface test passes; nothing answers keyboard bytes. */
     assert_int_equal(kbc_command(f, 0xab), 0x00);
-    kbc_wr(f, KBC_DATA, 0xf2);              /* GET ID */
+    kbc_wr(f, KBC_DATA, 0xf2); /* GET ID */
     assert_false(kbc_rd(f, KBC_CMD) & STS_OBF);
     /* Enable/disable commands move the CTR bits. */
     kbc_wr(f, KBC_CMD, 0xae);
@@ -460,7 +460,7 @@ static void test_i8042_hostile(void **state)
         assert_int_equal(b[0], 0xff);
     }
     memset(b, 0xfe, sizeof(b));
-    i8042_pio(f->kbc, 4, b, 2, true);       /* wrong width: ignored */
+    i8042_pio(f->kbc, 4, b, 2, true); /* wrong width: ignored */
     i8042_pio(f->kbc, 4, b, 4, false);
     assert_int_equal(b[0], 0xff);
     assert_int_equal(b[3], 0xff);

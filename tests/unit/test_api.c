@@ -26,9 +26,15 @@ struct vmlet_vm {
     int shutdown_requests, stops;
 };
 
-const char *vmlet_version(void) { return "9.9.9"; }
+const char *vmlet_version(void)
+{
+    return "9.9.9";
+}
 
-vmlet_state vmlet_vm_state(vmlet_vm *vm) { return vm->state; }
+vmlet_state vmlet_vm_state(vmlet_vm *vm)
+{
+    return vm->state;
+}
 
 int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit, int timeout_ms)
 {
@@ -65,8 +71,14 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
     return 0;
 }
 
-static void fake_request_shutdown(void *ctx) { ((vmlet_vm *)ctx)->shutdown_requests++; }
-static void fake_stop(void *ctx) { ((vmlet_vm *)ctx)->stops++; }
+static void fake_request_shutdown(void *ctx)
+{
+    ((vmlet_vm *)ctx)->shutdown_requests++;
+}
+static void fake_stop(void *ctx)
+{
+    ((vmlet_vm *)ctx)->stops++;
+}
 
 struct fx {
     vmlet_vm vm;
@@ -79,8 +91,11 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     f->vm.state = VMLET_STATE_RUNNING;
-    f->t = (struct api_target){ .vm = &f->vm, .cpus = 2, .memory = 512ull << 20,
-                                .request_shutdown = fake_request_shutdown, .stop = fake_stop,
+    f->t = (struct api_target){ .vm = &f->vm,
+                                .cpus = 2,
+                                .memory = 512ull << 20,
+                                .request_shutdown = fake_request_shutdown,
+                                .stop = fake_stop,
                                 .ctx = &f->vm };
     strcpy(f->dir, "/tmp/vmlet-api-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
@@ -119,8 +134,10 @@ static int call_nobody(struct fx *f, const char *text)
 static char *with_body(const char *method, const char *path, const char *json)
 {
     static char buf[1024];
-    snprintf(buf, sizeof buf, "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-             "Content-Length: %zu\r\n\r\n%s", method, path, strlen(json), json);
+    snprintf(buf, sizeof buf,
+             "%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             method, path, strlen(json), json);
     return buf;
 }
 
@@ -182,9 +199,17 @@ static void bad_bodies(void **state)
 {
     struct fx *f = *state;
     const char *bodies[] = {
-        "", "{", "[]", "\"Paused\"", "{\"state\":1}", "{\"state\":\"paused\"}",
-        "{\"state\":\"Paused\",\"extra\":1}", "{\"State\":\"Paused\"}", "null",
-        "{\"state\":\"Paused\"", "{\"state\":\"\\ud800\"}",
+        "",
+        "{",
+        "[]",
+        "\"Paused\"",
+        "{\"state\":1}",
+        "{\"state\":\"paused\"}",
+        "{\"state\":\"Paused\",\"extra\":1}",
+        "{\"State\":\"Paused\"}",
+        "null",
+        "{\"state\":\"Paused\"",
+        "{\"state\":\"\\ud800\"}",
     };
     for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
         char *body;
@@ -199,20 +224,23 @@ static void bad_bodies(void **state)
 static void actions(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(call_nobody(f, with_body("PUT", "/actions",
-                                              "{\"action_type\":\"RequestShutdown\"}")), 204);
+    assert_int_equal(
+        call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"RequestShutdown\"}")), 204);
     assert_int_equal(f->vm.shutdown_requests, 1);
-    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")), 204);
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")),
+                     204);
     assert_int_equal(f->vm.stops, 1);
     assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Reboot\"}")),
                      400);
     /* The power button of a paused guest would only time out. */
     f->vm.state = VMLET_STATE_PAUSED;
-    assert_int_equal(call_nobody(f, with_body("PUT", "/actions",
-                                              "{\"action_type\":\"RequestShutdown\"}")), 409);
-    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")), 204);
+    assert_int_equal(
+        call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"RequestShutdown\"}")), 409);
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")),
+                     204);
     f->vm.state = VMLET_STATE_STOPPED;
-    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")), 409);
+    assert_int_equal(call_nobody(f, with_body("PUT", "/actions", "{\"action_type\":\"Stop\"}")),
+                     409);
     assert_int_equal(f->vm.shutdown_requests, 1);
     assert_int_equal(f->vm.stops, 2);
 }
@@ -284,11 +312,11 @@ static void socket_mode_and_round_trip(void **state)
 
     int c = connect_to(f->path);
     assert_true(c >= 0);
-    serve(f);                                  /* accept */
+    serve(f); /* accept */
     const char *req = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
                       "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     assert_int_equal(write(c, req, strlen(req)), (ssize_t)strlen(req));
-    serve(f);                                  /* both answered, then closed */
+    serve(f); /* both answered, then closed */
     char buf[4096];
     read_reply(c, buf, sizeof buf);
     assert_true(!strncmp(buf, "HTTP/1.1 200 ", 13));
@@ -297,7 +325,7 @@ static void socket_mode_and_round_trip(void **state)
     assert_non_null(second);
     assert_non_null(strstr(second, "kvm_exits"));
     char b;
-    assert_int_equal(read(c, &b, 1), 0);       /* Connection: close honoured */
+    assert_int_equal(read(c, &b, 1), 0); /* Connection: close honoured */
     close(c);
 
     api_server_close(f->a);
@@ -311,7 +339,10 @@ static void malformed_and_oversized_requests(void **state)
     char err[512];
     f->a = api_server_open(f->path, err, sizeof err);
     assert_non_null(f->a);
-    struct { const char *text; const char *status; } cases[] = {
+    struct {
+        const char *text;
+        const char *status;
+    } cases[] = {
         { "GARBAGE\r\n\r\n", "HTTP/1.1 400 " },
         { "GET / HTTP/2.0\r\n\r\n", "HTTP/1.1 505 " },
         { "PUT /actions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 501 " },
@@ -350,7 +381,7 @@ static void malformed_and_oversized_requests(void **state)
     }
     assert_true(!strncmp(buf, "HTTP/1.1 431 ", 13));
     close(c);
-    assert_int_equal(f->vm.state, VMLET_STATE_RUNNING);    /* the VM never noticed */
+    assert_int_equal(f->vm.state, VMLET_STATE_RUNNING); /* the VM never noticed */
 }
 
 static void too_many_clients(void **state)

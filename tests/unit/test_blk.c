@@ -31,12 +31,12 @@
 
 #include "metric_names.h"
 
-#define F_NEXT      1
-#define F_WRITE     2
-#define F_INDIRECT  4
+#define F_NEXT     1
+#define F_WRITE    2
+#define F_INDIRECT 4
 
 #define IMG_SECTORS 2048
-#define IMG_SIZE    (IMG_SECTORS * 512 + 100)   /* a tail that is not a whole sector */
+#define IMG_SIZE    (IMG_SECTORS * 512 + 100) /* a tail that is not a whole sector */
 #define RAM_SIZE    (8u << 20)
 #define QSIZE       VIRTIO_BLK_QUEUE_SIZE
 #define DESC_GPA    0x1000
@@ -44,11 +44,11 @@
 #define USED_GPA    0x4000
 #define DATA_GPA    0x10000
 
-#define FEAT(b)     (1ull << (b))
-#define ALL_FEATURES (FEAT(VIRTIO_BLK_F_SEG_MAX) | FEAT(VIRTIO_BLK_F_BLK_SIZE) | \
-                      FEAT(VIRTIO_BLK_F_FLUSH) | FEAT(VIRTIO_BLK_F_DISCARD) | \
-                      FEAT(VIRTIO_BLK_F_WRITE_ZEROES) | FEAT(VIRTIO_F_VERSION_1) | \
-                      FEAT(VIRTIO_F_INDIRECT_DESC) | FEAT(VIRTIO_F_EVENT_IDX))
+#define FEAT(b) (1ull << (b))
+#define ALL_FEATURES \
+    (FEAT(VIRTIO_BLK_F_SEG_MAX) | FEAT(VIRTIO_BLK_F_BLK_SIZE) | FEAT(VIRTIO_BLK_F_FLUSH) | \
+     FEAT(VIRTIO_BLK_F_DISCARD) | FEAT(VIRTIO_BLK_F_WRITE_ZEROES) | FEAT(VIRTIO_F_VERSION_1) | \
+     FEAT(VIRTIO_F_INDIRECT_DESC) | FEAT(VIRTIO_F_EVENT_IDX))
 
 /* ---- the fake transport ------------------------------------------------ */
 
@@ -122,7 +122,10 @@ struct fx {
     uint64_t next_data;
 };
 
-static uint8_t pat(uint64_t off) { return (uint8_t)(off * 7 + (off >> 9) * 13 + 1); }
+static uint8_t pat(uint64_t off)
+{
+    return (uint8_t)(off * 7 + (off >> 9) * 13 + 1);
+}
 
 static const char *tmpdir(void)
 {
@@ -143,21 +146,29 @@ static void make_image(char *path, size_t pathlen, const char *dir)
     close(fd);
 }
 
-static uint8_t *hva(struct fx *f, uint64_t gpa) { return f->mem.host + gpa; }
+static uint8_t *hva(struct fx *f, uint64_t gpa)
+{
+    return f->mem.host + gpa;
+}
 
 static void activate(struct fx *f, uint64_t features)
 {
     /* A fresh ring, as a driver sets up after reset. */
     memset(hva(f, 0), 0, DATA_GPA);
-    f->q = (struct virtq){ .mem = &f->mem, .size = QSIZE, .desc_gpa = DESC_GPA,
-                           .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA, .ready = true,
+    f->q = (struct virtq){ .mem = &f->mem,
+                           .size = QSIZE,
+                           .desc_gpa = DESC_GPA,
+                           .avail_gpa = AVAIL_GPA,
+                           .used_gpa = USED_GPA,
+                           .ready = true,
                            .event_idx = features & FEAT(VIRTIO_F_EVENT_IDX),
                            .indirect = features & FEAT(VIRTIO_F_INDIRECT_DESC) };
     assert_true(virtq_rings_valid(&f->q));
     f->features = features;
     f->next_desc = 0;
-    struct virtio_queues qs = { .transport = &f->t, .count = 1, .q = { &f->q },
-                                .kick_fd = { f->kick }, .features = features };
+    struct virtio_queues qs = {
+        .transport = &f->t, .count = 1, .q = { &f->q }, .kick_fd = { f->kick }, .features = features
+    };
     assert_int_equal(f->ops->activate(f->blk, &qs), 0);
 }
 
@@ -179,23 +190,32 @@ static int setup_common(void **state, bool read_only, const char *dir, bool do_a
     f->ops = &virtio_blk_device(f->blk)->ops;
     f->next_data = DATA_GPA;
     if (do_activate)
-        activate(f, read_only ? (ALL_FEATURES & ~(FEAT(VIRTIO_BLK_F_DISCARD) |
-                                                  FEAT(VIRTIO_BLK_F_WRITE_ZEROES))) |
-                                FEAT(VIRTIO_BLK_F_RO)
+        activate(f, read_only ? (ALL_FEATURES &
+                                 ~(FEAT(VIRTIO_BLK_F_DISCARD) | FEAT(VIRTIO_BLK_F_WRITE_ZEROES))) |
+                                    FEAT(VIRTIO_BLK_F_RO)
                               : ALL_FEATURES);
     *state = f;
     return 0;
 }
 
-static int setup_rw(void **state) { return setup_common(state, false, tmpdir(), true); }
-static int setup_ro(void **state) { return setup_common(state, true, tmpdir(), true); }
-static int setup_idle(void **state) { return setup_common(state, false, tmpdir(), false); }
+static int setup_rw(void **state)
+{
+    return setup_common(state, false, tmpdir(), true);
+}
+static int setup_ro(void **state)
+{
+    return setup_common(state, true, tmpdir(), true);
+}
+static int setup_idle(void **state)
+{
+    return setup_common(state, false, tmpdir(), false);
+}
 
 static int setup_shm(void **state)
 {
     struct statfs sf;
     if (statfs("/dev/shm", &sf) < 0 || access("/dev/shm", W_OK) < 0)
-        return setup_rw(state);            /* no tmpfs: same test on TMPDIR */
+        return setup_rw(state); /* no tmpfs: same test on TMPDIR */
     return setup_common(state, false, "/dev/shm", true);
 }
 
@@ -223,10 +243,14 @@ static uint64_t galloc(struct fx *f, uint64_t len)
     return gpa;
 }
 
-struct seg { uint64_t gpa; uint32_t len; uint16_t flags; };
+struct seg {
+    uint64_t gpa;
+    uint32_t len;
+    uint16_t flags;
+};
 
-static void put_desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len,
-                     uint16_t flags, uint16_t next)
+static void put_desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+                     uint16_t next)
 {
     uint8_t *d = table + 16 * i;
     memcpy(d, &addr, 8);
@@ -235,7 +259,12 @@ static void put_desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len,
     memcpy(d + 14, &next, 2);
 }
 
-static uint16_t avail_idx(struct fx *f) { uint16_t v; memcpy(&v, hva(f, AVAIL_GPA + 2), 2); return v; }
+static uint16_t avail_idx(struct fx *f)
+{
+    uint16_t v;
+    memcpy(&v, hva(f, AVAIL_GPA + 2), 2);
+    return v;
+}
 
 static uint16_t used_idx(struct fx *f)
 {
@@ -262,8 +291,8 @@ static uint16_t post(struct fx *f, const struct seg *s, unsigned n, bool indirec
     if (indirect) {
         uint64_t table = galloc(f, 16 * n);
         for (unsigned i = 0; i < n; i++)
-            put_desc(hva(f, table), i, s[i].gpa, s[i].len,
-                     s[i].flags | (i + 1 < n ? F_NEXT : 0), (uint16_t)(i + 1));
+            put_desc(hva(f, table), i, s[i].gpa, s[i].len, s[i].flags | (i + 1 < n ? F_NEXT : 0),
+                     (uint16_t)(i + 1));
         uint16_t head = f->next_desc;
         f->next_desc = (f->next_desc + 1) % QSIZE;
         put_desc(hva(f, DESC_GPA), head, table, 16 * n, F_INDIRECT, 0);
@@ -274,8 +303,8 @@ static uint16_t post(struct fx *f, const struct seg *s, unsigned n, bool indirec
     for (unsigned i = 0; i < n; i++) {
         uint16_t d = f->next_desc;
         f->next_desc = (f->next_desc + 1) % QSIZE;
-        put_desc(hva(f, DESC_GPA), d, s[i].gpa, s[i].len,
-                 s[i].flags | (i + 1 < n ? F_NEXT : 0), f->next_desc);
+        put_desc(hva(f, DESC_GPA), d, s[i].gpa, s[i].len, s[i].flags | (i + 1 < n ? F_NEXT : 0),
+                 f->next_desc);
     }
     offer(f, head);
     return head;
@@ -309,7 +338,7 @@ static uint64_t header(struct fx *f, uint32_t type, uint64_t sector)
 static uint64_t status_buf(struct fx *f)
 {
     uint64_t s = galloc(f, 1);
-    *hva(f, s) = 0xee;          /* anything but a valid status */
+    *hva(f, s) = 0xee; /* anything but a valid status */
     return s;
 }
 
@@ -345,7 +374,10 @@ static int write_sectors(struct fx *f, uint64_t sector, uint64_t data, uint32_t 
 }
 
 /* Discard / write-zeroes with the given segments. */
-struct dwz { uint64_t sector; uint32_t num, flags; };
+struct dwz {
+    uint64_t sector;
+    uint32_t num, flags;
+};
 
 static uint64_t dwz_payload(struct fx *f, const struct dwz *segs, unsigned n)
 {
@@ -428,7 +460,7 @@ static void config_space_read_write(void **state)
     assert_string_equal(f->ops->name, "disk");
     assert_int_equal(f->ops->device_id, 2);
     assert_int_equal(f->ops->device_id, VIRTIO_ID_BLOCK);
-    assert_int_equal(f->ops->save(f->blk, -1), -1);      /* not supported yet */
+    assert_int_equal(f->ops->save(f->blk, -1), -1); /* not supported yet */
     assert_int_equal(f->ops->load(f->blk, -1), -1);
     assert_int_equal(f->ops->num_queues, 1);
     assert_int_equal(f->ops->queue_max_size, QSIZE);
@@ -440,23 +472,23 @@ static void config_space_read_write(void **state)
 
     uint64_t cap;
     f->ops->config_read(f->blk, 0, (uint8_t *)&cap, 8);
-    assert_int_equal(cap, IMG_SECTORS);              /* the 100-byte tail is not a sector */
+    assert_int_equal(cap, IMG_SECTORS); /* the 100-byte tail is not a sector */
     assert_int_equal(virtio_blk_capacity(f->blk), IMG_SECTORS);
-    assert_int_equal(cfg32(f, 12), QSIZE - 2);       /* seg_max */
-    assert_int_equal(cfg32(f, 20), 512);             /* blk_size */
+    assert_int_equal(cfg32(f, 12), QSIZE - 2); /* seg_max */
+    assert_int_equal(cfg32(f, 20), 512);       /* blk_size */
     assert_int_equal(cfg32(f, 36), VIRTIO_BLK_MAX_DWZ_SECTORS);
     assert_int_equal(cfg32(f, 40), VIRTIO_BLK_MAX_DWZ_SEG);
     assert_int_equal(cfg32(f, 48), VIRTIO_BLK_MAX_DWZ_SECTORS);
     assert_int_equal(cfg32(f, 52), VIRTIO_BLK_MAX_DWZ_SEG);
     uint8_t b[8];
     f->ops->config_read(f->blk, 56, b, 4);
-    assert_int_equal(b[0], 1);                       /* write_zeroes_may_unmap */
-    assert_int_equal(b[1] | b[2] | b[3], 0);         /* unused1 */
+    assert_int_equal(b[0], 1);               /* write_zeroes_may_unmap */
+    assert_int_equal(b[1] | b[2] | b[3], 0); /* unused1 */
     memset(b, 0xaa, sizeof b);
-    f->ops->config_read(f->blk, 58, b, 8);           /* straddles the end */
+    f->ops->config_read(f->blk, 58, b, 8); /* straddles the end */
     for (unsigned i = 0; i < 8; i++)
         assert_int_equal(b[i], 0);
-    f->ops->config_read(f->blk, (size_t)-1, b, 4);   /* far out: no crash, zeroes */
+    f->ops->config_read(f->blk, (size_t)-1, b, 4); /* far out: no crash, zeroes */
     assert_int_equal(b[0], 0);
 
     /* Writes change nothing. */
@@ -485,7 +517,7 @@ static void reads_the_image(void **state)
     uint64_t buf = galloc(f, 4096);
     uint32_t ulen;
     assert_int_equal(request(f, VIRTIO_BLK_T_IN, 3, buf, 4096, true, &ulen), VIRTIO_BLK_S_OK);
-    assert_int_equal(ulen, 4097);                    /* data + status */
+    assert_int_equal(ulen, 4097); /* data + status */
     for (unsigned i = 0; i < 4096; i++)
         assert_int_equal(*hva(f, buf + i), pat(3 * 512 + i));
     /* The last whole sector. */
@@ -497,12 +529,16 @@ static void writes_and_reads_back_multi_segment(void **state)
 {
     struct fx *f = *state;
     uint64_t a = galloc(f, 512), b = galloc(f, 1024), c = galloc(f, 512);
-    for (unsigned i = 0; i < 512; i++) *hva(f, a + i) = (uint8_t)(i ^ 0x5a);
-    for (unsigned i = 0; i < 1024; i++) *hva(f, b + i) = (uint8_t)(i * 3);
-    for (unsigned i = 0; i < 512; i++) *hva(f, c + i) = (uint8_t)(255 - i);
+    for (unsigned i = 0; i < 512; i++)
+        *hva(f, a + i) = (uint8_t)(i ^ 0x5a);
+    for (unsigned i = 0; i < 1024; i++)
+        *hva(f, b + i) = (uint8_t)(i * 3);
+    for (unsigned i = 0; i < 512; i++)
+        *hva(f, c + i) = (uint8_t)(255 - i);
     uint64_t h = header(f, VIRTIO_BLK_T_OUT, 10), st = status_buf(f);
-    struct seg s[] = { { h, 16, 0 }, { a, 512, 0 }, { b, 1024, 0 }, { c, 512, 0 },
-                       { st, 1, F_WRITE } };
+    struct seg s[] = {
+        { h, 16, 0 }, { a, 512, 0 }, { b, 1024, 0 }, { c, 512, 0 }, { st, 1, F_WRITE }
+    };
     post(f, s, 5, false);
     kick(f);
     wait_used(f, 1);
@@ -514,7 +550,7 @@ static void writes_and_reads_back_multi_segment(void **state)
     assert_memory_equal(file, hva(f, a), 512);
     assert_memory_equal(file + 512, hva(f, b), 1024);
     assert_memory_equal(file + 1536, hva(f, c), 512);
-    assert_true(file_is_pattern(f, 9 * 512, 512));       /* neighbours untouched */
+    assert_true(file_is_pattern(f, 9 * 512, 512)); /* neighbours untouched */
     assert_true(file_is_pattern(f, 14 * 512, 512));
 
     /* Read back through an indirect table, split differently, with the
@@ -610,8 +646,9 @@ static void image_shrunk_under_us(void **state)
     assert_int_equal(truncate(f->path, 100 * 512), 0);
     uint64_t buf = galloc(f, 4 * 512);
     uint32_t ulen;
-    assert_int_equal(request(f, VIRTIO_BLK_T_IN, 98, buf, 4 * 512, true, &ulen), VIRTIO_BLK_S_IOERR);
-    assert_int_equal(ulen, 2 * 512 + 1);     /* what was really read, plus status */
+    assert_int_equal(request(f, VIRTIO_BLK_T_IN, 98, buf, 4 * 512, true, &ulen),
+                     VIRTIO_BLK_S_IOERR);
+    assert_int_equal(ulen, 2 * 512 + 1); /* what was really read, plus status */
     assert_int_equal(*hva(f, buf + 5), pat(98 * 512 + 5));
     assert_int_equal(read_sectors(f, 0, buf, 512), VIRTIO_BLK_S_OK);
 }
@@ -638,7 +675,7 @@ static void counts_requests(void **state)
     struct virtio_blk_stats s;
     virtio_blk_get_stats(f->blk, &s);
     assert_int_equal(s.read_requests, 3);
-    assert_int_equal(s.read_bytes, 4096 + 1024);     /* the failed read moved nothing */
+    assert_int_equal(s.read_bytes, 4096 + 1024); /* the failed read moved nothing */
     assert_int_equal(s.write_requests, 1);
     assert_int_equal(s.write_bytes, 512);
     assert_int_equal(s.flush_requests, 1);
@@ -772,7 +809,7 @@ static void get_id(void **state)
     uint32_t ulen;
     assert_int_equal(request(f, VIRTIO_BLK_T_GET_ID, 0, buf, 20, true, &ulen), VIRTIO_BLK_S_OK);
     assert_int_equal(ulen, 21);
-    uint8_t want[20] = "vmlet-test-serial";     /* NUL-padded */
+    uint8_t want[20] = "vmlet-test-serial"; /* NUL-padded */
     assert_memory_equal(hva(f, buf), want, 20);
 
     /* A short buffer gets what fits, and the status byte is not overrun. */
@@ -812,7 +849,7 @@ static void discard_deallocates(void **state)
     fsync(fd);
     close(fd);
     uint64_t blocks = file_blocks(f);
-    struct dwz segs[] = { { 64, 64, 0 }, { 256, 128, 0 } };  /* 32 KiB and 64 KiB */
+    struct dwz segs[] = { { 64, 64, 0 }, { 256, 128, 0 } }; /* 32 KiB and 64 KiB */
     assert_int_equal(dwz_request(f, VIRTIO_BLK_T_DISCARD, segs, 2), VIRTIO_BLK_S_OK);
     assert_true(file_is_zero(f, 64 * 512, 64 * 512));
     assert_true(file_is_zero(f, 256 * 512, 128 * 512));
@@ -848,7 +885,8 @@ static void discard_flags_and_limits(void **state)
                      VIRTIO_BLK_S_IOERR);
     uint64_t p = dwz_payload(f, many, 2);
     assert_int_equal(request(f, VIRTIO_BLK_T_DISCARD, 0, p, 20, false, NULL), VIRTIO_BLK_S_IOERR);
-    assert_int_equal(request(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 0, 0, false, NULL), VIRTIO_BLK_S_IOERR);
+    assert_int_equal(request(f, VIRTIO_BLK_T_WRITE_ZEROES, 0, 0, 0, false, NULL),
+                     VIRTIO_BLK_S_IOERR);
     /* A bad segment after a good one: nothing is done at all. */
     struct dwz mixed[] = { { 0, 8, 0 }, { IMG_SECTORS, 1, 0 } };
     assert_int_equal(dwz_request(f, VIRTIO_BLK_T_WRITE_ZEROES, mixed, 2), VIRTIO_BLK_S_IOERR);
@@ -930,7 +968,7 @@ static void lock_refuses_second_user(void **state)
     assert_non_null(strstr(err.message, f->path));
     assert_non_null(strstr(err.message, "in use by another process (locked)"));
     memset(&err, 0, sizeof err);
-    assert_null(virtio_blk_new(f->path, true, NULL, &err));   /* shared vs exclusive */
+    assert_null(virtio_blk_new(f->path, true, NULL, &err)); /* shared vs exclusive */
     assert_non_null(strstr(err.message, "locked"));
     struct disk *d;
     assert_int_equal(disk_open(&d, f->path, true, &err), -1);
@@ -1003,7 +1041,7 @@ static void disk_sync_and_async_agree(void **state)
     }
     assert_int_equal(disk_in_flight(d), 0);
     rd.cookie = (void *)((uintptr_t)&cookie | 1);
-    assert_int_equal(disk_submit(d, &rd), -EINVAL);    /* bit 0 is the backend's */
+    assert_int_equal(disk_submit(d, &rd), -EINVAL); /* bit 0 is the backend's */
     disk_close(d);
 
     assert_int_equal(disk_open(&d, path, true, &err), 0);
@@ -1025,8 +1063,9 @@ static void bad_requests_do_not_stop_good_ones(void **state)
     for (unsigned i = 0; i < 6; i++)
         st[i] = status_buf(f);
     uint64_t h_unknown = header(f, 99, 0), h_badlen = header(f, VIRTIO_BLK_T_IN, 0),
-             h_range = header(f, VIRTIO_BLK_T_IN, IMG_SECTORS), h_nostatus = header(f, VIRTIO_BLK_T_OUT, 0),
-             h_write = header(f, VIRTIO_BLK_T_OUT, 77), h_read = header(f, VIRTIO_BLK_T_IN, 77);
+             h_range = header(f, VIRTIO_BLK_T_IN, IMG_SECTORS),
+             h_nostatus = header(f, VIRTIO_BLK_T_OUT, 0), h_write = header(f, VIRTIO_BLK_T_OUT, 77),
+             h_read = header(f, VIRTIO_BLK_T_IN, 77);
     struct seg a[] = { { h_unknown, 16, 0 }, { st[0], 1, F_WRITE } };
     struct seg b[] = { { h_badlen, 16, 0 }, { buf, 100, F_WRITE }, { st[1], 1, F_WRITE } };
     struct seg c[] = { { h_range, 16, 0 }, { buf, 512, F_WRITE }, { st[2], 1, F_WRITE } };
@@ -1049,7 +1088,7 @@ static void bad_requests_do_not_stop_good_ones(void **state)
     assert_int_equal(*hva(f, st[4]), VIRTIO_BLK_S_OK);
     assert_int_equal(*hva(f, st[5]), VIRTIO_BLK_S_OK);
     assert_memory_equal(hva(f, buf), hva(f, out), 512);
-    assert_true(file_is_pattern(f, 0, 512));         /* the status-less write did nothing */
+    assert_true(file_is_pattern(f, 0, 512)); /* the status-less write did nothing */
     assert_int_equal(get_count(&f->t, &f->t.needs_reset), 0);
 }
 
@@ -1092,7 +1131,7 @@ static void broken_ring_index(void **state)
 static void many_requests_in_flight(void **state)
 {
     struct fx *f = *state;
-    enum { N = 100, LEN = 4096 };   /* 50 x 4 + 50 x 1 descriptors: fits the ring */
+    enum { N = 100, LEN = 4096 }; /* 50 x 4 + 50 x 1 descriptors: fits the ring */
     uint64_t data[N], st[N];
     for (unsigned i = 0; i < N; i++) {
         data[i] = galloc(f, LEN);
@@ -1100,7 +1139,9 @@ static void many_requests_in_flight(void **state)
             *hva(f, data[i] + k) = (uint8_t)(i + k * 31);
         st[i] = status_buf(f);
         uint64_t h = header(f, VIRTIO_BLK_T_OUT, (uint64_t)i * 8);
-        struct seg s[] = { { h, 16, 0 }, { data[i], LEN / 2, 0 }, { data[i] + LEN / 2, LEN / 2, 0 },
+        struct seg s[] = { { h, 16, 0 },
+                           { data[i], LEN / 2, 0 },
+                           { data[i] + LEN / 2, LEN / 2, 0 },
                            { st[i], 1, F_WRITE } };
         post(f, s, 4, i % 2);
     }
@@ -1146,15 +1187,19 @@ static void throttles_when_the_backend_is_full(void **state)
         uint64_t p = dwz_payload(f, segs, VIRTIO_BLK_MAX_DWZ_SEG);
         uint64_t h = header(f, VIRTIO_BLK_T_WRITE_ZEROES, 0);
         st[i] = status_buf(f);
-        struct seg s[] = { { h, 16, 0 }, { p, 16 * VIRTIO_BLK_MAX_DWZ_SEG, 0 }, { st[i], 1, F_WRITE } };
+        struct seg s[] = { { h, 16, 0 },
+                           { p, 16 * VIRTIO_BLK_MAX_DWZ_SEG, 0 },
+                           { st[i], 1, F_WRITE } };
         post(f, s, 3, true);
     }
     kick(f);
     wait_used(f, N);
     for (unsigned i = 0; i < N; i++)
         assert_int_equal(*hva(f, st[i]), VIRTIO_BLK_S_OK);
-    assert_true(file_is_zero(f, 0, (size_t)N * VIRTIO_BLK_MAX_DWZ_SEG * 512 > IMG_SECTORS * 512
-                                    ? IMG_SECTORS * 512 : (size_t)N * VIRTIO_BLK_MAX_DWZ_SEG * 512));
+    assert_true(file_is_zero(f, 0,
+                             (size_t)N * VIRTIO_BLK_MAX_DWZ_SEG * 512 > IMG_SECTORS * 512
+                                 ? IMG_SECTORS * 512
+                                 : (size_t)N * VIRTIO_BLK_MAX_DWZ_SEG * 512));
 }
 
 static void reset_waits_for_in_flight_io(void **state)
@@ -1169,7 +1214,9 @@ static void reset_waits_for_in_flight_io(void **state)
         uint64_t h = header(f, i % 4 == 3 ? VIRTIO_BLK_T_FLUSH : VIRTIO_BLK_T_OUT,
                             (uint64_t)i * (LEN / 512));
         st[i] = status_buf(f);
-        struct seg s[] = { { h, 16, 0 }, { base + (uint64_t)i * LEN, LEN, 0 }, { st[i], 1, F_WRITE } };
+        struct seg s[] = { { h, 16, 0 },
+                           { base + (uint64_t)i * LEN, LEN, 0 },
+                           { st[i], 1, F_WRITE } };
         if (i % 4 == 3)
             s[1] = s[2];
         post(f, s, i % 4 == 3 ? 2 : 3, true);
@@ -1203,13 +1250,20 @@ static void requests_posted_before_activation(void **state)
 {
     struct fx *f = *state;
     /* The ring is set up and a request made available, with no kick. */
-    f->q = (struct virtq){ .mem = &f->mem, .size = QSIZE, .desc_gpa = DESC_GPA,
-                           .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA, .ready = true };
+    f->q = (struct virtq){ .mem = &f->mem,
+                           .size = QSIZE,
+                           .desc_gpa = DESC_GPA,
+                           .avail_gpa = AVAIL_GPA,
+                           .used_gpa = USED_GPA,
+                           .ready = true };
     uint64_t buf = galloc(f, 512), h = header(f, VIRTIO_BLK_T_IN, 1), st = status_buf(f);
     struct seg s[] = { { h, 16, 0 }, { buf, 512, F_WRITE }, { st, 1, F_WRITE } };
     post(f, s, 3, false);
-    struct virtio_queues qs = { .transport = &f->t, .count = 1, .q = { &f->q },
-                                .kick_fd = { f->kick }, .features = ALL_FEATURES };
+    struct virtio_queues qs = { .transport = &f->t,
+                                .count = 1,
+                                .q = { &f->q },
+                                .kick_fd = { f->kick },
+                                .features = ALL_FEATURES };
     assert_int_equal(f->ops->activate(f->blk, &qs), 0);
     wait_used(f, 1);
     assert_int_equal(*hva(f, st), VIRTIO_BLK_S_OK);
@@ -1229,7 +1283,7 @@ static void event_idx_suppresses_interrupts(void **state)
     /* The driver asks for an interrupt only after entry 10. */
     __atomic_store_n(used_event, 10, __ATOMIC_RELEASE);
     unsigned before = get_count(&f->t, &f->t.notifies);
-    assert_int_equal(read_sectors(f, 0, buf, 512), VIRTIO_BLK_S_OK);   /* entry 1 */
+    assert_int_equal(read_sectors(f, 0, buf, 512), VIRTIO_BLK_S_OK); /* entry 1 */
     usleep(20 * 1000);
     assert_int_equal(get_count(&f->t, &f->t.notifies), before);
 
@@ -1253,7 +1307,7 @@ static void no_interrupt_flag_without_event_idx(void **state)
     assert_int_equal(read_sectors(f, 0, buf, 512), VIRTIO_BLK_S_OK);
     assert_true(wait_count(&f->t, &f->t.notifies, before + 1));
 
-    __atomic_store_n((uint16_t *)hva(f, AVAIL_GPA), 1, __ATOMIC_RELEASE);   /* NO_INTERRUPT */
+    __atomic_store_n((uint16_t *)hva(f, AVAIL_GPA), 1, __ATOMIC_RELEASE); /* NO_INTERRUPT */
     before = get_count(&f->t, &f->t.notifies);
     assert_int_equal(read_sectors(f, 0, buf, 512), VIRTIO_BLK_S_OK);
     usleep(20 * 1000);
@@ -1272,9 +1326,13 @@ static void no_interrupt_flag_without_event_idx(void **state)
 
 static void sync_path(void **state)
 {
-    struct fx *f = *state;       /* never activated */
-    f->q = (struct virtq){ .mem = &f->mem, .size = QSIZE, .desc_gpa = DESC_GPA,
-                           .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA, .ready = true };
+    struct fx *f = *state; /* never activated */
+    f->q = (struct virtq){ .mem = &f->mem,
+                           .size = QSIZE,
+                           .desc_gpa = DESC_GPA,
+                           .avail_gpa = AVAIL_GPA,
+                           .used_gpa = USED_GPA,
+                           .ready = true };
     struct virtq_chain *c = malloc(sizeof *c);
     uint64_t buf = galloc(f, 1024);
     memset(hva(f, buf), 0x42, 1024);
@@ -1283,7 +1341,8 @@ static void sync_path(void **state)
     struct seg w[] = { { h, 16, 0 }, { buf, 1024, 0 }, { st, 1, F_WRITE } };
     post(f, w, 3, false);
     assert_int_equal(virtq_pop(&f->q, c), VIRTQ_CHAIN);
-    assert_int_equal(virtio_blk_process_chain_sync(f->blk, ALL_FEATURES, &f->q, c), VIRTIO_BLK_S_OK);
+    assert_int_equal(virtio_blk_process_chain_sync(f->blk, ALL_FEATURES, &f->q, c),
+                     VIRTIO_BLK_S_OK);
     assert_int_equal(*hva(f, st), VIRTIO_BLK_S_OK);
     assert_int_equal(used_idx(f), 1);
     assert_true(file_is_pattern(f, 0, 4 * 512));
@@ -1296,7 +1355,8 @@ static void sync_path(void **state)
     struct seg r[] = { { h, 16, 0 }, { rb, 1024, F_WRITE }, { st, 1, F_WRITE } };
     post(f, r, 3, false);
     assert_int_equal(virtq_pop(&f->q, c), VIRTQ_CHAIN);
-    assert_int_equal(virtio_blk_process_chain_sync(f->blk, ALL_FEATURES, &f->q, c), VIRTIO_BLK_S_OK);
+    assert_int_equal(virtio_blk_process_chain_sync(f->blk, ALL_FEATURES, &f->q, c),
+                     VIRTIO_BLK_S_OK);
     assert_memory_equal(hva(f, rb), b, 1024);
     assert_int_equal(used_len_at(f, 1), 1025);
 
@@ -1312,7 +1372,8 @@ static void sync_path(void **state)
     struct seg wz[] = { { h, 16, 0 }, { p, 16, 0 }, { st, 1, F_WRITE } };
     post(f, wz, 3, false);
     assert_int_equal(virtq_pop(&f->q, c), VIRTQ_CHAIN);
-    assert_int_equal(virtio_blk_process_chain_sync(f->blk, ALL_FEATURES, &f->q, c), VIRTIO_BLK_S_OK);
+    assert_int_equal(virtio_blk_process_chain_sync(f->blk, ALL_FEATURES, &f->q, c),
+                     VIRTIO_BLK_S_OK);
     assert_true(file_is_zero(f, 4 * 512, 1024));
     free(c);
 }

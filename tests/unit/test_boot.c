@@ -22,15 +22,17 @@ static uint8_t *fake_bzimage(size_t *len)
     *len = (FAKE_SETUP_SECTS + 1) * 512 + FAKE_PAYLOAD;
     uint8_t *k = calloc(1, *len);
     k[0x1f1] = FAKE_SETUP_SECTS;
-    k[0x1fe] = 0x55; k[0x1ff] = 0xaa;
-    k[0x201] = 0x6a;                              /* header ends at 0x26c */
+    k[0x1fe] = 0x55;
+    k[0x1ff] = 0xaa;
+    k[0x201] = 0x6a; /* header ends at 0x26c */
     memcpy(k + 0x202, "HdrS", 4);
-    k[0x206] = 0x0f; k[0x207] = 0x02;             /* protocol 2.15 */
-    k[0x211] = 0x01;                              /* LOADED_HIGH */
-    *(uint32_t *)(k + 0x22c) = 0x7fffffff;        /* initrd_addr_max */
-    *(uint16_t *)(k + 0x236) = 0x7f;              /* xloadflags: 64-bit entry */
-    *(uint32_t *)(k + 0x238) = 2047;              /* cmdline_size */
-    *(uint64_t *)(k + 0x258) = 0x1000000;         /* pref_address */
+    k[0x206] = 0x0f;
+    k[0x207] = 0x02;                       /* protocol 2.15 */
+    k[0x211] = 0x01;                       /* LOADED_HIGH */
+    *(uint32_t *)(k + 0x22c) = 0x7fffffff; /* initrd_addr_max */
+    *(uint16_t *)(k + 0x236) = 0x7f;       /* xloadflags: 64-bit entry */
+    *(uint32_t *)(k + 0x238) = 2047;       /* cmdline_size */
+    *(uint64_t *)(k + 0x258) = 0x1000000;  /* pref_address */
     *(uint32_t *)(k + 0x260) = FAKE_INIT_SIZE;
     memset(k + (FAKE_SETUP_SECTS + 1) * 512, 0x90, FAKE_PAYLOAD);
     return k;
@@ -59,7 +61,7 @@ static void parses_a_bzimage(void **state)
     assert_int_equal(info.cmdline_size, 2047);
     assert_int_equal(info.init_size, FAKE_INIT_SIZE);
     assert_true(info.pref_address == 0x1000000);
-    k[0x1f1] = 0;   /* 0 setup sectors means 4 */
+    k[0x1f1] = 0; /* 0 setup sectors means 4 */
     assert_int_equal(bzimage_parse(k, 0x1000, len, &info, why, sizeof why), 0);
     assert_int_equal(info.setup_size, 5 * 512);
     free(k);
@@ -85,17 +87,17 @@ static void rejects_what_is_not_a_bzimage(void **state)
     assert_non_null(strstr(why, "HdrS"));
 
     memcpy(bad, k, len);
-    bad[0x206] = 0x0a;   /* 2.10 has no 64-bit entry */
+    bad[0x206] = 0x0a; /* 2.10 has no 64-bit entry */
     assert_int_equal(bzimage_parse(bad, 0x1000, len, &info, why, sizeof why), -1);
     assert_non_null(strstr(why, "too old"));
 
     memcpy(bad, k, len);
-    bad[0x236] = 0;      /* 32-bit only kernel */
+    bad[0x236] = 0; /* 32-bit only kernel */
     assert_int_equal(bzimage_parse(bad, 0x1000, len, &info, why, sizeof why), -1);
     assert_non_null(strstr(why, "64-bit"));
 
     memcpy(bad, k, len);
-    bad[0x1f1] = 200;    /* setup claims more than the file has */
+    bad[0x1f1] = 200; /* setup claims more than the file has */
     assert_int_equal(bzimage_parse(bad, 0x1000, 0x1000, &info, why, sizeof why), -1);
     free(bad);
     free(k);
@@ -129,8 +131,14 @@ static void plans_initrd_below_limits(void **state)
     assert_int_equal(boot_plan_linux(kpath, ipath, NULL, 5ULL << 30, &plan, &err), 0);
     assert_true(plan.initrd_addr + ilen <= GUEST_MMIO_HOLE_START);
 
-    unlink(kpath); unlink(kpath2); unlink(ipath);
-    free(kpath); free(kpath2); free(ipath); free(initrd); free(k);
+    unlink(kpath);
+    unlink(kpath2);
+    unlink(ipath);
+    free(kpath);
+    free(kpath2);
+    free(ipath);
+    free(initrd);
+    free(k);
 }
 
 static void plan_errors_name_the_problem(void **state)
@@ -157,20 +165,26 @@ static void plan_errors_name_the_problem(void **state)
     cl[2999] = 0;
     assert_int_equal(boot_plan_linux(kpath, NULL, cl, 256 << 20, &plan, &err), -1);
     assert_non_null(strstr(err.message, "cmdline"));
-    cl[2047] = 0;   /* exactly the limit is fine */
+    cl[2047] = 0; /* exactly the limit is fine */
     assert_int_equal(boot_plan_linux(kpath, NULL, cl, 256 << 20, &plan, &err), 0);
     /* Missing files. */
-    assert_int_equal(boot_plan_linux("/nonexistent/vmlinuz", NULL, NULL, 256 << 20, &plan, &err), -1);
+    assert_int_equal(boot_plan_linux("/nonexistent/vmlinuz", NULL, NULL, 256 << 20, &plan, &err),
+                     -1);
     assert_non_null(strstr(err.message, "/nonexistent/vmlinuz"));
-    assert_int_equal(boot_plan_linux(kpath, "/nonexistent/initrd", NULL, 256 << 20, &plan, &err), -1);
+    assert_int_equal(boot_plan_linux(kpath, "/nonexistent/initrd", NULL, 256 << 20, &plan, &err),
+                     -1);
     assert_non_null(strstr(err.message, "/nonexistent/initrd"));
     /* Not a kernel at all. */
     assert_int_equal(boot_plan_linux(ipath, NULL, NULL, 256 << 20, &plan, &err), -1);
     assert_non_null(strstr(err.message, "not a bzImage"));
 
     free(cl);
-    unlink(kpath); unlink(ipath);
-    free(kpath); free(ipath); free(initrd); free(k);
+    unlink(kpath);
+    unlink(ipath);
+    free(kpath);
+    free(ipath);
+    free(initrd);
+    free(k);
 }
 
 static void e820_maps(void **state)
@@ -199,14 +213,14 @@ static void e820_maps(void **state)
             total += e[i].size;
     assert_true(total == (5ULL << 30) - (0x100000 - GUEST_LOW_RAM_END));
 
-    assert_int_equal(boot_e820_map(256 << 20, e, 2), 2);   /* never more than max */
+    assert_int_equal(boot_e820_map(256 << 20, e, 2), 2); /* never more than max */
 }
 
 static void fills_boot_params(void **state)
 {
     size_t len;
     uint8_t *k = fake_bzimage(&len);
-    k[0x250] = 0xab;   /* something inside the header: must be copied */
+    k[0x250] = 0xab; /* something inside the header: must be copied */
     struct boot_plan plan = { .kernel_file_size = len };
     char why[256];
     assert_int_equal(bzimage_parse(k, 0x1000, len, &plan.kernel, why, sizeof why), 0);
@@ -218,7 +232,7 @@ static void fills_boot_params(void **state)
 
     uint8_t *raw = (uint8_t *)bp;
     assert_int_equal(raw[0x250], 0xab);
-    assert_int_equal(raw[0x26c], 0);               /* past the header: zeroed */
+    assert_int_equal(raw[0x26c], 0); /* past the header: zeroed */
     assert_memory_equal(raw + 0x202, "HdrS", 4);
     assert_int_equal(bp->hdr.type_of_loader, 0xff);
     assert_true(bp->hdr.loadflags & LOADED_HIGH);
@@ -229,7 +243,7 @@ static void fills_boot_params(void **state)
     assert_int_equal(bp->hdr.code32_start, GUEST_KERNEL_ADDR);
     assert_int_equal(bp->e820_entries, 4);
     assert_true(bp->acpi_rsdp_addr == GUEST_ACPI_ADDR);
-    assert_int_equal(raw[0x1e8], 4);               /* e820_entries at its ABI offset */
+    assert_int_equal(raw[0x1e8], 4); /* e820_entries at its ABI offset */
     free(bp);
     free(k);
 }
@@ -251,10 +265,10 @@ static void page_tables_identity_map_4g(void **state)
         assert_true(pdpte & 1);
         uint64_t *pd = (uint64_t *)(low + (pdpte & ~0xfffULL));
         uint64_t pde = pd[(va >> 21) & 511];
-        assert_true((pde & 0x81) == 0x81);          /* present, 2 MiB page */
+        assert_true((pde & 0x81) == 0x81); /* present, 2 MiB page */
         assert_true((pde & ~0x1fffffULL) + (va & 0x1fffff) == va);
     }
-    assert_true(pdpt[4] == 0);                      /* nothing above 4 GiB */
+    assert_true(pdpt[4] == 0); /* nothing above 4 GiB */
     /* The tables fit below the command line. */
     assert_true(GUEST_PD_ADDR + 4 * 4096 <= GUEST_CMDLINE_ADDR);
     free(low);
@@ -284,9 +298,9 @@ static void entry_registers(void **state)
     uint64_t *gdt = (uint64_t *)(low + GUEST_GDT_ADDR);
     assert_true(sregs.gdt.base == GUEST_GDT_ADDR);
     /* The descriptors in memory agree with the cached segments. */
-    assert_true((gdt[2] >> 53) & 1);                /* L bit of __BOOT_CS */
-    assert_true((gdt[2] >> 47) & 1);                /* present */
-    assert_int_equal((gdt[3] >> 40) & 0xf, 3);      /* data, read/write, accessed */
+    assert_true((gdt[2] >> 53) & 1);           /* L bit of __BOOT_CS */
+    assert_true((gdt[2] >> 47) & 1);           /* present */
+    assert_int_equal((gdt[3] >> 40) & 0xf, 3); /* data, read/write, accessed */
     free(low);
 }
 

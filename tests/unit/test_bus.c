@@ -30,27 +30,27 @@ static void record(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, b
 
 static void rejects_overlaps(void **state)
 {
-    struct bus b = {0};
-    struct recorder r = {0};
+    struct bus b = { 0 };
+    struct recorder r = { 0 };
     assert_int_equal(bus_register(&b, 0x3f8, 8, record, &r), 0);
     assert_int_equal(bus_register(&b, 0x3f8, 8, record, &r), -1);
-    assert_int_equal(bus_register(&b, 0x3f0, 9, record, &r), -1);   /* reaches 0x3f8 */
+    assert_int_equal(bus_register(&b, 0x3f0, 9, record, &r), -1); /* reaches 0x3f8 */
     assert_int_equal(bus_register(&b, 0x3ff, 1, record, &r), -1);
-    assert_int_equal(bus_register(&b, 0x3f0, 8, record, &r), 0);    /* ends at 0x3f7 */
+    assert_int_equal(bus_register(&b, 0x3f0, 8, record, &r), 0); /* ends at 0x3f7 */
     assert_int_equal(bus_register(&b, 0x400, 1, record, &r), 0);
-    assert_int_equal(bus_register(&b, 0x500, 0, record, &r), -1);   /* empty */
+    assert_int_equal(bus_register(&b, 0x500, 0, record, &r), -1);      /* empty */
     assert_int_equal(bus_register(&b, UINT64_MAX, 2, record, &r), -1); /* wraps */
     bus_free(&b);
 }
 
 static void dispatches_with_offsets(void **state)
 {
-    struct bus b = {0};
-    struct recorder com = {0}, pm = {0};
+    struct bus b = { 0 };
+    struct recorder com = { 0 }, pm = { 0 };
     /* Registered out of order: the map keeps itself sorted. */
     assert_int_equal(bus_register(&b, 0x600, 4, record, &pm), 0);
     assert_int_equal(bus_register(&b, 0x3f8, 8, record, &com), 0);
-    for (int i = 0; i < 40; i++)   /* force growth past the first allocation */
+    for (int i = 0; i < 40; i++) /* force growth past the first allocation */
         assert_int_equal(bus_register(&b, 0x1000 + i * 16, 4, record, &pm), 0);
 
     uint8_t data[4] = { 0xaa, 0, 0, 0 };
@@ -60,7 +60,7 @@ static void dispatches_with_offsets(void **state)
     assert_true(bus_dispatch(&b, 0x602, data, 2, false));
     assert_int_equal(pm.offset, 2);
     assert_int_equal(data[0], 0x42);
-    assert_int_equal(data[1], 0xff);       /* untouched bytes read as all-ones */
+    assert_int_equal(data[1], 0xff); /* untouched bytes read as all-ones */
     assert_true(bus_dispatch(&b, 0x1000 + 39 * 16 + 3, data, 1, false));
     assert_int_equal(pm.offset, 3);
     bus_free(&b);
@@ -68,10 +68,10 @@ static void dispatches_with_offsets(void **state)
 
 static void unclaimed_reads_all_ones(void **state)
 {
-    struct bus b = {0};
-    struct recorder r = {0};
+    struct bus b = { 0 };
+    struct recorder r = { 0 };
     assert_int_equal(bus_register(&b, 0x3f8, 8, record, &r), 0);
-    uint8_t data[4] = {0};
+    uint8_t data[4] = { 0 };
     assert_false(bus_dispatch(&b, 0x3f7, data, 4, false));
     assert_memory_equal(data, "\xff\xff\xff\xff", 4);
     assert_false(bus_dispatch(&b, 0x400, data, 1, true));

@@ -23,12 +23,14 @@ uint64_t host_memory_bytes(void)
 /* A tiny but well-formed bzImage header. */
 static int make_files(void **state)
 {
-    uint8_t k[5 * 512 + 4096] = {0};
+    uint8_t k[5 * 512 + 4096] = { 0 };
     k[0x1f1] = 4;
-    k[0x1fe] = 0x55; k[0x1ff] = 0xaa;
+    k[0x1fe] = 0x55;
+    k[0x1ff] = 0xaa;
     k[0x201] = 0x6a;
     memcpy(k + 0x202, "HdrS", 4);
-    k[0x206] = 0x0f; k[0x207] = 0x02;
+    k[0x206] = 0x0f;
+    k[0x207] = 0x02;
     *(uint32_t *)(k + 0x22c) = 0x7fffffff;
     *(uint16_t *)(k + 0x236) = 0x7f;
     *(uint32_t *)(k + 0x238) = 2047;
@@ -61,12 +63,12 @@ static vmlet_config *good_config(void)
 
 static void expect_error(vmlet_config *c, vmlet_error_code code, const char *needle)
 {
-    vmlet_error err = {0};
+    vmlet_error err = { 0 };
     assert_int_equal(vmlet_config_validate(c, &err), -1);
     assert_int_equal(err.code, code);
     if (!strstr(err.message, needle))
         fail_msg("message '%s' does not mention '%s'", err.message, needle);
-    assert_null(strchr(err.message, '\n'));   /* one line */
+    assert_null(strchr(err.message, '\n')); /* one line */
 }
 
 static void defaults_validate(void **state)
@@ -102,9 +104,9 @@ static void memory_range(void **state)
     expect_error(c, VMLET_ERR_INVALID, "4 KiB");
     vmlet_config_set_memory(c, 2ULL << 40);
     expect_error(c, VMLET_ERR_INVALID, "out of range");
-    vmlet_config_set_memory(c, 16ULL << 30);   /* the fake host has 8 GiB */
+    vmlet_config_set_memory(c, 16ULL << 30); /* the fake host has 8 GiB */
     expect_error(c, VMLET_ERR_INVALID, "more than this host has");
-    vmlet_config_set_memory(c, 20 << 20);      /* kernel needs 16 + 16 MiB */
+    vmlet_config_set_memory(c, 20 << 20); /* kernel needs 16 + 16 MiB */
     expect_error(c, VMLET_ERR_INVALID, "too small");
     vmlet_config_set_memory(c, 4ULL << 30);
     assert_int_equal(vmlet_config_validate(c, &err), 0);
@@ -119,7 +121,7 @@ static void files(void **state)
     expect_error(c, VMLET_ERR_FILE, "/nonexistent/bzImage");
     vmlet_config_set_linux_boot(c, "/tmp", NULL, NULL);
     expect_error(c, VMLET_ERR_FILE, "directory");
-    vmlet_config_set_linux_boot(c, initrd_path, NULL, NULL);   /* not a kernel */
+    vmlet_config_set_linux_boot(c, initrd_path, NULL, NULL); /* not a kernel */
     expect_error(c, VMLET_ERR_FILE, "not a bzImage");
     vmlet_config_set_linux_boot(c, kernel_path, "/nonexistent/initrd", NULL);
     expect_error(c, VMLET_ERR_FILE, "/nonexistent/initrd");
@@ -175,7 +177,8 @@ static void bad_net_reported_by_validate(void **state)
     assert_int_equal(vmlet_config_validate(c, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_INVALID);
     assert_string_equal(err.message, want.message);
-    assert_string_equal(err.message, "net 'user,hostfwd=tcp:1.2.3:80-:80': hostfwd "
+    assert_string_equal(err.message,
+                        "net 'user,hostfwd=tcp:1.2.3:80-:80': hostfwd "
                         "'tcp:1.2.3:80-:80': host address '1.2.3' is not an IPv4 address");
     vmlet_config_free(c);
 
@@ -196,7 +199,8 @@ static void bad_net_reported_by_validate(void **state)
     c = good_config();
     vmlet_config_add_net(c, "user");
     vmlet_config_add_net(c, "user,mac=52:54:00:12:34:56");
-    expect_error(c, VMLET_ERR_INVALID, "net: NICs 1 and 2 both have MAC 52:54:00:12:34:56; "
+    expect_error(c, VMLET_ERR_INVALID,
+                 "net: NICs 1 and 2 both have MAC 52:54:00:12:34:56; "
                  "give one of them another mac=");
     vmlet_config_free(c);
 }
@@ -207,8 +211,8 @@ static void hostfwd_two_dashes(void **state)
     vmlet_error err;
     assert_int_equal(vmlet_check_net("user,hostfwd=tcp::80-:80-:90", &err), -1);
     assert_string_equal(err.message, "net 'user,hostfwd=tcp::80-:80-:90': hostfwd "
-                        "'tcp::80-:80-:90': more than one '-' (expected "
-                        "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT)");
+                                     "'tcp::80-:80-:90': more than one '-' (expected "
+                                     "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT)");
 }
 
 static void shutdown_timeout(void **state)
@@ -222,7 +226,8 @@ static void shutdown_timeout(void **state)
     vmlet_config_set_shutdown_timeout(c, VMLET_MAX_SHUTDOWN_TIMEOUT);
     assert_int_equal(vmlet_config_validate(c, &err), 0);
     vmlet_config_set_shutdown_timeout(c, VMLET_MAX_SHUTDOWN_TIMEOUT + 1);
-    expect_error(c, VMLET_ERR_INVALID, "shutdown_timeout: 86401 is out of range; give 0 to "
+    expect_error(c, VMLET_ERR_INVALID,
+                 "shutdown_timeout: 86401 is out of range; give 0 to "
                  "86400");
     vmlet_config_free(c);
 }
@@ -258,7 +263,8 @@ static void json_and_add_net_together(void **state)
     assert_int_equal(vmlet_config_get_shutdown_timeout(c), 30);
     assert_int_equal(vmlet_config_validate(c, &err), 0);
     vmlet_config_add_net(c, "user,hostfwd=tcp::8080-:22");
-    expect_error(c, VMLET_ERR_INVALID, "net: hostfwd 'tcp::8080-:80' (NIC 1) and "
+    expect_error(c, VMLET_ERR_INVALID,
+                 "net: hostfwd 'tcp::8080-:80' (NIC 1) and "
                  "'tcp::8080-:22' (NIC 2) forward the same tcp port 8080");
     vmlet_config_free(c);
 }

@@ -47,11 +47,10 @@ static void assert_untouched(const vmlet_config *c)
     assert_int_equal(c->nnets, 0);
 }
 
-static void expect_error_len(const char *json, size_t len, vmlet_error_code code,
-                             const char *want)
+static void expect_error_len(const char *json, size_t len, vmlet_error_code code, const char *want)
 {
     vmlet_config *c = vmlet_config_new();
-    vmlet_error err = {0};
+    vmlet_error err = { 0 };
     if (load_len(c, json, len, &err) != -1)
         fail_msg("accepted: %.200s", json);
     if (strcmp(err.message, want))
@@ -74,7 +73,7 @@ static void expect_error(const char *json, vmlet_error_code code, const char *wa
 static vmlet_config *load_ok(const char *json)
 {
     vmlet_config *c = vmlet_config_new();
-    vmlet_error err = {0};
+    vmlet_error err = { 0 };
     if (load(c, json, &err) != 0)
         fail_msg("rejected %.200s: %s", json, err.message);
     return c;
@@ -151,7 +150,7 @@ static const char *write_tmp(const void *data, size_t len)
 static void example_file(void **state)
 {
     vmlet_config *c = vmlet_config_new();
-    vmlet_error err = {0};
+    vmlet_error err = { 0 };
     if (vmlet_config_load_json(c, example_path(), &err) != 0)
         fail_msg("%s", err.message);
     assert_string_equal(c->kernel, "/var/lib/vmlet/bzImage");
@@ -179,11 +178,11 @@ static void example_file(void **state)
     assert_false(u->hostfwd[0].udp);
     assert_int_equal(u->hostfwd[0].host_addr, 0x7f000001);
     assert_int_equal(u->hostfwd[0].host_port, 8080);
-    assert_int_equal(u->hostfwd[0].guest_addr, 0x0a00020f);   /* the default */
+    assert_int_equal(u->hostfwd[0].guest_addr, 0x0a00020f); /* the default */
     assert_int_equal(u->hostfwd[0].guest_port, 80);
     assert_string_equal(u->hostfwd[1].text, "udp::5353-:53");
     assert_true(u->hostfwd[1].udp);
-    assert_int_equal(u->hostfwd[1].host_addr, 0x7f000001);    /* the default */
+    assert_int_equal(u->hostfwd[1].host_addr, 0x7f000001); /* the default */
     assert_int_equal(u->hostfwd[1].host_port, 5353);
     assert_int_equal(u->hostfwd[1].guest_port, 53);
     assert_false(u->has_mac);
@@ -220,9 +219,12 @@ static void empty_object_changes_nothing(void **state)
 
 static void cpus_good(void **state)
 {
-    struct { const char *json; unsigned want; } cases[] = {
-        { "{\"cpus\": 1}", 1 }, { "{\"cpus\": 255}", 255 }, { "{\"cpus\": 2.0}", 2 },
-        { "{\"cpus\": 4e0}", 4 }, { "{\"cpus\": 1E1}", 10 }, { "{\"cpus\": 0.8e1}", 8 },
+    struct {
+        const char *json;
+        unsigned want;
+    } cases[] = {
+        { "{\"cpus\": 1}", 1 },      { "{\"cpus\": 255}", 255 }, { "{\"cpus\": 2.0}", 2 },
+        { "{\"cpus\": 4e0}", 4 },    { "{\"cpus\": 1E1}", 10 },  { "{\"cpus\": 0.8e1}", 8 },
         { "{\"cpus\": 100e-2}", 1 },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -249,16 +251,22 @@ static void cpus_bad(void **state)
     BAD("{\"cpus\": -1e400}", "cpus: the number is too negative to represent");
     BAD("{\"cpus\": 1e-400}", "cpus: 0 is out of range; give 1 to 255");
     BAD("{\"cpus\": 9007199254740994}", "cpus: 9007199254740994 is too large (above 2^53, "
-        "where JSON numbers stop being exact)");
+                                        "where JSON numbers stop being exact)");
 }
 
 static void memory_good(void **state)
 {
-    struct { const char *json; uint64_t want; } cases[] = {
-        { "{\"memory\": \"512M\"}", 512ULL << 20 }, { "{\"memory\": \"2G\"}", 2ULL << 30 },
-        { "{\"memory\": \"1GiB\"}", 1ULL << 30 }, { "{\"memory\": \"1t\"}", 1ULL << 40 },
-        { "{\"memory\": 1073741824}", 1ULL << 30 }, { "{\"memory\": 16777216}", 16ULL << 20 },
-        { "{\"memory\": 0}", 0 },   /* validate says what is wrong with it */
+    struct {
+        const char *json;
+        uint64_t want;
+    } cases[] = {
+        { "{\"memory\": \"512M\"}", 512ULL << 20 },
+        { "{\"memory\": \"2G\"}", 2ULL << 30 },
+        { "{\"memory\": \"1GiB\"}", 1ULL << 30 },
+        { "{\"memory\": \"1t\"}", 1ULL << 40 },
+        { "{\"memory\": 1073741824}", 1ULL << 30 },
+        { "{\"memory\": 16777216}", 16ULL << 20 },
+        { "{\"memory\": 0}", 0 }, /* validate says what is wrong with it */
         { "{\"memory\": 9007199254740992}", 1ULL << 53 },
         { "{\"memory\": 5e8}", 500000000 },
     };
@@ -272,35 +280,36 @@ static void memory_good(void **state)
 static void memory_bad(void **state)
 {
     BAD("{\"memory\": \"512X\"}", "memory: \"512X\" is not a size; give bytes or a number "
-        "with K, M, G or T, e.g. \"512M\"");
+                                  "with K, M, G or T, e.g. \"512M\"");
     BAD("{\"memory\": \"\"}", "memory: \"\" is not a size; give bytes or a number with K, "
-        "M, G or T, e.g. \"512M\"");
+                              "M, G or T, e.g. \"512M\"");
     BAD("{\"memory\": \" 512M\"}", "memory: \" 512M\" is not a size; give bytes or a "
-        "number with K, M, G or T, e.g. \"512M\"");
-    BAD("{\"memory\": \"99999999999999999999G\"}", "memory: \"99999999999999999999G\" is "
+                                   "number with K, M, G or T, e.g. \"512M\"");
+    BAD("{\"memory\": \"99999999999999999999G\"}",
+        "memory: \"99999999999999999999G\" is "
         "not a size; give bytes or a number with K, M, G or T, e.g. \"512M\"");
     BAD("{\"memory\": true}", "memory: expected a size (a string such as \"512M\" or a "
-        "whole number of bytes), got true");
+                              "whole number of bytes), got true");
     BAD("{\"memory\": [512]}", "memory: expected a size (a string such as \"512M\" or a "
-        "whole number of bytes), got an array");
+                               "whole number of bytes), got an array");
     BAD("{\"memory\": 512}", "memory: 512 bytes is less than the 16 MiB minimum; a number "
-        "means bytes: write \"512M\" for MiB");
+                             "means bytes: write \"512M\" for MiB");
     BAD("{\"memory\": 1}", "memory: 1 byte is less than the 16 MiB minimum; a number "
-        "means bytes: write \"1M\" for MiB");
+                           "means bytes: write \"1M\" for MiB");
     BAD("{\"memory\": -536870912}", "memory: a size cannot be negative; give bytes or a "
-        "string such as \"512M\"");
+                                    "string such as \"512M\"");
     BAD("{\"memory\": -1e400}", "memory: a size cannot be negative; give bytes or a "
-        "string such as \"512M\"");
+                                "string such as \"512M\"");
     BAD("{\"memory\": 536870912.5}", "memory: 536870912.5 is not a whole number");
     BAD("{\"memory\": 1e20}", "memory: 1e+20 is too large (above 2^53, where JSON numbers "
-        "stop being exact)");
+                              "stop being exact)");
     BAD("{\"memory\": 1e400}", "memory: the number is too large to represent");
     /* A long value is cut in the message so it stays readable. */
     BAD("{\"memory\": \"1234567890123456789012345678901234567890123456789\"}",
         "memory: \"1234567890123456789012345678901234567890...\" is not a size; give bytes "
         "or a number with K, M, G or T, e.g. \"512M\"");
     BAD("{\"memory\": \"5\\n12M\"}", "memory: \"5\\x0a12M\" is not a size; give bytes or "
-        "a number with K, M, G or T, e.g. \"512M\"");
+                                     "a number with K, M, G or T, e.g. \"512M\"");
 }
 
 static void boot_strings(void **state)
@@ -329,16 +338,16 @@ static void boot_strings(void **state)
     vmlet_config_free(c);
 
     BAD("{\"kernel\": 1}", "kernel: expected a string (the path of an x86-64 bzImage), "
-        "got a number");
+                           "got a number");
     BAD("{\"kernel\": \"\"}", "kernel: empty; give the path of an x86-64 bzImage");
     BAD("{\"initrd\": false}", "initrd: expected a string (the path of an initial ramdisk, "
-        "or leave the key out), got false");
+                               "or leave the key out), got false");
     BAD("{\"initrd\": \"\"}", "initrd: empty; give the path of an initial ramdisk, or "
-        "leave the key out");
+                              "leave the key out");
     BAD("{\"cmdline\": [\"a\"]}", "cmdline: expected a string (the kernel command line), "
-        "got an array");
+                                  "got an array");
     BAD("{\"kvm_device\": null}", "kvm_device: expected a string (the path of the KVM "
-        "device), got null");
+                                  "device), got null");
     BAD("{\"kvm_device\": \"\"}", "kvm_device: empty; give the path of the KVM device");
 
     char *long_path = repeat("{\"kernel\": \"", "a", 4096, "\"}");
@@ -358,7 +367,7 @@ static void console_and_rng(void **state)
     vmlet_config_set_console(c, VMLET_CONSOLE_SERIAL, 5, 6);
     assert_int_equal(load(c, "{\"console\": \"virtio\", \"rng\": true}", &err), 0);
     assert_int_equal(c->console, VMLET_CONSOLE_VIRTIO);
-    assert_int_equal(c->console_in, 5);    /* the caller's descriptors stay */
+    assert_int_equal(c->console_in, 5); /* the caller's descriptors stay */
     assert_int_equal(c->console_out, 6);
     assert_true(c->entropy);
     assert_int_equal(load(c, "{\"console\": \"serial\", \"rng\": false}", &err), 0);
@@ -367,28 +376,30 @@ static void console_and_rng(void **state)
     vmlet_config_free(c);
 
     BAD("{\"console\": \"hvc0\"}", "console: \"hvc0\" is not a console; give \"serial\" "
-        "or \"virtio\"");
+                                   "or \"virtio\"");
     /* Values in messages: quotes and backslashes escaped, control bytes as
      * \xHH, cut at a character boundary. */
     BAD("{\"console\": \"a\\\"b\\\\c\"}", "console: \"a\\\"b\\\\c\" is not a console; "
-        "give \"serial\" or \"virtio\"");
+                                          "give \"serial\" or \"virtio\"");
     char *accents = repeat("{\"console\": \"a", "\xc3\xa9", 30, "\"}");
-    char *want = repeat("console: \"a", "\xc3\xa9", 19, "...\" is not a console; give "
+    char *want = repeat("console: \"a", "\xc3\xa9", 19,
+                        "...\" is not a console; give "
                         "\"serial\" or \"virtio\"");
     BAD(accents, want);
     free(accents);
     free(want);
     accents = repeat("{\"console\": \"\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001\\u0001"
-                     "\\u0001\\u0001\\u0001", "\xc3\xa9", 30, "\"}");
-    want = repeat("console: \"\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01",
-                  "\xc3\xa9", 6, "...\" is not a console; give \"serial\" or \"virtio\"");
+                     "\\u0001\\u0001\\u0001",
+                     "\xc3\xa9", 30, "\"}");
+    want = repeat("console: \"\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01\\x01", "\xc3\xa9", 6,
+                  "...\" is not a console; give \"serial\" or \"virtio\"");
     BAD(accents, want);
     free(accents);
     free(want);
     BAD("{\"console\": \"Serial\"}", "console: \"Serial\" is not a console; give \"serial\" "
-        "or \"virtio\"");
+                                     "or \"virtio\"");
     BAD("{\"console\": 0}", "console: expected a string (\"serial\" or \"virtio\"), got "
-        "a number");
+                            "a number");
     BAD("{\"rng\": 1}", "rng: expected true or false, got a number");
     BAD("{\"rng\": \"true\"}", "rng: expected true or false, got a string");
     BAD("{\"rng\": null}", "rng: expected true or false, got null");
@@ -399,10 +410,13 @@ static void disks_good(void **state)
     vmlet_config *c = vmlet_config_new();
     vmlet_error err;
     vmlet_config_add_disk(c, "first.img", 0, NULL);
-    assert_int_equal(load(c, "{\"disks\": [{\"path\": \"a.img\"}, {\"serial\": \"S1\", "
-                             "\"read_only\": true, \"path\": \"/dev/sdb\"}, "
-                             "{\"path\": \"c.img\", \"read_only\": false}]}", &err), 0);
-    assert_int_equal(c->ndisks, 4);   /* appended */
+    assert_int_equal(load(c,
+                          "{\"disks\": [{\"path\": \"a.img\"}, {\"serial\": \"S1\", "
+                          "\"read_only\": true, \"path\": \"/dev/sdb\"}, "
+                          "{\"path\": \"c.img\", \"read_only\": false}]}",
+                          &err),
+                     0);
+    assert_int_equal(c->ndisks, 4); /* appended */
     assert_string_equal(c->disks[0].path, "first.img");
     assert_string_equal(c->disks[1].path, "a.img");
     assert_null(c->disks[1].serial);
@@ -427,9 +441,9 @@ static void disks_good(void **state)
 static void disks_bad(void **state)
 {
     BAD("{\"disks\": {\"path\": \"a\"}}", "disks: expected an array of objects such as "
-        "[{\"path\": \"root.img\"}], got an object");
+                                          "[{\"path\": \"root.img\"}], got an object");
     BAD("{\"disks\": [\"a.img\"]}", "disks[0]: expected an object such as {\"path\": "
-        "\"root.img\"}, got a string");
+                                    "\"root.img\"}, got a string");
     BAD("{\"disks\": [{\"path\": \"a\"}, {\"path\": \"b\", \"raed_only\": true}]}",
         "disks[1].raed_only: unknown key; known keys are path, read_only, serial");
     BAD("{\"disks\": [{\"read_only\": true}]}",
@@ -437,7 +451,7 @@ static void disks_bad(void **state)
     BAD("{\"disks\": [{\"path\": \"\"}]}",
         "disks[0].path: empty; give an image file or block device");
     BAD("{\"disks\": [{\"path\": 7}]}", "disks[0].path: expected a string (an image file "
-        "or block device), got a number");
+                                        "or block device), got a number");
     BAD("{\"disks\": [{\"path\": \"a\", \"read_only\": \"yes\"}]}",
         "disks[0].read_only: expected true or false, got a string");
     BAD("{\"disks\": [{\"path\": \"a\", \"serial\": 12}]}",
@@ -449,7 +463,8 @@ static void disks_bad(void **state)
 
 static void network_good(void **state)
 {
-    vmlet_config *c = load_ok("{\"network\": [{\"type\": \"user\", \"mac\": "
+    vmlet_config *c = load_ok(
+        "{\"network\": [{\"type\": \"user\", \"mac\": "
         "\"52:54:00:00:00:09\"}, "
         "{\"hostfwd\": [\"::2222-10.0.2.16:22\", \"udp:0.0.0.0:65535-:1\", "
         "\"tcp:0.0.0.0:2223-:22\", \"udp:127.0.0.1:2222-:22\"], \"type\": \"user\"},"
@@ -468,7 +483,7 @@ static void network_good(void **state)
     assert_int_equal(h[0].guest_addr, 0x0a000210);
     assert_int_equal(h[0].guest_port, 22);
     assert_true(h[1].udp);
-    assert_int_equal(h[1].host_addr, 0);   /* all interfaces */
+    assert_int_equal(h[1].host_addr, 0); /* all interfaces */
     assert_int_equal(h[1].host_port, 65535);
     assert_int_equal(h[1].guest_port, 1);
     assert_string_equal(c->nets[2].tap_name, "vm-tap.1");
@@ -478,8 +493,7 @@ static void network_good(void **state)
 
     /* A second file (or a later call) appends. */
     vmlet_error err;
-    assert_int_equal(load(c, "{\"network\": [{\"type\": \"tap\", \"name\": \"t9\"}]}",
-                          &err), 0);
+    assert_int_equal(load(c, "{\"network\": [{\"type\": \"tap\", \"name\": \"t9\"}]}", &err), 0);
     assert_int_equal(c->nnets, 5);
     assert_string_equal(c->nets[4].tap_name, "t9");
     vmlet_config_free(c);
@@ -497,9 +511,9 @@ static void network_good(void **state)
 static void network_bad(void **state)
 {
     BAD("{\"network\": {\"type\": \"user\"}}", "network: expected an array of objects such "
-        "as [{\"type\": \"user\"}], got an object");
+                                               "as [{\"type\": \"user\"}], got an object");
     BAD("{\"network\": [\"user\"]}", "network[0]: expected an object such as {\"type\": "
-        "\"user\"}, got a string");
+                                     "\"user\"}, got a string");
     BAD("{\"network\": [{}]}", "network[0]: no \"type\"; give \"type\": \"user\" or \"tap\"");
     BAD("{\"network\": [{\"tpye\": \"user\"}]}",
         "network[0].tpye: unknown key; known keys are type, hostfwd, name, mac");
@@ -518,7 +532,9 @@ static void network_bad(void **state)
         "network[0].hostfwd[0]: expected a string such as \"tcp:127.0.0.1:8080-:80\", "
         "got a number");
 
-    static const struct { const char *rule, *why; } fwd[] = {
+    static const struct {
+        const char *rule, *why;
+    } fwd[] = {
         { "tcp:8080:80", "it has no '-' between the host and the guest side" },
         { "sctp::1-:2", "the protocol is not tcp or udp" },
         { "TCP::1-:2", "the protocol is not tcp or udp" },
@@ -544,20 +560,26 @@ static void network_bad(void **state)
     };
     for (size_t i = 0; i < sizeof fwd / sizeof fwd[0]; i++) {
         char json[256], want[512];
-        snprintf(json, sizeof json, "{\"network\": [{\"type\": \"user\", \"hostfwd\": "
-                 "[\"tcp::1-:1\", \"%s\"]}]}", fwd[i].rule);
-        snprintf(want, sizeof want, "network[0].hostfwd[1]: \"%s\": %s; the form is "
-                 "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT", fwd[i].rule, fwd[i].why);
+        snprintf(json, sizeof json,
+                 "{\"network\": [{\"type\": \"user\", \"hostfwd\": "
+                 "[\"tcp::1-:1\", \"%s\"]}]}",
+                 fwd[i].rule);
+        snprintf(want, sizeof want,
+                 "network[0].hostfwd[1]: \"%s\": %s; the form is "
+                 "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
+                 fwd[i].rule, fwd[i].why);
         BAD(json, want);
     }
-    char *many = repeat("{\"network\": [{\"type\": \"user\", \"hostfwd\": [",
-                        "\"::1-:1\",", 16, "\"::1-:1\"]}]}");
+    char *many = repeat("{\"network\": [{\"type\": \"user\", \"hostfwd\": [", "\"::1-:1\",", 16,
+                        "\"::1-:1\"]}]}");
     BAD(many, "network[0].hostfwd: 17 rules; at most 16 are allowed");
     free(many);
 
-    BAD("{\"network\": [{\"type\": \"tap\"}]}", "network[0]: no \"name\"; a tap network "
+    BAD("{\"network\": [{\"type\": \"tap\"}]}",
+        "network[0]: no \"name\"; a tap network "
         "needs the host interface, e.g. \"name\": \"tap0\"");
-    BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"\"}]}", "network[0].name: empty; "
+    BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"\"}]}",
+        "network[0].name: empty; "
         "give a host interface name such as \"tap0\"");
     BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"a23456789012345X\"}]}",
         "network[0].name: 16 bytes is too long; at most 15");
@@ -575,14 +597,19 @@ static void network_bad(void **state)
         "characters other than spaces, '/', ':', ',' and '='");
     BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"t\", \"mac\": 5}]}",
         "network[0].mac: expected a string such as \"52:54:00:12:34:56\", got a number");
-    static const char *const bad_macs[] = { "52:54:00:12:34", "52:54:00:12:34:5g",
-        "52-54-00-12-34-56", "52:54:00:12:34:56:", "525400123456", "" };
+    static const char *const bad_macs[] = { "52:54:00:12:34",    "52:54:00:12:34:5g",
+                                            "52-54-00-12-34-56", "52:54:00:12:34:56:",
+                                            "525400123456",      "" };
     for (size_t i = 0; i < sizeof bad_macs / sizeof bad_macs[0]; i++) {
         char json[256], want[512];
-        snprintf(json, sizeof json, "{\"network\": [{\"type\": \"tap\", \"name\": \"t\", "
-                 "\"mac\": \"%s\"}]}", bad_macs[i]);
-        snprintf(want, sizeof want, "network[0].mac: \"%s\" is not a MAC address; write six "
-                 "hex pairs such as \"52:54:00:12:34:56\"", bad_macs[i]);
+        snprintf(json, sizeof json,
+                 "{\"network\": [{\"type\": \"tap\", \"name\": \"t\", "
+                 "\"mac\": \"%s\"}]}",
+                 bad_macs[i]);
+        snprintf(want, sizeof want,
+                 "network[0].mac: \"%s\" is not a MAC address; write six "
+                 "hex pairs such as \"52:54:00:12:34:56\"",
+                 bad_macs[i]);
         BAD(json, want);
     }
     BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"t\", \"mac\": \"01:00:5e:00:00:01\"}]}",
@@ -597,7 +624,8 @@ static void network_bad(void **state)
         "{\"type\": \"tap\", \"name\": \"b\", \"mac\": \"52:54:00:00:00:01\"}]}",
         "network[1].mac: network[0] has this MAC address too");
     /* One host port forwarded twice, in one network or across two. */
-    BAD("{\"network\": [{\"type\": \"user\", \"hostfwd\": [\"::80-:80\", \"tcp:127.0.0.1:80-:81\"]}]}",
+    BAD("{\"network\": [{\"type\": \"user\", \"hostfwd\": [\"::80-:80\", "
+        "\"tcp:127.0.0.1:80-:81\"]}]}",
         "network[0].hostfwd[1]: tcp port 80 is already forwarded by network[0].hostfwd[0]");
     BAD("{\"network\": [{\"type\": \"user\", \"hostfwd\": [\"udp:1.2.3.4:53-:53\"]}, "
         "{\"type\": \"tap\", \"name\": \"t\"}, "
@@ -623,23 +651,22 @@ static void network_bad(void **state)
     assert_int_equal(load(c, eight, &err), 0);
     assert_int_equal(load(c, "{\"cpus\": 3, \"network\": [{\"type\": \"user\"}]}", &err), -1);
     assert_string_equal(err.message, "network: more than 8 interfaces in all");
-    assert_int_equal(c->cpus, 1);   /* nothing applied */
+    assert_int_equal(c->cpus, 1); /* nothing applied */
     assert_int_equal(c->nnets, 8);
     free(eight);
     vmlet_config_free(c);
 }
 
-static void assert_same_spec(const struct net_spec *a, const struct net_spec *b,
-                             const char *what)
+static void assert_same_spec(const struct net_spec *a, const struct net_spec *b, const char *what)
 {
     bool same = a->kind == b->kind && !strcmp(a->tap_name, b->tap_name) &&
                 a->has_mac == b->has_mac && !memcmp(a->mac, b->mac, 6) &&
                 a->nhostfwd == b->nhostfwd;
     for (unsigned i = 0; same && i < a->nhostfwd; i++) {
         const struct net_hostfwd *x = &a->hostfwd[i], *y = &b->hostfwd[i];
-        same = x->udp == y->udp && x->host_addr == y->host_addr &&
-               x->host_port == y->host_port && x->guest_addr == y->guest_addr &&
-               x->guest_port == y->guest_port && !strcmp(x->text, y->text);
+        same = x->udp == y->udp && x->host_addr == y->host_addr && x->host_port == y->host_port &&
+               x->guest_addr == y->guest_addr && x->guest_port == y->guest_port &&
+               !strcmp(x->text, y->text);
     }
     if (!same)
         fail_msg("%s: the JSON entry and the --net text give different specs", what);
@@ -650,7 +677,9 @@ static void assert_same_spec(const struct net_spec *a, const struct net_spec *b,
  * calls. */
 static void network_same_as_net_flag(void **state)
 {
-    static const struct { const char *json, *text; } pairs[] = {
+    static const struct {
+        const char *json, *text;
+    } pairs[] = {
         { "{\"type\": \"user\"}", "user" },
         { "{\"type\": \"user\", \"mac\": \"52:54:00:12:34:56\"}", "user,mac=52:54:00:12:34:56" },
         { "{\"type\": \"user\", \"hostfwd\": [\"tcp:127.0.0.1:8080-:80\", \"udp::5353-:53\"]}",
@@ -701,19 +730,36 @@ static void refused_by_both(const char *entry, const char *flag, const char *val
 static void network_refused_like_net_flag(void **state)
 {
     static const char *const rules[] = {
-        "tcp:8080:80", "sctp::1-:2", "TCP::1-:2", "8080-80", "tcp:8080-:80", "tcp::8080-80",
-        "tcp::0-:80", "tcp::65536-:80", "tcp::-:80", "tcp::+80-:80", "tcp::80-:8 0",
-        "tcp:localhost:80-:80", "tcp:1.2.3:80-:80", "tcp::80-[::1]:80", "tcp::80-10.0.3.15:80",
-        "tcp::80-10.0.2.2:80", "tcp::80-10.0.2.3:80", "tcp::80-10.0.2.0:80",
-        "tcp::80-10.0.2.255:80", "tcp::80-:80-:90", "",
+        "tcp:8080:80",
+        "sctp::1-:2",
+        "TCP::1-:2",
+        "8080-80",
+        "tcp:8080-:80",
+        "tcp::8080-80",
+        "tcp::0-:80",
+        "tcp::65536-:80",
+        "tcp::-:80",
+        "tcp::+80-:80",
+        "tcp::80-:8 0",
+        "tcp:localhost:80-:80",
+        "tcp:1.2.3:80-:80",
+        "tcp::80-[::1]:80",
+        "tcp::80-10.0.3.15:80",
+        "tcp::80-10.0.2.2:80",
+        "tcp::80-10.0.2.3:80",
+        "tcp::80-10.0.2.0:80",
+        "tcp::80-10.0.2.255:80",
+        "tcp::80-:80-:90",
+        "",
         "udp:255.255.255.255:65535-10.0.2.100:65535//////////////////////",
     };
     static const char *const macs[] = {
         "52:54:00:12:34", "52:54:00:12:34:5g", "52-54-00-12-34-56", "52:54:00:12:34:56:",
-        "525400123456", "01:00:5e:00:00:01", "00:00:00:00:00:00", "52:54:00:12:34:5 ",
+        "525400123456",   "01:00:5e:00:00:01", "00:00:00:00:00:00", "52:54:00:12:34:5 ",
     };
-    static const char *const names[] = { "a/b", "..", ".", "tap 0", "a=b", "a:b", "a\x7f",
-                                         "0123456789abcdef", "\xc3\xa9" };
+    static const char *const names[] = { "a/b",     "..",  ".",     "tap 0",
+                                         "a=b",     "a:b", "a\x7f", "0123456789abcdef",
+                                         "\xc3\xa9" };
     /* '@' in the entry is where the value goes. */
     for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++)
         refused_by_both("{\"type\": \"user\", \"hostfwd\": [\"@\"]}", "user,hostfwd=", rules[i]);
@@ -748,16 +794,18 @@ static void shutdown_timeout(void **state)
 
 static void unknown_and_duplicate_keys(void **state)
 {
-    BAD("{\"cpus\": 1, \"memroy\": \"1G\"}", "memroy: unknown key; known keys are cpus, "
+    BAD("{\"cpus\": 1, \"memroy\": \"1G\"}",
+        "memroy: unknown key; known keys are cpus, "
         "memory, kernel, initrd, cmdline, console, rng, disks, network, shutdown_timeout, "
         "kvm_device");
     BAD("{\"CPUS\": 1}", "CPUS: unknown key; known keys are cpus, memory, kernel, initrd, "
-        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
+                         "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
     /* Keys that are not plain words are quoted, escapes and all. */
-    BAD("{\"a b\": 1}", "[\"a b\"]: unknown key; known keys are cpus, memory, kernel, "
+    BAD("{\"a b\": 1}",
+        "[\"a b\"]: unknown key; known keys are cpus, memory, kernel, "
         "initrd, cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
     BAD("{\"\": 1}", "[\"\"]: unknown key; known keys are cpus, memory, kernel, initrd, "
-        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
+                     "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
     BAD("{\"disks\": [{\"path\": \"a\", \"x\\ty\": 1}]}",
         "disks[0][\"x\\x09y\"]: unknown key; known keys are path, read_only, serial");
     BAD("{\"cpus\": 2, \"cpus\": 3}", "cpus: duplicate key; give it once");
@@ -771,13 +819,14 @@ static void unknown_and_duplicate_keys(void **state)
     BAD("{\"rng\": 1, \"cpus\": \"x\"}", "rng: expected true or false, got a number");
     BAD("{\"cpus\": \"x\", \"rng\": 1}", "cpus: expected a whole number, got a string");
     /* An unknown key is reported even after a bad value: keys come first. */
-    BAD("{\"cpus\": \"x\", \"bogus\": 1}", "bogus: unknown key; known keys are cpus, memory, "
+    BAD("{\"cpus\": \"x\", \"bogus\": 1}",
+        "bogus: unknown key; known keys are cpus, memory, "
         "kernel, initrd, cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
     /* A long unknown key is cut. */
     char *longkey = repeat("{\"", "k", 300, "\": 1}");
     BAD(longkey, "[\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...\"]: unknown key; known keys "
-        "are cpus, memory, kernel, initrd, cmdline, console, rng, disks, network, "
-        "shutdown_timeout, kvm_device");
+                 "are cpus, memory, kernel, initrd, cmdline, console, rng, disks, network, "
+                 "shutdown_timeout, kvm_device");
     free(longkey);
 }
 
@@ -786,13 +835,13 @@ static void unknown_and_duplicate_keys(void **state)
 static void not_an_object(void **state)
 {
     BAD("[]", "the top level is an array; it must be an object such as {\"kernel\": "
-        "\"bzImage\", \"memory\": \"512M\"}");
+              "\"bzImage\", \"memory\": \"512M\"}");
     BAD("\"vm\"", "the top level is a string; it must be an object such as {\"kernel\": "
-        "\"bzImage\", \"memory\": \"512M\"}");
+                  "\"bzImage\", \"memory\": \"512M\"}");
     BAD(" 42 ", "the top level is a number; it must be an object such as {\"kernel\": "
-        "\"bzImage\", \"memory\": \"512M\"}");
+                "\"bzImage\", \"memory\": \"512M\"}");
     BAD("null", "the top level is null; it must be an object such as {\"kernel\": "
-        "\"bzImage\", \"memory\": \"512M\"}");
+                "\"bzImage\", \"memory\": \"512M\"}");
 }
 
 static void empty_text(void **state)
@@ -801,7 +850,7 @@ static void empty_text(void **state)
                               "an object such as {\"kernel\": \"bzImage\"}";
     expect_error_len("", 0, VMLET_ERR_FILE, msg);
     SYNTAX("  \n\t\r\n ", msg);
-    SYNTAX("\xef\xbb\xbf", msg);   /* only a byte order mark */
+    SYNTAX("\xef\xbb\xbf", msg); /* only a byte order mark */
 }
 
 static void byte_order_mark(void **state)
@@ -810,10 +859,11 @@ static void byte_order_mark(void **state)
     assert_int_equal(c->cpus, 3);
     vmlet_config_free(c);
     SYNTAX("\xef\xbb\xbf{\n\"cpus\" 1}", "line 2, column 8: expected ':' after the key, "
-           "got '1'");
+                                         "got '1'");
     SYNTAX("\xef\xbb\xbf{\"cpus\" 1}", "line 1, column 9: expected ':' after the key, "
-           "got '1'");
-    SYNTAX("\xef\xbb\xbf\xef\xbb\xbf{}", "line 1, column 1: expected a value (a string in "
+                                       "got '1'");
+    SYNTAX("\xef\xbb\xbf\xef\xbb\xbf{}",
+           "line 1, column 1: expected a value (a string in "
            "double quotes, a number, an object, an array, true, false or null), got byte 0xef");
 }
 
@@ -837,7 +887,7 @@ static void parse_errors_have_line_and_column(void **state)
     SYNTAX("{\n  \"cpus\": 2\n  \"memory\": \"1G\"\n}",
            "line 3, column 3: expected ',' or '}', got '\"'");
     SYNTAX("{\n  \"cpus\": 2,\n}", "line 3, column 1: expected a key in double quotes, got "
-           "'}'; remove the trailing ','");
+                                   "'}'; remove the trailing ','");
     SYNTAX("{\"disks\": [{\"path\": \"a\"},]}",
            "line 1, column 26: expected a value before ']'; remove the trailing ','");
     SYNTAX("{\"cpus\": }", "line 1, column 10: expected a value before '}'");
@@ -846,41 +896,46 @@ static void parse_errors_have_line_and_column(void **state)
     SYNTAX("{cpus: 2}", "line 1, column 2: expected a key in double quotes, got 'c'");
     SYNTAX("{\"cpus\": 2 // two\n}", "line 1, column 12: expected ',' or '}', got '/'");
     SYNTAX("{\"cpus\": 2,\n \"kernel\": \"bz", "line 2, column 12: this string is not "
-           "closed; add '\"'");
+                                               "closed; add '\"'");
     SYNTAX("{\"disks\": [{\"path\": \"a\"}", "line 1, column 25: the text ends inside an "
-           "array; close it with ']'");
+                                             "array; close it with ']'");
     SYNTAX("{\"cpus\": 2", "line 1, column 11: the text ends inside an object; close it "
-           "with '}'");
-    SYNTAX("{\"rng\": True}", "line 1, column 9: expected a value (a string in double "
+                           "with '}'");
+    SYNTAX("{\"rng\": True}",
+           "line 1, column 9: expected a value (a string in double "
            "quotes, a number, an object, an array, true, false or null), got 'T'");
-    SYNTAX("{\"rng\": tru}", "line 1, column 9: expected a value (a string in double "
+    SYNTAX("{\"rng\": tru}",
+           "line 1, column 9: expected a value (a string in double "
            "quotes, a number, an object, an array, true, false or null), got 't'");
     SYNTAX("{\"rng\": truex}", "line 1, column 13: expected ',' or '}', got 'x'");
     /* Columns count characters, not bytes. */
     SYNTAX("{\"cmdline\": \"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\" x}",
            "line 1, column 19: expected ',' or '}', got 'x'");
-    SYNTAX("{\"cmdline\": \"a\\qb\"}", "line 1, column 15: invalid escape: backslash then "
+    SYNTAX("{\"cmdline\": \"a\\qb\"}",
+           "line 1, column 15: invalid escape: backslash then "
            "'q'; the escapes are \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX");
     SYNTAX("{\"cmdline\": \"\\u12G4\"}", "line 1, column 14: \\u needs four hex digits");
     SYNTAX("{\"cmdline\": \"\\u12", "line 1, column 14: \\u needs four hex digits");
     SYNTAX("{\"cmdline\": \"abc\\", "line 1, column 13: this string is not closed; add '\"'");
     SYNTAX("{\"cmdline\": \"a\tb\"}", "line 1, column 15: control character 0x09 in a "
-           "string; write it as an escape such as \\n or \\u0009");
+                                      "string; write it as an escape such as \\n or \\u0009");
     SYNTAX("{\"cmdline\": \"a\nb\"}", "line 1, column 15: control character 0x0a in a "
-           "string; write it as an escape such as \\n or \\u000a");
+                                      "string; write it as an escape such as \\n or \\u000a");
     SYNTAX("{\"cpus\":\f2}", "line 1, column 9: expected a value (a string in double quotes, "
-           "a number, an object, an array, true, false or null), got byte 0x0c");
+                             "a number, an object, an array, true, false or null), got byte 0x0c");
 }
 
 static void numbers_strict(void **state)
 {
     SYNTAX("{\"cpus\": 02}", "line 1, column 10: numbers cannot start with 0 (leading zeros "
-           "are not JSON)");
+                             "are not JSON)");
     SYNTAX("{\"cpus\": -02}", "line 1, column 10: numbers cannot start with 0 (leading "
-           "zeros are not JSON)");
-    SYNTAX("{\"cpus\": +2}", "line 1, column 10: expected a value (a string in double "
+                              "zeros are not JSON)");
+    SYNTAX("{\"cpus\": +2}",
+           "line 1, column 10: expected a value (a string in double "
            "quotes, a number, an object, an array, true, false or null), got '+'");
-    SYNTAX("{\"cpus\": .5}", "line 1, column 10: expected a value (a string in double "
+    SYNTAX("{\"cpus\": .5}",
+           "line 1, column 10: expected a value (a string in double "
            "quotes, a number, an object, an array, true, false or null), got '.'");
     SYNTAX("{\"cpus\": 2.}", "line 1, column 12: expected a digit after '.'");
     SYNTAX("{\"cpus\": 2e}", "line 1, column 12: expected a digit in the exponent");
@@ -888,27 +943,34 @@ static void numbers_strict(void **state)
     SYNTAX("{\"cpus\": -}", "line 1, column 11: expected a digit, got '}'");
     SYNTAX("{\"cpus\": -", "line 1, column 11: expected a digit, got the end");
     SYNTAX("{\"cpus\": 0x10}", "line 1, column 11: expected ',' or '}', got 'x'");
-    SYNTAX("{\"cpus\": NaN}", "line 1, column 10: expected a value (a string in double "
+    SYNTAX("{\"cpus\": NaN}",
+           "line 1, column 10: expected a value (a string in double "
            "quotes, a number, an object, an array, true, false or null), got 'N'");
-    SYNTAX("{\"cpus\": Infinity}", "line 1, column 10: expected a value (a string in double "
+    SYNTAX("{\"cpus\": Infinity}",
+           "line 1, column 10: expected a value (a string in double "
            "quotes, a number, an object, an array, true, false or null), got 'I'");
     SYNTAX("{\"cpus\": 1-2}", "line 1, column 11: expected ',' or '}', got '-'");
     /* Huge numbers: too many digits is a syntax error, a huge exponent a range error. */
     char *digits = repeat("{\"memory\": 1", "0", 400, "}");
     SYNTAX(digits, "line 1, column 12: this number is 401 characters long; at most 40 "
-           "are allowed");
+                   "are allowed");
     free(digits);
     BAD("{\"memory\": 1e99999999999999999999}", "memory: the number is too large to "
-        "represent");
+                                                "represent");
     BAD("{\"cpus\": 1.7976931348623157e308}", "cpus: 1.7976931348623157e+308 is too large "
-        "(above 2^53, where JSON numbers stop being exact)");
-    BAD("{\"cpus\": 123456789012345678901234567890123456789}", "cpus: "
+                                              "(above 2^53, where JSON numbers stop being exact)");
+    BAD("{\"cpus\": 123456789012345678901234567890123456789}",
+        "cpus: "
         "1.2345678901234568e+38 is too large (above 2^53, where JSON numbers stop being exact)");
 }
 
 static void invalid_utf8(void **state)
 {
-    static const struct { const char *bytes; int column; const char *why; } cases[] = {
+    static const struct {
+        const char *bytes;
+        int column;
+        const char *why;
+    } cases[] = {
         { "\xc0\xaf", 14, "(byte 0xc0): an overlong encoding" },
         { "\xc1\xbf", 14, "(byte 0xc1): an overlong encoding" },
         { "\xe0\x80\xaf", 14, "(byte 0xe0): an overlong encoding" },
@@ -923,7 +985,7 @@ static void invalid_utf8(void **state)
         { "\xfe", 14, "(byte 0xfe): a byte that never appears in UTF-8" },
         { "\x80", 14, "(byte 0x80): a continuation byte with no lead byte" },
         { "a\xbf", 15, "(byte 0xbf): a continuation byte with no lead byte" },
-        { "\xe2\x82", 14, "(byte 0xe2): a truncated sequence" },      /* then the quote */
+        { "\xe2\x82", 14, "(byte 0xe2): a truncated sequence" }, /* then the quote */
         { "\xc3", 14, "(byte 0xc3): a truncated sequence" },
         { "\xf0\x9f\x98", 14, "(byte 0xf0): a truncated sequence" },
         { "\xe2\x82\xac\xe2\x28\xa1", 15, "(byte 0xe2): a truncated sequence" },
@@ -937,30 +999,31 @@ static void invalid_utf8(void **state)
     }
     /* Truncated at the very end of the text. */
     SYNTAX("{\"cmdline\": \"\xe2\x82", "line 1, column 14: invalid UTF-8 in a string "
-           "(byte 0xe2): a truncated sequence");
+                                       "(byte 0xe2): a truncated sequence");
     /* In a key too. */
     SYNTAX("{\"cp\xffus\": 1}", "line 1, column 5: invalid UTF-8 in a string (byte 0xff): "
-           "a byte that never appears in UTF-8");
+                                "a byte that never appears in UTF-8");
     /* Outside strings any non-ASCII byte is simply unexpected. */
     SYNTAX("{\xc3\xa9}", "line 1, column 2: expected a key in double quotes, got byte 0xc3");
 
     /* Escaped surrogates must pair up. */
     SYNTAX("{\"cmdline\": \"\\ud800\"}", "line 1, column 14: \\ud800 is a UTF-16 high "
-           "surrogate without a low surrogate after it");
+                                         "surrogate without a low surrogate after it");
     SYNTAX("{\"cmdline\": \"\\uD800\\u0041\"}", "line 1, column 14: \\ud800 is a UTF-16 high "
-           "surrogate without a low surrogate after it");
+                                                "surrogate without a low surrogate after it");
     SYNTAX("{\"cmdline\": \"\\udbff\\udbff\"}", "line 1, column 14: \\udbff is a UTF-16 "
-           "high surrogate without a low surrogate after it");
+                                                "high surrogate without a low surrogate after it");
     SYNTAX("{\"cmdline\": \"x\\udc00\"}", "line 1, column 15: \\udc00 is a lone UTF-16 low "
-           "surrogate");
+                                          "surrogate");
     SYNTAX("{\"cmdline\": \"\\ud800", "line 1, column 14: \\ud800 is a UTF-16 high "
-           "surrogate without a low surrogate after it");
+                                      "surrogate without a low surrogate after it");
 
     /* Valid UTF-8 of every length, raw and escaped, is kept as it is. */
     vmlet_config *c = load_ok("{\"cmdline\": \"\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf"
                               "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf \\ud83d\\ude00\\u00e9\\u20ac"
                               "\\uffff\\/\\b\\f\\n\\r\\t\"}");
-    assert_string_equal(c->cmdline, "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf"
+    assert_string_equal(c->cmdline,
+                        "\x7f\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf"
                         "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf \xf0\x9f\x98\x80\xc3\xa9\xe2\x82\xac"
                         "\xef\xbf\xbf/\b\f\n\r\t");
     vmlet_config_free(c);
@@ -972,10 +1035,9 @@ static void nul_bytes(void **state)
     expect_error_len(raw, sizeof raw - 1, VMLET_ERR_FILE,
                      "line 1, column 15: NUL byte in a string");
     SYNTAX("{\"kernel\": \"bz\\u0000Image\"}", "line 1, column 15: \\u0000 (a NUL character) "
-           "is not allowed in a string");
+                                               "is not allowed in a string");
     static const char key[] = "{\"cpus\0x\": 1}";
-    expect_error_len(key, sizeof key - 1, VMLET_ERR_FILE,
-                     "line 1, column 7: NUL byte in a string");
+    expect_error_len(key, sizeof key - 1, VMLET_ERR_FILE, "line 1, column 7: NUL byte in a string");
     static const char between[] = "{\"cpus\":\0 1}";
     expect_error_len(between, sizeof between - 1, VMLET_ERR_FILE,
                      "line 1, column 9: expected a value (a string in double quotes, a "
@@ -1002,18 +1064,19 @@ static void nesting(void **state)
     BAD("{\"cpus\": [[[[[[[1]]]]]]]}", "cpus: expected a whole number, got an array");
     /* ...and deeper is refused before cJSON recurses. */
     SYNTAX("{\"cpus\": [[[[[[[[1]]]]]]]]}", "line 1, column 17: nested more than 8 levels "
-           "deep; a vm.json needs at most 4");
+                                            "deep; a vm.json needs at most 4");
     static const char *const units[] = { "[", "{\"a\":", "[{\"b\":" };
     for (size_t i = 0; i < 3; i++) {
         char *deep = repeat("", units[i], 100000, "");
         double t0 = now();
-        expect_error(deep, VMLET_ERR_FILE, i == 1 ?
-                     "line 1, column 41: nested more than 8 levels deep; a vm.json needs "
-                     "at most 4" : i == 0 ?
-                     "line 1, column 9: nested more than 8 levels deep; a vm.json needs at "
-                     "most 4" :
-                     "line 1, column 25: nested more than 8 levels deep; a vm.json needs "
-                     "at most 4");
+        expect_error(deep, VMLET_ERR_FILE,
+                     i == 1 ? "line 1, column 41: nested more than 8 levels deep; a vm.json needs "
+                              "at most 4"
+                     : i == 0
+                         ? "line 1, column 9: nested more than 8 levels deep; a vm.json needs at "
+                           "most 4"
+                         : "line 1, column 25: nested more than 8 levels deep; a vm.json needs "
+                           "at most 4");
         assert_true(now() - t0 < 1.0);
         free(deep);
     }
@@ -1021,7 +1084,7 @@ static void nesting(void **state)
      * level 1, so the 8th '[' is one too many. */
     char *deep = repeat("{\"cpus\": 1,\n\"x\":", "[", 100000, "");
     SYNTAX(deep, "line 2, column 12: nested more than 8 levels deep; a vm.json needs at "
-           "most 4");
+                 "most 4");
     free(deep);
 }
 
@@ -1034,7 +1097,8 @@ static void whitespace_10mb(void **state)
     for (size_t i = 0; i < n; i += 80)
         ws[i] = '\n';
     double t0 = now();
-    expect_error_len(ws, n, VMLET_ERR_FILE, "no JSON value: the text is empty or only "
+    expect_error_len(ws, n, VMLET_ERR_FILE,
+                     "no JSON value: the text is empty or only "
                      "whitespace; give an object such as {\"kernel\": \"bzImage\"}");
     /* An object after it still parses; more after that is reported at its
      * line: 131072 newlines, then 79 spaces and the 11-byte object. */
@@ -1045,7 +1109,8 @@ static void whitespace_10mb(void **state)
     assert_int_equal(c->cpus, 2);
     vmlet_config_free(c);
     memcpy(ws + n + 11, " ]", 2);
-    expect_error_len(ws, n + 13, VMLET_ERR_FILE, "line 131073, column 92: unexpected ']' "
+    expect_error_len(ws, n + 13, VMLET_ERR_FILE,
+                     "line 131073, column 92: unexpected ']' "
                      "after the end of the JSON value");
     assert_true(now() - t0 < 5.0);
     free(ws);
@@ -1056,7 +1121,7 @@ static void many_values(void **state)
     /* 10000 values are read (and the key errors); one more is not. */
     char *ok = repeat("{\"x\": [", "0,", 9997, "0]}");
     BAD(ok, "x: unknown key; known keys are cpus, memory, kernel, initrd, cmdline, console, "
-        "rng, disks, network, shutdown_timeout, kvm_device");
+            "rng, disks, network, shutdown_timeout, kvm_device");
     free(ok);
     char *many = repeat("{\"x\": [", "0,", 9998, "0]}");
     SYNTAX(many, "line 1, column 20004: more than 10000 values; a vm.json is much smaller");
@@ -1082,8 +1147,7 @@ static void big_string(void **state)
     assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     char want[128];
-    snprintf(want, sizeof want, "%s: larger than 1 MiB; a vm.json is a few hundred bytes",
-             path);
+    snprintf(want, sizeof want, "%s: larger than 1 MiB; a vm.json is a few hundred bytes", path);
     assert_string_equal(err.message, want);
     assert_null(c->cmdline);
     vmlet_config_free(c);
@@ -1092,7 +1156,7 @@ static void big_string(void **state)
     /* And as a bad value it is cut in the message. */
     big = repeat("{\"console\": \"", "y", 1u << 20, "\"}");
     BAD(big, "console: \"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy...\" is not a console; "
-        "give \"serial\" or \"virtio\"");
+             "give \"serial\" or \"virtio\"");
     free(big);
 }
 
@@ -1107,15 +1171,17 @@ static void files(void **state)
     assert_int_equal(vmlet_config_load_json(c, "/nonexistent/vm.json", &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
     assert_string_equal(err.message, "/nonexistent/vm.json: No such file or directory; "
-                        "check the path of the config file");
+                                     "check the path of the config file");
     assert_int_equal(vmlet_config_load_json(c, "/tmp", &err), -1);
     assert_string_equal(err.message, "/tmp is a directory; the config must be a JSON file");
 
     const char *path = write_tmp("", 0);
     assert_int_equal(vmlet_config_load_json(c, path, &err), -1);
     assert_int_equal(err.code, VMLET_ERR_FILE);
-    snprintf(want, sizeof want, "%s: the file is empty; it needs a JSON object such as "
-             "{\"kernel\": \"bzImage\"}", path);
+    snprintf(want, sizeof want,
+             "%s: the file is empty; it needs a JSON object such as "
+             "{\"kernel\": \"bzImage\"}",
+             path);
     assert_string_equal(err.message, want);
     unlink(path);
 
@@ -1148,10 +1214,10 @@ static void files(void **state)
     /* Pipes have no size; the cap holds there too. */
     assert_int_equal(vmlet_config_load_json(c, "/dev/zero", &err), -1);
     assert_string_equal(err.message, "/dev/zero: larger than 1 MiB; a vm.json is a few "
-                        "hundred bytes");
+                                     "hundred bytes");
     assert_int_equal(vmlet_config_load_json(c, "/dev/null", &err), -1);
     assert_string_equal(err.message, "/dev/null: the file is empty; it needs a JSON object "
-                        "such as {\"kernel\": \"bzImage\"}");
+                                     "such as {\"kernel\": \"bzImage\"}");
     vmlet_config_free(c);
 }
 
@@ -1181,19 +1247,17 @@ static void flags_override(void **state)
     assert_int_equal(c->cpus, 4);
     assert_true(c->memory == 1ULL << 30);
     assert_string_equal(c->kernel, "other");
-    assert_string_equal(c->initrd, "/var/lib/vmlet/initrd.img");        /* from the file */
-    assert_string_equal(c->cmdline, "console=ttyS0 root=/dev/vda rw");  /* from the file */
+    assert_string_equal(c->initrd, "/var/lib/vmlet/initrd.img");       /* from the file */
+    assert_string_equal(c->cmdline, "console=ttyS0 root=/dev/vda rw"); /* from the file */
     assert_int_equal(c->console, VMLET_CONSOLE_VIRTIO);
     assert_int_equal(c->console_in, 3);
     assert_int_equal(c->console_out, 4);
-    assert_true(c->entropy);                                            /* from the file */
+    assert_true(c->entropy); /* from the file */
     assert_int_equal(c->ndisks, 3);
     assert_string_equal(c->disks[2].path, "extra.img");
 
-    vmlet_config_set_linux_boot(c, vmlet_config_get_kernel(c), "rd2",
-                                vmlet_config_get_cmdline(c));
-    vmlet_config_set_linux_boot(c, vmlet_config_get_kernel(c), vmlet_config_get_initrd(c),
-                                "quiet");
+    vmlet_config_set_linux_boot(c, vmlet_config_get_kernel(c), "rd2", vmlet_config_get_cmdline(c));
+    vmlet_config_set_linux_boot(c, vmlet_config_get_kernel(c), vmlet_config_get_initrd(c), "quiet");
     assert_string_equal(c->kernel, "other");
     assert_string_equal(c->initrd, "rd2");
     assert_string_equal(c->cmdline, "quiet");
@@ -1209,7 +1273,8 @@ static void all_or_nothing(void **state)
     expect_error("{\"cpus\": 4, \"kernel\": \"bz\", \"disks\": [{\"path\": \"a\"}], "
                  "\"rng\": true, \"console\": \"virtio\", \"memory\": \"1G\", "
                  "\"shutdown_timeout\": 5, \"network\": [{\"type\": \"user\"}], "
-                 "\"kvm_device\": \"/dev/kvm\", \"initrd\": 5}", VMLET_ERR_INVALID,
+                 "\"kvm_device\": \"/dev/kvm\", \"initrd\": 5}",
+                 VMLET_ERR_INVALID,
                  "initrd: expected a string (the path of an initial ramdisk, or leave the "
                  "key out), got a number");
 }

@@ -14,23 +14,25 @@
 
 #include "x86/cpuid.h"
 
-#define IDX KVM_CPUID_FLAG_SIGNIFCANT_INDEX
+#define IDX  KVM_CPUID_FLAG_SIGNIFCANT_INDEX
 #define MAXE 64
 
 typedef struct kvm_cpuid_entry2 ent;
 
 #define E(fn, ix, fl, a, b, c, d) \
-    { .function = (fn), .index = (ix), .flags = (fl), \
-      .eax = (a), .ebx = (b), .ecx = (c), .edx = (d) }
+    { \
+        .function = (fn), .index = (ix), .flags = (fl), .eax = (a), .ebx = (b), .ecx = (c), \
+        .edx = (d) \
+    }
 
 /* "GenuineIntel" in EBX, EDX, ECX. */
 #define INTEL_B 0x756e6547u
 #define INTEL_D 0x49656e69u
 #define INTEL_C 0x6c65746eu
 /* "AuthenticAMD". */
-#define AMD_B 0x68747541u
-#define AMD_D 0x69746e65u
-#define AMD_C 0x444d4163u
+#define AMD_B   0x68747541u
+#define AMD_D   0x69746e65u
+#define AMD_C   0x444d4163u
 /* "HygonGenuine". */
 #define HYGON_B 0x6f677948u
 #define HYGON_D 0x6e65476eu
@@ -96,7 +98,7 @@ static const ent *get(const ent *e, unsigned n, uint32_t fn, uint32_t ix)
     const ent *hit = NULL;
     for (unsigned i = 0; i < n; i++)
         if (e[i].function == fn && e[i].index == ix) {
-            assert_null(hit);           /* never duplicated */
+            assert_null(hit); /* never duplicated */
             hit = &e[i];
         }
     return hit;
@@ -114,11 +116,13 @@ struct shape {
     unsigned n, pow2, bits;
 };
 static const struct shape shapes[] = {
-    { 1, 1, 0 }, { 2, 2, 1 }, { 3, 4, 2 }, { 8, 8, 3 },
+    { 1, 1, 0 },
+    { 2, 2, 1 },
+    { 3, 4, 2 },
+    { 8, 8, 3 },
 };
 
-static void check_leaf1(const ent *e, unsigned n, const struct shape *sh,
-                        unsigned cpu)
+static void check_leaf1(const ent *e, unsigned n, const struct shape *sh, unsigned cpu)
 {
     const ent *l = get(e, n, 1, 0);
     assert_non_null(l);
@@ -126,12 +130,11 @@ static void check_leaf1(const ent *e, unsigned n, const struct shape *sh,
     assert_int_equal((l->ebx >> 16) & 0xff, sh->pow2);
     assert_int_equal(l->ebx & 0xffff, 0x0800);
     assert_int_equal(!!(l->edx & (1u << 28)), sh->n > 1);
-    assert_false(l->ecx & (1u << 31));              /* left to cpuid_apply_fixups */
+    assert_false(l->ecx & (1u << 31)); /* left to cpuid_apply_fixups */
 }
 
-static void check_topo_leaf(const ent *e, unsigned n, uint32_t fn,
-                            const struct shape *sh, unsigned cpu,
-                            unsigned nsub)
+static void check_topo_leaf(const ent *e, unsigned n, uint32_t fn, const struct shape *sh,
+                            unsigned cpu, unsigned nsub)
 {
     for (unsigned i = 0; i < nsub; i++) {
         const ent *s = get(e, n, fn, i);
@@ -142,15 +145,15 @@ static void check_topo_leaf(const ent *e, unsigned n, uint32_t fn,
         if (i == 0) {
             assert_int_equal(s->eax, 0);
             assert_int_equal(s->ebx, 1);
-            assert_int_equal(s->ecx >> 8, 1);       /* SMT */
+            assert_int_equal(s->ecx >> 8, 1); /* SMT */
         } else if (i == 1) {
             assert_int_equal(s->eax, sh->bits);
             assert_int_equal(s->ebx, sh->n);
-            assert_int_equal(s->ecx >> 8, 2);       /* core */
+            assert_int_equal(s->ecx >> 8, 2); /* core */
         } else {
             assert_int_equal(s->eax, 0);
             assert_int_equal(s->ebx, 0);
-            assert_int_equal(s->ecx >> 8, 0);       /* invalid */
+            assert_int_equal(s->ecx >> 8, 0); /* invalid */
         }
     }
     assert_null(get(e, n, fn, nsub));
@@ -191,8 +194,7 @@ static void test_intel(void **state)
             assert_same(get(e, n, 0x80000001, 0), get(intel_host, INTEL_N, 0x80000001, 0));
             assert_same(get(e, n, 0x80000008, 0), get(intel_host, INTEL_N, 0x80000008, 0));
             /* And everything unrelated to topology, too. */
-            static const uint32_t keep[] = { 0, 2, 6, 7, 0xd, 0x40000000,
-                                             0x40000001, 0x80000000 };
+            static const uint32_t keep[] = { 0, 2, 6, 7, 0xd, 0x40000000, 0x40000001, 0x80000000 };
             for (unsigned i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
                 assert_same(get(e, n, keep[i], 0), get(intel_host, INTEL_N, keep[i], 0));
             assert_same(get(e, n, 0xd, 1), get(intel_host, INTEL_N, 0xd, 1));
@@ -203,23 +205,23 @@ static void test_intel(void **state)
     }
 }
 
-static void check_amd(const ent *e, unsigned n, const ent *host,
-                      unsigned host_n, const struct shape *sh, unsigned cpu)
+static void check_amd(const ent *e, unsigned n, const ent *host, unsigned host_n,
+                      const struct shape *sh, unsigned cpu)
 {
     check_leaf1(e, n, sh, cpu);
     /* 0BH added from nothing (max basic leaf 10H covers it). */
     check_topo_leaf(e, n, 0xb, sh, cpu, 3);
-    assert_null(get(e, n, 0x1f, 0));                /* beyond max basic */
+    assert_null(get(e, n, 0x1f, 0)); /* beyond max basic */
 
     const ent *x1 = get(e, n, 0x80000001, 0);
-    assert_int_equal(!!(x1->ecx & 2), sh->n > 1);   /* CmpLegacy */
+    assert_int_equal(!!(x1->ecx & 2), sh->n > 1); /* CmpLegacy */
     assert_int_equal(x1->ecx & ~2u, 0x75c237ffu & ~2u);
     assert_int_equal(x1->edx, 0x2fd3fbff);
 
     const ent *x8 = get(e, n, 0x80000008, 0);
-    assert_int_equal(x8->ecx & 0xff, sh->n - 1);    /* NC */
-    assert_int_equal((x8->ecx >> 12) & 0xf, sh->bits);  /* ApicIdSize */
-    assert_int_equal(x8->ecx & ~0xf0ffu, 0x00010000);   /* PerfTscSize kept */
+    assert_int_equal(x8->ecx & 0xff, sh->n - 1);       /* NC */
+    assert_int_equal((x8->ecx >> 12) & 0xf, sh->bits); /* ApicIdSize */
+    assert_int_equal(x8->ecx & ~0xf0ffu, 0x00010000);  /* PerfTscSize kept */
     assert_int_equal(x8->eax, 0x3030);
     assert_int_equal(x8->ebx, 0x111ef657);
 
@@ -236,15 +238,14 @@ static void check_amd(const ent *e, unsigned n, const ent *host,
     assert_same(get(e, n, 0x8000001d, 4), get(host, host_n, 0x8000001d, 4));
 
     const ent *x1e = get(e, n, 0x8000001e, 0);
-    assert_int_equal(x1e->eax, cpu);                /* extended APIC ID */
-    assert_int_equal(x1e->ebx & 0xff, cpu);         /* core ID */
-    assert_int_equal((x1e->ebx >> 8) & 0xff, 0);    /* 1 thread per core */
-    assert_int_equal(x1e->ecx, 0);                  /* node 0 of 1 */
+    assert_int_equal(x1e->eax, cpu);             /* extended APIC ID */
+    assert_int_equal(x1e->ebx & 0xff, cpu);      /* core ID */
+    assert_int_equal((x1e->ebx >> 8) & 0xff, 0); /* 1 thread per core */
+    assert_int_equal(x1e->ecx, 0);               /* node 0 of 1 */
 
     /* Leaf 4 is reserved on AMD: untouched. */
     assert_same(get(e, n, 4, 0), get(host, host_n, 4, 0));
-    static const uint32_t keep[] = { 7, 0xd, 0x40000000, 0x40000001,
-                                     0x80000000, 0x80000021 };
+    static const uint32_t keep[] = { 7, 0xd, 0x40000000, 0x40000001, 0x80000000, 0x80000021 };
     for (unsigned i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
         assert_same(get(e, n, keep[i], 0), get(host, host_n, keep[i], 0));
 }
@@ -326,7 +327,7 @@ static void test_max_overflow(void **state)
         memcpy(before, e, sizeof(e));
         assert_int_equal(cpuid_apply_topology(e, &n, AMD_N + room, 0, 2), -1);
         assert_int_equal(n, AMD_N);
-        assert_memory_equal(e, before, sizeof(e));  /* nothing changed */
+        assert_memory_equal(e, before, sizeof(e)); /* nothing changed */
     }
     unsigned n = load(e, amd_host, AMD_N);
     assert_int_equal(cpuid_apply_topology(e, &n, AMD_N + 3, 1, 2), 0);
@@ -366,8 +367,8 @@ static void test_255_cpus(void **state)
     assert_int_equal(cpuid_apply_topology(e, &n, MAXE, 254, 255), 0);
     const ent *l1 = get(e, n, 1, 0);
     assert_int_equal(l1->ebx >> 24, 254);
-    assert_int_equal((l1->ebx >> 16) & 0xff, 255);  /* 256 does not fit */
-    assert_int_equal(get(e, n, 4, 0)->eax >> 26, 63);   /* 6-bit field */
+    assert_int_equal((l1->ebx >> 16) & 0xff, 255);    /* 256 does not fit */
+    assert_int_equal(get(e, n, 4, 0)->eax >> 26, 63); /* 6-bit field */
     assert_int_equal((get(e, n, 4, 3)->eax >> 14) & 0xfff, 254);
     const ent *core = get(e, n, 0xb, 1);
     assert_int_equal(core->eax, 8);
@@ -404,12 +405,12 @@ static void test_fixups(void **state)
     ent *leaf1 = (ent *)get(e, n, 1, 0);
     uint32_t eax1 = leaf1->eax, ebx1 = leaf1->ebx, edx1 = leaf1->edx, ecx1 = leaf1->ecx;
     cpuid_apply_fixups(e, n, false);
-    assert_int_equal(leaf1->ecx, ecx1 | (1u << 31));   /* only the hypervisor bit */
+    assert_int_equal(leaf1->ecx, ecx1 | (1u << 31)); /* only the hypervisor bit */
     assert_int_equal(leaf1->eax, eax1);
     assert_int_equal(leaf1->ebx, ebx1);
     assert_int_equal(leaf1->edx, edx1);
     leaf1->ecx = ecx1 & ~(1u << 24);
-    cpuid_apply_fixups(e, n, true);                      /* the host has a TSC-deadline LAPIC */
+    cpuid_apply_fixups(e, n, true); /* the host has a TSC-deadline LAPIC */
     assert_int_equal(leaf1->ecx, (ecx1 & ~(1u << 24)) | (1u << 31) | (1u << 24));
 }
 

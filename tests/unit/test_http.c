@@ -53,7 +53,7 @@ static int status_of(const char *s)
 
 /* Every request in the array is refused with HTTP status `status`. */
 #define EXPECT_ALL_REFUSED(requests, status) \
-    expect_all_refused((requests), sizeof (requests) / sizeof (requests)[0], (status))
+    expect_all_refused((requests), sizeof(requests) / sizeof(requests)[0], (status))
 
 static void expect_all_refused(const char *const *requests, size_t n, int status)
 {
@@ -62,16 +62,14 @@ static void expect_all_refused(const char *const *requests, size_t n, int status
             fail_msg("not %d: %s", status, requests[i]);
 }
 
-#define GET_LINE "GET /machine-config HTTP/1.1\r\n"
+#define GET_LINE     "GET /machine-config HTTP/1.1\r\n"
 #define CURL_HEADERS "Host: localhost\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n"
 
-static const char put_request[] =
-    "PUT /boot-source HTTP/1.1\r\n"
-    CURL_HEADERS
-    "Content-Type: application/json\r\n"
-    "Content-Length: 43\r\n"
-    "\r\n"
-    "{\"kernel_image_path\": \"vmlinux\", \"cpus\": 2}";
+static const char put_request[] = "PUT /boot-source HTTP/1.1\r\n" CURL_HEADERS
+                                  "Content-Type: application/json\r\n"
+                                  "Content-Length: 43\r\n"
+                                  "\r\n"
+                                  "{\"kernel_image_path\": \"vmlinux\", \"cpus\": 2}";
 
 /* ---- requests that parse ---------------------------------------------- */
 
@@ -263,7 +261,7 @@ static void longest_method_and_target(void **state)
     char target[HTTP_MAX_PATH];
     target[0] = '/';
     memset(target + 1, 'p', HTTP_MAX_PATH - 2);
-    target[HTTP_MAX_PATH - 1] = '\0';          /* 255 bytes */
+    target[HTTP_MAX_PATH - 1] = '\0'; /* 255 bytes */
     snprintf(buf, sizeof buf, "OPTIONS %s HTTP/1.1\r\n\r\n", target);
     assert_int_equal(parse(buf, &req), (int)strlen(buf));
     assert_string_equal(req.method, "OPTIONS");
@@ -278,7 +276,7 @@ static void target_too_long_is_414(void **state)
     char target[HTTP_MAX_PATH + 1];
     target[0] = '/';
     memset(target + 1, 'p', HTTP_MAX_PATH - 1);
-    target[HTTP_MAX_PATH] = '\0';              /* 256 bytes */
+    target[HTTP_MAX_PATH] = '\0'; /* 256 bytes */
     snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\n\r\n", target);
     assert_int_equal(status_of(buf), -414);
     /* The query string counts: the target is what is limited. */
@@ -323,8 +321,7 @@ static void body_limit_is_413(void **state)
     int n = snprintf(buf, sizeof buf, "PUT /x HTTP/1.1\r\nContent-Length: %d\r\n\r\n",
                      HTTP_MAX_BODY);
     memset(buf + n, '7', HTTP_MAX_BODY);
-    assert_int_equal(parse_len(buf, (size_t)n + HTTP_MAX_BODY, &req, &off),
-                     n + HTTP_MAX_BODY);
+    assert_int_equal(parse_len(buf, (size_t)n + HTTP_MAX_BODY, &req, &off), n + HTTP_MAX_BODY);
     assert_int_equal(off, n);
     assert_int_equal(req.body_len, HTTP_MAX_BODY);
 
@@ -338,8 +335,8 @@ static void body_limit_is_413(void **state)
 static void huge_content_length_is_400(void **state)
 {
     /* Policy: a value past 2^64-1 "overflows" and is 400. */
-    assert_int_equal(status_of("PUT /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
-                     -400);
+    assert_int_equal(
+        status_of("PUT /x HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"), -400);
     assert_int_equal(status_of("PUT /x HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n"),
                      -400);
     /* Leading zeros are still the same small number. */
@@ -388,15 +385,15 @@ static void control_bytes_are_400(void **state)
 static void bad_request_lines_are_400(void **state)
 {
     const char *bad[] = {
-        "GET  / HTTP/1.1\r\n\r\n",          /* two spaces */
-        "GET / HTTP/1.1 \r\n\r\n",          /* trailing space */
-        " GET / HTTP/1.1\r\n\r\n",          /* empty method */
-        "GET\t/\tHTTP/1.1\r\n\r\n",         /* tabs */
-        "GET /\r\n\r\n",                    /* HTTP/0.9 style, no version */
-        "GET / \r\n\r\n",                   /* empty version */
+        "GET  / HTTP/1.1\r\n\r\n",  /* two spaces */
+        "GET / HTTP/1.1 \r\n\r\n",  /* trailing space */
+        " GET / HTTP/1.1\r\n\r\n",  /* empty method */
+        "GET\t/\tHTTP/1.1\r\n\r\n", /* tabs */
+        "GET /\r\n\r\n",            /* HTTP/0.9 style, no version */
+        "GET / \r\n\r\n",           /* empty version */
         "GET\r\n\r\n",
         "GET / HTTP/1.1 extra\r\n\r\n",
-        "GET / http/1.1\r\n\r\n",           /* HTTP-name is case-sensitive */
+        "GET / http/1.1\r\n\r\n", /* HTTP-name is case-sensitive */
         "GET / HTTP/11\r\n\r\n",
         "GET / HTTP/1.10\r\n\r\n",
         "GET / HTTP/1.\r\n\r\n",
@@ -410,7 +407,7 @@ static void bad_request_lines_are_400(void **state)
 static void bad_methods_are_400(void **state)
 {
     const char *bad[] = {
-        "OPTIONSX / HTTP/1.1\r\n\r\n",      /* 8 characters */
+        "OPTIONSX / HTTP/1.1\r\n\r\n", /* 8 characters */
         "VERYLONGMETHODNAME / HTTP/1.1\r\n\r\n",
         "GE(T / HTTP/1.1\r\n\r\n",
         "GE:T / HTTP/1.1\r\n\r\n",
@@ -427,9 +424,9 @@ static void bad_methods_are_400(void **state)
 static void bad_targets_are_400(void **state)
 {
     const char *bad[] = {
-        "GET http://localhost/vm HTTP/1.1\r\n\r\n",    /* absolute-form */
-        "OPTIONS * HTTP/1.1\r\n\r\n",                  /* asterisk-form */
-        "CONNECT localhost:80 HTTP/1.1\r\n\r\n",       /* authority-form */
+        "GET http://localhost/vm HTTP/1.1\r\n\r\n", /* absolute-form */
+        "OPTIONS * HTTP/1.1\r\n\r\n",               /* asterisk-form */
+        "CONNECT localhost:80 HTTP/1.1\r\n\r\n",    /* authority-form */
         "GET vm HTTP/1.1\r\n\r\n",
         "GET /vm#frag HTTP/1.1\r\n\r\n",
         "GET /a\"b HTTP/1.1\r\n\r\n",
@@ -450,28 +447,27 @@ static void bad_targets_are_400(void **state)
 static void bad_header_lines_are_400(void **state)
 {
     const char *bad[] = {
-        "GET / HTTP/1.1\r\nHost localhost\r\n\r\n",        /* no colon */
-        "GET / HTTP/1.1\r\nHost : localhost\r\n\r\n",      /* space before colon */
-        "GET / HTTP/1.1\r\nHost\t: localhost\r\n\r\n",     /* tab before colon */
-        "GET / HTTP/1.1\r\n: localhost\r\n\r\n",           /* empty name */
-        "GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n",          /* obs-fold */
+        "GET / HTTP/1.1\r\nHost localhost\r\n\r\n",    /* no colon */
+        "GET / HTTP/1.1\r\nHost : localhost\r\n\r\n",  /* space before colon */
+        "GET / HTTP/1.1\r\nHost\t: localhost\r\n\r\n", /* tab before colon */
+        "GET / HTTP/1.1\r\n: localhost\r\n\r\n",       /* empty name */
+        "GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n",      /* obs-fold */
         "GET / HTTP/1.1\r\nX-A: a\r\n\tb\r\n\r\n",
-        "GET / HTTP/1.1\r\n Host: localhost\r\n\r\n",      /* space before first field */
+        "GET / HTTP/1.1\r\n Host: localhost\r\n\r\n", /* space before first field */
         "GET / HTTP/1.1\r\nX(A): a\r\n\r\n",
         "GET / HTTP/1.1\r\nX\xc3\xa9: a\r\n\r\n",
-        "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",    /* two Hosts */
+        "GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", /* two Hosts */
     };
     EXPECT_ALL_REFUSED(bad, 400);
 }
 
 static void bad_content_lengths_are_400(void **state)
 {
-    const char *values[] = { "", " ", "+5", "-1", "5 5", "0x10", "1e3", "5,5", "5, 5",
-                             "\xd9\xa5", "5\t5", "five" };
+    const char *values[] = { "",    " ",   "+5",   "-1",       "5 5",  "0x10",
+                             "1e3", "5,5", "5, 5", "\xd9\xa5", "5\t5", "five" };
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         char buf[128];
-        snprintf(buf, sizeof buf, "PUT /x HTTP/1.1\r\nContent-Length: %s\r\n\r\n55555",
-                 values[i]);
+        snprintf(buf, sizeof buf, "PUT /x HTTP/1.1\r\nContent-Length: %s\r\n\r\n55555", values[i]);
         if (status_of(buf) != -400)
             fail_msg("not 400: Content-Length: %s", values[i]);
     }
@@ -484,9 +480,11 @@ static void repeated_content_length(void **state)
     assert_int_equal(parse(same, &req), (int)strlen(same));
     assert_int_equal(req.body_len, 2);
     assert_int_equal(status_of("PUT /x HTTP/1.1\r\nContent-Length: 2\r\n"
-                               "Content-Length: 3\r\n\r\n{}x"), -400);
+                               "Content-Length: 3\r\n\r\n{}x"),
+                     -400);
     assert_int_equal(status_of("PUT /x HTTP/1.1\r\nContent-Length: 2\r\n"
-                               "Content-Length: 0\r\n\r\n{}"), -400);
+                               "Content-Length: 0\r\n\r\n{}"),
+                     -400);
 }
 
 /* ---- unsupported: 501, 505 -------------------------------------------- */
@@ -494,12 +492,14 @@ static void repeated_content_length(void **state)
 static void transfer_encoding_is_501(void **state)
 {
     assert_int_equal(status_of("PUT /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-                               "2\r\n{}\r\n0\r\n\r\n"), -501);
+                               "2\r\n{}\r\n0\r\n\r\n"),
+                     -501);
     assert_int_equal(status_of("PUT /x HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n"), -501);
     assert_int_equal(status_of("PUT /x HTTP/1.1\r\nTransfer-Encoding:\r\n\r\n"), -501);
     /* With a Content-Length too (the smuggling case): still 501. */
     assert_int_equal(status_of("PUT /x HTTP/1.1\r\nContent-Length: 2\r\n"
-                               "Transfer-Encoding: chunked\r\n\r\n{}"), -501);
+                               "Transfer-Encoding: chunked\r\n\r\n{}"),
+                     -501);
     assert_int_equal(status_of("GET / HTTP/1.0\r\nTransfer-Encoding: gzip\r\n\r\n"), -501);
 }
 

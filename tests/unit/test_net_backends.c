@@ -84,8 +84,8 @@ static void test_spec_good(void **state)
     assert_int_equal(s.hostfwd[0].guest_port, 80);
     assert_string_equal(s.hostfwd[0].text, "tcp:127.0.0.1:8080-:80");
 
-    assert_int_equal(net_spec_parse("user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-:53",
-                                    &s, &err), 0);
+    assert_int_equal(
+        net_spec_parse("user,hostfwd=tcp:127.0.0.1:8080-:80,hostfwd=udp::5353-:53", &s, &err), 0);
     assert_int_equal(s.nhostfwd, 2);
     assert_true(s.hostfwd[1].udp);
     assert_int_equal(s.hostfwd[1].host_addr, NET_HOSTFWD_DEFAULT_HOST);
@@ -93,8 +93,11 @@ static void test_spec_good(void **state)
     assert_int_equal(s.hostfwd[1].guest_port, 53);
 
     /* Protocol defaults to tcp; all interfaces; another guest address. */
-    assert_int_equal(net_spec_parse("user,hostfwd=::2222-10.0.2.20:22,hostfwd=tcp:0.0.0.0:8443-:443,"
-                                    "mac=52:54:00:AB:cd:01", &s, &err), 0);
+    assert_int_equal(
+        net_spec_parse("user,hostfwd=::2222-10.0.2.20:22,hostfwd=tcp:0.0.0.0:8443-:443,"
+                       "mac=52:54:00:AB:cd:01",
+                       &s, &err),
+        0);
     assert_false(s.hostfwd[0].udp);
     assert_int_equal(s.hostfwd[0].guest_addr, 0x0a000214);
     assert_int_equal(s.hostfwd[1].host_addr, 0);
@@ -114,8 +117,8 @@ static void test_spec_good(void **state)
 
     char many[1024] = "user";
     for (unsigned i = 0; i < NET_SPEC_MAX_HOSTFWD; i++)
-        snprintf(many + strlen(many), sizeof many - strlen(many), ",hostfwd=::%u-:%u",
-                 10000 + i, 80 + i);
+        snprintf(many + strlen(many), sizeof many - strlen(many), ",hostfwd=::%u-:%u", 10000 + i,
+                 80 + i);
     assert_int_equal(net_spec_parse(many, &s, &err), 0);
     assert_int_equal(s.nhostfwd, NET_SPEC_MAX_HOSTFWD);
 }
@@ -125,7 +128,9 @@ static void test_spec_good(void **state)
 static void test_spec_bad(void **state)
 {
     (void)state;
-    static const struct { const char *spec, *part; } cases[] = {
+    static const struct {
+        const char *spec, *part;
+    } cases[] = {
         { "", "empty" },
         { "foo", "'foo' is not a network kind" },
         { "users", "'users' is not a network kind" },
@@ -192,8 +197,8 @@ static void test_spec_bad(void **state)
     /* 17 forwards. */
     char many[1024] = "user";
     for (unsigned i = 0; i <= NET_SPEC_MAX_HOSTFWD; i++)
-        snprintf(many + strlen(many), sizeof many - strlen(many), ",hostfwd=::%u-:%u",
-                 10000 + i, 80 + i);
+        snprintf(many + strlen(many), sizeof many - strlen(many), ",hostfwd=::%u-:%u", 10000 + i,
+                 80 + i);
     struct net_spec s;
     vmlet_error err;
     assert_int_equal(net_spec_parse(many, &s, &err), -1);
@@ -257,19 +262,33 @@ static void test_specs_across_nics(void **state)
     assert_non_null(strstr(err.message, "tap 'tap0' is given twice (NICs 2 and 3)"));
 
     assert_int_equal(net_spec_parse("user,mac=52:54:00:12:34:56", &s[1], &err), 0);
-    assert_int_equal(net_specs_check(s, 2, &err), -1);   /* NIC 1's default is that MAC */
+    assert_int_equal(net_specs_check(s, 2, &err), -1); /* NIC 1's default is that MAC */
     assert_non_null(strstr(err.message, "NICs 1 and 2 both have MAC 52:54:00:12:34:56"));
 }
 
 /* ---- frames ---------------------------------------------------------------- */
 
 static const uint8_t GUEST_MAC[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
-static const uint8_t GW_MAC[6] = { 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02 };   /* slirp's */
+static const uint8_t GW_MAC[6] = { 0x52, 0x55, 0x0a, 0x00, 0x02, 0x02 }; /* slirp's */
 
-static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)(v >> 8); p[1] = (uint8_t)v; }
-static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)(v >> 16)); put16(p + 2, (uint16_t)v); }
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static uint32_t get32(const uint8_t *p) { return (uint32_t)get16(p) << 16 | get16(p + 2); }
+static void put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static void put32(uint8_t *p, uint32_t v)
+{
+    put16(p, (uint16_t)(v >> 16));
+    put16(p + 2, (uint16_t)v);
+}
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)get16(p) << 16 | get16(p + 2);
+}
 
 static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
 {
@@ -288,8 +307,8 @@ static uint16_t fold(uint32_t sum)
 }
 
 /* Ethernet + IPv4 header (20 bytes, checksummed) for a payload of len. */
-static size_t eth_ip(uint8_t *p, const uint8_t *dst_mac, uint32_t src, uint32_t dst,
-                     uint8_t proto, size_t len)
+static size_t eth_ip(uint8_t *p, const uint8_t *dst_mac, uint32_t src, uint32_t dst, uint8_t proto,
+                     size_t len)
 {
     memcpy(p, dst_mac, 6);
     memcpy(p + 6, GUEST_MAC, 6);
@@ -309,24 +328,26 @@ static size_t eth_ip(uint8_t *p, const uint8_t *dst_mac, uint32_t src, uint32_t 
 static size_t dhcp_discover(uint8_t *p, uint32_t xid)
 {
     size_t bootp = 300, udp = 8 + bootp;
-    size_t off = eth_ip(p, (const uint8_t[6]){ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, 0,
-                        0xffffffff, 17, udp);
+    size_t off = eth_ip(p, (const uint8_t[6]){ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, 0, 0xffffffff,
+                        17, udp);
     uint8_t *u = p + off;
     put16(u, 68);
     put16(u + 2, 67);
     put16(u + 4, (uint16_t)udp);
-    put16(u + 6, 0);                          /* no UDP checksum (IPv4 allows it) */
+    put16(u + 6, 0); /* no UDP checksum (IPv4 allows it) */
     uint8_t *b = u + 8;
     memset(b, 0, bootp);
-    b[0] = 1;                                 /* BOOTREQUEST */
+    b[0] = 1; /* BOOTREQUEST */
     b[1] = 1;
     b[2] = 6;
     put32(b + 4, xid);
-    put16(b + 10, 0x8000);                    /* broadcast reply */
+    put16(b + 10, 0x8000); /* broadcast reply */
     memcpy(b + 28, GUEST_MAC, 6);
-    put32(b + 236, 0x63825363);               /* magic cookie */
+    put32(b + 236, 0x63825363); /* magic cookie */
     uint8_t *o = b + 240;
-    *o++ = 53; *o++ = 1; *o++ = 1;            /* DHCPDISCOVER */
+    *o++ = 53;
+    *o++ = 1;
+    *o++ = 1; /* DHCPDISCOVER */
     *o++ = 255;
     return off + udp;
 }
@@ -340,7 +361,7 @@ static size_t tcp_syn(uint8_t *p, uint32_t dst, uint16_t sport, uint16_t dport)
     put16(t + 2, dport);
     put32(t + 4, 1000);
     t[12] = 5 << 4;
-    t[13] = 0x02;                             /* SYN */
+    t[13] = 0x02; /* SYN */
     put16(t + 14, 65535);
     uint8_t pseudo[12];
     put32(pseudo, NET_USER_GUEST);
@@ -447,7 +468,7 @@ static void test_device_for_spec(void **state)
     assert_int_equal(d->ops.device_id, VIRTIO_ID_NET);
     uint8_t mac[6];
     d->ops.config_read(d, 0, mac, 6);
-    assert_memory_equal(mac, "\x52\x54\x00\x12\x34\x57", 6);   /* NIC 1's default */
+    assert_memory_equal(mac, "\x52\x54\x00\x12\x34\x57", 6); /* NIC 1's default */
     assert_ptr_equal(virtio_net_of(d), n);
     d->ops.free(d);
 }
@@ -458,7 +479,7 @@ static void test_slirp_dhcp(void **state)
     vmlet_error err;
     struct net_backend *be = slirp_from("user", &err);
     assert_non_null(be);
-    assert_int_equal(be->fd, -1);               /* works in the device's poll hooks */
+    assert_int_equal(be->fd, -1); /* works in the device's poll hooks */
     assert_non_null(be->ops->poll_prepare);
     assert_int_equal(be->offloads, 0);
     assert_int_equal(be->ops->set_guest_offloads(be, 0), 0);
@@ -472,7 +493,7 @@ static void test_slirp_dhcp(void **state)
         ssize_t n = be_recv(be, buf, WAIT_MS);
         assert_true(n > 0);
         static const uint8_t zero[VIRTIO_NET_HDR_LEN];
-        assert_memory_equal(buf, zero, VIRTIO_NET_HDR_LEN);   /* no offloads */
+        assert_memory_equal(buf, zero, VIRTIO_NET_HDR_LEN); /* no offloads */
         const uint8_t *e = buf + VIRTIO_NET_HDR_LEN;
         if (get16(e + 12) != 0x0800 || e[14 + 9] != 17)
             continue;
@@ -480,18 +501,18 @@ static void test_slirp_dhcp(void **state)
         if (get16(u) != 67 || get16(u + 2) != 68)
             continue;
         const uint8_t *b = u + 8;
-        assert_int_equal(b[0], 2);                             /* BOOTREPLY */
+        assert_int_equal(b[0], 2); /* BOOTREPLY */
         assert_int_equal(get32(b + 4), 0x1234abcd);
-        assert_int_equal(get32(b + 16), NET_USER_GUEST);       /* yiaddr 10.0.2.15 */
+        assert_int_equal(get32(b + 16), NET_USER_GUEST); /* yiaddr 10.0.2.15 */
         assert_int_equal(get32(b + 236), 0x63825363);
         const uint8_t *o = b + 240, *end = buf + n;
         while (o + 2 < end && *o != 255) {
-            if (*o == 0) {                                     /* pad: one byte */
+            if (*o == 0) { /* pad: one byte */
                 o++;
                 continue;
             }
             if (o[0] == 53 && o[1] >= 1)
-                offered = o[2] == 2;                           /* DHCPOFFER */
+                offered = o[2] == 2; /* DHCPOFFER */
             o += 2 + o[1];
         }
     }
@@ -566,7 +587,8 @@ static struct net_backend *slirp_forwarding(char spec[128], uint16_t *port)
 static int connect_local(uint16_t port)
 {
     int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+    struct sockaddr_in a = { .sin_family = AF_INET,
+                             .sin_port = htons(port),
                              .sin_addr.s_addr = htonl(0x7f000001) };
     assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof a), 0);
     return c;
@@ -591,7 +613,7 @@ static void test_slirp_hostfwd(void **state)
         const uint8_t *e = buf + VIRTIO_NET_HDR_LEN;
         if (get16(e + 12) == 0x0806 && get16(e + 14 + 6) == 1 &&
             get32(e + 14 + 24) == NET_USER_GUEST)
-            seen = true;                                       /* who-has 10.0.2.15 */
+            seen = true; /* who-has 10.0.2.15 */
     }
     assert_true(seen);
 
@@ -677,7 +699,7 @@ static void test_slirp_rx_bounded(void **state)
     while (be->ops->recv(be, buf, NET_BUF_MAX) > 0) {
         const uint8_t *e = buf + VIRTIO_NET_HDR_LEN;
         assert_int_equal(get16(e + 12), 0x0806);
-        assert_int_equal(get16(e + 14 + 6), 2);                /* ARP reply */
+        assert_int_equal(get16(e + 14 + 6), 2); /* ARP reply */
         assert_memory_equal(e + 14 + 8, GW_MAC, 6);
         got++;
     }
@@ -726,8 +748,8 @@ static void test_tap_messages(void **state)
     char m[512];
     net_tap_error_text("tap0", EPERM, false, m, sizeof m);
     assert_string_equal(m, "tap 'tap0': no such device and no permission to create it (needs "
-                        "CAP_NET_ADMIN); create it with: ip tuntap add dev tap0 mode tap user "
-                        "$USER && ip link set tap0 up");
+                           "CAP_NET_ADMIN); create it with: ip tuntap add dev tap0 mode tap user "
+                           "$USER && ip link set tap0 up");
     net_tap_error_text("tap0", EPERM, true, m, sizeof m);
     assert_non_null(strstr(m, "tap 'tap0': permission denied (the device belongs to another "
                               "user or group)"));
@@ -813,7 +835,7 @@ static bool enter_userns(void)
 static bool become_nobody(void)
 {
     if (getuid() != 0)
-        return true;                          /* already unprivileged */
+        return true; /* already unprivileged */
     return setgroups(0, NULL) == 0 && setresgid(65534, 65534, 65534) == 0 &&
            setresuid(65534, 65534, 65534) == 0;
 }
@@ -825,9 +847,11 @@ static void test_tap_no_permission(void **state)
     snprintf(name, sizeof name, "vmlt%u", (unsigned)getpid() % 100000);
     assert_int_equal(if_nametoindex(name), 0);
     char msg[600], want[600];
-    snprintf(want, sizeof want, "tap '%s': no such device and no permission to create it "
+    snprintf(want, sizeof want,
+             "tap '%s': no such device and no permission to create it "
              "(needs CAP_NET_ADMIN); create it with: ip tuntap add dev %s mode tap user $USER "
-             "&& ip link set %s up", name, name, name);
+             "&& ip link set %s up",
+             name, name, name);
 
     bool tested = false;
     if (tun_usable() && tap_open_in_child(name, enter_userns, msg, sizeof msg)) {
@@ -845,7 +869,7 @@ static void test_tap_no_permission(void **state)
             assert_string_equal(msg, want);
         tested = true;
     }
-    assert_int_equal(if_nametoindex(name), 0);  /* nothing was created */
+    assert_int_equal(if_nametoindex(name), 0); /* nothing was created */
     if (!tested)
         skip();
 }
@@ -858,7 +882,8 @@ static void test_tap_not_a_tap(void **state)
         skip();
     vmlet_error err;
     assert_null(net_tap_open("lo", &err));
-    assert_string_equal(err.message, "tap 'lo' exists but is not a TAP device (a TUN device or "
+    assert_string_equal(err.message,
+                        "tap 'lo' exists but is not a TAP device (a TUN device or "
                         "another kind of interface); give a device made with: ip tuntap add "
                         "dev NAME mode tap user $USER");
 }
@@ -874,7 +899,7 @@ static void test_tap_real(void **state)
     vmlet_error err;
     struct net_backend *be = tun_usable() ? net_tap_open(name, &err) : NULL;
     if (!be) {
-        skip();                               /* no CAP_NET_ADMIN: nothing to see */
+        skip(); /* no CAP_NET_ADMIN: nothing to see */
         return;
     }
     assert_non_null(strstr(be->warning, "did not exist: vmlet created it and brought it up"));
@@ -883,7 +908,8 @@ static void test_tap_real(void **state)
     assert_true(be->offloads & NET_BIT(VIRTIO_NET_F_HOST_TSO4));
     assert_true(be->offloads & NET_BIT(VIRTIO_NET_F_GUEST_CSUM));
     assert_int_equal(be->ops->set_guest_offloads(be, NET_BIT(VIRTIO_NET_F_GUEST_CSUM) |
-                                                 NET_BIT(VIRTIO_NET_F_GUEST_TSO4)), 0);
+                                                         NET_BIT(VIRTIO_NET_F_GUEST_TSO4)),
+                     0);
     assert_int_equal(be->ops->set_guest_offloads(be, 0), 0);
 
     struct net_backend *again = net_tap_open(name, &err);
@@ -897,7 +923,8 @@ static void test_tap_real(void **state)
         be->ops->free(be);
         skip();
     }
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET,
+                               .sll_protocol = htons(ETH_P_ALL),
                                .sll_ifindex = (int)if_nametoindex(name) };
     assert_int_equal(bind(ps, (struct sockaddr *)&sll, sizeof sll), 0);
 
@@ -922,7 +949,7 @@ static void test_tap_real(void **state)
     uint8_t out[60];
     memcpy(out, GUEST_MAC, 6);
     memcpy(out + 6, GW_MAC, 6);
-    put16(out + 12, 0x88b5);                  /* local experimental ethertype */
+    put16(out + 12, 0x88b5); /* local experimental ethertype */
     memset(out + 14, 0x42, 46);
     assert_int_equal(send(ps, out, 60, 0), 60);
     static uint8_t buf[NET_BUF_MAX];
@@ -979,7 +1006,8 @@ static void test_tap_owned(void **state)
         assert_string_equal(msg, "");
         r = tap_open_in_child(theirs, enter_userns, msg, sizeof msg);
         assert_non_null(r);
-        snprintf(want, sizeof want, "tap '%s': permission denied (the device belongs to another "
+        snprintf(want, sizeof want,
+                 "tap '%s': permission denied (the device belongs to another "
                  "user or group); recreate it for you with: ip tuntap del dev %s mode tap && ip "
                  "tuntap add dev %s mode tap user $USER && ip link set %s up",
                  theirs, theirs, theirs, theirs);
@@ -988,8 +1016,10 @@ static void test_tap_owned(void **state)
     vmlet_error err;
     struct net_backend *be = net_tap_open(mine, &err);
     assert_non_null(be);
-    snprintf(want, sizeof want, "tap '%s' is down: the guest's network will be silent until: "
-             "ip link set %s up", mine, mine);
+    snprintf(want, sizeof want,
+             "tap '%s' is down: the guest's network will be silent until: "
+             "ip link set %s up",
+             mine, mine);
     assert_string_equal(be->warning, want);
     be->ops->free(be);
     assert_true(tap_persist(mine, false, 0));
@@ -1002,9 +1032,9 @@ static void test_tap_owned(void **state)
 /* ---- the device over the real backends ------------------------------------ */
 
 
-#define G_RAM     (8u << 20)
-#define G_QSIZE   256
-#define G_BUF     2048
+#define G_RAM   (8u << 20)
+#define G_QSIZE 256
+#define G_BUF   2048
 
 /* A minimal driver: one ring per queue at 64 KiB * (i + 1), one 2 KiB
  * buffer per descriptor from 1 MiB on (descriptor d of queue i owns
@@ -1035,13 +1065,17 @@ static void guest_start(struct guest *g, struct net_backend *be, uint64_t featur
     assert_non_null(g->mem.host);
     memset(g->mem.host, 0, G_RAM);
     g->mem.size = g->mem.low_size = G_RAM;
-    struct virtio_queues qs = { .transport = &g->t, .count = 2,
+    struct virtio_queues qs = { .transport = &g->t,
+                                .count = 2,
                                 .features = features | (1ULL << VIRTIO_F_VERSION_1) };
     for (unsigned i = 0; i < 2; i++) {
         struct gring *r = &g->r[i];
         uint64_t base = 0x10000ULL * (i + 1);
-        r->q = (struct virtq){ .mem = &g->mem, .size = G_QSIZE, .desc_gpa = base,
-                               .avail_gpa = base + 0x1000, .used_gpa = base + 0x2000,
+        r->q = (struct virtq){ .mem = &g->mem,
+                               .size = G_QSIZE,
+                               .desc_gpa = base,
+                               .avail_gpa = base + 0x1000,
+                               .used_gpa = base + 0x2000,
                                .ready = true };
         r->desc = g->mem.host + base;
         r->avail = r->desc + 0x1000;
@@ -1129,7 +1163,7 @@ static void test_device_over_slirp(void **state)
         uint32_t l;
         uint8_t *b = gused(&g, 0, &l, WAIT_MS);
         assert_non_null(b);
-        assert_int_equal(b[10], 1);                           /* num_buffers */
+        assert_int_equal(b[10], 1); /* num_buffers */
         const uint8_t *e = b + VIRTIO_NET_HDR_LEN;
         if (get16(e + 12) == 0x0800 && e[23] == 17 && get16(e + 34) == 67)
             offered = get32(e + 42 + 4) == 0x55aa && get32(e + 42 + 16) == NET_USER_GUEST;
@@ -1144,7 +1178,7 @@ static void test_device_over_slirp(void **state)
         gused(&g, 0, &l, 0);
     }
     used = g.r[0].last_used;
-    unsigned left = posted - used;              /* still posted: take them first */
+    unsigned left = posted - used; /* still posted: take them first */
     len = arp_request(frame, NET_USER_GATEWAY);
     unsigned sent = left + NET_SLIRP_RX_FRAMES + 50;
     for (unsigned i = 0; i < sent; i++)
@@ -1236,12 +1270,14 @@ static void test_device_over_tap(void **state)
         skip();
         return;
     }
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET,
+                               .sll_protocol = htons(ETH_P_ALL),
                                .sll_ifindex = (int)if_nametoindex(name) };
     assert_int_equal(bind(ps, (struct sockaddr *)&sll, sizeof sll), 0);
     struct guest g;
-    guest_start(&g, be, NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_MRG_RXBUF) |
-                NET_BIT(VIRTIO_NET_F_GUEST_CSUM) | NET_BIT(VIRTIO_NET_F_CSUM));
+    guest_start(&g, be,
+                NET_BIT(VIRTIO_NET_F_MAC) | NET_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+                    NET_BIT(VIRTIO_NET_F_GUEST_CSUM) | NET_BIT(VIRTIO_NET_F_CSUM));
 
     /* Guest -> host, with a partial checksum the host side completes. */
     uint8_t frame[200];
@@ -1250,7 +1286,8 @@ static void test_device_over_tap(void **state)
     uint16_t good = get16(tcp + 16);
     uint8_t b[G_BUF] = { 0 };
     struct virtio_net_hdr_v1 h = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
-                                   .csum_start = htole16(34), .csum_offset = htole16(16) };
+                                   .csum_start = htole16(34),
+                                   .csum_offset = htole16(16) };
     /* The pseudo-header sum, as a driver leaves it. */
     uint8_t pseudo[12];
     put32(pseudo, NET_USER_GUEST);
@@ -1299,7 +1336,7 @@ static void test_device_over_tap(void **state)
             memcmp(r + VIRTIO_NET_HDR_LEN, out, sizeof out) == 0)
             seen = true;
         else if (r)
-            gpost(&g, 0, NULL, G_BUF, true);    /* something else (IPv6 chatter): next */
+            gpost(&g, 0, NULL, G_BUF, true); /* something else (IPv6 chatter): next */
     }
     assert_true(seen);
     close(ps);
@@ -1327,7 +1364,7 @@ static void test_device_tap_deleted(void **state)
     const struct virtio_device_ops *ops = &virtio_net_device(g.net)->ops;
     uint8_t status[2];
     ops->config_read(g.net, 6, status, 2);
-    assert_int_equal(status[0], 1);                            /* VIRTIO_NET_S_LINK_UP */
+    assert_int_equal(status[0], 1); /* VIRTIO_NET_S_LINK_UP */
 
     snprintf(cmd, sizeof cmd, "ip link delete %s", name);
     assert_int_equal(system(cmd), 0);

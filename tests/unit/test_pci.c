@@ -33,7 +33,7 @@
 /* ---- a fake device that records what reaches it ---------------------- */
 
 struct fake {
-    pthread_mutex_t lock;   /* vCPU threads in test_concurrent_moves */
+    pthread_mutex_t lock; /* vCPU threads in test_concurrent_moves */
     uint8_t bar_mem[PCI_NUM_BARS][0x10000];
     unsigned accesses;
     unsigned last_bar;
@@ -99,8 +99,12 @@ static const struct pci_func_ops fake_ops = {
 };
 
 static const struct pci_id fake_id = {
-    .vendor = 0x1af4, .device = 0x1042, .revision = 1, .class_code = 0x018000,
-    .subsys_vendor = 0x1af4, .subsys_id = 0x1100,
+    .vendor = 0x1af4,
+    .device = 0x1042,
+    .revision = 1,
+    .class_code = 0x018000,
+    .subsys_vendor = 0x1af4,
+    .subsys_id = 0x1100,
 };
 
 /* ---- the machine: buses, host, one fake function with three BARs ------ */
@@ -319,9 +323,9 @@ static void test_ecam_every_width(void **state)
     assert_int_equal(conf1_read(r, devfn, PCI_INTERRUPT_LINE, 1), 0x0b);
     ecam_write(r, devfn, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
     assert_int_equal(conf1_read(r, devfn, PCI_COMMAND, 2), PCI_COMMAND_MEMORY);
-    mmio_write(r, ecam_addr(devfn, PCI_COMMAND), 0, 8);   /* misaligned qword: dropped */
+    mmio_write(r, ecam_addr(devfn, PCI_COMMAND), 0, 8); /* misaligned qword: dropped */
     assert_int_equal(conf1_read(r, devfn, PCI_COMMAND, 2), PCI_COMMAND_MEMORY);
-    mmio_write(r, ecam_addr(devfn, 0), 0, 8);             /* IDs read-only, command 0 */
+    mmio_write(r, ecam_addr(devfn, 0), 0, 8); /* IDs read-only, command 0 */
     assert_int_equal(conf1_read(r, devfn, 0, 4), 0x10421af4);
     assert_int_equal(conf1_read(r, devfn, PCI_COMMAND, 2), 0);
     /* conf1 with AMD's extended register bits reaches the same bytes. */
@@ -383,8 +387,8 @@ static void test_read_only_fields(void **state)
     uint32_t status = conf1_read(r, devfn, PCI_STATUS, 2);
     conf1_write(r, devfn, PCI_STATUS, 0xffff, 2);
     assert_int_equal(conf1_read(r, devfn, PCI_STATUS, 2), status);
-    pci_cfg_set(r->fn, PCI_STATUS, status | 0x2000, 2);   /* "master abort" */
-    conf1_write(r, devfn, PCI_STATUS, 0x0010, 2);          /* not that bit */
+    pci_cfg_set(r->fn, PCI_STATUS, status | 0x2000, 2); /* "master abort" */
+    conf1_write(r, devfn, PCI_STATUS, 0x0010, 2);       /* not that bit */
     assert_int_equal(conf1_read(r, devfn, PCI_STATUS, 2), status | 0x2000);
     conf1_write(r, devfn, PCI_STATUS, 0x2000, 2);
     assert_int_equal(conf1_read(r, devfn, PCI_STATUS, 2), status);
@@ -402,20 +406,21 @@ static void test_bar_sizing(void **state)
     assert_int_equal(bar[2] & 0xf, 0x4);
     assert_int_equal(bar[4] & 0xf, 0xc);
     assert_int_equal(bar[1], 0);
-    assert_int_equal(bar[3], 0);   /* upper halves: below 4 GiB */
+    assert_int_equal(bar[3], 0); /* upper halves: below 4 GiB */
     assert_int_equal(bar[5], 0);
 
     /* Linux's __pci_read_base: write all-ones, read the mask, restore. */
     for (unsigned i = 0; i < 6; i++)
         conf1_write(r, devfn, PCI_BASE_ADDRESS_0 + 4 * i, 0xffffffff, 4);
     assert_int_equal(conf1_read(r, devfn, 0x10, 4), 0xfffff000);
-    assert_int_equal(conf1_read(r, devfn, 0x14, 4), 0);              /* no BAR 1 */
+    assert_int_equal(conf1_read(r, devfn, 0x14, 4), 0); /* no BAR 1 */
     assert_int_equal(conf1_read(r, devfn, 0x18, 4), 0xffff8004);
     assert_int_equal(conf1_read(r, devfn, 0x1c, 4), 0xffffffff);
     assert_int_equal(conf1_read(r, devfn, 0x20, 4), 0xffff000c);
     assert_int_equal(conf1_read(r, devfn, 0x24, 4), 0xffffffff);
     uint64_t size64 = ~((uint64_t)conf1_read(r, devfn, 0x1c, 4) << 32 |
-                        (conf1_read(r, devfn, 0x18, 4) & ~0xfu)) + 1;
+                        (conf1_read(r, devfn, 0x18, 4) & ~0xfu)) +
+                      1;
     assert_int_equal(size64, 0x8000);
     for (unsigned i = 0; i < 6; i++)
         conf1_write(r, devfn, PCI_BASE_ADDRESS_0 + 4 * i, bar[i], 4);
@@ -438,7 +443,7 @@ static void test_bar_assignment(void **state)
     for (unsigned i = 0; i < 6; i += 2) {
         uint64_t a = pci_func_bar_assigned(r->fn, i);
         assert_true(a >= WIN && a + sizes[i] <= WIN + WIN_SIZE);
-        assert_int_equal(a % sizes[i], 0);                  /* naturally aligned */
+        assert_int_equal(a % sizes[i], 0); /* naturally aligned */
         for (unsigned j = 0; j < i; j += 2) {
             uint64_t b = pci_func_bar_assigned(r->fn, j);
             assert_true(a + sizes[i] <= b || b + sizes[j] <= a);
@@ -453,14 +458,14 @@ static void test_bar_assignment(void **state)
     /* Bad BARs are refused at build time. */
     struct pci_func *g = pci_func_new(r->host, -1, &fake_id, NULL, NULL);
     assert_non_null(g);
-    assert_int_equal(pci_func_add_bar(g, 0, 0x1800, 0), -1);          /* not a power of 2 */
-    assert_int_equal(pci_func_add_bar(g, 0, 8, 0), -1);               /* too small */
-    assert_int_equal(pci_func_add_bar(g, 0, WIN_SIZE * 2, 0), -1);    /* bigger than the window */
+    assert_int_equal(pci_func_add_bar(g, 0, 0x1800, 0), -1);       /* not a power of 2 */
+    assert_int_equal(pci_func_add_bar(g, 0, 8, 0), -1);            /* too small */
+    assert_int_equal(pci_func_add_bar(g, 0, WIN_SIZE * 2, 0), -1); /* bigger than the window */
     assert_int_equal(pci_func_add_bar(g, 5, 0x1000, PCI_BAR_MEM_TYPE_64), -1);
     assert_int_equal(pci_func_add_bar(g, 6, 0x1000, 0), -1);
     assert_int_equal(pci_func_add_bar(g, 0, 0x1000, PCI_BAR_MEM_TYPE_64), 0);
-    assert_int_equal(pci_func_add_bar(g, 1, 0x1000, 0), -1);          /* upper half of BAR 0 */
-    assert_int_equal(pci_func_add_bar(g, 0, 0x1000, 0), -1);          /* taken */
+    assert_int_equal(pci_func_add_bar(g, 1, 0x1000, 0), -1); /* upper half of BAR 0 */
+    assert_int_equal(pci_func_add_bar(g, 0, 0x1000, 0), -1); /* taken */
     /* The window fills up. */
     assert_int_equal(pci_func_add_bar(g, 2, WIN_SIZE / 2, 0), 0);
     assert_int_equal(pci_func_add_bar(g, 3, WIN_SIZE / 2, 0), -1);
@@ -520,7 +525,7 @@ static void test_bar_move(void **state)
 
     r->dev->remaps = 0;
     enable_memory(r, true);
-    assert_int_equal(r->dev->remaps, 3);          /* every BAR starts decoding */
+    assert_int_equal(r->dev->remaps, 3); /* every BAR starts decoding */
 
     /* Move BAR 0 up the window while decoding. */
     uint64_t new0 = WIN + 0x10000000;
@@ -558,7 +563,7 @@ static void test_bar_move(void **state)
     assert_int_equal(pci_func_bar_gpa(r->fn, 0), 0);
     conf1_write(r, devfn, 0x10, (uint32_t)(WIN + WIN_SIZE - 0x1000), 4);
     assert_int_equal(pci_func_bar_gpa(r->fn, 0), WIN + WIN_SIZE - 0x1000);
-    conf1_write(r, devfn, 0x10, (uint32_t)(WIN + WIN_SIZE), 4);   /* ECAM's address */
+    conf1_write(r, devfn, 0x10, (uint32_t)(WIN + WIN_SIZE), 4); /* ECAM's address */
     assert_int_equal(pci_func_bar_gpa(r->fn, 0), 0);
 
     /* Rewriting the same value reports no move. */
@@ -583,7 +588,7 @@ static void test_capability_list(void **state)
     int c3 = pci_func_add_cap(r->fn, PCI_CAP_ID_MSIX, 12);
     assert_int_equal(c1, 0x40);
     assert_int_equal(c2, 0x50);
-    assert_int_equal(c3, 0x64);                   /* dword aligned after 0x50 + 19 */
+    assert_int_equal(c3, 0x64); /* dword aligned after 0x50 + 19 */
     pci_cfg_set(r->fn, (unsigned)c2 + 4, 0xcafe, 2);
     pci_cfg_set_wmask(r->fn, (unsigned)c3 + 2, 0xc000, 2);
 
@@ -686,18 +691,10 @@ static void test_hostile_fuzz(void **state)
             mmio_write(r, ECAM + ((uint64_t)devfn << 12) + reg, v, len);
             break;
         }
-        case 1:
-            pio_out(r, (uint16_t)(0xcf8 + (rnd >> 6) % 8), v, len > 4 ? 4 : len);
-            break;
-        case 2:
-            mmio_read(r, ECAM + (rnd >> 6) % (1u << 20), len);
-            break;
-        case 3:
-            mmio_write(r, WIN + (rnd >> 6) % 0x100000, v, len);
-            break;
-        default:
-            pio_in(r, (uint16_t)(0xcf8 + (rnd >> 6) % 8), len > 4 ? 4 : len);
-            break;
+        case 1: pio_out(r, (uint16_t)(0xcf8 + (rnd >> 6) % 8), v, len > 4 ? 4 : len); break;
+        case 2: mmio_read(r, ECAM + (rnd >> 6) % (1u << 20), len); break;
+        case 3: mmio_write(r, WIN + (rnd >> 6) % 0x100000, v, len); break;
+        default: pio_in(r, (uint16_t)(0xcf8 + (rnd >> 6) % 8), len > 4 ? 4 : len); break;
         }
     }
     assert_int_equal(conf1_read(r, 0, 0, 4), PCI_HOST_DEVICE << 16 | PCI_HOST_VENDOR);

@@ -16,16 +16,16 @@
 #include "memory.h"
 #include "virtio/queue.h"
 
-#define F_NEXT      1
-#define F_WRITE     2
-#define F_INDIRECT  4
+#define F_NEXT     1
+#define F_WRITE    2
+#define F_INDIRECT 4
 
-#define RAM_SIZE    (1u << 20)      /* low RAM only, unless a test adds high RAM */
-#define DESC_GPA    0x1000
-#define AVAIL_GPA   0x6000
-#define USED_GPA    0x8000
-#define TABLE_GPA   0x10000         /* indirect tables */
-#define DATA_GPA    0x40000
+#define RAM_SIZE  (1u << 20) /* low RAM only, unless a test adds high RAM */
+#define DESC_GPA  0x1000
+#define AVAIL_GPA 0x6000
+#define USED_GPA  0x8000
+#define TABLE_GPA 0x10000 /* indirect tables */
+#define DATA_GPA  0x40000
 
 struct ring {
     struct guest_memory mem;
@@ -36,12 +36,16 @@ struct ring {
 static int setup(void **state)
 {
     struct ring *r = calloc(1, sizeof *r);
-    r->mem.host = aligned_alloc(4096, 2 * RAM_SIZE);   /* room for a high-RAM test */
+    r->mem.host = aligned_alloc(4096, 2 * RAM_SIZE); /* room for a high-RAM test */
     memset(r->mem.host, 0, 2 * RAM_SIZE);
     r->mem.size = RAM_SIZE;
     r->mem.low_size = RAM_SIZE;
-    r->q = (struct virtq){ .mem = &r->mem, .size = 16, .desc_gpa = DESC_GPA,
-                           .avail_gpa = AVAIL_GPA, .used_gpa = USED_GPA, .ready = true };
+    r->q = (struct virtq){ .mem = &r->mem,
+                           .size = 16,
+                           .desc_gpa = DESC_GPA,
+                           .avail_gpa = AVAIL_GPA,
+                           .used_gpa = USED_GPA,
+                           .ready = true };
     *state = r;
     return 0;
 }
@@ -54,10 +58,13 @@ static int teardown(void **state)
     return 0;
 }
 
-static uint8_t *hva(struct ring *r, uint64_t gpa) { return r->mem.host + gpa; }
+static uint8_t *hva(struct ring *r, uint64_t gpa)
+{
+    return r->mem.host + gpa;
+}
 
-static void put_desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len,
-                     uint16_t flags, uint16_t next)
+static void put_desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+                     uint16_t next)
 {
     uint8_t *d = table + 16 * i;
     memcpy(d, &addr, 8);
@@ -66,20 +73,49 @@ static void put_desc(uint8_t *table, unsigned i, uint64_t addr, uint32_t len,
     memcpy(d + 14, &next, 2);
 }
 
-static void desc(struct ring *r, unsigned i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+static void desc(struct ring *r, unsigned i, uint64_t addr, uint32_t len, uint16_t flags,
+                 uint16_t next)
 {
     put_desc(hva(r, DESC_GPA), i, addr, len, flags, next);
 }
 
-static uint16_t get16(struct ring *r, uint64_t gpa) { uint16_t v; memcpy(&v, hva(r, gpa), 2); return v; }
-static uint32_t get32(struct ring *r, uint64_t gpa) { uint32_t v; memcpy(&v, hva(r, gpa), 4); return v; }
-static void set16(struct ring *r, uint64_t gpa, uint16_t v) { memcpy(hva(r, gpa), &v, 2); }
+static uint16_t get16(struct ring *r, uint64_t gpa)
+{
+    uint16_t v;
+    memcpy(&v, hva(r, gpa), 2);
+    return v;
+}
+static uint32_t get32(struct ring *r, uint64_t gpa)
+{
+    uint32_t v;
+    memcpy(&v, hva(r, gpa), 4);
+    return v;
+}
+static void set16(struct ring *r, uint64_t gpa, uint16_t v)
+{
+    memcpy(hva(r, gpa), &v, 2);
+}
 
-static uint16_t avail_idx(struct ring *r) { return get16(r, AVAIL_GPA + 2); }
-static void set_avail_idx(struct ring *r, uint16_t v) { set16(r, AVAIL_GPA + 2, v); }
-static uint16_t used_idx(struct ring *r) { return get16(r, USED_GPA + 2); }
-static uint64_t used_event_gpa(struct ring *r) { return AVAIL_GPA + 4 + 2 * r->q.size; }
-static uint64_t avail_event_gpa(struct ring *r) { return USED_GPA + 4 + 8 * r->q.size; }
+static uint16_t avail_idx(struct ring *r)
+{
+    return get16(r, AVAIL_GPA + 2);
+}
+static void set_avail_idx(struct ring *r, uint16_t v)
+{
+    set16(r, AVAIL_GPA + 2, v);
+}
+static uint16_t used_idx(struct ring *r)
+{
+    return get16(r, USED_GPA + 2);
+}
+static uint64_t used_event_gpa(struct ring *r)
+{
+    return AVAIL_GPA + 4 + 2 * r->q.size;
+}
+static uint64_t avail_event_gpa(struct ring *r)
+{
+    return USED_GPA + 4 + 8 * r->q.size;
+}
 
 /* Makes head available, as a driver would. */
 static void offer(struct ring *r, uint16_t head)
@@ -89,7 +125,10 @@ static void offer(struct ring *r, uint16_t head)
     set_avail_idx(r, idx + 1);
 }
 
-static enum virtq_pop_result pop(struct ring *r) { return virtq_pop(&r->q, &r->chain); }
+static enum virtq_pop_result pop(struct ring *r)
+{
+    return virtq_pop(&r->q, &r->chain);
+}
 
 static void assert_broken(struct ring *r)
 {
@@ -105,7 +144,7 @@ static void empty_queue_pops_nothing(void **state)
     assert_int_equal(pop(r), VIRTQ_EMPTY);
     r->q.ready = false;
     offer(r, 0);
-    assert_int_equal(pop(r), VIRTQ_EMPTY);        /* not ready: not looked at */
+    assert_int_equal(pop(r), VIRTQ_EMPTY); /* not ready: not looked at */
 }
 
 static void pops_a_chain_and_pushes_it_back(void **state)
@@ -260,7 +299,7 @@ static void high_ram_is_reachable(void **state)
     r->mem.size = 2 * RAM_SIZE;
     r->mem.high_size = RAM_SIZE;
     desc(r, 0, GUEST_HIGH_RAM_START + 0x100, 64, F_NEXT, 1);
-    desc(r, 1, RAM_SIZE - 1, 1, F_WRITE, 0);       /* the last low byte */
+    desc(r, 1, RAM_SIZE - 1, 1, F_WRITE, 0); /* the last low byte */
     offer(r, 0);
     assert_int_equal(pop(r), VIRTQ_CHAIN);
     assert_ptr_equal(r->chain.iov[0].iov_base, r->mem.host + RAM_SIZE + 0x100);
@@ -272,13 +311,13 @@ static void notify_without_event_idx_follows_flags(void **state)
 {
     struct ring *r = *state;
     desc(r, 0, DATA_GPA, 1, F_WRITE, 0);
-    assert_false(virtq_should_notify(&r->q));      /* nothing pushed yet */
+    assert_false(virtq_should_notify(&r->q)); /* nothing pushed yet */
 
     virtq_push(&r->q, 0, 1);
     assert_true(virtq_should_notify(&r->q));
-    assert_false(virtq_should_notify(&r->q));      /* nothing new since */
+    assert_false(virtq_should_notify(&r->q)); /* nothing new since */
 
-    set16(r, AVAIL_GPA, 1);                        /* VRING_AVAIL_F_NO_INTERRUPT */
+    set16(r, AVAIL_GPA, 1); /* VRING_AVAIL_F_NO_INTERRUPT */
     virtq_push(&r->q, 0, 1);
     assert_false(virtq_should_notify(&r->q));
     set16(r, AVAIL_GPA, 0);
@@ -290,27 +329,27 @@ static void notify_with_event_idx_uses_used_event(void **state)
 {
     struct ring *r = *state;
     r->q.event_idx = true;
-    set16(r, AVAIL_GPA, 1);        /* must be ignored with EVENT_IDX */
+    set16(r, AVAIL_GPA, 1); /* must be ignored with EVENT_IDX */
 
     /* First push after reset: always notify (no previous state). */
     set16(r, used_event_gpa(r), 0);
-    virtq_push(&r->q, 0, 1);                       /* used idx 0 -> 1 */
+    virtq_push(&r->q, 0, 1); /* used idx 0 -> 1 */
     assert_true(virtq_should_notify(&r->q));
 
     /* Driver wants an interrupt once entry 3 is used (idx reaches 4). */
     set16(r, used_event_gpa(r), 3);
-    virtq_push(&r->q, 0, 1);                       /* 1 -> 2 */
+    virtq_push(&r->q, 0, 1); /* 1 -> 2 */
     assert_false(virtq_should_notify(&r->q));
-    virtq_push(&r->q, 0, 1);                       /* 2 -> 3 */
+    virtq_push(&r->q, 0, 1); /* 2 -> 3 */
     assert_false(virtq_should_notify(&r->q));
-    virtq_push(&r->q, 0, 1);                       /* 3 -> 4: crosses 3 */
+    virtq_push(&r->q, 0, 1); /* 3 -> 4: crosses 3 */
     assert_true(virtq_should_notify(&r->q));
 
     /* Several pushes at once that step over used_event: one notify. */
     set16(r, used_event_gpa(r), 5);
     virtq_push(&r->q, 0, 1);
     virtq_push(&r->q, 0, 1);
-    virtq_push(&r->q, 0, 1);                       /* 4 -> 7, covers 5 */
+    virtq_push(&r->q, 0, 1); /* 4 -> 7, covers 5 */
     assert_true(virtq_should_notify(&r->q));
     /* used_event already behind: no more interrupts. */
     virtq_push(&r->q, 0, 1);
@@ -320,9 +359,9 @@ static void notify_with_event_idx_uses_used_event(void **state)
     r->q.used_idx = 65534;
     r->q.signalled_used = 65534;
     set16(r, used_event_gpa(r), 65535);
-    virtq_push(&r->q, 0, 1);                       /* 65534 -> 65535 */
+    virtq_push(&r->q, 0, 1); /* 65534 -> 65535 */
     assert_false(virtq_should_notify(&r->q));
-    virtq_push(&r->q, 0, 1);                       /* 65535 -> 0: crosses 65535 */
+    virtq_push(&r->q, 0, 1); /* 65535 -> 0: crosses 65535 */
     assert_true(virtq_should_notify(&r->q));
     assert_int_equal(used_idx(r), 0);
 
@@ -334,7 +373,7 @@ static void enable_notify_without_event_idx(void **state)
 {
     struct ring *r = *state;
     virtq_disable_notify(&r->q);
-    assert_int_equal(get16(r, USED_GPA), 1);       /* VRING_USED_F_NO_NOTIFY */
+    assert_int_equal(get16(r, USED_GPA), 1); /* VRING_USED_F_NO_NOTIFY */
     assert_false(virtq_enable_notify(&r->q));
     assert_int_equal(get16(r, USED_GPA), 0);
 
@@ -355,9 +394,9 @@ static void enable_notify_with_event_idx(void **state)
     offer(r, 0);
     offer(r, 0);
     virtq_disable_notify(&r->q);
-    assert_int_equal(get16(r, USED_GPA), 0);       /* flags stay 0 with EVENT_IDX */
+    assert_int_equal(get16(r, USED_GPA), 0); /* flags stay 0 with EVENT_IDX */
     assert_int_equal(pop(r), VIRTQ_CHAIN);
-    assert_true(virtq_enable_notify(&r->q));       /* one more is waiting */
+    assert_true(virtq_enable_notify(&r->q)); /* one more is waiting */
     assert_int_equal(get16(r, avail_event_gpa(r)), 1);
     assert_int_equal(pop(r), VIRTQ_CHAIN);
     assert_false(virtq_enable_notify(&r->q));
@@ -370,9 +409,9 @@ static void avail_idx_too_far_ahead(void **state)
 {
     struct ring *r = *state;
     desc(r, 0, DATA_GPA, 1, F_WRITE, 0);
-    set_avail_idx(r, 17);                          /* 17 pending in a 16-entry ring */
+    set_avail_idx(r, 17); /* 17 pending in a 16-entry ring */
     assert_broken(r);
-    set_avail_idx(r, 0xffff);                      /* "behind": 65535 ahead */
+    set_avail_idx(r, 0xffff); /* "behind": 65535 ahead */
     assert_broken(r);
 }
 
@@ -412,7 +451,7 @@ static void self_loop(void **state)
 static void descriptor_outside_ram(void **state)
 {
     struct ring *r = *state;
-    desc(r, 0, RAM_SIZE, 1, F_WRITE, 0);                    /* just past low RAM */
+    desc(r, 0, RAM_SIZE, 1, F_WRITE, 0); /* just past low RAM */
     offer(r, 0);
     assert_broken(r);
 }
@@ -551,7 +590,7 @@ static void indirect_next_out_of_table(void **state)
     struct ring *r = *state;
     r->q.indirect = true;
     uint8_t *t = hva(r, TABLE_GPA);
-    put_desc(t, 0, DATA_GPA, 16, F_NEXT, 2);       /* table has 2 entries */
+    put_desc(t, 0, DATA_GPA, 16, F_NEXT, 2); /* table has 2 entries */
     put_desc(t, 1, DATA_GPA, 1, F_WRITE, 0);
     desc(r, 0, TABLE_GPA, 32, F_INDIRECT, 0);
     offer(r, 0);
@@ -588,7 +627,7 @@ static void direct_plus_indirect_longer_than_max(void **state)
     struct ring *r = *state;
     r->q.indirect = true;
     uint8_t *t = hva(r, TABLE_GPA);
-    unsigned n = VIRTQ_MAX_CHAIN;                  /* + 1 direct = one too many */
+    unsigned n = VIRTQ_MAX_CHAIN; /* + 1 direct = one too many */
     for (unsigned i = 0; i < n; i++)
         put_desc(t, i, DATA_GPA, 4, i + 1 < n ? F_NEXT | F_WRITE : F_WRITE, (uint16_t)(i + 1));
     desc(r, 0, DATA_GPA, 16, F_NEXT, 1);
@@ -604,11 +643,11 @@ static void rings_outside_ram_or_misaligned(void **state)
     offer(r, 0);
     struct virtq good = r->q;
 
-    r->q.used_gpa = RAM_SIZE - 8;                  /* used ring runs off RAM */
+    r->q.used_gpa = RAM_SIZE - 8; /* used ring runs off RAM */
     assert_false(virtq_rings_valid(&r->q));
     assert_broken(r);
     r->q = good;
-    r->q.avail_gpa = RAM_SIZE - 6 - 2 * 16 + 2;    /* 2 bytes too far */
+    r->q.avail_gpa = RAM_SIZE - 6 - 2 * 16 + 2; /* 2 bytes too far */
     assert_false(virtq_rings_valid(&r->q));
     assert_broken(r);
     r->q = good;
@@ -616,24 +655,24 @@ static void rings_outside_ram_or_misaligned(void **state)
     assert_false(virtq_rings_valid(&r->q));
     assert_broken(r);
     r->q = good;
-    r->q.desc_gpa = DESC_GPA + 8;                  /* needs 16-byte alignment */
+    r->q.desc_gpa = DESC_GPA + 8; /* needs 16-byte alignment */
     assert_false(virtq_rings_valid(&r->q));
     r->q = good;
-    r->q.avail_gpa = AVAIL_GPA + 1;                /* needs 2 */
+    r->q.avail_gpa = AVAIL_GPA + 1; /* needs 2 */
     assert_false(virtq_rings_valid(&r->q));
     r->q = good;
-    r->q.used_gpa = USED_GPA + 2;                  /* needs 4 */
+    r->q.used_gpa = USED_GPA + 2; /* needs 4 */
     assert_false(virtq_rings_valid(&r->q));
     assert_broken(r);
     r->q = good;
-    r->q.size = 12;                                /* not a power of two */
+    r->q.size = 12; /* not a power of two */
     assert_false(virtq_rings_valid(&r->q));
     r->q.size = 0;
     assert_false(virtq_rings_valid(&r->q));
-    r->q.size = 2048;                              /* above VIRTQ_MAX_SIZE */
+    r->q.size = 2048; /* above VIRTQ_MAX_SIZE */
     assert_false(virtq_rings_valid(&r->q));
     r->q = good;
-    r->q.avail_gpa = RAM_SIZE - 6 - 2 * 16;        /* exactly fits */
+    r->q.avail_gpa = RAM_SIZE - 6 - 2 * 16; /* exactly fits */
     assert_true(virtq_rings_valid(&r->q));
 }
 
@@ -652,7 +691,7 @@ static void iov_copies_cross_segments(void **state)
     assert_int_equal(b[0], 4);
     assert_int_equal(c[3], 12);
     memset(dst, 0, sizeof dst);
-    assert_int_equal(iov_to_buf(iov, 3, 2, dst, 12), 10);   /* bounded by the iovecs */
+    assert_int_equal(iov_to_buf(iov, 3, 2, dst, 12), 10); /* bounded by the iovecs */
     assert_int_equal(dst[0], 3);
     assert_int_equal(dst[9], 12);
     assert_int_equal(iov_to_buf(iov, 3, 12, dst, 4), 0);

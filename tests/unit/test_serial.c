@@ -23,30 +23,43 @@
 #include "dev/serial.h"
 
 /* Register offsets and bits, as the guest driver names them. */
-enum { RX = 0, TX = 0, DLL = 0, IER = 1, DLM = 1, IIR = 2, FCR = 2, EFR = 2,
-       LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
-#define IER_RDI   0x01
-#define IER_THRI  0x02
-#define IER_RLSI  0x04
-#define IER_MSI   0x08
-#define IER_UUE   0x40
-#define IIR_NO_INT 0x01
-#define FCR_ENABLE 0x01
-#define FCR_CLR_RX 0x02
-#define FCR_CLR_TX 0x04
+enum {
+    RX = 0,
+    TX = 0,
+    DLL = 0,
+    IER = 1,
+    DLM = 1,
+    IIR = 2,
+    FCR = 2,
+    EFR = 2,
+    LCR = 3,
+    MCR = 4,
+    LSR = 5,
+    MSR = 6,
+    SCR = 7
+};
+#define IER_RDI     0x01
+#define IER_THRI    0x02
+#define IER_RLSI    0x04
+#define IER_MSI     0x08
+#define IER_UUE     0x40
+#define IIR_NO_INT  0x01
+#define FCR_ENABLE  0x01
+#define FCR_CLR_RX  0x02
+#define FCR_CLR_TX  0x04
 #define FCR7_64BYTE 0x20
 #define FCR_TRIG_8  0x80
-#define LCR_DLAB  0x80
-#define LCR_WLEN8 0x03
-#define MCR_DTR   0x01
-#define MCR_RTS   0x02
-#define MCR_OUT1  0x04
-#define MCR_OUT2  0x08
-#define MCR_LOOP  0x10
-#define LSR_DR    0x01
-#define LSR_OE    0x02
-#define LSR_THRE  0x20
-#define LSR_TEMT  0x40
+#define LCR_DLAB    0x80
+#define LCR_WLEN8   0x03
+#define MCR_DTR     0x01
+#define MCR_RTS     0x02
+#define MCR_OUT1    0x04
+#define MCR_OUT2    0x08
+#define MCR_LOOP    0x10
+#define LSR_DR      0x01
+#define LSR_OE      0x02
+#define LSR_THRE    0x20
+#define LSR_TEMT    0x40
 
 /* ---- a fake IRQ line that records every call ------------------------ */
 
@@ -55,8 +68,8 @@ struct irq_rec {
     int level;
     int calls[512];
     unsigned ncalls;
-    unsigned rises;         /* 0 -> 1 transitions: edges the IOAPIC sees */
-    unsigned bad;           /* set(x) while already at x */
+    unsigned rises; /* 0 -> 1 transitions: edges the IOAPIC sees */
+    unsigned bad;   /* set(x) while already at x */
 };
 
 static void rec_set(void *opaque, unsigned gsi, int level)
@@ -338,7 +351,7 @@ static void test_reset_state(void **state)
     assert_int_equal(rd(s, LCR), 0);
     assert_int_equal(rd(s, MCR), 0);
     assert_int_equal(rd(s, LSR), LSR_THRE | LSR_TEMT);
-    assert_int_equal(rd(s, MSR), 0xb0);     /* CTS, DSR, DCD; no deltas */
+    assert_int_equal(rd(s, MSR), 0xb0); /* CTS, DSR, DCD; no deltas */
     assert_int_equal(rd(s, SCR), 0);
     assert_int_equal(f->irq.ncalls, 0);
 }
@@ -401,18 +414,18 @@ static void test_loopback_msr(void **state)
 
     /* Each MCR output maps to its MSR input, with delta bits. */
     wr(s, MCR, MCR_LOOP);
-    rd(s, MSR);                                 /* clear deltas */
+    rd(s, MSR); /* clear deltas */
     wr(s, MCR, MCR_LOOP | MCR_DTR);
-    assert_int_equal(rd(s, MSR), 0x20 | 0x02);  /* DSR, DDSR */
-    assert_int_equal(rd(s, MSR), 0x20);         /* deltas cleared */
+    assert_int_equal(rd(s, MSR), 0x20 | 0x02); /* DSR, DDSR */
+    assert_int_equal(rd(s, MSR), 0x20);        /* deltas cleared */
     wr(s, MCR, MCR_LOOP | MCR_DTR | MCR_RTS);
-    assert_int_equal(rd(s, MSR), 0x30 | 0x01);  /* + CTS, DCTS */
+    assert_int_equal(rd(s, MSR), 0x30 | 0x01); /* + CTS, DCTS */
     wr(s, MCR, MCR_LOOP | MCR_DTR | MCR_RTS | MCR_OUT2);
-    assert_int_equal(rd(s, MSR), 0xb0 | 0x08);  /* + DCD, DDCD */
+    assert_int_equal(rd(s, MSR), 0xb0 | 0x08); /* + DCD, DDCD */
     wr(s, MCR, MCR_LOOP | MCR_DTR | MCR_RTS | MCR_OUT2 | MCR_OUT1);
-    assert_int_equal(rd(s, MSR), 0xf0);         /* RI rising: no TERI */
+    assert_int_equal(rd(s, MSR), 0xf0); /* RI rising: no TERI */
     wr(s, MCR, MCR_LOOP | MCR_DTR | MCR_RTS | MCR_OUT2);
-    assert_int_equal(rd(s, MSR), 0xb0 | 0x04);  /* RI falling: TERI */
+    assert_int_equal(rd(s, MSR), 0xb0 | 0x04); /* RI falling: TERI */
     /* MCR bits 7:5 do not exist. */
     wr(s, MCR, 0xe0 | MCR_DTR);
     assert_int_equal(rd(s, MCR), MCR_DTR);
@@ -485,7 +498,7 @@ static void test_thre_interrupt_semantics(void **state)
     assert_int_equal(f->irq.level, 1);
     assert_int_equal(rd(s, IIR), 0x02);
     assert_int_equal(f->irq.level, 0);
-    assert_int_equal(rd(s, IIR), 0x01);     /* acknowledged */
+    assert_int_equal(rd(s, IIR), 0x01); /* acknowledged */
     /* Writing THR empties it at once: THRE pending again, a new edge. */
     wr(s, TX, 'a');
     assert_int_equal(f->irq.level, 1);
@@ -547,7 +560,7 @@ static void test_tx_discard_fd(void **state)
     struct irq_line none = { 0 };
     struct serial *s = serial_new(none, -1);
     assert_non_null(s);
-    wr(s, IER, IER_THRI);   /* no set callback: must not crash */
+    wr(s, IER, IER_THRI); /* no set callback: must not crash */
     wr(s, TX, 'z');
     assert_int_equal(rd(s, IIR), 0x02);
     serial_free(s);
@@ -573,7 +586,7 @@ static void test_rx_fifo(void **state)
         assert_int_equal(rd(s, RX), 0x40 + i);
     }
     assert_false(rd(s, LSR) & LSR_DR);
-    assert_int_equal(rd(s, RX), 0);         /* empty FIFO reads as 0 */
+    assert_int_equal(rd(s, RX), 0); /* empty FIFO reads as 0 */
     assert_int_equal(serial_push_rx(s, in + 16, 4), 4);
     assert_int_equal(rd(s, RX), 0x50);
     /* Clearing the RX FIFO drops what is left. */
@@ -597,7 +610,7 @@ static void test_rx_overflow_oe(void **state)
         wr(s, TX, (uint8_t)i);
     uint8_t lsr = rd(s, LSR);
     assert_int_equal(lsr & (LSR_DR | LSR_OE), LSR_DR | LSR_OE);
-    assert_false(rd(s, LSR) & LSR_OE);      /* OE clears on read */
+    assert_false(rd(s, LSR) & LSR_OE); /* OE clears on read */
     /* The FIFO kept the first sixteen; the rest were lost. */
     for (int i = 0; i < 16; i++)
         assert_int_equal(rd(s, RX), i);
@@ -621,9 +634,9 @@ static void test_rx_trigger_and_timeout(void **state)
     uint8_t in[8] = "abcdefgh";
     assert_int_equal(serial_push_rx(s, in, 3), 3);
     assert_int_equal(f->irq.level, 1);
-    assert_int_equal(rd(s, IIR), 0xcc);     /* below trigger: timeout */
+    assert_int_equal(rd(s, IIR), 0xcc); /* below trigger: timeout */
     assert_int_equal(serial_push_rx(s, in + 3, 5), 5);
-    assert_int_equal(rd(s, IIR), 0xc4);     /* at trigger: data available */
+    assert_int_equal(rd(s, IIR), 0xc4); /* at trigger: data available */
     assert_int_equal(f->irq.rises, 1);
     for (int i = 0; i < 7; i++)
         rd(s, RX);
@@ -653,14 +666,14 @@ static void test_iir_priority(void **state)
     assert_int_equal(f->irq.ncalls, 0);
     wr(s, IER, 0x0f);
     assert_int_equal(f->irq.level, 1);
-    assert_int_equal(rd(s, IIR), 0xc6);     /* line status first */
-    assert_int_equal(rd(s, IIR), 0xc6);     /* ...until LSR is read */
+    assert_int_equal(rd(s, IIR), 0xc6); /* line status first */
+    assert_int_equal(rd(s, IIR), 0xc6); /* ...until LSR is read */
     assert_true(rd(s, LSR) & LSR_OE);
-    assert_int_equal(rd(s, IIR), 0xc4);     /* then data */
+    assert_int_equal(rd(s, IIR), 0xc4); /* then data */
     for (int i = 0; i < 16; i++)
         rd(s, RX);
-    assert_int_equal(rd(s, IIR), 0xc2);     /* then THRE (cleared now) */
-    assert_int_equal(rd(s, IIR), 0xc0);     /* then modem status */
+    assert_int_equal(rd(s, IIR), 0xc2); /* then THRE (cleared now) */
+    assert_int_equal(rd(s, IIR), 0xc0); /* then modem status */
     assert_int_equal(rd(s, MSR) & 0x0f, 0x01);
     assert_int_equal(rd(s, IIR), 0xc1);
     assert_int_equal(f->irq.level, 0);
@@ -695,7 +708,7 @@ static void test_irq_edges(void **state)
     assert_int_equal(f->irq.level, 1);
     unsigned calls = f->irq.ncalls, rises = f->irq.rises;
     rd(s, RX);
-    rd(s, RX);                              /* RX serviced, THRE remains */
+    rd(s, RX); /* RX serviced, THRE remains */
     assert_int_equal(f->irq.ncalls, calls + 2);
     assert_int_equal(f->irq.calls[calls], 0);
     assert_int_equal(f->irq.calls[calls + 1], 1);
@@ -747,7 +760,7 @@ static void guest_isr(struct guest *g)
             for (int n = 0; n < 16 && g->tx_pos < g->tx_len; n++)
                 wr(g->s, TX, g->tx[g->tx_pos++]);
             if (g->tx_pos == g->tx_len) {
-                g->ier &= ~IER_THRI;        /* __stop_tx */
+                g->ier &= ~IER_THRI; /* __stop_tx */
                 wr(g->s, IER, g->ier);
             }
         }
@@ -769,8 +782,7 @@ static void test_linux_interrupt_driven_io(void **state)
     for (size_t i = 0; i < sizeof(in); i++)
         in[i] = (uint8_t)i;
 
-    struct guest g = { .s = s, .tx = out, .tx_len = sizeof(out),
-                       .ier = IER_RLSI | IER_RDI };
+    struct guest g = { .s = s, .tx = out, .tx_len = sizeof(out), .ier = IER_RLSI | IER_RDI };
     rec_reset(&f->irq);
     /* start_tx: THRI on. */
     g.ier |= IER_THRI;
@@ -784,7 +796,7 @@ static void test_linux_interrupt_driven_io(void **state)
         if (f->irq.rises == handled_rises) {
             if (pushed == sizeof(in) && g.tx_pos == g.tx_len)
                 break;
-            continue;   /* nothing latched: the guest idles */
+            continue; /* nothing latched: the guest idles */
         }
         handled_rises = f->irq.rises;
         guest_isr(&g);
@@ -806,7 +818,7 @@ struct pusher {
     struct serial *s;
     const uint8_t *buf;
     size_t len;
-    _Atomic size_t done;    /* peeked at by the main thread */
+    _Atomic size_t done; /* peeked at by the main thread */
     bool result;
 };
 
@@ -846,7 +858,7 @@ static void test_push_rx_from_thread(void **state)
                 wr(s, MCR, MCR_LOOP);
                 struct timespec ts = { 0, 2000000 };
                 nanosleep(&ts, NULL);
-                while (rd(s, LSR) & LSR_DR)   /* nothing new arrived */
+                while (rd(s, LSR) & LSR_DR) /* nothing new arrived */
                     got[n++] = rd(s, RX);
                 wr(s, MCR, 0);
                 toggles++;
@@ -887,7 +899,7 @@ static void test_wait_returns_when_room(void **state)
 {
     struct serial *s = ((struct fixture *)*state)->s;
     wr(s, FCR, FCR_ENABLE);
-    assert_true(serial_wait_rx_space(s));   /* room now: no wait */
+    assert_true(serial_wait_rx_space(s)); /* room now: no wait */
 }
 
 static void test_loopback_holds_host_input(void **state)
@@ -926,7 +938,7 @@ static void test_malformed_accesses(void **state)
     static const uint32_t lens[] = { 2, 3, 4, 8 };
     for (unsigned i = 0; i < 4; i++) {
         memset(buf, 0x77, sizeof(buf));
-        serial_pio(s, SCR, buf, lens[i], true);     /* ignored */
+        serial_pio(s, SCR, buf, lens[i], true); /* ignored */
         serial_pio(s, 0, buf, lens[i], false);
         for (uint32_t j = 0; j < lens[i]; j++)
             assert_int_equal(buf[j], 0xff);
@@ -962,7 +974,7 @@ static void test_fuzz_registers(void **state)
         } else {
             uint8_t r = rd(s, off);
             if (off == IIR)
-                assert_int_equal(r & 0x30, 0);  /* never a 16750/EFR */
+                assert_int_equal(r & 0x30, 0); /* never a 16750/EFR */
         }
         if ((i & 63) == 0)
             serial_push_rx(s, in, (x >> 3) & 31);

@@ -40,10 +40,10 @@
 
 /* ---- the fake guest: memory and hand-built split rings ---------------- */
 
-#define RAM_SIZE     (32u << 20)
-#define QSIZE        256
-#define RING_BASE    0x10000ULL         /* queue i's rings at RING_BASE + i * 0x10000 */
-#define DATA_BASE    0x100000ULL        /* buffers from 1 MiB on */
+#define RAM_SIZE  (32u << 20)
+#define QSIZE     256
+#define RING_BASE 0x10000ULL  /* queue i's rings at RING_BASE + i * 0x10000 */
+#define DATA_BASE 0x100000ULL /* buffers from 1 MiB on */
 
 struct fixture {
     struct guest_memory mem;
@@ -51,8 +51,8 @@ struct fixture {
     struct ring rx, tx;
     struct virtio_console *con;
     const struct virtio_device_ops *ops;
-    int in_r, in_w;             /* host input: test writes in_w */
-    int out_r, out_w;           /* guest output: test reads out_r */
+    int in_r, in_w;   /* host input: test writes in_w */
+    int out_r, out_w; /* guest output: test reads out_r */
 };
 
 static void ring_init(struct fixture *f, struct ring *r, unsigned index, bool event_idx)
@@ -180,7 +180,7 @@ static void test_ops(void **state)
     assert_true(ops->features & (1ULL << VIRTIO_CONSOLE_F_SIZE));
     assert_false(ops->features & (1ULL << VIRTIO_CONSOLE_F_MULTIPORT));
     assert_int_equal(ops->config_size, 12);
-    assert_int_equal(ops->save(c, -1), -1);      /* not supported yet */
+    assert_int_equal(ops->save(c, -1), -1); /* not supported yet */
     assert_int_equal(ops->load(c, -1), -1);
     /* Reset and stop without activate, and free of NULL, are harmless. */
     ops->reset(c);
@@ -211,21 +211,21 @@ static void test_config_size(void **state)
     assert_int_equal(cfg[0] | cfg[1] | cfg[2] | cfg[3], 0);
 
     virtio_console_set_size(f->con, 132, 43);
-    assert_int_equal(atomic_load(&f->t.config), 0);   /* not active: no notification */
+    assert_int_equal(atomic_load(&f->t.config), 0); /* not active: no notification */
     memset(cfg, 0, sizeof cfg);
     f->ops->config_read(f->con, 0, cfg, 16);
     assert_int_equal(cfg[0] | cfg[1] << 8, 132);
     assert_int_equal(cfg[2] | cfg[3] << 8, 43);
     assert_int_equal(cfg[4] | cfg[5] << 8 | cfg[6] << 16 | (uint32_t)cfg[7] << 24, 1);
     for (unsigned i = 12; i < 16; i++)
-        assert_int_equal(cfg[i], 0xff);          /* past the end */
+        assert_int_equal(cfg[i], 0xff); /* past the end */
     /* Unaligned, and absurd offsets, don't crash. */
     f->ops->config_read(f->con, 3, cfg, 1);
     assert_int_equal(cfg[0], 0);
     f->ops->config_read(f->con, SIZE_MAX - 1, cfg, 4);
     assert_int_equal(cfg[0] & cfg[1] & cfg[2] & cfg[3], 0xff);
     uint8_t w[4] = { 1, 2, 3, 4 };
-    f->ops->config_write(f->con, 0, w, 4);       /* read-only: ignored */
+    f->ops->config_write(f->con, 0, w, 4); /* read-only: ignored */
     f->ops->config_write(f->con, SIZE_MAX, w, 4);
     f->ops->config_read(f->con, 0, cfg, 2);
     assert_int_equal(cfg[0] | cfg[1] << 8, 132);
@@ -239,7 +239,7 @@ static void test_config_size(void **state)
     assert_int_equal(atomic_load(&f->t.config), 1);
     virtio_console_set_size(f->con, 80, 25);
     assert_int_equal(atomic_load(&f->t.config), 2);
-    virtio_console_set_size(f->con, 80, 25);      /* no change: no notification */
+    virtio_console_set_size(f->con, 80, 25); /* no change: no notification */
     assert_int_equal(atomic_load(&f->t.config), 2);
     f->ops->reset(f->con);
 
@@ -259,7 +259,9 @@ static void test_tx_exact(void **state)
     memcpy(hva(f, DATA_BASE), "Hello, ", 7);
     memcpy(hva(f, DATA_BASE + 0x1000), "hvc0!\n", 6);
     struct buf b[3] = {
-        { DATA_BASE, 7, false }, { DATA_BASE + 0x800, 0, false }, { DATA_BASE + 0x1000, 6, false },
+        { DATA_BASE, 7, false },
+        { DATA_BASE + 0x800, 0, false },
+        { DATA_BASE + 0x1000, 6, false },
     };
     uint16_t head = post(&f->tx, b, 3);
     expect_used(&f->tx, head, 0);
@@ -288,7 +290,7 @@ static void test_rx_basic(void **state)
     assert_int_equal(write(f->in_w, "ls -l\n", 6), 6);
     expect_used(&f->rx, head, 6);
     assert_memory_equal(dst, "ls -l\n", 6);
-    assert_int_equal(dst[6], 0xee);               /* nothing past the used length */
+    assert_int_equal(dst[6], 0xee); /* nothing past the used length */
     assert_true(atomic_load(&f->t.notify[VIRTIO_CONSOLE_RXQ]) >= 1);
 
     /* A chain of two writable buffers is filled in order. */
@@ -335,9 +337,9 @@ static void test_rx_waits_for_buffers(void **state)
 
 /* ---- 1 MiB each way through small buffers ------------------------------ */
 
-#define BIG        (1u << 20)
-#define SLOTS      16
-#define SLOT_SIZE  4096
+#define BIG       (1u << 20)
+#define SLOTS     16
+#define SLOT_SIZE 4096
 
 struct pump {
     int fd;
@@ -429,8 +431,14 @@ static void tx_big(struct fixture *f, bool event_idx)
     free(dst);
 }
 
-static void test_tx_1mib(void **state)           { tx_big(*state, false); }
-static void test_tx_1mib_event_idx(void **state) { tx_big(*state, true); }
+static void test_tx_1mib(void **state)
+{
+    tx_big(*state, false);
+}
+static void test_tx_1mib_event_idx(void **state)
+{
+    tx_big(*state, true);
+}
 
 static void rx_big(struct fixture *f, bool event_idx)
 {
@@ -458,8 +466,7 @@ static void rx_big(struct fixture *f, bool event_idx)
     while (got < BIG && ok) {
         uint16_t id;
         uint32_t len;
-        if (!wait_used(&f->rx, &id, &len, WAIT_MS) || len == 0 || len > 256 ||
-            got + len > BIG) {
+        if (!wait_used(&f->rx, &id, &len, WAIT_MS) || len == 0 || len > 256 || got + len > BIG) {
             ok = false;
             break;
         }
@@ -483,8 +490,14 @@ static void rx_big(struct fixture *f, bool event_idx)
     free(dst);
 }
 
-static void test_rx_1mib(void **state)           { rx_big(*state, false); }
-static void test_rx_1mib_event_idx(void **state) { rx_big(*state, true); }
+static void test_rx_1mib(void **state)
+{
+    rx_big(*state, false);
+}
+static void test_rx_1mib_event_idx(void **state)
+{
+    rx_big(*state, true);
+}
 
 /* ---- malformed chains --------------------------------------------------- */
 
@@ -590,7 +603,7 @@ static void test_malformed_rings(void **state)
         sleep_ms(1);
     assert_int_equal(atomic_load(&f->t.needs_reset), 1);
     sleep_ms(20);
-    assert_int_equal(pending_bytes(f->in_r), 1);   /* input untouched */
+    assert_int_equal(pending_bytes(f->in_r), 1); /* input untouched */
     f->ops->reset(f->con);
 
     activate(f, 0, false);
@@ -602,7 +615,7 @@ static void test_malformed_rings(void **state)
     f->ops->reset(f->con);
 
     activate(f, 0, false);
-    publish(&f->tx, QSIZE + 5);                    /* head out of range */
+    publish(&f->tx, QSIZE + 5); /* head out of range */
     kick(&f->tx);
     end = now_ms() + WAIT_MS;
     while (atomic_load(&f->t.needs_reset) < 3 && now_ms() < end)
@@ -611,7 +624,7 @@ static void test_malformed_rings(void **state)
     f->ops->reset(f->con);
 
     activate(f, 0, false);
-    put_desc(&f->tx, 0, DATA_BASE, 4, F_NEXT, 1);  /* 0 -> 1 -> 0 -> ... */
+    put_desc(&f->tx, 0, DATA_BASE, 4, F_NEXT, 1); /* 0 -> 1 -> 0 -> ... */
     put_desc(&f->tx, 1, DATA_BASE, 4, F_NEXT, 0);
     publish(&f->tx, 0);
     kick(&f->tx);
@@ -654,7 +667,7 @@ static void test_reset_while_tx_blocked(void **state)
     assert_true(before < 16);
     uint64_t c0 = cpu_ms();
     sleep_ms(300);
-    assert_true(cpu_ms() - c0 < 100);            /* sleeping, not spinning */
+    assert_true(cpu_ms() - c0 < 100); /* sleeping, not spinning */
     assert_int_equal(used_idx(&f->tx), before);
 
     uint64_t t0 = now_ms();
@@ -677,7 +690,7 @@ static void test_tx_nonblocking_output(void **state)
     struct fixture *f = *state;
     fcntl(f->out_w, F_SETFL, fcntl(f->out_w, F_GETFL) | O_NONBLOCK);
     activate(f, 0, false);
-    enum { N = 12, LEN = 0x4000 };               /* 192 KiB, three pipefuls */
+    enum { N = 12, LEN = 0x4000 }; /* 192 KiB, three pipefuls */
     uint8_t *src = malloc(N * LEN), *dst = malloc(N * LEN);
     assert_non_null(src);
     assert_non_null(dst);
@@ -729,7 +742,7 @@ static void test_no_fds(void **state)
     vmlet_error err;
     f->con = virtio_console_new(-1, -1, &err);
     assert_non_null(f->con);
-    f->ops = &virtio_console_device(f->con)->ops;    /* ops are per device */
+    f->ops = &virtio_console_device(f->con)->ops; /* ops are per device */
     activate(f, 0, false);
     memcpy(hva(f, DATA_BASE), "x", 1);
     uint16_t head = post(&f->tx, &(struct buf){ DATA_BASE, 1, false }, 1);
@@ -834,8 +847,10 @@ static void test_missing_queue(void **state)
     struct fixture *f = *state;
     ring_init(f, &f->tx, 1, false);
     struct virtio_queues qs = {
-        .transport = &f->t, .count = 2,
-        .q = { NULL, &f->tx.q }, .kick_fd = { -1, f->tx.kick },
+        .transport = &f->t,
+        .count = 2,
+        .q = { NULL, &f->tx.q },
+        .kick_fd = { -1, f->tx.kick },
     };
     assert_int_equal(f->ops->activate(f->con, &qs), 0);
     memcpy(hva(f, DATA_BASE), "tx only", 7);

@@ -24,7 +24,10 @@ static uint8_t buf[64];
 
 /* Pieces of 10, 0, 5 and 20 bytes. */
 static const struct iovec chain[] = {
-    { buf, 10 }, { buf + 10, 0 }, { buf + 10, 5 }, { buf + 15, 20 },
+    { buf, 10 },
+    { buf + 10, 0 },
+    { buf + 10, 5 },
+    { buf + 15, 20 },
 };
 #define NCHAIN 4
 
@@ -33,7 +36,7 @@ static void test_slice_whole(void **state)
     (void)state;
     struct iovec out[8];
     unsigned k = iov_slice(chain, NCHAIN, 0, UINT64_MAX, out, 8);
-    assert_int_equal(k, 3);                    /* the empty piece is skipped */
+    assert_int_equal(k, 3); /* the empty piece is skipped */
     assert_ptr_equal(out[0].iov_base, buf);
     assert_int_equal(out[0].iov_len, 10);
     assert_ptr_equal(out[1].iov_base, buf + 10);
@@ -69,12 +72,12 @@ static void test_slice_nothing_left(void **state)
 {
     (void)state;
     struct iovec out[2] = { { NULL, 77 }, { NULL, 77 } };
-    assert_int_equal(iov_slice(chain, NCHAIN, 35, 10, out, 2), 0);          /* at the end */
-    assert_int_equal(iov_slice(chain, NCHAIN, UINT64_MAX, 10, out, 2), 0);  /* far past */
-    assert_int_equal(iov_slice(chain, NCHAIN, 0, 0, out, 2), 0);            /* no length */
-    assert_int_equal(iov_slice(chain, 0, 0, 10, out, 2), 0);                /* no pieces */
-    assert_int_equal(iov_slice(chain, NCHAIN, 0, 10, out, 0), 0);           /* no room */
-    assert_int_equal(out[0].iov_len, 77);                                   /* untouched */
+    assert_int_equal(iov_slice(chain, NCHAIN, 35, 10, out, 2), 0);         /* at the end */
+    assert_int_equal(iov_slice(chain, NCHAIN, UINT64_MAX, 10, out, 2), 0); /* far past */
+    assert_int_equal(iov_slice(chain, NCHAIN, 0, 0, out, 2), 0);           /* no length */
+    assert_int_equal(iov_slice(chain, 0, 0, 10, out, 2), 0);               /* no pieces */
+    assert_int_equal(iov_slice(chain, NCHAIN, 0, 10, out, 0), 0);          /* no room */
+    assert_int_equal(out[0].iov_len, 77);                                  /* untouched */
 }
 
 static void test_slice_room_limit(void **state)
@@ -82,7 +85,7 @@ static void test_slice_room_limit(void **state)
     (void)state;
     struct iovec out[2] = { 0 };
     unsigned k = iov_slice(chain, NCHAIN, 0, UINT64_MAX, out, 2);
-    assert_int_equal(k, 2);                    /* stops at dst_max, writes no more */
+    assert_int_equal(k, 2); /* stops at dst_max, writes no more */
     assert_int_equal(out[0].iov_len + out[1].iov_len, 15);
     assert_int_equal(iov_slice(chain, NCHAIN, 0, UINT64_MAX, NULL, 1), 1);
 }
@@ -111,13 +114,13 @@ static void test_config_copy_out(void **state)
     uint8_t d[6];
     config_copy_out(image, 4, 0, d, 4, 0xff);
     assert_memory_equal(d, image, 4);
-    config_copy_out(image, 4, 2, d, 4, 0xff);              /* straddles the end */
+    config_copy_out(image, 4, 2, d, 4, 0xff); /* straddles the end */
     assert_memory_equal(d, "\x03\x04\xff\xff", 4);
-    config_copy_out(image, 4, 4, d, 2, 0);                  /* just past it */
+    config_copy_out(image, 4, 4, d, 2, 0); /* just past it */
     assert_memory_equal(d, "\x00\x00", 2);
-    config_copy_out(image, 4, SIZE_MAX - 1, d, 6, 0xff);    /* wraps: all fill */
+    config_copy_out(image, 4, SIZE_MAX - 1, d, 6, 0xff); /* wraps: all fill */
     assert_memory_equal(d, "\xff\xff\xff\xff\xff\xff", 6);
-    config_copy_out(image, 0, 0, d, 2, 0xab);               /* no config at all */
+    config_copy_out(image, 0, 0, d, 2, 0xab); /* no config at all */
     assert_memory_equal(d, "\xab\xab", 2);
 }
 
@@ -132,12 +135,12 @@ static void test_take_kick(void **state)
     assert_int_equal(write(fd, &one, sizeof one), sizeof one);
     int k = fd;
     virtio_take_kick(&k, POLLIN);
-    assert_int_equal(k, fd);                   /* read and kept */
+    assert_int_equal(k, fd); /* read and kept */
     struct pollfd p = { .fd = fd, .events = POLLIN };
-    assert_int_equal(poll(&p, 1, 0), 0);       /* the counter was cleared */
-    virtio_take_kick(&k, POLLIN);              /* nothing there: EAGAIN, kept */
+    assert_int_equal(poll(&p, 1, 0), 0); /* the counter was cleared */
+    virtio_take_kick(&k, POLLIN);        /* nothing there: EAGAIN, kept */
     assert_int_equal(k, fd);
-    virtio_take_kick(&k, POLLNVAL);            /* gone bad: dropped */
+    virtio_take_kick(&k, POLLNVAL); /* gone bad: dropped */
     assert_int_equal(k, -1);
     close(fd);
 }
@@ -166,7 +169,7 @@ static void *fake_thread(void *arg)
 static int fake_take(void *dev, const struct virtio_queues *qs)
 {
     struct fake_dev *f = dev;
-    assert_ptr_equal(f->vdev.transport, qs->transport);   /* set before */
+    assert_ptr_equal(f->vdev.transport, qs->transport); /* set before */
     assert_false(f->vdev.thread.running);
     atomic_fetch_add(&f->takes, 1);
     return f->fail_take ? -1 : 0;
@@ -175,7 +178,7 @@ static int fake_take(void *dev, const struct virtio_queues *qs)
 static void fake_release(void *dev)
 {
     struct fake_dev *f = dev;
-    assert_false(atomic_load(&f->in_thread));              /* after the thread */
+    assert_false(atomic_load(&f->in_thread)); /* after the thread */
     atomic_fetch_add(&f->releases, 1);
 }
 
@@ -213,7 +216,7 @@ static void test_init_fills_ops(void **state)
     assert_int_equal(f->vdev.ops.load(f, -1), -1);
     assert_ptr_equal(f->vdev.ops.free, virtio_device_free);
     virtio_device_destroy(&f->vdev);
-    virtio_device_destroy(&f->vdev);            /* twice: harmless */
+    virtio_device_destroy(&f->vdev); /* twice: harmless */
     virtio_device_free(f);
     virtio_device_free(NULL);
 }
@@ -222,10 +225,10 @@ static void test_activate_reset(void **state)
 {
     (void)state;
     struct fake_dev *f = fake_new();
-    struct virtio_transport *t = (struct virtio_transport *)f;   /* any address */
+    struct virtio_transport *t = (struct virtio_transport *)f; /* any address */
     struct virtio_queues qs = { .transport = t, .count = 1 };
 
-    f->vdev.ops.reset(f);                       /* before activate: nothing to do */
+    f->vdev.ops.reset(f); /* before activate: nothing to do */
     assert_int_equal(atomic_load(&f->releases), 0);
 
     assert_int_equal(f->vdev.ops.activate(f, &qs), 0);
@@ -241,7 +244,7 @@ static void test_activate_reset(void **state)
     assert_null(f->vdev.transport);
     assert_int_equal(atomic_load(&f->runs), 2);
     assert_int_equal(atomic_load(&f->releases), 2);
-    f->vdev.ops.reset(f);                       /* again: nothing more */
+    f->vdev.ops.reset(f); /* again: nothing more */
     assert_int_equal(atomic_load(&f->releases), 2);
 
     assert_int_equal(f->vdev.ops.activate(f, &qs), 0);
@@ -250,10 +253,10 @@ static void test_activate_reset(void **state)
     assert_int_equal(atomic_load(&f->releases), 3);
 
     assert_int_equal(f->vdev.ops.activate(f, &qs), 0);
-    virtio_device_destroy(&f->vdev);            /* stops a running thread */
+    virtio_device_destroy(&f->vdev); /* stops a running thread */
     assert_false(atomic_load(&f->in_thread));
     assert_int_equal(atomic_load(&f->releases), 4);
-    f->vdev.ops.free(f);                        /* after destroy: only frees */
+    f->vdev.ops.free(f); /* after destroy: only frees */
 }
 
 static void test_activate_fails(void **state)
@@ -265,10 +268,10 @@ static void test_activate_fails(void **state)
     assert_int_equal(f->vdev.ops.activate(f, &qs), -1);
     assert_false(f->vdev.thread.running);
     assert_int_equal(atomic_load(&f->runs), 0);
-    assert_int_equal(atomic_load(&f->releases), 1);          /* undoes a partial take */
+    assert_int_equal(atomic_load(&f->releases), 1); /* undoes a partial take */
     assert_null(f->vdev.transport);
     f->fail_take = 0;
-    assert_int_equal(f->vdev.ops.activate(f, &qs), 0);      /* and can try again */
+    assert_int_equal(f->vdev.ops.activate(f, &qs), 0); /* and can try again */
     virtio_device_free(f);
 }
 

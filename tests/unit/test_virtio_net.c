@@ -45,16 +45,16 @@
 #define FB_FRAMES 64
 
 struct fb_frame {
-    uint8_t *data;       /* header + frame */
+    uint8_t *data; /* header + frame */
     size_t len;
 };
 
 struct fake_be {
     struct net_backend b;
     pthread_mutex_t lock;
-    struct fb_frame rx[FB_FRAMES];          /* for the guest */
+    struct fb_frame rx[FB_FRAMES]; /* for the guest */
     unsigned rx_head, rx_count;
-    struct fb_frame tx[FB_FRAMES];          /* from the guest */
+    struct fb_frame tx[FB_FRAMES]; /* from the guest */
     unsigned tx_count;
     atomic_uint recv_calls, send_calls, busy_hits, set_calls;
     atomic_bool busy;
@@ -130,7 +130,10 @@ static void fb_free(struct net_backend *be)
 }
 
 static const struct net_backend_ops fb_ops = {
-    .send = fb_send, .recv = fb_recv, .set_guest_offloads = fb_set, .free = fb_free,
+    .send = fb_send,
+    .recv = fb_recv,
+    .set_guest_offloads = fb_set,
+    .free = fb_free,
 };
 
 static struct fake_be *fb_new(uint64_t offloads)
@@ -148,8 +151,8 @@ static struct fake_be *fb_new(uint64_t offloads)
 }
 
 /* Queues a frame (header + payload) for the guest and wakes the device. */
-static void fb_inject(struct fake_be *f, const struct virtio_net_hdr_v1 *h,
-                      const uint8_t *frame, size_t len)
+static void fb_inject(struct fake_be *f, const struct virtio_net_hdr_v1 *h, const uint8_t *frame,
+                      size_t len)
 {
     uint8_t *d = malloc(VIRTIO_NET_HDR_LEN + len);
     struct virtio_net_hdr_v1 zero = { 0 };
@@ -157,7 +160,8 @@ static void fb_inject(struct fake_be *f, const struct virtio_net_hdr_v1 *h,
     memcpy(d + VIRTIO_NET_HDR_LEN, frame, len);
     pthread_mutex_lock(&f->lock);
     assert_true(f->rx_count < FB_FRAMES);
-    f->rx[(f->rx_head + f->rx_count) % FB_FRAMES] = (struct fb_frame){ d, VIRTIO_NET_HDR_LEN + len };
+    f->rx[(f->rx_head + f->rx_count) % FB_FRAMES] = (struct fb_frame){ d,
+                                                                       VIRTIO_NET_HDR_LEN + len };
     f->rx_count++;
     pthread_mutex_unlock(&f->lock);
     uint64_t one = 1;
@@ -193,9 +197,9 @@ static bool fb_wait_tx(struct fake_be *f, unsigned n)
 
 /* ---- the fake guest: memory and hand-built split rings ---------------- */
 
-#define RAM_SIZE     (32u << 20)
-#define RING_BASE    0x10000ULL         /* queue i's rings at RING_BASE + i * 0x10000 */
-#define DATA_BASE    0x100000ULL
+#define RAM_SIZE  (32u << 20)
+#define RING_BASE 0x10000ULL /* queue i's rings at RING_BASE + i * 0x10000 */
+#define DATA_BASE 0x100000ULL
 
 static const uint8_t MAC[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 static const uint8_t OTHER[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
@@ -208,7 +212,7 @@ struct fixture {
     struct fake_be *fb;
     struct virtio_net *net;
     const struct virtio_device_ops *ops;
-    uint64_t next_data;        /* bump allocator for guest buffers */
+    uint64_t next_data; /* bump allocator for guest buffers */
     bool be_freed;
 };
 
@@ -254,11 +258,12 @@ static struct net_stats stats(struct fixture *f)
 }
 
 /* Counter reaches v within the deadline. */
-#define WAIT_STAT(f, field, v) do {                                       \
-        uint64_t want_ = (v), end_ = now_ms() + WAIT_MS;                  \
-        while (stats(f).field < want_ && now_ms() < end_)                 \
-            sleep_ms(1);                                                  \
-        assert_int_equal(stats(f).field, want_);                          \
+#define WAIT_STAT(f, field, v) \
+    do { \
+        uint64_t want_ = (v), end_ = now_ms() + WAIT_MS; \
+        while (stats(f).field < want_ && now_ms() < end_) \
+            sleep_ms(1); \
+        assert_int_equal(stats(f).field, want_); \
     } while (0)
 
 static void activate_sized(struct fixture *f, uint64_t features, bool event_idx, uint16_t rxsize)
@@ -310,8 +315,9 @@ static int setup(void **state)
 }
 
 /* What a TAP backend reports. */
-#define TAP_OFFLOADS (NF(CSUM) | NF(GUEST_CSUM) | NF(GUEST_TSO4) | NF(GUEST_TSO6) | \
-                      NF(GUEST_ECN) | NF(HOST_TSO4) | NF(HOST_TSO6) | NF(HOST_ECN))
+#define TAP_OFFLOADS \
+    (NF(CSUM) | NF(GUEST_CSUM) | NF(GUEST_TSO4) | NF(GUEST_TSO6) | NF(GUEST_ECN) | NF(HOST_TSO4) | \
+     NF(HOST_TSO6) | NF(HOST_ECN))
 
 static int setup_tap(void **state)
 {
@@ -339,11 +345,11 @@ static void test_ops(void **state)
     const struct virtio_device_ops *o = f->ops;
     assert_ptr_equal(virtio_net_of(virtio_net_device(f->net)), f->net);
     assert_null(virtio_net_of(NULL));
-    assert_null(virtio_net_warning(f->net));     /* the fake backend has none */
+    assert_null(virtio_net_warning(f->net)); /* the fake backend has none */
     assert_string_equal(o->name, "net");
     assert_int_equal(o->device_id, 1);
     assert_int_equal(o->device_id, VIRTIO_ID_NET);
-    assert_int_equal(o->save(f->net, -1), -1);   /* not supported yet */
+    assert_int_equal(o->save(f->net, -1), -1); /* not supported yet */
     assert_int_equal(o->load(f->net, -1), -1);
     /* The API's counter names (group "netN"). */
     struct metric_names m = { "", { 0 }, 0 };
@@ -366,7 +372,7 @@ static void test_ops(void **state)
     assert_non_null(n);
     /* Offloads the backend has; bits the device cannot check are not offered. */
     assert_int_equal(virtio_net_device(n)->ops.features, want | TAP_OFFLOADS);
-    virtio_net_device(n)->ops.reset(n);       /* reset without activate */
+    virtio_net_device(n)->ops.reset(n); /* reset without activate */
     virtio_net_free(n);
     virtio_net_free(NULL);
 }
@@ -382,13 +388,13 @@ static void test_config(void **state)
     assert_int_equal(c[8] | c[9] << 8, 1);
     for (unsigned i = 24; i < 32; i++)
         assert_int_equal(c[i], 0xff);
-    f->ops->config_read(f->net, 5, c, 2);     /* unaligned, straddling */
+    f->ops->config_read(f->net, 5, c, 2); /* unaligned, straddling */
     assert_int_equal(c[0], MAC[5]);
     assert_int_equal(c[1], VIRTIO_NET_S_LINK_UP);
     f->ops->config_read(f->net, SIZE_MAX - 1, c, 4);
     assert_int_equal(c[0] & c[1] & c[2] & c[3], 0xff);
     uint8_t w[6] = { 2, 2, 2, 2, 2, 2 };
-    f->ops->config_write(f->net, 0, w, 6);    /* read-only */
+    f->ops->config_write(f->net, 0, w, 6); /* read-only */
     f->ops->config_write(f->net, SIZE_MAX, w, 6);
     f->ops->config_read(f->net, 0, c, 6);
     assert_memory_equal(c, MAC, 6);
@@ -397,8 +403,8 @@ static void test_config(void **state)
 /* ---- transmit ------------------------------------------------------------ */
 
 /* Posts a transmit chain: the header and the frame in the given pieces. */
-static uint16_t post_tx(struct fixture *f, const struct virtio_net_hdr_v1 *h,
-                        const uint8_t *frame, size_t len, unsigned pieces)
+static uint16_t post_tx(struct fixture *f, const struct virtio_net_hdr_v1 *h, const uint8_t *frame,
+                        size_t len, unsigned pieces)
 {
     struct buf b[8];
     unsigned n = 0;
@@ -421,7 +427,8 @@ static void test_tx_frames(void **state)
     struct fixture *f = *state;
     activate(f, NF(MAC) | NF(MRG_RXBUF), false);
     uint8_t frame[1514];
-    struct virtio_net_hdr_v1 h = { .num_buffers = htole16(7), .hdr_len = htole16(99),
+    struct virtio_net_hdr_v1 h = { .num_buffers = htole16(7),
+                                   .hdr_len = htole16(99),
                                    .flags = VIRTIO_NET_HDR_F_DATA_VALID };
     for (unsigned i = 0; i < 4; i++) {
         size_t len = i == 3 ? sizeof frame : 60 + i;
@@ -455,16 +462,18 @@ static void test_tx_frames(void **state)
 static void test_tx_malformed(void **state)
 {
     struct fixture *f = *state;
-    activate(f, NF(CSUM) | NF(HOST_TSO4), false);     /* offered? no: backend has none */
+    activate(f, NF(CSUM) | NF(HOST_TSO4), false); /* offered? no: backend has none */
     uint8_t frame[200];
     make_frame(frame, sizeof frame, BCAST, 1);
     unsigned bad = 0;
 
     struct virtio_net_hdr_v1 hs[] = {
-        { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = htole16(34), .csum_offset = htole16(16) },
+        { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+          .csum_start = htole16(34),
+          .csum_offset = htole16(16) },
         { .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .flags = 1, .gso_size = htole16(1448) },
         { .gso_type = VIRTIO_NET_HDR_GSO_ECN },
-        { .gso_type = 2 },                              /* no such type */
+        { .gso_type = 2 }, /* no such type */
         { .gso_type = 0x7f },
     };
     for (unsigned i = 0; i < sizeof hs / sizeof hs[0]; i++) {
@@ -517,8 +526,10 @@ static void test_tx_offloads(void **state)
     make_frame(frame, sizeof frame, BCAST, 3);
     struct virtio_net_hdr_v1 tso = { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
                                      .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
-                                     .hdr_len = htole16(66), .gso_size = htole16(1448),
-                                     .csum_start = htole16(34), .csum_offset = htole16(16),
+                                     .hdr_len = htole16(66),
+                                     .gso_size = htole16(1448),
+                                     .csum_start = htole16(34),
+                                     .csum_offset = htole16(16),
                                      .num_buffers = htole16(3) };
     uint16_t head = post_tx(f, &tso, frame, sizeof frame, 3);
     expect_used(&f->tx, head, 0);
@@ -539,15 +550,27 @@ static void test_tx_offloads(void **state)
         { .flags = 1, .csum_start = htole16(0xffff), .csum_offset = htole16(0xffff) },
         /* segmentation without NEEDS_CSUM, without an MSS, ECN not negotiated */
         { .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = htole16(1448) },
-        { .flags = 1, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .csum_start = htole16(34),
+        { .flags = 1,
+          .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+          .csum_start = htole16(34),
           .csum_offset = htole16(16) },
-        { .flags = 1, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN,
-          .gso_size = htole16(1448), .csum_start = htole16(34), .csum_offset = htole16(16) },
+        { .flags = 1,
+          .gso_type = VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_ECN,
+          .gso_size = htole16(1448),
+          .csum_start = htole16(34),
+          .csum_offset = htole16(16) },
         /* UFO not negotiated; hdr_len beyond the frame */
-        { .flags = 1, .gso_type = VIRTIO_NET_HDR_GSO_UDP, .gso_size = htole16(1448),
-          .csum_start = htole16(34), .csum_offset = htole16(6) },
-        { .flags = 1, .gso_type = VIRTIO_NET_HDR_GSO_TCPV6, .gso_size = htole16(1448),
-          .hdr_len = htole16(3001), .csum_start = htole16(54), .csum_offset = htole16(16) },
+        { .flags = 1,
+          .gso_type = VIRTIO_NET_HDR_GSO_UDP,
+          .gso_size = htole16(1448),
+          .csum_start = htole16(34),
+          .csum_offset = htole16(6) },
+        { .flags = 1,
+          .gso_type = VIRTIO_NET_HDR_GSO_TCPV6,
+          .gso_size = htole16(1448),
+          .hdr_len = htole16(3001),
+          .csum_start = htole16(54),
+          .csum_offset = htole16(16) },
     };
     for (unsigned i = 0; i < sizeof hs / sizeof hs[0]; i++) {
         head = post_tx(f, &hs[i], frame, sizeof frame, 1);
@@ -565,19 +588,21 @@ static void test_hdr_rules(void **state)
     uint64_t all = virtio_net_effective_features(TAP_OFFLOADS | NF(HOST_UFO) | NF(HOST_USO));
 
     /* HOST_TSO4 without CSUM does not count. */
-    uint64_t no_csum = virtio_net_effective_features(NF(HOST_TSO4) | NF(HOST_ECN) |
-                                                     NF(GUEST_TSO4) | NF(CTRL_RX));
+    uint64_t no_csum = virtio_net_effective_features(NF(HOST_TSO4) | NF(HOST_ECN) | NF(GUEST_TSO4) |
+                                                     NF(CTRL_RX));
     assert_int_equal(no_csum, 0);
-    assert_int_equal(virtio_net_effective_features(NF(GUEST_CSUM) | NF(GUEST_ECN)),
-                     NF(GUEST_CSUM));
+    assert_int_equal(virtio_net_effective_features(NF(GUEST_CSUM) | NF(GUEST_ECN)), NF(GUEST_CSUM));
 
-    in = (struct virtio_net_hdr_v1){ .flags = 1, .gso_type = VIRTIO_NET_HDR_GSO_UDP_L4,
-                                     .gso_size = htole16(1000), .csum_start = htole16(34),
+    in = (struct virtio_net_hdr_v1){ .flags = 1,
+                                     .gso_type = VIRTIO_NET_HDR_GSO_UDP_L4,
+                                     .gso_size = htole16(1000),
+                                     .csum_start = htole16(34),
                                      .csum_offset = htole16(6) };
     assert_true(virtio_net_tx_hdr_check(&in, all, 5000, &out));
     assert_false(virtio_net_tx_hdr_check(&in, TAP_OFFLOADS, 5000, &out));
     /* Exactly at the end is fine; one past is not. */
-    in = (struct virtio_net_hdr_v1){ .flags = 1, .csum_start = htole16(80),
+    in = (struct virtio_net_hdr_v1){ .flags = 1,
+                                     .csum_start = htole16(80),
                                      .csum_offset = htole16(18) };
     assert_true(virtio_net_tx_hdr_check(&in, all, 100, &out));
     assert_false(virtio_net_tx_hdr_check(&in, all, 99, &out));
@@ -592,13 +617,18 @@ static void test_hdr_rules(void **state)
     assert_true(virtio_net_rx_hdr_check(&h, 0, 60));
     assert_int_equal(h.flags, 0);
     assert_int_equal(h.gso_size, 0);
-    h = (struct virtio_net_hdr_v1){ .flags = 1, .csum_start = htole16(34), .csum_offset = htole16(16) };
+    h = (struct virtio_net_hdr_v1){ .flags = 1,
+                                    .csum_start = htole16(34),
+                                    .csum_offset = htole16(16) };
     assert_false(virtio_net_rx_hdr_check(&h, 0, 100));
     assert_true(virtio_net_rx_hdr_check(&h, NF(GUEST_CSUM), 100));
     assert_false(virtio_net_rx_hdr_check(&h, NF(GUEST_CSUM), 51));
-    h = (struct virtio_net_hdr_v1){ .flags = 1, .gso_type = VIRTIO_NET_HDR_GSO_TCPV6,
-                                    .gso_size = htole16(1440), .csum_start = htole16(54),
-                                    .csum_offset = htole16(16), .hdr_len = htole16(74) };
+    h = (struct virtio_net_hdr_v1){ .flags = 1,
+                                    .gso_type = VIRTIO_NET_HDR_GSO_TCPV6,
+                                    .gso_size = htole16(1440),
+                                    .csum_start = htole16(54),
+                                    .csum_offset = htole16(16),
+                                    .hdr_len = htole16(74) };
     assert_false(virtio_net_rx_hdr_check(&h, NF(GUEST_CSUM) | NF(GUEST_TSO4), 3000));
     assert_true(virtio_net_rx_hdr_check(&h, NF(GUEST_CSUM) | NF(GUEST_TSO6), 3000));
     h.hdr_len = htole16(3001);
@@ -633,7 +663,7 @@ static void test_tx_backpressure(void **state)
 
     atomic_store(&f->fb->busy, false);
     uint64_t one = 1;
-    assert_int_equal(write(f->fb->b.fd, &one, 8), 8);    /* the backend has room */
+    assert_int_equal(write(f->fb->b.fd, &one, 8), 8); /* the backend has room */
     for (unsigned i = 0; i < 3; i++)
         expect_used(&f->tx, heads[i], 0);
     assert_true(fb_wait_tx(f->fb, 3));
@@ -663,7 +693,7 @@ static void post_rx(struct fixture *f, unsigned n, uint32_t len, uint64_t *g, ui
 static void test_rx_single(void **state)
 {
     struct fixture *f = *state;
-    activate(f, NF(MAC), false);              /* no MRG_RXBUF */
+    activate(f, NF(MAC), false); /* no MRG_RXBUF */
     uint64_t g[2];
     uint16_t heads[2];
     post_rx(f, 2, 1526, g, heads);
@@ -674,12 +704,12 @@ static void test_rx_single(void **state)
     expect_used(&f->rx, heads[0], 112);
     struct virtio_net_hdr_v1 got;
     memcpy(&got, hva(f, g[0]), sizeof got);
-    assert_int_equal(got.flags, 0);           /* GUEST_CSUM not negotiated */
+    assert_int_equal(got.flags, 0); /* GUEST_CSUM not negotiated */
     assert_int_equal(le16toh(got.num_buffers), 1);
     assert_memory_equal(hva(f, g[0]) + 12, frame, 100);
-    assert_int_equal(hva(f, g[0])[112], 0xee);   /* nothing past the frame */
+    assert_int_equal(hva(f, g[0])[112], 0xee); /* nothing past the frame */
 
-    make_frame(frame, 1514, MAC, 2);          /* exactly fills a 1526-byte buffer */
+    make_frame(frame, 1514, MAC, 2); /* exactly fills a 1526-byte buffer */
     fb_inject(f->fb, NULL, frame, 1514);
     expect_used(&f->rx, heads[1], 1526);
     assert_memory_equal(hva(f, g[1]) + 12, frame, 1514);
@@ -797,7 +827,7 @@ static void test_rx_too_big_merged(void **state)
     fb_inject(f->fb, NULL, frame, sizeof frame);
     WAIT_STAT(f, rx_too_big, 1);
     expect_no_used(&f->rx, 20);
-    make_frame(frame, 100, MAC, 11);           /* 112 bytes: two buffers */
+    make_frame(frame, 100, MAC, 11); /* 112 bytes: two buffers */
     fb_inject(f->fb, NULL, frame, 100);
     expect_used(&f->rx, heads[0], 64);
     expect_used(&f->rx, heads[1], 48);
@@ -812,7 +842,7 @@ static void test_rx_bad_buffers(void **state)
     activate(f, NF(MRG_RXBUF), false);
     uint64_t a = alloc_data(f, 64);
     uint16_t h1 = post(&f->rx, &(struct buf){ a, 11, true }, 1);
-    uint16_t h2 = post(&f->rx, &(struct buf){ a, 64, false }, 1);   /* readable only */
+    uint16_t h2 = post(&f->rx, &(struct buf){ a, 64, false }, 1); /* readable only */
     expect_used(&f->rx, h1, 0);
     expect_used(&f->rx, h2, 0);
     assert_int_equal(stats(f).rx_bad_buffers, 2);
@@ -835,15 +865,20 @@ static void test_rx_malformed(void **state)
     uint8_t frame[2000];
     make_frame(frame, sizeof frame, MAC, 1);
     struct virtio_net_hdr_v1 bad[] = {
-        { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = htole16(34), .csum_offset = htole16(16) },
-        { .flags = 1, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4, .gso_size = htole16(1448),
-          .csum_start = htole16(34), .csum_offset = htole16(16) },
+        { .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+          .csum_start = htole16(34),
+          .csum_offset = htole16(16) },
+        { .flags = 1,
+          .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+          .gso_size = htole16(1448),
+          .csum_start = htole16(34),
+          .csum_offset = htole16(16) },
         { .gso_type = VIRTIO_NET_HDR_GSO_ECN },
         { .gso_type = 9 },
     };
     for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++)
         fb_inject(f->fb, &bad[i], frame, sizeof frame);
-    fb_inject(f->fb, NULL, frame, 13);          /* runt */
+    fb_inject(f->fb, NULL, frame, 13); /* runt */
     WAIT_STAT(f, rx_malformed, 5);
     expect_no_used(&f->rx, 20);
     fb_inject(f->fb, NULL, frame, 60);
@@ -862,9 +897,12 @@ static void test_rx_offloads(void **state)
     post_rx(f, 20, 4096, g, heads);
     static uint8_t frame[65000];
     make_frame(frame, sizeof frame, MAC, 2);
-    struct virtio_net_hdr_v1 h = { .flags = 1, .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
-                                   .gso_size = htole16(1448), .hdr_len = htole16(66),
-                                   .csum_start = htole16(34), .csum_offset = htole16(16) };
+    struct virtio_net_hdr_v1 h = { .flags = 1,
+                                   .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+                                   .gso_size = htole16(1448),
+                                   .hdr_len = htole16(66),
+                                   .csum_start = htole16(34),
+                                   .csum_offset = htole16(16) };
     fb_inject(f->fb, &h, frame, sizeof frame);
     /* 65012 bytes over 16 buffers of 4096. */
     for (unsigned i = 0; i < 16; i++)
@@ -873,8 +911,7 @@ static void test_rx_offloads(void **state)
     memcpy(&got, hva(f, g[0]), sizeof got);
     assert_int_equal(got.gso_type, VIRTIO_NET_HDR_GSO_TCPV4);
     assert_int_equal(le16toh(got.num_buffers), 16);
-    assert_memory_equal(hva(f, g[15]), frame + 65000 - (65012 - 15 * 4096),
-                        65012 - 15 * 4096);
+    assert_memory_equal(hva(f, g[15]), frame + 65000 - (65012 - 15 * 4096), 65012 - 15 * 4096);
     /* TCPv6 was not accepted. */
     h.gso_type = VIRTIO_NET_HDR_GSO_TCPV6;
     fb_inject(f->fb, &h, frame, 3000);
@@ -975,7 +1012,7 @@ static bool rx_gets(struct fixture *f, const uint8_t *dst)
     uint16_t id;
     uint32_t len;
     assert_true(wait_used(&f->rx, &id, &len, WAIT_MS));
-    post_rx(f, 1, 256, NULL, heads);           /* replace the buffer */
+    post_rx(f, 1, 256, NULL, heads); /* replace the buffer */
     return true;
 }
 
@@ -988,11 +1025,13 @@ static void test_ctrl(void **state)
     /* Promiscuous after reset: anything passes. */
     assert_true(rx_gets(f, OTHER));
     uint8_t off = 0, on = 1;
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &off, 1), VIRTIO_NET_OK);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &off, 1),
+                     VIRTIO_NET_OK);
     assert_false(rx_gets(f, OTHER));
     assert_true(rx_gets(f, MAC));
     assert_true(rx_gets(f, BCAST));
-    static const uint8_t mc1[6] = { 0x33, 0x33, 0, 0, 0, 1 }, mc2[6] = { 0x01, 0, 0x5e, 0, 0, 0xfb };
+    static const uint8_t mc1[6] = { 0x33, 0x33, 0, 0, 0, 1 },
+                         mc2[6] = { 0x01, 0, 0x5e, 0, 0, 0xfb };
     assert_false(rx_gets(f, mc1));
 
     const uint8_t uni[1][6] = { { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc } };
@@ -1001,7 +1040,8 @@ static void test_ctrl(void **state)
     assert_true(rx_gets(f, OTHER));
     assert_true(rx_gets(f, mc1));
     assert_false(rx_gets(f, mc2));
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1), VIRTIO_NET_OK);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, &on, 1),
+                     VIRTIO_NET_OK);
     assert_true(rx_gets(f, mc2));
 
     /* Too many addresses: all unicast. */
@@ -1029,29 +1069,37 @@ static void test_ctrl(void **state)
 
     /* Errors: unknown class/command, wrong lengths, bad MAC, bad tables. */
     uint8_t two[2] = { 1, 1 };
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, two, 2), VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, two, 2),
+                     VIRTIO_NET_ERR);
     assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, 2 /* ALLUNI: RX_EXTRA */, &on, 1), VIRTIO_NET_ERR);
     assert_int_equal(ctrl(f, 2 /* VLAN */, 0, two, 2), VIRTIO_NET_ERR);
     assert_int_equal(ctrl(f, 4 /* MQ */, 0, two, 2), VIRTIO_NET_ERR);
     assert_int_equal(ctrl(f, 0xff, 0xff, two, 1), VIRTIO_NET_ERR);
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, newmac, 5), VIRTIO_NET_ERR);
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mc1, 6), VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, newmac, 5),
+                     VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, mc1, 6),
+                     VIRTIO_NET_ERR);
     static const uint8_t zero[6];
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, zero, 6), VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, zero, 6),
+                     VIRTIO_NET_ERR);
     /* Tables whose counts do not match the data. */
     uint8_t lie[12] = { 0 };
-    v = htole32(0x40000000);                   /* far beyond the data */
+    v = htole32(0x40000000); /* far beyond the data */
     memcpy(lie, &v, 4);
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, lie, 12), VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, lie, 12),
+                     VIRTIO_NET_ERR);
     v = 0;
     memcpy(lie, &v, 4);
     v = htole32(0xffffffff);
     memcpy(lie + 4, &v, 4);
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, lie, 8), VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, lie, 8),
+                     VIRTIO_NET_ERR);
     v = 0;
-    memcpy(lie + 4, &v, 4);                    /* 0 and 0, but 4 bytes too many */
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, lie, 12), VIRTIO_NET_ERR);
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, lie, 7), VIRTIO_NET_ERR);
+    memcpy(lie + 4, &v, 4); /* 0 and 0, but 4 bytes too many */
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, lie, 12),
+                     VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, lie, 7),
+                     VIRTIO_NET_ERR);
 
     /* A command with no room for the ack, and one with only a class byte. */
     uint64_t h = alloc_data(f, 2);
@@ -1084,11 +1132,12 @@ static void test_ctrl_not_negotiated(void **state)
     struct fixture *f = *state;
     activate(f, NF(CTRL_VQ), false);
     uint8_t on = 1;
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1), VIRTIO_NET_ERR);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1),
+                     VIRTIO_NET_ERR);
     assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, OTHER, 6),
                      VIRTIO_NET_ERR);
     f->ops->reset(f->net);
-    activate(f, NF(CTRL_RX), false);           /* CTRL_RX without CTRL_VQ */
+    activate(f, NF(CTRL_RX), false); /* CTRL_RX without CTRL_VQ */
     uint64_t h = alloc_data(f, 3), a = alloc_data(f, 1);
     struct buf b[2] = { { h, 3, false }, { a, 1, true } };
     post(&f->ctrl, b, 2);
@@ -1204,7 +1253,7 @@ static void test_reset_while_busy(void **state)
     assert_memory_equal(tx_used, f->tx.used, sizeof tx_used);
     assert_memory_equal(bufs, hva(f, g[0]), 1024);
     assert_int_equal(fb_tx_count(f->fb), 0);
-    assert_int_equal(stats(f).rx_dropped, 1);     /* the half-gathered frame */
+    assert_int_equal(stats(f).rx_dropped, 1); /* the half-gathered frame */
 
     /* And the device comes back. */
     activate(f, 0, false);
@@ -1242,7 +1291,8 @@ static void test_broken_ring(void **state)
     f->ops->reset(f->net);
     activate(f, NF(CTRL_VQ) | NF(CTRL_RX), false);
     uint8_t on = 1;
-    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1), VIRTIO_NET_OK);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1),
+                     VIRTIO_NET_OK);
     /* A chain pointing outside guest RAM. */
     put_desc(&f->rx, 0, RAM_SIZE - 8, 64, F_WRITE, 0);
     publish(&f->rx, 0);

@@ -52,10 +52,9 @@ void virtq_reset(struct virtq *q)
 bool virtq_rings_valid(const struct virtq *q)
 {
     const uint64_t ram = 1ULL << 30;
-    return q->mem && q->size && !(q->size & (q->size - 1)) &&
-           q->desc_gpa % 16 == 0 && q->avail_gpa % 2 == 0 && q->used_gpa % 4 == 0 &&
-           q->desc_gpa && q->desc_gpa < ram && q->avail_gpa && q->avail_gpa < ram &&
-           q->used_gpa && q->used_gpa < ram;
+    return q->mem && q->size && !(q->size & (q->size - 1)) && q->desc_gpa % 16 == 0 &&
+           q->avail_gpa % 2 == 0 && q->used_gpa % 4 == 0 && q->desc_gpa && q->desc_gpa < ram &&
+           q->avail_gpa && q->avail_gpa < ram && q->used_gpa && q->used_gpa < ram;
 }
 
 /* ---- a fake KVM behind kvm_irq ---------------------------------------- */
@@ -64,14 +63,21 @@ bool virtq_rings_valid(const struct virtq *q)
 
 struct fake_kvm {
     pthread_mutex_t lock;
-    int any_length;                 /* KVM_CAP_IOEVENTFD_ANY_LENGTH */
+    int any_length; /* KVM_CAP_IOEVENTFD_ANY_LENGTH */
     unsigned routing_calls;
     struct kvm_irq_routing_entry routes[KVM_IRQ_MAX_GSI + 64];
     unsigned nroutes;
-    int fail_routing, fail_irqfd;   /* fail the next N calls */
-    struct { int fd; unsigned gsi; } irqfd[MAX_REC];
+    int fail_routing, fail_irqfd; /* fail the next N calls */
+    struct {
+        int fd;
+        unsigned gsi;
+    } irqfd[MAX_REC];
     unsigned nirqfd;
-    struct { uint64_t addr; uint32_t len; int fd; } ioev[MAX_REC];
+    struct {
+        uint64_t addr;
+        uint32_t len;
+        int fd;
+    } ioev[MAX_REC];
     unsigned nioev, ioev_calls;
     uint32_t last_ioev_flags, last_irqfd_flags;
 };
@@ -158,15 +164,13 @@ static int fake_ioctl(void *ctx, unsigned long req, void *arg)
         }
         break;
     }
-    default:
-        fail_msg("unexpected ioctl %#lx", req);
+    default: fail_msg("unexpected ioctl %#lx", req);
     }
     pthread_mutex_unlock(&k->lock);
     return rc;
 }
 
-static const struct kvm_irq_routing_entry *route_of(struct fake_kvm *k, unsigned gsi,
-                                                    uint32_t type)
+static const struct kvm_irq_routing_entry *route_of(struct fake_kvm *k, unsigned gsi, uint32_t type)
 {
     for (unsigned i = 0; i < k->nroutes; i++)
         if (k->routes[i].gsi == gsi && k->routes[i].type == type)
@@ -176,16 +180,16 @@ static const struct kvm_irq_routing_entry *route_of(struct fake_kvm *k, unsigned
 
 /* ---- a fake virtio device --------------------------------------------- */
 
-#define DEV_QUEUES    2
-#define DEV_QMAX      256
-#define DEV_FEATURES  ((1ULL << 1) | (1ULL << 9))
-#define DEV_CFG_SIZE  10
+#define DEV_QUEUES   2
+#define DEV_QMAX     256
+#define DEV_FEATURES ((1ULL << 1) | (1ULL << 9))
+#define DEV_CFG_SIZE 10
 
 struct fake_dev {
     uint8_t cfg[DEV_CFG_SIZE];
     unsigned activations, resets;
     int activate_rc;
-    struct virtio_queues q;         /* what activate got */
+    struct virtio_queues q; /* what activate got */
     struct virtq qcopy[VIRTIO_MAX_QUEUES];
     unsigned cfg_reads, cfg_writes;
     size_t last_off, last_len;
@@ -260,20 +264,32 @@ static const struct virtio_device_ops dev_ops = {
 
 /* Common configuration offsets, as Linux's virtio_pci_common_cfg. */
 enum {
-    DFSELECT = 0x00, DF = 0x04, GFSELECT = 0x08, GF = 0x0c, MSIX_CONFIG = 0x10,
-    NUM_QUEUES = 0x12, STATUS = 0x14, GENERATION = 0x15, Q_SELECT = 0x16,
-    Q_SIZE = 0x18, Q_MSIX = 0x1a, Q_ENABLE = 0x1c, Q_NOFF = 0x1e, Q_DESC = 0x20,
-    Q_AVAIL = 0x28, Q_USED = 0x30,
+    DFSELECT = 0x00,
+    DF = 0x04,
+    GFSELECT = 0x08,
+    GF = 0x0c,
+    MSIX_CONFIG = 0x10,
+    NUM_QUEUES = 0x12,
+    STATUS = 0x14,
+    GENERATION = 0x15,
+    Q_SELECT = 0x16,
+    Q_SIZE = 0x18,
+    Q_MSIX = 0x1a,
+    Q_ENABLE = 0x1c,
+    Q_NOFF = 0x1e,
+    Q_DESC = 0x20,
+    Q_AVAIL = 0x28,
+    Q_USED = 0x30,
 };
-#define S_ACK          1
-#define S_DRIVER       2
-#define S_DRIVER_OK    4
-#define S_FEATURES_OK  8
-#define S_NEEDS_RESET  64
-#define S_FAILED       128
-#define NO_VECTOR      0xffff
-#define MSI_ADDR       0xfee00000u
-#define MSI_DATA(v)    (0x4030u + (v))   /* edge, fixed, vector 0x30 + v */
+#define S_ACK         1
+#define S_DRIVER      2
+#define S_DRIVER_OK   4
+#define S_FEATURES_OK 8
+#define S_NEEDS_RESET 64
+#define S_FAILED      128
+#define NO_VECTOR     0xffff
+#define MSI_ADDR      0xfee00000u
+#define MSI_DATA(v)   (0x4030u + (v)) /* edge, fixed, vector 0x30 + v */
 
 struct rig {
     struct bus pio, mmio;
@@ -409,8 +425,14 @@ static int setup_with(void **state, int any_length)
     return 0;
 }
 
-static int setup(void **state) { return setup_with(state, 1); }
-static int setup_len2(void **state) { return setup_with(state, 0); }
+static int setup(void **state)
+{
+    return setup_with(state, 1);
+}
+static int setup_len2(void **state)
+{
+    return setup_with(state, 0);
+}
 
 static int teardown(void **state)
 {
@@ -445,7 +467,7 @@ static void driver_probe(struct rig *r)
     }
     assert_true(r->devfn < 256);
     unsigned dev_id = cfg_read(r, 2, 2);
-    assert_true(dev_id >= 0x1040 && dev_id <= 0x107f);   /* modern only */
+    assert_true(dev_id >= 0x1040 && dev_id <= 0x107f); /* modern only */
     assert_int_equal(dev_id - 0x1040, 2);
 
     /* BAR 0: 64-bit memory, sized with all-ones, address kept. */
@@ -477,21 +499,26 @@ static void driver_probe(struct rig *r)
             }
             switch (type) {
             case 1:
-                r->cap_common = pos; r->common_off = off;
-                assert_true(len >= 56);           /* sizeof(virtio_pci_common_cfg) */
+                r->cap_common = pos;
+                r->common_off = off;
+                assert_true(len >= 56); /* sizeof(virtio_pci_common_cfg) */
                 assert_int_equal(off % 4, 0);
                 break;
             case 2:
-                r->cap_notify = pos; r->notify_off = off; r->notify_len = len;
+                r->cap_notify = pos;
+                r->notify_off = off;
+                r->notify_len = len;
                 r->notify_mult = cfg_read(r, pos + 16, 4);
                 assert_int_equal(off % 2, 0);
                 break;
             case 3:
-                r->cap_isr = pos; r->isr_off = off;
+                r->cap_isr = pos;
+                r->isr_off = off;
                 assert_true(len >= 1);
                 break;
             case 4:
-                r->cap_device = pos; r->device_off = off;
+                r->cap_device = pos;
+                r->device_off = off;
                 assert_int_equal(len, DEV_CFG_SIZE);
                 assert_int_equal(off % 4, 0);
                 break;
@@ -499,8 +526,7 @@ static void driver_probe(struct rig *r)
                 r->cap_pcicfg = pos;
                 assert_int_equal(cfg_read(r, pos + 2, 1), 20);
                 break;
-            default:
-                fail_msg("unknown virtio capability type %u", type);
+            default: fail_msg("unknown virtio capability type %u", type);
             }
         } else if (id == PCI_CAP_ID_MSIX) {
             r->cap_msix = pos;
@@ -515,8 +541,8 @@ static void driver_probe(struct rig *r)
         }
         pos = cfg_read(r, pos + 1, 1);
     }
-    assert_true(r->cap_common && r->cap_notify && r->cap_isr && r->cap_device &&
-                r->cap_pcicfg && r->cap_msix);
+    assert_true(r->cap_common && r->cap_notify && r->cap_isr && r->cap_device && r->cap_pcicfg &&
+                r->cap_msix);
     assert_int_equal(r->nvec, DEV_QUEUES + 1);
     /* vp_modern_map_vq_notify: off * multiplier + 2 <= notify length. */
     assert_true(r->notify_mult >= 2);
@@ -595,8 +621,8 @@ static void driver_setup_vq(struct rig *r, unsigned i, uint16_t size, uint16_t v
     assert_int_equal(rd(r, Q_MSIX, 2), vector);
 }
 
-static const uint64_t driver_wants = (1ULL << VIRTIO_F_VERSION_1) |
-    (1ULL << VIRTIO_F_EVENT_IDX) | (1ULL << 9);
+static const uint64_t driver_wants = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX) |
+                                     (1ULL << 9);
 
 /* The whole of virtio_dev_probe + virtblk_probe's find_vqs + device_ready. */
 static void driver_bringup(struct rig *r)
@@ -631,11 +657,11 @@ static void test_pci_identity(void **state)
     driver_probe(r);
     assert_int_equal(cfg_read(r, 0, 4), 0x10421af4);
     assert_int_equal(cfg_read(r, PCI_REVISION_ID, 1), 1);
-    assert_int_equal(cfg_read(r, 8, 4) >> 8, 0x018000);          /* mass storage */
+    assert_int_equal(cfg_read(r, 8, 4) >> 8, 0x018000); /* mass storage */
     assert_int_equal(cfg_read(r, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
     assert_true(cfg_read(r, PCI_SUBSYSTEM_ID, 2) >= 0x40);
-    assert_int_equal(cfg_read(r, PCI_INTERRUPT_PIN, 1), 0);       /* MSI-X only */
-    assert_int_equal(cfg_read(r, 0x10, 4) & 0xf, 0x4);            /* 64-bit, not prefetchable */
+    assert_int_equal(cfg_read(r, PCI_INTERRUPT_PIN, 1), 0); /* MSI-X only */
+    assert_int_equal(cfg_read(r, 0x10, 4) & 0xf, 0x4);      /* 64-bit, not prefetchable */
     assert_int_equal(r->notify_mult, VIRTIO_PCI_NOTIFY_MULT);
     assert_int_equal(r->table_off, VIRTIO_PCI_MSIX_TABLE_OFF);
     assert_int_equal(r->pba_off, VIRTIO_PCI_MSIX_PBA_OFF);
@@ -653,13 +679,18 @@ static void test_pci_identity(void **state)
     assert_int_equal(rd(r, Q_MSIX, 2), NO_VECTOR);
     assert_int_equal(rd(r, Q_NOFF, 2), 1);
     /* Other device types get their own IDs and classes. */
-    static const struct { uint16_t id; uint32_t cls; } kinds[] = {
-        { 3, 0x078000 }, { 4, 0xff0000 }, { 1, 0x020000 },
+    static const struct {
+        uint16_t id;
+        uint32_t cls;
+    } kinds[] = {
+        { 3, 0x078000 },
+        { 4, 0xff0000 },
+        { 1, 0x020000 },
     };
     for (size_t i = 0; i < 3; i++) {
         struct virtio_device_ops ops = dev_ops;
         ops.device_id = kinds[i].id;
-        ops.config_size = 0;   /* no device-specific capability then */
+        ops.config_size = 0; /* no device-specific capability then */
         struct virtio_pci *vp = virtio_pci_new(r->host, r->irq, &r->mem, &ops, &r->dev);
         assert_non_null(vp);
         struct pci_func *f = virtio_pci_func(vp);
@@ -697,7 +728,7 @@ static void test_linux_probe_sequence(void **state)
         assert_int_equal(q->used_gpa, queue_gpa[i][2]);
         assert_true(q->ready);
         assert_true(q->event_idx);
-        assert_false(q->indirect);                 /* not accepted by the driver */
+        assert_false(q->indirect); /* not accepted by the driver */
         assert_true(d->q.kick_fd[i] >= 0);
     }
     for (unsigned i = DEV_QUEUES; i < VIRTIO_MAX_QUEUES; i++) {
@@ -728,7 +759,7 @@ static void test_feature_negotiation(void **state)
     driver_reset(r);
     uint64_t f = device_features(r);
     assert_int_equal(f, DEV_FEATURES | (1ULL << VIRTIO_F_VERSION_1) |
-                        (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_F_EVENT_IDX));
+                            (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_F_EVENT_IDX));
     assert_false(f & (1ULL << VIRTIO_F_ACCESS_PLATFORM));
     /* Selectors past the second dword read 0. */
     wr(r, DFSELECT, 2, 4);
@@ -755,9 +786,9 @@ static void test_features_ok_refused(void **state)
     struct rig *r = *state;
     driver_probe(r);
     static const uint64_t bad[] = {
-        0,                                            /* legacy driver: no VERSION_1 */
-        1ULL << 9,                                    /* device bits only */
-        (1ULL << VIRTIO_F_VERSION_1) | (1ULL << 5),  /* a bit not offered */
+        0,                                          /* legacy driver: no VERSION_1 */
+        1ULL << 9,                                  /* device bits only */
+        (1ULL << VIRTIO_F_VERSION_1) | (1ULL << 5), /* a bit not offered */
         (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_ACCESS_PLATFORM),
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -791,7 +822,7 @@ static void test_reset(void **state)
     struct rig *r = *state;
     driver_bringup(r);
     unsigned resets = r->dev.resets;
-    virtio_notify_config(virtio_pci_transport(r->vp));   /* leaves ISR set */
+    virtio_notify_config(virtio_pci_transport(r->vp)); /* leaves ISR set */
     wr(r, Q_SELECT, 1, 2);
     driver_reset(r);
     assert_int_equal(r->dev.resets, resets + 1);
@@ -879,7 +910,7 @@ static void test_queue_select_out_of_range(void **state)
     }
     add_status(r, S_DRIVER_OK);
     assert_int_equal(r->dev.activations, 1);
-    assert_null(r->dev.q.q[0]);   /* nothing was enabled */
+    assert_null(r->dev.q.q[0]); /* nothing was enabled */
 }
 
 static void test_queue_enable_validates_rings(void **state)
@@ -891,7 +922,7 @@ static void test_queue_enable_validates_rings(void **state)
     set_driver_features(r, 1ULL << VIRTIO_F_VERSION_1);
     add_status(r, S_FEATURES_OK);
     wr(r, Q_SELECT, 0, 2);
-    wr(r, Q_DESC, 0x100008, 4);           /* not 16-byte aligned */
+    wr(r, Q_DESC, 0x100008, 4); /* not 16-byte aligned */
     wr(r, Q_AVAIL, 0x101000, 4);
     wr(r, Q_USED, 0x102000, 4);
     wr(r, Q_ENABLE, 1, 2);
@@ -905,11 +936,11 @@ static void test_queue_enable_validates_rings(void **state)
     wr(r, Q_SELECT, 0, 2);
     wr(r, Q_DESC, 0x100000, 4);
     wr(r, Q_DESC + 4, 0, 4);
-    wr(r, Q_AVAIL, 0x101000, 8);          /* one 64-bit write works too */
+    wr(r, Q_AVAIL, 0x101000, 8); /* one 64-bit write works too */
     wr(r, Q_USED, 0x102000, 4);
     wr(r, Q_ENABLE, 2, 2);
     assert_int_equal(rd(r, Q_ENABLE, 2), 0);
-    wr(r, Q_ENABLE, 1, 4);                /* wrong width */
+    wr(r, Q_ENABLE, 1, 4); /* wrong width */
     assert_int_equal(rd(r, Q_ENABLE, 2), 0);
     wr(r, Q_ENABLE, 1, 2);
     assert_int_equal(rd(r, Q_ENABLE, 2), 1);
@@ -987,7 +1018,7 @@ static void test_msix_routes(void **state)
     /* Linux's irq migration: mask, rewrite, unmask => one new table. */
     unsigned calls = r->kvm.routing_calls;
     msix_entry_write(r, 1, 3, 1);
-    msix_entry_write(r, 1, 0, MSI_ADDR | 0x1000);   /* another APIC */
+    msix_entry_write(r, 1, 0, MSI_ADDR | 0x1000); /* another APIC */
     msix_entry_write(r, 1, 2, 0x4041);
     assert_int_equal(r->kvm.routing_calls, calls);
     msix_entry_write(r, 1, 3, 0);
@@ -1069,7 +1100,7 @@ static void test_msix_mask_pending_unmask(void **state)
     assert_int_equal(fired_any(r), 0);
     assert_int_equal(pba(r), 0);
     assert_int_equal(mmio_read(r, r->bar + r->isr_off, 1), 1);
-    assert_int_equal(mmio_read(r, r->bar + r->isr_off, 1), 0);   /* read clears */
+    assert_int_equal(mmio_read(r, r->bar + r->isr_off, 1), 0); /* read clears */
     cfg_write(r, r->cap_msix + 2, 0x8000, 2);
     assert_int_equal(fired_any(r), 0);
 }
@@ -1191,7 +1222,7 @@ static void check_notify(void **state, uint32_t len)
     check_ioeventfds(r, moved, len);
     mmio_write(r, moved + r->notify_off, 0, 2);
     assert_int_equal(read_fd(r->dev.q.kick_fd[0]), 1);
-    assert_int_equal(rd(r, STATUS, 1), 0xff);   /* old place: nothing */
+    assert_int_equal(rd(r, STATUS, 1), 0xff); /* old place: nothing */
     r->bar = moved;
     assert_int_equal(rd(r, STATUS, 1), 0x0f);
     /* Memory space off: gone from KVM; back on: back. */
@@ -1206,14 +1237,20 @@ static void check_notify(void **state, uint32_t len)
     int other = r->dev.q.kick_fd[1];
     assert_int_equal(kvm_irq_ioeventfd(k, other, moved + r->notify_off, true), 0);
     cfg_write(r, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
-    assert_int_equal(r->kvm.nioev, DEV_QUEUES);   /* queue 0's was refused */
+    assert_int_equal(r->kvm.nioev, DEV_QUEUES); /* queue 0's was refused */
     mmio_write(r, moved + r->notify_off, 0, 2);
     assert_int_equal(read_fd(r->dev.q.kick_fd[0]), 1);
     assert_int_equal(kvm_irq_ioeventfd(k, other, moved + r->notify_off, false), 0);
 }
 
-static void test_notify_any_length(void **state) { check_notify(state, 0); }
-static void test_notify_len2(void **state) { check_notify(state, 2); }
+static void test_notify_any_length(void **state)
+{
+    check_notify(state, 0);
+}
+static void test_notify_len2(void **state)
+{
+    check_notify(state, 2);
+}
 
 /* ---- tests: device configuration and the PCI config window -------------- */
 
@@ -1266,8 +1303,12 @@ static void test_pci_cfg_access_window(void **state)
     /* Lengths other than 1, 2, 4, misaligned offsets, other BARs and
      * offsets past the BAR do nothing. */
     static const uint32_t bad[][3] = {
-        { 0, STATUS, 3 }, { 0, STATUS, 8 }, { 0, NUM_QUEUES + 1, 2 },
-        { 1, STATUS, 1 }, { 0, VIRTIO_PCI_BAR_SIZE, 1 }, { 0, 0xfffffffc, 4 },
+        { 0, STATUS, 3 },
+        { 0, STATUS, 8 },
+        { 0, NUM_QUEUES + 1, 2 },
+        { 1, STATUS, 1 },
+        { 0, VIRTIO_PCI_BAR_SIZE, 1 },
+        { 0, 0xfffffffc, 4 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cfg_write(r, c + 4, bad[i][0], 1);
@@ -1298,12 +1339,8 @@ static void test_hostile_bar_and_config(void **state)
         uint64_t v = (uint64_t)rnd * 0x9e3779b97f4a7c15ULL;
         uint64_t off = (rnd >> 3) % VIRTIO_PCI_BAR_SIZE;
         switch ((rnd >> 20) % 4) {
-        case 0:
-            mmio_write(r, r->bar + off, v, len);
-            break;
-        case 1:
-            mmio_read(r, r->bar + off, len);
-            break;
+        case 0: mmio_write(r, r->bar + off, v, len); break;
+        case 1: mmio_read(r, r->bar + off, len); break;
         case 2: {
             /* Config space, but not the BAR or command (keep the BAR
              * where the loop aims). */
@@ -1312,9 +1349,7 @@ static void test_hostile_bar_and_config(void **state)
                        len > 4 ? 4 : len);
             break;
         }
-        default:
-            virtio_notify_queue(virtio_pci_transport(r->vp), rnd % 4);
-            break;
+        default: virtio_notify_queue(virtio_pci_transport(r->vp), rnd % 4); break;
         }
         if (i % 997 == 0)
             fired_any(r);
@@ -1378,7 +1413,7 @@ static void test_reset_while_device_notifies(void **state)
         }
         cfg_write(r, r->cap_msix + 2, 0xc000, 2);
         cfg_write(r, r->cap_msix + 2, 0x8000, 2);
-        driver_reset(r);            /* joins the device thread in ops->reset */
+        driver_reset(r); /* joins the device thread in ops->reset */
         assert_false(atomic_load(&r->dev.running));
         atomic_store(&r->dev.stop, true);
         pthread_join(drain, NULL);
@@ -1419,7 +1454,7 @@ static void test_new_rejects_bad_ops(void **state)
     struct virtio_pci *vp = virtio_pci_new(r->host, r->irq, &r->mem, &dev_ops, &r->dev);
     assert_null(vp);
     assert_int_equal(r->kvm.nirqfd, nirqfd);
-    assert_int_equal(r->dev.resets, resets);   /* never handed to a guest */
+    assert_int_equal(r->dev.resets, resets); /* never handed to a guest */
     /* Its slot is free again. */
     vp = virtio_pci_new(r->host, r->irq, &r->mem, &dev_ops, &r->dev);
     assert_non_null(vp);
@@ -1474,7 +1509,7 @@ static void test_kvm_default_routes(void **state)
     struct kvm_rig *r = *state;
     int gsi = kvm_irq_msi_alloc(r->k);
     assert_int_equal(gsi, KVM_IRQ_FIRST_MSI_GSI);
-    assert_int_equal(r->kvm.routing_calls, 0);      /* nothing routed yet */
+    assert_int_equal(r->kvm.routing_calls, 0); /* nothing routed yet */
     assert_int_equal(kvm_irq_msi_route(r->k, (unsigned)gsi, 0xfee01000, 0x4031), 0);
     assert_int_equal(r->kvm.routing_calls, 1);
     /* KVM's own default table, exactly: IOAPIC pin n for GSIs 0..23, PIC

@@ -32,10 +32,10 @@
 
 /* ---- the fake guest ----------------------------------------------------- */
 
-#define RAM_SIZE     (16u << 20)
-#define QSIZE        64
-#define RING_BASE    0x10000ULL
-#define DATA_BASE    0x100000ULL
+#define RAM_SIZE  (16u << 20)
+#define QSIZE     64
+#define RING_BASE 0x10000ULL
+#define DATA_BASE 0x100000ULL
 
 struct fixture {
     struct guest_memory mem;
@@ -54,7 +54,10 @@ static void activate(struct fixture *f, bool event_idx)
 {
     ring_setup(&f->r, &f->mem, RING_BASE, QSIZE, event_idx);
     struct virtio_queues qs = {
-        .transport = &f->t, .count = 1, .q = { &f->r.q }, .kick_fd = { f->r.kick },
+        .transport = &f->t,
+        .count = 1,
+        .q = { &f->r.q },
+        .kick_fd = { f->r.kick },
     };
     assert_int_equal(f->ops->activate(f->rng, &qs), 0);
 }
@@ -124,14 +127,14 @@ static void test_ops(void **state)
     assert_int_equal(ops->features, 0);
     assert_int_equal(ops->config_size, 0);
     assert_true(ops->queue_max_size >= 1 && ops->queue_max_size <= VIRTQ_MAX_SIZE);
-    assert_int_equal(ops->save(r, -1), -1);      /* not supported yet */
+    assert_int_equal(ops->save(r, -1), -1); /* not supported yet */
     assert_int_equal(ops->load(r, -1), -1);
-    ops->stop(r);               /* without activate: harmless */
+    ops->stop(r); /* without activate: harmless */
     uint8_t cfg[4] = { 0 };
     ops->config_read(r, 0, cfg, 4);
     assert_true(all_equal(cfg, 4, 0xff));
     ops->config_write(r, 0, cfg, 4);
-    ops->reset(r);              /* without activate: harmless */
+    ops->reset(r); /* without activate: harmless */
     virtio_rng_free(r);
     virtio_rng_free(NULL);
     assert_null(virtio_rng_device(NULL));
@@ -172,7 +175,8 @@ static void test_chain(void **state)
     activate(f, false);
     memset(hva(f, DATA_BASE), 0x5a, 0x4000);
     struct buf b[3] = {
-        { DATA_BASE + 0x10, 100, true }, { DATA_BASE + 0x1000, 0, true },
+        { DATA_BASE + 0x10, 100, true },
+        { DATA_BASE + 0x1000, 0, true },
         { DATA_BASE + 0x2000, 3000, true },
     };
     uint16_t head = post(&f->r, b, 3);
@@ -189,14 +193,14 @@ static void test_chain(void **state)
 static void test_request_cap(void **state)
 {
     struct fixture *f = *state;
-    virtio_rng_set_rate(f->rng, 0, 0);      /* no rate cap for this one */
+    virtio_rng_set_rate(f->rng, 0, 0); /* no rate cap for this one */
     activate(f, false);
     const uint32_t len = 200 * 1024;
     memset(hva(f, DATA_BASE), 0x5a, len);
     uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, len, true }, 1);
     expect_used(&f->r, head, VIRTIO_RNG_MAX_REQUEST);
-    assert_true(all_equal(hva(f, DATA_BASE + VIRTIO_RNG_MAX_REQUEST),
-                          len - VIRTIO_RNG_MAX_REQUEST, 0x5a));
+    assert_true(
+        all_equal(hva(f, DATA_BASE + VIRTIO_RNG_MAX_REQUEST), len - VIRTIO_RNG_MAX_REQUEST, 0x5a));
     assert_false(all_equal(hva(f, DATA_BASE + VIRTIO_RNG_MAX_REQUEST - 64), 64, 0x5a));
 }
 
@@ -240,7 +244,7 @@ static void test_out_of_range(void **state)
     f->ops->reset(f->rng);
 
     activate(f, false);
-    post(&f->r, &(struct buf){ UINT64_MAX - 7, 16, true }, 1);   /* wraps */
+    post(&f->r, &(struct buf){ UINT64_MAX - 7, 16, true }, 1); /* wraps */
     end = now_ms() + WAIT_MS;
     while (atomic_load(&f->t.needs_reset) < 2 && now_ms() < end)
         sleep_ms(1);
@@ -268,7 +272,7 @@ static void test_rate_limit(void **state)
     /* 112 KiB past the burst at 256 KiB/s: about 440 ms. */
     assert_true(elapsed >= 350);
     assert_true(elapsed < 3000);
-    assert_true(cpu_ms() - c0 < 150);         /* slept, did not spin */
+    assert_true(cpu_ms() - c0 < 150); /* slept, did not spin */
 }
 
 /* A request larger than the burst gets the burst. */
@@ -306,7 +310,7 @@ static void test_reset_while_throttled(void **state)
     head = post(&f->r, &(struct buf){ DATA_BASE, 1024, true }, 1);
     expect_used(&f->r, head, 1024);
     f->ops->reset(f->rng);
-    activate(f, false);                        /* a reset does not refill */
+    activate(f, false); /* a reset does not refill */
     t0 = now_ms();
     head = post(&f->r, &(struct buf){ DATA_BASE, 1024, true }, 1);
     expect_used(&f->r, head, 1024);
@@ -348,16 +352,26 @@ static void run_many(struct fixture *f, bool event_idx)
     assert_int_equal(atomic_load(&f->t.needs_reset), 0);
 }
 
-static void test_many(void **state)           { run_many(*state, false); }
-static void test_many_event_idx(void **state) { run_many(*state, true); }
+static void test_many(void **state)
+{
+    run_many(*state, false);
+}
+static void test_many_event_idx(void **state)
+{
+    run_many(*state, true);
+}
 
 /* Activate twice without a reset, then reset twice: all harmless. */
 static void test_lifecycle(void **state)
 {
     struct fixture *f = *state;
     activate(f, false);
-    struct virtio_queues qs = {     /* DRIVER_OK again, same ring */
-        .transport = &f->t, .count = 1, .q = { &f->r.q }, .kick_fd = { f->r.kick },
+    struct virtio_queues qs = {
+        /* DRIVER_OK again, same ring */
+        .transport = &f->t,
+        .count = 1,
+        .q = { &f->r.q },
+        .kick_fd = { f->r.kick },
     };
     assert_int_equal(f->ops->activate(f->rng, &qs), 0);
     uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 16, true }, 1);
