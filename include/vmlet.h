@@ -173,9 +173,10 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err);
  * serial", "network[0].mac: ..."), VMLET_ERR_NOMEM. What needs the host
  * (files exist, memory fits) is left to vmlet_config_validate().
  *
- * Thread safety: cJSON, the parser underneath, keeps its last error in a
- * process-wide variable, so calls must not overlap with each other or
- * with other cJSON parsing in the process, even on different configs. */
+ * Thread safety: any thread, on different configs at the same time. cJSON,
+ * the parser underneath, writes a process-wide error record on every parse;
+ * vmlet never reads it and serialises its own parses, but a program that
+ * reads cJSON_GetErrorPtr() itself should not parse while vmlet does. */
 VMLET_API int vmlet_config_from_json(vmlet_config *c, const char *text, size_t len,
                                      vmlet_error *err);
 /* The same for the file at path (a regular file, pipe or /dev/stdin) of at

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1083,7 +1084,13 @@ VMLET_API int vmlet_config_from_json(vmlet_config *c, const char *text, size_t l
 
     /* Not NUL-terminated: the end is checked through parse_end instead. */
     const char *end = NULL;
+    /* cJSON writes a process-wide error record on every parse (which we
+     * never read: the end comes back through `end`); one lock keeps two
+     * of our calls from racing on it. */
+    static pthread_mutex_t cjson_lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&cjson_lock);
     cJSON *root = cJSON_ParseWithLengthOpts(text + start, len - start, &end, 0);
+    pthread_mutex_unlock(&cjson_lock);
     if (!root) {
         /* check_syntax() accepted it, so this is memory, or a disagreement
          * between the two parsers (which the fuzz target looks for). */
