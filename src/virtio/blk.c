@@ -528,6 +528,11 @@ static void process_queue(struct virtio_blk *blk, unsigned i)
     }
 }
 
+static bool stop_requested(const struct virtio_blk *blk)
+{
+    return atomic_load(&blk->vdev.thread.stopping);
+}
+
 static void reap_completions(struct virtio_blk *blk)
 {
     struct disk_completion c[64];
@@ -536,14 +541,29 @@ static void reap_completions(struct virtio_blk *blk)
         for (unsigned i = 0; i < n; i++) {
             struct blk_req *r = c[i].cookie;
             if (op_done(r, c[i].result)) {
-                if (disk_submit(blk->disk, &r->rwreq) == 0)
-                    continue; /* rest of a short transfer */
+                /* The rest of a short transfer, unless we are stopping:
+                 * a stop waits for what is in flight, so nothing new. */
+                if (!stop_requested(blk) && disk_submit(blk->disk, &r->rwreq) == 0)
+                    continue;
                 r->result = VIRTIO_BLK_S_IOERR;
             }
             if (--r->pending == 0)
                 req_finish(blk, r);
         }
     }
+}
+
+/* After a stop: completions only free their requests. */
+static void drop_completions(struct virtio_blk *blk)
+{
+    struct disk_completion c[64];
+    unsigned n;
+    while ((n = disk_reap(blk->disk, c, 64)) > 0)
+        for (unsigned i = 0; i < n; i++) {
+            struct blk_req *r = c[i].cookie;
+            if (--r->pending == 0)
+                req_free(blk, r);
+        }
 }
 
 static void notify_queues(struct virtio_blk *blk)
@@ -574,6 +594,8 @@ static void *blk_thread(void *arg)
         int n = epoll_wait(blk->epfd, ev, 8, -1);
         if (n < 0)
             continue; /* EINTR */
+        if (stop_requested(blk))
+            break; /* before popping or resubmitting anything more */
         bool stop = false;
         for (int k = 0; k < n; k++) {
             uint32_t tag = ev[k].data.u32;
@@ -596,13 +618,17 @@ static void *blk_thread(void *arg)
         notify_queues(blk);
     }
 
-    /* Reset: pop nothing more, but let what is in flight finish, since
-     * the kernel is still reading from / writing into guest memory. The
-     * chains are returned as usual; no interrupts are sent. */
+    /* Reset or stop: pop nothing more and cancel what is in flight. A
+     * request the kernel already works on cannot be cancelled (one is at
+     * most 4 MiB: blk.h), and the kernel may still be reading from or
+     * writing into guest memory until its completion arrives, so wait for
+     * every completion. The driver reset the device (or the VM is going
+     * away): its queues are gone, so no chain is returned, no status
+     * written and no interrupt sent. */
+    disk_cancel_all(blk->disk);
     while (disk_in_flight(blk->disk)) {
-        disk_kick(blk->disk);
         disk_wait(blk->disk);
-        reap_completions(blk);
+        drop_completions(blk);
     }
     return NULL;
 }
@@ -743,6 +769,11 @@ void virtio_blk_free(struct virtio_blk *blk)
     free(blk->chain);
     free(blk->pool);
     free(blk);
+}
+
+struct disk *virtio_blk_disk(struct virtio_blk *blk)
+{
+    return blk->disk;
 }
 
 struct virtio_device *virtio_blk_device(struct virtio_blk *blk)

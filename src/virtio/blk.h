@@ -17,7 +17,9 @@
  *
  * Threads: config_read/config_write may run on any thread at any time
  * (the config space never changes). activate() starts the device thread;
- * reset() stops it and returns only when no I/O is in flight and the
+ * reset() stops it: I/O in flight is cancelled and the requests it
+ * belonged to are dropped (not returned to the driver, whose queues the
+ * reset took away); it returns only when no I/O is in flight and the
  * thread no longer touches the queues or guest memory. activate/reset/
  * free are serialised internally. The device thread calls
  * virtio_notify_queue() and virtio_set_needs_reset(): the transport must
@@ -84,6 +86,7 @@
 #define VIRTIO_BLK_CONFIG_SIZE       60         /* through unused1: no secure erase, no zones */
 
 struct virtio_blk;
+struct disk;
 
 /* Opens and locks the image (see backend/disk.h). serial: the GET_ID
  * string, up to 20 printable ASCII characters, or NULL for none. On
@@ -108,6 +111,9 @@ struct virtio_blk_stats {
     uint64_t malformed;      /* chains with no byte for a status */
 };
 void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
+
+/* The backend, for tests (e.g. disk_replace_fd()). */
+struct disk *virtio_blk_disk(struct virtio_blk *blk);
 
 /* Capacity in 512-byte sectors (the image size rounded down). */
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk);

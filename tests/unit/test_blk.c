@@ -1225,18 +1225,30 @@ static void reset_waits_for_in_flight_io(void **state)
     kick(f);
     usleep(1000);
     f->ops->reset(f->blk);
-    /* After reset returns nothing touches guest memory any more, and
-     * every chain the device took was completed. */
+    /* After reset returns nothing touches guest memory any more; a chain
+     * has its status exactly when it was returned before the reset (what
+     * was still in flight was cancelled and dropped). */
     uint16_t idx = used_idx(f);
     uint8_t before[N];
     for (unsigned i = 0; i < N; i++)
         before[i] = *hva(f, st[i]);
     usleep(50 * 1000);
     assert_int_equal(used_idx(f), idx);
+    unsigned ok = 0;
     for (unsigned i = 0; i < N; i++) {
         assert_int_equal(*hva(f, st[i]), before[i]);
         assert_true(before[i] == VIRTIO_BLK_S_OK || before[i] == 0xee);
-        assert_true((before[i] == VIRTIO_BLK_S_OK) == (i < idx));
+        ok += before[i] == VIRTIO_BLK_S_OK;
+    }
+    /* Completions come in any order (the cancel stops some and not
+     * others): the used entries are exactly the chains with a status
+     * (request i's head is descriptor i). */
+    assert_int_equal(ok, idx);
+    for (unsigned k = 0; k < idx; k++) {
+        uint32_t id;
+        memcpy(&id, hva(f, USED_GPA + 4 + 8 * k), 4);
+        assert_true(id < N);
+        assert_int_equal(before[id], VIRTIO_BLK_S_OK);
     }
 
     /* Reset twice is harmless; the device comes back after activation. */
@@ -1427,6 +1439,115 @@ static void request_over_total_cap(void **state)
                      VIRTIO_BLK_S_OK);
 }
 
+/* ---- stopping with I/O in flight ------------------------------------------ */
+
+struct reset_call {
+    struct fx *f;
+    bool free; /* virtio_blk_free (VM teardown) rather than reset */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static void *reset_thread(void *arg)
+{
+    struct reset_call *c = arg;
+    if (c->free)
+        virtio_blk_free(c->f->blk);
+    else
+        c->f->ops->reset(c->f->blk);
+    pthread_mutex_lock(&c->lock);
+    c->done = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* Fills the queue with the largest requests there are: reads of seg_max
+ * aliased segments of size_max bytes each (4 MiB), one indirect table
+ * each, and waits until the device took them all. */
+static void fill_with_max_reads(struct fx *f, uint64_t buf, uint64_t st[QSIZE])
+{
+    static struct seg s[VIRTIO_BLK_SEG_MAX + 2];
+    for (unsigned i = 0; i < QSIZE; i++) {
+        st[i] = status_buf(f);
+        s[0] = (struct seg){ header(f, VIRTIO_BLK_T_IN, (uint64_t)(i % 15) * 8192), 16, 0 };
+        for (unsigned k = 0; k < VIRTIO_BLK_SEG_MAX; k++)
+            s[1 + k] = (struct seg){ buf, VIRTIO_BLK_SIZE_MAX, F_WRITE };
+        s[VIRTIO_BLK_SEG_MAX + 1] = (struct seg){ st[i], 1, F_WRITE };
+        post(f, s, VIRTIO_BLK_SEG_MAX + 2, true);
+    }
+    kick(f);
+    for (int i = 0; i < 10000 && __atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE) != QSIZE; i++)
+        usleep(1000);
+    assert_int_equal(__atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE), QSIZE);
+    usleep(20 * 1000); /* and submitted them */
+}
+
+/* Runs reset (or free) on another thread and gives it one second, the
+ * contract for stopping with I/O in flight. If it overruns, closes the
+ * pipe's write end, which ends every read the old way (end of file), so
+ * the call returns and the test can report. */
+static void stop_within_a_second(struct fx *f, bool free_it, int *pipe_w)
+{
+    struct reset_call c = { .f = f, .free = free_it };
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reset_thread, &c), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 1;
+    pthread_mutex_lock(&c.lock);
+    while (!c.done && pthread_cond_timedwait(&c.cond, &c.lock, &dl) == 0)
+        ;
+    bool in_time = c.done;
+    pthread_mutex_unlock(&c.lock);
+    if (!in_time) {
+        close(*pipe_w);
+        *pipe_w = -1;
+    }
+    pthread_join(t, NULL);
+    if (free_it)
+        f->blk = NULL;
+    if (!in_time)
+        fail_msg("%s with %u reads of 4 MiB in flight took more than 1 s",
+                 free_it ? "free" : "reset", QSIZE);
+}
+
+static void reset_cancels_in_flight_io(void **state)
+{
+    struct fx *f = *state;
+    /* The image is swapped for a pipe nobody writes to: every read waits
+     * until it is cancelled (an image on a slow disk, at worst). */
+    f->ops->reset(f->blk);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    disk_replace_fd(virtio_blk_disk(f->blk), p[0]);
+    activate(f, ALL_FEATURES);
+
+    uint64_t buf = galloc(f, VIRTIO_BLK_SIZE_MAX), st[QSIZE];
+    fill_with_max_reads(f, buf, st);
+    stop_within_a_second(f, false, &p[1]);
+    /* Nothing was returned to the reset queue, no status written, and
+     * nothing changes afterwards. */
+    usleep(20 * 1000);
+    assert_int_equal(used_idx(f), 0);
+    for (unsigned i = 0; i < QSIZE; i++)
+        assert_int_equal(*hva(f, st[i]), 0xee);
+
+    /* The device comes back, and a VM teardown (free while active) with
+     * the queue full again is as quick. */
+    f->next_data = DATA_GPA;
+    activate(f, ALL_FEATURES);
+    buf = galloc(f, VIRTIO_BLK_SIZE_MAX);
+    fill_with_max_reads(f, buf, st);
+    stop_within_a_second(f, true, &p[1]);
+    assert_int_equal(used_idx(f), 0);
+    if (p[1] >= 0)
+        close(p[1]);
+}
+
 /* ---- the synchronous path used by the fuzzer ------------------------------ */
 
 static void sync_path(void **state)
@@ -1526,6 +1647,7 @@ int main(void)
         T(request_over_seg_max, setup_big),
         T(segment_over_size_max, setup_big),
         T(request_over_total_cap, setup_big),
+        T(reset_cancels_in_flight_io, setup_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
