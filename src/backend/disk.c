@@ -34,7 +34,13 @@ struct disk {
     int efd;
     struct io_uring ring;
     unsigned in_flight;
+    unsigned cancels; /* cancel requests not yet reaped */
+    bool cancelling;  /* disk_cancel_all() called, requests still in flight */
 };
+
+/* user_data of the cancel requests themselves: bit 0 set like a
+ * falloc_op's, but no falloc_op lives at address 0. */
+#define CANCEL_DATA ((uint64_t)1)
 
 /* fallocate requests carry this instead of the caller's cookie, so a
  * completion with EOPNOTSUPP can be retried with the fallback mode.
@@ -176,9 +182,11 @@ void disk_close(struct disk *d)
 {
     if (!d)
         return;
-    /* The kernel may still be writing into caller buffers: wait. */
+    /* The kernel may still be writing into caller buffers: stop what can
+     * be stopped, wait for the rest. */
+    disk_cancel_all(d);
     struct disk_completion c[32];
-    while (d->in_flight) {
+    while (disk_in_flight(d)) {
         disk_wait(d);
         disk_reap(d, c, 32);
     }
@@ -207,7 +215,15 @@ int disk_event_fd(const struct disk *d)
 }
 unsigned disk_in_flight(const struct disk *d)
 {
-    return d->in_flight;
+    /* A cancel counts until reaped, so none can outlive a stop and hit
+     * the requests of the next activation. */
+    return d->in_flight + d->cancels;
+}
+
+void disk_replace_fd(struct disk *d, int fd)
+{
+    close(d->fd);
+    d->fd = fd;
 }
 
 /* ---- fallocate modes and their fallbacks ------------------------------ */
@@ -325,6 +341,23 @@ int disk_submit(struct disk *d, const struct disk_request *req)
     return 0;
 }
 
+int disk_cancel_all(struct disk *d)
+{
+    if (!d->in_flight)
+        return 0;
+    d->cancelling = true;
+    struct io_uring_sqe *sqe = get_sqe(d);
+    if (!sqe)
+        return -EBUSY;
+    /* One request that matches every other one. Requests still queued
+     * (not kicked) are submitted just before it, so it covers them too. */
+    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+    io_uring_sqe_set_data64(sqe, CANCEL_DATA);
+    d->cancels++;
+    int r = io_uring_submit(&d->ring);
+    return r < 0 ? r : 0;
+}
+
 int disk_kick(struct disk *d)
 {
     if (!io_uring_sq_ready(&d->ring))
@@ -335,7 +368,7 @@ int disk_kick(struct disk *d)
 
 void disk_wait(struct disk *d)
 {
-    if (!d->in_flight)
+    if (!disk_in_flight(d))
         return;
     /* Submits anything still queued (so we never wait for a request the
      * kernel has not seen) and sleeps until a completion is posted. */
@@ -351,6 +384,10 @@ unsigned disk_reap(struct disk *d, struct disk_completion *out, unsigned max)
         uint64_t data = io_uring_cqe_get_data64(cqe);
         int64_t res = cqe->res;
         io_uring_cqe_seen(&d->ring, cqe);
+        if (data == CANCEL_DATA) {
+            d->cancels--; /* its result (how many it cancelled) is not needed */
+            continue;
+        }
         if (!(data & 1)) {
             out[n++] = (struct disk_completion){ (void *)(uintptr_t)data, res };
             d->in_flight--;
@@ -359,6 +396,8 @@ unsigned disk_reap(struct disk *d, struct disk_completion *out, unsigned max)
         struct falloc_op *op = (struct falloc_op *)(uintptr_t)(data & ~(uint64_t)1);
         if (op->exhausted) {
             res = falloc_exhausted(op->op);
+        } else if (res == -EOPNOTSUPP && d->cancelling) {
+            res = -ECANCELED; /* stopping: no fallback */
         } else if (res == -EOPNOTSUPP) {
             note_unsupported(d, op->mode);
             int r = queue_falloc(d, op); /* the fallback, or a no-op */
@@ -374,6 +413,8 @@ unsigned disk_reap(struct disk *d, struct disk_completion *out, unsigned max)
     }
     if (requeued)
         disk_kick(d);
+    if (!d->in_flight && !d->cancels)
+        d->cancelling = false;
     return n;
 }
 

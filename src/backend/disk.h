@@ -5,7 +5,9 @@
  * disk_submit() (each carries a caller cookie), start them with
  * disk_kick(), and when disk_event_fd() is readable collect results with
  * disk_reap(). disk_execute() does the same work synchronously (for tests
- * and the fuzzer). disk_close() waits for everything still in flight.
+ * and the fuzzer). To stop, disk_cancel_all() and then disk_wait() and
+ * disk_reap() until disk_in_flight() is 0; disk_close() does that itself
+ * for anything still in flight.
  *
  * The image is locked with flock(): exclusively when opened read-write,
  * shared when read-only, so two VMs never write the same image. */
@@ -74,8 +76,22 @@ int disk_kick(struct disk *d);
 unsigned disk_reap(struct disk *d, struct disk_completion *out, unsigned max);
 /* Blocks until at least one completion is ready (or nothing is in flight). */
 void disk_wait(struct disk *d);
-/* Requests submitted and not yet reaped. */
+/* Requests submitted and not yet reaped, disk_cancel_all()'s included. */
 unsigned disk_in_flight(const struct disk *d);
+/* Asks the kernel to cancel every request in flight (io_uring
+ * ASYNC_CANCEL with CANCEL_ANY, Linux 5.19 or later; on older kernels
+ * nothing is cancelled and requests just finish). Each request is still
+ * reaped as usual, with -ECANCELED if it was cancelled, or its own result
+ * if it had already finished or could not be stopped (a read or write
+ * already under way in the kernel); the caller must keep its buffers
+ * until then. Until nothing is in flight, no request is retried or
+ * followed up (no fallocate fallback). Returns 0 or -errno. */
+int disk_cancel_all(struct disk *d);
+
+/* For tests: serves I/O from fd (which the disk now owns) instead of the
+ * image, e.g. a pipe, whose reads wait until something is written. The
+ * image's descriptor is closed. Only while nothing is in flight. */
+void disk_replace_fd(struct disk *d, int fd);
 
 /* Does one request synchronously (same semantics and fallbacks as the
  * asynchronous path, full transfer or error); returns like result above. */

@@ -1,5 +1,5 @@
 /* virtio-blk, virtio 1.2 section 5.2:
- *   5.2.3    feature bits (SEG_MAX, BLK_SIZE, FLUSH, DISCARD, WRITE_ZEROES, RO)
+ *   5.2.3    feature bits (SIZE_MAX, SEG_MAX, BLK_SIZE, FLUSH, DISCARD, WRITE_ZEROES, RO)
  *   5.2.4    configuration layout (up to write_zeroes_may_unmap)
  *   5.2.6    requests IN, OUT, FLUSH, GET_ID, DISCARD, WRITE_ZEROES;
  *   5.2.6.2  device requirements: RO refusal, unmap/unknown flags,
@@ -48,6 +48,11 @@
 
 _Static_assert(VIRTQ_MAX_CHAIN <= IOV_MAX, "a chain's iovecs must fit one readv/writev");
 _Static_assert(VIRTIO_BLK_QUEUE_SIZE <= VIRTQ_MAX_SIZE, "queue size");
+/* A driver within size_max and seg_max never meets the total cap. */
+_Static_assert((uint64_t)VIRTIO_BLK_SEG_MAX *VIRTIO_BLK_SIZE_MAX <= VIRTIO_BLK_MAX_REQUEST_BYTES,
+               "SEG_MAX x SIZE_MAX must fit the per-request cap");
+_Static_assert(VIRTIO_BLK_SIZE_MAX >= 4096 && VIRTIO_BLK_SIZE_MAX % VIRTIO_BLK_SECTOR == 0,
+               "Linux refuses a max_segment_size below a page");
 
 /* epoll tags */
 #define TAG_DISK 0x100
@@ -148,7 +153,7 @@ static void build_config(struct virtio_blk *blk)
     uint8_t *c = blk->config;
     memset(c, 0, VIRTIO_BLK_CONFIG_SIZE); /* unused0/unused1 must be 0 */
     put_le64(c + 0, blk->capacity);
-    put_le32(c + 8, 0); /* size_max: not offered */
+    put_le32(c + 8, VIRTIO_BLK_SIZE_MAX);
     put_le32(c + 12, VIRTIO_BLK_SEG_MAX);
     put_le32(c + 20, VIRTIO_BLK_SECTOR); /* blk_size */
     put_le16(c + 34, 1);                 /* num_queues (MQ not offered) */
@@ -199,6 +204,34 @@ static unsigned fail(struct blk_req *req, uint8_t status)
     return 0;
 }
 
+/* The data segments of an IN/OUT request (k pieces of len bytes from
+ * byte off of iov[0..n)) against seg_max and size_max, where the driver
+ * negotiated them (blk.h). */
+static bool segments_ok(uint64_t features, const struct iovec *iov, unsigned n, uint64_t off,
+                        uint64_t len, unsigned k)
+{
+    if (features & (1ull << VIRTIO_BLK_F_SEG_MAX) && k > VIRTIO_BLK_SEG_MAX)
+        return false;
+    if (!(features & (1ull << VIRTIO_BLK_F_SIZE_MAX)))
+        return true;
+    /* The pieces as iov_slice() cuts them: only the parts inside the
+     * data count (a header or status sharing a descriptor does not). */
+    for (unsigned i = 0; i < n && len > 0; i++) {
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        uint64_t take = iov[i].iov_len - off;
+        if (take > len)
+            take = len;
+        if (take > VIRTIO_BLK_SIZE_MAX)
+            return false;
+        len -= take;
+        off = 0;
+    }
+    return true;
+}
+
 /* IN and OUT: the data is the writable part before the status (IN) or
  * the readable part after the header (OUT). */
 static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct virtq_chain *c,
@@ -211,12 +244,16 @@ static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct
     uint64_t off = write ? BLK_HDR_SIZE : 0;
     uint64_t len = write ? c->out_len - BLK_HDR_SIZE : c->in_len - 1;
 
-    if (len % VIRTIO_BLK_SECTOR || !range_ok(blk, sector, len / VIRTIO_BLK_SECTOR))
+    /* The bounds of blk.h first (they do not depend on the image size). */
+    if (len % VIRTIO_BLK_SECTOR || len > VIRTIO_BLK_MAX_REQUEST_BYTES)
+        return fail(req, VIRTIO_BLK_S_IOERR);
+    unsigned k = iov_slice(src, n, off, len, NULL, UINT_MAX);
+    if (!segments_ok(features, src, n, off, len, k) ||
+        !range_ok(blk, sector, len / VIRTIO_BLK_SECTOR))
         return fail(req, VIRTIO_BLK_S_IOERR);
     if (len == 0)
         return 0; /* nothing to move: OK */
 
-    unsigned k = iov_slice(src, n, off, len, NULL, UINT_MAX);
     req->iov = k <= BLK_INLINE_IOV ? req->iov_inline : malloc(k * sizeof *req->iov);
     if (!req->iov)
         return fail(req, VIRTIO_BLK_S_IOERR);
@@ -491,6 +528,11 @@ static void process_queue(struct virtio_blk *blk, unsigned i)
     }
 }
 
+static bool stop_requested(const struct virtio_blk *blk)
+{
+    return atomic_load(&blk->vdev.thread.stopping);
+}
+
 static void reap_completions(struct virtio_blk *blk)
 {
     struct disk_completion c[64];
@@ -499,14 +541,29 @@ static void reap_completions(struct virtio_blk *blk)
         for (unsigned i = 0; i < n; i++) {
             struct blk_req *r = c[i].cookie;
             if (op_done(r, c[i].result)) {
-                if (disk_submit(blk->disk, &r->rwreq) == 0)
-                    continue; /* rest of a short transfer */
+                /* The rest of a short transfer, unless we are stopping:
+                 * a stop waits for what is in flight, so nothing new. */
+                if (!stop_requested(blk) && disk_submit(blk->disk, &r->rwreq) == 0)
+                    continue;
                 r->result = VIRTIO_BLK_S_IOERR;
             }
             if (--r->pending == 0)
                 req_finish(blk, r);
         }
     }
+}
+
+/* After a stop: completions only free their requests. */
+static void drop_completions(struct virtio_blk *blk)
+{
+    struct disk_completion c[64];
+    unsigned n;
+    while ((n = disk_reap(blk->disk, c, 64)) > 0)
+        for (unsigned i = 0; i < n; i++) {
+            struct blk_req *r = c[i].cookie;
+            if (--r->pending == 0)
+                req_free(blk, r);
+        }
 }
 
 static void notify_queues(struct virtio_blk *blk)
@@ -537,6 +594,8 @@ static void *blk_thread(void *arg)
         int n = epoll_wait(blk->epfd, ev, 8, -1);
         if (n < 0)
             continue; /* EINTR */
+        if (stop_requested(blk))
+            break; /* before popping or resubmitting anything more */
         bool stop = false;
         for (int k = 0; k < n; k++) {
             uint32_t tag = ev[k].data.u32;
@@ -559,13 +618,17 @@ static void *blk_thread(void *arg)
         notify_queues(blk);
     }
 
-    /* Reset: pop nothing more, but let what is in flight finish, since
-     * the kernel is still reading from / writing into guest memory. The
-     * chains are returned as usual; no interrupts are sent. */
+    /* Reset or stop: pop nothing more and cancel what is in flight. A
+     * request the kernel already works on cannot be cancelled (one is at
+     * most 4 MiB: blk.h), and the kernel may still be reading from or
+     * writing into guest memory until its completion arrives, so wait for
+     * every completion. The driver reset the device (or the VM is going
+     * away): its queues are gone, so no chain is returned, no status
+     * written and no interrupt sent. */
+    disk_cancel_all(blk->disk);
     while (disk_in_flight(blk->disk)) {
-        disk_kick(blk->disk);
         disk_wait(blk->disk);
-        reap_completions(blk);
+        drop_completions(blk);
     }
     return NULL;
 }
@@ -645,8 +708,8 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
             return NULL;
         }
 
-    uint64_t f = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
-                 (1ull << VIRTIO_BLK_F_FLUSH);
+    uint64_t f = (1ull << VIRTIO_BLK_F_SIZE_MAX) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
+                 (1ull << VIRTIO_BLK_F_BLK_SIZE) | (1ull << VIRTIO_BLK_F_FLUSH);
     if (read_only)
         f |= 1ull << VIRTIO_BLK_F_RO;
     else
@@ -706,6 +769,11 @@ void virtio_blk_free(struct virtio_blk *blk)
     free(blk->chain);
     free(blk->pool);
     free(blk);
+}
+
+struct disk *virtio_blk_disk(struct virtio_blk *blk)
+{
+    return blk->disk;
 }
 
 struct virtio_device *virtio_blk_device(struct virtio_blk *blk)

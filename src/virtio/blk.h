@@ -10,14 +10,16 @@
  *     ...
  *     dev->ops.free(dev);      // or virtio_blk_free(blk); after the transport is gone
  *
- * Features offered: SEG_MAX, BLK_SIZE, FLUSH, and DISCARD + WRITE_ZEROES
+ * Features offered: SIZE_MAX, SEG_MAX, BLK_SIZE, FLUSH, and DISCARD + WRITE_ZEROES
  * when writable, RO when read-only. The transport adds INDIRECT_DESC and
  * EVENT_IDX and reports what was negotiated in virtq.indirect/event_idx
  * and virtio_queues.features.
  *
  * Threads: config_read/config_write may run on any thread at any time
  * (the config space never changes). activate() starts the device thread;
- * reset() stops it and returns only when no I/O is in flight and the
+ * reset() stops it: I/O in flight is cancelled and the requests it
+ * belonged to are dropped (not returned to the driver, whose queues the
+ * reset took away); it returns only when no I/O is in flight and the
  * thread no longer touches the queues or guest memory. activate/reset/
  * free are serialised internally. The device thread calls
  * virtio_notify_queue() and virtio_set_needs_reset(): the transport must
@@ -55,13 +57,36 @@
 #define VIRTIO_BLK_SECTOR   512
 
 /* Limits this device reports in its configuration space. */
-#define VIRTIO_BLK_QUEUE_SIZE      256
-#define VIRTIO_BLK_SEG_MAX         (VIRTIO_BLK_QUEUE_SIZE - 2)
-#define VIRTIO_BLK_MAX_DWZ_SECTORS (1u << 22) /* 2 GiB per discard/write-zeroes segment */
-#define VIRTIO_BLK_MAX_DWZ_SEG     32         /* segments per discard/write-zeroes request */
-#define VIRTIO_BLK_CONFIG_SIZE     60         /* through unused1: no secure erase, no zones */
+#define VIRTIO_BLK_QUEUE_SIZE        256
+/* Bounds on one IN/OUT request (virtio 1.2 5.2.3/5.2.4). Without them a
+ * chain of up to 1024 descriptors that all alias one guest buffer becomes
+ * one transfer of up to the whole disk, which a reset then has to wait
+ * for. A request beyond any bound is answered IOERR without any I/O and
+ * counted in `errors` (with read_requests/write_requests).
+ *   - SEG_MAX: data segments (non-empty pieces of the data, header and
+ *     status not counted), enforced when the driver took SEG_MAX. The
+ *     ring's size less header and status, as before.
+ *   - SIZE_MAX: bytes in one data segment, enforced when the driver took
+ *     SIZE_MAX. Linux uses it as max_segment_size (it must be at least a
+ *     4 KiB page) and seg_max as max_segments, and sets no other sector
+ *     limit, so its requests are at most SEG_MAX x SIZE_MAX bytes: large
+ *     sequential I/O is split by the guest, not refused by us.
+ *   - MAX_REQUEST_BYTES: the data bytes of one request, always enforced:
+ *     the bound a driver that declined SIZE_MAX/SEG_MAX still meets
+ *     (Linux then sends one segment per request, and its default
+ *     max_sectors_kb is 1280 KiB). 4 MiB is above SEG_MAX x SIZE_MAX, so
+ *     a driver that honours those two never reaches it, and keeps one
+ *     request's transfer short enough that a reset waits for at most
+ *     milliseconds per request even if it cannot be cancelled. */
+#define VIRTIO_BLK_SEG_MAX           (VIRTIO_BLK_QUEUE_SIZE - 2)
+#define VIRTIO_BLK_SIZE_MAX          (16u * 1024)
+#define VIRTIO_BLK_MAX_REQUEST_BYTES (4u << 20)
+#define VIRTIO_BLK_MAX_DWZ_SECTORS   (1u << 22) /* 2 GiB per discard/write-zeroes segment */
+#define VIRTIO_BLK_MAX_DWZ_SEG       32         /* segments per discard/write-zeroes request */
+#define VIRTIO_BLK_CONFIG_SIZE       60         /* through unused1: no secure erase, no zones */
 
 struct virtio_blk;
+struct disk;
 
 /* Opens and locks the image (see backend/disk.h). serial: the GET_ID
  * string, up to 20 printable ASCII characters, or NULL for none. On
@@ -86,6 +111,9 @@ struct virtio_blk_stats {
     uint64_t malformed;      /* chains with no byte for a status */
 };
 void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats *out);
+
+/* The backend, for tests (e.g. disk_replace_fd()). */
+struct disk *virtio_blk_disk(struct virtio_blk *blk);
 
 /* Capacity in 512-byte sectors (the image size rounded down). */
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk);

@@ -14,7 +14,9 @@
  * Input layout (all little-endian):
  *   0      flags: 1 EVENT_IDX, 2 INDIRECT_DESC, 4 read-only device,
  *          8 FLUSH not negotiated, 16 DISCARD not negotiated,
- *          32 WRITE_ZEROES not negotiated, 64 ring addresses from bytes 4..9
+ *          32 WRITE_ZEROES not negotiated, 64 ring addresses from bytes 4..9,
+ *          128 SIZE_MAX and SEG_MAX not negotiated (only the total cap bounds
+ *          a request then)
  *   1      queue size = 1 << (byte % 9)
  *   2..3   initial last_avail / used idx (to reach the 16-bit wrap)
  *   4..9   desc_gpa/16, avail_gpa/2, used_gpa/4 (only with flag 64)
@@ -140,8 +142,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     virtq_reset(&q);
     q.last_avail = q.used_idx = get16(data + 2);
 
-    uint64_t features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_SEG_MAX) |
-                        (1ull << VIRTIO_BLK_F_BLK_SIZE);
+    uint64_t features = (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_BLK_F_BLK_SIZE);
+    if (!(flags & 128))
+        features |= (1ull << VIRTIO_BLK_F_SIZE_MAX) | (1ull << VIRTIO_BLK_F_SEG_MAX);
     if (flags & 1)
         features |= 1ull << VIRTIO_F_EVENT_IDX;
     if (flags & 2)

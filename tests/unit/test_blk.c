@@ -46,9 +46,9 @@
 
 #define FEAT(b) (1ull << (b))
 #define ALL_FEATURES \
-    (FEAT(VIRTIO_BLK_F_SEG_MAX) | FEAT(VIRTIO_BLK_F_BLK_SIZE) | FEAT(VIRTIO_BLK_F_FLUSH) | \
-     FEAT(VIRTIO_BLK_F_DISCARD) | FEAT(VIRTIO_BLK_F_WRITE_ZEROES) | FEAT(VIRTIO_F_VERSION_1) | \
-     FEAT(VIRTIO_F_INDIRECT_DESC) | FEAT(VIRTIO_F_EVENT_IDX))
+    (FEAT(VIRTIO_BLK_F_SIZE_MAX) | FEAT(VIRTIO_BLK_F_SEG_MAX) | FEAT(VIRTIO_BLK_F_BLK_SIZE) | \
+     FEAT(VIRTIO_BLK_F_FLUSH) | FEAT(VIRTIO_BLK_F_DISCARD) | FEAT(VIRTIO_BLK_F_WRITE_ZEROES) | \
+     FEAT(VIRTIO_F_VERSION_1) | FEAT(VIRTIO_F_INDIRECT_DESC) | FEAT(VIRTIO_F_EVENT_IDX))
 
 /* ---- the fake transport ------------------------------------------------ */
 
@@ -465,15 +465,16 @@ static void config_space_read_write(void **state)
     assert_int_equal(f->ops->num_queues, 1);
     assert_int_equal(f->ops->queue_max_size, QSIZE);
     assert_int_equal(f->ops->config_size, 60);
-    uint64_t want = FEAT(VIRTIO_BLK_F_SEG_MAX) | FEAT(VIRTIO_BLK_F_BLK_SIZE) |
-                    FEAT(VIRTIO_BLK_F_FLUSH) | FEAT(VIRTIO_BLK_F_DISCARD) |
-                    FEAT(VIRTIO_BLK_F_WRITE_ZEROES);
+    uint64_t want = FEAT(VIRTIO_BLK_F_SIZE_MAX) | FEAT(VIRTIO_BLK_F_SEG_MAX) |
+                    FEAT(VIRTIO_BLK_F_BLK_SIZE) | FEAT(VIRTIO_BLK_F_FLUSH) |
+                    FEAT(VIRTIO_BLK_F_DISCARD) | FEAT(VIRTIO_BLK_F_WRITE_ZEROES);
     assert_int_equal(f->ops->features, want);
 
     uint64_t cap;
     f->ops->config_read(f->blk, 0, (uint8_t *)&cap, 8);
     assert_int_equal(cap, IMG_SECTORS); /* the 100-byte tail is not a sector */
     assert_int_equal(virtio_blk_capacity(f->blk), IMG_SECTORS);
+    assert_int_equal(cfg32(f, 8), 16 * 1024);  /* size_max */
     assert_int_equal(cfg32(f, 12), QSIZE - 2); /* seg_max */
     assert_int_equal(cfg32(f, 20), 512);       /* blk_size */
     assert_int_equal(cfg32(f, 36), VIRTIO_BLK_MAX_DWZ_SECTORS);
@@ -1224,18 +1225,30 @@ static void reset_waits_for_in_flight_io(void **state)
     kick(f);
     usleep(1000);
     f->ops->reset(f->blk);
-    /* After reset returns nothing touches guest memory any more, and
-     * every chain the device took was completed. */
+    /* After reset returns nothing touches guest memory any more; a chain
+     * has its status exactly when it was returned before the reset (what
+     * was still in flight was cancelled and dropped). */
     uint16_t idx = used_idx(f);
     uint8_t before[N];
     for (unsigned i = 0; i < N; i++)
         before[i] = *hva(f, st[i]);
     usleep(50 * 1000);
     assert_int_equal(used_idx(f), idx);
+    unsigned ok = 0;
     for (unsigned i = 0; i < N; i++) {
         assert_int_equal(*hva(f, st[i]), before[i]);
         assert_true(before[i] == VIRTIO_BLK_S_OK || before[i] == 0xee);
-        assert_true((before[i] == VIRTIO_BLK_S_OK) == (i < idx));
+        ok += before[i] == VIRTIO_BLK_S_OK;
+    }
+    /* Completions come in any order (the cancel stops some and not
+     * others): the used entries are exactly the chains with a status
+     * (request i's head is descriptor i). */
+    assert_int_equal(ok, idx);
+    for (unsigned k = 0; k < idx; k++) {
+        uint32_t id;
+        memcpy(&id, hva(f, USED_GPA + 4 + 8 * k), 4);
+        assert_true(id < N);
+        assert_int_equal(before[id], VIRTIO_BLK_S_OK);
     }
 
     /* Reset twice is harmless; the device comes back after activation. */
@@ -1320,6 +1333,219 @@ static void no_interrupt_flag_without_event_idx(void **state)
     uint16_t flags;
     memcpy(&flags, hva(f, USED_GPA), 2);
     assert_int_equal(flags, 0);
+}
+
+/* ---- bounds of one request (blk.h) --------------------------------------- */
+
+#define BIG_SECTORS (64u << 11) /* 64 MiB, sparse: room for the largest request */
+#define MARK        0x5a
+
+/* One IN or OUT request of nseg data descriptors that all point at the
+ * same buffer of seglen bytes (the aliasing a hostile driver can do),
+ * through an indirect table; returns the status. */
+static int aliased(struct fx *f, uint32_t type, uint64_t sector, uint64_t buf, uint32_t seglen,
+                   unsigned nseg)
+{
+    static struct seg s[VIRTQ_MAX_CHAIN];
+    assert_true(nseg + 2 <= VIRTQ_MAX_CHAIN);
+    uint64_t h = header(f, type, sector), st = status_buf(f);
+    s[0] = (struct seg){ h, 16, 0 };
+    for (unsigned i = 0; i < nseg; i++)
+        s[1 + i] = (struct seg){ buf, seglen, type == VIRTIO_BLK_T_IN ? F_WRITE : 0 };
+    s[nseg + 1] = (struct seg){ st, 1, F_WRITE };
+    uint16_t want = used_idx(f) + 1;
+    post(f, s, nseg + 2, true);
+    kick(f);
+    wait_used(f, want);
+    return *hva(f, st);
+}
+
+static int setup_big(void **state)
+{
+    setup_common(state, false, tmpdir(), false);
+    struct fx *f = *state;
+    virtio_blk_free(f->blk);
+    assert_int_equal(truncate(f->path, (off_t)BIG_SECTORS * 512), 0);
+    vmlet_error err = { 0 };
+    f->blk = virtio_blk_new(f->path, false, NULL, &err);
+    assert_non_null(f->blk);
+    f->ops = &virtio_blk_device(f->blk)->ops;
+    activate(f, ALL_FEATURES);
+    return 0;
+}
+
+/* A refused request: IOERR, counted as an error, nothing transferred. */
+static void refused(struct fx *f, uint32_t type, uint64_t buf, uint32_t seglen, unsigned nseg)
+{
+    struct virtio_blk_stats before, after;
+    virtio_blk_get_stats(f->blk, &before);
+    memset(hva(f, buf), MARK, seglen);
+    assert_int_equal(aliased(f, type, 8, buf, seglen, nseg), VIRTIO_BLK_S_IOERR);
+    virtio_blk_get_stats(f->blk, &after);
+    assert_int_equal(after.errors, before.errors + 1);
+    assert_int_equal(after.malformed, before.malformed);
+    assert_int_equal(after.read_bytes, before.read_bytes);
+    assert_int_equal(after.write_bytes, before.write_bytes);
+    for (uint32_t i = 0; i < seglen; i++) /* no read landed in it */
+        if (*hva(f, buf + i) != MARK)
+            fail_msg("byte %u of the buffer was written", i);
+    if (type == VIRTIO_BLK_T_OUT)
+        assert_true(file_is_pattern(f, 8 * 512, 64 * 1024)); /* nothing written */
+}
+
+static void request_over_seg_max(void **state)
+{
+    struct fx *f = *state;
+    uint64_t buf = galloc(f, 512);
+    refused(f, VIRTIO_BLK_T_IN, buf, 512, VIRTIO_BLK_SEG_MAX + 1);
+    refused(f, VIRTIO_BLK_T_OUT, buf, 512, VIRTIO_BLK_SEG_MAX + 1);
+    /* Exactly seg_max segments is fine. */
+    assert_int_equal(aliased(f, VIRTIO_BLK_T_IN, 8, buf, 512, VIRTIO_BLK_SEG_MAX), VIRTIO_BLK_S_OK);
+}
+
+static void segment_over_size_max(void **state)
+{
+    struct fx *f = *state;
+    uint64_t buf = galloc(f, VIRTIO_BLK_SIZE_MAX + 512);
+    refused(f, VIRTIO_BLK_T_IN, buf, VIRTIO_BLK_SIZE_MAX + 512, 1);
+    refused(f, VIRTIO_BLK_T_OUT, buf, VIRTIO_BLK_SIZE_MAX + 512, 1);
+    /* A segment of exactly size_max is fine, and so is the largest
+     * request a driver within both bounds can make. */
+    assert_int_equal(aliased(f, VIRTIO_BLK_T_IN, 8, buf, VIRTIO_BLK_SIZE_MAX, 1), VIRTIO_BLK_S_OK);
+    assert_int_equal(aliased(f, VIRTIO_BLK_T_OUT, 8, buf, VIRTIO_BLK_SIZE_MAX, VIRTIO_BLK_SEG_MAX),
+                     VIRTIO_BLK_S_OK);
+    /* Without SIZE_MAX negotiated, the segment size is not limited. */
+    reactivate(f, ALL_FEATURES & ~FEAT(VIRTIO_BLK_F_SIZE_MAX));
+    assert_int_equal(aliased(f, VIRTIO_BLK_T_IN, 8, buf, VIRTIO_BLK_SIZE_MAX + 512, 1),
+                     VIRTIO_BLK_S_OK);
+}
+
+static void request_over_total_cap(void **state)
+{
+    struct fx *f = *state;
+    /* A driver that declined SIZE_MAX and SEG_MAX: 256 descriptors aliasing
+     * one 1 MiB buffer ask for one 256 MiB transfer. */
+    reactivate(f, ALL_FEATURES & ~(FEAT(VIRTIO_BLK_F_SIZE_MAX) | FEAT(VIRTIO_BLK_F_SEG_MAX)));
+    uint64_t buf = galloc(f, 1u << 20);
+    refused(f, VIRTIO_BLK_T_IN, buf, 1u << 20, 256);
+    refused(f, VIRTIO_BLK_T_OUT, buf, 1u << 20, 256);
+    /* Just over the cap: five aliases, or one segment a sector too long. */
+    refused(f, VIRTIO_BLK_T_IN, buf, 1u << 20, 5);
+    uint64_t big = galloc(f, VIRTIO_BLK_MAX_REQUEST_BYTES + 512);
+    refused(f, VIRTIO_BLK_T_IN, big, VIRTIO_BLK_MAX_REQUEST_BYTES + 512, 1);
+    /* Exactly the cap is fine. */
+    assert_int_equal(aliased(f, VIRTIO_BLK_T_IN, 8, buf, 1u << 20, 4), VIRTIO_BLK_S_OK);
+    assert_int_equal(aliased(f, VIRTIO_BLK_T_IN, 8, big, VIRTIO_BLK_MAX_REQUEST_BYTES, 1),
+                     VIRTIO_BLK_S_OK);
+}
+
+/* ---- stopping with I/O in flight ------------------------------------------ */
+
+struct reset_call {
+    struct fx *f;
+    bool free; /* virtio_blk_free (VM teardown) rather than reset */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static void *reset_thread(void *arg)
+{
+    struct reset_call *c = arg;
+    if (c->free)
+        virtio_blk_free(c->f->blk);
+    else
+        c->f->ops->reset(c->f->blk);
+    pthread_mutex_lock(&c->lock);
+    c->done = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* Fills the queue with the largest requests there are: reads of seg_max
+ * aliased segments of size_max bytes each (4 MiB), one indirect table
+ * each, and waits until the device took them all. */
+static void fill_with_max_reads(struct fx *f, uint64_t buf, uint64_t st[QSIZE])
+{
+    static struct seg s[VIRTIO_BLK_SEG_MAX + 2];
+    for (unsigned i = 0; i < QSIZE; i++) {
+        st[i] = status_buf(f);
+        s[0] = (struct seg){ header(f, VIRTIO_BLK_T_IN, (uint64_t)(i % 15) * 8192), 16, 0 };
+        for (unsigned k = 0; k < VIRTIO_BLK_SEG_MAX; k++)
+            s[1 + k] = (struct seg){ buf, VIRTIO_BLK_SIZE_MAX, F_WRITE };
+        s[VIRTIO_BLK_SEG_MAX + 1] = (struct seg){ st[i], 1, F_WRITE };
+        post(f, s, VIRTIO_BLK_SEG_MAX + 2, true);
+    }
+    kick(f);
+    for (int i = 0; i < 10000 && __atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE) != QSIZE; i++)
+        usleep(1000);
+    assert_int_equal(__atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE), QSIZE);
+    usleep(20 * 1000); /* and submitted them */
+}
+
+/* Runs reset (or free) on another thread and gives it one second, the
+ * contract for stopping with I/O in flight. If it overruns, closes the
+ * pipe's write end, which ends every read the old way (end of file), so
+ * the call returns and the test can report. */
+static void stop_within_a_second(struct fx *f, bool free_it, int *pipe_w)
+{
+    struct reset_call c = { .f = f, .free = free_it };
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reset_thread, &c), 0);
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_sec += 1;
+    pthread_mutex_lock(&c.lock);
+    while (!c.done && pthread_cond_timedwait(&c.cond, &c.lock, &dl) == 0)
+        ;
+    bool in_time = c.done;
+    pthread_mutex_unlock(&c.lock);
+    if (!in_time) {
+        close(*pipe_w);
+        *pipe_w = -1;
+    }
+    pthread_join(t, NULL);
+    if (free_it)
+        f->blk = NULL;
+    if (!in_time)
+        fail_msg("%s with %u reads of 4 MiB in flight took more than 1 s",
+                 free_it ? "free" : "reset", QSIZE);
+}
+
+static void reset_cancels_in_flight_io(void **state)
+{
+    struct fx *f = *state;
+    /* The image is swapped for a pipe nobody writes to: every read waits
+     * until it is cancelled (an image on a slow disk, at worst). */
+    f->ops->reset(f->blk);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    disk_replace_fd(virtio_blk_disk(f->blk), p[0]);
+    activate(f, ALL_FEATURES);
+
+    uint64_t buf = galloc(f, VIRTIO_BLK_SIZE_MAX), st[QSIZE];
+    fill_with_max_reads(f, buf, st);
+    stop_within_a_second(f, false, &p[1]);
+    /* Nothing was returned to the reset queue, no status written, and
+     * nothing changes afterwards. */
+    usleep(20 * 1000);
+    assert_int_equal(used_idx(f), 0);
+    for (unsigned i = 0; i < QSIZE; i++)
+        assert_int_equal(*hva(f, st[i]), 0xee);
+
+    /* The device comes back, and a VM teardown (free while active) with
+     * the queue full again is as quick. */
+    f->next_data = DATA_GPA;
+    activate(f, ALL_FEATURES);
+    buf = galloc(f, VIRTIO_BLK_SIZE_MAX);
+    fill_with_max_reads(f, buf, st);
+    stop_within_a_second(f, true, &p[1]);
+    assert_int_equal(used_idx(f), 0);
+    if (p[1] >= 0)
+        close(p[1]);
 }
 
 /* ---- the synchronous path used by the fuzzer ------------------------------ */
@@ -1418,6 +1644,10 @@ int main(void)
         T(event_idx_suppresses_interrupts, setup_rw),
         T(no_interrupt_flag_without_event_idx, setup_rw),
         T(sync_path, setup_idle),
+        T(request_over_seg_max, setup_big),
+        T(segment_over_size_max, setup_big),
+        T(request_over_total_cap, setup_big),
+        T(reset_cancels_in_flight_io, setup_big),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
