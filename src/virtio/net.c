@@ -681,8 +681,10 @@ static uint8_t ctrl_command(struct virtio_net *n, const struct virtq_chain *c)
     }
     if (cc[0] == VIRTIO_NET_CTRL_MAC && cc[1] == VIRTIO_NET_CTRL_MAC_TABLE_SET && rx)
         return ctrl_mac_table(n, c);
+    /* 5.1.6.5.2: MAC_ADDR_SET is the command of VIRTIO_NET_F_CTRL_MAC_ADDR
+     * alone; a driver that did not negotiate it may not change the MAC. */
     if (cc[0] == VIRTIO_NET_CTRL_MAC && cc[1] == VIRTIO_NET_CTRL_MAC_ADDR_SET &&
-        (rx || (n->features & NET_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR)))) {
+        (n->features & NET_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR))) {
         uint8_t mac[6];
         static const uint8_t zero[6];
         if (dlen != 6)

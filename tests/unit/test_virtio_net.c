@@ -1136,6 +1136,17 @@ static void test_ctrl_not_negotiated(void **state)
                      VIRTIO_NET_ERR);
     assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, OTHER, 6),
                      VIRTIO_NET_ERR);
+    /* CTRL_RX is not CTRL_MAC_ADDR: the MAC cannot be changed without the
+     * latter (5.1.6.5.2); the filter commands still work. */
+    f->ops->reset(f->net);
+    activate(f, NF(CTRL_VQ) | NF(CTRL_RX), false);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, OTHER, 6),
+                     VIRTIO_NET_ERR);
+    uint8_t c[6];
+    f->ops->config_read(f->net, 0, c, 6);
+    assert_memory_equal(c, MAC, 6);
+    assert_int_equal(ctrl(f, VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, &on, 1),
+                     VIRTIO_NET_OK);
     f->ops->reset(f->net);
     activate(f, NF(CTRL_RX), false); /* CTRL_RX without CTRL_VQ */
     uint64_t h = alloc_data(f, 3), a = alloc_data(f, 1);
