@@ -797,15 +797,15 @@ static int read_hostfwds(const cJSON *v, struct keypath *p, struct net_spec *net
 static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
 {
     /* All keys first, so a misspelt "type" is reported as such. */
-    static const char *const all[] = { "type", "hostfwd", "name", "mac" };
-    enum { TYPE, HOSTFWD, NAME, MAC };
-    const cJSON *f[4];
+    static const char *const all[] = { "type", "hostfwd", "name", "mac", "host_loopback" };
+    enum { TYPE, HOSTFWD, NAME, MAC, LOOPBACK, NKEYS };
+    const cJSON *f[NKEYS];
     char q[64];
     size_t old;
     if (!cJSON_IsObject(v))
         return key_error(err, p, "expected an object such as {\"type\": \"user\"}, got %s",
                          type_name(v));
-    if (match_keys(v, all, 4, f, p, err) < 0)
+    if (match_keys(v, all, NKEYS, f, p, err) < 0)
         return -1;
     memset(net, 0, sizeof *net);
     if (!f[TYPE])
@@ -824,10 +824,11 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vml
     path_pop(p, old);
 
     bool user = net->kind == NET_SPEC_USER;
-    if ((user && f[NAME]) || (!user && f[HOSTFWD])) {
-        path_key(p, user ? "name" : "hostfwd");
+    if ((user && f[NAME]) || (!user && (f[HOSTFWD] || f[LOOPBACK]))) {
+        path_key(p, user ? "name" : f[HOSTFWD] ? "hostfwd" : "host_loopback");
         return key_error(err, p, "not a key of a %s network; its keys are %s",
-                         user ? "user" : "tap", user ? "type, hostfwd, mac" : "type, name, mac");
+                         user ? "user" : "tap",
+                         user ? "type, hostfwd, mac, host_loopback" : "type, name, mac");
     }
     /* In file order, as everywhere. */
     for (const cJSON *m = v->child; m; m = m->next) {
@@ -850,6 +851,10 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vml
                 strcpy(net->tap_name, name);
         } else if (m == f[MAC]) {
             rc = read_mac(m, p, net, err);
+        } else if (m == f[LOOPBACK]) {
+            bool on = true;
+            rc = get_bool(m, p, &on, err);
+            net->no_host_loopback = !on; /* as --net's host-loopback=off */
         }
         if (rc < 0)
             return -1;

@@ -301,6 +301,7 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
 
     char buf[80];
     struct item v;
+    bool loopback_given = false;
     if (item_is(items[0], "user")) {
         out->kind = NET_SPEC_USER;
     } else if (item_key(items[0], "tap", &v)) {
@@ -357,13 +358,26 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
                                 f->text, f->udp ? "udp" : "tcp", f->host_port,
                                 out->hostfwd[j].text);
             out->nhostfwd++;
+        } else if (item_key(it, "host-loopback", &v)) {
+            if (out->kind != NET_SPEC_USER)
+                return fail(err, text,
+                            "host-loopback is for user networking only (a TAP "
+                            "device has no gateway of ours)");
+            if (loopback_given)
+                return fail(err, text, "host-loopback given twice");
+            if (item_is(v, "off"))
+                out->no_host_loopback = true;
+            else if (!item_is(v, "on"))
+                return fail(err, text, "host-loopback '%s' is not on or off",
+                            item_str(v, buf, sizeof buf));
+            loopback_given = true;
         } else if (item_is(it, "user") || item_key(it, "tap", &v)) {
             return fail(err, text, "'%s' must come first, and only once",
                         item_str(it, buf, sizeof buf));
         } else {
             return fail(err, text, "unknown option '%s' (%s takes %s)",
                         item_str(it, buf, sizeof buf), out->kind == NET_SPEC_USER ? "user" : "tap",
-                        out->kind == NET_SPEC_USER ? "hostfwd= and mac=" : "mac=");
+                        out->kind == NET_SPEC_USER ? "hostfwd=, mac= and host-loopback=" : "mac=");
         }
     }
     return 0;

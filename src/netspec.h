@@ -3,7 +3,8 @@
  * checked before anything is created and every mistake is reported as one
  * line naming the bad part.
  *
- *   user[,hostfwd=RULE]...[,mac=MAC]     user-mode NAT through libslirp
+ *   user[,hostfwd=RULE]...[,mac=MAC][,host-loopback=on|off]
+ *                                        user-mode NAT through libslirp
  *   tap=NAME[,mac=MAC]                   a host TAP device
  *
  *   RULE  [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT
@@ -11,6 +12,8 @@
  *         is reachable from this host only unless 0.0.0.0 is given;
  *         GUESTADDR default 10.0.2.15, the address the guest gets by DHCP)
  *   MAC   six hex bytes, e.g. 52:54:00:12:34:56 (unicast, not all zero)
+ *   host-loopback=off  the guest's connections to 10.0.2.2 no longer reach
+ *         the host's 127.0.0.1 (default on, as QEMU's user networking)
  *
  *     struct net_spec s;
  *     vmlet_error err;
@@ -58,6 +61,9 @@ struct net_spec {
     uint8_t mac[6];
     unsigned nhostfwd;
     struct net_hostfwd hostfwd[NET_SPEC_MAX_HOSTFWD];
+    /* host-loopback=off (user only). Stored negated so that a zeroed spec
+     * keeps today's default, loopback reachable. */
+    bool no_host_loopback;
 };
 
 /* Parses one --net value. Returns 0, or -1 with err (VMLET_ERR_INVALID)

@@ -496,8 +496,13 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
     cfg.vnameserver.s_addr = htonl(NET_USER_DNS);
     cfg.if_mtu = NET_SLIRP_MTU;
     cfg.if_mru = NET_SLIRP_MTU;
-    cfg.disable_host_loopback = false; /* 10.0.2.2 reaches the host's 127.0.0.1 */
-    cfg.enable_emu = false;            /* libslirp calls that code unsafe */
+    /* On (the default), 10.0.2.2 reaches the host's 127.0.0.1: services
+     * bound to loopback only, which trust local users, see the guest as
+     * one. host-loopback=off makes slirp refuse those connections. (Not
+     * cfg.restricted: that cuts the guest off from everything outside,
+     * not just the host.) */
+    cfg.disable_host_loopback = spec->no_host_loopback;
+    cfg.enable_emu = false; /* libslirp calls that code unsafe */
 
     pthread_mutex_lock(&slirp_global);
     s->slirp = slirp_new(&cfg, &s->cb, s);

@@ -97,6 +97,14 @@ enum deliver {
     DROPPED,
     WAIT,
     BROKEN,
+    AGAIN, /* rx_pop_slot() used its budget: the frame waits for the next round */
+};
+
+enum pop_result {
+    POP_NONE = 0, /* no buffer available; notifications are on */
+    POP_GOT = 1,
+    POP_AGAIN = 2, /* budget used up, or stopping: come back next round */
+    POP_BROKEN = -1,
 };
 
 struct virtio_net {
@@ -451,26 +459,33 @@ static unsigned slots_max(const struct virtio_net *n)
     return size < VIRTIO_NET_QUEUE_SIZE ? size : VIRTIO_NET_QUEUE_SIZE;
 }
 
-/* Takes one receive buffer from the guest into a new slot. Returns 1 if
- * it did, 0 if none is available (notifications are then on), -1 if the
- * driver broke the queue. */
-static int rx_pop_slot(struct virtio_net *n)
+/* Takes one receive buffer from the guest into a new slot. Returns
+ * POP_GOT if it did, POP_NONE if none is available (notifications are then
+ * on), POP_BROKEN if the driver broke the queue, POP_AGAIN if it gave up
+ * for this round. A driver that keeps re-posting buffers too small for a
+ * header (each is returned at once), or keeps the ring just short of empty
+ * when notifications go back on, would otherwise keep this loop, and the
+ * device thread, from ever seeing a stop: so the loop has a budget per
+ * call and looks at the stop flag. */
+static enum pop_result rx_pop_slot(struct virtio_net *n)
 {
     struct virtq *q = n->q[VIRTIO_NET_RXQ];
-    for (;;) {
+    for (unsigned budget = RX_BUDGET;; budget--) {
+        if (budget == 0 || atomic_load_explicit(&n->vdev.thread.stopping, memory_order_relaxed))
+            return POP_AGAIN;
         if (n->nslots >= slots_max(n))
-            return 0;
+            return POP_NONE;
         enum virtq_pop_result r = virtq_pop(q, n->chain);
         if (r == VIRTQ_EMPTY) {
             if (virtq_enable_notify(q)) {
                 virtq_disable_notify(q);
                 continue;
             }
-            return 0;
+            return POP_NONE;
         }
         if (r == VIRTQ_BROKEN) {
             queue_broken(n, VIRTIO_NET_RXQ);
-            return -1;
+            return POP_BROKEN;
         }
         virtq_disable_notify(q); /* we have buffers: no kicks needed */
         const struct virtq_chain *c = n->chain;
@@ -495,7 +510,7 @@ static int rx_pop_slot(struct virtio_net *n)
         }
         n->nslots++;
         n->slots_cap += s->cap;
-        return 1;
+        return POP_GOT;
     }
 }
 
@@ -551,10 +566,12 @@ static enum deliver rx_deliver(struct virtio_net *n)
                 NET_STAT_INC(&n->stats, rx_too_big);
                 return DROPPED;
             }
-            int r = rx_pop_slot(n);
-            if (r == 0)
+            enum pop_result r = rx_pop_slot(n);
+            if (r == POP_NONE)
                 return WAIT;
-            if (r < 0)
+            if (r == POP_AGAIN)
+                return AGAIN;
+            if (r == POP_BROKEN)
                 return BROKEN;
         }
         unsigned k = 0;
@@ -592,11 +609,13 @@ static enum rx_state rx_run(struct virtio_net *n)
         if (!n->rx_pending) {
             /* Backpressure: the backend is read only with a buffer in hand. */
             if (n->nslots == 0) {
-                int r = rx_pop_slot(n);
-                if (r < 0)
+                enum pop_result r = rx_pop_slot(n);
+                if (r == POP_BROKEN)
                     return RX_OFF;
-                if (r == 0)
+                if (r == POP_NONE)
                     return RX_WAIT_GUEST;
+                if (r == POP_AGAIN)
+                    return RX_MORE;
             }
             if (atomic_load_explicit(&be->failed, memory_order_relaxed))
                 return RX_OFF;
@@ -613,6 +632,8 @@ static enum rx_state rx_run(struct virtio_net *n)
         enum deliver d = rx_deliver(n);
         if (d == WAIT)
             return RX_WAIT_GUEST;
+        if (d == AGAIN)
+            return RX_MORE; /* the frame stays pending */
         n->rx_pending = false;
         if (d == BROKEN) {
             NET_STAT_INC(&n->stats, rx_dropped);
@@ -681,8 +702,10 @@ static uint8_t ctrl_command(struct virtio_net *n, const struct virtq_chain *c)
     }
     if (cc[0] == VIRTIO_NET_CTRL_MAC && cc[1] == VIRTIO_NET_CTRL_MAC_TABLE_SET && rx)
         return ctrl_mac_table(n, c);
+    /* 5.1.6.5.2: MAC_ADDR_SET is the command of VIRTIO_NET_F_CTRL_MAC_ADDR
+     * alone; a driver that did not negotiate it may not change the MAC. */
     if (cc[0] == VIRTIO_NET_CTRL_MAC && cc[1] == VIRTIO_NET_CTRL_MAC_ADDR_SET &&
-        (rx || (n->features & NET_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR)))) {
+        (n->features & NET_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR))) {
         uint8_t mac[6];
         static const uint8_t zero[6];
         if (dlen != 6)

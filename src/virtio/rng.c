@@ -13,6 +13,11 @@
  *   bytes that were not filled.
  * - A token bucket caps the rate (rng.h); while it is empty, the request
  *   at the head is held back and the thread sleeps in poll().
+ * - While the host's random pool is not initialised yet (early boot),
+ *   getrandom(GRND_NONBLOCK) fails with EAGAIN: the request is held back
+ *   the same way and tried again every RNG_NOT_READY_MS. A blocking
+ *   getrandom() would be simpler but cannot be interrupted, so a reset or
+ *   the VM's exit would wait for the pool.
  * - A chain the queue code rejects (VIRTQ_BROKEN) makes the device set
  *   NEEDS_RESET (2.1.2) and stop using the queue until the driver resets.
  */
@@ -32,9 +37,10 @@
 #include <unistd.h>
 #include "error.h"
 
-#define RNG_QUEUE_MAX 64
-#define CHAIN_BUDGET  RNG_QUEUE_MAX /* requests between looks at stop */
-#define NSEC_PER_SEC  1000000000ULL
+#define RNG_QUEUE_MAX    64
+#define CHAIN_BUDGET     RNG_QUEUE_MAX /* requests between looks at stop */
+#define NSEC_PER_SEC     1000000000ULL
+#define RNG_NOT_READY_MS 100 /* retry interval while the pool is not ready */
 
 struct virtio_rng {
     struct virtio_device vdev;    /* its lock also guards cfg_rate/cfg_burst */
@@ -91,9 +97,11 @@ static int bucket_wait_ms(const struct virtio_rng *r, uint64_t want)
 }
 
 /* Fills up to want bytes of the chain's writable part, in order, and
- * returns how many were filled. */
-static size_t fill_random(const struct virtq_chain *ch, size_t want)
+ * returns how many were filled; *not_ready says the host's pool is not
+ * initialised yet (nothing more can be had without blocking). */
+static size_t fill_random(const struct virtq_chain *ch, size_t want, bool *not_ready)
 {
+    *not_ready = false;
     size_t done = 0;
     for (unsigned i = ch->n_out; i < ch->n_out + ch->n_in && done < want; i++) {
         uint8_t *p = ch->iov[i].iov_base;
@@ -103,8 +111,10 @@ static size_t fill_random(const struct virtq_chain *ch, size_t want)
         size_t off = 0;
         while (off < len) {
             ssize_t n = getrandom(p + off, len - off, GRND_NONBLOCK);
-            if (n < 0 && errno == EAGAIN)
-                n = getrandom(p + off, len - off, 0); /* pool not ready yet */
+            if (n < 0 && errno == EAGAIN) {
+                *not_ready = true; /* the caller waits, interruptibly */
+                return done + off;
+            }
             if (n > 0) {
                 off += (size_t)n;
                 continue;
@@ -165,7 +175,14 @@ static int serve(struct virtio_rng *r)
                 break;
             }
         }
-        size_t got = fill_random(&r->chain, (size_t)want);
+        bool not_ready;
+        size_t got = fill_random(&r->chain, (size_t)want, &not_ready);
+        if (not_ready && got == 0) {
+            /* Keep the request and look again later; the wait also
+             * watches the stop fd, so a reset is not held up. */
+            timeout = RNG_NOT_READY_MS;
+            break;
+        }
         if (r->rate)
             r->tokens -= got < r->tokens ? got : r->tokens;
         virtq_push(q, r->chain.head, (uint32_t)got);

@@ -40,14 +40,15 @@ void virtio_rng_set_rate(struct virtio_rng *r, uint64_t bytes_per_sec, uint64_t 
  * queue's kick eventfd and an internal stop eventfd; while the bucket is
  * empty it sleeps in poll() until enough bytes are due (never a busy
  * loop), with a request held back (not returned early or half-filled).
- * It runs with every signal blocked. getrandom(GRND_NONBLOCK) is used, and
- * a blocking getrandom only if that fails with EAGAIN (host entropy pool
- * not yet initialised, early in the host's boot). reset() (and free) stop
- * the thread and return after it has been joined, so it no longer touches
- * the queue or guest memory; reset() must not be called from the device's
- * own thread, nor with a lock held that virtio_notify_queue() or
- * virtio_set_needs_reset() take. activate/reset are serialised by a
- * device mutex. */
+ * It runs with every signal blocked. Only getrandom(GRND_NONBLOCK) is
+ * used: while it fails with EAGAIN (host entropy pool not yet initialised,
+ * early in the host's boot) the request is held back and tried again every
+ * 100 ms in the same poll(), so a stop is never kept waiting. reset()
+ * (and free) stop the thread and return after it has been joined, so it
+ * no longer touches the queue or guest memory; reset() must not be called
+ * from the device's own thread, nor with a lock held that
+ * virtio_notify_queue() or virtio_set_needs_reset() take. activate/reset
+ * are serialised by a device mutex. */
 struct virtio_device *virtio_rng_device(struct virtio_rng *r);
 /* Requests answered and random bytes given so far; any thread. */
 void virtio_rng_get_stats(const struct virtio_rng *r, uint64_t *requests, uint64_t *bytes);

@@ -516,13 +516,18 @@ static void network_bad(void **state)
                                      "\"user\"}, got a string");
     BAD("{\"network\": [{}]}", "network[0]: no \"type\"; give \"type\": \"user\" or \"tap\"");
     BAD("{\"network\": [{\"tpye\": \"user\"}]}",
-        "network[0].tpye: unknown key; known keys are type, hostfwd, name, mac");
+        "network[0].tpye: unknown key; known keys are type, hostfwd, name, mac, host_loopback");
     BAD("{\"network\": [{\"type\": 1}]}",
         "network[0].type: expected a string (\"user\" or \"tap\"), got a number");
     BAD("{\"network\": [{\"type\": \"user\", \"name\": \"tap0\"}]}",
-        "network[0].name: not a key of a user network; its keys are type, hostfwd, mac");
+        "network[0].name: not a key of a user network; its keys are type, hostfwd, mac, "
+        "host_loopback");
     BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"t\", \"hostfwd\": []}]}",
         "network[0].hostfwd: not a key of a tap network; its keys are type, name, mac");
+    BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"t\", \"host_loopback\": false}]}",
+        "network[0].host_loopback: not a key of a tap network; its keys are type, name, mac");
+    BAD("{\"network\": [{\"type\": \"user\", \"host_loopback\": \"off\"}]}",
+        "network[0].host_loopback: expected true or false, got a string");
     BAD("{\"network\": [{\"type\": \"user\", \"type\": \"user\"}]}",
         "network[0].type: duplicate key; give it once");
     BAD("{\"network\": [{\"type\": \"user\", \"hostfwd\": \"tcp::1-:2\"}]}",
@@ -661,7 +666,7 @@ static void assert_same_spec(const struct net_spec *a, const struct net_spec *b,
 {
     bool same = a->kind == b->kind && !strcmp(a->tap_name, b->tap_name) &&
                 a->has_mac == b->has_mac && !memcmp(a->mac, b->mac, 6) &&
-                a->nhostfwd == b->nhostfwd;
+                a->nhostfwd == b->nhostfwd && a->no_host_loopback == b->no_host_loopback;
     for (unsigned i = 0; same && i < a->nhostfwd; i++) {
         const struct net_hostfwd *x = &a->hostfwd[i], *y = &b->hostfwd[i];
         same = x->udp == y->udp && x->host_addr == y->host_addr && x->host_port == y->host_port &&
@@ -692,6 +697,10 @@ static void network_same_as_net_flag(void **state)
         { "{\"type\": \"tap\", \"name\": \"tap0\", \"mac\": \"52:54:00:ab:cd:01\"}",
           "tap=tap0,mac=52:54:00:ab:cd:01" },
         { "{\"name\": \"vmlet-tap.15ch\", \"type\": \"tap\"}", "tap=vmlet-tap.15ch" },
+        { "{\"type\": \"user\", \"host_loopback\": false}", "user,host-loopback=off" },
+        { "{\"host_loopback\": true, \"type\": \"user\"}", "user,host-loopback=on" },
+        { "{\"type\": \"user\", \"host_loopback\": false, \"hostfwd\": [\"::2222-:22\"]}",
+          "user,host-loopback=off,hostfwd=::2222-:22" },
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
         char json[512];

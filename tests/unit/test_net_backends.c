@@ -74,6 +74,18 @@ static void test_spec_good(void **state)
     assert_int_equal(s.kind, NET_SPEC_USER);
     assert_int_equal(s.nhostfwd, 0);
     assert_false(s.has_mac);
+    assert_false(s.no_host_loopback); /* the host's loopback is reachable by default */
+
+    assert_int_equal(net_spec_parse("user,host-loopback=off", &s, &err), 0);
+    assert_true(s.no_host_loopback);
+    assert_int_equal(net_spec_parse("user,host-loopback=on", &s, &err), 0);
+    assert_false(s.no_host_loopback);
+    assert_int_equal(
+        net_spec_parse("user,hostfwd=::2222-:22,host-loopback=off,mac=52:54:00:12:34:99", &s, &err),
+        0);
+    assert_true(s.no_host_loopback);
+    assert_int_equal(s.nhostfwd, 1);
+    assert_true(s.has_mac);
 
     assert_int_equal(net_spec_parse("user,hostfwd=tcp:127.0.0.1:8080-:80", &s, &err), 0);
     assert_int_equal(s.nhostfwd, 1);
@@ -153,6 +165,11 @@ static void test_spec_bad(void **state)
         { "user,mac=01:00:5e:00:00:01", "mac '01:00:5e:00:00:01' is a multicast address" },
         { "user,mac=00:00:00:00:00:00", "mac '00:00:00:00:00:00' is all zeros" },
         { "user,mac=52:54:00:12:34:56,mac=52:54:00:12:34:57", "mac given twice" },
+        { "user,host-loopback=no", "host-loopback 'no' is not on or off" },
+        { "user,host-loopback=", "host-loopback '' is not on or off" },
+        { "user,host-loopback=off,host-loopback=on", "host-loopback given twice" },
+        { "tap=tap0,host-loopback=off", "host-loopback is for user networking only" },
+        { "user,host-loopback", "unknown option 'host-loopback'" },
         { "user,hostfwd=", "hostfwd '': expected [tcp|udp]:" },
         { "user,hostfwd=tcp8080", "hostfwd 'tcp8080': expected" },
         { "user,hostfwd=sctp::1-:2", "hostfwd 'sctp::1-:2': protocol 'sctp' is not tcp or udp" },
@@ -567,6 +584,40 @@ static void test_slirp_gateway_is_host(void **state)
     close(c);
     close(srv);
     be->ops->free(be);
+}
+
+/* host-loopback=off: the guest's connection to 10.0.2.2:PORT no longer
+ * reaches the host's 127.0.0.1:PORT; with host-loopback=on it does. */
+static void test_slirp_host_loopback_off(void **state)
+{
+    (void)state;
+    for (int on = 0; on <= 1; on++) {
+        uint16_t port;
+        int srv = listen_tcp(&port);
+        vmlet_error err;
+        struct net_backend *be = slirp_from(on ? "user,host-loopback=on" : "user,host-loopback=off",
+                                            &err);
+        assert_non_null(be);
+        uint8_t frame[100];
+        size_t len = tcp_syn(frame, NET_USER_GATEWAY, 40000, port);
+        assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+        /* slirp connects from inside slirp_input; give it some rounds of
+         * its own work as well before looking. */
+        for (int i = 0; i < 5; i++)
+            be_wait(be, 20);
+        struct pollfd p = { .fd = srv, .events = POLLIN };
+        int k = poll(&p, 1, on ? WAIT_MS : 200);
+        if (on) {
+            assert_int_equal(k, 1);
+            int c = accept(srv, NULL, NULL);
+            assert_true(c >= 0);
+            close(c);
+        } else {
+            assert_int_equal(k, 0); /* nobody connected */
+        }
+        close(srv);
+        be->ops->free(be);
+    }
 }
 
 /* A user network forwarding 127.0.0.1:PORT (a free port) to the guest's
@@ -1389,6 +1440,7 @@ int main(void)
         cmocka_unit_test(test_device_for_spec),
         cmocka_unit_test(test_slirp_dhcp),
         cmocka_unit_test(test_slirp_gateway_is_host),
+        cmocka_unit_test(test_slirp_host_loopback_off),
         cmocka_unit_test(test_slirp_hostfwd),
         cmocka_unit_test(test_slirp_port_in_use),
         cmocka_unit_test(test_slirp_rx_bounded),

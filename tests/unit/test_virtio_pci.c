@@ -1045,6 +1045,61 @@ static void test_msix_routes(void **state)
     assert_int_equal(mmio_read(r, r->bar + r->table_off + 16 * 2, 8), MSI_ADDR);
 }
 
+static void check_ioeventfds(struct rig *r, uint64_t bar, uint32_t len);
+
+/* Guest-driven KVM work only when something changed: masking and
+ * unmasking a vector, rewriting its unchanged message, toggling the
+ * function mask or MSI-X enable cost no KVM_SET_GSI_ROUTING (each table
+ * costs KVM an SRCU grace period); rewriting the command register or BAR 0
+ * with what they hold costs no KVM_IOEVENTFD. */
+static void test_no_needless_kvm_calls(void **state)
+{
+    struct rig *r = *state;
+    driver_bringup(r);
+    unsigned calls = r->kvm.routing_calls;
+    unsigned ctrl = r->cap_msix + 2;
+    for (unsigned i = 0; i < 100; i++) {
+        unsigned v = i % r->nvec;
+        msix_entry_write(r, v, 3, 1);
+        msix_entry_write(r, v, 0, MSI_ADDR); /* Linux rewrites the message */
+        msix_entry_write(r, v, 1, 0);
+        msix_entry_write(r, v, 2, MSI_DATA(v));
+        msix_entry_write(r, v, 3, 0);
+        cfg_write(r, ctrl, 0xc000, 2); /* function mask on, then off */
+        cfg_write(r, ctrl, 0x8000, 2);
+    }
+    virtio_notify_queue(virtio_pci_transport(r->vp), 0);
+    assert_int_equal(fired(r, MSI_DATA(1)), 1);
+    assert_int_equal(r->kvm.routing_calls, calls);
+    /* A real change still reaches KVM, once. */
+    msix_entry_write(r, 1, 3, 1);
+    msix_entry_write(r, 1, 2, 0x4077);
+    msix_entry_write(r, 1, 3, 0);
+    msix_entry_write(r, 1, 3, 1);
+    msix_entry_write(r, 1, 3, 0);
+    assert_int_equal(r->kvm.routing_calls, calls + 1);
+
+    unsigned ioev = r->kvm.ioev_calls;
+    uint32_t cmd = cfg_read(r, PCI_COMMAND, 2);
+    uint32_t bar_lo = cfg_read(r, 0x10, 4), bar_hi = cfg_read(r, 0x14, 4);
+    for (unsigned i = 0; i < 100; i++) {
+        cfg_write(r, PCI_COMMAND, cmd ^ PCI_COMMAND_MASTER, 2); /* not memory */
+        cfg_write(r, PCI_COMMAND, cmd, 2);
+        cfg_write(r, 0x10, bar_lo, 4);
+        cfg_write(r, 0x14, bar_hi, 4);
+    }
+    assert_int_equal(r->kvm.ioev_calls, ioev);
+    check_ioeventfds(r, r->bar, 0);
+    /* Decoding off and on: each queue's ioeventfd out and back in. */
+    cfg_write(r, PCI_COMMAND, cmd & ~PCI_COMMAND_MEMORY, 2);
+    assert_int_equal(r->kvm.ioev_calls, ioev + DEV_QUEUES);
+    cfg_write(r, PCI_COMMAND, cmd & ~PCI_COMMAND_MEMORY, 2);
+    assert_int_equal(r->kvm.ioev_calls, ioev + DEV_QUEUES);
+    cfg_write(r, PCI_COMMAND, cmd, 2);
+    assert_int_equal(r->kvm.ioev_calls, ioev + 2 * DEV_QUEUES);
+    check_ioeventfds(r, r->bar, 0);
+}
+
 static void test_msix_mask_pending_unmask(void **state)
 {
     struct rig *r = *state;
@@ -1669,6 +1724,7 @@ int main(void)
         T(test_queue_enable_validates_rings),
         T(test_msix_vector_assignment),
         T(test_msix_routes),
+        T(test_no_needless_kvm_calls),
         T(test_msix_mask_pending_unmask),
         T(test_no_vector),
         T(test_config_notify_and_needs_reset),

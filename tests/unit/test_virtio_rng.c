@@ -12,11 +12,14 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,6 +32,31 @@
 #include "fake_transport.h"
 #include "metric_names.h"
 #include "fake_guest.h"
+
+/* ---- a stand-in for getrandom(2) ---------------------------------------- */
+
+/* rng.c is linked into this program, so its getrandom() calls land here.
+ * Normally the real system call; while pool_not_ready is set, the host's
+ * pool behaves as in early boot: GRND_NONBLOCK fails with EAGAIN and a
+ * blocking call waits until it is ready, which no signal of ours ends. */
+static atomic_bool pool_not_ready;
+static atomic_uint getrandom_calls;
+
+ssize_t getrandom(void *buf, size_t len, unsigned flags)
+{
+    atomic_fetch_add(&getrandom_calls, 1);
+    if (atomic_load(&pool_not_ready)) {
+        if (flags & GRND_NONBLOCK) {
+            errno = EAGAIN;
+            return -1;
+        }
+        while (atomic_load(&pool_not_ready)) {
+            struct timespec ts = { 0, 1000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    return syscall(SYS_getrandom, buf, len, flags);
+}
 
 /* ---- the fake guest ----------------------------------------------------- */
 
@@ -317,6 +345,51 @@ static void test_reset_while_throttled(void **state)
     assert_true(now_ms() - t0 >= 700);
 }
 
+static void *pool_ready_later(void *arg)
+{
+    (void)arg;
+    sleep_ms(3000);
+    atomic_store(&pool_not_ready, false);
+    return NULL;
+}
+
+/* The host's pool not ready yet: the request waits (nothing is returned
+ * unfilled), a reset still returns at once, and once the pool is ready
+ * the request is answered in full. */
+static void test_reset_while_pool_not_ready(void **state)
+{
+    struct fixture *f = *state;
+    atomic_store(&pool_not_ready, true);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, pool_ready_later, NULL), 0);
+    activate(f, false);
+    memset(hva(f, DATA_BASE), 0x5a, 64);
+    unsigned calls = atomic_load(&getrandom_calls);
+    post(&f->r, &(struct buf){ DATA_BASE, 64, true }, 1);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (atomic_load(&getrandom_calls) < calls + 2 && now_ms() < end)
+        sleep_ms(1);
+    sleep_ms(50);
+    assert_int_equal(used_idx(&f->r), 0); /* held, not answered empty */
+    uint64_t t0 = now_ms();
+    f->ops->reset(f->rng);
+    uint64_t took = now_ms() - t0;
+    pthread_join(t, NULL); /* the pool is ready from here on */
+    assert_true(took < 500);
+    assert_int_equal(used_idx(&f->r), 0);
+    assert_true(all_equal(hva(f, DATA_BASE), 64, 0x5a));
+
+    /* Not ready, then ready while the request waits: it is answered. */
+    atomic_store(&pool_not_ready, true);
+    activate(f, false);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 64, true }, 1);
+    sleep_ms(150);
+    assert_int_equal(used_idx(&f->r), 0);
+    atomic_store(&pool_not_ready, false);
+    expect_used(&f->r, head, 64);
+    assert_false(all_equal(hva(f, DATA_BASE), 64, 0x5a));
+}
+
 /* The defaults let a normal request through at once. */
 static void test_default_rate(void **state)
 {
@@ -395,6 +468,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_bounds_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_while_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_while_pool_not_ready, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_event_idx, setup, teardown),
