@@ -883,6 +883,12 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
         if (v->kvm_stats)
             kvm_stats_read(v->kvm_stats, put_kvm_stat, &m);
     }
+    if (vm->serial) {
+        uint64_t bytes, dropped;
+        serial_get_tx_stats(vm->serial, &bytes, &dropped);
+        fn(opaque, "serial", "tx_bytes", bytes);
+        fn(opaque, "serial", "tx_dropped", dropped);
+    }
     for (unsigned i = 0; i < vm->ndevices; i++) {
         const struct attached_device *a = &vm->devices[i];
         struct metric_ctx dm = { fn, opaque, a->group };

@@ -124,7 +124,7 @@ struct serial {
     /* Output not yet taken by out_fd, oldest at tx_head. */
     uint8_t *tx;
     size_t tx_head, tx_count;
-    uint64_t tx_bytes, tx_dropped;
+    uint64_t tx_bytes, tx_dropped; /* relaxed atomics: metrics read them */
     /* The drain thread: sleeps on tx_kick (new output) and POLLOUT. */
     pthread_t tx_thread;
     bool tx_thread_running, tx_stop;
@@ -264,27 +264,39 @@ static bool tx_ready(const struct serial *s)
     return TX_BUF_SIZE - s->tx_count >= TX_FIFO_SIZE;
 }
 
-/* out_fd failed for good: what is buffered will never go out. */
-static void tx_dead(struct serial *s)
+/* Counters that metrics read without the lock (relaxed atomics). */
+static void count(uint64_t *c, uint64_t n)
 {
-    s->out_dead = true;
-    s->tx_dropped += s->tx_count;
-    s->tx_count = 0;
+    __atomic_fetch_add(c, n, __ATOMIC_RELAXED);
 }
 
-/* Takes w bytes off the buffer after out_fd took them; when that brings
- * THR back from busy, raises THRE (lock held). */
-static void tx_consume(struct serial *s, size_t w)
+/* Empties the buffer by w bytes (written, or dropped); when that brings
+ * THR back from busy, raises THRE for the guest waiting on it (lock
+ * held). */
+static void tx_release(struct serial *s, size_t w)
 {
     bool was_ready = tx_ready(s);
     unsigned before = pending(s);
     s->tx_head = (s->tx_head + w) % TX_BUF_SIZE;
     s->tx_count -= w;
-    s->tx_bytes += w;
     if (!was_ready && tx_ready(s)) {
         s->thr_ipending = true;
         irq_update(s, before, false);
     }
+}
+
+static void tx_consume(struct serial *s, size_t w)
+{
+    count(&s->tx_bytes, w);
+    tx_release(s, w);
+}
+
+/* out_fd failed for good: what is buffered will never go out. */
+static void tx_dead(struct serial *s)
+{
+    s->out_dead = true;
+    count(&s->tx_dropped, s->tx_count);
+    tx_release(s, s->tx_count);
 }
 
 /* One byte from the guest (lock held). With nothing buffered it is
@@ -300,7 +312,7 @@ static void tx_byte(struct serial *s, uint8_t b)
         struct iovec v = { .iov_base = &b, .iov_len = 1 };
         ssize_t n = out_fd_writev(&s->out, &v, 1);
         if (n == 1) {
-            s->tx_bytes++;
+            count(&s->tx_bytes, 1);
             return;
         }
         if (errno != EAGAIN) {
@@ -309,7 +321,7 @@ static void tx_byte(struct serial *s, uint8_t b)
         }
     }
     if (s->tx_count == TX_BUF_SIZE) {
-        s->tx_dropped++;
+        count(&s->tx_dropped, 1);
         return;
     }
     s->tx[(s->tx_head + s->tx_count) % TX_BUF_SIZE] = b;
@@ -386,7 +398,7 @@ static void tx_flush_final(struct serial *s)
         if (w > 0) {
             s->tx_head = (s->tx_head + (size_t)w) % TX_BUF_SIZE;
             s->tx_count -= (size_t)w;
-            s->tx_bytes += (uint64_t)w;
+            count(&s->tx_bytes, (uint64_t)w);
             continue;
         }
         if (errno != EAGAIN)
@@ -398,7 +410,7 @@ static void tx_flush_final(struct serial *s)
         struct pollfd p = { .fd = s->out.fd, .events = POLLOUT };
         poll(&p, 1, (int)(TX_FLUSH_MS - ms));
     }
-    s->tx_dropped += s->tx_count;
+    count(&s->tx_dropped, s->tx_count);
     s->tx_count = 0;
 }
 
@@ -619,10 +631,8 @@ void serial_free(struct serial *s)
     free(s);
 }
 
-void serial_get_tx_stats(struct serial *s, uint64_t *bytes, uint64_t *dropped)
+void serial_get_tx_stats(const struct serial *s, uint64_t *bytes, uint64_t *dropped)
 {
-    pthread_mutex_lock(&s->lock);
-    *bytes = s->tx_bytes;
-    *dropped = s->tx_dropped;
-    pthread_mutex_unlock(&s->lock);
+    *bytes = __atomic_load_n(&s->tx_bytes, __ATOMIC_RELAXED);
+    *dropped = __atomic_load_n(&s->tx_dropped, __ATOMIC_RELAXED);
 }

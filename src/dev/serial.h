@@ -32,8 +32,8 @@ struct serial *serial_new(struct irq_line irq, int out_fd);
  * (dropped after that: a stalled reader cannot hold up the exit). */
 void serial_free(struct serial *s);
 /* Bytes written to out_fd, and bytes dropped (buffer full, or buffered
- * when out_fd failed or at serial_free). Thread-safe. */
-void serial_get_tx_stats(struct serial *s, uint64_t *bytes, uint64_t *dropped);
+ * when out_fd failed or at serial_free). Any thread; takes no lock. */
+void serial_get_tx_stats(const struct serial *s, uint64_t *bytes, uint64_t *dropped);
 
 /* bus_handler for the 8-port range at PORT_COM1. */
 void serial_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);

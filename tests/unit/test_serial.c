@@ -1166,6 +1166,42 @@ static void test_tx_backpressure_no_loss(void **state)
     alarm(0);
 }
 
+/* The reader goes away while the transmitter is busy: the buffered bytes
+ * are dropped (counted) and THRE comes back with its interrupt, so a
+ * driver waiting for it is not left waiting. */
+static void test_tx_reader_gone_while_busy(void **state)
+{
+    struct fixture *f = *state;
+    struct serial *s = f->s;
+    watchdog_arm(30);
+    wr(s, IER, IER_THRI);
+    rd(s, IIR);
+    size_t n = 0;
+    while (rd(s, LSR) & LSR_THRE) {
+        wr(s, TX, 'b');
+        n++;
+        assert_true(n < 1024 * 1024);
+    }
+    rec_reset(&f->irq);
+    close(f->pipe_rd);
+    f->pipe_rd = -1;
+    double end = now_s() + 10;
+    while (!(rd(s, LSR) & LSR_THRE) && now_s() < end) {
+        static const struct timespec ms = { 0, 1000 * 1000 };
+        nanosleep(&ms, NULL);
+    }
+    assert_true(rd(s, LSR) & LSR_THRE);
+    pthread_mutex_lock(&f->irq.lock);
+    unsigned rises = f->irq.rises;
+    pthread_mutex_unlock(&f->irq.lock);
+    assert_true(rises >= 1);
+    uint64_t bytes, dropped;
+    serial_get_tx_stats(s, &bytes, &dropped);
+    assert_int_equal(bytes + dropped, n);
+    assert_true(dropped > 0);
+    alarm(0);
+}
+
 /* Freeing the device with output stalled returns within its flush time;
  * the bytes that never went out are counted as dropped. */
 static void test_free_with_stalled_output(void **state)
@@ -1216,6 +1252,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fuzz_registers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_stalled_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_backpressure_no_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_reader_gone_while_busy, setup, teardown),
         cmocka_unit_test(test_free_with_stalled_output),
     };
     return cmocka_run_group_tests_name("serial", tests, NULL, NULL);
