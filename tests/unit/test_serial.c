@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1202,6 +1203,52 @@ static void test_tx_reader_gone_while_busy(void **state)
     alarm(0);
 }
 
+/* The output is a terminal nobody reads (a pty whose master is left
+ * alone, like a terminal stopped with Ctrl-S), and blocking, as stdout
+ * usually is: no access blocks, the descriptor's flags stay as they were,
+ * and what was accepted arrives once the terminal is read. */
+static void test_tx_stalled_tty(void **state)
+{
+    (void)state;
+    watchdog_arm(30);
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
+        if (master >= 0)
+            close(master);
+        skip(); /* no ptys here */
+    }
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(slave >= 0);
+    struct termios tio;
+    assert_int_equal(tcgetattr(slave, &tio), 0);
+    cfmakeraw(&tio);
+    assert_int_equal(tcsetattr(slave, TCSANOW, &tio), 0);
+    int flags = fcntl(slave, F_GETFL);
+
+    struct irq_line none = { 0 };
+    struct serial *s = serial_new(none, slave);
+    assert_non_null(s);
+    size_t accepted = 0;
+    for (int i = 0; i < 512 * 1024 && (rd(s, LSR) & LSR_THRE); i++)
+        wr(s, TX, (uint8_t)(accepted++ % 249));
+    assert_false(rd(s, LSR) & LSR_THRE); /* the terminal filled up */
+    assert_int_equal(fcntl(slave, F_GETFL), flags);
+
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    uint8_t *buf = malloc(accepted);
+    assert_non_null(buf);
+    assert_int_equal(read_exactly(master, buf, accepted), accepted);
+    for (size_t i = 0; i < accepted; i++)
+        if (buf[i] != (uint8_t)(i % 249))
+            fail_msg("byte %zu is 0x%02x", i, buf[i]);
+    free(buf);
+    assert_true(rd(s, LSR) & LSR_THRE);
+    serial_free(s);
+    close(slave);
+    close(master);
+    alarm(0);
+}
+
 /* Freeing the device with output stalled returns within its flush time;
  * the bytes that never went out are counted as dropped. */
 static void test_free_with_stalled_output(void **state)
@@ -1253,6 +1300,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tx_stalled_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_backpressure_no_loss, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tx_reader_gone_while_busy, setup, teardown),
+        cmocka_unit_test(test_tx_stalled_tty),
         cmocka_unit_test(test_free_with_stalled_output),
     };
     return cmocka_run_group_tests_name("serial", tests, NULL, NULL);
