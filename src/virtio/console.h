@@ -21,8 +21,8 @@ struct virtio_console;
  * transmit buffers back: backpressure, no buffering in vmlet; a reset
  * drops a partly written chain. After EPIPE or another write error the
  * output is dead: later guest output is dropped (the guest never stalls).
- * End of
- * input (or a read error) just stops input; the guest sees no more bytes.
+ * End of input (or a read error) just stops input; the guest sees no more
+ * bytes.
  *
  * The console offers VIRTIO_CONSOLE_F_SIZE; cols/rows start from
  * TIOCGWINSZ on out_fd or in_fd if one is a terminal, else 0 x 0.
