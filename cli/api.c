@@ -259,6 +259,9 @@ static int patch_vm(const struct http_request *req, const struct api_target *t, 
         if (!strcmp(want, "Paused")) {
             if (s == VMLET_STATE_PAUSED || vmlet_vm_pause(t->vm) == 0)
                 status = 204;
+            else if ((s = vmlet_vm_state(t->vm)) == VMLET_STATE_RUNNING ||
+                     s == VMLET_STATE_STOPPING)
+                status = 409, *body = fault("the vCPUs did not stop within 2 s: the VM runs on");
             else
                 status = 409, *body = fault("cannot pause a VM that is %s", state_name(s));
         } else if (!strcmp(want, "Resumed")) {

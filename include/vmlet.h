@@ -219,7 +219,10 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
 VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err);
 /* Stops running guest code: returns once no vCPU is inside the guest. A
  * paused guest's clock is told it was stopped. 0, or -1 if the VM is not
- * running. Pausing a paused VM does nothing. */
+ * running, or if a vCPU did not stop within 2 seconds: then the pause is
+ * called off, the VM keeps running and its state is unchanged (no vCPU
+ * should ever take that long; the bound keeps callers such as the API's
+ * PATCH /vm from waiting for ever). Pausing a paused VM does nothing. */
 VMLET_API int vmlet_vm_pause(vmlet_vm *vm);
 /* Lets a paused VM run again. 0, or -1 if it is not paused or running. */
 VMLET_API int vmlet_vm_resume(vmlet_vm *vm);

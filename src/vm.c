@@ -340,6 +340,19 @@ static void vcpu_park(struct vcpu *v)
     ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0); /* best effort: old hosts lack it */
 }
 
+/* A kick for a pause that gave up before this vCPU parked (its deadline
+ * passed) leaves immediate_exit set: clear it, or every KVM_RUN would
+ * return at once. Under the lock, so that a new pause's kick (set with
+ * the lock held, after pausing) is never the one cleared. */
+static void vcpu_clear_stale_kick(struct vcpu *v)
+{
+    struct vmlet_vm *vm = v->vm;
+    pthread_mutex_lock(&vm->lock);
+    if (!atomic_load(&vm->pausing) && !atomic_load(&vm->stopping))
+        v->run->immediate_exit = 0;
+    pthread_mutex_unlock(&vm->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -356,6 +369,8 @@ static void *vcpu_thread(void *arg)
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 EXIT_INC(v, exits_intr);
+                if (v->run->immediate_exit)
+                    vcpu_clear_stale_kick(v);
                 continue;
             }
             vcpu_fail(v, "KVM_RUN failed: %s", strerror(errno));
@@ -674,6 +689,9 @@ VMLET_API int vmlet_vm_request_stop(vmlet_vm *vm)
     return 0;
 }
 
+/* How long vmlet_vm_pause waits for the vCPUs to park (vmlet.h). */
+#define PAUSE_TIMEOUT_MS 2000
+
 VMLET_API int vmlet_vm_pause(vmlet_vm *vm)
 {
     pthread_mutex_lock(&vm->lock);
@@ -685,9 +703,28 @@ VMLET_API int vmlet_vm_pause(vmlet_vm *vm)
     vm->state_before_pause = vm->state;
     atomic_store(&vm->pausing, true);
     kick_vcpus_locked(vm);
-    /* Return only once no vCPU runs guest code. */
-    while (vm->vcpus_parked < vm->vcpus_running && !atomic_load(&vm->stopping))
-        pthread_cond_wait(&vm->changed, &vm->lock);
+    /* Return only once no vCPU runs guest code, or give up after
+     * PAUSE_TIMEOUT_MS: a vCPU held inside a device (it should never be)
+     * must not make the caller (the API's PATCH /vm) wait for ever. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += PAUSE_TIMEOUT_MS / 1000;
+    deadline.tv_nsec += (PAUSE_TIMEOUT_MS % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while (vm->vcpus_parked < vm->vcpus_running && !atomic_load(&vm->stopping)) {
+        if (pthread_cond_timedwait(&vm->changed, &vm->lock, &deadline) == ETIMEDOUT &&
+            vm->vcpus_parked < vm->vcpus_running && !atomic_load(&vm->stopping)) {
+            /* Call the pause off: the parked vCPUs run again, the state
+             * never left RUNNING/STOPPING. */
+            atomic_store(&vm->pausing, false);
+            pthread_cond_broadcast(&vm->unpaused);
+            pthread_mutex_unlock(&vm->lock);
+            return -1;
+        }
+    }
     if (!atomic_load(&vm->stopping)) {
         vm->state = VMLET_STATE_PAUSED;
         notify_state_locked(vm);
@@ -845,6 +882,12 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
         fn(opaque, group, "vmm_exits_other", load(&v->exits_other));
         if (v->kvm_stats)
             kvm_stats_read(v->kvm_stats, put_kvm_stat, &m);
+    }
+    if (vm->serial) {
+        uint64_t bytes, dropped;
+        serial_get_tx_stats(vm->serial, &bytes, &dropped);
+        fn(opaque, "serial", "tx_bytes", bytes);
+        fn(opaque, "serial", "tx_dropped", dropped);
     }
     for (unsigned i = 0; i < vm->ndevices; i++) {
         const struct attached_device *a = &vm->devices[i];

@@ -10,17 +10,25 @@
  * IIR bits 5:4 reading 0, size_fifo() counting 16 looped-back bytes) and
  * serial8250_do_startup() (re-asserting THRE when ETBEI is toggled).
  *
- * Transmit is instant: a THR write goes out at once, so THRE/TEMT always
- * read 1. Receive has a real 16-byte FIFO that the console thread fills.
+ * Transmit: a THR write goes to out_fd at once (without ever blocking, see
+ * outfd.h) when the host keeps up. When it does not, bytes wait in a
+ * 64 KiB host-side buffer that a "console-out" thread drains as out_fd
+ * takes them; while that buffer has less room than a 16-byte transmit
+ * FIFO, THRE/TEMT read 0 (backpressure: the guest waits for the THRE
+ * interrupt, raised when room comes back). A byte written anyway with the
+ * buffer full is dropped and counted. Receive has a real 16-byte FIFO
+ * that the console input thread fills.
  */
 #include "dev/serial.h"
 #include "layout.h"
+#include "outfd.h"
+#include "thread.h"
 
 #include <errno.h>
-#include <signal.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,6 +92,15 @@ enum {
 
 #define RX_FIFO_SIZE 16
 
+/* Host-side transmit buffer. THRE reads 1 only while a whole 16-byte FIFO
+ * load fits: Linux's serial8250_tx_chars writes up to 16 bytes per THRE
+ * without looking at LSR in between, and none of them may be lost. */
+#define TX_BUF_SIZE  (64 * 1024)
+#define TX_FIFO_SIZE 16
+#define TX_CHUNK     4096
+/* At serial_free, how long what is still buffered may take to go out. */
+#define TX_FLUSH_MS  500
+
 /* Interrupt sources, one bit each, for the level/edge logic. */
 enum { SRC_LS = 1, SRC_RX = 2, SRC_THR = 4, SRC_MS = 8 };
 
@@ -91,9 +108,8 @@ struct serial {
     pthread_mutex_t lock;
     pthread_cond_t rx_space; /* FIFO got room, loopback ended, shutdown */
     struct irq_line irq;
-    int out_fd;
-    bool out_is_pipe; /* SIGPIPE possible on write */
-    bool out_dead;    /* reader is gone: stop writing */
+    struct out_fd out;
+    bool out_dead; /* out_fd failed (EPIPE...): output is discarded */
     bool shutdown;
     int irq_level;
 
@@ -103,6 +119,15 @@ struct serial {
 
     uint8_t rx[RX_FIFO_SIZE];
     unsigned rx_head, rx_count;
+
+    /* Output not yet taken by out_fd, oldest at tx_head. */
+    uint8_t *tx;
+    size_t tx_head, tx_count;
+    uint64_t tx_bytes, tx_dropped; /* relaxed atomics: metrics read them */
+    /* The drain thread: sleeps on tx_kick (new output) and POLLOUT. */
+    pthread_t tx_thread;
+    bool tx_thread_running, tx_stop;
+    int tx_kick;
 };
 
 static unsigned rx_capacity(const struct serial *s)
@@ -233,40 +258,162 @@ static void irq_update(struct serial *s, unsigned before, bool may_pulse)
     s->irq_level = level;
 }
 
-/* Writes one byte to out_fd. Errors lose the byte: the guest must never
- * stall or crash because the host side went away. A pipe whose reader
- * closed would raise SIGPIPE; it is blocked around the write and any
- * SIGPIPE that this write caused is consumed. */
+static bool tx_ready(const struct serial *s)
+{
+    return TX_BUF_SIZE - s->tx_count >= TX_FIFO_SIZE;
+}
+
+/* Counters that metrics read without the lock. Their writers hold the
+ * lock (or are alone, at serial_free), so a relaxed atomic store of the
+ * sum is enough; a fetch-add here trips GCC's -Wstringop-overflow under
+ * ASan (a false positive). */
+static void count(uint64_t *c, uint64_t n)
+{
+    __atomic_store_n(c, *c + n, __ATOMIC_RELAXED);
+}
+
+/* Empties the buffer by w bytes (written, or dropped); when that brings
+ * THR back from busy, raises THRE for the guest waiting on it (lock
+ * held). */
+static void tx_release(struct serial *s, size_t w)
+{
+    bool was_ready = tx_ready(s);
+    unsigned before = pending(s);
+    s->tx_head = (s->tx_head + w) % TX_BUF_SIZE;
+    s->tx_count -= w;
+    if (!was_ready && tx_ready(s)) {
+        s->thr_ipending = true;
+        irq_update(s, before, false);
+    }
+}
+
+static void tx_consume(struct serial *s, size_t w)
+{
+    count(&s->tx_bytes, w);
+    tx_release(s, w);
+}
+
+/* out_fd failed for good: what is buffered will never go out. */
+static void tx_dead(struct serial *s)
+{
+    s->out_dead = true;
+    count(&s->tx_dropped, s->tx_count);
+    tx_release(s, s->tx_count);
+}
+
+/* One byte from the guest (lock held). With nothing buffered it is
+ * written at once when that cannot block, so output order and latency
+ * are those of a direct write; otherwise it joins the buffer for the
+ * drain thread. A full buffer drops it: the guest wrote THR while THRE
+ * read 0 (Linux's console write does, after waiting 10 ms). */
 static void tx_byte(struct serial *s, uint8_t b)
 {
-    if (s->out_fd < 0 || s->out_dead)
+    if (s->out.kind == OUT_NONE || s->out_dead)
         return;
-
-    sigset_t pipe_set, old_set, pend;
-    bool guard = s->out_is_pipe, was_pending = false;
-    if (guard) {
-        sigemptyset(&pipe_set);
-        sigaddset(&pipe_set, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_set, &old_set);
-        if (sigpending(&pend) == 0)
-            was_pending = sigismember(&pend, SIGPIPE) == 1;
-    }
-
-    ssize_t n;
-    do {
-        n = write(s->out_fd, &b, 1);
-    } while (n < 0 && errno == EINTR);
-
-    if (n < 0 && errno == EPIPE) {
-        s->out_dead = true;
-        if (guard && !was_pending) {
-            static const struct timespec zero = { 0, 0 };
-            while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
-                ;
+    if (s->tx_count == 0 && s->out.kind != OUT_POLLED) {
+        struct iovec v = { .iov_base = &b, .iov_len = 1 };
+        ssize_t n = out_fd_writev(&s->out, &v, 1);
+        if (n == 1) {
+            count(&s->tx_bytes, 1);
+            return;
+        }
+        if (errno != EAGAIN) {
+            tx_dead(s);
+            return;
         }
     }
-    if (guard)
-        pthread_sigmask(SIG_SETMASK, &old_set, NULL);
+    if (s->tx_count == TX_BUF_SIZE) {
+        count(&s->tx_dropped, 1);
+        return;
+    }
+    s->tx[(s->tx_head + s->tx_count) % TX_BUF_SIZE] = b;
+    if (s->tx_count++ == 0)
+        eventfd_kick(s->tx_kick); /* the thread sleeps while it is empty */
+}
+
+/* Drains the buffer into out_fd. Writes happen without the lock, so even
+ * the OUT_POLLED fallback's small writes never hold up a vCPU; the bytes
+ * stay in the buffer (and so keep their order) until written. */
+static void *tx_thread(void *arg)
+{
+    struct serial *s = arg;
+    uint8_t chunk[TX_CHUNK];
+    pthread_setname_np(pthread_self(), "console-out");
+
+    pthread_mutex_lock(&s->lock);
+    while (!s->tx_stop) {
+        size_t n = 0;
+        if (!s->out_dead) {
+            n = s->tx_count < TX_CHUNK ? s->tx_count : TX_CHUNK;
+            size_t first = TX_BUF_SIZE - s->tx_head;
+            if (first > n)
+                first = n;
+            memcpy(chunk, s->tx + s->tx_head, first);
+            memcpy(chunk + first, s->tx, n - first);
+        }
+        pthread_mutex_unlock(&s->lock);
+
+        bool wait_out = false;
+        if (n) {
+            struct iovec v = { .iov_base = chunk, .iov_len = n };
+            ssize_t w = out_fd_writev(&s->out, &v, 1);
+            int e = errno;
+            pthread_mutex_lock(&s->lock);
+            if (w > 0)
+                tx_consume(s, (size_t)w);
+            else if (e == EAGAIN)
+                wait_out = true;
+            else
+                tx_dead(s);
+            pthread_mutex_unlock(&s->lock);
+        }
+        if (!n || wait_out) {
+            struct pollfd p[2] = {
+                { .fd = s->tx_kick, .events = POLLIN },
+                { .fd = s->out.fd, .events = POLLOUT },
+            };
+            if (poll(p, wait_out ? 2 : 1, -1) < 0 && errno != EINTR) {
+                static const struct timespec pause = { 0, 10 * 1000 * 1000 };
+                nanosleep(&pause, NULL); /* ENOMEM: do not spin */
+            }
+            if (p[0].revents)
+                eventfd_drain(s->tx_kick);
+        }
+        pthread_mutex_lock(&s->lock);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+/* At the end: what is still buffered gets TX_FLUSH_MS to go out (the
+ * guest's last words), then is dropped. The thread has been joined. */
+static void tx_flush_final(struct serial *s)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (s->tx_count && !s->out_dead) {
+        size_t n = TX_BUF_SIZE - s->tx_head;
+        if (n > s->tx_count)
+            n = s->tx_count;
+        struct iovec v = { .iov_base = s->tx + s->tx_head, .iov_len = n };
+        ssize_t w = out_fd_writev(&s->out, &v, 1);
+        if (w > 0) {
+            s->tx_head = (s->tx_head + (size_t)w) % TX_BUF_SIZE;
+            s->tx_count -= (size_t)w;
+            count(&s->tx_bytes, (uint64_t)w);
+            continue;
+        }
+        if (errno != EAGAIN)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms >= TX_FLUSH_MS)
+            break;
+        struct pollfd p = { .fd = s->out.fd, .events = POLLOUT };
+        poll(&p, 1, (int)(TX_FLUSH_MS - ms));
+    }
+    count(&s->tx_dropped, s->tx_count);
+    s->tx_count = 0;
 }
 
 static uint8_t reg_read(struct serial *s, unsigned off, bool *signal)
@@ -291,7 +438,7 @@ static uint8_t reg_read(struct serial *s, unsigned off, bool *signal)
     case R_LCR: return s->lcr;
     case R_MCR: return s->mcr;
     case R_LSR:
-        v = s->lsr_errors | LSR_THRE | LSR_TEMT | (s->rx_count ? LSR_DR : 0);
+        v = s->lsr_errors | (tx_ready(s) ? LSR_THRE | LSR_TEMT : 0) | (s->rx_count ? LSR_DR : 0);
         s->lsr_errors = 0; /* error bits clear on read */
         return v;
     case R_MSR:
@@ -313,8 +460,9 @@ static void reg_write(struct serial *s, unsigned off, uint8_t v, bool *signal)
                 rx_receive(s, v); /* looped back, not sent */
             else
                 tx_byte(s, v);
-            /* The byte left THR at once: THR is empty again. */
-            s->thr_ipending = true;
+            /* The byte left THR at once: THR is empty again, unless the
+             * host side is full (tx_consume raises THRE later). */
+            s->thr_ipending = tx_ready(s);
         }
         break;
     case R_IER:
@@ -326,7 +474,7 @@ static void reg_write(struct serial *s, unsigned off, uint8_t v, bool *signal)
             /* Enabling ETBEI with THR empty raises THRE (Linux's startup
              * THRE test relies on it); disabling drops it. */
             if (changed)
-                s->thr_ipending = (s->ier & IER_ETBEI) != 0;
+                s->thr_ipending = (s->ier & IER_ETBEI) && tx_ready(s);
         }
         break;
     case R_IIR_FCR:
@@ -337,6 +485,8 @@ static void reg_write(struct serial *s, unsigned off, uint8_t v, bool *signal)
             *signal = true;
         }
         if (v & FCR_ENABLE) {
+            /* FCR_CLR_TX leaves the host-side buffer alone: on hardware
+             * those bytes would long have been sent. */
             if (v & FCR_CLR_RX) {
                 rx_clear(s);
                 *signal = true;
@@ -432,6 +582,7 @@ struct serial *serial_new(struct irq_line irq, int out_fd)
     struct serial *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    s->tx_kick = -1;
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
         free(s);
         return NULL;
@@ -442,10 +593,17 @@ struct serial *serial_new(struct irq_line irq, int out_fd)
         return NULL;
     }
     s->irq = irq;
-    s->out_fd = out_fd;
-    struct stat st;
-    if (out_fd >= 0 && fstat(out_fd, &st) == 0)
-        s->out_is_pipe = S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode);
+    out_fd_open(&s->out, out_fd);
+    if (out_fd >= 0) {
+        s->tx = malloc(TX_BUF_SIZE);
+        s->tx_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (!s->tx || s->tx_kick < 0 ||
+            thread_start_unsignalled(&s->tx_thread, tx_thread, s) != 0) {
+            serial_free(s);
+            return NULL;
+        }
+        s->tx_thread_running = true;
+    }
     /* Reset state: 16450 mode, 9600 baud divisor, all interrupts off. */
     s->dll = 12;
     s->msr = msr_lines(s);
@@ -456,7 +614,27 @@ void serial_free(struct serial *s)
 {
     if (!s)
         return;
+    if (s->tx_thread_running) {
+        /* The thread never blocks in write (outfd.h): it is in poll or
+         * about to look at tx_stop, so this join returns promptly. */
+        pthread_mutex_lock(&s->lock);
+        s->tx_stop = true;
+        pthread_mutex_unlock(&s->lock);
+        eventfd_kick(s->tx_kick);
+        pthread_join(s->tx_thread, NULL);
+        tx_flush_final(s);
+    }
+    if (s->tx_kick >= 0)
+        close(s->tx_kick);
+    out_fd_close(&s->out);
+    free(s->tx);
     pthread_cond_destroy(&s->rx_space);
     pthread_mutex_destroy(&s->lock);
     free(s);
+}
+
+void serial_get_tx_stats(const struct serial *s, uint64_t *bytes, uint64_t *dropped)
+{
+    *bytes = __atomic_load_n(&s->tx_bytes, __ATOMIC_RELAXED);
+    *dropped = __atomic_load_n(&s->tx_dropped, __ATOMIC_RELAXED);
 }

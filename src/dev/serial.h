@@ -10,10 +10,16 @@
 
 struct serial;
 
-/* out_fd receives what the guest transmits (-1: discard). It is written
- * from the vCPU thread with the device mutex held, one byte per THR write;
- * write errors (EAGAIN, EPIPE, ...) drop the byte, and SIGPIPE is blocked
- * around writes to a pipe or socket. The caller keeps ownership of out_fd.
+/* out_fd receives what the guest transmits (-1: discard). Nothing ever
+ * blocks on it (outfd.h; its flags are not changed): a THR write goes
+ * straight out when out_fd takes it at once, else into a 64 KiB buffer
+ * that a "console-out" thread drains on POLLOUT. While that buffer is
+ * nearly full (less than 16 bytes of room) LSR reads THRE/TEMT clear, and
+ * THRE is raised again when room comes back; a byte written with the
+ * buffer full is dropped and counted (serial_get_tx_stats). A write error
+ * other than EAGAIN (EPIPE, ...) ends output: later bytes are discarded,
+ * and no SIGPIPE is delivered. The caller keeps ownership of out_fd; it
+ * must stay open until serial_free. NULL when out of memory or threads.
  *
  * irq.set is called with the device mutex held (so levels reach KVM in
  * order); it must not call back into this device. It sees only changes,
@@ -21,8 +27,13 @@ struct serial;
  * services one interrupt source while another stays pending, so that an
  * edge-triggered IOAPIC pin sees the remaining condition as a new edge. */
 struct serial *serial_new(struct irq_line irq, int out_fd);
-/* After every thread using the device has stopped. */
+/* After every thread using the device has stopped. Ends the output
+ * thread, then gives what is still buffered up to 500 ms to go out
+ * (dropped after that: a stalled reader cannot hold up the exit). */
 void serial_free(struct serial *s);
+/* Bytes written to out_fd, and bytes dropped (buffer full, or buffered
+ * when out_fd failed or at serial_free). Any thread; takes no lock. */
+void serial_get_tx_stats(const struct serial *s, uint64_t *bytes, uint64_t *dropped);
 
 /* bus_handler for the 8-port range at PORT_COM1. */
 void serial_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);

@@ -37,13 +37,13 @@
 #include <time.h>
 #include <unistd.h>
 #include "error.h"
+#include "outfd.h"
 
 #define CONSOLE_QUEUE_MAX   256
 #define CONSOLE_CONFIG_SIZE 12 /* cols, rows, max_nr_ports, emerg_wr */
 
-/* A blocking out_fd is only written after poll() said POLLOUT, and then
- * with at most PIPE_BUF bytes, which a pipe with room always takes without
- * blocking: the thread stays stoppable even if the reader stalls. */
+/* out_fd is written without ever blocking (outfd.h), so a stalled reader
+ * cannot hold the thread, and a reset never waits for one. */
 #define TX_CHUNK     4096
 /* Work done between two looks at the stop request and the other queue. */
 #define TX_BUDGET    (256 * 1024)
@@ -64,6 +64,7 @@ enum tx_state {
 struct virtio_console {
     struct virtio_device vdev; /* its lock also guards cols/rows/size_acked */
     int in_fd, out_fd;
+    struct out_fd out; /* how out_fd is written without blocking */
     uint16_t cols, rows;
     bool size_acked; /* driver accepted VIRTIO_CONSOLE_F_SIZE */
 
@@ -123,33 +124,19 @@ static enum tx_state tx_write(struct virtio_console *c, size_t *budget)
         if (*budget == 0 || atomic_load_explicit(&c->vdev.thread.stopping, memory_order_relaxed))
             return TX_MORE;
 
-        struct pollfd p = { .fd = c->out_fd, .events = POLLOUT };
-        int r = poll(&p, 1, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return TX_WAIT_OUT;
-        if (p.revents & POLLNVAL) {
-            output_failed(c, EBADF);
-            continue;
-        }
-        /* POLLERR/POLLHUP: the write below returns the error. */
-
         struct iovec v[SLICE_MAX];
         size_t want = *budget < TX_CHUNK ? *budget : TX_CHUNK;
         unsigned n = iov_slice(ch->iov, ch->n_out, c->tx_off, want, v, SLICE_MAX);
-        ssize_t w = writev(c->out_fd, v, (int)n);
+        ssize_t w = out_fd_writev(&c->out, v, (int)n);
         if (w > 0) {
             c->tx_off += (uint64_t)w;
             __atomic_fetch_add(&c->tx_bytes, (uint64_t)w, __ATOMIC_RELAXED);
             *budget -= (size_t)w < *budget ? (size_t)w : *budget;
             continue;
         }
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (errno == EAGAIN)
             return TX_WAIT_OUT;
-        output_failed(c, w < 0 ? errno : EIO); /* 0 bytes taken: give up too */
+        output_failed(c, errno);
     }
     return TX_IDLE;
 }
@@ -392,6 +379,14 @@ static void con_metrics(void *dev, virtio_metric_fn fn, void *opaque)
     fn(opaque, "rx_bytes", rx);
 }
 
+static void con_free(void *dev)
+{
+    struct virtio_console *c = dev;
+    virtio_device_destroy(&c->vdev); /* the thread is gone */
+    out_fd_close(&c->out);
+    free(c);
+}
+
 static const struct virtio_device_ops console_ops = {
     .name = "console",
     .device_id = VIRTIO_ID_CONSOLE,
@@ -402,6 +397,7 @@ static const struct virtio_device_ops console_ops = {
     .config_read = con_config_read,
     .config_write = con_config_write,
     .metrics = con_metrics,
+    .free = con_free,
 };
 
 static const struct virtio_device_hooks console_hooks = {
@@ -429,6 +425,7 @@ struct virtio_console *virtio_console_new(int in_fd, int out_fd, vmlet_error *er
         return NULL;
     c->in_fd = in_fd;
     c->out_fd = out_fd;
+    out_fd_open(&c->out, out_fd);
     c->in_open = in_fd >= 0;
     c->rx_kick = c->tx_kick = -1;
     if (!term_size(out_fd, &c->cols, &c->rows))
@@ -438,7 +435,8 @@ struct virtio_console *virtio_console_new(int in_fd, int out_fd, vmlet_error *er
 
 void virtio_console_free(struct virtio_console *c)
 {
-    virtio_device_free(c);
+    if (c)
+        con_free(c);
 }
 
 struct virtio_device *virtio_console_device(struct virtio_console *c)

@@ -13,14 +13,16 @@ struct virtio_console;
 /* in_fd: bytes read from it go to the guest (-1: no input). out_fd: bytes
  * the guest transmits are written to it (-1: discard). The caller keeps
  * ownership of both; they must stay open until virtio_console_free().
- * Neither descriptor's flags are changed: a blocking out_fd is written in
- * pieces of at most 4 KiB (PIPE_BUF), each after poll() said it is
- * writable, so a pipe never blocks the device thread (a terminal with less
- * than 4 KiB of room can, until it drains); an O_NONBLOCK one is waited on
- * with poll() after EAGAIN. Either way a full output holds the guest's
- * transmit buffers back: backpressure, no buffering in vmlet. After EPIPE or another write error the output
- * is dead: later guest output is dropped (the guest never stalls). End of
- * input (or a read error) just stops input; the guest sees no more bytes.
+ * Neither descriptor's flags are changed. out_fd is written without ever
+ * blocking (outfd.h: a second O_NONBLOCK description of a pipe or
+ * terminal, MSG_DONTWAIT for a socket), so a stalled reader (a pager, a
+ * terminal stopped with Ctrl-S, a full pipe) never holds the device
+ * thread, and reset/free return promptly. A full output holds the guest's
+ * transmit buffers back: backpressure, no buffering in vmlet; a reset
+ * drops a partly written chain. After EPIPE or another write error the
+ * output is dead: later guest output is dropped (the guest never stalls).
+ * End of input (or a read error) just stops input; the guest sees no more
+ * bytes.
  *
  * The console offers VIRTIO_CONSOLE_F_SIZE; cols/rows start from
  * TIOCGWINSZ on out_fd or in_fd if one is a terminal, else 0 x 0.

@@ -13,10 +13,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -991,6 +994,282 @@ static void test_fuzz_registers(void **state)
     assert_int_equal(f->irq.level, 0);
 }
 
+/* ---- a stalled console reader (issue 10) ---------------------------- */
+
+/* The tests below call into the device as a vCPU would. With output that
+ * blocked on a full pipe they would hang forever: the alarm turns that
+ * into a failure. */
+static void watchdog_fired(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test_serial: watchdog: a register access blocked\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    _exit(1);
+}
+
+static void watchdog_arm(unsigned seconds)
+{
+    struct sigaction sa = { .sa_handler = watchdog_fired };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    alarm(seconds);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+#define STALL_TOTAL (1024 * 1024)
+
+/* Reads exactly want bytes from the non-blocking pipe, waiting for them
+ * up to 10 s. */
+static size_t read_exactly(int fd, uint8_t *buf, size_t want)
+{
+    size_t got = 0;
+    double end = now_s() + 10;
+    while (got < want && now_s() < end) {
+        ssize_t n = read(fd, buf + got, want - got);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        poll(&p, 1, 100);
+    }
+    return got;
+}
+
+static void test_tx_stalled_reader(void **state)
+{
+    struct fixture *f = *state;
+    struct serial *s = f->s;
+    watchdog_arm(30);
+    wr(s, FCR, FCR_ENABLE);
+    wr(s, IER, IER_THRI);
+    rd(s, IIR); /* acknowledge the THRE that enabling ETBEI raised */
+
+    /* The pipe is never read: write 1 MiB, as a driver that honours THRE
+     * while it can and then writes anyway (Linux's console after its
+     * 10 ms wait). No access may block. */
+    size_t accepted = 0;
+    double t0 = now_s(), worst = 0;
+    bool busy_seen = false;
+    for (size_t i = 0; i < STALL_TOTAL; i++) {
+        double a = now_s();
+        uint8_t lsr = rd(s, LSR);
+        if (!busy_seen && (lsr & LSR_THRE)) {
+            wr(s, TX, (uint8_t)(accepted++ % 251));
+        } else {
+            if (!busy_seen) {
+                /* Host side full: transmitter busy, no THRE interrupt. */
+                assert_int_equal(lsr & (LSR_THRE | LSR_TEMT), 0);
+                assert_int_not_equal(rd(s, IIR) & 0x0f, 0x02);
+                busy_seen = true;
+            }
+            wr(s, TX, 0xee);
+        }
+        double d = now_s() - a;
+        if (d > worst)
+            worst = d;
+    }
+    assert_true(busy_seen);
+    assert_false(rd(s, LSR) & LSR_THRE);
+    /* Pipe (64 KiB) plus the 64 KiB buffer, less than one FIFO load. */
+    assert_in_range(accepted, 64 * 1024, 192 * 1024);
+    assert_true(worst < 0.5);
+    assert_true(now_s() - t0 < 20);
+
+    uint64_t bytes, dropped;
+    serial_get_tx_stats(s, &bytes, &dropped);
+    /* Writes past THRE fill the last few bytes, the rest is counted. */
+    size_t extra = STALL_TOTAL - accepted - (size_t)dropped;
+    assert_in_range(extra, 0, 15);
+
+    /* The reader wakes up: everything accepted arrives, in order. */
+    rec_reset(&f->irq);
+    size_t want = accepted + extra;
+    uint8_t *buf = malloc(want + 1);
+    assert_non_null(buf);
+    assert_int_equal(read_exactly(f->pipe_rd, buf, want), want);
+    for (size_t i = 0; i < accepted; i++)
+        if (buf[i] != (uint8_t)(i % 251))
+            fail_msg("byte %zu is 0x%02x, not 0x%02x", i, buf[i], (unsigned)(i % 251));
+    for (size_t i = accepted; i < want; i++)
+        assert_int_equal(buf[i], 0xee);
+    assert_int_equal(drain_pipe(f->pipe_rd, buf, 1), 0);
+    free(buf);
+
+    /* THRE is back, and its interrupt was raised for the waiting driver. */
+    assert_int_equal(rd(s, LSR) & (LSR_THRE | LSR_TEMT), LSR_THRE | LSR_TEMT);
+    pthread_mutex_lock(&f->irq.lock);
+    unsigned rises = f->irq.rises;
+    pthread_mutex_unlock(&f->irq.lock);
+    assert_true(rises >= 1);
+    assert_int_equal(rd(s, IIR) & 0x0f, 0x02);
+    serial_get_tx_stats(s, &bytes, &dropped);
+    assert_int_equal(bytes, want);
+    alarm(0);
+}
+
+struct slow_reader {
+    int fd;
+    uint8_t *buf;
+    size_t want, got;
+};
+
+static void *slow_reader_thread(void *arg)
+{
+    struct slow_reader *r = arg;
+    /* Asleep at first, long enough for the pipe and the buffer to fill. */
+    static const struct timespec nap = { 0, 300 * 1000 * 1000 };
+    nanosleep(&nap, NULL);
+    r->got = read_exactly(r->fd, r->buf, r->want);
+    return NULL;
+}
+
+#define SLOW_TOTAL (256 * 1024) /* one syscall a byte while the pipe keeps up */
+
+/* A driver that waits for THRE loses nothing however slow the reader. */
+static void test_tx_backpressure_no_loss(void **state)
+{
+    struct fixture *f = *state;
+    struct serial *s = f->s;
+    watchdog_arm(30);
+    fcntl(f->pipe_wr, F_SETPIPE_SZ, 4096); /* a small pipe: more stalls */
+    struct slow_reader r = { .fd = f->pipe_rd, .want = SLOW_TOTAL };
+    r.buf = malloc(SLOW_TOTAL);
+    assert_non_null(r.buf);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, slow_reader_thread, &r), 0);
+    unsigned busy = 0;
+    for (size_t i = 0; i < SLOW_TOTAL; i++) {
+        while (!(rd(s, LSR) & LSR_THRE)) {
+            busy++;
+            sched_yield();
+        }
+        wr(s, TX, (uint8_t)(i % 253));
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(r.got, SLOW_TOTAL);
+    assert_true(busy > 0); /* the reader did hold the guest back */
+    for (size_t i = 0; i < SLOW_TOTAL; i++)
+        if (r.buf[i] != (uint8_t)(i % 253))
+            fail_msg("byte %zu is 0x%02x", i, r.buf[i]);
+    free(r.buf);
+    uint64_t bytes, dropped;
+    serial_get_tx_stats(s, &bytes, &dropped);
+    assert_int_equal(bytes, SLOW_TOTAL);
+    assert_int_equal(dropped, 0);
+    alarm(0);
+}
+
+/* The reader goes away while the transmitter is busy: the buffered bytes
+ * are dropped (counted) and THRE comes back with its interrupt, so a
+ * driver waiting for it is not left waiting. */
+static void test_tx_reader_gone_while_busy(void **state)
+{
+    struct fixture *f = *state;
+    struct serial *s = f->s;
+    watchdog_arm(30);
+    wr(s, IER, IER_THRI);
+    rd(s, IIR);
+    size_t n = 0;
+    while (rd(s, LSR) & LSR_THRE) {
+        wr(s, TX, 'b');
+        n++;
+        assert_true(n < 1024 * 1024);
+    }
+    rec_reset(&f->irq);
+    close(f->pipe_rd);
+    f->pipe_rd = -1;
+    double end = now_s() + 10;
+    while (!(rd(s, LSR) & LSR_THRE) && now_s() < end) {
+        static const struct timespec ms = { 0, 1000 * 1000 };
+        nanosleep(&ms, NULL);
+    }
+    assert_true(rd(s, LSR) & LSR_THRE);
+    pthread_mutex_lock(&f->irq.lock);
+    unsigned rises = f->irq.rises;
+    pthread_mutex_unlock(&f->irq.lock);
+    assert_true(rises >= 1);
+    uint64_t bytes, dropped;
+    serial_get_tx_stats(s, &bytes, &dropped);
+    assert_int_equal(bytes + dropped, n);
+    assert_true(dropped > 0);
+    alarm(0);
+}
+
+/* The output is a terminal nobody reads (a pty whose master is left
+ * alone, like a terminal stopped with Ctrl-S), and blocking, as stdout
+ * usually is: no access blocks, the descriptor's flags stay as they were,
+ * and what was accepted arrives once the terminal is read. */
+static void test_tx_stalled_tty(void **state)
+{
+    (void)state;
+    watchdog_arm(30);
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
+        if (master >= 0)
+            close(master);
+        skip(); /* no ptys here */
+    }
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(slave >= 0);
+    struct termios tio;
+    assert_int_equal(tcgetattr(slave, &tio), 0);
+    cfmakeraw(&tio);
+    assert_int_equal(tcsetattr(slave, TCSANOW, &tio), 0);
+    int flags = fcntl(slave, F_GETFL);
+
+    struct irq_line none = { 0 };
+    struct serial *s = serial_new(none, slave);
+    assert_non_null(s);
+    size_t accepted = 0;
+    for (int i = 0; i < 512 * 1024 && (rd(s, LSR) & LSR_THRE); i++)
+        wr(s, TX, (uint8_t)(accepted++ % 249));
+    assert_false(rd(s, LSR) & LSR_THRE); /* the terminal filled up */
+    assert_int_equal(fcntl(slave, F_GETFL), flags);
+
+    fcntl(master, F_SETFL, O_NONBLOCK);
+    uint8_t *buf = malloc(accepted);
+    assert_non_null(buf);
+    assert_int_equal(read_exactly(master, buf, accepted), accepted);
+    for (size_t i = 0; i < accepted; i++)
+        if (buf[i] != (uint8_t)(i % 249))
+            fail_msg("byte %zu is 0x%02x", i, buf[i]);
+    free(buf);
+    assert_true(rd(s, LSR) & LSR_THRE);
+    serial_free(s);
+    close(slave);
+    close(master);
+    alarm(0);
+}
+
+/* Freeing the device with output stalled returns within its flush time;
+ * the bytes that never went out are counted as dropped. */
+static void test_free_with_stalled_output(void **state)
+{
+    (void)state;
+    watchdog_arm(30);
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct irq_line none = { 0 };
+    struct serial *s = serial_new(none, p[1]);
+    assert_non_null(s);
+    for (int i = 0; i < 256 * 1024; i++)
+        wr(s, TX, 'q');
+    double t0 = now_s();
+    serial_free(s);
+    assert_true(now_s() - t0 < 2);
+    close(p[0]);
+    close(p[1]);
+    alarm(0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1018,6 +1297,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loopback_holds_host_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed_accesses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz_registers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_stalled_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_backpressure_no_loss, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tx_reader_gone_while_busy, setup, teardown),
+        cmocka_unit_test(test_tx_stalled_tty),
+        cmocka_unit_test(test_free_with_stalled_output),
     };
     return cmocka_run_group_tests_name("serial", tests, NULL, NULL);
 }

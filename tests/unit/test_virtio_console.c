@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -842,6 +843,80 @@ static void test_reset_while_busy(void **state)
 }
 
 /* A queue the driver did not enable (NULL) is simply not served. */
+struct reset_call {
+    struct fixture *f;
+    atomic_bool done;
+};
+
+static void *reset_thread(void *arg)
+{
+    struct reset_call *r = arg;
+    r->f->ops->reset(r->f->con);
+    atomic_store(&r->done, true);
+    return NULL;
+}
+
+/* The output is a terminal that nobody reads (a pty whose master is left
+ * alone, as a terminal stopped with Ctrl-S): it reports POLLOUT with less
+ * room than a 4 KiB write needs, where a blocking write would hang the
+ * device thread and the reset that joins it. Nothing may block: chains
+ * complete while there is room, then wait; reset returns within 1 s. */
+static void test_reset_while_tty_stalled(void **state)
+{
+    struct fixture *f = *state;
+    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
+        if (master >= 0)
+            close(master);
+        skip(); /* no ptys here */
+    }
+    int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
+    assert_true(slave >= 0);
+    struct termios tio;
+    assert_int_equal(tcgetattr(slave, &tio), 0);
+    cfmakeraw(&tio);
+    assert_int_equal(tcsetattr(slave, TCSANOW, &tio), 0);
+
+    /* A console writing to the pty, in place of the fixture's pipe. */
+    virtio_console_free(f->con);
+    vmlet_error err;
+    f->con = virtio_console_new(-1, slave, &err);
+    assert_non_null(f->con);
+    f->ops = &virtio_console_device(f->con)->ops;
+    activate(f, 0, false);
+    /* 64 chains of 8 KiB: 512 KiB, far more than the pty buffers. */
+    for (unsigned i = 0; i < 64; i++) {
+        memset(hva(f, DATA_BASE + i * 0x2000ULL), 'a' + i % 26, 0x2000);
+        post(&f->tx, &(struct buf){ DATA_BASE + i * 0x2000ULL, 0x2000, false }, 1);
+    }
+    sleep_ms(300);
+    uint16_t before = used_idx(&f->tx);
+    assert_true(before < 64);
+    uint64_t c0 = cpu_ms();
+    sleep_ms(300);
+    assert_true(cpu_ms() - c0 < 100); /* waiting, not spinning */
+
+    struct reset_call rc = { .f = f };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reset_thread, &rc), 0);
+    uint64_t end = now_ms() + 1000;
+    while (!atomic_load(&rc.done) && now_ms() < end)
+        sleep_ms(5);
+    if (!atomic_load(&rc.done)) {
+        static const char msg[] = "test_virtio_console: reset blocked on a stalled tty\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(1); /* the device thread is stuck in write: no teardown */
+    }
+    pthread_join(t, NULL);
+    /* The thread is gone: the held chains stay with the driver. */
+    assert_int_equal(used_idx(&f->tx), before);
+    virtio_console_free(f->con);
+    f->con = NULL;
+    close(slave);
+    close(master);
+}
+
 static void test_missing_queue(void **state)
 {
     struct fixture *f = *state;
@@ -887,6 +962,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset_with_rx_held, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_while_busy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_queue, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reset_while_tty_stalled, setup, teardown),
     };
     return cmocka_run_group_tests_name("virtio_console", tests, NULL, NULL);
 }
