@@ -11,10 +11,13 @@
 #   api-*               vmlet run --api-sock driven by curl: the socket's
 #                       mode, info, pause (the guest's ticks stop), resume,
 #                       metrics, a malformed request, RequestShutdown (a
-#                       clean power-off), then in a second boot Stop
+#                       clean power-off), then in a second boot Stop;
+#                       api-stalled-console: a guest flooding ttyS0 while
+#                       nobody reads vmlet's stdout can still be paused,
+#                       resumed and stopped through the socket
 LIFECYCLE_LINUX_CHECKS="runs pause-state event-fd paused-guest-is-still resume stop two-vms
                         request-stop"
-API_CHECKS="socket-mode info pause resume metrics malformed request-shutdown stop"
+API_CHECKS="socket-mode info pause resume metrics malformed request-shutdown stop stalled-console"
 if [ "${1:-}" = --plan ]; then
     echo example-simplevm
     for c in $LIFECYCLE_LINUX_CHECKS; do echo "lifecycle-linux-$c"; done
@@ -186,6 +189,55 @@ else
     not_ok api-stop "the guest never ticked (see $log)"
     kill -KILL $pid 2>/dev/null
 fi
+
+# ---- console output nobody reads -----------------------------------------
+# vmlet's stdout is a FIFO whose reader never reads; the guest floods
+# ttyS0. Once the serial port's output stops growing (pipe and vmlet's
+# buffer full, the guest held back by THRE), pause, resume and Stop must
+# still answer at once: before vmlet wrote without blocking, the vCPU
+# sat in write() and PATCH /vm never returned.
+serial_tx() { call GET /metrics | sed -n 's/.*"serial":{[^}]*"tx_bytes":\([0-9]*\).*/\1/p'; }
+fifo=$tmp/stalled-out
+log=$logdir/vmlet-stalled.log
+rm -f "$sock" "$fifo"
+mkfifo "$fifo"
+# shellcheck disable=SC2217 # the reader holds the FIFO open and never reads
+sleep 900 <"$fifo" &
+reader=$!
+"$vmlet" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+    --cmdline "$BASE vmlet.test=flood" --api-sock "$sock" </dev/null >"$fifo" 2>"$log" &
+pid=$!
+# Wait until the output has stalled: tx_bytes (what vmlet wrote into the
+# FIFO) at least 64 KiB, the pipe's capacity, and unchanged over 3 s.
+deadline=$(($(secs) + 180))
+prev=-1 tx=0
+while kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do
+    sleep 3
+    tx=$(serial_tx)
+    [ "${tx:-0}" -ge 65536 ] && [ "$tx" = "$prev" ] && break
+    prev=${tx:-0}
+done
+if [ "${tx:-0}" -ge 65536 ] && [ "$tx" = "$prev" ]; then
+    t0=$(secs)
+    r1=$(call PATCH /vm '{"state":"Paused"}')
+    s1=$(call GET /)
+    r2=$(call PATCH /vm '{"state":"Resumed"}')
+    r3=$(call PUT /actions '{"action_type":"Stop"}')
+    wait_gone 30
+    took=$(($(secs) - t0))
+    if [ "$(status "$r1")" = 204 ] && echo "$s1" | grep -q '"state":"paused"' &&
+       [ "$(status "$r2")" = 204 ] && [ "$(status "$r3")" = 204 ] && [ "$rc" = 4 ]; then
+        ok api-stalled-console
+        echo "# stalled console: $tx bytes out before the stall; pause, resume, stop and exit in ${took} s"
+    else
+        not_ok api-stalled-console "with $tx bytes out and the output stalled: pause '$r1', GET / '$(echo "$s1" | head -c 80)', resume '$r2', stop '$r3', vmlet exit $rc after ${took} s"
+    fi
+else
+    not_ok api-stalled-console "the console output never stalled (serial tx_bytes '$tx', before '$prev'; see $log)"
+    kill -KILL $pid 2>/dev/null
+fi
+kill $reader 2>/dev/null
+wait $reader 2>/dev/null
 
 [ "$fail" = 0 ] || { echo "# api: last console:"; tail -n 10 "$log" | sed 's/^/#   /'; }
 rm -rf "$tmp"
