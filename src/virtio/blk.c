@@ -204,32 +204,23 @@ static unsigned fail(struct blk_req *req, uint8_t status)
     return 0;
 }
 
-/* The data segments of an IN/OUT request (k pieces of len bytes from
- * byte off of iov[0..n)) against seg_max and size_max, where the driver
- * negotiated them (blk.h). */
-static bool segments_ok(uint64_t features, const struct iovec *iov, unsigned n, uint64_t off,
-                        uint64_t len, unsigned k)
+/* The data segments of an IN/OUT request, as iov_slice() cut them,
+ * against size_max where the driver negotiated it (blk.h). */
+static bool segments_fit(uint64_t features, const struct iovec *seg, unsigned k)
 {
-    if (features & (1ull << VIRTIO_BLK_F_SEG_MAX) && k > VIRTIO_BLK_SEG_MAX)
-        return false;
     if (!(features & (1ull << VIRTIO_BLK_F_SIZE_MAX)))
         return true;
-    /* The pieces as iov_slice() cuts them: only the parts inside the
-     * data count (a header or status sharing a descriptor does not). */
-    for (unsigned i = 0; i < n && len > 0; i++) {
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        uint64_t take = iov[i].iov_len - off;
-        if (take > len)
-            take = len;
-        if (take > VIRTIO_BLK_SIZE_MAX)
+    for (unsigned i = 0; i < k; i++)
+        if (seg[i].iov_len > VIRTIO_BLK_SIZE_MAX)
             return false;
-        len -= take;
-        off = 0;
-    }
     return true;
+}
+
+static void release_iov(struct blk_req *req)
+{
+    if (req->iov && req->iov != req->iov_inline)
+        free(req->iov);
+    req->iov = NULL;
 }
 
 /* IN and OUT: the data is the writable part before the status (IN) or
@@ -248,8 +239,8 @@ static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct
     if (len % VIRTIO_BLK_SECTOR || len > VIRTIO_BLK_MAX_REQUEST_BYTES)
         return fail(req, VIRTIO_BLK_S_IOERR);
     unsigned k = iov_slice(src, n, off, len, NULL, UINT_MAX);
-    if (!segments_ok(features, src, n, off, len, k) ||
-        !range_ok(blk, sector, len / VIRTIO_BLK_SECTOR))
+    bool seg_max = features & (1ull << VIRTIO_BLK_F_SEG_MAX);
+    if ((seg_max && k > VIRTIO_BLK_SEG_MAX) || !range_ok(blk, sector, len / VIRTIO_BLK_SECTOR))
         return fail(req, VIRTIO_BLK_S_IOERR);
     if (len == 0)
         return 0; /* nothing to move: OK */
@@ -258,6 +249,10 @@ static unsigned parse_rw(struct virtio_blk *blk, uint64_t features, const struct
     if (!req->iov)
         return fail(req, VIRTIO_BLK_S_IOERR);
     iov_slice(src, n, off, len, req->iov, k);
+    if (!segments_fit(features, req->iov, k)) {
+        release_iov(req);
+        return fail(req, VIRTIO_BLK_S_IOERR);
+    }
     req->iovcnt = k;
     req->iov_first = 0;
     req->remaining = len;
@@ -411,13 +406,6 @@ static uint32_t used_len(const struct blk_req *req)
         return 0;
     uint64_t n = req->written + 1;
     return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
-}
-
-static void release_iov(struct blk_req *req)
-{
-    if (req->iov && req->iov != req->iov_inline)
-        free(req->iov);
-    req->iov = NULL;
 }
 
 /* ---- synchronous path (tests, fuzzer) --------------------------------- */
