@@ -250,6 +250,8 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm);
  *            counters for the vCPU (kvm_exits, kvm_io_exits, kvm_halt_exits,
  *            kvm_irq_exits, ... - whatever the host kernel reports through
  *            KVM_GET_STATS_FD; none on kernels before 5.14)
+ *   "serial" tx_bytes (written to the console output), tx_dropped (bytes
+ *            the guest wrote while vmlet's 64 KiB output buffer was full)
  *   "diskN"  read_requests, read_bytes, write_requests, write_bytes,
  *            flush_requests, other_requests, errors, unsupported, malformed
  *   "netN"   tx_packets, tx_bytes, tx_dropped, tx_errors, tx_malformed,
