@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 /* pthread_create with every signal blocked in the new thread: signals
@@ -43,6 +44,14 @@ static inline void eventfd_kick(int fd)
     uint64_t one = 1;
     while (write(fd, &one, sizeof one) < 0 && errno == EINTR)
         ;
+}
+
+/* poll() or epoll_wait() failed other than with EINTR (ENOMEM): wait a
+ * little before the next round rather than spin. */
+static inline void thread_wait_failed(void)
+{
+    static const struct timespec pause = { 0, 10 * 1000 * 1000 };
+    nanosleep(&pause, NULL);
 }
 
 /* A device thread that is told to end by setting stopping, which the

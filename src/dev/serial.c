@@ -372,10 +372,8 @@ static void *tx_thread(void *arg)
                 { .fd = s->tx_kick, .events = POLLIN },
                 { .fd = s->out.fd, .events = POLLOUT },
             };
-            if (poll(p, wait_out ? 2 : 1, -1) < 0 && errno != EINTR) {
-                static const struct timespec pause = { 0, 10 * 1000 * 1000 };
-                nanosleep(&pause, NULL); /* ENOMEM: do not spin */
-            }
+            if (poll(p, wait_out ? 2 : 1, -1) < 0 && errno != EINTR)
+                thread_wait_failed();
             if (p[0].revents)
                 eventfd_drain(s->tx_kick);
         }

@@ -297,7 +297,7 @@ static void *console_thread(void *arg)
         int r = poll(p, (nfds_t)n, (rx_more || tx == TX_MORE) ? 0 : -1);
         if (r < 0) {
             if (errno != EINTR)
-                virtio_wait_failed();
+                thread_wait_failed();
             continue;
         }
         if (p[0].revents)

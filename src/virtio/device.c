@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 #include "error.h"
 
@@ -157,10 +156,4 @@ void virtio_take_kick(int *fd, short revents)
     } while (r < 0 && errno == EINTR);
     if (r < 0 && errno != EAGAIN)
         *fd = -1;
-}
-
-void virtio_wait_failed(void)
-{
-    static const struct timespec pause = { 0, 10 * 1000 * 1000 };
-    nanosleep(&pause, NULL);
 }

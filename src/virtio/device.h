@@ -86,10 +86,6 @@ unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t l
  * it cannot make the thread spin. */
 void virtio_take_kick(int *fd, short revents);
 
-/* poll() or epoll_wait() failed other than with EINTR (ENOMEM): wait a
- * little rather than spin. */
-void virtio_wait_failed(void);
-
 /* Little-endian stores into a configuration space image. */
 static inline void put_le16(uint8_t *p, uint16_t v)
 {

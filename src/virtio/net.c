@@ -819,7 +819,7 @@ static void wait_and_dispatch(struct virtio_net *n, enum rx_state rx, bool more)
 
     int k = poll(ps->fds, ps->n, timeout);
     if (k < 0 && errno != EINTR)
-        virtio_wait_failed();
+        thread_wait_failed();
     if (n->be_watched && be->ops->poll_dispatch)
         be->ops->poll_dispatch(be, ps, k < 0);
     if (k <= 0)

@@ -214,7 +214,7 @@ static void *rng_thread(void *arg)
         int res = poll(p, n, timeout);
         if (res < 0) {
             if (errno != EINTR)
-                virtio_wait_failed();
+                thread_wait_failed();
             continue;
         }
         if (p[0].revents)
