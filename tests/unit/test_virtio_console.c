@@ -25,7 +25,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +37,7 @@
 #include "fake_transport.h"
 #include "metric_names.h"
 #include "fake_guest.h"
+#include "raw_pty.h"
 
 /* ---- the fake guest: memory and hand-built split rings ---------------- */
 
@@ -864,18 +864,9 @@ static void *reset_thread(void *arg)
 static void test_reset_while_tty_stalled(void **state)
 {
     struct fixture *f = *state;
-    int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
-        if (master >= 0)
-            close(master);
+    int master, slave = raw_pty_open(&master);
+    if (slave < 0)
         skip(); /* no ptys here */
-    }
-    int slave = open(ptsname(master), O_RDWR | O_NOCTTY | O_CLOEXEC);
-    assert_true(slave >= 0);
-    struct termios tio;
-    assert_int_equal(tcgetattr(slave, &tio), 0);
-    cfmakeraw(&tio);
-    assert_int_equal(tcsetattr(slave, TCSANOW, &tio), 0);
 
     /* A console writing to the pty, in place of the fixture's pipe. */
     virtio_console_free(f->con);
