@@ -151,10 +151,10 @@ static uint8_t *hva(struct fx *f, uint64_t gpa)
     return f->mem.host + gpa;
 }
 
-static void activate(struct fx *f, uint64_t features)
+/* The queue at the fixture's ring addresses, with the ring features of
+ * features (the rings themselves are not touched). */
+static void set_ring(struct fx *f, uint64_t features)
 {
-    /* A fresh ring, as a driver sets up after reset. */
-    memset(hva(f, 0), 0, DATA_GPA);
     f->q = (struct virtq){ .mem = &f->mem,
                            .size = QSIZE,
                            .desc_gpa = DESC_GPA,
@@ -163,6 +163,13 @@ static void activate(struct fx *f, uint64_t features)
                            .ready = true,
                            .event_idx = features & FEAT(VIRTIO_F_EVENT_IDX),
                            .indirect = features & FEAT(VIRTIO_F_INDIRECT_DESC) };
+}
+
+static void activate(struct fx *f, uint64_t features)
+{
+    /* A fresh ring, as a driver sets up after reset. */
+    memset(hva(f, 0), 0, DATA_GPA);
+    set_ring(f, features);
     assert_true(virtq_rings_valid(&f->q));
     f->features = features;
     f->next_desc = 0;
@@ -1263,12 +1270,7 @@ static void requests_posted_before_activation(void **state)
 {
     struct fx *f = *state;
     /* The ring is set up and a request made available, with no kick. */
-    f->q = (struct virtq){ .mem = &f->mem,
-                           .size = QSIZE,
-                           .desc_gpa = DESC_GPA,
-                           .avail_gpa = AVAIL_GPA,
-                           .used_gpa = USED_GPA,
-                           .ready = true };
+    set_ring(f, 0);
     uint64_t buf = galloc(f, 512), h = header(f, VIRTIO_BLK_T_IN, 1), st = status_buf(f);
     struct seg s[] = { { h, 16, 0 }, { buf, 512, F_WRITE }, { st, 1, F_WRITE } };
     post(f, s, 3, false);
@@ -1553,12 +1555,7 @@ static void reset_cancels_in_flight_io(void **state)
 static void sync_path(void **state)
 {
     struct fx *f = *state; /* never activated */
-    f->q = (struct virtq){ .mem = &f->mem,
-                           .size = QSIZE,
-                           .desc_gpa = DESC_GPA,
-                           .avail_gpa = AVAIL_GPA,
-                           .used_gpa = USED_GPA,
-                           .ready = true };
+    set_ring(f, 0);
     struct virtq_chain *c = malloc(sizeof *c);
     uint64_t buf = galloc(f, 1024);
     memset(hva(f, buf), 0x42, 1024);
