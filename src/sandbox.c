@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -71,7 +72,12 @@ static const int control_syscalls[] = {
     __NR_unlink,         __NR_newfstatat, __NR_fstat,   __NR_lseek,    __NR_pread64,
     __NR_io_uring_enter, __NR_sendmsg,    __NR_recvmsg,
 };
-static const unsigned long control_ioctls[] = { TCGETS, TCSETS, TCSETSW, TCSETSF, FIONREAD };
+/* The terminal's settings; freeing the VM's devices takes their
+ * interrupt routes and notify eventfds back from KVM. */
+static const unsigned long control_ioctls[] = {
+    TCGETS,       TCSETS, TCSETSW, TCSETSF, FIONREAD, KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
+    KVM_IRQ_LINE,
+};
 const struct sandbox_rules sandbox_control_rules = SANDBOX_RULES("control", control_syscalls,
                                                                  control_ioctls);
 

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 
 #include "bus.h"
@@ -359,12 +360,14 @@ static void vcpu_clear_stale_kick(struct vcpu *v)
 /* A vCPU thread runs the guest and every device register access: KVM_RUN
  * and the interrupt plumbing the virtio transport changes as the guest
  * programs it (MSI routes, irqfds, ioeventfds), a device's activation and
- * reset (epoll registration, cancelling a disk's in-flight I/O), and the
+ * reset (epoll registration, cancelling a disk's in-flight I/O, a TAP
+ * device's offloads), and the
  * register dump of a failure report. */
 static const int vcpu_syscalls[] = { __NR_io_uring_enter, __NR_eventfd2 };
 static const unsigned long vcpu_ioctls[] = {
-    KVM_RUN,      KVM_SET_GSI_ROUTING, KVM_IRQFD,         KVM_IOEVENTFD, KVM_SIGNAL_MSI,
-    KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_KVMCLOCK_CTRL, KVM_GET_REGS,  KVM_GET_SREGS,
+    KVM_RUN,        KVM_SET_GSI_ROUTING, KVM_IRQFD,           KVM_IOEVENTFD,
+    KVM_SIGNAL_MSI, KVM_IRQ_LINE,        KVM_IRQ_LINE_STATUS, KVM_KVMCLOCK_CTRL,
+    KVM_GET_REGS,   KVM_GET_SREGS,       TUNSETOFFLOAD,
 };
 static const struct sandbox_rules vcpu_rules = SANDBOX_RULES("vcpu", vcpu_syscalls, vcpu_ioctls);
 

@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/if_tun.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -983,7 +984,8 @@ static const int net_syscalls[] = {
     __NR_setsockopt, __NR_getsockopt, __NR_getsockname, __NR_getpeername, __NR_fcntl,
     __NR_newfstatat, __NR_fstat,      __NR_lseek,
 };
-static const unsigned long net_ioctls[] = { FIONREAD, FIONBIO };
+/* TAP: the offloads the driver sets through the control queue. */
+static const unsigned long net_ioctls[] = { FIONREAD, FIONBIO, TUNSETOFFLOAD };
 static const struct sandbox_rules net_rules = {
     .kind = "virtio-net",
     .syscalls = net_syscalls,
