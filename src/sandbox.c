@@ -61,6 +61,7 @@ static const int common_syscalls[] = {
     __NR_rseq,
     __NR_set_robust_list,
     __NR_getrandom,
+    __NR_sigaltstack, /* the sanitizers' runtime, as a thread ends */
 };
 
 /* The thread that drives a VM through the public API: the control

@@ -141,6 +141,8 @@ static int run_child(vmlet_seccomp_mode mode, enum action action, char *out, siz
     close(p[0]);
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (out[0])
+        print_message("# the child wrote: %s", out);
     return status;
 }
 
