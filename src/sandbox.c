@@ -11,8 +11,11 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/kvm.h>
+#include <linux/landlock.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <ucontext.h>
+#include <linux/if_tun.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +65,14 @@ static const int common_syscalls[] = {
     __NR_set_robust_list,
     __NR_getrandom,
     __NR_sigaltstack, /* the sanitizers' runtime, as a thread ends */
+    /* Taking a SIGPIPE a console write caused (outfd.c). */
+    __NR_rt_sigpending,
+    __NR_rt_sigtimedwait,
 };
+
+/* Raising a legacy interrupt line (the UART's, a virtio device's INTx):
+ * every device and console thread may. */
+static const unsigned long common_ioctls[] = { KVM_IRQ_LINE };
 
 /* The thread that drives a VM through the public API: the control
  * socket (cli/api.c), signals as a signalfd, the terminal put back, the
@@ -76,11 +86,18 @@ static const int control_syscalls[] = {
 /* The terminal's settings; freeing the VM's devices takes their
  * interrupt routes and notify eventfds back from KVM. */
 static const unsigned long control_ioctls[] = {
-    TCGETS,       TCSETS, TCSETSW, TCSETSF, FIONREAD, KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
-    KVM_IRQ_LINE,
+    TCGETS,        TCSETS,    TCSETSW,       TCSETSF,
+    FIONREAD,      KVM_IRQFD, KVM_IOEVENTFD, KVM_SET_GSI_ROUTING,
+    TUNSETOFFLOAD,
 };
-const struct sandbox_rules sandbox_control_rules = SANDBOX_RULES("control", control_syscalls,
-                                                                 control_ioctls);
+const struct sandbox_rules sandbox_control_rules = {
+    .kind = "control",
+    .syscalls = control_syscalls,
+    .nsyscalls = sizeof control_syscalls / sizeof control_syscalls[0],
+    .ioctls = control_ioctls,
+    .nioctls = sizeof control_ioctls / sizeof control_ioctls[0],
+    .may_remove_files = true, /* the control socket, at exit */
+};
 
 /* ---- reporting a violation ------------------------------------------- */
 
@@ -118,7 +135,6 @@ static void append_number(char *buf, size_t *len, size_t cap, long v)
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
 {
     (void)sig;
-    (void)uc;
     char line[256];
     size_t len = 0;
     long nr = si->si_syscall;
@@ -129,6 +145,11 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
            nr >= 0 && nr < MAX_SYSCALL && syscall_names[nr] ? syscall_names[nr] : "syscall");
     append(line, &len, sizeof line, " (");
     append_number(line, &len, sizeof line, nr);
+    if (nr == __NR_ioctl) { /* which request: the second argument */
+        append(line, &len, sizeof line, ", request ");
+        append_number(line, &len, sizeof line,
+                      (long)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RSI]);
+    }
     append(line, &len, sizeof line,
            "); stopping vmlet. This is a bug in vmlet or an attack from the guest; "
            "please report it (--seccomp off runs without the sandbox)\n");
@@ -156,6 +177,45 @@ static int drop_capabilities(void)
     return (int)syscall(__NR_capset, &hdr, data);
 }
 
+/* Landlock (Linux 5.13+): the thread may open no file at all, except
+ * rules->read_paths for reading. Without Landlock (an older kernel, or
+ * not among the kernel's LSMs) this does nothing: seccomp alone then
+ * keeps every thread but the network thread from opening files, and that
+ * one to reading. Returns 0, or -1 with errno. */
+static int restrict_files(const struct sandbox_rules *r)
+{
+    int abi = (int)syscall(__NR_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    if (abi < 1)
+        return 0;
+    uint64_t handled = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* ABI 1: all 13 rights */
+    if (abi >= 2)
+        handled |= LANDLOCK_ACCESS_FS_REFER;
+    if (r->may_remove_files)
+        handled &= ~(uint64_t)LANDLOCK_ACCESS_FS_REMOVE_FILE;
+    struct landlock_ruleset_attr attr = { .handled_access_fs = handled };
+    int rs = (int)syscall(__NR_landlock_create_ruleset, &attr, sizeof attr, 0);
+    if (rs < 0)
+        return -1;
+    for (const char *const *path = r->read_paths; path && *path; path++) {
+        int fd = open(*path, O_PATH | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* nothing there now: nothing to read later either */
+        struct landlock_path_beneath_attr beneath = {
+            .allowed_access = LANDLOCK_ACCESS_FS_READ_FILE,
+            .parent_fd = fd,
+        };
+        syscall(__NR_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+        close(fd);
+    }
+    int rc = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
+                 ? -1
+                 : (int)syscall(__NR_landlock_restrict_self, rs, 0);
+    int e = errno;
+    close(rs);
+    errno = e;
+    return rc;
+}
+
 static int allow(scmp_filter_ctx ctx, int nr)
 {
     return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
@@ -179,6 +239,9 @@ static int build(scmp_filter_ctx ctx, const struct sandbox_rules *r)
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
                               SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+    for (size_t i = 0; rc == 0 && i < sizeof common_ioctls / sizeof common_ioctls[0]; i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                              SCMP_A1(SCMP_CMP_EQ, common_ioctls[i]));
     for (size_t i = 0; rc == 0 && i < r->nioctls; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
                               SCMP_A1(SCMP_CMP_EQ, r->ioctls[i]));
@@ -202,6 +265,9 @@ int sandbox_enter(const struct sandbox_rules *r, vmlet_seccomp_mode mode, vmlet_
     if (drop_capabilities() < 0)
         return set_error(err, VMLET_ERR_HOST, "sandbox: cannot drop capabilities: %s",
                          strerror(errno));
+    if (restrict_files(r) < 0)
+        return set_error(err, VMLET_ERR_HOST, "sandbox: cannot limit the %s thread's files: %s",
+                         r->kind, strerror(errno));
     scmp_filter_ctx ctx = seccomp_init(mode == VMLET_SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
     if (!ctx)
         return set_error(err, VMLET_ERR_NOMEM, "sandbox: out of memory");

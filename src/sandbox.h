@@ -2,7 +2,9 @@
  * itself under an allowlist of the system calls its kind of work needs,
  * before it touches anything the guest wrote. A call outside the list
  * ends the process with one line on stderr naming the thread and the
- * call. Each thread also drops every capability and sets no_new_privs.
+ * call. Each thread also drops every capability, sets no_new_privs and,
+ * where the kernel has Landlock, gives up opening any file but those its
+ * rules name.
  *
  * The lists are per kind of thread and live next to the code that needs
  * them: a device's in its own file (struct sandbox_rules in its hooks),
@@ -26,7 +28,10 @@ struct sandbox_rules {
     const unsigned long *ioctls; /* request numbers; no ioctl at all if none */
     size_t nioctls;
     bool open_read_only; /* openat for reading (libslirp reads resolv.conf) */
-    bool sockets;        /* socket() for AF_INET/AF_INET6 (user-mode NAT) */
+    /* Landlock: the files it may open (for reading); NULL-terminated. */
+    const char *const *read_paths;
+    bool may_remove_files; /* Landlock: unlink (the control socket) */
+    bool sockets;          /* socket() for AF_INET/AF_INET6 (user-mode NAT) */
 };
 
 #define SANDBOX_RULES(k, sys, ioc) \

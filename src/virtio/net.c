@@ -993,6 +993,7 @@ static const struct sandbox_rules net_rules = {
     .ioctls = net_ioctls,
     .nioctls = sizeof net_ioctls / sizeof net_ioctls[0],
     .open_read_only = true,
+    .read_paths = (const char *const[]){ "/etc/resolv.conf", NULL },
     .sockets = true,
 };
 

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -26,7 +27,7 @@
 #include "sandbox.h"
 #include "virtio/device.h"
 
-enum action { DO_ALLOWED, DO_FORBIDDEN, DO_EXEC_MEMORY };
+enum action { DO_ALLOWED, DO_FORBIDDEN, DO_EXEC_MEMORY, DO_IOCTL };
 
 struct test_dev {
     struct virtio_device vdev;
@@ -52,6 +53,7 @@ static void *test_thread(void *arg)
         break;
     }
     case DO_FORBIDDEN: t->result = syscall(__NR_getppid); break;
+    case DO_IOCTL: t->result = ioctl(t->vdev.thread.stop_fd, 0x1234, 0); break;
     case DO_EXEC_MEMORY: {
         void *p = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         t->result = p == MAP_FAILED ? -1 : 0;
@@ -179,6 +181,16 @@ static void test_executable_memory_refused(void **state)
     assert_non_null(strstr(out, "allowlist: mmap ("));
 }
 
+/* An ioctl is allowed by request number: the line names the one refused. */
+static void test_ioctl_request_named(void **state)
+{
+    (void)state;
+    char out[1024];
+    int status = run_child(VMLET_SECCOMP_ON, DO_IOCTL, out, sizeof out);
+    assert_int_equal(WEXITSTATUS(status), 128 + SIGSYS);
+    assert_non_null(strstr(out, "allowlist: ioctl (16, request 4660)"));
+}
+
 static void test_log_mode_allows(void **state)
 {
     (void)state;
@@ -205,6 +217,7 @@ int main(void)
         cmocka_unit_test(test_forbidden_call_ends_process_with_message),
         cmocka_unit_test(test_allowed_work_goes_on),
         cmocka_unit_test(test_executable_memory_refused),
+        cmocka_unit_test(test_ioctl_request_named),
         cmocka_unit_test(test_log_mode_allows),
         cmocka_unit_test(test_off_mode_filters_nothing),
     };
