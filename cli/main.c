@@ -64,6 +64,10 @@ static const char usage_text[] =
     "                           user,host-loopback=off keeps the guest off the host's\n"
     "                           127.0.0.1\n"
     "  --kvm-device PATH        KVM device (default /dev/kvm)\n"
+    "  --seccomp on|off|log     the sandbox (default on): each vmlet thread may make\n"
+    "                           only the system calls it needs, and one outside\n"
+    "                           that list ends vmlet (status 159) naming it; off is\n"
+    "                           for debugging, log allows and logs to dmesg\n"
     "  --api-sock PATH          serve the control API (HTTP/1.1 + JSON) on a Unix\n"
     "                           socket made with mode 0600: GET /, GET /metrics,\n"
     "                           PATCH /vm {\"state\": \"Paused\"|\"Resumed\"},\n"
@@ -74,7 +78,7 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 the guest powered off; 3 the guest rebooted; 4 the VM was\n"
     "stopped by the host (shutdown timeout, Ctrl-A x, API Stop); 1 an error; 2 a bad\n"
-    "command line.\n";
+    "command line; 159 the sandbox stopped vmlet (a system call outside a list).\n";
 
 struct disk_option {
     char spec[PATH_MAX + 64]; /* a copy of the --disk value, cut up in place */
@@ -86,7 +90,8 @@ struct options {
     const char *config;
     const char *kernel, *initrd, *cmdline, *kvm_device; /* NULL: not given */
     const char *api_sock;
-    bool cpus_given, memory_given, console_given, shutdown_timeout_given;
+    bool cpus_given, memory_given, console_given, shutdown_timeout_given, seccomp_given;
+    vmlet_seccomp_mode seccomp;
     unsigned cpus;
     uint64_t memory;
     unsigned shutdown_timeout;
@@ -167,7 +172,8 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         OPT_NET,
         OPT_HELP,
         OPT_CONFIG,
-        OPT_API_SOCK
+        OPT_API_SOCK,
+        OPT_SECCOMP
     };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -184,6 +190,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "help", no_argument, NULL, OPT_HELP },
         { "config", required_argument, NULL, OPT_CONFIG },
         { "api-sock", required_argument, NULL, OPT_API_SOCK },
+        { "seccomp", required_argument, NULL, OPT_SECCOMP },
         { 0 },
     };
     opterr = 0;
@@ -242,6 +249,17 @@ static int parse_run_options(int argc, char **argv, struct options *o)
             else
                 return usage_error("--console '%s': give serial or virtio", optarg);
             o->console_given = true;
+            break;
+        case OPT_SECCOMP:
+            if (!strcmp(optarg, "on"))
+                o->seccomp = VMLET_SECCOMP_ON;
+            else if (!strcmp(optarg, "off"))
+                o->seccomp = VMLET_SECCOMP_OFF;
+            else if (!strcmp(optarg, "log"))
+                o->seccomp = VMLET_SECCOMP_LOG;
+            else
+                return usage_error("--seccomp '%s': give on, off or log", optarg);
+            o->seccomp_given = true;
             break;
         case OPT_RNG: o->rng = true; break;
         case OPT_NET: {
@@ -532,6 +550,8 @@ static int cmd_run(int argc, char **argv)
         vmlet_config_set_kvm_device(c, o.kvm_device);
     if (o.shutdown_timeout_given)
         vmlet_config_set_shutdown_timeout(c, o.shutdown_timeout);
+    if (o.seccomp_given)
+        vmlet_config_set_seccomp(c, o.seccomp);
 
     /* No vmlet_config_validate() here: vmlet_vm_create() checks the config
      * (once) before it takes anything, and its error is the same line. */
@@ -588,6 +608,15 @@ static int cmd_run(int argc, char **argv)
 
     terminal_raw(&s.term);
     if (vmlet_vm_start(s.vm, &err) < 0) {
+        terminal_restore(&s.term);
+        fprintf(stderr, "vmlet: %s\n", err.message);
+        api_server_close(s.api);
+        vmlet_vm_free(s.vm);
+        return EXIT_ERROR;
+    }
+    /* This thread too: from here on it only serves the API, signals and
+     * the console, and stops and frees the VM. */
+    if (vmlet_vm_sandbox_this_thread(s.vm, &err) < 0) {
         terminal_restore(&s.term);
         fprintf(stderr, "vmlet: %s\n", err.message);
         api_server_close(s.api);

@@ -147,6 +147,25 @@ VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path);
 VMLET_API int vmlet_config_set_shutdown_timeout(vmlet_config *c, unsigned seconds);
 VMLET_API unsigned vmlet_config_get_shutdown_timeout(const vmlet_config *c);
 
+/* The seccomp sandbox (docs/sandbox.md). ON (the default): every thread
+ * the VM starts (vCPUs, device and console threads) drops its
+ * capabilities, sets no_new_privs and is limited to the system calls its
+ * work needs; a call outside that list ends the process (status 128 +
+ * SIGSYS) after one line on stderr naming the thread and the call. This
+ * installs a SIGSYS handler for the process. OFF: no sandbox, for
+ * debugging only. LOG: calls outside a list are allowed and the kernel
+ * logs them (dmesg, "audit: type=1326"), for finding what a list lacks.
+ * The application's own threads are never filtered, except one that
+ * calls vmlet_vm_sandbox_this_thread(). */
+typedef enum {
+    VMLET_SECCOMP_ON = 0,
+    VMLET_SECCOMP_OFF = 1,
+    VMLET_SECCOMP_LOG = 2,
+} vmlet_seccomp_mode;
+/* -1 for a mode not in the enum. */
+VMLET_API int vmlet_config_set_seccomp(vmlet_config *c, vmlet_seccomp_mode mode);
+VMLET_API vmlet_seccomp_mode vmlet_config_get_seccomp(const vmlet_config *c);
+
 /* Checks every field without taking any resource: files exist and have the
  * right format, sizes are in range. Returns 0, or -1 with err filled.
  * vmlet_vm_create() runs the same checks, so a caller that creates a VM
@@ -241,6 +260,14 @@ VMLET_API int vmlet_vm_wait(vmlet_vm *vm, vmlet_exit *exit);
 VMLET_API int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit, int timeout_ms);
 /* Stops the VM if it still runs and releases everything. */
 VMLET_API void vmlet_vm_free(vmlet_vm *vm);
+/* Puts the calling thread under the sandbox of a thread that drives this
+ * VM (when the VM's seccomp mode is not OFF): what the vmlet_vm_* calls
+ * (vmlet_vm_free included) need, plus poll, accept4, reading and writing
+ * descriptors it already has, terminal settings and unlink; no new files
+ * are opened and no programs run. For a supervising thread such as the
+ * vmlet command's; irreversible for that thread and the threads it
+ * creates later. 0, or -1 with err filled. */
+VMLET_API int vmlet_vm_sandbox_this_thread(vmlet_vm *vm, vmlet_error *err);
 
 /* Metrics: counters that only grow, from the VM's creation on. Calls
  * fn(opaque, group, name, value) once per counter, synchronously, before

@@ -237,6 +237,19 @@ static int check_disk(unsigned i, const struct config_disk *d, vmlet_error *err)
     return 0;
 }
 
+VMLET_API int vmlet_config_set_seccomp(vmlet_config *c, vmlet_seccomp_mode mode)
+{
+    if (mode != VMLET_SECCOMP_ON && mode != VMLET_SECCOMP_OFF && mode != VMLET_SECCOMP_LOG)
+        return -1;
+    c->seccomp = mode;
+    return 0;
+}
+
+VMLET_API vmlet_seccomp_mode vmlet_config_get_seccomp(const vmlet_config *c)
+{
+    return c->seccomp;
+}
+
 VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path)
 {
     return set_string(&c->kvm_device, path);

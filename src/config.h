@@ -33,6 +33,7 @@ struct vmlet_config {
     vmlet_error net_error; /* reported by validate, not by add_net */
     unsigned shutdown_timeout;
     char *kvm_device;
+    vmlet_seccomp_mode seccomp;
 };
 
 /* Adds a NIC parsed elsewhere (vm.json's "network" entries); like

@@ -543,6 +543,8 @@ struct parsed_doc {
     unsigned nnets;
     bool has_shutdown_timeout;
     unsigned shutdown_timeout;
+    bool has_seccomp;
+    vmlet_seccomp_mode seccomp;
 };
 
 /* Matches obj's members against the known names: found[k] is the member
@@ -670,6 +672,25 @@ static int read_console(const cJSON *v, struct keypath *p, vmlet_console_kind *o
         *out = VMLET_CONSOLE_VIRTIO;
     else
         return key_error(err, p, "%s is not a console; give \"serial\" or \"virtio\"",
+                         quote(q, sizeof q, v->valuestring, 40));
+    return 0;
+}
+
+static int read_seccomp(const cJSON *v, struct keypath *p, vmlet_seccomp_mode *out,
+                        vmlet_error *err)
+{
+    char q[64];
+    if (!cJSON_IsString(v))
+        return key_error(err, p, "expected a string (\"on\", \"off\" or \"log\"), got %s",
+                         type_name(v));
+    if (!strcmp(v->valuestring, "on"))
+        *out = VMLET_SECCOMP_ON;
+    else if (!strcmp(v->valuestring, "off"))
+        *out = VMLET_SECCOMP_OFF;
+    else if (!strcmp(v->valuestring, "log"))
+        *out = VMLET_SECCOMP_LOG;
+    else
+        return key_error(err, p, "%s is not a sandbox mode; give \"on\", \"off\" or \"log\"",
                          quote(q, sizeof q, v->valuestring, 40));
     return 0;
 }
@@ -934,6 +955,7 @@ enum {
     K_NETWORK,
     K_SHUTDOWN_TIMEOUT,
     K_KVM_DEVICE,
+    K_SECCOMP,
     K_COUNT
 };
 
@@ -951,6 +973,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
         [K_NETWORK] = "network",
         [K_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
         [K_KVM_DEVICE] = "kvm_device",
+        [K_SECCOMP] = "seccomp",
     };
     const cJSON *f[K_COUNT];
     struct keypath p = { .s = "", .len = 0 };
@@ -1034,6 +1057,10 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             rc = get_string(v, &p, true, PATH_MAX_BYTES, "the path of the KVM device",
                             &d->kvm_device, err);
             break;
+        case K_SECCOMP:
+            rc = read_seccomp(v, &p, &d->seccomp, err);
+            d->has_seccomp = true;
+            break;
         }
         if (rc == 0)
             path_pop(&p, 0);
@@ -1070,6 +1097,8 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
         rc |= vmlet_config_set_kvm_device(c, d->kvm_device);
     if (d->has_shutdown_timeout)
         rc |= vmlet_config_set_shutdown_timeout(c, d->shutdown_timeout);
+    if (d->has_seccomp)
+        rc |= vmlet_config_set_seccomp(c, d->seccomp);
     if (rc)
         return set_error(err, VMLET_ERR_NOMEM,
                          "out of memory while applying the "

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
+#include "vmlet.h"
 
 /* pthread_create with every signal blocked in the new thread: signals
  * belong to the application and to the vCPU threads (which use SIGRTMIN to
@@ -57,39 +58,43 @@ static inline void thread_wait_failed(void)
 /* A device thread that is told to end by setting stopping, which the
  * thread may look at between bits of work, and kicking stop_fd, which
  * wakes it from poll/epoll. stop_fd is a non-blocking eventfd that the
- * owner creates and closes; the owner also serialises start and stop
- * (its lock). */
+ * owner creates and closes; the owner also serialises start, stop and
+ * destroy (its lock).
+ *
+ * One worker thread serves every run: it is created once (the first
+ * device_thread_spawn or start), waits between runs and ends in
+ * device_thread_destroy. Runs start when the guest activates the device,
+ * from a vCPU thread; a thread created then would inherit the vCPU's
+ * seccomp filter, so the worker is spawned, and enters its own sandbox,
+ * while the VM is built (src/sandbox.h). */
 struct device_thread {
     pthread_t id;
     int stop_fd;
-    bool running;
+    bool running; /* a run is going (the owner's view) */
     atomic_bool stopping;
+    bool spawned; /* the worker exists */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    enum { WORKER_IDLE, WORKER_RUN, WORKER_EXIT } order;
+    bool busy; /* inside fn */
+    void *(*fn)(void *);
+    void *arg;
 };
 
-/* Starts fn(arg) with a stop request from before cleared. Returns 0 or an
- * errno value. */
-static inline int device_thread_start(struct device_thread *dt, void *(*fn)(void *), void *arg)
-{
-    atomic_store(&dt->stopping, false);
-    eventfd_drain(dt->stop_fd);
-    int err = thread_start_unsignalled(&dt->id, fn, arg);
-    if (err == 0)
-        dt->running = true;
-    return err;
-}
-
-/* Tells the thread to end and waits for it; stop_fd is left cleared for
- * the next start. Returns false if no thread was running. */
-static inline bool device_thread_stop(struct device_thread *dt)
-{
-    if (!dt->running)
-        return false;
-    atomic_store(&dt->stopping, true);
-    eventfd_kick(dt->stop_fd);
-    pthread_join(dt->id, NULL);
-    dt->running = false;
-    eventfd_drain(dt->stop_fd);
-    return true;
-}
+/* Sets up dt (its stop_fd included). Returns 0 or an errno value. */
+int device_thread_init(struct device_thread *dt);
+/* Creates the worker, which enters the sandbox (rules, mode: see
+ * sandbox.h) and waits for runs. Returns 0, or -1 with err filled. */
+struct sandbox_rules;
+int device_thread_spawn(struct device_thread *dt, const struct sandbox_rules *rules,
+                        vmlet_seccomp_mode mode, vmlet_error *err);
+/* Runs fn(arg) on the worker (spawned now, unsandboxed, if it was not),
+ * with a stop request from before cleared. Returns 0 or an errno value. */
+int device_thread_start(struct device_thread *dt, void *(*fn)(void *), void *arg);
+/* Tells the run to end and waits until fn returned; stop_fd is left
+ * cleared for the next start. Returns false if no run was going. */
+bool device_thread_stop(struct device_thread *dt);
+/* Stops a run, ends the worker and frees what init made. */
+void device_thread_destroy(struct device_thread *dt);
 
 #endif

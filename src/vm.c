@@ -14,8 +14,10 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 
 #include "bus.h"
@@ -37,6 +39,7 @@
 #include "virtio/rng.h"
 #include "virtio/net.h"
 #include "netspec.h"
+#include "sandbox.h"
 #include "x86/acpi.h"
 #include "x86/boot.h"
 #include "x86/vcpu.h"
@@ -70,6 +73,7 @@ struct attached_device {
 struct vmlet_vm {
     unsigned ncpus;
     int console_in;
+    vmlet_seccomp_mode seccomp;
     int kvm_fd, vm_fd;
     size_t run_size;
     struct guest_memory mem;
@@ -353,6 +357,20 @@ static void vcpu_clear_stale_kick(struct vcpu *v)
     pthread_mutex_unlock(&vm->lock);
 }
 
+/* A vCPU thread runs the guest and every device register access: KVM_RUN
+ * and the interrupt plumbing the virtio transport changes as the guest
+ * programs it (MSI routes, irqfds, ioeventfds), a device's activation and
+ * reset (epoll registration, cancelling a disk's in-flight I/O, a TAP
+ * device's offloads), and the
+ * register dump of a failure report. */
+static const int vcpu_syscalls[] = { __NR_io_uring_enter, __NR_eventfd2 };
+static const unsigned long vcpu_ioctls[] = {
+    KVM_RUN,        KVM_SET_GSI_ROUTING, KVM_IRQFD,           KVM_IOEVENTFD,
+    KVM_SIGNAL_MSI, KVM_IRQ_LINE,        KVM_IRQ_LINE_STATUS, KVM_KVMCLOCK_CTRL,
+    KVM_GET_REGS,   KVM_GET_SREGS,       TUNSETOFFLOAD,
+};
+static const struct sandbox_rules vcpu_rules = SANDBOX_RULES("vcpu", vcpu_syscalls, vcpu_ioctls);
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -427,7 +445,7 @@ static int setup_legacy_devices(struct vmlet_vm *vm, int console_out, vmlet_erro
 {
     struct irq_line com1 = { set_irq_line, vm, IRQ_COM1 };
     struct irq_line sci = { set_irq_line, vm, IRQ_ACPI_SCI };
-    vm->serial = serial_new(com1, console_out);
+    vm->serial = serial_new(com1, console_out, vm->seccomp);
     vm->pm = acpi_pm_new(sci, on_guest_request, vm);
     vm->i8042 = i8042_new(on_guest_request, vm);
     if (!vm->serial || !vm->pm || !vm->i8042)
@@ -458,6 +476,10 @@ static int attach_virtio(struct vmlet_vm *vm, struct virtio_device *dev, const c
     }
     struct attached_device *a = &vm->devices[vm->ndevices++];
     a->dev = dev;
+    /* Its thread now, under its sandbox: activation (on a vCPU thread,
+     * under the vCPU's filter) must not be what creates it. */
+    if (virtio_device_spawn(dev, vm->seccomp, err) < 0)
+        return -1;
     snprintf(a->group, sizeof a->group, "%s", group);
     a->fn = virtio_pci_new(vm->pci, vm->irq, &vm->mem, &dev->ops, dev);
     if (!a->fn)
@@ -583,6 +605,7 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
         return set_error(err, VMLET_ERR_NOMEM, "out of memory");
     /* The serial port reads the console only when it is the console. */
     vm->console_in = c->console == VMLET_CONSOLE_SERIAL ? c->console_in : -1;
+    vm->seccomp = c->seccomp;
 
     /* 1. KVM and the VM with its in-kernel interrupt controllers and PIT. */
     const char *kvm_path = c->kvm_device ? c->kvm_device : "/dev/kvm";
@@ -649,7 +672,10 @@ VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err)
     notify_state_locked(vm);
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
-        if (pthread_create(&v->thread, NULL, vcpu_thread, v) != 0) {
+        /* The caller's signal mask: the kick signal must reach it. */
+        vmlet_error start_err;
+        if (sandbox_thread_start(&v->thread, vcpu_thread, v, &vcpu_rules, vm->seccomp, false,
+                                 &start_err) != 0) {
             pthread_mutex_unlock(&vm->lock);
             vm_finish(vm, VMLET_STOP_ERROR, "cannot start a vCPU thread");
             pthread_mutex_lock(&vm->lock);
@@ -658,13 +684,15 @@ VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err)
                 notify_state_locked(vm);
             }
             pthread_mutex_unlock(&vm->lock);
-            return set_error(err, VMLET_ERR_HOST, "cannot start vCPU thread %u", i);
+            if (err)
+                *err = start_err;
+            return -1;
         }
         v->started = true;
         vm->vcpus_running++;
     }
     if (vm->console_in >= 0)
-        vm->serial_input = serial_input_start(vm->serial, vm->console_in);
+        vm->serial_input = serial_input_start(vm->serial, vm->console_in, vm->seccomp);
     if (vm->state == VMLET_STATE_STARTING) {
         vm->state = VMLET_STATE_RUNNING;
         notify_state_locked(vm);
@@ -944,4 +972,9 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
     pthread_mutex_destroy(&vm->lock);
     free(vm->vcpus);
     free(vm);
+}
+
+VMLET_API int vmlet_vm_sandbox_this_thread(vmlet_vm *vm, vmlet_error *err)
+{
+    return sandbox_enter(&sandbox_control_rules, vm->seccomp, err);
 }

@@ -22,6 +22,7 @@
 #include "dev/serial.h"
 #include "layout.h"
 #include "outfd.h"
+#include "sandbox.h"
 #include "thread.h"
 
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -575,7 +577,16 @@ void serial_shutdown(struct serial *s)
     pthread_mutex_unlock(&s->lock);
 }
 
-struct serial *serial_new(struct irq_line irq, int out_fd)
+/* The console-out thread: writes to the console (a pipe, terminal or
+ * socket: outfd.c), waits in poll. */
+static const int console_out_syscalls[] = { __NR_sendmsg, __NR_fcntl };
+static const struct sandbox_rules console_out_rules = {
+    .kind = "console-out",
+    .syscalls = console_out_syscalls,
+    .nsyscalls = sizeof console_out_syscalls / sizeof console_out_syscalls[0],
+};
+
+struct serial *serial_new(struct irq_line irq, int out_fd, vmlet_seccomp_mode mode)
 {
     struct serial *s = calloc(1, sizeof(*s));
     if (!s)
@@ -596,7 +607,8 @@ struct serial *serial_new(struct irq_line irq, int out_fd)
         s->tx = malloc(TX_BUF_SIZE);
         s->tx_kick = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (!s->tx || s->tx_kick < 0 ||
-            thread_start_unsignalled(&s->tx_thread, tx_thread, s) != 0) {
+            sandbox_thread_start(&s->tx_thread, tx_thread, s, &console_out_rules, mode, true,
+                                 NULL) != 0) {
             serial_free(s);
             return NULL;
         }

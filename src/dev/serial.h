@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <pthread.h>
 #include "../bus.h"
+#include "vmlet.h"
 
 struct serial;
 
@@ -26,7 +27,8 @@ struct serial;
  * except that a drop-and-raise pulse (0 then 1) is sent when an access
  * services one interrupt source while another stays pending, so that an
  * edge-triggered IOAPIC pin sees the remaining condition as a new edge. */
-struct serial *serial_new(struct irq_line irq, int out_fd);
+/* The console-out thread enters the sandbox in mode (src/sandbox.h). */
+struct serial *serial_new(struct irq_line irq, int out_fd, vmlet_seccomp_mode mode);
 /* After every thread using the device has stopped. Ends the output
  * thread, then gives what is still buffered up to 500 ms to go out
  * (dropped after that: a stalled reader cannot hold up the exit). */

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include "sandbox.h"
 #include "thread.h"
 
 struct serial_input {
@@ -51,7 +53,15 @@ static void *serial_input_thread(void *arg)
     return NULL;
 }
 
-struct serial_input *serial_input_start(struct serial *s, int in_fd)
+/* The console-in thread: reads its input, waits in poll; nothing else. */
+static const int console_in_syscalls[] = { __NR_read };
+static const struct sandbox_rules console_in_rules = {
+    .kind = "console-in",
+    .syscalls = console_in_syscalls,
+    .nsyscalls = sizeof console_in_syscalls / sizeof console_in_syscalls[0],
+};
+
+struct serial_input *serial_input_start(struct serial *s, int in_fd, vmlet_seccomp_mode mode)
 {
     struct serial_input *in = calloc(1, sizeof *in);
     if (!in)
@@ -63,7 +73,8 @@ struct serial_input *serial_input_start(struct serial *s, int in_fd)
         free(in);
         return NULL;
     }
-    if (thread_start_unsignalled(&in->thread, serial_input_thread, in) != 0) {
+    if (sandbox_thread_start(&in->thread, serial_input_thread, in, &console_in_rules, mode, true,
+                             NULL) != 0) {
         close(in->stop_fd);
         free(in);
         return NULL;

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "backend/disk.h"
 #include "error.h"
@@ -671,7 +672,20 @@ static void blk_free(void *dev)
     virtio_blk_free(dev);
 }
 
+/* The disk thread: io_uring, and the synchronous calls of the fallback
+ * path (src/backend/disk.c). */
+static const int blk_syscalls[] = {
+    __NR_io_uring_enter, __NR_preadv,    __NR_pwritev, __NR_pwritev2,  __NR_pread64,
+    __NR_pwrite64,       __NR_fdatasync, __NR_fsync,   __NR_fallocate,
+};
+static const struct sandbox_rules blk_rules = {
+    .kind = "virtio-blk",
+    .syscalls = blk_syscalls,
+    .nsyscalls = sizeof blk_syscalls / sizeof blk_syscalls[0],
+};
+
 static const struct virtio_device_hooks blk_hooks = {
+    .sandbox = &blk_rules,
     .thread_fn = blk_thread,
     .take_queues = blk_take_queues,
     .release_queues = blk_release_queues,

@@ -35,6 +35,7 @@
 #include <sys/uio.h>
 #include <termios.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "error.h"
 #include "outfd.h"
@@ -400,7 +401,17 @@ static const struct virtio_device_ops console_ops = {
     .free = con_free,
 };
 
+/* The console thread: reads its input, writes the console (a pipe,
+ * terminal or socket: outfd.c). */
+static const int console_syscalls[] = { __NR_sendmsg, __NR_recvfrom, __NR_fcntl };
+static const struct sandbox_rules console_rules = {
+    .kind = "virtio-con",
+    .syscalls = console_syscalls,
+    .nsyscalls = sizeof console_syscalls / sizeof console_syscalls[0],
+};
+
 static const struct virtio_device_hooks console_hooks = {
+    .sandbox = &console_rules,
     .thread_fn = console_thread,
     .take_queues = con_take_queues,
     .release_queues = con_release_queues,

@@ -9,7 +9,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 #include "error.h"
 
@@ -35,21 +34,20 @@ void *virtio_device_new(size_t size, const struct virtio_device_ops *ops,
         d->ops.save = virtio_device_save_unsupported;
     if (!d->ops.load)
         d->ops.load = virtio_device_load_unsupported;
-    d->thread.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (d->thread.stop_fd < 0) {
+    int e = device_thread_init(&d->thread);
+    if (e != 0) {
         set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device thread: %s", ops->name,
-                  strerror(errno));
+                  strerror(e));
         free(d);
         return NULL;
     }
-    int e = pthread_mutex_init(&d->lock, NULL);
+    e = pthread_mutex_init(&d->lock, NULL);
     if (e != 0) {
         set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device: %s", ops->name, strerror(e));
-        close(d->thread.stop_fd);
+        device_thread_destroy(&d->thread);
         free(d);
         return NULL;
     }
-    atomic_init(&d->thread.stopping, false);
     d->initialised = true;
     return d;
 }
@@ -59,9 +57,17 @@ void virtio_device_destroy(struct virtio_device *d)
     if (!d->initialised)
         return;
     virtio_device_reset(d);
-    close(d->thread.stop_fd);
+    device_thread_destroy(&d->thread);
     pthread_mutex_destroy(&d->lock);
     d->initialised = false;
+}
+
+int virtio_device_spawn(struct virtio_device *d, vmlet_seccomp_mode mode, vmlet_error *err)
+{
+    pthread_mutex_lock(&d->lock);
+    int rc = device_thread_spawn(&d->thread, d->hooks->sandbox, mode, err);
+    pthread_mutex_unlock(&d->lock);
+    return rc;
 }
 
 void virtio_device_free(void *dev)

@@ -23,6 +23,7 @@
 #include <sys/uio.h>
 #include "vmlet.h"
 #include "thread.h"
+#include "sandbox.h"
 #include "virtio/virtio.h"
 
 /* The device's part of the shared activate/stop path. Each runs with the
@@ -35,6 +36,8 @@ struct virtio_device_hooks {
     /* After the thread ended, or failed to start: the driver owns its
      * buffers again, so forget any that were held. May be NULL. */
     void (*release_queues)(void *dev);
+    /* The system calls thread_fn makes (src/sandbox.h). */
+    const struct sandbox_rules *sandbox;
 };
 
 struct virtio_device {
@@ -57,6 +60,10 @@ struct virtio_device {
  * device, or NULL with err filled. */
 void *virtio_device_new(size_t size, const struct virtio_device_ops *ops,
                         const struct virtio_device_hooks *hooks, vmlet_error *err);
+/* Creates the device's thread under its sandbox (hooks->sandbox, mode),
+ * before the guest runs; without this the first activation creates it
+ * unsandboxed (unit tests, fuzz targets). Returns 0 or -1 with err. */
+int virtio_device_spawn(struct virtio_device *d, vmlet_seccomp_mode mode, vmlet_error *err);
 /* Stops the thread and releases what virtio_device_new made but the
  * memory itself; for a device's own free, which then frees the rest. */
 void virtio_device_destroy(struct virtio_device *d);

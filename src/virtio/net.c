@@ -39,6 +39,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "error.h"
 #include "memory.h"
@@ -971,7 +974,31 @@ static void net_free(void *dev)
     virtio_net_free(dev);
 }
 
+/* The network thread runs the backend: a TAP device (read, write, and
+ * the socket pair of tests) or libslirp, which opens a host socket per
+ * guest flow, accepts on port forwards, and rereads /etc/resolv.conf for
+ * the DNS it forwards to. */
+static const int net_syscalls[] = {
+    __NR_recvfrom,   __NR_sendto,     __NR_recvmsg,     __NR_sendmsg,     __NR_connect,
+    __NR_bind,       __NR_listen,     __NR_accept,      __NR_accept4,     __NR_shutdown,
+    __NR_setsockopt, __NR_getsockopt, __NR_getsockname, __NR_getpeername, __NR_fcntl,
+    __NR_newfstatat, __NR_fstat,      __NR_lseek,
+};
+/* TAP: the offloads the driver sets through the control queue. */
+static const unsigned long net_ioctls[] = { FIONREAD, FIONBIO, TUNSETOFFLOAD };
+static const struct sandbox_rules net_rules = {
+    .kind = "virtio-net",
+    .syscalls = net_syscalls,
+    .nsyscalls = sizeof net_syscalls / sizeof net_syscalls[0],
+    .ioctls = net_ioctls,
+    .nioctls = sizeof net_ioctls / sizeof net_ioctls[0],
+    .open_read_only = true,
+    .read_paths = (const char *const[]){ "/etc/resolv.conf", NULL },
+    .sockets = true,
+};
+
 static const struct virtio_device_hooks net_hooks = {
+    .sandbox = &net_rules,
     .thread_fn = net_thread,
     .take_queues = net_take_queues,
     .release_queues = net_release_queues,

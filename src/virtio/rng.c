@@ -288,7 +288,11 @@ static const struct virtio_device_ops rng_ops = {
     .metrics = rng_metrics,
 };
 
+/* The entropy thread: getrandom (common to every thread) and poll. */
+static const struct sandbox_rules rng_rules = { .kind = "virtio-rng" };
+
 static const struct virtio_device_hooks rng_hooks = {
+    .sandbox = &rng_rules,
     .thread_fn = rng_thread,
     .take_queues = rng_take_queues,
     .release_queues = rng_release_queues,

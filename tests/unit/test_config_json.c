@@ -806,15 +806,17 @@ static void unknown_and_duplicate_keys(void **state)
     BAD("{\"cpus\": 1, \"memroy\": \"1G\"}",
         "memroy: unknown key; known keys are cpus, "
         "memory, kernel, initrd, cmdline, console, rng, disks, network, shutdown_timeout, "
-        "kvm_device");
-    BAD("{\"CPUS\": 1}", "CPUS: unknown key; known keys are cpus, memory, kernel, initrd, "
-                         "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
+        "kvm_device, seccomp");
+    BAD("{\"CPUS\": 1}",
+        "CPUS: unknown key; known keys are cpus, memory, kernel, initrd, "
+        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp");
     /* Keys that are not plain words are quoted, escapes and all. */
     BAD("{\"a b\": 1}",
         "[\"a b\"]: unknown key; known keys are cpus, memory, kernel, "
-        "initrd, cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
-    BAD("{\"\": 1}", "[\"\"]: unknown key; known keys are cpus, memory, kernel, initrd, "
-                     "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
+        "initrd, cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp");
+    BAD("{\"\": 1}",
+        "[\"\"]: unknown key; known keys are cpus, memory, kernel, initrd, "
+        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp");
     BAD("{\"disks\": [{\"path\": \"a\", \"x\\ty\": 1}]}",
         "disks[0][\"x\\x09y\"]: unknown key; known keys are path, read_only, serial");
     BAD("{\"cpus\": 2, \"cpus\": 3}", "cpus: duplicate key; give it once");
@@ -828,14 +830,14 @@ static void unknown_and_duplicate_keys(void **state)
     BAD("{\"rng\": 1, \"cpus\": \"x\"}", "rng: expected true or false, got a number");
     BAD("{\"cpus\": \"x\", \"rng\": 1}", "cpus: expected a whole number, got a string");
     /* An unknown key is reported even after a bad value: keys come first. */
-    BAD("{\"cpus\": \"x\", \"bogus\": 1}",
-        "bogus: unknown key; known keys are cpus, memory, "
-        "kernel, initrd, cmdline, console, rng, disks, network, shutdown_timeout, kvm_device");
+    BAD("{\"cpus\": \"x\", \"bogus\": 1}", "bogus: unknown key; known keys are cpus, memory, "
+                                           "kernel, initrd, cmdline, console, rng, disks, network, "
+                                           "shutdown_timeout, kvm_device, seccomp");
     /* A long unknown key is cut. */
     char *longkey = repeat("{\"", "k", 300, "\": 1}");
     BAD(longkey, "[\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...\"]: unknown key; known keys "
                  "are cpus, memory, kernel, initrd, cmdline, console, rng, disks, network, "
-                 "shutdown_timeout, kvm_device");
+                 "shutdown_timeout, kvm_device, seccomp");
     free(longkey);
 }
 
@@ -1130,7 +1132,7 @@ static void many_values(void **state)
     /* 10000 values are read (and the key errors); one more is not. */
     char *ok = repeat("{\"x\": [", "0,", 9997, "0]}");
     BAD(ok, "x: unknown key; known keys are cpus, memory, kernel, initrd, cmdline, console, "
-            "rng, disks, network, shutdown_timeout, kvm_device");
+            "rng, disks, network, shutdown_timeout, kvm_device, seccomp");
     free(ok);
     char *many = repeat("{\"x\": [", "0,", 9998, "0]}");
     SYNTAX(many, "line 1, column 20004: more than 10000 values; a vm.json is much smaller");

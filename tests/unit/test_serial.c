@@ -110,7 +110,7 @@ static int setup(void **state)
     /* Reads of the pipe in tests never block. */
     fcntl(f->pipe_rd, F_SETFL, O_NONBLOCK);
     struct irq_line line = { .set = rec_set, .opaque = &f->irq, .gsi = 4 };
-    f->s = serial_new(line, f->pipe_wr);
+    f->s = serial_new(line, f->pipe_wr, VMLET_SECCOMP_OFF);
     assert_non_null(f->s);
     *state = f;
     return 0;
@@ -562,7 +562,7 @@ static void test_tx_errors_ignored(void **state)
 static void test_tx_discard_fd(void **state)
 {
     struct irq_line none = { 0 };
-    struct serial *s = serial_new(none, -1);
+    struct serial *s = serial_new(none, -1, VMLET_SECCOMP_OFF);
     assert_non_null(s);
     wr(s, IER, IER_THRI); /* no set callback: must not crash */
     wr(s, TX, 'z');
@@ -1218,7 +1218,7 @@ static void test_tx_stalled_tty(void **state)
     int flags = fcntl(slave, F_GETFL);
 
     struct irq_line none = { 0 };
-    struct serial *s = serial_new(none, slave);
+    struct serial *s = serial_new(none, slave, VMLET_SECCOMP_OFF);
     assert_non_null(s);
     size_t accepted = 0;
     for (int i = 0; i < 512 * 1024 && (rd(s, LSR) & LSR_THRE); i++)
@@ -1250,7 +1250,7 @@ static void test_free_with_stalled_output(void **state)
     int p[2];
     assert_int_equal(pipe(p), 0);
     struct irq_line none = { 0 };
-    struct serial *s = serial_new(none, p[1]);
+    struct serial *s = serial_new(none, p[1], VMLET_SECCOMP_OFF);
     assert_non_null(s);
     for (int i = 0; i < 256 * 1024; i++)
         wr(s, TX, 'q');

@@ -1,0 +1,225 @@
+/* Unit tests for the seccomp sandbox (src/sandbox.c) through the path the
+ * devices use (src/virtio/device.c, src/thread.c): a device thread spawned
+ * under its rules that makes a call outside them ends the process with
+ * the one-line message and status 128 + SIGSYS; allowed work goes on;
+ * executable memory is refused; LOG and OFF let everything through; the
+ * thread has no capabilities and no_new_privs. Every case runs in a
+ * child process, since a filter cannot be taken off again. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+#include "virtio/device.h"
+
+enum action { DO_ALLOWED, DO_FORBIDDEN, DO_EXEC_MEMORY, DO_IOCTL };
+
+struct test_dev {
+    struct virtio_device vdev;
+    enum action action;
+    atomic_int tid;
+    atomic_bool done;
+    long result;
+};
+
+static void *test_thread(void *arg)
+{
+    struct test_dev *t = arg;
+    atomic_store(&t->tid, (int)gettid());
+    switch (t->action) {
+    case DO_ALLOWED: {
+        /* What device threads do all day: memory, eventfds, poll. */
+        void *big = malloc(8 << 20); /* mmap'd by malloc */
+        memset(big, 1, 8 << 20);
+        free(big);
+        struct pollfd p = { .fd = t->vdev.thread.stop_fd, .events = POLLIN };
+        poll(&p, 1, 0);
+        t->result = 0;
+        break;
+    }
+    case DO_FORBIDDEN: t->result = syscall(__NR_getppid); break;
+    case DO_IOCTL: t->result = ioctl(t->vdev.thread.stop_fd, 0x1234, 0); break;
+    case DO_EXEC_MEMORY: {
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        t->result = p == MAP_FAILED ? -1 : 0;
+        break;
+    }
+    }
+    atomic_store(&t->done, true);
+    while (!atomic_load(&t->vdev.thread.stopping))
+        usleep(1000);
+    return NULL;
+}
+
+static const struct sandbox_rules test_rules = { .kind = "virtio-test" };
+static const struct virtio_device_ops test_ops = { .name = "virtio-test", .num_queues = 1 };
+static const struct virtio_device_hooks test_hooks = {
+    .thread_fn = test_thread,
+    .sandbox = &test_rules,
+};
+
+/* The /proc status line of a thread of this process ("CapEff", ...). */
+static unsigned long long status_field(int tid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return ~0ULL;
+    unsigned long long v = ~0ULL;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            v = strtoull(line + n + 1, NULL, strstr(field, "Cap") ? 16 : 10);
+    fclose(f);
+    return v;
+}
+
+/* In the child: a device under mode that does action when activated.
+ * Exits 0 if the thread finished and the checks held, 1 if not. */
+static void child(vmlet_seccomp_mode mode, enum action action)
+{
+    vmlet_error err;
+    struct test_dev *t = virtio_device_new(sizeof *t, &test_ops, &test_hooks, &err);
+    if (!t || virtio_device_spawn(&t->vdev, mode, &err) < 0) {
+        fprintf(stderr, "set-up failed: %s\n", err.message);
+        _exit(1);
+    }
+    t->action = action;
+    struct virtio_queues qs = { .transport = (struct virtio_transport *)t, .count = 1 };
+    if (t->vdev.ops.activate(t, &qs) < 0)
+        _exit(1);
+    while (!atomic_load(&t->done))
+        usleep(1000);
+    int tid = atomic_load(&t->tid);
+    bool ok = true;
+    if (mode != VMLET_SECCOMP_OFF) {
+        ok = status_field(tid, "Seccomp") == 2 && status_field(tid, "NoNewPrivs") == 1 &&
+             status_field(tid, "CapEff") == 0 && status_field(tid, "CapPrm") == 0;
+        /* The thread that created the device is not filtered. */
+        ok = ok && status_field((int)gettid(), "Seccomp") == 0;
+    }
+    if (action == DO_FORBIDDEN && t->result != getppid())
+        ok = false;
+    t->vdev.ops.free(t);
+    _exit(ok ? 0 : 1);
+}
+
+/* Runs child() in a new process; returns its wait status and what it
+ * wrote to stderr. */
+static int run_child(vmlet_seccomp_mode mode, enum action action, char *out, size_t cap)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        child(mode, action);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < cap && (n = read(p[0], out + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    out[len] = '\0';
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (out[0])
+        print_message("# the child wrote: %s", out);
+    return status;
+}
+
+static void test_forbidden_call_ends_process_with_message(void **state)
+{
+    (void)state;
+    char out[1024];
+    int status = run_child(VMLET_SECCOMP_ON, DO_FORBIDDEN, out, sizeof out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 128 + SIGSYS);
+    assert_non_null(strstr(out, "vmlet: sandbox: the virtio-test thread made a system call "
+                                "outside its allowlist: getppid ("));
+    assert_non_null(strstr(out, "--seccomp off"));
+    assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out)); /* one line */
+}
+
+static void test_allowed_work_goes_on(void **state)
+{
+    (void)state;
+    char out[1024];
+    int status = run_child(VMLET_SECCOMP_ON, DO_ALLOWED, out, sizeof out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_string_equal(out, "");
+}
+
+static void test_executable_memory_refused(void **state)
+{
+    (void)state;
+    char out[1024];
+    int status = run_child(VMLET_SECCOMP_ON, DO_EXEC_MEMORY, out, sizeof out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 128 + SIGSYS);
+    assert_non_null(strstr(out, "allowlist: mmap ("));
+}
+
+/* An ioctl is allowed by request number: the line names the one refused. */
+static void test_ioctl_request_named(void **state)
+{
+    (void)state;
+    char out[1024];
+    int status = run_child(VMLET_SECCOMP_ON, DO_IOCTL, out, sizeof out);
+    assert_int_equal(WEXITSTATUS(status), 128 + SIGSYS);
+    assert_non_null(strstr(out, "allowlist: ioctl (16, request 4660)"));
+}
+
+static void test_log_mode_allows(void **state)
+{
+    (void)state;
+    char out[1024];
+    int status = run_child(VMLET_SECCOMP_LOG, DO_FORBIDDEN, out, sizeof out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_off_mode_filters_nothing(void **state)
+{
+    (void)state;
+    char out[1024];
+    int status = run_child(VMLET_SECCOMP_OFF, DO_FORBIDDEN, out, sizeof out);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    status = run_child(VMLET_SECCOMP_OFF, DO_EXEC_MEMORY, out, sizeof out);
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forbidden_call_ends_process_with_message),
+        cmocka_unit_test(test_allowed_work_goes_on),
+        cmocka_unit_test(test_executable_memory_refused),
+        cmocka_unit_test(test_ioctl_request_named),
+        cmocka_unit_test(test_log_mode_allows),
+        cmocka_unit_test(test_off_mode_filters_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
