@@ -39,7 +39,7 @@ LOGDIR=${LOGDIR:-/tmp/lab-logs}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 STOP_TIMEOUT=${STOP_TIMEOUT:-60}
 BASE=${L2_CMDLINE:-console=ttyS0 quiet panic=-1}
-# The checks of scenarios A-F, in the order they report.
+# The checks of scenarios A-G, in the order they report.
 CHECK_NAMES="boot-1cpu memtotal cmdline poweroff-exit0 boot-2cpu reboot-exit3
              stdin-command sigterm-clean-shutdown shutdown-timeout-exit4
              root-disk-write ro-disk disk-serials disk-256m hwrng hvc0-shell
@@ -547,9 +547,9 @@ records_round() {
             nbad=$(head -c $(((n + 1) * RECORD_SIZE)) "$img" | cmp -l - "$expect" 2>/dev/null |
                 awk -v size="$RECORD_SIZE" '{ r = int(($1 - 1) / size); if (r != last) { c++; last = r } } END { print c + 0 }')
             if [ -n "$c" ]; then
-                r=$(((c - 1) / RECORD_SIZE))
-                there=$(dd if="$img" bs="$RECORD_SIZE" skip="$r" count=1 2>/dev/null | head -c 15 | tr -c '0-9a-f:' .)
-                problem="records 0..$n were flushed before the SIGKILL; $nbad of them differ in the image, the first record $r (byte $((c - 1))), which begins '$there', not '$(records "$r" 1 | head -c 15)'"
+                first_bad=$(((c - 1) / RECORD_SIZE))
+                there=$(dd if="$img" bs="$RECORD_SIZE" skip="$first_bad" count=1 2>/dev/null | head -c 15 | tr -c '0-9a-f:' .)
+                problem="records 0..$n were flushed before the SIGKILL; $nbad of them differ in the image, the first record $first_bad (byte $((c - 1))), which begins '$there', not '$(records "$first_bad" 1 | head -c 15)'"
             else
                 problem="records 0..$n were flushed; comparing them with the image: $diff"
             fi
@@ -568,15 +568,17 @@ scenario_g() {
     dir=$DISKDIR/$VMM
     mkdir -p "$dir"
     round_ok='' round_bad=''
-    r=1
-    while [ $r -le "$RECORDS_ROUNDS" ]; do
-        records_round $r
-        r=$((r + 1))
+    # (records_round's variables are global: none of them is "round".)
+    round=1
+    while [ $round -le "$RECORDS_ROUNDS" ]; do
+        records_round $round
+        round=$((round + 1))
     done
     if [ -z "$round_bad" ]; then
         ok "sigkill-no-data-loss: $RECORDS_ROUNDS rounds, each SIGKILLed while writing; the records flushed before (${round_ok# }) all intact in the image"
     else
-        not_ok sigkill-no-data-loss "${round_bad# }"
+        round_bad=${round_bad%;}
+        not_ok sigkill-no-data-loss "${round_bad# }${round_ok:+ (in the other rounds records$round_ok were flushed and are intact)}"
     fi
 }
 
@@ -589,7 +591,7 @@ NET_INITRD=${NET_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-net.img}
 MINI=${MINI:-$HERE/../mini}
 MINI_IMAGES=${MINI_IMAGES:-$LOGDIR/mini}   # lab-images builds them for L1
 
-# The checks of scenarios A-F for VMM $1, with its prefix.
+# The checks of scenarios A-G for VMM $1, with its prefix.
 vmm_checks() {
     for c in $CHECK_NAMES; do
         if [ "$1" = vmlet ]; then echo "$c"
