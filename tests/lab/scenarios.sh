@@ -478,17 +478,19 @@ scenario_f() {
 # What this can catch: a SIGKILL, unlike a power cut, leaves the host's
 # page cache alone (and the image is on tmpfs), so the check is about the
 # VMM itself, not fdatasync. Linux issues the FLUSH only after every write
-# of the batch has completed, and 16 of them are in flight together (plus
-# the next batch's, during the flush). So the check fails when the VMM tells
-# the guest that a write (or the flush after it) is done while the data is
-# still only in its own memory: a write-back cache or a queue of writes not
-# yet handed to the kernel that a flush does not drain, a completion posted
-# for the wrong one of several requests in flight, a request finished
-# before all of its parts (a split or short write) were written. Such data
-# dies with the process; the guest had already printed VMLET-FLUSHED. It
-# cannot see what only a power cut loses (data still in the host's page
-# cache: a FLUSH must become fdatasync, src/backend/disk.c), which no test
-# here can cause.
+# of the batch has completed, and up to 16 of them are in flight together
+# (plus the next batch's, during the flush). So the check fails when the
+# VMM tells the guest that a write (or the flush after it) is done while
+# the data is still only in its own memory: a write-back cache or a queue
+# of writes not yet handed to the kernel that a flush does not drain, a
+# completion posted for the wrong one of several requests in flight, a
+# request finished before all of its parts (a split or short write) were
+# written. Such data dies with the process; the guest had already printed
+# VMLET-FLUSHED. (A vmlet changed to complete writes at once from a copy
+# and write them out 64 at a time fails it, with a batch of 256 flushed
+# records missing.) It cannot see what only a power cut loses (data still
+# in the host's page cache: a FLUSH must become fdatasync,
+# src/backend/disk.c), which no test here can cause.
 flushed() {
     tr -d '\r' <"$VMM_LOG" | grep -a '^VMLET-FLUSHED=[0-9]*\.$' | tail -n 1 | sed 's/^VMLET-FLUSHED=//; s/\.$//'
 }
