@@ -15,6 +15,9 @@
 #                       api-stalled-console: a guest flooding ttyS0 while
 #                       nobody reads vmlet's stdout can still be paused,
 #                       resumed and stopped through the socket
+#   sigterm-stalled-console  the same stalled console (the socket only
+#                       shows that it stalled): SIGTERM still ends vmlet,
+#                       exit 4 once the shutdown timeout has run out
 LIFECYCLE_LINUX_CHECKS="runs pause-state event-fd paused-guest-is-still resume stop two-vms
                         request-stop"
 API_CHECKS="socket-mode info pause resume metrics malformed request-shutdown stop stalled-console"
@@ -22,6 +25,7 @@ if [ "${1:-}" = --plan ]; then
     echo example-simplevm
     for c in $LIFECYCLE_LINUX_CHECKS; do echo "lifecycle-linux-$c"; done
     for c in $API_CHECKS; do echo "api-$c"; done
+    echo sigterm-stalled-console
     exit 0
 fi
 vmlet=$1 kernel=$2 initrd=$3 logdir=$4
@@ -198,26 +202,40 @@ fi
 # sat in write() and PATCH /vm never returned.
 serial_tx() { call GET /metrics | sed -n 's/.*"serial":{[^}]*"tx_bytes":\([0-9]*\).*/\1/p'; }
 fifo=$tmp/stalled-out
-log=$logdir/vmlet-stalled.log
-rm -f "$sock" "$fifo"
-mkfifo "$fifo"
-# shellcheck disable=SC2217 # the reader holds the FIFO open and never reads
-sleep 900 <"$fifo" &
-reader=$!
-"$vmlet" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
-    --cmdline "$BASE vmlet.test=flood" --api-sock "$sock" </dev/null >"$fifo" 2>"$log" &
-pid=$!
-# Wait until the output has stalled: tx_bytes (what vmlet wrote into the
-# FIFO) at least 64 KiB, the pipe's capacity, and unchanged over 3 s.
-deadline=$(($(secs) + 180))
-prev=-1 tx=0
-while kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do
-    sleep 3
-    tx=$(serial_tx)
-    [ "${tx:-0}" -ge 65536 ] && [ "$tx" = "$prev" ] && break
-    prev=${tx:-0}
-done
-if [ "${tx:-0}" -ge 65536 ] && [ "$tx" = "$prev" ]; then
+
+# boot_stalled NAME CMDLINE [VMLET ARGS...]: starts vmlet with the flooding
+# guest, its stdout into the FIFO nobody reads, and waits until the output
+# has stalled: tx_bytes (what vmlet wrote into the FIFO) at least 64 KiB,
+# the pipe's capacity, and unchanged over 3 s. Sets pid, reader, tx, prev.
+boot_stalled() {
+    log=$logdir/vmlet-$1.log
+    cmdline=$2
+    shift 2
+    rm -f "$sock" "$fifo"
+    mkfifo "$fifo"
+    # shellcheck disable=SC2217 # the reader holds the FIFO open and never reads
+    sleep 900 <"$fifo" &
+    reader=$!
+    "$vmlet" run --kernel "$kernel" --initrd "$initrd" --memory 256M \
+        --cmdline "$cmdline" --api-sock "$sock" "$@" </dev/null >"$fifo" 2>"$log" &
+    pid=$!
+    deadline=$(($(secs) + 180))
+    prev=-1 tx=0
+    while kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do
+        sleep 3
+        tx=$(serial_tx)
+        [ "${tx:-0}" -ge 65536 ] && [ "$tx" = "$prev" ] && break
+        prev=${tx:-0}
+    done
+    [ "${tx:-0}" -ge 65536 ] && [ "$tx" = "$prev" ]
+}
+
+end_stalled() {
+    kill $reader 2>/dev/null
+    wait $reader 2>/dev/null
+}
+
+if boot_stalled stalled "$BASE vmlet.test=flood"; then
     t0=$(secs)
     r1=$(call PATCH /vm '{"state":"Paused"}')
     s1=$(call GET /)
@@ -236,8 +254,34 @@ else
     not_ok api-stalled-console "the console output never stalled (serial tx_bytes '$tx', before '$prev'; see $log)"
     kill -KILL $pid 2>/dev/null
 fi
-kill $reader 2>/dev/null
-wait $reader 2>/dev/null
+end_stalled
+
+# sigterm-stalled-console: SIGTERM, the way a service manager stops vmlet,
+# with the console stalled as above. The guest ignores the power button
+# (vmlet.acpid=0), so vmlet must wait out --shutdown-timeout (5 s) and stop
+# it hard: exit status 4 (README), not before the timeout, and within
+# SIGTERM_WATCHDOG (60 s; a watchdog for a hang, not a time to meet). It
+# fails if anything on the way out blocks on the console: a write, or
+# waiting for the buffered output to drain (it gets 500 ms, then is
+# dropped: docs/hostile-guest.md).
+SIGTERM_WATCHDOG=60
+if boot_stalled sigterm-stalled "$BASE vmlet.test=flood vmlet.acpid=0" --shutdown-timeout 5; then
+    t0=$(secs)
+    kill -TERM $pid
+    wait_gone "$SIGTERM_WATCHDOG"
+    took=$(($(secs) - t0))
+    if [ "$rc" = 4 ] && [ "$took" -ge 4 ]; then
+        ok "sigterm-stalled-console: exit 4 ${took} s after SIGTERM (shutdown timeout 5 s), $tx bytes out before the stall"
+    elif [ "$rc" = timeout ]; then
+        not_ok sigterm-stalled-console "vmlet still running ${SIGTERM_WATCHDOG} s after SIGTERM with the console stalled ($tx bytes out); killed"
+    else
+        not_ok sigterm-stalled-console "vmlet exit $rc ${took} s after SIGTERM (want 4, after the 5 s shutdown timeout)"
+    fi
+else
+    not_ok sigterm-stalled-console "the console output never stalled (serial tx_bytes '$tx', before '$prev'; see $log)"
+    kill -KILL $pid 2>/dev/null
+fi
+end_stalled
 
 [ "$fail" = 0 ] || { echo "# api: last console:"; tail -n 10 "$log" | sed 's/^/#   /'; }
 rm -rf "$tmp"
