@@ -93,6 +93,7 @@ struct fz_popped {
     uint16_t head;
     bool returned;
     uint64_t in_len;
+    const uint8_t *last_byte; /* the last writable byte, or NULL */
 };
 
 static struct {
@@ -120,8 +121,10 @@ static struct {
     unsigned nwatch;
     bool watch_all;           /* an epoll wait: assume every fd is watched */
     bool (*idle_extra)(void); /* more the device must have finished, or NULL */
-    /* The target's own look at each virtq_push (device thread), or NULL. */
-    void (*on_push)(const struct virtq *q, uint16_t head, uint32_t len);
+    /* The target's own look at each virtq_push (device thread), or NULL;
+     * pushed is what virtq_pop gave for that chain (NULL if not known). */
+    void (*on_push)(const struct virtq *q, uint16_t head, uint32_t len,
+                    const struct fz_popped *pushed);
 } fz = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 static uint8_t fz_param(unsigned i)
@@ -287,8 +290,12 @@ enum virtq_pop_result __wrap_virtq_pop(struct virtq *q, struct virtq_chain *chai
     }
     fz.last_chain = chain;
     fz_check(out == chain->out_len && in == chain->in_len, "chain lengths do not add up");
+    const uint8_t *last = NULL;
+    for (unsigned k = chain->n_out + chain->n_in; k > chain->n_out && !last; k--)
+        if (chain->iov[k - 1].iov_len)
+            last = (const uint8_t *)chain->iov[k - 1].iov_base + chain->iov[k - 1].iov_len - 1;
     if (fz.npops < FZ_MAX_POPS)
-        fz.pops[fz.npops++] = (struct fz_popped){ q, chain->head, false, chain->in_len };
+        fz.pops[fz.npops++] = (struct fz_popped){ q, chain->head, false, chain->in_len, last };
     else
         fz.pops_overflow = true;
     return r;
@@ -299,10 +306,10 @@ void __wrap_virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 {
     fz_check(!fz.after_reset, "push after the reset");
     fz.npushes++;
+    struct fz_popped *first = NULL;
     if (!fz.pops_overflow) {
         /* The oldest chain with this head that is still out; a driver may
          * have made one head available twice, so bound by the largest. */
-        struct fz_popped *first = NULL;
         uint64_t cap = 0;
         for (unsigned i = 0; i < fz.npops; i++) {
             struct fz_popped *p = &fz.pops[i];
@@ -318,7 +325,7 @@ void __wrap_virtq_push(struct virtq *q, uint16_t head, uint32_t len)
         first->returned = true;
     }
     if (fz.on_push)
-        fz.on_push(q, head, len);
+        fz.on_push(q, head, len, first);
     __real_virtq_push(q, head, len);
 }
 

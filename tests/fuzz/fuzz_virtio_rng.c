@@ -21,8 +21,10 @@
 
 static uint64_t used_sum;
 
-static void on_push(const struct virtq *q, uint16_t head, uint32_t len)
+static void on_push(const struct virtq *q, uint16_t head, uint32_t len,
+                    const struct fz_popped *pushed)
 {
+    (void)pushed;
     (void)q;
     (void)head;
     fz_check(len <= VIRTIO_RNG_MAX_REQUEST, "more than a request's worth of bytes");
