@@ -222,6 +222,18 @@ static char *metrics_json(const struct api_target *t)
     return s;
 }
 
+/* How many bytes of s to quote in a fault: at most max, cut on a character
+ * boundary, so that a long UTF-8 string from the client does not end the
+ * message in half a character (the answer must be valid UTF-8 JSON). */
+static int quote_len(const char *s, int max)
+{
+    int n = (int)strnlen(s, (size_t)max);
+    if (n == max)
+        while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+            n--; /* s[n] continues a character: leave all of it out */
+    return n;
+}
+
 /* The one string member a change request carries, e.g. {"state": "Paused"}.
  * NULL with *status and *body set when the body is not that. */
 static const char *body_member(const struct http_request *req, const char *key, cJSON **doc,
@@ -271,7 +283,8 @@ static int patch_vm(const struct http_request *req, const struct api_target *t, 
             else
                 status = 409, *body = fault("cannot resume a VM that is %s", state_name(s));
         } else {
-            *body = fault("\"state\" must be \"Paused\" or \"Resumed\", not \"%.64s\"", want);
+            *body = fault("\"state\" must be \"Paused\" or \"Resumed\", not \"%.*s\"",
+                          quote_len(want, 64), want);
         }
     }
     cJSON_Delete(doc);
@@ -288,8 +301,8 @@ static int put_actions(const struct http_request *req, const struct api_target *
         bool ended = s == VMLET_STATE_STOPPED || s == VMLET_STATE_ERROR;
         if (strcmp(action, "RequestShutdown") && strcmp(action, "Stop")) {
             *body = fault("\"action_type\" must be \"RequestShutdown\" or \"Stop\", "
-                          "not \"%.64s\"",
-                          action);
+                          "not \"%.*s\"",
+                          quote_len(action, 64), action);
         } else if (ended || s == VMLET_STATE_CREATED) {
             status = 409, *body = fault("the VM is %s", state_name(s));
         } else if (!strcmp(action, "Stop")) {

@@ -221,6 +221,27 @@ static void bad_bodies(void **state)
     assert_int_equal(call_nobody(f, "PATCH /vm HTTP/1.1\r\nHost: x\r\n\r\n"), 400);
 }
 
+/* A long value is quoted cut to 64 bytes, but never inside a character:
+ * the body must stay valid UTF-8 (found by fuzz_api; seed
+ * patch_state_cut_in_utf8). 63 ASCII bytes, then a two-byte 'é'. */
+static void fault_quote_keeps_utf8(void **state)
+{
+    struct fx *f = *state;
+    char json[128], *body;
+    snprintf(json, sizeof json, "{\"state\":\"%s\xc3\xa9\"}",
+             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    assert_int_equal(call(f, with_body("PATCH", "/vm", json), &body), 400);
+    assert_null(strchr(body, '\xc3'));
+    assert_non_null(strstr(body, "aaa\\\""));
+    free(body);
+    snprintf(json, sizeof json, "{\"action_type\":\"%s\xe2\x82\xac\"}",
+             "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    assert_int_equal(call(f, with_body("PUT", "/actions", json), &body), 400);
+    assert_null(strchr(body, '\xe2'));
+    assert_non_null(strstr(body, "bbb\\\""));
+    free(body);
+}
+
 static void actions(void **state)
 {
     struct fx *f = *state;
@@ -476,6 +497,7 @@ int main(void)
         T(pause_and_resume),
         T(pause_when_stopped_conflicts),
         T(bad_bodies),
+        T(fault_quote_keeps_utf8),
         T(actions),
         T(wrong_method_and_path),
         T(socket_mode_and_round_trip),
