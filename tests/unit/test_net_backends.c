@@ -76,6 +76,14 @@ static void test_spec_good(void **state)
     assert_false(s.has_mac);
     assert_false(s.no_host_loopback); /* the host's loopback is reachable by default */
 
+    assert_int_equal(s.max_flows, 0); /* the default cap */
+    assert_int_equal(net_spec_max_flows(&s), NET_MAX_FLOWS_DEFAULT);
+    assert_int_equal(NET_MAX_FLOWS_DEFAULT, 512);
+    assert_int_equal(net_spec_parse("user,max-flows=1", &s, &err), 0);
+    assert_int_equal(net_spec_max_flows(&s), 1);
+    assert_int_equal(net_spec_parse("user,hostfwd=::2222-:22,max-flows=65536", &s, &err), 0);
+    assert_int_equal(net_spec_max_flows(&s), 65536);
+
     assert_int_equal(net_spec_parse("user,host-loopback=off", &s, &err), 0);
     assert_true(s.no_host_loopback);
     assert_int_equal(net_spec_parse("user,host-loopback=on", &s, &err), 0);
@@ -170,6 +178,15 @@ static void test_spec_bad(void **state)
         { "user,host-loopback=off,host-loopback=on", "host-loopback given twice" },
         { "tap=tap0,host-loopback=off", "host-loopback is for user networking only" },
         { "user,host-loopback", "unknown option 'host-loopback'" },
+        { "user,max-flows=0", "max-flows '0' is not a number from 1 to 65536" },
+        { "user,max-flows=65537", "max-flows '65537' is not a number from 1 to 65536" },
+        { "user,max-flows=", "max-flows '' is not a number from 1 to 65536" },
+        { "user,max-flows=+5", "max-flows '+5' is not a number from 1 to 65536" },
+        { "user,max-flows=5k", "max-flows '5k' is not a number from 1 to 65536" },
+        { "user,max-flows=18446744073709551617", "max-flows '18446744073709551617' is not" },
+        { "user,max-flows=8,max-flows=9", "max-flows given twice" },
+        { "tap=tap0,max-flows=8", "max-flows is for user networking only" },
+        { "user,max-flows", "unknown option 'max-flows'" },
         { "user,hostfwd=", "hostfwd '': expected [tcp|udp]:" },
         { "user,hostfwd=tcp8080", "hostfwd 'tcp8080': expected" },
         { "user,hostfwd=sctp::1-:2", "hostfwd 'sctp::1-:2': protocol 'sctp' is not tcp or udp" },
