@@ -16,7 +16,7 @@
  *         the host's 127.0.0.1 (default on, as QEMU's user networking)
  *   max-flows=N  at most N host sockets for the guest's flows (TCP
  *         connections, UDP source ports, pings), NET_MAX_FLOWS_MIN to
- *         NET_MAX_FLOWS_MAX, default NET_MAX_FLOWS_DEFAULT (backend/slirp.h)
+ *         NET_MAX_FLOWS_MAX, default NET_MAX_FLOWS_DEFAULT
  *
  *     struct net_spec s;
  *     vmlet_error err;
