@@ -33,12 +33,10 @@
  *     slirp sees it (flows_refused): a TCP SYN without ACK, an ICMP echo
  *     request slirp does not answer itself, a UDP datagram from a source
  *     with no socket yet (DHCP passes), and any IPv4 fragment, whose
- *     contents are only known after reassembly. slirp_input opens at most
- *     one socket per frame, so the count never passes the cap through
- *     the guest; connections to port forwards count but are not refused.
- *     Only the Ethernet type, the IPv4 header's fixed fields and the first
- *     four bytes (UDP, ICMP) or 14 (TCP) of the next header are read,
- *     each after a length check; at the cap anything shorter is dropped.
+ *     contents are only known after reassembly (backend/flowcap.h says
+ *     which bytes are read to tell). slirp_input opens at most one socket
+ *     per frame, so the count never passes the cap through the guest;
+ *     connections to port forwards count but are not refused.
  *   - A port forward whose pending connection slirp cannot accept (vmlet
  *     is out of descriptors: EMFILE) stays readable, and slirp would be
  *     woken for it again at once, forever. A listener still readable
@@ -61,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <libslirp.h>
+#include "backend/flowcap.h"
 #include "error.h"
 
 /* An Ethernet frame of slirp's MTU; queue slots hold one plus a header. */
@@ -111,14 +110,6 @@ struct guest_port {
     uint16_t port;
 };
 
-/* What a guest frame is, as far as the cap is concerned. */
-struct frame_info {
-    bool may_open; /* would open a flow if slirp has none for it */
-    bool udp;      /* a UDP datagram from src:sport */
-    uint32_t src;
-    uint16_t sport;
-};
-
 /* Everything here is used by one thread at a time (see above). */
 struct slirp_be {
     struct net_backend b; /* first: the device sees only this */
@@ -134,8 +125,8 @@ struct slirp_be {
     unsigned max_flows;
     struct flow *flows;
     unsigned nflows, flows_cap;
-    uint64_t opened;         /* sockets registered, ever */
-    struct frame_info input; /* the frame inside slirp_input, else zeroed */
+    uint64_t opened;             /* sockets registered, ever */
+    struct net_flow_frame input; /* the frame inside slirp_input, else zeroed */
     struct guest_port udp_fwd[NET_SPEC_MAX_HOSTFWD];
     unsigned nudp_fwd;
     struct listener listeners[NET_SPEC_MAX_HOSTFWD];
@@ -173,57 +164,6 @@ static uint8_t *ring_slot(struct ring *r, unsigned i)
 
 /* ---- the flow cap (see above) ------------------------------------------- */
 
-static uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)be16(p) << 16 | be16(p + 2);
-}
-
-/* Reads just enough of a guest frame (len bytes) to tell whether it could
- * make slirp open a host socket. */
-static struct frame_info frame_info(const uint8_t *f, size_t len)
-{
-    struct frame_info fi = { .may_open = true };
-    if (len < 14 || be16(f + 12) != 0x0800) {
-        fi.may_open = false; /* ARP, or what slirp ignores (IPv6 is off) */
-        return fi;
-    }
-    const uint8_t *ip = f + 14;
-    size_t iplen = len - 14;
-    if (iplen < 20 || ip[0] >> 4 != 4)
-        return fi; /* slirp drops it; so do we at the cap */
-    size_t ihl = (size_t)(ip[0] & 15) * 4;
-    if (ihl < 20 || iplen < ihl || (be16(ip + 6) & 0x3fff))
-        return fi; /* bad, or a fragment: the next header is not ours to see */
-    const uint8_t *l4 = ip + ihl;
-    size_t l4len = iplen - ihl;
-    uint32_t dst = be32(ip + 16);
-    switch (ip[9]) {
-    case 6: /* TCP: a SYN without ACK starts a connection */
-        if (l4len >= 14)
-            fi.may_open = (l4[13] & 0x02) && !(l4[13] & 0x10);
-        break;
-    case 17: /* UDP: a socket per guest source, but DHCP is slirp's own */
-        if (l4len >= 4) {
-            fi.udp = true;
-            fi.src = be32(ip + 12);
-            fi.sport = be16(l4);
-            fi.may_open = !(be16(l4 + 2) == 67 && (dst == NET_USER_GATEWAY || dst == 0xffffffffu));
-        }
-        break;
-    case 1: /* ICMP: an echo request beyond the gateway and DNS gets a socket */
-        if (l4len >= 4)
-            fi.may_open = l4[0] == 8 && dst != NET_USER_GATEWAY && dst != NET_USER_DNS;
-        break;
-    default: fi.may_open = false; /* slirp knows no other protocol */
-    }
-    return fi;
-}
-
 static struct flow *flow_find(struct slirp_be *s, int fd)
 {
     for (unsigned i = 0; i < s->nflows; i++)
@@ -233,7 +173,7 @@ static struct flow *flow_find(struct slirp_be *s, int fd)
 }
 
 /* Whether the guest frame described by fi is dropped to keep the cap. */
-static bool over_cap(struct slirp_be *s, const struct frame_info *fi)
+static bool over_cap(struct slirp_be *s, const struct net_flow_frame *fi)
 {
     if (!fi->may_open || s->nflows < s->max_flows)
         return false;
@@ -277,7 +217,7 @@ static enum net_send_result sl_send(struct net_backend *be, const struct iovec *
         memcpy(s->frame + off, iov[i].iov_base, n);
         off += n;
     }
-    struct frame_info fi = frame_info(s->frame, off);
+    struct net_flow_frame fi = net_flow_frame(s->frame, off);
     if (over_cap(s, &fi)) {
         NET_STAT_INC(&be->stats, flows_refused);
         return NET_SEND_DROPPED;
@@ -286,7 +226,7 @@ static enum net_send_result sl_send(struct net_backend *be, const struct iovec *
     pthread_mutex_lock(&slirp_global);
     slirp_input(s->slirp, s->frame, (int)off);
     pthread_mutex_unlock(&slirp_global);
-    s->input = (struct frame_info){ 0 };
+    s->input = (struct net_flow_frame){ 0 };
     return NET_SEND_OK;
 }
 

@@ -35,12 +35,14 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -57,6 +59,7 @@
 #include "virtio/net.h"
 #include "virtio/queue.h"
 #include "virtio/virtio.h"
+#include "backend/flowcap.h"
 #include "backend/net.h"
 #include "backend/slirp.h"
 #include "backend/tap.h"
@@ -854,6 +857,64 @@ static void be_rounds(struct net_backend *be, unsigned n)
         be_wait(be, 10);
 }
 
+/* What the cap takes for a new flow (backend/flowcap.h), frame by frame. */
+static void test_flow_frame(void **state)
+{
+    (void)state;
+    uint8_t f[400];
+    struct net_flow_frame r;
+    size_t len = tcp_syn(f, 0xc0000201, 40000, 80);
+    assert_true(net_flow_frame(f, len).may_open);
+    f[14 + 20 + 13] = TCP_SYN | 0xc0; /* ECE, CWR: still a new connection */
+    assert_true(net_flow_frame(f, len).may_open);
+    f[14 + 20 + 13] = TCP_SYN | TCP_ACK;
+    assert_false(net_flow_frame(f, len).may_open);
+    len = tcp_seg(f, 0xc0000201, 40000, 80, 1001, TCP_ACK);
+    assert_false(net_flow_frame(f, len).may_open);
+    len = tcp_seg(f, 0xc0000201, 40000, 80, 1001, TCP_RST);
+    assert_false(net_flow_frame(f, len).may_open);
+
+    len = udp_dgram(f, NET_USER_DNS, 5353, 53);
+    r = net_flow_frame(f, len);
+    assert_true(r.may_open);
+    assert_true(r.udp);
+    assert_int_equal(r.src, NET_USER_GUEST);
+    assert_int_equal(r.sport, 5353);
+    len = dhcp_discover(f, 1);
+    r = net_flow_frame(f, len);
+    assert_false(r.may_open); /* slirp's own DHCP server */
+    assert_true(r.udp);
+    len = udp_dgram(f, 0xc0000201, 68, 67); /* "DHCP" elsewhere: a socket */
+    assert_true(net_flow_frame(f, len).may_open);
+
+    len = icmp_echo(f, 0xc0000201, 1);
+    assert_true(net_flow_frame(f, len).may_open);
+    len = icmp_echo(f, NET_USER_GATEWAY, 1);
+    assert_false(net_flow_frame(f, len).may_open);
+    len = icmp_echo(f, NET_USER_DNS, 1);
+    assert_false(net_flow_frame(f, len).may_open);
+    len = icmp_echo(f, 0xc0000201, 1);
+    f[14 + 20] = 0; /* an echo reply opens nothing */
+    assert_false(net_flow_frame(f, len).may_open);
+
+    len = udp_dgram(f, 0xc0000201, 6000, 7);
+    put16(f + 14 + 6, 0x0010); /* a later fragment */
+    r = net_flow_frame(f, len);
+    assert_true(r.may_open);
+    assert_false(r.udp);
+    len = tcp_seg(f, 0xc0000201, 40000, 80, 1001, TCP_ACK);
+    f[14 + 9] = 47; /* GRE: slirp has no such thing */
+    assert_false(net_flow_frame(f, len).may_open);
+    len = arp_request(f, NET_USER_GATEWAY);
+    assert_false(net_flow_frame(f, len).may_open);
+    len = tcp_syn(f, 0xc0000201, 40000, 80);
+    put16(f + 12, 0x86dd); /* IPv6: off in vmlet's slirp */
+    assert_false(net_flow_frame(f, len).may_open);
+    assert_false(net_flow_frame(f, 13).may_open);
+    put16(f + 12, 0x0800);
+    assert_true(net_flow_frame(f, 33).may_open); /* no room for an IPv4 header */
+}
+
 /* max-flows=8 and a guest opening 11 TCP connections: 8 reach the host,
  * the 3 SYNs over the cap are dropped and counted; at the cap, traffic
  * that opens nothing still passes; connections the guest resets free
@@ -1036,6 +1097,7 @@ struct emfile_result {
 static void emfile_child(int to_parent, int from_parent)
 {
     struct emfile_result r = { 0 };
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves nothing behind */
     char spec[128];
     uint16_t port = free_port(SOCK_STREAM);
     snprintf(spec, sizeof spec, "user,hostfwd=tcp:127.0.0.1:%u-:80", port);
@@ -1794,6 +1856,7 @@ int main(void)
         cmocka_unit_test(test_slirp_hostfwd),
         cmocka_unit_test(test_slirp_port_in_use),
         cmocka_unit_test(test_slirp_rx_bounded),
+        cmocka_unit_test(test_flow_frame),
         cmocka_unit_test(test_slirp_flow_cap_tcp),
         cmocka_unit_test(test_slirp_flow_cap_udp),
         cmocka_unit_test(test_slirp_flow_cap_malformed),
