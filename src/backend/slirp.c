@@ -361,7 +361,7 @@ static void cb_register_poll_fd(int fd, void *opaque)
             unsigned cap = s->flows_cap ? s->flows_cap * 2 : 64;
             struct flow *p = realloc(s->flows, cap * sizeof *p);
             if (!p)
-                return; /* not counted: the cap is off by one */
+                return; /* out of memory: this one goes uncounted */
             s->flows = p;
             s->flows_cap = cap;
         }
