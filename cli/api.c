@@ -1,5 +1,15 @@
 /* The control socket (see api.h). One listening socket and a few client
- * connections, all non-blocking, served from the CLI's poll loop. */
+ * connections, all non-blocking, served from the CLI's poll loop.
+ *
+ * Out of descriptors (EMFILE; ENFILE for the whole system), accept4 fails
+ * and leaves the connection queued: the listener stays readable and the
+ * poll loop would wake for it again at once, forever. So the server keeps
+ * one spare descriptor (/dev/null) from the start; when accept fails that
+ * way it closes the spare, accepts the connection and closes it (the
+ * client sees the connection closed unanswered), and opens the spare
+ * again. If the spare is gone (another thread took the descriptor), the
+ * listener is left out of the poll for API_PAUSE_MS instead. Either way
+ * stderr gets one line, at most every API_LOG_SECONDS. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -20,6 +30,8 @@
 
 #define CLIENT_BUF      (HTTP_MAX_HEAD + HTTP_MAX_BODY)
 #define SEND_TIMEOUT_MS 1000 /* a client that does not read its answer is dropped */
+#define API_PAUSE_MS    100  /* out of descriptors and no spare: listener not polled */
+#define API_LOG_SECONDS 10   /* at most one "out of descriptors" line this often */
 
 struct api_client {
     int fd;    /* -1: free slot */
@@ -30,6 +42,9 @@ struct api_client {
 
 struct api_server {
     int listen_fd;
+    int spare_fd;           /* /dev/null, given up to refuse a connection; or -1 */
+    long long paused_until; /* CLOCK_MONOTONIC ms: listener not polled before */
+    time_t logged;          /* when "out of descriptors" was last said, or 0 */
     char path[sizeof((struct sockaddr_un *)0)->sun_path];
     dev_t dev; /* of the socket we made, so close only */
     ino_t ino; /* removes our own file */
@@ -41,6 +56,18 @@ static time_t now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec;
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int open_spare(void)
+{
+    return open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
 /* ---- the socket file ----------------------------------------------------- */
@@ -95,9 +122,12 @@ struct api_server *api_server_open(const char *path, char *err, size_t errlen)
     }
     for (int i = 0; i < API_MAX_CLIENTS; i++)
         a->clients[i].fd = -1;
+    a->spare_fd = open_spare();
     a->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (a->listen_fd < 0) {
         snprintf(err, errlen, "--api-sock: socket: %s", strerror(errno));
+        if (a->spare_fd >= 0)
+            close(a->spare_fd);
         free(a);
         return NULL;
     }
@@ -114,6 +144,8 @@ struct api_server *api_server_open(const char *path, char *err, size_t errlen)
         if (rc == 0)
             unlink(path);
         close(a->listen_fd);
+        if (a->spare_fd >= 0)
+            close(a->spare_fd);
         free(a);
         return NULL;
     }
@@ -140,6 +172,8 @@ void api_server_close(struct api_server *a)
     for (int i = 0; i < API_MAX_CLIENTS; i++)
         client_close(&a->clients[i]);
     close(a->listen_fd);
+    if (a->spare_fd >= 0)
+        close(a->spare_fd);
     /* Only our own socket: someone may have replaced the path since. */
     struct stat st;
     if (lstat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
@@ -434,12 +468,48 @@ static void client_read(struct api_client *c, const struct api_target *t)
     client_serve(c, t);
 }
 
+/* accept4 failed with e (EMFILE or ENFILE) and the connection is still
+ * queued: refuse it with the spare descriptor (see above). Returns whether
+ * it is gone; if not, the listener is paused. */
+static bool refuse_out_of_fds(struct api_server *a, int e)
+{
+    bool gone = false, none = false;
+    if (a->spare_fd >= 0) {
+        close(a->spare_fd);
+        int fd = accept4(a->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            close(fd);
+            gone = true;
+        }
+        /* accept4 says EMFILE before it looks at the queue */
+        none = fd < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+        a->spare_fd = open_spare();
+        if (none && a->spare_fd >= 0)
+            return false; /* nothing was waiting */
+    }
+    if (!gone || a->spare_fd < 0)
+        a->paused_until = now_ms() + API_PAUSE_MS;
+    time_t now = now_s();
+    if (!a->logged || now - a->logged >= API_LOG_SECONDS) {
+        fprintf(stderr, "\r\nvmlet: --api-sock: out of file descriptors (%s); %s\r\n", strerror(e),
+                gone ? "closing new connections unanswered" : "not accepting for a while");
+        a->logged = now;
+    }
+    return gone && a->spare_fd >= 0;
+}
+
 static void accept_clients(struct api_server *a)
 {
+    if (a->spare_fd < 0)
+        a->spare_fd = open_spare(); /* lost while out of descriptors */
     for (;;) {
         int fd = accept4(a->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            int e = errno;
+            if ((e == EMFILE || e == ENFILE) && refuse_out_of_fds(a, e))
+                continue; /* the next one, if any */
             return;
+        }
         struct api_client *slot = NULL;
         for (int i = 0; i < API_MAX_CLIENTS && !slot; i++)
             if (a->clients[i].fd < 0)
@@ -459,7 +529,8 @@ static void accept_clients(struct api_server *a)
 int api_server_pollfds(const struct api_server *a, struct pollfd *fds)
 {
     int n = 0;
-    fds[n++] = (struct pollfd){ .fd = a->listen_fd, .events = POLLIN };
+    bool paused = a->paused_until && now_ms() < a->paused_until;
+    fds[n++] = (struct pollfd){ .fd = paused ? -1 : a->listen_fd, .events = POLLIN };
     for (int i = 0; i < API_MAX_CLIENTS; i++)
         fds[n++] = (struct pollfd){ .fd = a->clients[i].fd, .events = POLLIN };
     return n; /* free slots have fd -1, which poll() skips */
@@ -477,15 +548,17 @@ int api_server_timeout(const struct api_server *a)
             next = due;
         any = true;
     }
-    if (!any)
-        return -1;
-    return next <= now ? 0 : (int)(next - now) * 1000;
+    int ms = !any ? -1 : next <= now ? 0 : (int)(next - now) * 1000;
+    long long left = a->paused_until - now_ms(); /* a pause ends: poll the listener again */
+    if (a->paused_until && left > 0 && (ms < 0 || left < ms))
+        ms = (int)left;
+    return ms;
 }
 
 void api_server_handle(struct api_server *a, const struct pollfd *fds, int n,
                        const struct api_target *t)
 {
-    if (n > 0 && fds[0].revents)
+    if (n > 0 && fds[0].fd == a->listen_fd && fds[0].revents)
         accept_clients(a);
     time_t now = now_s();
     for (int i = 0; i < API_MAX_CLIENTS; i++) {

@@ -126,7 +126,8 @@ VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled);
 
 /* Adds a virtio-net NIC; NICs appear on the PCI bus in the order added.
  * spec is the --net syntax (docs/networking.md):
- *   "user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=MAC]"
+ *   "user[,hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT]...[,mac=MAC]
+ *        [,host-loopback=on|off][,max-flows=N]"
  *   "tap=NAME[,mac=MAC]"
  * Without mac= a NIC gets a stable default. The spec is parsed here, once;
  * a malformed one is reported by vmlet_config_validate() (the first one's

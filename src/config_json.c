@@ -818,8 +818,9 @@ static int read_hostfwds(const cJSON *v, struct keypath *p, struct net_spec *net
 static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
 {
     /* All keys first, so a misspelt "type" is reported as such. */
-    static const char *const all[] = { "type", "hostfwd", "name", "mac", "host_loopback" };
-    enum { TYPE, HOSTFWD, NAME, MAC, LOOPBACK, NKEYS };
+    static const char *const all[] = { "type", "hostfwd",       "name",
+                                       "mac",  "host_loopback", "max_flows" };
+    enum { TYPE, HOSTFWD, NAME, MAC, LOOPBACK, MAX_FLOWS, NKEYS };
     const cJSON *f[NKEYS];
     char q[64];
     size_t old;
@@ -845,11 +846,14 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vml
     path_pop(p, old);
 
     bool user = net->kind == NET_SPEC_USER;
-    if ((user && f[NAME]) || (!user && (f[HOSTFWD] || f[LOOPBACK]))) {
-        path_key(p, user ? "name" : f[HOSTFWD] ? "hostfwd" : "host_loopback");
+    if ((user && f[NAME]) || (!user && (f[HOSTFWD] || f[LOOPBACK] || f[MAX_FLOWS]))) {
+        path_key(p, user          ? "name"
+                    : f[HOSTFWD]  ? "hostfwd"
+                    : f[LOOPBACK] ? "host_loopback"
+                                  : "max_flows");
         return key_error(err, p, "not a key of a %s network; its keys are %s",
                          user ? "user" : "tap",
-                         user ? "type, hostfwd, mac, host_loopback" : "type, name, mac");
+                         user ? "type, hostfwd, mac, host_loopback, max_flows" : "type, name, mac");
     }
     /* In file order, as everywhere. */
     for (const cJSON *m = v->child; m; m = m->next) {
@@ -876,6 +880,10 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vml
             bool on = true;
             rc = get_bool(m, p, &on, err);
             net->no_host_loopback = !on; /* as --net's host-loopback=off */
+        } else if (m == f[MAX_FLOWS]) {
+            uint64_t n = 0; /* netspec.h's range, as --net's max-flows=N */
+            rc = get_uint(m, p, NET_MAX_FLOWS_MIN, NET_MAX_FLOWS_MAX, &n, err);
+            net->max_flows = (unsigned)n;
         }
         if (rc < 0)
             return -1;

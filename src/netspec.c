@@ -74,6 +74,33 @@ static bool parse_port(const char *s, uint16_t *port)
     return true;
 }
 
+bool net_max_flows_ok(uint64_t n)
+{
+    return n >= NET_MAX_FLOWS_MIN && n <= NET_MAX_FLOWS_MAX;
+}
+
+unsigned net_spec_max_flows(const struct net_spec *s)
+{
+    return s->max_flows ? s->max_flows : NET_MAX_FLOWS_DEFAULT;
+}
+
+/* max-flows=N: decimal digits only, in range. */
+static bool parse_max_flows(struct item v, unsigned *out)
+{
+    uint64_t n = 0;
+    if (v.len == 0 || v.len > 6)
+        return false;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return false;
+        n = n * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    if (!net_max_flows_ok(n))
+        return false;
+    *out = (unsigned)n;
+    return true;
+}
+
 /* Dotted-quad IPv4 only (inet_pton is strict: no "10.2", no hex). */
 static bool parse_ipv4(const char *s, uint32_t *addr)
 {
@@ -371,13 +398,24 @@ int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
                 return fail(err, text, "host-loopback '%s' is not on or off",
                             item_str(v, buf, sizeof buf));
             loopback_given = true;
+        } else if (item_key(it, "max-flows", &v)) {
+            if (out->kind != NET_SPEC_USER)
+                return fail(err, text,
+                            "max-flows is for user networking only (a TAP device "
+                            "opens no host sockets for the guest)");
+            if (out->max_flows)
+                return fail(err, text, "max-flows given twice");
+            if (!parse_max_flows(v, &out->max_flows))
+                return fail(err, text, "max-flows '%s' is not a number from %d to %d",
+                            item_str(v, buf, sizeof buf), NET_MAX_FLOWS_MIN, NET_MAX_FLOWS_MAX);
         } else if (item_is(it, "user") || item_key(it, "tap", &v)) {
             return fail(err, text, "'%s' must come first, and only once",
                         item_str(it, buf, sizeof buf));
         } else {
             return fail(err, text, "unknown option '%s' (%s takes %s)",
                         item_str(it, buf, sizeof buf), out->kind == NET_SPEC_USER ? "user" : "tap",
-                        out->kind == NET_SPEC_USER ? "hostfwd=, mac= and host-loopback=" : "mac=");
+                        out->kind == NET_SPEC_USER ? "hostfwd=, mac=, host-loopback= and max-flows="
+                                                   : "mac=");
         }
     }
     return 0;

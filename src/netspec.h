@@ -3,7 +3,7 @@
  * checked before anything is created and every mistake is reported as one
  * line naming the bad part.
  *
- *   user[,hostfwd=RULE]...[,mac=MAC][,host-loopback=on|off]
+ *   user[,hostfwd=RULE]...[,mac=MAC][,host-loopback=on|off][,max-flows=N]
  *                                        user-mode NAT through libslirp
  *   tap=NAME[,mac=MAC]                   a host TAP device
  *
@@ -14,6 +14,9 @@
  *   MAC   six hex bytes, e.g. 52:54:00:12:34:56 (unicast, not all zero)
  *   host-loopback=off  the guest's connections to 10.0.2.2 no longer reach
  *         the host's 127.0.0.1 (default on, as QEMU's user networking)
+ *   max-flows=N  at most N host sockets for the guest's flows (TCP
+ *         connections, UDP source ports, pings), NET_MAX_FLOWS_MIN to
+ *         NET_MAX_FLOWS_MAX, default NET_MAX_FLOWS_DEFAULT
  *
  *     struct net_spec s;
  *     vmlet_error err;
@@ -31,6 +34,11 @@
 #define NET_SPEC_MAX_HOSTFWD 16
 #define NET_TAP_NAME_MAX     15 /* IFNAMSIZ - 1 */
 #define NET_HOSTFWD_TEXT_MAX 64 /* a rule is shorter than this */
+
+/* max-flows=N: how many host sockets one user network may hold. */
+#define NET_MAX_FLOWS_DEFAULT 512
+#define NET_MAX_FLOWS_MIN     1
+#define NET_MAX_FLOWS_MAX     65536
 
 /* The user-mode network (like QEMU's -netdev user). Host byte order. */
 #define NET_USER_NETWORK         0x0a000200u /* 10.0.2.0/24 */
@@ -64,6 +72,8 @@ struct net_spec {
     /* host-loopback=off (user only). Stored negated so that a zeroed spec
      * keeps today's default, loopback reachable. */
     bool no_host_loopback;
+    /* max-flows=N (user only); 0: NET_MAX_FLOWS_DEFAULT. */
+    unsigned max_flows;
 };
 
 /* Parses one --net value. Returns 0, or -1 with err (VMLET_ERR_INVALID)
@@ -96,6 +106,11 @@ enum net_fwd_error {
  * holds the piece that is wrong, as written. */
 enum net_fwd_error net_parse_hostfwd(const char *rule, size_t len, struct net_hostfwd *f,
                                      char *part);
+/* max-flows: whether n is in NET_MAX_FLOWS_MIN..NET_MAX_FLOWS_MAX; and the
+ * cap a spec asks for (its max_flows, or the default). */
+bool net_max_flows_ok(uint64_t n);
+unsigned net_spec_max_flows(const struct net_spec *s);
+
 /* What a reserved guest address is: "the gateway (the host)", "the DNS
  * server", "the network address" or "the broadcast address". */
 const char *net_guest_addr_role(uint32_t addr);

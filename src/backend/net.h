@@ -117,10 +117,10 @@ _Static_assert(sizeof(struct virtio_net_hdr_v1) == VIRTIO_NET_HDR_LEN, "virtio-n
 
 /* ---- statistics -------------------------------------------------------- */
 
-/* Counters, each only ever incremented (relaxed atomics: readable from
- * any thread at any time). The device and the backend each keep one;
- * virtio_net_get_stats() adds them up. "tx" is guest -> network, "rx" is
- * network -> guest. */
+/* Counters, each only ever incremented but flows_open (relaxed atomics:
+ * readable from any thread at any time). The device and the backend each
+ * keep one; virtio_net_get_stats() adds them up. "tx" is guest -> network,
+ * "rx" is network -> guest. */
 struct net_stats {
     uint64_t tx_packets, tx_bytes; /* frames the backend took (bytes without header) */
     uint64_t tx_dropped;           /* well-formed frames the backend could not use
@@ -138,6 +138,10 @@ struct net_stats {
                                        returned to the guest unused */
     uint64_t ctrl_ok, ctrl_err;    /* control commands acked OK / ERR */
     uint64_t ctrl_malformed;       /* control chains with no room for the ack */
+    uint64_t flows_open;           /* host sockets the backend holds for flows now
+                                       (slirp; a gauge, only the backend sets it) */
+    uint64_t flows_refused;        /* guest frames dropped because they would
+                                       have opened a flow over max-flows */
 };
 
 #define NET_STAT_ADD(s, field, n) __atomic_fetch_add(&(s)->field, (uint64_t)(n), __ATOMIC_RELAXED)

@@ -23,6 +23,25 @@
  *     fixed at creation.
  *   - No glib main loop: slirp's fds go into the device's poll set, and
  *     the timers slirp asked for are kept in a short list here.
+ *   - Flows are capped (max-flows, default 512): libslirp opens a host
+ *     socket for every TCP connection, UDP source port and ping of the
+ *     guest, with no limit of its own, and tells us about each through
+ *     register_poll_fd / unregister_poll_fd. The distinct fds registered
+ *     and not yet unregistered are the flows open (unregistering an fd
+ *     never registered, a port forward's listener, changes nothing). At
+ *     the cap, a guest frame that could open another is dropped before
+ *     slirp sees it (flows_refused): a TCP SYN without ACK, an ICMP echo
+ *     request slirp does not answer itself, a UDP datagram from a source
+ *     with no socket yet (DHCP passes), and any IPv4 fragment, whose
+ *     contents are only known after reassembly (backend/flowcap.h says
+ *     which bytes are read to tell). slirp_input opens at most one socket
+ *     per frame, so the count never passes the cap through the guest;
+ *     connections to port forwards count but are not refused.
+ *   - A port forward whose pending connection slirp cannot accept (vmlet
+ *     is out of descriptors: EMFILE) stays readable, and slirp would be
+ *     woken for it again at once, forever. A listener still readable
+ *     after a round in which slirp opened no socket is therefore left out
+ *     of the wait for 100 ms; the connection waits in the host's queue.
  *
  * The network is hostile too: everything slirp hands us is at most an
  * Ethernet frame of its MTU (checked), and the device checks it again. */
@@ -40,11 +59,16 @@
 #include <time.h>
 #include <unistd.h>
 #include <libslirp.h>
+#include "backend/flowcap.h"
 #include "error.h"
 
 /* An Ethernet frame of slirp's MTU; queue slots hold one plus a header. */
 #define FRAME_MAX (14 + NET_SLIRP_MTU)
 #define SLOT_SIZE (VIRTIO_NET_HDR_LEN + FRAME_MAX)
+
+/* How long a port forward whose connection cannot be accepted is left
+ * out of the wait. */
+#define ACCEPT_PAUSE_MS 100
 
 /* All libslirp calls, from every instance (see above). */
 static pthread_mutex_t slirp_global = PTHREAD_MUTEX_INITIALIZER;
@@ -64,6 +88,28 @@ struct stimer {
     void *cb_opaque;
 };
 
+/* A host socket slirp opened for a flow. A UDP socket keeps the guest
+ * source it serves, for the cap (slirp has one socket per source). */
+struct flow {
+    int fd;
+    bool udp;
+    uint32_t addr; /* host byte order */
+    uint16_t port;
+};
+
+/* A port forward's TCP listener. */
+struct listener {
+    int fd;
+    int idx;          /* in this round's wait set, or -1 */
+    int64_t pause_ms; /* left out of the wait until then (0: not) */
+};
+
+/* The guest side of a UDP port forward: replies from it need no socket. */
+struct guest_port {
+    uint32_t addr;
+    uint16_t port;
+};
+
 /* Everything here is used by one thread at a time (see above). */
 struct slirp_be {
     struct net_backend b; /* first: the device sees only this */
@@ -75,6 +121,16 @@ struct slirp_be {
     /* The wait set of the current round, between prepare and dispatch. */
     struct net_pollset *ps;
     unsigned ps_first; /* slirp's fds start here */
+    /* The flow cap (see above). */
+    unsigned max_flows;
+    struct flow *flows;
+    unsigned nflows, flows_cap;
+    uint64_t opened;             /* sockets registered, ever */
+    struct net_flow_frame input; /* the frame inside slirp_input, else zeroed */
+    struct guest_port udp_fwd[NET_SPEC_MAX_HOSTFWD];
+    unsigned nudp_fwd;
+    struct listener listeners[NET_SPEC_MAX_HOSTFWD];
+    unsigned nlisteners;
 };
 
 static int64_t now_ns(void)
@@ -106,6 +162,32 @@ static uint8_t *ring_slot(struct ring *r, unsigned i)
     return r->buf + (size_t)((r->head + i) % r->slots) * SLOT_SIZE;
 }
 
+/* ---- the flow cap (see above) ------------------------------------------- */
+
+static struct flow *flow_find(struct slirp_be *s, int fd)
+{
+    for (unsigned i = 0; i < s->nflows; i++)
+        if (s->flows[i].fd == fd)
+            return &s->flows[i];
+    return NULL;
+}
+
+/* Whether the guest frame described by fi is dropped to keep the cap. */
+static bool over_cap(struct slirp_be *s, const struct net_flow_frame *fi)
+{
+    if (!fi->may_open || s->nflows < s->max_flows)
+        return false;
+    if (!fi->udp)
+        return true;
+    for (unsigned i = 0; i < s->nflows; i++) /* a source that has its socket */
+        if (s->flows[i].udp && s->flows[i].addr == fi->src && s->flows[i].port == fi->sport)
+            return false;
+    for (unsigned i = 0; i < s->nudp_fwd; i++) /* a forward's guest side */
+        if (s->udp_fwd[i].addr == fi->src && s->udp_fwd[i].port == fi->sport)
+            return false;
+    return true;
+}
+
 /* ---- device side: send() and recv() (device thread) ------------------- */
 
 static enum net_send_result sl_send(struct net_backend *be, const struct iovec *iov,
@@ -135,9 +217,16 @@ static enum net_send_result sl_send(struct net_backend *be, const struct iovec *
         memcpy(s->frame + off, iov[i].iov_base, n);
         off += n;
     }
+    struct net_flow_frame fi = net_flow_frame(s->frame, off);
+    if (over_cap(s, &fi)) {
+        NET_STAT_INC(&be->stats, flows_refused);
+        return NET_SEND_DROPPED;
+    }
+    s->input = fi; /* for cb_register_poll_fd */
     pthread_mutex_lock(&slirp_global);
     slirp_input(s->slirp, s->frame, (int)off);
     pthread_mutex_unlock(&slirp_global);
+    s->input = (struct net_flow_frame){ 0 };
     return NET_SEND_OK;
 }
 
@@ -257,16 +346,44 @@ static void cb_timer_mod(void *timer, int64_t expire_time, void *opaque)
     }
 }
 
+/* slirp opened a socket for a flow (poll() itself needs no registration):
+ * count it. An fd registered again (slirp closed it without saying) is
+ * still one flow. */
 static void cb_register_poll_fd(int fd, void *opaque)
 {
-    (void)fd;
-    (void)opaque; /* poll() needs no registration */
+    struct slirp_be *s = opaque;
+    if (fd < 0)
+        return;
+    s->opened++;
+    struct flow *f = flow_find(s, fd);
+    if (!f) {
+        if (s->nflows == s->flows_cap) {
+            unsigned cap = s->flows_cap ? s->flows_cap * 2 : 64;
+            struct flow *p = realloc(s->flows, cap * sizeof *p);
+            if (!p)
+                return; /* out of memory: this one goes uncounted */
+            s->flows = p;
+            s->flows_cap = cap;
+        }
+        f = &s->flows[s->nflows++];
+    }
+    /* A UDP socket is opened only for the datagram being input. */
+    *f = (struct flow){
+        .fd = fd, .udp = s->input.udp, .addr = s->input.src, .port = s->input.sport
+    };
+    __atomic_store_n(&s->b.stats.flows_open, s->nflows, __ATOMIC_RELAXED);
 }
 
+/* slirp closes a socket; a port forward's listener, never registered,
+ * changes nothing. */
 static void cb_unregister_poll_fd(int fd, void *opaque)
 {
-    (void)fd;
-    (void)opaque;
+    struct slirp_be *s = opaque;
+    struct flow *f = fd < 0 ? NULL : flow_find(s, fd);
+    if (!f)
+        return;
+    *f = s->flows[--s->nflows];
+    __atomic_store_n(&s->b.stats.flows_open, s->nflows, __ATOMIC_RELAXED);
 }
 
 /* slirp wants its fds looked at again (a new socket, say). The device
@@ -279,9 +396,23 @@ static void cb_notify(void *opaque)
 
 /* ---- the poll hooks (device thread) ------------------------------------- */
 
+static struct listener *listener_find(struct slirp_be *s, int fd)
+{
+    for (unsigned i = 0; i < s->nlisteners; i++)
+        if (s->listeners[i].fd == fd)
+            return &s->listeners[i];
+    return NULL;
+}
+
 static int cb_add_poll(int fd, int events, void *opaque)
 {
     struct slirp_be *s = opaque;
+    struct listener *l = listener_find(s, fd);
+    if (l && l->pause_ms) {
+        if (now_ns() / 1000000 < l->pause_ms)
+            return -1; /* not watched this round */
+        l->pause_ms = 0;
+    }
     short ev = 0;
     if (events & SLIRP_POLL_IN)
         ev |= POLLIN;
@@ -293,7 +424,10 @@ static int cb_add_poll(int fd, int events, void *opaque)
         ev |= POLLERR;
     if (events & SLIRP_POLL_HUP)
         ev |= POLLHUP;
-    return net_pollset_add(s->ps, fd, ev); /* -1: not polled this round */
+    int idx = net_pollset_add(s->ps, fd, ev); /* -1: not polled this round */
+    if (l)
+        l->idx = idx;
+    return idx;
 }
 
 static int cb_get_revents(int idx, void *opaque)
@@ -359,20 +493,47 @@ static void sl_poll_prepare(struct net_backend *be, struct net_pollset *ps, int 
     int64_t next = timers_next(s, now_ns() / 1000000);
     if (next >= 0 && next < (int64_t)timeout)
         timeout = (uint32_t)next;
+    for (unsigned i = 0; i < s->nlisteners; i++)
+        s->listeners[i].idx = -1;
     pthread_mutex_lock(&slirp_global);
     slirp_pollfds_fill(s->slirp, &timeout, cb_add_poll, s);
     pthread_mutex_unlock(&slirp_global);
+    int64_t now_ms = now_ns() / 1000000;
+    for (unsigned i = 0; i < s->nlisteners; i++) { /* wake when a pause ends */
+        int64_t until = s->listeners[i].pause_ms;
+        if (until && until - now_ms < (int64_t)timeout)
+            timeout = until > now_ms ? (uint32_t)(until - now_ms) : 0;
+    }
     *timeout_ms = timeout == UINT32_MAX ? -1 : timeout > INT_MAX ? INT_MAX : (int)timeout;
+}
+
+/* After a round in which slirp opened no socket: a listener that was
+ * readable and still is has a connection slirp could not accept (EMFILE);
+ * leave it out of the wait for a while instead of waking for it again at
+ * once (see above). */
+static void pause_stuck_listeners(struct slirp_be *s, const struct net_pollset *ps)
+{
+    for (unsigned i = 0; i < s->nlisteners; i++) {
+        struct listener *l = &s->listeners[i];
+        if (l->idx < (int)s->ps_first || !(net_pollset_revents(ps, l->idx) & POLLIN))
+            continue;
+        struct pollfd p = { .fd = l->fd, .events = POLLIN };
+        if (poll(&p, 1, 0) == 1 && (p.revents & POLLIN))
+            l->pause_ms = now_ns() / 1000000 + ACCEPT_PAUSE_MS;
+    }
 }
 
 static void sl_poll_dispatch(struct net_backend *be, const struct net_pollset *ps, bool error)
 {
     struct slirp_be *s = (struct slirp_be *)be;
     s->ps = (struct net_pollset *)ps; /* read only from here on */
+    uint64_t opened = s->opened;
     pthread_mutex_lock(&slirp_global);
     slirp_pollfds_poll(s->slirp, error, cb_get_revents, s);
     timers_run(s);
     pthread_mutex_unlock(&slirp_global);
+    if (!error && s->opened == opened)
+        pause_stuck_listeners(s, ps);
     s->ps = NULL;
 }
 
@@ -394,6 +555,7 @@ static void sl_free(struct net_backend *be)
         free(t);
     }
     ring_free(&s->rx);
+    free(s->flows);
     free(s);
 }
 
@@ -450,6 +612,28 @@ static void hostfwd_error(const struct net_hostfwd *f, int e, vmlet_error *err)
     }
 }
 
+static int collect_listener(int fd, int events, void *opaque)
+{
+    struct slirp_be *s = opaque;
+    int listening = 0;
+    socklen_t len = sizeof listening;
+    (void)events;
+    if (s->nlisteners < NET_SPEC_MAX_HOSTFWD &&
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+        s->listeners[s->nlisteners++] = (struct listener){ .fd = fd, .idx = -1 };
+    return -1;
+}
+
+/* Before the guest has any flow, every socket slirp polls belongs to a
+ * port forward; the TCP ones are its listeners. */
+static void find_listeners(struct slirp_be *s)
+{
+    uint32_t timeout = 0;
+    pthread_mutex_lock(&slirp_global);
+    slirp_pollfds_fill(s->slirp, &timeout, collect_listener, s);
+    pthread_mutex_unlock(&slirp_global);
+}
+
 struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
 {
     if (spec->kind != NET_SPEC_USER) {
@@ -467,6 +651,7 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
     s->b.offloads = 0;
     atomic_init(&s->b.failed, false);
     snprintf(s->b.desc, sizeof s->b.desc, "user");
+    s->max_flows = net_spec_max_flows(spec);
     if (!ring_init(&s->rx, NET_SLIRP_RX_FRAMES)) {
         set_error(err, VMLET_ERR_NOMEM, "user networking: out of memory");
         sl_free(&s->b);
@@ -529,6 +714,9 @@ struct net_backend *net_slirp_new(const struct net_spec *spec, vmlet_error *err)
             sl_free(&s->b);
             return NULL;
         }
+        if (f->udp)
+            s->udp_fwd[s->nudp_fwd++] = (struct guest_port){ f->guest_addr, f->guest_port };
     }
+    find_listeners(s);
     return &s->b;
 }

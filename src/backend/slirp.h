@@ -30,6 +30,12 @@
  *     TCP resends.
  * backend.fd is -1: the device has nothing to wait on but the poll hooks.
  *
+ * Flows: slirp holds at most spec max-flows (default 512) host sockets for
+ * the guest's connections, UDP source ports and pings; at the cap, guest
+ * frames that would open another are dropped and counted (flows_refused;
+ * flows_open is the gauge). A port forward is not polled for 100 ms at a
+ * time while its connection cannot be accepted (EMFILE). See slirp.c.
+ *
  * Offloads: none (backend.offloads is 0), so the guest sends complete
  * checksums and no segmentation, and slirp's frames carry an empty
  * header. Frames larger than 1514 bytes from the guest are dropped and

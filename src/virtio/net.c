@@ -967,6 +967,8 @@ static void net_metrics(void *dev, virtio_metric_fn fn, void *opaque)
     fn(opaque, "ctrl_ok", s.ctrl_ok);
     fn(opaque, "ctrl_err", s.ctrl_err);
     fn(opaque, "ctrl_malformed", s.ctrl_malformed);
+    fn(opaque, "flows_open", s.flows_open);
+    fn(opaque, "flows_refused", s.flows_refused);
 }
 
 static void net_free(void *dev)

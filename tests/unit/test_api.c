@@ -3,16 +3,22 @@
  * malformed and oversized requests, too many clients). The fake stands in
  * for the few library calls the API makes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -487,6 +493,133 @@ static void bad_paths(void **state)
     assert_non_null(strstr(err, "does the directory exist"));
 }
 
+/* ---- out of descriptors --------------------------------------------------- */
+
+/* What the server's child reports on 'm'. */
+struct loop_use {
+    long long cpu_ms; /* CPU time of its poll loop so far */
+    long long rounds; /* times round it */
+};
+
+static long long thread_cpu_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* The CLI's poll loop in a child that has used up its descriptors, run
+ * until the parent says 'q'; 'm' asks for a struct loop_use, 'f' frees the
+ * descriptors. No cmocka here: it answers through the pipes. */
+static void server_child(struct fx *f, int cmd, int out)
+{
+    char err[256];
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no loop behind */
+    f->a = api_server_open(f->path, err, sizeof err);
+    struct rlimit rl = { 64, 64 };
+    int fill[64], nfill = 0;
+    if (!f->a || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        _exit(2);
+    while (nfill < 64 && (fill[nfill] = dup(out)) >= 0)
+        nfill++;
+    if (errno != EMFILE || write(out, "R", 1) != 1)
+        _exit(3);
+    struct loop_use use = { 0, 0 };
+    for (;; use.rounds++) {
+        struct pollfd fds[1 + API_POLLFDS];
+        fds[0] = (struct pollfd){ .fd = cmd, .events = POLLIN };
+        int n = api_server_pollfds(f->a, fds + 1);
+        int rc = poll(fds, 1 + n, api_server_timeout(f->a));
+        api_server_handle(f->a, fds + 1, rc > 0 ? n : 0, &f->t);
+        char c;
+        if (rc <= 0 || !fds[0].revents || read(cmd, &c, 1) != 1)
+            continue;
+        if (c == 'q')
+            _exit(0);
+        if (c == 'f')
+            while (nfill)
+                close(fill[--nfill]);
+        use.cpu_ms = thread_cpu_ms();
+        if (write(out, &use, sizeof use) != sizeof use)
+            _exit(4);
+    }
+}
+
+static struct loop_use ask(int cmd, int out, char c)
+{
+    struct loop_use use;
+    struct pollfd p = { .fd = out, .events = POLLIN };
+    assert_int_equal(write(cmd, &c, 1), 1);
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    assert_int_equal(read(out, &use, sizeof use), sizeof use);
+    return use;
+}
+
+/* Out of descriptors, accept4 fails with EMFILE and the connection stays
+ * queued: the loop must neither spin (CPU time and rounds over 1 s stay
+ * small; spinning is a whole core and millions of rounds) nor leave the
+ * client hanging (its connection is closed unanswered), and once
+ * descriptors are free the API answers again. */
+static void out_of_descriptors(void **state)
+{
+    struct fx *f = *state;
+    int cmd[2], out[2];
+    assert_int_equal(pipe2(cmd, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(out, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(cmd[1]);
+        close(out[0]);
+        server_child(f, cmd[0], out[1]);
+    }
+    close(cmd[0]);
+    close(out[1]);
+    char ready = 0;
+    struct pollfd p = { .fd = out[0], .events = POLLIN };
+    assert_int_equal(poll(&p, 1, 5000), 1);
+    assert_int_equal(read(out[0], &ready, 1), 1);
+    assert_int_equal(ready, 'R');
+
+    int c = connect_to(f->path); /* queued: the child cannot accept it */
+    assert_true(c >= 0);
+    struct loop_use u0 = ask(cmd[1], out[0], 'm');
+    usleep(1000 * 1000);
+    struct loop_use u1 = ask(cmd[1], out[0], 'm');
+    print_message("# out of descriptors for 1 s: the loop used %lld ms of CPU in %lld rounds\n",
+                  u1.cpu_ms - u0.cpu_ms, u1.rounds - u0.rounds);
+    assert_true(u1.rounds - u0.rounds < 100);
+    assert_true(u1.cpu_ms - u0.cpu_ms < 200);
+    /* The client was not left waiting: closed with no answer. */
+    p.fd = c;
+    assert_int_equal(poll(&p, 1, 1000), 1);
+    char buf[256];
+    assert_true(read(c, buf, sizeof buf) <= 0);
+    close(c);
+
+    /* Descriptors free again: the API answers. */
+    ask(cmd[1], out[0], 'f');
+    c = connect_to(f->path);
+    assert_true(c >= 0);
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(write(c, req, strlen(req)), (ssize_t)strlen(req));
+    ask(cmd[1], out[0], 'm'); /* a round or more of the loop */
+    char reply[2048];
+    read_reply(c, reply, sizeof reply);
+    assert_non_null(strstr(reply, "HTTP/1.1 200"));
+    assert_non_null(strstr(reply, "\"app_name\":\"vmlet\""));
+    close(c);
+
+    assert_int_equal(write(cmd[1], "q", 1), 1);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    close(cmd[1]);
+    close(out[0]);
+    unlink(f->path); /* the child's; its server was never closed */
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -506,6 +639,7 @@ int main(void)
         T(refuses_to_replace_a_file),
         T(live_socket_refused_stale_replaced),
         T(bad_paths),
+        T(out_of_descriptors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

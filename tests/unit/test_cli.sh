@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..44"
+echo "1..45"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -96,6 +96,8 @@ check net-bad-kind 2 "net 'tap': tap needs a device name" -- \
     run --kernel "$tmp/bzImage" --net tap
 check net-bad-loopback 2 "net 'user,host-loopback=no': host-loopback 'no' is not on or off" -- \
     run --kernel "$tmp/bzImage" --net user,host-loopback=no
+check net-bad-max-flows 2 "net 'user,max-flows=0': max-flows '0' is not a number from 1 to 65536" -- \
+    run --kernel "$tmp/bzImage" --net user,max-flows=0
 check net-dup-mac 1 "NICs 1 and 2 both have MAC 52:54:00:12:34:56" -- \
     run --kernel "$tmp/bzImage" --net user --net user,mac=52:54:00:12:34:56
 # shellcheck disable=SC2046 # one argument a word, on purpose

@@ -516,18 +516,29 @@ static void network_bad(void **state)
                                      "\"user\"}, got a string");
     BAD("{\"network\": [{}]}", "network[0]: no \"type\"; give \"type\": \"user\" or \"tap\"");
     BAD("{\"network\": [{\"tpye\": \"user\"}]}",
-        "network[0].tpye: unknown key; known keys are type, hostfwd, name, mac, host_loopback");
+        "network[0].tpye: unknown key; known keys are type, hostfwd, name, mac, host_loopback, "
+        "max_flows");
     BAD("{\"network\": [{\"type\": 1}]}",
         "network[0].type: expected a string (\"user\" or \"tap\"), got a number");
     BAD("{\"network\": [{\"type\": \"user\", \"name\": \"tap0\"}]}",
         "network[0].name: not a key of a user network; its keys are type, hostfwd, mac, "
-        "host_loopback");
+        "host_loopback, max_flows");
     BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"t\", \"hostfwd\": []}]}",
         "network[0].hostfwd: not a key of a tap network; its keys are type, name, mac");
     BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"t\", \"host_loopback\": false}]}",
         "network[0].host_loopback: not a key of a tap network; its keys are type, name, mac");
     BAD("{\"network\": [{\"type\": \"user\", \"host_loopback\": \"off\"}]}",
         "network[0].host_loopback: expected true or false, got a string");
+    BAD("{\"network\": [{\"type\": \"tap\", \"name\": \"t\", \"max_flows\": 8}]}",
+        "network[0].max_flows: not a key of a tap network; its keys are type, name, mac");
+    BAD("{\"network\": [{\"type\": \"user\", \"max_flows\": 0}]}",
+        "network[0].max_flows: 0 is out of range; give 1 to 65536");
+    BAD("{\"network\": [{\"type\": \"user\", \"max_flows\": 65537}]}",
+        "network[0].max_flows: 65537 is out of range; give 1 to 65536");
+    BAD("{\"network\": [{\"type\": \"user\", \"max_flows\": \"512\"}]}",
+        "network[0].max_flows: expected a whole number, got a string");
+    BAD("{\"network\": [{\"type\": \"user\", \"max_flows\": 1.5}]}",
+        "network[0].max_flows: 1.5 is not a whole number");
     BAD("{\"network\": [{\"type\": \"user\", \"type\": \"user\"}]}",
         "network[0].type: duplicate key; give it once");
     BAD("{\"network\": [{\"type\": \"user\", \"hostfwd\": \"tcp::1-:2\"}]}",
@@ -666,7 +677,8 @@ static void assert_same_spec(const struct net_spec *a, const struct net_spec *b,
 {
     bool same = a->kind == b->kind && !strcmp(a->tap_name, b->tap_name) &&
                 a->has_mac == b->has_mac && !memcmp(a->mac, b->mac, 6) &&
-                a->nhostfwd == b->nhostfwd && a->no_host_loopback == b->no_host_loopback;
+                a->nhostfwd == b->nhostfwd && a->no_host_loopback == b->no_host_loopback &&
+                a->max_flows == b->max_flows;
     for (unsigned i = 0; same && i < a->nhostfwd; i++) {
         const struct net_hostfwd *x = &a->hostfwd[i], *y = &b->hostfwd[i];
         same = x->udp == y->udp && x->host_addr == y->host_addr && x->host_port == y->host_port &&
@@ -701,6 +713,9 @@ static void network_same_as_net_flag(void **state)
         { "{\"host_loopback\": true, \"type\": \"user\"}", "user,host-loopback=on" },
         { "{\"type\": \"user\", \"host_loopback\": false, \"hostfwd\": [\"::2222-:22\"]}",
           "user,host-loopback=off,hostfwd=::2222-:22" },
+        { "{\"type\": \"user\", \"max_flows\": 64}", "user,max-flows=64" },
+        { "{\"max_flows\": 1, \"type\": \"user\"}", "user,max-flows=1" },
+        { "{\"type\": \"user\", \"max_flows\": 65536}", "user,max-flows=65536" },
     };
     for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
         char json[512];
@@ -776,6 +791,9 @@ static void network_refused_like_net_flag(void **state)
         refused_by_both("{\"type\": \"user\", \"mac\": \"@\"}", "user,mac=", macs[i]);
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         refused_by_both("{\"type\": \"tap\", \"name\": \"@\"}", "tap=", names[i]);
+    static const char *const flows[] = { "0", "65537", "-1", "4294967297", "99999999" };
+    for (size_t i = 0; i < sizeof flows / sizeof flows[0]; i++)
+        refused_by_both("{\"type\": \"user\", \"max_flows\": @}", "user,max-flows=", flows[i]);
     /* A JSON escape that decodes to a control byte is no hex digit (the old
      * copy of the MAC parser took "\u0010" for '0'). */
     BAD("{\"network\": [{\"type\": \"user\", \"mac\": \"52:54:00:12:34:\\u0010\\u0010\"}]}",

@@ -35,12 +35,15 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -56,6 +59,7 @@
 #include "virtio/net.h"
 #include "virtio/queue.h"
 #include "virtio/virtio.h"
+#include "backend/flowcap.h"
 #include "backend/net.h"
 #include "backend/slirp.h"
 #include "backend/tap.h"
@@ -75,6 +79,14 @@ static void test_spec_good(void **state)
     assert_int_equal(s.nhostfwd, 0);
     assert_false(s.has_mac);
     assert_false(s.no_host_loopback); /* the host's loopback is reachable by default */
+
+    assert_int_equal(s.max_flows, 0); /* the default cap */
+    assert_int_equal(net_spec_max_flows(&s), NET_MAX_FLOWS_DEFAULT);
+    assert_int_equal(NET_MAX_FLOWS_DEFAULT, 512);
+    assert_int_equal(net_spec_parse("user,max-flows=1", &s, &err), 0);
+    assert_int_equal(net_spec_max_flows(&s), 1);
+    assert_int_equal(net_spec_parse("user,hostfwd=::2222-:22,max-flows=65536", &s, &err), 0);
+    assert_int_equal(net_spec_max_flows(&s), 65536);
 
     assert_int_equal(net_spec_parse("user,host-loopback=off", &s, &err), 0);
     assert_true(s.no_host_loopback);
@@ -170,6 +182,15 @@ static void test_spec_bad(void **state)
         { "user,host-loopback=off,host-loopback=on", "host-loopback given twice" },
         { "tap=tap0,host-loopback=off", "host-loopback is for user networking only" },
         { "user,host-loopback", "unknown option 'host-loopback'" },
+        { "user,max-flows=0", "max-flows '0' is not a number from 1 to 65536" },
+        { "user,max-flows=65537", "max-flows '65537' is not a number from 1 to 65536" },
+        { "user,max-flows=", "max-flows '' is not a number from 1 to 65536" },
+        { "user,max-flows=+5", "max-flows '+5' is not a number from 1 to 65536" },
+        { "user,max-flows=5k", "max-flows '5k' is not a number from 1 to 65536" },
+        { "user,max-flows=18446744073709551617", "max-flows '18446744073709551617' is not" },
+        { "user,max-flows=8,max-flows=9", "max-flows given twice" },
+        { "tap=tap0,max-flows=8", "max-flows is for user networking only" },
+        { "user,max-flows", "unknown option 'max-flows'" },
         { "user,hostfwd=", "hostfwd '': expected [tcp|udp]:" },
         { "user,hostfwd=tcp8080", "hostfwd 'tcp8080': expected" },
         { "user,hostfwd=sctp::1-:2", "hostfwd 'sctp::1-:2': protocol 'sctp' is not tcp or udp" },
@@ -369,16 +390,22 @@ static size_t dhcp_discover(uint8_t *p, uint32_t xid)
     return off + udp;
 }
 
-static size_t tcp_syn(uint8_t *p, uint32_t dst, uint16_t sport, uint16_t dport)
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+/* A TCP segment with no payload from the guest's sport. */
+static size_t tcp_seg(uint8_t *p, uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq,
+                      uint8_t flags)
 {
     size_t off = eth_ip(p, GW_MAC, NET_USER_GUEST, dst, 6, 20);
     uint8_t *t = p + off;
     memset(t, 0, 20);
     put16(t, sport);
     put16(t + 2, dport);
-    put32(t + 4, 1000);
+    put32(t + 4, seq);
     t[12] = 5 << 4;
-    t[13] = 0x02; /* SYN */
+    t[13] = flags;
     put16(t + 14, 65535);
     uint8_t pseudo[12];
     put32(pseudo, NET_USER_GUEST);
@@ -388,6 +415,38 @@ static size_t tcp_syn(uint8_t *p, uint32_t dst, uint16_t sport, uint16_t dport)
     put16(pseudo + 10, 20);
     put16(t + 16, fold(sum16(t, 20, sum16(pseudo, 12, 0))));
     return off + 20;
+}
+
+static size_t tcp_syn(uint8_t *p, uint32_t dst, uint16_t sport, uint16_t dport)
+{
+    return tcp_seg(p, dst, sport, dport, 1000, TCP_SYN);
+}
+
+/* A UDP datagram of 4 bytes (no checksum) from the guest's sport. */
+static size_t udp_dgram(uint8_t *p, uint32_t dst, uint16_t sport, uint16_t dport)
+{
+    size_t off = eth_ip(p, GW_MAC, NET_USER_GUEST, dst, 17, 12);
+    uint8_t *u = p + off;
+    put16(u, sport);
+    put16(u + 2, dport);
+    put16(u + 4, 12);
+    put16(u + 6, 0);
+    memcpy(u + 8, "flow", 4);
+    return off + 12;
+}
+
+/* An ICMP echo request with 8 bytes of data. */
+static size_t icmp_echo(uint8_t *p, uint32_t dst, uint16_t id)
+{
+    size_t off = eth_ip(p, GW_MAC, NET_USER_GUEST, dst, 1, 16);
+    uint8_t *c = p + off;
+    memset(c, 0, 16);
+    c[0] = 8; /* echo request */
+    put16(c + 4, id);
+    put16(c + 6, 1);
+    memcpy(c + 8, "pingping", 8);
+    put16(c + 2, fold(sum16(c, 16, 0)));
+    return off + 16;
 }
 
 static size_t arp_request(uint8_t *p, uint32_t target)
@@ -768,6 +827,359 @@ static void test_slirp_rx_bounded(void **state)
     struct iovec iov[2] = { { &h, sizeof h }, { frame, 60 } };
     assert_int_equal(be->ops->send(be, iov, 2, 60), NET_SEND_DROPPED);
     be->ops->free(be);
+}
+
+static struct net_stats be_stats(struct net_backend *be)
+{
+    struct net_stats z = { 0 };
+    net_stats_accumulate(&z, &be->stats);
+    return z;
+}
+
+/* Connections waiting on srv within ms; each is accepted and closed. */
+static unsigned accept_all(int srv, int ms)
+{
+    unsigned n = 0;
+    struct pollfd p = { .fd = srv, .events = POLLIN };
+    while (poll(&p, 1, ms) == 1) {
+        int c = accept(srv, NULL, NULL);
+        assert_true(c >= 0);
+        close(c);
+        n++;
+    }
+    return n;
+}
+
+/* Some rounds of slirp's own work (connects completing, answers). */
+static void be_rounds(struct net_backend *be, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++)
+        be_wait(be, 10);
+}
+
+/* What the cap takes for a new flow (backend/flowcap.h), frame by frame. */
+static void test_flow_frame(void **state)
+{
+    (void)state;
+    uint8_t f[400];
+    struct net_flow_frame r;
+    size_t len = tcp_syn(f, 0xc0000201, 40000, 80);
+    assert_true(net_flow_frame(f, len).may_open);
+    f[14 + 20 + 13] = TCP_SYN | 0xc0; /* ECE, CWR: still a new connection */
+    assert_true(net_flow_frame(f, len).may_open);
+    f[14 + 20 + 13] = TCP_SYN | TCP_ACK;
+    assert_false(net_flow_frame(f, len).may_open);
+    len = tcp_seg(f, 0xc0000201, 40000, 80, 1001, TCP_ACK);
+    assert_false(net_flow_frame(f, len).may_open);
+    len = tcp_seg(f, 0xc0000201, 40000, 80, 1001, TCP_RST);
+    assert_false(net_flow_frame(f, len).may_open);
+
+    len = udp_dgram(f, NET_USER_DNS, 5353, 53);
+    r = net_flow_frame(f, len);
+    assert_true(r.may_open);
+    assert_true(r.udp);
+    assert_int_equal(r.src, NET_USER_GUEST);
+    assert_int_equal(r.sport, 5353);
+    len = dhcp_discover(f, 1);
+    r = net_flow_frame(f, len);
+    assert_false(r.may_open); /* slirp's own DHCP server */
+    assert_true(r.udp);
+    len = udp_dgram(f, 0xc0000201, 68, 67); /* "DHCP" elsewhere: a socket */
+    assert_true(net_flow_frame(f, len).may_open);
+
+    len = icmp_echo(f, 0xc0000201, 1);
+    assert_true(net_flow_frame(f, len).may_open);
+    len = icmp_echo(f, NET_USER_GATEWAY, 1);
+    assert_false(net_flow_frame(f, len).may_open);
+    len = icmp_echo(f, NET_USER_DNS, 1);
+    assert_false(net_flow_frame(f, len).may_open);
+    len = icmp_echo(f, 0xc0000201, 1);
+    f[14 + 20] = 0; /* an echo reply opens nothing */
+    assert_false(net_flow_frame(f, len).may_open);
+
+    len = udp_dgram(f, 0xc0000201, 6000, 7);
+    put16(f + 14 + 6, 0x0010); /* a later fragment */
+    r = net_flow_frame(f, len);
+    assert_true(r.may_open);
+    assert_false(r.udp);
+    len = tcp_seg(f, 0xc0000201, 40000, 80, 1001, TCP_ACK);
+    f[14 + 9] = 47; /* GRE: slirp has no such thing */
+    assert_false(net_flow_frame(f, len).may_open);
+    len = arp_request(f, NET_USER_GATEWAY);
+    assert_false(net_flow_frame(f, len).may_open);
+    len = tcp_syn(f, 0xc0000201, 40000, 80);
+    put16(f + 12, 0x86dd); /* IPv6: off in vmlet's slirp */
+    assert_false(net_flow_frame(f, len).may_open);
+    assert_false(net_flow_frame(f, 13).may_open);
+    put16(f + 12, 0x0800);
+    assert_true(net_flow_frame(f, 33).may_open); /* no room for an IPv4 header */
+}
+
+/* max-flows=8 and a guest opening 11 TCP connections: 8 reach the host,
+ * the 3 SYNs over the cap are dropped and counted; at the cap, traffic
+ * that opens nothing still passes; connections the guest resets free
+ * their places for new ones. */
+static void test_slirp_flow_cap_tcp(void **state)
+{
+    (void)state;
+    enum { CAP = 8, EXTRA = 3 };
+    int srv = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    assert_int_equal(bind(srv, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(srv, 64), 0);
+    socklen_t l = sizeof a;
+    assert_int_equal(getsockname(srv, (struct sockaddr *)&a, &l), 0);
+    uint16_t port = ntohs(a.sin_port);
+    vmlet_error err;
+    struct net_backend *be = slirp_from("user,max-flows=8", &err);
+    assert_non_null(be);
+
+    static uint8_t frame[600], buf[NET_BUF_MAX];
+    for (unsigned i = 0; i < CAP + EXTRA; i++) {
+        size_t len = tcp_syn(frame, NET_USER_GATEWAY, (uint16_t)(41000 + i), port);
+        enum net_send_result r = be_send(be, frame, len);
+        assert_int_equal(r, i < CAP ? NET_SEND_OK : NET_SEND_DROPPED);
+    }
+    be_rounds(be, 5);
+    assert_int_equal(be_stats(be).flows_open, CAP);
+    assert_int_equal(be_stats(be).flows_refused, EXTRA);
+    assert_int_equal(accept_all(srv, 500), CAP); /* the host saw exactly CAP */
+
+    /* At the cap: a SYN's retransmission and a new connection's SYN are
+     * both dropped; a segment of a connection (no SYN) passes. */
+    size_t len = tcp_syn(frame, NET_USER_GATEWAY, 41000, port);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_DROPPED);
+    len = tcp_seg(frame, NET_USER_GATEWAY, 41000, port, 1001, TCP_ACK);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+    /* A fragment cannot be read, so it is dropped; DHCP and ARP pass, a
+     * ping of the gateway passes (slirp answers it), one beyond does not. */
+    len = udp_dgram(frame, NET_USER_GATEWAY, 5000, 7);
+    put16(frame + 14 + 6, 0x2000); /* more fragments */
+    assert_int_equal(be_send(be, frame, len), NET_SEND_DROPPED);
+    len = icmp_echo(frame, 0xc0000201, 1); /* 192.0.2.1 */
+    assert_int_equal(be_send(be, frame, len), NET_SEND_DROPPED);
+    assert_int_equal(be_stats(be).flows_refused, EXTRA + 3);
+    len = arp_request(frame, NET_USER_GATEWAY);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+    len = icmp_echo(frame, NET_USER_GATEWAY, 2);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+    len = dhcp_discover(frame, 0x77);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+    bool echo = false, offer = false;
+    for (unsigned i = 0; i < 100 && !(echo && offer); i++) { /* after ARPs, SYN-ACKs */
+        ssize_t n = be_recv(be, buf, 500);
+        if (n <= 0)
+            continue;
+        const uint8_t *e = buf + VIRTIO_NET_HDR_LEN;
+        if (get16(e + 12) != 0x0800)
+            continue;
+        echo |= e[23] == 1 && e[34] == 0 && get16(e + 38) == 2; /* echo reply, id 2 */
+        offer |= e[23] == 17 && get16(e + 34) == 67;
+    }
+    assert_true(echo);
+    assert_true(offer);
+    assert_int_equal(be_stats(be).flows_refused, EXTRA + 3);
+
+    /* The guest resets 3 connections: slirp closes their sockets, and 3
+     * new connections get through. */
+    for (unsigned i = 0; i < 3; i++) {
+        len = tcp_seg(frame, NET_USER_GATEWAY, (uint16_t)(41000 + i), port, 1001, TCP_RST);
+        assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+    }
+    be_rounds(be, 3);
+    assert_int_equal(be_stats(be).flows_open, CAP - 3);
+    for (unsigned i = 0; i < 4; i++) {
+        len = tcp_syn(frame, NET_USER_GATEWAY, (uint16_t)(42000 + i), port);
+        assert_int_equal(be_send(be, frame, len), i < 3 ? NET_SEND_OK : NET_SEND_DROPPED);
+    }
+    be_rounds(be, 5);
+    assert_int_equal(accept_all(srv, 500), 3);
+    assert_int_equal(be_stats(be).flows_open, CAP);
+    assert_int_equal(be_stats(be).flows_refused, EXTRA + 4);
+    close(srv);
+    be->ops->free(be);
+}
+
+/* UDP: a socket per guest source port. At the cap a new source port is
+ * dropped, one that has its socket still gets through. */
+static void test_slirp_flow_cap_udp(void **state)
+{
+    (void)state;
+    enum { CAP = 4 };
+    int srv = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    assert_int_equal(bind(srv, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    assert_int_equal(getsockname(srv, (struct sockaddr *)&a, &l), 0);
+    uint16_t port = ntohs(a.sin_port);
+    vmlet_error err;
+    struct net_backend *be = slirp_from("user,max-flows=4", &err);
+    assert_non_null(be);
+
+    uint8_t frame[200], got[64];
+    for (unsigned i = 0; i < CAP + 2; i++) {
+        size_t len = udp_dgram(frame, NET_USER_GATEWAY, (uint16_t)(6000 + i), port);
+        assert_int_equal(be_send(be, frame, len), i < CAP ? NET_SEND_OK : NET_SEND_DROPPED);
+    }
+    /* Again from the first source: its socket carries it. */
+    size_t len = udp_dgram(frame, NET_USER_GATEWAY, 6000, port);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+    assert_int_equal(be_stats(be).flows_open, CAP);
+    assert_int_equal(be_stats(be).flows_refused, 2);
+    unsigned n = 0;
+    struct pollfd p = { .fd = srv, .events = POLLIN };
+    while (poll(&p, 1, 300) == 1) {
+        assert_int_equal(recv(srv, got, sizeof got, 0), 4);
+        assert_memory_equal(got, "flow", 4);
+        n++;
+    }
+    assert_int_equal(n, CAP + 1);
+    close(srv);
+    be->ops->free(be);
+}
+
+/* Malformed and short IPv4 frames at the cap: refused without reading past
+ * their end (ASan watches), never handed to slirp. Below the cap they go
+ * to slirp, which drops them. */
+static void test_slirp_flow_cap_malformed(void **state)
+{
+    (void)state;
+    vmlet_error err;
+    struct net_backend *be = slirp_from("user,max-flows=1", &err);
+    assert_non_null(be);
+    uint16_t port;
+    int srv = listen_tcp(&port);
+    uint8_t frame[100];
+    size_t len = tcp_syn(frame, NET_USER_GATEWAY, 40000, port);
+    assert_int_equal(be_send(be, frame, len), NET_SEND_OK);
+    assert_int_equal(be_stats(be).flows_open, 1);
+    uint64_t refused = 0;
+    /* A SYN cut short at every length from the IP header on; an IHL of 4
+     * and of 15 (options longer than the frame); IPv6 in the version. */
+    for (size_t cut = 14; cut < len; cut++) {
+        uint8_t *copy = malloc(cut); /* exactly cut bytes, so ASan sees overreads */
+        memcpy(copy, frame, cut);
+        enum net_send_result r = be_send(be, copy, cut);
+        if (r == NET_SEND_DROPPED)
+            refused++;
+        free(copy);
+    }
+    assert_int_equal(refused, len - 14);
+    static const uint8_t bad_first[] = { 0x44, 0x4f, 0x65 };
+    for (unsigned i = 0; i < sizeof bad_first; i++) {
+        len = tcp_syn(frame, NET_USER_GATEWAY, 40001, port);
+        frame[14] = bad_first[i];
+        assert_int_equal(be_send(be, frame, len), NET_SEND_DROPPED);
+    }
+    assert_int_equal(be_stats(be).flows_refused, refused + sizeof bad_first);
+    assert_int_equal(be_stats(be).flows_open, 1);
+    close(srv);
+    be->ops->free(be);
+}
+
+static uint64_t thread_cpu_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* What the child of test_slirp_hostfwd_emfile measured. */
+struct emfile_result {
+    int stage;       /* how far it got: 3 is all */
+    uint64_t cpu_ms; /* the device thread's CPU over 1 s of EMFILE */
+    unsigned rounds; /* and how often it woke up */
+    uint64_t flows;  /* flows_open while out of descriptors */
+    bool accepted;   /* slirp took the connection once fds were free */
+};
+
+/* In a child: a port forward, descriptors used up, a connection waiting. */
+static void emfile_child(int to_parent, int from_parent)
+{
+    struct emfile_result r = { 0 };
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves nothing behind */
+    char spec[128];
+    uint16_t port = free_port(SOCK_STREAM);
+    snprintf(spec, sizeof spec, "user,hostfwd=tcp:127.0.0.1:%u-:80", port);
+    struct net_spec ns;
+    vmlet_error err;
+    struct net_backend *be = net_spec_parse(spec, &ns, &err) == 0 ? net_slirp_new(&ns, &err) : NULL;
+    struct rlimit rl = { 256, 256 };
+    int fillers[256], nfill = 0;
+    if (!be || setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        goto out;
+    r.stage = 1;
+    while (nfill < 256 && (fillers[nfill] = dup(to_parent)) >= 0)
+        nfill++;
+    if (errno != EMFILE)
+        goto out;
+    r.stage = 2;
+    /* The parent connects; the connection waits in the listen queue. */
+    if (write(to_parent, &port, sizeof port) != sizeof port ||
+        read(from_parent, &port, sizeof port) != sizeof port)
+        goto out;
+    uint64_t cpu0 = thread_cpu_ms(), end = now_ms() + 1000;
+    for (; now_ms() < end; r.rounds++)
+        be_wait(be, 100); /* what the device thread does */
+    r.cpu_ms = thread_cpu_ms() - cpu0;
+    r.flows = be_stats(be).flows_open;
+    r.stage = 3;
+    while (nfill)
+        close(fillers[--nfill]);
+    end = now_ms() + WAIT_MS;
+    while (now_ms() < end && !r.accepted) {
+        be_wait(be, 50);
+        r.accepted = be_stats(be).flows_open == 1;
+    }
+out:
+    if (write(to_parent, &r, sizeof r) != sizeof r)
+        _exit(2);
+    _exit(0);
+}
+
+/* A port forward when vmlet is out of descriptors: slirp cannot accept
+ * the connection waiting on it, which leaves the listener readable. The
+ * device thread must not spin on it (its CPU over 1 s stays small), and
+ * the connection gets through once descriptors are free again. */
+static void test_slirp_hostfwd_emfile(void **state)
+{
+    (void)state;
+    int up[2], down[2];
+    assert_int_equal(pipe2(up, O_CLOEXEC), 0);
+    assert_int_equal(pipe2(down, O_CLOEXEC), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(up[0]);
+        close(down[1]);
+        emfile_child(up[1], down[0]);
+    }
+    close(up[1]);
+    close(down[0]);
+    uint16_t port = 0;
+    struct pollfd p = { .fd = up[0], .events = POLLIN };
+    int c = -1;
+    if (poll(&p, 1, WAIT_MS) == 1 && read(up[0], &port, sizeof port) == sizeof port) {
+        c = connect_local(port);
+        assert_int_equal(write(down[1], &port, sizeof port), sizeof port);
+    }
+    struct emfile_result r = { 0 };
+    p.fd = up[0];
+    assert_int_equal(poll(&p, 1, 3 * WAIT_MS), 1);
+    assert_int_equal(read(up[0], &r, sizeof r), sizeof r);
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    print_message("# out of descriptors for 1 s: %llu ms of CPU, %u rounds of poll\n",
+                  (unsigned long long)r.cpu_ms, r.rounds);
+    assert_int_equal(r.stage, 3);
+    assert_int_equal(r.flows, 0); /* slirp could not take it... */
+    assert_true(r.rounds < 100);  /* ...and did not spin on it: 10 a second per pause, */
+    assert_true(r.cpu_ms < 200);  /* thousands and most of a core if it spins */
+    assert_true(r.accepted);      /* taken once descriptors were free */
+    if (c >= 0)
+        close(c);
+    close(up[0]);
+    close(down[1]);
 }
 
 /* Several user networks at once (one global lock around libslirp). */
@@ -1444,6 +1856,11 @@ int main(void)
         cmocka_unit_test(test_slirp_hostfwd),
         cmocka_unit_test(test_slirp_port_in_use),
         cmocka_unit_test(test_slirp_rx_bounded),
+        cmocka_unit_test(test_flow_frame),
+        cmocka_unit_test(test_slirp_flow_cap_tcp),
+        cmocka_unit_test(test_slirp_flow_cap_udp),
+        cmocka_unit_test(test_slirp_flow_cap_malformed),
+        cmocka_unit_test(test_slirp_hostfwd_emfile),
         cmocka_unit_test(test_slirp_many),
         cmocka_unit_test(test_tap_messages),
         cmocka_unit_test(test_tap_no_permission),

@@ -357,7 +357,7 @@ static void test_ops(void **state)
     assert_string_equal(m.text, "tx_packets tx_bytes tx_dropped tx_errors tx_malformed "
                                 "rx_packets rx_bytes rx_dropped rx_too_big rx_malformed "
                                 "rx_filtered rx_errors rx_bad_buffers ctrl_ok ctrl_err "
-                                "ctrl_malformed");
+                                "ctrl_malformed flows_open flows_refused");
     assert_int_equal(o->num_queues, 3);
     assert_int_equal(o->queue_max_size, 256);
     assert_int_equal(o->config_size, VIRTIO_NET_CONFIG_SIZE);
