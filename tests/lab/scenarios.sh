@@ -17,7 +17,8 @@
 #   E  root on a virtio disk (ext4), a ro  root-disk-write ro-disk
 #      disk, a 256 MiB scratch disk        disk-serials disk-256m
 #   F  root on that disk again, console    hwrng hvc0-shell
-#      on hvc0 (virtio), virtio-rng
+#      on hvc0 (virtio), virtio-rng, a     sandbox-every-thread (vmlet only)
+#      user-mode NIC
 #   G  3 boots writing numbered records     sigkill-no-data-loss
 #      to a disk, each ended by SIGKILL
 #
@@ -43,7 +44,7 @@ BASE=${L2_CMDLINE:-console=ttyS0 quiet panic=-1}
 CHECK_NAMES="boot-1cpu memtotal cmdline poweroff-exit0 boot-2cpu reboot-exit3
              stdin-command sigterm-clean-shutdown shutdown-timeout-exit4
              root-disk-write ro-disk disk-serials disk-256m hwrng hvc0-shell
-             sigkill-no-data-loss"
+             sandbox-every-thread sigkill-no-data-loss"
 ROOT_IMAGE=${ROOT_IMAGE:-/lab/root.ext4.gz}
 DISKDIR=${DISKDIR:-/tmp/lab-disks}
 SCRATCH_MB=${SCRATCH_MB:-256}
@@ -405,18 +406,53 @@ scenario_e() {
 # hwrng + hvc0-shell, booting the root disk that scenario E wrote (the
 # issue's command line: console=hvc0 root=/dev/vda rw, --console virtio
 # --rng).
+# status_field FILE NAME: a "Name:<tab>value" line's value.
+status_field() { sed -n "s/^$2:[[:space:]]*//p" "$1"; }
+
+# vmlet only (part of F, which has every kind of device thread): every
+# thread of the running vmlet (L1 runs it as root) is under its seccomp
+# filter (Seccomp 2), has no_new_privs and no capabilities left.
+sandbox_check() {
+    bad='' names='' n=0
+    none=0000000000000000
+    for st in /proc/"$VMM_PID"/task/*/status; do
+        name=$(status_field "$st" Name)
+        names="$names $name"
+        n=$((n + 1))
+        sc=$(status_field "$st" Seccomp) nnp=$(status_field "$st" NoNewPrivs)
+        eff=$(status_field "$st" CapEff) prm=$(status_field "$st" CapPrm)
+        if [ "$sc" != 2 ] || [ "$nnp" != 1 ] || [ "$eff" != $none ] || [ "$prm" != $none ]; then
+            bad="$bad $name(Seccomp $sc, NoNewPrivs $nnp, CapEff $eff, CapPrm $prm)"
+        fi
+    done
+    missing=''
+    for want in vmlet vcpu0 virtio-blk virtio-rng virtio-con virtio-net console-out; do
+        case " $names " in *" $want "*) ;; *) missing="$missing $want" ;; esac
+    done
+    if [ -n "$bad" ]; then
+        not_ok sandbox-every-thread "threads outside the sandbox:$bad"
+    elif [ -n "$missing" ]; then
+        not_ok sandbox-every-thread "no thread named$missing among:$names"
+    else
+        ok sandbox-every-thread
+        echo "# sandbox: $n threads, each with Seccomp 2, NoNewPrivs 1, no capabilities:$names"
+    fi
+}
+
 scenario_f() {
     dir=$DISKDIR/$VMM
     mkdir -p "$dir"
     [ -f "$dir/root.img" ] || root_image "$dir/root.img"
-    VMM_DISKS=$dir/root.img VMM_CONSOLE=virtio VMM_RNG=1
+    VMM_DISKS=$dir/root.img VMM_CONSOLE=virtio VMM_RNG=1 VMM_NET=user
     boot hvc0-rng 1 256M "$(echo "$BASE" | sed 's/console=[^ ]*//g') console=hvc0 rdinit=/etc/init.d/diskroot root=/dev/vda rw vmlet.test=hwrng vmlet.then=shell"
-    VMM_DISKS='' VMM_CONSOLE='' VMM_RNG=''
+    VMM_DISKS='' VMM_CONSOLE='' VMM_RNG='' VMM_NET=''
     if ! ready; then
         for c in hwrng hvc0-shell; do not_ok $c "$why"; done
+        [ "$VMM" = vmlet ] && not_ok sandbox-every-thread "$why"
         end_boot
         return
     fi
+    [ "$VMM" = vmlet ] && sandbox_check
     if ! wait_for VMLET-HWRNG-DONE 60; then
         not_ok hwrng "no VMLET-HWRNG-DONE within 60 s"
     else
@@ -597,7 +633,8 @@ MINI_IMAGES=${MINI_IMAGES:-$LOGDIR/mini}   # lab-images builds them for L1
 vmm_checks() {
     for c in $CHECK_NAMES; do
         if [ "$1" = vmlet ]; then echo "$c"
-        elif [ "$c" != shutdown-timeout-exit4 ]; then echo "$1/$c"   # see scenario_d
+        elif [ "$c" != shutdown-timeout-exit4 ] && [ "$c" != sandbox-every-thread ]; then
+            echo "$1/$c"   # see scenario_d and sandbox_check
         fi
     done
 }
