@@ -94,6 +94,14 @@ int bzimage_parse(const uint8_t *head, size_t head_len, uint64_t file_size,
     info->cmdline_size = le32(head + 0x238);
     info->pref_address = le64(head + 0x258);
     info->init_size = le32(head + 0x260);
+    /* The plan adds these: a sum past 2^64 would make a small kernel end. */
+    if (info->pref_address > UINT64_MAX - info->init_size) {
+        snprintf(why, why_len,
+                 "not a bzImage: pref_address 0x%llx plus init_size 0x%x is beyond "
+                 "the 64-bit address space",
+                 (unsigned long long)info->pref_address, info->init_size);
+        return -1;
+    }
     return 0;
 }
 
@@ -334,7 +342,9 @@ int boot_load_linux(const struct boot_plan *plan, const char *kernel, const char
     if (load_file_range("kernel", kernel, k->setup_size, plan->kernel_file_size - k->setup_size,
                         mem, GUEST_KERNEL_ADDR, err) < 0)
         return -1;
-    if (initrd &&
+    /* An empty initrd has nothing to copy (and its address may be the end
+     * of RAM, where no byte lies). */
+    if (initrd && plan->initrd_size &&
         load_file_range("initrd", initrd, 0, plan->initrd_size, mem, plan->initrd_addr, err) < 0)
         return -1;
 

@@ -141,6 +141,51 @@ static void plans_initrd_below_limits(void **state)
     free(k);
 }
 
+/* pref_address + init_size past 2^64 wrapped to a small kernel end that
+ * the plan took for the truth (caught by fuzz_bzimage's checks). */
+static void rejects_pref_address_that_wraps(void **state)
+{
+    size_t len;
+    uint8_t *k = fake_bzimage(&len);
+    struct bzimage_info info;
+    char why[256];
+    *(uint64_t *)(k + 0x258) = 0xfffffffffff00000ULL;
+    *(uint32_t *)(k + 0x260) = 0x200000;
+    assert_int_equal(bzimage_parse(k, 0x1000, len, &info, why, sizeof why), -1);
+    assert_non_null(strstr(why, "pref_address"));
+    /* Ending at 2^64 - 1 is still a (strange) bzImage. */
+    *(uint32_t *)(k + 0x260) = 0xfffff;
+    assert_int_equal(bzimage_parse(k, 0x1000, len, &info, why, sizeof why), 0);
+    free(k);
+}
+
+/* An empty initrd file: the plan put it at the top of RAM, and loading it
+ * failed with "does not fit in guest memory" (caught by fuzz_bzimage's
+ * checks). */
+static void loads_an_empty_initrd(void **state)
+{
+    size_t len;
+    uint8_t *k = fake_bzimage(&len);
+    char *kpath = write_temp(k, len);
+    char *ipath = write_temp("", 0);
+    struct boot_plan plan;
+    struct guest_memory mem;
+    vmlet_error err;
+    assert_int_equal(boot_plan_linux(kpath, ipath, "console=ttyS0", 64 << 20, &plan, &err), 0);
+    assert_int_equal(plan.initrd_size, 0);
+    assert_int_equal(guest_memory_alloc(&mem, 64 << 20, &err), 0);
+    assert_int_equal(
+        boot_load_linux(&plan, kpath, ipath, "console=ttyS0", &mem, GUEST_ACPI_ADDR, &err), 0);
+    const struct boot_params *bp = (const void *)(mem.host + GUEST_BOOT_PARAMS_ADDR);
+    assert_int_equal(bp->hdr.ramdisk_size, 0);
+    guest_memory_free(&mem);
+    unlink(kpath);
+    unlink(ipath);
+    free(kpath);
+    free(ipath);
+    free(k);
+}
+
 static void plan_errors_name_the_problem(void **state)
 {
     size_t len;
@@ -310,6 +355,8 @@ int main(void)
         cmocka_unit_test(parses_a_bzimage),
         cmocka_unit_test(rejects_what_is_not_a_bzimage),
         cmocka_unit_test(plans_initrd_below_limits),
+        cmocka_unit_test(rejects_pref_address_that_wraps),
+        cmocka_unit_test(loads_an_empty_initrd),
         cmocka_unit_test(plan_errors_name_the_problem),
         cmocka_unit_test(e820_maps),
         cmocka_unit_test(fills_boot_params),
