@@ -223,6 +223,9 @@ void boot_fill_params(struct boot_params *bp, const uint8_t *kernel_head,
     bp->hdr.cmd_line_ptr = GUEST_CMDLINE_ADDR;
     bp->hdr.ramdisk_image = plan->initrd_addr;
     bp->hdr.ramdisk_size = plan->initrd_size;
+    /* The boot loader's to fill (vmlet passes none): a pointer in the
+     * file would send the kernel to whatever lies at that address. */
+    bp->hdr.setup_data = 0;
     bp->e820_entries = boot_e820_map(mem_size, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
     bp->acpi_rsdp_addr = rsdp_addr;
 }

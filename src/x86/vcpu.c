@@ -60,15 +60,17 @@ static int set_boot_msrs(int fd)
         { MSR_MTRR_DEF_TYPE, 0x806 }, /* MTRRs on, default write-back */
     };
     enum { N = sizeof init / sizeof init[0] };
-    struct {
-        struct kvm_msrs hdr;
-        struct kvm_msr_entry e[N];
-    } msrs = { .hdr.nmsrs = N };
+    /* struct kvm_msrs ends in a flexible array: room for N entries. */
+    _Alignas(struct kvm_msrs)
+        uint8_t buf[sizeof(struct kvm_msrs) + N * sizeof(struct kvm_msr_entry)];
+    memset(buf, 0, sizeof buf);
+    struct kvm_msrs *msrs = (struct kvm_msrs *)buf;
+    msrs->nmsrs = N;
     for (unsigned i = 0; i < N; i++) {
-        msrs.e[i].index = init[i].index;
-        msrs.e[i].data = init[i].value;
+        msrs->entries[i].index = init[i].index;
+        msrs->entries[i].data = init[i].value;
     }
-    return ioctl(fd, KVM_SET_MSRS, &msrs) == N ? 0 : -1;
+    return ioctl(fd, KVM_SET_MSRS, msrs) == N ? 0 : -1;
 }
 
 /* LINT0 as ExtINT and LINT1 as NMI: the PC wiring of the legacy PIC. */

@@ -199,6 +199,8 @@ static void check_params(const struct guest_memory *m, const struct boot_plan *p
     got.cmd_line_ptr = want.cmd_line_ptr;
     got.ramdisk_image = want.ramdisk_image;
     got.ramdisk_size = want.ramdisk_size;
+    check(h->setup_data == 0, "setup_data taken from the file");
+    got.setup_data = want.setup_data;
     check(memcmp(&got, &want, sizeof want) == 0, "setup header differs from the file's");
 
     check(h->type_of_loader == 0xff &&

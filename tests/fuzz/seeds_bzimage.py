@@ -64,8 +64,8 @@ seeds = {
     "elf": seed(MEM_12M, b"\x7fELF" + bytes(0x400), None, None),
     # Odd headers: a short one (fields past it are zero in boot_params),
     # pref_address + init_size wrapping past 2^64 (was planned with a
-    # small kernel end), and a setup_data pointer (passed through as the
-    # rest of the header).
+    # small kernel end), and a setup_data pointer (boot_params must have
+    # 0 there: the field is the loader's).
     "short_header": seed(MEM_5M, bzimage(header_len=0x20, pref_address=0x100000), 4096, 8),
     "pref_address_wraps": seed(MEM_5M, bzimage(pref_address=0xFFFFFFFFFFF00000,
                                                init_size=0x200000), 4096, None),

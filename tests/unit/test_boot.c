@@ -265,7 +265,8 @@ static void fills_boot_params(void **state)
 {
     size_t len;
     uint8_t *k = fake_bzimage(&len);
-    k[0x250] = 0xab; /* something inside the header: must be copied */
+    k[0x24c] = 0xab; /* something inside the header: must be copied */
+    k[0x250] = 0xcd; /* setup_data: the loader's, never the file's */
     struct boot_plan plan = { .kernel_file_size = len };
     char why[256];
     assert_int_equal(bzimage_parse(k, 0x1000, len, &plan.kernel, why, sizeof why), 0);
@@ -276,7 +277,8 @@ static void fills_boot_params(void **state)
     boot_fill_params(bp, k, &plan, 256 << 20, GUEST_ACPI_ADDR);
 
     uint8_t *raw = (uint8_t *)bp;
-    assert_int_equal(raw[0x250], 0xab);
+    assert_int_equal(raw[0x24c], 0xab);
+    assert_int_equal(bp->hdr.setup_data, 0);
     assert_int_equal(raw[0x26c], 0); /* past the header: zeroed */
     assert_memory_equal(raw + 0x202, "HdrS", 4);
     assert_int_equal(bp->hdr.type_of_loader, 0xff);
