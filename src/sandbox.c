@@ -238,22 +238,22 @@ static int build(scmp_filter_ctx ctx, const struct sandbox_rules *r)
     /* pthread_setname_np on itself; nothing else of prctl. */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                              SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+                              SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME, 0));
     for (size_t i = 0; rc == 0 && i < sizeof common_ioctls / sizeof common_ioctls[0]; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-                              SCMP_A1(SCMP_CMP_EQ, common_ioctls[i]));
+                              SCMP_A1(SCMP_CMP_EQ, common_ioctls[i], 0));
     for (size_t i = 0; rc == 0 && i < r->nioctls; i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-                              SCMP_A1(SCMP_CMP_EQ, r->ioctls[i]));
+                              SCMP_A1(SCMP_CMP_EQ, r->ioctls[i], 0));
     if (rc == 0 && r->open_read_only)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
                               SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY));
     if (rc == 0 && r->sockets)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_EQ, AF_INET));
+                              SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
     if (rc == 0 && r->sockets)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                              SCMP_A0(SCMP_CMP_EQ, AF_INET6));
+                              SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
     return rc;
 }
 
@@ -314,6 +314,10 @@ static void *trampoline(void *p)
     void *(*fn)(void *) = s->fn;
     void *arg = s->arg;
     vmlet_error err = { 0 };
+    /* Named for its kind from the start (a device's worker waits, maybe
+     * for ever, for a driver that never comes). */
+    if (s->rules)
+        pthread_setname_np(pthread_self(), s->rules->kind);
     int ok = s->rules ? sandbox_enter(s->rules, s->mode, &err) : 0;
     pthread_mutex_lock(&s->lock);
     s->state = ok == 0 ? 1 : -1;
