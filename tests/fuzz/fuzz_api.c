@@ -28,6 +28,8 @@
 
 #include <cjson/cJSON.h>
 
+#define FUZZ_TARGET "fuzz_api"
+#include "fuzz_util.h"
 #include "api.h"
 #include "http.h"
 
@@ -97,14 +99,6 @@ static void fake_stop(void *ctx)
 }
 
 /* ---- checks --------------------------------------------------------------- */
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_api: %s\n", what);
-        abort();
-    }
-}
 
 static bool valid_utf8(const unsigned char *p, size_t n)
 {

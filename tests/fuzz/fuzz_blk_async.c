@@ -32,6 +32,8 @@
 #include <fcntl.h>
 #include <stdint.h>
 
+#define FUZZ_TARGET "fuzz_blk_async"
+#include "fuzz_util.h"
 #include "fuzz_device.h"
 #include "backend/disk.h"
 #include "virtio/blk.h"
@@ -43,36 +45,20 @@ static int rw_fd = -1;
 
 static struct virtio_blk *make_device(bool read_only, int *keep_fd)
 {
-    const char *dirs[] = { "/dev/shm", getenv("TMPDIR"), "/tmp" };
-    for (unsigned i = 0; i < 3; i++) {
-        if (!dirs[i] || access(dirs[i], W_OK) < 0)
-            continue;
-        char path[256];
-        snprintf(path, sizeof path, "%s/vmlet-fuzz-blk-async-XXXXXX", dirs[i]);
-        int fd = mkstemp(path);
-        if (fd < 0)
-            continue;
-        if (ftruncate(fd, IMG_SIZE) < 0) {
-            close(fd);
-            unlink(path);
-            continue;
-        }
-        vmlet_error err;
-        struct virtio_blk *b = virtio_blk_new(path, read_only, "fuzz-async", &err);
-        unlink(path); /* the open descriptors keep it alive */
-        if (!b) {
-            fprintf(stderr, "fuzz_blk_async: cannot run without the io_uring disk: %s\n",
-                    err.message);
-            abort();
-        }
-        if (keep_fd)
-            *keep_fd = fd;
-        else
-            close(fd);
-        return b;
+    char path[256];
+    int fd = scratch_image("vmlet-fuzz-blk-async", IMG_SIZE, path, sizeof path);
+    vmlet_error err;
+    struct virtio_blk *b = virtio_blk_new(path, read_only, "fuzz-async", &err);
+    unlink(path); /* the open descriptors keep it alive */
+    if (!b) {
+        fprintf(stderr, "fuzz_blk_async: cannot run without the io_uring disk: %s\n", err.message);
+        abort();
     }
-    fprintf(stderr, "fuzz_blk_async: no writable directory for the image\n");
-    abort();
+    if (keep_fd)
+        *keep_fd = fd;
+    else
+        close(fd);
+    return b;
 }
 
 static void on_push(const struct virtq *q, uint16_t head, uint32_t len,

@@ -43,6 +43,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#define FUZZ_TARGET "fuzz_bzimage"
+#include "fuzz_util.h"
 #include "layout.h"
 #include "memory.h"
 #include "x86/boot.h"
@@ -55,14 +57,6 @@
 
 static const uint64_t mem_sizes[] = { 2ULL << 20, (5ULL << 20) + 0x3000, 12ULL << 20,
                                       GUEST_MMIO_HOLE_START + (2ULL << 20) };
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_bzimage: %s\n", what);
-        abort();
-    }
-}
 
 static int memfd(const char *name, const void *data, size_t len, char *path, size_t path_len)
 {

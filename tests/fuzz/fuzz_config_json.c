@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_TARGET "fuzz_config_json"
+#include "fuzz_util.h"
 #include "config.h"
 
 static bool valid_utf8(const char *s)
@@ -44,14 +46,6 @@ static bool valid_utf8(const char *s)
         p += n + 1;
     }
     return true;
-}
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_config_json: %s\n", what);
-        abort();
-    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -18,15 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_TARGET "fuzz_flow_frame"
+#include "fuzz_util.h"
 #include "backend/flowcap.h"
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_flow_frame: %s\n", what);
-        abort();
-    }
-}
 
 static struct net_flow_frame classify(const uint8_t *data, size_t len)
 {

@@ -24,15 +24,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_TARGET "fuzz_http"
+#include "fuzz_util.h"
 #include "http.h"
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_http: %s\n", what);
-        abort();
-    }
-}
 
 /* Parses data[0..len) from an exact-size copy; the body comes back as an
  * offset (-1 for none) since the copy is gone afterwards. */

@@ -57,6 +57,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#define FUZZ_TARGET "fuzz_legacy_io"
+#include "fuzz_util.h"
 #include "bus.h"
 #include "layout.h"
 #include "dev/acpi_pm.h"
@@ -74,14 +76,6 @@ enum out { OUT_DISCARD, OUT_DEVNULL, OUT_FULL_PIPE };
 /* Burst bytes an input may send, by output: each costs a system call
  * with /dev/null. */
 static const unsigned burst_max[] = { 4096, 64, TX_BUF + 1024 };
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_legacy_io: %s\n", what);
-        abort();
-    }
-}
 
 /* ---- the devices' models ---------------------------------------------- */
 
@@ -586,21 +580,6 @@ static void rig_end(struct rig *r, uint8_t *buf)
     i8042_free(r->kbc_dev);
     acpi_pm_free(r->pm_dev);
     bus_free(&r->pio);
-}
-
-struct input {
-    const uint8_t *p;
-    size_t n;
-};
-
-static bool take(struct input *in, uint8_t *out, size_t len)
-{
-    if (in->n < len)
-        return false;
-    memcpy(out, in->p, len);
-    in->p += len;
-    in->n -= len;
-    return true;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

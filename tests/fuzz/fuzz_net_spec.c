@@ -24,18 +24,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_TARGET "fuzz_net_spec"
+#include "fuzz_util.h"
 #include "config.h"
 #include "netspec.h"
 
 #define MAX_SPECS 12
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_net_spec: %s\n", what);
-        abort();
-    }
-}
 
 static void check_error(const vmlet_error *err)
 {

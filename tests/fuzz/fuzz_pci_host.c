@@ -44,6 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FUZZ_TARGET "fuzz_pci_host"
+#include "fuzz_util.h"
 #include "bus.h"
 #include "layout.h"
 #include "dev/pci.h"
@@ -55,28 +57,6 @@
 #define GUARD    0xa5
 #define MAX_OPS  256
 #define CAP_LEN  12
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_pci_host: %s\n", what);
-        abort();
-    }
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned len)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < len; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned len)
-{
-    for (unsigned i = 0; i < len; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* What a function's hooks saw. */
 struct seen {
@@ -347,21 +327,6 @@ static void check_state(struct rig *r, bool full)
 }
 
 /* ---- the accesses ------------------------------------------------------- */
-
-struct input {
-    const uint8_t *p;
-    size_t n;
-};
-
-static bool take(struct input *in, uint8_t *out, size_t len)
-{
-    if (in->n < len)
-        return false;
-    memcpy(out, in->p, len);
-    in->p += len;
-    in->n -= len;
-    return true;
-}
 
 static void port_access(struct rig *r, unsigned port, uint8_t *d, unsigned len, bool is_write)
 {

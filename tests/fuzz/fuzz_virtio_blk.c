@@ -32,6 +32,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#define FUZZ_TARGET "fuzz_virtio_blk"
+#include "fuzz_util.h"
 #include "layout.h"
 #include "memory.h"
 #include "virtio/blk.h"
@@ -65,32 +67,13 @@ static struct virtq_chain *chain;
 
 static struct virtio_blk *make_device(bool read_only)
 {
-    const char *dirs[] = { "/dev/shm", getenv("TMPDIR"), "/tmp" };
-    for (unsigned i = 0; i < 3; i++) {
-        if (!dirs[i] || access(dirs[i], W_OK) < 0)
-            continue;
-        char path[256];
-        snprintf(path, sizeof path, "%s/vmlet-fuzz-blk-XXXXXX", dirs[i]);
-        int fd = mkstemp(path);
-        if (fd < 0)
-            continue;
-        if (ftruncate(fd, IMG_SIZE) < 0) {
-            close(fd);
-            unlink(path);
-            continue;
-        }
-        close(fd);
-        vmlet_error err;
-        struct virtio_blk *b = virtio_blk_new(path, read_only, "fuzz-serial", &err);
-        unlink(path); /* the open descriptor keeps it alive */
-        if (!b) {
-            fprintf(stderr, "fuzz: %s\n", err.message);
-            abort();
-        }
-        return b;
-    }
-    fprintf(stderr, "fuzz: no writable directory for the image\n");
-    abort();
+    char path[256];
+    close(scratch_image("vmlet-fuzz-blk", IMG_SIZE, path, sizeof path));
+    vmlet_error err;
+    struct virtio_blk *b = virtio_blk_new(path, read_only, "fuzz-serial", &err);
+    unlink(path); /* the open descriptor keeps it alive */
+    check(b != NULL, err.message);
+    return b;
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)

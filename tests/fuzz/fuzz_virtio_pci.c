@@ -60,6 +60,8 @@
 #include <unistd.h>
 #include <linux/kvm.h>
 
+#define FUZZ_TARGET "fuzz_virtio_pci"
+#include "fuzz_util.h"
 #include "bus.h"
 #include "kvm_irq.h"
 #include "layout.h"
@@ -96,28 +98,6 @@ enum {
     Q_AVAIL = 0x28,
     Q_USED = 0x30,
 };
-
-static void check(bool ok, const char *what)
-{
-    if (!ok) {
-        fprintf(stderr, "fuzz_virtio_pci: %s\n", what);
-        abort();
-    }
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned len)
-{
-    uint64_t v = 0;
-    for (unsigned i = 0; i < len; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static void put_le(uint8_t *p, uint64_t v, unsigned len)
-{
-    for (unsigned i = 0; i < len; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
 
 /* ---- a fake KVM: what kvm_irq asks of the VM descriptor ---------------- */
 
@@ -522,21 +502,6 @@ static void rig_free(struct rig *r)
     kvm_irq_free(r->irq);
     bus_free(&r->pio);
     bus_free(&r->mmio);
-}
-
-struct input {
-    const uint8_t *p;
-    size_t n;
-};
-
-static bool take(struct input *in, uint8_t *out, size_t len)
-{
-    if (in->n < len)
-        return false;
-    memcpy(out, in->p, len);
-    in->p += len;
-    in->n -= len;
-    return true;
 }
 
 static const uint64_t region[8] = {
