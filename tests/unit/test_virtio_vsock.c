@@ -229,15 +229,20 @@ static int teardown(void **state)
 
 /* ---- host helpers --------------------------------------------------------- */
 
-static int host_listen(struct fixture *f, uint32_t port)
+static int host_listen_backlog(struct fixture *f, uint32_t port, int backlog)
 {
     struct sockaddr_un a = { .sun_family = AF_UNIX };
     snprintf(a.sun_path, sizeof a.sun_path, "%s_%u", f->uds, port);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(listen(fd, backlog), 0);
     return fd;
+}
+
+static int host_listen(struct fixture *f, uint32_t port)
+{
+    return host_listen_backlog(f, port, 8);
 }
 
 static int host_connect(struct fixture *f)
@@ -821,6 +826,33 @@ static void test_sandboxed(void **state)
     close(lfd);
 }
 
+/* VSOCK_MAX_CONNS connections, then the next is refused either way; one
+ * closed makes room again. */
+static void test_conn_cap(void **state)
+{
+    struct fixture *f = *state;
+    int lfd = host_listen_backlog(f, 5000, 2 * VSOCK_MAX_CONNS);
+    for (uint32_t i = 0; i < VSOCK_MAX_CONNS; i++) {
+        post_rx(f, 1);
+        send_pkt(f, gp(10000 + i, 5000, REQUEST, 0), NULL);
+        assert_int_equal(recv_pkt(f, NULL).op, RESPONSE);
+    }
+    post_rx(f, 4);
+    send_pkt(f, gp(9999, 5000, REQUEST, 0), NULL);
+    struct pkt r = recv_pkt(f, NULL);
+    assert_int_equal(r.op, RST);
+    assert_int_equal(r.dst_port, 9999);
+    int h = host_connect(f);
+    host_expect_eof(h); /* over the cap: closed at once, the guest asked nothing */
+    close(h);
+    assert_int_equal(stats(f).conns_opened, VSOCK_MAX_CONNS);
+    assert_int_equal(stats(f).conns_refused, 2);
+    send_pkt(f, gp(10000, 5000, RST, 0), NULL);
+    send_pkt(f, gp(9999, 5000, REQUEST, 0), NULL);
+    assert_int_equal(recv_pkt(f, NULL).op, RESPONSE);
+    close(lfd);
+}
+
 /* A device reset closes every connection. */
 static void test_reset_closes(void **state)
 {
@@ -854,6 +886,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conn_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
