@@ -25,6 +25,9 @@
  *   len within the chain and VSOCK_MAX_PKT, type stream, op known.
  *   Packets that fail are counted and dropped (with RST where the
  *   connection can be named); a packet for an unknown connection gets RST.
+ * - Host handshakes have VSOCK_HANDSHAKE_MS for the CONNECT line and as
+ *   long again for the guest's answer, so neither a silent host program
+ *   nor a guest that never answers holds a connection slot for ever.
  * - At most VSOCK_MAX_CONNS connections; RSTs for unknown connections wait
  *   in a small queue, and while it is full the tx queue is not read (a
  *   REQUEST flood is slowed by the guest's own rx buffers, not buffered).
@@ -103,6 +106,7 @@ struct conn {
     bool guest_no_send;      /* SHUTDOWN F_SEND from the guest */
     bool guest_no_recv;      /* SHUTDOWN F_RCV from the guest */
     bool shut_wr_done;       /* shutdown(SHUT_WR) done on the host socket */
+    uint64_t deadline;       /* ms: a host handshake ends by then; 0: none */
     char line[LINE_MAX_LEN]; /* the CONNECT line so far */
     unsigned line_len;
 };
@@ -133,6 +137,8 @@ struct virtio_vsock {
     struct rst_entry rst[RST_QUEUE];
     unsigned nrst;
     uint32_t next_host_port;
+    unsigned timeout_ms;     /* for a host handshake; 0: none */
+    unsigned cfg_timeout_ms; /* virtio_vsock_set_timeout's, taken at activation */
     struct pollfd pfd[5 + VSOCK_MAX_CONNS];
     struct conn *pconn[5 + VSOCK_MAX_CONNS];
 
@@ -453,6 +459,7 @@ static void host_established(struct virtio_vsock *v, struct conn *c)
         return;
     }
     c->state = C_OPEN;
+    c->deadline = 0;
     COUNT(v, conns_opened, 1);
 }
 
@@ -777,6 +784,39 @@ static uint32_t host_port_for(struct virtio_vsock *v, uint32_t guest_port)
     }
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t deadline(const struct virtio_vsock *v)
+{
+    return v->timeout_ms ? now_ms() + v->timeout_ms : 0;
+}
+
+/* Ends host handshakes past their deadline (no CONNECT line, or no answer
+ * from the guest); returns the poll timeout until the next one, or -1. */
+static int expire_handshakes(struct virtio_vsock *v)
+{
+    uint64_t now = now_ms(), next = 0;
+    for (unsigned i = 0; i < v->nconns; i++) {
+        struct conn *c = v->conns[i];
+        if (!c->deadline || (c->state != C_HOST_HS && c->state != C_REQ_SENT))
+            continue;
+        if (c->deadline <= now) {
+            COUNT(v, conns_refused, 1);
+            conn_reset(v, c); /* RST if the guest was asked */
+        } else if (!next || c->deadline < next) {
+            next = c->deadline;
+        }
+    }
+    if (!next)
+        return -1;
+    return next - now > 60000 ? 60000 : (int)(next - now);
+}
+
 /* Reads the CONNECT line a byte at a time, so what follows it stays in
  * the socket for the guest. */
 static void host_handshake(struct virtio_vsock *v, struct conn *c)
@@ -799,6 +839,7 @@ static void host_handshake(struct virtio_vsock *v, struct conn *c)
         c->guest_port = port;
         c->host_port = host_port_for(v, port);
         c->state = C_REQ_SENT;
+        c->deadline = deadline(v); /* a fresh wait for the guest's answer */
         c->send_request = true;
         return;
     }
@@ -812,7 +853,10 @@ static void host_accept(struct virtio_vsock *v)
         int fd = accept4(v->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
-        if (!conn_add(v, fd, C_HOST_HS)) {
+        struct conn *c = conn_add(v, fd, C_HOST_HS);
+        if (c) {
+            c->deadline = deadline(v);
+        } else {
             COUNT(v, conns_refused, 1);
             close(fd);
         }
@@ -893,6 +937,7 @@ static void *vsock_thread(void *arg)
 
     while (!atomic_load(&v->vdev.thread.stopping)) {
         bool more = false;
+        int timeout = expire_handshakes(v); /* before serve_rx sends their RSTs */
         if (!v->broken) {
             v->tx_blocked = false;
             more = serve_tx(v);
@@ -909,7 +954,7 @@ static void *vsock_thread(void *arg)
             break;
 
         nfds_t n = poll_set(v);
-        int res = poll(v->pfd, n, more ? 0 : -1);
+        int res = poll(v->pfd, n, more ? 0 : timeout);
         if (res < 0) {
             if (errno != EINTR)
                 thread_wait_failed();
@@ -965,6 +1010,7 @@ static int vsock_take_queues(void *dev, const struct virtio_queues *qs)
         v->q[i] = i < qs->count ? qs->q[i] : NULL;
         v->kick[i] = v->q[i] ? qs->kick_fd[i] : -1;
     }
+    v->timeout_ms = v->cfg_timeout_ms;
     v->broken = false;
     v->rx_have = v->rx_starved = false;
     v->tx_pushed = v->rx_pushed = false;
@@ -1038,6 +1084,7 @@ struct virtio_vsock *virtio_vsock_new(uint64_t guest_cid, const char *uds_path, 
         return NULL;
     v->guest_cid = guest_cid;
     v->next_host_port = HOST_PORT_MIN;
+    v->timeout_ms = v->cfg_timeout_ms = VSOCK_HANDSHAKE_MS;
     for (int i = 0; i < 3; i++)
         v->kick[i] = -1;
     char msg[512];
@@ -1073,6 +1120,13 @@ static void vsock_free_op(void *dev)
 struct virtio_device *virtio_vsock_device(struct virtio_vsock *v)
 {
     return v ? &v->vdev : NULL;
+}
+
+void virtio_vsock_set_timeout(struct virtio_vsock *v, unsigned ms)
+{
+    pthread_mutex_lock(&v->vdev.lock);
+    v->cfg_timeout_ms = ms;
+    pthread_mutex_unlock(&v->vdev.lock);
 }
 
 void virtio_vsock_get_stats(const struct virtio_vsock *v, struct virtio_vsock_stats *s)

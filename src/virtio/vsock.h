@@ -12,16 +12,20 @@
 
 #define VIRTIO_ID_VSOCK 19
 
-#define VSOCK_HOST_CID  2
+#define VSOCK_HOST_CID     2
 /* Connections per VM, host handshakes in progress included: the rest are
  * refused (RST to the guest, the Unix connection closed). */
-#define VSOCK_MAX_CONNS 1024
+#define VSOCK_MAX_CONNS    1024
 /* What vmlet buffers for one connection, guest to host, and advertises as
  * its buf_alloc: the guest never has more than this in flight. */
-#define VSOCK_CONN_BUF  (64 * 1024)
+#define VSOCK_CONN_BUF     (64 * 1024)
 /* The largest payload of one packet either way (Linux sends at most 64 KiB). */
-#define VSOCK_MAX_PKT   (64 * 1024)
-#define VSOCK_HDR_SIZE  44
+#define VSOCK_MAX_PKT      (64 * 1024)
+#define VSOCK_HDR_SIZE     44
+/* A host program has this long to send its CONNECT line, and then the
+ * guest as long again to answer the request; past that the Unix
+ * connection is closed (and the guest sent RST). */
+#define VSOCK_HANDSHAKE_MS 5000
 
 struct virtio_vsock;
 
@@ -35,6 +39,9 @@ void virtio_vsock_free(struct virtio_vsock *v);
  * One thread ("virtio-vsock") serves the three queues, the listening
  * socket and every connection with poll(). */
 struct virtio_device *virtio_vsock_device(struct virtio_vsock *v);
+
+/* Changes the handshake time limit (0: none), from the next activation. */
+void virtio_vsock_set_timeout(struct virtio_vsock *v, unsigned ms);
 
 struct virtio_vsock_stats {
     uint64_t conns_opened, conns_refused, conns_reset;

@@ -853,6 +853,33 @@ static void test_conn_cap(void **state)
     close(lfd);
 }
 
+/* A host program that never sends its CONNECT line, and a guest that
+ * never answers the request, are given up on after the time limit. */
+static void test_handshake_timeout(void **state)
+{
+    struct fixture *f = *state;
+    virtio_vsock_set_timeout(f->vs, 200);
+    f->ops->reset(f->vs);
+    activate(f);
+    post_rx(f, 4);
+    uint64_t t0 = now_ms();
+    int h = host_connect(f);
+    host_expect_eof(h);
+    assert_true(now_ms() - t0 >= 150);
+    close(h);
+    h = host_connect(f);
+    host_write(h, "CONNECT 52\n", 11);
+    struct pkt r = recv_pkt(f, NULL);
+    assert_int_equal(r.op, REQUEST);
+    host_expect_eof(h); /* no OK */
+    struct pkt rst = recv_pkt(f, NULL);
+    assert_int_equal(rst.op, RST);
+    assert_int_equal(rst.src_port, r.src_port);
+    assert_int_equal(rst.dst_port, 52);
+    assert_int_equal(stats(f).conns_refused, 2);
+    close(h);
+}
+
 /* A device reset closes every connection. */
 static void test_reset_closes(void **state)
 {
@@ -887,6 +914,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_cap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
