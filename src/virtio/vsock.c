@@ -32,8 +32,8 @@
  *   in a small queue, and while it is full the tx queue is not read (a
  *   REQUEST flood is slowed by the guest's own rx buffers, not buffered).
  * - A broken ring (VIRTQ_BROKEN) sets NEEDS_RESET; a device reset closes
- *   every connection. The event queue is taken but not used yet (the
- *   transport reset event is for snapshots, which do not exist yet). */
+ *   every connection. The event queue carries only the transport reset
+ *   event, sent at activation when one was queued (snapshots: a restore). */
 #include "virtio/device.h"
 #include "virtio/vsock.h"
 
@@ -130,7 +130,7 @@ struct virtio_vsock {
     bool rx_have, rx_starved;
     bool rx_pushed, tx_pushed;
     bool tx_blocked; /* tx waits for room in the RST queue */
-    struct virtq_chain rx_chain, tx_chain;
+    struct virtq_chain rx_chain, tx_chain, ev_chain;
     struct iovec slice[VIRTQ_MAX_CHAIN];
     struct conn *conns[VSOCK_MAX_CONNS];
     unsigned nconns;
@@ -139,6 +139,8 @@ struct virtio_vsock {
     uint32_t next_host_port;
     unsigned timeout_ms;     /* for a host handshake; 0: none */
     unsigned cfg_timeout_ms; /* virtio_vsock_set_timeout's, taken at activation */
+    bool cfg_reset_event;    /* virtio_vsock_queue_transport_reset's, likewise */
+    bool reset_event;        /* a transport reset event still to send */
     struct pollfd pfd[5 + VSOCK_MAX_CONNS];
     struct conn *pconn[5 + VSOCK_MAX_CONNS];
 
@@ -930,6 +932,47 @@ static nfds_t poll_set(struct virtio_vsock *v)
     return n;
 }
 
+/* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET (5.10.6.6): the driver drops its
+ * connections and reads guest_cid again. Waits for an event buffer. */
+static void send_reset_event(struct virtio_vsock *v)
+{
+    struct virtq *q = v->q[Q_EVENT];
+    if (!q) {
+        v->reset_event = false;
+        return;
+    }
+    /* At most the queue's size of buffers too short for it. */
+    for (unsigned tries = 0; tries <= q->size; tries++) {
+        enum virtq_pop_result res = virtq_pop(q, &v->ev_chain);
+        if (res == VIRTQ_EMPTY && virtq_enable_notify(q))
+            res = virtq_pop(q, &v->ev_chain); /* one came as we asked for a kick */
+        if (res == VIRTQ_EMPTY)
+            return; /* its kick brings us back */
+        if (res == VIRTQ_BROKEN) {
+            v->reset_event = false;
+            v->broken = true;
+            virtio_set_needs_reset(v->vdev.transport);
+            return;
+        }
+        struct virtq_chain *ch = &v->ev_chain;
+        bool fits = ch->in_len >= 4;
+        if (fits) {
+            uint8_t ev[4];
+            put_le32(ev, 0); /* the id; no other field */
+            iov_from_buf(ch->iov + ch->n_out, ch->n_in, 0, ev, sizeof ev);
+        } else {
+            COUNT(v, pkts_dropped, 1);
+        }
+        virtq_push(q, ch->head, fits ? 4 : 0);
+        if (virtq_should_notify(q))
+            virtio_notify_queue(v->vdev.transport, Q_EVENT);
+        if (fits) {
+            v->reset_event = false;
+            return;
+        }
+    }
+}
+
 static void *vsock_thread(void *arg)
 {
     struct virtio_vsock *v = arg;
@@ -938,6 +981,8 @@ static void *vsock_thread(void *arg)
     while (!atomic_load(&v->vdev.thread.stopping)) {
         bool more = false;
         int timeout = expire_handshakes(v); /* before serve_rx sends their RSTs */
+        if (v->reset_event && !v->broken)
+            send_reset_event(v); /* first: it ends the driver's connections */
         if (!v->broken) {
             v->tx_blocked = false;
             more = serve_tx(v);
@@ -1011,6 +1056,8 @@ static int vsock_take_queues(void *dev, const struct virtio_queues *qs)
         v->kick[i] = v->q[i] ? qs->kick_fd[i] : -1;
     }
     v->timeout_ms = v->cfg_timeout_ms;
+    v->reset_event = v->cfg_reset_event;
+    v->cfg_reset_event = false;
     v->broken = false;
     v->rx_have = v->rx_starved = false;
     v->tx_pushed = v->rx_pushed = false;
@@ -1120,6 +1167,13 @@ static void vsock_free_op(void *dev)
 struct virtio_device *virtio_vsock_device(struct virtio_vsock *v)
 {
     return v ? &v->vdev : NULL;
+}
+
+void virtio_vsock_queue_transport_reset(struct virtio_vsock *v)
+{
+    pthread_mutex_lock(&v->vdev.lock);
+    v->cfg_reset_event = true;
+    pthread_mutex_unlock(&v->vdev.lock);
 }
 
 void virtio_vsock_set_timeout(struct virtio_vsock *v, unsigned ms)

@@ -43,6 +43,11 @@ struct virtio_device *virtio_vsock_device(struct virtio_vsock *v);
 /* Changes the handshake time limit (0: none), from the next activation. */
 void virtio_vsock_set_timeout(struct virtio_vsock *v, unsigned ms);
 
+/* Has the next activation start by sending the driver a transport reset
+ * event (it drops its connections and reads guest_cid again): for a VM
+ * restored from a snapshot, whose host connections are gone. */
+void virtio_vsock_queue_transport_reset(struct virtio_vsock *v);
+
 struct virtio_vsock_stats {
     uint64_t conns_opened, conns_refused, conns_reset;
     uint64_t bytes_to_host, bytes_to_guest;

@@ -11,7 +11,8 @@
  *
  * Input: the layout of fuzz_device.h (queues rx, tx, event), with
  *   param 0  bit 0: a host program connects first and writes
- *            "CONNECT <param 1>\n" and 100 bytes
+ *            "CONNECT <param 1>\n" and 100 bytes; bit 1: a transport reset
+ *            event is queued (the first event buffer gets it)
  *
  * Checks (besides fuzz_device.h's): tx chains are given back with used
  * length 0; every rx buffer used is empty (0) or a whole header and its
@@ -91,6 +92,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct virtio_vsock *v = virtio_vsock_new(3, uds, &err);
     fz_check(v != NULL, err.message);
     struct virtio_device *dev = virtio_vsock_device(v);
+    if (fz_param(0) & 2)
+        virtio_vsock_queue_transport_reset(v);
     virtio_vsock_set_timeout(v, 0); /* a deadline would keep the thread from idling */
     rx_payload = 0;
 

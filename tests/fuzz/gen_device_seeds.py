@@ -438,6 +438,12 @@ def vsock():
     g.pkt(vs_hdr(VS_RESPONSE, 52, 0x40000000, buf_alloc=16))
     g.write("host_small_credit", "virtio_vsock")
 
+    g = VsGuest(bytes([2]))  # a transport reset event, into a short buffer and a good one
+    g.chain(2, [(DATA + 0x3000, 2, True)])
+    g.chain(2, [(DATA + 0x3010, 8, True)])
+    g.pkt(vs_hdr(VS_REQUEST, 1000, 1))
+    g.write("reset_event", "virtio_vsock")
+
     g = VsGuest(rx=2, rx_len=10)  # rx buffers too small for a header
     g.pkt(vs_hdr(VS_REQUEST, 1000, 7))
     g.write("rx_too_small", "virtio_vsock")

@@ -880,6 +880,30 @@ static void test_handshake_timeout(void **state)
     close(h);
 }
 
+/* A queued transport reset event goes into the first event buffer that
+ * holds it after the next activation: id 0, 4 bytes; only once. */
+static void test_transport_reset_event(void **state)
+{
+    struct fixture *f = *state;
+    virtio_vsock_queue_transport_reset(f->vs);
+    f->ops->reset(f->vs);
+    activate(f);
+    memset(hva(f, 0x900000), 0xaa, 8);
+    uint16_t small = post(&f->ev, &(struct buf){ 0x900200, 2, true }, 1);
+    expect_used(&f->ev, small, 0); /* too short: given back, the event kept */
+    uint16_t head = post(&f->ev, &(struct buf){ 0x900000, 8, true }, 1);
+    expect_used(&f->ev, head, 4);
+    assert_int_equal(get_le(hva(f, 0x900000), 4), 0);
+    assert_int_equal(hva(f, 0x900000)[4], 0xaa);
+    assert_true(atomic_load(&f->t.notify[2]) >= 1);
+    post(&f->ev, &(struct buf){ 0x900100, 8, true }, 1);
+    expect_no_used(&f->ev, 50);
+    /* The device works on as before. */
+    post_rx(f, 2);
+    send_pkt(f, gp(1, 6000, REQUEST, 0), NULL);
+    assert_int_equal(recv_pkt(f, NULL).op, RST);
+}
+
 /* A device reset closes every connection. */
 static void test_reset_closes(void **state)
 {
@@ -915,6 +939,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
