@@ -27,6 +27,7 @@
 
 #include "api.h"
 #include "http.h"
+#include "../src/uds.h" /* the socket file, made as the library makes its own */
 
 #define CLIENT_BUF      (HTTP_MAX_HEAD + HTTP_MAX_BODY)
 #define SEND_TIMEOUT_MS 1000 /* a client that does not read its answer is dropped */
@@ -72,49 +73,8 @@ static int open_spare(void)
 
 /* ---- the socket file ----------------------------------------------------- */
 
-/* Whether something accepts connections at addr. */
-static bool socket_is_live(const struct sockaddr_un *addr)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return true; /* cannot tell: do not remove it */
-    bool live = connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0 ||
-                errno != ECONNREFUSED;
-    close(fd);
-    return live;
-}
-
 struct api_server *api_server_open(const char *path, char *err, size_t errlen)
 {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof addr.sun_path) {
-        snprintf(err, errlen,
-                 "--api-sock '%s': the path is longer than the %zu bytes a Unix "
-                 "socket address holds; use a shorter path",
-                 path, sizeof addr.sun_path - 1);
-        return NULL;
-    }
-    strcpy(addr.sun_path, path);
-
-    struct stat st;
-    if (lstat(path, &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            snprintf(err, errlen,
-                     "--api-sock '%s': the file exists and is not a socket; "
-                     "not replacing it: choose another path",
-                     path);
-            return NULL;
-        }
-        if (socket_is_live(&addr)) {
-            snprintf(err, errlen,
-                     "--api-sock '%s': another process is serving this socket; "
-                     "choose another path",
-                     path);
-            return NULL;
-        }
-        unlink(path); /* stale: left by a vmlet that was killed */
-    }
-
     struct api_server *a = calloc(1, sizeof *a);
     if (!a) {
         snprintf(err, errlen, "out of memory");
@@ -122,35 +82,13 @@ struct api_server *api_server_open(const char *path, char *err, size_t errlen)
     }
     for (int i = 0; i < API_MAX_CLIENTS; i++)
         a->clients[i].fd = -1;
-    a->spare_fd = open_spare();
-    a->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* uds_listen refuses a path longer than a->path holds. */
+    a->listen_fd = uds_listen(path, "--api-sock", API_MAX_CLIENTS, &a->dev, &a->ino, err, errlen);
     if (a->listen_fd < 0) {
-        snprintf(err, errlen, "--api-sock: socket: %s", strerror(errno));
-        if (a->spare_fd >= 0)
-            close(a->spare_fd);
         free(a);
         return NULL;
     }
-    /* Created 0600 from the start: no moment where others could connect. */
-    mode_t old = umask(0177);
-    int rc = bind(a->listen_fd, (struct sockaddr *)&addr, sizeof addr);
-    int e = errno;
-    umask(old);
-    if (rc < 0 || listen(a->listen_fd, API_MAX_CLIENTS) < 0 || lstat(path, &st) < 0) {
-        if (rc == 0)
-            e = errno;
-        snprintf(err, errlen, "--api-sock '%s': cannot create the socket: %s%s", path, strerror(e),
-                 e == ENOENT ? " (does the directory exist?)" : "");
-        if (rc == 0)
-            unlink(path);
-        close(a->listen_fd);
-        if (a->spare_fd >= 0)
-            close(a->spare_fd);
-        free(a);
-        return NULL;
-    }
-    a->dev = st.st_dev;
-    a->ino = st.st_ino;
+    a->spare_fd = open_spare();
     strcpy(a->path, path);
     return a;
 }
@@ -175,9 +113,7 @@ void api_server_close(struct api_server *a)
     if (a->spare_fd >= 0)
         close(a->spare_fd);
     /* Only our own socket: someone may have replaced the path since. */
-    struct stat st;
-    if (lstat(a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
-        unlink(a->path);
+    uds_unlink_own(a->path, a->dev, a->ino);
     free(a);
 }
 

@@ -65,6 +65,11 @@ static const char usage_text[] =
     "                           127.0.0.1; user,max-flows=N caps the guest's TCP\n"
     "                           connections, UDP ports and pings (host sockets;\n"
     "                           1-65536, default 512): over it new ones are dropped\n"
+    "  --vsock cid=N,uds=PATH   a virtio-vsock device: the guest's AF_VSOCK sockets,\n"
+    "                           its CID N (3 or more); host programs connect to the\n"
+    "                           Unix socket PATH (made 0600) and write \"CONNECT PORT\\n\"\n"
+    "                           to reach a guest port; the guest reaches CID 2 port P\n"
+    "                           at the socket PATH_P (docs/vsock.md)\n"
     "  --kvm-device PATH        KVM device (default /dev/kvm)\n"
     "  --seccomp on|off|log     the sandbox (default on): each vmlet thread may make\n"
     "                           only the system calls it needs, and one outside\n"
@@ -99,6 +104,9 @@ struct options {
     unsigned shutdown_timeout;
     vmlet_console_kind console;
     bool rng;
+    char vsock_spec[PATH_MAX + 32]; /* a copy of --vsock, cut up in place */
+    const char *vsock_uds;          /* NULL: no --vsock */
+    unsigned vsock_cid;
     const char *nets[VMLET_MAX_NICS + 1]; /* one extra: the library says "too many" */
     unsigned nnets;
     struct disk_option disks[VMLET_MAX_DISKS + 1]; /* one extra: the library says "too many" */
@@ -157,6 +165,34 @@ static bool parse_disk(char *spec, struct disk_option *d, const char **why)
     return true;
 }
 
+/* cid=N,uds=PATH; modifies spec in place. The range of N and the length
+ * of PATH are the library's to check. */
+static bool parse_vsock(char *spec, struct options *o, const char **why)
+{
+    bool have_cid = false;
+    o->vsock_uds = NULL;
+    char *save;
+    for (char *part = strtok_r(spec, ",", &save); part; part = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(part, "cid=", 4)) {
+            if (!parse_uint(part + 4, UINT_MAX, &o->vsock_cid)) {
+                *why = "cid= is not a number";
+                return false;
+            }
+            have_cid = true;
+        } else if (!strncmp(part, "uds=", 4) && part[4]) {
+            o->vsock_uds = part + 4;
+        } else {
+            *why = "unknown part (give cid=N,uds=PATH)";
+            return false;
+        }
+    }
+    if (!have_cid || !o->vsock_uds) {
+        *why = "give both cid=N and uds=PATH";
+        return false;
+    }
+    return true;
+}
+
 /* Returns -1 on success (keep going), or an exit status. */
 static int parse_run_options(int argc, char **argv, struct options *o)
 {
@@ -175,7 +211,8 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         OPT_HELP,
         OPT_CONFIG,
         OPT_API_SOCK,
-        OPT_SECCOMP
+        OPT_SECCOMP,
+        OPT_VSOCK
     };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -193,6 +230,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "config", required_argument, NULL, OPT_CONFIG },
         { "api-sock", required_argument, NULL, OPT_API_SOCK },
         { "seccomp", required_argument, NULL, OPT_SECCOMP },
+        { "vsock", required_argument, NULL, OPT_VSOCK },
         { 0 },
     };
     opterr = 0;
@@ -241,6 +279,16 @@ static int parse_run_options(int argc, char **argv, struct options *o)
             if (!parse_disk(d->spec, d, &why))
                 return usage_error("--disk '%s': %s", optarg, why);
             o->ndisks++;
+            break;
+        }
+        case OPT_VSOCK: {
+            const char *why = "malformed";
+            if (strlen(optarg) >= sizeof o->vsock_spec)
+                return usage_error("--vsock: the value is longer than %zu characters",
+                                   sizeof o->vsock_spec - 1);
+            strcpy(o->vsock_spec, optarg);
+            if (!parse_vsock(o->vsock_spec, o, &why))
+                return usage_error("--vsock '%s': %s", optarg, why);
             break;
         }
         case OPT_CONSOLE:
@@ -545,6 +593,11 @@ static int cmd_run(int argc, char **argv)
                               o.disks[i].serial);
     if (o.rng)
         vmlet_config_set_entropy(c, 1);
+    if (o.vsock_uds && vmlet_config_set_vsock(c, o.vsock_cid, o.vsock_uds) < 0) {
+        fprintf(stderr, "vmlet: out of memory\n");
+        vmlet_config_free(c);
+        return EXIT_ERROR;
+    }
     /* After the file's NICs, which the file added. */
     for (unsigned i = 0; i < o.nnets; i++)
         vmlet_config_add_net(c, o.nets[i]);

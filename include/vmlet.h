@@ -122,6 +122,19 @@ VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path, unsigned 
                                     const char *serial);
 /* A virtio-rng device fed from getrandom(2) (the guest's /dev/hwrng). */
 VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled);
+/* A virtio-vsock device (docs/vsock.md): the guest's AF_VSOCK sockets,
+ * with guest_cid its address, reach host programs on Unix sockets.
+ * uds_path is made (mode 0600) when the VM is created: a host program
+ * connects to it and writes "CONNECT <port>\n" to reach a guest listener;
+ * a guest connecting to CID 2 port P reaches "<uds_path>_<P>". A stale
+ * socket there is replaced; a live one or another kind of file is an
+ * error. uds_path NULL removes the device. vmlet_config_validate() checks
+ * guest_cid (VMLET_VSOCK_MIN_CID..VMLET_VSOCK_MAX_CID) and the path's
+ * length. Returns -1 when out of memory. */
+#define VMLET_VSOCK_MIN_CID  3
+#define VMLET_VSOCK_MAX_CID  0xFFFFFFFEu
+#define VMLET_VSOCK_MAX_PATH 96 /* bytes: room for "_<port>" in 107 */
+VMLET_API int vmlet_config_set_vsock(vmlet_config *c, uint64_t guest_cid, const char *uds_path);
 #define VMLET_MAX_NICS 8
 
 /* Adds a virtio-net NIC; NICs appear on the PCI bus in the order added.
@@ -288,6 +301,8 @@ VMLET_API int vmlet_vm_sandbox_this_thread(vmlet_vm *vm, vmlet_error *err);
  *            ctrl_malformed ("tx" is guest to network)
  *   "console" tx_bytes, rx_bytes (the virtio console, when configured)
  *   "rng"    requests, bytes (when entropy is configured)
+ *   "vsock"  conns_opened, conns_refused, conns_reset, bytes_to_host,
+ *            bytes_to_guest, pkts_dropped, pkts_malformed (docs/vsock.md)
  * The strings are valid only during the call. Callable from any thread,
  * at any time between create and free; the values are read without
  * stopping the VM, so counters of different groups are not one snapshot. */

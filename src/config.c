@@ -33,6 +33,7 @@ VMLET_API void vmlet_config_free(vmlet_config *c)
     free(c->initrd);
     free(c->cmdline);
     free(c->kvm_device);
+    free(c->vsock_uds);
     for (unsigned i = 0; i < c->ndisks; i++) {
         free(c->disks[i].path);
         free(c->disks[i].serial);
@@ -197,6 +198,37 @@ VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled)
     return 0;
 }
 
+VMLET_API int vmlet_config_set_vsock(vmlet_config *c, uint64_t guest_cid, const char *uds_path)
+{
+    c->vsock_cid = guest_cid;
+    return set_string(&c->vsock_uds, uds_path);
+}
+
+/* CIDs 0, 1 and 2 are the hypervisor's, the local and the host's, and
+ * 0xFFFFFFFF is VMADDR_CID_ANY; the upper 32 bits are reserved (virtio 1.2
+ * section 5.10.4). The socket path must fit a Unix socket address, with
+ * "_<port>" added for the guest's own connections. */
+static int check_vsock(const vmlet_config *c, vmlet_error *err)
+{
+    if (!c->vsock_uds)
+        return 0;
+    if (c->vsock_cid < VMLET_VSOCK_MIN_CID || c->vsock_cid > VMLET_VSOCK_MAX_CID)
+        return set_error(err, VMLET_ERR_INVALID,
+                         "vsock: guest CID %llu is out of range; give 3 to %u (0, 1 and 2 are "
+                         "reserved, 2 is the host)",
+                         (unsigned long long)c->vsock_cid, VMLET_VSOCK_MAX_CID);
+    size_t len = strlen(c->vsock_uds);
+    if (len == 0)
+        return set_error(err, VMLET_ERR_INVALID, "vsock: no Unix socket path given (uds=)");
+    if (len > VMLET_VSOCK_MAX_PATH)
+        return set_error(err, VMLET_ERR_INVALID,
+                         "vsock: the Unix socket path '%s' is longer than %d bytes (a Unix "
+                         "socket address holds 107, and \"_<port>\" is added to it for "
+                         "connections from the guest); use a shorter path",
+                         c->vsock_uds, VMLET_VSOCK_MAX_PATH);
+    return 0;
+}
+
 /* A disk must be a readable (and, unless read-only, writable) regular file
  * or block device whose size is a whole number of 512-byte sectors. */
 static int check_disk(unsigned i, const struct config_disk *d, vmlet_error *err)
@@ -337,6 +369,8 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
     if (same_file_twice(c, err) < 0)
         return -1;
     if (check_nets(c, err) < 0)
+        return -1;
+    if (check_vsock(c, err) < 0)
         return -1;
     if (c->shutdown_timeout > VMLET_MAX_SHUTDOWN_TIMEOUT)
         return set_error(err, VMLET_ERR_INVALID,

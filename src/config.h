@@ -25,6 +25,8 @@ struct vmlet_config {
     unsigned ndisks;
     bool too_many_disks; /* reported by validate, not by add_disk */
     bool entropy;
+    uint64_t vsock_cid;
+    char *vsock_uds; /* NULL: no vsock device */
     /* Parsed once, when added; vm.c's devices read them as they are. */
     struct net_spec nets[VMLET_MAX_NICS];
     unsigned nnets;

@@ -545,6 +545,8 @@ struct parsed_doc {
     unsigned shutdown_timeout;
     bool has_seccomp;
     vmlet_seccomp_mode seccomp;
+    uint64_t vsock_cid;
+    const char *vsock_uds; /* NULL: no "vsock" */
 };
 
 /* Matches obj's members against the known names: found[k] is the member
@@ -728,6 +730,35 @@ static int read_disk(const cJSON *v, struct keypath *p, struct parsed_disk *d, v
             return -1;
         path_pop(p, old);
     }
+    return 0;
+}
+
+/* "vsock": {"guest_cid": 3, "uds_path": "/run/vm1/vsock.sock"}, Firecracker's
+ * names. The path's length is vmlet_config_validate()'s to check. */
+static int read_vsock(const cJSON *v, struct keypath *p, struct parsed_doc *d, vmlet_error *err)
+{
+    static const char *const names[] = { "guest_cid", "uds_path" };
+    const cJSON *f[2];
+    if (!cJSON_IsObject(v))
+        return key_error(err, p,
+                         "expected an object such as {\"guest_cid\": 3, \"uds_path\": "
+                         "\"/run/vm1/vsock.sock\"}, got %s",
+                         type_name(v));
+    if (match_keys(v, names, 2, f, p, err) < 0)
+        return -1;
+    if (!f[0])
+        return key_error(err, p, "no \"guest_cid\"; give the guest's address, 3 or more");
+    if (!f[1])
+        return key_error(err, p, "no \"uds_path\"; give the host's Unix socket path");
+    size_t old = path_key(p, "guest_cid");
+    if (get_uint(f[0], p, VMLET_VSOCK_MIN_CID, VMLET_VSOCK_MAX_CID, &d->vsock_cid, err) < 0)
+        return -1;
+    path_pop(p, old);
+    old = path_key(p, "uds_path");
+    if (get_string(f[1], p, true, PATH_MAX_BYTES, "the path of the Unix socket to create",
+                   &d->vsock_uds, err) < 0)
+        return -1;
+    path_pop(p, old);
     return 0;
 }
 
@@ -964,6 +995,7 @@ enum {
     K_SHUTDOWN_TIMEOUT,
     K_KVM_DEVICE,
     K_SECCOMP,
+    K_VSOCK,
     K_COUNT
 };
 
@@ -982,6 +1014,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
         [K_SHUTDOWN_TIMEOUT] = "shutdown_timeout",
         [K_KVM_DEVICE] = "kvm_device",
         [K_SECCOMP] = "seccomp",
+        [K_VSOCK] = "vsock",
     };
     const cJSON *f[K_COUNT];
     struct keypath p = { .s = "", .len = 0 };
@@ -1069,6 +1102,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             rc = read_seccomp(v, &p, &d->seccomp, err);
             d->has_seccomp = true;
             break;
+        case K_VSOCK: rc = read_vsock(v, &p, d, err); break;
         }
         if (rc == 0)
             path_pop(&p, 0);
@@ -1107,6 +1141,8 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
         rc |= vmlet_config_set_shutdown_timeout(c, d->shutdown_timeout);
     if (d->has_seccomp)
         rc |= vmlet_config_set_seccomp(c, d->seccomp);
+    if (d->vsock_uds)
+        rc |= vmlet_config_set_vsock(c, d->vsock_cid, d->vsock_uds);
     if (rc)
         return set_error(err, VMLET_ERR_NOMEM,
                          "out of memory while applying the "

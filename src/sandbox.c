@@ -254,6 +254,9 @@ static int build(scmp_filter_ctx ctx, const struct sandbox_rules *r)
     if (rc == 0 && r->sockets)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                               SCMP_A0(SCMP_CMP_EQ, AF_INET6, 0));
+    if (rc == 0 && r->unix_sockets)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX, 0));
     return rc;
 }
 

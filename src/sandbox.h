@@ -32,6 +32,7 @@ struct sandbox_rules {
     const char *const *read_paths;
     bool may_remove_files; /* Landlock: unlink (the control socket) */
     bool sockets;          /* socket() for AF_INET/AF_INET6 (user-mode NAT) */
+    bool unix_sockets;     /* socket() for AF_UNIX (vsock's host side) */
 };
 
 #define SANDBOX_RULES(k, sys, ioc) \

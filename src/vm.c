@@ -37,6 +37,7 @@
 #include "virtio/device.h"
 #include "virtio/pci.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "virtio/net.h"
 #include "netspec.h"
 #include "sandbox.h"
@@ -68,7 +69,7 @@ struct attached_device {
     char group[16];        /* its metrics group: "disk0", "net1", "console" */
 };
 
-#define MAX_VIRTIO_DEVICES (VMLET_MAX_DISKS + VMLET_MAX_NICS + 2) /* + console, rng */
+#define MAX_VIRTIO_DEVICES (VMLET_MAX_DISKS + VMLET_MAX_NICS + 3) /* + console, rng, vsock */
 
 struct vmlet_vm {
     unsigned ncpus;
@@ -496,7 +497,8 @@ static const char *numbered(char buf[16], const char *kind, unsigned index)
 
 /* The PCI host bridge and the virtio devices behind it, in slot order:
  * disks (so the guest names them vda, vdb, ... as given), console, rng,
- * and NICs last, so adding one moves no other device. */
+ * NICs, so adding one moves no disk or NIC, and vsock, whose slot no
+ * guest name depends on. */
 static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
 {
     vm->pci = pci_host_new(GUEST_PCI_MMIO_START, GUEST_PCI_MMIO_SIZE);
@@ -519,6 +521,11 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
     for (unsigned i = 0; i < c->nnets; i++) {
         struct virtio_net *nic = virtio_net_new_for_spec(&c->nets[i], i, err);
         if (attach_virtio(vm, virtio_net_device(nic), numbered(group, "net", i), err) < 0)
+            return -1;
+    }
+    if (c->vsock_uds) {
+        struct virtio_vsock *vs = virtio_vsock_new(c->vsock_cid, c->vsock_uds, err);
+        if (attach_virtio(vm, virtio_vsock_device(vs), "vsock", err) < 0)
             return -1;
     }
     return 0;

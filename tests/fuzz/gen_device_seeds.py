@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed inputs of the threaded virtio device fuzz targets
-(fuzz_virtio_rng, fuzz_virtio_console, fuzz_virtio_net, fuzz_blk_async)
+(fuzz_virtio_rng, fuzz_virtio_console, fuzz_virtio_net, fuzz_blk_async,
+fuzz_virtio_vsock)
 into tests/fuzz/corpus/NAME/. Each seed is a small guest laid out as
 tests/fuzz/fuzz_device.h describes: 16 bytes of parameters, then guest
 memory from gpa 0 with queue i's descriptors at i * 8 KiB, its available
@@ -364,8 +365,93 @@ def blk():
     g.write("read_only", "blk_async")
 
 
+VS_REQUEST, VS_RESPONSE, VS_RST, VS_SHUTDOWN, VS_RW, VS_CREDIT_UPDATE, VS_CREDIT_REQUEST = range(1, 8)
+
+
+def vs_hdr(op, src_port, dst_port, length=0, flags=0, buf_alloc=4096, fwd_cnt=0, src_cid=3,
+           dst_cid=2, typ=1):
+    return struct.pack("<QQIIIHHIII", src_cid, dst_cid, src_port, dst_port, length, typ, op,
+                       flags, buf_alloc, fwd_cnt)
+
+
+class VsGuest(Guest):
+    """rx (queue 0) buffers and tx (queue 1) packets, laid out from DATA on."""
+
+    def __init__(self, params=b"", rx=8, rx_len=44 + 256):
+        super().__init__(params)
+        self.queue(0, 4)
+        self.queue(1, 4)
+        self.queue(2, 2)
+        for k in range(rx):
+            self.chain(0, [(DATA + k * 0x200, rx_len, True)])
+        self.at = DATA + 0x1000 + rx * 0x200
+
+    def pkt(self, header, payload=b"", split=True):
+        gpa = self.at
+        self.put(gpa, header + payload)
+        self.at += (len(header) + len(payload) + 15) & ~15
+        if payload and split:
+            return self.chain(1, [(gpa, len(header), False), (gpa + len(header), len(payload), False)])
+        return self.chain(1, [(gpa, len(header) + len(payload), False)])
+
+
+def vsock():
+    g = VsGuest()  # to the host's port 1: open, data, half-close, close
+    g.pkt(vs_hdr(VS_REQUEST, 1000, 1))
+    g.pkt(vs_hdr(VS_RW, 1000, 1, 10), b"0123456789")
+    g.pkt(vs_hdr(VS_RW, 1000, 1, 5), b"abcde", split=False)
+    g.pkt(vs_hdr(VS_CREDIT_REQUEST, 1000, 1))
+    g.pkt(vs_hdr(VS_CREDIT_UPDATE, 1000, 1, buf_alloc=0, fwd_cnt=0xFFFFFFFF))
+    g.pkt(vs_hdr(VS_SHUTDOWN, 1000, 1, flags=2))
+    g.pkt(vs_hdr(VS_SHUTDOWN, 1000, 1, flags=3))
+    g.pkt(vs_hdr(VS_RST, 1000, 1))
+    g.write("open_data_close", "virtio_vsock")
+
+    g = VsGuest()  # nobody listens on port 7
+    g.pkt(vs_hdr(VS_REQUEST, 1000, 7))
+    g.pkt(vs_hdr(VS_REQUEST, 1001, 7))
+    g.write("refused", "virtio_vsock")
+
+    g = VsGuest()  # every kind of bad header
+    g.pkt(vs_hdr(VS_REQUEST, 1, 1, src_cid=4))
+    g.pkt(vs_hdr(VS_REQUEST, 1, 1, dst_cid=3))
+    g.pkt(vs_hdr(VS_REQUEST, 1, 1, typ=2))
+    g.pkt(vs_hdr(0, 1, 1))
+    g.pkt(vs_hdr(99, 1, 1))
+    g.pkt(vs_hdr(VS_RW, 1, 1, 1000), b"xy")
+    g.pkt(vs_hdr(VS_RW, 1, 1, 0x10001))
+    g.pkt(vs_hdr(VS_RW, 5, 5, 3), b"abc")
+    g.pkt(vs_hdr(VS_RESPONSE, 5, 5))
+    g.pkt(vs_hdr(VS_REQUEST, 1, 1)[:20])
+    g.pkt(vs_hdr(VS_REQUEST, 2, 1))
+    g.pkt(vs_hdr(VS_REQUEST, 2, 1))  # again: the existing one is reset
+    g.write("hostile", "virtio_vsock")
+
+    g = VsGuest(bytes([1, 52]))  # a host program connects to guest port 52
+    g.queue(1, 4, hold=2)
+    g.pkt(vs_hdr(VS_RESPONSE, 52, 0x40000000))
+    g.pkt(vs_hdr(VS_RW, 52, 0x40000000, 4), b"pong")
+    g.write("host_connect", "virtio_vsock")
+
+    g = VsGuest(bytes([1, 52]), rx=4, rx_len=44)  # header-only rx buffers
+    g.queue(1, 4, hold=1)
+    g.pkt(vs_hdr(VS_RESPONSE, 52, 0x40000000, buf_alloc=16))
+    g.write("host_small_credit", "virtio_vsock")
+
+    g = VsGuest(bytes([2]))  # a transport reset event, into a short buffer and a good one
+    g.chain(2, [(DATA + 0x3000, 2, True)])
+    g.chain(2, [(DATA + 0x3010, 8, True)])
+    g.pkt(vs_hdr(VS_REQUEST, 1000, 1))
+    g.write("reset_event", "virtio_vsock")
+
+    g = VsGuest(rx=2, rx_len=10)  # rx buffers too small for a header
+    g.pkt(vs_hdr(VS_REQUEST, 1000, 7))
+    g.write("rx_too_small", "virtio_vsock")
+
+
 if __name__ == "__main__":
     rng()
     console()
     net()
     blk()
+    vsock()

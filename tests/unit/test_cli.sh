@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..45"
+echo "1..50"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -139,4 +139,12 @@ n=$((n + 1))
 if [ "$(cat "$tmp/afile")" = precious ]; then echo "ok $n - api-sock-file-kept"; else
     echo "not ok $n - api-sock-file-kept: the file was changed"; failed=$((failed + 1)); fi
 check api-sock-empty 2 "--api-sock needs a path" -- run --kernel "$tmp/bzImage" --api-sock ""
+# --vsock: the option's shape (usage), then the library's checks (before KVM).
+check vsock-no-uds 2 "give both cid=N and uds=PATH" -- run --kernel "$tmp/bzImage" --vsock cid=3
+check vsock-bad-cid 2 "cid= is not a number" -- run --kernel "$tmp/bzImage" --vsock cid=x,uds=v.sock
+check vsock-unknown 2 "unknown part" -- run --kernel "$tmp/bzImage" --vsock cid=3,uds=v,port=1
+check vsock-host-cid 1 "guest CID 2 is out of range" -- \
+    run --kernel "$tmp/bzImage" --vsock cid=2,uds="$tmp/v.sock"
+check vsock-long-path 1 "is longer than 96 bytes" -- \
+    run --kernel "$tmp/bzImage" --vsock cid=3,uds="$tmp/$(printf 'a%.0s' $(seq 100))"
 exit $((failed > 0))

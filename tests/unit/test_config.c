@@ -232,6 +232,39 @@ static void shutdown_timeout(void **state)
     vmlet_config_free(c);
 }
 
+/* The guest CID: 3 to 0xFFFFFFFE (0, 1, 2 and -1 are reserved); the
+ * socket path fits sun_path with "_<port>" added. */
+static void vsock(void **state)
+{
+    vmlet_config *c = good_config();
+    vmlet_error err;
+    assert_int_equal(vmlet_config_set_vsock(c, 3, "/run/vm1/vsock.sock"), 0);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_set_vsock(c, 0xFFFFFFFEu, "v.sock");
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    const uint64_t bad[] = { 0, 1, 2, 0xFFFFFFFFu, 1ull << 32 };
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        vmlet_config_set_vsock(c, bad[i], "v.sock");
+        assert_int_equal(vmlet_config_validate(c, &err), -1);
+        assert_int_equal(err.code, VMLET_ERR_INVALID);
+        assert_non_null(strstr(err.message, "vsock: guest CID"));
+    }
+    vmlet_config_set_vsock(c, 3, "");
+    expect_error(c, VMLET_ERR_INVALID, "vsock: no Unix socket path given (uds=)");
+    char path[VMLET_VSOCK_MAX_PATH + 2];
+    memset(path, 'a', sizeof path - 1);
+    path[sizeof path - 1] = 0;
+    vmlet_config_set_vsock(c, 3, path);
+    assert_int_equal(vmlet_config_validate(c, &err), -1);
+    assert_non_null(strstr(err.message, "is longer than 96 bytes"));
+    path[VMLET_VSOCK_MAX_PATH] = 0;
+    vmlet_config_set_vsock(c, 3, path);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_set_vsock(c, 0, NULL); /* no device: nothing to check */
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_free(c);
+}
+
 /* What a caller needs to replace one of kernel, initrd and cmdline. */
 static void getters(void **state)
 {
@@ -281,6 +314,7 @@ int main(void)
         cmocka_unit_test(bad_net_reported_by_validate),
         cmocka_unit_test(hostfwd_two_dashes),
         cmocka_unit_test(shutdown_timeout),
+        cmocka_unit_test(vsock),
         cmocka_unit_test(getters),
         cmocka_unit_test(json_and_add_net_together),
     };

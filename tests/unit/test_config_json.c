@@ -438,6 +438,25 @@ static void disks_good(void **state)
     free(sixteen);
 }
 
+/* Firecracker's names; both are needed. */
+static void vsock(void **state)
+{
+    vmlet_config *c = load_ok("{\"vsock\": {\"guest_cid\": 3, \"uds_path\": \"/run/v.sock\"}}");
+    assert_int_equal(c->vsock_cid, 3);
+    assert_string_equal(c->vsock_uds, "/run/v.sock");
+    vmlet_config_free(c);
+    BAD("{\"vsock\": 3}", "vsock: expected an object such as {\"guest_cid\": 3, \"uds_path\": "
+                          "\"/run/vm1/vsock.sock\"}, got a number");
+    BAD("{\"vsock\": {\"uds_path\": \"v\"}}",
+        "vsock: no \"guest_cid\"; give the guest's address, 3 or more");
+    BAD("{\"vsock\": {\"guest_cid\": 3}}",
+        "vsock: no \"uds_path\"; give the host's Unix socket path");
+    BAD("{\"vsock\": {\"guest_cid\": 2, \"uds_path\": \"v\"}}",
+        "vsock.guest_cid: 2 is out of range; give 3 to 4294967294");
+    BAD("{\"vsock\": {\"guest_cid\": 3, \"uds_path\": \"\"}}",
+        "vsock.uds_path: empty; give the path of the Unix socket to create");
+}
+
 static void disks_bad(void **state)
 {
     BAD("{\"disks\": {\"path\": \"a\"}}", "disks: expected an array of objects such as "
@@ -824,17 +843,17 @@ static void unknown_and_duplicate_keys(void **state)
     BAD("{\"cpus\": 1, \"memroy\": \"1G\"}",
         "memroy: unknown key; known keys are cpus, "
         "memory, kernel, initrd, cmdline, console, rng, disks, network, shutdown_timeout, "
-        "kvm_device, seccomp");
+        "kvm_device, seccomp, vsock");
     BAD("{\"CPUS\": 1}",
         "CPUS: unknown key; known keys are cpus, memory, kernel, initrd, "
-        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp");
+        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock");
     /* Keys that are not plain words are quoted, escapes and all. */
-    BAD("{\"a b\": 1}",
-        "[\"a b\"]: unknown key; known keys are cpus, memory, kernel, "
-        "initrd, cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp");
+    BAD("{\"a b\": 1}", "[\"a b\"]: unknown key; known keys are cpus, memory, kernel, "
+                        "initrd, cmdline, console, rng, disks, network, shutdown_timeout, "
+                        "kvm_device, seccomp, vsock");
     BAD("{\"\": 1}",
         "[\"\"]: unknown key; known keys are cpus, memory, kernel, initrd, "
-        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp");
+        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock");
     BAD("{\"disks\": [{\"path\": \"a\", \"x\\ty\": 1}]}",
         "disks[0][\"x\\x09y\"]: unknown key; known keys are path, read_only, serial");
     BAD("{\"cpus\": 2, \"cpus\": 3}", "cpus: duplicate key; give it once");
@@ -850,12 +869,12 @@ static void unknown_and_duplicate_keys(void **state)
     /* An unknown key is reported even after a bad value: keys come first. */
     BAD("{\"cpus\": \"x\", \"bogus\": 1}", "bogus: unknown key; known keys are cpus, memory, "
                                            "kernel, initrd, cmdline, console, rng, disks, network, "
-                                           "shutdown_timeout, kvm_device, seccomp");
+                                           "shutdown_timeout, kvm_device, seccomp, vsock");
     /* A long unknown key is cut. */
     char *longkey = repeat("{\"", "k", 300, "\": 1}");
     BAD(longkey, "[\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...\"]: unknown key; known keys "
                  "are cpus, memory, kernel, initrd, cmdline, console, rng, disks, network, "
-                 "shutdown_timeout, kvm_device, seccomp");
+                 "shutdown_timeout, kvm_device, seccomp, vsock");
     free(longkey);
 }
 
@@ -1150,7 +1169,7 @@ static void many_values(void **state)
     /* 10000 values are read (and the key errors); one more is not. */
     char *ok = repeat("{\"x\": [", "0,", 9997, "0]}");
     BAD(ok, "x: unknown key; known keys are cpus, memory, kernel, initrd, cmdline, console, "
-            "rng, disks, network, shutdown_timeout, kvm_device, seccomp");
+            "rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock");
     free(ok);
     char *many = repeat("{\"x\": [", "0,", 9998, "0]}");
     SYNTAX(many, "line 1, column 20004: more than 10000 values; a vm.json is much smaller");
@@ -1322,6 +1341,7 @@ int main(void)
         cmocka_unit_test(console_and_rng),
         cmocka_unit_test(disks_good),
         cmocka_unit_test(disks_bad),
+        cmocka_unit_test(vsock),
         cmocka_unit_test(network_good),
         cmocka_unit_test(network_bad),
         cmocka_unit_test(network_same_as_net_flag),
