@@ -148,9 +148,17 @@ static void check_memory(const struct guest_memory *m, const struct boot_plan *p
     if (initrd && size) {
         const uint8_t *rd = gpa_to_hva(m, plan->initrd_addr, size);
         uint64_t n = min64(size, PATTERN);
-        check(rd && memcmp(rd, pattern, n) == 0 &&
-                  memcmp(rd + size - n, pattern + PATTERN - n, n) == 0,
-              "initrd not at its address");
+        if (size <= 2 * PATTERN) {
+            /* Head and tail overlap: the file as the two writes left it. */
+            uint8_t file[2 * PATTERN] = { 0 };
+            memcpy(file, pattern, n);
+            memcpy(file + size - n, pattern + PATTERN - n, n);
+            check(rd && memcmp(rd, file, size) == 0, "initrd not at its address");
+        } else {
+            check(rd && memcmp(rd, pattern, n) == 0 &&
+                      memcmp(rd + size - n, pattern + PATTERN - n, n) == 0,
+                  "initrd not at its address");
+        }
     }
 
     /* Nothing but the GDT, boot_params, page tables and command line in

@@ -53,6 +53,8 @@ seeds = {
     "initrd_too_big": seed(MEM_5M, bzimage(pref_address=0x100000, init_size=0x300000), 0x1FFFFF, 1),
     # An empty initrd goes to the very end of RAM (loading it failed).
     "initrd_empty": seed(MEM_5M, bzimage(pref_address=0x100000, init_size=0x100000), 0, None),
+    # An initrd smaller than the target's two 16-byte marks (they overlap).
+    "initrd_8_bytes": seed(MEM_5M, bzimage(pref_address=0x100000, init_size=0x100000), 8, 16),
     # The big guest: initrd at initrd_addr_max below 2 GiB, a long command
     # line, then one longer than cmdline_size.
     "big_memory": seed(MEM_3G, bzimage(init_size=0x2000000, cmdline_size=4095), 0x3000, 4095),
