@@ -662,16 +662,9 @@ static int cmd_run(int argc, char **argv)
             fprintf(stderr, "vmlet: warning: %s\n", warning);
 
     terminal_raw(&s.term);
-    if (vmlet_vm_start(s.vm, &err) < 0) {
-        terminal_restore(&s.term);
-        fprintf(stderr, "vmlet: %s\n", err.message);
-        api_server_close(s.api);
-        vmlet_vm_free(s.vm);
-        return EXIT_ERROR;
-    }
-    /* This thread too: from here on it only serves the API, signals and
-     * the console, and stops and frees the VM. */
-    if (vmlet_vm_sandbox_this_thread(s.vm, &err) < 0) {
+    /* Then this thread enters the sandbox too: from here on it only serves
+     * the API, signals and the console, and stops and frees the VM. */
+    if (vmlet_vm_start(s.vm, &err) < 0 || vmlet_vm_sandbox_this_thread(s.vm, &err) < 0) {
         terminal_restore(&s.term);
         fprintf(stderr, "vmlet: %s\n", err.message);
         api_server_close(s.api);

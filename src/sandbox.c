@@ -27,6 +27,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "error.h"
+#include "thread.h"
 
 /* What every vmlet thread does: memory (malloc, thread stacks), locks,
  * eventfd and pipe reads/writes, poll, sleeping, clocks, signals to its
@@ -338,14 +339,8 @@ int sandbox_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg,
     struct start s = { .fn = fn, .arg = arg, .rules = rules, .mode = mode };
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.done, NULL);
-    sigset_t all, old;
-    if (unsignalled) {
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-    }
-    int e = pthread_create(thread, NULL, trampoline, &s);
-    if (unsignalled)
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    int e = unsignalled ? thread_start_unsignalled(thread, trampoline, &s)
+                        : pthread_create(thread, NULL, trampoline, &s);
     if (e == 0) {
         pthread_mutex_lock(&s.lock);
         while (s.state == 0)

@@ -16,7 +16,8 @@
 
 /* pthread_create with every signal blocked in the new thread: signals
  * belong to the application and to the vCPU threads (which use SIGRTMIN to
- * leave KVM_RUN), never to a device thread. Returns 0 or an errno value. */
+ * leave KVM_RUN), never to a device thread (sandbox_thread_start uses it;
+ * the sandbox then unblocks SIGSYS alone). Returns 0 or an errno value. */
 static inline int thread_start_unsignalled(pthread_t *thread, void *(*fn)(void *), void *arg)
 {
     sigset_t all, old;
