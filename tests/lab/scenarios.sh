@@ -28,7 +28,8 @@
 # ROOT_IMAGE (the guest's root disk, ext4, may be gzipped; made by
 # scripts/lab-images), DISKDIR (where the disk images are made: L1's
 # tmpfs), SCRATCH_MB (256), DISKS_TIMEOUT (s for the disk checks, 600),
-# RECORDS_ROUNDS (boots of scenario G, 3).
+# RECORDS_ROUNDS (boots of scenario G, 3), ONLY (for working on one part:
+# "mini net api vsock" or some of them, planned and run alone, vmlet only).
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/vmm.sh"
@@ -623,9 +624,10 @@ scenario_g() {
 # The mini guests (tests/mini): a few instructions each, testing vmlet's
 # run loop, exits and stop paths on the same /dev/kvm. Networking
 # (tests/lab/net.sh): a user-mode and a TAP NIC in one boot. The library
-# and its control socket (tests/lab/api.sh). Each script names its checks
-# with --plan.
+# and its control socket (tests/lab/api.sh). vsock, both directions
+# (tests/lab/vsock.sh). Each script names its checks with --plan.
 NET_INITRD=${NET_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-net.img}
+VSOCK_INITRD=${VSOCK_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-vsock.img}
 MINI=${MINI:-$HERE/../mini}
 MINI_IMAGES=${MINI_IMAGES:-$LOGDIR/mini}   # lab-images builds them for L1
 
@@ -640,11 +642,18 @@ vmm_checks() {
 }
 
 plan() {
+    if [ -n "${ONLY:-}" ]; then
+        for s in $ONLY; do
+            if [ "$s" = mini ]; then sh "$MINI/run.sh" --plan; else sh "$HERE/$s.sh" --plan; fi
+        done
+        return
+    fi
     for v in $VMMS; do
         if [ "$v" = vmlet ]; then
             sh "$MINI/run.sh" --plan
             sh "$HERE/net.sh" --plan
             sh "$HERE/api.sh" --plan
+            sh "$HERE/vsock.sh" --plan
         fi
         vmm_checks "$v"
     done
@@ -658,6 +667,18 @@ fi
 planned=$(plan)
 echo "1..$(echo "$planned" | grep -c .)"
 echo "# plan: $(echo "$planned" | tr '\n' ' ')"
+if [ -n "${ONLY:-}" ]; then
+    for s in $ONLY; do
+        case $s in
+        mini) sh "$MINI/run.sh" "$VMLET" "$MINI_IMAGES" ;;
+        net) sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" ;;
+        api) sh "$HERE/api.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" ;;
+        vsock) sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" ;;
+        esac || failures=$((failures + 1))
+    done
+    [ "$failures" = 0 ]
+    exit
+fi
 for VMM in $VMMS; do
     PFX=
     [ "$VMM" = vmlet ] || PFX=$VMM/
@@ -674,6 +695,7 @@ for VMM in $VMMS; do
         failures=$((failures + $(grep -c '^not ok' "$LOGDIR/mini.tap")))
         sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/api.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" || failures=$((failures + 1))
+        sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" || failures=$((failures + 1))
     fi
     scenario_a
     scenario_b
