@@ -886,6 +886,15 @@ static void host_event(struct virtio_vsock *v, struct conn *c, short re)
         conn_reset(v, c);
         return;
     }
+    if ((re & POLLHUP) && c->host_eof && c->len == 0) {
+        /* On a Unix socket HUP after EOF means the host program closed
+         * (or both sides shut their sending half): nothing can pass any
+         * more, so the guest gets RST rather than a connection that
+         * lingers until its program closes. Host data was all delivered
+         * before the EOF; the guest can still read it. */
+        conn_end(v, c, false);
+        return;
+    }
     if (re & (POLLIN | POLLHUP))
         c->readable = true;
     if ((re & (POLLOUT | POLLHUP)) && c->len > 0)
@@ -921,9 +930,12 @@ static nfds_t poll_set(struct virtio_vsock *v)
                 ev |= POLLIN;
             if (c->len > 0)
                 ev |= POLLOUT;
-            if (ev == 0)
-                continue; /* nothing to do with it now; POLLHUP would only spin */
-        }                 /* C_REQ_SENT: 0, for POLLHUP/POLLERR alone */
+            /* With nothing to do, only a host that read EOF is watched:
+             * its POLLHUP ends the connection (host_event); otherwise
+             * POLLHUP would only spin. */
+            if (ev == 0 && !c->host_eof)
+                continue;
+        } /* C_REQ_SENT: 0, for POLLHUP/POLLERR alone */
         if (c->fd < 0)
             continue;
         v->pfd[n] = (struct pollfd){ .fd = c->fd, .events = ev };

@@ -655,6 +655,34 @@ static void test_half_close(void **state)
     close(lfd);
 }
 
+/* The host program closes (not a half-close) while the guest neither
+ * sends nor closes: the guest gets its data, then RST, and the slot is
+ * free; a host half-close leaves the connection open (test_half_close). */
+static void test_host_closes(void **state)
+{
+    struct fixture *f = *state;
+    post_rx(f, 16);
+    int lfd = host_listen(f, 5000);
+    int c = guest_connects(f, lfd, 1234);
+    host_write(c, "last", 4);
+    close(c);
+    char buf[16];
+    struct pkt r = recv_pkt(f, buf);
+    assert_int_equal(r.op, RW);
+    assert_memory_equal(buf, "last", 4);
+    r = recv_pkt(f, NULL);
+    if (r.op == SHUTDOWN) /* the EOF may go out before the hang-up is seen */
+        r = recv_pkt(f, NULL);
+    assert_int_equal(r.op, RST);
+    assert_int_equal(r.dst_port, 1234);
+    /* The connection is gone: the guest's next packet for it gets RST. */
+    send_pkt(f, gp(1234, 5000, RW, 2), "hi");
+    r = recv_pkt(f, NULL);
+    assert_int_equal(r.op, RST);
+    assert_int_equal(stats(f).conns_reset, 0);
+    close(lfd);
+}
+
 /* The guest resets an open connection: the host's socket closes. */
 static void test_guest_rst(void **state)
 {
@@ -933,6 +961,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_credit_overrun, setup, teardown),
         cmocka_unit_test_setup_teardown(test_half_close, setup, teardown),
         cmocka_unit_test_setup_teardown(test_guest_rst, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hostile, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_flood, setup, teardown),
