@@ -1,0 +1,67 @@
+/* The FUSE server behind virtio-fs (src/virtio/fs.c): serves one shared
+ * host directory to the guest's FUSE driver, request by request, from
+ * inside vmlet (no virtiofsd). The protocol is the kernel's, from
+ * <linux/fuse.h>; docs/shared-directories.md says what the guest sees.
+ *
+ *     struct fuse_server *s = fuse_server_new("/home/me/project", false, &err);
+ *     size_t n = fuse_server_handle(s, in, n_in, out, n_out);  // per request
+ *     fuse_server_free(s);
+ *
+ * The guest is hostile: every field of a request is checked, and the
+ * guest can never reach outside the shared directory (inodes are O_PATH
+ * descriptors, names are resolved one component beneath their parent,
+ * symlinks are never followed on the host). */
+#ifndef VMLET_FS_FUSE_SERVER_H
+#define VMLET_FS_FUSE_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+#include "vmlet.h"
+
+/* Limits (docs/shared-directories.md). */
+#define FUSE_SERVER_MAX_INODES  65536   /* inodes the guest may hold (LOOKUP without FORGET) */
+#define FUSE_SERVER_MAX_HANDLES 4096    /* open files and directories */
+#define FUSE_SERVER_MAX_WRITE   (1u << 20) /* largest READ/WRITE payload */
+
+struct fuse_server;
+
+/* Opens root (a directory) for serving; read_only refuses every modifying
+ * request with EROFS and opens files read-only. Returns NULL with err
+ * filled (missing, not a directory, no permission). Opens descriptors
+ * only; call it before the device thread enters its sandbox. */
+struct fuse_server *fuse_server_new(const char *root, bool read_only, vmlet_error *err);
+
+/* The root directory's descriptor (O_PATH), for the sandbox's Landlock
+ * rule. Owned by the server. */
+int fuse_server_root_fd(const struct fuse_server *s);
+
+/* Handles one request: in[] is what the driver wrote (struct
+ * fuse_in_header and the opcode's arguments, possibly split over several
+ * iovecs, as found in guest memory), out[] where the reply goes (struct
+ * fuse_out_header and its payload; READ data goes straight there).
+ * Returns the number of reply bytes written to out[], or 0 when the
+ * request takes no reply (FORGET, BATCH_FORGET) or was too broken to
+ * name a unique id to answer (a truncated header). Thread-safe: several
+ * request queues may call it at once. */
+size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned n_in,
+                          const struct iovec *out, unsigned n_out);
+
+/* Counters, for the device's metrics. */
+struct fuse_server_stats {
+    uint64_t requests;      /* all requests handled */
+    uint64_t by_opcode[64]; /* by FUSE opcode, 0..63 (higher ones: in requests only) */
+    uint64_t errors;        /* replies with a negative error */
+    uint64_t bytes_read;    /* READ payload returned */
+    uint64_t bytes_written; /* WRITE payload written */
+    uint64_t malformed;     /* requests that failed a check of their own fields */
+    uint64_t open_handles;  /* now */
+    uint64_t inodes;        /* held now */
+};
+void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *st);
+
+/* Closes every descriptor the server holds. */
+void fuse_server_free(struct fuse_server *s);
+
+#endif
