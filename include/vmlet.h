@@ -301,8 +301,8 @@ VMLET_API int vmlet_vm_sandbox_this_thread(vmlet_vm *vm, vmlet_error *err);
  *            ctrl_malformed ("tx" is guest to network)
  *   "console" tx_bytes, rx_bytes (the virtio console, when configured)
  *   "rng"    requests, bytes (when entropy is configured)
- *   "vsock"  conns_opened, conns_refused, conns_reset, handshake_timeouts, bytes_to_host,
- *            bytes_to_guest, pkts_dropped, pkts_malformed (docs/vsock.md)
+ *   "vsock"  conns_opened, conns_refused, conns_reset, line_timeouts, answer_timeouts,
+ *            bytes_to_host, bytes_to_guest, pkts_dropped, pkts_malformed (docs/vsock.md)
  * The strings are valid only during the call. Callable from any thread,
  * at any time between create and free; the values are read without
  * stopping the VM, so counters of different groups are not one snapshot. */

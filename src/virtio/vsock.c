@@ -26,8 +26,9 @@
  *   Packets that fail are counted and dropped (with RST where the
  *   connection can be named); a packet for an unknown connection gets RST.
  * - Host handshakes have VSOCK_HANDSHAKE_MS for the CONNECT line and as
- *   long again for the guest's answer, so neither a silent host program
- *   nor a guest that never answers holds a connection slot for ever.
+ *   long again for the guest's answer once the REQUEST is in its rx
+ *   buffers, so neither a silent host program nor a guest that never
+ *   answers holds a connection slot for ever.
  * - At most VSOCK_MAX_CONNS connections; RSTs for unknown connections wait
  *   in a small queue, and while it is full the tx queue is not read (a
  *   REQUEST flood is slowed by the guest's own rx buffers, not buffered).
@@ -194,6 +195,18 @@ static void hdr_build(uint8_t *b, const struct virtio_vsock *v, uint32_t host_po
     put_le32(b + 32, flags);
     put_le32(b + 36, c ? VSOCK_CONN_BUF : 0);
     put_le32(b + 40, c ? c->fwd_cnt : 0);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t deadline(const struct virtio_vsock *v)
+{
+    return v->timeout_ms ? now_ms() + v->timeout_ms : 0;
 }
 
 /* What the guest lets us send: 0 when its numbers do not add up (a
@@ -716,6 +729,7 @@ static void serve_rx(struct virtio_vsock *v)
             if (!rx_control(v, c, OP_REQUEST, 0))
                 return;
             c->send_request = false;
+            c->deadline = deadline(v);
         }
         if (c->send_response) {
             if (!rx_control(v, c, OP_RESPONSE, 0))
@@ -786,35 +800,31 @@ static uint32_t host_port_for(struct virtio_vsock *v, uint32_t guest_port)
     }
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static uint64_t deadline(const struct virtio_vsock *v)
-{
-    return v->timeout_ms ? now_ms() + v->timeout_ms : 0;
-}
-
 /* Ends host handshakes past their deadline (no CONNECT line, or no answer
- * from the guest); returns the poll timeout until the next one, or -1. */
+ * from the guest); returns the poll timeout until the next one, -1 for
+ * none, 0 if it ended one (its RST is due). */
 static int expire_handshakes(struct virtio_vsock *v)
 {
     uint64_t now = now_ms(), next = 0;
+    bool expired = false;
     for (unsigned i = 0; i < v->nconns; i++) {
         struct conn *c = v->conns[i];
         if (!c->deadline || (c->state != C_HOST_HS && c->state != C_REQ_SENT))
             continue;
         if (c->deadline <= now) {
             COUNT(v, conns_refused, 1);
-            COUNT(v, handshake_timeouts, 1);
+            if (c->state == C_HOST_HS)
+                COUNT(v, line_timeouts, 1);
+            else
+                COUNT(v, answer_timeouts, 1);
             conn_reset(v, c); /* RST if the guest was asked */
+            expired = true;
         } else if (!next || c->deadline < next) {
             next = c->deadline;
         }
     }
+    if (expired)
+        return 0; /* once more round the loop: its RST goes out */
     if (!next)
         return -1;
     return next - now > 60000 ? 60000 : (int)(next - now);
@@ -842,7 +852,10 @@ static void host_handshake(struct virtio_vsock *v, struct conn *c)
         c->guest_port = port;
         c->host_port = host_port_for(v, port);
         c->state = C_REQ_SENT;
-        c->deadline = deadline(v); /* a fresh wait for the guest's answer */
+        /* The wait for the guest's answer starts once the REQUEST is in
+         * one of its rx buffers (serve_rx): until then only the guest's
+         * own lack of buffers holds it up, and the cap bounds that. */
+        c->deadline = 0;
         c->send_request = true;
         return;
     }
@@ -993,7 +1006,7 @@ static void *vsock_thread(void *arg)
 
     while (!atomic_load(&v->vdev.thread.stopping)) {
         bool more = false;
-        int timeout = expire_handshakes(v); /* before serve_rx sends their RSTs */
+        expire_handshakes(v); /* before serve_rx sends their RSTs */
         if (v->reset_event && !v->broken)
             send_reset_event(v); /* first: it ends the driver's connections */
         if (!v->broken) {
@@ -1003,6 +1016,8 @@ static void *vsock_thread(void *arg)
             more |= v->tx_blocked && v->nrst < RST_QUEUE;
         }
         conn_reap(v);
+        /* After serve_rx: a REQUEST it delivered starts its deadline. */
+        int timeout = expire_handshakes(v);
         if (v->tx_pushed && virtq_should_notify(v->q[Q_TX]))
             virtio_notify_queue(v->vdev.transport, Q_TX);
         if (v->rx_pushed && virtq_should_notify(v->q[Q_RX]))
@@ -1092,7 +1107,8 @@ static void vsock_metrics(void *dev, virtio_metric_fn fn, void *opaque)
     fn(opaque, "conns_opened", s.conns_opened);
     fn(opaque, "conns_refused", s.conns_refused);
     fn(opaque, "conns_reset", s.conns_reset);
-    fn(opaque, "handshake_timeouts", s.handshake_timeouts);
+    fn(opaque, "line_timeouts", s.line_timeouts);
+    fn(opaque, "answer_timeouts", s.answer_timeouts);
     fn(opaque, "bytes_to_host", s.bytes_to_host);
     fn(opaque, "bytes_to_guest", s.bytes_to_guest);
     fn(opaque, "pkts_dropped", s.pkts_dropped);
@@ -1201,7 +1217,8 @@ void virtio_vsock_get_stats(const struct virtio_vsock *v, struct virtio_vsock_st
 {
     s->conns_opened = __atomic_load_n(&v->stats.conns_opened, __ATOMIC_RELAXED);
     s->conns_refused = __atomic_load_n(&v->stats.conns_refused, __ATOMIC_RELAXED);
-    s->handshake_timeouts = __atomic_load_n(&v->stats.handshake_timeouts, __ATOMIC_RELAXED);
+    s->line_timeouts = __atomic_load_n(&v->stats.line_timeouts, __ATOMIC_RELAXED);
+    s->answer_timeouts = __atomic_load_n(&v->stats.answer_timeouts, __ATOMIC_RELAXED);
     s->conns_reset = __atomic_load_n(&v->stats.conns_reset, __ATOMIC_RELAXED);
     s->bytes_to_host = __atomic_load_n(&v->stats.bytes_to_host, __ATOMIC_RELAXED);
     s->bytes_to_guest = __atomic_load_n(&v->stats.bytes_to_guest, __ATOMIC_RELAXED);

@@ -50,7 +50,9 @@ void virtio_vsock_queue_transport_reset(struct virtio_vsock *v);
 
 struct virtio_vsock_stats {
     uint64_t conns_opened, conns_refused, conns_reset;
-    uint64_t handshake_timeouts; /* of conns_refused: no CONNECT line or no answer in time */
+    /* Of conns_refused: a host program that sent no CONNECT line in time,
+     * and a guest that did not answer a REQUEST in time. */
+    uint64_t line_timeouts, answer_timeouts;
     uint64_t bytes_to_host, bytes_to_guest;
     uint64_t pkts_dropped, pkts_malformed;
 };

@@ -342,8 +342,10 @@ static void test_ops(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
     struct metric_names m = { "", { 0 }, 0 };
     f->ops->metrics(f->vs, collect_metric, &m);
-    assert_string_equal(m.text, "conns_opened conns_refused conns_reset handshake_timeouts bytes_to_host "
-                                "bytes_to_guest pkts_dropped pkts_malformed");
+    assert_string_equal(m.text,
+                        "conns_opened conns_refused conns_reset line_timeouts answer_timeouts "
+                        "bytes_to_host "
+                        "bytes_to_guest pkts_dropped pkts_malformed");
 }
 
 /* A live socket at the path, or another kind of file, is refused; a
@@ -905,12 +907,37 @@ static void test_handshake_timeout(void **state)
     assert_int_equal(rst.src_port, r.src_port);
     assert_int_equal(rst.dst_port, 52);
     assert_int_equal(stats(f).conns_refused, 2);
-    assert_int_equal(stats(f).handshake_timeouts, 2);
+    assert_int_equal(stats(f).line_timeouts, 1);
+    assert_int_equal(stats(f).answer_timeouts, 1);
     close(h);
 }
 
 /* A queued transport reset event goes into the first event buffer that
  * holds it after the next activation: id 0, 4 bytes; only once. */
+/* The wait for the guest's answer starts when the REQUEST is in one of
+ * its rx buffers: a guest slow to give buffers (under load) still gets
+ * the connection once it does. */
+static void test_request_waits_for_rx(void **state)
+{
+    struct fixture *f = *state;
+    virtio_vsock_set_timeout(f->vs, 200);
+    f->ops->reset(f->vs);
+    activate(f); /* no rx buffers yet */
+    int h = host_connect(f);
+    host_write(h, "CONNECT 52\n", 11);
+    usleep(500 * 1000); /* past the timeout, with nowhere to put the REQUEST */
+    post_rx(f, 4);
+    struct pkt r = recv_pkt(f, NULL);
+    assert_int_equal(r.op, REQUEST);
+    send_pkt(f, gp(52, r.src_port, RESPONSE, 0), NULL);
+    char want[32], got[32] = { 0 };
+    int n = snprintf(want, sizeof want, "OK %u\n", r.src_port);
+    host_read(h, got, (size_t)n);
+    assert_string_equal(got, want);
+    assert_int_equal(stats(f).answer_timeouts, 0);
+    close(h);
+}
+
 static void test_transport_reset_event(void **state)
 {
     struct fixture *f = *state;
@@ -969,6 +996,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reset_closes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conn_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_request_waits_for_rx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
     };
