@@ -21,8 +21,8 @@
 #include "vmlet.h"
 
 /* Limits (docs/shared-directories.md). */
-#define FUSE_SERVER_MAX_INODES  65536   /* inodes the guest may hold (LOOKUP without FORGET) */
-#define FUSE_SERVER_MAX_HANDLES 4096    /* open files and directories */
+#define FUSE_SERVER_MAX_INODES  65536      /* inodes the guest may hold (LOOKUP without FORGET) */
+#define FUSE_SERVER_MAX_HANDLES 4096       /* open files and directories */
 #define FUSE_SERVER_MAX_WRITE   (1u << 20) /* largest READ/WRITE payload */
 
 struct fuse_server;
