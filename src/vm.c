@@ -38,6 +38,7 @@
 #include "virtio/pci.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
+#include "virtio/fs.h"
 #include "virtio/net.h"
 #include "netspec.h"
 #include "sandbox.h"
@@ -69,7 +70,8 @@ struct attached_device {
     char group[16];        /* its metrics group: "disk0", "net1", "console" */
 };
 
-#define MAX_VIRTIO_DEVICES (VMLET_MAX_DISKS + VMLET_MAX_NICS + 3) /* + console, rng, vsock */
+#define MAX_VIRTIO_DEVICES \
+    (VMLET_MAX_DISKS + VMLET_MAX_NICS + VMLET_MAX_SHARES + 3) /* + console, rng, vsock */
 
 struct vmlet_vm {
     unsigned ncpus;
@@ -497,8 +499,8 @@ static const char *numbered(char buf[16], const char *kind, unsigned index)
 
 /* The PCI host bridge and the virtio devices behind it, in slot order:
  * disks (so the guest names them vda, vdb, ... as given), console, rng,
- * NICs, so adding one moves no disk or NIC, and vsock, whose slot no
- * guest name depends on. */
+ * NICs, so adding one moves no disk or NIC, then vsock and shares, whose
+ * slots no guest name depends on (shares are mounted by tag). */
 static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
 {
     vm->pci = pci_host_new(GUEST_PCI_MMIO_START, GUEST_PCI_MMIO_SIZE);
@@ -526,6 +528,12 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
     if (c->vsock_uds) {
         struct virtio_vsock *vs = virtio_vsock_new(c->vsock_cid, c->vsock_uds, err);
         if (attach_virtio(vm, virtio_vsock_device(vs), "vsock", err) < 0)
+            return -1;
+    }
+    for (unsigned i = 0; i < c->nshares; i++) {
+        const struct config_share *sh = &c->shares[i];
+        struct virtio_fs *fs = virtio_fs_new(sh->path, sh->tag, sh->read_only, err);
+        if (attach_virtio(vm, virtio_fs_device(fs), numbered(group, "fs", i), err) < 0)
             return -1;
     }
     return 0;

@@ -19,10 +19,11 @@
 #include <stdint.h>
 #include <sys/uio.h>
 #include "vmlet.h"
+#include "sandbox.h"
 
 /* Limits (docs/shared-directories.md). */
-#define FUSE_SERVER_MAX_INODES  65536   /* inodes the guest may hold (LOOKUP without FORGET) */
-#define FUSE_SERVER_MAX_HANDLES 4096    /* open files and directories */
+#define FUSE_SERVER_MAX_INODES  65536      /* inodes the guest may hold (LOOKUP without FORGET) */
+#define FUSE_SERVER_MAX_HANDLES 4096       /* open files and directories */
 #define FUSE_SERVER_MAX_WRITE   (1u << 20) /* largest READ/WRITE payload */
 
 struct fuse_server;
@@ -60,6 +61,19 @@ struct fuse_server_stats {
     uint64_t inodes;        /* held now */
 };
 void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *st);
+
+/* Ends the driver's session (a device reset, a reboot): every inode but
+ * the root and every open file are dropped; the next driver starts with
+ * INIT. Call it while no request is being handled. */
+void fuse_server_reset(struct fuse_server *s);
+
+/* "LOOKUP", "READ", ...: the opcode's name in lower case for metrics
+ * ("lookup", "read"), or NULL for an opcode the server does not know. */
+const char *fuse_opcode_name(unsigned opcode);
+
+/* The sandbox rules of a thread serving s: the system calls the server
+ * makes, and Landlock beneath its root (read and list only if read-only). */
+struct sandbox_rules fuse_server_sandbox_rules(const struct fuse_server *s);
 
 /* Closes every descriptor the server holds. */
 void fuse_server_free(struct fuse_server *s);

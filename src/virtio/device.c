@@ -65,7 +65,8 @@ void virtio_device_destroy(struct virtio_device *d)
 int virtio_device_spawn(struct virtio_device *d, vmlet_seccomp_mode mode, vmlet_error *err)
 {
     pthread_mutex_lock(&d->lock);
-    int rc = device_thread_spawn(&d->thread, d->hooks->sandbox, mode, err);
+    int rc = device_thread_spawn(&d->thread, d->sandbox ? d->sandbox : d->hooks->sandbox, mode,
+                                 err);
     pthread_mutex_unlock(&d->lock);
     return rc;
 }

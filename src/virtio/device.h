@@ -49,7 +49,10 @@ struct virtio_device {
     pthread_mutex_t lock; /* activate/reset/stop/free, and device settings */
     struct device_thread thread;
     struct virtio_transport *transport; /* while activated */
-    bool initialised;                   /* virtio_device_new succeeded, not yet destroyed */
+    /* This device's own rules, when they differ per instance (a shared
+     * directory's Landlock rule); NULL: hooks->sandbox. */
+    const struct sandbox_rules *sandbox;
+    bool initialised; /* virtio_device_new succeeded, not yet destroyed */
 };
 
 /* Allocates a zeroed device of size bytes (a struct whose first member is

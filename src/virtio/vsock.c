@@ -809,6 +809,7 @@ static int expire_handshakes(struct virtio_vsock *v)
             continue;
         if (c->deadline <= now) {
             COUNT(v, conns_refused, 1);
+            COUNT(v, handshake_timeouts, 1);
             conn_reset(v, c); /* RST if the guest was asked */
         } else if (!next || c->deadline < next) {
             next = c->deadline;
@@ -1091,6 +1092,7 @@ static void vsock_metrics(void *dev, virtio_metric_fn fn, void *opaque)
     fn(opaque, "conns_opened", s.conns_opened);
     fn(opaque, "conns_refused", s.conns_refused);
     fn(opaque, "conns_reset", s.conns_reset);
+    fn(opaque, "handshake_timeouts", s.handshake_timeouts);
     fn(opaque, "bytes_to_host", s.bytes_to_host);
     fn(opaque, "bytes_to_guest", s.bytes_to_guest);
     fn(opaque, "pkts_dropped", s.pkts_dropped);
@@ -1199,6 +1201,7 @@ void virtio_vsock_get_stats(const struct virtio_vsock *v, struct virtio_vsock_st
 {
     s->conns_opened = __atomic_load_n(&v->stats.conns_opened, __ATOMIC_RELAXED);
     s->conns_refused = __atomic_load_n(&v->stats.conns_refused, __ATOMIC_RELAXED);
+    s->handshake_timeouts = __atomic_load_n(&v->stats.handshake_timeouts, __ATOMIC_RELAXED);
     s->conns_reset = __atomic_load_n(&v->stats.conns_reset, __ATOMIC_RELAXED);
     s->bytes_to_host = __atomic_load_n(&v->stats.bytes_to_host, __ATOMIC_RELAXED);
     s->bytes_to_guest = __atomic_load_n(&v->stats.bytes_to_guest, __ATOMIC_RELAXED);

@@ -50,6 +50,7 @@ void virtio_vsock_queue_transport_reset(struct virtio_vsock *v);
 
 struct virtio_vsock_stats {
     uint64_t conns_opened, conns_refused, conns_reset;
+    uint64_t handshake_timeouts; /* of conns_refused: no CONNECT line or no answer in time */
     uint64_t bytes_to_host, bytes_to_guest;
     uint64_t pkts_dropped, pkts_malformed;
 };

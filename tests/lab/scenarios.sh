@@ -628,6 +628,7 @@ scenario_g() {
 # (tests/lab/vsock.sh). Each script names its checks with --plan.
 NET_INITRD=${NET_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-net.img}
 VSOCK_INITRD=${VSOCK_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-vsock.img}
+FS_INITRD=${FS_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-fs.img}
 MINI=${MINI:-$HERE/../mini}
 MINI_IMAGES=${MINI_IMAGES:-$LOGDIR/mini}   # lab-images builds them for L1
 
@@ -674,6 +675,7 @@ if [ -n "${ONLY:-}" ]; then
         net) sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" ;;
         api) sh "$HERE/api.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" ;;
         vsock) sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" ;;
+        fs) sh "$HERE/fs.sh" "$VMLET" "$KERNEL" "$FS_INITRD" "$LOGDIR" ;;
         esac || failures=$((failures + 1))
     done
     [ "$failures" = 0 ]

@@ -342,7 +342,7 @@ static void test_ops(void **state)
     assert_int_equal(st.st_mode & 0777, 0600);
     struct metric_names m = { "", { 0 }, 0 };
     f->ops->metrics(f->vs, collect_metric, &m);
-    assert_string_equal(m.text, "conns_opened conns_refused conns_reset bytes_to_host "
+    assert_string_equal(m.text, "conns_opened conns_refused conns_reset handshake_timeouts bytes_to_host "
                                 "bytes_to_guest pkts_dropped pkts_malformed");
 }
 
@@ -905,6 +905,7 @@ static void test_handshake_timeout(void **state)
     assert_int_equal(rst.src_port, r.src_port);
     assert_int_equal(rst.dst_port, 52);
     assert_int_equal(stats(f).conns_refused, 2);
+    assert_int_equal(stats(f).handshake_timeouts, 2);
     close(h);
 }
 
