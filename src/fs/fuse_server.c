@@ -126,10 +126,10 @@ struct req {
 struct rep {
     const struct iovec *out;
     unsigned n_out;
-    size_t cap;       /* bytes out[] holds */
-    size_t len;       /* payload length (after struct fuse_out_header) */
-    bool direct;      /* payload already in out[] */
-    uint8_t buf[256]; /* small payloads */
+    size_t cap;                   /* bytes out[] holds */
+    size_t len;                   /* payload length (after struct fuse_out_header) */
+    bool direct;                  /* payload already in out[] */
+    _Alignas(8) uint8_t buf[256]; /* small payloads */
 };
 
 static void count(_Atomic uint64_t *c, uint64_t n)

@@ -188,6 +188,7 @@ static int setup_ro(void **state)
 
 static int lookup(struct t *t, uint64_t dir, const char *name, struct fuse_entry_out *e)
 {
+    memset(e, 0, sizeof *e);
     int r = call(t, FUSE_LOOKUP, dir, name, strlen(name) + 1, NULL, 0, NULL, 0);
     if (r == 0) {
         assert_int_equal(t->len, sizeof *e);
@@ -207,6 +208,7 @@ static uint64_t lookup_ok(struct t *t, uint64_t dir, const char *name)
 static int getattr(struct t *t, uint64_t node, struct fuse_attr *a)
 {
     struct fuse_getattr_in in = { 0 };
+    memset(a, 0, sizeof *a);
     int r = call(t, FUSE_GETATTR, node, &in, sizeof in, NULL, 0, NULL, 0);
     if (r == 0) {
         struct fuse_attr_out o;
@@ -226,6 +228,7 @@ static void forget(struct t *t, uint64_t node, uint64_t n)
 static int open_(struct t *t, uint64_t node, uint32_t flags, uint64_t *fh, bool dir)
 {
     struct fuse_open_in in = { .flags = flags };
+    *fh = 0;
     int r = call(t, dir ? FUSE_OPENDIR : FUSE_OPEN, node, &in, sizeof in, NULL, 0, NULL, 0);
     if (r == 0) {
         struct fuse_open_out o;
@@ -246,6 +249,8 @@ static int create(struct t *t, uint64_t dir, const char *name, uint32_t flags, u
                   struct fuse_entry_out *e, uint64_t *fh)
 {
     struct fuse_create_in in = { .flags = flags, .mode = mode };
+    memset(e, 0, sizeof *e);
+    *fh = 0;
     int r = call(t, FUSE_CREATE, dir, &in, sizeof in, name, strlen(name) + 1, NULL, 0);
     if (r == 0) {
         struct fuse_open_out o;
@@ -283,6 +288,8 @@ static int read_(struct t *t, uint64_t fh, uint64_t off, uint32_t size, void *bu
 static int mkdir_(struct t *t, uint64_t dir, const char *name, uint32_t mode, uint64_t *node)
 {
     struct fuse_mkdir_in in = { .mode = mode };
+    if (node)
+        *node = 0;
     int r = call(t, FUSE_MKDIR, dir, &in, sizeof in, name, strlen(name) + 1, NULL, 0);
     if (r == 0 && node) {
         struct fuse_entry_out e;
