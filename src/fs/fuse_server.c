@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/fuse.h>
 #include <linux/openat2.h>
 #include <pthread.h>
@@ -1452,7 +1453,10 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
     }
     if (rq.h.opcode < 64)
         count(&s->st.by_opcode[rq.h.opcode], 1);
-    if (!iov_total(out, n_out, &rp.cap) || rp.cap < sizeof(struct fuse_out_header)) {
+    /* FORGET and BATCH_FORGET come on the hiprio queue with no room for a
+     * reply, and need none; everything else needs at least a header. */
+    bool no_reply = rq.h.opcode == FUSE_FORGET || rq.h.opcode == FUSE_BATCH_FORGET;
+    if (!iov_total(out, n_out, &rp.cap) || (!no_reply && rp.cap < sizeof(struct fuse_out_header))) {
         count(&s->st.malformed, 1);
         return 0;
     }
@@ -1678,4 +1682,83 @@ void fuse_server_free(struct fuse_server *s)
     free(s->handles);
     free(s->hfree);
     free(s);
+}
+
+/* --- for the device (src/virtio/fs.c) ------------------------------------ */
+
+void fuse_server_reset(struct fuse_server *s)
+{
+    op_destroy(s, NULL, NULL); /* the same as the driver's own DESTROY */
+}
+
+const char *fuse_opcode_name(unsigned opcode)
+{
+    static const char *const names[] = {
+        [FUSE_LOOKUP] = "lookup",
+        [FUSE_FORGET] = "forget",
+        [FUSE_GETATTR] = "getattr",
+        [FUSE_SETATTR] = "setattr",
+        [FUSE_READLINK] = "readlink",
+        [FUSE_SYMLINK] = "symlink",
+        [FUSE_MKNOD] = "mknod",
+        [FUSE_MKDIR] = "mkdir",
+        [FUSE_UNLINK] = "unlink",
+        [FUSE_RMDIR] = "rmdir",
+        [FUSE_RENAME] = "rename",
+        [FUSE_LINK] = "link",
+        [FUSE_OPEN] = "open",
+        [FUSE_READ] = "read",
+        [FUSE_WRITE] = "write",
+        [FUSE_STATFS] = "statfs",
+        [FUSE_RELEASE] = "release",
+        [FUSE_FSYNC] = "fsync",
+        [FUSE_SETXATTR] = "setxattr",
+        [FUSE_GETXATTR] = "getxattr",
+        [FUSE_LISTXATTR] = "listxattr",
+        [FUSE_REMOVEXATTR] = "removexattr",
+        [FUSE_FLUSH] = "flush",
+        [FUSE_INIT] = "init",
+        [FUSE_OPENDIR] = "opendir",
+        [FUSE_READDIR] = "readdir",
+        [FUSE_RELEASEDIR] = "releasedir",
+        [FUSE_FSYNCDIR] = "fsyncdir",
+        [FUSE_ACCESS] = "access",
+        [FUSE_CREATE] = "create",
+        [FUSE_DESTROY] = "destroy",
+        [FUSE_BATCH_FORGET] = "batch_forget",
+        [FUSE_FALLOCATE] = "fallocate",
+        [FUSE_READDIRPLUS] = "readdirplus",
+        [FUSE_RENAME2] = "rename2",
+        [FUSE_LSEEK] = "lseek",
+    };
+    return opcode < sizeof names / sizeof names[0] ? names[opcode] : NULL;
+}
+
+/* The calls the handlers above make, beyond the common set (read, write,
+ * close, ...): resolving and making names beneath a held descriptor,
+ * reopening through /proc/self/fd, attributes, I/O and directory reads. */
+static const int fuse_syscalls[] = {
+    __NR_openat2,    __NR_openat,     __NR_newfstatat, __NR_fstat,   __NR_fstatfs,
+    __NR_readlinkat, __NR_symlinkat,  __NR_mknodat,    __NR_mkdirat, __NR_unlinkat,
+    __NR_renameat2,  __NR_linkat,     __NR_fchmodat,   __NR_fchmod,  __NR_fchownat,
+    __NR_utimensat,  __NR_ftruncate,  __NR_fallocate,  __NR_fsync,   __NR_fdatasync,
+    __NR_lseek,      __NR_getdents64, __NR_preadv,     __NR_pwritev, __NR_pread64,
+    __NR_pwrite64,   __NR_faccessat,  __NR_faccessat2, __NR_capget,
+};
+
+struct sandbox_rules fuse_server_sandbox_rules(const struct fuse_server *s)
+{
+    /* As root, the thread keeps what serving files of every owner takes
+     * (docs/shared-directories.md); Landlock keeps it inside the share. */
+    uint64_t keep = (1ull << CAP_CHOWN) | (1ull << CAP_DAC_OVERRIDE) | (1ull << CAP_FOWNER) |
+                    (1ull << CAP_FSETID);
+    return (struct sandbox_rules){
+        .kind = "virtio-fs",
+        .syscalls = fuse_syscalls,
+        .nsyscalls = sizeof fuse_syscalls / sizeof fuse_syscalls[0],
+        .has_share = true,
+        .share_read_only = s->read_only,
+        .share_fd = s->root_fd,
+        .keep_caps = geteuid() == 0 ? keep : 0,
+    };
 }
