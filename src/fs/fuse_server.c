@@ -371,6 +371,30 @@ static int enter_inode(struct fuse_server *s, int fd, struct fuse_entry_out *e)
     return 0;
 }
 
+/* One more guest reference to an inode this request holds (LOOKUP "."). */
+static int hold_again(struct fuse_server *s, int32_t slot, struct fuse_entry_out *e)
+{
+    struct stat st;
+    int r = stat_fd(s->inodes[slot].fd, &st);
+    if (r)
+        return r;
+    pthread_mutex_lock(&s->lock);
+    struct inode *in = &s->inodes[slot];
+    if (!in->hashed) { /* forgotten meanwhile */
+        pthread_mutex_unlock(&s->lock);
+        return -ENOENT;
+    }
+    in->nlookup++;
+    uint64_t id = make_id(in->gen, (uint32_t)slot);
+    pthread_mutex_unlock(&s->lock);
+    memset(e, 0, sizeof *e);
+    e->nodeid = id;
+    e->entry_valid = FUSE_TIMEOUT_S;
+    e->attr_valid = FUSE_TIMEOUT_S;
+    fill_attr(&e->attr, &st);
+    return 0;
+}
+
 /* Undoes one enter_inode (a reply that could not be sent). */
 static void forget_id(struct fuse_server *s, uint64_t nodeid)
 {
@@ -644,9 +668,10 @@ static int op_lookup(struct fuse_server *s, struct req *rq, struct rep *rp, int3
         return MALFORMED;
     struct fuse_entry_out *e = payload(rp, sizeof *e);
     if (!strcmp(name, ".") || (!strcmp(name, "..") && node == 0)) {
-        /* The inode itself (".." at the root stays at the root). */
-        int fd = reopen(s, node_fd(s, node), O_PATH);
-        return fd < 0 ? fd : enter_inode(s, fd, e);
+        /* The directory itself (".." at the root stays at the root). */
+        if (s->inodes[node].type != S_IFDIR)
+            return -ENOTDIR;
+        return hold_again(s, node, e);
     }
     int r = check_name(name);
     if (r)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -1153,6 +1154,8 @@ static void symlinks_lead_nowhere(void **state)
         assert_true(r == -ENOTDIR || r == -ELOOP);
         r = lookup(t, e.nodeid, "etc", &e2);
         assert_true(r == -ENOTDIR || r == -ELOOP);
+        assert_int_equal(lookup(t, e.nodeid, ".", &e2), -ENOTDIR);
+        assert_int_equal(lookup(t, e.nodeid, "..", &e2), -EINVAL);
         assert_int_equal(mkdir_(t, e.nodeid, "x", 0755, NULL), -ENOTDIR);
         /* Attributes change the link only (or are refused). */
         struct fuse_setattr_in sa = { .valid = FATTR_SIZE };
@@ -1313,6 +1316,78 @@ static void handle_cap_and_recovery(void **state)
     assert_int_equal(stats(t).open_handles, 1);
 }
 
+/* --- threads ----------------------------------------------------------------- */
+
+/* One request from a thread of its own: the reply's error, payload in out. */
+static int thread_call(struct fuse_server *s, uint32_t op, uint64_t node, const void *a, size_t l,
+                       void *out, size_t cap)
+{
+    uint8_t req[256], rep[4096];
+    struct fuse_in_header h = {
+        .len = (uint32_t)(sizeof h + l), .opcode = op, .unique = 7, .nodeid = node
+    };
+    memcpy(req, &h, sizeof h);
+    memcpy(req + sizeof h, a, l);
+    struct iovec in = { req, h.len }, ov = { rep, sizeof rep };
+    size_t n = fuse_server_handle(s, &in, 1, &ov, 1);
+    if (n == 0)
+        return 1; /* no reply (FORGET) */
+    struct fuse_out_header oh;
+    memcpy(&oh, rep, sizeof oh);
+    if (out)
+        memcpy(out, rep + sizeof oh, n - sizeof oh < cap ? n - sizeof oh : cap);
+    return oh.error;
+}
+
+static void *hammer(void *arg)
+{
+    struct fuse_server *s = arg;
+    intptr_t failures = 0;
+    for (int i = 0; i < 2000; i++) {
+        struct fuse_entry_out e;
+        if (thread_call(s, FUSE_LOOKUP, 1, "shared", 7, &e, sizeof e)) {
+            failures++;
+            continue;
+        }
+        struct fuse_open_in oi = { .flags = O_RDONLY };
+        struct fuse_open_out oo;
+        if (thread_call(s, FUSE_OPEN, e.nodeid, &oi, sizeof oi, &oo, sizeof oo) == 0) {
+            struct fuse_read_in ri = { .fh = oo.fh, .size = 4 };
+            char buf[4];
+            failures += thread_call(s, FUSE_READ, 1, &ri, sizeof ri, buf, sizeof buf) != 0;
+            failures += memcmp(buf, "data", 4) != 0;
+            struct fuse_release_in rl = { .fh = oo.fh };
+            failures += thread_call(s, FUSE_RELEASE, 1, &rl, sizeof rl, NULL, 0) != 0;
+        } else {
+            failures++;
+        }
+        /* Stale and made-up ids from other threads' forgotten inodes. */
+        struct fuse_getattr_in gi = { 0 };
+        int r = thread_call(s, FUSE_GETATTR, e.nodeid ^ (1ull << 32), &gi, sizeof gi, NULL, 0);
+        failures += r != -EBADF;
+        struct fuse_forget_in fi = { .nlookup = 1 };
+        failures += thread_call(s, FUSE_FORGET, e.nodeid, &fi, sizeof fi, NULL, 0) != 1;
+    }
+    return (void *)failures;
+}
+
+static void concurrent_lookups_and_forgets(void **state)
+{
+    struct t *t = *state;
+    writefile(path_in(t, "shared"), "data");
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, hammer, t->s), 0);
+    for (int i = 0; i < 3; i++) {
+        void *failures;
+        assert_int_equal(pthread_join(th[i], &failures), 0);
+        assert_int_equal((intptr_t)failures, 0);
+    }
+    assert_int_equal(stats(t).inodes, 0);
+    assert_int_equal(stats(t).open_handles, 0);
+    assert_int_equal(stats(t).requests, 1 + 3 * 2000 * 6);
+}
+
 /* --- read-only --------------------------------------------------------------------------- */
 
 static void read_only_refuses_changes(void **state)
@@ -1411,6 +1486,7 @@ int main(void)
         T(inode_cap_and_recovery),
         T(host_descriptors_run_out),
         T(handle_cap_and_recovery),
+        T(concurrent_lookups_and_forgets),
         T_RO(read_only_refuses_changes),
         cmocka_unit_test(new_refuses_bad_roots),
     };
