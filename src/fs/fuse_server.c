@@ -28,11 +28,18 @@
  *   non-directories: vmlet may run as root).
  *
  * What RESOLVE_BENEATH does not give: it is relative to the held parent
- * descriptor. A directory the host moves out of the share while the guest
- * holds its nodeid stays reachable through that nodeid (like a process's
- * cwd), with everything beneath it, until the guest forgets it; nothing
- * above or beside it is, and nothing the guest does alone can move a
- * directory out of the share. The guest's entries time out after 1 s.
+ * descriptor, and a descriptor follows its inode wherever the host moves
+ * it. So every request naming a nodeid other than the root's (and every
+ * READDIR) first checks, by the path /proc/self/fd gives for it, that the
+ * inode is still the root or beneath it (check_inside): a directory the
+ * host moved out of the share is refused with ENOENT, with everything
+ * beneath it, and served again if moved back. What remains: (1) the check
+ * and the operation are two steps, so a host rename racing between them
+ * wins once; (2) a file the guest already has open (an fh) stays open
+ * wherever the host moves it, like any open file; (3) paths longer than
+ * PATH_MAX cannot be checked and are refused. Nothing the guest does
+ * alone moves anything out of the share: RENAME and LINK take both ends
+ * from inodes of the share.
  *
  * Ownership: files are created as vmlet's own uid/gid; chown to another
  * uid fails with the host's EPERM (the device thread has no
@@ -483,6 +490,8 @@ static int fh_release(struct fuse_server *s, uint64_t fh, bool dir)
     return 0;
 }
 
+static int unknown_id(struct req *rq);
+
 /* --- names ------------------------------------------------------------- */
 
 /* Takes the NUL-terminated string at *off in the arguments; advances *off.
@@ -542,6 +551,44 @@ static int reopen(struct fuse_server *s, int fd, int flags)
     fd_name(name, fd);
     int r = openat(s->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
     return r < 0 ? -errno : r;
+}
+
+/* Whether fd (ours) is still the root or beneath it: a directory or file
+ * the host moved out of the share is refused (ENOENT) instead of served
+ * through the nodeid the guest still holds. By the path the kernel gives
+ * for /proc/self/fd/N, so it is a check at one instant: a host rename
+ * between it and the operation still wins that one race. A path longer
+ * than PATH_MAX cannot be checked and is refused too. */
+static int check_inside(struct fuse_server *s, int fd)
+{
+    char root[PATH_MAX], path[PATH_MAX], name[16];
+    fd_name(name, s->root_fd);
+    ssize_t nr = readlinkat(s->proc_fd, name, root, sizeof root);
+    fd_name(name, fd);
+    ssize_t np = readlinkat(s->proc_fd, name, path, sizeof path);
+    if (nr <= 0 || np <= 0 || nr == (ssize_t)sizeof root || np == (ssize_t)sizeof path)
+        return -ENOENT;
+    if (nr == 1 && root[0] == '/')
+        return 0; /* the whole tree is shared */
+    if (np == nr && !memcmp(path, root, (size_t)nr))
+        return 0;
+    if (np > nr && path[nr] == '/' && !memcmp(path, root, (size_t)nr))
+        return 0;
+    return -ENOENT;
+}
+
+/* node_get for a nodeid the request names besides its header's. */
+static int node_get_inside(struct fuse_server *s, struct req *rq, uint64_t nodeid, int32_t *slot)
+{
+    *slot = node_get(s, nodeid);
+    if (*slot < 0)
+        return unknown_id(rq);
+    int r = *slot == 0 ? 0 : check_inside(s, s->inodes[*slot].fd);
+    if (r) {
+        node_put(s, *slot);
+        *slot = -1;
+    }
+    return r;
 }
 
 /* The guest's mode without set-user-ID (or set-group-ID on non-directories):
@@ -959,9 +1006,9 @@ static int op_rename(struct fuse_server *s, struct req *rq, struct rep *rp, int3
         return r;
     if (flags & ~(uint32_t)(RENAME_NOREPLACE | RENAME_EXCHANGE))
         return -EINVAL; /* no RENAME_WHITEOUT (it makes a device node) */
-    int32_t nd = node_get(s, newdir);
-    if (nd < 0)
-        return unknown_id(rq);
+    int32_t nd;
+    if ((r = node_get_inside(s, rq, newdir, &nd)))
+        return r;
     /* Both directories are inodes of the share: nothing comes in from
      * outside (unless the host itself moved one out, see the top). */
     long rr = syscall(SYS_renameat2, node_fd(s, node), oldname, node_fd(s, nd), newname, flags);
@@ -982,9 +1029,9 @@ static int op_link(struct fuse_server *s, struct req *rq, struct rep *rp, int32_
     int r = check_name(name);
     if (r)
         return r;
-    int32_t old = node_get(s, in.oldnodeid);
-    if (old < 0)
-        return unknown_id(rq);
+    int32_t old;
+    if ((r = node_get_inside(s, rq, in.oldnodeid, &old)))
+        return r;
     if (s->inodes[old].type == S_IFDIR) {
         r = -EPERM;
     } else {
@@ -1227,7 +1274,13 @@ static int op_readdir(struct fuse_server *s, struct req *rq, struct rep *rp, boo
     if (h < 0)
         return unknown_id(rq);
     int fd = s->handles[h].fd;
-    int r = 0;
+    /* A directory moved out of the share while open: its names and (for
+     * PLUS) inodes are not handed out. */
+    int r = check_inside(s, fd);
+    if (r) {
+        fh_put(s, h);
+        return r;
+    }
     uint8_t *raw = malloc(size), *out = malloc(size);
     if (!raw || !out) {
         r = -ENOMEM;
@@ -1421,9 +1474,9 @@ static int dispatch(struct fuse_server *s, struct req *rq, struct rep *rp)
 
     int32_t node = -1;
     if (takes_node(op)) {
-        node = node_get(s, rq->h.nodeid);
-        if (node < 0)
-            return unknown_id(rq);
+        int r = node_get_inside(s, rq, rq->h.nodeid, &node);
+        if (r)
+            return r;
     }
     int r;
     switch (op) {
