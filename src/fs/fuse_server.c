@@ -125,6 +125,7 @@ struct req {
     struct fuse_in_header h;
     const uint8_t *args;
     size_t args_len;
+    size_t body; /* the header's length minus the header: what in[] holds after it */
     const struct iovec *in;
     unsigned n_in;
     bool bad; /* a field of its own was wrong: counted in malformed */
@@ -400,6 +401,19 @@ static int hold_again(struct fuse_server *s, int32_t slot, struct fuse_entry_out
     e->attr_valid = FUSE_TIMEOUT_S;
     fill_attr(&e->attr, &st);
     return 0;
+}
+
+/* Whether a new inode (and a handle) would fit: checked before creating
+ * anything on the host, so a request refused at a cap leaves nothing
+ * behind (but for a race with another request taking the last slot). */
+static int room_for(struct fuse_server *s, bool handle)
+{
+    pthread_mutex_lock(&s->lock);
+    int r = s->n_inodes >= s->max_inodes               ? -ENFILE
+            : handle && s->n_handles >= s->max_handles ? -EMFILE
+                                                       : 0;
+    pthread_mutex_unlock(&s->lock);
+    return r;
 }
 
 /* Undoes one enter_inode (a reply that could not be sent). */
@@ -754,19 +768,20 @@ static int op_forget(struct fuse_server *s, struct req *rq)
     return op_forget_one(s, rq->h.nodeid, in.nlookup);
 }
 
+/* Its entries are read from in[] one by one: a long batch is not limited
+ * by the argument buffer. */
 static int op_batch_forget(struct fuse_server *s, struct req *rq)
 {
     struct fuse_batch_forget_in in;
     if (rq->args_len < sizeof in)
         return -1;
     memcpy(&in, rq->args, sizeof in);
-    size_t room = (rq->args_len - sizeof in) / sizeof(struct fuse_forget_one);
-    int r = 0;
-    if (in.count > room) /* lies about its count: forget what is there */
-        r = -1;
+    size_t room = (rq->body - sizeof in) / sizeof(struct fuse_forget_one);
+    int r = in.count > room ? -1 : 0; /* lies about its count: forget what is there */
     for (size_t i = 0; i < in.count && i < room; i++) {
         struct fuse_forget_one one;
-        memcpy(&one, rq->args + sizeof in + i * sizeof one, sizeof one);
+        iov_copy_from(rq->in, rq->n_in, sizeof rq->h + sizeof in + i * sizeof one, &one,
+                      sizeof one);
         if (op_forget_one(s, one.nodeid, one.nlookup))
             r = -1;
     }
@@ -921,6 +936,8 @@ static int op_symlink(struct fuse_server *s, struct req *rq, struct rep *rp, int
     if (!*target || strlen(target) >= PATH_MAX)
         return -EINVAL;
     /* The target is only text here: it is never followed on the host. */
+    if ((r = room_for(s, false)))
+        return r;
     if (symlinkat(target, node_fd(s, node), name))
         return -errno;
     return made(s, rp, node_fd(s, node), name, 0);
@@ -941,6 +958,8 @@ static int op_mknod(struct fuse_server *s, struct req *rq, struct rep *rp, int32
     if (!S_ISREG(in.mode) && !S_ISFIFO(in.mode))
         return -EPERM; /* no device nodes, no sockets */
     mode_t mode = safe_mode(in.mode, false);
+    if ((r = room_for(s, false)))
+        return r;
     if (mknodat(node_fd(s, node), name, (in.mode & S_IFMT) | mode, 0))
         return -errno;
     return made(s, rp, node_fd(s, node), name, mode);
@@ -959,6 +978,8 @@ static int op_mkdir(struct fuse_server *s, struct req *rq, struct rep *rp, int32
     if (r)
         return r;
     mode_t mode = safe_mode(in.mode, true);
+    if ((r = room_for(s, false)))
+        return r;
     if (mkdirat(node_fd(s, node), name, mode))
         return -errno;
     return made(s, rp, node_fd(s, node), name, mode);
@@ -1115,6 +1136,8 @@ static int op_create(struct fuse_server *s, struct req *rq, struct rep *rp, int3
     /* The kernel sends CREATE for a name it believes absent, so O_EXCL
      * always: a name the host made meanwhile fails EEXIST rather than
      * opening whatever it is (a FIFO would block this thread). */
+    if ((r = room_for(s, true)))
+        return r;
     int fd = openat(node_fd(s, node), name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                     mode);
     if (fd < 0)
@@ -1541,11 +1564,14 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
     /* The header's length must be covered by what the driver wrote; trailing
      * bytes past it are ignored. WRITE's data stays in in[]. */
     size_t want = rq.h.len >= sizeof rq.h ? rq.h.len - sizeof rq.h : 0;
+    rq.body = want;
     if (rq.h.len < sizeof rq.h || rq.h.len > total) {
         r = -EINVAL;
         bad = true;
-    } else if (rq.h.opcode == FUSE_WRITE) {
-        rq.args_len = want < sizeof(struct fuse_write_in) ? want : sizeof(struct fuse_write_in);
+    } else if (rq.h.opcode == FUSE_WRITE || rq.h.opcode == FUSE_BATCH_FORGET) {
+        size_t fixed = rq.h.opcode == FUSE_WRITE ? sizeof(struct fuse_write_in)
+                                                 : sizeof(struct fuse_batch_forget_in);
+        rq.args_len = want < fixed ? want : fixed;
         iov_copy_from(in, n_in, sizeof rq.h, args, rq.args_len);
         rq.args = args;
         r = dispatch(s, &rq, &rp);

@@ -1061,6 +1061,40 @@ static void lengths_that_lie(void **state)
     assert_int_equal(call_noreply(t, FUSE_FORGET, x, &bf, 4), 0);
 }
 
+/* A BATCH_FORGET longer than any other request's arguments, split over
+ * many iovecs: every entry honoured. */
+static void long_batch_forget(void **state)
+{
+    struct t *t = *state;
+    enum { N = 600 };
+    char name[16];
+    static struct fuse_forget_one one[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "f%d", i);
+        writefile(path_in(t, name), "");
+        one[i].nodeid = lookup_ok(t, 1, name);
+        assert_int_equal(lookup(t, 1, name, &(struct fuse_entry_out){ 0 }), 0);
+        one[i].nlookup = 2;
+    }
+    assert_int_equal(stats(t).inodes, N);
+    static uint8_t req[sizeof(struct fuse_in_header) + 8 + sizeof one];
+    struct fuse_in_header h = { .len = sizeof req, .opcode = FUSE_BATCH_FORGET, .unique = 1 };
+    struct fuse_batch_forget_in b = { .count = N };
+    memcpy(req, &h, sizeof h);
+    memcpy(req + sizeof h, &b, sizeof b);
+    memcpy(req + sizeof h + sizeof b, one, sizeof one);
+    struct iovec in[100];
+    size_t chunk = sizeof req / 100 + 1;
+    for (int i = 0; i < 100; i++) {
+        size_t at = i * chunk < sizeof req ? i * chunk : sizeof req;
+        size_t len = at + chunk <= sizeof req ? chunk : sizeof req - at;
+        in[i] = (struct iovec){ req + at, len };
+    }
+    struct iovec out = { reply_buf, 64 };
+    assert_int_equal(fuse_server_handle(t->s, in, 100, &out, 1), 0);
+    assert_int_equal(stats(t).inodes, 0);
+}
+
 static void read_write_bounds(void **state)
 {
     struct t *t = *state;
@@ -1289,9 +1323,18 @@ static void inode_cap_and_recovery(void **state)
     forget(t, ids[0], 1);
     assert_int_equal(lookup(t, 1, "f50", &e), 0);
     assert_int_equal(lookup(t, 1, "f0", &e), -ENFILE);
-    /* CREATE and MKDIR at the cap: refused (the directory is made on the
-     * host, the guest just cannot hold it yet). */
+    /* Creating at the cap: refused before anything is made on the host. */
     assert_int_equal(create(t, 1, "c", O_RDWR, 0644, &e, &fh), -ENFILE);
+    assert_int_equal(mkdir_(t, 1, "d", 0755, NULL), -ENFILE);
+    assert_int_equal(call(t, FUSE_SYMLINK, 1, "l", 2, "x", 2, NULL, 0), -ENFILE);
+    struct fuse_mknod_in mn = { .mode = S_IFIFO | 0644 };
+    assert_int_equal(call(t, FUSE_MKNOD, 1, &mn, sizeof mn, "p", 2, NULL, 0), -ENFILE);
+    assert_int_equal(access(path_in(t, "c"), F_OK), -1);
+    assert_int_equal(access(path_in(t, "d"), F_OK), -1);
+    assert_int_equal(access(path_in(t, "p"), F_OK), -1);
+    /* LINK needs no new slot: the inode is held already. */
+    struct fuse_link_in ln = { .oldnodeid = ids[1] };
+    assert_int_equal(call(t, FUSE_LINK, 1, &ln, sizeof ln, "f1b", 4, NULL, 0), 0);
     assert_int_equal(stats(t).open_handles, 0);
     assert_int_equal(stats(t).inodes, 50);
 }
@@ -1339,7 +1382,8 @@ static void handle_cap_and_recovery(void **state)
     struct fuse_entry_out e;
     assert_int_equal(create(t, 1, "c", O_RDWR, 0644, &e, &fh), -EMFILE);
     assert_int_equal(stats(t).open_handles, FUSE_SERVER_MAX_HANDLES);
-    /* The failed CREATE made the file but holds nothing for it. */
+    /* The failed CREATE made nothing. */
+    assert_int_equal(access(path_in(t, "c"), F_OK), -1);
     assert_int_equal(stats(t).inodes, 1);
     assert_int_equal(release(t, fhs[100], false), 0);
     assert_int_equal(open_(t, 1, O_RDONLY, &fh, true), 0);
@@ -1514,6 +1558,7 @@ int main(void)
         T(made_up_and_forgotten_ids),
         T(hostile_names),
         T(lengths_that_lie),
+        T(long_batch_forget),
         T(read_write_bounds),
         T(every_split_point),
         T(symlinks_lead_nowhere),
