@@ -780,8 +780,9 @@ static int op_batch_forget(struct fuse_server *s, struct req *rq)
     int r = in.count > room ? -1 : 0; /* lies about its count: forget what is there */
     for (size_t i = 0; i < in.count && i < room; i++) {
         struct fuse_forget_one one;
-        iov_copy_from(rq->in, rq->n_in, sizeof rq->h + sizeof in + i * sizeof one, &one,
-                      sizeof one);
+        if (iov_copy_from(rq->in, rq->n_in, sizeof rq->h + sizeof in + i * sizeof one, &one,
+                          sizeof one) != sizeof one)
+            return -1; /* cannot happen: body <= what in[] holds */
         if (op_forget_one(s, one.nodeid, one.nlookup))
             r = -1;
     }
