@@ -49,7 +49,6 @@
  */
 #include "fs/fuse_server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -90,8 +89,8 @@ struct fuse_server {
     } st;
 };
 
-/* One request, as parsed: the header and a copy of the arguments (WRITE
- * keeps its data in the guest's iovecs). */
+/* One request, as parsed: the header and a copy of the arguments (WRITE's
+ * data and BATCH_FORGET's entries stay in the guest's iovecs). */
 struct req {
     struct fuse_in_header h;
     const uint8_t *args;
