@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1161,6 +1162,116 @@ static void every_split_point(void **state)
     release(t, fh, false);
 }
 
+/* Random requests from a small set of interesting values (FALLOCATE left
+ * out: it would really reserve space): the server answers each with a
+ * well-formed reply or nothing, and nothing outside the share changes. */
+static void random_requests(void **state)
+{
+    struct t *t = *state;
+    static const uint32_t ops[] = {
+        FUSE_LOOKUP,       FUSE_FORGET,      FUSE_GETATTR,
+        FUSE_SETATTR,      FUSE_READLINK,    FUSE_SYMLINK,
+        FUSE_MKNOD,        FUSE_MKDIR,       FUSE_UNLINK,
+        FUSE_RMDIR,        FUSE_RENAME,      FUSE_LINK,
+        FUSE_OPEN,         FUSE_READ,        FUSE_WRITE,
+        FUSE_STATFS,       FUSE_RELEASE,     FUSE_FSYNC,
+        FUSE_FLUSH,        FUSE_INIT,        FUSE_OPENDIR,
+        FUSE_READDIR,      FUSE_RELEASEDIR,  FUSE_FSYNCDIR,
+        FUSE_ACCESS,       FUSE_CREATE,      FUSE_DESTROY,
+        FUSE_BATCH_FORGET, FUSE_READDIRPLUS, FUSE_RENAME2,
+        FUSE_LSEEK,        FUSE_GETXATTR,    99,
+    };
+    static const uint64_t vals[] = { 0,
+                                     1,
+                                     2,
+                                     3,
+                                     7,
+                                     4096,
+                                     0x80000000u,
+                                     0xffffffffu,
+                                     1ull << 32,
+                                     (1ull << 32) | 1,
+                                     (1ull << 32) | 2,
+                                     INT64_MAX,
+                                     UINT64_MAX,
+                                     1ull << 63,
+                                     O_RDWR,
+                                     O_WRONLY | O_APPEND,
+                                     S_IFREG | 0644,
+                                     S_IFIFO | 0600,
+                                     S_IFCHR | 0600,
+                                     S_IFDIR | 0755 };
+    static const char alphabet[] = "ab./\0";
+    static uint8_t req[8192];
+    uint64_t ids[16] = { 1, 1 };
+    unsigned seed = 12345;
+    int successes = 0;
+    writefile(path_in(t, "a"), "some text");
+    assert_int_equal(mkdir(path_in(t, "b"), 0755), 0);
+    for (int iter = 0; iter < 20000; iter++) {
+        uint32_t op = ops[rand_r(&seed) % (sizeof ops / sizeof ops[0])];
+        size_t len = sizeof(struct fuse_in_header) + (size_t)(rand_r(&seed) % 200);
+        for (size_t i = sizeof(struct fuse_in_header); i < len;) {
+            if (rand_r(&seed) % 3 == 0) { /* a value */
+                uint64_t v = rand_r(&seed) % 2 ? vals[rand_r(&seed) % 20] : ids[rand_r(&seed) % 16];
+                size_t k = len - i < 8 ? len - i : 8;
+                memcpy(req + i, &v, k);
+                i += k;
+            } else { /* a name byte */
+                req[i++] = (uint8_t)alphabet[rand_r(&seed) % 6] - (rand_r(&seed) % 4 == 0) * '0';
+            }
+        }
+        struct fuse_in_header h = { .len = (uint32_t)len,
+                                    .opcode = op,
+                                    .unique = (uint64_t)iter,
+                                    .nodeid = ids[rand_r(&seed) % 16] };
+        if (rand_r(&seed) % 10 == 0)
+            h.len = (uint32_t)vals[rand_r(&seed) % 20]; /* a lie */
+        memcpy(req, &h, sizeof h);
+        size_t cut = (size_t)rand_r(&seed) % (len + 1);
+        struct iovec in[2] = { { req, cut }, { req + cut, len - cut } };
+        size_t cap = rand_r(&seed) % 4 ? sizeof reply_buf : (size_t)(rand_r(&seed) % 200);
+        struct iovec out = { reply_buf, cap };
+        size_t n = fuse_server_handle(t->s, in, 2, &out, 1);
+        assert_true(n <= cap);
+        if (n) {
+            struct fuse_out_header oh;
+            memcpy(&oh, reply_buf, sizeof oh);
+            assert_int_equal(oh.len, n);
+            assert_int_equal(oh.unique, (uint64_t)iter);
+            assert_true(oh.error <= 0 && oh.error > -4096);
+            successes += oh.error == 0;
+            /* Keep what came back, to use as ids later. */
+            if (oh.error == 0 && n >= sizeof oh + 16) {
+                uint64_t id;
+                memcpy(&id, reply_buf + sizeof oh, 8);
+                ids[2 + rand_r(&seed) % 14] = id;
+                memcpy(&id, reply_buf + sizeof oh + 128, 8); /* CREATE's fh */
+                if (op == FUSE_CREATE)
+                    ids[2 + rand_r(&seed) % 14] = id;
+            }
+        }
+        if (op == FUSE_DESTROY)
+            do_init(t);
+    }
+    char p[PATH_MAX], buf[16];
+    snprintf(p, sizeof p, "%s/secret", t->outside);
+    assert_string_equal(readfile(p, buf, sizeof buf), "secret");
+    struct stat st;
+    assert_int_equal(lstat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0644);
+    assert_int_equal(st.st_nlink, 1);
+    int entries = 0;
+    DIR *d = opendir(t->outside);
+    assert_non_null(d);
+    while (readdir(d))
+        entries++;
+    closedir(d);
+    assert_int_equal(entries, 3); /* ".", "..", "secret" */
+    assert_true(stats(t).malformed > 0);
+    assert_true(successes > 1000); /* not all refused at the door (about 1500) */
+}
+
 /* --- escapes ------------------------------------------------------------------------------ */
 
 static void symlinks_lead_nowhere(void **state)
@@ -1561,6 +1672,7 @@ int main(void)
         T(long_batch_forget),
         T(read_write_bounds),
         T(every_split_point),
+        T(random_requests),
         T(symlinks_lead_nowhere),
         T(host_moves_directory_out),
         T(inode_cap_and_recovery),
