@@ -42,9 +42,10 @@
  * alone moves anything out of the share: RENAME and LINK take both ends
  * from inodes of the share.
  *
- * Ownership: files are created as vmlet's own uid/gid; chown to another
- * uid fails with the host's EPERM (the device thread has no
- * capabilities). Timeouts: entries and attributes are valid for
+ * Ownership: files are created as vmlet's own uid/gid (root's when vmlet
+ * runs as root, hence no set-user-ID from the guest); fsuid is not
+ * switched. chown to another uid fails with the host's EPERM when the
+ * thread has no CAP_CHOWN (the sandbox drops every capability). Timeouts: entries and attributes are valid for
  * FUSE_TIMEOUT_S (1 s), so host-side changes show within a second.
  */
 #include "fs/fuse_server.h"
