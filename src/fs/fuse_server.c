@@ -8,6 +8,7 @@
  *   nodeid. A nodeid is (generation << 32 | slot + 1); slot 0 is the root
  *   (nodeid 1, FUSE_ROOT_ID). A made-up or forgotten nodeid fails the
  *   generation check: EBADF. File handles (fh) are built the same way.
+ *   The tables, their caps and descriptor lifetimes: fuse_table.c.
  * - Every name is one component (no '/', not empty, at most NAME_MAX, NUL
  *   within the request) resolved beneath its parent's descriptor with
  *   openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS).
@@ -28,27 +29,33 @@
  *   non-directories: vmlet may run as root).
  *
  * What RESOLVE_BENEATH does not give: it is relative to the held parent
- * descriptor. A directory the host moves out of the share while the guest
- * holds its nodeid stays reachable through that nodeid (like a process's
- * cwd), with everything beneath it, until the guest forgets it; nothing
- * above or beside it is, and nothing the guest does alone can move a
- * directory out of the share. The guest's entries time out after 1 s.
+ * descriptor, and a descriptor follows its inode wherever the host moves
+ * it. So every request naming a nodeid other than the root's (and every
+ * READDIR) first checks, by the path /proc/self/fd gives for it, that the
+ * inode is still the root or beneath it (check_inside): a directory the
+ * host moved out of the share is refused with ENOENT, with everything
+ * beneath it, and served again if moved back. What remains: (1) the check
+ * and the operation are two steps, so a host rename racing between them
+ * wins once; (2) a file the guest already has open (an fh) stays open
+ * wherever the host moves it, like any open file; (3) paths longer than
+ * PATH_MAX cannot be checked and are refused. Nothing the guest does
+ * alone moves anything out of the share: RENAME and LINK take both ends
+ * from inodes of the share.
  *
- * Ownership: files are created as vmlet's own uid/gid; chown to another
- * uid fails with the host's EPERM (the device thread has no
- * capabilities). Timeouts: entries and attributes are valid for
+ * Ownership: files are created as vmlet's own uid/gid (root's when vmlet
+ * runs as root, hence no set-user-ID from the guest); fsuid is not
+ * switched. chown to another uid fails with the host's EPERM when the
+ * thread has no CAP_CHOWN (the sandbox drops every capability). Timeouts: entries and attributes are valid for
  * FUSE_TIMEOUT_S (1 s), so host-side changes show within a second.
  */
 #include "fs/fuse_server.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/capability.h>
 #include <linux/fuse.h>
 #include <linux/openat2.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,67 +65,39 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "error.h"
+#include "fs/fuse_table.h"
 
-#define FUSE_TIMEOUT_S 1  /* entry and attribute validity, seconds */
 #define FUSE_MIN_MINOR 31 /* oldest guest protocol answered (Linux 5.4+) */
 #define ARGS_MAX       (PATH_MAX + 2 * (NAME_MAX + 1) + 128) /* non-WRITE requests */
-#define HASH_BUCKETS   (1u << 17)  /* > 2 * FUSE_SERVER_MAX_INODES, power of two */
-#define READDIR_MAX    (64u << 10) /* largest READDIR reply built */
-#define IOV_SLICE_MAX  1024        /* IOV_MAX */
-#define NOREPLY        1           /* handler result: send nothing */
-#define MALFORMED      (-4096)     /* handler result: short arguments, a name without NUL */
+#define READDIR_MAX    (64u << 10)                           /* largest READDIR reply built */
+#define IOV_SLICE_MAX  1024                                  /* IOV_MAX */
+#define NOREPLY        1                                     /* handler result: send nothing */
+#define MALFORMED      (-4096) /* handler result: short arguments, a name without NUL */
 
 /* Only the INIT flags whose behaviour the server really provides. */
 #define INIT_FLAGS \
     (FUSE_ASYNC_READ | FUSE_BIG_WRITES | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | \
      FUSE_PARALLEL_DIROPS | FUSE_AUTO_INVAL_DATA | FUSE_CACHE_SYMLINKS | FUSE_MAX_PAGES)
 
-struct inode {
-    int fd;           /* O_PATH|O_NOFOLLOW; -1 when the slot is free */
-    uint32_t gen;     /* part of the nodeid; bumped when the slot is reused */
-    uint32_t refs;    /* requests using fd now: it is closed only at 0 */
-    uint64_t nlookup; /* the guest's references (LOOKUP minus FORGET) */
-    dev_t dev;
-    ino_t ino;
-    mode_t type;   /* S_IFMT bits: a held inode never changes type */
-    int32_t hnext; /* hash chain */
-    bool hashed;
-};
-
-struct handle {
-    int fd;
-    uint32_t gen;
-    uint32_t refs;
-    bool open; /* false once released; the fd closes when refs drops to 0 */
-    bool dir;
-};
-
 struct fuse_server {
-    int root_fd, proc_fd;
+    int root_fd, proc_fd; /* root_fd is owned by the table (nodeid 1) */
     bool read_only;
-    mode_t umask;         /* the process's, re-applied to what the guest asked */
-    pthread_mutex_t lock; /* the tables below */
-    bool initialized;
-    struct inode *inodes; /* [FUSE_SERVER_MAX_INODES + 1], slot 0 the root */
-    int32_t *ifree;       /* free slots, a stack */
-    uint32_t n_ifree;
-    uint32_t n_inodes; /* slots in use, root excluded (the cap counts these) */
-    int32_t *buckets;
-    struct handle *handles;
-    int32_t *hfree;
-    uint32_t n_hfree, n_handles;
-    uint32_t max_inodes, max_handles; /* the caps; lowered by the unit tests */
+    bool have_table;
+    mode_t umask; /* the process's, re-applied to what the guest asked */
+    _Atomic bool initialized;
+    struct fuse_table t;
     struct {
         _Atomic uint64_t requests, by_opcode[64], errors, bytes_read, bytes_written, malformed;
     } st;
 };
 
-/* One request, as parsed: the header and a copy of the arguments (WRITE
- * keeps its data in the guest's iovecs). */
+/* One request, as parsed: the header and a copy of the arguments (WRITE's
+ * data and BATCH_FORGET's entries stay in the guest's iovecs). */
 struct req {
     struct fuse_in_header h;
     const uint8_t *args;
     size_t args_len;
+    size_t body; /* the header's length minus the header: what in[] holds after it */
     const struct iovec *in;
     unsigned n_in;
     bool bad; /* a field of its own was wrong: counted in malformed */
@@ -213,252 +192,12 @@ static bool iov_total(const struct iovec *iov, unsigned n, size_t *total)
     return true;
 }
 
-/* --- the inode table ----------------------------------------------------- */
-
-static uint64_t make_id(uint32_t gen, uint32_t slot)
-{
-    return ((uint64_t)gen << 32) | (slot + 1);
-}
-
-static uint32_t hash_key(dev_t dev, ino_t ino)
-{
-    uint64_t k = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev * 0xc2b2ae3d27d4eb4full;
-    return (uint32_t)(k >> 40) & (HASH_BUCKETS - 1);
-}
-
-static void unhash(struct fuse_server *s, int32_t slot)
-{
-    struct inode *in = &s->inodes[slot];
-    int32_t *p = &s->buckets[hash_key(in->dev, in->ino)];
-    while (*p != -1 && *p != slot)
-        p = &s->inodes[*p].hnext;
-    if (*p == slot)
-        *p = in->hnext;
-    in->hashed = false;
-}
-
-/* Frees a slot nobody holds or uses; returns its fd for the caller to
- * close after unlocking. Called with the lock held. */
-static int inode_release_slot(struct fuse_server *s, int32_t slot)
-{
-    struct inode *in = &s->inodes[slot];
-    int fd = in->fd;
-    in->fd = -1;
-    in->gen++;
-    if (in->gen == 0) /* never 0, so a slot's nodeid is never 1 again */
-        in->gen = 1;
-    s->ifree[s->n_ifree++] = slot;
-    s->n_inodes--;
-    return fd;
-}
-
-/* Takes a reference on nodeid's inode for one request: its slot, or -1. */
-static int32_t node_get(struct fuse_server *s, uint64_t nodeid)
-{
-    uint64_t low = nodeid & 0xffffffffu;
-    if (low == 0 || low > FUSE_SERVER_MAX_INODES + 1)
-        return -1;
-    int32_t slot = (int32_t)(low - 1);
-    pthread_mutex_lock(&s->lock);
-    struct inode *in = &s->inodes[slot];
-    if (in->fd < 0 || !in->hashed || in->gen != (uint32_t)(nodeid >> 32)) {
-        pthread_mutex_unlock(&s->lock);
-        return -1;
-    }
-    in->refs++;
-    pthread_mutex_unlock(&s->lock);
-    return slot;
-}
-
-static void node_put(struct fuse_server *s, int32_t slot)
-{
-    int fd = -1;
-    pthread_mutex_lock(&s->lock);
-    struct inode *in = &s->inodes[slot];
-    if (--in->refs == 0 && in->nlookup == 0 && slot != 0)
-        fd = inode_release_slot(s, slot);
-    pthread_mutex_unlock(&s->lock);
-    if (fd >= 0)
-        close(fd);
-}
-
 static int node_fd(struct fuse_server *s, int32_t slot)
 {
-    return s->inodes[slot].fd; /* stable while the request holds a ref */
+    return s->t.inodes[slot].fd; /* stable while the request holds its reference */
 }
 
-/* Drops n of the guest's references to a hashed inode (FORGET, DESTROY).
- * Called with the lock held; returns an fd to close, or -1. */
-static int forget_locked(struct fuse_server *s, int32_t slot, uint64_t n)
-{
-    struct inode *in = &s->inodes[slot];
-    in->nlookup = n >= in->nlookup ? 0 : in->nlookup - n;
-    if (in->nlookup > 0 || slot == 0)
-        return -1;
-    unhash(s, slot);
-    return in->refs == 0 ? inode_release_slot(s, slot) : -1;
-}
-
-static void fill_attr(struct fuse_attr *a, const struct stat *st)
-{
-    memset(a, 0, sizeof *a);
-    a->ino = st->st_ino;
-    a->size = (uint64_t)st->st_size;
-    a->blocks = (uint64_t)st->st_blocks;
-    a->atime = (uint64_t)st->st_atim.tv_sec;
-    a->mtime = (uint64_t)st->st_mtim.tv_sec;
-    a->ctime = (uint64_t)st->st_ctim.tv_sec;
-    a->atimensec = (uint32_t)st->st_atim.tv_nsec;
-    a->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
-    a->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
-    a->mode = st->st_mode;
-    a->nlink = (uint32_t)st->st_nlink;
-    a->uid = st->st_uid;
-    a->gid = st->st_gid;
-    a->rdev = (uint32_t)st->st_rdev;
-    a->blksize = (uint32_t)st->st_blksize;
-}
-
-static int stat_fd(int fd, struct stat *st)
-{
-    return fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) ? -errno : 0;
-}
-
-/* Enters fd (O_PATH, ours) into the table for the guest, or finds the slot
- * already holding its inode; fills e. Consumes fd. ENFILE past the cap. */
-static int enter_inode(struct fuse_server *s, int fd, struct fuse_entry_out *e)
-{
-    struct stat st;
-    int r = stat_fd(fd, &st);
-    if (r) {
-        close(fd);
-        return r;
-    }
-    pthread_mutex_lock(&s->lock);
-    uint32_t b = hash_key(st.st_dev, st.st_ino);
-    int32_t slot = s->buckets[b];
-    while (slot != -1 && (s->inodes[slot].dev != st.st_dev || s->inodes[slot].ino != st.st_ino))
-        slot = s->inodes[slot].hnext;
-    if (slot == -1) {
-        if (s->n_inodes >= s->max_inodes || s->n_ifree == 0) {
-            pthread_mutex_unlock(&s->lock);
-            close(fd);
-            return -ENFILE;
-        }
-        slot = s->ifree[--s->n_ifree];
-        s->n_inodes++;
-        struct inode *in = &s->inodes[slot];
-        in->fd = fd;
-        fd = -1;
-        in->refs = 0;
-        in->nlookup = 0;
-        in->dev = st.st_dev;
-        in->ino = st.st_ino;
-        in->type = st.st_mode & S_IFMT;
-        in->hnext = s->buckets[b];
-        in->hashed = true;
-        s->buckets[b] = slot;
-    }
-    s->inodes[slot].nlookup++;
-    uint64_t id = make_id(s->inodes[slot].gen, (uint32_t)slot);
-    pthread_mutex_unlock(&s->lock);
-    if (fd >= 0)
-        close(fd); /* the inode was already held */
-    memset(e, 0, sizeof *e);
-    e->nodeid = id;
-    e->entry_valid = FUSE_TIMEOUT_S;
-    e->attr_valid = FUSE_TIMEOUT_S;
-    fill_attr(&e->attr, &st);
-    return 0;
-}
-
-/* Undoes one enter_inode (a reply that could not be sent). */
-static void forget_id(struct fuse_server *s, uint64_t nodeid)
-{
-    int32_t slot = (int32_t)((nodeid & 0xffffffffu) - 1);
-    pthread_mutex_lock(&s->lock);
-    int fd = forget_locked(s, slot, 1);
-    pthread_mutex_unlock(&s->lock);
-    if (fd >= 0)
-        close(fd);
-}
-
-/* --- handles -------------------------------------------------------------- */
-
-/* Takes a reference on fh's handle: its slot, or -1 (unknown, released, or
- * the wrong kind). */
-static int32_t fh_get(struct fuse_server *s, uint64_t fh, bool dir)
-{
-    uint64_t low = fh & 0xffffffffu;
-    if (low == 0 || low > FUSE_SERVER_MAX_HANDLES)
-        return -1;
-    int32_t slot = (int32_t)(low - 1);
-    pthread_mutex_lock(&s->lock);
-    struct handle *h = &s->handles[slot];
-    if (!h->open || h->gen != (uint32_t)(fh >> 32) || h->dir != dir) {
-        pthread_mutex_unlock(&s->lock);
-        return -1;
-    }
-    h->refs++;
-    pthread_mutex_unlock(&s->lock);
-    return slot;
-}
-
-static int handle_free_locked(struct fuse_server *s, int32_t slot)
-{
-    struct handle *h = &s->handles[slot];
-    int fd = h->fd;
-    h->fd = -1;
-    h->gen++;
-    s->hfree[s->n_hfree++] = slot;
-    s->n_handles--;
-    return fd;
-}
-
-static void fh_put(struct fuse_server *s, int32_t slot)
-{
-    int fd = -1;
-    pthread_mutex_lock(&s->lock);
-    struct handle *h = &s->handles[slot];
-    if (--h->refs == 0 && !h->open)
-        fd = handle_free_locked(s, slot);
-    pthread_mutex_unlock(&s->lock);
-    if (fd >= 0)
-        close(fd);
-}
-
-/* Stores an open fd as a new handle; EMFILE past the cap (fd closed). */
-static int fh_new(struct fuse_server *s, int fd, bool dir, uint64_t *fh)
-{
-    pthread_mutex_lock(&s->lock);
-    if (s->n_handles >= s->max_handles || s->n_hfree == 0) {
-        pthread_mutex_unlock(&s->lock);
-        close(fd);
-        return -EMFILE;
-    }
-    int32_t slot = s->hfree[--s->n_hfree];
-    s->n_handles++;
-    struct handle *h = &s->handles[slot];
-    h->fd = fd;
-    h->refs = 0;
-    h->open = true;
-    h->dir = dir;
-    *fh = make_id(h->gen, (uint32_t)slot);
-    pthread_mutex_unlock(&s->lock);
-    return 0;
-}
-
-static int fh_release(struct fuse_server *s, uint64_t fh, bool dir)
-{
-    int32_t slot = fh_get(s, fh, dir);
-    if (slot < 0)
-        return -EBADF;
-    pthread_mutex_lock(&s->lock);
-    s->handles[slot].open = false;
-    pthread_mutex_unlock(&s->lock);
-    fh_put(s, slot);
-    return 0;
-}
+static int unknown_id(struct req *rq);
 
 /* --- names ------------------------------------------------------------- */
 
@@ -504,7 +243,7 @@ static int open_beneath(int dirfd, const char *name)
 static int lookup_name(struct fuse_server *s, int dirfd, const char *name, struct fuse_entry_out *e)
 {
     int fd = open_beneath(dirfd, name);
-    return fd < 0 ? fd : enter_inode(s, fd, e);
+    return fd < 0 ? fd : fuse_inode_enter(&s->t, fd, e);
 }
 
 /* "/proc/self/fd/N" relative to proc_fd: N only, our own descriptor. */
@@ -519,6 +258,44 @@ static int reopen(struct fuse_server *s, int fd, int flags)
     fd_name(name, fd);
     int r = openat(s->proc_fd, name, (flags & ~O_NOFOLLOW) | O_CLOEXEC);
     return r < 0 ? -errno : r;
+}
+
+/* Whether fd (ours) is still the root or beneath it: a directory or file
+ * the host moved out of the share is refused (ENOENT) instead of served
+ * through the nodeid the guest still holds. By the path the kernel gives
+ * for /proc/self/fd/N, so it is a check at one instant: a host rename
+ * between it and the operation still wins that one race. A path longer
+ * than PATH_MAX cannot be checked and is refused too. */
+static int check_inside(struct fuse_server *s, int fd)
+{
+    char root[PATH_MAX], path[PATH_MAX], name[16];
+    fd_name(name, s->root_fd);
+    ssize_t nr = readlinkat(s->proc_fd, name, root, sizeof root);
+    fd_name(name, fd);
+    ssize_t np = readlinkat(s->proc_fd, name, path, sizeof path);
+    if (nr <= 0 || np <= 0 || nr == (ssize_t)sizeof root || np == (ssize_t)sizeof path)
+        return -ENOENT;
+    if (nr == 1 && root[0] == '/')
+        return 0; /* the whole tree is shared */
+    if (np == nr && !memcmp(path, root, (size_t)nr))
+        return 0;
+    if (np > nr && path[nr] == '/' && !memcmp(path, root, (size_t)nr))
+        return 0;
+    return -ENOENT;
+}
+
+/* node_get for a nodeid the request names besides its header's. */
+static int node_get_inside(struct fuse_server *s, struct req *rq, uint64_t nodeid, int32_t *slot)
+{
+    *slot = fuse_inode_get(&s->t, nodeid);
+    if (*slot < 0)
+        return unknown_id(rq);
+    int r = *slot == 0 ? 0 : check_inside(s, s->t.inodes[*slot].fd);
+    if (r) {
+        fuse_inode_put(&s->t, *slot);
+        *slot = -1;
+    }
+    return r;
 }
 
 /* The guest's mode without set-user-ID (or set-group-ID on non-directories):
@@ -587,53 +364,15 @@ static int op_init(struct fuse_server *s, struct req *rq, struct rep *rp)
     o->max_write = FUSE_SERVER_MAX_WRITE;
     o->time_gran = 1;
     o->max_pages = FUSE_SERVER_MAX_WRITE / 4096;
-    pthread_mutex_lock(&s->lock);
-    s->initialized = true;
-    pthread_mutex_unlock(&s->lock);
+    atomic_store(&s->initialized, true);
     return 0;
-}
-
-/* Closes a batch of descriptors outside the lock. */
-struct fd_batch {
-    int fd[128];
-    unsigned n;
-};
-
-static void batch_add(struct fuse_server *s, struct fd_batch *b, int fd)
-{
-    if (fd < 0)
-        return;
-    b->fd[b->n++] = fd;
-    if (b->n == sizeof b->fd / sizeof b->fd[0]) {
-        pthread_mutex_unlock(&s->lock);
-        while (b->n)
-            close(b->fd[--b->n]);
-        pthread_mutex_lock(&s->lock);
-    }
 }
 
 static int op_destroy(struct fuse_server *s, struct req *rq, struct rep *rp)
 {
     /* Drops everything the guest held: the next mount starts afresh. */
-    struct fd_batch b = { .n = 0 };
-    pthread_mutex_lock(&s->lock);
-    s->initialized = false;
-    s->inodes[0].nlookup = 0;
-    for (uint32_t i = 1; i <= FUSE_SERVER_MAX_INODES; i++) {
-        if (s->inodes[i].fd >= 0 && s->inodes[i].hashed)
-            batch_add(s, &b, forget_locked(s, (int32_t)i, UINT64_MAX));
-    }
-    for (uint32_t i = 0; i < FUSE_SERVER_MAX_HANDLES; i++) {
-        struct handle *h = &s->handles[i];
-        if (h->open) {
-            h->open = false;
-            if (h->refs == 0)
-                batch_add(s, &b, handle_free_locked(s, (int32_t)i));
-        }
-    }
-    pthread_mutex_unlock(&s->lock);
-    while (b.n)
-        close(b.fd[--b.n]);
+    atomic_store(&s->initialized, false);
+    fuse_table_drop_all(&s->t);
     return 0;
 }
 
@@ -645,33 +384,15 @@ static int op_lookup(struct fuse_server *s, struct req *rq, struct rep *rp, int3
         return MALFORMED;
     struct fuse_entry_out *e = payload(rp, sizeof *e);
     if (!strcmp(name, ".") || (!strcmp(name, "..") && node == 0)) {
-        /* The inode itself (".." at the root stays at the root). */
-        int fd = reopen(s, node_fd(s, node), O_PATH);
-        return fd < 0 ? fd : enter_inode(s, fd, e);
+        /* The directory itself (".." at the root stays at the root). */
+        if (s->t.inodes[node].type != S_IFDIR)
+            return -ENOTDIR;
+        return fuse_inode_hold_again(&s->t, node, e);
     }
     int r = check_name(name);
     if (r)
         return r;
     return lookup_name(s, node_fd(s, node), name, e);
-}
-
-static int op_forget_one(struct fuse_server *s, uint64_t nodeid, uint64_t n)
-{
-    uint64_t low = nodeid & 0xffffffffu;
-    if (low == 0 || low > FUSE_SERVER_MAX_INODES + 1)
-        return -1;
-    int32_t slot = (int32_t)(low - 1);
-    int fd = -1, r = -1;
-    pthread_mutex_lock(&s->lock);
-    struct inode *in = &s->inodes[slot];
-    if (in->fd >= 0 && in->hashed && in->gen == (uint32_t)(nodeid >> 32)) {
-        fd = forget_locked(s, slot, n);
-        r = 0;
-    }
-    pthread_mutex_unlock(&s->lock);
-    if (fd >= 0)
-        close(fd);
-    return r;
 }
 
 static int op_forget(struct fuse_server *s, struct req *rq)
@@ -680,23 +401,25 @@ static int op_forget(struct fuse_server *s, struct req *rq)
         return -1;
     struct fuse_forget_in in;
     memcpy(&in, rq->args, sizeof in);
-    return op_forget_one(s, rq->h.nodeid, in.nlookup);
+    return fuse_inode_forget(&s->t, rq->h.nodeid, in.nlookup);
 }
 
+/* Its entries are read from in[] one by one: a long batch is not limited
+ * by the argument buffer. */
 static int op_batch_forget(struct fuse_server *s, struct req *rq)
 {
     struct fuse_batch_forget_in in;
     if (rq->args_len < sizeof in)
         return -1;
     memcpy(&in, rq->args, sizeof in);
-    size_t room = (rq->args_len - sizeof in) / sizeof(struct fuse_forget_one);
-    int r = 0;
-    if (in.count > room) /* lies about its count: forget what is there */
-        r = -1;
+    size_t room = (rq->body - sizeof in) / sizeof(struct fuse_forget_one);
+    int r = in.count > room ? -1 : 0; /* lies about its count: forget what is there */
     for (size_t i = 0; i < in.count && i < room; i++) {
         struct fuse_forget_one one;
-        memcpy(&one, rq->args + sizeof in + i * sizeof one, sizeof one);
-        if (op_forget_one(s, one.nodeid, one.nlookup))
+        if (iov_copy_from(rq->in, rq->n_in, sizeof rq->h + sizeof in + i * sizeof one, &one,
+                          sizeof one) != sizeof one)
+            return -1; /* cannot happen: body <= what in[] holds */
+        if (fuse_inode_forget(&s->t, one.nodeid, one.nlookup))
             r = -1;
     }
     return r;
@@ -705,12 +428,12 @@ static int op_batch_forget(struct fuse_server *s, struct req *rq)
 static int reply_attr(struct rep *rp, int fd)
 {
     struct stat st;
-    int r = stat_fd(fd, &st);
+    int r = fuse_stat_fd(fd, &st);
     if (r)
         return r;
     struct fuse_attr_out *o = payload(rp, sizeof *o);
     o->attr_valid = FUSE_TIMEOUT_S;
-    fill_attr(&o->attr, &st);
+    fuse_fill_attr(&o->attr, &st);
     return 0;
 }
 
@@ -725,14 +448,14 @@ static int op_setattr(struct fuse_server *s, struct req *rq, struct rep *rp, int
     struct fuse_setattr_in in;
     memcpy(&in, rq->args, sizeof in);
     int fd = node_fd(s, node);
-    mode_t type = s->inodes[node].type;
+    mode_t type = s->t.inodes[node].type;
     char name[16];
     fd_name(name, fd);
     int32_t h = -1;
     int r = 0;
 
     if (in.valid & FATTR_FH) {
-        h = fh_get(s, in.fh, false);
+        h = fuse_handle_get(&s->t, in.fh, false);
         if (h < 0)
             return unknown_id(rq);
     }
@@ -759,7 +482,7 @@ static int op_setattr(struct fuse_server *s, struct req *rq, struct rep *rp, int
             goto out;
         }
         if (h >= 0) {
-            if (ftruncate(s->handles[h].fd, (off_t)in.size))
+            if (ftruncate(s->t.handles[h].fd, (off_t)in.size))
                 r = -errno;
         } else if (type != S_IFREG) {
             r = type == S_IFDIR ? -EISDIR : -EINVAL;
@@ -801,7 +524,7 @@ static int op_setattr(struct fuse_server *s, struct req *rq, struct rep *rp, int
     r = reply_attr(rp, fd);
 out:
     if (h >= 0)
-        fh_put(s, h);
+        fuse_handle_put(&s->t, h);
     return r;
 }
 
@@ -825,13 +548,13 @@ static int made(struct fuse_server *s, struct rep *rp, int dirfd, const char *na
     struct fuse_entry_out *e = payload(rp, sizeof *e);
     int r = lookup_name(s, dirfd, name, e);
     if (r == 0 && mode && (mode & s->umask)) {
-        int32_t slot = node_get(s, e->nodeid);
+        int32_t slot = fuse_inode_get(&s->t, e->nodeid);
         if (slot >= 0) {
             fix_mode(s, node_fd(s, slot), mode);
             struct stat st;
-            if (stat_fd(node_fd(s, slot), &st) == 0)
-                fill_attr(&e->attr, &st);
-            node_put(s, slot);
+            if (fuse_stat_fd(node_fd(s, slot), &st) == 0)
+                fuse_fill_attr(&e->attr, &st);
+            fuse_inode_put(&s->t, slot);
         }
     }
     return r;
@@ -850,6 +573,8 @@ static int op_symlink(struct fuse_server *s, struct req *rq, struct rep *rp, int
     if (!*target || strlen(target) >= PATH_MAX)
         return -EINVAL;
     /* The target is only text here: it is never followed on the host. */
+    if ((r = fuse_table_room(&s->t, false)))
+        return r;
     if (symlinkat(target, node_fd(s, node), name))
         return -errno;
     return made(s, rp, node_fd(s, node), name, 0);
@@ -870,6 +595,8 @@ static int op_mknod(struct fuse_server *s, struct req *rq, struct rep *rp, int32
     if (!S_ISREG(in.mode) && !S_ISFIFO(in.mode))
         return -EPERM; /* no device nodes, no sockets */
     mode_t mode = safe_mode(in.mode, false);
+    if ((r = fuse_table_room(&s->t, false)))
+        return r;
     if (mknodat(node_fd(s, node), name, (in.mode & S_IFMT) | mode, 0))
         return -errno;
     return made(s, rp, node_fd(s, node), name, mode);
@@ -888,6 +615,8 @@ static int op_mkdir(struct fuse_server *s, struct req *rq, struct rep *rp, int32
     if (r)
         return r;
     mode_t mode = safe_mode(in.mode, true);
+    if ((r = fuse_table_room(&s->t, false)))
+        return r;
     if (mkdirat(node_fd(s, node), name, mode))
         return -errno;
     return made(s, rp, node_fd(s, node), name, mode);
@@ -935,14 +664,14 @@ static int op_rename(struct fuse_server *s, struct req *rq, struct rep *rp, int3
         return r;
     if (flags & ~(uint32_t)(RENAME_NOREPLACE | RENAME_EXCHANGE))
         return -EINVAL; /* no RENAME_WHITEOUT (it makes a device node) */
-    int32_t nd = node_get(s, newdir);
-    if (nd < 0)
-        return unknown_id(rq);
+    int32_t nd;
+    if ((r = node_get_inside(s, rq, newdir, &nd)))
+        return r;
     /* Both directories are inodes of the share: nothing comes in from
      * outside (unless the host itself moved one out, see the top). */
     long rr = syscall(SYS_renameat2, node_fd(s, node), oldname, node_fd(s, nd), newname, flags);
     r = rr ? -errno : 0;
-    node_put(s, nd);
+    fuse_inode_put(&s->t, nd);
     return r;
 }
 
@@ -958,10 +687,10 @@ static int op_link(struct fuse_server *s, struct req *rq, struct rep *rp, int32_
     int r = check_name(name);
     if (r)
         return r;
-    int32_t old = node_get(s, in.oldnodeid);
-    if (old < 0)
-        return unknown_id(rq);
-    if (s->inodes[old].type == S_IFDIR) {
+    int32_t old;
+    if ((r = node_get_inside(s, rq, in.oldnodeid, &old)))
+        return r;
+    if (s->t.inodes[old].type == S_IFDIR) {
         r = -EPERM;
     } else {
         /* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc magic
@@ -972,7 +701,7 @@ static int op_link(struct fuse_server *s, struct req *rq, struct rep *rp, int32_
         if (linkat(s->proc_fd, pname, node_fd(s, node), name, AT_SYMLINK_FOLLOW))
             r = -errno;
     }
-    node_put(s, old);
+    fuse_inode_put(&s->t, old);
     return r ? r : made(s, rp, node_fd(s, node), name, 0);
 }
 
@@ -992,7 +721,7 @@ static int open_flags(struct fuse_server *s, uint32_t flags, int *out)
 static int reply_open(struct fuse_server *s, struct rep *rp, int fd, bool dir, size_t at)
 {
     uint64_t fh;
-    int r = fh_new(s, fd, dir, &fh);
+    int r = fuse_handle_new(&s->t, fd, dir, &fh);
     if (r)
         return r;
     if (rp->len < at + sizeof(struct fuse_open_out))
@@ -1011,7 +740,7 @@ static int op_open(struct fuse_server *s, struct req *rq, struct rep *rp, int32_
     int flags, r = open_flags(s, in.flags, &flags);
     if (r)
         return r;
-    mode_t type = s->inodes[node].type;
+    mode_t type = s->t.inodes[node].type;
     if (type != S_IFREG)
         return type == S_IFDIR ? -EISDIR : -ENXIO; /* FIFOs, symlinks, devices */
     int fd = reopen(s, node_fd(s, node), flags);
@@ -1044,6 +773,8 @@ static int op_create(struct fuse_server *s, struct req *rq, struct rep *rp, int3
     /* The kernel sends CREATE for a name it believes absent, so O_EXCL
      * always: a name the host made meanwhile fails EEXIST rather than
      * opening whatever it is (a FIFO would block this thread). */
+    if ((r = fuse_table_room(&s->t, true)))
+        return r;
     int fd = openat(node_fd(s, node), name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                     mode);
     if (fd < 0)
@@ -1055,14 +786,14 @@ static int op_create(struct fuse_server *s, struct req *rq, struct rep *rp, int3
      * name could already name something else). */
     struct fuse_entry_out *e = payload(rp, sizeof *e + sizeof(struct fuse_open_out));
     int pfd = reopen(s, fd, O_PATH);
-    r = pfd < 0 ? pfd : enter_inode(s, pfd, e);
+    r = pfd < 0 ? pfd : fuse_inode_enter(&s->t, pfd, e);
     if (r) {
         close(fd);
         return r;
     }
     r = reply_open(s, rp, fd, false, sizeof *e);
     if (r)
-        forget_id(s, e->nodeid);
+        fuse_inode_forget(&s->t, e->nodeid, 1);
     return r;
 }
 
@@ -1083,7 +814,7 @@ static int op_read(struct fuse_server *s, struct req *rq, struct rep *rp)
         return -EINVAL;
     if (rp->cap - sizeof(struct fuse_out_header) < in.size)
         return -EINVAL; /* the driver's buffer must hold what it asks for */
-    int32_t h = fh_get(s, in.fh, false);
+    int32_t h = fuse_handle_get(&s->t, in.fh, false);
     if (h < 0)
         return unknown_id(rq);
     struct iovec v[IOV_SLICE_MAX];
@@ -1091,9 +822,9 @@ static int op_read(struct fuse_server *s, struct req *rq, struct rep *rp)
                       IOV_SLICE_MAX);
     ssize_t got = 0;
     if (n > 0)
-        got = preadv(s->handles[h].fd, v, n, (off_t)in.offset);
+        got = preadv(s->t.handles[h].fd, v, n, (off_t)in.offset);
     int r = n < 0 ? -EINVAL : got < 0 ? -errno : 0;
-    fh_put(s, h);
+    fuse_handle_put(&s->t, h);
     if (r)
         return r;
     count(&s->st.bytes_read, (uint64_t)got);
@@ -1114,16 +845,16 @@ static int op_write(struct fuse_server *s, struct req *rq, struct rep *rp)
         return MALFORMED; /* the data is not what the header says */
     if (s->read_only)
         return -EROFS;
-    int32_t h = fh_get(s, in.fh, false);
+    int32_t h = fuse_handle_get(&s->t, in.fh, false);
     if (h < 0)
         return unknown_id(rq);
     struct iovec v[IOV_SLICE_MAX];
     int n = iov_slice(rq->in, rq->n_in, at, in.size, v, IOV_SLICE_MAX);
     ssize_t put = 0;
     if (n > 0)
-        put = pwritev(s->handles[h].fd, v, n, (off_t)in.offset);
+        put = pwritev(s->t.handles[h].fd, v, n, (off_t)in.offset);
     int r = n < 0 ? -EINVAL : put < 0 ? -errno : 0;
-    fh_put(s, h);
+    fuse_handle_put(&s->t, h);
     if (r)
         return r;
     count(&s->st.bytes_written, (uint64_t)put);
@@ -1137,12 +868,12 @@ static int op_fsync(struct fuse_server *s, struct req *rq, bool dir)
     NEED(rq, struct fuse_fsync_in);
     struct fuse_fsync_in in;
     memcpy(&in, rq->args, sizeof in);
-    int32_t h = fh_get(s, in.fh, dir);
+    int32_t h = fuse_handle_get(&s->t, in.fh, dir);
     if (h < 0)
         return unknown_id(rq);
-    int fd = s->handles[h].fd;
+    int fd = s->t.handles[h].fd;
     int r = ((in.fsync_flags & 1) ? fdatasync(fd) : fsync(fd)) ? -errno : 0;
-    fh_put(s, h);
+    fuse_handle_put(&s->t, h);
     return r;
 }
 
@@ -1151,10 +882,10 @@ static int op_flush(struct fuse_server *s, struct req *rq)
     NEED(rq, struct fuse_flush_in);
     struct fuse_flush_in in;
     memcpy(&in, rq->args, sizeof in);
-    int32_t h = fh_get(s, in.fh, false);
+    int32_t h = fuse_handle_get(&s->t, in.fh, false);
     if (h < 0)
         return unknown_id(rq);
-    fh_put(s, h); /* nothing buffered here: writes went straight through */
+    fuse_handle_put(&s->t, h); /* nothing buffered here: writes went straight through */
     return 0;
 }
 
@@ -1163,12 +894,12 @@ static int op_release(struct fuse_server *s, struct req *rq, bool dir)
     NEED(rq, struct fuse_release_in);
     struct fuse_release_in in;
     memcpy(&in, rq->args, sizeof in);
-    return fh_release(s, in.fh, dir) ? unknown_id(rq) : 0;
+    return fuse_handle_release(&s->t, in.fh, dir) ? unknown_id(rq) : 0;
 }
 
 static int op_opendir(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
 {
-    if (s->inodes[node].type != S_IFDIR)
+    if (s->t.inodes[node].type != S_IFDIR)
         return -ENOTDIR;
     int fd = reopen(s, node_fd(s, node), O_RDONLY | O_DIRECTORY);
     if (fd < 0)
@@ -1199,11 +930,17 @@ static int op_readdir(struct fuse_server *s, struct req *rq, struct rep *rp, boo
     size_t size = in.size < READDIR_MAX ? in.size : READDIR_MAX;
     if (size == 0 || size > rp->cap - sizeof(struct fuse_out_header))
         return -EINVAL;
-    int32_t h = fh_get(s, in.fh, true);
+    int32_t h = fuse_handle_get(&s->t, in.fh, true);
     if (h < 0)
         return unknown_id(rq);
-    int fd = s->handles[h].fd;
-    int r = 0;
+    int fd = s->t.handles[h].fd;
+    /* A directory moved out of the share while open: its names and (for
+     * PLUS) inodes are not handed out. */
+    int r = check_inside(s, fd);
+    if (r) {
+        fuse_handle_put(&s->t, h);
+        return r;
+    }
     uint8_t *raw = malloc(size), *out = malloc(size);
     if (!raw || !out) {
         r = -ENOMEM;
@@ -1253,7 +990,7 @@ static int op_readdir(struct fuse_server *s, struct req *rq, struct rep *rp, boo
 done:
     free(raw);
     free(out);
-    fh_put(s, h);
+    fuse_handle_put(&s->t, h);
     return r;
 }
 
@@ -1283,7 +1020,7 @@ static int op_access(struct fuse_server *s, struct req *rq, int32_t node)
         return -EINVAL;
     if (s->read_only && (in.mask & W_OK))
         return -EROFS;
-    if (s->inodes[node].type == S_IFLNK)
+    if (s->t.inodes[node].type == S_IFLNK)
         return 0; /* the /proc link would not land on a symlink's own inode */
     char name[16];
     fd_name(name, node_fd(s, node));
@@ -1297,12 +1034,12 @@ static int op_fallocate(struct fuse_server *s, struct req *rq)
     memcpy(&in, rq->args, sizeof in);
     if (check_range(in.offset, in.length) || in.length == 0)
         return -EINVAL;
-    int32_t h = fh_get(s, in.fh, false);
+    int32_t h = fuse_handle_get(&s->t, in.fh, false);
     if (h < 0)
         return unknown_id(rq);
-    int r = fallocate(s->handles[h].fd, (int)in.mode, (off_t)in.offset, (off_t)in.length) ? -errno
-                                                                                          : 0;
-    fh_put(s, h);
+    int r = fallocate(s->t.handles[h].fd, (int)in.mode, (off_t)in.offset, (off_t)in.length) ? -errno
+                                                                                            : 0;
+    fuse_handle_put(&s->t, h);
     return r;
 }
 
@@ -1313,12 +1050,12 @@ static int op_lseek(struct fuse_server *s, struct req *rq, struct rep *rp)
     memcpy(&in, rq->args, sizeof in);
     if (in.offset > INT64_MAX || (in.whence != SEEK_DATA && in.whence != SEEK_HOLE))
         return -EINVAL; /* the kernel resolves SET/CUR/END itself */
-    int32_t h = fh_get(s, in.fh, false);
+    int32_t h = fuse_handle_get(&s->t, in.fh, false);
     if (h < 0)
         return unknown_id(rq);
-    off_t o = lseek(s->handles[h].fd, (off_t)in.offset, (int)in.whence);
+    off_t o = lseek(s->t.handles[h].fd, (off_t)in.offset, (int)in.whence);
     int r = o < 0 ? -errno : 0;
-    fh_put(s, h);
+    fuse_handle_put(&s->t, h);
     if (r)
         return r;
     struct fuse_lseek_out *out = payload(rp, sizeof *out);
@@ -1386,20 +1123,16 @@ static int dispatch(struct fuse_server *s, struct req *rq, struct rep *rp)
     case FUSE_REMOVEXATTR: return -ENOSYS;
     default: break;
     }
-    bool initialized;
-    pthread_mutex_lock(&s->lock);
-    initialized = s->initialized;
-    pthread_mutex_unlock(&s->lock);
-    if (!initialized)
+    if (!atomic_load(&s->initialized))
         return -EIO;
     if (s->read_only && modifies(op))
         return -EROFS;
 
     int32_t node = -1;
     if (takes_node(op)) {
-        node = node_get(s, rq->h.nodeid);
-        if (node < 0)
-            return unknown_id(rq);
+        int r = node_get_inside(s, rq, rq->h.nodeid, &node);
+        if (r)
+            return r;
     }
     int r;
     switch (op) {
@@ -1435,7 +1168,7 @@ static int dispatch(struct fuse_server *s, struct req *rq, struct rep *rp)
     default: r = -ENOSYS; break;
     }
     if (node >= 0)
-        node_put(s, node);
+        fuse_inode_put(&s->t, node);
     return r;
 }
 
@@ -1467,11 +1200,14 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
     /* The header's length must be covered by what the driver wrote; trailing
      * bytes past it are ignored. WRITE's data stays in in[]. */
     size_t want = rq.h.len >= sizeof rq.h ? rq.h.len - sizeof rq.h : 0;
+    rq.body = want;
     if (rq.h.len < sizeof rq.h || rq.h.len > total) {
         r = -EINVAL;
         bad = true;
-    } else if (rq.h.opcode == FUSE_WRITE) {
-        rq.args_len = want < sizeof(struct fuse_write_in) ? want : sizeof(struct fuse_write_in);
+    } else if (rq.h.opcode == FUSE_WRITE || rq.h.opcode == FUSE_BATCH_FORGET) {
+        size_t fixed = rq.h.opcode == FUSE_WRITE ? sizeof(struct fuse_write_in)
+                                                 : sizeof(struct fuse_batch_forget_in);
+        rq.args_len = want < fixed ? want : fixed;
         iov_copy_from(in, n_in, sizeof rq.h, args, rq.args_len);
         rq.args = args;
         r = dispatch(s, &rq, &rp);
@@ -1503,12 +1239,12 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
             rq.h.opcode == FUSE_MKNOD || rq.h.opcode == FUSE_SYMLINK || rq.h.opcode == FUSE_LINK) {
             struct fuse_entry_out e;
             memcpy(&e, rp.buf, sizeof e);
-            forget_id(s, e.nodeid); /* the guest will never know it */
+            fuse_inode_forget(&s->t, e.nodeid, 1); /* the guest will never know it */
         }
         if (rq.h.opcode == FUSE_CREATE) {
             struct fuse_open_out o;
             memcpy(&o, rp.buf + sizeof(struct fuse_entry_out), sizeof o);
-            fh_release(s, o.fh, false);
+            fuse_handle_release(&s->t, o.fh, false);
         }
     }
     struct fuse_out_header oh = { .unique = rq.h.unique };
@@ -1554,32 +1290,6 @@ struct fuse_server *fuse_server_new(const char *root, bool read_only, vmlet_erro
     }
     s->root_fd = s->proc_fd = -1;
     s->read_only = read_only;
-    s->max_inodes = FUSE_SERVER_MAX_INODES;
-    s->max_handles = FUSE_SERVER_MAX_HANDLES;
-    pthread_mutex_init(&s->lock, NULL);
-    s->inodes = calloc(FUSE_SERVER_MAX_INODES + 1, sizeof *s->inodes);
-    s->ifree = calloc(FUSE_SERVER_MAX_INODES + 1, sizeof *s->ifree);
-    s->buckets = malloc(HASH_BUCKETS * sizeof *s->buckets);
-    s->handles = calloc(FUSE_SERVER_MAX_HANDLES, sizeof *s->handles);
-    s->hfree = calloc(FUSE_SERVER_MAX_HANDLES, sizeof *s->hfree);
-    if (!s->inodes || !s->ifree || !s->buckets || !s->handles || !s->hfree) {
-        set_error(err, VMLET_ERR_NOMEM, "shared directory %s: out of memory", root);
-        goto fail;
-    }
-    memset(s->buckets, 0xff, HASH_BUCKETS * sizeof *s->buckets);
-    for (uint32_t i = 0; i <= FUSE_SERVER_MAX_INODES; i++) {
-        s->inodes[i].fd = -1;
-        s->inodes[i].gen = 1;
-    }
-    /* Slots popped lowest first. */
-    for (uint32_t i = FUSE_SERVER_MAX_INODES; i >= 1; i--)
-        s->ifree[s->n_ifree++] = (int32_t)i;
-    for (uint32_t i = FUSE_SERVER_MAX_HANDLES; i-- > 0;) {
-        s->handles[i].fd = -1;
-        s->handles[i].gen = 1;
-        s->hfree[s->n_hfree++] = (int32_t)i;
-    }
-
     s->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s->root_fd < 0) {
         set_error(err, VMLET_ERR_FILE, "shared directory %s: %s (it must be a directory)", root,
@@ -1599,24 +1309,19 @@ struct fuse_server *fuse_server_new(const char *root, bool read_only, vmlet_erro
                   strerror(-probe));
         goto fail;
     }
+    close(probe);
     struct stat st;
-    if (stat_fd(s->root_fd, &st)) {
-        close(probe);
-        set_error(err, VMLET_ERR_FILE, "shared directory %s: %s", root, strerror(errno));
+    int r = fuse_stat_fd(s->root_fd, &st);
+    if (r) {
+        set_error(err, VMLET_ERR_FILE, "shared directory %s: %s", root, strerror(-r));
         goto fail;
     }
-    close(probe);
     s->umask = read_umask();
-    /* The root: slot 0, nodeid 1, never forgotten. */
-    struct inode *r = &s->inodes[0];
-    r->fd = s->root_fd;
-    r->gen = 0;
-    r->dev = st.st_dev;
-    r->ino = st.st_ino;
-    r->type = S_IFDIR;
-    r->hashed = true;
-    r->hnext = -1;
-    s->buckets[hash_key(st.st_dev, st.st_ino)] = 0;
+    if (fuse_table_init(&s->t, s->root_fd, &st)) {
+        set_error(err, VMLET_ERR_NOMEM, "shared directory %s: out of memory", root);
+        goto fail;
+    }
+    s->have_table = true; /* it owns root_fd now */
     return s;
 fail:
     fuse_server_free(s);
@@ -1629,8 +1334,9 @@ fail:
 void fuse_server_test_limits(struct fuse_server *s, uint32_t max_inodes, uint32_t max_handles);
 void fuse_server_test_limits(struct fuse_server *s, uint32_t max_inodes, uint32_t max_handles)
 {
-    s->max_inodes = max_inodes < FUSE_SERVER_MAX_INODES ? max_inodes : FUSE_SERVER_MAX_INODES;
-    s->max_handles = max_handles < FUSE_SERVER_MAX_HANDLES ? max_handles : FUSE_SERVER_MAX_HANDLES;
+    s->t.max_inodes = max_inodes < FUSE_SERVER_MAX_INODES ? max_inodes : FUSE_SERVER_MAX_INODES;
+    s->t.max_handles = max_handles < FUSE_SERVER_MAX_HANDLES ? max_handles
+                                                             : FUSE_SERVER_MAX_HANDLES;
 }
 #endif
 
@@ -1649,38 +1355,19 @@ void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *st)
     st->bytes_read = atomic_load_explicit(&s->st.bytes_read, memory_order_relaxed);
     st->bytes_written = atomic_load_explicit(&s->st.bytes_written, memory_order_relaxed);
     st->malformed = atomic_load_explicit(&s->st.malformed, memory_order_relaxed);
-    pthread_mutex_lock(&s->lock);
-    st->open_handles = s->n_handles;
-    st->inodes = s->n_inodes;
-    pthread_mutex_unlock(&s->lock);
+    fuse_table_counts(&s->t, &st->inodes, &st->open_handles);
 }
 
 void fuse_server_free(struct fuse_server *s)
 {
     if (!s)
         return;
-    if (s->inodes) {
-        for (uint32_t i = 1; i <= FUSE_SERVER_MAX_INODES; i++) {
-            if (s->inodes[i].fd >= 0)
-                close(s->inodes[i].fd);
-        }
-    }
-    if (s->handles) {
-        for (uint32_t i = 0; i < FUSE_SERVER_MAX_HANDLES; i++) {
-            if (s->handles[i].fd >= 0)
-                close(s->handles[i].fd);
-        }
-    }
-    if (s->root_fd >= 0)
+    if (s->have_table)
+        fuse_table_free(&s->t); /* the root's descriptor included */
+    else if (s->root_fd >= 0)
         close(s->root_fd);
     if (s->proc_fd >= 0)
         close(s->proc_fd);
-    pthread_mutex_destroy(&s->lock);
-    free(s->inodes);
-    free(s->ifree);
-    free(s->buckets);
-    free(s->handles);
-    free(s->hfree);
     free(s);
 }
 
