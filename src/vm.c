@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "virtio/fs.h"
+#include "fs/fuse_server.h"
 #include "virtio/net.h"
 #include "netspec.h"
 #include "sandbox.h"
@@ -497,6 +499,23 @@ static const char *numbered(char buf[16], const char *kind, unsigned index)
     return buf;
 }
 
+/* Each inode and open file a share holds for the guest is a descriptor:
+ * the soft limit goes up (to the hard limit at most) so that the shares'
+ * own caps (docs/shared-directories.md) are what the guest meets. */
+static void raise_fd_limit(unsigned nshares)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = 1024 + (rlim_t)nshares * (FUSE_SERVER_MAX_INODES + FUSE_SERVER_MAX_HANDLES);
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 /* The PCI host bridge and the virtio devices behind it, in slot order:
  * disks (so the guest names them vda, vdb, ... as given), console, rng,
  * NICs, so adding one moves no disk or NIC, then vsock and shares, whose
@@ -530,6 +549,8 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
         if (attach_virtio(vm, virtio_vsock_device(vs), "vsock", err) < 0)
             return -1;
     }
+    if (c->nshares)
+        raise_fd_limit(c->nshares);
     for (unsigned i = 0; i < c->nshares; i++) {
         const struct config_share *sh = &c->shares[i];
         struct virtio_fs *fs = virtio_fs_new(sh->path, sh->tag, sh->read_only, err);

@@ -82,6 +82,7 @@
 struct fuse_server {
     int root_fd, proc_fd; /* root_fd is owned by the table (nodeid 1) */
     bool read_only;
+    bool as_root; /* new files go to the guest caller's uid/gid */
     bool have_table;
     mode_t umask; /* the process's, re-applied to what the guest asked */
     _Atomic bool initialized;
@@ -542,15 +543,31 @@ static int op_readlink(struct fuse_server *s, struct req *rq, struct rep *rp, in
     return 0;
 }
 
-/* What the creating opcodes share: the new name, looked up and entered. */
-static int made(struct fuse_server *s, struct rep *rp, int dirfd, const char *name, mode_t mode)
+/* With vmlet as root, what the guest creates belongs to the guest
+ * process that created it (docs/shared-directories.md): the thread keeps
+ * CAP_CHOWN for this. Otherwise it stays vmlet's user's. */
+static void give_to_caller(const struct fuse_server *s, const struct req *rq, int fd)
+{
+    if (s->as_root && fchownat(fd, "", rq->h.uid, rq->h.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)) {
+        /* Left as vmlet's: the guest sees the real owner. */
+    }
+}
+
+/* What the creating opcodes share: the new name, looked up and entered,
+ * given to its creator (owner; NULL for LINK) and its mode fixed up. */
+static int made(struct fuse_server *s, const struct req *owner, struct rep *rp, int dirfd,
+                const char *name, mode_t mode)
 {
     struct fuse_entry_out *e = payload(rp, sizeof *e);
     int r = lookup_name(s, dirfd, name, e);
-    if (r == 0 && mode && (mode & s->umask)) {
+    bool fix = mode && (mode & s->umask), chown_it = owner && s->as_root;
+    if (r == 0 && (fix || chown_it)) {
         int32_t slot = fuse_inode_get(&s->t, e->nodeid);
         if (slot >= 0) {
-            fix_mode(s, node_fd(s, slot), mode);
+            if (chown_it)
+                give_to_caller(s, owner, node_fd(s, slot));
+            if (fix)
+                fix_mode(s, node_fd(s, slot), mode);
             struct stat st;
             if (fuse_stat_fd(node_fd(s, slot), &st) == 0)
                 fuse_fill_attr(&e->attr, &st);
@@ -577,7 +594,7 @@ static int op_symlink(struct fuse_server *s, struct req *rq, struct rep *rp, int
         return r;
     if (symlinkat(target, node_fd(s, node), name))
         return -errno;
-    return made(s, rp, node_fd(s, node), name, 0);
+    return made(s, rq, rp, node_fd(s, node), name, 0);
 }
 
 static int op_mknod(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
@@ -599,7 +616,7 @@ static int op_mknod(struct fuse_server *s, struct req *rq, struct rep *rp, int32
         return r;
     if (mknodat(node_fd(s, node), name, (in.mode & S_IFMT) | mode, 0))
         return -errno;
-    return made(s, rp, node_fd(s, node), name, mode);
+    return made(s, rq, rp, node_fd(s, node), name, mode);
 }
 
 static int op_mkdir(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
@@ -619,7 +636,7 @@ static int op_mkdir(struct fuse_server *s, struct req *rq, struct rep *rp, int32
         return r;
     if (mkdirat(node_fd(s, node), name, mode))
         return -errno;
-    return made(s, rp, node_fd(s, node), name, mode);
+    return made(s, rq, rp, node_fd(s, node), name, mode);
 }
 
 static int op_unlink(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node, int flags)
@@ -702,7 +719,7 @@ static int op_link(struct fuse_server *s, struct req *rq, struct rep *rp, int32_
             r = -errno;
     }
     fuse_inode_put(&s->t, old);
-    return r ? r : made(s, rp, node_fd(s, node), name, 0);
+    return r ? r : made(s, NULL, rp, node_fd(s, node), name, 0);
 }
 
 /* The open flags a guest may pass on: access mode and the ones that change
@@ -779,6 +796,7 @@ static int op_create(struct fuse_server *s, struct req *rq, struct rep *rp, int3
                     mode);
     if (fd < 0)
         return -errno;
+    give_to_caller(s, rq, fd);
     if ((mode & s->umask) && fchmod(fd, mode)) {
         /* Left as the umask made it: the guest sees the real mode. */
     }
@@ -1290,6 +1308,7 @@ struct fuse_server *fuse_server_new(const char *root, bool read_only, vmlet_erro
     }
     s->root_fd = s->proc_fd = -1;
     s->read_only = read_only;
+    s->as_root = geteuid() == 0;
     s->root_fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (s->root_fd < 0) {
         set_error(err, VMLET_ERR_FILE, "shared directory %s: %s (it must be a directory)", root,

@@ -30,9 +30,10 @@ struct t {
     char tmp[64], share[96], outside[96];
     struct fuse_server *s;
     uint64_t unique;
-    int err;        /* the last reply's error */
-    size_t len;     /* the last reply's payload length */
-    uint8_t *reply; /* the last reply's payload */
+    int err;           /* the last reply's error */
+    size_t len;        /* the last reply's payload length */
+    uint8_t *reply;    /* the last reply's payload */
+    uint32_t uid, gid; /* the guest caller in each request's header */
 };
 
 static uint8_t reply_buf[FUSE_SERVER_MAX_WRITE + 4096];
@@ -107,9 +108,12 @@ static int call_cap(struct t *t, uint32_t op, uint64_t nodeid, const void *a1, s
     size_t len = sizeof(struct fuse_in_header) + l1 + l2 + l3;
     uint8_t *req = malloc(len);
     assert_non_null(req);
-    struct fuse_in_header h = {
-        .len = (uint32_t)len, .opcode = op, .unique = ++t->unique, .nodeid = nodeid
-    };
+    struct fuse_in_header h = { .len = (uint32_t)len,
+                                .opcode = op,
+                                .unique = ++t->unique,
+                                .nodeid = nodeid,
+                                .uid = t->uid,
+                                .gid = t->gid };
     memcpy(req, &h, sizeof h);
     size_t o = sizeof h;
     if (l1)
@@ -666,6 +670,42 @@ static void rename_and_rename2(void **state)
     assert_int_equal(rename2(t, 1, "c", 0x500000007ull, "b", 0), -EBADF);
     assert_int_equal(rename2(t, 1, "c", 1, "../b", 0), -EINVAL);
     assert_string_equal(readfile(path_in(t, "c"), buf, sizeof buf), "A");
+}
+
+/* Who owns what the guest creates: with vmlet as root, the guest caller
+ * (the uid/gid in the request); otherwise vmlet's own user, whatever the
+ * request says. A hard link changes no owner. */
+static void new_files_owner(void **state)
+{
+    struct t *t = *state;
+    bool root = geteuid() == 0;
+    t->uid = 1234;
+    t->gid = 5678;
+    uid_t want_uid = root ? 1234 : geteuid();
+    gid_t want_gid = root ? 5678 : getegid();
+    struct fuse_entry_out e;
+    uint64_t fh;
+    assert_int_equal(create(t, 1, "owned", O_RDWR, S_IFREG | 0644, &e, &fh), 0);
+    assert_int_equal(e.attr.uid, want_uid);
+    uint64_t dir;
+    assert_int_equal(mkdir_(t, 1, "owneddir", 0755, &dir), 0);
+    assert_int_equal(call(t, FUSE_SYMLINK, 1, "ownedlink", 10, "owned", 6, NULL, 0), 0);
+    const char *names[] = { "owned", "owneddir", "ownedlink" };
+    for (unsigned i = 0; i < 3; i++) {
+        struct stat st;
+        assert_int_equal(lstat(path_in(t, names[i]), &st), 0);
+        assert_int_equal(st.st_uid, want_uid);
+        assert_int_equal(st.st_gid, want_gid);
+    }
+    /* LINK of a file vmlet's user owns, by another caller: the owner stays. */
+    writefile(path_in(t, "mine"), "x");
+    uint64_t mine = lookup_ok(t, 1, "mine");
+    struct fuse_link_in li = { .oldnodeid = mine };
+    assert_int_equal(call(t, FUSE_LINK, 1, &li, sizeof li, "mine2", 6, NULL, 0), 0);
+    struct stat st;
+    assert_int_equal(lstat(path_in(t, "mine2"), &st), 0);
+    assert_int_equal(st.st_uid, geteuid());
+    release(t, fh, false);
 }
 
 static void link_in_share(void **state)
@@ -1663,6 +1703,7 @@ int main(void)
         T(unlinked_while_open),
         T(rename_and_rename2),
         T(link_in_share),
+        T(new_files_owner),
         T(readdir_and_readdirplus),
         T(statfs_access_fallocate_lseek),
         T(xattrs_and_unknown_opcodes),
