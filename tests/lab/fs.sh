@@ -6,7 +6,7 @@
 #   fs.sh VMLET KERNEL FSIMG LOGDIR
 #   fs.sh --plan            the check names, one a line
 CHECKS="fs-mount fs-files fs-rename fs-links fs-dirs fs-attrs fs-unlinked-open
-        fs-256m-from-guest fs-256m-to-guest fs-tar fs-escape fs-read-only fs-open-cap
+        fs-git fs-256m-from-guest fs-256m-to-guest fs-tar fs-escape fs-read-only fs-open-cap
         fs-poweroff"
 if [ "${1:-}" = --plan ]; then
     for c in $CHECKS; do echo "$c"; done
@@ -77,6 +77,16 @@ want_ok fs-links LINKS
 want_ok fs-dirs DIRS
 want_ok fs-attrs ATTRS
 want_ok fs-unlinked-open UNLINKED-OPEN
+
+# git in the guest; the host's git sees the same two commits.
+got=$(val GIT)
+host_head=$(git -c safe.directory='*' -C "$share/repo" rev-parse HEAD 2>&1)
+if [ "$got" = ok ] && [ "$host_head" = "$(val GIT-HEAD)" ] &&
+   git -c safe.directory='*' -C "$share/repo" fsck --no-progress >/dev/null 2>&1; then
+    ok fs-git
+else
+    not_ok fs-git "guest: '$got', HEAD there '$(val GIT-HEAD)', here '$host_head'"
+fi
 
 # The host's view of the guest's work.
 got=$(sha <"$share/g2h" 2>/dev/null)
