@@ -229,6 +229,20 @@ static int check_name(const char *name)
     return 0;
 }
 
+/* The fixed arguments of a request that names one new entry (MKNOD,
+ * MKDIR, LINK, CREATE) into in, and the name after them, checked. */
+static int args_and_name(const struct req *rq, void *in, size_t size, const char **name)
+{
+    if (rq->args_len < size)
+        return MALFORMED;
+    memcpy(in, rq->args, size);
+    size_t off = size;
+    *name = take_string(rq, &off);
+    if (!*name)
+        return MALFORMED;
+    return check_name(*name);
+}
+
 static int open_beneath(int dirfd, const char *name)
 {
     struct open_how how = {
@@ -599,14 +613,9 @@ static int op_symlink(struct fuse_server *s, struct req *rq, struct rep *rp, int
 
 static int op_mknod(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
 {
-    NEED(rq, struct fuse_mknod_in);
     struct fuse_mknod_in in;
-    memcpy(&in, rq->args, sizeof in);
-    size_t off = sizeof in;
-    const char *name = take_string(rq, &off);
-    if (!name)
-        return MALFORMED;
-    int r = check_name(name);
+    const char *name;
+    int r = args_and_name(rq, &in, sizeof in, &name);
     if (r)
         return r;
     if (!S_ISREG(in.mode) && !S_ISFIFO(in.mode))
@@ -621,14 +630,9 @@ static int op_mknod(struct fuse_server *s, struct req *rq, struct rep *rp, int32
 
 static int op_mkdir(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
 {
-    NEED(rq, struct fuse_mkdir_in);
     struct fuse_mkdir_in in;
-    memcpy(&in, rq->args, sizeof in);
-    size_t off = sizeof in;
-    const char *name = take_string(rq, &off);
-    if (!name)
-        return MALFORMED;
-    int r = check_name(name);
+    const char *name;
+    int r = args_and_name(rq, &in, sizeof in, &name);
     if (r)
         return r;
     mode_t mode = safe_mode(in.mode, true);
@@ -694,14 +698,9 @@ static int op_rename(struct fuse_server *s, struct req *rq, struct rep *rp, int3
 
 static int op_link(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
 {
-    NEED(rq, struct fuse_link_in);
     struct fuse_link_in in;
-    memcpy(&in, rq->args, sizeof in);
-    size_t off = sizeof in;
-    const char *name = take_string(rq, &off);
-    if (!name)
-        return MALFORMED;
-    int r = check_name(name);
+    const char *name;
+    int r = args_and_name(rq, &in, sizeof in, &name);
     if (r)
         return r;
     int32_t old;
@@ -769,14 +768,9 @@ static int op_open(struct fuse_server *s, struct req *rq, struct rep *rp, int32_
 
 static int op_create(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
 {
-    NEED(rq, struct fuse_create_in);
     struct fuse_create_in in;
-    memcpy(&in, rq->args, sizeof in);
-    size_t off = sizeof in;
-    const char *name = take_string(rq, &off);
-    if (!name)
-        return MALFORMED;
-    int r = check_name(name);
+    const char *name;
+    int r = args_and_name(rq, &in, sizeof in, &name);
     if (r)
         return r;
     int flags;

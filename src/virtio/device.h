@@ -91,6 +91,12 @@ int virtio_device_load_unsupported(void *dev, int fd);
 unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
                    struct iovec *dst, unsigned dst_max);
 
+/* The next chain of q for device d: VIRTQ_CHAIN; VIRTQ_EMPTY once the
+ * driver has been asked to notify and nothing came meanwhile; or
+ * VIRTQ_BROKEN after NEEDS_RESET was set and *broken made true. */
+enum virtq_pop_result virtio_device_pop(struct virtio_device *d, struct virtq *q,
+                                        struct virtq_chain *chain, bool *broken);
+
 /* Reads a queue's kick eventfd after poll() reported revents on it. A
  * descriptor that has gone bad is set to -1, out of the poll set, so that
  * it cannot make the thread spin. */

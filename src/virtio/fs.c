@@ -69,19 +69,8 @@ static bool serve(struct virtio_fs *fs, int qi, unsigned budget)
             more = true;
             break;
         }
-        enum virtq_pop_result res = virtq_pop(q, &fs->chain);
-        if (res == VIRTQ_EMPTY) {
-            if (virtq_enable_notify(q)) {
-                virtq_disable_notify(q);
-                continue;
-            }
+        if (virtio_device_pop(&fs->vdev, q, &fs->chain, &fs->broken) != VIRTQ_CHAIN)
             break;
-        }
-        if (res == VIRTQ_BROKEN) {
-            fs->broken = true;
-            virtio_set_needs_reset(fs->vdev.transport);
-            break;
-        }
         struct virtq_chain *ch = &fs->chain;
         size_t n = fuse_server_handle(fs->server, ch->iov, ch->n_out, ch->iov + ch->n_out,
                                       ch->n_in);
