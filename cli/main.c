@@ -70,6 +70,11 @@ static const char usage_text[] =
     "                           Unix socket PATH (made 0600) and write \"CONNECT PORT\\n\"\n"
     "                           to reach a guest port; the guest reaches CID 2 port P\n"
     "                           at the socket PATH_P (docs/vsock.md)\n"
+    "  --share PATH,tag=TAG[,ro]\n"
+    "                           a shared directory (virtio-fs, served by vmlet):\n"
+    "                           in the guest, mount -t virtiofs TAG /mnt; ro refuses\n"
+    "                           every change; repeat for more, up to 16\n"
+    "                           (docs/shared-directories.md)\n"
     "  --kvm-device PATH        KVM device (default /dev/kvm)\n"
     "  --seccomp on|off|log     the sandbox (default on): each vmlet thread may make\n"
     "                           only the system calls it needs, and one outside\n"
@@ -93,6 +98,12 @@ struct disk_option {
     bool read_only;
 };
 
+struct share_option {
+    char spec[PATH_MAX + 64]; /* a copy of the --share value, cut up in place */
+    char *path, *tag;
+    bool read_only;
+};
+
 struct options {
     const char *config;
     const char *kernel, *initrd, *cmdline, *kvm_device; /* NULL: not given */
@@ -111,6 +122,8 @@ struct options {
     unsigned nnets;
     struct disk_option disks[VMLET_MAX_DISKS + 1]; /* one extra: the library says "too many" */
     unsigned ndisks;
+    struct share_option shares[VMLET_MAX_SHARES + 1]; /* one extra, as disks */
+    unsigned nshares;
 };
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -165,6 +178,37 @@ static bool parse_disk(char *spec, struct disk_option *d, const char **why)
     return true;
 }
 
+/* PATH,tag=TAG[,ro]; modifies spec in place. The tag's length and the
+ * directory are the library's to check. */
+static bool parse_share(char *spec, struct share_option *sh, const char **why)
+{
+    sh->path = sh->tag = NULL;
+    sh->read_only = false;
+    char *save, *part = strtok_r(spec, ",", &save);
+    if (!part || !*part || spec[0] == ',') {
+        *why = "no directory";
+        return false;
+    }
+    sh->path = part;
+    while ((part = strtok_r(NULL, ",", &save))) {
+        if (!strcmp(part, "ro"))
+            sh->read_only = true;
+        else if (!strcmp(part, "rw"))
+            sh->read_only = false;
+        else if (!strncmp(part, "tag=", 4))
+            sh->tag = part + 4;
+        else {
+            *why = "unknown share option (use tag=TAG or ro)";
+            return false;
+        }
+    }
+    if (!sh->tag) {
+        *why = "no tag (add ,tag=NAME: the guest mounts the share by it)";
+        return false;
+    }
+    return true;
+}
+
 /* cid=N,uds=PATH; modifies spec in place. The range of N and the length
  * of PATH are the library's to check. */
 static bool parse_vsock(char *spec, struct options *o, const char **why)
@@ -212,7 +256,8 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         OPT_CONFIG,
         OPT_API_SOCK,
         OPT_SECCOMP,
-        OPT_VSOCK
+        OPT_VSOCK,
+        OPT_SHARE
     };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -231,6 +276,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "api-sock", required_argument, NULL, OPT_API_SOCK },
         { "seccomp", required_argument, NULL, OPT_SECCOMP },
         { "vsock", required_argument, NULL, OPT_VSOCK },
+        { "share", required_argument, NULL, OPT_SHARE },
         { 0 },
     };
     opterr = 0;
@@ -279,6 +325,20 @@ static int parse_run_options(int argc, char **argv, struct options *o)
             if (!parse_disk(d->spec, d, &why))
                 return usage_error("--disk '%s': %s", optarg, why);
             o->ndisks++;
+            break;
+        }
+        case OPT_SHARE: {
+            const char *why = "malformed";
+            if (o->nshares > VMLET_MAX_SHARES)
+                break; /* already one too many: validation reports it */
+            struct share_option *sh = &o->shares[o->nshares];
+            if (strlen(optarg) >= sizeof sh->spec)
+                return usage_error("--share: the value is longer than %zu characters",
+                                   sizeof sh->spec - 1);
+            strcpy(sh->spec, optarg);
+            if (!parse_share(sh->spec, sh, &why))
+                return usage_error("--share '%s': %s", optarg, why);
+            o->nshares++;
             break;
         }
         case OPT_VSOCK: {
@@ -591,6 +651,13 @@ static int cmd_run(int argc, char **argv)
     for (unsigned i = 0; i < o.ndisks; i++)
         vmlet_config_add_disk(c, o.disks[i].path, o.disks[i].read_only ? VMLET_DISK_READONLY : 0,
                               o.disks[i].serial);
+    for (unsigned i = 0; i < o.nshares; i++)
+        if (vmlet_config_add_share(c, o.shares[i].path, o.shares[i].tag,
+                                   o.shares[i].read_only ? VMLET_SHARE_READONLY : 0) < 0) {
+            fprintf(stderr, "vmlet: out of memory\n");
+            vmlet_config_free(c);
+            return EXIT_ERROR;
+        }
     if (o.rng)
         vmlet_config_set_entropy(c, 1);
     if (o.vsock_uds && vmlet_config_set_vsock(c, o.vsock_cid, o.vsock_uds) < 0) {

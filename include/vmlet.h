@@ -135,6 +135,18 @@ VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled);
 #define VMLET_VSOCK_MAX_CID  0xFFFFFFFEu
 #define VMLET_VSOCK_MAX_PATH 96 /* bytes: room for "_<port>" in 107 */
 VMLET_API int vmlet_config_set_vsock(vmlet_config *c, uint64_t guest_cid, const char *uds_path);
+/* A shared directory (docs/shared-directories.md): a virtio-fs device
+ * through which the guest mounts host_path by its tag
+ * (`mount -t virtiofs TAG /mnt`), served inside vmlet. flags:
+ * VMLET_SHARE_READONLY (every change refused on the host side, files
+ * opened read-only). vmlet_config_validate() checks that host_path is a
+ * directory and the tag 1 to VMLET_SHARE_TAG_MAX bytes, unique. Returns
+ * -1 when out of memory. */
+#define VMLET_MAX_SHARES     16
+#define VMLET_SHARE_TAG_MAX  36
+#define VMLET_SHARE_READONLY (1u << 0)
+VMLET_API int vmlet_config_add_share(vmlet_config *c, const char *host_path, const char *tag,
+                                     unsigned flags);
 #define VMLET_MAX_NICS 8
 
 /* Adds a virtio-net NIC; NICs appear on the PCI bus in the order added.

@@ -38,6 +38,10 @@ VMLET_API void vmlet_config_free(vmlet_config *c)
         free(c->disks[i].path);
         free(c->disks[i].serial);
     }
+    for (unsigned i = 0; i < c->nshares; i++) {
+        free(c->shares[i].path);
+        free(c->shares[i].tag);
+    }
     free(c);
 }
 
@@ -128,6 +132,25 @@ VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path, unsigned 
     }
     d->read_only = flags & VMLET_DISK_READONLY;
     c->ndisks++;
+    return 0;
+}
+
+VMLET_API int vmlet_config_add_share(vmlet_config *c, const char *host_path, const char *tag,
+                                     unsigned flags)
+{
+    if (c->nshares == VMLET_MAX_SHARES) {
+        c->too_many_shares = true;
+        return 0;
+    }
+    struct config_share *sh = &c->shares[c->nshares];
+    memset(sh, 0, sizeof *sh);
+    if (set_string(&sh->path, host_path ? host_path : "") || set_string(&sh->tag, tag ? tag : "")) {
+        free(sh->path);
+        sh->path = NULL;
+        return -1;
+    }
+    sh->read_only = flags & VMLET_SHARE_READONLY;
+    c->nshares++;
     return 0;
 }
 
@@ -226,6 +249,43 @@ static int check_vsock(const vmlet_config *c, vmlet_error *err)
                          "socket address holds 107, and \"_<port>\" is added to it for "
                          "connections from the guest); use a shorter path",
                          c->vsock_uds, VMLET_VSOCK_MAX_PATH);
+    return 0;
+}
+
+/* A share: a directory this user can read (and, unless read-only, write),
+ * under a tag of 1 to 36 bytes that no other share has. */
+static int check_shares(const vmlet_config *c, vmlet_error *err)
+{
+    if (c->too_many_shares)
+        return set_error(err, VMLET_ERR_INVALID, "shares: more than %d; give at most %d",
+                         VMLET_MAX_SHARES, VMLET_MAX_SHARES);
+    for (unsigned i = 0; i < c->nshares; i++) {
+        const struct config_share *sh = &c->shares[i];
+        size_t len = strlen(sh->tag);
+        struct stat st;
+        if (!sh->path[0])
+            return set_error(err, VMLET_ERR_INVALID, "share %u: no directory given", i);
+        if (len == 0 || len > VMLET_SHARE_TAG_MAX)
+            return set_error(err, VMLET_ERR_INVALID,
+                             "share '%s': the tag '%s' must be 1 to %d bytes (the guest mounts "
+                             "it by this name)",
+                             sh->path, sh->tag, VMLET_SHARE_TAG_MAX);
+        for (unsigned j = 0; j < i; j++)
+            if (!strcmp(c->shares[j].tag, sh->tag))
+                return set_error(err, VMLET_ERR_INVALID,
+                                 "share '%s': the tag '%s' is already the tag of '%s'; give "
+                                 "each share its own",
+                                 sh->path, sh->tag, c->shares[j].path);
+        if (stat(sh->path, &st) < 0)
+            return set_error(err, VMLET_ERR_FILE, "share '%s': %s; check the path", sh->path,
+                             strerror(errno));
+        if (!S_ISDIR(st.st_mode))
+            return set_error(err, VMLET_ERR_FILE, "share '%s' is not a directory", sh->path);
+        if (access(sh->path, sh->read_only ? R_OK | X_OK : R_OK | W_OK | X_OK) < 0)
+            return set_error(err, VMLET_ERR_FILE, "share '%s': %s; %s", sh->path, strerror(errno),
+                             sh->read_only ? "make it readable for this user"
+                                           : "make it writable for this user, or add ,ro");
+    }
     return 0;
 }
 
@@ -371,6 +431,8 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
     if (check_nets(c, err) < 0)
         return -1;
     if (check_vsock(c, err) < 0)
+        return -1;
+    if (check_shares(c, err) < 0)
         return -1;
     if (c->shutdown_timeout > VMLET_MAX_SHUTDOWN_TIMEOUT)
         return set_error(err, VMLET_ERR_INVALID,

@@ -15,6 +15,11 @@ struct config_disk {
     bool read_only;
 };
 
+struct config_share {
+    char *path, *tag;
+    bool read_only;
+};
+
 struct vmlet_config {
     unsigned cpus;
     uint64_t memory;
@@ -27,6 +32,9 @@ struct vmlet_config {
     bool entropy;
     uint64_t vsock_cid;
     char *vsock_uds; /* NULL: no vsock device */
+    struct config_share shares[VMLET_MAX_SHARES];
+    unsigned nshares;
+    bool too_many_shares; /* reported by validate, not by add_share */
     /* Parsed once, when added; vm.c's devices read them as they are. */
     struct net_spec nets[VMLET_MAX_NICS];
     unsigned nnets;

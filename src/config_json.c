@@ -529,6 +529,11 @@ struct parsed_disk {
     bool read_only;
 };
 
+struct parsed_share {
+    const char *path, *tag;
+    bool read_only;
+};
+
 /* What the document sets; strings point into the cJSON tree. */
 struct parsed_doc {
     bool has_cpus, has_memory, has_console, has_rng;
@@ -547,6 +552,8 @@ struct parsed_doc {
     vmlet_seccomp_mode seccomp;
     uint64_t vsock_cid;
     const char *vsock_uds; /* NULL: no "vsock" */
+    struct parsed_share shares[VMLET_MAX_SHARES];
+    unsigned nshares;
 };
 
 /* Matches obj's members against the known names: found[k] is the member
@@ -730,6 +737,74 @@ static int read_disk(const cJSON *v, struct keypath *p, struct parsed_disk *d, v
             return -1;
         path_pop(p, old);
     }
+    return 0;
+}
+
+static int read_disk_at(const cJSON *v, struct keypath *p, void *items, unsigned i,
+                        vmlet_error *err)
+{
+    return read_disk(v, p, &((struct parsed_disk *)items)[i], err);
+}
+
+/* {"path": "/home/me/project", "tag": "project", "read_only": false}; the
+ * tag's length and the directory are vmlet_config_validate()'s to check. */
+static int read_share_at(const cJSON *v, struct keypath *p, void *items, unsigned i,
+                         vmlet_error *err)
+{
+    static const char *const names[] = { "path", "tag", "read_only" };
+    struct parsed_share *sh = &((struct parsed_share *)items)[i];
+    const cJSON *f[3];
+    size_t old;
+    if (!cJSON_IsObject(v))
+        return key_error(err, p,
+                         "expected an object such as {\"path\": \"/home/me/project\", \"tag\": "
+                         "\"project\"}, got %s",
+                         type_name(v));
+    if (match_keys(v, names, 3, f, p, err) < 0)
+        return -1;
+    if (!f[0])
+        return key_error(err, p, "no \"path\"; give the host directory to share");
+    if (!f[1])
+        return key_error(err, p, "no \"tag\"; give the name the guest mounts the share by");
+    memset(sh, 0, sizeof *sh);
+    old = path_key(p, "path");
+    if (get_string(f[0], p, true, PATH_MAX_BYTES, "a directory", &sh->path, err) < 0)
+        return -1;
+    path_pop(p, old);
+    old = path_key(p, "tag");
+    if (get_string(f[1], p, true, SIZE_MAX, "up to 36 bytes", &sh->tag, err) < 0)
+        return -1;
+    path_pop(p, old);
+    if (f[2]) {
+        old = path_key(p, "read_only");
+        if (get_bool(f[2], p, &sh->read_only, err) < 0)
+            return -1;
+        path_pop(p, old);
+    }
+    return 0;
+}
+
+/* An array of at most max objects, each read by read_at into items[i];
+ * example shows one, for the message. */
+static int read_array(const cJSON *v, struct keypath *p, unsigned max, const char *what,
+                      const char *example,
+                      int (*read_at)(const cJSON *, struct keypath *, void *, unsigned,
+                                     vmlet_error *),
+                      void *items, unsigned *count, vmlet_error *err)
+{
+    if (!cJSON_IsArray(v))
+        return key_error(err, p, "expected an array of objects such as [%s], got %s", example,
+                         type_name(v));
+    unsigned n = cJSON_GetArraySize(v), i = 0;
+    if (n > max)
+        return key_error(err, p, "%u %s; at most %u are allowed", n, what, max);
+    for (const cJSON *e = v->child; e; e = e->next, i++) {
+        size_t old = path_index(p, i);
+        if (read_at(e, p, items, i, err) < 0)
+            return -1;
+        path_pop(p, old);
+    }
+    *count = n;
     return 0;
 }
 
@@ -996,6 +1071,7 @@ enum {
     K_KVM_DEVICE,
     K_SECCOMP,
     K_VSOCK,
+    K_SHARES,
     K_COUNT
 };
 
@@ -1015,6 +1091,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
         [K_KVM_DEVICE] = "kvm_device",
         [K_SECCOMP] = "seccomp",
         [K_VSOCK] = "vsock",
+        [K_SHARES] = "shares",
     };
     const cJSON *f[K_COUNT];
     struct keypath p = { .s = "", .len = 0 };
@@ -1066,28 +1143,15 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             rc = get_bool(v, &p, &d->rng, err);
             d->has_rng = true;
             break;
-        case K_DISKS: {
-            if (!cJSON_IsArray(v)) {
-                rc = key_error(err, &p,
-                               "expected an array of objects such as "
-                               "[{\"path\": \"root.img\"}], got %s",
-                               type_name(v));
-                break;
-            }
-            unsigned n = cJSON_GetArraySize(v), i = 0;
-            if (n > VMLET_MAX_DISKS) {
-                rc = key_error(err, &p, "%u disks; at most %d are allowed", n, VMLET_MAX_DISKS);
-                break;
-            }
-            for (const cJSON *e = v->child; e && rc == 0; e = e->next, i++) {
-                size_t old = path_index(&p, i);
-                rc = read_disk(e, &p, &d->disks[i], err);
-                if (rc == 0)
-                    path_pop(&p, old);
-            }
-            d->ndisks = n;
+        case K_DISKS:
+            rc = read_array(v, &p, VMLET_MAX_DISKS, "disks", "{\"path\": \"root.img\"}",
+                            read_disk_at, d->disks, &d->ndisks, err);
             break;
-        }
+        case K_SHARES:
+            rc = read_array(v, &p, VMLET_MAX_SHARES, "shares",
+                            "{\"path\": \"/home/me/project\", \"tag\": \"project\"}", read_share_at,
+                            d->shares, &d->nshares, err);
+            break;
         case K_NETWORK: rc = read_network(v, &p, d, err); break;
         case K_SHUTDOWN_TIMEOUT:
             rc = get_uint(v, &p, 0, VMLET_MAX_SHUTDOWN_TIMEOUT, &u, err);
@@ -1143,6 +1207,9 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
         rc |= vmlet_config_set_seccomp(c, d->seccomp);
     if (d->vsock_uds)
         rc |= vmlet_config_set_vsock(c, d->vsock_cid, d->vsock_uds);
+    for (unsigned i = 0; i < d->nshares; i++)
+        rc |= vmlet_config_add_share(c, d->shares[i].path, d->shares[i].tag,
+                                     d->shares[i].read_only ? VMLET_SHARE_READONLY : 0);
     if (rc)
         return set_error(err, VMLET_ERR_NOMEM,
                          "out of memory while applying the "

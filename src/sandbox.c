@@ -170,16 +170,26 @@ static void prepare(void)
 
 /* ---- building and loading a filter ----------------------------------- */
 
-static int drop_capabilities(void)
+/* Drops every capability but those in keep (bit n: capability n) that
+ * the thread has now: nothing can be gained here, only kept. */
+static int drop_capabilities(uint64_t keep)
 {
     struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3 };
     struct __user_cap_data_struct data[2];
     memset(data, 0, sizeof data);
+    if (keep && syscall(__NR_capget, &hdr, data) < 0)
+        return -1;
+    for (int i = 0; i < 2; i++) {
+        uint32_t k = (uint32_t)(keep >> (32 * i));
+        data[i].permitted &= k;
+        data[i].effective = data[i].permitted;
+        data[i].inheritable = 0;
+    }
     return (int)syscall(__NR_capset, &hdr, data);
 }
 
 /* Landlock (Linux 5.13+): the thread may open no file at all, except
- * rules->read_paths for reading. Without Landlock (an older kernel, or
+ * rules->read_paths for reading and anything beneath rules->share_fd. Without Landlock (an older kernel, or
  * not among the kernel's LSMs) this does nothing: seccomp alone then
  * keeps every thread but the network thread from opening files, and that
  * one to reading. Returns 0, or -1 with errno. */
@@ -207,6 +217,19 @@ static int restrict_files(const struct sandbox_rules *r)
         };
         syscall(__NR_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
         close(fd);
+    }
+    if (r->has_share) {
+        uint64_t reading = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
+        struct landlock_path_beneath_attr beneath = {
+            .allowed_access = r->share_read_only ? reading : handled,
+            .parent_fd = r->share_fd,
+        };
+        if (syscall(__NR_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0) < 0) {
+            int e = errno; /* without the rule the share could not be served */
+            close(rs);
+            errno = e;
+            return -1;
+        }
     }
     int rc = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0
                  ? -1
@@ -266,7 +289,7 @@ int sandbox_enter(const struct sandbox_rules *r, vmlet_seccomp_mode mode, vmlet_
     if (mode == VMLET_SECCOMP_OFF)
         return 0;
     pthread_once(&prepare_once, prepare);
-    if (drop_capabilities() < 0)
+    if (drop_capabilities(r->keep_caps) < 0)
         return set_error(err, VMLET_ERR_HOST, "sandbox: cannot drop capabilities: %s",
                          strerror(errno));
     if (restrict_files(r) < 0)

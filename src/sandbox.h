@@ -31,8 +31,19 @@ struct sandbox_rules {
     /* Landlock: the files it may open (for reading); NULL-terminated. */
     const char *const *read_paths;
     bool may_remove_files; /* Landlock: unlink (the control socket) */
-    bool sockets;          /* socket() for AF_INET/AF_INET6 (user-mode NAT) */
-    bool unix_sockets;     /* socket() for AF_UNIX (vsock's host side) */
+    /* Landlock: a directory, by descriptor, beneath which the thread may
+     * do anything with files (share_read_only: read and list only): a
+     * shared directory (virtio-fs). has_share false: none. */
+    bool has_share;
+    bool share_read_only;
+    int share_fd;
+    /* Capabilities the thread keeps if it has them (bit n: CAP_n); all
+     * others are dropped. A shared directory's thread keeps those that
+     * let a root vmlet serve files of every owner, confined by Landlock
+     * and seccomp to the share. */
+    uint64_t keep_caps;
+    bool sockets;      /* socket() for AF_INET/AF_INET6 (user-mode NAT) */
+    bool unix_sockets; /* socket() for AF_UNIX (vsock's host side) */
 };
 
 #define SANDBOX_RULES(k, sys, ioc) \

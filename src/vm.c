@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +39,8 @@
 #include "virtio/pci.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
+#include "virtio/fs.h"
+#include "fs/fuse_server.h"
 #include "virtio/net.h"
 #include "netspec.h"
 #include "sandbox.h"
@@ -69,7 +72,8 @@ struct attached_device {
     char group[16];        /* its metrics group: "disk0", "net1", "console" */
 };
 
-#define MAX_VIRTIO_DEVICES (VMLET_MAX_DISKS + VMLET_MAX_NICS + 3) /* + console, rng, vsock */
+#define MAX_VIRTIO_DEVICES \
+    (VMLET_MAX_DISKS + VMLET_MAX_NICS + VMLET_MAX_SHARES + 3) /* + console, rng, vsock */
 
 struct vmlet_vm {
     unsigned ncpus;
@@ -495,10 +499,27 @@ static const char *numbered(char buf[16], const char *kind, unsigned index)
     return buf;
 }
 
+/* Each inode and open file a share holds for the guest is a descriptor:
+ * the soft limit goes up (to the hard limit at most) so that the shares'
+ * own caps (docs/shared-directories.md) are what the guest meets. */
+static void raise_fd_limit(unsigned nshares)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t want = 1024 + (rlim_t)nshares * (FUSE_SERVER_MAX_INODES + FUSE_SERVER_MAX_HANDLES);
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
 /* The PCI host bridge and the virtio devices behind it, in slot order:
  * disks (so the guest names them vda, vdb, ... as given), console, rng,
- * NICs, so adding one moves no disk or NIC, and vsock, whose slot no
- * guest name depends on. */
+ * NICs, so adding one moves no disk or NIC, then vsock and shares, whose
+ * slots no guest name depends on (shares are mounted by tag). */
 static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
 {
     vm->pci = pci_host_new(GUEST_PCI_MMIO_START, GUEST_PCI_MMIO_SIZE);
@@ -526,6 +547,14 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
     if (c->vsock_uds) {
         struct virtio_vsock *vs = virtio_vsock_new(c->vsock_cid, c->vsock_uds, err);
         if (attach_virtio(vm, virtio_vsock_device(vs), "vsock", err) < 0)
+            return -1;
+    }
+    if (c->nshares)
+        raise_fd_limit(c->nshares);
+    for (unsigned i = 0; i < c->nshares; i++) {
+        const struct config_share *sh = &c->shares[i];
+        struct virtio_fs *fs = virtio_fs_new(sh->path, sh->tag, sh->read_only, err);
+        if (attach_virtio(vm, virtio_fs_device(fs), numbered(group, "fs", i), err) < 0)
             return -1;
     }
     return 0;

@@ -19,8 +19,16 @@
 #include <stdint.h>
 #include <sys/uio.h>
 #include "vmlet.h"
+#include "sandbox.h"
 
-/* Limits (docs/shared-directories.md). */
+/* Limits (docs/shared-directories.md). Past the inode cap, LOOKUP (and
+ * the requests that create) answer ENFILE and READDIRPLUS entries come
+ * without a nodeid; past the handle cap, OPEN, OPENDIR and CREATE answer
+ * EMFILE. Each held inode and handle is one host descriptor: the process
+ * needs RLIMIT_NOFILE above the caps of all its shares, else the host's
+ * EMFILE reaches the guest first (harmless, but earlier). READ and WRITE
+ * larger than FUSE_SERVER_MAX_WRITE answer EINVAL; INIT advertises it as
+ * max_write, max_readahead (at most) and max_pages. */
 #define FUSE_SERVER_MAX_INODES  65536      /* inodes the guest may hold (LOOKUP without FORGET) */
 #define FUSE_SERVER_MAX_HANDLES 4096       /* open files and directories */
 #define FUSE_SERVER_MAX_WRITE   (1u << 20) /* largest READ/WRITE payload */
@@ -29,8 +37,18 @@ struct fuse_server;
 
 /* Opens root (a directory) for serving; read_only refuses every modifying
  * request with EROFS and opens files read-only. Returns NULL with err
- * filled (missing, not a directory, no permission). Opens descriptors
- * only; call it before the device thread enters its sandbox. */
+ * filled (missing, not a directory, no permission; no openat2, no /proc).
+ * Opens descriptors only (root, and /proc/self/fd as O_PATH, through which
+ * files are reopened for I/O and checked to be still inside the share);
+ * call it before the device thread enters its sandbox.
+ *
+ * fuse_server_handle makes these system calls, for the seccomp allowlist
+ * (x86-64, glibc 2.36): openat2, openat, close, newfstatat, fstatfs,
+ * readlinkat, symlinkat, mknodat, mkdirat, unlinkat, renameat2, linkat,
+ * fchmodat, fchmod, fchownat, utimensat, ftruncate, preadv, pwritev,
+ * fsync, fdatasync, getdents64, lseek, fallocate, faccessat2 (glibc falls
+ * back to faccessat), futex, and malloc's brk/mmap/munmap/madvise.
+ * fuse_server_new also reads /proc/self/status (the umask). */
 struct fuse_server *fuse_server_new(const char *root, bool read_only, vmlet_error *err);
 
 /* The root directory's descriptor (O_PATH), for the sandbox's Landlock
@@ -52,14 +70,28 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
 struct fuse_server_stats {
     uint64_t requests;      /* all requests handled */
     uint64_t by_opcode[64]; /* by FUSE opcode, 0..63 (higher ones: in requests only) */
-    uint64_t errors;        /* replies with a negative error */
+    uint64_t errors;        /* replies with a negative error (ENOSYS included) */
     uint64_t bytes_read;    /* READ payload returned */
     uint64_t bytes_written; /* WRITE payload written */
-    uint64_t malformed;     /* requests that failed a check of their own fields */
+    uint64_t malformed;     /* requests that failed a check of their own fields: lengths,
+                             * unterminated names, nodeids and fhs the server never gave */
     uint64_t open_handles;  /* now */
-    uint64_t inodes;        /* held now */
+    uint64_t inodes;        /* held now (the root not counted) */
 };
 void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *st);
+
+/* Ends the driver's session (a device reset, a reboot): every inode but
+ * the root and every open file are dropped; the next driver starts with
+ * INIT. Call it while no request is being handled. */
+void fuse_server_reset(struct fuse_server *s);
+
+/* "LOOKUP", "READ", ...: the opcode's name in lower case for metrics
+ * ("lookup", "read"), or NULL for an opcode the server does not know. */
+const char *fuse_opcode_name(unsigned opcode);
+
+/* The sandbox rules of a thread serving s: the system calls the server
+ * makes, and Landlock beneath its root (read and list only if read-only). */
+struct sandbox_rules fuse_server_sandbox_rules(const struct fuse_server *s);
 
 /* Closes every descriptor the server holds. */
 void fuse_server_free(struct fuse_server *s);

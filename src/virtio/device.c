@@ -65,9 +65,27 @@ void virtio_device_destroy(struct virtio_device *d)
 int virtio_device_spawn(struct virtio_device *d, vmlet_seccomp_mode mode, vmlet_error *err)
 {
     pthread_mutex_lock(&d->lock);
-    int rc = device_thread_spawn(&d->thread, d->hooks->sandbox, mode, err);
+    int rc = device_thread_spawn(&d->thread, d->sandbox ? d->sandbox : d->hooks->sandbox, mode,
+                                 err);
     pthread_mutex_unlock(&d->lock);
     return rc;
+}
+
+enum virtq_pop_result virtio_device_pop(struct virtio_device *d, struct virtq *q,
+                                        struct virtq_chain *chain, bool *broken)
+{
+    for (;;) {
+        enum virtq_pop_result res = virtq_pop(q, chain);
+        if (res == VIRTQ_EMPTY && virtq_enable_notify(q)) {
+            virtq_disable_notify(q); /* more came as notifications went on */
+            continue;
+        }
+        if (res == VIRTQ_BROKEN) {
+            *broken = true;
+            virtio_set_needs_reset(d->transport);
+        }
+        return res;
+    }
 }
 
 void virtio_device_free(void *dev)

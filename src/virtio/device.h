@@ -49,7 +49,10 @@ struct virtio_device {
     pthread_mutex_t lock; /* activate/reset/stop/free, and device settings */
     struct device_thread thread;
     struct virtio_transport *transport; /* while activated */
-    bool initialised;                   /* virtio_device_new succeeded, not yet destroyed */
+    /* This device's own rules, when they differ per instance (a shared
+     * directory's Landlock rule); NULL: hooks->sandbox. */
+    const struct sandbox_rules *sandbox;
+    bool initialised; /* virtio_device_new succeeded, not yet destroyed */
 };
 
 /* Allocates a zeroed device of size bytes (a struct whose first member is
@@ -87,6 +90,12 @@ int virtio_device_load_unsupported(void *dev, int fd);
  * pieces only. Returns how many pieces (0 when nothing is left). */
 unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
                    struct iovec *dst, unsigned dst_max);
+
+/* The next chain of q for device d: VIRTQ_CHAIN; VIRTQ_EMPTY once the
+ * driver has been asked to notify and nothing came meanwhile; or
+ * VIRTQ_BROKEN after NEEDS_RESET was set and *broken made true. */
+enum virtq_pop_result virtio_device_pop(struct virtio_device *d, struct virtq *q,
+                                        struct virtq_chain *chain, bool *broken);
 
 /* Reads a queue's kick eventfd after poll() reported revents on it. A
  * descriptor that has gone bad is set to -1, out of the poll set, so that

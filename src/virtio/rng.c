@@ -147,19 +147,8 @@ static int serve(struct virtio_rng *r)
                 timeout = 0;
                 break;
             }
-            enum virtq_pop_result res = virtq_pop(q, &r->chain);
-            if (res == VIRTQ_EMPTY) {
-                if (virtq_enable_notify(q)) {
-                    virtq_disable_notify(q);
-                    continue;
-                }
+            if (virtio_device_pop(&r->vdev, q, &r->chain, &r->broken) != VIRTQ_CHAIN)
                 break;
-            }
-            if (res == VIRTQ_BROKEN) {
-                r->broken = true;
-                virtio_set_needs_reset(r->vdev.transport);
-                break;
-            }
             r->have = true;
         }
 

@@ -29,7 +29,7 @@
 # scripts/lab-images), DISKDIR (where the disk images are made: L1's
 # tmpfs), SCRATCH_MB (256), DISKS_TIMEOUT (s for the disk checks, 600),
 # RECORDS_ROUNDS (boots of scenario G, 3), ONLY (for working on one part:
-# "mini net api vsock" or some of them, planned and run alone, vmlet only).
+# "mini net api vsock fs" or some of them, planned and run alone, vmlet only).
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/vmm.sh"
@@ -625,9 +625,10 @@ scenario_g() {
 # run loop, exits and stop paths on the same /dev/kvm. Networking
 # (tests/lab/net.sh): a user-mode and a TAP NIC in one boot. The library
 # and its control socket (tests/lab/api.sh). vsock, both directions
-# (tests/lab/vsock.sh). Each script names its checks with --plan.
+# (tests/lab/vsock.sh). Shared directories (tests/lab/fs.sh). Each script names its checks with --plan.
 NET_INITRD=${NET_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-net.img}
 VSOCK_INITRD=${VSOCK_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-vsock.img}
+FS_INITRD=${FS_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-fs.img}
 MINI=${MINI:-$HERE/../mini}
 MINI_IMAGES=${MINI_IMAGES:-$LOGDIR/mini}   # lab-images builds them for L1
 
@@ -654,6 +655,7 @@ plan() {
             sh "$HERE/net.sh" --plan
             sh "$HERE/api.sh" --plan
             sh "$HERE/vsock.sh" --plan
+            sh "$HERE/fs.sh" --plan
         fi
         vmm_checks "$v"
     done
@@ -674,6 +676,7 @@ if [ -n "${ONLY:-}" ]; then
         net) sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" ;;
         api) sh "$HERE/api.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" ;;
         vsock) sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" ;;
+        fs) sh "$HERE/fs.sh" "$VMLET" "$KERNEL" "$FS_INITRD" "$LOGDIR" ;;
         esac || failures=$((failures + 1))
     done
     [ "$failures" = 0 ]
@@ -696,6 +699,7 @@ for VMM in $VMMS; do
         sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/api.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" || failures=$((failures + 1))
+        sh "$HERE/fs.sh" "$VMLET" "$KERNEL" "$FS_INITRD" "$LOGDIR" || failures=$((failures + 1))
     fi
     scenario_a
     scenario_b

@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..50"
+echo "1..56"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -147,4 +147,15 @@ check vsock-host-cid 1 "guest CID 2 is out of range" -- \
     run --kernel "$tmp/bzImage" --vsock cid=2,uds="$tmp/v.sock"
 check vsock-long-path 1 "is longer than 96 bytes" -- \
     run --kernel "$tmp/bzImage" --vsock cid=3,uds="$tmp/$(printf 'a%.0s' $(seq 100))"
+# --share: the option's shape, then the library's checks (before KVM).
+check share-no-tag 2 "no tag (add ,tag=NAME" -- run --kernel "$tmp/bzImage" --share "$tmp"
+check share-unknown 2 "unknown share option" -- run --kernel "$tmp/bzImage" --share "$tmp",tag=a,rw=1
+check share-missing 1 "share '$tmp/nope': No such file or directory; check the path" -- \
+    run --kernel "$tmp/bzImage" --share "$tmp/nope",tag=a
+check share-not-dir 1 "share '$tmp/bzImage' is not a directory" -- \
+    run --kernel "$tmp/bzImage" --share "$tmp/bzImage",tag=a
+check share-same-tag 1 "is already the tag of" -- \
+    run --kernel "$tmp/bzImage" --share "$tmp",tag=a --share /,tag=a
+check share-long-tag 1 "must be 1 to 36 bytes" -- \
+    run --kernel "$tmp/bzImage" --share "$tmp",tag=0123456789012345678901234567890123456
 exit $((failed > 0))

@@ -265,6 +265,54 @@ static void vsock(void **state)
     vmlet_config_free(c);
 }
 
+/* Shares: a directory this user may use, a tag of 1 to 36 bytes that no
+ * other share has, at most 16. */
+static void shares(void **state)
+{
+    vmlet_config *c = good_config();
+    vmlet_error err;
+    assert_int_equal(vmlet_config_add_share(c, "/tmp", "tmp", 0), 0);
+    assert_int_equal(vmlet_config_add_share(c, "/", "root", VMLET_SHARE_READONLY), 0);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    assert_true(c->shares[1].read_only);
+    assert_false(c->shares[0].read_only);
+    vmlet_config_add_share(c, "/usr", "tmp", 0);
+    expect_error(c, VMLET_ERR_INVALID,
+                 "share '/usr': the tag 'tmp' is already the tag of '/tmp'; give each share its "
+                 "own");
+    vmlet_config_free(c);
+
+    c = good_config();
+    vmlet_config_add_share(c, "/tmp", "", 0);
+    expect_error(c, VMLET_ERR_INVALID,
+                 "share '/tmp': the tag '' must be 1 to 36 bytes (the guest mounts it by this "
+                 "name)");
+    vmlet_config_free(c);
+    c = good_config();
+    vmlet_config_add_share(c, "/tmp", "0123456789012345678901234567890123456", 0);
+    assert_int_equal(vmlet_config_validate(c, &err), -1);
+    assert_non_null(strstr(err.message, "must be 1 to 36 bytes"));
+    vmlet_config_free(c);
+    c = good_config();
+    vmlet_config_add_share(c, "/no/such/dir", "x", 0);
+    expect_error(c, VMLET_ERR_FILE,
+                 "share '/no/such/dir': No such file or directory; check the path");
+    vmlet_config_free(c);
+    c = good_config();
+    vmlet_config_add_share(c, "/etc/hostname", "x", 0);
+    expect_error(c, VMLET_ERR_FILE, "share '/etc/hostname' is not a directory");
+    vmlet_config_free(c);
+
+    c = good_config();
+    char tag[8];
+    for (unsigned i = 0; i <= VMLET_MAX_SHARES; i++) {
+        snprintf(tag, sizeof tag, "t%u", i);
+        assert_int_equal(vmlet_config_add_share(c, "/tmp", tag, 0), 0);
+    }
+    expect_error(c, VMLET_ERR_INVALID, "shares: more than 16; give at most 16");
+    vmlet_config_free(c);
+}
+
 /* What a caller needs to replace one of kernel, initrd and cmdline. */
 static void getters(void **state)
 {
@@ -315,6 +363,7 @@ int main(void)
         cmocka_unit_test(hostfwd_two_dashes),
         cmocka_unit_test(shutdown_timeout),
         cmocka_unit_test(vsock),
+        cmocka_unit_test(shares),
         cmocka_unit_test(getters),
         cmocka_unit_test(json_and_add_net_together),
     };

@@ -457,6 +457,28 @@ static void vsock(void **state)
         "vsock.uds_path: empty; give the path of the Unix socket to create");
 }
 
+static void shares(void **state)
+{
+    vmlet_config *c = load_ok("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\"}, "
+                              "{\"path\": \"/\", \"tag\": \"r\", \"read_only\": true}]}");
+    assert_int_equal(c->nshares, 2);
+    assert_string_equal(c->shares[0].path, "/tmp");
+    assert_string_equal(c->shares[0].tag, "t");
+    assert_false(c->shares[0].read_only);
+    assert_true(c->shares[1].read_only);
+    vmlet_config_free(c);
+    BAD("{\"shares\": {}}", "shares: expected an array of objects such as [{\"path\": "
+                            "\"/home/me/project\", \"tag\": \"project\"}], got an object");
+    BAD("{\"shares\": [{\"tag\": \"t\"}]}",
+        "shares[0]: no \"path\"; give the host directory to share");
+    BAD("{\"shares\": [{\"path\": \"/tmp\"}]}",
+        "shares[0]: no \"tag\"; give the name the guest mounts the share by");
+    BAD("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\", \"ro\": true}]}",
+        "shares[0].ro: unknown key; known keys are path, tag, read_only");
+    BAD("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\", \"read_only\": 1}]}",
+        "shares[0].read_only: expected true or false, got a number");
+}
+
 static void disks_bad(void **state)
 {
     BAD("{\"disks\": {\"path\": \"a\"}}", "disks: expected an array of objects such as "
@@ -843,17 +865,17 @@ static void unknown_and_duplicate_keys(void **state)
     BAD("{\"cpus\": 1, \"memroy\": \"1G\"}",
         "memroy: unknown key; known keys are cpus, "
         "memory, kernel, initrd, cmdline, console, rng, disks, network, shutdown_timeout, "
-        "kvm_device, seccomp, vsock");
-    BAD("{\"CPUS\": 1}",
-        "CPUS: unknown key; known keys are cpus, memory, kernel, initrd, "
-        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock");
+        "kvm_device, seccomp, vsock, shares");
+    BAD("{\"CPUS\": 1}", "CPUS: unknown key; known keys are cpus, memory, kernel, initrd, "
+                         "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, "
+                         "seccomp, vsock, shares");
     /* Keys that are not plain words are quoted, escapes and all. */
     BAD("{\"a b\": 1}", "[\"a b\"]: unknown key; known keys are cpus, memory, kernel, "
                         "initrd, cmdline, console, rng, disks, network, shutdown_timeout, "
-                        "kvm_device, seccomp, vsock");
-    BAD("{\"\": 1}",
-        "[\"\"]: unknown key; known keys are cpus, memory, kernel, initrd, "
-        "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock");
+                        "kvm_device, seccomp, vsock, shares");
+    BAD("{\"\": 1}", "[\"\"]: unknown key; known keys are cpus, memory, kernel, initrd, "
+                     "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, "
+                     "seccomp, vsock, shares");
     BAD("{\"disks\": [{\"path\": \"a\", \"x\\ty\": 1}]}",
         "disks[0][\"x\\x09y\"]: unknown key; known keys are path, read_only, serial");
     BAD("{\"cpus\": 2, \"cpus\": 3}", "cpus: duplicate key; give it once");
@@ -869,12 +891,12 @@ static void unknown_and_duplicate_keys(void **state)
     /* An unknown key is reported even after a bad value: keys come first. */
     BAD("{\"cpus\": \"x\", \"bogus\": 1}", "bogus: unknown key; known keys are cpus, memory, "
                                            "kernel, initrd, cmdline, console, rng, disks, network, "
-                                           "shutdown_timeout, kvm_device, seccomp, vsock");
+                                           "shutdown_timeout, kvm_device, seccomp, vsock, shares");
     /* A long unknown key is cut. */
     char *longkey = repeat("{\"", "k", 300, "\": 1}");
     BAD(longkey, "[\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...\"]: unknown key; known keys "
                  "are cpus, memory, kernel, initrd, cmdline, console, rng, disks, network, "
-                 "shutdown_timeout, kvm_device, seccomp, vsock");
+                 "shutdown_timeout, kvm_device, seccomp, vsock, shares");
     free(longkey);
 }
 
@@ -1169,7 +1191,7 @@ static void many_values(void **state)
     /* 10000 values are read (and the key errors); one more is not. */
     char *ok = repeat("{\"x\": [", "0,", 9997, "0]}");
     BAD(ok, "x: unknown key; known keys are cpus, memory, kernel, initrd, cmdline, console, "
-            "rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock");
+            "rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock, shares");
     free(ok);
     char *many = repeat("{\"x\": [", "0,", 9998, "0]}");
     SYNTAX(many, "line 1, column 20004: more than 10000 values; a vm.json is much smaller");
@@ -1342,6 +1364,7 @@ int main(void)
         cmocka_unit_test(disks_good),
         cmocka_unit_test(disks_bad),
         cmocka_unit_test(vsock),
+        cmocka_unit_test(shares),
         cmocka_unit_test(network_good),
         cmocka_unit_test(network_bad),
         cmocka_unit_test(network_same_as_net_flag),

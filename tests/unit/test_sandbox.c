@@ -26,6 +26,7 @@
 
 #include "sandbox.h"
 #include "virtio/device.h"
+#include "fake_transport.h" /* virtio_device_pop can set NEEDS_RESET */
 
 enum action { DO_ALLOWED, DO_FORBIDDEN, DO_EXEC_MEMORY, DO_IOCTL };
 

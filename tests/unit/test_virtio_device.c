@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "virtio/device.h"
+#include "fake_transport.h" /* virtio_device_pop can set NEEDS_RESET */
 
 /* ---- iov_slice ---------------------------------------------------------- */
 
