@@ -25,7 +25,8 @@
  *   'E' echo    the server reads a byte and writes it back, until EOF.
  *
  * Client tests (one line "RESULT key=value ..." at the end, MB = 10^6
- * bytes; exit status 1 with a one-line error on any failure):
+ * bytes, client_cpu_s this process's CPU time; exit status 1 with a
+ * one-line error on any failure):
  *   to-guest    N streams write for S seconds, shut down their write side
  *               and wait for the server's count, which must equal what they
  *               sent; throughput over the time until the last count came.
@@ -49,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -657,6 +659,17 @@ static void sleep_until(double t)
     }
 }
 
+/* This process's CPU time so far (user + system), in seconds. */
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        die("getrusage: %s", strerror(errno));
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static const char *test_name(enum test t)
 {
     switch (t) {
@@ -716,9 +729,10 @@ static int throughput(void)
            (double)total / (end - t0) / 1e6,
            cl.test == TO_GUEST ? " (the server's counts match)" : "");
     printf("RESULT test=%s transport=%s streams=%u seconds=%.3f bytes=%" PRIu64
-           " mb_per_s=%.3f%s\n",
+           " mb_per_s=%.3f%s client_cpu_s=%.2f\n",
            test_name(cl.test), cl.uds ? "uds" : "vsock", cl.streams, end - t0, total,
-           (double)total / (end - t0) / 1e6, cl.test == TO_GUEST ? " verified=yes" : "");
+           (double)total / (end - t0) / 1e6, cl.test == TO_GUEST ? " verified=yes" : "",
+           cpu_seconds());
     free(s);
     return 0;
 }
@@ -754,9 +768,9 @@ static int connrate(void)
            cl.uds ? "a hybrid-vsock Unix socket" : "AF_VSOCK", conns, end - t0,
            (double)conns / (end - t0), (end - t0) * 1e6 / (double)conns);
     printf("RESULT test=connrate transport=%s conns=%" PRIu64 " seconds=%.3f per_s=%.2f "
-           "us_per_conn=%.1f\n",
+           "us_per_conn=%.1f client_cpu_s=%.2f\n",
            cl.uds ? "uds" : "vsock", conns, end - t0, (double)conns / (end - t0),
-           (end - t0) * 1e6 / (double)conns);
+           (end - t0) * 1e6 / (double)conns, cpu_seconds());
     return 0;
 }
 
