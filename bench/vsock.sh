@@ -63,16 +63,19 @@ done
 # shellcheck disable=SC2086 # the list, its spaces squeezed
 echo "# vsock bench: vsockperf, ${SECONDS_EACH} s per test, 1 vCPU guest; VMMs:" $VMMS
 
-# vmm_cpu: the VMM's CPU time in clock ticks (cpu_ticks), plus that of its
-# vhost workers: kernel threads named vhost-PID, whose time is not the
-# process's (QEMU's vhost-vsock datapath runs there).
+# vmm_cpu: sets t to the VMM's CPU time in clock ticks (cpu_ticks) plus
+# that of its vhost workers, kernel threads named vhost-PID whose time is
+# not the process's (QEMU's vhost-vsock datapath runs there), and
+# VHOST_TICKS to the workers' part (empty: no worker).
 vmm_cpu() {
     t=$(cpu_ticks)
+    VHOST_TICKS=
     for d in /proc/[0-9]*; do
         [ "$(cat "$d/comm" 2>/dev/null)" = "vhost-$VMM_PID" ] || continue
-        t=$((t + $(awk '{ print $14 + $15 }' "$d/stat" 2>/dev/null || echo 0)))
+        v=$(awk '{ print $14 + $15 }' "$d/stat" 2>/dev/null || echo 0)
+        VHOST_TICKS=$((${VHOST_TICKS:-0} + v))
+        t=$((t + v))
     done
-    echo "$t"
 }
 
 # result KEY FILE: KEY's value on vsockperf's RESULT line in FILE.
@@ -124,16 +127,20 @@ while [ "$rep" -le "$REPS" ]; do
             esac
             out=$log.$t
             exits_snap "$log.$t.before"
-            c0=$(vmm_cpu)
+            vmm_cpu
+            c0=$t v0=${VHOST_TICKS:-0}
             # shellcheck disable=SC2086 # $target and $args are options
             timeout $((SECONDS_EACH + 90)) "$VSOCKPERF" client $target --port $PORT $args \
                 --seconds "$SECONDS_EACH" --timeout 30 >"$out" 2>&1
             rc=$?
-            c1=$(vmm_cpu)
+            vmm_cpu
+            c1=$t v1=${VHOST_TICKS:-0}
             exits_snap "$log.$t.after"
             exits=$(exits_diff "$log.$t.before" "$log.$t.after" "$log.$t.exits")
             rm -f "$log.$t.before" "$log.$t.after"
             cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
+            vhost=
+            [ "$vmm" = vmlet ] || vhost=" (vhost worker $(awk -v a="$v0" -v b="$v1" 'BEGIN { printf "%.1f", (b - a) / 100 }') s)"
             ccpu=$(result client_cpu_s "$out")
             if [ "$rc" != 0 ] || ! grep -q '^RESULT ' "$out"; then
                 # A failed or stalled test: reported apart, and the boot is
@@ -154,7 +161,7 @@ while [ "$rep" -le "$REPS" ]; do
             # exits per MB moved, or per connection for connrate
             per=$(awk -v e="${exits:--}" -v a="$amount" \
                 'BEGIN { if (e == "-" || a == 0) print "-"; else printf "%.1f", e / a }')
-            echo "# run $rep $vmm $t: $value $unit, $exits exits ($per per $([ "$t" = connrate ] && echo conn || echo MB)), VMM CPU $cpu s, client CPU ${ccpu:--} s"
+            echo "# run $rep $vmm $t: $value $unit, $exits exits ($per per $([ "$t" = connrate ] && echo conn || echo MB)), VMM CPU $cpu s$vhost, client CPU ${ccpu:--} s"
             echo "$vmm $t $value $amount $per ${exits:--} $cpu ${ccpu:--}" >>"$RESULTS"
         done
         vmm_send quit
