@@ -63,18 +63,18 @@ done
 # shellcheck disable=SC2086 # the list, its spaces squeezed
 echo "# vsock bench: vsockperf, ${SECONDS_EACH} s per test, 1 vCPU guest; VMMs:" $VMMS
 
-# vmm_cpu: sets t to the VMM's CPU time in clock ticks (cpu_ticks) plus
+# vmm_cpu: sets VMM_TICKS to the VMM's CPU time in clock ticks (cpu_ticks) plus
 # that of its vhost workers, kernel threads named vhost-PID whose time is
 # not the process's (QEMU's vhost-vsock datapath runs there), and
 # VHOST_TICKS to the workers' part (empty: no worker).
 vmm_cpu() {
-    t=$(cpu_ticks)
+    VMM_TICKS=$(cpu_ticks)
     VHOST_TICKS=
     for d in /proc/[0-9]*; do
         [ "$(cat "$d/comm" 2>/dev/null)" = "vhost-$VMM_PID" ] || continue
         v=$(awk '{ print $14 + $15 }' "$d/stat" 2>/dev/null || echo 0)
         VHOST_TICKS=$((${VHOST_TICKS:-0} + v))
-        t=$((t + v))
+        VMM_TICKS=$((VMM_TICKS + v))
     done
 }
 
@@ -128,13 +128,13 @@ while [ "$rep" -le "$REPS" ]; do
             out=$log.$t
             exits_snap "$log.$t.before"
             vmm_cpu
-            c0=$t v0=${VHOST_TICKS:-0}
+            c0=$VMM_TICKS v0=${VHOST_TICKS:-0}
             # shellcheck disable=SC2086 # $target and $args are options
             timeout $((SECONDS_EACH + 90)) "$VSOCKPERF" client $target --port $PORT $args \
                 --seconds "$SECONDS_EACH" --timeout 30 >"$out" 2>&1
             rc=$?
             vmm_cpu
-            c1=$t v1=${VHOST_TICKS:-0}
+            c1=$VMM_TICKS v1=${VHOST_TICKS:-0}
             exits_snap "$log.$t.after"
             exits=$(exits_diff "$log.$t.before" "$log.$t.after" "$log.$t.exits")
             rm -f "$log.$t.before" "$log.$t.after"
