@@ -66,9 +66,12 @@ echo "# vsock bench: vsockperf, ${SECONDS_EACH} s per test, 1 vCPU guest; VMMs:"
 # vmm_cpu: sets VMM_TICKS to the VMM's CPU time in clock ticks (cpu_ticks) plus
 # that of its vhost workers, kernel threads named vhost-PID whose time is
 # not the process's (QEMU's vhost-vsock datapath runs there), and
-# VHOST_TICKS to the workers' part (empty: no worker).
+# VHOST_TICKS to the workers' part (empty: no worker), GUEST_TICKS to the
+# guest's part (the process's guest time, field 43 of its stat: what KVM
+# accounts while a vCPU thread runs the guest).
 vmm_cpu() {
     VMM_TICKS=$(cpu_ticks)
+    GUEST_TICKS=$(awk '{ print $43 }' "/proc/$VMM_PID/stat" 2>/dev/null || echo 0)
     VHOST_TICKS=
     for d in /proc/[0-9]*; do
         [ "$(cat "$d/comm" 2>/dev/null)" = "vhost-$VMM_PID" ] || continue
@@ -128,17 +131,18 @@ while [ "$rep" -le "$REPS" ]; do
             out=$log.$t
             exits_snap "$log.$t.before"
             vmm_cpu
-            c0=$VMM_TICKS v0=${VHOST_TICKS:-0}
+            c0=$VMM_TICKS v0=${VHOST_TICKS:-0} g0=$GUEST_TICKS
             # shellcheck disable=SC2086 # $target and $args are options
             timeout $((SECONDS_EACH + 90)) "$VSOCKPERF" client $target --port $PORT $args \
                 --seconds "$SECONDS_EACH" --timeout 30 >"$out" 2>&1
             rc=$?
             vmm_cpu
-            c1=$VMM_TICKS v1=${VHOST_TICKS:-0}
+            c1=$VMM_TICKS v1=${VHOST_TICKS:-0} g1=$GUEST_TICKS
             exits_snap "$log.$t.after"
             exits=$(exits_diff "$log.$t.before" "$log.$t.after" "$log.$t.exits")
             rm -f "$log.$t.before" "$log.$t.after"
             cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
+            gcpu=$(awk -v a="$g0" -v b="$g1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
             vhost=
             [ "$vmm" = vmlet ] || vhost=" (vhost worker $(awk -v a="$v0" -v b="$v1" 'BEGIN { printf "%.1f", (b - a) / 100 }') s)"
             ccpu=$(result client_cpu_s "$out")
@@ -161,8 +165,8 @@ while [ "$rep" -le "$REPS" ]; do
             # exits per MB moved, or per connection for connrate
             per=$(awk -v e="${exits:--}" -v a="$amount" \
                 'BEGIN { if (e == "-" || a == 0) print "-"; else printf "%.1f", e / a }')
-            echo "# run $rep $vmm $t: $value $unit, $exits exits ($per per $([ "$t" = connrate ] && echo conn || echo MB)), VMM CPU $cpu s$vhost, client CPU ${ccpu:--} s"
-            echo "$vmm $t $value $amount $per ${exits:--} $cpu ${ccpu:--}" >>"$RESULTS"
+            echo "# run $rep $vmm $t: $value $unit, $exits exits ($per per $([ "$t" = connrate ] && echo conn || echo MB)), VMM CPU $cpu s$vhost of which guest $gcpu s, client CPU ${ccpu:--} s"
+            echo "$vmm $t $value $amount $per ${exits:--} $cpu ${ccpu:--} $gcpu" >>"$RESULTS"
         done
         vmm_send quit
         stop_vmm 30
@@ -173,12 +177,13 @@ done
 rm -rf "$sockdir"
 
 # Fields of RESULTS: 1 VMM, 2 test, 3 MB/s or conn/s, 4 MB or connections,
-# 5 exits per MB or per connection, 6 exits, 7 VMM CPU s, 8 client CPU s.
+# 5 exits per MB or per connection, 6 exits, 7 VMM CPU s, 8 client CPU s,
+# 9 the guest's part of 7.
 echo
 echo "# vsockperf, ${SECONDS_EACH} s per test, median of $REPS run(s); higher is better"
 echo "# (MB/s, 1 MB = 10^6 bytes; connrate: connections/s, exits per connection)"
-printf '%-22s %9s %9s %8s   %11s %9s   %8s %8s   %9s %8s\n' test vmlet qemu vmlet/qemu \
-    "exits/MB vm" "qe" "CPU s vm" "qe" "client vm" "qe"
+printf '%-22s %9s %9s %8s   %11s %9s   %8s %8s   %8s %8s   %9s %8s\n' test vmlet qemu vmlet/qemu \
+    "exits/MB vm" "qe" "CPU s vm" "qe" "guest vm" "qe" "client vm" "qe"
 for t in $TESTS; do
     case $t in
     to-guest-1) label="host->guest 1 stream" ;;
@@ -189,9 +194,10 @@ for t in $TESTS; do
     esac
     a=$(median vmlet "$t" 3)
     b=$(median qemu "$t" 3)
-    printf '%-22s %9s %9s %8s   %11s %9s   %8s %8s   %9s %8s\n' "$label" "$a" "$b" "$(ratio "$a" "$b")" \
+    printf '%-22s %9s %9s %8s   %11s %9s   %8s %8s   %8s %8s   %9s %8s\n' "$label" "$a" "$b" "$(ratio "$a" "$b")" \
         "$(median vmlet "$t" 5)" "$(median qemu "$t" 5)" "$(median vmlet "$t" 7)" \
-        "$(median qemu "$t" 7)" "$(median vmlet "$t" 8)" "$(median qemu "$t" 8)"
+        "$(median qemu "$t" 7)" "$(median vmlet "$t" 9)" "$(median qemu "$t" 9)" \
+        "$(median vmlet "$t" 8)" "$(median qemu "$t" 8)"
 done
 if [ -s "$FAILS" ]; then
     echo "# failed tests, left out of the medians above (errors, or a guest that"
@@ -214,5 +220,6 @@ echo
 echo "# exits/MB = VM exits while the test ran / megabytes moved (connrate: per"
 echo "# connection). CPU s vm = the VMM process's CPU time during the test (its"
 echo "# vCPU thread's includes guest time), for QEMU plus its vhost-vsock kernel"
-echo "# worker's; client = vsockperf's own (here: Unix socket for vmlet, AF_VSOCK"
-echo "# for QEMU). Nested lab: absolute numbers are TCG numbers; compare the columns."
+echo "# worker's; guest = the part of that the guest ran (KVM's guest time); client"
+echo "# = vsockperf's own (a Unix socket for vmlet, AF_VSOCK for QEMU). Nested lab:"
+echo "# absolute numbers are TCG numbers; compare the columns."
