@@ -36,7 +36,11 @@
  *   connrate    one after another for S seconds: connect (with the
  *               handshake for --uds), a 1-byte echo, close.
  * Every socket has a send and receive timeout (--timeout, default 30 s), so
- * a guest that stops moving data makes the test fail rather than hang. */
+ * a guest that stops moving data makes the test fail rather than hang.
+ * --buffer-size (--vsock only) sets the AF_VSOCK socket's buffer, which the
+ * host kernel advertises to the guest as this end's receive window
+ * (buf_alloc; Linux's default is 256 KiB, vmlet's Unix-socket side always
+ * advertises 64 KiB): for comparing the two with equal windows. */
 #include <errno.h>
 #include <inttypes.h>
 #include <linux/vm_sockets.h>
@@ -429,6 +433,7 @@ struct client {
     unsigned streams; /* --streams */
     double seconds;   /* --seconds */
     unsigned timeout; /* --timeout, per socket operation */
+    uint64_t bufsize; /* --buffer-size, AF_VSOCK only; 0: the kernel's */
 };
 
 static struct client cl;
@@ -498,6 +503,16 @@ static int client_connect(char *err, size_t errlen)
         }
     } else {
         struct sockaddr_vm a = { .svm_family = AF_VSOCK, .svm_cid = cl.cid, .svm_port = cl.port };
+        /* The receive buffer, which this side advertises to the guest as
+         * its window (buf_alloc); the maximum first, so the size fits. */
+        if (cl.bufsize && (setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_MAX_SIZE, &cl.bufsize,
+                                      sizeof(cl.bufsize)) != 0 ||
+                           setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_BUFFER_SIZE, &cl.bufsize,
+                                      sizeof(cl.bufsize)) != 0)) {
+            snprintf(err, errlen, "setsockopt(SO_VM_SOCKETS_BUFFER_SIZE %" PRIu64 "): %s",
+                     cl.bufsize, strerror(errno));
+            goto fail;
+        }
         if (connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
             snprintf(err, errlen, "connect to vsock %u:%u: %s", cl.cid, cl.port, strerror(errno));
             goto fail;
@@ -780,6 +795,7 @@ static void usage(void)
                     "       vsockperf client (--vsock CID | --uds PATH) --port P\n"
                     "                        --test to-guest|from-guest|connrate\n"
                     "                        [--streams N] [--seconds S] [--timeout T]\n"
+                    "                        [--buffer-size BYTES]   (--vsock only)\n"
                     "(see the comment at the top of bench/vsockperf.c)\n");
 }
 
@@ -834,6 +850,10 @@ static int client_main(int argc, char **argv)
             cl.seconds = strtod(a, &end);
             if (errno != 0 || end == a || *end != '\0' || !(cl.seconds > 0) || cl.seconds > 86400)
                 die("--seconds %s: not a time from 0 to 86400 s", a);
+        } else if (strcmp(o, "--buffer-size") == 0) {
+            if (!parse_u64(a, 4096, 64u << 20, &v))
+                die("--buffer-size %s: not a number of bytes from 4096 to 67108864", a);
+            cl.bufsize = v;
         } else if (strcmp(o, "--timeout") == 0) {
             if (!parse_u64(a, 1, 3600, &v))
                 die("--timeout %s: not a number of seconds from 1 to 3600", a);
@@ -844,6 +864,8 @@ static int client_main(int argc, char **argv)
     }
     if (have_cid == (cl.uds != NULL))
         die("give one of --vsock CID and --uds PATH (see --help)");
+    if (cl.bufsize && cl.uds)
+        die("--buffer-size is for --vsock (vmlet's window is its own)");
     if (!have_port)
         die("--port is missing (see --help)");
     if (!have_test)
