@@ -29,6 +29,11 @@
 #                        ADDR:PORT-:PORT]" or "tap=NAME" (QEMU -netdev user
 #                        or tap, script=no, no vhost: both datapaths are in
 #                        the VMM process, + -device virtio-net-pci)
+#   VMM_VSOCK="cid=N,uds=PATH"  a virtio-vsock device, guest CID N (vmlet
+#                        --vsock, its host side the Unix socket PATH; QEMU
+#                        -device vhost-vsock-pci,guest-cid=N: the host side
+#                        is AF_VSOCK in the kernel, /dev/vhost-vsock, and
+#                        PATH is not used)
 #   QEMU_DRIVE_OPTS      more -drive options for QEMU (bench/disk: cache=,
 #                        aio=); QEMU's defaults otherwise (cache=writeback,
 #                        like vmlet's page-cache-backed disks)
@@ -52,6 +57,7 @@ vmm_device_args() {
         [ "${VMM_CONSOLE:-serial}" = virtio ] && printf ' --console virtio'
         [ -n "${VMM_RNG:-}" ] && printf ' --rng'
         for n in ${VMM_NET:-}; do printf ' --net %s' "$n"; done
+        [ -n "${VMM_VSOCK:-}" ] && printf ' --vsock %s' "$VMM_VSOCK"
         ;;
     qemu*)
         i=0
@@ -86,6 +92,11 @@ vmm_device_args() {
             printf ' -device virtio-net-pci,netdev=net%s,romfile=' "$i"
             i=$((i + 1))
         done
+        if [ -n "${VMM_VSOCK:-}" ]; then
+            for o in $(echo "$VMM_VSOCK" | tr , ' '); do
+                case $o in cid=*) printf ' -device vhost-vsock-pci,guest-cid=%s' "${o#cid=}" ;; esac
+            done
+        fi
         ;;
     esac
     return 0
