@@ -61,8 +61,14 @@ outside_before=$(find "$tmp/outside" "$tmp/ro" | LC_ALL=C sort | xargs ls -ld --
     </dev/null >"$log" 2>&1 &
 pid=$!
 deadline=$(($(secs) + 900))
+limits=
 while ! grep -aq VMLET-FS-DONE "$log" 2>/dev/null && kill -0 $pid 2>/dev/null &&
       [ "$(secs)" -lt "$deadline" ]; do
+    # vmlet's descriptors and their limit while the guest holds its files
+    if [ -z "$limits" ] && grep -aq VMLET-FS-OPENMANY= "$log"; then
+        set -- "/proc/$pid/fd/"*
+        limits="$(grep -i 'max open files' "/proc/$pid/limits" | tr -s ' '), $# open"
+    fi
     sleep 2
 done
 
@@ -121,6 +127,7 @@ else
     not_ok fs-read-only "read: '$(val RO-READ)', changes that went through: '$(val RO-CHANGES)', host now has: $(cd "$tmp/ro" && echo *)"
 fi
 got=$(val OPENMANY)
+echo "# fs: vmlet's $limits"
 case $got in
 "opened 5000 of 5000"*) not_ok fs-open-cap "the guest held 5000 files open: no cap ('$got')" ;;
 "opened "*"first error: "*)
