@@ -64,10 +64,14 @@ deadline=$(($(secs) + 900))
 limits=
 while ! grep -aq VMLET-FS-DONE "$log" 2>/dev/null && kill -0 $pid 2>/dev/null &&
       [ "$(secs)" -lt "$deadline" ]; do
-    # vmlet's descriptors and their limit while the guest holds its files
-    if [ -z "$limits" ] && grep -aq VMLET-FS-OPENMANY= "$log"; then
+    # vmlet's descriptors (the most seen) and their limit while the guest
+    # opens and holds its files
+    if grep -aq VMLET-FS-OPENMANY-START "$log" && ! grep -aq VMLET-FS-OPENMANY= "$log"; then
         set -- "/proc/$pid/fd/"*
-        limits="$(grep -i 'max open files' "/proc/$pid/limits" | tr -s ' '), $# open"
+        [ "$#" -gt "${most_fds:-0}" ] && most_fds=$#
+        limits="$(grep -i 'max open files' "/proc/$pid/limits" | tr -s ' '), at most $most_fds open"
+        sleep 0.5
+        continue
     fi
     sleep 2
 done
