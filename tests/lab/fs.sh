@@ -68,7 +68,11 @@ while ! grep -aq VMLET-FS-DONE "$log" 2>/dev/null && kill -0 $pid 2>/dev/null &&
     # opens and holds its files
     if grep -aq VMLET-FS-OPENMANY-START "$log" && ! grep -aq VMLET-FS-OPENMANY= "$log"; then
         set -- "/proc/$pid/fd/"*
-        [ "$#" -gt "${most_fds:-0}" ] && most_fds=$#
+        if [ "$#" -gt "${most_fds:-0}" ]; then
+            most_fds=$#
+            # what they are: the most common targets, for the record
+            fd_kinds=$(for f in "$@"; do readlink "$f"; done | sed 's/[0-9][0-9]*$/N/' | sort | uniq -c | sort -rn | head -n 4 | tr -s ' \n' ' ')
+        fi
         limits="$(grep -i 'max open files' "/proc/$pid/limits" | tr -s ' '), at most $most_fds open"
         sleep 0.5
         continue
@@ -131,7 +135,7 @@ else
     not_ok fs-read-only "read: '$(val RO-READ)', changes that went through: '$(val RO-CHANGES)', host now has: $(cd "$tmp/ro" && echo *)"
 fi
 got=$(val OPENMANY)
-echo "# fs: vmlet's $limits"
+echo "# fs: vmlet's $limits ($fd_kinds)"
 case $got in
 "opened 5000 of 5000"*) not_ok fs-open-cap "the guest held 5000 files open: no cap ('$got')" ;;
 "opened "*"first error: "*)
