@@ -499,18 +499,26 @@ static const char *numbered(char buf[16], const char *kind, unsigned index)
     return buf;
 }
 
-/* Each inode and open file a share holds for the guest is a descriptor:
- * the soft limit goes up (to the hard limit at most) so that the shares'
- * own caps (docs/shared-directories.md) are what the guest meets. */
+/* Each inode the guest holds in a share, and each file it has open, is a
+ * descriptor here: the limit goes up so that the shares' own caps
+ * (docs/shared-directories.md) are what the guest meets. The hard limit
+ * too where vmlet may (root: up to the kernel's fs.nr_open); otherwise
+ * the soft limit up to the hard one. */
 static void raise_fd_limit(unsigned nshares)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
         return;
     rlim_t want = 1024 + (rlim_t)nshares * (FUSE_SERVER_MAX_INODES + FUSE_SERVER_MAX_HANDLES);
+    const rlim_t tries[] = { want, 1048576 /* fs.nr_open's default */ };
+    for (unsigned i = 0; i < 2 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want; i++) {
+        struct rlimit more = { tries[i], tries[i] };
+        if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+            return;
+    }
     if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
         want = rl.rlim_max;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    if (rl.rlim_cur < want) {
         rl.rlim_cur = want;
         setrlimit(RLIMIT_NOFILE, &rl);
     }

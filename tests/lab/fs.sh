@@ -61,8 +61,22 @@ outside_before=$(find "$tmp/outside" "$tmp/ro" | LC_ALL=C sort | xargs ls -ld --
     </dev/null >"$log" 2>&1 &
 pid=$!
 deadline=$(($(secs) + 900))
+limits=
 while ! grep -aq VMLET-FS-DONE "$log" 2>/dev/null && kill -0 $pid 2>/dev/null &&
       [ "$(secs)" -lt "$deadline" ]; do
+    # vmlet's descriptors (the most seen) and their limit while the guest
+    # opens and holds its files
+    if grep -aq VMLET-FS-OPENMANY-START "$log" && ! grep -aq VMLET-FS-OPENMANY= "$log"; then
+        set -- "/proc/$pid/fd/"*
+        if [ "$#" -gt "${most_fds:-0}" ]; then
+            most_fds=$#
+            # what they are: the most common targets, for the record
+            fd_kinds=$(for f in "$@"; do readlink "$f"; done | sed 's/[0-9][0-9]*$/N/' | sort | uniq -c | sort -rn | head -n 4 | tr -s ' \n' ' ')
+        fi
+        limits="$(grep -i 'max open files' "/proc/$pid/limits" | tr -s ' '), at most $most_fds open"
+        sleep 0.5
+        continue
+    fi
     sleep 2
 done
 
@@ -121,14 +135,18 @@ else
     not_ok fs-read-only "read: '$(val RO-READ)', changes that went through: '$(val RO-CHANGES)', host now has: $(cd "$tmp/ro" && echo *)"
 fi
 got=$(val OPENMANY)
+echo "# fs: vmlet's $limits ($fd_kinds)"
 case $got in
 "opened 5000 of 5000"*) not_ok fs-open-cap "the guest held 5000 files open: no cap ('$got')" ;;
 "opened "*"first error: "*)
-    if [ "$(val AFTER-OPENMANY)" = again ]; then
+    # The share's cap (4096 open files, nothing else of the guest open
+    # there), not the host's descriptor limit, is what stops it.
+    n=$(echo "$got" | cut -d' ' -f2)
+    if [ "$(val AFTER-OPENMANY)" = again ] && [ "$n" -ge 4000 ] && [ "$n" -le 4096 ]; then
         ok fs-open-cap
         echo "# fs: $got; afterwards a new file opened: $(val AFTER-OPENMANY)"
     else
-        not_ok fs-open-cap "'$got', but afterwards: '$(val AFTER-OPENMANY)'"
+        not_ok fs-open-cap "'$got' (want the cap, 4096, to stop it), afterwards: '$(val AFTER-OPENMANY)'; vmlet's $limits ($fd_kinds)"
     fi ;;
 *) not_ok fs-open-cap "guest: '$got'" ;;
 esac

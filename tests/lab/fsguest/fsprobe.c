@@ -29,7 +29,12 @@ static int open_many(const char *dir, long n)
     /* Room for n descriptors in this process, so that the share's cap is
      * what stops it and not our own limit. */
     struct rlimit rl = { (rlim_t)n + 64, (rlim_t)n + 64 };
-    setrlimit(RLIMIT_NOFILE, &rl);
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+        rl.rlim_cur < (rlim_t)n) {
+        printf("cannot hold %ld files here (RLIMIT_NOFILE %llu)\n", n,
+               (unsigned long long)rl.rlim_cur);
+        return 1;
+    }
     long opened = 0;
     int first_err = 0;
     char path[4096];
@@ -45,6 +50,8 @@ static int open_many(const char *dir, long n)
     }
     printf("opened %ld of %ld%s%s\n", opened, n, first_err ? ", first error: " : "",
            first_err ? strerror(first_err) : "");
+    fflush(stdout);
+    sleep(5); /* held, for the host to look at vmlet meanwhile */
     return 0; /* the descriptors close at exit */
 }
 
