@@ -65,6 +65,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "error.h"
+#include "iov.h"
 #include "fs/fuse_table.h"
 
 #define FUSE_MIN_MINOR 31 /* oldest guest protocol answered (Linux 5.4+) */
@@ -116,81 +117,6 @@ struct rep {
 static void count(_Atomic uint64_t *c, uint64_t n)
 {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
-}
-
-/* --- iovecs ------------------------------------------------------------ */
-
-static size_t iov_copy_from(const struct iovec *iov, unsigned n, size_t off, void *dst, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        size_t k = iov[i].iov_len - off;
-        if (k > len - done)
-            k = len - done;
-        memcpy((uint8_t *)dst + done, (const uint8_t *)iov[i].iov_base + off, k);
-        done += k;
-        off = 0;
-    }
-    return done;
-}
-
-static size_t iov_copy_to(const struct iovec *iov, unsigned n, size_t off, const void *src,
-                          size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        size_t k = iov[i].iov_len - off;
-        if (k > len - done)
-            k = len - done;
-        memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)src + done, k);
-        done += k;
-        off = 0;
-    }
-    return done;
-}
-
-/* dst[] = the bytes [off, off + len) of iov[]; returns how many entries, or
- * -1 if iov[] is shorter or the slice needs more than max entries. */
-static int iov_slice(const struct iovec *iov, unsigned n, size_t off, size_t len, struct iovec *dst,
-                     unsigned max)
-{
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && len > 0; i++) {
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        if (k == max)
-            return -1;
-        size_t take = iov[i].iov_len - off;
-        if (take > len)
-            take = len;
-        dst[k].iov_base = (uint8_t *)iov[i].iov_base + off;
-        dst[k].iov_len = take;
-        k++;
-        len -= take;
-        off = 0;
-    }
-    return len == 0 ? (int)k : -1;
-}
-
-static bool iov_total(const struct iovec *iov, unsigned n, size_t *total)
-{
-    size_t t = 0;
-    for (unsigned i = 0; i < n; i++) {
-        if (__builtin_add_overflow(t, iov[i].iov_len, &t))
-            return false;
-    }
-    *total = t;
-    return true;
 }
 
 static int node_fd(struct fuse_server *s, int32_t slot)
@@ -431,8 +357,8 @@ static int op_batch_forget(struct fuse_server *s, struct req *rq)
     int r = in.count > room ? -1 : 0; /* lies about its count: forget what is there */
     for (size_t i = 0; i < in.count && i < room; i++) {
         struct fuse_forget_one one;
-        if (iov_copy_from(rq->in, rq->n_in, sizeof rq->h + sizeof in + i * sizeof one, &one,
-                          sizeof one) != sizeof one)
+        if (iov_to_buf(rq->in, rq->n_in, sizeof rq->h + sizeof in + i * sizeof one, &one,
+                       sizeof one) != sizeof one)
             return -1; /* cannot happen: body <= what in[] holds */
         if (fuse_inode_forget(&s->t, one.nodeid, one.nlookup))
             r = -1;
@@ -551,7 +477,7 @@ static int op_readlink(struct fuse_server *s, struct req *rq, struct rep *rp, in
         return errno == ENOENT ? -EINVAL : -errno; /* "" on a non-symlink */
     if (rp->cap < sizeof(struct fuse_out_header) + (size_t)n)
         return -ERANGE;
-    iov_copy_to(rp->out, rp->n_out, sizeof(struct fuse_out_header), buf, (size_t)n);
+    iov_from_buf(rp->out, rp->n_out, sizeof(struct fuse_out_header), buf, (size_t)n);
     rp->len = (size_t)n;
     rp->direct = true;
     return 0;
@@ -830,8 +756,8 @@ static int op_read(struct fuse_server *s, struct req *rq, struct rep *rp)
     if (h < 0)
         return unknown_id(rq);
     struct iovec v[IOV_SLICE_MAX];
-    int n = iov_slice(rp->out, rp->n_out, sizeof(struct fuse_out_header), in.size, v,
-                      IOV_SLICE_MAX);
+    int n = iov_slice_all(rp->out, rp->n_out, sizeof(struct fuse_out_header), in.size, v,
+                          IOV_SLICE_MAX);
     ssize_t got = 0;
     if (n > 0)
         got = preadv(s->t.handles[h].fd, v, n, (off_t)in.offset);
@@ -861,7 +787,7 @@ static int op_write(struct fuse_server *s, struct req *rq, struct rep *rp)
     if (h < 0)
         return unknown_id(rq);
     struct iovec v[IOV_SLICE_MAX];
-    int n = iov_slice(rq->in, rq->n_in, at, in.size, v, IOV_SLICE_MAX);
+    int n = iov_slice_all(rq->in, rq->n_in, at, in.size, v, IOV_SLICE_MAX);
     ssize_t put = 0;
     if (n > 0)
         put = pwritev(s->t.handles[h].fd, v, n, (off_t)in.offset);
@@ -997,7 +923,7 @@ static int op_readdir(struct fuse_server *s, struct req *rq, struct rep *rp, boo
     if (used == 0 && got > 0)
         r = -EINVAL; /* size too small for even one entry */
     else
-        rp->len = iov_copy_to(rp->out, rp->n_out, sizeof(struct fuse_out_header), out, used);
+        rp->len = iov_from_buf(rp->out, rp->n_out, sizeof(struct fuse_out_header), out, used);
     rp->direct = true;
 done:
     free(raw);
@@ -1192,7 +1118,7 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
     struct rep rp = { .out = out, .n_out = n_out };
     size_t total;
     if (!iov_total(in, n_in, &total) || total < sizeof rq.h ||
-        iov_copy_from(in, n_in, 0, &rq.h, sizeof rq.h) != sizeof rq.h) {
+        iov_to_buf(in, n_in, 0, &rq.h, sizeof rq.h) != sizeof rq.h) {
         count(&s->st.malformed, 1);
         return 0; /* no unique to answer to */
     }
@@ -1220,14 +1146,14 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
         size_t fixed = rq.h.opcode == FUSE_WRITE ? sizeof(struct fuse_write_in)
                                                  : sizeof(struct fuse_batch_forget_in);
         rq.args_len = want < fixed ? want : fixed;
-        iov_copy_from(in, n_in, sizeof rq.h, args, rq.args_len);
+        iov_to_buf(in, n_in, sizeof rq.h, args, rq.args_len);
         rq.args = args;
         r = dispatch(s, &rq, &rp);
     } else if (want > sizeof args) {
         r = rq.h.opcode == FUSE_SETXATTR ? -ENOSYS : -E2BIG;
         bad = r != -ENOSYS;
     } else {
-        rq.args_len = iov_copy_from(in, n_in, sizeof rq.h, args, want);
+        rq.args_len = iov_to_buf(in, n_in, sizeof rq.h, args, want);
         rq.args = args;
         r = dispatch(s, &rq, &rp);
     }
@@ -1265,10 +1191,10 @@ size_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigne
         oh.error = r;
         rp.len = 0;
     } else if (!rp.direct) {
-        iov_copy_to(out, n_out, sizeof oh, rp.buf, rp.len);
+        iov_from_buf(out, n_out, sizeof oh, rp.buf, rp.len);
     }
     oh.len = (uint32_t)(sizeof oh + rp.len);
-    iov_copy_to(out, n_out, 0, &oh, sizeof oh);
+    iov_from_buf(out, n_out, 0, &oh, sizeof oh);
     return oh.len;
 }
 

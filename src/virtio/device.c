@@ -146,27 +146,6 @@ int virtio_device_load_unsupported(void *dev, int fd)
     return -1;
 }
 
-unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
-                   struct iovec *dst, unsigned dst_max)
-{
-    unsigned k = 0;
-    for (unsigned i = 0; i < n && k < dst_max && len > 0; i++) {
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        uint64_t take = iov[i].iov_len - off;
-        if (take > len)
-            take = len;
-        if (dst)
-            dst[k] = (struct iovec){ (uint8_t *)iov[i].iov_base + off, (size_t)take };
-        k++;
-        len -= take;
-        off = 0;
-    }
-    return k;
-}
-
 void virtio_take_kick(int *fd, short revents)
 {
     if (revents & POLLNVAL) {

@@ -24,6 +24,7 @@
 #include "vmlet.h"
 #include "thread.h"
 #include "sandbox.h"
+#include "iov.h"
 #include "virtio/virtio.h"
 
 /* The device's part of the shared activate/stop path. Each runs with the
@@ -84,12 +85,6 @@ void virtio_device_stop_locked(struct virtio_device *d);
 /* ops->save/load until snapshots exist: always -1. */
 int virtio_device_save_unsupported(void *dev, int fd);
 int virtio_device_load_unsupported(void *dev, int fd);
-
-/* Up to len bytes of iov[0..n) from byte off on, as at most dst_max
- * iovecs in dst (empty pieces are skipped). dst may be NULL to count the
- * pieces only. Returns how many pieces (0 when nothing is left). */
-unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
-                   struct iovec *dst, unsigned dst_max);
 
 /* The next chain of q for device d: VIRTQ_CHAIN; VIRTQ_EMPTY once the
  * driver has been asked to notify and nothing came meanwhile; or

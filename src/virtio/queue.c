@@ -325,39 +325,3 @@ bool virtq_enable_notify(struct virtq *q)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     return ld16(avail_idx_p(&r), __ATOMIC_ACQUIRE) != q->last_avail;
 }
-
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t chunk = iov[i].iov_len - offset;
-        if (chunk > len - done)
-            chunk = len - done;
-        memcpy((uint8_t *)buf + done, (const uint8_t *)iov[i].iov_base + offset, chunk);
-        done += chunk;
-        offset = 0;
-    }
-    return done;
-}
-
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf, size_t len)
-{
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t chunk = iov[i].iov_len - offset;
-        if (chunk > len - done)
-            chunk = len - done;
-        memcpy((uint8_t *)iov[i].iov_base + offset, (const uint8_t *)buf + done, chunk);
-        done += chunk;
-        offset = 0;
-    }
-    return done;
-}

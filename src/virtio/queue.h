@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 #include "../memory.h"
+#include "../iov.h"
 
 #define VIRTQ_MAX_SIZE  1024 /* the largest queue vmlet offers */
 #define VIRTQ_MAX_CHAIN 1024 /* descriptors in one chain, indirect included */
@@ -60,9 +61,5 @@ bool virtq_should_notify(struct virtq *q);
 bool virtq_enable_notify(struct virtq *q);
 void virtq_disable_notify(struct virtq *q);
 
-/* Copy helpers over a chain's iovecs, bounded by their lengths. */
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len);
-size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf,
-                    size_t len);
 
 #endif
