@@ -189,10 +189,11 @@ static int drop_capabilities(uint64_t keep)
 }
 
 /* Landlock (Linux 5.13+): the thread may open no file at all, except
- * rules->read_paths for reading and anything beneath rules->share_fd. Without Landlock (an older kernel, or
- * not among the kernel's LSMs) this does nothing: seccomp alone then
- * keeps every thread but the network thread from opening files, and that
- * one to reading. Returns 0, or -1 with errno. */
+ * rules->read_paths for reading and anything beneath rules->share_fd.
+ * Without Landlock (an older kernel, or not among the kernel's LSMs) this
+ * does nothing: seccomp alone then keeps every thread but the network
+ * and share threads from opening files, and the network one to reading.
+ * Returns 0, or -1 with errno. */
 static int restrict_files(const struct sandbox_rules *r)
 {
     int abi = (int)syscall(__NR_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);

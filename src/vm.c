@@ -513,8 +513,8 @@ static void raise_fd_limit(unsigned nshares)
     const rlim_t tries[] = { want, 1048576 /* fs.nr_open's default */ };
     for (unsigned i = 0; i < 2 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want; i++) {
         struct rlimit more = { tries[i], tries[i] };
-        if (setrlimit(RLIMIT_NOFILE, &more) == 0)
-            return;
+        if (tries[i] > rl.rlim_max && setrlimit(RLIMIT_NOFILE, &more) == 0)
+            return; /* never lowers the hard limit */
     }
     if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
         want = rl.rlim_max;

@@ -42,11 +42,14 @@
  * alone moves anything out of the share: RENAME and LINK take both ends
  * from inodes of the share.
  *
- * Ownership: files are created as vmlet's own uid/gid (root's when vmlet
- * runs as root, hence no set-user-ID from the guest); fsuid is not
- * switched. chown to another uid fails with the host's EPERM when the
- * thread has no CAP_CHOWN (the sandbox drops every capability). Timeouts: entries and attributes are valid for
- * FUSE_TIMEOUT_S (1 s), so host-side changes show within a second.
+ * Ownership: files are created as vmlet's own uid/gid; fsuid is not
+ * switched. With vmlet as root, the serving thread keeps CAP_CHOWN (and
+ * the file capabilities a root file server needs: src/sandbox.h
+ * keep_caps) and gives what the guest creates to the guest caller's
+ * uid/gid (give_to_caller); set-user-ID bits are never set. Not as root,
+ * chown to another uid fails with the host's EPERM. Timeouts: entries
+ * and attributes are valid for FUSE_TIMEOUT_S (1 s), so host-side changes
+ * show within a second.
  */
 #include "fs/fuse_server.h"
 
