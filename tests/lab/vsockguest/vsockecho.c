@@ -1,0 +1,91 @@
+/* The vsock guest's echo server (tests/lab/vsock.sh, port 6003), built
+ * static by scripts/lab-images:
+ *   vsockecho PORT     listens on AF_VSOCK PORT; a process per connection
+ *                      writes back every byte it reads and closes once
+ *                      the peer has half-closed.
+ * Why not socat's PIPE address: socat moves a whole block (8 KiB) into its
+ * own pipe with a blocking write once poll says the pipe has any room, so
+ * when the other way is held up (no vsock credit) and the pipe fills, that
+ * write waits for a reader that is socat itself. It was seen stuck in
+ * anon_pipe_write with a Unix socket too, no VM involved. Here the one
+ * write that can wait is to the socket, and the peer's reading frees it. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/vm_sockets.h>
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int echo(int fd)
+{
+    static char buf[65536];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            fprintf(stderr, "vsockecho: read: %s\n", strerror(errno));
+            return 1;
+        }
+        if (r == 0)
+            break;
+        if (write_all(fd, buf, (size_t)r) < 0) {
+            fprintf(stderr, "vsockecho: write: %s\n", strerror(errno));
+            return 1;
+        }
+    }
+    close(fd); /* after the data: the peer reads it all, then EOF */
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: vsockecho PORT\n");
+        return 2;
+    }
+    signal(SIGCHLD, SIG_IGN); /* children reap themselves */
+    int lfd = socket(AF_VSOCK, SOCK_STREAM, 0);
+    struct sockaddr_vm addr = { .svm_family = AF_VSOCK,
+                                .svm_cid = VMADDR_CID_ANY,
+                                .svm_port = (unsigned)strtoul(argv[1], NULL, 10) };
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(lfd, 128) < 0) {
+        fprintf(stderr, "vsockecho: listening on port %s: %s\n", argv[1], strerror(errno));
+        return 1;
+    }
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            fprintf(stderr, "vsockecho: accept: %s\n", strerror(errno));
+            return 1;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(lfd);
+            _exit(echo(fd));
+        }
+        if (pid < 0)
+            fprintf(stderr, "vsockecho: fork: %s\n", strerror(errno));
+        close(fd);
+    }
+}
