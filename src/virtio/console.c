@@ -89,12 +89,6 @@ _Static_assert(offsetof(struct virtio_console, vdev) == 0, "the device is its vi
 
 /* ---- helpers ---------------------------------------------------------- */
 
-static void queue_broken(struct virtio_console *c, bool *broken)
-{
-    *broken = true;
-    virtio_set_needs_reset(c->vdev.transport);
-}
-
 /* The guest's reader of out_fd is gone or the descriptor failed: later
  * output is dropped. EPIPE also raised SIGPIPE at this thread, where it is
  * blocked; take it so it is not left pending. */
@@ -163,18 +157,9 @@ static enum tx_state tx_run(struct virtio_console *c)
                 st = TX_MORE;
                 break;
             }
-            enum virtq_pop_result r = virtq_pop(q, &c->tx_chain);
-            if (r == VIRTQ_EMPTY) {
-                if (virtq_enable_notify(q)) {
-                    virtq_disable_notify(q);
-                    continue; /* more arrived meanwhile */
-                }
-                break; /* idle: a kick wakes us */
-            }
-            if (r == VIRTQ_BROKEN) {
-                queue_broken(c, &c->tx_broken);
+            /* Empty: idle, notifications on, a kick wakes us. */
+            if (virtio_device_pop(&c->vdev, q, &c->tx_chain, &c->tx_broken) != VIRTQ_CHAIN)
                 break;
-            }
             c->tx_have = true;
             c->tx_off = 0;
             chains++;
@@ -209,18 +194,9 @@ static bool rx_fill(struct virtio_console *c)
             more = true;
             break;
         }
-        enum virtq_pop_result r = virtq_pop(q, &c->rx_chain);
-        if (r == VIRTQ_EMPTY) {
-            if (virtq_enable_notify(q)) {
-                virtq_disable_notify(q);
-                continue;
-            }
-            break; /* no buffer: in_fd is left alone until a kick */
-        }
-        if (r == VIRTQ_BROKEN) {
-            queue_broken(c, &c->rx_broken);
+        /* Empty: no buffer, so in_fd is left alone until a kick. */
+        if (virtio_device_pop(&c->vdev, q, &c->rx_chain, &c->rx_broken) != VIRTQ_CHAIN)
             break;
-        }
         if (c->rx_chain.in_len == 0) {
             /* Nothing we could write into: hand it straight back. */
             virtq_push(q, c->rx_chain.head, 0);

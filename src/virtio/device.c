@@ -74,18 +74,22 @@ int virtio_device_spawn(struct virtio_device *d, vmlet_seccomp_mode mode, vmlet_
 enum virtq_pop_result virtio_device_pop(struct virtio_device *d, struct virtq *q,
                                         struct virtq_chain *chain, bool *broken)
 {
-    for (;;) {
-        enum virtq_pop_result res = virtq_pop(q, chain);
-        if (res == VIRTQ_EMPTY && virtq_enable_notify(q)) {
-            virtq_disable_notify(q); /* more came as notifications went on */
-            continue;
-        }
-        if (res == VIRTQ_BROKEN) {
-            *broken = true;
-            virtio_set_needs_reset(d->transport);
-        }
-        return res;
+    enum virtq_pop_result res = virtq_pop(q, chain);
+    if (res == VIRTQ_EMPTY && virtq_enable_notify(q)) {
+        /* More came as notifications went on: one more look finds it, as
+         * the driver's available index only grows. One that moves it
+         * back gets EMPTY, notifications on, not a loop it could keep
+         * this thread in. */
+        virtq_disable_notify(q);
+        res = virtq_pop(q, chain);
+        if (res == VIRTQ_EMPTY)
+            virtq_enable_notify(q);
     }
+    if (res == VIRTQ_BROKEN) {
+        *broken = true;
+        virtio_set_needs_reset(d->transport);
+    }
+    return res;
 }
 
 void virtio_device_free(void *dev)

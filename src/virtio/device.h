@@ -88,7 +88,12 @@ int virtio_device_load_unsupported(void *dev, int fd);
 
 /* The next chain of q for device d: VIRTQ_CHAIN; VIRTQ_EMPTY once the
  * driver has been asked to notify and nothing came meanwhile; or
- * VIRTQ_BROKEN after NEEDS_RESET was set and *broken made true. */
+ * VIRTQ_BROKEN after NEEDS_RESET was set and *broken made true. It takes
+ * at most one chain and looks at most twice (a driver cannot keep it
+ * looking), so a caller's budget, counted in chains, bounds its loop.
+ * After VIRTQ_EMPTY notifications are on; after VIRTQ_CHAIN they are as
+ * the caller had them, or off (a caller that holds the chain and wants
+ * no kicks disables them itself). */
 enum virtq_pop_result virtio_device_pop(struct virtio_device *d, struct virtq *q,
                                         struct virtq_chain *chain, bool *broken);
 

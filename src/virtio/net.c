@@ -355,12 +355,6 @@ static void push_together(struct virtq *q, const struct used_elem *u, unsigned k
     __atomic_store_n((uint16_t *)(used + 2), htole16(q->used_idx), __ATOMIC_RELEASE);
 }
 
-static void queue_broken(struct virtio_net *n, unsigned i)
-{
-    n->broken[i] = true;
-    virtio_set_needs_reset(n->vdev.transport);
-}
-
 /* ---- transmitq1: guest -> backend (5.1.6.2) --------------------------- */
 
 /* Checks the chain just popped and builds tx_iov; false if the driver got
@@ -400,18 +394,9 @@ static bool tx_run(struct virtio_net *n)
         if (!n->tx_have) {
             if (budget == 0)
                 return true;
-            enum virtq_pop_result r = virtq_pop(q, n->chain);
-            if (r == VIRTQ_EMPTY) {
-                if (virtq_enable_notify(q)) {
-                    virtq_disable_notify(q);
-                    continue; /* more arrived meanwhile */
-                }
-                return false; /* idle: a kick wakes us */
-            }
-            if (r == VIRTQ_BROKEN) {
-                queue_broken(n, VIRTIO_NET_TXQ);
+            /* Empty: idle, notifications on, a kick wakes us. */
+            if (virtio_device_pop(&n->vdev, q, n->chain, &n->broken[VIRTIO_NET_TXQ]) != VIRTQ_CHAIN)
                 return false;
-            }
             budget--;
             if (!tx_prepare(n)) {
                 NET_STAT_INC(&n->stats, tx_malformed);
@@ -469,7 +454,8 @@ static unsigned slots_max(const struct virtio_net *n)
  * header (each is returned at once), or keeps the ring just short of empty
  * when notifications go back on, would otherwise keep this loop, and the
  * device thread, from ever seeing a stop: so the loop has a budget per
- * call and looks at the stop flag. */
+ * call and looks at the stop flag. Each virtio_device_pop() takes at most
+ * one buffer, so the budget counts every buffer taken. */
 static enum pop_result rx_pop_slot(struct virtio_net *n)
 {
     struct virtq *q = n->q[VIRTIO_NET_RXQ];
@@ -478,18 +464,10 @@ static enum pop_result rx_pop_slot(struct virtio_net *n)
             return POP_AGAIN;
         if (n->nslots >= slots_max(n))
             return POP_NONE;
-        enum virtq_pop_result r = virtq_pop(q, n->chain);
-        if (r == VIRTQ_EMPTY) {
-            if (virtq_enable_notify(q)) {
-                virtq_disable_notify(q);
-                continue;
-            }
-            return POP_NONE;
-        }
-        if (r == VIRTQ_BROKEN) {
-            queue_broken(n, VIRTIO_NET_RXQ);
-            return POP_BROKEN;
-        }
+        enum virtq_pop_result r = virtio_device_pop(&n->vdev, q, n->chain,
+                                                    &n->broken[VIRTIO_NET_RXQ]);
+        if (r != VIRTQ_CHAIN)
+            return r == VIRTQ_EMPTY ? POP_NONE : POP_BROKEN;
         virtq_disable_notify(q); /* we have buffers: no kicks needed */
         const struct virtq_chain *c = n->chain;
         if (c->in_len < VIRTIO_NET_HDR_LEN) {
@@ -733,18 +711,8 @@ static bool ctrl_run(struct virtio_net *n)
     if (!q || n->broken[VIRTIO_NET_CTRLQ])
         return false;
     for (unsigned i = 0; i < CTRL_BUDGET; i++) {
-        enum virtq_pop_result r = virtq_pop(q, n->chain);
-        if (r == VIRTQ_EMPTY) {
-            if (virtq_enable_notify(q)) {
-                virtq_disable_notify(q);
-                continue;
-            }
+        if (virtio_device_pop(&n->vdev, q, n->chain, &n->broken[VIRTIO_NET_CTRLQ]) != VIRTQ_CHAIN)
             return false;
-        }
-        if (r == VIRTQ_BROKEN) {
-            queue_broken(n, VIRTIO_NET_CTRLQ);
-            return false;
-        }
         const struct virtq_chain *c = n->chain;
         uint32_t used = 0;
         if (c->in_len == 0) {

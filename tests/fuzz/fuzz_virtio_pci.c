@@ -42,7 +42,7 @@
  *     rings lie in guest RAM with the split ring's alignment
  *     (virtq_rings_valid on real guest memory); every chain popped lies
  *     inside guest RAM;
- *   - after each write, in every queue: NUM_QUEUES is right, the size a
+ *   - after each write, in every queue: num_queues is right, the size a
  *     power of two up to the maximum (0 past the last queue), queue_enable
  *     0 or 1, notify offset the index, MSI-X vectors valid or NO_VECTOR,
  *     DRIVER_OK only with FEATURES_OK; the PBA has no bit past the vectors;
@@ -59,6 +59,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/kvm.h>
+#include <linux/virtio_pci.h>
 
 #define FUZZ_TARGET "fuzz_virtio_pci"
 #include "fuzz_util.h"
@@ -79,25 +80,6 @@
 #define GUARD     0xa5
 #define MAX_REC   32
 #define MAX_CFG   64
-
-/* Common configuration offsets (virtio 1.2 4.1.4.3). */
-enum {
-    DFSELECT = 0x00,
-    DF = 0x04,
-    GFSELECT = 0x08,
-    GF = 0x0c,
-    MSIX_CONFIG = 0x10,
-    NUM_QUEUES = 0x12,
-    STATUS = 0x14,
-    Q_SELECT = 0x16,
-    Q_SIZE = 0x18,
-    Q_MSIX = 0x1a,
-    Q_ENABLE = 0x1c,
-    Q_NOFF = 0x1e,
-    Q_DESC = 0x20,
-    Q_AVAIL = 0x28,
-    Q_USED = 0x30,
-};
 
 /* ---- a fake KVM: what kvm_irq asks of the VM descriptor ---------------- */
 
@@ -399,26 +381,28 @@ static void check_registers(struct rig *r)
     check_ioeventfds(r);
     if (!pci_func_bar_gpa(r->func, 0))
         return;
-    check(common_rd(r, NUM_QUEUES, 2) == r->nq, "num_queues changed");
-    uint64_t status = common_rd(r, STATUS, 1);
+    check(common_rd(r, VIRTIO_PCI_COMMON_NUMQ, 2) == r->nq, "num_queues changed");
+    uint64_t status = common_rd(r, VIRTIO_PCI_COMMON_STATUS, 1);
     check(!(status & VIRTIO_STATUS_DRIVER_OK) || (status & VIRTIO_STATUS_FEATURES_OK),
           "DRIVER_OK without FEATURES_OK");
-    check(valid_vector(r, common_rd(r, MSIX_CONFIG, 2)), "config vector out of range");
-    uint64_t sel = common_rd(r, Q_SELECT, 2);
+    check(valid_vector(r, common_rd(r, VIRTIO_PCI_COMMON_MSIX, 2)), "config vector out of range");
+    uint64_t sel = common_rd(r, VIRTIO_PCI_COMMON_Q_SELECT, 2);
     for (unsigned i = 0; i <= r->nq; i++) {
-        common_wr(r, Q_SELECT, i, 2);
-        uint64_t size = common_rd(r, Q_SIZE, 2);
+        common_wr(r, VIRTIO_PCI_COMMON_Q_SELECT, i, 2);
+        uint64_t size = common_rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2);
         if (i == r->nq) {
             check(size == 0, "a queue past the last one has a size");
             break;
         }
         check(is_pow2((unsigned)size) && size <= r->ops.queue_max_size,
               "queue size not a power of two up to the maximum");
-        check(common_rd(r, Q_ENABLE, 2) <= 1, "queue_enable neither 0 nor 1");
-        check(common_rd(r, Q_NOFF, 2) == i, "notify offset is not the queue index");
-        check(valid_vector(r, common_rd(r, Q_MSIX, 2)), "queue vector out of range");
+        check(common_rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2) <= 1, "queue_enable neither 0 nor 1");
+        check(common_rd(r, VIRTIO_PCI_COMMON_Q_NOFF, 2) == i,
+              "notify offset is not the queue index");
+        check(valid_vector(r, common_rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2)),
+              "queue vector out of range");
     }
-    common_wr(r, Q_SELECT, sel, 2);
+    common_wr(r, VIRTIO_PCI_COMMON_Q_SELECT, sel, 2);
     uint64_t pba = common_rd(r, VIRTIO_PCI_MSIX_PBA_OFF, 8);
     check(!(pba >> r->nvec), "pending bit for a vector that does not exist");
 }
@@ -427,23 +411,27 @@ static void check_registers(struct rig *r)
 static void check_reset(struct rig *r, unsigned resets_before)
 {
     check(r->dev->resets > resets_before && !r->dev->active, "status 0 did not reset the device");
-    check(common_rd(r, STATUS, 1) == 0, "status not 0 after a reset");
+    check(common_rd(r, VIRTIO_PCI_COMMON_STATUS, 1) == 0, "status not 0 after a reset");
     check(common_rd(r, VIRTIO_PCI_ISR_OFF, 1) == 0, "ISR set after a reset");
-    check(common_rd(r, MSIX_CONFIG, 2) == VIRTIO_MSI_NO_VECTOR, "config vector kept");
-    check(common_rd(r, DFSELECT, 4) == 0 && common_rd(r, GFSELECT, 4) == 0 &&
-              common_rd(r, GF, 4) == 0,
+    check(common_rd(r, VIRTIO_PCI_COMMON_MSIX, 2) == VIRTIO_MSI_NO_VECTOR, "config vector kept");
+    check(common_rd(r, VIRTIO_PCI_COMMON_DFSELECT, 4) == 0 &&
+              common_rd(r, VIRTIO_PCI_COMMON_GFSELECT, 4) == 0 &&
+              common_rd(r, VIRTIO_PCI_COMMON_GF, 4) == 0,
           "feature registers kept");
-    check(common_rd(r, Q_SELECT, 2) == 0, "queue_select kept");
+    check(common_rd(r, VIRTIO_PCI_COMMON_Q_SELECT, 2) == 0, "queue_select kept");
     for (unsigned i = 0; i < r->nq; i++) {
-        common_wr(r, Q_SELECT, i, 2);
-        check(common_rd(r, Q_SIZE, 2) == r->ops.queue_max_size, "queue size kept");
-        check(common_rd(r, Q_ENABLE, 2) == 0, "queue left enabled");
-        check(common_rd(r, Q_MSIX, 2) == VIRTIO_MSI_NO_VECTOR, "queue vector kept");
-        check(common_rd(r, Q_DESC, 8) == 0 && common_rd(r, Q_AVAIL, 8) == 0 &&
-                  common_rd(r, Q_USED, 8) == 0,
+        common_wr(r, VIRTIO_PCI_COMMON_Q_SELECT, i, 2);
+        check(common_rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2) == r->ops.queue_max_size,
+              "queue size kept");
+        check(common_rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2) == 0, "queue left enabled");
+        check(common_rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2) == VIRTIO_MSI_NO_VECTOR,
+              "queue vector kept");
+        check(common_rd(r, VIRTIO_PCI_COMMON_Q_DESCLO, 8) == 0 &&
+                  common_rd(r, VIRTIO_PCI_COMMON_Q_AVAILLO, 8) == 0 &&
+                  common_rd(r, VIRTIO_PCI_COMMON_Q_USEDLO, 8) == 0,
               "ring addresses kept");
     }
-    common_wr(r, Q_SELECT, 0, 2);
+    common_wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
 }
 
 static bool rig_init(struct rig *r, const uint8_t *p, uint8_t *ram)
@@ -576,7 +564,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             bar_io(r, addr, d, len, is_write);
             /* A reset the driver asked for, through the register itself. */
             uint64_t at = pci_func_bar_gpa(r->func, 0);
-            if (is_write && len == 1 && off == STATUS && d[0] == 0 && at && addr == at + STATUS)
+            if (is_write && len == 1 && off == VIRTIO_PCI_COMMON_STATUS && d[0] == 0 && at &&
+                addr == at + VIRTIO_PCI_COMMON_STATUS)
                 check_reset(r, resets);
         } else if (kind == 1) {
             cfg_io(r, a[0], d, len, is_write);

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/kvm.h>
+#include <linux/virtio_pci.h>
 
 #include "bus.h"
 #include "kvm_irq.h"
@@ -262,25 +263,6 @@ static const struct virtio_device_ops dev_ops = {
 
 /* ---- the machine ------------------------------------------------------ */
 
-/* Common configuration offsets, as Linux's virtio_pci_common_cfg. */
-enum {
-    DFSELECT = 0x00,
-    DF = 0x04,
-    GFSELECT = 0x08,
-    GF = 0x0c,
-    MSIX_CONFIG = 0x10,
-    NUM_QUEUES = 0x12,
-    STATUS = 0x14,
-    GENERATION = 0x15,
-    Q_SELECT = 0x16,
-    Q_SIZE = 0x18,
-    Q_MSIX = 0x1a,
-    Q_ENABLE = 0x1c,
-    Q_NOFF = 0x1e,
-    Q_DESC = 0x20,
-    Q_AVAIL = 0x28,
-    Q_USED = 0x30,
-};
 #define S_ACK         1
 #define S_DRIVER      2
 #define S_DRIVER_OK   4
@@ -552,31 +534,31 @@ static void driver_probe(struct rig *r)
 /* virtio_dev_probe's reset: write 0, poll until 0. */
 static void driver_reset(struct rig *r)
 {
-    wr(r, STATUS, 0, 1);
+    wr(r, VIRTIO_PCI_COMMON_STATUS, 0, 1);
     unsigned polls = 0;
-    while (rd(r, STATUS, 1) != 0)
+    while (rd(r, VIRTIO_PCI_COMMON_STATUS, 1) != 0)
         assert_true(++polls < 10);
 }
 
 static uint64_t device_features(struct rig *r)
 {
-    wr(r, DFSELECT, 0, 4);
-    uint64_t f = rd(r, DF, 4);
-    wr(r, DFSELECT, 1, 4);
-    return f | rd(r, DF, 4) << 32;
+    wr(r, VIRTIO_PCI_COMMON_DFSELECT, 0, 4);
+    uint64_t f = rd(r, VIRTIO_PCI_COMMON_DF, 4);
+    wr(r, VIRTIO_PCI_COMMON_DFSELECT, 1, 4);
+    return f | rd(r, VIRTIO_PCI_COMMON_DF, 4) << 32;
 }
 
 static void set_driver_features(struct rig *r, uint64_t f)
 {
-    wr(r, GFSELECT, 0, 4);
-    wr(r, GF, (uint32_t)f, 4);
-    wr(r, GFSELECT, 1, 4);
-    wr(r, GF, f >> 32, 4);
+    wr(r, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+    wr(r, VIRTIO_PCI_COMMON_GF, (uint32_t)f, 4);
+    wr(r, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
+    wr(r, VIRTIO_PCI_COMMON_GF, f >> 32, 4);
 }
 
 static void add_status(struct rig *r, uint8_t bits)
 {
-    wr(r, STATUS, rd(r, STATUS, 1) | bits, 1);
+    wr(r, VIRTIO_PCI_COMMON_STATUS, rd(r, VIRTIO_PCI_COMMON_STATUS, 1) | bits, 1);
 }
 
 /* pci_alloc_irq_vectors(PCI_IRQ_MSIX): enable with the function masked,
@@ -604,21 +586,21 @@ static const uint64_t queue_gpa[DEV_QUEUES][3] = {
  * offset, vector with read-back. */
 static void driver_setup_vq(struct rig *r, unsigned i, uint16_t size, uint16_t vector)
 {
-    assert_true(i < rd(r, NUM_QUEUES, 2));
-    wr(r, Q_SELECT, i, 2);
-    unsigned num = rd(r, Q_SIZE, 2);
+    assert_true(i < rd(r, VIRTIO_PCI_COMMON_NUMQ, 2));
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, i, 2);
+    unsigned num = rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2);
     assert_int_equal(num, DEV_QMAX);
-    assert_int_equal(rd(r, Q_ENABLE, 2), 0);
-    wr(r, Q_SIZE, size, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    wr(r, VIRTIO_PCI_COMMON_Q_SIZE, size, 2);
     /* vp_iowrite64_twopart: low then high dword. */
     for (unsigned k = 0; k < 3; k++) {
-        wr(r, Q_DESC + 8 * k, (uint32_t)queue_gpa[i][k], 4);
-        wr(r, Q_DESC + 8 * k + 4, queue_gpa[i][k] >> 32, 4);
+        wr(r, VIRTIO_PCI_COMMON_Q_DESCLO + 8 * k, (uint32_t)queue_gpa[i][k], 4);
+        wr(r, VIRTIO_PCI_COMMON_Q_DESCLO + 8 * k + 4, queue_gpa[i][k] >> 32, 4);
     }
-    unsigned noff = rd(r, Q_NOFF, 2);
+    unsigned noff = rd(r, VIRTIO_PCI_COMMON_Q_NOFF, 2);
     assert_true((uint64_t)noff * r->notify_mult + 2 <= r->notify_len);
-    wr(r, Q_MSIX, vector, 2);
-    assert_int_equal(rd(r, Q_MSIX, 2), vector);
+    wr(r, VIRTIO_PCI_COMMON_Q_MSIX, vector, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), vector);
 }
 
 static const uint64_t driver_wants = (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX) |
@@ -635,16 +617,16 @@ static void driver_bringup(struct rig *r)
     assert_true(offered & (1ULL << VIRTIO_F_VERSION_1));
     set_driver_features(r, offered & driver_wants);
     add_status(r, S_FEATURES_OK);
-    assert_true(rd(r, STATUS, 1) & S_FEATURES_OK);
+    assert_true(rd(r, VIRTIO_PCI_COMMON_STATUS, 1) & S_FEATURES_OK);
 
     driver_msix(r);
-    wr(r, MSIX_CONFIG, 0, 2);
-    assert_int_equal(rd(r, MSIX_CONFIG, 2), 0);
+    wr(r, VIRTIO_PCI_COMMON_MSIX, 0, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_MSIX, 2), 0);
     for (unsigned i = 0; i < DEV_QUEUES; i++)
         driver_setup_vq(r, i, 128, (uint16_t)(1 + i));
     for (unsigned i = 0; i < DEV_QUEUES; i++) {
-        wr(r, Q_SELECT, i, 2);
-        wr(r, Q_ENABLE, 1, 2);
+        wr(r, VIRTIO_PCI_COMMON_Q_SELECT, i, 2);
+        wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
     }
     add_status(r, S_DRIVER_OK);
 }
@@ -671,13 +653,13 @@ static void test_pci_identity(void **state)
     for (size_t i = 0; i < 4; i++)
         assert_true(others[i] / 4096 != r->table_off / 4096);
     /* Fresh device: status 0, queues at their maximum, no vectors. */
-    assert_int_equal(rd(r, STATUS, 1), 0);
-    assert_int_equal(rd(r, NUM_QUEUES, 2), DEV_QUEUES);
-    assert_int_equal(rd(r, MSIX_CONFIG, 2), NO_VECTOR);
-    wr(r, Q_SELECT, 1, 2);
-    assert_int_equal(rd(r, Q_SIZE, 2), DEV_QMAX);
-    assert_int_equal(rd(r, Q_MSIX, 2), NO_VECTOR);
-    assert_int_equal(rd(r, Q_NOFF, 2), 1);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_NUMQ, 2), DEV_QUEUES);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_MSIX, 2), NO_VECTOR);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2), DEV_QMAX);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), NO_VECTOR);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_NOFF, 2), 1);
     /* Other device types get their own IDs and classes. */
     static const struct {
         uint16_t id;
@@ -708,7 +690,8 @@ static void test_linux_probe_sequence(void **state)
 {
     struct rig *r = *state;
     driver_bringup(r);
-    assert_int_equal(rd(r, STATUS, 1), S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1),
+                     S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
 
     struct fake_dev *d = &r->dev;
     assert_int_equal(d->activations, 1);
@@ -736,16 +719,16 @@ static void test_linux_probe_sequence(void **state)
         assert_int_equal(d->q.kick_fd[i], -1);
     }
     /* Queue configuration is frozen while running. */
-    wr(r, Q_SELECT, 0, 2);
-    wr(r, Q_SIZE, 64, 2);
-    wr(r, Q_DESC, 0x300000, 4);
-    assert_int_equal(rd(r, Q_SIZE, 2), 128);
-    assert_int_equal(rd(r, Q_DESC, 8), queue_gpa[0][0]);
-    assert_int_equal(rd(r, Q_ENABLE, 2), 1);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_SIZE, 64, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_DESCLO, 0x300000, 4);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2), 128);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_DESCLO, 8), queue_gpa[0][0]);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
     /* Features too: the driver's half reads back what it wrote. */
     set_driver_features(r, 1ULL << VIRTIO_F_VERSION_1);
-    wr(r, GFSELECT, 0, 4);
-    assert_int_equal(rd(r, GF, 4), (uint32_t)want);
+    wr(r, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)want);
     /* DRIVER_OK again (status write with the same bits) does not
      * reactivate. */
     add_status(r, S_DRIVER_OK);
@@ -762,23 +745,23 @@ static void test_feature_negotiation(void **state)
                             (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_F_EVENT_IDX));
     assert_false(f & (1ULL << VIRTIO_F_ACCESS_PLATFORM));
     /* Selectors past the second dword read 0. */
-    wr(r, DFSELECT, 2, 4);
-    assert_int_equal(rd(r, DF, 4), 0);
-    wr(r, DFSELECT, 0xffffffff, 4);
-    assert_int_equal(rd(r, DF, 4), 0);
-    assert_int_equal(rd(r, DFSELECT, 4), 0xffffffff);
+    wr(r, VIRTIO_PCI_COMMON_DFSELECT, 2, 4);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_DF, 4), 0);
+    wr(r, VIRTIO_PCI_COMMON_DFSELECT, 0xffffffff, 4);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_DF, 4), 0);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_DFSELECT, 4), 0xffffffff);
     /* Driver halves land where the selector says, others are dropped. */
     set_driver_features(r, 0x123456789aULL & f);
-    wr(r, GFSELECT, 7, 4);
-    wr(r, GF, 0xffffffff, 4);
-    wr(r, GFSELECT, 0, 4);
-    assert_int_equal(rd(r, GF, 4), (uint32_t)(0x123456789aULL & f));
-    wr(r, GFSELECT, 1, 4);
-    assert_int_equal(rd(r, GF, 4), (uint32_t)((0x123456789aULL & f) >> 32));
+    wr(r, VIRTIO_PCI_COMMON_GFSELECT, 7, 4);
+    wr(r, VIRTIO_PCI_COMMON_GF, 0xffffffff, 4);
+    wr(r, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)(0x123456789aULL & f));
+    wr(r, VIRTIO_PCI_COMMON_GFSELECT, 1, 4);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)((0x123456789aULL & f) >> 32));
     /* A 2-byte write to a 4-byte field is not the natural width. */
-    wr(r, GFSELECT, 0, 4);
-    wr(r, GF, 0, 2);
-    assert_int_equal(rd(r, GF, 4), (uint32_t)(0x123456789aULL & f));
+    wr(r, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+    wr(r, VIRTIO_PCI_COMMON_GF, 0, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)(0x123456789aULL & f));
 }
 
 static void test_features_ok_refused(void **state)
@@ -798,12 +781,12 @@ static void test_features_ok_refused(void **state)
         set_driver_features(r, bad[i]);
         add_status(r, S_FEATURES_OK);
         /* virtio_features_ok re-reads status and gives up. */
-        assert_int_equal(rd(r, STATUS, 1), S_ACK | S_DRIVER);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), S_ACK | S_DRIVER);
         /* DRIVER_OK without FEATURES_OK starts nothing. */
         add_status(r, S_DRIVER_OK);
-        assert_false(rd(r, STATUS, 1) & S_DRIVER_OK);
+        assert_false(rd(r, VIRTIO_PCI_COMMON_STATUS, 1) & S_DRIVER_OK);
         add_status(r, S_FAILED);
-        assert_true(rd(r, STATUS, 1) & S_FAILED);
+        assert_true(rd(r, VIRTIO_PCI_COMMON_STATUS, 1) & S_FAILED);
     }
     assert_int_equal(r->dev.activations, 0);
     /* And after a reset the right set is accepted. */
@@ -811,10 +794,10 @@ static void test_features_ok_refused(void **state)
     add_status(r, S_ACK | S_DRIVER);
     set_driver_features(r, 1ULL << VIRTIO_F_VERSION_1);
     add_status(r, S_FEATURES_OK);
-    assert_true(rd(r, STATUS, 1) & S_FEATURES_OK);
+    assert_true(rd(r, VIRTIO_PCI_COMMON_STATUS, 1) & S_FEATURES_OK);
     /* The driver cannot set NEEDS_RESET or clear bits short of a reset. */
-    wr(r, STATUS, S_ACK | S_NEEDS_RESET, 1);
-    assert_int_equal(rd(r, STATUS, 1), S_ACK | S_DRIVER | S_FEATURES_OK);
+    wr(r, VIRTIO_PCI_COMMON_STATUS, S_ACK | S_NEEDS_RESET, 1);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), S_ACK | S_DRIVER | S_FEATURES_OK);
 }
 
 static void test_reset(void **state)
@@ -823,24 +806,24 @@ static void test_reset(void **state)
     driver_bringup(r);
     unsigned resets = r->dev.resets;
     virtio_notify_config(virtio_pci_transport(r->vp)); /* leaves ISR set */
-    wr(r, Q_SELECT, 1, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
     driver_reset(r);
     assert_int_equal(r->dev.resets, resets + 1);
     /* Everything the driver set is gone. */
-    assert_int_equal(rd(r, STATUS, 1), 0);
-    assert_int_equal(rd(r, MSIX_CONFIG, 2), NO_VECTOR);
-    assert_int_equal(rd(r, Q_SELECT, 2), 0);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_MSIX, 2), NO_VECTOR);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SELECT, 2), 0);
     assert_int_equal(mmio_read(r, r->bar + r->isr_off, 1), 0);
-    wr(r, GFSELECT, 0, 4);
-    assert_int_equal(rd(r, GF, 4), 0);
+    wr(r, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_GF, 4), 0);
     for (unsigned i = 0; i < DEV_QUEUES; i++) {
-        wr(r, Q_SELECT, i, 2);
-        assert_int_equal(rd(r, Q_SIZE, 2), DEV_QMAX);
-        assert_int_equal(rd(r, Q_ENABLE, 2), 0);
-        assert_int_equal(rd(r, Q_MSIX, 2), NO_VECTOR);
-        assert_int_equal(rd(r, Q_DESC, 8), 0);
-        assert_int_equal(rd(r, Q_AVAIL, 8), 0);
-        assert_int_equal(rd(r, Q_USED, 8), 0);
+        wr(r, VIRTIO_PCI_COMMON_Q_SELECT, i, 2);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2), DEV_QMAX);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), NO_VECTOR);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_AVAILLO, 8), 0);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_USEDLO, 8), 0);
     }
     /* Kicks from before the reset are not seen by the next activation. */
     int kick0 = r->dev.q.kick_fd[0];
@@ -852,7 +835,7 @@ static void test_reset(void **state)
     /* The device comes up again. */
     driver_bringup(r);
     assert_int_equal(r->dev.activations, 2);
-    assert_int_equal(rd(r, STATUS, 1), 0x0f);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
 }
 
 static void test_bad_queue_sizes(void **state)
@@ -861,21 +844,21 @@ static void test_bad_queue_sizes(void **state)
     driver_probe(r);
     driver_reset(r);
     add_status(r, S_ACK | S_DRIVER);
-    wr(r, Q_SELECT, 0, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
     static const uint32_t bad[] = { 0, 3, 100, 255, 512, 1024, 0x8000, 0xffff };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        wr(r, Q_SIZE, bad[i], 2);
-        assert_int_equal(rd(r, Q_SIZE, 2), DEV_QMAX);
+        wr(r, VIRTIO_PCI_COMMON_Q_SIZE, bad[i], 2);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2), DEV_QMAX);
     }
     /* Wrong widths are dropped too. */
-    wr(r, Q_SIZE, 64, 4);
-    wr(r, Q_SIZE, 64, 1);
-    wr(r, Q_SIZE + 1, 1, 1);
-    assert_int_equal(rd(r, Q_SIZE, 2), DEV_QMAX);
+    wr(r, VIRTIO_PCI_COMMON_Q_SIZE, 64, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_SIZE, 64, 1);
+    wr(r, VIRTIO_PCI_COMMON_Q_SIZE + 1, 1, 1);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2), DEV_QMAX);
     static const uint32_t good[] = { 1, 2, 128, DEV_QMAX };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        wr(r, Q_SIZE, good[i], 2);
-        assert_int_equal(rd(r, Q_SIZE, 2), good[i]);
+        wr(r, VIRTIO_PCI_COMMON_Q_SIZE, good[i], 2);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2), good[i]);
     }
 }
 
@@ -889,24 +872,24 @@ static void test_queue_select_out_of_range(void **state)
     add_status(r, S_FEATURES_OK);
     static const uint16_t sel[] = { DEV_QUEUES, VIRTIO_MAX_QUEUES, 0x7fff, 0xffff };
     for (size_t i = 0; i < sizeof sel / sizeof sel[0]; i++) {
-        wr(r, Q_SELECT, sel[i], 2);
-        assert_int_equal(rd(r, Q_SELECT, 2), sel[i]);
+        wr(r, VIRTIO_PCI_COMMON_Q_SELECT, sel[i], 2);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SELECT, 2), sel[i]);
         /* "Not available": size 0, and every write is ignored. */
-        wr(r, Q_SIZE, 16, 2);
-        wr(r, Q_DESC, 0x1000, 4);
-        wr(r, Q_MSIX, 1, 2);
-        wr(r, Q_ENABLE, 1, 2);
-        assert_int_equal(rd(r, Q_SIZE, 2), 0);
-        assert_int_equal(rd(r, Q_ENABLE, 2), 0);
-        assert_int_equal(rd(r, Q_DESC, 8), 0);
-        assert_int_equal(rd(r, Q_MSIX, 2), 0);
+        wr(r, VIRTIO_PCI_COMMON_Q_SIZE, 16, 2);
+        wr(r, VIRTIO_PCI_COMMON_Q_DESCLO, 0x1000, 4);
+        wr(r, VIRTIO_PCI_COMMON_Q_MSIX, 1, 2);
+        wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2), 0);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_DESCLO, 8), 0);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), 0);
         virtio_notify_queue(virtio_pci_transport(r->vp), sel[i]);
     }
     /* The real queues were not touched. */
     for (unsigned i = 0; i < DEV_QUEUES; i++) {
-        wr(r, Q_SELECT, i, 2);
-        assert_int_equal(rd(r, Q_SIZE, 2), DEV_QMAX);
-        assert_int_equal(rd(r, Q_ENABLE, 2), 0);
+        wr(r, VIRTIO_PCI_COMMON_Q_SELECT, i, 2);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_SIZE, 2), DEV_QMAX);
+        assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
     }
     add_status(r, S_DRIVER_OK);
     assert_int_equal(r->dev.activations, 1);
@@ -921,42 +904,42 @@ static void test_queue_enable_validates_rings(void **state)
     add_status(r, S_ACK | S_DRIVER);
     set_driver_features(r, 1ULL << VIRTIO_F_VERSION_1);
     add_status(r, S_FEATURES_OK);
-    wr(r, Q_SELECT, 0, 2);
-    wr(r, Q_DESC, 0x100008, 4); /* not 16-byte aligned */
-    wr(r, Q_AVAIL, 0x101000, 4);
-    wr(r, Q_USED, 0x102000, 4);
-    wr(r, Q_ENABLE, 1, 2);
-    assert_int_equal(rd(r, Q_ENABLE, 2), 0);
-    assert_true(rd(r, STATUS, 1) & S_NEEDS_RESET);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_DESCLO, 0x100008, 4); /* not 16-byte aligned */
+    wr(r, VIRTIO_PCI_COMMON_Q_AVAILLO, 0x101000, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_USEDLO, 0x102000, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    assert_true(rd(r, VIRTIO_PCI_COMMON_STATUS, 1) & S_NEEDS_RESET);
     /* Writing 0 to queue_enable is ignored; 2 is not "1". */
     driver_reset(r);
     add_status(r, S_ACK | S_DRIVER);
     set_driver_features(r, 1ULL << VIRTIO_F_VERSION_1);
     add_status(r, S_FEATURES_OK);
-    wr(r, Q_SELECT, 0, 2);
-    wr(r, Q_DESC, 0x100000, 4);
-    wr(r, Q_DESC + 4, 0, 4);
-    wr(r, Q_AVAIL, 0x101000, 8); /* one 64-bit write works too */
-    wr(r, Q_USED, 0x102000, 4);
-    wr(r, Q_ENABLE, 2, 2);
-    assert_int_equal(rd(r, Q_ENABLE, 2), 0);
-    wr(r, Q_ENABLE, 1, 4); /* wrong width */
-    assert_int_equal(rd(r, Q_ENABLE, 2), 0);
-    wr(r, Q_ENABLE, 1, 2);
-    assert_int_equal(rd(r, Q_ENABLE, 2), 1);
-    assert_int_equal(rd(r, Q_AVAIL, 8), 0x101000);
-    wr(r, Q_ENABLE, 0, 2);
-    assert_int_equal(rd(r, Q_ENABLE, 2), 1);
-    assert_false(rd(r, STATUS, 1) & S_NEEDS_RESET);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_DESCLO, 0x100000, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_DESCHI, 0, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_AVAILLO, 0x101000, 8); /* one 64-bit write works too */
+    wr(r, VIRTIO_PCI_COMMON_Q_USEDLO, 0x102000, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 4); /* wrong width */
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_AVAILLO, 8), 0x101000);
+    wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 0, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 1);
+    assert_false(rd(r, VIRTIO_PCI_COMMON_STATUS, 1) & S_NEEDS_RESET);
     /* Rings above RAM (a high dword) are refused as well. */
-    wr(r, Q_SELECT, 1, 2);
-    wr(r, Q_DESC, 0x100000, 4);
-    wr(r, Q_DESC + 4, 0x10, 4);
-    wr(r, Q_AVAIL, 0x101000, 4);
-    wr(r, Q_USED, 0x102000, 4);
-    wr(r, Q_ENABLE, 1, 2);
-    assert_int_equal(rd(r, Q_ENABLE, 2), 0);
-    assert_true(rd(r, STATUS, 1) & S_NEEDS_RESET);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_DESCLO, 0x100000, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_DESCHI, 0x10, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_AVAILLO, 0x101000, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_USEDLO, 0x102000, 4);
+    wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    assert_true(rd(r, VIRTIO_PCI_COMMON_STATUS, 1) & S_NEEDS_RESET);
 }
 
 static void test_msix_vector_assignment(void **state)
@@ -966,25 +949,25 @@ static void test_msix_vector_assignment(void **state)
     driver_reset(r);
     /* Vectors past the table read back NO_VECTOR: Linux then gives up on
      * one vector per queue (-EBUSY) and tries the shared layout. */
-    wr(r, MSIX_CONFIG, r->nvec, 2);
-    assert_int_equal(rd(r, MSIX_CONFIG, 2), NO_VECTOR);
-    wr(r, MSIX_CONFIG, r->nvec - 1, 2);
-    assert_int_equal(rd(r, MSIX_CONFIG, 2), r->nvec - 1);
-    wr(r, MSIX_CONFIG, NO_VECTOR, 2);
-    assert_int_equal(rd(r, MSIX_CONFIG, 2), NO_VECTOR);
-    wr(r, Q_SELECT, 1, 2);
-    wr(r, Q_MSIX, 0x1234, 2);
-    assert_int_equal(rd(r, Q_MSIX, 2), NO_VECTOR);
-    wr(r, Q_MSIX, 0, 2);
-    assert_int_equal(rd(r, Q_MSIX, 2), 0);
+    wr(r, VIRTIO_PCI_COMMON_MSIX, r->nvec, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_MSIX, 2), NO_VECTOR);
+    wr(r, VIRTIO_PCI_COMMON_MSIX, r->nvec - 1, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_MSIX, 2), r->nvec - 1);
+    wr(r, VIRTIO_PCI_COMMON_MSIX, NO_VECTOR, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_MSIX, 2), NO_VECTOR);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_MSIX, 0x1234, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), NO_VECTOR);
+    wr(r, VIRTIO_PCI_COMMON_Q_MSIX, 0, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), 0);
     /* The shared layout: config on 0, every queue on 1. */
-    wr(r, Q_SELECT, 0, 2);
-    wr(r, Q_MSIX, 1, 2);
-    wr(r, Q_SELECT, 1, 2);
-    wr(r, Q_MSIX, 1, 2);
-    assert_int_equal(rd(r, Q_MSIX, 2), 1);
-    wr(r, Q_SELECT, 0, 2);
-    assert_int_equal(rd(r, Q_MSIX, 2), 1);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_MSIX, 1, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_MSIX, 1, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), 1);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), 1);
 }
 
 /* ---- tests: interrupts ------------------------------------------------- */
@@ -1167,10 +1150,10 @@ static void test_no_vector(void **state)
     struct virtio_transport *t = virtio_pci_transport(r->vp);
     fired_any(r);
     /* Linux's del_vq detaches the vector from a live queue. */
-    wr(r, Q_SELECT, 0, 2);
-    wr(r, Q_MSIX, NO_VECTOR, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 0, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_MSIX, NO_VECTOR, 2);
     virtio_notify_queue(t, 0);
-    wr(r, MSIX_CONFIG, NO_VECTOR, 2);
+    wr(r, VIRTIO_PCI_COMMON_MSIX, NO_VECTOR, 2);
     virtio_notify_config(t);
     assert_int_equal(fired_any(r), 0);
     assert_int_equal(pba(r), 0);
@@ -1190,29 +1173,29 @@ static void test_config_notify_and_needs_reset(void **state)
     driver_bringup(r);
     struct virtio_transport *t = virtio_pci_transport(r->vp);
     fired_any(r);
-    unsigned gen = rd(r, GENERATION, 1);
+    unsigned gen = rd(r, VIRTIO_PCI_COMMON_CFGGENERATION, 1);
     virtio_notify_config(t);
-    assert_int_equal(rd(r, GENERATION, 1), (gen + 1) & 0xff);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_CFGGENERATION, 1), (gen + 1) & 0xff);
     assert_int_equal(fired(r, MSI_DATA(0)), 1);
     assert_int_equal(mmio_read(r, r->bar + r->isr_off, 1), 2);
 
     virtio_set_needs_reset(t);
-    assert_int_equal(rd(r, STATUS, 1), 0x0f | S_NEEDS_RESET);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f | S_NEEDS_RESET);
     assert_int_equal(fired(r, MSI_DATA(0)), 1);
     /* Once is enough. */
     virtio_set_needs_reset(t);
     assert_int_equal(fired_any(r), 0);
     /* A reset clears it. */
     driver_reset(r);
-    assert_int_equal(rd(r, STATUS, 1), 0);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0);
     /* Before any driver, there is no one to tell. */
     virtio_set_needs_reset(t);
-    assert_int_equal(rd(r, STATUS, 1), 0);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0);
 
     /* A device that cannot start asks for a reset the same way. */
     r->dev.activate_rc = -1;
     driver_bringup(r);
-    assert_int_equal(rd(r, STATUS, 1), 0x0f | S_NEEDS_RESET);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f | S_NEEDS_RESET);
     assert_int_equal(fired(r, MSI_DATA(0)), 1);
 }
 
@@ -1277,9 +1260,9 @@ static void check_notify(void **state, uint32_t len)
     check_ioeventfds(r, moved, len);
     mmio_write(r, moved + r->notify_off, 0, 2);
     assert_int_equal(read_fd(r->dev.q.kick_fd[0]), 1);
-    assert_int_equal(rd(r, STATUS, 1), 0xff); /* old place: nothing */
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0xff); /* old place: nothing */
     r->bar = moved;
-    assert_int_equal(rd(r, STATUS, 1), 0x0f);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
     /* Memory space off: gone from KVM; back on: back. */
     cfg_write(r, PCI_COMMAND, 0, 2);
     assert_int_equal(r->kvm.nioev, 0);
@@ -1346,24 +1329,21 @@ static void test_pci_cfg_access_window(void **state)
     unsigned c = r->cap_pcicfg;
     /* Read num_queues through config space. */
     cfg_write(r, c + 4, 0, 1);
-    cfg_write(r, c + 8, r->common_off + NUM_QUEUES, 4);
+    cfg_write(r, c + 8, r->common_off + VIRTIO_PCI_COMMON_NUMQ, 4);
     cfg_write(r, c + 12, 2, 4);
     assert_int_equal(cfg_read(r, c + 16, 2), DEV_QUEUES);
     /* Write device_status through it. */
-    cfg_write(r, c + 8, r->common_off + STATUS, 4);
+    cfg_write(r, c + 8, r->common_off + VIRTIO_PCI_COMMON_STATUS, 4);
     cfg_write(r, c + 12, 1, 4);
     cfg_write(r, c + 16, S_ACK, 1);
-    assert_int_equal(rd(r, STATUS, 1), S_ACK);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), S_ACK);
     assert_int_equal(cfg_read(r, c + 16, 1), S_ACK);
     /* Lengths other than 1, 2, 4, misaligned offsets, other BARs and
      * offsets past the BAR do nothing. */
     static const uint32_t bad[][3] = {
-        { 0, STATUS, 3 },
-        { 0, STATUS, 8 },
-        { 0, NUM_QUEUES + 1, 2 },
-        { 1, STATUS, 1 },
-        { 0, VIRTIO_PCI_BAR_SIZE, 1 },
-        { 0, 0xfffffffc, 4 },
+        { 0, VIRTIO_PCI_COMMON_STATUS, 3 },   { 0, VIRTIO_PCI_COMMON_STATUS, 8 },
+        { 0, VIRTIO_PCI_COMMON_NUMQ + 1, 2 }, { 1, VIRTIO_PCI_COMMON_STATUS, 1 },
+        { 0, VIRTIO_PCI_BAR_SIZE, 1 },        { 0, 0xfffffffc, 4 },
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cfg_write(r, c + 4, bad[i][0], 1);
@@ -1372,7 +1352,7 @@ static void test_pci_cfg_access_window(void **state)
         cfg_write(r, c + 16, 0, 4);
         cfg_read(r, c + 16, 4);
     }
-    assert_int_equal(rd(r, STATUS, 1), S_ACK);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), S_ACK);
     /* Read-only parts of the capability stay put. */
     cfg_write(r, c, 0xffffffff, 4);
     assert_int_equal(cfg_read(r, c, 1), PCI_CAP_ID_VNDR);
@@ -1411,11 +1391,11 @@ static void test_hostile_bar_and_config(void **state)
     }
     /* Still a well-formed device that comes up again. */
     assert_int_equal(cfg_read(r, 0, 4), 0x10421af4);
-    assert_int_equal(rd(r, NUM_QUEUES, 2), DEV_QUEUES);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_NUMQ, 2), DEV_QUEUES);
     r->cap_common = r->cap_notify = r->cap_isr = r->cap_device = 0;
     r->cap_pcicfg = r->cap_msix = 0;
     driver_bringup(r);
-    assert_int_equal(rd(r, STATUS, 1), 0x0f);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_STATUS, 1), 0x0f);
 }
 
 /* A device thread notifying flat out while vCPUs reset, remask and

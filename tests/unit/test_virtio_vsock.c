@@ -305,22 +305,50 @@ static int guest_connects(struct fixture *f, int lfd, uint32_t gport)
     return c;
 }
 
-/* A host program connects to guest port 52; returns its socket after OK,
- * and the host port the guest sees in *hport. */
-static int host_connects(struct fixture *f, uint32_t *hport)
+/* The host side of a host-initiated connection, in its three steps. */
+
+/* A host program connects to the socket and writes "CONNECT port\n" and
+ * then extra, in one write; returns its socket. */
+static int host_asks(struct fixture *f, uint32_t port, const char *extra)
 {
     int fd = host_connect(f);
-    host_write(fd, "CONNECT 52\n", 11);
+    char line[64];
+    int n = snprintf(line, sizeof line, "CONNECT %u\n%s", port, extra);
+    assert_true(n > 0 && (size_t)n < sizeof line);
+    host_write(fd, line, (size_t)n);
+    return fd;
+}
+
+/* The guest hears the host's REQUEST for its port, from a host port. */
+static struct pkt guest_gets_request(struct fixture *f, uint32_t port)
+{
     struct pkt r = recv_pkt(f, NULL);
     assert_int_equal(r.op, REQUEST);
-    assert_int_equal(r.dst_port, 52);
+    assert_int_equal(r.dst_port, port);
     assert_true(r.src_port >= 0x40000000u);
-    *hport = r.src_port;
-    send_pkt(f, gp(52, r.src_port, RESPONSE, 0), NULL);
+    return r;
+}
+
+/* The guest answers the REQUEST r with RESPONSE; the host program reads
+ * "OK <host port>\n" on fd. */
+static void guest_accepts(struct fixture *f, int fd, struct pkt r)
+{
+    send_pkt(f, gp(r.dst_port, r.src_port, RESPONSE, 0), NULL);
     char want[32], got[32] = { 0 };
     int n = snprintf(want, sizeof want, "OK %u\n", r.src_port);
     host_read(fd, got, (size_t)n);
     assert_string_equal(got, want);
+}
+
+/* A host program connects to guest port, with extra written right after
+ * its CONNECT line; returns its socket after OK (extra, not yet read by
+ * the guest, follows), and the host port the guest sees in *hport. */
+static int host_connects(struct fixture *f, uint32_t port, const char *extra, uint32_t *hport)
+{
+    int fd = host_asks(f, port, extra);
+    struct pkt r = guest_gets_request(f, port);
+    guest_accepts(f, fd, r);
+    *hport = r.src_port;
     return fd;
 }
 
@@ -418,7 +446,7 @@ static void test_host_to_guest(void **state)
     struct fixture *f = *state;
     post_rx(f, 16);
     uint32_t hport;
-    int fd = host_connects(f, &hport);
+    int fd = host_connects(f, 52, "", &hport);
     host_write(fd, "ping", 4);
     char buf[16] = { 0 };
     struct pkt r = recv_pkt(f, buf);
@@ -439,14 +467,12 @@ static void test_host_data_after_connect(void **state)
 {
     struct fixture *f = *state;
     post_rx(f, 16);
-    int fd = host_connect(f);
-    host_write(fd, "CONNECT 52\nearly", 16);
-    struct pkt r = recv_pkt(f, NULL);
-    assert_int_equal(r.op, REQUEST);
-    send_pkt(f, gp(52, r.src_port, RESPONSE, 0), NULL);
+    uint32_t hport;
+    int fd = host_connects(f, 52, "early", &hport);
     char buf[32] = { 0 };
     struct pkt d = recv_pkt(f, buf);
     assert_int_equal(d.op, RW);
+    assert_int_equal(d.src_port, hport);
     assert_int_equal(d.len, 5);
     assert_memory_equal(buf, "early", 5);
     close(fd);
@@ -458,10 +484,8 @@ static void test_host_refused(void **state)
 {
     struct fixture *f = *state;
     post_rx(f, 4);
-    int fd = host_connect(f);
-    host_write(fd, "CONNECT 99\n", 11);
-    struct pkt r = recv_pkt(f, NULL);
-    assert_int_equal(r.op, REQUEST);
+    int fd = host_asks(f, 99, "");
+    struct pkt r = guest_gets_request(f, 99);
     send_pkt(f, gp(99, r.src_port, RST, 0), NULL);
     host_expect_eof(fd);
     assert_int_equal(stats(f).conns_refused, 1);
@@ -847,7 +871,7 @@ static void test_sandboxed(void **state)
     send_pkt(f, gp(1, 6000, REQUEST, 0), NULL);
     assert_int_equal(recv_pkt(f, NULL).op, RST);
     uint32_t hport;
-    int h = host_connects(f, &hport);
+    int h = host_connects(f, 52, "", &hport);
     host_write(h, "ping", 4);
     assert_int_equal(recv_pkt(f, buf).op, RW);
     assert_memory_equal(buf, "ping", 4);
@@ -897,10 +921,8 @@ static void test_handshake_timeout(void **state)
     host_expect_eof(h);
     assert_true(now_ms() - t0 >= 150);
     close(h);
-    h = host_connect(f);
-    host_write(h, "CONNECT 52\n", 11);
-    struct pkt r = recv_pkt(f, NULL);
-    assert_int_equal(r.op, REQUEST);
+    h = host_asks(f, 52, "");
+    struct pkt r = guest_gets_request(f, 52);
     host_expect_eof(h); /* no OK */
     struct pkt rst = recv_pkt(f, NULL);
     assert_int_equal(rst.op, RST);
@@ -912,8 +934,6 @@ static void test_handshake_timeout(void **state)
     close(h);
 }
 
-/* A queued transport reset event goes into the first event buffer that
- * holds it after the next activation: id 0, 4 bytes; only once. */
 /* The wait for the guest's answer starts when the REQUEST is in one of
  * its rx buffers: a guest slow to give buffers (under load) still gets
  * the connection once it does. */
@@ -923,21 +943,16 @@ static void test_request_waits_for_rx(void **state)
     virtio_vsock_set_timeout(f->vs, 200);
     f->ops->reset(f->vs);
     activate(f); /* no rx buffers yet */
-    int h = host_connect(f);
-    host_write(h, "CONNECT 52\n", 11);
+    int h = host_asks(f, 52, "");
     usleep(500 * 1000); /* past the timeout, with nowhere to put the REQUEST */
     post_rx(f, 4);
-    struct pkt r = recv_pkt(f, NULL);
-    assert_int_equal(r.op, REQUEST);
-    send_pkt(f, gp(52, r.src_port, RESPONSE, 0), NULL);
-    char want[32], got[32] = { 0 };
-    int n = snprintf(want, sizeof want, "OK %u\n", r.src_port);
-    host_read(h, got, (size_t)n);
-    assert_string_equal(got, want);
+    guest_accepts(f, h, guest_gets_request(f, 52));
     assert_int_equal(stats(f).answer_timeouts, 0);
     close(h);
 }
 
+/* A queued transport reset event goes into the first event buffer that
+ * holds it after the next activation: id 0, 4 bytes; only once. */
 static void test_transport_reset_event(void **state)
 {
     struct fixture *f = *state;
