@@ -8,6 +8,8 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/kvm.h>
@@ -161,6 +163,13 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 
 static void prepare(void)
 {
+    /* glibc reads /proc/sys/vm/overcommit_memory (an openat) the first
+     * time any thread's malloc heap shrinks, so a sandboxed thread freeing
+     * big buffers would be stopped for it. With a trim threshold no heap
+     * reaches, heaps never shrink: freed memory is kept for reuse, and
+     * blocks at or above the mmap threshold (128 KiB, now fixed) still go
+     * back to the system when freed. Process-wide, once. */
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
     for (int nr = 0; nr < MAX_SYSCALL; nr++)
         syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
     struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO };

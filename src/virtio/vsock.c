@@ -11,8 +11,9 @@
  *
  * Bounds and decisions:
  * - Guest to host: payload is written straight to the host socket; what
- *   the socket does not take is kept, at most VSOCK_CONN_BUF bytes, which
- *   is the buf_alloc vmlet advertises. A guest that sends past that credit
+ *   the socket does not take is kept, at most the connection's window
+ *   (VSOCK_CONN_BUF, or VSOCK_CONN_BUF_MIN past VSOCK_WIDE_CONNS open
+ *   connections), which is the buf_alloc vmlet advertises. A guest that sends past that credit
  *   has its connection reset (and the packet counted as malformed).
  *   fwd_cnt counts bytes the host socket took; a CREDIT_UPDATE goes out
  *   once half the buffer has been passed on since the guest last heard.
@@ -94,8 +95,10 @@ struct conn {
     uint32_t guest_port, host_port;
     /* Control packets due to the guest. */
     bool send_request, send_response, send_credit, send_shutdown, send_rst;
-    /* Guest to host: a ring of VSOCK_CONN_BUF bytes, allocated when
-     * needed. fwd_cnt: bytes the host socket took. */
+    /* Guest to host: a ring of window bytes (the buf_alloc the guest was
+     * given, fixed for the connection), allocated when needed. fwd_cnt:
+     * bytes the host socket took. */
+    uint32_t window;
     uint8_t *buf;
     uint32_t head, len;
     uint32_t fwd_cnt, fwd_told; /* fwd_told: what the guest last heard */
@@ -135,6 +138,7 @@ struct virtio_vsock {
     struct iovec slice[VIRTQ_MAX_CHAIN];
     struct conn *conns[VSOCK_MAX_CONNS];
     unsigned nconns;
+    unsigned nwide; /* connections with a VSOCK_CONN_BUF window */
     struct rst_entry rst[RST_QUEUE];
     unsigned nrst;
     uint32_t next_host_port;
@@ -193,7 +197,7 @@ static void hdr_build(uint8_t *b, const struct virtio_vsock *v, uint32_t host_po
     put_le16(b + 28, TYPE_STREAM);
     put_le16(b + 30, op);
     put_le32(b + 32, flags);
-    put_le32(b + 36, c ? VSOCK_CONN_BUF : 0);
+    put_le32(b + 36, c ? c->window : 0);
     put_le32(b + 40, c ? c->fwd_cnt : 0);
 }
 
@@ -241,6 +245,9 @@ static struct conn *conn_add(struct virtio_vsock *v, int fd, enum conn_state sta
         return NULL;
     c->fd = fd;
     c->state = state;
+    c->window = v->nwide < VSOCK_WIDE_CONNS ? VSOCK_CONN_BUF : VSOCK_CONN_BUF_MIN;
+    if (c->window == VSOCK_CONN_BUF)
+        v->nwide++;
     v->conns[v->nconns++] = c;
     return c;
 }
@@ -287,6 +294,8 @@ static void conn_reap(struct virtio_vsock *v)
     for (unsigned i = 0; i < v->nconns;) {
         struct conn *c = v->conns[i];
         if (c->state == C_CLOSING && !c->send_rst) {
+            if (c->window == VSOCK_CONN_BUF)
+                v->nwide--;
             free(c);
             v->conns[i] = v->conns[--v->nconns];
         } else {
@@ -302,6 +311,7 @@ static void close_all(struct virtio_vsock *v)
         free(v->conns[i]);
     }
     v->nconns = 0;
+    v->nwide = 0;
     v->nrst = 0;
 }
 
@@ -332,7 +342,7 @@ static void passed_on(struct virtio_vsock *v, struct conn *c, uint32_t n)
 {
     c->fwd_cnt += n;
     COUNT(v, bytes_to_host, n);
-    if (c->fwd_cnt - c->fwd_told >= VSOCK_CONN_BUF / 2)
+    if (c->fwd_cnt - c->fwd_told >= c->window / 2)
         c->send_credit = true;
 }
 
@@ -357,8 +367,8 @@ static void conn_flush(struct virtio_vsock *v, struct conn *c)
 {
     while (c->state == C_OPEN && c->len > 0) {
         uint32_t first = c->len;
-        if (first > VSOCK_CONN_BUF - c->head)
-            first = VSOCK_CONN_BUF - c->head;
+        if (first > c->window - c->head)
+            first = c->window - c->head;
         struct iovec iov[2] = { { c->buf + c->head, first }, { c->buf, c->len - first } };
         ssize_t n = host_send(c->fd, iov, c->len > first ? 2 : 1);
         if (n < 0) {
@@ -367,7 +377,7 @@ static void conn_flush(struct virtio_vsock *v, struct conn *c)
         }
         if (n == 0)
             return;
-        c->head = (uint32_t)((c->head + (uint32_t)n) % VSOCK_CONN_BUF);
+        c->head = (uint32_t)((c->head + (uint32_t)n) % c->window);
         c->len -= (uint32_t)n;
         passed_on(v, c, (uint32_t)n);
     }
@@ -411,13 +421,13 @@ static void guest_rw(struct virtio_vsock *v, struct conn *c, uint32_t len)
     uint32_t rest = len - off;
     if (rest == 0)
         return;
-    if (rest > VSOCK_CONN_BUF - c->len) { /* past the credit we gave */
+    if (rest > c->window - c->len) { /* past the credit we gave */
         COUNT(v, pkts_malformed, 1);
         conn_reset(v, c);
         return;
     }
     if (!c->buf) {
-        c->buf = malloc(VSOCK_CONN_BUF);
+        c->buf = malloc(c->window);
         if (!c->buf) {
             COUNT(v, pkts_dropped, 1);
             conn_reset(v, c);
@@ -426,8 +436,8 @@ static void guest_rw(struct virtio_vsock *v, struct conn *c, uint32_t len)
         c->head = 0;
     }
     /* Copy the rest in at the ring's tail, in up to two pieces. */
-    uint32_t tail = (c->head + c->len) % VSOCK_CONN_BUF;
-    uint32_t first = rest < VSOCK_CONN_BUF - tail ? rest : VSOCK_CONN_BUF - tail;
+    uint32_t tail = (c->head + c->len) % c->window;
+    uint32_t first = rest < c->window - tail ? rest : c->window - tail;
     iov_to_buf(v->slice, n, off, c->buf + tail, first);
     iov_to_buf(v->slice, n, off + first, c->buf, rest - first);
     c->len += rest;
@@ -573,19 +583,8 @@ static bool serve_tx(struct virtio_vsock *v)
             v->tx_blocked = true; /* until rx buffers carry the RSTs */
             return false;
         }
-        enum virtq_pop_result res = virtq_pop(q, &v->tx_chain);
-        if (res == VIRTQ_EMPTY) {
-            if (virtq_enable_notify(q)) {
-                virtq_disable_notify(q);
-                continue;
-            }
-            return false;
-        }
-        if (res == VIRTQ_BROKEN) {
-            v->broken = true;
-            virtio_set_needs_reset(v->vdev.transport);
-            return false;
-        }
+        if (virtio_device_pop(&v->vdev, q, &v->tx_chain, &v->broken) != VIRTQ_CHAIN)
+            return false; /* empty with notifications on, or broken */
         handle_tx(v);
         virtq_push(q, v->tx_chain.head, 0);
         v->tx_pushed = true;
@@ -604,20 +603,11 @@ static bool rx_get(struct virtio_vsock *v)
     if (!q || v->broken)
         return false;
     for (;;) {
-        enum virtq_pop_result res = virtq_pop(q, &v->rx_chain);
-        if (res == VIRTQ_EMPTY) {
-            if (virtq_enable_notify(q)) {
-                virtq_disable_notify(q);
-                continue;
-            }
-            v->rx_starved = true;
+        enum virtq_pop_result res = virtio_device_pop(&v->vdev, q, &v->rx_chain, &v->broken);
+        if (res == VIRTQ_EMPTY)
+            v->rx_starved = true; /* its kick brings us back */
+        if (res != VIRTQ_CHAIN)
             return false;
-        }
-        if (res == VIRTQ_BROKEN) {
-            v->broken = true;
-            virtio_set_needs_reset(v->vdev.transport);
-            return false;
-        }
         if (v->rx_chain.in_len < VSOCK_HDR_SIZE) {
             COUNT(v, pkts_dropped, 1); /* no room for a header: given back unused */
             virtq_push(q, v->rx_chain.head, 0);
@@ -969,15 +959,11 @@ static void send_reset_event(struct virtio_vsock *v)
     }
     /* At most the queue's size of buffers too short for it. */
     for (unsigned tries = 0; tries <= q->size; tries++) {
-        enum virtq_pop_result res = virtq_pop(q, &v->ev_chain);
-        if (res == VIRTQ_EMPTY && virtq_enable_notify(q))
-            res = virtq_pop(q, &v->ev_chain); /* one came as we asked for a kick */
+        enum virtq_pop_result res = virtio_device_pop(&v->vdev, q, &v->ev_chain, &v->broken);
         if (res == VIRTQ_EMPTY)
             return; /* its kick brings us back */
         if (res == VIRTQ_BROKEN) {
             v->reset_event = false;
-            v->broken = true;
-            virtio_set_needs_reset(v->vdev.transport);
             return;
         }
         struct virtq_chain *ch = &v->ev_chain;

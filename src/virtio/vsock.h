@@ -17,8 +17,14 @@
  * refused (RST to the guest, the Unix connection closed). */
 #define VSOCK_MAX_CONNS    1024
 /* What vmlet buffers for one connection, guest to host, and advertises as
- * its buf_alloc: the guest never has more than this in flight. */
-#define VSOCK_CONN_BUF     (64 * 1024)
+ * its buf_alloc: the guest never has more than this in flight. The first
+ * VSOCK_WIDE_CONNS connections open at a time get VSOCK_CONN_BUF (a
+ * window wide enough for one stream to run at speed), later ones
+ * VSOCK_CONN_BUF_MIN: a guest and host programs that fill every buffer
+ * hold at most 128 x 256 KiB + 896 x 64 KiB = 88 MiB. */
+#define VSOCK_CONN_BUF     (256 * 1024)
+#define VSOCK_CONN_BUF_MIN (64 * 1024)
+#define VSOCK_WIDE_CONNS   128
 /* The largest payload of one packet either way (Linux sends at most 64 KiB). */
 #define VSOCK_MAX_PKT      (64 * 1024)
 #define VSOCK_HDR_SIZE     44

@@ -574,7 +574,7 @@ static void test_credit_from_guest(void **state)
     static char chunk[0x10000];
     memset(chunk, 'a', sizeof chunk);
     uint32_t sent = 0;
-    for (int i = 0; i < 16; i++) { /* within the credit: 64 KiB */
+    for (int i = 0; i < VSOCK_CONN_BUF / 4096; i++) { /* all the credit */
         send_pkt(f, gp(1234, 5000, RW, 4096), chunk);
         sent += 4096;
     }
@@ -592,6 +592,9 @@ static void test_credit_from_guest(void **state)
     assert_int_equal(r.op, CREDIT_UPDATE);
     assert_true(r.fwd_cnt >= VSOCK_CONN_BUF / 2);
     assert_int_equal(r.buf_alloc, VSOCK_CONN_BUF);
+    /* The device counts a write once it returns; the host may read first. */
+    for (int ms = 0; stats(f).bytes_to_host != sent && ms < WAIT_MS; ms++)
+        usleep(1000);
     assert_int_equal(stats(f).bytes_to_host, sent);
     close(c);
     close(lfd);
@@ -606,7 +609,7 @@ static void test_credit_overrun(void **state)
     int sz = 4096;
     assert_int_equal(setsockopt(c, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz), 0);
     static char chunk[0x10000];
-    /* The host never reads: the socket fills, then vmlet's 64 KiB, then
+    /* The host never reads: the socket fills, then vmlet's window, then
      * the guest oversteps its credit and is reset. */
     struct pkt r = { 0 };
     uint32_t sent = 0, told = 0;
@@ -620,7 +623,7 @@ static void test_credit_overrun(void **state)
         }
     }
     assert_int_equal(r.op, RST);
-    /* Reset only once the guest went past its credit: more than 64 KiB
+    /* Reset only once the guest went past its credit: more than a window
      * beyond what vmlet had passed on and said so. */
     assert_true(sent - told > VSOCK_CONN_BUF);
     assert_int_equal(stats(f).pkts_malformed, 1);
@@ -880,8 +883,60 @@ static void test_sandboxed(void **state)
     close(lfd);
 }
 
+/* Several guest connections at once, each sending full 64 KiB packets as
+ * far as its credit goes, to a host that reads in small bites: vmlet's
+ * buffers fill and drain many times over, under the sandbox. */
+static void test_sandboxed_streams(void **state)
+{
+    struct fixture *f = *state;
+    enum { STREAMS = 8, PKT = 0x10000, TOTAL = 4 * 1024 * 1024 };
+    post_rx(f, 64);
+    int lfd = host_listen_backlog(f, 5000, STREAMS);
+    int host[STREAMS];
+    uint32_t sent[STREAMS] = { 0 }, told[STREAMS] = { 0 }, got[STREAMS] = { 0 };
+    for (int i = 0; i < STREAMS; i++) {
+        host[i] = guest_connects(f, lfd, 2000 + (uint32_t)i);
+        post_rx(f, 1);
+        assert_int_equal(fcntl(host[i], F_SETFL, O_NONBLOCK), 0);
+    }
+    static uint8_t chunk[PKT];
+    for (size_t k = 0; k < sizeof chunk; k++)
+        chunk[k] = (uint8_t)(k * 7 + 1);
+    unsigned done = 0;
+    for (unsigned round = 0; done < STREAMS; round++) {
+        assert_true(round < 1000000);
+        for (int i = 0; i < STREAMS; i++) {
+            if (sent[i] < TOTAL && VSOCK_CONN_BUF - (sent[i] - told[i]) >= PKT) {
+                send_pkt(f, gp(2000 + (uint32_t)i, 5000, RW, PKT), chunk);
+                sent[i] += PKT;
+            }
+            uint8_t buf[3000];
+            ssize_t n = read(host[i], buf, 1 + (round * 131 + (unsigned)i * 977) % sizeof buf);
+            if (n > 0) {
+                for (ssize_t k = 0; k < n; k++)
+                    assert_int_equal(buf[k], (uint8_t)(((got[i] + (uint32_t)k) % PKT) * 7 + 1));
+                got[i] += (uint32_t)n;
+                if (got[i] == TOTAL)
+                    done++;
+            }
+        }
+        while (used_idx(&f->rx) != f->rx.last_used) {
+            struct pkt r = recv_pkt(f, NULL);
+            post_rx(f, 1);
+            assert_int_equal(r.op, CREDIT_UPDATE);
+            assert_true(r.dst_port >= 2000 && r.dst_port < 2000 + STREAMS);
+            told[r.dst_port - 2000] = r.fwd_cnt;
+        }
+    }
+    assert_int_equal(stats(f).pkts_malformed, 0);
+    assert_int_equal(stats(f).conns_reset, 0);
+    for (int i = 0; i < STREAMS; i++)
+        close(host[i]);
+    close(lfd);
+}
+
 /* VSOCK_MAX_CONNS connections, then the next is refused either way; one
- * closed makes room again. */
+ * closed makes room again. Windows: VSOCK_WIDE_CONNS wide, then narrow. */
 static void test_conn_cap(void **state)
 {
     struct fixture *f = *state;
@@ -889,7 +944,10 @@ static void test_conn_cap(void **state)
     for (uint32_t i = 0; i < VSOCK_MAX_CONNS; i++) {
         post_rx(f, 1);
         send_pkt(f, gp(10000 + i, 5000, REQUEST, 0), NULL);
-        assert_int_equal(recv_pkt(f, NULL).op, RESPONSE);
+        struct pkt a = recv_pkt(f, NULL);
+        assert_int_equal(a.op, RESPONSE);
+        /* The first connections get the wide window, the rest the narrow. */
+        assert_int_equal(a.buf_alloc, i < VSOCK_WIDE_CONNS ? VSOCK_CONN_BUF : VSOCK_CONN_BUF_MIN);
     }
     post_rx(f, 4);
     send_pkt(f, gp(9999, 5000, REQUEST, 0), NULL);
@@ -1014,6 +1072,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_waits_for_rx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
+        cmocka_unit_test_setup_teardown(test_sandboxed_streams, setup_sandboxed, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
