@@ -64,6 +64,28 @@ static void drop_caches(void)
     close(fd);
 }
 
+/* Creates base/f000000... with size bytes of buf each. */
+static int create_files(const char *base, long n, const char *buf, long size)
+{
+    char path[4200];
+    for (long i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "%s/f%06ld", base, i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return fail("create", path);
+        ssize_t w = write(fd, buf, (size_t)size);
+        if (w != (ssize_t)size) {
+            close(fd);
+            if (w >= 0)
+                errno = EIO; /* short write */
+            return fail("write", path);
+        }
+        if (close(fd) < 0)
+            return fail("close", path);
+    }
+    return 0;
+}
+
 static int meta(const char *dir, long n, long size)
 {
     char base[4096], path[4200];
@@ -79,20 +101,11 @@ static int meta(const char *dir, long n, long size)
     memset(buf, 'x', (size_t)size);
 
     double t0 = now();
-    for (long i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/f%06ld", base, i);
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd < 0)
-            return fail("create", path);
-        if (write(fd, buf, (size_t)size) != (ssize_t)size)
-            return fail("write", path);
-        if (close(fd) < 0)
-            return fail("close", path);
-    }
-    if (sync_dir(base))
+    int r = create_files(base, n, buf, size);
+    free(buf);
+    if (r || sync_dir(base))
         return 1;
     double t1 = now();
-    free(buf);
 
     drop_caches();
     double t2 = now();
