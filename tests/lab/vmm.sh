@@ -34,6 +34,9 @@
 #                        -device vhost-vsock-pci,guest-cid=N: the host side
 #                        is AF_VSOCK in the kernel, /dev/vhost-vsock, and
 #                        PATH is not used)
+#   VMM_SHARES="PATH,tag=TAG[,ro] ..."  shared directories (vmlet --share,
+#                        virtio-fs; vmlet only: QEMU needs a virtiofsd,
+#                        which Debian 12 does not ship)
 #   QEMU_DRIVE_OPTS      more -drive options for QEMU (bench/disk: cache=,
 #                        aio=); QEMU's defaults otherwise (cache=writeback,
 #                        like vmlet's page-cache-backed disks)
@@ -58,6 +61,7 @@ vmm_device_args() {
         [ -n "${VMM_RNG:-}" ] && printf ' --rng'
         for n in ${VMM_NET:-}; do printf ' --net %s' "$n"; done
         [ -n "${VMM_VSOCK:-}" ] && printf ' --vsock %s' "$VMM_VSOCK"
+        for s in ${VMM_SHARES:-}; do printf ' --share %s' "$s"; done
         ;;
     qemu*)
         i=0
