@@ -66,6 +66,16 @@ while ! grep -aq VMLET-FS-DONE "$log" 2>/dev/null && kill -0 $pid 2>/dev/null &&
       [ "$(secs)" -lt "$deadline" ]; do
     # vmlet's descriptors (the most seen) and their limit while the guest
     # opens and holds its files
+    # The host's swap under the working guest (fsguest/init, SWAP-READY):
+    # "held" moved out of the share with a secret put in it, "swap"
+    # replaced by a symlink to outside.
+    if [ -z "${swapped:-}" ] && grep -aq VMLET-FS-SWAP-READY "$log"; then
+        swapped=yes
+        mkdir -p "$tmp/away"
+        mv "$share/held" "$tmp/away/held" && echo "$secret" >"$tmp/away/held/secret"
+        mv "$share/swap" "$share/swap-old" && ln -s "$tmp/outside" "$share/swap"
+        touch "$share/swap-done"
+    fi
     if grep -aq VMLET-FS-OPENMANY-START "$log" && ! grep -aq VMLET-FS-OPENMANY= "$log"; then
         set -- "/proc/$pid/fd/"*
         if [ "$#" -gt "${most_fds:-0}" ]; then
@@ -117,16 +127,18 @@ if [ "$got" = "$tar_want " ] && [ "$host_view" = "$tar_want" ]; then ok fs-tar; 
 
 # Escapes: the guest never saw the secret, and nothing outside changed.
 seen=
-for m in ESC-DOTDOT ESC-ABS-LINK ESC-REL-LINK ESC-WRITE-LINK; do
+for m in ESC-DOTDOT ESC-ABS-LINK ESC-REL-LINK ESC-WRITE-LINK SWAP-HELD SWAP-LINK; do
     case $(val $m) in *"$secret"*) seen="$seen $m" ;; esac
 done
 outside_after=$(find "$tmp/outside" "$tmp/ro" | LC_ALL=C sort | xargs ls -ld --full-time 2>/dev/null | sha)
 if [ -z "$seen" ] && [ "$outside_before" = "$outside_after" ] && [ ! -e "$share/passwd" ] &&
+   [ "${swapped:-}" = yes ] && [ -n "$(val SWAP-HELD)" ] && [ -n "$(val SWAP-LINK)" ] &&
    [ "$(cat "$tmp/outside/secret")" = "$secret" ]; then
     ok fs-escape
     echo "# fs: escapes: ../..: '$(val ESC-DOTDOT)'; absolute link: '$(val ESC-ABS-LINK)'; relative link: '$(val ESC-REL-LINK)'; link from /proc: '$(val ESC-PROC-LINK)'"
+    echo "# fs: after the host's swap: in the held directory moved out: '$(val SWAP-HELD)'; through the symlink put in: '$(val SWAP-LINK)'"
 else
-    not_ok fs-escape "the secret seen through:${seen:- nothing}; outside changed: $([ "$outside_before" = "$outside_after" ] && echo no || echo yes); passwd linked in: $([ -e "$share/passwd" ] && echo yes || echo no)"
+    not_ok fs-escape "the secret seen through:${seen:- nothing}; outside changed: $([ "$outside_before" = "$outside_after" ] && echo no || echo yes); passwd linked in: $([ -e "$share/passwd" ] && echo yes || echo no); host swap done: ${swapped:-no}, guest saw '$(val SWAP-HELD)' / '$(val SWAP-LINK)'"
 fi
 if [ "$(val RO-READ)" = read-only-file ] && [ "$(val RO-CHANGES)" = none ] &&
    [ "$(cat "$tmp/ro/file")" = read-only-file ] && [ "$(ls "$tmp/ro")" = file ]; then
