@@ -16,7 +16,7 @@
  *   connections), which is the buf_alloc vmlet advertises. A guest that sends past that credit
  *   has its connection reset (and the packet counted as malformed).
  *   fwd_cnt counts bytes the host socket took; a CREDIT_UPDATE goes out
- *   once half the buffer has been passed on since the guest last heard.
+ *   once half the window has been passed on since the guest last heard.
  * - Host to guest: a host socket is read only into a guest rx buffer and
  *   only as far as the guest's credit (buf_alloc - (tx_cnt - fwd_cnt),
  *   taken as 0 when the guest's numbers do not add up): vmlet holds no
@@ -820,22 +820,32 @@ static int expire_handshakes(struct virtio_vsock *v)
     return next - now > 60000 ? 60000 : (int)(next - now);
 }
 
-/* Reads the CONNECT line a byte at a time, so what follows it stays in
- * the socket for the guest. */
+/* Reads the CONNECT line and not a byte more, so what follows it stays
+ * in the socket for the guest. */
 static void host_handshake(struct virtio_vsock *v, struct conn *c)
 {
     while (c->line_len < LINE_MAX_LEN) {
-        char ch;
-        ssize_t r = read(c->fd, &ch, 1);
+        /* A look at what came, then a read of the line only: what follows
+         * it stays in the socket for the guest. Two calls, not one a byte. */
+        char *at = c->line + c->line_len;
+        ssize_t r = recv(c->fd, at, LINE_MAX_LEN - c->line_len, MSG_PEEK);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         if (r <= 0)
             break;
-        c->line[c->line_len++] = ch;
-        if (ch != '\n')
-            continue;
+        const char *nl = memchr(at, '\n', (size_t)r);
+        size_t take = nl ? (size_t)(nl - at) + 1 : (size_t)r;
+        ssize_t got;
+        do {
+            got = read(c->fd, at, take);
+        } while (got < 0 && errno == EINTR);
+        if (got != (ssize_t)take)
+            break; /* what we just saw is there: anything else is an error */
+        c->line_len += (unsigned)take;
+        if (!nl)
+            continue; /* more to come, or too long (the loop's end) */
         uint32_t port;
         if (!parse_connect(c->line, c->line_len, &port))
             break;
@@ -1117,12 +1127,10 @@ static const struct virtio_device_ops vsock_ops = {
 };
 
 /* Accepting host connections, connecting to "<uds>_<port>", moving bytes
- * (sendmsg without SIGPIPE, readv, read), half-closing. */
+ * (sendmsg without SIGPIPE, readv, read; recv to peek at a CONNECT line),
+ * half-closing. */
 static const int vsock_syscalls[] = {
-    __NR_accept4,
-    __NR_connect,
-    __NR_sendmsg,
-    __NR_shutdown,
+    __NR_accept4, __NR_connect, __NR_recvfrom, __NR_sendmsg, __NR_shutdown,
 };
 static const struct sandbox_rules vsock_rules = {
     .kind = "virtio-vsock",

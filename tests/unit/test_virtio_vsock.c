@@ -478,6 +478,28 @@ static void test_host_data_after_connect(void **state)
     close(fd);
 }
 
+/* The CONNECT line in pieces, data right behind its end: the line is
+ * put together, nothing after it is taken for it. */
+static void test_host_line_in_pieces(void **state)
+{
+    struct fixture *f = *state;
+    post_rx(f, 16);
+    int fd = host_connect(f);
+    host_write(fd, "CONN", 4);
+    usleep(20000);
+    host_write(fd, "ECT 5", 5);
+    usleep(20000);
+    host_write(fd, "2\nrest", 6);
+    struct pkt r = guest_gets_request(f, 52);
+    guest_accepts(f, fd, r);
+    char buf[32] = { 0 };
+    struct pkt d = recv_pkt(f, buf);
+    assert_int_equal(d.op, RW);
+    assert_int_equal(d.len, 4);
+    assert_memory_equal(buf, "rest", 4);
+    close(fd);
+}
+
 /* No listener in the guest: it answers RST, and the host program's
  * connection is closed without OK. */
 static void test_host_refused(void **state)
@@ -1057,6 +1079,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_host_data_after_connect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_bad_line, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_line_in_pieces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_to_guest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_from_guest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_credit_overrun, setup, teardown),
