@@ -13,8 +13,9 @@
  * - Guest to host: payload is written straight to the host socket; what
  *   the socket does not take is kept, at most the connection's window
  *   (VSOCK_CONN_BUF, or VSOCK_CONN_BUF_MIN past VSOCK_WIDE_CONNS open
- *   connections), which is the buf_alloc vmlet advertises. A guest that sends past that credit
- *   has its connection reset (and the packet counted as malformed).
+ *   connections), which is the buf_alloc vmlet advertises. A guest that
+ *   sends past that credit has its connection reset (and the packet
+ *   counted as malformed).
  *   fwd_cnt counts bytes the host socket took; a CREDIT_UPDATE goes out
  *   once half the window has been passed on since the guest last heard.
  * - Host to guest: a host socket is read only into a guest rx buffer and
