@@ -108,7 +108,6 @@ struct conn {
     uint32_t peer_buf_alloc, peer_fwd_cnt;
     bool readable;           /* poll said so; cleared on EAGAIN */
     bool host_eof;           /* the host will send no more */
-    bool host_hup;           /* poll saw POLLHUP: nothing can pass any more */
     bool guest_no_send;      /* SHUTDOWN F_SEND from the guest */
     bool guest_no_recv;      /* SHUTDOWN F_RCV from the guest */
     bool shut_wr_done;       /* shutdown(SHUT_WR) done on the host socket */
@@ -680,10 +679,7 @@ static bool rx_data(struct virtio_vsock *v, struct conn *c)
     if (r == 0) { /* the host will send no more: tell the guest */
         c->host_eof = true;
         c->readable = false;
-        if (c->host_hup && c->len == 0)
-            conn_end(v, c, false); /* closed, not half-closed: RST alone */
-        else
-            c->send_shutdown = true;
+        c->send_shutdown = true;
         return true;
     }
     uint8_t hdr[VSOCK_HDR_SIZE];
@@ -751,15 +747,9 @@ static void serve_rx(struct virtio_vsock *v)
             progress |= c->tx_cnt != before;
         }
     }
-    /* A host EOF goes after its data, and so does the RST of a host that
-     * closed (rx_data ends those connections at their EOF). */
+    /* A host EOF goes after its data. */
     for (unsigned i = 0; i < v->nconns; i++) {
         struct conn *c = v->conns[i];
-        if (c->send_rst) {
-            if (!rx_control(v, c, OP_RST, 0))
-                return;
-            c->send_rst = false;
-        }
         if (c->send_shutdown && c->state == C_OPEN) {
             if (!rx_control(v, c, OP_SHUTDOWN, SHUT_F_SEND))
                 return;
@@ -920,8 +910,6 @@ static void host_event(struct virtio_vsock *v, struct conn *c, short re)
         conn_end(v, c, false);
         return;
     }
-    if (re & POLLHUP)
-        c->host_hup = true; /* the EOF read after it ends the connection */
     if (re & (POLLIN | POLLHUP))
         c->readable = true;
     if ((re & (POLLOUT | POLLHUP)) && c->len > 0)
