@@ -3,9 +3,13 @@
  * server. Every function stays within the iovecs' own lengths. */
 #include "iov.h"
 
+#include <stdbool.h>
 #include <string.h>
 
-size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len)
+/* The bytes [offset, offset + len) of the scatter list and buf, copied
+ * one way or the other; returns how many the list held. */
+static size_t iov_copy(const struct iovec *iov, unsigned n, size_t offset, uint8_t *buf, size_t len,
+                       bool into_iov)
 {
     size_t done = 0;
     for (unsigned i = 0; i < n && done < len; i++) {
@@ -16,29 +20,25 @@ size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf,
         size_t chunk = iov[i].iov_len - offset;
         if (chunk > len - done)
             chunk = len - done;
-        memcpy((uint8_t *)buf + done, (const uint8_t *)iov[i].iov_base + offset, chunk);
+        uint8_t *at = (uint8_t *)iov[i].iov_base + offset;
+        if (into_iov)
+            memcpy(at, buf + done, chunk);
+        else
+            memcpy(buf + done, at, chunk);
         done += chunk;
         offset = 0;
     }
     return done;
 }
 
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t offset, void *buf, size_t len)
+{
+    return iov_copy(iov, n, offset, buf, len, false);
+}
+
 size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t offset, const void *buf, size_t len)
 {
-    size_t done = 0;
-    for (unsigned i = 0; i < n && done < len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t chunk = iov[i].iov_len - offset;
-        if (chunk > len - done)
-            chunk = len - done;
-        memcpy((uint8_t *)iov[i].iov_base + offset, (const uint8_t *)buf + done, chunk);
-        done += chunk;
-        offset = 0;
-    }
-    return done;
+    return iov_copy(iov, n, offset, (uint8_t *)buf, len, true); /* only read from */
 }
 
 unsigned iov_slice(const struct iovec *iov, unsigned n, uint64_t off, uint64_t len,
