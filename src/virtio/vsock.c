@@ -826,8 +826,8 @@ static int expire_handshakes(struct virtio_vsock *v)
 static void host_handshake(struct virtio_vsock *v, struct conn *c)
 {
     while (c->line_len < LINE_MAX_LEN) {
-        /* A look at what came, then a read of the line only: what follows
-         * it stays in the socket for the guest. Two calls, not one a byte. */
+        /* A peek, then a read of the line's bytes only: two calls, not
+         * one a byte. */
         char *at = c->line + c->line_len;
         ssize_t r = recv(c->fd, at, LINE_MAX_LEN - c->line_len, MSG_PEEK);
         if (r < 0 && errno == EINTR)
