@@ -67,6 +67,14 @@ median() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
+# exits_line LABEL WHO HISTOGRAM WIDTH: "#   LABEL WHO" (LABEL padded to
+# WIDTH) and exits_top's reasons, for a histogram that was recorded.
+exits_line() {
+    [ -s "$3" ] || return 0
+    printf "#   %-${4}s %-6s" "$1" "$2"
+    exits_top "$3"
+}
+
 # exits_top HISTOGRAM: the six most frequent exit reasons with counts, on
 # one line (SVM exit codes, named for the common ones; npf = nested page
 # fault: MMIO, such as a virtqueue notify, or a first touch of memory).

@@ -153,10 +153,7 @@ echo
 echo "# VM exits by reason (last run):"
 for job in $JOBS; do
     for vmm in $VMMS; do
-        h=$LOGDIR/disk-$vmm-$REPS.log.$job.exits
-        [ -s "$h" ] || continue
-        printf '#   %-10s %-6s' "$job" "$vmm"
-        exits_top "$h"
+        exits_line "$job" "$vmm" "$LOGDIR/disk-$vmm-$REPS.log.$job.exits" 10
     done
 done
 echo

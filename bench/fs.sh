@@ -229,10 +229,7 @@ echo
 echo "# VM exits by reason (last round):"
 for job in $JOBS; do
     for target in share blk; do
-        h=$LOGDIR/fs-vmlet.log.$target.$job.exits
-        [ -s "$h" ] || continue
-        printf '#   %-9s %-6s' "$job" "$target"
-        exits_top "$h"
+        exits_line "$job" "$target" "$LOGDIR/fs-vmlet.log.$target.$job.exits" 9
     done
 done
 echo

@@ -157,10 +157,7 @@ echo "# VM exits by reason (last run):"
 for be in $BACKENDS; do
     for dir in h2g g2h; do
         for vmm in $VMMS; do
-            h=$LOGDIR/net-$vmm-$be-$REPS.log.$dir.exits
-            [ -s "$h" ] || continue
-            printf '#   %-9s %-6s' "$be-$dir" "$vmm"
-            exits_top "$h"
+            exits_line "$be-$dir" "$vmm" "$LOGDIR/net-$vmm-$be-$REPS.log.$dir.exits" 9
         done
     done
 done

@@ -210,10 +210,7 @@ echo
 echo "# VM exits by reason (last run):"
 for t in $TESTS; do
     for vmm in $VMMS; do
-        h=$LOGDIR/vsock-$vmm-$REPS.log.$t.exits
-        [ -s "$h" ] || continue
-        printf '#   %-13s %-6s' "$t" "$vmm"
-        exits_top "$h"
+        exits_line "$t" "$vmm" "$LOGDIR/vsock-$vmm-$REPS.log.$t.exits" 13
     done
 done
 echo
