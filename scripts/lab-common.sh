@@ -55,6 +55,32 @@ l1_nudge() {
     l1_monitor "$1" "sendkey shift" >/dev/null 2>&1
 }
 
+# l1_watchdog LOG MONITOR NAME STALL TAG, in the background of a bench that
+# boots L1 (QEMU -name NAME, its console in LOG): every 30 s of quiet a key
+# press (l1_nudge), noted in lab/logs/l1-TAG-nudges; after STALL s of quiet
+# L1's state from its monitor goes to lab/logs/l1-TAG-state.txt and L1 is
+# stopped.
+l1_watchdog() {
+    local log=$1 monitor=$2 name=$3 stall=$4 tag=$5 size=-1 s last now
+    rm -f "$LAB/logs/l1-$tag-nudges"
+    last=$(date +%s)
+    while sleep 5; do
+        now=$(date +%s)
+        s=$(stat -c %s "$log" 2>/dev/null || echo 0)
+        [ "$s" != "$size" ] && { size=$s; last=$now; }
+        [ $((now - last)) -ge "$stall" ] && break
+        if [ $((now - last)) -ge 30 ] && [ $(((now - last) % 30)) -lt 5 ]; then
+            echo "$(date +%T) quiet for $((now - last)) s: key press" >>"$LAB/logs/l1-$tag-nudges"
+            l1_nudge "$monitor"
+        fi
+    done
+    { echo "L1 printed nothing for $stall s; its QEMU monitor says:"
+      l1_monitor "$monitor" "info cpus" "info registers" "info lapic"; } >"$LAB/logs/l1-$tag-state.txt" 2>&1
+    say "bench: L1 printed nothing for $stall s: stopping it (its state: lab/logs/l1-$tag-state.txt)"
+    # shellcheck disable=SC2046 # one word per pid
+    kill $(pgrep -f -- "-name $name") 2>/dev/null
+}
+
 # l1_monitor SOCKET COMMAND...: runs HMP commands on a QEMU monitor socket
 # (-monitor unix:SOCKET,server=on,wait=off) and prints the answers.
 l1_monitor() {
