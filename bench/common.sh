@@ -14,9 +14,12 @@ TRIGGER='hist:keys=exit_reason:vals=hitcount:sort=hitcount.descending'
 # every CPU, and in the nested lab that was seen to hang L1 (soft lockup)
 # while the other vCPU ran the guest. Between, a job's exits are the
 # difference of two snapshots of the histogram.
-exits_arm() { [ -w "$EV/trigger" ] && echo "$TRIGGER" >"$EV/trigger"; }
-exits_disarm() { [ -w "$EV/trigger" ] && echo "!$TRIGGER" >"$EV/trigger"; }
-exits_snap() { if [ -r "$EV/hist" ]; then cat "$EV/hist" >"$1"; else : >"$1"; fi; }
+exits_arm() { xtrace_each xtrace_arm_one; [ -w "$EV/trigger" ] && echo "$TRIGGER" >"$EV/trigger"; }
+exits_disarm() { xtrace_each xtrace_disarm_one; [ -w "$EV/trigger" ] && echo "!$TRIGGER" >"$EV/trigger"; }
+exits_snap() {
+    XSNAP=$1 xtrace_each xtrace_snap_one
+    if [ -r "$EV/hist" ]; then cat "$EV/hist" >"$1"; else : >"$1"; fi
+}
 # exits_diff BEFORE AFTER OUT: per-reason counts of AFTER minus BEFORE into
 # OUT (in the histogram's format, largest first); prints the total.
 exits_diff() {
@@ -27,6 +30,35 @@ exits_diff() {
         sort -rn | awk -v out="$3" '{ total += $1
             printf "{ exit_reason: %10s } hitcount: %10d\n", $2, $1 >out }
             END { print total + 0 }'
+}
+
+# Optional histograms beside the exits (XTRACE="EVENT:KEYS ...", kvm
+# events, e.g. "kvm_msr:ecx,write kvm_apic_accept_irq:vec"): armed, read
+# and removed with the exits', a snapshot FILE's go to FILE.EVENT.
+XTRACE=${XTRACE:-}
+xtrace_each() {
+    for x in $XTRACE; do
+        xe=$TRACING/events/kvm/${x%%:*}
+        [ -w "$xe/trigger" ] && "$@" "${x%%:*}" "$xe" "hist:keys=${x#*:}:vals=hitcount:sort=hitcount.descending"
+    done
+}
+xtrace_arm_one() { echo "$3" >"$2/trigger"; }
+xtrace_disarm_one() { echo "!$3" >"$2/trigger"; }
+xtrace_snap_one() { cat "$2/hist" >"$XSNAP.$1"; }
+# xtrace_diff BEFORE AFTER: per key, AFTER's count minus BEFORE's, for each
+# event, largest first, as "EVENT: count key; count key; ..." lines.
+xtrace_diff() {
+    for x in $XTRACE; do
+        e=${x%%:*}
+        [ -s "$2.$e" ] || continue
+        printf '%s:' "$e"
+        awk '/^\{/ { k = $0; sub(/^\{ */, "", k); sub(/ *\}.*/, "", k); gsub(/  +/, " ", k)
+                     n = $0; sub(/.*hitcount: */, "", n); n += 0
+                     if (FILENAME == ARGV[1]) b[k] = n; else a[k] = n }
+             END { for (k in a) if (a[k] - b[k] > 0) print a[k] - b[k] "\t" k }' "$1.$e" "$2.$e" |
+            sort -rn | head -n 8 | awk -F'\t' '{ printf " %s [%s];", $1, $2 } END { print "" }'
+        rm -f "$1.$e" "$2.$e"
+    done
 }
 
 secs() { cut -d. -f1 /proc/uptime; }

@@ -17,8 +17,8 @@
 #   from-guest-1, from-guest-8  1 and 8 streams the guest writes
 #   connrate                    connect + 1-byte echo + close, one at a time
 # VMMs take turns, REPS (default 3) boots each; per test it also counts VM
-# exits (kvm:kvm_exit) and the VMM's CPU time, for QEMU with its vhost
-# worker's. VMMS="vmlet qemu" picks the VMMs. Never fails on a number: a
+# exits (kvm:kvm_exit), MSR accesses and interrupts by vector, and the
+# VMM's CPU time, for QEMU with its vhost worker's. VMMS="vmlet qemu" picks the VMMs. Never fails on a number: a
 # test that fails (an error, a stall: vsockperf's 30 s timeout) is reported
 # and left out of the medians, and that boot's remaining tests are skipped.
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -36,6 +36,9 @@ READY_TIMEOUT=${READY_TIMEOUT:-180}
 PORT=5201
 CID=3
 TESTS="to-guest-1 to-guest-8 from-guest-1 from-guest-8 connrate"
+# Beside the exits, per test: MSR accesses (0x80b: x2APIC EOI, 0x6e0:
+# TSC deadline) and interrupts the guest's LAPIC took, by vector.
+XTRACE="kvm_msr:ecx.hex,write kvm_apic_accept_irq:vec"
 export INITRD
 mkdir -p "$LOGDIR"
 RESULTS=$LOGDIR/vsock.results
@@ -140,6 +143,7 @@ while [ "$rep" -le "$REPS" ]; do
             c1=$VMM_TICKS v1=${VHOST_TICKS:-0} g1=$GUEST_TICKS
             exits_snap "$log.$t.after"
             exits=$(exits_diff "$log.$t.before" "$log.$t.after" "$log.$t.exits")
+            xtrace_diff "$log.$t.before" "$log.$t.after" >"$log.$t.xtrace"
             rm -f "$log.$t.before" "$log.$t.after"
             cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
             gcpu=$(awk -v a="$g0" -v b="$g1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
@@ -166,6 +170,7 @@ while [ "$rep" -le "$REPS" ]; do
             per=$(awk -v e="${exits:--}" -v a="$amount" \
                 'BEGIN { if (e == "-" || a == 0) print "-"; else printf "%.1f", e / a }')
             echo "# run $rep $vmm $t: $value $unit, $exits exits ($per per $([ "$t" = connrate ] && echo conn || echo MB)), VMM CPU $cpu s$vhost of which guest $gcpu s, client CPU ${ccpu:--} s"
+            sed "s/^/#   $vmm $t /" "$log.$t.xtrace"
             echo "$vmm $t $value $amount $per ${exits:--} $cpu ${ccpu:--} $gcpu" >>"$RESULTS"
         done
         vmm_send quit

@@ -238,15 +238,29 @@ static void needs_reset_locked(struct virtio_pci *vp)
     }
 }
 
-void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
+void virtio_notify_queues(struct virtio_transport *t, uint32_t mask)
 {
     struct virtio_pci *vp = t->vp;
-    if (queue >= vp->nq)
-        return;
+    uint64_t sent = 0; /* vectors fired, by number (< NUM_VECTORS_MAX) */
     pthread_mutex_lock(&vp->irq_lock);
-    vp->isr |= ISR_QUEUE;
-    fire(vp, vp->queue_vector[queue]);
+    for (unsigned q = 0; q < vp->nq; q++) {
+        if (!(mask & (1u << q)))
+            continue;
+        vp->isr |= ISR_QUEUE;
+        uint16_t vec = vp->queue_vector[q];
+        if (vec < vp->nvec && (sent & (1ULL << vec)))
+            continue;
+        if (vec < vp->nvec)
+            sent |= 1ULL << vec;
+        fire(vp, vec);
+    }
     pthread_mutex_unlock(&vp->irq_lock);
+}
+
+void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
+{
+    if (queue < t->vp->nq)
+        virtio_notify_queues(t, 1u << queue);
 }
 
 void virtio_notify_config(struct virtio_transport *t)
@@ -805,7 +819,9 @@ static bool ops_usable(const struct virtio_device_ops *ops)
 {
     return ops && ops->num_queues >= 1 && ops->num_queues <= VIRTIO_MAX_QUEUES &&
            is_pow2(ops->queue_max_size) && ops->queue_max_size <= VIRTQ_MAX_SIZE &&
-           ops->config_size <= VIRTIO_PCI_NOTIFY_OFF - VIRTIO_PCI_DEVICE_OFF;
+           ops->config_size <= VIRTIO_PCI_NOTIFY_OFF - VIRTIO_PCI_DEVICE_OFF &&
+           (ops->msix_vectors == 0 ||
+            (ops->msix_vectors >= 2 && ops->msix_vectors <= ops->num_queues + 1));
 }
 
 /* Undoes virtio_pci_new, whatever it got to. The device is reset only if
@@ -852,7 +868,7 @@ struct virtio_pci *virtio_pci_new(struct pci_host *host, struct kvm_irq *irq,
     vp->mem = mem;
     vp->kvm = irq;
     vp->nq = ops->num_queues;
-    vp->nvec = vp->nq + 1;
+    vp->nvec = ops->msix_vectors ? ops->msix_vectors : vp->nq + 1;
     vp->offered = ops->features | OFFERED_ALWAYS;
     pthread_mutex_init(&vp->cfg_lock, NULL);
     pthread_mutex_init(&vp->irq_lock, NULL);

@@ -60,6 +60,11 @@ struct virtio_device_ops {
     unsigned num_queues;
     uint16_t queue_max_size;
     uint64_t features; /* device-specific bits offered */
+    /* MSI-X vectors offered, config's included: 0 for one a queue plus
+     * one for config; 2 makes Linux share one vector among all queues,
+     * so completions on several queues cost one interrupt (at least 2:
+     * the transport has no INTx pin to fall back to). */
+    unsigned msix_vectors;
     size_t config_size;
     void (*config_read)(void *dev, size_t offset, uint8_t *data, size_t len);
     void (*config_write)(void *dev, size_t offset, const uint8_t *data, size_t len);
@@ -85,6 +90,9 @@ struct virtio_device_ops {
 /* Called by a device (any thread): interrupt the driver for queue index
  * (MSI-X vector of the queue, or the ISR + INTx fallback). Honours masking. */
 void virtio_notify_queue(struct virtio_transport *t, unsigned queue);
+/* The same for each queue whose bit is set in mask, sending each vector
+ * once: queues that share a vector (msix_vectors) cost one interrupt. */
+void virtio_notify_queues(struct virtio_transport *t, uint32_t mask);
 /* Called by a device when its configuration space changed. */
 void virtio_notify_config(struct virtio_transport *t);
 /* Called by a device that found the driver broke a queue: sets NEEDS_RESET

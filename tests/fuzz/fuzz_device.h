@@ -76,6 +76,12 @@ void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
     atomic_fetch_add(&t->notify, 1);
 }
 
+void virtio_notify_queues(struct virtio_transport *t, uint32_t mask)
+{
+    fz_check(mask && mask < 1u << FZ_NQ, "notify for a queue the device does not have");
+    atomic_fetch_add(&t->notify, 1);
+}
+
 void virtio_notify_config(struct virtio_transport *t)
 {
     atomic_fetch_add(&t->config, 1);

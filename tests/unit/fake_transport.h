@@ -24,6 +24,13 @@ void virtio_notify_queue(struct virtio_transport *t, unsigned queue)
         atomic_fetch_add(&t->notify[queue], 1);
 }
 
+void virtio_notify_queues(struct virtio_transport *t, uint32_t mask)
+{
+    for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+        if (mask & (1u << q))
+            virtio_notify_queue(t, q);
+}
+
 void virtio_notify_config(struct virtio_transport *t)
 {
     atomic_fetch_add(&t->config, 1);

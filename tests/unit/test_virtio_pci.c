@@ -390,7 +390,7 @@ static uint64_t fired_any(struct rig *r)
     return n;
 }
 
-static int setup_with(void **state, int any_length)
+static int setup_with(void **state, int any_length, const struct virtio_device_ops *ops)
 {
     struct rig *r = calloc(1, sizeof *r);
     pthread_mutex_init(&r->kvm.lock, NULL);
@@ -400,7 +400,7 @@ static int setup_with(void **state, int any_length)
     if (!r->irq || !r->host ||
         pci_host_attach(r->host, &r->pio, &r->mmio, GUEST_PCI_ECAM_START) < 0)
         return -1;
-    r->vp = virtio_pci_new(r->host, r->irq, &r->mem, &dev_ops, &r->dev);
+    r->vp = virtio_pci_new(r->host, r->irq, &r->mem, ops, &r->dev);
     if (!r->vp)
         return -1;
     *state = r;
@@ -409,11 +409,23 @@ static int setup_with(void **state, int any_length)
 
 static int setup(void **state)
 {
-    return setup_with(state, 1);
+    return setup_with(state, 1, &dev_ops);
 }
 static int setup_len2(void **state)
 {
-    return setup_with(state, 0);
+    return setup_with(state, 0, &dev_ops);
+}
+/* A device offering two vectors (msix_vectors), as vsock does. */
+static const struct virtio_device_ops *shared_vector_ops(void)
+{
+    static struct virtio_device_ops ops;
+    ops = dev_ops;
+    ops.msix_vectors = 2;
+    return &ops;
+}
+static int setup_shared(void **state)
+{
+    return setup_with(state, 1, shared_vector_ops());
 }
 
 static int teardown(void **state)
@@ -525,7 +537,7 @@ static void driver_probe(struct rig *r)
     }
     assert_true(r->cap_common && r->cap_notify && r->cap_isr && r->cap_device && r->cap_pcicfg &&
                 r->cap_msix);
-    assert_int_equal(r->nvec, DEV_QUEUES + 1);
+    assert_true(r->nvec >= 2 && r->nvec <= DEV_QUEUES + 1); /* per queue, or shared */
     /* vp_modern_map_vq_notify: off * multiplier + 2 <= notify length. */
     assert_true(r->notify_mult >= 2);
     assert_true((DEV_QUEUES - 1) * r->notify_mult + 2 <= r->notify_len);
@@ -971,6 +983,59 @@ static void test_msix_vector_assignment(void **state)
 }
 
 /* ---- tests: interrupts ------------------------------------------------- */
+
+/* Per-queue vectors: notifying two queues at once is two interrupts. */
+static void test_notify_queues_per_queue_vectors(void **state)
+{
+    struct rig *r = *state;
+    driver_bringup(r);
+    fired_any(r);
+    virtio_notify_queues(virtio_pci_transport(r->vp), 3);
+    assert_int_equal(fired(r, MSI_DATA(1)), 1);
+    assert_int_equal(fired(r, MSI_DATA(2)), 1);
+    assert_int_equal(fired_any(r), 0);
+}
+
+/* A device offering two vectors: the table has two entries, Linux's
+ * shared layout (config on 0, every queue on 1) is the one that fits, and
+ * completions on both queues together are one interrupt. */
+static void test_shared_vector(void **state)
+{
+    struct rig *r = *state;
+    driver_probe(r);
+    assert_int_equal(r->nvec, 2);
+    assert_int_equal(r->kvm.nirqfd, 2);
+    driver_reset(r);
+    add_status(r, S_ACK);
+    add_status(r, S_DRIVER);
+    set_driver_features(r, device_features(r) & driver_wants);
+    add_status(r, S_FEATURES_OK);
+    driver_msix(r);
+    wr(r, VIRTIO_PCI_COMMON_MSIX, 0, 2);
+    /* One vector per queue does not fit: vector 2 reads back NO_VECTOR. */
+    wr(r, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+    wr(r, VIRTIO_PCI_COMMON_Q_MSIX, 2, 2);
+    assert_int_equal(rd(r, VIRTIO_PCI_COMMON_Q_MSIX, 2), NO_VECTOR);
+    for (unsigned i = 0; i < DEV_QUEUES; i++)
+        driver_setup_vq(r, i, 128, 1);
+    for (unsigned i = 0; i < DEV_QUEUES; i++) {
+        wr(r, VIRTIO_PCI_COMMON_Q_SELECT, i, 2);
+        wr(r, VIRTIO_PCI_COMMON_Q_ENABLE, 1, 2);
+    }
+    add_status(r, S_DRIVER_OK);
+    fired_any(r);
+
+    struct virtio_transport *t = virtio_pci_transport(r->vp);
+    virtio_notify_queues(t, 3);
+    assert_int_equal(fired(r, MSI_DATA(1)), 1);
+    virtio_notify_queue(t, 1);
+    assert_int_equal(fired(r, MSI_DATA(1)), 1);
+    /* Bits for queues the device lacks are ignored. */
+    virtio_notify_queues(t, 1u << DEV_QUEUES);
+    assert_int_equal(fired_any(r), 0);
+    virtio_notify_config(t);
+    assert_int_equal(fired(r, MSI_DATA(0)), 1);
+}
 
 static void test_msix_routes(void **state)
 {
@@ -1480,6 +1545,13 @@ static void test_new_rejects_bad_ops(void **state)
     ops = dev_ops;
     ops.config_size = 4097;
     assert_null(virtio_pci_new(r->host, r->irq, &r->mem, &ops, NULL));
+    /* One vector would leave queues or config without any (no INTx);
+     * more than a queue each plus config is no layout Linux uses. */
+    ops = dev_ops;
+    ops.msix_vectors = 1;
+    assert_null(virtio_pci_new(r->host, r->irq, &r->mem, &ops, NULL));
+    ops.msix_vectors = DEV_QUEUES + 2;
+    assert_null(virtio_pci_new(r->host, r->irq, &r->mem, &ops, NULL));
 
     /* KVM refusing an irqfd half-way: nothing is left behind, not even
      * the PCI function. */
@@ -1710,6 +1782,8 @@ int main(void)
         T(test_config_notify_and_needs_reset),
         T(test_notify_any_length),
         cmocka_unit_test_setup_teardown(test_notify_len2, setup_len2, teardown),
+        cmocka_unit_test_setup_teardown(test_shared_vector, setup_shared, teardown),
+        T(test_notify_queues_per_queue_vectors),
         T(test_device_config),
         T(test_pci_cfg_access_window),
         T(test_hostile_bar_and_config),
