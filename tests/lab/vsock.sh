@@ -163,7 +163,7 @@ got=$(sha <"$tmp/g2h" 2>/dev/null)
 if [ -n "$want" ] && [ "$got" = "$want" ] && val VMLET-VSOCK-G2H | grep -q '^rc 0'; then
     ok vsock-g2h-64m
 else
-    not_ok vsock-g2h-64m "sha256 here '$got' ($(wc -c <"$tmp/g2h" 2>/dev/null) bytes), guest '$want'; guest socat '$(val VMLET-VSOCK-G2H)'"
+    not_ok vsock-g2h-64m "sha256 here '$got' ($(wc -c <"$tmp/g2h" 2>/dev/null) bytes), guest '$want'; guest socat '$(val VMLET-VSOCK-G2H)', its connect: $(val VMLET-VSOCK-G2H-CONNECT)"
 fi
 
 # A guest program that reads nothing for 20 s while the host writes 64 MiB:
