@@ -46,6 +46,9 @@ RESULTS=$LOGDIR/net.results
 STALLS=$LOGDIR/net.stalls
 : >"$RESULTS"
 : >"$STALLS"
+# Beside the exits, per direction: MSR accesses (0x80b: x2APIC EOI, 0x6e0:
+# TSC deadline) and interrupts the guest's LAPIC took, by vector.
+XTRACE="kvm_msr:ecx.hex,write kvm_apic_accept_irq:vec"
 . "$HERE/common.sh"
 
 for vmm in $VMMS; do
@@ -102,6 +105,7 @@ while [ "$rep" -le "$REPS" ]; do
                 c1=$(cpu_ticks)
                 exits_snap "$log.$dir.after"
                 exits=$(exits_diff "$log.$dir.before" "$log.$dir.after" "$log.$dir.exits")
+                xtrace_diff "$log.$dir.before" "$log.$dir.after" >"$log.$dir.xtrace"
                 rm -f "$log.$dir.before" "$log.$dir.after"
                 m=$(mbits "$out")
                 # A second with nothing moved, or no end: the guest hung.
@@ -116,6 +120,7 @@ while [ "$rep" -le "$REPS" ]; do
                 fi
                 cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
                 echo "# run $rep $vmm $be $dir: $m Mbit/s, $exits exits, VMM CPU $cpu s"
+                sed "s/^/#   $vmm $be $dir /" "$log.$dir.xtrace"
                 echo "$vmm $be-$dir $m - - ${exits:--} $cpu" >>"$RESULTS"
             done
             vmm_send quit

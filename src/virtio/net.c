@@ -736,13 +736,16 @@ static bool ctrl_run(struct virtio_net *n)
 
 static void notify_queues(struct virtio_net *n)
 {
+    uint32_t mask = 0;
     for (unsigned i = 0; i < NQ; i++) {
         if (!n->pushed[i])
             continue;
         n->pushed[i] = false;
         if (virtq_should_notify(n->q[i]))
-            virtio_notify_queue(n->vdev.transport, i);
+            mask |= 1u << i;
     }
+    if (mask)
+        virtio_notify_queues(n->vdev.transport, mask);
 }
 
 /* A failed backend leaves the wait set for good, and the driver sees the
@@ -988,6 +991,9 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6], 
         .num_queues = NQ,
         .queue_max_size = VIRTIO_NET_QUEUE_SIZE,
         .features = BASE_FEATURES | (be->offloads & OFFLOAD_BITS),
+        /* One vector for the queues, as for vsock: a transmit completion
+         * and a received frame together cost one interrupt. */
+        .msix_vectors = 2,
         .config_size = VIRTIO_NET_CONFIG_SIZE,
         .config_read = net_config_read,
         .config_write = net_config_write,
