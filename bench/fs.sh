@@ -19,6 +19,11 @@
 # share jobs, then all blk jobs. Per guest job it counts VM exits
 # (kvm:kvm_exit) and vmlet's CPU time. Prints a table with the ratios
 # share/blk and share/host and the issue's targets. Never fails on a number.
+# FSB_JOBS="a,b": only these jobs (default all). FSB_TRACE=S (default 0,
+# off): every S seconds of a share job, a line in LOGDIR/fs.trace with the
+# share's requests by opcode (GET /metrics on vmlet's control socket) and
+# the CPU ticks of each vmlet thread (virtio-fs, vcpu0, ...), so that a
+# job's phases and how their cost changes as it goes can be told apart.
 # QEMU is not measured: Debian's cloud kernel has no 9p and Debian 12 no
 # virtiofsd, so QEMU has no comparable shared directory here.
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -38,9 +43,15 @@ INITRD=${FSBENCH_INITRD:-/lab/l2-fsbench.img}
 READY_TIMEOUT=${READY_TIMEOUT:-300}
 GUEST_MEM=${GUEST_MEM:-768M}
 JOBS="seqwrite seqread randread meta untar"
+[ -n "${FSB_JOBS:-}" ] && JOBS=$(echo "$FSB_JOBS" | tr , ' ')
+FSB_TRACE=${FSB_TRACE:-0}
 # clean (not timed) frees the fio file before the metadata jobs, and the
 # tree after them: L1's memory holds all of it.
-RUN="seqwrite seqread randread clean meta untar clean"
+RUN=
+for job in seqwrite seqread randread clean meta untar; do
+    case " $JOBS clean " in *" $job "*) RUN="$RUN $job" ;; esac
+done
+RUN="$RUN clean"
 export INITRD FSB_SIZE_MB FSB_RUNTIME FSB_FILES FSB_FILE_BYTES FSB_TAR
 mkdir -p "$LOGDIR"
 RESULTS=$LOGDIR/fs.results
@@ -83,6 +94,22 @@ record() {
     echo "$where $job $v $t $4 $5 $c $s $u $6" >>"$RESULTS"
 }
 
+# trace_loop TARGET JOB: until killed, every FSB_TRACE seconds one line
+# "TARGET JOB t=SECONDS fs0's counters (non-zero) vmlet's threads' ticks".
+trace_loop() {
+    while :; do
+        read -r up _ </proc/uptime
+        m=$(curl -s -m 5 --unix-socket "$VMM_API_SOCK" http://localhost/metrics | tr -d ' \n' |
+            sed -n 's/.*"fs0":{\([^}]*\)}.*/\1/p' | tr , '\n' | tr -d '"' | sed 's/:/=/' |
+            grep -v '=0$' | tr '\n' ' ')
+        ticks=$(for t in /proc/"$VMM_PID"/task/*; do
+                    awk '{ print $2 "=" $14 + $15 }' "$t/stat" 2>/dev/null
+                done | tr -d '()' | awk -F= '{ n[$1] += $2 } END { for (k in n) printf "%s_ticks=%d ", k, n[k] }')
+        echo "$1 $2 t=$up $m$ticks guest_ticks=$(guest_ticks)" >>"$LOGDIR/fs.trace"
+        sleep "$FSB_TRACE"
+    done
+}
+
 fs_of() { echo "$(stat -f -c %T "$1") ($(df -P "$1" | awk 'NR == 2 { print $1 " on " $6 }'))"; }
 mkdir -p "$WORKDIR/host" "$WORKDIR/share"
 avail=$(df -Pm "$WORKDIR" | awk 'NR == 2 { print $4 }')
@@ -122,6 +149,11 @@ else
     log=$LOGDIR/fs-vmlet.log
     VMM_DISKS=$img
     VMM_SHARES=$WORKDIR/share,tag=bench
+    VMM_API_SOCK=
+    if [ "$FSB_TRACE" -gt 0 ]; then
+        VMM_API_SOCK=$WORKDIR/api.sock
+        : >"$LOGDIR/fs.trace"
+    fi
     exits_arm
     read -r t0 _ </proc/uptime
     vmm_start vmlet "$log" 1 "$GUEST_MEM" \
@@ -150,9 +182,15 @@ else
                 for job in $RUN; do
                     exits_snap "$log.$target.$job.before"
                     c0=$(cpu_ticks) g0=$(guest_ticks)
+                    tracer=
+                    if [ "$FSB_TRACE" -gt 0 ] && [ "$target" = share ] && [ "$job" != clean ]; then
+                        trace_loop "$target" "$job" &
+                        tracer=$!
+                    fi
                     vmm_send "run $target $job"
                     wait_line "VMLET-FSB-FINISHED $target $job" $((FSB_RUNTIME + 1800))
                     st=$?
+                    [ -n "$tracer" ] && kill "$tracer" 2>/dev/null
                     c1=$(cpu_ticks) g1=$(guest_ticks)
                     exits_snap "$log.$target.$job.after"
                     exits=$(exits_diff "$log.$target.$job.before" "$log.$target.$job.after" "$log.$target.$job.exits")
