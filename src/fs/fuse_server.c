@@ -336,7 +336,18 @@ static int op_lookup(struct fuse_server *s, struct req *rq, struct rep *rp, int3
     int r = check_name(name);
     if (r)
         return r;
-    return lookup_name(s, node_fd(s, node), name, e);
+    r = lookup_name(s, node_fd(s, node), name, e);
+    if (r == -ENOENT) {
+        /* A negative entry (nodeid 0) the guest may keep as long as a
+         * positive one: it looks the name up again only after that, so a
+         * name the host creates shows within the same second. The kernel
+         * still asks again before an exclusive create or a rename onto it
+         * (LOOKUP_EXCL, LOOKUP_RENAME_TARGET). */
+        memset(e, 0, sizeof *e);
+        e->entry_valid = FUSE_TIMEOUT_S;
+        r = 0;
+    }
+    return r;
 }
 
 static int op_forget(struct fuse_server *s, struct req *rq)
@@ -674,6 +685,14 @@ static int reply_open(struct fuse_server *s, struct rep *rp, int fd, bool dir, s
     struct fuse_open_out *o = (struct fuse_open_out *)(rp->buf + at);
     memset(o, 0, sizeof *o);
     o->fh = fh;
+    /* close() need not ask (FLUSH): every WRITE has reached the host file
+     * before its reply, so there is no late error to report, and POSIX
+     * locks stay in the guest (FUSE_POSIX_LOCKS is never offered), so no
+     * lock owner's locks are to drop here. One round trip less a close.
+     * The kernel honours it without writeback caching, which the server
+     * never offers; FLUSH is still answered (op_flush) for any guest. */
+    if (!dir)
+        o->open_flags = FOPEN_NOFLUSH;
     return 0;
 }
 
