@@ -102,9 +102,10 @@ trace_loop() {
         m=$(curl -s -m 5 --unix-socket "$VMM_API_SOCK" http://localhost/metrics | tr -d ' \n' |
             sed -n 's/.*"fs0":{\([^}]*\)}.*/\1/p' | tr , '\n' | tr -d '"' | sed 's/:/=/' |
             grep -v '=0$' | tr '\n' ' ')
-        ticks=$(for t in /proc/"$VMM_PID"/task/*; do
-                    awk '{ print $2 "=" $14 + $15 }' "$t/stat" 2>/dev/null
-                done | tr -d '()' | awk -F= '{ n[$1] += $2 } END { for (k in n) printf "%s_ticks=%d ", k, n[k] }')
+        # One awk for all threads: every process started here takes L1
+        # CPU from the guest being measured.
+        ticks=$(awk '{ gsub(/[()]/, "", $2); n[$2] += $14 + $15 }
+                     END { for (k in n) printf "%s_ticks=%d ", k, n[k] }' /proc/"$VMM_PID"/task/*/stat 2>/dev/null)
         echo "$1 $2 t=$up $m$ticks guest_ticks=$(guest_ticks)" >>"$LOGDIR/fs.trace"
         sleep "$FSB_TRACE"
     done
