@@ -111,6 +111,23 @@ trace_loop() {
     done
 }
 
+# wait_count LINE N SECONDS: as wait_line, for a LINE the guest prints once
+# a round: waits until the console holds it more than N times (N counted
+# before the command, as the earlier rounds' are there already).
+wait_count() {
+    n0=$2
+    deadline=$(($(secs) + $3))
+    while :; do
+        [ "$(console | grep -acxF -- "$1")" -gt "$n0" ] && return 0
+        if vmm_exited; then
+            [ "$(console | grep -acxF -- "$1")" -gt "$n0" ] && return 0
+            return 1
+        fi
+        [ "$(secs)" -ge "$deadline" ] && return 2
+        sleep 0.2
+    done
+}
+
 fs_of() { echo "$(stat -f -c %T "$1") ($(df -P "$1" | awk 'NR == 2 { print $1 " on " $6 }'))"; }
 mkdir -p "$WORKDIR/host" "$WORKDIR/share"
 avail=$(df -Pm "$WORKDIR" | awk 'NR == 2 { print $4 }')
@@ -188,8 +205,11 @@ else
                         trace_loop "$target" "$job" &
                         tracer=$!
                     fi
+                    # Counted before the command: a short job may finish
+                    # before wait_count looks.
+                    n_fin=$(console | grep -acxF -- "VMLET-FSB-FINISHED $target $job")
                     vmm_send "run $target $job"
-                    wait_line "VMLET-FSB-FINISHED $target $job" $((FSB_RUNTIME + 1800))
+                    wait_count "VMLET-FSB-FINISHED $target $job" "$n_fin" $((FSB_RUNTIME + 1800))
                     st=$?
                     [ -n "$tracer" ] && kill "$tracer" 2>/dev/null
                     c1=$(cpu_ticks) g1=$(guest_ticks)
@@ -200,8 +220,9 @@ else
                         echo "# run $rep $target $job: no end (status $st): the guest is gone or stuck"
                         break 3
                     fi
+                    n_done=$(console | grep -acxF -- "VMLET-FSB-DONE $target $job")
                     vmm_send "result $target $job"
-                    wait_line "VMLET-FSB-DONE $target $job" 60
+                    wait_count "VMLET-FSB-DONE $target $job" "$n_done" 60
                     line=$(console | grep -a "^VMLET-FSB-RESULT $target $job " | tail -n 1 |
                            sed -e "s/^VMLET-FSB-RESULT $target $job //" -e "s/ *$//")
                     cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
