@@ -48,8 +48,9 @@
  * keep_caps) and gives what the guest creates to the guest caller's
  * uid/gid (give_to_caller); set-user-ID bits are never set. Not as root,
  * chown to another uid fails with the host's EPERM. Timeouts: entries
- * and attributes are valid for FUSE_TIMEOUT_S (1 s), so host-side changes
- * show within a second.
+ * (negative ones, for a name that is not there, too) and attributes are
+ * valid for FUSE_TIMEOUT_S (1 s), so host-side changes show within a
+ * second.
  */
 #include "fs/fuse_server.h"
 
