@@ -19,6 +19,11 @@
 # share jobs, then all blk jobs. Per guest job it counts VM exits
 # (kvm:kvm_exit) and vmlet's CPU time. Prints a table with the ratios
 # share/blk and share/host and the issue's targets. Never fails on a number.
+# FSB_JOBS="a,b": only these jobs (default all). FSB_TRACE=S (default 0,
+# off): every S seconds of a share job, a line in LOGDIR/fs.trace with the
+# share's requests by opcode (GET /metrics on vmlet's control socket) and
+# the CPU ticks of each vmlet thread (virtio-fs, vcpu0, ...), so that a
+# job's phases and how their cost changes as it goes can be told apart.
 # QEMU is not measured: Debian's cloud kernel has no 9p and Debian 12 no
 # virtiofsd, so QEMU has no comparable shared directory here.
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -38,9 +43,15 @@ INITRD=${FSBENCH_INITRD:-/lab/l2-fsbench.img}
 READY_TIMEOUT=${READY_TIMEOUT:-300}
 GUEST_MEM=${GUEST_MEM:-768M}
 JOBS="seqwrite seqread randread meta untar"
+[ -n "${FSB_JOBS:-}" ] && JOBS=$(echo "$FSB_JOBS" | tr , ' ')
+FSB_TRACE=${FSB_TRACE:-0}
 # clean (not timed) frees the fio file before the metadata jobs, and the
 # tree after them: L1's memory holds all of it.
-RUN="seqwrite seqread randread clean meta untar clean"
+RUN=
+for job in seqwrite seqread randread clean meta untar; do
+    case " $JOBS clean " in *" $job "*) RUN="$RUN $job" ;; esac
+done
+RUN="$RUN clean"
 export INITRD FSB_SIZE_MB FSB_RUNTIME FSB_FILES FSB_FILE_BYTES FSB_TAR
 mkdir -p "$LOGDIR"
 RESULTS=$LOGDIR/fs.results
@@ -83,6 +94,40 @@ record() {
     echo "$where $job $v $t $4 $5 $c $s $u $6" >>"$RESULTS"
 }
 
+# trace_loop TARGET JOB: until killed, every FSB_TRACE seconds one line
+# "TARGET JOB t=SECONDS fs0's counters (non-zero) vmlet's threads' ticks".
+trace_loop() {
+    while :; do
+        read -r up _ </proc/uptime
+        m=$(curl -s -m 5 --unix-socket "$VMM_API_SOCK" http://localhost/metrics | tr -d ' \n' |
+            sed -n 's/.*"fs0":{\([^}]*\)}.*/\1/p' | tr , '\n' | tr -d '"' | sed 's/:/=/' |
+            grep -v '=0$' | tr '\n' ' ')
+        # One awk for all threads: every process started here takes L1
+        # CPU from the guest being measured.
+        ticks=$(awk '{ gsub(/[()]/, "", $2); n[$2] += $14 + $15 }
+                     END { for (k in n) printf "%s_ticks=%d ", k, n[k] }' /proc/"$VMM_PID"/task/*/stat 2>/dev/null)
+        echo "$1 $2 t=$up $m$ticks guest_ticks=$(guest_ticks)" >>"$LOGDIR/fs.trace"
+        sleep "$FSB_TRACE"
+    done
+}
+
+# wait_count LINE N SECONDS: as wait_line, for a LINE the guest prints once
+# a round: waits until the console holds it more than N times (N counted
+# before the command, as the earlier rounds' are there already).
+wait_count() {
+    n0=$2
+    deadline=$(($(secs) + $3))
+    while :; do
+        [ "$(console | grep -acxF -- "$1")" -gt "$n0" ] && return 0
+        if vmm_exited; then
+            [ "$(console | grep -acxF -- "$1")" -gt "$n0" ] && return 0
+            return 1
+        fi
+        [ "$(secs)" -ge "$deadline" ] && return 2
+        sleep 0.2
+    done
+}
+
 fs_of() { echo "$(stat -f -c %T "$1") ($(df -P "$1" | awk 'NR == 2 { print $1 " on " $6 }'))"; }
 mkdir -p "$WORKDIR/host" "$WORKDIR/share"
 avail=$(df -Pm "$WORKDIR" | awk 'NR == 2 { print $4 }')
@@ -122,6 +167,11 @@ else
     log=$LOGDIR/fs-vmlet.log
     VMM_DISKS=$img
     VMM_SHARES=$WORKDIR/share,tag=bench
+    VMM_API_SOCK=
+    if [ "$FSB_TRACE" -gt 0 ]; then
+        VMM_API_SOCK=$WORKDIR/api.sock
+        : >"$LOGDIR/fs.trace"
+    fi
     exits_arm
     read -r t0 _ </proc/uptime
     vmm_start vmlet "$log" 1 "$GUEST_MEM" \
@@ -150,9 +200,18 @@ else
                 for job in $RUN; do
                     exits_snap "$log.$target.$job.before"
                     c0=$(cpu_ticks) g0=$(guest_ticks)
+                    tracer=
+                    if [ "$FSB_TRACE" -gt 0 ] && [ "$target" = share ] && [ "$job" != clean ]; then
+                        trace_loop "$target" "$job" &
+                        tracer=$!
+                    fi
+                    # Counted before the command: a short job may finish
+                    # before wait_count looks.
+                    n_fin=$(console | grep -acxF -- "VMLET-FSB-FINISHED $target $job")
                     vmm_send "run $target $job"
-                    wait_line "VMLET-FSB-FINISHED $target $job" $((FSB_RUNTIME + 1800))
+                    wait_count "VMLET-FSB-FINISHED $target $job" "$n_fin" $((FSB_RUNTIME + 1800))
                     st=$?
+                    [ -n "$tracer" ] && kill "$tracer" 2>/dev/null
                     c1=$(cpu_ticks) g1=$(guest_ticks)
                     exits_snap "$log.$target.$job.after"
                     exits=$(exits_diff "$log.$target.$job.before" "$log.$target.$job.after" "$log.$target.$job.exits")
@@ -161,8 +220,9 @@ else
                         echo "# run $rep $target $job: no end (status $st): the guest is gone or stuck"
                         break 3
                     fi
+                    n_done=$(console | grep -acxF -- "VMLET-FSB-DONE $target $job")
                     vmm_send "result $target $job"
-                    wait_line "VMLET-FSB-DONE $target $job" 60
+                    wait_count "VMLET-FSB-DONE $target $job" "$n_done" 60
                     line=$(console | grep -a "^VMLET-FSB-RESULT $target $job " | tail -n 1 |
                            sed -e "s/^VMLET-FSB-RESULT $target $job //" -e "s/ *$//")
                     cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')

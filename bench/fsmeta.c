@@ -7,7 +7,10 @@
  *       | O_EXCL, write SIZE bytes, close) and syncfs; drops the page,
  *       dentry and inode caches (if it may: root) and stats every file;
  *       unlinks every file and syncfs. Prints
- *       "RESULT files=N create_s=.. stat_s=.. unlink_s=.. total_s=..".
+ *       "RESULT files=N create_s=.. stat_s=.. unlink_s=.. total_s=..
+ *       create_ms=a,b,.. stat_ms=.. unlink_ms=..": the last three the
+ *       milliseconds each tenth of the files took (without the syncfs),
+ *       to show whether a call costs more as the directory fills.
  *   fsmeta time DIR CMD [ARG...]
  *       runs CMD and then syncfs on DIR; prints "RESULT seconds=.. status=.."
  *       (CMD's exit status), the time from the start to the end of the
@@ -27,6 +30,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define TENTHS 10
 
 static double now(void)
 {
@@ -64,10 +69,28 @@ static void drop_caches(void)
     close(fd);
 }
 
+/* Marks the end of file i of n in tenth[]: the time of each tenth. */
+static void tick(double tenth[TENTHS], long i, long n, double *mark)
+{
+    if ((i + 1) * TENTHS / n != i * TENTHS / n) {
+        double t = now();
+        tenth[i * TENTHS / n] = t - *mark;
+        *mark = t;
+    }
+}
+
+static void print_tenths(const char *key, const double tenth[TENTHS])
+{
+    printf(" %s=", key);
+    for (int k = 0; k < TENTHS; k++)
+        printf("%s%.0f", k ? "," : "", tenth[k] * 1e3);
+}
+
 /* Creates base/f000000... with size bytes of buf each. */
-static int create_files(const char *base, long n, const char *buf, long size)
+static int create_files(const char *base, long n, const char *buf, long size, double tenth[TENTHS])
 {
     char path[4200];
+    double mark = now();
     for (long i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/f%06ld", base, i);
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -82,6 +105,7 @@ static int create_files(const char *base, long n, const char *buf, long size)
         }
         if (close(fd) < 0)
             return fail("close", path);
+        tick(tenth, i, n, &mark);
     }
     return 0;
 }
@@ -100,8 +124,9 @@ static int meta(const char *dir, long n, long size)
         return fail("calloc", "");
     memset(buf, 'x', (size_t)size);
 
+    double tc[TENTHS] = { 0 }, ts[TENTHS] = { 0 }, tu[TENTHS] = { 0 }, mark;
     double t0 = now();
-    int r = create_files(base, n, buf, size);
+    int r = create_files(base, n, buf, size, tc);
     free(buf);
     if (r || sync_dir(base))
         return 1;
@@ -109,6 +134,7 @@ static int meta(const char *dir, long n, long size)
 
     drop_caches();
     double t2 = now();
+    mark = t2;
     for (long i = 0; i < n; i++) {
         struct stat st;
         snprintf(path, sizeof path, "%s/f%06ld", base, i);
@@ -119,13 +145,16 @@ static int meta(const char *dir, long n, long size)
                     size);
             return 1;
         }
+        tick(ts, i, n, &mark);
     }
     double t3 = now();
 
+    mark = t3;
     for (long i = 0; i < n; i++) {
         snprintf(path, sizeof path, "%s/f%06ld", base, i);
         if (unlink(path) < 0)
             return fail("unlink", path);
+        tick(tu, i, n, &mark);
     }
     if (sync_dir(base))
         return 1;
@@ -133,8 +162,12 @@ static int meta(const char *dir, long n, long size)
     if (rmdir(base) < 0)
         return fail("rmdir", base);
 
-    printf("RESULT files=%ld create_s=%.3f stat_s=%.3f unlink_s=%.3f total_s=%.3f\n", n, t1 - t0,
+    printf("RESULT files=%ld create_s=%.3f stat_s=%.3f unlink_s=%.3f total_s=%.3f", n, t1 - t0,
            t3 - t2, t4 - t3, (t1 - t0) + (t4 - t2));
+    print_tenths("create_ms", tc);
+    print_tenths("stat_ms", ts);
+    print_tenths("unlink_ms", tu);
+    printf("\n");
     return 0;
 }
 

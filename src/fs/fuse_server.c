@@ -48,8 +48,9 @@
  * keep_caps) and gives what the guest creates to the guest caller's
  * uid/gid (give_to_caller); set-user-ID bits are never set. Not as root,
  * chown to another uid fails with the host's EPERM. Timeouts: entries
- * and attributes are valid for FUSE_TIMEOUT_S (1 s), so host-side changes
- * show within a second.
+ * (negative ones, for a name that is not there, too) and attributes are
+ * valid for FUSE_TIMEOUT_S (1 s), so host-side changes show within a
+ * second.
  */
 #include "fs/fuse_server.h"
 
@@ -336,7 +337,18 @@ static int op_lookup(struct fuse_server *s, struct req *rq, struct rep *rp, int3
     int r = check_name(name);
     if (r)
         return r;
-    return lookup_name(s, node_fd(s, node), name, e);
+    r = lookup_name(s, node_fd(s, node), name, e);
+    if (r == -ENOENT) {
+        /* A negative entry (nodeid 0) the guest may keep as long as a
+         * positive one: it looks the name up again only after that, so a
+         * name the host creates shows within the same second. The kernel
+         * still asks again before an exclusive create or a rename onto it
+         * (LOOKUP_EXCL, LOOKUP_RENAME_TARGET). */
+        memset(e, 0, sizeof *e);
+        e->entry_valid = FUSE_TIMEOUT_S;
+        r = 0;
+    }
+    return r;
 }
 
 static int op_forget(struct fuse_server *s, struct req *rq)
@@ -674,6 +686,16 @@ static int reply_open(struct fuse_server *s, struct rep *rp, int fd, bool dir, s
     struct fuse_open_out *o = (struct fuse_open_out *)(rp->buf + at);
     memset(o, 0, sizeof *o);
     o->fh = fh;
+    /* close() need not ask (FLUSH): every WRITE has reached the host file
+     * before its reply, so there is no late error to report, and POSIX
+     * locks stay in the guest (FUSE_POSIX_LOCKS is never offered), so no
+     * lock owner's locks are to drop here. One round trip less a close.
+     * (Pages dirtied through a shared mmap still mapped are then written
+     * at munmap, by write-back or at msync/fsync, not at close.) The kernel honours it without
+     * writeback caching, which the server never offers; FLUSH is still
+     * answered (op_flush) for any guest. */
+    if (!dir)
+        o->open_flags = FOPEN_NOFLUSH;
     return 0;
 }
 

@@ -37,6 +37,8 @@
 #   VMM_SHARES="PATH,tag=TAG[,ro] ..."  shared directories (vmlet --share,
 #                        virtio-fs; vmlet only: QEMU needs a virtiofsd,
 #                        which Debian 12 does not ship)
+#   VMM_API_SOCK=PATH    vmlet's control socket (--api-sock; vmlet only),
+#                        for a bench that reads GET /metrics as it runs
 #   QEMU_DRIVE_OPTS      more -drive options for QEMU (bench/disk: cache=,
 #                        aio=); QEMU's defaults otherwise (cache=writeback,
 #                        like vmlet's page-cache-backed disks)
@@ -62,6 +64,7 @@ vmm_device_args() {
         for n in ${VMM_NET:-}; do printf ' --net %s' "$n"; done
         [ -n "${VMM_VSOCK:-}" ] && printf ' --vsock %s' "$VMM_VSOCK"
         for s in ${VMM_SHARES:-}; do printf ' --share %s' "$s"; done
+        [ -n "${VMM_API_SOCK:-}" ] && printf ' --api-sock %s' "$VMM_API_SOCK"
         ;;
     qemu*)
         i=0

@@ -30,10 +30,12 @@ struct t {
     char tmp[64], share[96], outside[96];
     struct fuse_server *s;
     uint64_t unique;
-    int err;           /* the last reply's error */
-    size_t len;        /* the last reply's payload length */
-    uint8_t *reply;    /* the last reply's payload */
-    uint32_t uid, gid; /* the guest caller in each request's header */
+    int err;             /* the last reply's error */
+    size_t len;          /* the last reply's payload length */
+    uint8_t *reply;      /* the last reply's payload */
+    uint32_t uid, gid;   /* the guest caller in each request's header */
+    bool negative;       /* the last lookup() got a negative entry */
+    uint32_t open_flags; /* the last open_() or create() reply's */
 };
 
 static uint8_t reply_buf[FUSE_SERVER_MAX_WRITE + 4096];
@@ -195,11 +197,20 @@ static int setup_ro(void **state)
 static int lookup(struct t *t, uint64_t dir, const char *name, struct fuse_entry_out *e)
 {
     memset(e, 0, sizeof *e);
+    t->negative = false;
     int r = call(t, FUSE_LOOKUP, dir, name, strlen(name) + 1, NULL, 0, NULL, 0);
     if (r == 0) {
         assert_int_equal(t->len, sizeof *e);
         memcpy(e, t->reply, sizeof *e);
-        assert_true(e->nodeid != 0);
+        if (e->nodeid == 0) {
+            /* A negative entry: "no such name", cached by the guest for
+             * entry_valid; the kernel takes it as ENOENT. */
+            t->negative = true;
+            assert_int_equal(e->entry_valid, 1);
+            assert_int_equal(e->attr_valid, 0);
+            assert_int_equal(e->attr.ino, 0);
+            r = -ENOENT;
+        }
     }
     return r;
 }
@@ -241,6 +252,7 @@ static int open_(struct t *t, uint64_t node, uint32_t flags, uint64_t *fh, bool 
         assert_int_equal(t->len, sizeof o);
         memcpy(&o, t->reply, sizeof o);
         *fh = o.fh;
+        t->open_flags = o.open_flags;
     }
     return r;
 }
@@ -264,6 +276,7 @@ static int create(struct t *t, uint64_t dir, const char *name, uint32_t flags, u
         memcpy(e, t->reply, sizeof *e);
         memcpy(&o, t->reply + sizeof *e, sizeof o);
         *fh = o.fh;
+        t->open_flags = o.open_flags;
     }
     return r;
 }
@@ -408,7 +421,19 @@ static void lookup_and_getattr(void **state)
     assert_int_equal(a.nlink, 2);
     assert_int_equal(getattr(t, 1, &a), 0);
     assert_true(S_ISDIR(a.mode));
+    /* A missing name: a negative entry, not an error, and nothing held. */
+    uint64_t errors = stats(t).errors;
     assert_int_equal(lookup(t, 1, "missing", &ea), -ENOENT);
+    assert_true(t->negative);
+    assert_int_equal(stats(t).errors, errors);
+    assert_int_equal(stats(t).inodes, 1);
+    /* Still checked as before: a bad name is an error, not an entry. */
+    assert_int_equal(lookup(t, 1, "a/b", &ea), -EINVAL);
+    assert_false(t->negative);
+    /* Made on the host afterwards: found by the next lookup. */
+    writefile(path_in(t, "missing"), "now");
+    uint64_t m = lookup_ok(t, 1, "missing");
+    forget(t, m, 1);
     /* Two lookups, two forgets: held until the last. */
     forget(t, eb.nodeid, 1);
     assert_int_equal(getattr(t, eb.nodeid, &a), 0);
@@ -423,6 +448,8 @@ static void create_write_read(void **state)
     struct fuse_entry_out e;
     uint64_t fh;
     assert_int_equal(create(t, 1, "new", O_RDWR | O_CREAT, S_IFREG | 0640, &e, &fh), 0);
+    /* close() needs no FLUSH: writes are synchronous, locks the guest's. */
+    assert_int_equal(t->open_flags, FOPEN_NOFLUSH);
     struct stat st;
     assert_int_equal(lstat(path_in(t, "new"), &st), 0);
     assert_int_equal(st.st_mode & 07777, 0640);
@@ -464,6 +491,7 @@ static void create_write_read(void **state)
     writefile(path_in(t, "old"), "abc");
     uint64_t node = lookup_ok(t, 1, "old");
     assert_int_equal(open_(t, node, O_WRONLY | O_APPEND, &fh, false), 0);
+    assert_int_equal(t->open_flags, FOPEN_NOFLUSH);
     assert_int_equal(write_(t, fh, 0, "def", 3), 0);
     assert_string_equal(readfile(path_in(t, "old"), host, sizeof host), "abcdef");
     /* A write-only handle cannot be read. */
@@ -745,6 +773,7 @@ static int readdir_all(struct t *t, uint64_t dir, bool plus, uint32_t size, char
 {
     uint64_t fh;
     assert_int_equal(open_(t, dir, O_RDONLY, &fh, true), 0);
+    assert_int_equal(t->open_flags, 0); /* directories are never flushed */
     int n = 0;
     uint64_t off = start;
     strcpy(names, "\n");
@@ -1401,6 +1430,7 @@ static void host_moves_directory_out(void **state)
     assert_int_equal(rename(path_in(t, "d2"), moved), 0);
     struct fuse_attr a;
     assert_int_equal(lookup(t, d, "f", &e), -ENOENT);
+    assert_false(t->negative); /* an error: nothing for the guest to keep */
     assert_int_equal(getattr(t, d, &a), -ENOENT);
     assert_int_equal(getattr(t, sub, &a), -ENOENT); /* beneath it too */
     assert_int_equal(lookup(t, sub, "g", &e), -ENOENT);

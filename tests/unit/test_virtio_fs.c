@@ -234,8 +234,11 @@ static void test_requests(void **state)
     assert_int_equal(oh.error, 0);
     assert_int_equal(len, sizeof oh + 20);
     assert_memory_equal(data, "hello from the host\n", 20);
-    lookup(f, "nope", &error);
-    assert_int_equal(error, -ENOENT);
+    /* A missing name: a negative entry (nodeid 0), not an error. */
+    assert_int_equal(lookup(f, "nope", &error), 0);
+    assert_int_equal(error, 0);
+    assert_int_equal(lookup(f, "no/pe", &error), 0);
+    assert_int_equal(error, -EINVAL);
 
     struct metric_names m = { "", { 0 }, 0 };
     f->ops->metrics(f->fs, collect_metric, &m);
