@@ -1,7 +1,8 @@
 #!/bin/sh
 # vsock scenarios (issue 11): one L2 boot of vmlet with a virtio-vsock
 # device, its host side a Unix socket (docs/vsock.md), socat on both ends
-# (the guest: tests/lab/vsockguest/init). POSIX sh, busybox.
+# and the guest's vsockecho (the guest: tests/lab/vsockguest/). POSIX sh,
+# busybox.
 #   vsock.sh VMLET KERNEL VSOCKIMG LOGDIR
 #   vsock.sh --plan            the check names, one a line
 # Needs socat and curl here.
@@ -163,7 +164,7 @@ got=$(sha <"$tmp/g2h" 2>/dev/null)
 if [ -n "$want" ] && [ "$got" = "$want" ] && val VMLET-VSOCK-G2H | grep -q '^rc 0'; then
     ok vsock-g2h-64m
 else
-    not_ok vsock-g2h-64m "sha256 here '$got' ($(wc -c <"$tmp/g2h" 2>/dev/null) bytes), guest '$want'; guest socat '$(val VMLET-VSOCK-G2H)', its connect: $(val VMLET-VSOCK-G2H-CONNECT)"
+    not_ok vsock-g2h-64m "sha256 here '$got' ($(wc -c <"$tmp/g2h" 2>/dev/null) bytes), guest '$want'; guest sender '$(val VMLET-VSOCK-G2H)'"
 fi
 
 # A guest program that reads nothing for 20 s while the host writes 64 MiB:
