@@ -249,12 +249,12 @@ static bool serve_queue(struct virtio_balloon *b, unsigned role)
         case Q_INFLATE: serve_pages(b, &b->chain, true); break;
         case Q_DEFLATE: serve_pages(b, &b->chain, false); break;
         case Q_REPORT: serve_report(b, &b->chain); break;
-        default:                 /* Q_STATS */
+        default: /* Q_STATS */
+            read_stats(b, &b->chain);
             if (b->stats_held) { /* the driver sent another: return the old one */
                 virtq_push(q, b->stats_head, 0);
                 pushed = true;
             }
-            read_stats(b, &b->chain);
             b->stats_held = true;
             b->stats_head = b->chain.head;
             b->stats_due_ns = now_ns() + (uint64_t)b->stats_interval_s * 1000000000ULL;
