@@ -22,7 +22,7 @@ tmp=${TMPDIR:-/tmp}/balloon.$$
 mkdir -p "$tmp" "$logdir"
 api=$tmp/api.sock
 fail=0
-ok() { echo "ok - $1"; }
+ok() { echo "ok - $1${2:+ $2}"; }
 not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
 val() { tr -d '\r' <"$log" | grep -a "^$1=" | tail -n1 | cut -d= -f2-; }
 secs() { cut -d. -f1 /proc/uptime; }
