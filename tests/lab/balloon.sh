@@ -1,5 +1,5 @@
 #!/bin/sh
-# Balloon scenarios (issue 13): two L2 boots of vmlet with --balloon, the
+# Balloon scenarios (issue 13): three L2 boots of vmlet with --balloon, the
 # guest tests/lab/balloonguest/init (512 MiB), driven through its console
 # and the control socket. POSIX sh, busybox; needs curl here.
 #   balloon.sh VMLET KERNEL BALLOONIMG LOGDIR
@@ -11,8 +11,14 @@
 #   MemTotal by 190 MiB, report actual 200 and lower vmlet's RSS by
 #   100 MiB (the balloon takes the freed pages, which were touched); the
 #   statistics must be plausible; a target of 0 must give MemTotal back.
+# Boot 3, deflate-on-oom (guest vmlet.balloon=oom): the VM paused, a
+#   target of 300 MiB must leave actual at 0 while paused and reach 300
+#   after resume; then the guest allocates 300 MiB, more than the balloon
+#   left it: it must get all of it without the OOM killer running, the
+#   balloon giving pages back (actual below 300, deflated_pages up).
 CHECKS="balloon-device balloon-reporting-returns balloon-no-reporting-keeps balloon-inflate
-        balloon-stats balloon-deflate balloon-metrics balloon-poweroff"
+        balloon-stats balloon-deflate balloon-pause-resume balloon-deflate-on-oom balloon-metrics
+        balloon-poweroff"
 if [ "${1:-}" = --plan ]; then
     for c in $CHECKS; do echo "$c"; done
     exit 0
@@ -40,13 +46,14 @@ patch() { curl -s -m 10 --unix-socket "$api" -X PATCH -d "$2" "http://localhost$
 jnum() { tr ',{}' '\n' | sed -n "s/^ *\"$1\": *\([0-9]*\).*/\1/p" | head -n1; }
 say() { printf '%s\n' "$1" >&3; }
 
-# boot NAME BALLOON-SPEC: vmlet with its console input on fd 3 (a FIFO).
+# boot NAME BALLOON-SPEC [CMDLINE]: vmlet with its console input on fd 3
+# (a FIFO).
 boot() {
     log=$logdir/vmlet-balloon-$1.log
     rm -f "$tmp/in" "$api"
     mkfifo "$tmp/in"
     exec 3<>"$tmp/in"
-    "$vmlet" run --kernel "$kernel" --initrd "$img" --cmdline "console=ttyS0 quiet panic=-1" \
+    "$vmlet" run --kernel "$kernel" --initrd "$img" --cmdline "console=ttyS0 quiet panic=-1${3:+ $3}" \
         --memory 512M --balloon "$2" --api-sock "$api" <&3 >"$log" 2>&1 &
     pid=$!
 }
@@ -166,13 +173,61 @@ deflated=$(echo "$m2" | jnum deflated_pages)
 returned=$(echo "$m2" | jnum returned_bytes)
 finish
 status2=$status
+
+# ---- boot 3: a target set while paused; deflate on OOM ---------------------
+boot oom deflate-on-oom vmlet.balloon=oom
+if ! wait_for VMLET-BALLOON-READY 600; then
+    for c in balloon-pause-resume balloon-deflate-on-oom; do
+        not_ok "$c" "boot 3: the guest's driver never came up (see $log)"; done
+    tail -n 20 "$log" | sed 's/^/#   /'
+else
+    p1=$(patch /vm '{"state":"Paused"}')
+    p2=$(patch /balloon '{"amount_mib": 300}')
+    sleep 5
+    state=$(get / | tr ',{}' '\n' | sed -n 's/^ *"state": *"\([a-z]*\)".*/\1/p' | head -n1)
+    paused_actual=$(get /balloon | jnum actual_mib)
+    p3=$(patch /vm '{"state":"Resumed"}')
+    i=0 actual=''
+    while [ $i -lt 300 ]; do
+        actual=$(get /balloon | jnum actual_mib)
+        [ "$actual" = 300 ] && break
+        sleep 2
+        i=$((i + 2))
+    done
+    if [ "$p1/$p2/$p3" = 204/204/204 ] && [ "$state" = paused ] && [ "$paused_actual" = 0 ] &&
+        [ "$actual" = 300 ]; then
+        ok balloon-pause-resume "# actual 0 MiB after 5 s paused with a 300 MiB target, 300 MiB ${i} s after resume"
+    else
+        not_ok balloon-pause-resume "pause/target/resume answered $p1/$p2/$p3, state '$state' and actual_mib '$paused_actual' while paused (want paused, 0), actual_mib '$actual' ${i} s after resume (want 300)"
+    fi
+    d0=$(get /metrics | sed 's/.*"balloon":{\([^}]*\)}.*/\1/' | jnum deflated_pages)
+    say "alloc 300"
+    if wait_for VMLET-BALLOON-OOM-KILLS 600; then
+        held=$(val VMLET-BALLOON-OOM-HELD)
+        kills=$(val VMLET-BALLOON-OOM-KILLS)
+        after=$(get /balloon | jnum actual_mib)
+        d1=$(get /metrics | sed 's/.*"balloon":{\([^}]*\)}.*/\1/' | jnum deflated_pages)
+        if [ "$actual" = 300 ] && [ "${held:-0}" -ge 300 ] && [ "$kills" = 0 ] &&
+            [ -n "$after" ] && [ "$after" -lt 300 ] && [ "${d1:-0}" -gt "${d0:-0}" ]; then
+            ok balloon-deflate-on-oom "# the guest holds ${held} MiB with the balloon at 300 MiB; no OOM kill; balloon now ${after} MiB, $((d1 - d0)) pages deflated"
+        else
+            not_ok balloon-deflate-on-oom "balloon at '$actual' MiB, the guest holds '$held' of 300 MiB, OOM killer lines '$kills' (want 0), balloon now '$after' MiB (want < 300), deflated_pages $d0 -> $d1"
+            tail -n 20 "$log" | sed 's/^/#   /'
+        fi
+    else
+        not_ok balloon-deflate-on-oom "the guest never said how its 300 MiB allocation went (see $log)"
+        tail -n 20 "$log" | sed 's/^/#   /'
+    fi
+fi
+finish
+status3=$status
 if [ "${reported:-0}" -ge 64000 ] && [ "${inflated:-0}" -ge 51200 ] &&
     [ "${deflated:-0}" -ge 51200 ] && [ "${returned:-0}" -ge $((51200 * 4096)) ]; then
     ok balloon-metrics "# reported_pages $reported (boot 1), inflated $inflated, deflated $deflated, returned_bytes $returned (boot 2)"
 else
     not_ok balloon-metrics "boot 1 reported_pages '$reported' (need 64000), boot 2 inflated '$inflated', deflated '$deflated' (need 51200), returned_bytes '$returned'"
 fi
-if [ "$status1" = 0 ] && [ "$status2" = 0 ]; then ok balloon-poweroff; else
-    not_ok balloon-poweroff "exit status $status1 and $status2, expected 0 and 0 (159: the sandbox; see $logdir/vmlet-balloon-*.log)"; fi
+if [ "$status1/$status2/$status3" = 0/0/0 ]; then ok balloon-poweroff; else
+    not_ok balloon-poweroff "exit status $status1, $status2 and $status3, expected 0 each (159: the sandbox; see $logdir/vmlet-balloon-*.log)"; fi
 rm -rf "$tmp"
 [ "$fail" = 0 ]
