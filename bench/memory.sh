@@ -65,6 +65,8 @@ smaps_split() {
                   else anon += $2 }
         END { printf "%d %d %d %d %d\n", out, guest, files, heap, anon }' "/proc/$VMM_PID/smaps" 2>/dev/null
 }
+# mib KB: in MiB, one decimal ("-" stays).
+mib() { awk -v k="$1" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }'; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$VMM_PID/status" 2>/dev/null; }
 # Hundredths of a second since L1 booted.
 centis() { awk '{ printf "%d\n", $1 * 100 }' /proc/uptime; }
@@ -100,7 +102,7 @@ overhead() {
         set -- "$@" $(smaps_split)
         if [ -n "${4:-}" ]; then
             echo "$2 $3 $4 $5 $6 $7 $8" >>"$RESULTS"
-            echo "# round $1 $2 $3: $(($4 / 1024)).$(($4 % 1024 * 10 / 1024)) MiB outside guest RAM (files $6 kB, heap $7 kB, other anonymous $8 kB; guest RAM $(($5 / 1024)) MiB resident)"
+            echo "# round $1 $2 $3: $(mib "$4") MiB outside guest RAM (files $6 kB, heap $7 kB, other anonymous $8 kB; guest RAM $(($5 / 1024)) MiB resident)"
         else
             echo "# round $1 $2 $3: no smaps for pid $VMM_PID"
         fi
@@ -162,7 +164,6 @@ while [ $round -le "$REPS" ]; do
     round=$((round + 1))
 done
 
-mib() { awk -v k="$1" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }'; }
 echo "# medians of $REPS round(s); lower is better; ratio = vmlet / QEMU"
 echo "#   VMM outside guest RAM, MiB (files / heap / other anonymous)"
 for c in bare devices; do
