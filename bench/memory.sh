@@ -98,6 +98,8 @@ overhead() {
     esac
     if wait_line VMLET-INFO-DONE "$READY_TIMEOUT"; then
         sleep 5 # idle: the last driver probes and console output done
+        # Kept for finding out where it goes (lab/logs/bench-memory/).
+        cp "/proc/$VMM_PID/smaps" "$log.smaps" 2>/dev/null
         # shellcheck disable=SC2046 # its five numbers, split
         set -- "$@" $(smaps_split)
         if [ -n "${4:-}" ]; then
