@@ -290,6 +290,85 @@ static int put_actions(const struct http_request *req, const struct api_target *
     return status;
 }
 
+/* Firecracker's names for the guest's statistics, by virtio tag. */
+static const char *const balloon_stat_names[VMLET_BALLOON_STAT_COUNT] = {
+    [VMLET_BALLOON_STAT_SWAP_IN] = "swap_in",
+    [VMLET_BALLOON_STAT_SWAP_OUT] = "swap_out",
+    [VMLET_BALLOON_STAT_MAJOR_FAULTS] = "major_faults",
+    [VMLET_BALLOON_STAT_MINOR_FAULTS] = "minor_faults",
+    [VMLET_BALLOON_STAT_FREE_MEMORY] = "free_memory",
+    [VMLET_BALLOON_STAT_TOTAL_MEMORY] = "total_memory",
+    [VMLET_BALLOON_STAT_AVAILABLE_MEMORY] = "available_memory",
+    [VMLET_BALLOON_STAT_DISK_CACHES] = "disk_caches",
+    [VMLET_BALLOON_STAT_HUGETLB_ALLOCATIONS] = "hugetlb_allocations",
+    [VMLET_BALLOON_STAT_HUGETLB_FAILURES] = "hugetlb_failures",
+    [10] = "oom_kill",
+    [11] = "alloc_stall",
+    [12] = "async_scan",
+    [13] = "direct_scan",
+    [14] = "async_reclaim",
+    [15] = "direct_reclaim",
+};
+
+static int get_balloon(const struct api_target *t, bool statistics, char **body)
+{
+    vmlet_balloon_info info;
+    vmlet_error err;
+    if (vmlet_vm_get_balloon(t->vm, &info, &err) < 0)
+        return *body = fault("%s", err.message), 400;
+    if (statistics && !info.stats_interval_s)
+        return *body = fault("the balloon has no statistics (--balloon stats=SECONDS)"), 400;
+    cJSON *o = cJSON_CreateObject();
+    if (statistics) {
+        cJSON_AddNumberToObject(o, "target_pages", (double)(info.target_bytes >> 12));
+        cJSON_AddNumberToObject(o, "actual_pages", (double)(info.actual_bytes >> 12));
+        cJSON_AddNumberToObject(o, "target_mib", (double)(info.target_bytes >> 20));
+        cJSON_AddNumberToObject(o, "actual_mib", (double)(info.actual_bytes >> 20));
+        for (unsigned i = 0; i < VMLET_BALLOON_STAT_COUNT; i++)
+            if (info.stats_present & (1u << i))
+                cJSON_AddNumberToObject(o, balloon_stat_names[i], (double)info.stats[i]);
+        cJSON_AddNumberToObject(o, "updates", (double)info.stats_updates);
+        if (info.stats_updates)
+            cJSON_AddNumberToObject(o, "age_ms", (double)info.stats_age_ms);
+    } else {
+        cJSON_AddNumberToObject(o, "amount_mib", (double)(info.target_bytes >> 20));
+        cJSON_AddNumberToObject(o, "actual_mib", (double)(info.actual_bytes >> 20));
+        cJSON_AddBoolToObject(o, "deflate_on_oom", info.flags & VMLET_BALLOON_DEFLATE_ON_OOM);
+        cJSON_AddBoolToObject(o, "free_page_reporting",
+                              info.flags & VMLET_BALLOON_FREE_PAGE_REPORTING);
+        cJSON_AddNumberToObject(o, "stats_polling_interval_s", info.stats_interval_s);
+    }
+    *body = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return 200;
+}
+
+/* {"amount_mib": N}: the target, in MiB as Firecracker has it. */
+static int patch_balloon(const struct http_request *req, const struct api_target *t, char **body)
+{
+    if (!req->body || req->body_len == 0)
+        return *body = fault("a JSON body {\"amount_mib\": N} is required"), 400;
+    cJSON *doc = cJSON_ParseWithLength(req->body, req->body_len);
+    int status = 400;
+    cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "amount_mib") : NULL;
+    if (!doc || !cJSON_IsObject(doc))
+        *body = fault("the body is not a JSON object");
+    else if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1048576.0 ||
+             v->valuedouble != (double)(uint64_t)v->valuedouble)
+        *body = fault("\"amount_mib\" is missing or not a whole number of MiB (0 to 1048576)");
+    else if (cJSON_GetArraySize(doc) != 1)
+        *body = fault("only \"amount_mib\" is allowed in this body");
+    else {
+        vmlet_error err;
+        if (vmlet_vm_set_balloon(t->vm, (uint64_t)v->valuedouble << 20, &err) < 0)
+            *body = fault("%s", err.message);
+        else
+            status = 204;
+    }
+    cJSON_Delete(doc);
+    return status;
+}
+
 int api_dispatch(const struct http_request *req, const struct api_target *t, char **body)
 {
     *body = NULL;
@@ -316,7 +395,20 @@ int api_dispatch(const struct http_request *req, const struct api_target *t, cha
             return *body = fault("%s /actions is not allowed; use PUT", m), 405;
         return put_actions(req, t, body);
     }
-    *body = fault("no such resource: %.128s (try GET /, GET /metrics, PATCH /vm, PUT /actions)",
+    if (!strcmp(req->path, "/balloon")) {
+        if (!strcmp(m, "GET"))
+            return get_balloon(t, false, body);
+        if (!strcmp(m, "PATCH"))
+            return patch_balloon(req, t, body);
+        return *body = fault("%s /balloon is not allowed; use GET or PATCH", m), 405;
+    }
+    if (!strcmp(req->path, "/balloon/statistics")) {
+        if (strcmp(m, "GET"))
+            return *body = fault("%s /balloon/statistics is not allowed; use GET", m), 405;
+        return get_balloon(t, true, body);
+    }
+    *body = fault("no such resource: %.128s (try GET /, GET /metrics, PATCH /vm, PUT /actions, "
+                  "GET or PATCH /balloon, GET /balloon/statistics)",
                   req->path);
     return 404;
 }

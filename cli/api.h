@@ -8,6 +8,12 @@
  *   PATCH /vm        {"state": "Paused"} or {"state": "Resumed"}
  *   PUT   /actions   {"action_type": "RequestShutdown"} (the ACPI power
  *                     button, like SIGTERM) or {"action_type": "Stop"}
+ *   PATCH /balloon   {"amount_mib": N}: the balloon's target
+ *   GET   /balloon   {"amount_mib", "actual_mib", "deflate_on_oom",
+ *                     "free_page_reporting", "stats_polling_interval_s"}
+ *   GET   /balloon/statistics  {"target_pages", "actual_pages", "target_mib",
+ *                     "actual_mib", the guest's numbers by Firecracker's
+ *                     names ("free_memory", ...), "updates", "age_ms"}
  *
  * Changes answer 204; errors answer {"fault_message": "..."} with 400
  * (malformed), 404 (no such path), 405 (wrong method), 409 (not possible in

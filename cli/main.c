@@ -75,6 +75,12 @@ static const char usage_text[] =
     "                           in the guest, mount -t virtiofs TAG /mnt; ro refuses\n"
     "                           every change; repeat for more, up to 16\n"
     "                           (docs/shared-directories.md)\n"
+    "  --balloon [deflate-on-oom][,free-page-reporting][,stats=SECONDS]\n"
+    "                           a memory balloon (virtio-balloon): the guest gives\n"
+    "                           memory back to the host; set its target with\n"
+    "                           PATCH /balloon on --api-sock; free-page-reporting\n"
+    "                           returns what the guest frees; stats=N asks for the\n"
+    "                           guest's memory statistics every N s (docs/balloon.md)\n"
     "  --kvm-device PATH        KVM device (default /dev/kvm)\n"
     "  --seccomp on|off|log     the sandbox (default on): each vmlet thread may make\n"
     "                           only the system calls it needs, and one outside\n"
@@ -83,7 +89,9 @@ static const char usage_text[] =
     "  --api-sock PATH          serve the control API (HTTP/1.1 + JSON) on a Unix\n"
     "                           socket made with mode 0600: GET /, GET /metrics,\n"
     "                           PATCH /vm {\"state\": \"Paused\"|\"Resumed\"},\n"
-    "                           PUT /actions {\"action_type\": \"RequestShutdown\"|\"Stop\"}\n"
+    "                           PUT /actions {\"action_type\": \"RequestShutdown\"|\"Stop\"},\n"
+    "                           PATCH /balloon {\"amount_mib\": N}, GET /balloon,\n"
+    "                           GET /balloon/statistics\n"
     "\n"
     "On a terminal, Ctrl-A x stops the VM at once, Ctrl-A p presses the power\n"
     "button, Ctrl-A a sends Ctrl-A, Ctrl-A h lists these keys.\n"
@@ -115,6 +123,8 @@ struct options {
     unsigned shutdown_timeout;
     vmlet_console_kind console;
     bool rng;
+    bool balloon;
+    unsigned balloon_flags, balloon_stats_s;
     char vsock_spec[PATH_MAX + 32]; /* a copy of --vsock, cut up in place */
     const char *vsock_uds;          /* NULL: no --vsock */
     unsigned vsock_cid;
@@ -257,7 +267,8 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         OPT_API_SOCK,
         OPT_SECCOMP,
         OPT_VSOCK,
-        OPT_SHARE
+        OPT_SHARE,
+        OPT_BALLOON
     };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -277,12 +288,17 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "seccomp", required_argument, NULL, OPT_SECCOMP },
         { "vsock", required_argument, NULL, OPT_VSOCK },
         { "share", required_argument, NULL, OPT_SHARE },
+        { "balloon", optional_argument, NULL, OPT_BALLOON },
         { 0 },
     };
     opterr = 0;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        /* getopt gives every option but these its value (or returns ':'):
+         * said here, so that no case below has to. */
+        if (!optarg && c != OPT_BALLOON && c != OPT_RNG && c != OPT_HELP && c != ':' && c != '?')
+            return usage_error("%s needs a value", argv[optind - 1]);
         switch (c) {
         case OPT_CONFIG: o->config = optarg; break;
         case OPT_KERNEL: o->kernel = optarg; break;
@@ -372,6 +388,18 @@ static int parse_run_options(int argc, char **argv, struct options *o)
             o->seccomp_given = true;
             break;
         case OPT_RNG: o->rng = true; break;
+        case OPT_BALLOON: {
+            /* Its value is optional: "--balloon" alone, "--balloon=SPEC" or
+             * "--balloon SPEC" (the next word, unless it is an option). */
+            const char *spec = optarg;
+            if (!spec && optind < argc && argv[optind][0] != '-')
+                spec = argv[optind++];
+            vmlet_error err;
+            if (vmlet_parse_balloon(spec, &o->balloon_flags, &o->balloon_stats_s, &err) < 0)
+                return usage_error("%s", err.message);
+            o->balloon = true;
+            break;
+        }
         case OPT_NET: {
             vmlet_error err;
             if (vmlet_check_net(optarg, &err) < 0)
@@ -660,6 +688,8 @@ static int cmd_run(int argc, char **argv)
         }
     if (o.rng)
         vmlet_config_set_entropy(c, 1);
+    if (o.balloon)
+        vmlet_config_set_balloon(c, 1, o.balloon_flags, o.balloon_stats_s);
     if (o.vsock_uds && vmlet_config_set_vsock(c, o.vsock_cid, o.vsock_uds) < 0) {
         fprintf(stderr, "vmlet: out of memory\n");
         vmlet_config_free(c);

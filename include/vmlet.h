@@ -22,9 +22,9 @@
  * Thread safety: a vmlet_config is not thread-safe; use it from one thread
  * at a time. vmlet_vm_create() copies what it needs, so the config may be
  * freed afterwards. The vmlet_vm calls (start, pause, resume, request_stop,
- * stop, state, event_fd, wait, wait_timeout, metrics, net_warning) may be
- * called from any thread at the same time, except
- * vmlet_vm_free(), which must be the last call on a VM.
+ * stop, state, event_fd, wait, wait_timeout, metrics, net_warning,
+ * set_balloon, get_balloon) may be called from any thread at the same
+ * time, except vmlet_vm_free(), which must be the last call on a VM.
  *
  * Signals: each vCPU thread uses SIGRTMIN+0 (with a handler that does
  * nothing) to be interrupted out of KVM_RUN; the library installs that
@@ -147,6 +147,26 @@ VMLET_API int vmlet_config_set_vsock(vmlet_config *c, uint64_t guest_cid, const 
 #define VMLET_SHARE_READONLY (1u << 0)
 VMLET_API int vmlet_config_add_share(vmlet_config *c, const char *host_path, const char *tag,
                                      unsigned flags);
+/* A memory balloon (docs/balloon.md): a virtio-balloon device through
+ * which the guest hands memory back to the host. flags:
+ * VMLET_BALLOON_DEFLATE_ON_OOM (the guest may take pages back from the
+ * balloon when it runs out of memory), VMLET_BALLOON_FREE_PAGE_REPORTING
+ * (pages the guest frees go back to the host without any target).
+ * stats_interval_s: 0 for no statistics, else how often (seconds, at most
+ * VMLET_BALLOON_MAX_STATS_INTERVAL) the guest is asked for fresh ones.
+ * enabled 0 removes the device. vmlet_config_validate() checks the values;
+ * returns 0. */
+#define VMLET_BALLOON_DEFLATE_ON_OOM      (1u << 0)
+#define VMLET_BALLOON_FREE_PAGE_REPORTING (1u << 1)
+#define VMLET_BALLOON_MAX_STATS_INTERVAL  3600
+VMLET_API int vmlet_config_set_balloon(vmlet_config *c, int enabled, unsigned flags,
+                                       unsigned stats_interval_s);
+/* Parses the --balloon syntax, "[deflate-on-oom][,free-page-reporting]
+ * [,stats=SECONDS]" ("" or NULL: none of them), into flags and the
+ * statistics interval. Returns 0, or -1 with err saying
+ * "--balloon 'SPEC': what is wrong". */
+VMLET_API int vmlet_parse_balloon(const char *spec, unsigned *flags, unsigned *stats_interval_s,
+                                  vmlet_error *err);
 #define VMLET_MAX_NICS 8
 
 /* Adds a virtio-net NIC; NICs appear on the PCI bus in the order added.
@@ -295,6 +315,39 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm);
  * creates later. 0, or -1 with err filled. */
 VMLET_API int vmlet_vm_sandbox_this_thread(vmlet_vm *vm, vmlet_error *err);
 
+/* The balloon's target: the guest is asked to give bytes (rounded down
+ * to 4 KiB pages, at most the guest's RAM) back to the host; 0 lets it
+ * have everything again. Takes effect at once when the guest's driver
+ * runs, else when it starts. 0, or -1 with err (no balloon, too large). */
+VMLET_API int vmlet_vm_set_balloon(vmlet_vm *vm, uint64_t bytes, vmlet_error *err);
+/* The guest's memory statistics, by their virtio tag (virtio 1.2 5.5.6.3);
+ * Linux 6.1 sends the first ten. */
+typedef enum {
+    VMLET_BALLOON_STAT_SWAP_IN = 0,  /* bytes swapped in */
+    VMLET_BALLOON_STAT_SWAP_OUT,     /* bytes swapped out */
+    VMLET_BALLOON_STAT_MAJOR_FAULTS, /* counts */
+    VMLET_BALLOON_STAT_MINOR_FAULTS,
+    VMLET_BALLOON_STAT_FREE_MEMORY, /* bytes */
+    VMLET_BALLOON_STAT_TOTAL_MEMORY,
+    VMLET_BALLOON_STAT_AVAILABLE_MEMORY,
+    VMLET_BALLOON_STAT_DISK_CACHES,
+    VMLET_BALLOON_STAT_HUGETLB_ALLOCATIONS,
+    VMLET_BALLOON_STAT_HUGETLB_FAILURES,
+    VMLET_BALLOON_STAT_COUNT = 16, /* tags 10..15: newer kernels' reclaim counters */
+} vmlet_balloon_stat;
+typedef struct {
+    uint64_t target_bytes; /* what the host asks the guest to give */
+    uint64_t actual_bytes; /* what the guest says it gave (the guest's word) */
+    unsigned flags;        /* VMLET_BALLOON_* as configured */
+    unsigned stats_interval_s;
+    uint64_t stats_updates; /* statistics received so far; 0: none yet */
+    uint64_t stats_age_ms;  /* since the last ones came */
+    uint32_t stats_present; /* bit n: stats[n] was in the last update */
+    uint64_t stats[VMLET_BALLOON_STAT_COUNT];
+} vmlet_balloon_info;
+/* Fills info; 0, or -1 with err when the VM has no balloon. Any thread. */
+VMLET_API int vmlet_vm_get_balloon(vmlet_vm *vm, vmlet_balloon_info *info, vmlet_error *err);
+
 /* Metrics: counters that only grow, from the VM's creation on. Calls
  * fn(opaque, group, name, value) once per counter, synchronously, before
  * returning 0. Groups and their counters:
@@ -315,6 +368,9 @@ VMLET_API int vmlet_vm_sandbox_this_thread(vmlet_vm *vm, vmlet_error *err);
  *   "rng"    requests, bytes (when entropy is configured)
  *   "vsock"  conns_opened, conns_refused, conns_reset, line_timeouts, answer_timeouts,
  *            bytes_to_host, bytes_to_guest, pkts_dropped, pkts_malformed (docs/vsock.md)
+ *   "balloon" target_pages and actual_pages (the two values that also go
+ *            down), inflated_pages, deflated_pages, reported_pages,
+ *            returned_bytes, invalid_pages, stats_updates (docs/balloon.md)
  * The strings are valid only during the call. Callable from any thread,
  * at any time between create and free; the values are read without
  * stopping the VM, so counters of different groups are not one snapshot. */

@@ -221,6 +221,76 @@ VMLET_API int vmlet_config_set_entropy(vmlet_config *c, int enabled)
     return 0;
 }
 
+VMLET_API int vmlet_config_set_balloon(vmlet_config *c, int enabled, unsigned flags,
+                                       unsigned stats_interval_s)
+{
+    c->balloon = enabled != 0;
+    c->balloon_flags = flags;
+    c->balloon_stats_s = stats_interval_s;
+    return 0;
+}
+
+#define BALLOON_FLAGS (VMLET_BALLOON_DEFLATE_ON_OOM | VMLET_BALLOON_FREE_PAGE_REPORTING)
+
+static int check_balloon(const vmlet_config *c, vmlet_error *err)
+{
+    if (!c->balloon)
+        return 0;
+    if (c->balloon_flags & ~BALLOON_FLAGS)
+        return set_error(err, VMLET_ERR_INVALID, "balloon: unknown flags 0x%x",
+                         c->balloon_flags & ~BALLOON_FLAGS);
+    if (c->balloon_stats_s > VMLET_BALLOON_MAX_STATS_INTERVAL)
+        return set_error(err, VMLET_ERR_INVALID,
+                         "balloon: a statistics interval of %u seconds is out of range; give 0 "
+                         "(none) to %d",
+                         c->balloon_stats_s, VMLET_BALLOON_MAX_STATS_INTERVAL);
+    return 0;
+}
+
+/* The one parser of the --balloon text (the CLI's; vm.json has its keys). */
+VMLET_API int vmlet_parse_balloon(const char *spec, unsigned *flags, unsigned *stats_interval_s,
+                                  vmlet_error *err)
+{
+    *flags = 0;
+    *stats_interval_s = 0;
+    if (!spec)
+        return 0;
+    const char *p = spec;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 14 && strncmp(p, "deflate-on-oom", len) == 0) {
+            *flags |= VMLET_BALLOON_DEFLATE_ON_OOM;
+        } else if (len == 19 && strncmp(p, "free-page-reporting", len) == 0) {
+            *flags |= VMLET_BALLOON_FREE_PAGE_REPORTING;
+        } else if (len >= 6 && strncmp(p, "stats=", 6) == 0) {
+            unsigned long v = 0;
+            size_t i = 6;
+            for (; i < len && p[i] >= '0' && p[i] <= '9' && v <= VMLET_BALLOON_MAX_STATS_INTERVAL;
+                 i++)
+                v = v * 10 + (unsigned long)(p[i] - '0');
+            if (i == 6 || i < len || v > VMLET_BALLOON_MAX_STATS_INTERVAL)
+                return set_error(err, VMLET_ERR_INVALID,
+                                 "--balloon '%s': stats=%.*s: give the seconds between "
+                                 "statistics, 0 (none) to %d",
+                                 spec, (int)(len - 6), p + 6, VMLET_BALLOON_MAX_STATS_INTERVAL);
+            *stats_interval_s = (unsigned)v;
+        } else {
+            return set_error(err, VMLET_ERR_INVALID,
+                             "--balloon '%s': unknown option '%.*s'; known are deflate-on-oom, "
+                             "free-page-reporting and stats=SECONDS",
+                             spec, (int)len, p);
+        }
+        if (!end)
+            break;
+        p = end + 1;
+        if (!*p)
+            return set_error(err, VMLET_ERR_INVALID, "--balloon '%s': empty option after ','",
+                             spec);
+    }
+    return 0;
+}
+
 VMLET_API int vmlet_config_set_vsock(vmlet_config *c, uint64_t guest_cid, const char *uds_path)
 {
     c->vsock_cid = guest_cid;
@@ -433,6 +503,8 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
     if (check_vsock(c, err) < 0)
         return -1;
     if (check_shares(c, err) < 0)
+        return -1;
+    if (check_balloon(c, err) < 0)
         return -1;
     if (c->shutdown_timeout > VMLET_MAX_SHUTDOWN_TIMEOUT)
         return set_error(err, VMLET_ERR_INVALID,

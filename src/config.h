@@ -30,6 +30,8 @@ struct vmlet_config {
     unsigned ndisks;
     bool too_many_disks; /* reported by validate, not by add_disk */
     bool entropy;
+    bool balloon;
+    unsigned balloon_flags, balloon_stats_s; /* VMLET_BALLOON_*, seconds */
     uint64_t vsock_cid;
     char *vsock_uds; /* NULL: no vsock device */
     struct config_share shares[VMLET_MAX_SHARES];

@@ -552,6 +552,8 @@ struct parsed_doc {
     vmlet_seccomp_mode seccomp;
     uint64_t vsock_cid;
     const char *vsock_uds; /* NULL: no "vsock" */
+    bool has_balloon;
+    unsigned balloon_flags, balloon_stats_s;
     struct parsed_share shares[VMLET_MAX_SHARES];
     unsigned nshares;
 };
@@ -837,6 +839,46 @@ static int read_vsock(const cJSON *v, struct keypath *p, struct parsed_doc *d, v
     return 0;
 }
 
+/* "balloon": {"deflate_on_oom": true, "free_page_reporting": true,
+ * "stats_polling_interval_s": 5}, Firecracker's names (free page reporting
+ * its newer one); every key may be left out, {} is a balloon with none. */
+static int read_balloon(const cJSON *v, struct keypath *p, struct parsed_doc *d, vmlet_error *err)
+{
+    static const char *const names[] = { "deflate_on_oom", "free_page_reporting",
+                                         "stats_polling_interval_s" };
+    static const unsigned flag[] = { VMLET_BALLOON_DEFLATE_ON_OOM,
+                                     VMLET_BALLOON_FREE_PAGE_REPORTING };
+    const cJSON *f[3];
+    if (!cJSON_IsObject(v))
+        return key_error(err, p,
+                         "expected an object such as {\"free_page_reporting\": true, "
+                         "\"stats_polling_interval_s\": 5}, got %s",
+                         type_name(v));
+    if (match_keys(v, names, 3, f, p, err) < 0)
+        return -1;
+    d->balloon_flags = 0;
+    d->balloon_stats_s = 0;
+    for (unsigned k = 0; k < 2; k++) {
+        bool on = false;
+        size_t old = path_key(p, names[k]);
+        if (f[k] && get_bool(f[k], p, &on, err) < 0)
+            return -1;
+        path_pop(p, old);
+        if (on)
+            d->balloon_flags |= flag[k];
+    }
+    if (f[2]) {
+        uint64_t u;
+        size_t old = path_key(p, names[2]);
+        if (get_uint(f[2], p, 0, VMLET_BALLOON_MAX_STATS_INTERVAL, &u, err) < 0)
+            return -1;
+        path_pop(p, old);
+        d->balloon_stats_s = (unsigned)u;
+    }
+    d->has_balloon = true;
+    return 0;
+}
+
 /* ---- network: parsed by src/netspec.c, as --net is ---------------------------- */
 
 static int read_mac(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
@@ -1072,6 +1114,7 @@ enum {
     K_SECCOMP,
     K_VSOCK,
     K_SHARES,
+    K_BALLOON,
     K_COUNT
 };
 
@@ -1092,6 +1135,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
         [K_SECCOMP] = "seccomp",
         [K_VSOCK] = "vsock",
         [K_SHARES] = "shares",
+        [K_BALLOON] = "balloon",
     };
     const cJSON *f[K_COUNT];
     struct keypath p = { .s = "", .len = 0 };
@@ -1167,6 +1211,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             d->has_seccomp = true;
             break;
         case K_VSOCK: rc = read_vsock(v, &p, d, err); break;
+        case K_BALLOON: rc = read_balloon(v, &p, d, err); break;
         }
         if (rc == 0)
             path_pop(&p, 0);
@@ -1207,6 +1252,8 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
         rc |= vmlet_config_set_seccomp(c, d->seccomp);
     if (d->vsock_uds)
         rc |= vmlet_config_set_vsock(c, d->vsock_cid, d->vsock_uds);
+    if (d->has_balloon)
+        rc |= vmlet_config_set_balloon(c, 1, d->balloon_flags, d->balloon_stats_s);
     for (unsigned i = 0; i < d->nshares; i++)
         rc |= vmlet_config_add_share(c, d->shares[i].path, d->shares[i].tag,
                                      d->shares[i].read_only ? VMLET_SHARE_READONLY : 0);

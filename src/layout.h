@@ -35,6 +35,9 @@
 #define GUEST_ACPI_ADDR        0xe0000ULL /* RSDP here, then the tables */
 #define GUEST_ACPI_SIZE        0x20000ULL /* up to 1 MiB */
 #define GUEST_KERNEL_ADDR      0x100000ULL
+/* Below this lies everything vmlet itself writes into guest RAM (boot
+ * structures, command line, ACPI tables): the balloon never discards it. */
+#define GUEST_BALLOON_FLOOR    GUEST_KERNEL_ADDR
 #define GUEST_MMIO_HOLE_START  0xc0000000ULL
 #define GUEST_HIGH_RAM_START   0x100000000ULL
 #define GUEST_IOAPIC_ADDR      0xfec00000ULL

@@ -33,6 +33,7 @@
 #include "dev/pci.h"
 #include "kvm_irq.h"
 #include "kvm_stats.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/device.h"
@@ -73,7 +74,7 @@ struct attached_device {
 };
 
 #define MAX_VIRTIO_DEVICES \
-    (VMLET_MAX_DISKS + VMLET_MAX_NICS + VMLET_MAX_SHARES + 3) /* + console, rng, vsock */
+    (VMLET_MAX_DISKS + VMLET_MAX_NICS + VMLET_MAX_SHARES + 4) /* + console, rng, vsock, balloon */
 
 struct vmlet_vm {
     unsigned ncpus;
@@ -526,8 +527,8 @@ static void raise_fd_limit(unsigned nshares)
 
 /* The PCI host bridge and the virtio devices behind it, in slot order:
  * disks (so the guest names them vda, vdb, ... as given), console, rng,
- * NICs, so adding one moves no disk or NIC, then vsock and shares, whose
- * slots no guest name depends on (shares are mounted by tag). */
+ * NICs, so adding one moves no disk or NIC, then vsock, the balloon and
+ * shares, whose slots no guest name depends on (shares are mounted by tag). */
 static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
 {
     vm->pci = pci_host_new(GUEST_PCI_MMIO_START, GUEST_PCI_MMIO_SIZE);
@@ -555,6 +556,11 @@ static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_e
     if (c->vsock_uds) {
         struct virtio_vsock *vs = virtio_vsock_new(c->vsock_cid, c->vsock_uds, err);
         if (attach_virtio(vm, virtio_vsock_device(vs), "vsock", err) < 0)
+            return -1;
+    }
+    if (c->balloon) {
+        struct virtio_balloon *b = virtio_balloon_new(c->balloon_flags, c->balloon_stats_s, err);
+        if (attach_virtio(vm, virtio_balloon_device(b), "balloon", err) < 0)
             return -1;
     }
     if (c->nshares)
@@ -856,6 +862,39 @@ VMLET_API const char *vmlet_vm_net_warning(vmlet_vm *vm, unsigned nic)
             return virtio_net_warning(virtio_net_of(d));
     }
     return NULL;
+}
+
+static struct virtio_balloon *find_balloon(vmlet_vm *vm)
+{
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        struct virtio_balloon *b = virtio_balloon_of(vm->devices[i].dev);
+        if (b)
+            return b;
+    }
+    return NULL;
+}
+
+VMLET_API int vmlet_vm_set_balloon(vmlet_vm *vm, uint64_t bytes, vmlet_error *err)
+{
+    struct virtio_balloon *b = find_balloon(vm);
+    if (!b)
+        return set_error(err, VMLET_ERR_STATE, "balloon: this VM has no balloon (--balloon)");
+    if (bytes > vm->mem.size)
+        return set_error(err, VMLET_ERR_INVALID,
+                         "balloon: a target of %llu MiB is more than the guest's %llu MiB of RAM",
+                         (unsigned long long)(bytes >> 20),
+                         (unsigned long long)(vm->mem.size >> 20));
+    virtio_balloon_set_target(b, (uint32_t)(bytes >> VIRTIO_BALLOON_PFN_SHIFT));
+    return 0;
+}
+
+VMLET_API int vmlet_vm_get_balloon(vmlet_vm *vm, vmlet_balloon_info *info, vmlet_error *err)
+{
+    struct virtio_balloon *b = find_balloon(vm);
+    if (!b)
+        return set_error(err, VMLET_ERR_STATE, "balloon: this VM has no balloon (--balloon)");
+    virtio_balloon_get_info(b, info);
+    return 0;
 }
 
 VMLET_API int vmlet_vm_event_fd(vmlet_vm *vm)

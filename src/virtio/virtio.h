@@ -17,6 +17,7 @@
 #define VIRTIO_ID_BLOCK   2
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG     4
+#define VIRTIO_ID_BALLOON 5
 
 /* Feature bits every transport handles (virtio 1.2 section 6). */
 #define VIRTIO_F_INDIRECT_DESC   28

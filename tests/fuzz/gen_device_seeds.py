@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed inputs of the threaded virtio device fuzz targets
 (fuzz_virtio_rng, fuzz_virtio_console, fuzz_virtio_net, fuzz_blk_async,
-fuzz_virtio_vsock)
+fuzz_virtio_vsock, fuzz_virtio_balloon)
 into tests/fuzz/corpus/NAME/. Each seed is a small guest laid out as
 tests/fuzz/fuzz_device.h describes: 16 bytes of parameters, then guest
 memory from gpa 0 with queue i's descriptors at i * 8 KiB, its available
@@ -449,8 +449,53 @@ def vsock():
     g.write("rx_too_small", "virtio_vsock")
 
 
+def pfns(*numbers):
+    return b"".join(struct.pack("<I", n) for n in numbers)
+
+
+def stat(tag, value):
+    return struct.pack("<HQ", tag, value)
+
+
+def balloon():
+    # Pages from 24 KiB (0x6000) up are above the fuzz build's floor.
+    g = Guest(b"\x00")  # inflate, deflate, reporting
+    g.queue(0, 3)
+    g.queue(1, 3)
+    g.queue(2, 3)
+    g.put(DATA, pfns(7, 8, 7, 9, 0xC0000, 0xFFFFFFFF, 3))
+    g.chain(0, [(DATA, 28, False)])
+    g.chain(0, [(DATA, 6, False)])  # one and a half page numbers
+    g.chain(0, [(DATA, 8, True)])  # writable: ignored
+    g.chain(1, [(DATA, 28, False)])
+    g.chain(2, [(0xA000, 0x2000, True), (0x6800, 0x1900, True), (0, 0x8000, True)])
+    g.write("basic", "virtio_balloon")
+
+    g = Guest(b"\x03\x40\x04\x04")  # statistics, a target, a write of actual
+    g.queue(0, 2)
+    g.queue(1, 2)
+    g.queue(2, 2, hold=1)
+    g.put(DATA, stat(4, 1 << 20) + stat(5, 1 << 30) + stat(99, 1) + stat(6, 5)[:7])
+    g.chain(2, [(DATA, 37, False)])
+    g.chain(2, [(DATA, 10, False)])  # a second buffer, published later
+    g.write("stats", "virtio_balloon")
+
+    g = Guest(b"\x00")  # a flood of inflates, the rings' own pages among them
+    g.queue(0, 5, event_idx=True, start=65530)
+    g.put(DATA, pfns(*range(0, 16)))
+    for k in range(32):
+        g.chain(0, [(DATA + 4 * (k % 16), 4, False)])
+    g.write("flood", "virtio_balloon")
+
+    g = Guest(b"\x00")
+    g.queue(2, 2)
+    g.chain(2, [(0xF000, 0x2000, True)])  # past the end of RAM: broken
+    g.write("report_out_of_ram", "virtio_balloon")
+
+
 if __name__ == "__main__":
     rng()
+    balloon()
     console()
     net()
     blk()

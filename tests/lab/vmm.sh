@@ -34,6 +34,10 @@
 #                        -device vhost-vsock-pci,guest-cid=N: the host side
 #                        is AF_VSOCK in the kernel, /dev/vhost-vsock, and
 #                        PATH is not used)
+#   VMM_BALLOON="OPTS"  a virtio-balloon device, OPTS as vmlet's --balloon
+#                        (QEMU -device virtio-balloon-pci with
+#                        free-page-reporting=on, deflate-on-oom=on as
+#                        asked; stats= is vmlet's only)
 #   VMM_SHARES="PATH,tag=TAG[,ro] ..."  shared directories (vmlet --share,
 #                        virtio-fs; vmlet only: QEMU needs a virtiofsd,
 #                        which Debian 12 does not ship)
@@ -63,6 +67,7 @@ vmm_device_args() {
         [ -n "${VMM_RNG:-}" ] && printf ' --rng'
         for n in ${VMM_NET:-}; do printf ' --net %s' "$n"; done
         [ -n "${VMM_VSOCK:-}" ] && printf ' --vsock %s' "$VMM_VSOCK"
+        [ -n "${VMM_BALLOON:-}" ] && printf ' --balloon %s' "$VMM_BALLOON"
         for s in ${VMM_SHARES:-}; do printf ' --share %s' "$s"; done
         [ -n "${VMM_API_SOCK:-}" ] && printf ' --api-sock %s' "$VMM_API_SOCK"
         ;;
@@ -102,6 +107,15 @@ vmm_device_args() {
         if [ -n "${VMM_VSOCK:-}" ]; then
             for o in $(echo "$VMM_VSOCK" | tr , ' '); do
                 case $o in cid=*) printf ' -device vhost-vsock-pci,guest-cid=%s' "${o#cid=}" ;; esac
+            done
+        fi
+        if [ -n "${VMM_BALLOON:-}" ]; then
+            printf ' -device virtio-balloon-pci'
+            for o in $(echo "$VMM_BALLOON" | tr , ' '); do
+                case $o in
+                free-page-reporting) printf ',free-page-reporting=on' ;;
+                deflate-on-oom) printf ',deflate-on-oom=on' ;;
+                esac
             done
         fi
         ;;

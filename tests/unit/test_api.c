@@ -30,6 +30,7 @@
 struct vmlet_vm {
     vmlet_state state;
     int shutdown_requests, stops;
+    uint64_t balloon_target;
 };
 
 const char *vmlet_version(void)
@@ -74,6 +75,31 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
     fn(opaque, "vcpu0", "vmm_exits_io", 12);
     fn(opaque, "vcpu0", "kvm_exits", 345);
     fn(opaque, "disk0", "read_bytes", 4096);
+    return 0;
+}
+
+/* A balloon on a 512 MiB guest, with statistics every 5 s. */
+int vmlet_vm_set_balloon(vmlet_vm *vm, uint64_t bytes, vmlet_error *err)
+{
+    if (bytes > (512ull << 20)) {
+        snprintf(err->message, sizeof err->message, "balloon: too large");
+        return -1;
+    }
+    vm->balloon_target = bytes;
+    return 0;
+}
+
+int vmlet_vm_get_balloon(vmlet_vm *vm, vmlet_balloon_info *info, vmlet_error *err)
+{
+    (void)err;
+    memset(info, 0, sizeof *info);
+    info->target_bytes = vm->balloon_target;
+    info->actual_bytes = 3ull << 20;
+    info->flags = VMLET_BALLOON_FREE_PAGE_REPORTING;
+    info->stats_interval_s = 5;
+    info->stats_updates = 2;
+    info->stats_present = 1u << VMLET_BALLOON_STAT_FREE_MEMORY;
+    info->stats[VMLET_BALLOON_STAT_FREE_MEMORY] = 123456789;
     return 0;
 }
 
@@ -175,6 +201,39 @@ static void metrics(void **state)
     assert_string_equal(body, "{\"vcpu0\":{\"vmm_exits_io\":12,\"kvm_exits\":345},"
                               "\"disk0\":{\"read_bytes\":4096}}");
     free(body);
+}
+
+static void balloon_routes(void **state)
+{
+    struct fx *f = *state;
+    char *body;
+    assert_int_equal(call_nobody(f, with_body("PATCH", "/balloon", "{\"amount_mib\": 200}")), 204);
+    assert_int_equal(f->vm.balloon_target, 200ull << 20);
+    assert_int_equal(call(f, "GET /balloon HTTP/1.1\r\nHost: x\r\n\r\n", &body), 200);
+    assert_string_equal(body, "{\"amount_mib\":200,\"actual_mib\":3,\"deflate_on_oom\":false,"
+                              "\"free_page_reporting\":true,\"stats_polling_interval_s\":5}");
+    free(body);
+    assert_int_equal(call(f, "GET /balloon/statistics HTTP/1.1\r\nHost: x\r\n\r\n", &body), 200);
+    assert_non_null(strstr(body, "\"target_pages\":51200"));
+    assert_non_null(strstr(body, "\"actual_mib\":3"));
+    assert_non_null(strstr(body, "\"free_memory\":123456789"));
+    assert_null(strstr(body, "swap_in")); /* not sent by the guest */
+    free(body);
+    /* Bad targets: one clear fault each, the target unchanged. */
+    const char *bad[] = { "{\"amount_mib\": -1}",
+                          "{\"amount_mib\": 1.5}",
+                          "{\"amount_mib\": \"2\"}",
+                          "{\"amount_mib\": 1, \"x\": 2}",
+                          "[1]",
+                          "{\"amount_mib\": 513}" };
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(call(f, with_body("PATCH", "/balloon", bad[i]), &body), 400);
+        assert_non_null(strstr(body, "fault_message"));
+        free(body);
+    }
+    assert_int_equal(f->vm.balloon_target, 200ull << 20);
+    assert_int_equal(call_nobody(f, "PUT /balloon/statistics HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
+    assert_int_equal(call_nobody(f, "DELETE /balloon HTTP/1.1\r\nHost: x\r\n\r\n"), 405);
 }
 
 static void pause_and_resume(void **state)
@@ -627,6 +686,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(info),
         T(metrics),
+        T(balloon_routes),
         T(pause_and_resume),
         T(pause_when_stopped_conflicts),
         T(bad_bodies),

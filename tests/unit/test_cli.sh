@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..56"
+echo "1..59"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -139,6 +139,14 @@ n=$((n + 1))
 if [ "$(cat "$tmp/afile")" = precious ]; then echo "ok $n - api-sock-file-kept"; else
     echo "not ok $n - api-sock-file-kept: the file was changed"; failed=$((failed + 1)); fi
 check api-sock-empty 2 "--api-sock needs a path" -- run --kernel "$tmp/bzImage" --api-sock ""
+# --balloon: its value is optional, given as the next word or after '='.
+check balloon-unknown 2 "--balloon 'bogus': unknown option 'bogus'" -- \
+    run --kernel "$tmp/bzImage" --balloon bogus
+check balloon-bad-stats 2 "stats=3601: give the seconds between statistics" -- \
+    run --kernel "$tmp/bzImage" --balloon=free-page-reporting,stats=3601
+check balloon-alone 2 "unexpected argument 'extra'" -- \
+    run --kernel "$tmp/bzImage" --balloon --rng extra
+
 # --vsock: the option's shape (usage), then the library's checks (before KVM).
 check vsock-no-uds 2 "give both cid=N and uds=PATH" -- run --kernel "$tmp/bzImage" --vsock cid=3
 check vsock-bad-cid 2 "cid= is not a number" -- run --kernel "$tmp/bzImage" --vsock cid=x,uds=v.sock

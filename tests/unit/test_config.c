@@ -232,6 +232,49 @@ static void shutdown_timeout(void **state)
     vmlet_config_free(c);
 }
 
+/* --balloon's one parser, and the setter's bounds. */
+static void balloon(void **state)
+{
+    (void)state;
+    unsigned flags, secs;
+    vmlet_error err;
+    assert_int_equal(vmlet_parse_balloon(NULL, &flags, &secs, &err), 0);
+    assert_int_equal(flags, 0);
+    assert_int_equal(vmlet_parse_balloon("", &flags, &secs, &err), 0);
+    assert_int_equal(
+        vmlet_parse_balloon("deflate-on-oom,free-page-reporting,stats=5", &flags, &secs, &err), 0);
+    assert_int_equal(flags, VMLET_BALLOON_DEFLATE_ON_OOM | VMLET_BALLOON_FREE_PAGE_REPORTING);
+    assert_int_equal(secs, 5);
+    assert_int_equal(vmlet_parse_balloon("stats=3600", &flags, &secs, &err), 0);
+    assert_int_equal(flags, 0);
+    assert_int_equal(secs, 3600);
+    const char *bad[] = { "stats=",   "stats=3601",
+                          "stats=5x", "stats=99999999999999999999",
+                          "deflate",  "free-page-reporting,",
+                          ",stats=1", "stats=-1" };
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(vmlet_parse_balloon(bad[i], &flags, &secs, &err), -1);
+        assert_int_equal(err.code, VMLET_ERR_INVALID);
+        assert_non_null(strstr(err.message, "--balloon '"));
+    }
+    assert_int_equal(vmlet_parse_balloon("bogus", &flags, &secs, &err), -1);
+    assert_string_equal(err.message, "--balloon 'bogus': unknown option 'bogus'; known are "
+                                     "deflate-on-oom, free-page-reporting and stats=SECONDS");
+
+    vmlet_config *c = good_config();
+    vmlet_config_set_balloon(c, 1, VMLET_BALLOON_FREE_PAGE_REPORTING, 10);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_set_balloon(c, 1, 0, VMLET_BALLOON_MAX_STATS_INTERVAL + 1);
+    expect_error(c, VMLET_ERR_INVALID,
+                 "balloon: a statistics interval of 3601 seconds is out of range; give 0 "
+                 "(none) to 3600");
+    vmlet_config_set_balloon(c, 1, 1u << 7, 0);
+    expect_error(c, VMLET_ERR_INVALID, "balloon: unknown flags 0x80");
+    vmlet_config_set_balloon(c, 0, 1u << 7, 0); /* no device: nothing to check */
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_free(c);
+}
+
 /* The guest CID: 3 to 0xFFFFFFFE (0, 1, 2 and -1 are reserved); the
  * socket path fits sun_path with "_<port>" added. */
 static void vsock(void **state)
@@ -363,6 +406,7 @@ int main(void)
         cmocka_unit_test(hostfwd_two_dashes),
         cmocka_unit_test(shutdown_timeout),
         cmocka_unit_test(vsock),
+        cmocka_unit_test(balloon),
         cmocka_unit_test(shares),
         cmocka_unit_test(getters),
         cmocka_unit_test(json_and_add_net_together),

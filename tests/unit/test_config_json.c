@@ -457,6 +457,29 @@ static void vsock(void **state)
         "vsock.uds_path: empty; give the path of the Unix socket to create");
 }
 
+/* Firecracker's names; every key may be left out. */
+static void balloon(void **state)
+{
+    vmlet_config *c = load_ok("{\"balloon\": {\"deflate_on_oom\": true, \"free_page_reporting\": "
+                              "true, \"stats_polling_interval_s\": 7}}");
+    assert_true(c->balloon);
+    assert_int_equal(c->balloon_flags,
+                     VMLET_BALLOON_DEFLATE_ON_OOM | VMLET_BALLOON_FREE_PAGE_REPORTING);
+    assert_int_equal(c->balloon_stats_s, 7);
+    vmlet_config_free(c);
+    c = load_ok("{\"balloon\": {}}");
+    assert_true(c->balloon);
+    assert_int_equal(c->balloon_flags, 0);
+    assert_int_equal(c->balloon_stats_s, 0);
+    vmlet_config_free(c);
+    BAD("{\"balloon\": true}", "balloon: expected an object such as {\"free_page_reporting\": "
+                               "true, \"stats_polling_interval_s\": 5}, got true");
+    BAD("{\"balloon\": {\"stats_polling_interval_s\": 3601}}",
+        "balloon.stats_polling_interval_s: 3601 is out of range; give 0 to 3600");
+    BAD("{\"balloon\": {\"deflate_on_oom\": 1}}",
+        "balloon.deflate_on_oom: expected true or false, got a number");
+}
+
 static void shares(void **state)
 {
     vmlet_config *c = load_ok("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\"}, "
@@ -865,17 +888,17 @@ static void unknown_and_duplicate_keys(void **state)
     BAD("{\"cpus\": 1, \"memroy\": \"1G\"}",
         "memroy: unknown key; known keys are cpus, "
         "memory, kernel, initrd, cmdline, console, rng, disks, network, shutdown_timeout, "
-        "kvm_device, seccomp, vsock, shares");
+        "kvm_device, seccomp, vsock, shares, balloon");
     BAD("{\"CPUS\": 1}", "CPUS: unknown key; known keys are cpus, memory, kernel, initrd, "
                          "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, "
-                         "seccomp, vsock, shares");
+                         "seccomp, vsock, shares, balloon");
     /* Keys that are not plain words are quoted, escapes and all. */
     BAD("{\"a b\": 1}", "[\"a b\"]: unknown key; known keys are cpus, memory, kernel, "
                         "initrd, cmdline, console, rng, disks, network, shutdown_timeout, "
-                        "kvm_device, seccomp, vsock, shares");
+                        "kvm_device, seccomp, vsock, shares, balloon");
     BAD("{\"\": 1}", "[\"\"]: unknown key; known keys are cpus, memory, kernel, initrd, "
                      "cmdline, console, rng, disks, network, shutdown_timeout, kvm_device, "
-                     "seccomp, vsock, shares");
+                     "seccomp, vsock, shares, balloon");
     BAD("{\"disks\": [{\"path\": \"a\", \"x\\ty\": 1}]}",
         "disks[0][\"x\\x09y\"]: unknown key; known keys are path, read_only, serial");
     BAD("{\"cpus\": 2, \"cpus\": 3}", "cpus: duplicate key; give it once");
@@ -889,14 +912,15 @@ static void unknown_and_duplicate_keys(void **state)
     BAD("{\"rng\": 1, \"cpus\": \"x\"}", "rng: expected true or false, got a number");
     BAD("{\"cpus\": \"x\", \"rng\": 1}", "cpus: expected a whole number, got a string");
     /* An unknown key is reported even after a bad value: keys come first. */
-    BAD("{\"cpus\": \"x\", \"bogus\": 1}", "bogus: unknown key; known keys are cpus, memory, "
-                                           "kernel, initrd, cmdline, console, rng, disks, network, "
-                                           "shutdown_timeout, kvm_device, seccomp, vsock, shares");
+    BAD("{\"cpus\": \"x\", \"bogus\": 1}",
+        "bogus: unknown key; known keys are cpus, memory, "
+        "kernel, initrd, cmdline, console, rng, disks, network, "
+        "shutdown_timeout, kvm_device, seccomp, vsock, shares, balloon");
     /* A long unknown key is cut. */
     char *longkey = repeat("{\"", "k", 300, "\": 1}");
     BAD(longkey, "[\"kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk...\"]: unknown key; known keys "
                  "are cpus, memory, kernel, initrd, cmdline, console, rng, disks, network, "
-                 "shutdown_timeout, kvm_device, seccomp, vsock, shares");
+                 "shutdown_timeout, kvm_device, seccomp, vsock, shares, balloon");
     free(longkey);
 }
 
@@ -1191,7 +1215,7 @@ static void many_values(void **state)
     /* 10000 values are read (and the key errors); one more is not. */
     char *ok = repeat("{\"x\": [", "0,", 9997, "0]}");
     BAD(ok, "x: unknown key; known keys are cpus, memory, kernel, initrd, cmdline, console, "
-            "rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock, shares");
+            "rng, disks, network, shutdown_timeout, kvm_device, seccomp, vsock, shares, balloon");
     free(ok);
     char *many = repeat("{\"x\": [", "0,", 9998, "0]}");
     SYNTAX(many, "line 1, column 20004: more than 10000 values; a vm.json is much smaller");
@@ -1364,6 +1388,7 @@ int main(void)
         cmocka_unit_test(disks_good),
         cmocka_unit_test(disks_bad),
         cmocka_unit_test(vsock),
+        cmocka_unit_test(balloon),
         cmocka_unit_test(shares),
         cmocka_unit_test(network_good),
         cmocka_unit_test(network_bad),
