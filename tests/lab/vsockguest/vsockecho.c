@@ -45,11 +45,12 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-static int echo(int fd)
+/* Copies from one descriptor to another until EOF: 0, or 1 on an error. */
+static int copy(int from, int to)
 {
     static char buf[65536];
     for (;;) {
-        ssize_t r = read(fd, buf, sizeof buf);
+        ssize_t r = read(from, buf, sizeof buf);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
@@ -57,14 +58,19 @@ static int echo(int fd)
             return 1;
         }
         if (r == 0)
-            break;
-        if (write_all(fd, buf, (size_t)r) < 0) {
+            return 0;
+        if (write_all(to, buf, (size_t)r) < 0) {
             fprintf(stderr, "vsockecho: write: %s\n", strerror(errno));
             return 1;
         }
     }
+}
+
+static int echo(int fd)
+{
+    int rc = copy(fd, fd);
     close(fd); /* after the data: the peer reads it all, then EOF */
-    return 0;
+    return rc;
 }
 
 static double now_s(void)
@@ -92,24 +98,11 @@ static int send_stdin(const char *cid, const char *port)
         return 1;
     }
     fprintf(stderr, "vsockecho: connected in %.3f s\n", now_s() - t0);
-    static char buf[65536];
-    for (;;) {
-        ssize_t r = read(0, buf, sizeof buf);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            fprintf(stderr, "vsockecho: reading stdin: %s\n", strerror(errno));
-            return 1;
-        }
-        if (r == 0)
-            break;
-        if (write_all(fd, buf, (size_t)r) < 0) {
-            fprintf(stderr, "vsockecho: write: %s\n", strerror(errno));
-            return 1;
-        }
-    }
+    if (copy(0, fd))
+        return 1;
     shutdown(fd, SHUT_WR);
-    while (read(fd, buf, sizeof buf) > 0) {
+    char c;
+    while (read(fd, &c, 1) > 0) {
     } /* until the peer closes: it has everything */
     return 0;
 }
