@@ -691,9 +691,9 @@ static int reply_open(struct fuse_server *s, struct rep *rp, int fd, bool dir, s
      * locks stay in the guest (FUSE_POSIX_LOCKS is never offered), so no
      * lock owner's locks are to drop here. One round trip less a close.
      * (Pages dirtied through a shared mmap still mapped are then written
-     * at munmap, by write-back or at msync/fsync, not at close.) The kernel honours it without
-     * writeback caching, which the server never offers; FLUSH is still
-     * answered (op_flush) for any guest. */
+     * at munmap, by write-back or at msync/fsync, not at close.) The
+     * kernel honours it without writeback caching, which the server never
+     * offers; FLUSH is still answered (op_flush) for any guest. */
     if (!dir)
         o->open_flags = FOPEN_NOFLUSH;
     return 0;
