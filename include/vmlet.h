@@ -367,7 +367,7 @@ VMLET_API int vmlet_vm_get_balloon(vmlet_vm *vm, vmlet_balloon_info *info, vmlet
  *   "console" tx_bytes, rx_bytes (the virtio console, when configured)
  *   "rng"    requests, bytes (when entropy is configured)
  *   "vsock"  conns_opened, conns_refused, conns_reset, line_timeouts, answer_timeouts,
- *            bytes_to_host, bytes_to_guest, pkts_dropped, pkts_malformed (docs/vsock.md)
+ *            answer_ms_max, bytes_to_host, bytes_to_guest, pkts_dropped, pkts_malformed (docs/vsock.md)
  *   "balloon" target_pages and actual_pages (the two values that also go
  *            down), inflated_pages, deflated_pages, reported_pages,
  *            returned_bytes, invalid_pages, stats_updates (docs/balloon.md)

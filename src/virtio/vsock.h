@@ -62,6 +62,9 @@ struct virtio_vsock_stats {
     /* Of conns_refused: a host program that sent no CONNECT line in time,
      * and a guest that did not answer a REQUEST in time. */
     uint64_t line_timeouts, answer_timeouts;
+    /* The longest a guest took to answer a host REQUEST it accepted (ms,
+     * from the REQUEST reaching its rx queue). */
+    uint64_t answer_ms_max;
     uint64_t bytes_to_host, bytes_to_guest;
     uint64_t pkts_dropped, pkts_malformed;
 };

@@ -206,7 +206,7 @@ if [ "$fds1" = "$fds0" ]; then ok vsock-fds-back; echo "# vsock: vmlet has $fds0
 # nothing malformed from a well-behaved guest.
 m=$(curl -s -m 10 --unix-socket "$api" http://localhost/metrics)
 opened=$(metric conns_opened) refused=$(metric conns_refused) to_guest=$(metric bytes_to_guest)
-to_host=$(metric bytes_to_host) malformed=$(metric pkts_malformed) timeouts="line $(metric line_timeouts), answer $(metric answer_timeouts)"
+to_host=$(metric bytes_to_host) malformed=$(metric pkts_malformed) timeouts="line $(metric line_timeouts), answer $(metric answer_timeouts); slowest answer $(metric answer_ms_max) ms"
 echo "# vsock metrics: opened $opened refused $refused (handshake timeouts $timeouts) to_guest $to_guest to_host $to_host malformed $malformed"
 echoed=$((100 * 131072))
 if [ "${opened:-0}" -ge 106 ] && [ "${refused:-0}" -ge 2 ] && [ "${to_guest:-0}" -ge $((128 * 1048576 + echoed)) ] &&

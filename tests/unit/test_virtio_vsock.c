@@ -372,7 +372,7 @@ static void test_ops(void **state)
     f->ops->metrics(f->vs, collect_metric, &m);
     assert_string_equal(m.text,
                         "conns_opened conns_refused conns_reset line_timeouts answer_timeouts "
-                        "bytes_to_host "
+                        "answer_ms_max bytes_to_host "
                         "bytes_to_guest pkts_dropped pkts_malformed");
 }
 
@@ -1025,9 +1025,12 @@ static void test_request_waits_for_rx(void **state)
     activate(f); /* no rx buffers yet */
     int h = host_asks(f, 52, "");
     usleep(500 * 1000); /* past the timeout, with nowhere to put the REQUEST */
+    uint64_t t0 = now_ms();
     post_rx(f, 4);
     guest_accepts(f, h, guest_gets_request(f, 52));
     assert_int_equal(stats(f).answer_timeouts, 0);
+    /* Its answer time counts from the REQUEST's delivery, not the connect. */
+    assert_true(stats(f).answer_ms_max <= now_ms() - t0);
     close(h);
 }
 
