@@ -117,9 +117,16 @@ VMLET_API const char *vmlet_version(void)
     return VMLET_VERSION;
 }
 
+/* PVM (Pagetable-based Virtual Machine) is a KVM backend for hosts that
+ * are guests themselves, without VT-x/AMD-V; its module name gives it away. */
+static bool host_kvm_is_pvm(void)
+{
+    return access("/sys/module/kvm_pvm", F_OK) == 0;
+}
+
 VMLET_API const char *vmlet_host_warning(void)
 {
-    if (access("/sys/module/kvm_pvm", F_OK) == 0)
+    if (host_kvm_is_pvm())
         return "this host's KVM is PVM, which only runs guest kernels built with PVM "
                "support (CONFIG_PVM_GUEST); a stock distribution kernel will hang early "
                "in boot. Use a host with hardware virtualization (VT-x/AMD-V) or the "
@@ -133,7 +140,17 @@ static int open_kvm(const char *path, vmlet_error *err)
     if (fd >= 0)
         return fd;
     int e = errno;
-    if (e == ENOENT)
+    /* Loading kvm_intel or kvm_amd cannot help on a PVM host: say what can. */
+    static const char pvm_advice[] =
+        "this host has no hardware virtualization, and its KVM is PVM (module kvm_pvm), "
+        "which cannot run a stock Linux kernel anyway; run vmlet on a host with "
+        "VT-x/AMD-V, or use the nested lab here (scripts/demo, tests/lab)";
+    if (e == ENOENT && host_kvm_is_pvm())
+        set_error(err, VMLET_ERR_HOST, "%s does not exist: %s", path, pvm_advice);
+    else if ((e == ENODEV || e == ENXIO) && host_kvm_is_pvm())
+        set_error(err, VMLET_ERR_HOST, "cannot open %s: no KVM driver behind it; %s", path,
+                  pvm_advice);
+    else if (e == ENOENT)
         set_error(err, VMLET_ERR_HOST,
                   "%s does not exist: this host has no KVM; "
                   "load kvm_intel or kvm_amd, or enable virtualization (VT-x/AMD-V) "
