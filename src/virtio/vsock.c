@@ -29,7 +29,8 @@
  *   connection can be named); a packet for an unknown connection gets RST.
  * - Host handshakes have VSOCK_HANDSHAKE_MS for the CONNECT line and as
  *   long again for the guest's answer once the REQUEST is in its rx
- *   buffers, so neither a silent host program nor a guest that never
+ *   buffers, or after the last packet the guest sent if that is later
+ *   (answer_due), so neither a silent host program nor a guest that never
  *   answers holds a connection slot for ever.
  * - At most VSOCK_MAX_CONNS connections; RSTs for unknown connections wait
  *   in a small queue, and while it is full the tx queue is not read (a
@@ -144,6 +145,7 @@ struct virtio_vsock {
     struct rst_entry rst[RST_QUEUE];
     unsigned nrst;
     uint32_t next_host_port;
+    uint64_t tx_moved_ms;    /* when the guest's last packet was taken */
     unsigned timeout_ms;     /* for a host handshake; 0: none */
     unsigned cfg_timeout_ms; /* virtio_vsock_set_timeout's, taken at activation */
     bool cfg_reset_event;    /* virtio_vsock_queue_transport_reset's, likewise */
@@ -585,18 +587,28 @@ static bool serve_tx(struct virtio_vsock *v)
     if (!q)
         return false;
     virtq_disable_notify(q);
-    for (unsigned done = 0; done < TX_BUDGET; done++) {
+    unsigned done = 0;
+    bool more = false;
+    for (;; done++) {
+        if (done == TX_BUDGET) {
+            more = true;
+            break;
+        }
         if (v->nrst >= RST_QUEUE) {
             v->tx_blocked = true; /* until rx buffers carry the RSTs */
-            return false;
+            break;
         }
         if (virtio_device_pop(&v->vdev, q, &v->tx_chain, &v->broken) != VIRTQ_CHAIN)
-            return false; /* empty with notifications on, or broken */
+            break; /* empty with notifications on, or broken */
         handle_tx(v);
         virtq_push(q, v->tx_chain.head, 0);
         v->tx_pushed = true;
     }
-    return true;
+    /* Linux queues its answers to REQUESTs behind the data it sends: while
+     * its packets keep coming, an answer may be on its way (answer_due). */
+    if (done)
+        v->tx_moved_ms = now_ms();
+    return more;
 }
 
 /* ---- host to guest: the rx queue ----------------------------------------- */
@@ -798,6 +810,19 @@ static uint32_t host_port_for(struct virtio_vsock *v, uint32_t guest_port)
     }
 }
 
+/* When a host handshake ends unanswered. The guest's time to answer a
+ * REQUEST runs from its delivery, and again from the last packet the guest
+ * sent: Linux sends its RESPONSE only after all the data queued before it,
+ * so a guest busy sending on other connections is slow to answer, not
+ * silent. A guest that sends nothing for the whole time is cut off. */
+static uint64_t answer_due(const struct virtio_vsock *v, const struct conn *c)
+{
+    if (c->state != C_REQ_SENT || !c->deadline)
+        return c->deadline;
+    uint64_t moved = v->tx_moved_ms + v->timeout_ms;
+    return moved > c->deadline ? moved : c->deadline;
+}
+
 /* Ends host handshakes past their deadline (no CONNECT line, or no answer
  * from the guest); returns the poll timeout until the next one, -1 for
  * none, 0 if it ended one (its RST is due). */
@@ -809,7 +834,8 @@ static int expire_handshakes(struct virtio_vsock *v)
         struct conn *c = v->conns[i];
         if (!c->deadline || (c->state != C_HOST_HS && c->state != C_REQ_SENT))
             continue;
-        if (c->deadline <= now) {
+        uint64_t due = answer_due(v, c);
+        if (due <= now) {
             COUNT(v, conns_refused, 1);
             if (c->state == C_HOST_HS)
                 COUNT(v, line_timeouts, 1);
@@ -817,8 +843,8 @@ static int expire_handshakes(struct virtio_vsock *v)
                 COUNT(v, answer_timeouts, 1);
             conn_reset(v, c); /* RST if the guest was asked */
             expired = true;
-        } else if (!next || c->deadline < next) {
-            next = c->deadline;
+        } else if (!next || due < next) {
+            next = due;
         }
     }
     if (expired)
@@ -1010,12 +1036,17 @@ static void *vsock_thread(void *arg)
 
     while (!atomic_load(&v->vdev.thread.stopping)) {
         bool more = false;
-        expire_handshakes(v); /* before serve_rx sends their RSTs */
         if (v->reset_event && !v->broken)
             send_reset_event(v); /* first: it ends the driver's connections */
         if (!v->broken) {
             v->tx_blocked = false;
             more = serve_tx(v);
+        }
+        /* After serve_tx, which takes the answers already given (the
+         * thread may have been away a while), and before serve_rx, which
+         * sends the RSTs. */
+        expire_handshakes(v);
+        if (!v->broken) {
             serve_rx(v);
             more |= v->tx_blocked && v->nrst < RST_QUEUE;
         }
@@ -1091,6 +1122,7 @@ static int vsock_take_queues(void *dev, const struct virtio_queues *qs)
         v->kick[i] = v->q[i] ? qs->kick_fd[i] : -1;
     }
     v->timeout_ms = v->cfg_timeout_ms;
+    v->tx_moved_ms = 0;
     v->reset_event = v->cfg_reset_event;
     v->cfg_reset_event = false;
     v->broken = false;

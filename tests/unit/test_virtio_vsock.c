@@ -1034,6 +1034,42 @@ static void test_request_waits_for_rx(void **state)
     close(h);
 }
 
+/* A guest that keeps sending (its answer queues behind its data, as in
+ * Linux) is not cut off while it does, however long that is; one that
+ * sends nothing is, a timeout after the REQUEST. */
+static void test_busy_guest_answers_late(void **state)
+{
+    struct fixture *f = *state;
+    virtio_vsock_set_timeout(f->vs, 1000);
+    f->ops->reset(f->vs);
+    activate(f);
+    post_rx(f, 8);
+    int lfd = host_listen(f, 5000);
+    int a = guest_connects(f, lfd, 1234);
+    int h = host_asks(f, 52, "");
+    struct pkt r = guest_gets_request(f, 52);
+    for (int i = 0; i < 40; i++) { /* 2 s of data on the other connection */
+        send_pkt(f, gp(1234, 5000, RW, 1), "x");
+        usleep(50 * 1000);
+    }
+    struct pollfd p = { h, POLLIN, 0 };
+    assert_int_equal(poll(&p, 1, 0), 0); /* neither OK nor closed */
+    guest_accepts(f, h, r);
+    char got[40];
+    host_read(a, got, 40);
+    assert_int_equal(stats(f).answer_timeouts, 0);
+
+    int h2 = host_asks(f, 53, "");
+    guest_gets_request(f, 53);
+    host_expect_eof(h2); /* a quiet guest: cut off after the timeout */
+    assert_int_equal(recv_pkt(f, NULL).op, RST);
+    assert_int_equal(stats(f).answer_timeouts, 1);
+    close(h2);
+    close(h);
+    close(a);
+    close(lfd);
+}
+
 /* A queued transport reset event goes into the first event buffer that
  * holds it after the next activation: id 0, 4 bytes; only once. */
 static void test_transport_reset_event(void **state)
@@ -1096,6 +1132,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conn_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_handshake_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_waits_for_rx, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_busy_guest_answers_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed_streams, setup_sandboxed, teardown),
