@@ -32,10 +32,7 @@ vmlet=$1 kernel=$2 initrd=$3 logdir=$4
 bindir=$(dirname "$vmlet")
 tmp=${TMPDIR:-/tmp}/api.$$
 mkdir -p "$tmp" "$logdir"
-fail=0
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
-secs() { cut -d. -f1 /proc/uptime; }
+. "$(dirname "$0")/checks.sh"
 BASE="console=ttyS0 quiet panic=-1"
 
 # ---- the example program ------------------------------------------------

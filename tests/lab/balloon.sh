@@ -27,23 +27,10 @@ vmlet=$1 kernel=$2 img=$3 logdir=$4
 tmp=${TMPDIR:-/tmp}/balloon.$$
 mkdir -p "$tmp" "$logdir"
 api=$tmp/api.sock
-fail=0
-ok() { echo "ok - $1${2:+ $2}"; }
-not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
-val() { tr -d '\r' <"$log" | grep -a "^$1=" | tail -n1 | cut -d= -f2-; }
-secs() { cut -d. -f1 /proc/uptime; }
-wait_for() {
-    _d=$(($(secs) + $2))
-    while ! tr -d '\r' <"$log" | grep -aq "^$1"; do
-        kill -0 "$pid" 2>/dev/null && [ "$(secs)" -lt "$_d" ] || return 1
-        sleep 1
-    done
-}
+. "$(dirname "$0")/checks.sh"
 rss() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$pid/status" 2>/dev/null; }
 get() { curl -s -m 10 --unix-socket "$api" "http://localhost$1"; }
 patch() { curl -s -m 10 --unix-socket "$api" -X PATCH -d "$2" "http://localhost$1" -o /dev/null -w '%{http_code}'; }
-# jnum NAME < JSON: the number member NAME.
-jnum() { tr ',{}' '\n' | sed -n "s/^ *\"$1\": *\([0-9]*\).*/\1/p" | head -n1; }
 say() { printf '%s\n' "$1" >&3; }
 
 # boot NAME BALLOON-SPEC [CMDLINE]: vmlet with its console input on fd 3

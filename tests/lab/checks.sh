@@ -10,13 +10,13 @@ ok() { echo "ok - $1${2:+ $2}"; }
 not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
 secs() { cut -d. -f1 /proc/uptime; }
 # val KEY: the value of the console's last "KEY=value" line.
-val() { tr -d '\r' <"$log" | grep -a "^${VAL_PREFIX:-}$1=" | tail -n1 | cut -d= -f2-; }
+val() { tr -d '\r' <"${log:?}" | grep -a "^${VAL_PREFIX:-}$1=" | tail -n1 | cut -d= -f2-; }
 # wait_for MARKER SECONDS: until the console has a line starting with it;
 # fails early when vmlet is gone.
 wait_for() {
     _d=$(($(secs) + $2))
-    while ! tr -d '\r' <"$log" | grep -aq "^$1"; do
-        kill -0 "$pid" 2>/dev/null && [ "$(secs)" -lt "$_d" ] || return 1
+    while ! tr -d '\r' <"${log:?}" | grep -aq "^$1"; do
+        kill -0 "${pid:?}" 2>/dev/null && [ "$(secs)" -lt "$_d" ] || return 1
         sleep 1
     done
 }

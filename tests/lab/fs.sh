@@ -17,12 +17,8 @@ log=$logdir/vmlet-fs.log
 tmp=${TMPDIR:-/tmp}/fs.$$
 share=$tmp/share
 mkdir -p "$share" "$tmp/ro" "$tmp/outside" "$tmp/src" "$logdir"
-fail=0
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
-val() { tr -d '\r' <"$log" | grep -a "^VMLET-FS-$1=" | tail -n1 | cut -d= -f2-; }
-secs() { cut -d. -f1 /proc/uptime; }
-sha() { sha256sum | cut -c1-64; }
+. "$(dirname "$0")/checks.sh"
+VAL_PREFIX=VMLET-FS-
 # want_ok CHECK MARKER: the guest's step printed "ok".
 want_ok() {
     got=$(val "$2")

@@ -20,11 +20,7 @@ vmlet=$1 kernel=$2 img=$3 logdir=$4
 log=$logdir/vmlet-net.log
 tmp=${TMPDIR:-/tmp}/net.$$
 mkdir -p "$tmp/www" "$logdir"
-fail=0
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
-val() { tr -d '\r' <"$log" | grep -a "^$1=" | tail -n1 | cut -d= -f2-; }
-secs() { cut -d. -f1 /proc/uptime; }
+. "$(dirname "$0")/checks.sh"
 
 # Host side: a TAP device with an address, a web server on it (64 MiB
 # file, and "done" once we have what we want), one on loopback.

@@ -19,19 +19,7 @@ tmp=${TMPDIR:-/tmp}/vsock.$$
 mkdir -p "$tmp" "$logdir"
 uds=$tmp/v.sock
 api=$tmp/api.sock
-fail=0
-ok() { echo "ok - $1"; }
-not_ok() { echo "not ok - $1: $2"; fail=$((fail + 1)); }
-val() { tr -d '\r' <"$log" | grep -a "^$1=" | tail -n1 | cut -d= -f2-; }
-secs() { cut -d. -f1 /proc/uptime; }
-# wait_for MARKER SECONDS: until the console has a line starting with it.
-wait_for() {
-    _d=$(($(secs) + $2))
-    while ! tr -d '\r' <"$log" | grep -aq "^$1"; do
-        kill -0 "$pid" 2>/dev/null && [ "$(secs)" -lt "$_d" ] || return 1
-        sleep 1
-    done
-}
+. "$(dirname "$0")/checks.sh"
 fds() { set -- "/proc/$pid/fd/"*; echo $#; }
 fd_names() { for f in "/proc/$pid/fd/"*; do printf '%s ' "$(readlink "$f")"; done; }
 # host_connect PORT: stdin after a CONNECT line to the guest's PORT, the
@@ -42,12 +30,8 @@ host_connect() {
 }
 # strip_ok FILE: FILE without its first line (vmlet's "OK <port>").
 strip_ok() { tail -n +2 "$1"; }
-sha() { sha256sum | cut -c1-64; }
 # metric NAME: a counter of the vsock group, from GET /metrics now.
-metric() {
-    curl -s -m 10 --unix-socket "$api" http://localhost/metrics | tr ',{}' '\n' |
-        sed -n "s/^ *\"$1\": *\([0-9]*\).*/\1/p" | head -n1
-}
+metric() { curl -s -m 10 --unix-socket "$api" http://localhost/metrics | jnum "$1"; }
 
 # What this side sends: 64 MiB to the guest, 128 KiB for each echo.
 dd if=/dev/urandom of="$tmp/h2g" bs=1M count=64 2>/dev/null
