@@ -97,6 +97,12 @@ median() {
         awk '{ x[NR] = $1 } END { if (NR == 0) { print "-"; exit }
                                   print (NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2) }'
 }
+# spread VMM JOB FIELD: "min-max" over the reps (how far the medians can
+# be trusted); "-" if none.
+spread() {
+    awk -v v="$1" -v j="$2" -v f="$3" '$1 == v && $2 == j && $f != "-" { print $f }' "$RESULTS" | sort -n |
+        awk 'NR == 1 { lo = $1 } { hi = $1 } END { print (NR ? lo "-" hi : "-") }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
 # exits_line LABEL WHO HISTOGRAM WIDTH: "#   LABEL WHO" (LABEL padded to

@@ -139,15 +139,18 @@ per_mb() {
 }
 echo
 echo "# iperf3 TCP, ${SECONDS_EACH} s each way, median of $REPS run(s); Mbit/s, higher is better"
-printf '%-20s %10s %10s %8s   %11s %11s   %9s %9s\n' test vmlet qemu vmlet/qemu "exits/MB vm" "exits/MB qe" "CPU s vm" "CPU s qe"
+echo "# (medians; min-max over the runs after them)"
+printf '%-20s %10s %10s %8s   %11s %11s   %9s %9s   %s\n' test vmlet qemu vmlet/qemu "exits/MB vm" "exits/MB qe" \
+    "CPU s vm" "CPU s qe" "vmlet min-max, qemu min-max"
 for be in $BACKENDS; do
     for dir in h2g g2h; do
         t=$be-$dir
         case $dir in h2g) label="$be host->guest" ;; g2h) label="$be guest->host" ;; esac
         a=$(median vmlet "$t" 3)
         b=$(median qemu "$t" 3)
-        printf '%-20s %10s %10s %8s   %11s %11s   %9s %9s\n' "$label" "$a" "$b" "$(ratio "$a" "$b")" \
-            "$(per_mb vmlet "$t")" "$(per_mb qemu "$t")" "$(median vmlet "$t" 7)" "$(median qemu "$t" 7)"
+        printf '%-20s %10s %10s %8s   %11s %11s   %9s %9s   %s, %s\n' "$label" "$a" "$b" "$(ratio "$a" "$b")" \
+            "$(per_mb vmlet "$t")" "$(per_mb qemu "$t")" "$(median vmlet "$t" 7)" "$(median qemu "$t" 7)" \
+            "$(spread vmlet "$t" 3)" "$(spread qemu "$t" 3)"
     done
 done
 if [ -s "$STALLS" ]; then
