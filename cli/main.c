@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -800,7 +801,12 @@ static int cmd_run(int argc, char **argv)
     terminal_raw(&s.term);
     /* Then this thread enters the sandbox too: from here on it only serves
      * the API, signals and the console, and stops and frees the VM. */
-    if (vmlet_vm_start(s.vm, &err) < 0 || vmlet_vm_sandbox_this_thread(s.vm, &err) < 0) {
+    int started = vmlet_vm_start(s.vm, &err);
+    /* Building the VM and each thread's seccomp filter left freed memory
+     * in the heap, which vmlet never shrinks by itself (sandbox.c): give
+     * those pages back now that every thread is up. */
+    malloc_trim(0);
+    if (started < 0 || vmlet_vm_sandbox_this_thread(s.vm, &err) < 0) {
         terminal_restore(&s.term);
         fprintf(stderr, "vmlet: %s\n", err.message);
         api_server_close(s.api);
@@ -818,6 +824,10 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* One malloc arena for every thread, not one each: vmlet's threads
+     * allocate little and seldom, and each arena kept its own pages (a
+     * thread's filter building alone left some 60 KiB). */
+    mallopt(M_ARENA_MAX, 1);
     if (argc < 2)
         return usage_error("no command given");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
