@@ -23,7 +23,8 @@
 #     at most 60 s.
 # vmlet against QEMU -M pc with the same guest-visible devices, taking
 # turns, REPS (default 3) rounds; medians and vmlet/QEMU ratios. Never
-# fails on a number. VMMS="vmlet qemu" picks the VMMs.
+# fails on a number. VMMS="vmlet qemu" picks the VMMs. FAULT_AROUND=BYTES
+# sets the kernel's fault_around_bytes (debugfs) first.
 HERE=$(cd "$(dirname "$0")" && pwd)
 LABLIB=${LABLIB:-$HERE/../tests/lab}
 # shellcheck source=../tests/lab/vmm.sh
@@ -51,6 +52,11 @@ for vmm in $VMMS; do
 done
 # shellcheck disable=SC2086 # the list, its spaces squeezed
 echo "# memory bench: $MEM_MIB MiB guests, $REPS round(s); VMMs:" $VMMS
+fa=/sys/kernel/debug/fault_around_bytes
+if [ -n "${FAULT_AROUND:-}" ]; then
+    echo "$FAULT_AROUND" >$fa 2>/dev/null || echo "# cannot set $fa"
+fi
+[ -r $fa ] && echo "# fault_around_bytes: $(cat $fa)"
 
 # smaps_split: "outside guest files heap anon" in kB for VMM_PID, from its
 # smaps (Size comes before Rss in each mapping's block).
