@@ -824,9 +824,10 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    /* One malloc arena for every thread, not one each: vmlet's threads
-     * allocate little and seldom, and each arena kept its own pages (a
-     * thread's filter building alone left some 60 KiB). */
+    /* One malloc arena for every thread, not one each: each arena kept
+     * its own pages (a thread's filter building alone left 50-60 KiB),
+     * and vmlet's threads allocate mostly while the VM is built (small
+     * blocks come from each thread's cache, without the arena's lock). */
     mallopt(M_ARENA_MAX, 1);
     if (argc < 2)
         return usage_error("no command given");
