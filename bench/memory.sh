@@ -23,7 +23,8 @@
 #     at most 60 s.
 # vmlet against QEMU -M pc with the same guest-visible devices, taking
 # turns, REPS (default 3) rounds; medians and vmlet/QEMU ratios. Never
-# fails on a number. VMMS="vmlet qemu" picks the VMMs.
+# fails on a number. VMMS="vmlet qemu" picks the VMMs. FAULT_AROUND=BYTES
+# sets the kernel's fault_around_bytes (debugfs) first.
 HERE=$(cd "$(dirname "$0")" && pwd)
 LABLIB=${LABLIB:-$HERE/../tests/lab}
 # shellcheck source=../tests/lab/vmm.sh
@@ -51,6 +52,11 @@ for vmm in $VMMS; do
 done
 # shellcheck disable=SC2086 # the list, its spaces squeezed
 echo "# memory bench: $MEM_MIB MiB guests, $REPS round(s); VMMs:" $VMMS
+fa=/sys/kernel/debug/fault_around_bytes
+if [ -n "${FAULT_AROUND:-}" ]; then
+    echo "$FAULT_AROUND" >$fa 2>/dev/null || echo "# cannot set $fa"
+fi
+[ -r $fa ] && echo "# fault_around_bytes: $(cat $fa)"
 
 # smaps_split: "outside guest files heap anon" in kB for VMM_PID, from its
 # smaps (Size comes before Rss in each mapping's block).
@@ -64,6 +70,31 @@ smaps_split() {
                   else if (name ~ /^\//) files += $2
                   else anon += $2 }
         END { printf "%d %d %d %d %d\n", out, guest, files, heap, anon }' "/proc/$VMM_PID/smaps" 2>/dev/null
+}
+# smaps_pss: PSS outside guest RAM in kB (file pages shared with other
+# processes counted in part: in L1 nothing else maps vmlet's libraries,
+# so there it equals the RSS; on a host it would not).
+smaps_pss() {
+    awk -v mem=$((MEM_MIB * 1024)) '
+        /^Size:/ { size = $2 }
+        /^Pss:/ { if (size < mem) pss += $2 }
+        END { printf "%d\n", pss }' "/proc/$VMM_PID/smaps" 2>/dev/null
+}
+# smaps_where: where the RSS outside guest RAM is, in kB, largest first:
+# per file (its basename), [heap], [stack], anonymous mappings of at
+# least 2 MiB ("anon>=2M", thread stacks at glibc's default size) and
+# smaller ("anon<2M", malloc arenas, mmapped blocks, small stacks), huge
+# pages among them ("thp").
+smaps_where() {
+    awk -v mem=$((MEM_MIB * 1024)) '
+        /^[0-9a-f]+-[0-9a-f]+ / { name = $6; if (name ~ /^\//) sub(/.*\//, "", name) }
+        /^Size:/ { size = $2 }
+        /^Rss:/ { rss = $2 }
+        /^AnonHugePages:/ { if (size >= mem || rss == 0) next
+                            if (name == "") name = size >= 2048 ? "anon>=2M" : "anon<2M"
+                            at[name] += rss; if ($2 > 0) thp += $2 }
+        END { for (n in at) print at[n], n; if (thp) print thp, "(thp)" }' "/proc/$VMM_PID/smaps" 2>/dev/null |
+        sort -rn | awk '{ printf "%s %s; ", $2, $1 }'
 }
 # mib KB: in MiB, one decimal ("-" stays).
 mib() { awk -v k="$1" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }'; }
@@ -101,10 +132,11 @@ overhead() {
         # Kept for finding out where it goes (lab/logs/bench-memory/).
         cp "/proc/$VMM_PID/smaps" "$log.smaps" 2>/dev/null
         # shellcheck disable=SC2046 # its five numbers, split
-        set -- "$@" $(smaps_split)
+        set -- "$@" $(smaps_split) $(smaps_pss)
         if [ -n "${4:-}" ]; then
-            echo "$2 $3 $4 $5 $6 $7 $8" >>"$RESULTS"
-            echo "# round $1 $2 $3: $(mib "$4") MiB outside guest RAM (files $6 kB, heap $7 kB, other anonymous $8 kB; guest RAM $(($5 / 1024)) MiB resident)"
+            echo "$2 $3 $4 $5 $6 $7 $8 $9" >>"$RESULTS"
+            echo "# round $1 $2 $3: $(mib "$4") MiB outside guest RAM (files $6 kB, heap $7 kB, other anonymous $8 kB; PSS $9 kB; guest RAM $(($5 / 1024)) MiB resident)"
+            echo "#   where, kB: $(smaps_where)"
         else
             echo "# round $1 $2 $3: no smaps for pid $VMM_PID"
         fi
@@ -167,10 +199,10 @@ while [ $round -le "$REPS" ]; do
 done
 
 echo "# medians of $REPS round(s); lower is better; ratio = vmlet / QEMU"
-echo "#   VMM outside guest RAM, MiB (files / heap / other anonymous)"
+echo "#   VMM outside guest RAM, MiB: RSS (files / heap / other anonymous), PSS"
 for c in bare devices; do
     for vmm in $VMMS; do
-        echo "#   $c $vmm: $(mib "$(median "$vmm" $c 3)") ($(mib "$(median "$vmm" $c 5)") / $(mib "$(median "$vmm" $c 6)") / $(mib "$(median "$vmm" $c 7)"))"
+        echo "#   $c $vmm: $(mib "$(median "$vmm" $c 3)") ($(mib "$(median "$vmm" $c 5)") / $(mib "$(median "$vmm" $c 6)") / $(mib "$(median "$vmm" $c 7)")), PSS $(mib "$(median "$vmm" $c 8)")"
     done
     echo "#   $c ratio: $(ratio "$(median vmlet $c 3)" "$(median qemu $c 3)")"
 done

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -637,16 +638,11 @@ static int supervise(struct session *s)
     }
 }
 
-static int cmd_run(int argc, char **argv)
+/* Returns -1 with *out and console_pipe set, or an exit status. */
+static int config_from_options(const struct options *o, vmlet_config **out, int console_pipe[2])
 {
-    struct options o = { .cpus = VMLET_DEFAULT_CPUS, .memory = VMLET_DEFAULT_MEMORY };
-    int rc = parse_run_options(argc, argv, &o);
-    if (rc >= 0)
-        return rc;
-
     /* Console input goes through a pipe so the CLI can take its escape keys
      * out; the VM reads the other end. */
-    int console_pipe[2];
     if (pipe2(console_pipe, O_CLOEXEC) < 0) {
         fprintf(stderr, "vmlet: pipe: %s\n", strerror(errno));
         return EXIT_ERROR;
@@ -656,54 +652,98 @@ static int cmd_run(int argc, char **argv)
     vmlet_config *c = vmlet_config_new();
     if (!c) {
         fprintf(stderr, "vmlet: out of memory\n");
+        close(console_pipe[0]);
+        close(console_pipe[1]);
         return EXIT_ERROR;
     }
     /* The file first, then only the flags that were given on top of it. */
     vmlet_error err;
-    if (o.config && vmlet_config_load_json(c, o.config, &err) < 0) {
+    if (o->config && vmlet_config_load_json(c, o->config, &err) < 0) {
         fprintf(stderr, "vmlet: %s\n", err.message);
         vmlet_config_free(c);
+        close(console_pipe[0]);
+        close(console_pipe[1]);
         return EXIT_ERROR;
     }
-    if (o.cpus_given)
-        vmlet_config_set_cpus(c, o.cpus);
-    if (o.memory_given)
-        vmlet_config_set_memory(c, o.memory);
+    if (o->cpus_given)
+        vmlet_config_set_cpus(c, o->cpus);
+    if (o->memory_given)
+        vmlet_config_set_memory(c, o->memory);
     /* A flag replaces one of the three and keeps the file's others. */
-    if (o.kernel || o.initrd || o.cmdline)
-        vmlet_config_set_linux_boot(c, o.kernel ? o.kernel : vmlet_config_get_kernel(c),
-                                    o.initrd ? o.initrd : vmlet_config_get_initrd(c),
-                                    o.cmdline ? o.cmdline : vmlet_config_get_cmdline(c));
-    vmlet_config_set_console(c, o.console_given ? o.console : vmlet_config_get_console(c),
+    if (o->kernel || o->initrd || o->cmdline)
+        vmlet_config_set_linux_boot(c, o->kernel ? o->kernel : vmlet_config_get_kernel(c),
+                                    o->initrd ? o->initrd : vmlet_config_get_initrd(c),
+                                    o->cmdline ? o->cmdline : vmlet_config_get_cmdline(c));
+    vmlet_config_set_console(c, o->console_given ? o->console : vmlet_config_get_console(c),
                              console_pipe[0], STDOUT_FILENO);
-    for (unsigned i = 0; i < o.ndisks; i++)
-        vmlet_config_add_disk(c, o.disks[i].path, o.disks[i].read_only ? VMLET_DISK_READONLY : 0,
-                              o.disks[i].serial);
-    for (unsigned i = 0; i < o.nshares; i++)
-        if (vmlet_config_add_share(c, o.shares[i].path, o.shares[i].tag,
-                                   o.shares[i].read_only ? VMLET_SHARE_READONLY : 0) < 0) {
+    for (unsigned i = 0; i < o->ndisks; i++)
+        vmlet_config_add_disk(c, o->disks[i].path, o->disks[i].read_only ? VMLET_DISK_READONLY : 0,
+                              o->disks[i].serial);
+    for (unsigned i = 0; i < o->nshares; i++)
+        if (vmlet_config_add_share(c, o->shares[i].path, o->shares[i].tag,
+                                   o->shares[i].read_only ? VMLET_SHARE_READONLY : 0) < 0) {
             fprintf(stderr, "vmlet: out of memory\n");
             vmlet_config_free(c);
+            close(console_pipe[0]);
+            close(console_pipe[1]);
             return EXIT_ERROR;
         }
-    if (o.rng)
+    if (o->rng)
         vmlet_config_set_entropy(c, 1);
-    if (o.balloon)
-        vmlet_config_set_balloon(c, 1, o.balloon_flags, o.balloon_stats_s);
-    if (o.vsock_uds && vmlet_config_set_vsock(c, o.vsock_cid, o.vsock_uds) < 0) {
+    if (o->balloon)
+        vmlet_config_set_balloon(c, 1, o->balloon_flags, o->balloon_stats_s);
+    if (o->vsock_uds && vmlet_config_set_vsock(c, o->vsock_cid, o->vsock_uds) < 0) {
         fprintf(stderr, "vmlet: out of memory\n");
         vmlet_config_free(c);
+        close(console_pipe[0]);
+        close(console_pipe[1]);
         return EXIT_ERROR;
     }
     /* After the file's NICs, which the file added. */
-    for (unsigned i = 0; i < o.nnets; i++)
-        vmlet_config_add_net(c, o.nets[i]);
-    if (o.kvm_device)
-        vmlet_config_set_kvm_device(c, o.kvm_device);
-    if (o.shutdown_timeout_given)
-        vmlet_config_set_shutdown_timeout(c, o.shutdown_timeout);
-    if (o.seccomp_given)
-        vmlet_config_set_seccomp(c, o.seccomp);
+    for (unsigned i = 0; i < o->nnets; i++)
+        vmlet_config_add_net(c, o->nets[i]);
+    if (o->kvm_device)
+        vmlet_config_set_kvm_device(c, o->kvm_device);
+    if (o->shutdown_timeout_given)
+        vmlet_config_set_shutdown_timeout(c, o->shutdown_timeout);
+    if (o->seccomp_given)
+        vmlet_config_set_seccomp(c, o->seccomp);
+    *out = c;
+    return -1;
+}
+
+/* The command line as a config, and the console's pipe. The options
+ * (copies of --disk and --share values: some 150 KiB) are on the heap for
+ * this alone: zeroed on the main thread's stack they stayed resident for
+ * the VM's whole life. Returns -1 with *out, console_pipe and *api_sock
+ * set, or an exit status. */
+static int run_config(int argc, char **argv, vmlet_config **out, int console_pipe[2],
+                      const char **api_sock)
+{
+    struct options *o = calloc(1, sizeof *o);
+    if (!o) {
+        fprintf(stderr, "vmlet: out of memory\n");
+        return EXIT_ERROR;
+    }
+    o->cpus = VMLET_DEFAULT_CPUS;
+    o->memory = VMLET_DEFAULT_MEMORY;
+    int rc = parse_run_options(argc, argv, o);
+    if (rc < 0)
+        rc = config_from_options(o, out, console_pipe);
+    *api_sock = o->api_sock; /* argv's */
+    free(o);
+    return rc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    vmlet_config *c;
+    int console_pipe[2];
+    const char *api_sock;
+    int rc = run_config(argc, argv, &c, console_pipe, &api_sock);
+    if (rc >= 0)
+        return rc;
+    vmlet_error err;
 
     /* No vmlet_config_validate() here: vmlet_vm_create() checks the config
      * (once) before it takes anything, and its error is the same line. */
@@ -728,9 +768,9 @@ static int cmd_run(int argc, char **argv)
     unsigned cpus = vmlet_config_get_cpus(c);
     uint64_t memory = vmlet_config_get_memory(c);
     /* The socket before the VM: a bad path costs nothing to report. */
-    if (o.api_sock) {
+    if (api_sock) {
         char why[512];
-        s.api = api_server_open(o.api_sock, why, sizeof why);
+        s.api = api_server_open(api_sock, why, sizeof why);
         if (!s.api) {
             fprintf(stderr, "vmlet: %s\n", why);
             vmlet_config_free(c);
@@ -761,7 +801,12 @@ static int cmd_run(int argc, char **argv)
     terminal_raw(&s.term);
     /* Then this thread enters the sandbox too: from here on it only serves
      * the API, signals and the console, and stops and frees the VM. */
-    if (vmlet_vm_start(s.vm, &err) < 0 || vmlet_vm_sandbox_this_thread(s.vm, &err) < 0) {
+    int started = vmlet_vm_start(s.vm, &err);
+    /* Building the VM and each thread's seccomp filter left freed memory
+     * in the heap, which vmlet never shrinks by itself (sandbox.c): give
+     * those pages back now that every thread is up. */
+    malloc_trim(0);
+    if (started < 0 || vmlet_vm_sandbox_this_thread(s.vm, &err) < 0) {
         terminal_restore(&s.term);
         fprintf(stderr, "vmlet: %s\n", err.message);
         api_server_close(s.api);
@@ -779,6 +824,11 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* One malloc arena for every thread, not one each: each arena kept
+     * its own pages (a thread's filter building alone left 50-60 KiB),
+     * and vmlet's threads allocate mostly while the VM is built (small
+     * blocks come from each thread's cache, without the arena's lock). */
+    mallopt(M_ARENA_MAX, 1);
     if (argc < 2)
         return usage_error("no command given");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {

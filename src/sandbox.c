@@ -373,7 +373,7 @@ int sandbox_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg,
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.done, NULL);
     int e = unsignalled ? thread_start_unsignalled(thread, trampoline, &s)
-                        : pthread_create(thread, NULL, trampoline, &s);
+                        : thread_create(thread, trampoline, &s);
     if (e == 0) {
         pthread_mutex_lock(&s.lock);
         while (s.state == 0)

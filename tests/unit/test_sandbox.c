@@ -4,7 +4,8 @@
  * the one-line message and status 128 + SIGSYS; allowed work goes on;
  * executable memory is refused; LOG and OFF let everything through; the
  * thread has no capabilities and no_new_privs. Every case runs in a
- * child process, since a filter cannot be taken off again. */
+ * child process, since a filter cannot be taken off again. Threads get
+ * vmlet's stack size. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -237,6 +238,33 @@ static void test_off_mode_filters_nothing(void **state)
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static void *report_stack_size(void *arg)
+{
+    pthread_attr_t attr;
+    size_t *size = arg;
+    *size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstacksize(&attr, size);
+        pthread_attr_destroy(&attr);
+    }
+    return NULL;
+}
+
+/* vmlet's threads get its stack size, not glibc's 8 MiB default: under
+ * 2 MiB, so transparent huge pages can never back a stack (thread.h). */
+static void test_thread_stack_size(void **state)
+{
+    (void)state;
+    size_t size = 1;
+    pthread_t t;
+    vmlet_error err;
+    assert_int_equal(
+        sandbox_thread_start(&t, report_stack_size, &size, NULL, VMLET_SECCOMP_OFF, true, &err), 0);
+    pthread_join(t, NULL);
+    assert_true(size >= THREAD_STACK_SIZE);
+    assert_true(size < 2 * 1024 * 1024);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_ioctl_request_named),
         cmocka_unit_test(test_log_mode_allows),
         cmocka_unit_test(test_off_mode_filters_nothing),
+        cmocka_unit_test(test_thread_stack_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
