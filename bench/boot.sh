@@ -222,7 +222,8 @@ done
 echo
 echo "# init = VMM start to VMLET-INIT-READY on the guest console; total = until the VMM exited"
 echo "# ok = runs that reached init and exited 0; medians, minima and maxima are over the runs that reached init"
+# (No "SeaBIOS" in these lines: bench/boot's console filter drops such lines.)
 echo "# VMM set-up = VMM start to the guest's first instruction (vmlet's own stamp; QEMU's first"
-echo "#   instruction is SeaBIOS's, not measured: its firmware is in pre-kernel); pre-kernel = init"
+echo "#   instruction is its firmware's, not measured: the firmware is in pre-kernel); pre-kernel = init"
 echo "#   minus the guest's uptime at the marker (set-up, firmware, decompressor); guest Run /init ="
 echo "#   the kernel's printk time of 'Run /init'; VMM teardown = guest stop to VMM exit (vmlet's stamp)"
