@@ -7,11 +7,25 @@
 # Boots the same kernel and initramfs (1 vCPU, 256 MiB) with each VMM,
 # interleaved, REPS times each. The guest's init prints VMLET-INIT-READY
 # and powers off at once (vmlet.test=bench). Per boot it measures:
-#   ready  seconds from starting the VMM to the marker on its console
+#   init   seconds from starting the VMM to the marker on its console
 #   total  seconds until the VMM has exited
 #   exits  VM exits, from the kvm:kvm_exit tracepoint (a hist trigger
 #          counts them in the kernel: no trace buffer to overflow)
-# and prints medians and ratios against QEMU -M pc. Never fails on a time.
+# and, to tell where the time went:
+#   set-up    starting the VMM to the guest's first instruction (vmlet's
+#             VMLET_TIMING line; QEMU's first instruction is its firmware's,
+#             which this cannot see: "-")
+#   pre-kernel  init minus the guest's uptime at the marker: everything
+#             before the guest kernel's clock starts (VMM set-up, firmware,
+#             the bzImage's decompressor), the same way for every VMM
+#   Run /init the guest's printk time of "Run /init" (its own clock)
+#   exit      marker to VMM exit (the guest's poweroff -f and the VMM's
+#             teardown)
+#   teardown  the guest's stop (vmlet's own stamp) to the VMM's exit
+# Each row gives median (min-max) over the runs that reached init, and the
+# ratios of medians against QEMU -M pc. Never fails on a time.
+# APPEND: more guest kernel arguments for every VMM (e.g. initcall_debug);
+# with vmlet.dmesg=1 in it the guest prints its dmesg after the marker.
 HERE=$(cd "$(dirname "$0")" && pwd)
 LABLIB=${LABLIB:-$HERE/../tests/lab}
 # shellcheck source=../tests/lab/vmm.sh
@@ -21,9 +35,16 @@ REPS=${1:-5}
 VMMS=${VMMS:-vmlet qemu}
 [ "${2:-}" = microvm ] && VMMS="$VMMS qemu-microvm"
 LOGDIR=${LOGDIR:-/tmp/lab-logs}
-CMDLINE="console=ttyS0 quiet panic=-1 vmlet.test=bench"
+CMDLINE="console=ttyS0 quiet panic=-1 vmlet.test=bench${APPEND:+ $APPEND}"
 BOOT_LIMIT=${BOOT_LIMIT:-300}
 mkdir -p "$LOGDIR"
+# vmlet prints its set-up and teardown stamps on stderr at exit.
+export VMLET_TIMING=1
+# The analysis runs (vmlet.dmesg=1, bench/boot --dmesg) also count port
+# I/O by port and MSR accesses by MSR (common.sh's XTRACE histograms).
+case " $APPEND " in
+*" vmlet.dmesg=1 "*) XTRACE=${XTRACE:-kvm_pio:port,rw kvm_msr:ecx,write} ;;
+esac
 
 . "$HERE/common.sh"
 # exits_stop HISTOGRAM: keeps the per-reason histogram of this boot there,
@@ -54,8 +75,9 @@ stamp() {
     echo "$ready $end $status" >"$1.times"
 }
 
-# run_one VMM LOG: prints "READY TOTAL EXITS STATUS" (READY "-" if the
-# marker never came). A watchdog ends a boot that hangs.
+# run_one VMM LOG: prints "READY TOTAL EXITS STATUS RUN_INIT UPTIME SETUP
+# TEARDOWN" ("-" for what did not come: READY if the marker never did).
+# A watchdog ends a boot that hangs.
 run_one() {
     fifo=$2.in
     rm -f "$fifo"; mkfifo "$fifo"
@@ -78,7 +100,15 @@ run_one() {
     read -r ready end status <"$2.times"
     [ "$ready" != - ] && ready=$(awk -v a="$t0" -v b="$ready" 'BEGIN { printf "%.2f", b - a }')
     total=$(awk -v a="$t0" -v b="$end" 'BEGIN { printf "%.2f", b - a }')
-    echo "$ready $total ${exits:--} $status"
+    # The guest's clock (rcS's VMLET-BOOT-CLOCK line) and vmlet's stamps
+    # (CLOCK_BOOTTIME, as /proc/uptime): set-up from t0, teardown to end.
+    clock=$(tr -d '\r' <"$2" | sed -n 's/.*VMLET-BOOT-CLOCK run_init=\([^ ]*\) uptime=\([^ ]*\).*/\1 \2/p' | head -n 1)
+    vt=$(sed -n 's/.*vmlet: timing: main=[0-9.]* first-run=\([0-9.]*\) stop=\([0-9.]*\) .*/\1 \2/p' "$2" | head -n 1)
+    times=$(echo "$vt" | awk -v a="$t0" -v e="$end" '
+        NF == 2 && $1 > 0 { s = sprintf("%.3f", $1 - a) }
+        NF == 2 && $2 > 0 { d = sprintf("%.3f", e - $2) }
+        END { print (s == "" ? "-" : s), (d == "" ? "-" : d) }')
+    echo "$ready $total ${exits:--} $status ${clock:-- -} $times"
 }
 
 # median FORMAT: of the numbers on stdin, one a line; "-" if none.
@@ -102,7 +132,7 @@ rep=1
 while [ "$rep" -le "$REPS" ]; do
     for vmm in $VMMS; do
         r=$(run_one "$vmm" "$LOGDIR/bench-$vmm-$rep.log")
-        echo "# run $rep $vmm: ready/total/exits/status = $r"
+        echo "# run $rep $vmm: init/total/exits/status/run-init/uptime/set-up/teardown = $r"
         echo "$r" >>"$LOGDIR/bench-$vmm.results"
     done
     rep=$((rep + 1))
@@ -117,22 +147,60 @@ label() {
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.2f", a / b }'; }
 
-base=$LOGDIR/bench-qemu.results
-q_ready=-; q_exits=-
-if [ -s "$base" ]; then
-    q_ready=$(awk '$1 != "-" { print $1 }' "$base" | median %.2f)
-    q_exits=$(awk '$1 != "-" && $3 != "-" { print $3 }' "$base" | median %.0f)
+# col VMM EXPR: one derived number a run, of the runs that reached init
+# (awk expression over the results' fields: $1 init, $2 total, $3 exits,
+# $5 Run /init, $6 guest uptime at the marker, $7 set-up, $8 teardown).
+col() {
+    awk '$1 != "-" { print }' "$LOGDIR/bench-$1.results" |
+        awk "{ v = $2; if (v != \"-\" && v != \"\") print v }"
+}
+# stats FORMAT: "median (min-max)" of the numbers on stdin, "-" if none.
+stats() {
+    sort -n | awk -v f="$1" '{ v[NR] = $1 }
+        END { if (NR == 0) { print "-"; exit }
+              m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf f " (" f "-" f ")\n", m, v[1], v[NR] }'
+}
+# The fields with "-" in them drop out of a difference.
+# shellcheck disable=SC2016 # awk's fields, not the shell's
+DIFF_PREK='($6 == "-" ? "-" : $1 - $6)'
+# shellcheck disable=SC2016 # awk's fields, not the shell's
+DIFF_EXIT='$2 - $1'
+
+base=qemu
+q_ready=-; q_exits=-; q_total=-
+# shellcheck disable=SC2016 # col's expressions are awk's, here and below
+if [ -s "$LOGDIR/bench-$base.results" ]; then
+    q_ready=$(col $base '$1' | median %.2f)
+    q_total=$(col $base '$2' | median %.2f)
+    q_exits=$(col $base '$3' | median %.0f)
 fi
 echo
-printf '%-16s %5s %14s %10s %12s %14s %14s\n' VMM "ok" "init (median)" "total" "VM exits" "time/qemu-pc" "exits/qemu-pc"
+printf '%-16s %5s %-19s %-19s %-20s %6s %6s %6s\n' VMM ok "init s" "total s" "VM exits" \
+    "init/" "total/" "exits/"
+printf '%-16s %5s %-19s %-19s %-20s %6s %6s %6s\n' "" "" "med (min-max)" "med (min-max)" \
+    "med (min-max)" "qemu" "qemu" "qemu"
+# shellcheck disable=SC2016
 for vmm in $VMMS; do
     f=$LOGDIR/bench-$vmm.results
     n=$(awk '$1 != "-" && $4 == 0' "$f" | wc -l)
-    r=$(awk '$1 != "-" { print $1 }' "$f" | median %.2f)
-    t=$(awk '$1 != "-" { print $2 }' "$f" | median %.2f)
-    e=$(awk '$1 != "-" && $3 != "-" { print $3 }' "$f" | median %.0f)
-    printf '%-16s %5s %12s s %8s s %12s %14s %14s\n' "$(label "$vmm")" "$n/$REPS" "$r" "$t" "$e" \
-        "$(ratio "$r" "$q_ready")" "$(ratio "$e" "$q_exits")"
+    printf '%-16s %5s %-19s %-19s %-20s %6s %6s %6s\n' "$(label "$vmm")" "$n/$REPS" \
+        "$(col "$vmm" '$1' | stats %.2f)" "$(col "$vmm" '$2' | stats %.2f)" \
+        "$(col "$vmm" '$3' | stats %.0f)" \
+        "$(ratio "$(col "$vmm" '$1' | median %.2f)" "$q_ready")" \
+        "$(ratio "$(col "$vmm" '$2' | median %.2f)" "$q_total")" \
+        "$(ratio "$(col "$vmm" '$3' | median %.0f)" "$q_exits")"
+done
+echo
+echo "# where the time goes, seconds, median (min-max):"
+printf '%-16s %-19s %-19s %-19s %-19s %-19s\n' VMM "VMM set-up" "pre-kernel" "guest Run /init" \
+    "marker to exit" "VMM teardown"
+# shellcheck disable=SC2016
+for vmm in $VMMS; do
+    printf '%-16s %-19s %-19s %-19s %-19s %-19s\n' "$(label "$vmm")" \
+        "$(col "$vmm" '$7' | stats %.3f)" "$(col "$vmm" "$DIFF_PREK" | stats %.2f)" \
+        "$(col "$vmm" '$5' | stats %.2f)" "$(col "$vmm" "$DIFF_EXIT" | stats %.2f)" \
+        "$(col "$vmm" '$8' | stats %.3f)"
 done
 # Where the exits go: the top reasons in each VMM's last run (SVM exit
 # codes, named for the common ones; npf = nested page fault: MMIO, or the
@@ -142,7 +210,20 @@ for vmm in $VMMS; do
     [ -s "$h" ] || continue
     printf '%-16s' "$(label "$vmm")"
     exits_top "$h"
+    # With XTRACE: its histograms of that run, largest first.
+    for x in $XTRACE; do
+        [ -s "$h.${x%%:*}" ] || continue
+        printf '%-16s %s:' "" "${x%%:*}"
+        awk '/^\{/ { k = $0; sub(/^\{ */, "", k); sub(/ *\}.*/, "", k); gsub(/  +/, " ", k)
+                     n = $0; sub(/.*hitcount: */, "", n); printf " %d [%s];", n, k; if (++c == 8) exit }
+             END { print "" }' "$h.${x%%:*}"
+    done
 done
 echo
 echo "# init = VMM start to VMLET-INIT-READY on the guest console; total = until the VMM exited"
-echo "# ok = runs that reached init and exited 0; medians are over the runs that reached init"
+echo "# ok = runs that reached init and exited 0; medians, minima and maxima are over the runs that reached init"
+# (No "SeaBIOS" in these lines: bench/boot's console filter drops such lines.)
+echo "# VMM set-up = VMM start to the guest's first instruction (vmlet's own stamp; QEMU's first"
+echo "#   instruction is its firmware's, not measured: the firmware is in pre-kernel); pre-kernel = init"
+echo "#   minus the guest's uptime at the marker (set-up, firmware, decompressor); guest Run /init ="
+echo "#   the kernel's printk time of 'Run /init'; VMM teardown = guest stop to VMM exit (vmlet's stamp)"

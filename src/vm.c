@@ -108,6 +108,10 @@ struct vmlet_vm {
     atomic_bool pausing;  /* vCPU threads park outside KVM_RUN */
     unsigned vcpus_parked;
     pthread_cond_t unpaused;
+    /* CLOCK_BOOTTIME (ns) of the boot vCPU's first KVM_RUN and of the
+     * first stop reason, 0 until then: what bench/boot needs to tell the
+     * VMM's set-up and teardown from the guest's boot (metrics "vm"). */
+    uint64_t first_run_ns, stop_ns;
 };
 
 /* ---- host checks ----------------------------------------------------- */
@@ -256,6 +260,14 @@ static void kick_vcpus_locked(struct vmlet_vm *vm)
     }
 }
 
+/* clock_gettime is in every thread's sandbox (sandbox.c). */
+static uint64_t boottime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Ends the VM for the first reason given; later calls change nothing. Any
  * thread may call it, including a vCPU thread from inside an exit. */
 static void vm_finish(struct vmlet_vm *vm, vmlet_stop_reason reason, const char *msg)
@@ -263,6 +275,7 @@ static void vm_finish(struct vmlet_vm *vm, vmlet_stop_reason reason, const char 
     pthread_mutex_lock(&vm->lock);
     if (vm->reason == VMLET_STOP_NONE) {
         vm->reason = reason;
+        __atomic_store_n(&vm->stop_ns, boottime_ns(), __ATOMIC_RELAXED);
         if (msg)
             snprintf(vm->message, sizeof vm->message, "%s", msg);
     }
@@ -401,6 +414,8 @@ static void *vcpu_thread(void *arg)
     char name[16];
     snprintf(name, sizeof name, "vcpu%u", v->index);
     pthread_setname_np(pthread_self(), name);
+    if (v->index == 0)
+        __atomic_store_n(&vm->first_run_ns, boottime_ns(), __ATOMIC_RELAXED);
 
     while (!atomic_load(&vm->stopping)) {
         if (atomic_load(&vm->pausing)) {
@@ -1001,6 +1016,8 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 {
     char group[32];
     struct metric_ctx m = { fn, opaque, group };
+    fn(opaque, "vm", "first_run_boottime_ns", load(&vm->first_run_ns));
+    fn(opaque, "vm", "stop_boottime_ns", load(&vm->stop_ns));
     for (unsigned i = 0; i < vm->ncpus; i++) {
         const struct vcpu *v = &vm->vcpus[i];
         snprintf(group, sizeof group, "vcpu%u", i);
