@@ -34,6 +34,7 @@ enum {
 static const char usage_text[] =
     "Usage: vmlet run --kernel PATH [options]\n"
     "       vmlet run --config FILE [options]\n"
+    "       vmlet run --restore DIR [--api-sock PATH] [--console serial] [...]\n"
     "       vmlet --help | --version\n"
     "\n"
     "Boots a Linux guest on KVM. The guest's serial console (ttyS0) is on stdout\n"
@@ -91,7 +92,12 @@ static const char usage_text[] =
     "                           PATCH /vm {\"state\": \"Paused\"|\"Resumed\"},\n"
     "                           PUT /actions {\"action_type\": \"RequestShutdown\"|\"Stop\"},\n"
     "                           PATCH /balloon {\"amount_mib\": N}, GET /balloon,\n"
-    "                           GET /balloon/statistics\n"
+    "                           GET /balloon/statistics, PUT /snapshot/create\n"
+    "                           {\"snapshot_path\": DIR} (while paused)\n"
+    "  --restore DIR            resume the VM saved in the snapshot DIR (PUT\n"
+    "                           /snapshot/create); only --api-sock, --console serial,\n"
+    "                           --shutdown-timeout, --kvm-device and --seccomp may be\n"
+    "                           given with it (docs/snapshot.md)\n"
     "\n"
     "On a terminal, Ctrl-A x stops the VM at once, Ctrl-A p presses the power\n"
     "button, Ctrl-A a sends Ctrl-A, Ctrl-A h lists these keys.\n"
@@ -116,6 +122,7 @@ struct options {
     const char *config;
     const char *kernel, *initrd, *cmdline, *kvm_device; /* NULL: not given */
     const char *api_sock;
+    const char *restore; /* --restore DIR, or NULL */
     bool cpus_given, memory_given, console_given, shutdown_timeout_given, seccomp_given;
     vmlet_seccomp_mode seccomp;
     unsigned cpus;
@@ -268,7 +275,8 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         OPT_SECCOMP,
         OPT_VSOCK,
         OPT_SHARE,
-        OPT_BALLOON
+        OPT_BALLOON,
+        OPT_RESTORE
     };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -289,6 +297,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "vsock", required_argument, NULL, OPT_VSOCK },
         { "share", required_argument, NULL, OPT_SHARE },
         { "balloon", optional_argument, NULL, OPT_BALLOON },
+        { "restore", required_argument, NULL, OPT_RESTORE },
         { 0 },
     };
     opterr = 0;
@@ -305,6 +314,11 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         case OPT_INITRD: o->initrd = optarg; break;
         case OPT_CMDLINE: o->cmdline = optarg; break;
         case OPT_KVM_DEVICE: o->kvm_device = optarg; break;
+        case OPT_RESTORE:
+            if (!*optarg)
+                return usage_error("--restore needs a snapshot directory");
+            o->restore = optarg;
+            break;
         case OPT_API_SOCK:
             if (!*optarg)
                 return usage_error("--api-sock needs a path");
@@ -415,6 +429,29 @@ static int parse_run_options(int argc, char **argv, struct options *o)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->restore) {
+        /* The snapshot is the VM: what would describe another one is refused. */
+        const char *clash = o->config         ? "--config"
+                            : o->kernel       ? "--kernel"
+                            : o->initrd       ? "--initrd"
+                            : o->cmdline      ? "--cmdline"
+                            : o->cpus_given   ? "--cpus"
+                            : o->memory_given ? "--memory"
+                            : o->ndisks       ? "--disk"
+                            : o->nnets        ? "--net"
+                            : o->nshares      ? "--share"
+                            : o->vsock_uds    ? "--vsock"
+                            : o->rng          ? "--rng"
+                            : o->balloon      ? "--balloon"
+                            : o->console_given && o->console != VMLET_CONSOLE_SERIAL
+                                ? "--console virtio"
+                                : NULL;
+        if (clash)
+            return usage_error("--restore takes the VM from the snapshot; %s cannot be given "
+                               "with it",
+                               clash);
+        return -1;
+    }
     if (!o->kernel && !o->config)
         return usage_error("--kernel is required (an x86-64 bzImage)");
     return -1;
@@ -637,6 +674,31 @@ static int supervise(struct session *s)
     }
 }
 
+static long long us_since(const struct timespec *t0)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - t0->tv_sec) * 1000000LL + (now.tv_nsec - t0->tv_nsec) / 1000;
+}
+
+/* --restore: the VM from the snapshot, with this process's console. */
+static int restore_vm(const struct options *o, int console_in, vmlet_vm **vm, vmlet_error *err)
+{
+    vmlet_restore_options *ro = vmlet_restore_options_new();
+    if (!ro)
+        return snprintf(err->message, sizeof err->message, "out of memory"), -1;
+    vmlet_restore_options_set_console(ro, console_in, STDOUT_FILENO);
+    if (o->kvm_device)
+        vmlet_restore_options_set_kvm_device(ro, o->kvm_device);
+    if (o->seccomp_given)
+        vmlet_restore_options_set_seccomp(ro, o->seccomp);
+    int rc = vmlet_vm_restore(o->restore, ro, vm, err);
+    vmlet_restore_options_free(ro);
+    return rc;
+}
+
+static struct timespec process_start; /* main()'s first moment */
+
 static int cmd_run(int argc, char **argv)
 {
     struct options o = { .cpus = VMLET_DEFAULT_CPUS, .memory = VMLET_DEFAULT_MEMORY };
@@ -658,8 +720,10 @@ static int cmd_run(int argc, char **argv)
         fprintf(stderr, "vmlet: out of memory\n");
         return EXIT_ERROR;
     }
-    /* The file first, then only the flags that were given on top of it. */
     vmlet_error err;
+    if (o.restore)
+        goto config_done;
+    /* The file first, then only the flags that were given on top of it. */
     if (o.config && vmlet_config_load_json(c, o.config, &err) < 0) {
         fprintf(stderr, "vmlet: %s\n", err.message);
         vmlet_config_free(c);
@@ -704,6 +768,9 @@ static int cmd_run(int argc, char **argv)
         vmlet_config_set_shutdown_timeout(c, o.shutdown_timeout);
     if (o.seccomp_given)
         vmlet_config_set_seccomp(c, o.seccomp);
+config_done:
+    if (o.restore && o.shutdown_timeout_given)
+        vmlet_config_set_shutdown_timeout(c, o.shutdown_timeout);
 
     /* No vmlet_config_validate() here: vmlet_vm_create() checks the config
      * (once) before it takes anything, and its error is the same line. */
@@ -725,8 +792,6 @@ static int cmd_run(int argc, char **argv)
                          .to_guest = console_pipe[1],
                          .shutdown_timeout = vmlet_config_get_shutdown_timeout(c) };
     s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-    unsigned cpus = vmlet_config_get_cpus(c);
-    uint64_t memory = vmlet_config_get_memory(c);
     /* The socket before the VM: a bad path costs nothing to report. */
     if (o.api_sock) {
         char why[512];
@@ -737,7 +802,8 @@ static int cmd_run(int argc, char **argv)
             return EXIT_ERROR;
         }
     }
-    if (vmlet_vm_create(c, &s.vm, &err) < 0) {
+    if ((o.restore ? restore_vm(&o, console_pipe[0], &s.vm, &err)
+                   : vmlet_vm_create(c, &s.vm, &err)) < 0) {
         fprintf(stderr, "vmlet: %s\n", err.message);
         api_server_close(s.api);
         vmlet_config_free(c);
@@ -745,8 +811,8 @@ static int cmd_run(int argc, char **argv)
     }
     vmlet_config_free(c);
     s.api_target = (struct api_target){ .vm = s.vm,
-                                        .cpus = cpus,
-                                        .memory = memory,
+                                        .cpus = vmlet_vm_cpus(s.vm),
+                                        .memory = vmlet_vm_memory(s.vm),
                                         .request_shutdown = api_request_shutdown,
                                         .stop = api_stop,
                                         .ctx = &s };
@@ -768,6 +834,11 @@ static int cmd_run(int argc, char **argv)
         vmlet_vm_free(s.vm);
         return EXIT_ERROR;
     }
+    if (o.restore)
+        fprintf(stderr,
+                "\r\nvmlet: restored %s in %.1f ms (from vmlet's start to the vCPUs "
+                "running)\r\n",
+                o.restore, us_since(&process_start) / 1000.0);
     rc = supervise(&s);
     terminal_restore(&s.term);
     api_server_close(s.api);
@@ -779,6 +850,7 @@ static int cmd_run(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    clock_gettime(CLOCK_MONOTONIC, &process_start);
     if (argc < 2)
         return usage_error("no command given");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
