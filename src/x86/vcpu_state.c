@@ -18,6 +18,9 @@
 #include "error.h"
 
 #define MSR_IA32_TSC 0x10
+/* KVM_GET_MSRS and KVM_SET_MSRS take fewer than 256 entries a call
+ * (MAX_IO_MSRS): longer lists go in chunks. */
+#define MSR_CHUNK    128
 
 static int xsave_size(int vm_fd)
 {
@@ -55,22 +58,29 @@ static int save_msrs(int kvm_fd, int vcpu_fd, unsigned index, struct snap_writer
     n = list->nmsrs < n ? list->nmsrs : n;
     if (n > SNAP_MAX_MSRS)
         n = SNAP_MAX_MSRS;
-    for (unsigned i = 0; i < n; i++)
-        msrs->entries[i].index = list->indices[i];
-    msrs->nmsrs = n;
-    for (;;) {
-        int got = ioctl(vcpu_fd, KVM_GET_MSRS, msrs);
+    /* Chunk by chunk; what KVM reads is packed into msrs. */
+    unsigned kept = 0;
+    for (unsigned at = 0; at < n;) {
+        unsigned len = n - at < MSR_CHUNK ? n - at : MSR_CHUNK;
+        _Alignas(struct kvm_msrs)
+            uint8_t buf[sizeof(struct kvm_msrs) + MSR_CHUNK * sizeof(struct kvm_msr_entry)];
+        struct kvm_msrs *io = (struct kvm_msrs *)buf;
+        memset(buf, 0, sizeof buf);
+        io->nmsrs = len;
+        for (unsigned i = 0; i < len; i++)
+            io->entries[i].index = list->indices[at + i];
+        int got = ioctl(vcpu_fd, KVM_GET_MSRS, io);
         if (got < 0) {
             set_error(err, VMLET_ERR_HOST, "vCPU %u: KVM_GET_MSRS failed: %s", index,
                       strerror(errno));
             goto out;
         }
-        if ((unsigned)got >= msrs->nmsrs)
-            break;
-        memmove(&msrs->entries[got], &msrs->entries[got + 1],
-                (msrs->nmsrs - got - 1) * sizeof msrs->entries[0]);
-        msrs->nmsrs--;
+        for (int i = 0; i < got; i++)
+            msrs->entries[kept++] = io->entries[i];
+        /* KVM stops at the first MSR it will not read: skip that one. */
+        at += (unsigned)got < len ? (unsigned)got + 1 : len;
     }
+    msrs->nmsrs = kept;
     if (msrs->nmsrs == 0) {
         set_error(err, VMLET_ERR_HOST, "vCPU %u: KVM reads no MSR back", index);
         goto out;
@@ -263,22 +273,29 @@ static int restore_msrs(int vcpu_fd, unsigned index, const struct snap_blob *b,
         m->entries[i] = m->entries[--n];
         break;
     }
-    m->nmsrs = n;
-    while (m->nmsrs) {
-        int done = ioctl(vcpu_fd, KVM_SET_MSRS, m);
+    /* In chunks; an MSR KVM refuses is looked at alone (msr_refused),
+     * then the rest of its chunk goes on. */
+    for (unsigned at = 0; at < n;) {
+        _Alignas(struct kvm_msrs)
+            uint8_t buf[sizeof(struct kvm_msrs) + MSR_CHUNK * sizeof(struct kvm_msr_entry)];
+        struct kvm_msrs *io = (struct kvm_msrs *)buf;
+        memset(buf, 0, sizeof buf);
+        io->nmsrs = n - at < MSR_CHUNK ? n - at : MSR_CHUNK;
+        memcpy(io->entries, &m->entries[at], io->nmsrs * sizeof io->entries[0]);
+        int done = ioctl(vcpu_fd, KVM_SET_MSRS, io);
         if (done < 0) {
             rc = set_error(err, VMLET_ERR_HOST, "vCPU %u: KVM_SET_MSRS failed: %s", index,
                            strerror(errno));
             goto out;
         }
-        if ((unsigned)done >= m->nmsrs)
-            break;
-        if (msr_refused(vcpu_fd, index, &m->entries[done], err) < 0) {
-            rc = -1;
-            goto out;
+        if ((unsigned)done < io->nmsrs) {
+            if (msr_refused(vcpu_fd, index, &io->entries[done], err) < 0) {
+                rc = -1;
+                goto out;
+            }
+            done++;
         }
-        m->nmsrs -= done + 1;
-        memmove(m->entries, &m->entries[done + 1], m->nmsrs * sizeof m->entries[0]);
+        at += (unsigned)done;
     }
 out:
     free(m);
@@ -312,6 +329,9 @@ int x86_vcpu_restore(int vm_fd, int vcpu_fd, unsigned index, const struct snap_b
     memcpy(&events, PART(SNAP_VCPU_EVENTS)->data, sizeof events);
     memcpy(&debugregs, PART(SNAP_VCPU_DEBUGREGS)->data, sizeof debugregs);
     memcpy(&mp, PART(SNAP_VCPU_MP_STATE)->data, sizeof mp);
+    /* KVM_GET_VCPU_EVENTS does not flag these two as valid, but they are:
+     * a pending NMI, and the vector of a SIPI an AP waits to act on. */
+    events.flags |= KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SIPI_VECTOR;
     struct kvm_xsave *xsave = calloc(1, xsize);
     if (!xsave)
         return set_error(err, VMLET_ERR_NOMEM, "out of memory for XSAVE state");
