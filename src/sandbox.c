@@ -376,8 +376,24 @@ int sandbox_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg,
     struct start s = { .fn = fn, .arg = arg, .rules = rules, .mode = mode };
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.done, NULL);
-    int e = unsignalled ? thread_start_unsignalled(thread, trampoline, &s)
+    int e;
+    if (rules->stack_size) {
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, rules->stack_size);
+        sigset_t all, old;
+        sigfillset(&all);
+        sigemptyset(&old);
+        if (unsignalled)
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+        e = pthread_create(thread, &attr, trampoline, &s);
+        if (unsignalled)
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    } else {
+        e = unsignalled ? thread_start_unsignalled(thread, trampoline, &s)
                         : pthread_create(thread, NULL, trampoline, &s);
+    }
     if (e == 0) {
         pthread_mutex_lock(&s.lock);
         while (s.state == 0)

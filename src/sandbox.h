@@ -45,6 +45,9 @@ struct sandbox_rules {
     /* No Landlock at all, and openat for any purpose: the snapshot
      * writer, which makes files wherever the caller names. */
     bool files_anywhere;
+    /* The thread's stack, if not the default (8 MiB): a thread that does
+     * little keeps below 2 MiB, where no transparent huge page fits. */
+    size_t stack_size;
     bool sockets;      /* socket() for AF_INET/AF_INET6 (user-mode NAT) */
     bool unix_sockets; /* socket() for AF_UNIX (vsock's host side) */
 };

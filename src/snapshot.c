@@ -252,6 +252,8 @@ static const struct sandbox_rules saver_rules = {
     .ioctls = saver_ioctls,
     .nioctls = sizeof saver_ioctls / sizeof saver_ioctls[0],
     .files_anywhere = true,
+    /* It idles for the VM's whole life: no huge page for its stack. */
+    .stack_size = 256 * 1024,
 };
 
 static void *saver_thread(void *arg)
