@@ -377,7 +377,7 @@ int sandbox_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg,
     pthread_mutex_init(&s.lock, NULL);
     pthread_cond_init(&s.done, NULL);
     int e;
-    if (rules->stack_size) {
+    if (rules && rules->stack_size) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, rules->stack_size);
