@@ -142,7 +142,7 @@ one_round() {
        [ -f "$dir/memory" ] && [ ! -e "$dir.tmp" ]; then
         ok "snapshot-save-${n}cpu" "in $save_ms ms"
     else
-        not_ok "snapshot-save-${n}cpu" "answered '$saved'; the count moved while paused: '$last' -> '$after'; $(ls -l "$dir" 2>&1 | tr '\n' ' ')"
+        not_ok "snapshot-save-${n}cpu" "answered '$saved'; the count moved while paused: '$last' -> '$after'; files: $(find "$dir" "$dir.tmp" 2>&1 | tr '\n' ' ')"
         for c in sparse restore poweroff; do not_ok "snapshot-$c-${n}cpu" "no snapshot"; done
         return
     fi
