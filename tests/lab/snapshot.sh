@@ -125,6 +125,7 @@ one_round() {
     n=$1
     dir=$tmp/snap-${n}cpu
     if ! boot "${n}cpu" "$n" 256M; then
+        [ "$n" = 1 ] && not_ok snapshot-save-running-refused "the guest never counted (see $log)"
         for c in save sparse restore poweroff; do not_ok "snapshot-$c-${n}cpu" "the guest never counted (see $log)"; done
         kill -KILL "$pid" 2>/dev/null
         return
