@@ -369,6 +369,30 @@ static int patch_balloon(const struct http_request *req, const struct api_target
     return status;
 }
 
+/* {"snapshot_path": DIR}: Firecracker's request, with vmlet's snapshot a
+ * directory (state and memory inside) rather than two paths. The VM must
+ * be paused; the answer comes once the snapshot is on disk. */
+static int put_snapshot_create(const struct http_request *req, const struct api_target *t,
+                               char **body)
+{
+    cJSON *doc = NULL;
+    int status;
+    const char *dir = body_member(req, "snapshot_path", &doc, &status, body);
+    if (dir) {
+        vmlet_error err;
+        if (vmlet_vm_save(t->vm, dir, &err) == 0)
+            status = 204;
+        else {
+            status = err.code == VMLET_ERR_STATE                                   ? 409
+                     : err.code == VMLET_ERR_INVALID || err.code == VMLET_ERR_FILE ? 400
+                                                                                   : 500;
+            *body = fault("%s", err.message);
+        }
+    }
+    cJSON_Delete(doc);
+    return status;
+}
+
 int api_dispatch(const struct http_request *req, const struct api_target *t, char **body)
 {
     *body = NULL;
@@ -394,6 +418,11 @@ int api_dispatch(const struct http_request *req, const struct api_target *t, cha
         if (strcmp(m, "PUT"))
             return *body = fault("%s /actions is not allowed; use PUT", m), 405;
         return put_actions(req, t, body);
+    }
+    if (!strcmp(req->path, "/snapshot/create")) {
+        if (strcmp(m, "PUT"))
+            return *body = fault("%s /snapshot/create is not allowed; use PUT", m), 405;
+        return put_snapshot_create(req, t, body);
     }
     if (!strcmp(req->path, "/balloon")) {
         if (!strcmp(m, "GET"))

@@ -8,6 +8,10 @@
  *   PATCH /vm        {"state": "Paused"} or {"state": "Resumed"}
  *   PUT   /actions   {"action_type": "RequestShutdown"} (the ACPI power
  *                     button, like SIGTERM) or {"action_type": "Stop"}
+ *   PUT   /snapshot/create  {"snapshot_path": DIR}: vmlet_vm_save() of the
+ *                     paused VM (409 when it is not paused or has a device
+ *                     that cannot be saved yet, 400 for a path that cannot
+ *                     be used, 500 when KVM fails)
  *   PATCH /balloon   {"amount_mib": N}: the balloon's target
  *   GET   /balloon   {"amount_mib", "actual_mib", "deflate_on_oom",
  *                     "free_page_reporting", "stats_polling_interval_s"}

@@ -35,6 +35,7 @@ enum {
 static const char usage_text[] =
     "Usage: vmlet run --kernel PATH [options]\n"
     "       vmlet run --config FILE [options]\n"
+    "       vmlet run --restore DIR [--api-sock PATH] [--console serial] [...]\n"
     "       vmlet --help | --version\n"
     "\n"
     "Boots a Linux guest on KVM. The guest's serial console (ttyS0) is on stdout\n"
@@ -92,7 +93,12 @@ static const char usage_text[] =
     "                           PATCH /vm {\"state\": \"Paused\"|\"Resumed\"},\n"
     "                           PUT /actions {\"action_type\": \"RequestShutdown\"|\"Stop\"},\n"
     "                           PATCH /balloon {\"amount_mib\": N}, GET /balloon,\n"
-    "                           GET /balloon/statistics\n"
+    "                           GET /balloon/statistics, PUT /snapshot/create\n"
+    "                           {\"snapshot_path\": DIR} (while paused)\n"
+    "  --restore DIR            resume the VM saved in the snapshot DIR (PUT\n"
+    "                           /snapshot/create); only --api-sock, --console serial,\n"
+    "                           --shutdown-timeout, --kvm-device and --seccomp may be\n"
+    "                           given with it (docs/snapshot.md)\n"
     "\n"
     "On a terminal, Ctrl-A x stops the VM at once, Ctrl-A p presses the power\n"
     "button, Ctrl-A a sends Ctrl-A, Ctrl-A h lists these keys.\n"
@@ -117,6 +123,7 @@ struct options {
     const char *config;
     const char *kernel, *initrd, *cmdline, *kvm_device; /* NULL: not given */
     const char *api_sock;
+    const char *restore; /* --restore DIR, or NULL */
     bool cpus_given, memory_given, console_given, shutdown_timeout_given, seccomp_given;
     vmlet_seccomp_mode seccomp;
     unsigned cpus;
@@ -269,7 +276,8 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         OPT_SECCOMP,
         OPT_VSOCK,
         OPT_SHARE,
-        OPT_BALLOON
+        OPT_BALLOON,
+        OPT_RESTORE
     };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -290,6 +298,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "vsock", required_argument, NULL, OPT_VSOCK },
         { "share", required_argument, NULL, OPT_SHARE },
         { "balloon", optional_argument, NULL, OPT_BALLOON },
+        { "restore", required_argument, NULL, OPT_RESTORE },
         { 0 },
     };
     opterr = 0;
@@ -306,6 +315,11 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         case OPT_INITRD: o->initrd = optarg; break;
         case OPT_CMDLINE: o->cmdline = optarg; break;
         case OPT_KVM_DEVICE: o->kvm_device = optarg; break;
+        case OPT_RESTORE:
+            if (!*optarg)
+                return usage_error("--restore needs a snapshot directory");
+            o->restore = optarg;
+            break;
         case OPT_API_SOCK:
             if (!*optarg)
                 return usage_error("--api-sock needs a path");
@@ -416,6 +430,29 @@ static int parse_run_options(int argc, char **argv, struct options *o)
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s'", argv[optind]);
+    if (o->restore) {
+        /* The snapshot is the VM: what would describe another one is refused. */
+        const char *clash = o->config         ? "--config"
+                            : o->kernel       ? "--kernel"
+                            : o->initrd       ? "--initrd"
+                            : o->cmdline      ? "--cmdline"
+                            : o->cpus_given   ? "--cpus"
+                            : o->memory_given ? "--memory"
+                            : o->ndisks       ? "--disk"
+                            : o->nnets        ? "--net"
+                            : o->nshares      ? "--share"
+                            : o->vsock_uds    ? "--vsock"
+                            : o->rng          ? "--rng"
+                            : o->balloon      ? "--balloon"
+                            : o->console_given && o->console != VMLET_CONSOLE_SERIAL
+                                ? "--console virtio"
+                                : NULL;
+        if (clash)
+            return usage_error("--restore takes the VM from the snapshot; %s cannot be given "
+                               "with it",
+                               clash);
+        return -1;
+    }
     if (!o->kernel && !o->config)
         return usage_error("--kernel is required (an x86-64 bzImage)");
     return -1;
@@ -638,6 +675,34 @@ static int supervise(struct session *s)
     }
 }
 
+/* What cmd_run needs of the command line besides the config: all of it
+ * argv's strings, so it outlives the parsed options. */
+struct run_args {
+    const char *api_sock;
+    const char *restore; /* --restore DIR, or NULL */
+    const char *kvm_device;
+    bool seccomp_given;
+    vmlet_seccomp_mode seccomp;
+};
+
+/* --restore: the VM from the snapshot, with this process's console. */
+static int restore_vm(const struct run_args *a, int console_in, vmlet_vm **vm, vmlet_error *err)
+{
+    vmlet_restore_options *ro = vmlet_restore_options_new();
+    if (!ro)
+        return snprintf(err->message, sizeof err->message, "out of memory"), -1;
+    vmlet_restore_options_set_console(ro, console_in, STDOUT_FILENO);
+    if (a->kvm_device && vmlet_restore_options_set_kvm_device(ro, a->kvm_device) < 0) {
+        vmlet_restore_options_free(ro);
+        return snprintf(err->message, sizeof err->message, "out of memory"), -1;
+    }
+    if (a->seccomp_given)
+        vmlet_restore_options_set_seccomp(ro, a->seccomp);
+    int rc = vmlet_vm_restore(a->restore, ro, vm, err);
+    vmlet_restore_options_free(ro);
+    return rc;
+}
+
 /* VMLET_TIMING=1: one stderr line at exit with when main() began, the
  * guest's first instruction, its stop and the VM's release, in
  * CLOCK_BOOTTIME seconds (what /proc/uptime counts), so bench/boot can
@@ -695,8 +760,15 @@ static int config_from_options(const struct options *o, vmlet_config **out, int 
         close(console_pipe[1]);
         return EXIT_ERROR;
     }
-    /* The file first, then only the flags that were given on top of it. */
     vmlet_error err;
+    if (o->restore) {
+        /* The VM is the snapshot's; of the flags, only these apply. */
+        if (o->shutdown_timeout_given)
+            vmlet_config_set_shutdown_timeout(c, o->shutdown_timeout);
+        *out = c;
+        return -1;
+    }
+    /* The file first, then only the flags that were given on top of it. */
     if (o->config && vmlet_config_load_json(c, o->config, &err) < 0) {
         fprintf(stderr, "vmlet: %s\n", err.message);
         vmlet_config_free(c);
@@ -754,10 +826,10 @@ static int config_from_options(const struct options *o, vmlet_config **out, int 
 /* The command line as a config, and the console's pipe. The options
  * (copies of --disk and --share values: some 150 KiB) are on the heap for
  * this alone: zeroed on the main thread's stack they stayed resident for
- * the VM's whole life. Returns -1 with *out, console_pipe and *api_sock
- * set, or an exit status. */
+ * the VM's whole life. Returns -1 with *out, console_pipe and *args set,
+ * or an exit status. */
 static int run_config(int argc, char **argv, vmlet_config **out, int console_pipe[2],
-                      const char **api_sock)
+                      struct run_args *args)
 {
     struct options *o = calloc(1, sizeof *o);
     if (!o) {
@@ -769,17 +841,21 @@ static int run_config(int argc, char **argv, vmlet_config **out, int console_pip
     int rc = parse_run_options(argc, argv, o);
     if (rc < 0)
         rc = config_from_options(o, out, console_pipe);
-    *api_sock = o->api_sock; /* argv's */
+    *args = (struct run_args){ .api_sock = o->api_sock,
+                               .restore = o->restore,
+                               .kvm_device = o->kvm_device,
+                               .seccomp_given = o->seccomp_given,
+                               .seccomp = o->seccomp };
     free(o);
     return rc;
 }
 
 static int cmd_run(int argc, char **argv)
 {
-    vmlet_config *c;
+    vmlet_config *c = NULL;
     int console_pipe[2];
-    const char *api_sock;
-    int rc = run_config(argc, argv, &c, console_pipe, &api_sock);
+    struct run_args args;
+    int rc = run_config(argc, argv, &c, console_pipe, &args);
     if (rc >= 0)
         return rc;
     vmlet_error err;
@@ -804,19 +880,18 @@ static int cmd_run(int argc, char **argv)
                          .to_guest = console_pipe[1],
                          .shutdown_timeout = vmlet_config_get_shutdown_timeout(c) };
     s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-    unsigned cpus = vmlet_config_get_cpus(c);
-    uint64_t memory = vmlet_config_get_memory(c);
     /* The socket before the VM: a bad path costs nothing to report. */
-    if (api_sock) {
+    if (args.api_sock) {
         char why[512];
-        s.api = api_server_open(api_sock, why, sizeof why);
+        s.api = api_server_open(args.api_sock, why, sizeof why);
         if (!s.api) {
             fprintf(stderr, "vmlet: %s\n", why);
             vmlet_config_free(c);
             return EXIT_ERROR;
         }
     }
-    if (vmlet_vm_create(c, &s.vm, &err) < 0) {
+    if ((args.restore ? restore_vm(&args, console_pipe[0], &s.vm, &err)
+                      : vmlet_vm_create(c, &s.vm, &err)) < 0) {
         fprintf(stderr, "vmlet: %s\n", err.message);
         api_server_close(s.api);
         vmlet_config_free(c);
@@ -824,8 +899,8 @@ static int cmd_run(int argc, char **argv)
     }
     vmlet_config_free(c);
     s.api_target = (struct api_target){ .vm = s.vm,
-                                        .cpus = cpus,
-                                        .memory = memory,
+                                        .cpus = vmlet_vm_cpus(s.vm),
+                                        .memory = vmlet_vm_memory(s.vm),
                                         .request_shutdown = api_request_shutdown,
                                         .stop = api_stop,
                                         .ctx = &s };
@@ -852,6 +927,11 @@ static int cmd_run(int argc, char **argv)
         vmlet_vm_free(s.vm);
         return EXIT_ERROR;
     }
+    if (args.restore)
+        fprintf(stderr,
+                "\r\nvmlet: restored %s in %.1f ms (from vmlet's start to the vCPUs "
+                "running)\r\n",
+                args.restore, (double)(boottime_ns() - main_ns) / 1e6);
     rc = supervise(&s);
     terminal_restore(&s.term);
     api_server_close(s.api);

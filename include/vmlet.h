@@ -23,7 +23,7 @@
  * at a time. vmlet_vm_create() copies what it needs, so the config may be
  * freed afterwards. The vmlet_vm calls (start, pause, resume, request_stop,
  * stop, state, event_fd, wait, wait_timeout, metrics, net_warning,
- * set_balloon, get_balloon) may be called from any thread at the same
+ * set_balloon, get_balloon, save) may be called from any thread at the same
  * time, except vmlet_vm_free(), which must be the last call on a VM.
  *
  * Signals: each vCPU thread uses SIGRTMIN+0 (with a handler that does
@@ -376,6 +376,74 @@ VMLET_API int vmlet_vm_get_balloon(vmlet_vm *vm, vmlet_balloon_info *info, vmlet
  * stopping the VM, so counters of different groups are not one snapshot. */
 typedef void (*vmlet_metric_fn)(void *opaque, const char *group, const char *name, uint64_t value);
 VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque);
+
+/* ---- snapshots (docs/snapshot.md) -------------------------------------- */
+
+/* Saves a paused VM into a new directory dir: its "state" file (vCPUs,
+ * interrupt controllers, PIT, clock, devices, sizes; a versioned format)
+ * and "memory", guest RAM as a sparse file (pages that hold only zeros,
+ * such as those the guest never touched, take no space). The VM stays
+ * paused; resume it, or stop it, afterwards. The snapshot is written to
+ * "dir.tmp" and renamed to dir once complete: a failed save leaves
+ * nothing under dir (and removes what it wrote). Writing runs on the VM's
+ * "snapshot" thread (started by vmlet_vm_start, sandboxed to make files
+ * but not to read guest input); the call returns when it is done.
+ * 0, or -1 with err:
+ *   VMLET_ERR_STATE   the VM is not paused; or it has a virtio device
+ *                     (disk, NIC, vsock, share, balloon, rng, virtio
+ *                     console), which vmlet cannot save yet: err names it
+ *   VMLET_ERR_INVALID dir is empty or too long
+ *   VMLET_ERR_FILE    dir already exists, dir.tmp exists (an interrupted
+ *                     save: remove it), or a file cannot be written
+ *                     (no space, permissions), with the path and reason
+ *   VMLET_ERR_HOST    KVM refused to read some state
+ *   VMLET_ERR_NOMEM   out of memory */
+VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err);
+
+/* What a restore takes from the caller rather than from the snapshot:
+ * the host side of the VM. Default: console output discarded, no input,
+ * "/dev/kvm", seccomp ON. Later versions add here what may differ
+ * between the saved VM and the restored one (NIC and vsock socket paths,
+ * a MAC, starting paused). */
+typedef struct vmlet_restore_options vmlet_restore_options;
+VMLET_API vmlet_restore_options *vmlet_restore_options_new(void);
+VMLET_API void vmlet_restore_options_free(vmlet_restore_options *o);
+/* The serial console's descriptors, as vmlet_config_set_console(). */
+VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in_fd, int out_fd);
+/* -1 when out of memory. */
+VMLET_API int vmlet_restore_options_set_kvm_device(vmlet_restore_options *o, const char *path);
+/* -1 for a mode not in the enum. */
+VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_seccomp_mode mode);
+
+/* Makes a VM from the snapshot in dir (options may be NULL for the
+ * defaults), in VMLET_STATE_CREATED: vmlet_vm_start() resumes the guest
+ * where it was paused. Guest RAM is the memory file mapped copy-on-write
+ * (MAP_PRIVATE): nothing of it is read until the guest touches it, so the
+ * time this takes does not grow with the VM's memory; the file must stay
+ * unchanged while the VM runs (shortening it would make the guest's
+ * accesses fail), and the guest's writes never reach it. The guest's
+ * clocks go on as if it had been paused from the save until now (see
+ * docs/snapshot.md). The snapshot is untrusted input: every size, count
+ * and offset is checked. 0 with *out, or -1 with err:
+ *   VMLET_ERR_FILE    dir or a file in it cannot be opened or read; the
+ *                     state file is not a vmlet snapshot, has another
+ *                     format version ("format version 2; this vmlet reads
+ *                     version 1"), is cut short, altered (checksum), or
+ *                     holds a value vmlet or KVM refuses; the memory file's
+ *                     size is not the VM's; the snapshot has devices this
+ *                     vmlet cannot restore
+ *   VMLET_ERR_HOST    the snapshot was saved on another CPU (its CPUID,
+ *                     XSAVE size or TSC frequency differ: the message names
+ *                     what), KVM refuses an MSR, or no KVM here (as
+ *                     vmlet_vm_create)
+ *   VMLET_ERR_INVALID more vCPUs than this host's KVM allows
+ *   VMLET_ERR_NOMEM   out of memory */
+VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *options,
+                               vmlet_vm **out, vmlet_error *err);
+/* The VM's vCPU count and RAM in bytes (for a restored VM, the
+ * snapshot's). */
+VMLET_API unsigned vmlet_vm_cpus(const vmlet_vm *vm);
+VMLET_API uint64_t vmlet_vm_memory(const vmlet_vm *vm);
 
 /* ---- utilities ------------------------------------------------------- */
 

@@ -41,6 +41,22 @@ int guest_memory_alloc(struct guest_memory *m, uint64_t size, vmlet_error *err)
     return 0;
 }
 
+int guest_memory_map_file(struct guest_memory *m, uint64_t size, int fd, vmlet_error *err)
+{
+    /* The same 2 MiB-aligned reservation, then the file over it. */
+    if (guest_memory_alloc(m, size, err) < 0)
+        return -1;
+    void *p = mmap(m->host, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE,
+                   fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        guest_memory_free(m);
+        return set_error(err, VMLET_ERR_HOST, "memory: cannot map the snapshot's memory file: %s",
+                         strerror(e));
+    }
+    return 0;
+}
+
 void guest_memory_free(struct guest_memory *m)
 {
     if (m->host)

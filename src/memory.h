@@ -17,6 +17,10 @@ struct guest_memory {
 /* Splits size around the MMIO hole without mapping anything. */
 void guest_memory_layout(uint64_t size, uint64_t *low, uint64_t *high);
 int guest_memory_alloc(struct guest_memory *m, uint64_t size, vmlet_error *err);
+/* Guest RAM from a snapshot's memory file (fd, exactly size bytes),
+ * mapped copy-on-write: pages are read from the file when the guest first
+ * touches them, and its writes never reach the file. */
+int guest_memory_map_file(struct guest_memory *m, uint64_t size, int fd, vmlet_error *err);
 void guest_memory_free(struct guest_memory *m);
 
 /* Host pointer for guest range [gpa, gpa + len), or NULL unless the whole

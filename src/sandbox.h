@@ -42,6 +42,9 @@ struct sandbox_rules {
      * let a root vmlet serve files of every owner, confined by Landlock
      * and seccomp to the share. */
     uint64_t keep_caps;
+    /* No Landlock at all, and openat for any purpose: the snapshot
+     * writer, which makes files wherever the caller names. */
+    bool files_anywhere;
     bool sockets;      /* socket() for AF_INET/AF_INET6 (user-mode NAT) */
     bool unix_sockets; /* socket() for AF_UNIX (vsock's host side) */
 };

@@ -21,6 +21,7 @@
 #include <linux/if_tun.h>
 #include <linux/kvm.h>
 
+#include "vm_internal.h"
 #include "bus.h"
 #include "config.h"
 #include "error.h"
@@ -45,74 +46,10 @@
 #include "virtio/net.h"
 #include "netspec.h"
 #include "sandbox.h"
+#include "snapshot.h"
 #include "x86/acpi.h"
 #include "x86/boot.h"
 #include "x86/vcpu.h"
-
-#define SLOT_LOW_RAM  0
-#define SLOT_HIGH_RAM 1
-
-struct vcpu {
-    struct vmlet_vm *vm;
-    unsigned index;
-    int fd;
-    struct kvm_run *run;
-    pthread_t thread;
-    bool started;
-    struct kvm_stats *kvm_stats; /* KVM's own counters, or NULL */
-    /* Exits vmlet handled, by reason (relaxed atomics: metrics read them). */
-    uint64_t exits_io, exits_mmio, exits_intr, exits_other;
-};
-
-#define EXIT_INC(v, field) __atomic_fetch_add(&(v)->field, 1, __ATOMIC_RELAXED)
-
-/* A virtio device on the VM's PCI bus. */
-struct attached_device {
-    struct virtio_device *dev;
-    struct virtio_pci *fn; /* its PCI function; NULL if attaching failed */
-    char group[16];        /* its metrics group: "disk0", "net1", "console" */
-};
-
-#define MAX_VIRTIO_DEVICES \
-    (VMLET_MAX_DISKS + VMLET_MAX_NICS + VMLET_MAX_SHARES + 4) /* + console, rng, vsock, balloon */
-
-struct vmlet_vm {
-    unsigned ncpus;
-    int console_in;
-    vmlet_seccomp_mode seccomp;
-    int kvm_fd, vm_fd;
-    size_t run_size;
-    struct guest_memory mem;
-    struct vcpu *vcpus;
-    struct bus pio, mmio;
-    struct serial *serial;
-    struct acpi_pm *pm;
-    struct i8042 *i8042;
-    struct kvm_irq *irq; /* MSI routes, irqfds, ioeventfds */
-    struct pci_host *pci;
-    struct attached_device devices[MAX_VIRTIO_DEVICES]; /* in PCI slot order */
-    unsigned ndevices;
-
-    struct serial_input *serial_input; /* console_in into the UART, once started */
-
-    pthread_mutex_t lock; /* guards everything below */
-    pthread_cond_t changed;
-    vmlet_state state;
-    vmlet_state state_before_pause; /* RUNNING or STOPPING */
-    vmlet_stop_reason reason;
-    char message[512];
-    unsigned vcpus_running;
-    bool joined;
-    int event_fd;
-    atomic_bool stopping; /* vCPU threads leave their loop */
-    atomic_bool pausing;  /* vCPU threads park outside KVM_RUN */
-    unsigned vcpus_parked;
-    pthread_cond_t unpaused;
-    /* CLOCK_BOOTTIME (ns) of the boot vCPU's first KVM_RUN and of the
-     * first stop reason, 0 until then: what bench/boot needs to tell the
-     * VMM's set-up and teardown from the guest's boot (metrics "vm"). */
-    uint64_t first_run_ns, stop_ns;
-};
 
 /* ---- host checks ----------------------------------------------------- */
 
@@ -230,7 +167,7 @@ static void kick_handler(int sig)
     (void)sig;
 }
 
-static void install_kick_handler(void)
+void vm_install_kick_handler(void)
 {
     struct sigaction sa = { .sa_handler = kick_handler };
     sigemptyset(&sa.sa_mask);
@@ -368,6 +305,15 @@ static bool vcpu_handle_exit(struct vcpu *v)
 static void vcpu_park(struct vcpu *v)
 {
     struct vmlet_vm *vm = v->vm;
+    /* The exit just handled (an IN's data, an MMIO read) is only complete
+     * once KVM_RUN is entered again: one with immediate_exit set finishes
+     * it and returns at once (KVM's API doc on immediate_exit), so that a
+     * snapshot taken while parked has the instruction done. A string I/O
+     * instruction may exit again for its next part: handle that too. */
+    v->run->immediate_exit = 1;
+    while (ioctl(v->fd, KVM_RUN, 0) == 0)
+        if (!vcpu_handle_exit(v))
+            break;
     pthread_mutex_lock(&vm->lock);
     vm->vcpus_parked++;
     pthread_cond_broadcast(&vm->changed);
@@ -449,10 +395,9 @@ static void *vcpu_thread(void *arg)
 
 /* ---- building a VM --------------------------------------------------- */
 
-static int setup_memory(struct vmlet_vm *vm, uint64_t size, vmlet_error *err)
+/* Hands vm->mem (allocated or mapped from a snapshot) to KVM. */
+int vm_register_memory(struct vmlet_vm *vm, vmlet_error *err)
 {
-    if (guest_memory_alloc(&vm->mem, size, err) < 0)
-        return -1;
     struct kvm_userspace_memory_region low = {
         .slot = SLOT_LOW_RAM,
         .guest_phys_addr = 0,
@@ -479,7 +424,7 @@ static int setup_memory(struct vmlet_vm *vm, uint64_t size, vmlet_error *err)
 }
 
 /* Legacy devices on the I/O port bus: the UART, power management, reset. */
-static int setup_legacy_devices(struct vmlet_vm *vm, int console_out, vmlet_error *err)
+int vm_setup_legacy_devices(struct vmlet_vm *vm, int console_out, vmlet_error *err)
 {
     struct irq_line com1 = { set_irq_line, vm, IRQ_COM1 };
     struct irq_line sci = { set_irq_line, vm, IRQ_ACPI_SCI };
@@ -561,7 +506,7 @@ static void raise_fd_limit(unsigned nshares)
  * disks (so the guest names them vda, vdb, ... as given), console, rng,
  * NICs, so adding one moves no disk or NIC, then vsock, the balloon and
  * shares, whose slots no guest name depends on (shares are mounted by tag). */
-static int setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
+int vm_setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
 {
     vm->pci = pci_host_new(GUEST_PCI_MMIO_START, GUEST_PCI_MMIO_SIZE);
     if (!vm->pci || pci_host_attach(vm->pci, &vm->pio, &vm->mmio, GUEST_PCI_ECAM_START) < 0)
@@ -615,7 +560,7 @@ static int setup_acpi(struct vmlet_vm *vm, vmlet_error *err)
     return 0;
 }
 
-static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
+int vm_create_vcpus(struct vmlet_vm *vm, vmlet_error *err)
 {
     struct kvm_cpuid2 *supported = x86_supported_cpuid(vm->kvm_fd);
     if (!supported)
@@ -642,15 +587,13 @@ static int setup_vcpus(struct vmlet_vm *vm, vmlet_error *err)
         if (x86_vcpu_init(v->fd, supported, i, vm->ncpus, tsc_deadline, err) < 0)
             goto out;
     }
-    /* Only the boot vCPU gets a register state; the others wait in the
-     * in-kernel LAPIC for the guest's INIT/SIPI. */
-    rc = x86_vcpu_set_boot_registers(vm->vcpus[0].fd, err);
+    rc = 0;
 out:
     free(supported);
     return rc;
 }
 
-static struct vmlet_vm *vm_alloc(unsigned ncpus)
+struct vmlet_vm *vm_alloc(unsigned ncpus)
 {
     struct vmlet_vm *vm = calloc(1, sizeof *vm);
     if (!vm)
@@ -674,6 +617,37 @@ static struct vmlet_vm *vm_alloc(unsigned ncpus)
     return vm;
 }
 
+/* KVM and the VM with its in-kernel interrupt controllers and PIT, and
+ * the state event fd. */
+int vm_open_kvm(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
+{
+    const char *kvm_path = c->kvm_device ? c->kvm_device : "/dev/kvm";
+    vm->kvm_fd = open_kvm(kvm_path, err);
+    if (vm->kvm_fd < 0 || check_kvm(vm, kvm_path, c->cpus, err) < 0)
+        return -1;
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0) {
+        set_error(err, VMLET_ERR_HOST, "cannot create a VM: %s", strerror(errno));
+        return -1;
+    }
+    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    uint64_t identity_map = KVM_IDENTITY_MAP_ADDR;
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
+        ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0 ||
+        ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
+        ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0 || !(vm->irq = kvm_irq_new(vm->vm_fd))) {
+        set_error(err, VMLET_ERR_HOST, "cannot set up the VM's interrupt controllers: %s",
+                  strerror(errno));
+        return -1;
+    }
+    vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (vm->event_fd < 0) {
+        set_error(err, VMLET_ERR_HOST, "eventfd: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error *err)
 {
     *out = NULL;
@@ -688,38 +662,17 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
     /* The serial port reads the console only when it is the console. */
     vm->console_in = c->console == VMLET_CONSOLE_SERIAL ? c->console_in : -1;
     vm->seccomp = c->seccomp;
+    vm->shutdown_timeout = c->shutdown_timeout;
 
     /* 1. KVM and the VM with its in-kernel interrupt controllers and PIT. */
-    const char *kvm_path = c->kvm_device ? c->kvm_device : "/dev/kvm";
-    vm->kvm_fd = open_kvm(kvm_path, err);
-    if (vm->kvm_fd < 0 || check_kvm(vm, kvm_path, c->cpus, err) < 0)
+    if (vm_open_kvm(vm, c, err) < 0)
         goto fail;
-    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
-    if (vm->vm_fd < 0) {
-        set_error(err, VMLET_ERR_HOST, "cannot create a VM: %s", strerror(errno));
-        goto fail;
-    }
-    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-    uint64_t identity_map = KVM_IDENTITY_MAP_ADDR;
-    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0 ||
-        ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &identity_map) < 0 ||
-        ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 ||
-        ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0 || !(vm->irq = kvm_irq_new(vm->vm_fd))) {
-        set_error(err, VMLET_ERR_HOST, "cannot set up the VM's interrupt controllers: %s",
-                  strerror(errno));
-        goto fail;
-    }
-    vm->event_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (vm->event_fd < 0) {
-        set_error(err, VMLET_ERR_HOST, "eventfd: %s", strerror(errno));
-        goto fail;
-    }
-
     /* 2. Guest RAM. */
-    if (setup_memory(vm, c->memory, err) < 0)
+    if (guest_memory_alloc(&vm->mem, c->memory, err) < 0 || vm_register_memory(vm, err) < 0)
         goto fail;
     /* 3. Devices: legacy ones on I/O ports, virtio ones on PCI. */
-    if (setup_legacy_devices(vm, c->console_out, err) < 0 || setup_pci_devices(vm, c, err) < 0)
+    if (vm_setup_legacy_devices(vm, c->console_out, err) < 0 ||
+        vm_setup_pci_devices(vm, c, err) < 0)
         goto fail;
     /* 4. Firmware tables: ACPI describes CPUs, power button, S5 and reset. */
     if (setup_acpi(vm, err) < 0)
@@ -729,10 +682,12 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
         0)
         goto fail;
     /* 6. vCPUs: CPUID topology, MSRs, LAPIC wiring, boot registers. */
-    if (setup_vcpus(vm, err) < 0)
+    /* Only the boot vCPU gets a register state; the others wait in the
+     * in-kernel LAPIC for the guest's INIT/SIPI. */
+    if (vm_create_vcpus(vm, err) < 0 || x86_vcpu_set_boot_registers(vm->vcpus[0].fd, err) < 0)
         goto fail;
 
-    install_kick_handler();
+    vm_install_kick_handler();
     vm->state = VMLET_STATE_CREATED;
     *out = vm;
     return 0;
@@ -749,6 +704,11 @@ VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err)
     if (vm->state != VMLET_STATE_CREATED) {
         pthread_mutex_unlock(&vm->lock);
         return set_error(err, VMLET_ERR_STATE, "the VM was already started");
+    }
+    /* The snapshot thread first, while the caller is not yet sandboxed. */
+    if (snapshot_saver_start(vm, err) < 0) {
+        pthread_mutex_unlock(&vm->lock);
+        return -1;
     }
     vm->state = VMLET_STATE_STARTING;
     notify_state_locked(vm);
@@ -929,6 +889,16 @@ VMLET_API int vmlet_vm_get_balloon(vmlet_vm *vm, vmlet_balloon_info *info, vmlet
     return 0;
 }
 
+VMLET_API unsigned vmlet_vm_cpus(const vmlet_vm *vm)
+{
+    return vm->ncpus;
+}
+
+VMLET_API uint64_t vmlet_vm_memory(const vmlet_vm *vm)
+{
+    return vm->mem.size;
+}
+
 VMLET_API int vmlet_vm_event_fd(vmlet_vm *vm)
 {
     return vm->event_fd;
@@ -1053,6 +1023,7 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
         vm_finish(vm, VMLET_STOP_HOST, NULL);
         join_threads(vm);
     }
+    snapshot_saver_stop(vm);
     for (unsigned i = 0; i < vm->ncpus; i++) {
         if (vm->vcpus[i].run)
             munmap(vm->vcpus[i].run, vm->run_size);

@@ -188,3 +188,27 @@ void acpi_pm_free(struct acpi_pm *pm)
     pthread_mutex_destroy(&pm->lock);
     free(pm);
 }
+
+void acpi_pm_save(struct acpi_pm *pm, struct acpi_pm_state *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&pm->lock);
+    st->sts = pm->sts;
+    st->en = pm->en;
+    st->cnt = pm->cnt;
+    st->sci_level = (uint8_t)pm->sci_level;
+    pthread_mutex_unlock(&pm->lock);
+}
+
+int acpi_pm_restore(struct acpi_pm *pm, const struct acpi_pm_state *st)
+{
+    if ((st->en & ~PM1_EN_MASK) || (st->cnt & ~CNT_STORED) || st->sci_level > 1)
+        return -1;
+    pthread_mutex_lock(&pm->lock);
+    pm->sts = st->sts;
+    pm->en = st->en;
+    pm->cnt = st->cnt;
+    sci_update(pm); /* the level these registers make, not the file's */
+    pthread_mutex_unlock(&pm->lock);
+    return 0;
+}

@@ -32,4 +32,13 @@ void acpi_pm_reset_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
  * enabled it. Thread-safe. */
 void acpi_pm_press_power_button(struct acpi_pm *pm);
 
+/* For snapshots: PM1 status, enable and control, the SCI line. */
+struct acpi_pm_state {
+    uint16_t sts, en, cnt;
+    uint8_t sci_level, reserved;
+};
+void acpi_pm_save(struct acpi_pm *pm, struct acpi_pm_state *st);
+/* 0, or -1 (a value no guest could have set) with nothing changed. */
+int acpi_pm_restore(struct acpi_pm *pm, const struct acpi_pm_state *st);
+
 #endif

@@ -164,3 +164,31 @@ void i8042_free(struct i8042 *k)
     pthread_mutex_destroy(&k->lock);
     free(k);
 }
+
+void i8042_save(struct i8042 *k, struct i8042_state *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&k->lock);
+    st->ctr = k->ctr;
+    st->out_port = k->out_port;
+    st->obuf = k->obuf;
+    st->obf = k->obf;
+    st->last_cmd = k->last_cmd;
+    st->pending = k->pending;
+    pthread_mutex_unlock(&k->lock);
+}
+
+int i8042_restore(struct i8042 *k, const struct i8042_state *st)
+{
+    if (st->obf > 1 || st->last_cmd > 1)
+        return -1;
+    pthread_mutex_lock(&k->lock);
+    k->ctr = st->ctr;
+    k->out_port = st->out_port;
+    k->obuf = st->obuf;
+    k->obf = st->obf;
+    k->last_cmd = st->last_cmd;
+    k->pending = st->pending;
+    pthread_mutex_unlock(&k->lock);
+    return 0;
+}

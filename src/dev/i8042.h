@@ -14,6 +14,12 @@ struct i8042 *i8042_new(void (*on_request)(void *opaque, enum guest_request), vo
 void i8042_free(struct i8042 *k);
 /* bus_handler for a 5-port range at PORT_I8042_DATA (0x60..0x64); only
  * offsets 0 (data) and 4 (status/command) mean anything. */
+/* For snapshots: the controller's bytes. */
+struct i8042_state {
+    uint8_t ctr, out_port, obuf, obf, last_cmd, pending, reserved[2];
+};
+void i8042_save(struct i8042 *k, struct i8042_state *st);
+int i8042_restore(struct i8042 *k, const struct i8042_state *st);
 void i8042_pio(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool is_write);
 
 #endif

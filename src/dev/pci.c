@@ -468,3 +468,47 @@ int pci_host_attach(struct pci_host *h, struct bus *pio, struct bus *mmio, uint6
         return -1;
     return 0;
 }
+
+/* ---- snapshots -------------------------------------------------------- */
+
+void pci_host_save(struct pci_host *h, struct pci_host_state *st)
+{
+    pthread_mutex_lock(&h->cfg_lock);
+    st->cf8 = h->cf8;
+    st->nfuncs = h->nfuncs;
+    pthread_mutex_unlock(&h->cfg_lock);
+}
+
+int pci_host_restore(struct pci_host *h, const struct pci_host_state *st)
+{
+    if ((st->cf8 & ~CF8_WRITABLE) || st->nfuncs != h->nfuncs)
+        return -1;
+    pthread_mutex_lock(&h->cfg_lock);
+    h->cf8 = st->cf8;
+    pthread_mutex_unlock(&h->cfg_lock);
+    return 0;
+}
+
+struct pci_func *pci_host_func(struct pci_host *h, unsigned devfn)
+{
+    return devfn < MAX_FUNCS ? h->funcs[devfn] : NULL;
+}
+
+void pci_func_save(const struct pci_func *f, uint8_t *cfg)
+{
+    pthread_mutex_lock(&f->host->cfg_lock);
+    memcpy(cfg, f->cfg, sizeof f->cfg);
+    pthread_mutex_unlock(&f->host->cfg_lock);
+}
+
+int pci_func_restore(struct pci_func *f, const uint8_t *cfg)
+{
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
+        if (f->bar_size[i])
+            return -1;
+    pthread_mutex_lock(&f->host->cfg_lock);
+    for (unsigned i = 0; i < sizeof f->cfg; i++)
+        f->cfg[i] = (uint8_t)((f->cfg[i] & ~f->wmask[i]) | (cfg[i] & f->wmask[i]));
+    pthread_mutex_unlock(&f->host->cfg_lock);
+    return 0;
+}

@@ -148,4 +148,20 @@ void pci_cfg_set(struct pci_func *f, unsigned off, uint32_t value, unsigned len)
 void pci_cfg_set_wmask(struct pci_func *f, unsigned off, uint32_t mask, unsigned len);
 void pci_cfg_set_w1cmask(struct pci_func *f, unsigned off, uint32_t mask, unsigned len);
 
+/* For snapshots: CONFIG_ADDRESS and each function's config space. Only
+ * while no vCPU runs. */
+struct pci_host_state {
+    uint32_t cf8;
+    uint32_t nfuncs;
+};
+void pci_host_save(struct pci_host *h, struct pci_host_state *st);
+/* The function at devfn, or NULL. */
+struct pci_func *pci_host_func(struct pci_host *h, unsigned devfn);
+/* Copies the config space out (PCI_CFG_SPACE_EXP_SIZE bytes). */
+void pci_func_save(const struct pci_func *f, uint8_t *cfg);
+/* Takes back only what the guest could have written (the write mask): a
+ * snapshot cannot change IDs or capabilities. Functions with BARs are
+ * refused (-1) until moving BARs on restore exists. */
+int pci_func_restore(struct pci_func *f, const uint8_t *cfg);
+int pci_host_restore(struct pci_host *h, const struct pci_host_state *st);
 #endif

@@ -648,3 +648,66 @@ void serial_get_tx_stats(const struct serial *s, uint64_t *bytes, uint64_t *drop
     *bytes = __atomic_load_n(&s->tx_bytes, __ATOMIC_RELAXED);
     *dropped = __atomic_load_n(&s->tx_dropped, __ATOMIC_RELAXED);
 }
+
+/* ---- snapshots ------------------------------------------------------- */
+
+void serial_save(struct serial *s, struct serial_state *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&s->lock);
+    st->ier = s->ier;
+    st->lcr = s->lcr;
+    st->mcr = s->mcr;
+    st->lsr_errors = s->lsr_errors;
+    st->msr = s->msr;
+    st->scr = s->scr;
+    st->dll = s->dll;
+    st->dlm = s->dlm;
+    st->fcr = s->fcr;
+    st->thr_ipending = s->thr_ipending;
+    st->irq_level = (uint8_t)s->irq_level;
+    /* The FIFO goes out in order from index 0: the head is not state. */
+    for (unsigned i = 0; i < s->rx_count; i++)
+        st->rx[i] = s->rx[(s->rx_head + i) % RX_FIFO_SIZE];
+    st->rx_count = (uint8_t)s->rx_count;
+    pthread_mutex_unlock(&s->lock);
+}
+
+int serial_state_check(const struct serial_state *st)
+{
+    if ((st->ier & ~IER_MASK) || (st->mcr & ~MCR_MASK) || (st->lsr_errors & ~LSR_ERRORS) ||
+        (st->fcr & ~(FCR_ENABLE | FCR_TRIG)) || st->thr_ipending > 1 || st->irq_level > 1 ||
+        st->rx_head != 0 || st->rx_count > ((st->fcr & FCR_ENABLE) ? RX_FIFO_SIZE : 1))
+        return -1;
+    return 0;
+}
+
+int serial_restore(struct serial *s, const struct serial_state *st)
+{
+    if (serial_state_check(st) < 0)
+        return -1;
+    pthread_mutex_lock(&s->lock);
+    s->ier = st->ier;
+    s->lcr = st->lcr;
+    s->mcr = st->mcr;
+    s->lsr_errors = st->lsr_errors;
+    s->scr = st->scr;
+    s->dll = st->dll;
+    s->dlm = st->dlm;
+    s->fcr = st->fcr;
+    s->thr_ipending = st->thr_ipending;
+    s->rx_head = 0;
+    s->rx_count = st->rx_count;
+    memcpy(s->rx, st->rx, sizeof s->rx);
+    /* The lines follow MCR; only the latched deltas are the file's. */
+    s->msr = (uint8_t)(msr_lines(s) | (st->msr & 0x0f));
+    /* The line as these registers drive it (the file's level is not
+     * trusted): raised before the irqchip's own state is put back. */
+    int level = pending(s) != 0;
+    if (level)
+        irq_line_set(&s->irq, 1);
+    s->irq_level = level;
+    pthread_cond_broadcast(&s->rx_space);
+    pthread_mutex_unlock(&s->lock);
+    return 0;
+}

@@ -52,4 +52,18 @@ size_t serial_push_rx(struct serial *s, const uint8_t *buf, size_t len);
 bool serial_wait_rx_space(struct serial *s);
 void serial_shutdown(struct serial *s);
 
+/* The guest-visible state, for snapshots (snapshot_format.h): registers,
+ * the receive FIFO and the interrupt line. Fixed layout. */
+struct serial_state {
+    uint8_t ier, lcr, mcr, lsr_errors, msr, scr, dll, dlm;
+    uint8_t fcr, thr_ipending, irq_level, rx_head, rx_count, reserved[3];
+    uint8_t rx[16];
+};
+/* Only while no vCPU runs. */
+void serial_save(struct serial *s, struct serial_state *st);
+/* Checks st (it comes from a file): 0, or -1 with nothing changed. Then
+ * sets the state and raises the interrupt line if st had it raised. */
+int serial_state_check(const struct serial_state *st);
+int serial_restore(struct serial *s, const struct serial_state *st);
+
 #endif

@@ -90,6 +90,7 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 }
 
 #include "../unit/fake_balloon_api.h"
+#include "../unit/fake_snapshot_api.h"
 
 static void fake_request_shutdown(void *ctx)
 {

@@ -29,7 +29,7 @@
 # scripts/lab-images), DISKDIR (where the disk images are made: L1's
 # tmpfs), SCRATCH_MB (256), DISKS_TIMEOUT (s for the disk checks, 600),
 # RECORDS_ROUNDS (boots of scenario G, 3), ONLY (for working on one part:
-# "mini net api vsock fs balloon" or some of them, planned and run alone, vmlet only).
+# "mini net api vsock fs balloon snapshot" or some of them, planned and run alone, vmlet only).
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/vmm.sh"
@@ -626,7 +626,8 @@ scenario_g() {
 # (tests/lab/net.sh): a user-mode and a TAP NIC in one boot. The library
 # and its control socket (tests/lab/api.sh). vsock, both directions
 # (tests/lab/vsock.sh). Shared directories (tests/lab/fs.sh). The balloon
-# (tests/lab/balloon.sh). Each script names its checks with --plan.
+# (tests/lab/balloon.sh). Snapshots (tests/lab/snapshot.sh). Each script
+# names its checks with --plan.
 NET_INITRD=${NET_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-net.img}
 VSOCK_INITRD=${VSOCK_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-vsock.img}
 FS_INITRD=${FS_INITRD:-$(dirname "${INITRD:-/lab/l2.img}")/l2-fs.img}
@@ -659,6 +660,7 @@ plan() {
             sh "$HERE/vsock.sh" --plan
             sh "$HERE/fs.sh" --plan
             sh "$HERE/balloon.sh" --plan
+            sh "$HERE/snapshot.sh" --plan
         fi
         vmm_checks "$v"
     done
@@ -681,6 +683,7 @@ if [ -n "${ONLY:-}" ]; then
         vsock) sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" ;;
         fs) sh "$HERE/fs.sh" "$VMLET" "$KERNEL" "$FS_INITRD" "$LOGDIR" ;;
         balloon) sh "$HERE/balloon.sh" "$VMLET" "$KERNEL" "$BALLOON_INITRD" "$LOGDIR" ;;
+        snapshot) sh "$HERE/snapshot.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" ;;
         esac || failures=$((failures + 1))
     done
     [ "$failures" = 0 ]
@@ -705,6 +708,7 @@ for VMM in $VMMS; do
         sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/fs.sh" "$VMLET" "$KERNEL" "$FS_INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/balloon.sh" "$VMLET" "$KERNEL" "$BALLOON_INITRD" "$LOGDIR" || failures=$((failures + 1))
+        sh "$HERE/snapshot.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" || failures=$((failures + 1))
     fi
     scenario_a
     scenario_b

@@ -79,6 +79,7 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 }
 
 #include "fake_balloon_api.h"
+#include "fake_snapshot_api.h"
 
 static void fake_request_shutdown(void *ctx)
 {
@@ -177,6 +178,40 @@ static void metrics(void **state)
     assert_int_equal(call(f, "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &body), 200);
     assert_string_equal(body, "{\"vcpu0\":{\"vmm_exits_io\":12,\"kvm_exits\":345},"
                               "\"disk0\":{\"read_bytes\":4096}}");
+    free(body);
+}
+
+/* PUT /snapshot/create: only while paused (409), only "snapshot_path",
+ * the library's error in the fault, PUT alone. */
+static void snapshot_create(void **state)
+{
+    struct fx *f = *state;
+    char *body;
+    const char *req = with_body("PUT", "/snapshot/create", "{\"snapshot_path\": \"/tmp/snap\"}");
+    assert_int_equal(call(f, req, &body), 409);
+    assert_non_null(strstr(body, "must be paused"));
+    free(body);
+    f->vm.state = VMLET_STATE_PAUSED;
+    assert_int_equal(
+        call_nobody(f, with_body("PUT", "/snapshot/create", "{\"snapshot_path\": \"/tmp/snap\"}")),
+        204);
+    assert_int_equal(
+        call(f, with_body("PUT", "/snapshot/create", "{\"snapshot_path\": \"/nonexistent/snap\"}"),
+             &body),
+        400);
+    assert_non_null(strstr(body, "/nonexistent/snap.tmp"));
+    free(body);
+    assert_int_equal(call(f,
+                          with_body("PUT", "/snapshot/create",
+                                    "{\"snapshot_path\": \"/tmp/s\", \"mem_file_path\": \"m\"}"),
+                          &body),
+                     400);
+    assert_non_null(strstr(body, "only \\\"snapshot_path\\\""));
+    free(body);
+    assert_int_equal(call(f, with_body("PUT", "/snapshot/create", "{\"snapshot_path\": 3}"), &body),
+                     400);
+    free(body);
+    assert_int_equal(call(f, "GET /snapshot/create HTTP/1.1\r\nHost: x\r\n\r\n", &body), 405);
     free(body);
 }
 
@@ -664,6 +699,7 @@ int main(void)
         T(info),
         T(metrics),
         T(balloon_routes),
+        T(snapshot_create),
         T(pause_and_resume),
         T(pause_when_stopped_conflicts),
         T(bad_bodies),

@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..59"
+echo "1..68"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -174,4 +174,33 @@ check share-same-tag 1 "is already the tag of" -- \
     run --kernel "$tmp/bzImage" --share "$tmp",tag=a --share /,tag=a
 check share-long-tag 1 "must be 1 to 36 bytes" -- \
     run --kernel "$tmp/bzImage" --share "$tmp",tag=0123456789012345678901234567890123456
+
+# --restore: what may not come with it (usage), then the snapshot's checks,
+# all made before KVM is opened. The valid state file is the fuzz seed
+# (a 1-vCPU, 256 MiB snapshot).
+seed=$(dirname "$0")/../fuzz/corpus/snapshot/one_cpu
+mkdir -p "$tmp/snap" "$tmp/snap-empty" "$tmp/snap-bad" "$tmp/snap-v2" "$tmp/snap-cut" \
+    "$tmp/snap-small" "$tmp/snap-altered"
+cp "$seed" "$tmp/snap/state"
+truncate -s 256M "$tmp/snap/memory"
+echo "not a snapshot at all" >"$tmp/snap-bad/state"
+printf 'VMLETSNP\002\000\000\000\000\000\000\000' >"$tmp/snap-v2/state"
+head -c 3000 "$seed" >"$tmp/snap-cut/state"
+cp "$seed" "$tmp/snap-small/state"
+truncate -s 1M "$tmp/snap-small/memory"
+cp "$seed" "$tmp/snap-altered/state"
+printf '\001' | dd of="$tmp/snap-altered/state" bs=1 seek=200 conv=notrunc status=none
+check restore-with-kernel 2 "--restore takes the VM from the snapshot; --kernel cannot be given" -- \
+    run --restore "$tmp/snap" --kernel "$tmp/bzImage"
+check restore-with-virtio-console 2 "--console virtio cannot be given" -- \
+    run --restore "$tmp/snap" --console virtio
+check restore-missing 1 "snapshot $tmp/nope: cannot open it: No such file" -- run --restore "$tmp/nope"
+check restore-no-state 1 "cannot open its state file" -- run --restore "$tmp/snap-empty"
+check restore-not-snapshot 1 "not a vmlet snapshot" -- run --restore "$tmp/snap-bad"
+check restore-other-version 1 "format version 2; this vmlet reads version 1" -- \
+    run --restore "$tmp/snap-v2"
+check restore-cut-short 1 "cut short" -- run --restore "$tmp/snap-cut"
+check restore-memory-size 1 "its memory file has 1048576 bytes, but the VM had 268435456" -- \
+    run --restore "$tmp/snap-small"
+check restore-altered 1 "checksum mismatch" -- run --restore "$tmp/snap-altered"
 exit $((failed > 0))

@@ -1,0 +1,639 @@
+/* Saving a paused VM to a snapshot directory and making a VM from one
+ * (vmlet.h, docs/snapshot.md). The state file's format is
+ * snapshot_format.c's; a vCPU's state is x86/vcpu_state.c's; each device
+ * saves its own registers.
+ *
+ * Saving runs on a thread of its own (the "snapshot" thread, started with
+ * the VM), because the thread that asks (the vmlet command's control
+ * loop) is sandboxed so that it cannot create files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+
+#include "vm_internal.h"
+#include "config.h"
+#include "error.h"
+#include "sandbox.h"
+#include "snapshot.h"
+#include "snapshot_format.h"
+#include "dev/acpi_pm.h"
+#include "dev/i8042.h"
+#include "dev/pci.h"
+#include "dev/serial.h"
+#include "virtio/device.h"
+#include "x86/vcpu.h"
+#include "x86/vcpu_state.h"
+
+#define PAGE      4096u
+/* Memory is compared and written in runs of up to this many bytes. */
+#define WRITE_RUN (1u << 20)
+
+struct snapshot_saver {
+    struct vmlet_vm *vm;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    const char *dir; /* the request; NULL when idle */
+    bool done, quit;
+    int rc;
+    vmlet_error err;
+};
+
+/* ---- writing files --------------------------------------------------- */
+
+static int write_all(int fd, const uint8_t *p, size_t len, off_t off)
+{
+    while (len) {
+        ssize_t n = pwrite(fd, p, len, off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return 0;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *w = (const uint64_t *)p;
+    for (unsigned i = 0; i < PAGE / 8; i++)
+        if (w[i])
+            return false;
+    return true;
+}
+
+/* Guest RAM as a sparse file: the file is sized first (all hole), then
+ * only pages holding something other than zeros are written, so pages the
+ * guest never touched (and pages it zeroed) take no space. Reading an
+ * untouched page maps the shared zero page: the scan allocates nothing. */
+static int write_memory(int fd, const struct guest_memory *m)
+{
+    if (ftruncate(fd, (off_t)m->size) < 0)
+        return -1;
+    uint64_t run_start = 0, run_len = 0;
+    for (uint64_t off = 0; off < m->size; off += PAGE) {
+        bool zero = page_is_zero(m->host + off);
+        if (!zero && run_len && run_start + run_len == off && run_len < WRITE_RUN) {
+            run_len += PAGE;
+            continue;
+        }
+        if (run_len && write_all(fd, m->host + run_start, run_len, (off_t)run_start) < 0)
+            return -1;
+        run_len = 0;
+        if (!zero) {
+            run_start = off;
+            run_len = PAGE;
+        }
+    }
+    if (run_len && write_all(fd, m->host + run_start, run_len, (off_t)run_start) < 0)
+        return -1;
+    return fsync(fd);
+}
+
+/* ---- the state ------------------------------------------------------- */
+
+static int save_state(struct vmlet_vm *vm, struct snap_writer *w, vmlet_error *err)
+{
+    struct kvm_clock_data clock;
+    memset(&clock, 0, sizeof clock);
+    if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
+        return set_error(err, VMLET_ERR_HOST, "KVM_GET_CLOCK failed: %s", strerror(errno));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct snap_config cfg = {
+        .ncpus = vm->ncpus,
+        .console = VMLET_CONSOLE_SERIAL,
+        .memory = vm->mem.size,
+        .shutdown_timeout = vm->shutdown_timeout,
+        /* The host's time when the clock was read: KVM's own reading of
+         * it (KVM_CLOCK_REALTIME, Linux 5.16+) is taken at the same
+         * instant; ours a moment later. */
+        .saved_realtime_ns = (clock.flags & KVM_CLOCK_REALTIME)
+                                 ? (int64_t)clock.realtime
+                                 : (int64_t)now.tv_sec * 1000000000 + now.tv_nsec,
+        .tsc_khz = x86_vcpu_tsc_khz(vm->vcpus[0].fd),
+    };
+    snap_put(w, SNAP_CONFIG, 0, &cfg, sizeof cfg);
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        if (x86_vcpu_save(vm->kvm_fd, vm->vm_fd, vm->vcpus[i].fd, i, w, err) < 0)
+            return -1;
+    for (unsigned chip = 0; chip < 3; chip++) {
+        struct kvm_irqchip ic = { .chip_id = chip };
+        if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &ic) < 0)
+            return set_error(err, VMLET_ERR_HOST, "KVM_GET_IRQCHIP failed: %s", strerror(errno));
+        snap_put(w, SNAP_IRQCHIP, chip, &ic, sizeof ic);
+    }
+    struct kvm_pit_state2 pit;
+    if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
+        return set_error(err, VMLET_ERR_HOST, "KVM_GET_PIT2 failed: %s", strerror(errno));
+    snap_put(w, SNAP_PIT, 0, &pit, sizeof pit);
+    snap_put(w, SNAP_CLOCK, 0, &clock, sizeof clock);
+
+    struct serial_state ss;
+    struct acpi_pm_state ps;
+    struct i8042_state ks;
+    struct pci_host_state hs;
+    serial_save(vm->serial, &ss);
+    acpi_pm_save(vm->pm, &ps);
+    i8042_save(vm->i8042, &ks);
+    pci_host_save(vm->pci, &hs);
+    snap_put(w, SNAP_SERIAL, 0, &ss, sizeof ss);
+    snap_put(w, SNAP_ACPI_PM, 0, &ps, sizeof ps);
+    snap_put(w, SNAP_I8042, 0, &ks, sizeof ks);
+    snap_put(w, SNAP_PCI_HOST, 0, &hs, sizeof hs);
+    uint8_t *cfgspace = malloc(SNAP_PCI_CFG);
+    if (!cfgspace)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    for (unsigned devfn = 0; devfn < SNAP_PCI_FUNCS; devfn++) {
+        struct pci_func *f = pci_host_func(vm->pci, devfn);
+        if (!f)
+            continue;
+        pci_func_save(f, cfgspace);
+        snap_put(w, SNAP_PCI_FUNC, devfn, cfgspace, SNAP_PCI_CFG);
+    }
+    free(cfgspace);
+    if (snap_finish(w) < 0)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory for the snapshot's state");
+    return 0;
+}
+
+/* Writes the snapshot into tmp (a new directory), then renames it to dir:
+ * a save that fails leaves no directory under the name asked for. */
+static int save_to(struct vmlet_vm *vm, const char *dir, vmlet_error *err)
+{
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", dir) >= (int)sizeof tmp)
+        return set_error(err, VMLET_ERR_INVALID, "snapshot: the path '%s' is too long", dir);
+    struct stat st;
+    if (lstat(dir, &st) == 0)
+        return set_error(err, VMLET_ERR_FILE,
+                         "snapshot: %s already exists; give a directory that does not", dir);
+    if (mkdir(tmp, 0700) < 0)
+        return set_error(err, VMLET_ERR_FILE,
+                         errno == EEXIST ? "snapshot: cannot make %s: it exists (left by a save "
+                                           "that was interrupted?); remove it"
+                                         : "snapshot: cannot make %s: %s",
+                         tmp, strerror(errno));
+    struct snap_writer w;
+    snap_writer_init(&w);
+    int dfd = -1, mfd = -1, sfd = -1, rc = -1;
+    dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot: cannot open %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (save_state(vm, &w, err) < 0)
+        goto out;
+    mfd = openat(dfd, SNAP_MEMORY_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (mfd < 0 || write_memory(mfd, &vm->mem) < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot: cannot write %s/%s: %s", tmp, SNAP_MEMORY_FILE,
+                  strerror(errno));
+        goto out;
+    }
+    sfd = openat(dfd, SNAP_STATE_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (sfd < 0 || write_all(sfd, w.buf, w.len, 0) < 0 || fsync(sfd) < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot: cannot write %s/%s: %s", tmp, SNAP_STATE_FILE,
+                  strerror(errno));
+        goto out;
+    }
+    if (fsync(dfd) < 0 || rename(tmp, dir) < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot: cannot rename %s to %s: %s", tmp, dir,
+                  strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (rc < 0 && dfd >= 0) {
+        unlinkat(dfd, SNAP_MEMORY_FILE, 0);
+        unlinkat(dfd, SNAP_STATE_FILE, 0);
+    }
+    if (rc < 0)
+        rmdir(tmp);
+    int fds[] = { sfd, mfd, dfd };
+    for (unsigned i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    snap_writer_free(&w);
+    return rc;
+}
+
+/* ---- the snapshot thread ---------------------------------------------- */
+
+/* Files anywhere the caller names (no Landlock: the path is not known when
+ * the thread starts), and the KVM reads of the state. It takes no input
+ * from the guest. */
+static const int saver_syscalls[] = {
+    __NR_mkdir,     __NR_mkdirat,   __NR_rmdir,      __NR_rename, __NR_renameat,
+    __NR_renameat2, __NR_unlinkat,  __NR_newfstatat, __NR_fstat,  __NR_lstat,
+    __NR_fsync,     __NR_ftruncate, __NR_pwrite64,   __NR_lseek,
+};
+static const unsigned long saver_ioctls[] = {
+    KVM_GET_REGS,   KVM_GET_SREGS,          KVM_GET_XSAVE,       KVM_GET_XSAVE2,   KVM_GET_XCRS,
+    KVM_GET_LAPIC,  KVM_GET_VCPU_EVENTS,    KVM_GET_DEBUGREGS,   KVM_GET_MP_STATE, KVM_GET_MSRS,
+    KVM_GET_CPUID2, KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION, KVM_GET_IRQCHIP,  KVM_GET_PIT2,
+    KVM_GET_CLOCK,  KVM_GET_TSC_KHZ,
+};
+static const struct sandbox_rules saver_rules = {
+    .kind = "snapshot",
+    .syscalls = saver_syscalls,
+    .nsyscalls = sizeof saver_syscalls / sizeof saver_syscalls[0],
+    .ioctls = saver_ioctls,
+    .nioctls = sizeof saver_ioctls / sizeof saver_ioctls[0],
+    .files_anywhere = true,
+};
+
+static void *saver_thread(void *arg)
+{
+    struct snapshot_saver *s = arg;
+    pthread_setname_np(pthread_self(), "snapshot");
+    pthread_mutex_lock(&s->lock);
+    for (;;) {
+        while (!s->dir && !s->quit)
+            pthread_cond_wait(&s->cond, &s->lock);
+        if (s->quit)
+            break;
+        const char *dir = s->dir;
+        pthread_mutex_unlock(&s->lock);
+        vmlet_error err = { 0 };
+        int rc = save_to(s->vm, dir, &err);
+        pthread_mutex_lock(&s->lock);
+        s->rc = rc;
+        s->err = err;
+        s->dir = NULL;
+        s->done = true;
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+int snapshot_saver_start(struct vmlet_vm *vm, vmlet_error *err)
+{
+    struct snapshot_saver *s = calloc(1, sizeof *s);
+    if (!s)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    s->vm = vm;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    if (sandbox_thread_start(&s->thread, saver_thread, s, &saver_rules, vm->seccomp, true, err) !=
+        0) {
+        pthread_cond_destroy(&s->cond);
+        pthread_mutex_destroy(&s->lock);
+        free(s);
+        return -1;
+    }
+    vm->saver = s;
+    return 0;
+}
+
+void snapshot_saver_stop(struct vmlet_vm *vm)
+{
+    struct snapshot_saver *s = vm->saver;
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->quit = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->thread, NULL);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+    vm->saver = NULL;
+}
+
+/* What vmlet cannot save yet, by its metrics group ("disk0", "net1"). */
+static const char *device_kind(const char *group)
+{
+    static const struct {
+        const char *prefix, *kind;
+    } kinds[] = {
+        { "disk", "a virtio disk (--disk)" },
+        { "net", "a virtio NIC (--net)" },
+        { "vsock", "a vsock device (--vsock)" },
+        { "fs", "a shared directory (--share)" },
+        { "balloon", "a balloon (--balloon)" },
+        { "rng", "a virtio-rng device (--rng)" },
+        { "console", "a virtio console (--console virtio)" },
+    };
+    for (unsigned i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (!strncmp(group, kinds[i].prefix, strlen(kinds[i].prefix)))
+            return kinds[i].kind;
+    return "a virtio device";
+}
+
+VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err)
+{
+    if (!dir || !*dir)
+        return set_error(err, VMLET_ERR_INVALID, "snapshot: no directory given");
+    if (vm->ndevices)
+        return set_error(err, VMLET_ERR_STATE,
+                         "snapshot: the VM has %s (%s), and vmlet cannot save virtio devices "
+                         "yet; only a VM with the serial console alone can be saved",
+                         device_kind(vm->devices[0].group), vm->devices[0].group);
+    /* The VM lock is held throughout: nothing resumes the VM while its
+     * state is read. */
+    pthread_mutex_lock(&vm->lock);
+    if (vm->state != VMLET_STATE_PAUSED || !vm->saver) {
+        pthread_mutex_unlock(&vm->lock);
+        return set_error(err, VMLET_ERR_STATE, "snapshot: the VM must be paused to be saved");
+    }
+    struct snapshot_saver *s = vm->saver;
+    pthread_mutex_lock(&s->lock);
+    s->dir = dir;
+    s->done = false;
+    pthread_cond_broadcast(&s->cond);
+    while (!s->done)
+        pthread_cond_wait(&s->cond, &s->lock);
+    int rc = s->rc;
+    if (rc < 0 && err)
+        *err = s->err;
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&vm->lock);
+    return rc;
+}
+
+/* ---- restoring -------------------------------------------------------- */
+
+struct vmlet_restore_options {
+    int console_in, console_out;
+    char *kvm_device;
+    vmlet_seccomp_mode seccomp;
+};
+
+VMLET_API vmlet_restore_options *vmlet_restore_options_new(void)
+{
+    vmlet_restore_options *o = calloc(1, sizeof *o);
+    if (o) {
+        o->console_in = o->console_out = -1;
+        o->seccomp = VMLET_SECCOMP_ON;
+    }
+    return o;
+}
+
+VMLET_API void vmlet_restore_options_free(vmlet_restore_options *o)
+{
+    if (!o)
+        return;
+    free(o->kvm_device);
+    free(o);
+}
+
+VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in_fd, int out_fd)
+{
+    o->console_in = in_fd;
+    o->console_out = out_fd;
+    return 0;
+}
+
+VMLET_API int vmlet_restore_options_set_kvm_device(vmlet_restore_options *o, const char *path)
+{
+    char *p = path ? strdup(path) : NULL;
+    if (path && !p)
+        return -1;
+    free(o->kvm_device);
+    o->kvm_device = p;
+    return 0;
+}
+
+VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_seccomp_mode mode)
+{
+    if (mode != VMLET_SECCOMP_ON && mode != VMLET_SECCOMP_OFF && mode != VMLET_SECCOMP_LOG)
+        return -1;
+    o->seccomp = mode;
+    return 0;
+}
+
+/* The state file, whole, into a buffer of its exact size. */
+static uint8_t *read_state(int dfd, const char *dir, size_t *len, vmlet_error *err)
+{
+    int fd = openat(dfd, SNAP_STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot %s: cannot open its %s file: %s", dir,
+                  SNAP_STATE_FILE, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    uint8_t *buf = NULL;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > SNAP_STATE_MAX ||
+        st.st_size < SNAP_HEADER_SIZE) {
+        set_error(err, VMLET_ERR_FILE,
+                  "snapshot %s: its %s file is not a regular file of %u to %u bytes", dir,
+                  SNAP_STATE_FILE, SNAP_HEADER_SIZE, SNAP_STATE_MAX);
+        goto out;
+    }
+    *len = (size_t)st.st_size;
+    buf = malloc(*len);
+    if (!buf) {
+        set_error(err, VMLET_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    size_t got = 0;
+    while (got < *len) {
+        ssize_t n = read(fd, buf + got, *len - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            set_error(err, VMLET_ERR_FILE, "snapshot %s: cannot read its %s file: %s", dir,
+                      SNAP_STATE_FILE, n < 0 ? strerror(errno) : "it shrank");
+            free(buf);
+            buf = NULL;
+            goto out;
+        }
+        got += (size_t)n;
+    }
+out:
+    close(fd);
+    return buf;
+}
+
+/* The saved in-kernel interrupt controllers and PIT. The devices raised
+ * their lines first; SET_IRQCHIP then puts back the controllers' view. */
+static int restore_vm_devices(struct vmlet_vm *vm, const struct snapshot *s, const char *dir,
+                              vmlet_error *err)
+{
+    struct serial_state ss;
+    struct acpi_pm_state ps;
+    struct i8042_state ks;
+    struct pci_host_state hs;
+    memcpy(&ss, s->serial.data, sizeof ss);
+    memcpy(&ps, s->acpi_pm.data, sizeof ps);
+    memcpy(&ks, s->i8042.data, sizeof ks);
+    memcpy(&hs, s->pci_host.data, sizeof hs);
+    const char *bad = serial_restore(vm->serial, &ss) < 0  ? "serial port"
+                      : acpi_pm_restore(vm->pm, &ps) < 0   ? "ACPI PM"
+                      : i8042_restore(vm->i8042, &ks) < 0  ? "i8042"
+                      : pci_host_restore(vm->pci, &hs) < 0 ? "PCI host bridge"
+                                                           : NULL;
+    for (unsigned devfn = 0; devfn < SNAP_PCI_FUNCS && !bad; devfn++) {
+        struct pci_func *f = pci_host_func(vm->pci, devfn);
+        if (!f != !s->pci_func[devfn].data)
+            bad = "PCI function list";
+        else if (f && pci_func_restore(f, s->pci_func[devfn].data) < 0)
+            bad = "PCI function";
+    }
+    if (bad)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: its %s state is not one vmlet makes",
+                         dir, bad);
+    for (unsigned chip = 0; chip < 3; chip++) {
+        struct kvm_irqchip ic;
+        memcpy(&ic, s->irqchip[chip].data, sizeof ic);
+        if (ic.chip_id != chip)
+            return set_error(err, VMLET_ERR_FILE, "snapshot %s: irqchip %u is labelled %u", dir,
+                             chip, ic.chip_id);
+        if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, &ic) < 0)
+            return set_error(err, VMLET_ERR_FILE, "snapshot %s: KVM refuses irqchip %u: %s", dir,
+                             chip, strerror(errno));
+    }
+    struct kvm_pit_state2 pit;
+    memcpy(&pit, s->pit.data, sizeof pit);
+    if (ioctl(vm->vm_fd, KVM_SET_PIT2, &pit) < 0)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: KVM refuses the PIT state: %s", dir,
+                         strerror(errno));
+    return 0;
+}
+
+static int64_t realtime_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* Everything after the VM's memory and devices exist: the vCPUs, then the
+ * clock. The guest's clocks go on as if it had been paused from the save
+ * until now: kvmclock and the TSC move on by the host's real time that
+ * passed (none if the host clock went back). */
+static int restore_cpus_and_clock(struct vmlet_vm *vm, const struct snapshot *s, const char *dir,
+                                  vmlet_error *err)
+{
+    if (vm_create_vcpus(vm, err) < 0)
+        return -1;
+    int64_t elapsed = realtime_ns() - s->config.saved_realtime_ns;
+    if (elapsed < 0)
+        elapsed = 0;
+    uint64_t khz = x86_vcpu_tsc_khz(vm->vcpus[0].fd);
+    if (s->config.tsc_khz && khz && s->config.tsc_khz != khz)
+        return set_error(err, VMLET_ERR_HOST,
+                         "snapshot %s: it was saved with a TSC of %llu kHz, this host's is %llu "
+                         "kHz; restore it on a host with the same CPU",
+                         dir, (unsigned long long)s->config.tsc_khz, (unsigned long long)khz);
+    uint64_t tsc_advance = (uint64_t)((unsigned __int128)elapsed * khz / 1000000);
+    for (unsigned i = 0; i < vm->ncpus; i++) {
+        vmlet_error e;
+        if (x86_vcpu_restore(vm->vm_fd, vm->vcpus[i].fd, i, s->vcpus[i], tsc_advance, &e) < 0)
+            return set_error(err, e.code, "snapshot %s: %s", dir, e.message);
+    }
+    struct kvm_clock_data saved, clock;
+    memcpy(&saved, s->clock.data, sizeof saved);
+    memset(&clock, 0, sizeof clock);
+    int64_t gap = realtime_ns() - s->config.saved_realtime_ns;
+    clock.clock = saved.clock + (uint64_t)(gap > 0 ? gap : 0);
+    if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &clock) < 0)
+        return set_error(err, VMLET_ERR_HOST, "snapshot %s: KVM_SET_CLOCK failed: %s", dir,
+                         strerror(errno));
+    /* The guest was stopped: no soft-lockup reports for the time it lost
+     * (best effort; only once the guest's kvmclock is set up). */
+    for (unsigned i = 0; i < vm->ncpus; i++)
+        ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
+    return 0;
+}
+
+VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, vmlet_vm **out,
+                               vmlet_error *err)
+{
+    *out = NULL;
+    vmlet_restore_options defaults = { .console_in = -1, .console_out = -1 };
+    if (!o)
+        o = &defaults;
+    if (!dir || !*dir)
+        return set_error(err, VMLET_ERR_INVALID, "restore: no snapshot directory given");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: cannot open it: %s", dir,
+                         strerror(errno));
+    size_t len = 0;
+    struct snapshot s;
+    memset(&s, 0, sizeof s);
+    struct vmlet_vm *vm = NULL;
+    vmlet_config *c = NULL;
+    int mfd = -1, rc = -1;
+    uint8_t *buf = read_state(dfd, dir, &len, err);
+    if (!buf)
+        goto out;
+    char why[256];
+    uint32_t version;
+    if (snap_parse(buf, len, &s, &version, why, sizeof why) < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot %s: %s", dir, why);
+        goto out;
+    }
+    if (s.config.ndevices || s.config.console != VMLET_CONSOLE_SERIAL) {
+        set_error(err, VMLET_ERR_FILE,
+                  "snapshot %s: it has virtio devices, which this vmlet cannot restore", dir);
+        goto out;
+    }
+    mfd = openat(dfd, SNAP_MEMORY_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    struct stat st;
+    if (mfd < 0 || fstat(mfd, &st) < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot %s: cannot open its %s file: %s", dir,
+                  SNAP_MEMORY_FILE, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != s.config.memory) {
+        set_error(err, VMLET_ERR_FILE,
+                  "snapshot %s: its %s file has %llu bytes, but the VM had %llu of RAM", dir,
+                  SNAP_MEMORY_FILE, (unsigned long long)st.st_size,
+                  (unsigned long long)s.config.memory);
+        goto out;
+    }
+    /* What the VM is made of: the snapshot's sizes, the caller's host
+     * side (console descriptors, KVM device, sandbox). */
+    c = vmlet_config_new();
+    if (!c || vmlet_config_set_kvm_device(c, o->kvm_device ? o->kvm_device : "/dev/kvm") < 0) {
+        set_error(err, VMLET_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    c->cpus = s.config.ncpus;
+    c->memory = s.config.memory;
+    c->seccomp = o->seccomp;
+    vm = vm_alloc(s.config.ncpus);
+    if (!vm) {
+        set_error(err, VMLET_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    vm->console_in = o->console_in;
+    vm->seccomp = o->seccomp;
+    vm->shutdown_timeout = s.config.shutdown_timeout;
+    if (vm_open_kvm(vm, c, err) < 0 ||
+        guest_memory_map_file(&vm->mem, s.config.memory, mfd, err) < 0 ||
+        vm_register_memory(vm, err) < 0 || vm_setup_legacy_devices(vm, o->console_out, err) < 0 ||
+        vm_setup_pci_devices(vm, c, err) < 0 || restore_vm_devices(vm, &s, dir, err) < 0 ||
+        restore_cpus_and_clock(vm, &s, dir, err) < 0)
+        goto out;
+    vm_install_kick_handler();
+    vm->state = VMLET_STATE_CREATED;
+    *out = vm;
+    vm = NULL;
+    rc = 0;
+out:
+    vmlet_vm_free(vm);
+    vmlet_config_free(c);
+    snap_free(&s);
+    free(buf);
+    if (mfd >= 0)
+        close(mfd); /* the mapping keeps the file */
+    close(dfd);
+    return rc;
+}

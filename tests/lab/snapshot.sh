@@ -1,0 +1,261 @@
+#!/bin/sh
+# Snapshots (issue 15): a VM with the serial console alone is paused,
+# saved through the control socket (PUT /snapshot/create), stopped, and
+# restored by a new vmlet (`vmlet run --restore DIR`); the guest must go
+# on where it stopped. POSIX sh, busybox; needs curl. Guest: vmlet.test=count
+# (tests/lab/guest/main: "VMLET-COUNT=N up=UPTIME loc=TIMER-IRQS-PER-CPU"
+# every 0.2 s).
+#   snapshot.sh VMLET KERNEL INITRD LOGDIR
+#   snapshot.sh --plan            the check names, one a line
+#
+#   snapshot-save-running-refused   PUT /snapshot/create while running: 409,
+#                                   no directory made
+#   snapshot-save-Ncpu              paused and saved: 204, DIR has state and
+#                                   memory, no DIR.tmp left
+#   snapshot-sparse-Ncpu            the memory file's blocks on disk are fewer
+#                                   than the guest's RAM (pages never touched
+#                                   take none)
+#   snapshot-restore-Ncpu           the new vmlet's guest counts on from the
+#                                   saved one's last number (not from 1), its
+#                                   uptime goes on, every CPU's timer ticks
+#   snapshot-poweroff-Ncpu          RequestShutdown on the restored VM: the
+#                                   guest powers off, vmlet exits 0
+#   snapshot-restore-1g             the same save and restore of a 1 GiB guest
+#                                   (restore times of 256 MiB and 1 GiB printed)
+#   snapshot-refuse-device          a VM with a virtio-rng device: the save is
+#                                   refused (409 naming it), no directory
+#   snapshot-refuse-damaged         restoring a cut-short state file, a memory
+#                                   file of the wrong size, or with --kernel:
+#                                   vmlet exits 1 (2) with one clear line
+CHECKS="snapshot-save-running-refused snapshot-save-1cpu snapshot-sparse-1cpu
+        snapshot-restore-1cpu snapshot-poweroff-1cpu snapshot-save-2cpu snapshot-sparse-2cpu
+        snapshot-restore-2cpu snapshot-poweroff-2cpu snapshot-restore-1g snapshot-refuse-device
+        snapshot-refuse-damaged"
+if [ "${1:-}" = --plan ]; then
+    for c in $CHECKS; do echo "$c"; done
+    exit 0
+fi
+vmlet=$1 kernel=$2 initrd=$3 logdir=$4
+tmp=${TMPDIR:-/tmp}/snapshot.$$
+mkdir -p "$tmp" "$logdir"
+. "$(dirname "$0")/checks.sh"
+BASE="console=ttyS0 quiet panic=-1"
+sock=$tmp/api.sock
+
+call() {
+    if [ -n "${3:-}" ]; then
+        curl -s -m 600 --unix-socket "$sock" -X "$1" -H 'Content-Type: application/json' \
+            -d "$3" -w ' %{http_code}' "http://localhost$2"
+    else
+        curl -s -m 30 --unix-socket "$sock" -X "$1" -w ' %{http_code}' "http://localhost$2"
+    fi
+}
+status() { echo "$1" | awk '{ print $NF }'; }
+# count_line N: the console's Nth-from-last complete VMLET-COUNT line (1: last).
+count_line() { tr -d '\r' <"$log" | grep -a '^VMLET-COUNT=[0-9]* up=[0-9.]* loc=[0-9,]*$' | tail -n "$1" | head -n 1; }
+field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+first_count() { tr -d '\r' <"$log" | grep -a '^VMLET-COUNT=[0-9]* up=[0-9.]* loc=[0-9,]*$' | head -n 1; }
+ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+
+# wait_exit SECONDS: rc = vmlet's exit status, or "timeout" (then killed).
+wait_exit() {
+    _d=$(($(secs) + $1))
+    while kill -0 "$pid" 2>/dev/null && [ "$(secs)" -lt "$_d" ]; do sleep 0.2; done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid"
+        wait "$pid"
+        rc=timeout
+    else
+        wait "$pid"
+        rc=$?
+    fi
+}
+
+# boot NAME CPUS MEMORY [ARGS...]: the counting guest with the socket; waits
+# for its third count.
+boot() {
+    log=$logdir/vmlet-snapshot-$1.log
+    cpus=$2 mem=$3
+    shift 3
+    rm -f "$sock"
+    "$vmlet" run --kernel "$kernel" --initrd "$initrd" --cpus "$cpus" --memory "$mem" \
+        --cmdline "$BASE vmlet.test=count" --api-sock "$sock" "$@" </dev/null >"$log" 2>&1 &
+    pid=$!
+    wait_for VMLET-COUNT=3 300
+}
+
+# save_and_stop DIR: pauses, saves into DIR, stops vmlet; sets saved (the
+# PUT's answer), last (the last count line before the stop), save_ms.
+save_and_stop() {
+    r=$(call PATCH /vm '{"state":"Paused"}')
+    sleep 1
+    last=$(count_line 1)
+    t0=$(ms)
+    saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$1\"}")
+    save_ms=$(($(ms) - t0))
+    after=$(count_line 1)
+    call PUT /actions '{"action_type":"Stop"}' >/dev/null
+    wait_exit 60
+    [ "$(status "$r")" = 204 ] && [ "$after" = "$last" ]
+}
+
+# restore NAME DIR: a new vmlet from DIR; waits for two new counts. Sets
+# restore_ms (launch to the first new count, from outside), said (vmlet's
+# own "restored ... in N ms" line).
+restore() {
+    log=$logdir/vmlet-snapshot-$1.log
+    rm -f "$sock"
+    t0=$(ms)
+    "$vmlet" run --restore "$2" --api-sock "$sock" </dev/null >"$log" 2>"$log.err" &
+    pid=$!
+    first=
+    _d=$(($(secs) + 120))
+    while [ -z "$first" ] && kill -0 "$pid" 2>/dev/null && [ "$(secs)" -lt "$_d" ]; do
+        first=$(first_count)
+        [ -n "$first" ] || sleep 0.05
+    done
+    restore_ms=$(($(ms) - t0))
+    said=$(grep -a 'restored' "$log.err" | tr -d '\r' | sed -n 's/.* in \([0-9.]*\) ms.*/\1/p')
+    # Long enough for an idle CPU's timer to tick too (NOHZ).
+    [ -n "$first" ] && sleep 5
+}
+
+# one_round CPUS: boot, save, stop, restore, power off; the checks.
+one_round() {
+    n=$1
+    dir=$tmp/snap-${n}cpu
+    if ! boot "${n}cpu" "$n" 256M; then
+        [ "$n" = 1 ] && not_ok snapshot-save-running-refused "the guest never counted (see $log)"
+        for c in save sparse restore poweroff; do not_ok "snapshot-$c-${n}cpu" "the guest never counted (see $log)"; done
+        kill -KILL "$pid" 2>/dev/null
+        return
+    fi
+    if [ "$n" = 1 ]; then
+        r=$(call PUT /snapshot/create "{\"snapshot_path\":\"$tmp/running\"}")
+        if [ "$(status "$r")" = 409 ] && [ ! -e "$tmp/running" ] && [ ! -e "$tmp/running.tmp" ]; then
+            ok snapshot-save-running-refused
+        else
+            not_ok snapshot-save-running-refused "answered '$r'; $(ls -d "$tmp"/running* 2>/dev/null)"
+        fi
+    fi
+    boot_log=$log
+    if save_and_stop "$dir" && [ "$(status "$saved")" = 204 ] && [ -f "$dir/state" ] &&
+       [ -f "$dir/memory" ] && [ ! -e "$dir.tmp" ]; then
+        ok "snapshot-save-${n}cpu" "in $save_ms ms"
+    else
+        not_ok "snapshot-save-${n}cpu" "answered '$saved'; the count moved while paused: '$last' -> '$after'; files: $(find "$dir" "$dir.tmp" 2>&1 | tr '\n' ' ')"
+        for c in sparse restore poweroff; do not_ok "snapshot-$c-${n}cpu" "no snapshot"; done
+        return
+    fi
+    size=$(stat -c %s "$dir/memory")
+    used_kb=$(du -k "$dir/memory" | cut -f1)
+    echo "# snapshot ${n}cpu: memory file $((size >> 20)) MiB, $((used_kb / 1024)) MiB on disk; state $(stat -c %s "$dir/state") bytes"
+    if [ "$size" = $((256 << 20)) ] && [ "$used_kb" -lt $((256 * 1024)) ]; then
+        ok "snapshot-sparse-${n}cpu" "$((used_kb / 1024)) MiB of 256 on disk"
+    else
+        not_ok "snapshot-sparse-${n}cpu" "memory file $size bytes, $used_kb KiB on disk"
+    fi
+    restore "restored-${n}cpu" "$dir"
+    eval "restore_ms_256_${n}=\$restore_ms said_256_${n}=\$said"
+    last_n=$(field "$last" VMLET-COUNT) last_up=$(field "$last" up) last_loc=$(field "$last" loc)
+    first_n=$(field "$first" VMLET-COUNT)
+    now=$(count_line 1)
+    now_n=$(field "$now" VMLET-COUNT) now_up=$(field "$now" up) now_loc=$(field "$now" loc)
+    # Every CPU's timer interrupts went up after the restore.
+    cpus_ticking=$(awk -v a="$last_loc" -v b="$now_loc" -v n="$n" 'BEGIN {
+        k = split(a, x, ","); split(b, y, ","); t = 0
+        for (i = 1; i <= k; i++) if (y[i] + 0 > x[i] + 0) t++
+        print (k == n ? t : -1) }')
+    up_ok=$(awk -v a="$last_up" -v b="$now_up" 'BEGIN { print (b + 0 > a + 0) ? 1 : 0 }')
+    echo "# restored ${n}cpu: saved at '$last', first after '$first', then '$now'; restore ${restore_ms} ms from launch to the first count (vmlet: ${said:-?} ms)"
+    if [ -n "$first_n" ] && [ -n "$last_n" ] && [ "$first_n" -gt "$last_n" ] &&
+       [ "$first_n" -le $((last_n + 2)) ] && [ "${now_n:-0}" -gt "$first_n" ] &&
+       [ "$up_ok" = 1 ] && [ "$cpus_ticking" = "$n" ]; then
+        ok "snapshot-restore-${n}cpu" "count $last_n -> $first_n, uptime $last_up -> $now_up, timers of $cpus_ticking CPUs ticking"
+    else
+        not_ok "snapshot-restore-${n}cpu" "saved at '$last', first count after restore '$first', then '$now' (CPUs ticking: $cpus_ticking of $n); stderr: $(head -c 300 "$log.err")"
+    fi
+    r=$(call PUT /actions '{"action_type":"RequestShutdown"}')
+    wait_exit 120
+    if [ "$(status "$r")" = 204 ] && [ "$rc" = 0 ] && grep -q VMLET-SHUTDOWN "$log"; then
+        ok "snapshot-poweroff-${n}cpu"
+    else
+        not_ok "snapshot-poweroff-${n}cpu" "PUT answered '$r', vmlet exit $rc; console: $(tail -c 300 "$log" | tr '\r\n' '  ')"
+    fi
+    rm -rf "$dir"
+    : "$boot_log"
+}
+
+one_round 1
+one_round 2
+
+# ---- 1 GiB: restore time must not grow with the guest's memory ----------
+dir=$tmp/snap-1g
+if boot 1g 1 1G && save_and_stop "$dir" && [ "$(status "$saved")" = 204 ]; then
+    echo "# snapshot 1g: memory file $(($(stat -c %s "$dir/memory") >> 20)) MiB, $(($(du -k "$dir/memory" | cut -f1) / 1024)) MiB on disk; saved in $save_ms ms"
+    restore restored-1g "$dir"
+    last_n=$(field "$last" VMLET-COUNT) first_n=$(field "$first" VMLET-COUNT)
+    echo "# restore times (launch to the first count / vmlet's own): 256 MiB ${restore_ms_256_1:-?} / ${said_256_1:-?} ms, 1 GiB ${restore_ms} / ${said:-?} ms"
+    if [ -n "$first_n" ] && [ "$first_n" -gt "${last_n:-0}" ] && [ "$first_n" -le $((last_n + 2)) ]; then
+        ok snapshot-restore-1g "count $last_n -> $first_n; restore ${said:-?} ms (256 MiB: ${said_256_1:-?} ms)"
+    else
+        not_ok snapshot-restore-1g "saved at '$last', first after restore '$first'; stderr: $(head -c 300 "$log.err")"
+    fi
+    call PUT /actions '{"action_type":"Stop"}' >/dev/null
+    wait_exit 60
+else
+    not_ok snapshot-restore-1g "boot or save failed ('${saved:-}'; see $log)"
+    kill -KILL "$pid" 2>/dev/null
+fi
+
+# ---- refusals --------------------------------------------------------------
+if boot rng 1 256M --rng; then
+    call PATCH /vm '{"state":"Paused"}' >/dev/null
+    r=$(call PUT /snapshot/create "{\"snapshot_path\":\"$tmp/with-rng\"}")
+    call PUT /actions '{"action_type":"Stop"}' >/dev/null
+    wait_exit 60
+    case $r in
+    *virtio-rng*' 409')
+        if [ ! -e "$tmp/with-rng" ] && [ ! -e "$tmp/with-rng.tmp" ]; then
+            ok snapshot-refuse-device
+        else
+            not_ok snapshot-refuse-device "refused, but a directory was left"
+        fi
+        ;;
+    *) not_ok snapshot-refuse-device "answered '$r'" ;;
+    esac
+else
+    not_ok snapshot-refuse-device "the guest never counted (see $log)"
+    kill -KILL "$pid" 2>/dev/null
+fi
+
+# Damaged snapshots, made from the 1 GiB one: cut short, memory file shrunk.
+why=
+if [ -f "$dir/state" ]; then
+    mkdir -p "$tmp/cut" "$tmp/small"
+    head -c $(($(stat -c %s "$dir/state") / 2)) "$dir/state" >"$tmp/cut/state"
+    truncate -s 1G "$tmp/cut/memory"   # sparse: the cut state is refused first
+    cp "$dir/state" "$tmp/small/state"
+    truncate -s 512M "$tmp/small/memory"
+    "$vmlet" run --restore "$tmp/cut" </dev/null >/dev/null 2>"$tmp/cut.err"
+    rc1=$?
+    "$vmlet" run --restore "$tmp/small" </dev/null >/dev/null 2>"$tmp/small.err"
+    rc2=$?
+    "$vmlet" run --restore "$dir" --kernel "$kernel" </dev/null >/dev/null 2>"$tmp/kernel.err"
+    rc3=$?
+    grep -q 'cut short' "$tmp/cut.err" || why="$why cut: exit $rc1 '$(head -c 200 "$tmp/cut.err")';"
+    grep -q 'has 536870912 bytes' "$tmp/small.err" || why="$why small: exit $rc2 '$(head -c 200 "$tmp/small.err")';"
+    grep -q 'cannot be given' "$tmp/kernel.err" || why="$why --kernel: exit $rc3 '$(head -c 200 "$tmp/kernel.err")';"
+    [ "$rc1" = 1 ] && [ "$rc2" = 1 ] && [ "$rc3" = 2 ] || why="$why exits $rc1 $rc2 $rc3 (want 1 1 2);"
+    if [ -z "$why" ]; then
+        ok snapshot-refuse-damaged
+        echo "# refused: $(cat "$tmp/cut.err")"
+    else
+        not_ok snapshot-refuse-damaged "$why"
+    fi
+else
+    not_ok snapshot-refuse-damaged "no snapshot to damage"
+fi
+
+rm -rf "$tmp"
+[ "$fail" = 0 ]
