@@ -13,7 +13,9 @@
 #   randread1            4 KiB, queue depth 1 (latency) -> IOPS
 # (JOBS="..." picks others of these.) VMMs take turns, REPS (default 3)
 # boots each. Per job it also counts VM exits (kvm:kvm_exit, from a hist
-# trigger: its counts before and after the job) and the VMM's CPU time.
+# trigger: its counts before and after the job), MSR writes and LAPIC
+# interrupts by vector (XTRACE, bench/common.sh; XTRACE= turns them off)
+# and the VMM's CPU time, and prints them per I/O.
 #
 # The image is a file in L1's tmpfs, filled before the first boot. Both
 # VMMs go through the host page cache: vmlet opens the file normally and
@@ -38,7 +40,9 @@ READY_TIMEOUT=${READY_TIMEOUT:-180}
 CMDLINE="console=ttyS0 quiet panic=-1 vmlet.test=fio vmlet.fio_runtime=$RUNTIME"
 export INITRD QEMU_DRIVE_OPTS
 mkdir -p "$LOGDIR" "$DISKDIR"
-
+# Beside the exits, per job: MSR accesses (0x80b: x2APIC EOI, 0x6e0: TSC
+# deadline, 0x830: ICR) and interrupts the guest's LAPIC took, by vector.
+XTRACE=${XTRACE-"kvm_msr:ecx.hex,write kvm_apic_accept_irq:vec"}
 . "$HERE/common.sh"
 
 # The numbers of one job from fio's terse (v3) line: read jobs use the
@@ -93,6 +97,7 @@ while [ "$rep" -le "$REPS" ]; do
             c1=$(cpu_ticks)
             exits_snap "$log.$job.after"
             exits=$(exits_diff "$log.$job.before" "$log.$job.after" "$log.$job.exits")
+            xtrace_diff "$log.$job.before" "$log.$job.after" >"$log.$job.xtrace"
             rm -f "$log.$job.before" "$log.$job.after"
             vmm_send "result $job"
             [ "$st" = 0 ] && wait_line "VMLET-FIO-DONE $job" 60
@@ -105,6 +110,7 @@ while [ "$rep" -le "$REPS" ]; do
             fi
             cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
             echo "# run $rep $vmm $job: $1 KiB/s, $2 IOPS, clat $3 us, $exits exits, VMM CPU $cpu s"
+            sed "s/^/#   $vmm $job /" "$log.$job.xtrace"
             echo "$vmm $job $1 $2 $3 ${exits:--} $cpu" >>"$RESULTS"
         done
         vmm_send quit
@@ -127,6 +133,23 @@ value() {
 per_io() {
     awk -v e="$(median "$1" "$2" 6)" -v i="$(median "$1" "$2" 4)" -v t="$RUNTIME" \
         'BEGIN { if (e == "-" || i == "-" || i == 0) print "-"; else printf "%.2f\n", e / (i * t) }'
+}
+
+# per_io_breakdown EXITS XTRACE IOS: one line, each count divided by IOS:
+# the top exit reasons, then the MSRs written (x2APIC: 0x80b EOI, 0x830
+# ICR, 0x6e0 TSC deadline) and the interrupt vectors taken.
+per_io_breakdown() {
+    exits_top "$1" | awk -v n="$3" '{ for (i = 1; i < NF; i += 2) printf " %s %.2f", $i, $(i + 1) / n }'
+    awk -v n="$3" '
+        /^kvm_msr:/ { sub(/^kvm_msr: */, ""); k = split($0, e, ";"); printf " | msr"
+                      for (i = 1; i <= k; i++) if (e[i] ~ /write: 1/) {
+                          split(e[i], w, " "); r = e[i]; sub(/.*ecx: */, "", r); sub(/,.*/, "", r)
+                          printf " %s %.2f", r, w[1] / n } }
+        /^kvm_apic_accept_irq:/ { sub(/^kvm_apic_accept_irq: */, ""); k = split($0, e, ";"); printf " | irq"
+                      for (i = 1; i <= k; i++) if (e[i] ~ /vec/) {
+                          split(e[i], w, " "); r = e[i]; sub(/.*vec: */, "", r); sub(/\].*/, "", r)
+                          printf " v%s %.2f", r, w[1] / n } }' "$2" 2>/dev/null
+    echo
 }
 
 echo
@@ -156,6 +179,21 @@ for job in $JOBS; do
         exits_line "$job" "$vmm" "$LOGDIR/disk-$vmm-$REPS.log.$job.exits" 10
     done
 done
+# The same per I/O, with the MSR accesses and interrupts (XTRACE): what
+# each exit is for.
+if [ -n "$XTRACE" ]; then
+    echo
+    echo "# Per I/O (last run): exits by reason; MSR writes by register; interrupts by vector:"
+    for job in $JOBS; do
+        for vmm in $VMMS; do
+            f=$LOGDIR/disk-$vmm-$REPS.log.$job
+            ios=$(awk -v v="$vmm" -v j="$job" -v t="$RUNTIME" '$1 == v && $2 == j { n = $4 * t } END { print n + 0 }' "$RESULTS")
+            if [ ! -s "$f.exits" ] || [ "$ios" = 0 ]; then continue; fi
+            printf '#   %-10s %-6s' "$job" "$vmm"
+            per_io_breakdown "$f.exits" "$f.xtrace" "$ios"
+        done
+    done
+fi
 echo
 echo "# MB/s = 10^6 bytes/s. exits/IO = VM exits while the job ran / I/Os it did."
 echo "# CPU s = the VMM process's CPU time during the job (its vCPU thread's includes guest time)."
