@@ -11,7 +11,9 @@
 #   seqread, seqwrite    1 MiB, queue depth 16          -> MB/s
 #   randread, randwrite  4 KiB, queue depth 32          -> IOPS
 #   randread1            4 KiB, queue depth 1 (latency) -> IOPS
-# (JOBS="..." picks others of these.) VMMs take turns, REPS (default 3)
+# (JOBS="..." picks others of these; VMMS="vmlet-b vmlet qemu" adds a
+# second vmlet binary, VMLET_B, default /usr/bin/vmlet-b: a baseline
+# build in the same run.) VMMs take turns, REPS (default 3)
 # boots each. Per job it also counts VM exits (kvm:kvm_exit, from a hist
 # trigger: its counts before and after the job), MSR writes and LAPIC
 # interrupts by vector (XTRACE, bench/common.sh; XTRACE= turns them off)
@@ -55,10 +57,16 @@ job_fields() {
     esac
 }
 
+VMLET_A=$VMLET
+VMLET_B=${VMLET_B:-/usr/bin/vmlet-b}
 for vmm in $VMMS; do
     if [ "$vmm" = vmlet ] && [ ! -x "$VMLET" ]; then
         echo "# no vmlet binary at $VMLET: leaving it out"
-        VMMS=$(echo "$VMMS" | sed 's/vmlet//')
+        VMMS=$(echo "$VMMS" | tr ' ' '\n' | grep -vx vmlet | tr '\n' ' ')
+    fi
+    if [ "$vmm" = vmlet-b ] && [ ! -x "$VMLET_B" ]; then
+        echo "# no baseline vmlet at $VMLET_B: leaving it out"
+        VMMS=$(echo "$VMMS" | tr ' ' '\n' | grep -vx vmlet-b | tr '\n' ' ')
     fi
 done
 RESULTS=$LOGDIR/disk.results
@@ -77,7 +85,10 @@ while [ "$rep" -le "$REPS" ]; do
         read -r t0 _ </proc/uptime
         VMM_DISKS=$IMG
         exits_arm
-        vmm_start "$vmm" "$log" 1 512M "$CMDLINE"
+        # vmlet-b is vmlet, another binary.
+        kind=$vmm VMLET=$VMLET_A
+        [ "$vmm" = vmlet-b ] && kind=vmlet VMLET=$VMLET_B
+        vmm_start "$kind" "$log" 1 512M "$CMDLINE"
         VMM_DISKS=
         if ! wait_line VMLET-FIO-READY "$READY_TIMEOUT"; then
             echo "# run $rep $vmm: the guest never got to fio (see $log)"
@@ -153,22 +164,32 @@ per_io_breakdown() {
 }
 
 echo
+# table A B: per job, A's and B's medians, A/B, exits per I/O and CPU s.
+table() {
+    printf '%-24s %10s %10s %13s   %16s %16s   %13s %13s\n' test "$1" "$2" "$1/$2" "exits/IO $1" "exits/IO $2" "CPU s $1" "CPU s $2"
+    for job in $JOBS; do
+        case $job in
+        seqread) label="seq read 1M QD16"; unit=MB/s ;;
+        seqwrite) label="seq write 1M QD16"; unit=MB/s ;;
+        randread) label="rand read 4K QD32"; unit=IOPS ;;
+        randwrite) label="rand write 4K QD32"; unit=IOPS ;;
+        randread1) label="rand read 4K QD1"; unit=IOPS ;;
+        *) label=$job; unit=IOPS ;;
+        esac
+        a=$(value "$1" "$job" "$unit")
+        b=$(value "$2" "$job" "$unit")
+        printf '%-24s %10s %10s %13s   %16s %16s   %13s %13s\n' "$label ($unit)" "$a" "$b" "$(ratio "$a" "$b")" \
+            "$(per_io "$1" "$job")" "$(per_io "$2" "$job")" "$(median "$1" "$job" 7)" "$(median "$2" "$job" 7)"
+    done
+}
 echo "# fio in the guest, ${RUNTIME} s a job, median of $REPS run(s); higher is better except exits/IO"
-printf '%-24s %10s %10s %8s   %12s %12s   %9s %9s\n' test vmlet qemu vmlet/qemu "exits/IO vm" "exits/IO qe" "CPU s vm" "CPU s qe"
-for job in $JOBS; do
-    case $job in
-    seqread) label="seq read 1M QD16"; unit=MB/s ;;
-    seqwrite) label="seq write 1M QD16"; unit=MB/s ;;
-    randread) label="rand read 4K QD32"; unit=IOPS ;;
-    randwrite) label="rand write 4K QD32"; unit=IOPS ;;
-    randread1) label="rand read 4K QD1"; unit=IOPS ;;
-    *) label=$job; unit=IOPS ;;
-    esac
-    # shellcheck disable=SC2046
-    set -- $(value vmlet "$job" "$unit") $(value qemu "$job" "$unit")
-    printf '%-24s %10s %10s %8s   %12s %12s   %9s %9s\n' "$label ($unit)" "$1" "$2" "$(ratio "$1" "$2")" \
-        "$(per_io vmlet "$job")" "$(per_io qemu "$job")" "$(median vmlet "$job" 7)" "$(median qemu "$job" 7)"
-done
+table vmlet qemu
+case " $VMMS " in
+*" vmlet-b "*)
+    echo "# the baseline build (vmlet-b) in the same run:"
+    table vmlet-b qemu
+    table vmlet vmlet-b ;;
+esac
 # Where the exits go: the top reasons per job in each VMM's last run (SVM
 # exit codes, named for the common ones; npf = nested page fault: MMIO,
 # such as a virtqueue notify, or a first touch of guest memory).
