@@ -11,9 +11,10 @@
 #   seqread, seqwrite    1 MiB, queue depth 16          -> MB/s
 #   randread, randwrite  4 KiB, queue depth 32          -> IOPS
 #   randread1            4 KiB, queue depth 1 (latency) -> IOPS
-# (JOBS="..." picks others of these; VMMS="vmlet-b vmlet qemu" adds a
-# second vmlet binary, VMLET_B, default /usr/bin/vmlet-b: a baseline
-# build in the same run.) VMMs take turns, REPS (default 3)
+# (JOBS="..." picks others of these; VMMS="vmlet-b vmlet-c vmlet qemu"
+# adds other vmlet binaries, VMLET_B and VMLET_C, default
+# /usr/bin/vmlet-b, -c: baseline builds in the same run.) VMMs take turns,
+# REPS (default 3)
 # boots each. Per job it also counts VM exits (kvm:kvm_exit, from a hist
 # trigger: its counts before and after the job), MSR writes and LAPIC
 # interrupts by vector (XTRACE, bench/common.sh; XTRACE= turns them off)
@@ -59,14 +60,15 @@ job_fields() {
 
 VMLET_A=$VMLET
 VMLET_B=${VMLET_B:-/usr/bin/vmlet-b}
+VMLET_C=${VMLET_C:-/usr/bin/vmlet-c}
 for vmm in $VMMS; do
     if [ "$vmm" = vmlet ] && [ ! -x "$VMLET" ]; then
         echo "# no vmlet binary at $VMLET: leaving it out"
         VMMS=$(echo "$VMMS" | tr ' ' '\n' | grep -vx vmlet | tr '\n' ' ')
     fi
-    if [ "$vmm" = vmlet-b ] && [ ! -x "$VMLET_B" ]; then
-        echo "# no baseline vmlet at $VMLET_B: leaving it out"
-        VMMS=$(echo "$VMMS" | tr ' ' '\n' | grep -vx vmlet-b | tr '\n' ' ')
+    if { [ "$vmm" = vmlet-b ] && [ ! -x "$VMLET_B" ]; } || { [ "$vmm" = vmlet-c ] && [ ! -x "$VMLET_C" ]; }; then
+        echo "# no baseline binary for $vmm: leaving it out"
+        VMMS=$(echo "$VMMS" | tr ' ' '\n' | grep -vx "$vmm" | tr '\n' ' ')
     fi
 done
 RESULTS=$LOGDIR/disk.results
@@ -85,9 +87,10 @@ while [ "$rep" -le "$REPS" ]; do
         read -r t0 _ </proc/uptime
         VMM_DISKS=$IMG
         exits_arm
-        # vmlet-b is vmlet, another binary.
+        # vmlet-b and -c are vmlet, other binaries.
         kind=$vmm VMLET=$VMLET_A
         [ "$vmm" = vmlet-b ] && kind=vmlet VMLET=$VMLET_B
+        [ "$vmm" = vmlet-c ] && kind=vmlet VMLET=$VMLET_C
         vmm_start "$kind" "$log" 1 512M "$CMDLINE"
         VMM_DISKS=
         if ! wait_line VMLET-FIO-READY "$READY_TIMEOUT"; then
@@ -184,12 +187,14 @@ table() {
 }
 echo "# fio in the guest, ${RUNTIME} s a job, median of $REPS run(s); higher is better except exits/IO"
 table vmlet qemu
-case " $VMMS " in
-*" vmlet-b "*)
-    echo "# the baseline build (vmlet-b) in the same run:"
-    table vmlet-b qemu
-    table vmlet vmlet-b ;;
-esac
+for b in vmlet-b vmlet-c; do
+    case " $VMMS " in
+    *" $b "*)
+        echo "# a baseline build ($b) in the same run:"
+        table "$b" qemu
+        table vmlet "$b" ;;
+    esac
+done
 # Where the exits go: the top reasons per job in each VMM's last run (SVM
 # exit codes, named for the common ones; npf = nested page fault: MMIO,
 # such as a virtqueue notify, or a first touch of guest memory).
