@@ -32,7 +32,6 @@ struct disk {
     uint64_t size;
     char *path;
     int efd;
-    bool fixed; /* fd registered with the ring as file 0 */
     struct io_uring ring;
     unsigned in_flight;
     unsigned cancels; /* cancel requests not yet reaped */
@@ -175,9 +174,6 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
         return set_error(err, VMLET_ERR_HOST, "disk '%s': cannot set up the completion eventfd: %s",
                          path, strerror(e));
     }
-    /* A registered file spares the kernel looking the descriptor up and
-     * counting a reference on it for every request. Best effort. */
-    d->fixed = io_uring_register_files(&d->ring, &d->fd, 1) == 0;
     *out = d;
     return 0;
 }
@@ -194,11 +190,6 @@ void disk_close(struct disk *d)
         disk_wait(d);
         disk_reap(d, c, 32);
     }
-    /* The ring's reference to a registered file would outlive
-     * io_uring_queue_exit() (the kernel frees rings later) and with it
-     * the lock: drop it first. */
-    if (d->fixed)
-        io_uring_unregister_files(&d->ring);
     io_uring_queue_exit(&d->ring);
     close(d->efd);
     close(d->fd); /* also drops the flock */
@@ -231,10 +222,6 @@ unsigned disk_in_flight(const struct disk *d)
 
 void disk_replace_fd(struct disk *d, int fd)
 {
-    if (d->fixed && io_uring_register_files_update(&d->ring, 0, &fd, 1) != 1) {
-        io_uring_unregister_files(&d->ring);
-        d->fixed = false;
-    }
     close(d->fd);
     d->fd = fd;
 }
@@ -289,15 +276,6 @@ static struct io_uring_sqe *get_sqe(struct disk *d)
     return sqe;
 }
 
-/* The image in a prepared request: the registered file when there is one. */
-static void use_file(const struct disk *d, struct io_uring_sqe *sqe)
-{
-    if (d->fixed) {
-        sqe->fd = 0;
-        sqe->flags |= IOSQE_FIXED_FILE;
-    }
-}
-
 /* Queues a fallocate, or a no-op when no mode is left so the caller
  * still gets its completion through disk_reap(). */
 static int queue_falloc(struct disk *d, struct falloc_op *op)
@@ -311,7 +289,6 @@ static int queue_falloc(struct disk *d, struct falloc_op *op)
         io_uring_prep_nop(sqe);
     } else {
         io_uring_prep_fallocate(sqe, d->fd, op->mode, (off_t)op->offset, (off_t)op->length);
-        use_file(d, sqe);
     }
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | 1);
     return 0;
@@ -359,7 +336,6 @@ int disk_submit(struct disk *d, const struct disk_request *req)
                               req->sync ? RWF_DSYNC : 0);
     else
         io_uring_prep_fsync(sqe, d->fd, IORING_FSYNC_DATASYNC);
-    use_file(d, sqe);
     io_uring_sqe_set_data(sqe, req->cookie);
     d->in_flight++;
     return 0;
