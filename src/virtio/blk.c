@@ -62,11 +62,11 @@ _Static_assert(VIRTIO_BLK_SIZE_MAX >= 4096 && VIRTIO_BLK_SIZE_MAX % VIRTIO_BLK_S
 struct blk_queue {
     struct virtq *vq;
     int kick_fd;
-    bool broken;     /* driver broke it: not touched until reset */
-    unsigned pushed; /* used entries added since the last notify check */
-    bool throttled;  /* stopped popping for lack of room */
-    bool parked;     /* kicks left off while reads/writes are in flight */
-    unsigned busy;   /* reads/writes of this queue in flight */
+    bool broken;    /* driver broke it: not touched until reset */
+    bool pushed;    /* used entries added since the last notify check */
+    bool throttled; /* stopped popping for lack of room */
+    bool parked;    /* kicks left off while reads/writes are in flight */
+    unsigned busy;  /* reads/writes of this queue in flight */
 };
 
 struct blk_req {
@@ -463,7 +463,7 @@ static void req_finish(struct virtio_blk *blk, struct blk_req *r)
         if (r->status)
             *r->status = r->result;
         virtq_push(bq->vq, r->head, used_len(r)); /* release-publishes the status */
-        bq->pushed++;
+        bq->pushed = true;
     }
     req_free(blk, r);
 }
@@ -579,15 +579,7 @@ static void notify_queues(struct virtio_blk *blk)
         struct blk_queue *bq = &blk->q[i];
         if (!bq->pushed || bq->broken)
             continue;
-        /* One interrupt for a batch, not one a request: while more of
-         * the queue's reads/writes are in flight than have finished since
-         * the last interrupt, those finished wait for the next
-         * completions (which come: they are in flight). At queue depth n
-         * that is an interrupt per n/2 requests or so, and none is held
-         * once the queue is idle or at depth 1 or 2. */
-        if (bq->pushed < bq->busy)
-            continue;
-        bq->pushed = 0;
+        bq->pushed = false;
         if (virtq_should_notify(bq->vq))
             virtio_notify_queue(blk->vdev.transport, i);
     }

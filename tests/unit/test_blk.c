@@ -1404,53 +1404,6 @@ static void kicks_off_while_in_flight_no_event_idx(void **state)
     kicks_off_while_in_flight(*state, ALL_FEATURES & ~FEAT(VIRTIO_F_EVENT_IDX));
 }
 
-/* With three reads in flight, the first to finish waits for the second:
- * one interrupt for both; the last gets its own (nothing else is in
- * flight). The image is a pipe, so the test decides when each finishes. */
-static void one_interrupt_for_a_batch(void **state)
-{
-    struct fx *f = *state;
-    f->ops->reset(f->blk);
-    int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    disk_replace_fd(virtio_blk_disk(f->blk), p[0]);
-    /* Without EVENT_IDX every check the device makes is an interrupt. */
-    activate(f, ALL_FEATURES & ~FEAT(VIRTIO_F_EVENT_IDX));
-    uint64_t buf = galloc(f, 512), st[3];
-    for (unsigned i = 0; i < 3; i++) {
-        st[i] = status_buf(f);
-        struct seg s[] = { { header(f, VIRTIO_BLK_T_IN, 0), 16, 0 },
-                           { buf, 512, F_WRITE },
-                           { st[i], 1, F_WRITE } };
-        post(f, s, 3, false);
-    }
-    kick(f);
-    for (int i = 0; i < 10000 && __atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE) != 3; i++)
-        usleep(1000);
-    usleep(20 * 1000);
-    unsigned before = get_count(&f->t, &f->t.notifies);
-    uint8_t data[512];
-    memset(data, 0x5c, sizeof data);
-
-    assert_int_equal(write(p[1], data, sizeof data), (ssize_t)sizeof data);
-    wait_used(f, 1);
-    usleep(20 * 1000);
-    assert_int_equal(get_count(&f->t, &f->t.notifies), before);
-
-    assert_int_equal(write(p[1], data, sizeof data), (ssize_t)sizeof data);
-    wait_used(f, 2);
-    assert_true(wait_count(&f->t, &f->t.notifies, before + 1));
-    usleep(20 * 1000);
-    assert_int_equal(get_count(&f->t, &f->t.notifies), before + 1);
-
-    assert_int_equal(write(p[1], data, sizeof data), (ssize_t)sizeof data);
-    wait_used(f, 3);
-    assert_true(wait_count(&f->t, &f->t.notifies, before + 2));
-    for (unsigned i = 0; i < 3; i++)
-        assert_int_equal(*hva(f, st[i]), VIRTIO_BLK_S_OK);
-    close(p[1]);
-}
-
 /* ---- bounds of one request (blk.h) --------------------------------------- */
 
 #define BIG_SECTORS (64u << 11) /* 64 MiB, sparse: room for the largest request */
@@ -1756,7 +1709,6 @@ int main(void)
         T(no_interrupt_flag_without_event_idx, setup_rw),
         T(kicks_off_while_in_flight_event_idx, setup_rw),
         T(kicks_off_while_in_flight_no_event_idx, setup_rw),
-        T(one_interrupt_for_a_batch, setup_rw),
         T(sync_path, setup_idle),
         T(request_over_seg_max, setup_big),
         T(segment_over_size_max, setup_big),
