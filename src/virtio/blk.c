@@ -65,8 +65,6 @@ struct blk_queue {
     bool broken;    /* driver broke it: not touched until reset */
     bool pushed;    /* used entries added since the last notify check */
     bool throttled; /* stopped popping for lack of room */
-    bool parked;    /* kicks left off while reads/writes are in flight */
-    unsigned busy;  /* reads/writes of this queue in flight */
 };
 
 struct blk_req {
@@ -78,7 +76,6 @@ struct blk_req {
     uint8_t result;
     uint64_t written; /* bytes written to the writable part before status */
     unsigned pending; /* disk operations in flight */
-    bool busy;        /* counted in its queue's busy */
     /* IN/OUT: what is left to transfer (advanced on short transfers). */
     bool rw;
     struct disk_request rwreq;
@@ -457,8 +454,6 @@ static void req_finish(struct virtio_blk *blk, struct blk_req *r)
 {
     struct blk_queue *bq = r->bq;
     account(blk, r);
-    if (r->busy)
-        bq->busy--;
     if (!bq->broken) {
         if (r->status)
             *r->status = r->result;
@@ -486,8 +481,6 @@ static void start_request(struct virtio_blk *blk, struct blk_queue *bq)
         else
             r->result = VIRTIO_BLK_S_IOERR;
     }
-    r->busy = r->pending && r->rw;
-    bq->busy += r->busy;
     if (!r->pending)
         req_finish(blk, r);
 }
@@ -517,14 +510,6 @@ static void process_queue(struct virtio_blk *blk, unsigned i)
             return;
         }
         bq->throttled = false;
-        /* While reads or writes of this queue are in flight, their
-         * completions bring us back here to pop what the driver added
-         * meanwhile, so it need not kick (an exit per request at queue
-         * depth > 1). Flushes and the rest do not count: one may take
-         * long, and a request behind it should not wait for it. */
-        bq->parked = bq->busy > 0;
-        if (bq->parked)
-            return;
         /* Re-enable, then look once more: a chain added between the last
          * pop and the enable would otherwise wait for a kick never sent. */
         if (!virtq_enable_notify(bq->vq))
@@ -537,13 +522,11 @@ static bool stop_requested(const struct virtio_blk *blk)
     return atomic_load(&blk->vdev.thread.stopping);
 }
 
-/* Returns how many completions it took. */
-static unsigned reap_completions(struct virtio_blk *blk)
+static void reap_completions(struct virtio_blk *blk)
 {
     struct disk_completion c[64];
-    unsigned n, total = 0;
+    unsigned n;
     while ((n = disk_reap(blk->disk, c, 64)) > 0) {
-        total += n;
         for (unsigned i = 0; i < n; i++) {
             struct blk_req *r = c[i].cookie;
             if (op_done(r, c[i].result)) {
@@ -557,7 +540,6 @@ static unsigned reap_completions(struct virtio_blk *blk)
                 req_finish(blk, r);
         }
     }
-    return total;
 }
 
 /* After a stop: completions only free their requests. */
@@ -585,28 +567,6 @@ static void notify_queues(struct virtio_blk *blk)
     }
 }
 
-/* After kicks or completions: pops again for the queues that wait for
- * room or for their completions, hands what is queued to the kernel and
- * takes what it finished meanwhile (a read from the page cache finishes
- * inside the submit), then one interrupt per queue for all of it. A few
- * rounds at most: completions left in the ring signal the disk's eventfd,
- * so they bring us back, and a parked queue is always looked at after
- * its completions were taken. */
-static void serve(struct virtio_blk *blk)
-{
-    for (unsigned round = 0;; round++) {
-        for (unsigned i = 0; i < blk->nq; i++) {
-            const struct blk_queue *bq = &blk->q[i];
-            if (bq->parked || (bq->throttled && have_room(blk)))
-                process_queue(blk, i);
-        }
-        disk_kick(blk->disk);
-        if (round == 3 || !reap_completions(blk))
-            break;
-    }
-    notify_queues(blk);
-}
-
 static void *blk_thread(void *arg)
 {
     struct virtio_blk *blk = arg;
@@ -615,7 +575,8 @@ static void *blk_thread(void *arg)
      * our epoll set. */
     for (unsigned i = 0; i < blk->nq; i++)
         process_queue(blk, i);
-    serve(blk);
+    disk_kick(blk->disk);
+    notify_queues(blk);
 
     for (;;) {
         struct epoll_event ev[8];
@@ -639,7 +600,11 @@ static void *blk_thread(void *arg)
         }
         if (stop)
             break;
-        serve(blk);
+        for (unsigned i = 0; i < blk->nq; i++)
+            if (blk->q[i].throttled && have_room(blk))
+                process_queue(blk, i);
+        disk_kick(blk->disk);
+        notify_queues(blk);
     }
 
     /* Reset or stop: pop nothing more and cancel what is in flight. A

@@ -1337,73 +1337,6 @@ static void no_interrupt_flag_without_event_idx(void **state)
     assert_int_equal(flags, 0);
 }
 
-/* While a read is in flight the device pops on its completion, so the
- * driver is not asked to kick for what it adds meanwhile; once nothing is
- * in flight, kicks are on again. The image is a pipe: a read waits until
- * the test writes. */
-static void kicks_off_while_in_flight(struct fx *f, uint64_t features)
-{
-    f->ops->reset(f->blk);
-    int p[2];
-    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
-    disk_replace_fd(virtio_blk_disk(f->blk), p[0]);
-    activate(f, features);
-    bool event_idx = features & FEAT(VIRTIO_F_EVENT_IDX);
-    uint16_t *avail_event = (uint16_t *)hva(f, USED_GPA + 4 + 8 * QSIZE);
-    uint16_t *used_flags = (uint16_t *)hva(f, USED_GPA);
-
-    uint64_t buf[2], st[2];
-    for (unsigned i = 0; i < 2; i++) {
-        buf[i] = galloc(f, 512);
-        st[i] = status_buf(f);
-    }
-    struct seg a[] = { { header(f, VIRTIO_BLK_T_IN, 0), 16, 0 },
-                       { buf[0], 512, F_WRITE },
-                       { st[0], 1, F_WRITE } };
-    post(f, a, 3, false);
-    kick(f);
-    for (int i = 0; i < 10000 && __atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE) != 1; i++)
-        usleep(1000);
-    usleep(20 * 1000); /* submitted, waiting on the pipe */
-    /* Adding entry 1 needs no kick: avail_event is not 1 (2.7.10), or
-     * the used ring's NO_NOTIFY flag is set. */
-    if (event_idx)
-        assert_int_not_equal(__atomic_load_n(avail_event, __ATOMIC_ACQUIRE), 1);
-    else
-        assert_int_equal(__atomic_load_n(used_flags, __ATOMIC_ACQUIRE), 1);
-
-    struct seg b[] = { { header(f, VIRTIO_BLK_T_IN, 8), 16, 0 },
-                       { buf[1], 512, F_WRITE },
-                       { st[1], 1, F_WRITE } };
-    post(f, b, 3, false); /* no kick */
-    uint8_t data[1024];
-    memset(data, 0xa1, 512);
-    memset(data + 512, 0xb2, 512);
-    assert_int_equal(write(p[1], data, sizeof data), (ssize_t)sizeof data);
-    wait_used(f, 2);
-    for (unsigned i = 0; i < 2; i++)
-        assert_int_equal(*hva(f, st[i]), VIRTIO_BLK_S_OK);
-    assert_int_not_equal(*hva(f, buf[0]), *hva(f, buf[1]));
-
-    /* Idle: the next request must be kicked. */
-    usleep(20 * 1000);
-    if (event_idx)
-        assert_int_equal(__atomic_load_n(avail_event, __ATOMIC_ACQUIRE), 2);
-    else
-        assert_int_equal(__atomic_load_n(used_flags, __ATOMIC_ACQUIRE), 0);
-    close(p[1]);
-}
-
-static void kicks_off_while_in_flight_event_idx(void **state)
-{
-    kicks_off_while_in_flight(*state, ALL_FEATURES);
-}
-
-static void kicks_off_while_in_flight_no_event_idx(void **state)
-{
-    kicks_off_while_in_flight(*state, ALL_FEATURES & ~FEAT(VIRTIO_F_EVENT_IDX));
-}
-
 /* ---- bounds of one request (blk.h) --------------------------------------- */
 
 #define BIG_SECTORS (64u << 11) /* 64 MiB, sparse: room for the largest request */
@@ -1707,8 +1640,6 @@ int main(void)
         T(requests_posted_before_activation, setup_idle),
         T(event_idx_suppresses_interrupts, setup_rw),
         T(no_interrupt_flag_without_event_idx, setup_rw),
-        T(kicks_off_while_in_flight_event_idx, setup_rw),
-        T(kicks_off_while_in_flight_no_event_idx, setup_rw),
         T(sync_path, setup_idle),
         T(request_over_seg_max, setup_big),
         T(segment_over_size_max, setup_big),
