@@ -187,12 +187,12 @@ table() {
 }
 echo "# fio in the guest, ${RUNTIME} s a job, median of $REPS run(s); higher is better except exits/IO"
 table vmlet qemu
-for b in vmlet-b vmlet-c; do
+for old in vmlet-b vmlet-c; do   # not b: table() sets a and b
     case " $VMMS " in
-    *" $b "*)
-        echo "# a baseline build ($b) in the same run:"
-        table "$b" qemu
-        table vmlet "$b" ;;
+    *" $old "*)
+        echo "# a baseline build ($old) in the same run:"
+        table "$old" qemu
+        table vmlet "$old" ;;
     esac
 done
 # Where the exits go: the top reasons per job in each VMM's last run (SVM
