@@ -11,9 +11,14 @@
 #   seqread, seqwrite    1 MiB, queue depth 16          -> MB/s
 #   randread, randwrite  4 KiB, queue depth 32          -> IOPS
 #   randread1            4 KiB, queue depth 1 (latency) -> IOPS
-# (JOBS="..." picks others of these.) VMMs take turns, REPS (default 3)
+# (JOBS="..." picks others of these; VMMS="vmlet-b vmlet-c vmlet qemu"
+# adds other vmlet binaries, VMLET_B and VMLET_C, default
+# /usr/bin/vmlet-b, -c: baseline builds in the same run.) VMMs take turns,
+# REPS (default 3)
 # boots each. Per job it also counts VM exits (kvm:kvm_exit, from a hist
-# trigger: its counts before and after the job) and the VMM's CPU time.
+# trigger: its counts before and after the job), MSR writes and LAPIC
+# interrupts by vector (XTRACE, bench/common.sh; XTRACE= turns them off)
+# and the VMM's CPU time, and prints them per I/O.
 #
 # The image is a file in L1's tmpfs, filled before the first boot. Both
 # VMMs go through the host page cache: vmlet opens the file normally and
@@ -38,7 +43,9 @@ READY_TIMEOUT=${READY_TIMEOUT:-180}
 CMDLINE="console=ttyS0 quiet panic=-1 vmlet.test=fio vmlet.fio_runtime=$RUNTIME"
 export INITRD QEMU_DRIVE_OPTS
 mkdir -p "$LOGDIR" "$DISKDIR"
-
+# Beside the exits, per job: MSR accesses (0x80b: x2APIC EOI, 0x6e0: TSC
+# deadline, 0x830: ICR) and interrupts the guest's LAPIC took, by vector.
+XTRACE=${XTRACE-"kvm_msr:ecx.hex,write kvm_apic_accept_irq:vec"}
 . "$HERE/common.sh"
 
 # The numbers of one job from fio's terse (v3) line: read jobs use the
@@ -51,10 +58,17 @@ job_fields() {
     esac
 }
 
+VMLET_A=$VMLET
+VMLET_B=${VMLET_B:-/usr/bin/vmlet-b}
+VMLET_C=${VMLET_C:-/usr/bin/vmlet-c}
 for vmm in $VMMS; do
     if [ "$vmm" = vmlet ] && [ ! -x "$VMLET" ]; then
         echo "# no vmlet binary at $VMLET: leaving it out"
-        VMMS=$(echo "$VMMS" | sed 's/vmlet//')
+        VMMS=$(echo "$VMMS" | tr ' ' '\n' | grep -vx vmlet | tr '\n' ' ')
+    fi
+    if { [ "$vmm" = vmlet-b ] && [ ! -x "$VMLET_B" ]; } || { [ "$vmm" = vmlet-c ] && [ ! -x "$VMLET_C" ]; }; then
+        echo "# no baseline binary for $vmm: leaving it out"
+        VMMS=$(echo "$VMMS" | tr ' ' '\n' | grep -vx "$vmm" | tr '\n' ' ')
     fi
 done
 RESULTS=$LOGDIR/disk.results
@@ -73,7 +87,11 @@ while [ "$rep" -le "$REPS" ]; do
         read -r t0 _ </proc/uptime
         VMM_DISKS=$IMG
         exits_arm
-        vmm_start "$vmm" "$log" 1 512M "$CMDLINE"
+        # vmlet-b and -c are vmlet, other binaries.
+        kind=$vmm VMLET=$VMLET_A
+        [ "$vmm" = vmlet-b ] && kind=vmlet VMLET=$VMLET_B
+        [ "$vmm" = vmlet-c ] && kind=vmlet VMLET=$VMLET_C
+        vmm_start "$kind" "$log" 1 512M "$CMDLINE"
         VMM_DISKS=
         if ! wait_line VMLET-FIO-READY "$READY_TIMEOUT"; then
             echo "# run $rep $vmm: the guest never got to fio (see $log)"
@@ -93,6 +111,7 @@ while [ "$rep" -le "$REPS" ]; do
             c1=$(cpu_ticks)
             exits_snap "$log.$job.after"
             exits=$(exits_diff "$log.$job.before" "$log.$job.after" "$log.$job.exits")
+            xtrace_diff "$log.$job.before" "$log.$job.after" >"$log.$job.xtrace"
             rm -f "$log.$job.before" "$log.$job.after"
             vmm_send "result $job"
             [ "$st" = 0 ] && wait_line "VMLET-FIO-DONE $job" 60
@@ -105,6 +124,7 @@ while [ "$rep" -le "$REPS" ]; do
             fi
             cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f", (b - a) / 100 }')
             echo "# run $rep $vmm $job: $1 KiB/s, $2 IOPS, clat $3 us, $exits exits, VMM CPU $cpu s"
+            sed "s/^/#   $vmm $job /" "$log.$job.xtrace"
             echo "$vmm $job $1 $2 $3 ${exits:--} $cpu" >>"$RESULTS"
         done
         vmm_send quit
@@ -129,22 +149,51 @@ per_io() {
         'BEGIN { if (e == "-" || i == "-" || i == 0) print "-"; else printf "%.2f\n", e / (i * t) }'
 }
 
+# per_io_breakdown EXITS XTRACE IOS: one line, each count divided by IOS:
+# the top exit reasons, then the MSRs written (x2APIC: 0x80b EOI, 0x830
+# ICR, 0x6e0 TSC deadline) and the interrupt vectors taken.
+per_io_breakdown() {
+    exits_top "$1" | awk -v n="$3" '{ for (i = 1; i < NF; i += 2) printf " %s %.2f", $i, $(i + 1) / n }'
+    awk -v n="$3" '
+        /^kvm_msr:/ { sub(/^kvm_msr: */, ""); k = split($0, e, ";"); printf " | msr"
+                      for (i = 1; i <= k; i++) if (e[i] ~ /write: 1/) {
+                          split(e[i], w, " "); r = e[i]; sub(/.*ecx: */, "", r); sub(/,.*/, "", r)
+                          printf " %s %.2f", r, w[1] / n } }
+        /^kvm_apic_accept_irq:/ { sub(/^kvm_apic_accept_irq: */, ""); k = split($0, e, ";"); printf " | irq"
+                      for (i = 1; i <= k; i++) if (e[i] ~ /vec/) {
+                          split(e[i], w, " "); r = e[i]; sub(/.*vec: */, "", r); sub(/\].*/, "", r)
+                          printf " v%s %.2f", r, w[1] / n } }' "$2" 2>/dev/null
+    echo
+}
+
 echo
+# table A B: per job, A's and B's medians, A/B, exits per I/O and CPU s.
+table() {
+    printf '%-24s %10s %10s %13s   %16s %16s   %13s %13s\n' test "$1" "$2" "$1/$2" "exits/IO $1" "exits/IO $2" "CPU s $1" "CPU s $2"
+    for job in $JOBS; do
+        case $job in
+        seqread) label="seq read 1M QD16"; unit=MB/s ;;
+        seqwrite) label="seq write 1M QD16"; unit=MB/s ;;
+        randread) label="rand read 4K QD32"; unit=IOPS ;;
+        randwrite) label="rand write 4K QD32"; unit=IOPS ;;
+        randread1) label="rand read 4K QD1"; unit=IOPS ;;
+        *) label=$job; unit=IOPS ;;
+        esac
+        a=$(value "$1" "$job" "$unit")
+        b=$(value "$2" "$job" "$unit")
+        printf '%-24s %10s %10s %13s   %16s %16s   %13s %13s\n' "$label ($unit)" "$a" "$b" "$(ratio "$a" "$b")" \
+            "$(per_io "$1" "$job")" "$(per_io "$2" "$job")" "$(median "$1" "$job" 7)" "$(median "$2" "$job" 7)"
+    done
+}
 echo "# fio in the guest, ${RUNTIME} s a job, median of $REPS run(s); higher is better except exits/IO"
-printf '%-24s %10s %10s %8s   %12s %12s   %9s %9s\n' test vmlet qemu vmlet/qemu "exits/IO vm" "exits/IO qe" "CPU s vm" "CPU s qe"
-for job in $JOBS; do
-    case $job in
-    seqread) label="seq read 1M QD16"; unit=MB/s ;;
-    seqwrite) label="seq write 1M QD16"; unit=MB/s ;;
-    randread) label="rand read 4K QD32"; unit=IOPS ;;
-    randwrite) label="rand write 4K QD32"; unit=IOPS ;;
-    randread1) label="rand read 4K QD1"; unit=IOPS ;;
-    *) label=$job; unit=IOPS ;;
+table vmlet qemu
+for old in vmlet-b vmlet-c; do   # not b: table() sets a and b
+    case " $VMMS " in
+    *" $old "*)
+        echo "# a baseline build ($old) in the same run:"
+        table "$old" qemu
+        table vmlet "$old" ;;
     esac
-    # shellcheck disable=SC2046
-    set -- $(value vmlet "$job" "$unit") $(value qemu "$job" "$unit")
-    printf '%-24s %10s %10s %8s   %12s %12s   %9s %9s\n' "$label ($unit)" "$1" "$2" "$(ratio "$1" "$2")" \
-        "$(per_io vmlet "$job")" "$(per_io qemu "$job")" "$(median vmlet "$job" 7)" "$(median qemu "$job" 7)"
 done
 # Where the exits go: the top reasons per job in each VMM's last run (SVM
 # exit codes, named for the common ones; npf = nested page fault: MMIO,
@@ -156,6 +205,21 @@ for job in $JOBS; do
         exits_line "$job" "$vmm" "$LOGDIR/disk-$vmm-$REPS.log.$job.exits" 10
     done
 done
+# The same per I/O, with the MSR accesses and interrupts (XTRACE): what
+# each exit is for.
+if [ -n "$XTRACE" ]; then
+    echo
+    echo "# Per I/O (last run): exits by reason; MSR writes by register; interrupts by vector:"
+    for job in $JOBS; do
+        for vmm in $VMMS; do
+            f=$LOGDIR/disk-$vmm-$REPS.log.$job
+            ios=$(awk -v v="$vmm" -v j="$job" -v t="$RUNTIME" '$1 == v && $2 == j { n = $4 * t } END { print n + 0 }' "$RESULTS")
+            if [ ! -s "$f.exits" ] || [ "$ios" = 0 ]; then continue; fi
+            printf '#   %-10s %-6s' "$job" "$vmm"
+            per_io_breakdown "$f.exits" "$f.xtrace" "$ios"
+        done
+    done
+fi
 echo
 echo "# MB/s = 10^6 bytes/s. exits/IO = VM exits while the job ran / I/Os it did."
 echo "# CPU s = the VMM process's CPU time during the job (its vCPU thread's includes guest time)."

@@ -29,7 +29,8 @@
 # scripts/lab-images), DISKDIR (where the disk images are made: L1's
 # tmpfs), SCRATCH_MB (256), DISKS_TIMEOUT (s for the disk checks, 600),
 # RECORDS_ROUNDS (boots of scenario G, 3), ONLY (for working on one part:
-# "mini net api vsock fs balloon snapshot" or some of them, planned and run alone, vmlet only).
+# "mini net api vsock fs balloon snapshot disks" or some of them, planned and run
+# alone, vmlet only; disks = scenarios E, F, G).
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/vmm.sh"
@@ -46,6 +47,8 @@ CHECK_NAMES="boot-1cpu memtotal cmdline poweroff-exit0 boot-2cpu reboot-exit3
              stdin-command sigterm-clean-shutdown shutdown-timeout-exit4
              root-disk-write ro-disk disk-serials disk-256m hwrng hvc0-shell
              sandbox-every-thread sigkill-no-data-loss"
+# Scenarios E, F and G (ONLY=disks: these, vmlet only).
+DISK_CHECKS="root-disk-write ro-disk disk-serials disk-256m hwrng hvc0-shell sandbox-every-thread sigkill-no-data-loss"
 ROOT_IMAGE=${ROOT_IMAGE:-/lab/root.ext4.gz}
 DISKDIR=${DISKDIR:-/tmp/lab-disks}
 SCRATCH_MB=${SCRATCH_MB:-256}
@@ -648,7 +651,11 @@ vmm_checks() {
 plan() {
     if [ -n "${ONLY:-}" ]; then
         for s in $ONLY; do
-            if [ "$s" = mini ]; then sh "$MINI/run.sh" --plan; else sh "$HERE/$s.sh" --plan; fi
+            case $s in
+            mini) sh "$MINI/run.sh" --plan ;;
+            disks) echo "$DISK_CHECKS" | tr ' ' '\n' | grep . ;;
+            *) sh "$HERE/$s.sh" --plan ;;
+            esac
         done
         return
     fi
@@ -684,6 +691,7 @@ if [ -n "${ONLY:-}" ]; then
         fs) sh "$HERE/fs.sh" "$VMLET" "$KERNEL" "$FS_INITRD" "$LOGDIR" ;;
         balloon) sh "$HERE/balloon.sh" "$VMLET" "$KERNEL" "$BALLOON_INITRD" "$LOGDIR" ;;
         snapshot) sh "$HERE/snapshot.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" ;;
+        disks) VMM=vmlet PFX=; scenario_e; scenario_f; scenario_g ;;
         esac || failures=$((failures + 1))
     done
     [ "$failures" = 0 ]
