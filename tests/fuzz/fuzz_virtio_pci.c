@@ -292,7 +292,9 @@ static uint64_t bar_programmed(struct rig *r)
 }
 
 /* One access at guest address addr of BAR 0's space; reads come back
- * all-ones while BAR 0 does not decode, and never beyond their width. */
+ * all-ones while BAR 0 does not decode (unless the address is ECAM's: a
+ * BAR the guest put there decodes nowhere, and ECAM answers), and never
+ * beyond their width. */
 static void bar_io(struct rig *r, uint64_t addr, uint8_t *d, unsigned len, bool is_write)
 {
     uint8_t buf[16];
@@ -300,7 +302,8 @@ static void bar_io(struct rig *r, uint64_t addr, uint8_t *d, unsigned len, bool 
     if (is_write)
         memcpy(buf, d, len);
     uint64_t at = pci_func_bar_gpa(r->func, 0);
-    bool hits = at && addr >= at && addr - at < VIRTIO_PCI_BAR_SIZE;
+    bool hits = (at && addr >= at && addr - at < VIRTIO_PCI_BAR_SIZE) ||
+                (addr >= GUEST_PCI_ECAM_START && addr - GUEST_PCI_ECAM_START < GUEST_PCI_ECAM_SIZE);
     bus_dispatch(&r->mmio, addr, buf, len, is_write);
     for (unsigned i = len; i < sizeof buf; i++)
         check(buf[i] == GUARD, "an access wrote past its width");
