@@ -205,6 +205,8 @@ static int drop_capabilities(uint64_t keep)
  * Returns 0, or -1 with errno. */
 static int restrict_files(const struct sandbox_rules *r)
 {
+    if (r->files_anywhere)
+        return 0;
     int abi = (int)syscall(__NR_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 1)
         return 0;
@@ -282,6 +284,8 @@ static int build(scmp_filter_ctx ctx, const struct sandbox_rules *r)
     if (rc == 0 && r->open_read_only)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
                               SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY));
+    if (rc == 0 && r->files_anywhere)
+        rc = allow(ctx, SCMP_SYS(openat));
     if (rc == 0 && r->sockets)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                               SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));
