@@ -549,6 +549,51 @@ static void test_device_for_spec(void **state)
     d->ops.free(d);
 }
 
+/* libslirp is loaded with the first user NIC (dlopen). When it cannot
+ * be, the NIC is refused with a line saying what to install and what
+ * else works. Run in a child of this test (re-executed with a broken
+ * libslirp.so.0 first on LD_LIBRARY_PATH), since the library is loaded
+ * once per process. */
+static int slirp_missing_child(void)
+{
+    vmlet_error err;
+    struct net_spec s;
+    if (net_spec_parse("user", &s, &err) != 0)
+        return 2;
+    if (net_slirp_new(&s, &err))
+        return 3;
+    const char *m = err.message;
+    fprintf(stderr, "# %s\n", m);
+    return strstr(m, "libslirp0") && strstr(m, "libslirp.so.0") && strstr(m, "tap") ? 0 : 4;
+}
+
+static void test_slirp_missing(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vmlet-noslirp.XXXXXX", lib[64], path[64] = "LD_LIBRARY_PATH=";
+    assert_non_null(mkdtemp(dir));
+    snprintf(lib, sizeof lib, "%s/libslirp.so.0", dir);
+    FILE *f = fopen(lib, "w");
+    assert_non_null(f);
+    fputs("not an ELF file\n", f); /* dlopen fails: "file too short" / "invalid ELF header" */
+    fclose(f);
+    strncat(path, dir, sizeof path - strlen(path) - 1);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char *argv[] = { "test_net_backends", NULL };
+        char *envp[] = { path, "TEST_SLIRP_MISSING=1", NULL };
+        execve("/proc/self/exe", argv, envp);
+        _exit(127);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    unlink(lib);
+    rmdir(dir);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 static void test_slirp_dhcp(void **state)
 {
     (void)state;
@@ -1843,6 +1888,8 @@ static void test_device_tap_deleted(void **state)
 
 int main(void)
 {
+    if (getenv("TEST_SLIRP_MISSING"))
+        return slirp_missing_child();
     alarm(120);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_good),
@@ -1850,6 +1897,7 @@ int main(void)
         cmocka_unit_test(test_spec_macs),
         cmocka_unit_test(test_specs_across_nics),
         cmocka_unit_test(test_device_for_spec),
+        cmocka_unit_test(test_slirp_missing),
         cmocka_unit_test(test_slirp_dhcp),
         cmocka_unit_test(test_slirp_gateway_is_host),
         cmocka_unit_test(test_slirp_host_loopback_off),
