@@ -8,8 +8,9 @@
 #     /proc/PID/smaps, with the guest (512 MiB, lab/l2.img) booted to its
 #     init and idle, its drivers loaded:
 #       bare     1 vCPU, no device but the serial console
-#       devices  2 vCPUs, a virtio disk (a 64 MiB image), a user-mode NIC,
-#                the virtio console (console=hvc0) and virtio-rng
+#       devices  2 vCPUs, a virtio disk (a 64 MiB image), two NICs (user-
+#                mode NAT and a TAP device, both up in the guest), the
+#                virtio console (console=hvc0) and virtio-rng
 #     Guest RAM is every mapping at least as large as the guest's memory
 #     (vmlet's one mapping, QEMU's pc.ram); everything else counts, split
 #     into files (the binary, shared libraries), the heap and other
@@ -36,6 +37,7 @@ LOGDIR=${LOGDIR:-/tmp/lab-logs}
 BALLOON_INITRD=${BALLOON_INITRD:-$(dirname "$INITRD")/l2-balloon.img}
 READY_TIMEOUT=${READY_TIMEOUT:-300}
 MEM_MIB=512
+MEM_TAP=vmlmem0 # the devices case's TAP NIC (made by the VMM, gone with it)
 BASE="console=ttyS0 quiet panic=-1"
 mkdir -p "$LOGDIR"
 RESULTS=$LOGDIR/memory.results
@@ -122,12 +124,15 @@ overhead() {
     devices)
         rm -f "$work/disk.img"
         truncate -s 64M "$work/disk.img"
-        VMM_DISKS=$work/disk.img VMM_NET=user VMM_CONSOLE=virtio VMM_RNG=1
+        VMM_DISKS=$work/disk.img VMM_NET="user tap=$MEM_TAP" VMM_CONSOLE=virtio VMM_RNG=1
         vmm_start "$2" "$log" 2 ${MEM_MIB}M "console=hvc0 quiet panic=-1 vmlet.test=info vmlet.then=idle"
         VMM_DISKS='' VMM_NET='' VMM_CONSOLE='' VMM_RNG=''
         ;;
     esac
     if wait_line VMLET-INFO-DONE "$READY_TIMEOUT"; then
+        nics=$(marker VMLET-NICS-UP)
+        [ "$3" = devices ] && [ "$nics" != 2 ] &&
+            echo "# round $1 $2 $3: ${nics:-no} NICs up in the guest, not 2 (see $log)"
         sleep 5 # idle: the last driver probes and console output done
         # Kept for finding out where it goes (lab/logs/bench-memory/).
         cp "/proc/$VMM_PID/smaps" "$log.smaps" 2>/dev/null
