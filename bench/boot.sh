@@ -232,6 +232,29 @@ for vmm in $VMMS; do
              END { print "" }' "$h.${x%%:*}"
     done
 done
+# KASLR: the guest's own _text in each run; for vmlet also the offset it
+# says it chose, and whether _text is the link address plus that offset.
+echo
+echo "# the guest's _text (/proc/kallsyms) per run; vmlet: link address ffffffff81000000 + its offset"
+for vmm in $VMMS; do
+    line=
+    r=1
+    while [ "$r" -le "$REPS" ]; do
+        f=$LOGDIR/bench-$vmm-$r.log
+        t=$(tr -d '\r' <"$f" | sed -n 's/^VMLET-KTEXT=//p' | head -n 1)
+        o=$(tr -d '\r' <"$f" | sed -n 's/^vmlet: kernel: .* decompressed by vmlet, KASLR .* 0x\([0-9a-f]*\)$/\1/p' | head -n 1)
+        line="$line ${t:--}"
+        if [ -n "$o" ]; then
+            if [ "$t" = "$(hex_add ffffffff81000000 "$o")" ]; then
+                line="$line (offset 0x$o: matches)"
+            else
+                line="$line (offset 0x$o: DIFFERS)"
+            fi
+        fi
+        r=$((r + 1))
+    done
+    printf '%-16s%s\n' "$(label "$vmm")" "$line"
+done
 echo
 echo "# init = VMM start to VMLET-INIT-READY on the guest console; total = until the VMM exited"
 echo "# ok = runs that reached init and exited 0; medians, minima and maxima are over the runs that reached init"

@@ -23,6 +23,7 @@ fi
 vmlet=$1 kernel=$2 initrd=$3 logdir=$4
 mkdir -p "$logdir"
 . "$(dirname "$0")/checks.sh"
+. "$(dirname "$0")/vmm.sh"
 BASE="console=ttyS0 quiet panic=-1"
 # Debian's x86-64 kernel is linked at __START_KERNEL_map (0xffffffff80000000)
 # plus CONFIG_PHYSICAL_START (0x1000000).
@@ -43,23 +44,6 @@ boot() {
     grep -aq "kernel loaded in .* (decompressed by vmlet" "$log" && how=vmlet
     grep -aq "kernel loaded in .* (bzImage decompresses itself" "$log" && how=bzimage
 }
-# plus HEX HEX: their sum, 16 hex digits, in four 16-bit pieces (busybox
-# awk's numbers are doubles, and its %x takes no more than 31 bits).
-plus() {
-    awk -v a="$1" -v b="$2" 'function h(s,  i, v) {
-            v = 0
-            for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
-            return v }
-        BEGIN { a = sprintf("%16s", a); b = sprintf("%16s", b); gsub(/ /, "0", a); gsub(/ /, "0", b)
-                c = 0; out = ""
-                for (i = 13; i >= 1; i -= 4) {
-                    v = h(substr(a, i, 4)) + h(substr(b, i, 4)) + c
-                    c = v >= 65536 ? 1 : 0
-                    out = sprintf("%04x", v % 65536) out
-                }
-                print out }'
-}
-
 boot kaslr1
 k1_text=$text k1_offset=$offset
 if [ "$rc" = 0 ] && [ "$how" = vmlet ] && [ -n "$offset" ] && [ -n "$text" ]; then
@@ -70,7 +54,7 @@ else
 fi
 boot kaslr2
 k2_text=$text k2_offset=$offset
-w1=$(plus "$LINK_TEXT" "${k1_offset:-0}") w2=$(plus "$LINK_TEXT" "${offset:-0}")
+w1=$(hex_add "$LINK_TEXT" "${k1_offset:-0}") w2=$(hex_add "$LINK_TEXT" "${offset:-0}")
 if [ -n "$k1_offset" ] && [ -n "$k2_offset" ] && [ "$k1_text" = "$w1" ] && [ "$k2_text" = "$w2" ] &&
     { [ "$k1_offset" != 0 ] || [ "$k2_offset" != 0 ]; }; then
     ok kernel-kaslr-applied "(_text $k1_text, then $k2_text)"
