@@ -437,14 +437,46 @@ static int load_file_range(const char *what, const char *path, uint64_t off, uin
     return 0;
 }
 
+/* Whether the segments of a vmlinux decompressed at its own base can be
+ * moved into place there, one after another in file order: each moves
+ * down (or stays) and, with its zeroed tail, ends before the next one's
+ * bytes. Sets order to that order. */
+static bool movable_in_place(const struct vmlinux_info *vi, unsigned *order)
+{
+    for (unsigned i = 0; i < vi->nseg; i++)
+        order[i] = i;
+    for (unsigned i = 1; i < vi->nseg; i++)
+        for (unsigned j = i; j > 0 && vi->seg[order[j]].offset < vi->seg[order[j - 1]].offset;
+             j--) {
+            unsigned t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    for (unsigned i = 0; i < vi->nseg; i++) {
+        const struct vmlinux_segment *sg = &vi->seg[order[i]];
+        uint64_t dest = sg->paddr - vi->base;
+        if (dest > sg->offset)
+            return false;
+        if (i + 1 < vi->nseg && dest + sg->memsz > vi->seg[order[i + 1]].offset)
+            return false;
+    }
+    return true;
+}
+
 /* The decompressed vmlinux placed in guest memory the way the bzImage's
  * own decompressor places it (arch/x86/boot/compressed/misc.c): each
  * PT_LOAD segment at its physical address, the relocations applied for a
  * random virtual offset unless the command line says nokaslr. The payload
- * is already in guest memory at 1 MiB; it is decompressed into guest RAM
- * above the kernel's init_size (free RAM the kernel reuses) when it fits
- * below the initrd, else into a host buffer. Returns 0, or -1 with why
- * filled before anything at the kernel's place changed. */
+ * is already in guest memory at 1 MiB. When that ends below the kernel's
+ * address, the payload is decompressed right there (inside init_size, as
+ * the kernel's own decompressor does) and its segments moved down in
+ * place: no more guest memory is touched than the guest itself would (in
+ * the nested lab every page vmlet touches first costs a fault and a
+ * zeroing under emulation). Otherwise, or if the segments cannot be moved
+ * in place, it goes through a copy: guest RAM above init_size when it fits
+ * below the initrd, else a host buffer. Returns 0, or -1 with why filled
+ * before anything at the kernel's place changed but the decompressed
+ * bytes (which the fallback's own decompressor overwrites). */
 static int place_decompressed(const struct boot_plan *plan, const char *cmdline,
                               struct guest_memory *mem, struct boot_loaded *out, char *why,
                               size_t why_len)
@@ -456,10 +488,19 @@ static int place_decompressed(const struct boot_plan *plan, const char *cmdline,
         snprintf(why, why_len, "the payload is not in guest memory");
         return -1;
     }
-    uint64_t scratch = (plan->kernel_end + VMLINUX_ALIGN - 1) & ~(VMLINUX_ALIGN - 1);
-    uint64_t limit = plan->initrd_size ? plan->initrd_addr
-                                       : min64(mem->size, GUEST_MMIO_HOLE_START);
-    uint8_t *buf = fits64(scratch, out_len, limit) ? gpa_to_hva(mem, scratch, out_len) : NULL;
+    uint64_t setup_end = GUEST_KERNEL_ADDR + (plan->kernel_file_size - k->setup_size);
+    uint8_t *buf = NULL;
+    bool in_place = setup_end <= k->pref_address;
+    if (in_place)
+        buf = gpa_to_hva(mem, k->pref_address, out_len);
+    if (!buf) {
+        in_place = false;
+        uint64_t scratch = (plan->kernel_end + VMLINUX_ALIGN - 1) & ~(VMLINUX_ALIGN - 1);
+        uint64_t limit = plan->initrd_size ? plan->initrd_addr
+                                           : min64(mem->size, GUEST_MMIO_HOLE_START);
+        if (fits64(scratch, out_len, limit))
+            buf = gpa_to_hva(mem, scratch, out_len);
+    }
     bool mapped = false;
     if (!buf) {
         buf = mmap(NULL, out_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -470,8 +511,10 @@ static int place_decompressed(const struct boot_plan *plan, const char *cmdline,
         mapped = true;
     }
     int rc = -1;
+    uint8_t *table_copy = NULL;
     struct vmlinux_info vi;
     struct kernel_relocs relocs;
+    unsigned order[VMLINUX_MAX_SEGMENTS];
     if (kernel_decompress(plan->payload_format, in, plan->payload_size, buf, out_len, why,
                           why_len) < 0 ||
         vmlinux_parse(buf, out_len, out_len, &vi, why, why_len) < 0)
@@ -485,17 +528,43 @@ static int place_decompressed(const struct boot_plan *plan, const char *cmdline,
                  (unsigned long long)k->pref_address, k->init_size);
         goto out;
     }
-    int table = kernel_relocs_parse(buf + vi.elf_end, out_len - vi.elf_end, &vi, &relocs, why,
-                                    why_len);
-    if (table < 0)
+    const uint8_t *table = buf + vi.elf_end;
+    size_t table_len = out_len - vi.elf_end;
+    if (in_place && !movable_in_place(&vi, order)) {
+        /* Unusual: copy it all out and place it from there. */
+        uint8_t *copy = mmap(NULL, out_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+                             0);
+        if (copy == MAP_FAILED) {
+            snprintf(why, why_len, "no memory to decompress into");
+            goto out;
+        }
+        memcpy(copy, buf, out_len);
+        buf = copy;
+        mapped = true;
+        in_place = false;
+        table = buf + vi.elf_end;
+    }
+    if (in_place && table_len) {
+        /* The segments' moves may run over the table: keep it apart. */
+        table_copy = malloc(table_len);
+        if (!table_copy) {
+            snprintf(why, why_len, "out of memory");
+            goto out;
+        }
+        memcpy(table_copy, table, table_len);
+        table = table_copy;
+    }
+    int has_table = kernel_relocs_parse(table, table_len, &vi, &relocs, why, why_len);
+    if (has_table < 0)
         goto out;
     /* A relocation table is there only with CONFIG_RANDOMIZE_BASE; without
      * one the bzImage's decompressor does no KASLR either. */
-    out->kaslr = table == 0 && k->relocatable && !cmdline_has_word(cmdline, "nokaslr");
+    out->kaslr = has_table == 0 && k->relocatable && !cmdline_has_word(cmdline, "nokaslr");
     if (out->kaslr) {
         uint64_t r;
         if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
             snprintf(why, why_len, "getrandom: %s", strerror(errno));
+            out->kaslr = false;
             goto out;
         }
         uint64_t slots = kernel_kaslr_slots(vi.base, max64(out_len, k->init_size));
@@ -505,10 +574,15 @@ static int place_decompressed(const struct boot_plan *plan, const char *cmdline,
     uint8_t *image = gpa_to_hva(mem, vi.base, vi.image_size);
     if (!image) {
         snprintf(why, why_len, "the kernel does not fit in guest memory");
+        out->kaslr = false;
+        out->virt_offset = 0;
         goto out;
     }
+    if (!in_place)
+        for (unsigned i = 0; i < vi.nseg; i++)
+            order[i] = i;
     for (unsigned i = 0; i < vi.nseg; i++) {
-        const struct vmlinux_segment *sg = &vi.seg[i];
+        const struct vmlinux_segment *sg = &vi.seg[order[i]];
         uint8_t *dst = image + (sg->paddr - vi.base);
         memmove(dst, buf + sg->offset, sg->filesz);
         memset(dst + sg->filesz, 0, sg->memsz - sg->filesz);
@@ -517,8 +591,10 @@ static int place_decompressed(const struct boot_plan *plan, const char *cmdline,
         kernel_relocs_apply(&relocs, &vi, image, out->virt_offset);
     out->entry = vi.entry;
     out->host_decompressed = true;
+    out->in_place = in_place;
     rc = 0;
 out:
+    free(table_copy);
     if (mapped)
         munmap(buf, out_len);
     return rc;

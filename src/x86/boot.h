@@ -53,6 +53,7 @@ struct boot_plan {
 struct boot_loaded {
     uint64_t entry;         /* the boot vCPU's RIP */
     bool host_decompressed; /* the kernel was decompressed and placed here */
+    bool in_place;          /* decompressed at the kernel's own address */
     bool kaslr;             /* with a random virtual offset (KASLR_FLAG set) */
     uint64_t virt_offset;   /* that offset */
     char note[300];         /* why the bzImage's own decompressor runs, or "" */

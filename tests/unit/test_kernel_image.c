@@ -19,11 +19,14 @@
 #include "x86/boot.h"
 #include "x86/kernel_image.h"
 
-#define KMAP       0xffffffff80000000ULL
-#define BASE       0x1000000ULL /* LOAD_PHYSICAL_ADDR */
-#define SEG0_OFF   0x1000
-#define SEG0_SIZE  0x3000
-#define SEG1_PADDR (BASE + 0x200000)
+#define KMAP      0xffffffff80000000ULL
+#define BASE      0x1000000ULL /* LOAD_PHYSICAL_ADDR */
+#define SEG0_OFF  0x1000
+#define SEG0_SIZE 0x3000
+/* The second segment 2 MiB up (it moves up: not in place), or right
+ * after the first (in place, as in Debian's kernel). */
+static uint64_t seg1_paddr = BASE + 0x200000;
+#define SEG1_PADDR seg1_paddr
 #define SEG1_OFF   (SEG0_OFF + SEG0_SIZE)
 #define SEG1_FILE  0x1000
 #define SEG1_MEM   0x2000
@@ -475,16 +478,34 @@ static void boot_lz4(const uint8_t *k, size_t len, const char *cmdline, uint64_t
 
 static void boots_a_bzimage_decompressed_on_the_host(void **state)
 {
-    size_t len, plen;
-    uint8_t *k = fake_bzimage_lz4(&len, &plen);
-    /* 64 MiB: the payload decompresses into guest RAM above init_size;
-     * 20 MiB (the kernel's end): it takes a host buffer. */
-    uint64_t sizes[] = { 64 << 20, 20 << 20 };
-    for (int s = 0; s < 2; s++) {
+    /* Each way to place it: decompressed at the kernel's address and moved
+     * in place; there, but copied out (a segment moves up); with a
+     * protected-mode part reaching past 16 MiB (15 MiB of padding), into
+     * guest RAM above init_size (64 MiB) or a host buffer (20 MiB, the
+     * kernel's end). */
+    struct {
+        uint64_t seg1, mem;
+        size_t pad;
+        bool in_place;
+    } ways[] = {
+        { BASE + SEG0_SIZE, 64 << 20, 0, true },
+        { BASE + 0x200000, 64 << 20, 0, false },
+        { BASE + SEG0_SIZE, 64 << 20, 15 << 20, false },
+        { BASE + SEG0_SIZE, 20 << 20, 15 << 20, false },
+    };
+    for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
+        seg1_paddr = ways[w].seg1;
+        size_t len, plen;
+        uint8_t *k0 = fake_bzimage_lz4(&len, &plen);
+        uint8_t *k = calloc(1, len + ways[w].pad);
+        memcpy(k, k0, len);
+        free(k0);
+        len += ways[w].pad;
         struct boot_plan plan;
         struct boot_loaded loaded;
         struct guest_memory mem;
-        boot_lz4(k, len, "console=ttyS0", sizes[s], &plan, &loaded, &mem);
+        boot_lz4(k, len, "console=ttyS0", ways[w].mem, &plan, &loaded, &mem);
+        assert_int_equal(loaded.in_place, ways[w].in_place);
         assert_true(plan.host_decompress);
         assert_int_equal(plan.payload_format, KERNEL_COMP_LZ4);
         assert_true(loaded.host_decompressed);
@@ -508,8 +529,9 @@ static void boots_a_bzimage_decompressed_on_the_host(void **state)
         const struct boot_params *bp = (const void *)(mem.host + GUEST_BOOT_PARAMS_ADDR);
         assert_true(bp->hdr.loadflags & KASLR_FLAG);
         guest_memory_free(&mem);
+        free(k);
     }
-    free(k);
+    seg1_paddr = BASE + 0x200000;
 }
 
 static void nokaslr_keeps_link_addresses(void **state)
