@@ -162,6 +162,8 @@ static void elf_setup_header(uint8_t *head, const struct vmlinux_info *v)
 static int read_kernel_head(const char *kernel, uint8_t *head, uint64_t *file_size,
                             struct vmlinux_info *elf, bool *is_elf, vmlet_error *err)
 {
+    *file_size = 0;
+    *is_elf = false;
     int fd = open(kernel, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return set_error(err, VMLET_ERR_FILE, "kernel '%s': %s", kernel, strerror(errno));
@@ -221,7 +223,7 @@ static const char *plan_host_decompress(const char *kernel, struct boot_plan *pl
     uint64_t off = (uint64_t)k->setup_size + k->payload_offset;
     if (!fits64(off, k->payload_length, plan->kernel_file_size))
         return "the payload lies outside the file";
-    uint8_t magic[8], size[4];
+    uint8_t magic[8] = { 0 }, size[4] = { 0 };
     int fd = open(kernel, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return "cannot read the payload";
