@@ -561,8 +561,7 @@ static void corrupt_payload_falls_back(void **state)
     size_t len, plen;
     uint8_t *k = fake_bzimage_lz4(&len, &plen);
     uint8_t *payload = k + SETUP_SIZE + PAYLOAD_OFF;
-    const char *envs[] = { NULL, "guest" };
-    for (int c = 0; c < 4; c++) {
+    for (int c = 0; c < 5; c++) {
         uint8_t *bad = malloc(len);
         memcpy(bad, k, len);
         uint8_t *p = bad + SETUP_SIZE + PAYLOAD_OFF;
@@ -573,7 +572,9 @@ static void corrupt_payload_falls_back(void **state)
         else if (c == 2)
             put32(p + plen - 4, (uint32_t)(plen * 3)); /* size ≠ the data's */
         if (c == 3)
-            setenv("VMLET_KERNEL_DECOMPRESS", envs[1], 1);
+            setenv("VMLET_KERNEL_DECOMPRESS", "guest", 1);
+        if (c == 4)
+            unsetenv("VMLET_KERNEL_DECOMPRESS"); /* the default */
         struct boot_plan plan;
         struct boot_loaded loaded;
         struct guest_memory mem;
@@ -587,7 +588,7 @@ static void corrupt_payload_falls_back(void **state)
         assert_false(bp->hdr.loadflags & KASLR_FLAG);
         guest_memory_free(&mem);
         free(bad);
-        unsetenv("VMLET_KERNEL_DECOMPRESS");
+        setenv("VMLET_KERNEL_DECOMPRESS", "host", 1);
     }
     (void)payload;
     free(k);
@@ -634,6 +635,10 @@ static void boots_an_elf_vmlinux(void **state)
 
 int main(void)
 {
+    /* Host-side decompression is opt-in; the tests of it opt in here, and
+     * the fallback test below checks that without it the bzImage's own
+     * decompressor runs. */
+    setenv("VMLET_KERNEL_DECOMPRESS", "host", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(detects_formats_by_magic),
         cmocka_unit_test(decompresses_each_format),
