@@ -5,7 +5,9 @@
 #   bench/boot.sh [REPS] [microvm]
 #
 # Boots the same kernel and initramfs (1 vCPU, 256 MiB) with each VMM,
-# interleaved, REPS times each. The guest's init prints VMLET-INIT-READY
+# interleaved, REPS times each: vmlet (the bzImage's own decompressor, the
+# default), vmlet decompressing the kernel itself ("vmlet host-dec",
+# VMLET_KERNEL_DECOMPRESS=host) and QEMU -M pc. The guest's init prints VMLET-INIT-READY
 # and powers off at once (vmlet.test=bench). Per boot it measures:
 #   init   seconds from starting the VMM to the marker on its console
 #   total  seconds until the VMM has exited
@@ -32,7 +34,9 @@ LABLIB=${LABLIB:-$HERE/../tests/lab}
 . "$LABLIB/vmm.sh"
 
 REPS=${1:-5}
-VMMS=${VMMS:-vmlet qemu}
+# vmlet-hostdec: vmlet with VMLET_KERNEL_DECOMPRESS=host, decompressing
+# and relocating the kernel on the host (issue 14; opt-in).
+VMMS=${VMMS:-vmlet vmlet-hostdec qemu}
 [ "${2:-}" = microvm ] && VMMS="$VMMS qemu-microvm"
 LOGDIR=${LOGDIR:-/tmp/lab-logs}
 CMDLINE="console=ttyS0 quiet panic=-1 vmlet.test=bench${APPEND:+ $APPEND}"
@@ -76,7 +80,8 @@ stamp() {
 }
 
 # run_one VMM LOG: prints "READY TOTAL EXITS STATUS RUN_INIT UPTIME SETUP
-# TEARDOWN" ("-" for what did not come: READY if the marker never did).
+# TEARDOWN KERNEL_LOAD" ("-" for what did not come: READY if the marker
+# never did).
 # A watchdog ends a boot that hangs.
 run_one() {
     fifo=$2.in
@@ -84,7 +89,8 @@ run_one() {
     exec 7<>"$fifo"
     exits_arm
     read -r t0 _ </proc/uptime
-    { ( vmm_exec "$1" 1 256M "$CMDLINE" "" ) <"$fifo" 2>&1 & vpid=$!
+    { ( if [ "$1" = vmlet-hostdec ]; then export VMLET_KERNEL_DECOMPRESS=host; fi
+        vmm_exec "${1%-hostdec}" 1 256M "$CMDLINE" "" ) <"$fifo" 2>&1 & vpid=$!
       # The watchdog must not hold the pipe to stamp open.
       ( trap 'kill $s 2>/dev/null; exit 0' TERM
         sleep "$BOOT_LIMIT" & s=$!
@@ -108,7 +114,11 @@ run_one() {
         NF == 2 && $1 > 0 { s = sprintf("%.3f", $1 - a) }
         NF == 2 && $2 > 0 { d = sprintf("%.3f", e - $2) }
         END { print (s == "" ? "-" : s), (d == "" ? "-" : d) }')
-    echo "$ready $total ${exits:--} $status ${clock:-- -} $times"
+    # vmlet's time loading the kernel (part of set-up): decompressing it
+    # when it does.
+    kload=$(sed -n 's/.*vmlet: timing: .* kernel loaded in \([0-9.]*\) ms.*/\1/p' "$2" | head -n 1 |
+        awk 'NF { printf "%.3f", $1 / 1000 }')
+    echo "$ready $total ${exits:--} $status ${clock:-- -} $times ${kload:--}"
 }
 
 # median FORMAT: of the numbers on stdin, one a line; "-" if none.
@@ -120,9 +130,9 @@ median() {
 }
 
 for vmm in $VMMS; do
-    if [ "$vmm" = vmlet ] && [ ! -x "$VMLET" ]; then
-        echo "# no vmlet binary at $VMLET: leaving it out"
-        VMMS=$(echo "$VMMS" | sed 's/vmlet//')
+    if [ "${vmm%-hostdec}" = vmlet ] && [ ! -x "$VMLET" ]; then
+        echo "# no vmlet binary at $VMLET: leaving $vmm out"
+        VMMS=$(echo " $VMMS " | sed "s/ $vmm / /")
     fi
     : >"$LOGDIR/bench-$vmm.results"
 done
@@ -132,7 +142,7 @@ rep=1
 while [ "$rep" -le "$REPS" ]; do
     for vmm in $VMMS; do
         r=$(run_one "$vmm" "$LOGDIR/bench-$vmm-$rep.log")
-        echo "# run $rep $vmm: init/total/exits/status/run-init/uptime/set-up/teardown = $r"
+        echo "# run $rep $vmm: init/total/exits/status/run-init/uptime/set-up/teardown/kernel-load = $r"
         echo "$r" >>"$LOGDIR/bench-$vmm.results"
     done
     rep=$((rep + 1))
@@ -142,6 +152,7 @@ label() {
     case $1 in
     qemu) echo "qemu -M pc" ;;
     qemu-microvm) echo "qemu -M microvm" ;;
+    vmlet-hostdec) echo "vmlet host-dec" ;;
     *) echo "$1" ;;
     esac
 }
@@ -149,7 +160,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) p
 
 # col VMM EXPR: one derived number a run, of the runs that reached init
 # (awk expression over the results' fields: $1 init, $2 total, $3 exits,
-# $5 Run /init, $6 guest uptime at the marker, $7 set-up, $8 teardown).
+# $5 Run /init, $6 guest uptime at the marker, $7 set-up, $8 teardown,
+# $9 kernel load).
 col() {
     awk '$1 != "-" { print }' "$LOGDIR/bench-$1.results" |
         awk "{ v = $2; if (v != \"-\" && v != \"\") print v }"
@@ -193,12 +205,13 @@ for vmm in $VMMS; do
 done
 echo
 echo "# where the time goes, seconds, median (min-max):"
-printf '%-16s %-19s %-19s %-19s %-19s %-19s\n' VMM "VMM set-up" "pre-kernel" "guest Run /init" \
-    "marker to exit" "VMM teardown"
+printf '%-16s %-19s %-19s %-19s %-19s %-19s %-19s\n' VMM "VMM set-up" "of it kernel load" \
+    "pre-kernel" "guest Run /init" "marker to exit" "VMM teardown"
 # shellcheck disable=SC2016
 for vmm in $VMMS; do
-    printf '%-16s %-19s %-19s %-19s %-19s %-19s\n' "$(label "$vmm")" \
-        "$(col "$vmm" '$7' | stats %.3f)" "$(col "$vmm" "$DIFF_PREK" | stats %.2f)" \
+    printf '%-16s %-19s %-19s %-19s %-19s %-19s %-19s\n' "$(label "$vmm")" \
+        "$(col "$vmm" '$7' | stats %.3f)" "$(col "$vmm" '$9' | stats %.3f)" \
+        "$(col "$vmm" "$DIFF_PREK" | stats %.2f)" \
         "$(col "$vmm" '$5' | stats %.2f)" "$(col "$vmm" "$DIFF_EXIT" | stats %.2f)" \
         "$(col "$vmm" '$8' | stats %.3f)"
 done
@@ -219,6 +232,29 @@ for vmm in $VMMS; do
              END { print "" }' "$h.${x%%:*}"
     done
 done
+# KASLR: the guest's own _text in each run; for vmlet also the offset it
+# says it chose, and whether _text is the link address plus that offset.
+echo
+echo "# the guest's _text (/proc/kallsyms) per run; vmlet: link address ffffffff81000000 + its offset"
+for vmm in $VMMS; do
+    line=
+    r=1
+    while [ "$r" -le "$REPS" ]; do
+        f=$LOGDIR/bench-$vmm-$r.log
+        t=$(tr -d '\r' <"$f" | sed -n 's/^VMLET-KTEXT=//p' | head -n 1)
+        o=$(tr -d '\r' <"$f" | sed -n 's/^vmlet: kernel: .* decompressed by vmlet, KASLR .* 0x\([0-9a-f]*\)$/\1/p' | head -n 1)
+        line="$line ${t:--}"
+        if [ -n "$o" ]; then
+            if [ "$t" = "$(hex_add ffffffff81000000 "$o")" ]; then
+                line="$line (offset 0x$o: matches)"
+            else
+                line="$line (offset 0x$o: DIFFERS)"
+            fi
+        fi
+        r=$((r + 1))
+    done
+    printf '%-16s%s\n' "$(label "$vmm")" "$line"
+done
 echo
 echo "# init = VMM start to VMLET-INIT-READY on the guest console; total = until the VMM exited"
 echo "# ok = runs that reached init and exited 0; medians, minima and maxima are over the runs that reached init"
@@ -227,3 +263,5 @@ echo "# VMM set-up = VMM start to the guest's first instruction (vmlet's own sta
 echo "#   instruction is its firmware's, not measured: the firmware is in pre-kernel); pre-kernel = init"
 echo "#   minus the guest's uptime at the marker (set-up, firmware, decompressor); guest Run /init ="
 echo "#   the kernel's printk time of 'Run /init'; VMM teardown = guest stop to VMM exit (vmlet's stamp)"
+echo "# of it kernel load = vmlet reading the kernel into guest memory (decompressing and relocating"
+echo "#   it for host-dec), part of VMM set-up"

@@ -44,7 +44,8 @@ static const char usage_text[] =
     "Options for 'run':\n"
     "  --config FILE            read the settings from a JSON file (docs/config.md);\n"
     "                           other options override it, --disk and --net add\n"
-    "  --kernel PATH            x86-64 Linux bzImage (required unless in --config)\n"
+    "  --kernel PATH            x86-64 Linux bzImage or ELF vmlinux (required unless\n"
+    "                           in --config)\n"
     "  --initrd PATH            initial ramdisk\n"
     "  --cmdline STRING         kernel command line, e.g. \"console=ttyS0\"\n"
     "  --cpus N                 number of vCPUs (default 1)\n"
@@ -717,7 +718,8 @@ static uint64_t boottime_ns(void)
 }
 
 struct vm_times {
-    uint64_t first_run, stop;
+    uint64_t first_run, stop, kernel_load;
+    bool host_decompressed, kaslr;
 };
 
 static void take_vm_time(void *opaque, const char *group, const char *name, uint64_t value)
@@ -729,6 +731,12 @@ static void take_vm_time(void *opaque, const char *group, const char *name, uint
         t->first_run = value;
     else if (!strcmp(name, "stop_boottime_ns"))
         t->stop = value;
+    else if (!strcmp(name, "kernel_load_ns"))
+        t->kernel_load = value;
+    else if (!strcmp(name, "kernel_host_decompressed"))
+        t->host_decompressed = value;
+    else if (!strcmp(name, "kernel_kaslr"))
+        t->kaslr = value;
 }
 
 static void print_timing(const struct vm_times *t, uint64_t freed)
@@ -736,10 +744,15 @@ static void print_timing(const struct vm_times *t, uint64_t freed)
     const double s = 1e-9, ms = 1e-6;
     fprintf(stderr,
             "vmlet: timing: main=%.6f first-run=%.6f stop=%.6f freed=%.6f; "
-            "main to first guest instruction %.1f ms, guest stop to VM freed %.1f ms\n",
+            "main to first guest instruction %.1f ms, guest stop to VM freed %.1f ms; "
+            "kernel loaded in %.1f ms (%s, KASLR %s)\n",
             main_ns * s, t->first_run * s, t->stop * s, freed * s,
             t->first_run ? (double)(t->first_run - main_ns) * ms : 0.0,
-            t->stop ? (double)(freed - t->stop) * ms : 0.0);
+            t->stop ? (double)(freed - t->stop) * ms : 0.0, t->kernel_load * ms,
+            t->host_decompressed ? "decompressed by vmlet" : "bzImage decompresses itself",
+            t->kaslr               ? "by vmlet"
+            : t->host_decompressed ? "off"
+                                   : "the kernel's");
 }
 
 /* Returns -1 with *out and console_pipe set, or an exit status. */

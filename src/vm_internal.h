@@ -91,6 +91,10 @@ struct vmlet_vm {
      * first stop reason, 0 until then: what bench/boot needs to tell the
      * VMM's set-up and teardown from the guest's boot (metrics "vm"). */
     uint64_t first_run_ns, stop_ns;
+    /* How the kernel was loaded (boot.h): time spent, decompressed on the
+     * host or by the bzImage, KASLR. */
+    uint64_t kernel_load_ns;
+    bool kernel_host_decompressed, kernel_kaslr;
 };
 
 /* The parts of vmlet_vm_create that vmlet_vm_restore shares (vm.c). */

@@ -114,14 +114,14 @@ out:
     return rc;
 }
 
-int x86_vcpu_set_boot_registers(int vcpu_fd, vmlet_error *err)
+int x86_vcpu_set_boot_registers(int vcpu_fd, uint64_t rip, vmlet_error *err)
 {
     struct kvm_regs regs;
     struct kvm_sregs sregs;
     struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
     if (ioctl(vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
         return set_error(err, VMLET_ERR_HOST, "KVM_GET_SREGS failed: %s", strerror(errno));
-    boot_cpu_registers(&regs, &sregs);
+    boot_cpu_registers(&regs, &sregs, rip);
     if (ioctl(vcpu_fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu_fd, KVM_SET_REGS, &regs) < 0 ||
         ioctl(vcpu_fd, KVM_SET_FPU, &fpu) < 0)
         return set_error(err, VMLET_ERR_HOST, "cannot set the boot vCPU's registers: %s",

@@ -21,7 +21,8 @@ int x86_vcpu_init(int vcpu_fd, const struct kvm_cpuid2 *supported, unsigned inde
                   bool tsc_deadline, vmlet_error *err);
 
 /* The boot vCPU's registers, segments and FPU at the kernel's 64-bit
- * entry (boot.h's boot_cpu_registers). Returns 0, or -1 with err filled. */
-int x86_vcpu_set_boot_registers(int vcpu_fd, vmlet_error *err);
+ * entry rip (boot.h's boot_cpu_registers). Returns 0, or -1 with err
+ * filled. */
+int x86_vcpu_set_boot_registers(int vcpu_fd, uint64_t rip, vmlet_error *err);
 
 #endif

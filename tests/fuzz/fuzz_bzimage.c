@@ -1,5 +1,6 @@
 /* libFuzzer target for the bzImage parser and boot-protocol loader
- * (src/x86/boot.c): any bytes as a kernel file, with an initrd and a
+ * (src/x86/boot.c): any bytes as a kernel file (a bzImage booting through
+ * its own decompressor, or an ELF vmlinux), with an initrd and a
  * command line whose sizes come from the input, planned and loaded into
  * guest memory the way vmlet boots a VM. Build with clang
  * -fsanitize=fuzzer,address,undefined (docs/fuzzing.md), or with
@@ -237,6 +238,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < PARAMS)
         return 0;
+    /* The payload's decompression is fuzz_kernel_image's; here the bytes
+     * at 1 MiB must stay the file's. */
+    setenv("VMLET_KERNEL_DECOMPRESS", "guest", 1);
     uint64_t mem_size = mem_sizes[data[0] % 4];
     bool with_initrd = data[1] & 1, with_cmdline = data[1] & 2;
     size_t initrd_size = (data[2] | data[3] << 8 | (size_t)data[4] << 16) & INITRD_MAX;
@@ -279,13 +283,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         guest_memory_layout(mem_size, &m.low_size, &m.high_size);
         m.host = ram_alloc(mem_size);
         check(m.host != NULL, "out of memory");
+        struct boot_loaded loaded;
         rc = boot_load_linux(&plan, kpath, with_initrd ? ipath : NULL, cmdline, &m, GUEST_ACPI_ADDR,
-                             &err);
+                             &loaded, &err);
         if (rc != 0)
             fprintf(stderr, "fuzz_bzimage: load failed: %s\n", err.message);
         check(rc == 0, "a plan that succeeded did not load");
-        check_memory(&m, &plan, kernel, pattern, with_initrd, cmdline ? cmdline : "");
-        check_params(&m, &plan, kernel, with_initrd);
+        check(!loaded.host_decompressed, "decompressed on the host though told not to");
+        if (plan.elf) {
+            /* An ELF vmlinux: entered inside what was loaded. */
+            check(loaded.entry >= plan.vmlinux.base &&
+                      loaded.entry < plan.vmlinux.base + plan.vmlinux.image_size &&
+                      plan.kernel_end <= min64(mem_size, GUEST_MMIO_HOLE_START),
+                  "ELF entry outside the kernel");
+        } else {
+            check(loaded.entry == BOOT_BZIMAGE_ENTRY, "bzImage entered elsewhere");
+            check_memory(&m, &plan, kernel, pattern, with_initrd, cmdline ? cmdline : "");
+            check_params(&m, &plan, kernel, with_initrd);
+        }
         ram_free(m.host, mem_size);
     }
     free(cmdline);

@@ -29,7 +29,7 @@
 # scripts/lab-images), DISKDIR (where the disk images are made: L1's
 # tmpfs), SCRATCH_MB (256), DISKS_TIMEOUT (s for the disk checks, 600),
 # RECORDS_ROUNDS (boots of scenario G, 3), ONLY (for working on one part:
-# "mini net api vsock fs balloon snapshot disks" or some of them, planned and run
+# "mini net api kernel vsock fs balloon snapshot disks" or some of them, planned and run
 # alone, vmlet only; disks = scenarios E, F, G).
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -627,7 +627,8 @@ scenario_g() {
 # The mini guests (tests/mini): a few instructions each, testing vmlet's
 # run loop, exits and stop paths on the same /dev/kvm. Networking
 # (tests/lab/net.sh): a user-mode and a TAP NIC in one boot. The library
-# and its control socket (tests/lab/api.sh). vsock, both directions
+# and its control socket (tests/lab/api.sh). The kernel decompressed and
+# relocated by vmlet (tests/lab/kernel.sh). vsock, both directions
 # (tests/lab/vsock.sh). Shared directories (tests/lab/fs.sh). The balloon
 # (tests/lab/balloon.sh). Snapshots (tests/lab/snapshot.sh). Each script
 # names its checks with --plan.
@@ -664,6 +665,7 @@ plan() {
             sh "$MINI/run.sh" --plan
             sh "$HERE/net.sh" --plan
             sh "$HERE/api.sh" --plan
+            sh "$HERE/kernel.sh" --plan
             sh "$HERE/vsock.sh" --plan
             sh "$HERE/fs.sh" --plan
             sh "$HERE/balloon.sh" --plan
@@ -687,6 +689,7 @@ if [ -n "${ONLY:-}" ]; then
         mini) sh "$MINI/run.sh" "$VMLET" "$MINI_IMAGES" ;;
         net) sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" ;;
         api) sh "$HERE/api.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" ;;
+        kernel) sh "$HERE/kernel.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" ;;
         vsock) sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" ;;
         fs) sh "$HERE/fs.sh" "$VMLET" "$KERNEL" "$FS_INITRD" "$LOGDIR" ;;
         balloon) sh "$HERE/balloon.sh" "$VMLET" "$KERNEL" "$BALLOON_INITRD" "$LOGDIR" ;;
@@ -713,6 +716,7 @@ for VMM in $VMMS; do
         failures=$((failures + $(grep -c '^not ok' "$LOGDIR/mini.tap")))
         sh "$HERE/net.sh" "$VMLET" "$KERNEL" "$NET_INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/api.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" || failures=$((failures + 1))
+        sh "$HERE/kernel.sh" "$VMLET" "$KERNEL" "$INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/vsock.sh" "$VMLET" "$KERNEL" "$VSOCK_INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/fs.sh" "$VMLET" "$KERNEL" "$FS_INITRD" "$LOGDIR" || failures=$((failures + 1))
         sh "$HERE/balloon.sh" "$VMLET" "$KERNEL" "$BALLOON_INITRD" "$LOGDIR" || failures=$((failures + 1))

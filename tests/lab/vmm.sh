@@ -232,3 +232,20 @@ vmm_cleanup() {
     esac
     return 0
 }
+
+# hex_add HEX HEX: (bench/boot.sh, tests/lab/kernel.sh) their sum, 16 hex digits, in four 16-bit pieces (busybox
+# awk's numbers are doubles, and its %x takes no more than 31 bits).
+hex_add() {
+    awk -v a="$1" -v b="$2" 'function h(s,  i, v) {
+            v = 0
+            for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
+            return v }
+        BEGIN { a = sprintf("%16s", a); b = sprintf("%16s", b); gsub(/ /, "0", a); gsub(/ /, "0", b)
+                c = 0; out = ""
+                for (i = 13; i >= 1; i -= 4) {
+                    v = h(substr(a, i, 4)) + h(substr(b, i, 4)) + c
+                    c = v >= 65536 ? 1 : 0
+                    out = sprintf("%04x", v % 65536) out
+                }
+                print out }'
+}

@@ -174,8 +174,12 @@ static void loads_an_empty_initrd(void **state)
     assert_int_equal(boot_plan_linux(kpath, ipath, "console=ttyS0", 64 << 20, &plan, &err), 0);
     assert_int_equal(plan.initrd_size, 0);
     assert_int_equal(guest_memory_alloc(&mem, 64 << 20, &err), 0);
+    struct boot_loaded loaded;
     assert_int_equal(
-        boot_load_linux(&plan, kpath, ipath, "console=ttyS0", &mem, GUEST_ACPI_ADDR, &err), 0);
+        boot_load_linux(&plan, kpath, ipath, "console=ttyS0", &mem, GUEST_ACPI_ADDR, &loaded, &err),
+        0);
+    assert_false(loaded.host_decompressed); /* the fake payload is no format */
+    assert_true(loaded.entry == GUEST_KERNEL_ADDR + 0x200);
     const struct boot_params *bp = (const void *)(mem.host + GUEST_BOOT_PARAMS_ADDR);
     assert_int_equal(bp->hdr.ramdisk_size, 0);
     guest_memory_free(&mem);
@@ -326,8 +330,8 @@ static void entry_registers(void **state)
     struct kvm_regs regs;
     struct kvm_sregs sregs;
     memset(&sregs, 0, sizeof sregs);
-    boot_cpu_registers(&regs, &sregs);
-    assert_true(regs.rip == GUEST_KERNEL_ADDR + 0x200);
+    boot_cpu_registers(&regs, &sregs, 0x1000000);
+    assert_true(regs.rip == 0x1000000);
     assert_true(regs.rsi == GUEST_BOOT_PARAMS_ADDR);
     assert_true(regs.rflags == 2);
     assert_int_equal(sregs.cs.selector, 0x10);
