@@ -124,8 +124,8 @@ static int parse_fc_options(int argc, char **argv, struct fc_options *o)
     };
     opterr = 0;
     optind = 1;
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+    int c, idx = 0;
+    while ((c = getopt_long(argc, argv, ":", longopts, &idx)) != -1) {
         switch (c) {
         case OPT_API_SOCK:
             if (!*optarg)
@@ -160,7 +160,7 @@ static int parse_fc_options(int argc, char **argv, struct fc_options *o)
             unsigned long long v = strtoull(optarg, &end, 10);
             (void)v;
             if (!*optarg || *end || errno || optarg[0] == '-')
-                return arg_error("%s '%.40s' is not a number of microseconds", argv[optind - 1],
+                return arg_error("--%s '%.40s' is not a number of microseconds", longopts[idx].name,
                                  optarg);
             break;
         }
