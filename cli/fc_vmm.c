@@ -1135,9 +1135,8 @@ static const char *const unsupported_resources[] = {
     "mmds", "cpu-config", "serial", "pmem", "hotplug",
 };
 
-int fc_vmm_dispatch(const struct http_request *req, void *ctx, char **body)
+static int dispatch(struct fc_vmm *fc, const struct http_request *req, char **body)
 {
-    struct fc_vmm *fc = ctx;
     *body = NULL;
     const char *m = req->method;
     bool get = !strcmp(m, "GET"), put = !strcmp(m, "PUT"), patch = !strcmp(m, "PATCH");
@@ -1247,6 +1246,19 @@ unsupported:
     *body = api_fault("%s /%s%s%s is not supported by vmlet (docs/firecracker.md)", m, resource,
                       id ? "/" : "", id ? id : "");
     return 400;
+}
+
+/* Each request and its answer go to the log (Info; the fault at Warning). */
+int fc_vmm_dispatch(const struct http_request *req, void *ctx, char **body)
+{
+    struct fc_vmm *fc = ctx;
+    int status = dispatch(fc, req, body);
+    if (status >= 400)
+        fc_vmm_log(fc, "Warning", "API: %s %.128s: %d %.300s", req->method, req->path, status,
+                   *body ? *body : "");
+    else
+        fc_vmm_log(fc, "Info", "API: %s %.128s: %d", req->method, req->path, status);
+    return status;
 }
 
 /* ---- --config-file ------------------------------------------------------- */
