@@ -1342,6 +1342,9 @@ struct fc_vmm *fc_vmm_new(const struct fc_host *host)
     fc->mem_mib = FC_DEFAULT_MEM_MIB;
     fc->log_fd = fc->metrics_fd = -1;
     fc->log_level = LEVEL_INFO;
+    /* glibc's gmtime_r reads /etc/localtime on its first call, which the
+     * sandbox (this thread's, once the VM runs) refuses: read it now. */
+    tzset();
     return fc;
 }
 

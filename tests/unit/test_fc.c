@@ -16,8 +16,10 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <seccomp.h>
 
 #include "../../cli/api.h"
 #include "../../cli/fc_vmm.h"
@@ -800,6 +802,54 @@ static void vm_config_round_trip(void **state)
     fc_vmm_free(copy);
 }
 
+/* Once the VM runs, the control thread's sandbox refuses openat; the log
+ * lines written then must not need one (glibc's first gmtime_r reads
+ * /etc/localtime: found in the lab). A child process with openat fatal
+ * stands in for the sandbox. First in the list, so that no earlier test
+ * has read the time zone in this process already. */
+static void log_lines_open_nothing(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vmlet-fc-log-XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/fc.log", dir);
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        struct fc_host host = { .id = "sandboxed", .console_in = -1, .console_out = -1 };
+        struct fc_vmm *fc = fc_vmm_new(&host);
+        vmlet_error err;
+        char doc[160];
+        int n = snprintf(doc, sizeof doc, "{\"logger\": {\"log_path\": \"%s\"}}", path);
+        /* The logger is set and no line written yet (without a boot source
+         * the document does not boot, and says so without logging). */
+        if (!fc || fc_vmm_boot_from_json(fc, doc, (size_t)n, &err) == 0 ||
+            !strstr(err.message, "no boot source"))
+            _exit(2);
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(openat), 0) < 0 ||
+            seccomp_rule_add(ctx, SCMP_ACT_KILL_PROCESS, SCMP_SYS(open), 0) < 0 ||
+            seccomp_load(ctx) < 0)
+            _exit(3);
+        fc_vmm_log(fc, "Info", "after the sandbox");
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail_msg("the child %s %d", WIFEXITED(status) ? "exited" : "was killed by signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    char buf[512] = "";
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t got = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    buf[got > 0 ? got : 0] = '\0';
+    assert_non_null(strstr(buf, "[sandboxed:main] after the sandbox\n"));
+    unlink(path);
+    rmdir(dir);
+}
+
 /* ---- bodies too large for the socket ----------------------------------------- */
 
 static int connect_to(const char *path)
@@ -869,6 +919,7 @@ static void oversized_body(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(log_lines_open_nothing),
         cmocka_unit_test_setup_teardown(info_before_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(boot_source_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(machine_config_bodies, setup, teardown),
