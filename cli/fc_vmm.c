@@ -231,8 +231,9 @@ static int read_boot_source(struct fc_vmm *fc, const cJSON *v, struct json_keypa
             continue;
         int fd = open(files[i], O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
-            old = json_path_key(p, names[i]);
-            return json_key_error(err, p, "cannot open %.300s: %s", files[i], strerror(errno));
+            int e = errno;
+            json_path_key(p, names[i]);
+            return json_key_error(err, p, "cannot open %.300s: %s", files[i], strerror(e));
         }
         close(fd);
     }
@@ -254,7 +255,7 @@ static int read_machine_config(struct fc_vmm *fc, const cJSON *v, struct json_ke
         return -1;
     size_t old;
     if (!partial && (!f[0] || !f[1])) {
-        old = json_path_key(p, names[f[0] ? 1 : 0]);
+        json_path_key(p, names[f[0] ? 1 : 0]);
         return json_key_error(err, p, "missing; give vcpu_count and mem_size_mib");
     }
     if (f[0]) {
