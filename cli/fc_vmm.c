@@ -913,9 +913,23 @@ enum fc_when { PRE_BOOT, RUNNING, ANY };
 static const struct json_doc body_doc = { "a request body", 5,
                                           "{\"action_type\": \"InstanceStart\"}" };
 
+/* api_fault() keeps 255 bytes of a message; a message naming a long
+ * user string (a path) is cut before that, on a character boundary, so
+ * that the answer stays valid UTF-8. */
+#define FAULT_MAX 240
+
+static char *fault_text(const char *msg)
+{
+    int n = (int)strnlen(msg, FAULT_MAX);
+    if (n == FAULT_MAX)
+        while (n > 0 && ((unsigned char)msg[n] & 0xc0) == 0x80)
+            n--; /* msg[n] continues a character: leave all of it out */
+    return api_fault("%.*s", n, msg);
+}
+
 static int fault400(char **body, const char *msg)
 {
-    *body = api_fault("%s", msg);
+    *body = fault_text(msg);
     return 400;
 }
 
@@ -1064,7 +1078,7 @@ static int put_actions(struct fc_vmm *fc, const struct http_request *req, char *
     }
 out:
     if (status != 204)
-        *body = api_fault("%s", err.message);
+        *body = fault_text(err.message);
 done:
     cJSON_Delete(doc);
     return status;

@@ -16,7 +16,7 @@
  *
  * Besides memory errors and leaks it checks that every answer is 200, 204
  * or 400 (Firecracker's statuses); that 204 has no body, 200 a JSON object
- * and 400 {"fault_message": string} alone; and that a VM is created only
+ * and 400 {"fault_message": string} alone, all valid UTF-8; and that a VM is created only
  * by a 204 to InstanceStart (or a config that boots). */
 #include <stdbool.h>
 #include <stdint.h>
@@ -130,6 +130,9 @@ static void check_answer(int status, char *body)
         return;
     }
     check(body != NULL, "no body");
+    /* Request strings are checked UTF-8 (src/json_strict.c) and paths
+     * ASCII: every answer is valid UTF-8, however a message is cut. */
+    check(utf8_valid((const unsigned char *)body, strlen(body)), "body is not UTF-8");
     cJSON *doc = cJSON_Parse(body);
     check(cJSON_IsObject(doc), "body is not a JSON object");
     if (status == 400) {

@@ -299,6 +299,19 @@ static void boot_source_bodies(void **state)
     bad(f, "PUT", "/boot-source",
         fmt("{\"kernel_image_path\": \"%s\", \"initrd_path\": \"/nonexistent/i\"}", f->kernel),
         "boot-source.initrd_path: cannot open");
+    /* A message quoting a long path is cut on a character boundary. */
+    char *longpath = malloc(1024);
+    strcpy(longpath, "{\"kernel_image_path\": \"/nonexistent/");
+    for (int i = 0; i < 150; i++)
+        strcat(longpath, "\xc3\xa9"); /* é */
+    strcat(longpath, "\"}");
+    bad(f, "PUT", "/boot-source", longpath, "cannot open /nonexistent/\xc3\xa9");
+    size_t n = strlen(last_body);
+    assert_true(n < 300);
+    assert_string_equal(last_body + n - 2, "\"}");
+    assert_true(((unsigned char)last_body[n - 3] & 0xc0) != 0xc0); /* no lead byte alone */
+    assert_true(last_body[n - 3] != '\xc3');
+    free(longpath);
     bad(f, "PUT", "/boot-source", "{\"kernel_image_path\": ", "line 1");
     bad(f, "PUT", "/boot-source", "[1]", "expected an object");
     bad(f, "PUT", "/boot-source", "{\"kernel_image_path\": \"a\", \"kernel_image_path\": \"b\"}",
