@@ -1093,6 +1093,15 @@ static void fc_target_noop(void *ctx)
  * in this state) is Firecracker's 400. */
 static int via_vmlet_api(struct fc_vmm *fc, const struct http_request *req, char **body)
 {
+    /* The body is held to this API's strict reading first (cli/api.c's
+     * is cJSON's, which takes bad UTF-8 and may quote it back). */
+    if (req->body_len) {
+        vmlet_error err = { 0 };
+        cJSON *doc;
+        if (json_strict_parse(req->body, req->body_len, &body_doc, &doc, &err) < 0)
+            return fault400(body, err.message);
+        cJSON_Delete(doc);
+    }
     struct api_target t = { .vm = fc->vm,
                             .cpus = fc->vcpus,
                             .memory = (uint64_t)fc->mem_mib << 20,
