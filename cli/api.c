@@ -133,8 +133,7 @@ static const char *state_name(vmlet_state s)
     return "unknown";
 }
 
-static char *fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *fault(const char *fmt, ...)
+char *api_fault(const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -183,10 +182,13 @@ static void add_metric(void *opaque, const char *group, const char *name, uint64
         cJSON_AddNumberToObject(g, name, (double)value);
 }
 
-static char *metrics_json(const struct api_target *t)
+char *api_metrics_json(vmlet_vm *vm, const char *extra, double extra_value)
 {
     cJSON *o = cJSON_CreateObject();
-    vmlet_vm_metrics(t->vm, add_metric, o);
+    if (extra)
+        cJSON_AddNumberToObject(o, extra, extra_value);
+    if (vm)
+        vmlet_vm_metrics(vm, add_metric, o);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return s;
@@ -211,21 +213,21 @@ static const char *body_member(const struct http_request *req, const char *key, 
 {
     *status = 400;
     if (!req->body || req->body_len == 0) {
-        *body = fault("a JSON body {\"%s\": ...} is required", key);
+        *body = api_fault("a JSON body {\"%s\": ...} is required", key);
         return NULL;
     }
     *doc = cJSON_ParseWithLength(req->body, req->body_len);
     if (!*doc || !cJSON_IsObject(*doc)) {
-        *body = fault("the body is not a JSON object");
+        *body = api_fault("the body is not a JSON object");
         return NULL;
     }
     cJSON *v = cJSON_GetObjectItemCaseSensitive(*doc, key);
     if (!cJSON_IsString(v)) {
-        *body = fault("\"%s\" is missing or not a string", key);
+        *body = api_fault("\"%s\" is missing or not a string", key);
         return NULL;
     }
     if (cJSON_GetArraySize(*doc) != 1) {
-        *body = fault("only \"%s\" is allowed in this body", key);
+        *body = api_fault("only \"%s\" is allowed in this body", key);
         return NULL;
     }
     return v->valuestring;
@@ -243,18 +245,19 @@ static int patch_vm(const struct http_request *req, const struct api_target *t, 
                 status = 204;
             else if ((s = vmlet_vm_state(t->vm)) == VMLET_STATE_RUNNING ||
                      s == VMLET_STATE_STOPPING)
-                status = 409, *body = fault("the vCPUs did not stop within 2 s: the VM runs on");
+                status = 409,
+                *body = api_fault("the vCPUs did not stop within 2 s: the VM runs on");
             else
-                status = 409, *body = fault("cannot pause a VM that is %s", state_name(s));
+                status = 409, *body = api_fault("cannot pause a VM that is %s", state_name(s));
         } else if (!strcmp(want, "Resumed")) {
             if (s == VMLET_STATE_RUNNING || s == VMLET_STATE_STOPPING ||
                 vmlet_vm_resume(t->vm) == 0)
                 status = 204;
             else
-                status = 409, *body = fault("cannot resume a VM that is %s", state_name(s));
+                status = 409, *body = api_fault("cannot resume a VM that is %s", state_name(s));
         } else {
-            *body = fault("\"state\" must be \"Paused\" or \"Resumed\", not \"%.*s\"",
-                          quote_len(want, 64), want);
+            *body = api_fault("\"state\" must be \"Paused\" or \"Resumed\", not \"%.*s\"",
+                              quote_len(want, 64), want);
         }
     }
     cJSON_Delete(doc);
@@ -270,17 +273,17 @@ static int put_actions(const struct http_request *req, const struct api_target *
         vmlet_state s = vmlet_vm_state(t->vm);
         bool ended = s == VMLET_STATE_STOPPED || s == VMLET_STATE_ERROR;
         if (strcmp(action, "RequestShutdown") && strcmp(action, "Stop")) {
-            *body = fault("\"action_type\" must be \"RequestShutdown\" or \"Stop\", "
-                          "not \"%.*s\"",
-                          quote_len(action, 64), action);
+            *body = api_fault("\"action_type\" must be \"RequestShutdown\" or \"Stop\", "
+                              "not \"%.*s\"",
+                              quote_len(action, 64), action);
         } else if (ended || s == VMLET_STATE_CREATED) {
-            status = 409, *body = fault("the VM is %s", state_name(s));
+            status = 409, *body = api_fault("the VM is %s", state_name(s));
         } else if (!strcmp(action, "Stop")) {
             t->stop(t->ctx);
             status = 204;
         } else if (s == VMLET_STATE_PAUSED) {
             /* A paused guest cannot see the button: it would only time out. */
-            status = 409, *body = fault("the VM is paused; resume it first, or use \"Stop\"");
+            status = 409, *body = api_fault("the VM is paused; resume it first, or use \"Stop\"");
         } else {
             t->request_shutdown(t->ctx);
             status = 204;
@@ -315,9 +318,9 @@ static int get_balloon(const struct api_target *t, bool statistics, char **body)
     vmlet_balloon_info info;
     vmlet_error err;
     if (vmlet_vm_get_balloon(t->vm, &info, &err) < 0)
-        return *body = fault("%s", err.message), 400;
+        return *body = api_fault("%s", err.message), 400;
     if (statistics && !info.stats_interval_s)
-        return *body = fault("the balloon has no statistics (--balloon stats=SECONDS)"), 400;
+        return *body = api_fault("the balloon has no statistics (--balloon stats=SECONDS)"), 400;
     cJSON *o = cJSON_CreateObject();
     if (statistics) {
         cJSON_AddNumberToObject(o, "target_pages", (double)(info.target_bytes >> 12));
@@ -347,21 +350,21 @@ static int get_balloon(const struct api_target *t, bool statistics, char **body)
 static int patch_balloon(const struct http_request *req, const struct api_target *t, char **body)
 {
     if (!req->body || req->body_len == 0)
-        return *body = fault("a JSON body {\"amount_mib\": N} is required"), 400;
+        return *body = api_fault("a JSON body {\"amount_mib\": N} is required"), 400;
     cJSON *doc = cJSON_ParseWithLength(req->body, req->body_len);
     int status = 400;
     cJSON *v = doc ? cJSON_GetObjectItemCaseSensitive(doc, "amount_mib") : NULL;
     if (!doc || !cJSON_IsObject(doc))
-        *body = fault("the body is not a JSON object");
+        *body = api_fault("the body is not a JSON object");
     else if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1048576.0 ||
              v->valuedouble != (double)(uint64_t)v->valuedouble)
-        *body = fault("\"amount_mib\" is missing or not a whole number of MiB (0 to 1048576)");
+        *body = api_fault("\"amount_mib\" is missing or not a whole number of MiB (0 to 1048576)");
     else if (cJSON_GetArraySize(doc) != 1)
-        *body = fault("only \"amount_mib\" is allowed in this body");
+        *body = api_fault("only \"amount_mib\" is allowed in this body");
     else {
         vmlet_error err;
         if (vmlet_vm_set_balloon(t->vm, (uint64_t)v->valuedouble << 20, &err) < 0)
-            *body = fault("%s", err.message);
+            *body = api_fault("%s", err.message);
         else
             status = 204;
     }
@@ -386,7 +389,7 @@ static int put_snapshot_create(const struct http_request *req, const struct api_
             status = err.code == VMLET_ERR_STATE                                   ? 409
                      : err.code == VMLET_ERR_INVALID || err.code == VMLET_ERR_FILE ? 400
                                                                                    : 500;
-            *body = fault("%s", err.message);
+            *body = api_fault("%s", err.message);
         }
     }
     cJSON_Delete(doc);
@@ -399,29 +402,29 @@ int api_dispatch(const struct http_request *req, const struct api_target *t, cha
     const char *m = req->method;
     if (!strcmp(req->path, "/")) {
         if (strcmp(m, "GET"))
-            return *body = fault("%s / is not allowed; use GET", m), 405;
+            return *body = api_fault("%s / is not allowed; use GET", m), 405;
         *body = info_json(t);
         return 200;
     }
     if (!strcmp(req->path, "/metrics")) {
         if (strcmp(m, "GET"))
-            return *body = fault("%s /metrics is not allowed; use GET", m), 405;
-        *body = metrics_json(t);
+            return *body = api_fault("%s /metrics is not allowed; use GET", m), 405;
+        *body = api_metrics_json(t->vm, NULL, 0);
         return 200;
     }
     if (!strcmp(req->path, "/vm")) {
         if (strcmp(m, "PATCH"))
-            return *body = fault("%s /vm is not allowed; use PATCH", m), 405;
+            return *body = api_fault("%s /vm is not allowed; use PATCH", m), 405;
         return patch_vm(req, t, body);
     }
     if (!strcmp(req->path, "/actions")) {
         if (strcmp(m, "PUT"))
-            return *body = fault("%s /actions is not allowed; use PUT", m), 405;
+            return *body = api_fault("%s /actions is not allowed; use PUT", m), 405;
         return put_actions(req, t, body);
     }
     if (!strcmp(req->path, "/snapshot/create")) {
         if (strcmp(m, "PUT"))
-            return *body = fault("%s /snapshot/create is not allowed; use PUT", m), 405;
+            return *body = api_fault("%s /snapshot/create is not allowed; use PUT", m), 405;
         return put_snapshot_create(req, t, body);
     }
     if (!strcmp(req->path, "/balloon")) {
@@ -429,16 +432,16 @@ int api_dispatch(const struct http_request *req, const struct api_target *t, cha
             return get_balloon(t, false, body);
         if (!strcmp(m, "PATCH"))
             return patch_balloon(req, t, body);
-        return *body = fault("%s /balloon is not allowed; use GET or PATCH", m), 405;
+        return *body = api_fault("%s /balloon is not allowed; use GET or PATCH", m), 405;
     }
     if (!strcmp(req->path, "/balloon/statistics")) {
         if (strcmp(m, "GET"))
-            return *body = fault("%s /balloon/statistics is not allowed; use GET", m), 405;
+            return *body = api_fault("%s /balloon/statistics is not allowed; use GET", m), 405;
         return get_balloon(t, true, body);
     }
-    *body = fault("no such resource: %.128s (try GET /, GET /metrics, PATCH /vm, PUT /actions, "
-                  "GET or PATCH /balloon, GET /balloon/statistics)",
-                  req->path);
+    *body = api_fault("no such resource: %.128s (try GET /, GET /metrics, PATCH /vm, PUT /actions, "
+                      "GET or PATCH /balloon, GET /balloon/statistics)",
+                      req->path);
     return 404;
 }
 
@@ -484,7 +487,7 @@ static bool respond(int fd, int status, const char *body, bool keep_alive)
 }
 
 /* Answers every complete request in the client's buffer. */
-static void client_serve(struct api_client *c, const struct api_target *t)
+static void client_serve(struct api_client *c, api_handler handler, void *ctx)
 {
     while (c->fd >= 0 && c->len) {
         struct http_request req;
@@ -492,14 +495,14 @@ static void client_serve(struct api_client *c, const struct api_target *t)
         if (used == 0)
             return; /* wait for more */
         if (used < 0) {
-            char *body = fault("malformed request: %s", http_reason(-used));
+            char *body = api_fault("malformed request: %s", http_reason(-used));
             respond(c->fd, -used, body, false);
             free(body);
             client_close(c);
             return;
         }
         char *body;
-        int status = api_dispatch(&req, t, &body);
+        int status = handler(&req, ctx, &body);
         bool ok = respond(c->fd, status, body, req.keep_alive);
         free(body);
         if (!ok || !req.keep_alive) {
@@ -511,7 +514,7 @@ static void client_serve(struct api_client *c, const struct api_target *t)
     }
 }
 
-static void client_read(struct api_client *c, const struct api_target *t)
+static void client_read(struct api_client *c, api_handler handler, void *ctx)
 {
     ssize_t n = recv(c->fd, c->buf + c->len, CLIENT_BUF - c->len, 0);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
@@ -522,7 +525,7 @@ static void client_read(struct api_client *c, const struct api_target *t)
     }
     c->len += (size_t)n;
     c->last_active = now_s();
-    client_serve(c, t);
+    client_serve(c, handler, ctx);
 }
 
 /* accept4 failed with e (EMFILE or ENFILE) and the connection is still
@@ -573,7 +576,7 @@ static void accept_clients(struct api_server *a)
                 slot = &a->clients[i];
         char *buf = slot ? malloc(CLIENT_BUF) : NULL;
         if (!buf) {
-            char *body = fault("too many connections (at most %d)", API_MAX_CLIENTS);
+            char *body = api_fault("too many connections (at most %d)", API_MAX_CLIENTS);
             respond(fd, 503, body, false);
             free(body);
             close(fd);
@@ -612,8 +615,19 @@ int api_server_timeout(const struct api_server *a)
     return ms;
 }
 
+static int dispatch_target(const struct http_request *req, void *ctx, char **body)
+{
+    return api_dispatch(req, ctx, body);
+}
+
 void api_server_handle(struct api_server *a, const struct pollfd *fds, int n,
                        const struct api_target *t)
+{
+    api_server_serve(a, fds, n, dispatch_target, (void *)t);
+}
+
+void api_server_serve(struct api_server *a, const struct pollfd *fds, int n, api_handler handler,
+                      void *ctx)
 {
     if (n > 0 && fds[0].fd == a->listen_fd && fds[0].revents)
         accept_clients(a);
@@ -623,7 +637,7 @@ void api_server_handle(struct api_server *a, const struct pollfd *fds, int n,
         if (c->fd < 0)
             continue;
         if (1 + i < n && fds[1 + i].fd == c->fd && fds[1 + i].revents)
-            client_read(c, t);
+            client_read(c, handler, ctx);
         else if (now - c->last_active >= API_IDLE_SECONDS)
             client_close(c);
     }

@@ -69,9 +69,22 @@ int api_server_timeout(const struct api_server *a);
 void api_server_handle(struct api_server *a, const struct pollfd *fds, int n,
                        const struct api_target *t);
 
+/* The same with another set of requests: handler answers each parsed
+ * request as api_dispatch() does (status, malloc'd body or NULL). The
+ * Firecracker-compatible mode (cli/fc_vmm.c) serves its API this way. */
+struct http_request;
+typedef int (*api_handler)(const struct http_request *req, void *ctx, char **body);
+void api_server_serve(struct api_server *a, const struct pollfd *fds, int n, api_handler handler,
+                      void *ctx);
+
+/* {"fault_message": "..."}, malloc'd (NULL only when out of memory). */
+char *api_fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* vmlet_vm_metrics() as {"GROUP": {"NAME": value}}; extra (may be NULL)
+ * names one more top-level number, such as a timestamp. malloc'd. */
+char *api_metrics_json(vmlet_vm *vm, const char *extra, double extra_value);
+
 /* Answers one parsed request: the status, and the body in *body (malloc'd,
  * or NULL for none). Exposed for the unit tests. */
-struct http_request;
 int api_dispatch(const struct http_request *req, const struct api_target *t, char **body);
 
 #endif

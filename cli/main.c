@@ -20,6 +20,7 @@
 
 #include "vmlet.h" /* the library's public header: all the CLI uses of it */
 #include "api.h"   /* --api-sock */
+#include "firecracker.h"
 
 /* Exit statuses, documented in the README and in --help. */
 enum {
@@ -36,6 +37,7 @@ static const char usage_text[] =
     "Usage: vmlet run --kernel PATH [options]\n"
     "       vmlet run --config FILE [options]\n"
     "       vmlet run --restore DIR [--api-sock PATH] [--console serial] [...]\n"
+    "       vmlet firecracker [--api-sock PATH] [--config-file FILE] [...]\n"
     "       vmlet --help | --version\n"
     "\n"
     "Boots a Linux guest on KVM. The guest's serial console (ttyS0) is on stdout\n"
@@ -969,6 +971,12 @@ int main(int argc, char **argv)
      * and vmlet's threads allocate mostly while the VM is built (small
      * blocks come from each thread's cache, without the arena's lock). */
     mallopt(M_ARENA_MAX, 1);
+    /* Under Firecracker's name (an orchestrator's configured path pointing
+     * at vmlet), Firecracker's command line. */
+    const char *base = strrchr(argv[0], '/');
+    base = base ? base + 1 : argv[0];
+    if (!strcmp(base, "firecracker"))
+        return cmd_firecracker(argc, argv);
     if (argc < 2)
         return usage_error("no command given");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -981,5 +989,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "run"))
         return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "firecracker"))
+        return cmd_firecracker(argc - 1, argv + 1);
     return usage_error("unknown command '%s'", argv[1]);
 }

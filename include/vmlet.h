@@ -212,6 +212,17 @@ typedef enum {
 VMLET_API int vmlet_config_set_seccomp(vmlet_config *c, vmlet_seccomp_mode mode);
 VMLET_API vmlet_seccomp_mode vmlet_config_get_seccomp(const vmlet_config *c);
 
+/* How the vCPU threads are named (what ps -T and /proc/PID/task/TID/comm
+ * show): the prefix followed by the vCPU's index. Default "vcpu" (vcpu0,
+ * vcpu1, ...); "fc_vcpu " gives Firecracker's names ("fc_vcpu 0"), by
+ * which tools such as Kata Containers find the threads to pin. 1 to
+ * VMLET_VCPU_NAME_MAX printable ASCII bytes (Linux keeps 15 bytes of a
+ * thread's name, and an index takes up to 3); checked by
+ * vmlet_config_validate(). NULL restores the default. -1 when out of
+ * memory. */
+#define VMLET_VCPU_NAME_MAX 12
+VMLET_API int vmlet_config_set_vcpu_thread_name(vmlet_config *c, const char *prefix);
+
 /* Checks every field without taking any resource: files exist and have the
  * right format, sizes are in range. Returns 0, or -1 with err filled.
  * vmlet_vm_create() runs the same checks, so a caller that creates a VM

@@ -33,6 +33,7 @@ VMLET_API void vmlet_config_free(vmlet_config *c)
     free(c->initrd);
     free(c->cmdline);
     free(c->kvm_device);
+    free(c->vcpu_name);
     free(c->vsock_uds);
     for (unsigned i = 0; i < c->ndisks; i++) {
         free(c->disks[i].path);
@@ -412,6 +413,11 @@ VMLET_API vmlet_seccomp_mode vmlet_config_get_seccomp(const vmlet_config *c)
     return c->seccomp;
 }
 
+VMLET_API int vmlet_config_set_vcpu_thread_name(vmlet_config *c, const char *prefix)
+{
+    return set_string(&c->vcpu_name, prefix);
+}
+
 VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path)
 {
     return set_string(&c->kvm_device, path);
@@ -490,6 +496,16 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
         return -1;
     if (c->console != VMLET_CONSOLE_SERIAL && c->console != VMLET_CONSOLE_VIRTIO)
         return set_error(err, VMLET_ERR_INVALID, "console: unknown kind %d", (int)c->console);
+    if (c->vcpu_name) {
+        size_t n = strlen(c->vcpu_name);
+        bool printable = n >= 1 && n <= VMLET_VCPU_NAME_MAX;
+        for (size_t i = 0; printable && i < n; i++)
+            printable = c->vcpu_name[i] >= 0x20 && c->vcpu_name[i] < 0x7f;
+        if (!printable)
+            return set_error(err, VMLET_ERR_INVALID,
+                             "vCPU thread name: give 1 to %d printable ASCII characters",
+                             VMLET_VCPU_NAME_MAX);
+    }
     if (c->too_many_disks)
         return set_error(err, VMLET_ERR_INVALID, "disks: more than %d; give at most %d",
                          VMLET_MAX_DISKS, VMLET_MAX_DISKS);

@@ -46,6 +46,7 @@ struct vmlet_config {
     unsigned shutdown_timeout;
     char *kvm_device;
     vmlet_seccomp_mode seccomp;
+    char *vcpu_name; /* the vCPU threads' name prefix; NULL: "vcpu" */
 };
 
 /* Adds a NIC parsed elsewhere (vm.json's "network" entries); like

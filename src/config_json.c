@@ -28,499 +28,10 @@
 
 #include "config.h"
 #include "error.h"
+#include "json_strict.h"
 #include "netspec.h"
 
-/* The schema nests 4 deep (object > "network" > entry > "hostfwd"); a few
- * levels of slack so a misplaced value gets a type error naming its key
- * instead of a depth error. */
-#define JSON_MAX_DEPTH  8
-/* A real vm.json has a few dozen values. Bounds cJSON's allocations (about
- * 64 bytes per value) however the input is shaped. */
-#define JSON_MAX_VALUES 10000
-/* Longer than any number a user means; cJSON also copies only 63. */
-#define JSON_MAX_NUMBER 40
-/* Whole numbers above 2^53 are no longer exact as doubles. */
-#define JSON_MAX_EXACT  9007199254740992.0
-#define PATH_MAX_BYTES  4095
-
-/* ---- messages ------------------------------------------------------------ */
-
-/* Line and column (1-based; columns count characters, not bytes, as
- * editors do, and a byte order mark is not one) of byte offset off. */
-static void line_col(const unsigned char *s, size_t off, unsigned long *line, unsigned long *col)
-{
-    size_t i = off >= 3 && !memcmp(s, "\xef\xbb\xbf", 3) ? 3 : 0;
-    *line = 1;
-    *col = 1;
-    for (; i < off; i++) {
-        if (s[i] == '\n') {
-            ++*line;
-            *col = 1;
-        } else if ((s[i] & 0xc0) != 0x80) {
-            ++*col;
-        }
-    }
-}
-
-/* A user's string for a message: quoted, control bytes escaped, cut at a
- * character boundary after about max bytes so the message stays one line. */
-static const char *quote(char *buf, size_t size, const char *s, size_t max)
-{
-    size_t o = 0, i = 0, n = strlen(s);
-    if (n > max) {
-        n = max;
-        while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
-            n--;
-    }
-    buf[o++] = '"';
-    /* Room is kept for an escape, "..." and the closing quote. */
-    for (; i < n && o + 10 < size; i++) {
-        unsigned char ch = s[i];
-        if (ch < 0x20 || ch == 0x7f)
-            o += snprintf(buf + o, size - o, "\\x%02x", ch);
-        else if (ch == '"' || ch == '\\')
-            o += snprintf(buf + o, size - o, "\\%c", ch);
-        else
-            buf[o++] = ch;
-    }
-    if (s[i]) {
-        /* Never end inside a character: continuation bytes were copied
-         * one for one, so step back over them. */
-        while (i && ((unsigned char)s[i] & 0xc0) == 0x80) {
-            i--;
-            o--;
-        }
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o++] = '"';
-    buf[o] = '\0';
-    return buf;
-}
-
-/* The shortest form of v that reads back the same. */
-static const char *format_number(char *buf, size_t size, double v)
-{
-    snprintf(buf, size, "%.15g", v);
-    if (strtod(buf, NULL) != v)
-        snprintf(buf, size, "%.17g", v);
-    return buf;
-}
-
-static const char *type_name(const cJSON *v)
-{
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsTrue(v))
-        return "true";
-    if (cJSON_IsFalse(v))
-        return "false";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsArray(v))
-        return "an array";
-    return "an object";
-}
-
-/* Where in the document we are, as the user would write it:
- * network[0].hostfwd[2]. */
-struct keypath {
-    char s[200];
-    size_t len;
-};
-
-static bool plain_key(const char *k)
-{
-    if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || *k == '_'))
-        return false;
-    for (; *k; k++)
-        if (!((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') ||
-              *k == '_'))
-            return false;
-    return true;
-}
-
-/* Returns the old length, for path_pop(). Keys that are not plain words
- * are written quoted in brackets so the path stays unambiguous. */
-static size_t path_key(struct keypath *p, const char *key)
-{
-    size_t old = p->len;
-    char q[72];
-    int n;
-    if (plain_key(key) && strlen(key) <= 40)
-        n = snprintf(p->s + p->len, sizeof p->s - p->len, "%s%s", p->len ? "." : "", key);
-    else
-        n = snprintf(p->s + p->len, sizeof p->s - p->len, "[%s]", quote(q, sizeof q, key, 40));
-    if (n > 0)
-        p->len = p->len + n < sizeof p->s ? p->len + n : sizeof p->s - 1;
-    return old;
-}
-
-static size_t path_index(struct keypath *p, unsigned i)
-{
-    size_t old = p->len;
-    int n = snprintf(p->s + p->len, sizeof p->s - p->len, "[%u]", i);
-    if (n > 0)
-        p->len = p->len + n < sizeof p->s ? p->len + n : sizeof p->s - 1;
-    return old;
-}
-
-static void path_pop(struct keypath *p, size_t old)
-{
-    p->len = old;
-    p->s[old] = '\0';
-}
-
-__attribute__((format(printf, 3, 4))) static int key_error(vmlet_error *err,
-                                                           const struct keypath *p, const char *fmt,
-                                                           ...)
-{
-    char msg[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return set_error(err, VMLET_ERR_INVALID, "%s: %s", p->s, msg);
-}
-
-__attribute__((format(printf, 4, 5))) static int syntax_error(vmlet_error *err,
-                                                              const unsigned char *s, size_t off,
-                                                              const char *fmt, ...)
-{
-    char msg[400];
-    unsigned long line, col;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    line_col(s, off, &line, &col);
-    return set_error(err, VMLET_ERR_FILE, "line %lu, column %lu: %s", line, col, msg);
-}
-
-/* How to show the byte at s[i] in "unexpected ..." messages. */
-static const char *describe_byte(char *buf, size_t size, unsigned char ch)
-{
-    if (ch > 0x20 && ch < 0x7f)
-        snprintf(buf, size, "'%c'", ch);
-    else
-        snprintf(buf, size, "byte 0x%02x", ch);
-    return buf;
-}
-
-/* ---- pass 1: syntax -------------------------------------------------------- */
-
-static bool is_ws(unsigned char ch)
-{
-    return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r';
-}
-
-static size_t skip_ws(const unsigned char *s, size_t len, size_t i)
-{
-    while (i < len && is_ws(s[i]))
-        i++;
-    return i;
-}
-
-/* Length of the valid UTF-8 sequence at s[i] (a byte >= 0x80), or 0 with
- * *why set: the checks of RFC 3629, each with its own message. */
-static size_t utf8_seq(const unsigned char *s, size_t len, size_t i, const char **why)
-{
-    unsigned char b = s[i];
-    size_t n;
-    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the 2nd byte */
-    if (b < 0xc0) {
-        *why = "a continuation byte with no lead byte";
-        return 0;
-    }
-    if (b < 0xc2) {
-        *why = "an overlong encoding";
-        return 0;
-    }
-    if (b < 0xe0) {
-        n = 2;
-    } else if (b < 0xf0) {
-        n = 3;
-        if (b == 0xe0)
-            lo = 0xa0; /* below: overlong */
-        if (b == 0xed)
-            hi = 0x9f; /* above: UTF-16 surrogates */
-    } else if (b < 0xf5) {
-        n = 4;
-        if (b == 0xf0)
-            lo = 0x90; /* below: overlong */
-        if (b == 0xf4)
-            hi = 0x8f; /* above: beyond U+10FFFF */
-    } else {
-        *why = "a byte that never appears in UTF-8";
-        return 0;
-    }
-    for (size_t k = 1; k < n; k++) {
-        if (i + k >= len || (s[i + k] & 0xc0) != 0x80) {
-            *why = "a truncated sequence";
-            return 0;
-        }
-    }
-    if (s[i + 1] < lo || s[i + 1] > hi) {
-        *why = b == 0xed   ? "an encoded UTF-16 surrogate (U+D800..U+DFFF)"
-               : b == 0xf4 ? "a code point beyond U+10FFFF"
-                           : "an overlong encoding";
-        return 0;
-    }
-    return n;
-}
-
-static int hex4(const unsigned char *s, size_t len, size_t i, unsigned *out)
-{
-    unsigned v = 0;
-    for (size_t k = 0; k < 4; k++) {
-        if (i + k >= len)
-            return -1;
-        unsigned char ch = s[i + k];
-        v <<= 4;
-        if (ch >= '0' && ch <= '9')
-            v |= ch - '0';
-        else if (ch >= 'a' && ch <= 'f')
-            v |= ch - 'a' + 10;
-        else if (ch >= 'A' && ch <= 'F')
-            v |= ch - 'A' + 10;
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-/* A string starting at the quote s[*i]; leaves *i after the closing quote. */
-static int scan_string(const unsigned char *s, size_t len, size_t *i, vmlet_error *err)
-{
-    size_t start = *i, p = start + 1;
-    char b[16];
-    for (;;) {
-        if (p >= len)
-            return syntax_error(err, s, start, "this string is not closed; add '\"'");
-        unsigned char ch = s[p];
-        if (ch == '"')
-            break;
-        if (ch == 0)
-            return syntax_error(err, s, p, "NUL byte in a string");
-        if (ch < 0x20)
-            return syntax_error(err, s, p,
-                                "control character 0x%02x in a string; "
-                                "write it as an escape such as \\n or \\u%04x",
-                                ch, ch);
-        if (ch >= 0x80) {
-            const char *why;
-            size_t n = utf8_seq(s, len, p, &why);
-            if (!n)
-                return syntax_error(err, s, p, "invalid UTF-8 in a string (byte 0x%02x): %s", ch,
-                                    why);
-            p += n;
-            continue;
-        }
-        if (ch != '\\') {
-            p++;
-            continue;
-        }
-        if (p + 1 >= len)
-            return syntax_error(err, s, start, "this string is not closed; add '\"'");
-        ch = s[p + 1];
-        if (ch && strchr("\"\\/bfnrt", ch)) {
-            p += 2;
-            continue;
-        }
-        if (ch != 'u')
-            return syntax_error(err, s, p,
-                                "invalid escape: backslash then %s; the escapes "
-                                "are \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX",
-                                describe_byte(b, sizeof b, ch));
-        unsigned u, u2;
-        if (hex4(s, len, p + 2, &u) < 0)
-            return syntax_error(err, s, p, "\\u needs four hex digits");
-        if (u == 0)
-            return syntax_error(err, s, p,
-                                "\\u0000 (a NUL character) is not allowed "
-                                "in a string");
-        if (u >= 0xdc00 && u <= 0xdfff)
-            return syntax_error(err, s, p, "\\u%04x is a lone UTF-16 low surrogate", u);
-        if (u >= 0xd800 && u <= 0xdbff) {
-            /* A high surrogate must be followed by an escaped low one. */
-            if (p + 7 >= len || s[p + 6] != '\\' || s[p + 7] != 'u' ||
-                hex4(s, len, p + 8, &u2) < 0 || u2 < 0xdc00 || u2 > 0xdfff)
-                return syntax_error(err, s, p,
-                                    "\\u%04x is a UTF-16 high surrogate "
-                                    "without a low surrogate after it",
-                                    u);
-            p += 12;
-            continue;
-        }
-        p += 6;
-    }
-    *i = p + 1;
-    return 0;
-}
-
-static int scan_number(const unsigned char *s, size_t len, size_t *i, vmlet_error *err)
-{
-    size_t start = *i, p = start;
-    char b[16];
-#define DIGIT(k) ((k) < len && s[k] >= '0' && s[k] <= '9')
-    if (s[p] == '-')
-        p++;
-    if (!DIGIT(p))
-        return syntax_error(err, s, p, "expected a digit, got %s",
-                            p < len ? describe_byte(b, sizeof b, s[p]) : "the end");
-    if (s[p] == '0' && DIGIT(p + 1))
-        return syntax_error(err, s, start,
-                            "numbers cannot start with 0 (leading zeros "
-                            "are not JSON)");
-    while (DIGIT(p))
-        p++;
-    if (p < len && s[p] == '.') {
-        p++;
-        if (!DIGIT(p))
-            return syntax_error(err, s, p, "expected a digit after '.'");
-        while (DIGIT(p))
-            p++;
-    }
-    if (p < len && (s[p] == 'e' || s[p] == 'E')) {
-        p++;
-        if (p < len && (s[p] == '+' || s[p] == '-'))
-            p++;
-        if (!DIGIT(p))
-            return syntax_error(err, s, p, "expected a digit in the exponent");
-        while (DIGIT(p))
-            p++;
-    }
-#undef DIGIT
-    if (p - start > JSON_MAX_NUMBER)
-        return syntax_error(err, s, start,
-                            "this number is %zu characters long; at most "
-                            "%d are allowed",
-                            p - start, JSON_MAX_NUMBER);
-    *i = p;
-    return 0;
-}
-
-/* Checks text is exactly one JSON value (RFC 8259) of acceptable size and
- * depth. Iterative, so hostile nesting costs no stack. */
-static int check_syntax(const unsigned char *s, size_t len, size_t start, vmlet_error *err)
-{
-    enum { VALUE, FIRST_VALUE, KEY, FIRST_KEY, COLON, NEXT, DONE } want = VALUE;
-    char stack[JSON_MAX_DEPTH]; /* '{' or '[' per open container */
-    unsigned depth = 0;
-    unsigned long values = 0;
-    bool after_comma = false; /* for the "trailing ','" hint */
-    char b[16];
-    size_t i = start;
-
-    for (;;) {
-        i = skip_ws(s, len, i);
-        if (i == len) {
-            if (want == DONE)
-                return 0;
-            /* The text ends before its first value (else want is DONE or a
-             * container is open). */
-            if (depth == 0)
-                return set_error(err, VMLET_ERR_FILE,
-                                 "no JSON value: the text is empty or only "
-                                 "whitespace; give an object such as {\"kernel\": \"bzImage\"}");
-            return syntax_error(err, s, len, "the text ends inside %s; close it with '%c'",
-                                stack[depth - 1] == '{' ? "an object" : "an array",
-                                stack[depth - 1] == '{' ? '}' : ']');
-        }
-        unsigned char ch = s[i];
-        bool comma = after_comma;
-        after_comma = false;
-        switch (want) {
-        case FIRST_VALUE:
-            if (ch == ']')
-                goto close;
-            /* fall through */
-        case VALUE:
-            if (++values > JSON_MAX_VALUES)
-                return syntax_error(err, s, i,
-                                    "more than %d values; a vm.json is much "
-                                    "smaller",
-                                    JSON_MAX_VALUES);
-            if (ch == '{' || ch == '[') {
-                if (depth == JSON_MAX_DEPTH)
-                    return syntax_error(err, s, i,
-                                        "nested more than %d levels deep; a "
-                                        "vm.json needs at most 4",
-                                        JSON_MAX_DEPTH);
-                stack[depth++] = ch;
-                want = ch == '{' ? FIRST_KEY : FIRST_VALUE;
-                i++;
-                continue;
-            }
-            if (ch == '"') {
-                if (scan_string(s, len, &i, err) < 0)
-                    return -1;
-            } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
-                if (scan_number(s, len, &i, err) < 0)
-                    return -1;
-            } else if (len - i >= 4 && !memcmp(s + i, "true", 4)) {
-                i += 4;
-            } else if (len - i >= 5 && !memcmp(s + i, "false", 5)) {
-                i += 5;
-            } else if (len - i >= 4 && !memcmp(s + i, "null", 4)) {
-                i += 4;
-            } else if (ch == ']' || ch == '}') {
-                return syntax_error(err, s, i, "expected a value before '%c'%s", ch,
-                                    comma ? "; remove the trailing ','" : "");
-            } else {
-                return syntax_error(err, s, i,
-                                    "expected a value (a string in double "
-                                    "quotes, a number, an object, an array, true, false "
-                                    "or null), got %s",
-                                    describe_byte(b, sizeof b, ch));
-            }
-            want = depth ? NEXT : DONE;
-            continue;
-        case FIRST_KEY:
-            if (ch == '}')
-                goto close;
-            /* fall through */
-        case KEY:
-            if (ch != '"')
-                return syntax_error(err, s, i, "expected a key in double quotes, got %s%s",
-                                    describe_byte(b, sizeof b, ch),
-                                    comma && ch == '}' ? "; remove the trailing ','" : "");
-            if (scan_string(s, len, &i, err) < 0)
-                return -1;
-            want = COLON;
-            continue;
-        case COLON:
-            if (ch != ':')
-                return syntax_error(err, s, i, "expected ':' after the key, got %s",
-                                    describe_byte(b, sizeof b, ch));
-            i++;
-            want = VALUE;
-            continue;
-        case NEXT:
-            if (ch == ',') {
-                after_comma = true;
-                i++;
-                want = stack[depth - 1] == '{' ? KEY : VALUE;
-                continue;
-            }
-            if (ch == (stack[depth - 1] == '{' ? '}' : ']'))
-                goto close;
-            return syntax_error(err, s, i, "expected ',' or '%c', got %s",
-                                stack[depth - 1] == '{' ? '}' : ']',
-                                describe_byte(b, sizeof b, ch));
-        case DONE:
-            return syntax_error(err, s, i, "unexpected %s after the end of the JSON value",
-                                describe_byte(b, sizeof b, ch));
-        }
-    close:
-        depth--;
-        i++;
-        want = depth ? NEXT : DONE;
-    }
-}
+#define PATH_MAX_BYTES 4095
 
 /* ---- pass 2: schema ------------------------------------------------------ */
 
@@ -558,142 +69,63 @@ struct parsed_doc {
     unsigned nshares;
 };
 
-/* Matches obj's members against the known names: found[k] is the member
- * for names[k] or NULL. Unknown and repeated keys are errors (cJSON keeps
- * both copies of a repeated key; which one wins would be an accident). */
-static int match_keys(const cJSON *obj, const char *const *names, unsigned n, const cJSON **found,
-                      struct keypath *p, vmlet_error *err)
-{
-    for (unsigned k = 0; k < n; k++)
-        found[k] = NULL;
-    for (const cJSON *m = obj->child; m; m = m->next) {
-        unsigned k = 0;
-        while (k < n && strcmp(m->string, names[k]))
-            k++;
-        size_t old = path_key(p, m->string);
-        if (k == n) {
-            char list[300];
-            size_t o = 0;
-            for (unsigned j = 0; j < n; j++)
-                o += snprintf(list + o, sizeof list - o, "%s%s", j ? ", " : "", names[j]);
-            return key_error(err, p, "unknown key; known keys are %s", list);
-        }
-        if (found[k])
-            return key_error(err, p, "duplicate key; give it once");
-        found[k] = m;
-        path_pop(p, old);
-    }
-    return 0;
-}
 
-/* A whole number in [min, max] (max <= 2^53): JSON numbers arrive as
- * doubles, so the checks are on the double. */
-static int get_uint(const cJSON *v, struct keypath *p, uint64_t min, uint64_t max, uint64_t *out,
-                    vmlet_error *err)
-{
-    char num[40];
-    if (!cJSON_IsNumber(v))
-        return key_error(err, p, "expected a whole number, got %s", type_name(v));
-    double d = v->valuedouble;
-    if (isinf(d))
-        return key_error(err, p, "the number is too %s to represent", d > 0 ? "large" : "negative");
-    format_number(num, sizeof num, d);
-    if (d < 0)
-        return key_error(err, p, "%s is negative; give %llu to %llu", num, (unsigned long long)min,
-                         (unsigned long long)max);
-    if (d > JSON_MAX_EXACT)
-        return key_error(err, p,
-                         "%s is too large (above 2^53, where JSON numbers stop "
-                         "being exact)",
-                         num);
-    if (d != (double)(uint64_t)d) /* in range now, so the cast is defined */
-        return key_error(err, p, "%s is not a whole number", num);
-    if (d < (double)min || d > (double)max)
-        return key_error(err, p, "%s is out of range; give %llu to %llu", num,
-                         (unsigned long long)min, (unsigned long long)max);
-    *out = (uint64_t)d;
-    return 0;
-}
-
-static int get_bool(const cJSON *v, struct keypath *p, bool *out, vmlet_error *err)
-{
-    if (!cJSON_IsBool(v))
-        return key_error(err, p, "expected true or false, got %s", type_name(v));
-    *out = cJSON_IsTrue(v);
-    return 0;
-}
-
-/* A string of at most max bytes, or non-empty too when nonempty is set;
- * what names what it should be, for the message. */
-static int get_string(const cJSON *v, struct keypath *p, bool nonempty, size_t max,
-                      const char *what, const char **out, vmlet_error *err)
-{
-    if (!cJSON_IsString(v))
-        return key_error(err, p, "expected a string (%s), got %s", what, type_name(v));
-    size_t n = strlen(v->valuestring);
-    if (nonempty && n == 0)
-        return key_error(err, p, "empty; give %s", what);
-    if (n > max)
-        return key_error(err, p, "%zu bytes is too long; at most %zu", n, max);
-    *out = v->valuestring;
-    return 0;
-}
-
-static int read_memory(const cJSON *v, struct keypath *p, uint64_t *out, vmlet_error *err)
+static int read_memory(const cJSON *v, struct json_keypath *p, uint64_t *out, vmlet_error *err)
 {
     char q[64];
     if (cJSON_IsString(v)) {
         if (vmlet_parse_size(v->valuestring, out) < 0)
-            return key_error(err, p,
-                             "%s is not a size; give bytes or a number with K, "
-                             "M, G or T, e.g. \"512M\"",
-                             quote(q, sizeof q, v->valuestring, 40));
+            return json_key_error(err, p,
+                                  "%s is not a size; give bytes or a number with K, "
+                                  "M, G or T, e.g. \"512M\"",
+                                  json_quote(q, sizeof q, v->valuestring, 40));
         return 0;
     }
     if (!cJSON_IsNumber(v))
-        return key_error(err, p,
-                         "expected a size (a string such as \"512M\" or a whole "
-                         "number of bytes), got %s",
-                         type_name(v));
+        return json_key_error(err, p,
+                              "expected a size (a string such as \"512M\" or a whole "
+                              "number of bytes), got %s",
+                              json_type_name(v));
     if (v->valuedouble < 0)
-        return key_error(err, p,
-                         "a size cannot be negative; give bytes or a string such "
-                         "as \"512M\"");
-    if (get_uint(v, p, 0, (uint64_t)JSON_MAX_EXACT, out, err) < 0)
+        return json_key_error(err, p,
+                              "a size cannot be negative; give bytes or a string such "
+                              "as \"512M\"");
+    if (json_get_uint(v, p, 0, (uint64_t)JSON_MAX_EXACT, out, err) < 0)
         return -1;
     /* "memory": 512 most likely meant MiB; validate would only say 0 MiB. */
     if (*out && *out < VMLET_MIN_MEMORY)
-        return key_error(err, p,
-                         "%llu byte%s is less than the 16 MiB minimum; a number "
-                         "means bytes: write \"%lluM\" for MiB",
-                         (unsigned long long)*out, *out == 1 ? "" : "s", (unsigned long long)*out);
+        return json_key_error(err, p,
+                              "%llu byte%s is less than the 16 MiB minimum; a number "
+                              "means bytes: write \"%lluM\" for MiB",
+                              (unsigned long long)*out, *out == 1 ? "" : "s",
+                              (unsigned long long)*out);
     return 0;
 }
 
-static int read_console(const cJSON *v, struct keypath *p, vmlet_console_kind *out,
+static int read_console(const cJSON *v, struct json_keypath *p, vmlet_console_kind *out,
                         vmlet_error *err)
 {
     char q[64];
     if (!cJSON_IsString(v))
-        return key_error(err, p, "expected a string (\"serial\" or \"virtio\"), got %s",
-                         type_name(v));
+        return json_key_error(err, p, "expected a string (\"serial\" or \"virtio\"), got %s",
+                              json_type_name(v));
     if (!strcmp(v->valuestring, "serial"))
         *out = VMLET_CONSOLE_SERIAL;
     else if (!strcmp(v->valuestring, "virtio"))
         *out = VMLET_CONSOLE_VIRTIO;
     else
-        return key_error(err, p, "%s is not a console; give \"serial\" or \"virtio\"",
-                         quote(q, sizeof q, v->valuestring, 40));
+        return json_key_error(err, p, "%s is not a console; give \"serial\" or \"virtio\"",
+                              json_quote(q, sizeof q, v->valuestring, 40));
     return 0;
 }
 
-static int read_seccomp(const cJSON *v, struct keypath *p, vmlet_seccomp_mode *out,
+static int read_seccomp(const cJSON *v, struct json_keypath *p, vmlet_seccomp_mode *out,
                         vmlet_error *err)
 {
     char q[64];
     if (!cJSON_IsString(v))
-        return key_error(err, p, "expected a string (\"on\", \"off\" or \"log\"), got %s",
-                         type_name(v));
+        return json_key_error(err, p, "expected a string (\"on\", \"off\" or \"log\"), got %s",
+                              json_type_name(v));
     if (!strcmp(v->valuestring, "on"))
         *out = VMLET_SECCOMP_ON;
     else if (!strcmp(v->valuestring, "off"))
@@ -701,48 +133,49 @@ static int read_seccomp(const cJSON *v, struct keypath *p, vmlet_seccomp_mode *o
     else if (!strcmp(v->valuestring, "log"))
         *out = VMLET_SECCOMP_LOG;
     else
-        return key_error(err, p, "%s is not a sandbox mode; give \"on\", \"off\" or \"log\"",
-                         quote(q, sizeof q, v->valuestring, 40));
+        return json_key_error(err, p, "%s is not a sandbox mode; give \"on\", \"off\" or \"log\"",
+                              json_quote(q, sizeof q, v->valuestring, 40));
     return 0;
 }
 
-static int read_disk(const cJSON *v, struct keypath *p, struct parsed_disk *d, vmlet_error *err)
+static int read_disk(const cJSON *v, struct json_keypath *p, struct parsed_disk *d,
+                     vmlet_error *err)
 {
     static const char *const names[] = { "path", "read_only", "serial" };
     const cJSON *f[3];
     size_t old;
     if (!cJSON_IsObject(v))
-        return key_error(err, p,
-                         "expected an object such as {\"path\": \"root.img\"}, "
-                         "got %s",
-                         type_name(v));
-    if (match_keys(v, names, 3, f, p, err) < 0)
+        return json_key_error(err, p,
+                              "expected an object such as {\"path\": \"root.img\"}, "
+                              "got %s",
+                              json_type_name(v));
+    if (json_match_keys(v, names, 3, f, p, err) < 0)
         return -1;
     if (!f[0])
-        return key_error(err, p, "no \"path\"; give the disk image or block device");
+        return json_key_error(err, p, "no \"path\"; give the disk image or block device");
     memset(d, 0, sizeof *d);
-    old = path_key(p, "path");
-    if (get_string(f[0], p, true, PATH_MAX_BYTES, "an image file or block device", &d->path, err) <
-        0)
+    old = json_path_key(p, "path");
+    if (json_get_string(f[0], p, true, PATH_MAX_BYTES, "an image file or block device", &d->path,
+                        err) < 0)
         return -1;
-    path_pop(p, old);
+    json_path_pop(p, old);
     if (f[1]) {
-        old = path_key(p, "read_only");
-        if (get_bool(f[1], p, &d->read_only, err) < 0)
+        old = json_path_key(p, "read_only");
+        if (json_get_bool(f[1], p, &d->read_only, err) < 0)
             return -1;
-        path_pop(p, old);
+        json_path_pop(p, old);
     }
     if (f[2]) {
         /* Its characters and length are vmlet_config_validate()'s to check. */
-        old = path_key(p, "serial");
-        if (get_string(f[2], p, false, SIZE_MAX, "up to 20 characters", &d->serial, err) < 0)
+        old = json_path_key(p, "serial");
+        if (json_get_string(f[2], p, false, SIZE_MAX, "up to 20 characters", &d->serial, err) < 0)
             return -1;
-        path_pop(p, old);
+        json_path_pop(p, old);
     }
     return 0;
 }
 
-static int read_disk_at(const cJSON *v, struct keypath *p, void *items, unsigned i,
+static int read_disk_at(const cJSON *v, struct json_keypath *p, void *items, unsigned i,
                         vmlet_error *err)
 {
     return read_disk(v, p, &((struct parsed_disk *)items)[i], err);
@@ -750,7 +183,7 @@ static int read_disk_at(const cJSON *v, struct keypath *p, void *items, unsigned
 
 /* {"path": "/home/me/project", "tag": "project", "read_only": false}; the
  * tag's length and the directory are vmlet_config_validate()'s to check. */
-static int read_share_at(const cJSON *v, struct keypath *p, void *items, unsigned i,
+static int read_share_at(const cJSON *v, struct json_keypath *p, void *items, unsigned i,
                          vmlet_error *err)
 {
     static const char *const names[] = { "path", "tag", "read_only" };
@@ -758,53 +191,54 @@ static int read_share_at(const cJSON *v, struct keypath *p, void *items, unsigne
     const cJSON *f[3];
     size_t old;
     if (!cJSON_IsObject(v))
-        return key_error(err, p,
-                         "expected an object such as {\"path\": \"/home/me/project\", \"tag\": "
-                         "\"project\"}, got %s",
-                         type_name(v));
-    if (match_keys(v, names, 3, f, p, err) < 0)
+        return json_key_error(
+            err, p,
+            "expected an object such as {\"path\": \"/home/me/project\", \"tag\": "
+            "\"project\"}, got %s",
+            json_type_name(v));
+    if (json_match_keys(v, names, 3, f, p, err) < 0)
         return -1;
     if (!f[0])
-        return key_error(err, p, "no \"path\"; give the host directory to share");
+        return json_key_error(err, p, "no \"path\"; give the host directory to share");
     if (!f[1])
-        return key_error(err, p, "no \"tag\"; give the name the guest mounts the share by");
+        return json_key_error(err, p, "no \"tag\"; give the name the guest mounts the share by");
     memset(sh, 0, sizeof *sh);
-    old = path_key(p, "path");
-    if (get_string(f[0], p, true, PATH_MAX_BYTES, "a directory", &sh->path, err) < 0)
+    old = json_path_key(p, "path");
+    if (json_get_string(f[0], p, true, PATH_MAX_BYTES, "a directory", &sh->path, err) < 0)
         return -1;
-    path_pop(p, old);
-    old = path_key(p, "tag");
-    if (get_string(f[1], p, true, SIZE_MAX, "up to 36 bytes", &sh->tag, err) < 0)
+    json_path_pop(p, old);
+    old = json_path_key(p, "tag");
+    if (json_get_string(f[1], p, true, SIZE_MAX, "up to 36 bytes", &sh->tag, err) < 0)
         return -1;
-    path_pop(p, old);
+    json_path_pop(p, old);
     if (f[2]) {
-        old = path_key(p, "read_only");
-        if (get_bool(f[2], p, &sh->read_only, err) < 0)
+        old = json_path_key(p, "read_only");
+        if (json_get_bool(f[2], p, &sh->read_only, err) < 0)
             return -1;
-        path_pop(p, old);
+        json_path_pop(p, old);
     }
     return 0;
 }
 
 /* An array of at most max objects, each read by read_at into items[i];
  * example shows one, for the message. */
-static int read_array(const cJSON *v, struct keypath *p, unsigned max, const char *what,
+static int read_array(const cJSON *v, struct json_keypath *p, unsigned max, const char *what,
                       const char *example,
-                      int (*read_at)(const cJSON *, struct keypath *, void *, unsigned,
+                      int (*read_at)(const cJSON *, struct json_keypath *, void *, unsigned,
                                      vmlet_error *),
                       void *items, unsigned *count, vmlet_error *err)
 {
     if (!cJSON_IsArray(v))
-        return key_error(err, p, "expected an array of objects such as [%s], got %s", example,
-                         type_name(v));
+        return json_key_error(err, p, "expected an array of objects such as [%s], got %s", example,
+                              json_type_name(v));
     unsigned n = cJSON_GetArraySize(v), i = 0;
     if (n > max)
-        return key_error(err, p, "%u %s; at most %u are allowed", n, what, max);
+        return json_key_error(err, p, "%u %s; at most %u are allowed", n, what, max);
     for (const cJSON *e = v->child; e; e = e->next, i++) {
-        size_t old = path_index(p, i);
+        size_t old = json_path_index(p, i);
         if (read_at(e, p, items, i, err) < 0)
             return -1;
-        path_pop(p, old);
+        json_path_pop(p, old);
     }
     *count = n;
     return 0;
@@ -812,37 +246,39 @@ static int read_array(const cJSON *v, struct keypath *p, unsigned max, const cha
 
 /* "vsock": {"guest_cid": 3, "uds_path": "/run/vm1/vsock.sock"}, Firecracker's
  * names. The path's length is vmlet_config_validate()'s to check. */
-static int read_vsock(const cJSON *v, struct keypath *p, struct parsed_doc *d, vmlet_error *err)
+static int read_vsock(const cJSON *v, struct json_keypath *p, struct parsed_doc *d,
+                      vmlet_error *err)
 {
     static const char *const names[] = { "guest_cid", "uds_path" };
     const cJSON *f[2];
     if (!cJSON_IsObject(v))
-        return key_error(err, p,
-                         "expected an object such as {\"guest_cid\": 3, \"uds_path\": "
-                         "\"/run/vm1/vsock.sock\"}, got %s",
-                         type_name(v));
-    if (match_keys(v, names, 2, f, p, err) < 0)
+        return json_key_error(err, p,
+                              "expected an object such as {\"guest_cid\": 3, \"uds_path\": "
+                              "\"/run/vm1/vsock.sock\"}, got %s",
+                              json_type_name(v));
+    if (json_match_keys(v, names, 2, f, p, err) < 0)
         return -1;
     if (!f[0])
-        return key_error(err, p, "no \"guest_cid\"; give the guest's address, 3 or more");
+        return json_key_error(err, p, "no \"guest_cid\"; give the guest's address, 3 or more");
     if (!f[1])
-        return key_error(err, p, "no \"uds_path\"; give the host's Unix socket path");
-    size_t old = path_key(p, "guest_cid");
-    if (get_uint(f[0], p, VMLET_VSOCK_MIN_CID, VMLET_VSOCK_MAX_CID, &d->vsock_cid, err) < 0)
+        return json_key_error(err, p, "no \"uds_path\"; give the host's Unix socket path");
+    size_t old = json_path_key(p, "guest_cid");
+    if (json_get_uint(f[0], p, VMLET_VSOCK_MIN_CID, VMLET_VSOCK_MAX_CID, &d->vsock_cid, err) < 0)
         return -1;
-    path_pop(p, old);
-    old = path_key(p, "uds_path");
-    if (get_string(f[1], p, true, PATH_MAX_BYTES, "the path of the Unix socket to create",
-                   &d->vsock_uds, err) < 0)
+    json_path_pop(p, old);
+    old = json_path_key(p, "uds_path");
+    if (json_get_string(f[1], p, true, PATH_MAX_BYTES, "the path of the Unix socket to create",
+                        &d->vsock_uds, err) < 0)
         return -1;
-    path_pop(p, old);
+    json_path_pop(p, old);
     return 0;
 }
 
 /* "balloon": {"deflate_on_oom": true, "free_page_reporting": true,
  * "stats_polling_interval_s": 5}, Firecracker's names (free page reporting
  * its newer one); every key may be left out, {} is a balloon with none. */
-static int read_balloon(const cJSON *v, struct keypath *p, struct parsed_doc *d, vmlet_error *err)
+static int read_balloon(const cJSON *v, struct json_keypath *p, struct parsed_doc *d,
+                        vmlet_error *err)
 {
     static const char *const names[] = { "deflate_on_oom", "free_page_reporting",
                                          "stats_polling_interval_s" };
@@ -850,29 +286,29 @@ static int read_balloon(const cJSON *v, struct keypath *p, struct parsed_doc *d,
                                      VMLET_BALLOON_FREE_PAGE_REPORTING };
     const cJSON *f[3];
     if (!cJSON_IsObject(v))
-        return key_error(err, p,
-                         "expected an object such as {\"free_page_reporting\": true, "
-                         "\"stats_polling_interval_s\": 5}, got %s",
-                         type_name(v));
-    if (match_keys(v, names, 3, f, p, err) < 0)
+        return json_key_error(err, p,
+                              "expected an object such as {\"free_page_reporting\": true, "
+                              "\"stats_polling_interval_s\": 5}, got %s",
+                              json_type_name(v));
+    if (json_match_keys(v, names, 3, f, p, err) < 0)
         return -1;
     d->balloon_flags = 0;
     d->balloon_stats_s = 0;
     for (unsigned k = 0; k < 2; k++) {
         bool on = false;
-        size_t old = path_key(p, names[k]);
-        if (f[k] && get_bool(f[k], p, &on, err) < 0)
+        size_t old = json_path_key(p, names[k]);
+        if (f[k] && json_get_bool(f[k], p, &on, err) < 0)
             return -1;
-        path_pop(p, old);
+        json_path_pop(p, old);
         if (on)
             d->balloon_flags |= flag[k];
     }
     if (f[2]) {
         uint64_t u;
-        size_t old = path_key(p, names[2]);
-        if (get_uint(f[2], p, 0, VMLET_BALLOON_MAX_STATS_INTERVAL, &u, err) < 0)
+        size_t old = json_path_key(p, names[2]);
+        if (json_get_uint(f[2], p, 0, VMLET_BALLOON_MAX_STATS_INTERVAL, &u, err) < 0)
             return -1;
-        path_pop(p, old);
+        json_path_pop(p, old);
         d->balloon_stats_s = (unsigned)u;
     }
     d->has_balloon = true;
@@ -881,25 +317,25 @@ static int read_balloon(const cJSON *v, struct keypath *p, struct parsed_doc *d,
 
 /* ---- network: parsed by src/netspec.c, as --net is ---------------------------- */
 
-static int read_mac(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
+static int read_mac(const cJSON *v, struct json_keypath *p, struct net_spec *net, vmlet_error *err)
 {
     char q[64];
     if (!cJSON_IsString(v))
-        return key_error(err, p, "expected a string such as \"52:54:00:12:34:56\", got %s",
-                         type_name(v));
+        return json_key_error(err, p, "expected a string such as \"52:54:00:12:34:56\", got %s",
+                              json_type_name(v));
     switch (net_parse_mac(v->valuestring, strlen(v->valuestring), net->mac)) {
     case NET_MAC_OK: break;
     case NET_MAC_SYNTAX:
-        return key_error(err, p,
-                         "%s is not a MAC address; write six hex pairs such as "
-                         "\"52:54:00:12:34:56\"",
-                         quote(q, sizeof q, v->valuestring, 40));
+        return json_key_error(err, p,
+                              "%s is not a MAC address; write six hex pairs such as "
+                              "\"52:54:00:12:34:56\"",
+                              json_quote(q, sizeof q, v->valuestring, 40));
     case NET_MAC_MULTICAST:
-        return key_error(err, p,
-                         "%s is a multicast address; a NIC needs a unicast one "
-                         "(even first byte), e.g. \"52:54:00:12:34:56\"",
-                         v->valuestring);
-    case NET_MAC_ZERO: return key_error(err, p, "00:00:00:00:00:00 is not a usable address");
+        return json_key_error(err, p,
+                              "%s is a multicast address; a NIC needs a unicast one "
+                              "(even first byte), e.g. \"52:54:00:12:34:56\"",
+                              v->valuestring);
+    case NET_MAC_ZERO: return json_key_error(err, p, "00:00:00:00:00:00 is not a usable address");
     }
     net->has_mac = true;
     return 0;
@@ -931,39 +367,40 @@ static const char *hostfwd_why(enum net_fwd_error e, const struct net_hostfwd *f
     return "it is not a forwarding rule";
 }
 
-static int read_hostfwds(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
+static int read_hostfwds(const cJSON *v, struct json_keypath *p, struct net_spec *net,
+                         vmlet_error *err)
 {
     char q[80], part[NET_HOSTFWD_TEXT_MAX], why[96];
     if (!cJSON_IsArray(v))
-        return key_error(err, p,
-                         "expected an array of strings such as "
-                         "[\"tcp:127.0.0.1:8080-:80\"], got %s",
-                         type_name(v));
+        return json_key_error(err, p,
+                              "expected an array of strings such as "
+                              "[\"tcp:127.0.0.1:8080-:80\"], got %s",
+                              json_type_name(v));
     unsigned n = cJSON_GetArraySize(v), i = 0;
     if (n > NET_SPEC_MAX_HOSTFWD)
-        return key_error(err, p, "%u rules; at most %d are allowed", n, NET_SPEC_MAX_HOSTFWD);
+        return json_key_error(err, p, "%u rules; at most %d are allowed", n, NET_SPEC_MAX_HOSTFWD);
     for (const cJSON *r = v->child; r; r = r->next, i++) {
-        size_t old = path_index(p, i);
+        size_t old = json_path_index(p, i);
         if (!cJSON_IsString(r))
-            return key_error(err, p,
-                             "expected a string such as \"tcp:127.0.0.1:8080-:80\", "
-                             "got %s",
-                             type_name(r));
+            return json_key_error(err, p,
+                                  "expected a string such as \"tcp:127.0.0.1:8080-:80\", "
+                                  "got %s",
+                                  json_type_name(r));
         enum net_fwd_error e = net_parse_hostfwd(r->valuestring, strlen(r->valuestring),
                                                  &net->hostfwd[i], part);
         if (e != NET_FWD_OK)
-            return key_error(err, p,
-                             "%s: %s; the form is "
-                             "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
-                             quote(q, sizeof q, r->valuestring, 64),
-                             hostfwd_why(e, &net->hostfwd[i], why, sizeof why));
-        path_pop(p, old);
+            return json_key_error(err, p,
+                                  "%s: %s; the form is "
+                                  "[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT",
+                                  json_quote(q, sizeof q, r->valuestring, 64),
+                                  hostfwd_why(e, &net->hostfwd[i], why, sizeof why));
+        json_path_pop(p, old);
     }
     net->nhostfwd = n;
     return 0;
 }
 
-static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vmlet_error *err)
+static int read_net(const cJSON *v, struct json_keypath *p, struct net_spec *net, vmlet_error *err)
 {
     /* All keys first, so a misspelt "type" is reported as such. */
     static const char *const all[] = { "type", "hostfwd",       "name",
@@ -973,105 +410,106 @@ static int read_net(const cJSON *v, struct keypath *p, struct net_spec *net, vml
     char q[64];
     size_t old;
     if (!cJSON_IsObject(v))
-        return key_error(err, p, "expected an object such as {\"type\": \"user\"}, got %s",
-                         type_name(v));
-    if (match_keys(v, all, NKEYS, f, p, err) < 0)
+        return json_key_error(err, p, "expected an object such as {\"type\": \"user\"}, got %s",
+                              json_type_name(v));
+    if (json_match_keys(v, all, NKEYS, f, p, err) < 0)
         return -1;
     memset(net, 0, sizeof *net);
     if (!f[TYPE])
-        return key_error(err, p, "no \"type\"; give \"type\": \"user\" or \"tap\"");
-    old = path_key(p, "type");
+        return json_key_error(err, p, "no \"type\"; give \"type\": \"user\" or \"tap\"");
+    old = json_path_key(p, "type");
     if (!cJSON_IsString(f[TYPE]))
-        return key_error(err, p, "expected a string (\"user\" or \"tap\"), got %s",
-                         type_name(f[TYPE]));
+        return json_key_error(err, p, "expected a string (\"user\" or \"tap\"), got %s",
+                              json_type_name(f[TYPE]));
     if (!strcmp(f[TYPE]->valuestring, "user"))
         net->kind = NET_SPEC_USER;
     else if (!strcmp(f[TYPE]->valuestring, "tap"))
         net->kind = NET_SPEC_TAP;
     else
-        return key_error(err, p, "%s is not a network type; give \"user\" or \"tap\"",
-                         quote(q, sizeof q, f[TYPE]->valuestring, 40));
-    path_pop(p, old);
+        return json_key_error(err, p, "%s is not a network type; give \"user\" or \"tap\"",
+                              json_quote(q, sizeof q, f[TYPE]->valuestring, 40));
+    json_path_pop(p, old);
 
     bool user = net->kind == NET_SPEC_USER;
     if ((user && f[NAME]) || (!user && (f[HOSTFWD] || f[LOOPBACK] || f[MAX_FLOWS]))) {
-        path_key(p, user          ? "name"
-                    : f[HOSTFWD]  ? "hostfwd"
-                    : f[LOOPBACK] ? "host_loopback"
-                                  : "max_flows");
-        return key_error(err, p, "not a key of a %s network; its keys are %s",
-                         user ? "user" : "tap",
-                         user ? "type, hostfwd, mac, host_loopback, max_flows" : "type, name, mac");
+        json_path_key(p, user          ? "name"
+                         : f[HOSTFWD]  ? "hostfwd"
+                         : f[LOOPBACK] ? "host_loopback"
+                                       : "max_flows");
+        return json_key_error(
+            err, p, "not a key of a %s network; its keys are %s", user ? "user" : "tap",
+            user ? "type, hostfwd, mac, host_loopback, max_flows" : "type, name, mac");
     }
     /* In file order, as everywhere. */
     for (const cJSON *m = v->child; m; m = m->next) {
         int rc = 0;
-        old = path_key(p, m->string);
+        old = json_path_key(p, m->string);
         if (m == f[HOSTFWD]) {
             rc = read_hostfwds(m, p, net, err);
         } else if (m == f[NAME]) {
-            const char *name = ""; /* set by get_string() when it returns 0 */
-            rc = get_string(m, p, true, NET_TAP_NAME_MAX,
-                            "a host interface name such "
-                            "as \"tap0\"",
-                            &name, err);
+            const char *name = ""; /* set by json_get_string() when it returns 0 */
+            rc = json_get_string(m, p, true, NET_TAP_NAME_MAX,
+                                 "a host interface name such "
+                                 "as \"tap0\"",
+                                 &name, err);
             if (rc == 0 && !net_tap_name_ok(name, strlen(name)))
-                rc = key_error(err, p,
-                               "%s is not an interface name; use printable "
-                               "characters other than spaces, '/', ':', ',' and '='",
-                               quote(q, sizeof q, name, 40));
+                rc = json_key_error(err, p,
+                                    "%s is not an interface name; use printable "
+                                    "characters other than spaces, '/', ':', ',' and '='",
+                                    json_quote(q, sizeof q, name, 40));
             if (rc == 0)
                 strcpy(net->tap_name, name);
         } else if (m == f[MAC]) {
             rc = read_mac(m, p, net, err);
         } else if (m == f[LOOPBACK]) {
             bool on = true;
-            rc = get_bool(m, p, &on, err);
+            rc = json_get_bool(m, p, &on, err);
             net->no_host_loopback = !on; /* as --net's host-loopback=off */
         } else if (m == f[MAX_FLOWS]) {
             uint64_t n = 0; /* netspec.h's range, as --net's max-flows=N */
-            rc = get_uint(m, p, NET_MAX_FLOWS_MIN, NET_MAX_FLOWS_MAX, &n, err);
+            rc = json_get_uint(m, p, NET_MAX_FLOWS_MIN, NET_MAX_FLOWS_MAX, &n, err);
             net->max_flows = (unsigned)n;
         }
         if (rc < 0)
             return -1;
-        path_pop(p, old);
+        json_path_pop(p, old);
     }
     if (!user && !f[NAME])
-        return key_error(err, p,
-                         "no \"name\"; a tap network needs the host interface, "
-                         "e.g. \"name\": \"tap0\"");
+        return json_key_error(err, p,
+                              "no \"name\"; a tap network needs the host interface, "
+                              "e.g. \"name\": \"tap0\"");
     return 0;
 }
 
 /* What only shows across entries: one tap twice, one MAC twice, one host
  * port forwarded twice, named by key path. Validate checks again over all
  * NICs, the file's and those added otherwise. */
-static int check_nets(const struct net_spec *nets, unsigned i, struct keypath *p, vmlet_error *err)
+static int check_nets(const struct net_spec *nets, unsigned i, struct json_keypath *p,
+                      vmlet_error *err)
 {
     const struct net_spec *net = &nets[i];
     for (unsigned j = 0; j <= i; j++) {
         const struct net_spec *o = &nets[j];
         if (j < i && net->kind == NET_SPEC_TAP && o->kind == NET_SPEC_TAP &&
             !strcmp(o->tap_name, net->tap_name)) {
-            path_key(p, "name");
-            return key_error(err, p, "%s is also network[%u]'s interface", net->tap_name, j);
+            json_path_key(p, "name");
+            return json_key_error(err, p, "%s is also network[%u]'s interface", net->tap_name, j);
         }
         if (j < i && net->has_mac && o->has_mac && !memcmp(o->mac, net->mac, 6)) {
-            path_key(p, "mac");
-            return key_error(err, p, "network[%u] has this MAC address too", j);
+            json_path_key(p, "mac");
+            return json_key_error(err, p, "network[%u] has this MAC address too", j);
         }
         for (unsigned a = 0; a < net->nhostfwd; a++) {
             unsigned bmax = j < i ? o->nhostfwd : a;
             for (unsigned b = 0; b < bmax; b++) {
                 if (net_hostfwd_clash(&net->hostfwd[a], &o->hostfwd[b])) {
-                    path_key(p, "hostfwd");
-                    path_index(p, a);
-                    return key_error(err, p,
-                                     "%s port %u is already forwarded by "
-                                     "network[%u].hostfwd[%u]",
-                                     net->hostfwd[a].udp ? "udp" : "tcp", net->hostfwd[a].host_port,
-                                     j, b);
+                    json_path_key(p, "hostfwd");
+                    json_path_index(p, a);
+                    return json_key_error(err, p,
+                                          "%s port %u is already forwarded by "
+                                          "network[%u].hostfwd[%u]",
+                                          net->hostfwd[a].udp ? "udp" : "tcp",
+                                          net->hostfwd[a].host_port, j, b);
                 }
             }
         }
@@ -1079,21 +517,22 @@ static int check_nets(const struct net_spec *nets, unsigned i, struct keypath *p
     return 0;
 }
 
-static int read_network(const cJSON *v, struct keypath *p, struct parsed_doc *d, vmlet_error *err)
+static int read_network(const cJSON *v, struct json_keypath *p, struct parsed_doc *d,
+                        vmlet_error *err)
 {
     if (!cJSON_IsArray(v))
-        return key_error(err, p,
-                         "expected an array of objects such as "
-                         "[{\"type\": \"user\"}], got %s",
-                         type_name(v));
+        return json_key_error(err, p,
+                              "expected an array of objects such as "
+                              "[{\"type\": \"user\"}], got %s",
+                              json_type_name(v));
     unsigned n = cJSON_GetArraySize(v), i = 0;
     if (n > VMLET_MAX_NICS)
-        return key_error(err, p, "%u interfaces; at most %d are allowed", n, VMLET_MAX_NICS);
+        return json_key_error(err, p, "%u interfaces; at most %d are allowed", n, VMLET_MAX_NICS);
     for (const cJSON *e = v->child; e; e = e->next, i++) {
-        size_t old = path_index(p, i);
+        size_t old = json_path_index(p, i);
         if (read_net(e, p, &d->nets[i], err) < 0 || check_nets(d->nets, i, p, err) < 0)
             return -1;
-        path_pop(p, old);
+        json_path_pop(p, old);
     }
     d->nnets = n;
     return 0;
@@ -1138,7 +577,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
         [K_BALLOON] = "balloon",
     };
     const cJSON *f[K_COUNT];
-    struct keypath p = { .s = "", .len = 0 };
+    struct json_keypath p = { .s = "", .len = 0 };
     uint64_t u = 0;
     int rc = 0;
 
@@ -1146,18 +585,18 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
         return set_error(err, VMLET_ERR_INVALID,
                          "the top level is %s; it must be an "
                          "object such as {\"kernel\": \"bzImage\", \"memory\": \"512M\"}",
-                         type_name(root));
-    if (match_keys(root, names, K_COUNT, f, &p, err) < 0)
+                         json_type_name(root));
+    if (json_match_keys(root, names, K_COUNT, f, &p, err) < 0)
         return -1;
     /* In file order, so the first problem in the file is the one reported. */
     for (const cJSON *v = root->child; v && rc == 0; v = v->next) {
         int k = 0;
         while (f[k] != v)
             k++;
-        path_key(&p, names[k]);
+        json_path_key(&p, names[k]);
         switch (k) {
         case K_CPUS:
-            rc = get_uint(v, &p, 1, VMLET_MAX_CPUS, &u, err);
+            rc = json_get_uint(v, &p, 1, VMLET_MAX_CPUS, &u, err);
             d->cpus = u;
             d->has_cpus = true;
             break;
@@ -1166,25 +605,26 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             d->has_memory = true;
             break;
         case K_KERNEL:
-            rc = get_string(v, &p, true, PATH_MAX_BYTES, "the path of an x86-64 bzImage",
-                            &d->kernel, err);
+            rc = json_get_string(v, &p, true, PATH_MAX_BYTES, "the path of an x86-64 bzImage",
+                                 &d->kernel, err);
             break;
         case K_INITRD:
-            rc = get_string(v, &p, true, PATH_MAX_BYTES,
-                            "the path of an initial ramdisk, "
-                            "or leave the key out",
-                            &d->initrd, err);
+            rc = json_get_string(v, &p, true, PATH_MAX_BYTES,
+                                 "the path of an initial ramdisk, "
+                                 "or leave the key out",
+                                 &d->initrd, err);
             break;
         case K_CMDLINE:
             /* Its length limit depends on the kernel; validate checks it. */
-            rc = get_string(v, &p, false, SIZE_MAX, "the kernel command line", &d->cmdline, err);
+            rc = json_get_string(v, &p, false, SIZE_MAX, "the kernel command line", &d->cmdline,
+                                 err);
             break;
         case K_CONSOLE:
             rc = read_console(v, &p, &d->console, err);
             d->has_console = true;
             break;
         case K_RNG:
-            rc = get_bool(v, &p, &d->rng, err);
+            rc = json_get_bool(v, &p, &d->rng, err);
             d->has_rng = true;
             break;
         case K_DISKS:
@@ -1198,13 +638,13 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
             break;
         case K_NETWORK: rc = read_network(v, &p, d, err); break;
         case K_SHUTDOWN_TIMEOUT:
-            rc = get_uint(v, &p, 0, VMLET_MAX_SHUTDOWN_TIMEOUT, &u, err);
+            rc = json_get_uint(v, &p, 0, VMLET_MAX_SHUTDOWN_TIMEOUT, &u, err);
             d->shutdown_timeout = u;
             d->has_shutdown_timeout = true;
             break;
         case K_KVM_DEVICE:
-            rc = get_string(v, &p, true, PATH_MAX_BYTES, "the path of the KVM device",
-                            &d->kvm_device, err);
+            rc = json_get_string(v, &p, true, PATH_MAX_BYTES, "the path of the KVM device",
+                                 &d->kvm_device, err);
             break;
         case K_SECCOMP:
             rc = read_seccomp(v, &p, &d->seccomp, err);
@@ -1214,7 +654,7 @@ static int read_doc(const cJSON *root, struct parsed_doc *d, vmlet_error *err)
         case K_BALLOON: rc = read_balloon(v, &p, d, err); break;
         }
         if (rc == 0)
-            path_pop(&p, 0);
+            json_path_pop(&p, 0);
     }
     return rc;
 }
@@ -1267,43 +707,10 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
 VMLET_API int vmlet_config_from_json(vmlet_config *c, const char *text, size_t len,
                                      vmlet_error *err)
 {
-    const unsigned char *s = (const unsigned char *)text;
-    size_t start = 0;
-    if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
-        start = 3; /* a UTF-8 byte order mark, as some editors write */
-    if (check_syntax(s, len, start, err) < 0)
+    static const struct json_doc vm_json = { "a vm.json", 4, "{\"kernel\": \"bzImage\"}" };
+    cJSON *root;
+    if (json_strict_parse(text, len, &vm_json, &root, err) < 0)
         return -1;
-
-    /* Not NUL-terminated: the end is checked through parse_end instead. */
-    const char *end = NULL;
-    /* cJSON writes a process-wide error record on every parse (which we
-     * never read: the end comes back through `end`); one lock keeps two
-     * of our calls from racing on it. */
-    static pthread_mutex_t cjson_lock = PTHREAD_MUTEX_INITIALIZER;
-    pthread_mutex_lock(&cjson_lock);
-    cJSON *root = cJSON_ParseWithLengthOpts(text + start, len - start, &end, 0);
-    pthread_mutex_unlock(&cjson_lock);
-    if (!root) {
-        /* check_syntax() accepted it, so this is memory, or a disagreement
-         * between the two parsers (which the fuzz target looks for). */
-        size_t off = end ? (size_t)(end - text) : start;
-        unsigned long line, col;
-        line_col(s, off, &line, &col);
-        return set_error(err, VMLET_ERR_INTERNAL,
-                         "line %lu, column %lu: cJSON could not "
-                         "read this (out of memory?)",
-                         line, col);
-    }
-    size_t off = (size_t)(end - text);
-    if (skip_ws(s, len, off) != len) {
-        unsigned long line, col;
-        line_col(s, off, &line, &col);
-        cJSON_Delete(root);
-        return set_error(err, VMLET_ERR_INTERNAL,
-                         "line %lu, column %lu: cJSON stopped "
-                         "reading here",
-                         line, col);
-    }
 
     struct parsed_doc *d = calloc(1, sizeof *d); /* ~11 KiB: keep it off the stack */
     if (!d) {

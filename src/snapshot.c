@@ -615,6 +615,7 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
     }
     vm->console_in = o->console_in;
     vm->seccomp = o->seccomp;
+    snprintf(vm->vcpu_name, sizeof vm->vcpu_name, "vcpu");
     vm->shutdown_timeout = s.config.shutdown_timeout;
     if (vm_open_kvm(vm, c, err) < 0 ||
         guest_memory_map_file(&vm->mem, s.config.memory, mfd, err) < 0 ||

@@ -358,7 +358,7 @@ static void *vcpu_thread(void *arg)
     struct vcpu *v = arg;
     struct vmlet_vm *vm = v->vm;
     char name[16];
-    snprintf(name, sizeof name, "vcpu%u", v->index);
+    snprintf(name, sizeof name, "%s%u", vm->vcpu_name, v->index);
     pthread_setname_np(pthread_self(), name);
     if (v->index == 0)
         __atomic_store_n(&vm->first_run_ns, boottime_ns(), __ATOMIC_RELAXED);
@@ -664,6 +664,7 @@ VMLET_API int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error
     /* The serial port reads the console only when it is the console. */
     vm->console_in = c->console == VMLET_CONSOLE_SERIAL ? c->console_in : -1;
     vm->seccomp = c->seccomp;
+    snprintf(vm->vcpu_name, sizeof vm->vcpu_name, "%s", c->vcpu_name ? c->vcpu_name : "vcpu");
     vm->shutdown_timeout = c->shutdown_timeout;
 
     /* 1. KVM and the VM with its in-kernel interrupt controllers and PIT. */

@@ -57,6 +57,7 @@ struct vmlet_vm {
     unsigned shutdown_timeout; /* kept for a snapshot */
     int console_in;
     vmlet_seccomp_mode seccomp;
+    char vcpu_name[VMLET_VCPU_NAME_MAX + 1]; /* the vCPU threads' name prefix */
     int kvm_fd, vm_fd;
     size_t run_size;
     struct guest_memory mem;

@@ -104,31 +104,6 @@ static void fake_stop(void *ctx)
 
 /* ---- checks --------------------------------------------------------------- */
 
-static bool valid_utf8(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i], k = c < 0x80                ? 0
-                               : c >= 0xc2 && c < 0xe0 ? 1
-                               : c >= 0xe0 && c < 0xf0 ? 2
-                               : c >= 0xf0 && c < 0xf5 ? 3
-                                                       : 9;
-        if (k == 9 || i + k >= n)
-            return false;
-        uint32_t cp = k ? c & (0x3fu >> k) : c;
-        for (unsigned j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p[i + j] & 0x3f);
-        }
-        static const uint32_t min[] = { 0, 0x80, 0x800, 0x10000 };
-        if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 /* Whether a request body holds only what cJSON will hand back as valid
  * UTF-8: valid UTF-8 itself and no \u escape (which may encode a lone
  * surrogate). */
@@ -139,7 +114,7 @@ static bool body_clean(const struct http_request *req)
     for (size_t i = 0; i + 1 < req->body_len; i++)
         if (req->body[i] == '\\' && req->body[i + 1] == 'u')
             return false;
-    return valid_utf8((const unsigned char *)req->body, req->body_len);
+    return utf8_valid((const unsigned char *)req->body, req->body_len);
 }
 
 static void check_answer(const struct http_request *req, int status, char *body,
@@ -153,7 +128,7 @@ static void check_answer(const struct http_request *req, int status, char *body,
     } else {
         check(body != NULL, "no body");
         if (body_clean(req))
-            check(valid_utf8((const unsigned char *)body, strlen(body)), "body is not UTF-8");
+            check(utf8_valid((const unsigned char *)body, strlen(body)), "body is not UTF-8");
         cJSON *doc = cJSON_Parse(body);
         check(cJSON_IsObject(doc), "body is not a JSON object");
         if (status != 200) {

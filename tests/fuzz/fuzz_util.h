@@ -35,6 +35,33 @@ static inline void put_le(uint8_t *p, uint64_t v, unsigned len)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* Whether p[0..n) is valid UTF-8 (RFC 3629: no overlongs, surrogates or
+ * code points beyond U+10FFFF). */
+static inline bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i], k = c < 0x80                ? 0
+                               : c >= 0xc2 && c < 0xe0 ? 1
+                               : c >= 0xe0 && c < 0xf0 ? 2
+                               : c >= 0xf0 && c < 0xf5 ? 3
+                                                       : 9;
+        if (k == 9 || i + k >= n)
+            return false;
+        uint32_t cp = k ? c & (0x3fu >> k) : c;
+        for (unsigned j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        }
+        static const uint32_t min[] = { 0, 0x80, 0x800, 0x10000 };
+        if (cp < min[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
 /* The input not yet used. */
 struct input {
     const uint8_t *p;

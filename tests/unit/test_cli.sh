@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..68"
+echo "1..83"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -203,4 +203,35 @@ check restore-cut-short 1 "cut short" -- run --restore "$tmp/snap-cut"
 check restore-memory-size 1 "its memory file has 1048576 bytes, but the VM had 268435456" -- \
     run --restore "$tmp/snap-small"
 check restore-altered 1 "checksum mismatch" -- run --restore "$tmp/snap-altered"
+# vmlet firecracker: Firecracker's flags and exit statuses (153 a bad
+# command line, 152 a bad --config-file, 1 an error), also under the name
+# firecracker.
+check fc-version 0 "^Firecracker-API v[1-9][0-9]*\.[0-9]*\.[0-9]* (vmlet " -- firecracker --version
+check fc-help 0 "Usage: vmlet firecracker" -- firecracker --help
+check fc-unknown-option 153 "unknown option '--seccomp-level'" -- firecracker --seccomp-level 0
+check fc-missing-value 153 "--api-sock needs a value" -- firecracker --api-sock
+check fc-no-api-alone 153 "--no-api needs --config-file" -- firecracker --no-api
+check fc-bad-id 153 "--id 'no spaces' is not an ID" -- firecracker --id "no spaces"
+check fc-extra-argument 153 "unexpected argument 'boot'" -- firecracker --no-api boot
+check fc-bad-start-time 153 "--start-time-us 'soon' is not a number" -- firecracker --start-time-us soon
+check fc-api-sock-dir-missing 1 "$tmp/nodir/fc.sock" -- firecracker --api-sock "$tmp/nodir/fc.sock"
+check fc-config-missing 152 "--config-file $tmp/nope.json: No such file" -- \
+    firecracker --no-api --config-file "$tmp/nope.json"
+echo '{"drives": {"rootfs": 1}}' >"$tmp/fc-bad.json"
+check fc-config-bad 152 "drives: expected an array" -- firecracker --no-api --config-file "$tmp/fc-bad.json"
+printf '{"boot-source": {"kernel_image_path": "%s"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 64}}' \
+    "$tmp/bzImage" >"$tmp/fc.json"
+check fc-config-no-kvm 152 "/nonexistent/kvm does not exist" -- \
+    firecracker --no-api --config-file "$tmp/fc.json" --kvm-device /nonexistent/kvm
+printf '{"boot-source": {"kernel_image_path": "%s"}, "mmds-config": {"network_interfaces": ["eth0"]}}' \
+    "$tmp/bzImage" >"$tmp/fc-mmds.json"
+check fc-config-mmds 152 "mmds-config: not supported by vmlet" -- \
+    firecracker --no-api --config-file "$tmp/fc-mmds.json"
+# Under the name firecracker (an orchestrator's configured path).
+ln -s "$(cd "$(dirname "$vmlet")" && pwd)/$(basename "$vmlet")" "$tmp/firecracker"
+real_vmlet=$vmlet
+vmlet=$tmp/firecracker
+check fc-argv0-version 0 "^Firecracker-API v" -- --version
+check fc-argv0-unknown-option 153 "unknown option '--kernel'" -- --kernel x
+vmlet=$real_vmlet
 exit $((failed > 0))

@@ -94,6 +94,27 @@ static void cpus_range(void **state)
     vmlet_config_free(c);
 }
 
+/* Linux keeps 15 bytes of a thread's name: the prefix leaves room for
+ * "255"; control characters would garble ps and /proc. */
+static void vcpu_thread_name(void **state)
+{
+    vmlet_config *c = good_config();
+    vmlet_error err;
+    assert_int_equal(vmlet_config_set_vcpu_thread_name(c, "fc_vcpu "), 0);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_set_vcpu_thread_name(c, "123456789012");
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_set_vcpu_thread_name(c, "1234567890123");
+    expect_error(c, VMLET_ERR_INVALID, "vCPU thread name: give 1 to 12 printable");
+    vmlet_config_set_vcpu_thread_name(c, "");
+    expect_error(c, VMLET_ERR_INVALID, "vCPU thread name");
+    vmlet_config_set_vcpu_thread_name(c, "cpu\n");
+    expect_error(c, VMLET_ERR_INVALID, "vCPU thread name");
+    vmlet_config_set_vcpu_thread_name(c, NULL); /* back to the default */
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_free(c);
+}
+
 static void memory_range(void **state)
 {
     vmlet_config *c = good_config();
@@ -399,6 +420,7 @@ int main(void)
         cmocka_unit_test(defaults_validate),
         cmocka_unit_test(cpus_range),
         cmocka_unit_test(memory_range),
+        cmocka_unit_test(vcpu_thread_name),
         cmocka_unit_test(files),
         cmocka_unit_test(setters_copy_strings),
         cmocka_unit_test(nets_parsed_when_added),
