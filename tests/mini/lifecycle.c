@@ -104,7 +104,14 @@ static bool first_tick(struct counted_vm *cv, int ms)
     return false;
 }
 
-/* Waits up to ms for at least one dot; returns how many came. */
+/* How long a running guest may take to print its next tick. Long, because
+ * under a loaded host the nested lab can stall L1 for seconds: fixed 2 s
+ * windows failed there (no tick in 2 s from a running guest) though
+ * nothing was wrong. A running guest is shown by a tick coming at all; only
+ * silence while paused is timed, and a slow host cannot break that. */
+#define NEXT_TICK_MS 30000
+
+/* Counts the dots that come within ms (for a guest that must stay still). */
 static long dots_within(struct counted_vm *cv, int ms)
 {
     long dots = 0;
@@ -136,10 +143,8 @@ static void test_pause_resume(const char *dir)
         free_counter(&cv);
         return;
     }
-    /* Generous windows: the nested lab is slow, but a running guest prints
-     * several ticks a second. Only "zero while paused" is a strict check. */
     bool booted = first_tick(&cv, guest.boot_ms);
-    long before = dots_within(&cv, 2000);
+    long before = booted && first_tick(&cv, NEXT_TICK_MS);
     int event_fd = vmlet_vm_event_fd(cv.vm);
     vmlet_vm_state(cv.vm); /* clears the event counter */
     int prc = vmlet_vm_pause(cv.vm);
@@ -149,10 +154,10 @@ static void test_pause_resume(const char *dir)
     drain(&cv); /* what was printed before pause returned */
     long during = dots_within(&cv, 2000);
     int rrc = vmlet_vm_resume(cv.vm);
-    long after = dots_within(&cv, 2000);
+    long after = first_tick(&cv, NEXT_TICK_MS);
 
     report(booted && before > 0, "runs",
-           booted ? "no ticks in 2 s before pausing" : "no tick within the boot time");
+           booted ? "no tick in 30 s before pausing" : "no tick within the boot time");
     report(prc == 0 && st == VMLET_STATE_PAUSED, "pause-state", "pause returned %d, state %d", prc,
            (int)st);
     report(readable == 1, "event-fd", "event fd not readable after a state change");
@@ -160,9 +165,9 @@ static void test_pause_resume(const char *dir)
      * must tick before the pause, not while paused, and again after. */
     report(
         before > 0 && during == 0 && after > 0, "paused-guest-is-still",
-        "%ld dots in 2 s before the pause, %ld while paused, %ld after resuming (want >0, 0, >0)",
+        "%ld ticks before the pause, %ld in 2 s while paused, %ld after resuming (want >0, 0, >0)",
         before, during, after);
-    report(rrc == 0 && after > 0, "resume", "resume returned %d, %ld dots after it", rrc, after);
+    report(rrc == 0 && after > 0, "resume", "resume returned %d, %ld ticks after it", rrc, after);
 
     vmlet_vm_stop(cv.vm);
     vmlet_exit ex;
@@ -183,11 +188,12 @@ static void test_two_vms(const char *dir)
     } else {
         first_tick(&a, guest.boot_ms);
         first_tick(&b, guest.boot_ms);
-        long da = dots_within(&a, 2000), db = dots_within(&b, 2000);
+        long da = first_tick(&a, NEXT_TICK_MS), db = first_tick(&b, NEXT_TICK_MS);
         /* Pausing one leaves the other running. */
         vmlet_vm_pause(a.vm);
         drain(&a);
-        long pa = dots_within(&a, 1500), pb = dots_within(&b, 1500);
+        drain(&b);
+        long pa = dots_within(&a, 1500), pb = first_tick(&b, NEXT_TICK_MS);
         report(da > 0 && db > 0 && pa == 0 && pb > 0, "two-vms",
                "dots: a %ld, b %ld; with a paused: a %ld, b %ld", da, db, pa, pb);
     }
