@@ -302,6 +302,11 @@ struct virtio_fs *virtio_fs_new(const char *host_path, const char *tag, bool rea
     return fs;
 }
 
+void virtio_fs_set_cache_always(struct virtio_fs *fs, bool always)
+{
+    fuse_server_set_cache_always(fs->server, always);
+}
+
 void virtio_fs_free(struct virtio_fs *fs)
 {
     if (!fs)
