@@ -786,7 +786,7 @@ static int read_share_at(const cJSON *v, struct keypath *p, void *items, unsigne
     }
     if (f[3]) {
         old = path_key(p, "cache");
-        const char *cache;
+        const char *cache = "";
         if (get_string(f[3], p, true, SIZE_MAX, "\"auto\" or \"always\"", &cache, err) < 0)
             return -1;
         if (strcmp(cache, "auto") && strcmp(cache, "always"))
