@@ -15,8 +15,10 @@
 #   blk    in the same guest on /mnt/blk: ext4 (made here with mke2fs) on
 #          --disk WORKDIR/blk.ext4 (virtio-blk), what a user without shares
 #          does
+#   cached with FSB_CACHED=1: in the same guest on /mnt/cached, a second
+#          share with cache=always (WORKDIR/cached,tag=benchc)
 # host first, then the guest: REPS rounds (default 1; medians) of all
-# share jobs, then all blk jobs. Per guest job it counts VM exits
+# share jobs, then the cached ones, then all blk jobs. Per guest job it counts VM exits
 # (kvm:kvm_exit) and vmlet's CPU time. Prints a table with the ratios
 # share/blk and share/host and the issue's targets. Never fails on a number.
 # FSB_JOBS="a,b": only these jobs (default all). FSB_TRACE=S (default 0,
@@ -45,6 +47,9 @@ GUEST_MEM=${GUEST_MEM:-768M}
 JOBS="seqwrite seqread randread meta untar"
 [ -n "${FSB_JOBS:-}" ] && JOBS=$(echo "$FSB_JOBS" | tr , ' ')
 FSB_TRACE=${FSB_TRACE:-0}
+FSB_CACHED=${FSB_CACHED:-0}
+GUEST_TARGETS="share blk"
+[ "$FSB_CACHED" = 1 ] && GUEST_TARGETS="share cached blk"
 # clean (not timed) frees the fio file before the metadata jobs, and the
 # tree after them: L1's memory holds all of it.
 RUN=
@@ -129,7 +134,7 @@ wait_count() {
 }
 
 fs_of() { echo "$(stat -f -c %T "$1") ($(df -P "$1" | awk 'NR == 2 { print $1 " on " $6 }'))"; }
-mkdir -p "$WORKDIR/host" "$WORKDIR/share"
+mkdir -p "$WORKDIR/host" "$WORKDIR/share" "$WORKDIR/cached"
 avail=$(df -Pm "$WORKDIR" | awk 'NR == 2 { print $4 }')
 echo "# fs bench: WORKDIR $WORKDIR, file system $(fs_of "$WORKDIR"), ${avail} MiB free;" \
      "$(awk '/^MemTotal:/ { printf "%d MiB RAM", $2 / 1024 } /^MemAvailable:/ { printf ", %d MiB available", $2 / 1024 }' /proc/meminfo)"
@@ -167,6 +172,7 @@ else
     log=$LOGDIR/fs-vmlet.log
     VMM_DISKS=$img
     VMM_SHARES=$WORKDIR/share,tag=bench
+    [ "$FSB_CACHED" = 1 ] && VMM_SHARES="$VMM_SHARES $WORKDIR/cached,tag=benchc,cache=always"
     VMM_API_SOCK=
     if [ "$FSB_TRACE" -gt 0 ]; then
         VMM_API_SOCK=$WORKDIR/api.sock
@@ -187,7 +193,7 @@ else
         read -r t1 _ </proc/uptime
         echo "# guest ready $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s after start (1 vCPU, $GUEST_MEM)"
         targets=
-        for target in share blk; do
+        for target in $GUEST_TARGETS; do
             if console | grep -aqxF "VMLET-FSB-MOUNTED $target"; then
                 targets="$targets $target"
             else
@@ -261,8 +267,8 @@ echo "# bench/fs: median of $REPS round(s); higher is better (seconds: the job's
 printf '%-28s %9s %9s %10s %9s %10s %12s   %8s %6s   %8s %6s   %8s %6s\n' test share blk host share/blk share/host target \
     "exits sh" "blk" "CPU s sh" "blk" "guest sh" "blk"
 row() {
-    label=$1 job=$2 field=$3 target=$4
-    a=$(m share "$job" "$field") b=$(m blk "$job" "$field") h=$(m host "$job" "$field")
+    label=$1 job=$2 field=$3 target=$4 sh=${5:-share}
+    a=$(m "$sh" "$job" "$field") b=$(m blk "$job" "$field") h=$(m host "$job" "$field")
     r=$(ratio "$a" "$b")
     verdict=
     if [ -n "$target" ]; then
@@ -270,8 +276,8 @@ row() {
     fi
     e1=- e2=- c1=- c2=- g1=- g2=-
     if [ "$field" = 3 ]; then
-        e1=$(per share "$job") e2=$(per blk "$job") c1=$(m share "$job" 6) c2=$(m blk "$job" 6)
-        g1=$(m share "$job" 10) g2=$(m blk "$job" 10)
+        e1=$(per "$sh" "$job") e2=$(per blk "$job") c1=$(m "$sh" "$job" 6) c2=$(m blk "$job" 6)
+        g1=$(m "$sh" "$job" 10) g2=$(m blk "$job" 10)
     fi
     printf '%-28s %9s %9s %10s %9s %10s %12s   %8s %6s   %8s %6s   %8s %6s\n' "$label" "$a" "$b" "$h" "$r" "$(ratio "$a" "$h")" \
         "${verdict:--}" "$e1" "$e2" "$c1" "$c2" "$g1" "$g2"
@@ -285,16 +291,29 @@ row "  stat, cold (files/s)" meta 8 ""
 row "  unlink (files/s)" meta 9 ""
 row "untar (files/s)" untar 3 ""
 row "untar (s)" untar 4 ""
+if [ "$FSB_CACHED" = 1 ]; then
+    echo "# the same on the cache=always share (share column = cached; blk and host as above):"
+    row "c seq write 1M (MB/s)" seqwrite 3 0.5 cached
+    row "c seq read 1M (MB/s)" seqread 3 0.5 cached
+    row "c rand read 4K QD1 (IOPS)" randread 3 "" cached
+    row "c metadata (files/s)" meta 3 0.25 cached
+    row "c   create+write (files/s)" meta 7 "" cached
+    row "c   stat, cold (files/s)" meta 8 "" cached
+    row "c   unlink (files/s)" meta 9 "" cached
+    row "c untar (files/s)" untar 3 "" cached
+    row "c untar (s)" untar 4 "" cached
+fi
 echo
 echo "# VM exits by reason (last round):"
 for job in $JOBS; do
-    for target in share blk; do
+    for target in $GUEST_TARGETS; do
         exits_line "$job" "$target" "$LOGDIR/fs-vmlet.log.$target.$job.exits" 9
     done
 done
 echo
 echo "# MB/s = 10^6 bytes/s. metadata = FILES / (create+write+syncfs + stat + unlink+syncfs time);"
 echo "# target: the issue's, on share/blk (sequential >= 0.5, metadata >= 0.25)."
+[ "$FSB_CACHED" = 1 ] && echo "# rows \"c ...\": the share with cache=always (names and attributes kept a day, not 1 s)."
 echo "# exits = VM exits per MB (seq), per read (rand), per call (metadata: 3 a file), per file"
 echo "# (untar); CPU s = vmlet's CPU time during the job (its vCPU thread's includes the guest's);"
 echo "# guest = the part of it the guest ran (KVM's guest time): the rest is vmlet's own work."

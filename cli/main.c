@@ -75,10 +75,12 @@ static const char usage_text[] =
     "                           Unix socket PATH (made 0600) and write \"CONNECT PORT\\n\"\n"
     "                           to reach a guest port; the guest reaches CID 2 port P\n"
     "                           at the socket PATH_P (docs/vsock.md)\n"
-    "  --share PATH,tag=TAG[,ro]\n"
+    "  --share PATH,tag=TAG[,ro][,cache=always]\n"
     "                           a shared directory (virtio-fs, served by vmlet):\n"
     "                           in the guest, mount -t virtiofs TAG /mnt; ro refuses\n"
-    "                           every change; repeat for more, up to 16\n"
+    "                           every change; cache=always keeps names and attributes\n"
+    "                           a day in the guest, not 1 s (host changes unseen);\n"
+    "                           repeat for more, up to 16\n"
     "                           (docs/shared-directories.md)\n"
     "  --balloon [deflate-on-oom][,free-page-reporting][,stats=SECONDS]\n"
     "                           a memory balloon (virtio-balloon): the guest gives\n"
@@ -119,7 +121,7 @@ struct disk_option {
 struct share_option {
     char spec[PATH_MAX + 64]; /* a copy of the --share value, cut up in place */
     char *path, *tag;
-    bool read_only;
+    bool read_only, cache_always;
 };
 
 struct options {
@@ -199,12 +201,13 @@ static bool parse_disk(char *spec, struct disk_option *d, const char **why)
     return true;
 }
 
-/* PATH,tag=TAG[,ro]; modifies spec in place. The tag's length and the
+/* PATH,tag=TAG[,ro][,cache=always|auto]; modifies spec in place. The tag's length and the
  * directory are the library's to check. */
 static bool parse_share(char *spec, struct share_option *sh, const char **why)
 {
     sh->path = sh->tag = NULL;
     sh->read_only = false;
+    sh->cache_always = false;
     char *save, *part = strtok_r(spec, ",", &save);
     if (!part || !*part || spec[0] == ',') {
         *why = "no directory";
@@ -218,8 +221,12 @@ static bool parse_share(char *spec, struct share_option *sh, const char **why)
             sh->read_only = false;
         else if (!strncmp(part, "tag=", 4))
             sh->tag = part + 4;
+        else if (!strcmp(part, "cache=always"))
+            sh->cache_always = true;
+        else if (!strcmp(part, "cache=auto"))
+            sh->cache_always = false;
         else {
-            *why = "unknown share option (use tag=TAG or ro)";
+            *why = "unknown share option (use tag=TAG, ro or cache=always)";
             return false;
         }
     }
@@ -807,7 +814,9 @@ static int config_from_options(const struct options *o, vmlet_config **out, int 
                               o->disks[i].serial);
     for (unsigned i = 0; i < o->nshares; i++)
         if (vmlet_config_add_share(c, o->shares[i].path, o->shares[i].tag,
-                                   o->shares[i].read_only ? VMLET_SHARE_READONLY : 0) < 0) {
+                                   (o->shares[i].read_only ? VMLET_SHARE_READONLY : 0) |
+                                       (o->shares[i].cache_always ? VMLET_SHARE_CACHE_ALWAYS : 0)) <
+            0) {
             fprintf(stderr, "vmlet: out of memory\n");
             vmlet_config_free(c);
             close(console_pipe[0]);

@@ -139,12 +139,15 @@ VMLET_API int vmlet_config_set_vsock(vmlet_config *c, uint64_t guest_cid, const 
  * through which the guest mounts host_path by its tag
  * (`mount -t virtiofs TAG /mnt`), served inside vmlet. flags:
  * VMLET_SHARE_READONLY (every change refused on the host side, files
- * opened read-only). vmlet_config_validate() checks that host_path is a
+ * opened read-only), VMLET_SHARE_CACHE_ALWAYS (names and attributes
+ * cached in the guest for a day instead of a second: fewer requests,
+ * for a directory only the guest changes). vmlet_config_validate() checks that host_path is a
  * directory and the tag 1 to VMLET_SHARE_TAG_MAX bytes, unique. Returns
  * -1 when out of memory. */
-#define VMLET_MAX_SHARES     16
-#define VMLET_SHARE_TAG_MAX  36
-#define VMLET_SHARE_READONLY (1u << 0)
+#define VMLET_MAX_SHARES         16
+#define VMLET_SHARE_TAG_MAX      36
+#define VMLET_SHARE_READONLY     (1u << 0)
+#define VMLET_SHARE_CACHE_ALWAYS (1u << 1)
 VMLET_API int vmlet_config_add_share(vmlet_config *c, const char *host_path, const char *tag,
                                      unsigned flags);
 /* A memory balloon (docs/balloon.md): a virtio-balloon device through

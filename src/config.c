@@ -151,6 +151,7 @@ VMLET_API int vmlet_config_add_share(vmlet_config *c, const char *host_path, con
         return -1;
     }
     sh->read_only = flags & VMLET_SHARE_READONLY;
+    sh->cache_always = flags & VMLET_SHARE_CACHE_ALWAYS;
     c->nshares++;
     return 0;
 }

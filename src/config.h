@@ -18,6 +18,7 @@ struct config_disk {
 struct config_share {
     char *path, *tag;
     bool read_only;
+    bool cache_always; /* VMLET_SHARE_CACHE_ALWAYS */
 };
 
 struct vmlet_config {

@@ -42,7 +42,7 @@ struct parsed_disk {
 
 struct parsed_share {
     const char *path, *tag;
-    bool read_only;
+    bool read_only, cache_always;
 };
 
 /* What the document sets; strings point into the cJSON tree. */
@@ -181,14 +181,15 @@ static int read_disk_at(const cJSON *v, struct json_keypath *p, void *items, uns
     return read_disk(v, p, &((struct parsed_disk *)items)[i], err);
 }
 
-/* {"path": "/home/me/project", "tag": "project", "read_only": false}; the
- * tag's length and the directory are vmlet_config_validate()'s to check. */
+/* {"path": "/home/me/project", "tag": "project", "read_only": false,
+ * "cache": "auto"}; the tag's length and the directory are
+ * vmlet_config_validate()'s to check. */
 static int read_share_at(const cJSON *v, struct json_keypath *p, void *items, unsigned i,
                          vmlet_error *err)
 {
-    static const char *const names[] = { "path", "tag", "read_only" };
+    static const char *const names[] = { "path", "tag", "read_only", "cache" };
     struct parsed_share *sh = &((struct parsed_share *)items)[i];
-    const cJSON *f[3];
+    const cJSON *f[4];
     size_t old;
     if (!cJSON_IsObject(v))
         return json_key_error(
@@ -196,7 +197,7 @@ static int read_share_at(const cJSON *v, struct json_keypath *p, void *items, un
             "expected an object such as {\"path\": \"/home/me/project\", \"tag\": "
             "\"project\"}, got %s",
             json_type_name(v));
-    if (json_match_keys(v, names, 3, f, p, err) < 0)
+    if (json_match_keys(v, names, 4, f, p, err) < 0)
         return -1;
     if (!f[0])
         return json_key_error(err, p, "no \"path\"; give the host directory to share");
@@ -215,6 +216,18 @@ static int read_share_at(const cJSON *v, struct json_keypath *p, void *items, un
         old = json_path_key(p, "read_only");
         if (json_get_bool(f[2], p, &sh->read_only, err) < 0)
             return -1;
+        json_path_pop(p, old);
+    }
+    if (f[3]) {
+        old = json_path_key(p, "cache");
+        const char *cache = "";
+        if (json_get_string(f[3], p, true, SIZE_MAX, "\"auto\" or \"always\"", &cache, err) < 0)
+            return -1;
+        if (strcmp(cache, "auto") && strcmp(cache, "always"))
+            return json_key_error(err, p,
+                                  "expected \"auto\" (1 s) or \"always\" (a day), got \"%s\"",
+                                  cache);
+        sh->cache_always = !strcmp(cache, "always");
         json_path_pop(p, old);
     }
     return 0;
@@ -695,8 +708,10 @@ static int apply(vmlet_config *c, const struct parsed_doc *d, vmlet_error *err)
     if (d->has_balloon)
         rc |= vmlet_config_set_balloon(c, 1, d->balloon_flags, d->balloon_stats_s);
     for (unsigned i = 0; i < d->nshares; i++)
-        rc |= vmlet_config_add_share(c, d->shares[i].path, d->shares[i].tag,
-                                     d->shares[i].read_only ? VMLET_SHARE_READONLY : 0);
+        rc |= vmlet_config_add_share(
+            c, d->shares[i].path, d->shares[i].tag,
+            (d->shares[i].read_only ? VMLET_SHARE_READONLY : 0) |
+                (d->shares[i].cache_always ? VMLET_SHARE_CACHE_ALWAYS : 0));
     if (rc)
         return set_error(err, VMLET_ERR_NOMEM,
                          "out of memory while applying the "

@@ -545,6 +545,8 @@ int vm_setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error
     for (unsigned i = 0; i < c->nshares; i++) {
         const struct config_share *sh = &c->shares[i];
         struct virtio_fs *fs = virtio_fs_new(sh->path, sh->tag, sh->read_only, err);
+        if (fs)
+            virtio_fs_set_cache_always(fs, sh->cache_always);
         if (attach_virtio(vm, virtio_fs_device(fs), numbered(group, "fs", i), err) < 0)
             return -1;
     }

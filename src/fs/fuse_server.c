@@ -50,7 +50,7 @@
  * chown to another uid fails with the host's EPERM. Timeouts: entries
  * (negative ones, for a name that is not there, too) and attributes are
  * valid for FUSE_TIMEOUT_S (1 s), so host-side changes show within a
- * second.
+ * second; with cache=always for a day (fuse_server_set_cache_always).
  */
 #include "fs/fuse_server.h"
 
@@ -345,7 +345,7 @@ static int op_lookup(struct fuse_server *s, struct req *rq, struct rep *rp, int3
          * still asks again before an exclusive create or a rename onto it
          * (LOOKUP_EXCL, LOOKUP_RENAME_TARGET). */
         memset(e, 0, sizeof *e);
-        e->entry_valid = FUSE_TIMEOUT_S;
+        e->entry_valid = s->t.timeout_s;
         r = 0;
     }
     return r;
@@ -381,21 +381,21 @@ static int op_batch_forget(struct fuse_server *s, struct req *rq)
     return r;
 }
 
-static int reply_attr(struct rep *rp, int fd)
+static int reply_attr(struct fuse_server *s, struct rep *rp, int fd)
 {
     struct stat st;
     int r = fuse_stat_fd(fd, &st);
     if (r)
         return r;
     struct fuse_attr_out *o = payload(rp, sizeof *o);
-    o->attr_valid = FUSE_TIMEOUT_S;
+    o->attr_valid = s->t.timeout_s;
     fuse_fill_attr(&o->attr, &st);
     return 0;
 }
 
 static int op_getattr(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
 {
-    return reply_attr(rp, node_fd(s, node));
+    return reply_attr(s, rp, node_fd(s, node));
 }
 
 static int op_setattr(struct fuse_server *s, struct req *rq, struct rep *rp, int32_t node)
@@ -477,7 +477,7 @@ static int op_setattr(struct fuse_server *s, struct req *rq, struct rep *rp, int
             goto out;
         }
     }
-    r = reply_attr(rp, fd);
+    r = reply_attr(s, rp, fd);
 out:
     if (h >= 0)
         fuse_handle_put(&s->t, h);
@@ -1303,6 +1303,11 @@ void fuse_server_test_limits(struct fuse_server *s, uint32_t max_inodes, uint32_
                                                              : FUSE_SERVER_MAX_HANDLES;
 }
 #endif
+
+void fuse_server_set_cache_always(struct fuse_server *s, bool always)
+{
+    s->t.timeout_s = always ? FUSE_TIMEOUT_ALWAYS_S : FUSE_TIMEOUT_S;
+}
 
 int fuse_server_root_fd(const struct fuse_server *s)
 {

@@ -51,6 +51,13 @@ struct fuse_server;
  * fuse_server_new also reads /proc/self/status (the umask). */
 struct fuse_server *fuse_server_new(const char *root, bool read_only, vmlet_error *err);
 
+/* cache=always (docs/shared-directories.md): entries and attributes are
+ * valid in the guest for FUSE_TIMEOUT_ALWAYS_S (a day) instead of
+ * FUSE_TIMEOUT_S (1 s), so the guest asks again only when its own cache
+ * drops them: for a share only the guest changes. Before the first
+ * request. */
+void fuse_server_set_cache_always(struct fuse_server *s, bool always);
+
 /* The root directory's descriptor (O_PATH), for the sandbox's Landlock
  * rule. Owned by the server. */
 int fuse_server_root_fd(const struct fuse_server *s);

@@ -53,12 +53,13 @@ void fuse_fill_attr(struct fuse_attr *a, const struct stat *st)
     a->blksize = (uint32_t)st->st_blksize;
 }
 
-static void fill_entry(struct fuse_entry_out *e, uint64_t nodeid, const struct stat *st)
+static void fill_entry(const struct fuse_table *t, struct fuse_entry_out *e, uint64_t nodeid,
+                       const struct stat *st)
 {
     memset(e, 0, sizeof *e);
     e->nodeid = nodeid;
-    e->entry_valid = FUSE_TIMEOUT_S;
-    e->attr_valid = FUSE_TIMEOUT_S;
+    e->entry_valid = t->timeout_s;
+    e->attr_valid = t->timeout_s;
     fuse_fill_attr(&e->attr, st);
 }
 
@@ -169,7 +170,7 @@ int fuse_inode_enter(struct fuse_table *t, int fd, struct fuse_entry_out *e)
     pthread_mutex_unlock(&t->lock);
     if (fd >= 0)
         close(fd); /* the inode was held already */
-    fill_entry(e, id, &st);
+    fill_entry(t, e, id, &st);
     return 0;
 }
 
@@ -188,7 +189,7 @@ int fuse_inode_hold_again(struct fuse_table *t, int32_t slot, struct fuse_entry_
     in->nlookup++;
     uint64_t id = make_id(in->gen, (uint32_t)slot);
     pthread_mutex_unlock(&t->lock);
-    fill_entry(e, id, &st);
+    fill_entry(t, e, id, &st);
     return 0;
 }
 
@@ -348,6 +349,7 @@ int fuse_table_init(struct fuse_table *t, int root_fd, const struct stat *root_s
     pthread_mutex_init(&t->lock, NULL);
     t->max_inodes = FUSE_SERVER_MAX_INODES;
     t->max_handles = FUSE_SERVER_MAX_HANDLES;
+    t->timeout_s = FUSE_TIMEOUT_S;
     t->inodes = calloc(FUSE_SERVER_MAX_INODES + 1, sizeof *t->inodes);
     t->ifree = calloc(FUSE_SERVER_MAX_INODES + 1, sizeof *t->ifree);
     t->buckets = malloc(HASH_BUCKETS * sizeof *t->buckets);

@@ -20,7 +20,8 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
-#define FUSE_TIMEOUT_S 1 /* entry and attribute validity in replies, seconds */
+#define FUSE_TIMEOUT_S        1     /* entry and attribute validity in replies, seconds */
+#define FUSE_TIMEOUT_ALWAYS_S 86400 /* the same with cache=always (a day) */
 
 struct fuse_inode {
     int fd;           /* O_PATH|O_NOFOLLOW; -1 when the slot is free */
@@ -52,6 +53,7 @@ struct fuse_table {
     int32_t *hfree;
     uint32_t n_hfree, n_handles;
     uint32_t max_inodes, max_handles; /* the caps (lowered by unit tests) */
+    uint32_t timeout_s;               /* entry and attribute validity in replies */
 };
 
 /* 0, or -1 out of memory. root_fd (O_PATH, a directory) becomes nodeid 1,

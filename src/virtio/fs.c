@@ -9,6 +9,14 @@
  * - One thread serves both queues. The hiprio queue (FORGET and
  *   BATCH_FORGET, which take no reply) is drained before every batch of
  *   requests, so forgets are never stuck behind a long run of I/O.
+ * - While requests come, the hiprio queue is quiet: its notifications
+ *   off and its completions told 32 at a time, so the FORGET the guest
+ *   sends after each unlink (or at every inode it drops) costs it no exit
+ *   and no interrupt; the forgets ride along with the next request's
+ *   wake-up. 20 ms without a request end the quiet: whatever is there is
+ *   answered and told, and notifications go back on. A FORGET only frees
+ *   a host descriptor, so a late one changes nothing the guest can see
+ *   (a LOOKUP meanwhile adds to the same inode's count).
  * - At most REQ_BUDGET requests between looks at the stop descriptor and
  *   the hiprio queue.
  * - A reply longer than the writable part cannot happen: the server
@@ -33,11 +41,16 @@
 #include "error.h"
 #include "fs/fuse_server.h"
 
-#define FS_QUEUE_MAX 256
-#define Q_HIPRIO     0
-#define Q_REQUEST    1
-#define NUM_QUEUES   2
-#define REQ_BUDGET   64
+#define FS_QUEUE_MAX      256
+#define Q_HIPRIO          0
+#define Q_REQUEST         1
+#define NUM_QUEUES        2
+#define REQ_BUDGET        64
+/* While requests come, FORGETs ride along (serve_hiprio): at most this
+ * long after the last request they are picked up and told anyway... */
+#define FORGET_WAIT_MS    20
+/* ...and the guest hears of this many completed ones at once. */
+#define FORGET_SIGNAL_MAX 32
 
 struct virtio_fs {
     struct virtio_device vdev;
@@ -49,38 +62,83 @@ struct virtio_fs {
     struct virtq *q[NUM_QUEUES];
     int kick[NUM_QUEUES];
     bool broken;
+    bool hiprio_quiet;      /* hiprio notifications off (serve_hiprio) */
+    unsigned hiprio_untold; /* hiprio completions the guest was not told of */
+    int forget_wait_ms;     /* FORGET_WAIT_MS; tests may change it */
     struct virtq_chain chain;
 };
 _Static_assert(offsetof(struct virtio_fs, vdev) == 0, "the device is its virtio_device");
 
-/* Serves up to budget chains of queue qi. Returns true if it stopped
- * with chains left. */
-static bool serve(struct virtio_fs *fs, int qi, unsigned budget)
+/* Answers the chain just popped from q and puts it in the used ring. */
+static void answer(struct virtio_fs *fs, struct virtq *q)
 {
-    struct virtq *q = fs->q[qi];
+    struct virtq_chain *ch = &fs->chain;
+    size_t n = fuse_server_handle(fs->server, ch->iov, ch->n_out, ch->iov + ch->n_out, ch->n_in);
+    virtq_push(q, ch->head, (uint32_t)n);
+}
+
+/* Serves up to budget chains of the request queue; *served counts them.
+ * Returns true if it stopped with chains left. */
+static bool serve_requests(struct virtio_fs *fs, unsigned budget, unsigned *served)
+{
+    struct virtq *q = fs->q[Q_REQUEST];
+    *served = 0;
     if (!q || fs->broken)
         return false;
-    bool pushed = false, more = false;
-    unsigned done = 0;
+    bool more = false;
     virtq_disable_notify(q);
     for (;;) {
-        if (done >= budget ||
+        if (*served >= budget ||
             atomic_load_explicit(&fs->vdev.thread.stopping, memory_order_relaxed)) {
             more = true;
             break;
         }
         if (virtio_device_pop(&fs->vdev, q, &fs->chain, &fs->broken) != VIRTQ_CHAIN)
             break;
-        struct virtq_chain *ch = &fs->chain;
-        size_t n = fuse_server_handle(fs->server, ch->iov, ch->n_out, ch->iov + ch->n_out,
-                                      ch->n_in);
-        virtq_push(q, ch->head, (uint32_t)n);
-        pushed = true;
-        done++;
+        answer(fs, q);
+        (*served)++;
     }
-    if (pushed && virtq_should_notify(q))
-        virtio_notify_queue(fs->vdev.transport, (unsigned)qi);
+    if (*served && virtq_should_notify(q))
+        virtio_notify_queue(fs->vdev.transport, Q_REQUEST);
     return more;
+}
+
+/* Drains the hiprio queue (FORGET, BATCH_FORGET: no reply awaited).
+ * Quiet (the request queue is busy): its notifications stay off, so a
+ * FORGET costs the guest no exit, and its completions are told to the
+ * guest only FORGET_SIGNAL_MAX at a time; the next wake-up for a request
+ * picks the forgets up, and FORGET_WAIT_MS without one ends the quiet
+ * (fs_thread). Not quiet: everything is told and notifications go on. */
+static void serve_hiprio(struct virtio_fs *fs, bool quiet)
+{
+    struct virtq *q = fs->q[Q_HIPRIO];
+    if (!q || fs->broken)
+        return;
+    if (quiet)
+        virtq_quiet_notify(q);
+    else
+        virtq_disable_notify(q);
+    for (unsigned done = 0; done < FS_QUEUE_MAX; done++) {
+        enum virtq_pop_result res;
+        if (quiet) {
+            res = virtq_pop(q, &fs->chain);
+            if (res == VIRTQ_BROKEN) {
+                fs->broken = true;
+                virtio_set_needs_reset(fs->vdev.transport);
+            }
+        } else {
+            res = virtio_device_pop(&fs->vdev, q, &fs->chain, &fs->broken);
+        }
+        if (res != VIRTQ_CHAIN)
+            break;
+        answer(fs, q);
+        fs->hiprio_untold++;
+    }
+    if (fs->hiprio_untold && (!quiet || fs->hiprio_untold >= FORGET_SIGNAL_MAX)) {
+        fs->hiprio_untold = 0;
+        if (virtq_should_notify(q))
+            virtio_notify_queue(fs->vdev.transport, Q_HIPRIO);
+    }
 }
 
 static void *fs_thread(void *arg)
@@ -88,8 +146,13 @@ static void *fs_thread(void *arg)
     struct virtio_fs *fs = arg;
     pthread_setname_np(pthread_self(), "virtio-fs");
     while (!atomic_load(&fs->vdev.thread.stopping)) {
-        serve(fs, Q_HIPRIO, FS_QUEUE_MAX);
-        bool more = serve(fs, Q_REQUEST, REQ_BUDGET);
+        serve_hiprio(fs, fs->hiprio_quiet);
+        unsigned served;
+        bool more = serve_requests(fs, REQ_BUDGET, &served);
+        if (served && !fs->hiprio_quiet && fs->q[Q_HIPRIO] && !fs->broken) {
+            fs->hiprio_quiet = true;
+            virtq_quiet_notify(fs->q[Q_HIPRIO]);
+        }
         if (atomic_load(&fs->vdev.thread.stopping))
             break;
         struct pollfd pfd[1 + NUM_QUEUES];
@@ -98,12 +161,15 @@ static void *fs_thread(void *arg)
         for (int i = 0; i < NUM_QUEUES; i++)
             if (fs->kick[i] >= 0 && !fs->broken)
                 pfd[n++] = (struct pollfd){ .fd = fs->kick[i], .events = POLLIN };
-        int res = poll(pfd, n, more ? 0 : -1);
+        int timeout = more ? 0 : fs->hiprio_quiet ? fs->forget_wait_ms : -1;
+        int res = poll(pfd, n, timeout);
         if (res < 0) {
             if (errno != EINTR)
                 thread_wait_failed();
             continue;
         }
+        if (res == 0 && !more)
+            fs->hiprio_quiet = false; /* idle: the next drain tells all, notifications on */
         if (pfd[0].revents)
             break;
         for (nfds_t k = 1; k < n; k++) {
@@ -146,6 +212,8 @@ static int fs_take_queues(void *dev, const struct virtio_queues *qs)
         fs->kick[i] = fs->q[i] ? qs->kick_fd[i] : -1;
     }
     fs->broken = false;
+    fs->hiprio_quiet = false;
+    fs->hiprio_untold = 0;
     return 0;
 }
 
@@ -222,6 +290,7 @@ struct virtio_fs *virtio_fs_new(const char *host_path, const char *tag, bool rea
     if (!fs)
         return NULL;
     fs->kick[0] = fs->kick[1] = -1;
+    fs->forget_wait_ms = FORGET_WAIT_MS;
     memcpy(fs->tag, tag, tag_len); /* zero-padded, not terminated at 36 (5.11.4) */
     fs->server = fuse_server_new(host_path, read_only, err);
     if (!fs->server) {
@@ -233,6 +302,11 @@ struct virtio_fs *virtio_fs_new(const char *host_path, const char *tag, bool rea
     return fs;
 }
 
+void virtio_fs_set_cache_always(struct virtio_fs *fs, bool always)
+{
+    fuse_server_set_cache_always(fs->server, always);
+}
+
 void virtio_fs_free(struct virtio_fs *fs)
 {
     if (!fs)
@@ -241,6 +315,16 @@ void virtio_fs_free(struct virtio_fs *fs)
     fuse_server_free(fs->server);
     free(fs);
 }
+
+#ifdef VMLET_UNIT_TEST
+/* How long the hiprio queue stays quiet after a request; before activate
+ * (declared in the test, not in the header). */
+void virtio_fs_test_forget_wait(struct virtio_fs *fs, int ms);
+void virtio_fs_test_forget_wait(struct virtio_fs *fs, int ms)
+{
+    fs->forget_wait_ms = ms;
+}
+#endif
 
 struct virtio_device *virtio_fs_device(struct virtio_fs *fs)
 {

@@ -20,6 +20,8 @@ struct virtio_fs;
  * filled (no such directory, no permission). */
 struct virtio_fs *virtio_fs_new(const char *host_path, const char *tag, bool read_only,
                                 vmlet_error *err);
+/* cache=always: see fuse_server_set_cache_always. Before activation. */
+void virtio_fs_set_cache_always(struct virtio_fs *fs, bool always);
 void virtio_fs_free(struct virtio_fs *fs);
 /* Its ops for the transport (dev is the virtio_fs); NULL for NULL. One
  * thread ("virtio-fs") serves the hiprio queue and the request queue,

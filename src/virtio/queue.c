@@ -310,6 +310,21 @@ void virtq_disable_notify(struct virtq *q)
     st16(r.used, VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 }
 
+void virtq_quiet_notify(struct virtq *q)
+{
+    struct rings r;
+    if (!get_rings(q, &r))
+        return;
+    if (!q->event_idx) {
+        st16(r.used, VIRTQ_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+        return;
+    }
+    /* One behind what we consumed: a driver adding buffers from there
+     * never steps over it (2.7.10's vring_need_event), until its index
+     * has wrapped all the way round: one stray notification at most. */
+    st16(avail_event_p(q, &r), (uint16_t)(q->last_avail - 1), __ATOMIC_RELAXED);
+}
+
 bool virtq_enable_notify(struct virtq *q)
 {
     struct rings r;

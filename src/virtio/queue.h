@@ -60,6 +60,11 @@ bool virtq_should_notify(struct virtq *q);
  * have consumed; returns true if more arrived meanwhile (pop again). */
 bool virtq_enable_notify(struct virtq *q);
 void virtq_disable_notify(struct virtq *q);
+/* Notifications off until virtq_enable_notify, also with EVENT_IDX right
+ * after an enable with nothing consumed since (virtq_disable_notify then
+ * relies on later pops to leave avail_event behind): for a queue served
+ * only when another one wakes the device. */
+void virtq_quiet_notify(struct virtq *q);
 
 
 #endif

@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..83"
+echo "1..85"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -168,6 +168,10 @@ check share-no-tag 2 "no tag (add ,tag=NAME" -- run --kernel "$tmp/bzImage" --sh
 check share-unknown 2 "unknown share option" -- run --kernel "$tmp/bzImage" --share "$tmp",tag=a,rw=1
 check share-missing 1 "share '$tmp/nope': No such file or directory; check the path" -- \
     run --kernel "$tmp/bzImage" --share "$tmp/nope",tag=a
+check share-cache-always 1 "share '$tmp/nope': No such file or directory" -- \
+    run --kernel "$tmp/bzImage" --share "$tmp/nope",tag=a,cache=always
+check share-cache-unknown 2 "unknown share option (use tag=TAG, ro or cache=always)" -- \
+    run --kernel "$tmp/bzImage" --share "$tmp",tag=a,cache=never
 check share-not-dir 1 "share '$tmp/bzImage' is not a directory" -- \
     run --kernel "$tmp/bzImage" --share "$tmp/bzImage",tag=a
 check share-same-tag 1 "is already the tag of" -- \

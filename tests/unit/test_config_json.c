@@ -483,13 +483,22 @@ static void balloon(void **state)
 static void shares(void **state)
 {
     vmlet_config *c = load_ok("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\"}, "
-                              "{\"path\": \"/\", \"tag\": \"r\", \"read_only\": true}]}");
-    assert_int_equal(c->nshares, 2);
+                              "{\"path\": \"/\", \"tag\": \"r\", \"read_only\": true, "
+                              "\"cache\": \"always\"}, "
+                              "{\"path\": \"/\", \"tag\": \"s\", \"cache\": \"auto\"}]}");
+    assert_int_equal(c->nshares, 3);
     assert_string_equal(c->shares[0].path, "/tmp");
     assert_string_equal(c->shares[0].tag, "t");
     assert_false(c->shares[0].read_only);
+    assert_false(c->shares[0].cache_always);
     assert_true(c->shares[1].read_only);
+    assert_true(c->shares[1].cache_always);
+    assert_false(c->shares[2].cache_always);
     vmlet_config_free(c);
+    BAD("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\", \"cache\": \"never\"}]}",
+        "shares[0].cache: expected \"auto\" (1 s) or \"always\" (a day), got \"never\"");
+    BAD("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\", \"cache\": true}]}",
+        "shares[0].cache: expected a string (\"auto\" or \"always\"), got true");
     BAD("{\"shares\": {}}", "shares: expected an array of objects such as [{\"path\": "
                             "\"/home/me/project\", \"tag\": \"project\"}], got an object");
     BAD("{\"shares\": [{\"tag\": \"t\"}]}",
@@ -497,7 +506,7 @@ static void shares(void **state)
     BAD("{\"shares\": [{\"path\": \"/tmp\"}]}",
         "shares[0]: no \"tag\"; give the name the guest mounts the share by");
     BAD("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\", \"ro\": true}]}",
-        "shares[0].ro: unknown key; known keys are path, tag, read_only");
+        "shares[0].ro: unknown key; known keys are path, tag, read_only, cache");
     BAD("{\"shares\": [{\"path\": \"/tmp\", \"tag\": \"t\", \"read_only\": 1}]}",
         "shares[0].read_only: expected true or false, got a number");
 }

@@ -442,6 +442,40 @@ static void lookup_and_getattr(void **state)
     assert_int_equal(stats(t).inodes, 0);
 }
 
+/* cache=always: every reply that carries a validity says a day, the
+ * negative entry included; back to 1 s without it. */
+static void cache_always_timeouts(void **state)
+{
+    struct t *t = *state;
+    writefile(path_in(t, "a"), "hello");
+    for (int always = 1; always >= 0; always--) {
+        uint64_t want = always ? 86400 : 1;
+        fuse_server_set_cache_always(t->s, always);
+        struct fuse_entry_out e;
+        assert_int_equal(call(t, FUSE_LOOKUP, 1, "a", 2, NULL, 0, NULL, 0), 0);
+        memcpy(&e, t->reply, sizeof e);
+        assert_int_not_equal(e.nodeid, 0);
+        assert_int_equal(e.entry_valid, want);
+        assert_int_equal(e.attr_valid, want);
+        forget(t, e.nodeid, 1);
+        assert_int_equal(call(t, FUSE_LOOKUP, 1, "nope", 5, NULL, 0, NULL, 0), 0);
+        memcpy(&e, t->reply, sizeof e);
+        assert_int_equal(e.nodeid, 0);
+        assert_int_equal(e.entry_valid, want);
+        struct fuse_getattr_in gi = { 0 };
+        struct fuse_attr_out ao;
+        assert_int_equal(call(t, FUSE_GETATTR, 1, &gi, sizeof gi, NULL, 0, NULL, 0), 0);
+        memcpy(&ao, t->reply, sizeof ao);
+        assert_int_equal(ao.attr_valid, want);
+        uint64_t fh;
+        assert_int_equal(create(t, 1, always ? "c1" : "c0", O_WRONLY, 0644, &e, &fh), 0);
+        assert_int_equal(e.entry_valid, want);
+        assert_int_equal(e.attr_valid, want);
+        assert_int_equal(release(t, fh, false), 0);
+        forget(t, e.nodeid, 1);
+    }
+}
+
 static void create_write_read(void **state)
 {
     struct t *t = *state;
@@ -1725,6 +1759,7 @@ int main(void)
         cmocka_unit_test_teardown(init_negotiates, teardown),
         T(destroy_drops_everything),
         T(lookup_and_getattr),
+        T(cache_always_timeouts),
         T(create_write_read),
         T(setattr_mode_size_times_owner),
         T(symlink_and_readlink),

@@ -46,7 +46,10 @@ struct fixture {
     char dir[64];
     unsigned slot;
     uint64_t unique;
+    bool hiprio_event_idx;
 };
+
+void virtio_fs_test_forget_wait(struct virtio_fs *fs, int ms); /* fs.c, unit tests only */
 
 static uint8_t *hva(struct fixture *f, uint64_t gpa)
 {
@@ -55,7 +58,7 @@ static uint8_t *hva(struct fixture *f, uint64_t gpa)
 
 static void activate(struct fixture *f)
 {
-    ring_setup(&f->hiprio, &f->mem, 0x10000, QSIZE, false);
+    ring_setup(&f->hiprio, &f->mem, 0x10000, QSIZE, f->hiprio_event_idx);
     ring_setup(&f->req, &f->mem, 0x20000, QSIZE, false);
     struct virtio_queues qs = {
         .transport = &f->t,
@@ -66,7 +69,9 @@ static void activate(struct fixture *f)
     assert_int_equal(f->ops->activate(f->fs, &qs), 0);
 }
 
-static int setup_mode(void **state, bool sandboxed)
+/* forget_wait_ms: how long hiprio stays quiet after a request (0: the
+ * device's own). */
+static int setup_mode(void **state, bool sandboxed, int forget_wait_ms, bool hiprio_event_idx)
 {
     struct fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
@@ -88,6 +93,9 @@ static int setup_mode(void **state, bool sandboxed)
     f->fs = virtio_fs_new(f->dir, "work", false, &err);
     assert_non_null(f->fs);
     f->ops = &virtio_fs_device(f->fs)->ops;
+    if (forget_wait_ms)
+        virtio_fs_test_forget_wait(f->fs, forget_wait_ms);
+    f->hiprio_event_idx = hiprio_event_idx;
     if (sandboxed)
         assert_int_equal(virtio_device_spawn(virtio_fs_device(f->fs), VMLET_SECCOMP_ON, &err), 0);
     activate(f);
@@ -97,12 +105,23 @@ static int setup_mode(void **state, bool sandboxed)
 
 static int setup(void **state)
 {
-    return setup_mode(state, false);
+    return setup_mode(state, false, 0, false);
 }
 
 static int setup_sandboxed(void **state)
 {
-    return setup_mode(state, true);
+    return setup_mode(state, true, 0, false);
+}
+
+/* Quiet for a minute after each request: only a request wakes hiprio. */
+static int setup_slow_forgets(void **state)
+{
+    return setup_mode(state, false, 60000, false);
+}
+
+static int setup_event_idx(void **state)
+{
+    return setup_mode(state, false, 0, true);
 }
 
 static int teardown(void **state)
@@ -337,6 +356,134 @@ static void test_sandboxed(void **state)
     assert_string_equal(buf, "HELLO");
 }
 
+
+/* ---- the quiet hiprio queue ------------------------------------------------ */
+
+static uint16_t used_flags(struct ring *r)
+{
+    return __atomic_load_n((uint16_t *)r->used, __ATOMIC_ACQUIRE);
+}
+
+/* Whether a driver adding one buffer now must notify (2.7.10). */
+static bool driver_must_notify(struct ring *r)
+{
+    if (r->q.event_idx) {
+        uint16_t ev = __atomic_load_n((uint16_t *)(r->used + 4 + 8 * (size_t)r->size),
+                                      __ATOMIC_ACQUIRE);
+        uint16_t old = r->avail_idx, new = (uint16_t)(old + 1);
+        return (uint16_t)(new - ev - 1) < (uint16_t)(new - old);
+    }
+    return !(used_flags(r) & 1);
+}
+
+/* Waits until the device wants notifications on r (or, want false, off). */
+static bool wait_notify_wanted(struct ring *r, bool want)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (driver_must_notify(r) != want) {
+        if (now_ms() > end)
+            return false;
+        sleep_ms(1);
+    }
+    return true;
+}
+
+/* A FORGET of nodeid on hiprio, kicked only if the device asks for it,
+ * as the guest's driver does. */
+static uint16_t post_forget(struct fixture *f, uint64_t nodeid)
+{
+    uint64_t gpa = REQ_BASE + 0x40000ULL + (f->hiprio.avail_idx % 32) * 0x100ULL;
+    struct {
+        struct fuse_in_header ih;
+        struct fuse_forget_in fi;
+    } m = { { .len = sizeof m, .opcode = FUSE_FORGET, .unique = ++f->unique, .nodeid = nodeid },
+            { .nlookup = 1 } };
+    memcpy(hva(f, gpa), &m, sizeof m);
+    struct buf b = { gpa, sizeof m, false };
+    bool must = driver_must_notify(&f->hiprio);
+    uint16_t head = post_nokick(&f->hiprio, &b, 1);
+    if (must)
+        kick(&f->hiprio);
+    return head;
+}
+
+static int getattr_error(struct fixture *f, uint64_t node)
+{
+    struct fuse_getattr_in gi = { 0 };
+    struct fuse_out_header oh;
+    char attr[0x1000];
+    request(f, &f->req, FUSE_GETATTR, node, &gi, sizeof gi, 0x1000, &oh, attr);
+    return oh.error;
+}
+
+/* While requests come, hiprio is quiet: the guest need not notify for a
+ * FORGET, the next request's wake-up serves it first, and its completion
+ * is told to the guest only with 31 more. */
+static void test_forgets_ride_with_requests(void **state)
+{
+    struct fixture *f = *state;
+    init(f);
+    assert_true(wait_notify_wanted(&f->hiprio, false));
+    int error;
+    uint64_t node = lookup(f, "hello", &error);
+    assert_int_equal(error, 0);
+    uint16_t head = post_forget(f, node);
+    expect_no_used(&f->hiprio, 50);                   /* no kick, no wake-up */
+    assert_int_equal(getattr_error(f, node), -EBADF); /* forgotten before it */
+    expect_used(&f->hiprio, head, 0);
+    assert_int_equal(atomic_load(&f->t.notify[0]), 0);
+    for (int i = 0; i < 31; i++)
+        post_forget(f, node); /* unknown now: still taken, without reply */
+    assert_int_equal(getattr_error(f, FUSE_ROOT_ID), 0);
+    for (int i = 0; i < 31; i++) {
+        uint16_t id;
+        uint32_t len;
+        assert_true(wait_used(&f->hiprio, &id, &len, WAIT_MS));
+    }
+    assert_int_equal(atomic_load(&f->t.notify[0]), 1); /* the 32 at once */
+    assert_true(driver_must_notify(&f->hiprio) == false);
+}
+
+/* Without requests, the quiet ends: the forgets are answered and told,
+ * and the guest is asked to notify again. */
+static void check_quiet_ends(struct fixture *f)
+{
+    init(f);
+    int error;
+    uint64_t node = lookup(f, "hello", &error);
+    assert_int_equal(error, 0);
+    uint16_t head = post_forget(f, node);
+    expect_used(&f->hiprio, head, 0);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (atomic_load(&f->t.notify[0]) == 0 && now_ms() < end)
+        sleep_ms(1);
+    assert_int_equal(atomic_load(&f->t.notify[0]), 1);
+    assert_true(wait_notify_wanted(&f->hiprio, true));
+    /* And a FORGET now is kicked and served at once. */
+    node = lookup(f, "hello", &error);
+    assert_int_equal(error, 0);
+    assert_true(wait_notify_wanted(&f->hiprio, true));
+    head = post_forget(f, node);
+    expect_used(&f->hiprio, head, 0);
+    assert_int_equal(getattr_error(f, node), -EBADF);
+}
+
+static void test_forgets_told_when_idle(void **state)
+{
+    check_quiet_ends(*state);
+}
+
+/* The same with EVENT_IDX on hiprio: quiet is avail_event left behind. */
+static void test_forgets_quiet_event_idx(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(f->hiprio.q.event_idx);
+    check_quiet_ends(f);
+    int error;
+    assert_int_not_equal(lookup(f, "hello", &error), 0);
+    assert_true(wait_notify_wanted(&f->hiprio, false));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +493,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_no_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forget_and_reset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
+        cmocka_unit_test_setup_teardown(test_forgets_ride_with_requests, setup_slow_forgets,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_forgets_told_when_idle, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forgets_quiet_event_idx, setup_event_idx, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
