@@ -60,6 +60,9 @@ bool virtq_should_notify(struct virtq *q);
  * have consumed; returns true if more arrived meanwhile (pop again). */
 bool virtq_enable_notify(struct virtq *q);
 void virtq_disable_notify(struct virtq *q);
+/* Gives back the last n chains popped and not pushed (a device stopping
+ * for a snapshot): the next pops take them again. */
+void virtq_unpop(struct virtq *q, uint16_t n);
 
 
 #endif
