@@ -170,7 +170,7 @@ static int save_state(struct vmlet_vm *vm, struct snap_writer *w, vmlet_error *e
         pci_func_save(f, cfgspace);
         snap_put(w, SNAP_PCI_FUNC, devfn, cfgspace, SNAP_PCI_CFG);
     }
-    /* The virtio devices, stopped (save_devices_begin): what each is,
+    /* The virtio devices, stopped by save_to: what each is,
      * its transport, its own state. */
     struct virtio_pci_state *vps = (struct virtio_pci_state *)cfgspace;
     _Static_assert(sizeof *vps <= SNAP_PCI_CFG, "the scratch buffer holds a transport state");
