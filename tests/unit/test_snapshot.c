@@ -35,7 +35,8 @@ static struct snap_writer make_file(unsigned ncpus, uint32_t skip_tag, uint32_t 
         .ncpus = ncpus, .memory = 256ull << 20, .shutdown_timeout = 10, .ndevices = file_devices
     };
     snap_put(&w, SNAP_CONFIG, 0, &cfg, sizeof cfg);
-    static uint8_t blob[SNAP_PCI_CFG];
+    static uint8_t blob[2 * SNAP_PCI_CFG]; /* the largest record: a device description */
+    _Static_assert(sizeof(struct snap_device) <= sizeof blob, "every record fits the pattern");
     for (unsigned i = 0; i < sizeof blob; i++)
         blob[i] = (uint8_t)(i * 7);
     for (unsigned c = 0; c < ncpus; c++)
