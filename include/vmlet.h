@@ -401,11 +401,13 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque);
  * "dir.tmp" and renamed to dir once complete: a failed save leaves
  * nothing under dir (and removes what it wrote). Writing runs on the VM's
  * "snapshot" thread (started by vmlet_vm_start, sandboxed to make files
- * but not to read guest input); the call returns when it is done.
+ * but not to read guest input); the call returns when it is done. Disks,
+ * NICs, the virtio console and virtio-rng are saved: each device stops
+ * first (a disk finishes its requests in flight) and goes on afterwards.
  * 0, or -1 with err:
- *   VMLET_ERR_STATE   the VM is not paused; or it has a virtio device
- *                     (disk, NIC, vsock, share, balloon, rng, virtio
- *                     console), which vmlet cannot save yet: err names it
+ *   VMLET_ERR_STATE   the VM is not paused; or it has a vsock device, a
+ *                     shared directory or a balloon, which vmlet cannot
+ *                     save yet: err names it
  *   VMLET_ERR_INVALID dir is empty or too long
  *   VMLET_ERR_FILE    dir already exists, dir.tmp exists (an interrupted
  *                     save: remove it), or a file cannot be written
@@ -416,13 +418,15 @@ VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err);
 
 /* What a restore takes from the caller rather than from the snapshot:
  * the host side of the VM. Default: console output discarded, no input,
- * "/dev/kvm", seccomp ON. Later versions add here what may differ
+ * "/dev/kvm", seccomp ON. Disk images, TAP devices and user-mode NICs are
+ * opened again as the snapshot names them. Later versions add here what may differ
  * between the saved VM and the restored one (NIC and vsock socket paths,
  * a MAC, starting paused). */
 typedef struct vmlet_restore_options vmlet_restore_options;
 VMLET_API vmlet_restore_options *vmlet_restore_options_new(void);
 VMLET_API void vmlet_restore_options_free(vmlet_restore_options *o);
-/* The serial console's descriptors, as vmlet_config_set_console(). */
+/* The console's descriptors (serial or virtio, as the snapshot's VM had
+ * it), as vmlet_config_set_console(). */
 VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in_fd, int out_fd);
 /* -1 when out of memory. */
 VMLET_API int vmlet_restore_options_set_kvm_device(vmlet_restore_options *o, const char *path);
@@ -441,11 +445,13 @@ VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_
  * and offset is checked. 0 with *out, or -1 with err:
  *   VMLET_ERR_FILE    dir or a file in it cannot be opened or read; the
  *                     state file is not a vmlet snapshot, has another
- *                     format version ("format version 2; this vmlet reads
- *                     version 1"), is cut short, altered (checksum), or
- *                     holds a value vmlet or KVM refuses; the memory file's
- *                     size is not the VM's; the snapshot has devices this
- *                     vmlet cannot restore
+ *                     format version ("format version 3; this vmlet reads
+ *                     versions 1 to 2"), is cut short, altered (checksum),
+ *                     or holds a value vmlet or KVM refuses (a device's
+ *                     state no driver could have set: the message names
+ *                     the device and the field); the memory file's size is
+ *                     not the VM's; a disk image cannot be opened, or its
+ *                     size changed since the save
  *   VMLET_ERR_HOST    the snapshot was saved on another CPU (its CPUID,
  *                     XSAVE size or TSC frequency differ: the message names
  *                     what), KVM refuses an MSR, or no KVM here (as

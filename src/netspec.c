@@ -303,6 +303,30 @@ static int parse_hostfwd(const char *text, struct item rule, struct net_hostfwd 
     return fail(err, text, "hostfwd '%s': not a rule (%s)", t, RULE_SYNTAX);
 }
 
+int net_spec_format(const struct net_spec *s, const uint8_t mac[6], char *buf, size_t len)
+{
+    size_t at = 0;
+    int n = s->kind == NET_SPEC_TAP ? snprintf(buf, len, "tap=%s", s->tap_name)
+                                    : snprintf(buf, len, "user");
+#define APPEND(...) \
+    do { \
+        if (n < 0 || (size_t)n >= len - at) \
+            return -1; \
+        at += (size_t)n; \
+        n = snprintf(buf + at, len - at, __VA_ARGS__); \
+    } while (0)
+    for (unsigned i = 0; i < s->nhostfwd && i < NET_SPEC_MAX_HOSTFWD; i++)
+        APPEND(",hostfwd=%s", s->hostfwd[i].text);
+    APPEND(",mac=%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    if (s->no_host_loopback)
+        APPEND(",host-loopback=off");
+    if (s->max_flows)
+        APPEND(",max-flows=%u", s->max_flows);
+    APPEND("%s", "");
+#undef APPEND
+    return 0;
+}
+
 int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err)
 {
     memset(out, 0, sizeof *out);

@@ -76,6 +76,11 @@ struct net_spec {
     unsigned max_flows;
 };
 
+/* Writes s back as a --net value that net_spec_parse() takes, with the
+ * NIC's MAC (mac, whether given or derived) always spelled out: what a
+ * snapshot keeps. Returns 0, or -1 if it does not fit in len bytes. */
+int net_spec_format(const struct net_spec *s, const uint8_t mac[6], char *buf, size_t len);
+
 /* Parses one --net value. Returns 0, or -1 with err (VMLET_ERR_INVALID)
  * saying "net 'TEXT': PART: what is wrong". */
 int net_spec_parse(const char *text, struct net_spec *out, vmlet_error *err);

@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/if_tun.h>
 #include <linux/kvm.h>
 
 #include "vm_internal.h"
@@ -29,7 +30,9 @@
 #include "dev/i8042.h"
 #include "dev/pci.h"
 #include "dev/serial.h"
+#include "netspec.h"
 #include "virtio/device.h"
+#include "virtio/pci.h"
 #include "x86/vcpu.h"
 #include "x86/vcpu_state.h"
 
@@ -106,6 +109,9 @@ static int write_memory(int fd, const struct guest_memory *m)
 
 static int save_state(struct vmlet_vm *vm, struct snap_writer *w, vmlet_error *err)
 {
+    bool virtio_console = false;
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        virtio_console |= vm->devices[i].desc->kind == SNAP_DEV_CONSOLE;
     struct kvm_clock_data clock;
     memset(&clock, 0, sizeof clock);
     if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
@@ -114,9 +120,10 @@ static int save_state(struct vmlet_vm *vm, struct snap_writer *w, vmlet_error *e
     clock_gettime(CLOCK_REALTIME, &now);
     struct snap_config cfg = {
         .ncpus = vm->ncpus,
-        .console = VMLET_CONSOLE_SERIAL,
+        .console = virtio_console ? VMLET_CONSOLE_VIRTIO : VMLET_CONSOLE_SERIAL,
         .memory = vm->mem.size,
         .shutdown_timeout = vm->shutdown_timeout,
+        .ndevices = vm->ndevices,
         /* The host's time when the clock was read: KVM's own reading of
          * it (KVM_CLOCK_REALTIME, Linux 5.16+) is taken at the same
          * instant; ours a moment later. */
@@ -163,10 +170,38 @@ static int save_state(struct vmlet_vm *vm, struct snap_writer *w, vmlet_error *e
         pci_func_save(f, cfgspace);
         snap_put(w, SNAP_PCI_FUNC, devfn, cfgspace, SNAP_PCI_CFG);
     }
+    /* The virtio devices, stopped by save_to: what each is,
+     * its transport, its own state. */
+    struct virtio_pci_state *vps = (struct virtio_pci_state *)cfgspace;
+    _Static_assert(sizeof *vps <= SNAP_PCI_CFG, "the scratch buffer holds a transport state");
+    uint8_t *own = malloc(VIRTIO_STATE_MAX);
+    for (unsigned i = 0; own && i < vm->ndevices; i++) {
+        struct attached_device *a = &vm->devices[i];
+        int len = a->dev->ops.save(a->dev, own, VIRTIO_STATE_MAX);
+        if (len < 0 || len > VIRTIO_STATE_MAX) {
+            free(own);
+            free(cfgspace);
+            return set_error(err, VMLET_ERR_INTERNAL, "snapshot: %s could not save its state",
+                             a->group);
+        }
+        virtio_pci_save(a->fn, vps);
+        snap_put(w, SNAP_DEVICE, i, a->desc, sizeof *a->desc);
+        snap_put(w, SNAP_VIRTIO_PCI, i, vps, sizeof *vps);
+        snap_put(w, SNAP_VIRTIO_STATE, i, own, (uint32_t)len);
+    }
     free(cfgspace);
+    if (!own)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    free(own);
     if (snap_finish(w) < 0)
         return set_error(err, VMLET_ERR_NOMEM, "out of memory for the snapshot's state");
     return 0;
+}
+
+static void resume_devices(struct vmlet_vm *vm)
+{
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        (void)virtio_pci_resume(vm->devices[i].fn); /* a failure sets NEEDS_RESET */
 }
 
 /* Writes the snapshot into tmp (a new directory), then renames it to dir:
@@ -189,11 +224,19 @@ static int save_to(struct vmlet_vm *vm, const char *dir, vmlet_error *err)
     struct snap_writer w;
     snap_writer_init(&w);
     int dfd = -1, mfd = -1, sfd = -1, rc = -1;
+    bool quiesced = false;
     dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         set_error(err, VMLET_ERR_FILE, "snapshot: cannot open %s: %s", tmp, strerror(errno));
         goto out;
     }
+    /* The devices stop first: a disk finishes its requests, which may
+     * write guest memory and raise interrupts, before the vCPUs' and
+     * interrupt controllers' state is read; they go on once guest memory
+     * is on disk. */
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        virtio_pci_quiesce(vm->devices[i].fn);
+    quiesced = true;
     if (save_state(vm, &w, err) < 0)
         goto out;
     mfd = openat(dfd, SNAP_MEMORY_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -202,6 +245,8 @@ static int save_to(struct vmlet_vm *vm, const char *dir, vmlet_error *err)
                   strerror(errno));
         goto out;
     }
+    resume_devices(vm);
+    quiesced = false;
     sfd = openat(dfd, SNAP_STATE_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (sfd < 0 || write_all(sfd, w.buf, w.len, 0) < 0 || fsync(sfd) < 0) {
         set_error(err, VMLET_ERR_FILE, "snapshot: cannot write %s/%s: %s", tmp, SNAP_STATE_FILE,
@@ -215,6 +260,8 @@ static int save_to(struct vmlet_vm *vm, const char *dir, vmlet_error *err)
     }
     rc = 0;
 out:
+    if (quiesced)
+        resume_devices(vm);
     if (rc < 0 && dfd >= 0) {
         unlinkat(dfd, SNAP_MEMORY_FILE, 0);
         unlinkat(dfd, SNAP_STATE_FILE, 0);
@@ -240,10 +287,25 @@ static const int saver_syscalls[] = {
     __NR_fsync,     __NR_ftruncate, __NR_pwrite64,   __NR_lseek,
 };
 static const unsigned long saver_ioctls[] = {
-    KVM_GET_REGS,   KVM_GET_SREGS,          KVM_GET_XSAVE,       KVM_GET_XSAVE2,   KVM_GET_XCRS,
-    KVM_GET_LAPIC,  KVM_GET_VCPU_EVENTS,    KVM_GET_DEBUGREGS,   KVM_GET_MP_STATE, KVM_GET_MSRS,
-    KVM_GET_CPUID2, KVM_GET_MSR_INDEX_LIST, KVM_CHECK_EXTENSION, KVM_GET_IRQCHIP,  KVM_GET_PIT2,
-    KVM_GET_CLOCK,  KVM_GET_TSC_KHZ,
+    KVM_GET_REGS,
+    KVM_GET_SREGS,
+    KVM_GET_XSAVE,
+    KVM_GET_XSAVE2,
+    KVM_GET_XCRS,
+    KVM_GET_LAPIC,
+    KVM_GET_VCPU_EVENTS,
+    KVM_GET_DEBUGREGS,
+    KVM_GET_MP_STATE,
+    KVM_GET_MSRS,
+    KVM_GET_CPUID2,
+    KVM_GET_MSR_INDEX_LIST,
+    KVM_CHECK_EXTENSION,
+    KVM_GET_IRQCHIP,
+    KVM_GET_PIT2,
+    KVM_GET_CLOCK,
+    KVM_GET_TSC_KHZ,
+    /* A TAP NIC's offloads, set again as its device resumes. */
+    TUNSETOFFLOAD,
 };
 static const struct sandbox_rules saver_rules = {
     .kind = "snapshot",
@@ -334,15 +396,25 @@ static const char *device_kind(const char *group)
     return "a virtio device";
 }
 
+/* The first device vmlet cannot save, or NULL. */
+static const struct attached_device *unsaveable(const struct vmlet_vm *vm)
+{
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        if (!vm->devices[i].desc || !vm->devices[i].dev->ops.save || !vm->devices[i].fn)
+            return &vm->devices[i];
+    return NULL;
+}
+
 VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err)
 {
     if (!dir || !*dir)
         return set_error(err, VMLET_ERR_INVALID, "snapshot: no directory given");
-    if (vm->ndevices)
+    const struct attached_device *bad = unsaveable(vm);
+    if (bad)
         return set_error(err, VMLET_ERR_STATE,
-                         "snapshot: the VM has %s (%s), and vmlet cannot save virtio devices "
-                         "yet; only a VM with the serial console alone can be saved",
-                         device_kind(vm->devices[0].group), vm->devices[0].group);
+                         "snapshot: the VM has %s (%s), which vmlet cannot save yet; disks, "
+                         "NICs, the virtio console and virtio-rng can be",
+                         device_kind(bad->group), bad->group);
     /* The VM lock is held throughout: nothing resumes the VM while its
      * state is read. */
     pthread_mutex_lock(&vm->lock);
@@ -459,6 +531,105 @@ out:
     return buf;
 }
 
+/* The devices the snapshot describes, into the config the VM is made
+ * from, in their saved order (vm_setup_pci_devices attaches them in the
+ * same order). Each record is checked; a NIC's spec is parsed as the
+ * command line's would be. */
+static int config_devices(vmlet_config *c, const struct snapshot *s, const char *dir,
+                          vmlet_error *err)
+{
+    unsigned consoles = 0, rngs = 0;
+    for (unsigned i = 0; i < s->config.ndevices; i++) {
+        struct snap_device d;
+        char why[256];
+        if (s->device[i].len != sizeof d)
+            return set_error(err, VMLET_ERR_FILE, "snapshot %s: device %u's record is cut", dir, i);
+        memcpy(&d, s->device[i].data, sizeof d);
+        if (snap_device_check(&d, why, sizeof why) < 0)
+            return set_error(err, VMLET_ERR_FILE, "snapshot %s: device %u: %s", dir, i, why);
+        int rc = 0;
+        switch (d.kind) {
+        case SNAP_DEV_DISK:
+            rc = vmlet_config_add_disk(c, d.text, d.read_only ? VMLET_DISK_READONLY : 0,
+                                       d.serial[0] ? d.serial : NULL);
+            break;
+        case SNAP_DEV_CONSOLE: consoles++; break;
+        case SNAP_DEV_RNG:
+            rngs++;
+            vmlet_config_set_entropy(c, 1);
+            break;
+        case SNAP_DEV_NET: rc = vmlet_config_add_net(c, d.text); break;
+        }
+        if (rc < 0)
+            return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    }
+    if (consoles > 1 || rngs > 1 || c->too_many_disks || c->too_many_nets)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: more devices than a VM can have", dir);
+    if ((consoles == 1) != (s->config.console == VMLET_CONSOLE_VIRTIO) ||
+        (s->config.console != VMLET_CONSOLE_VIRTIO && s->config.console != VMLET_CONSOLE_SERIAL))
+        return set_error(err, VMLET_ERR_FILE,
+                         "snapshot %s: its console kind does not match its "
+                         "devices",
+                         dir);
+    vmlet_error e;
+    if (c->bad_net || net_specs_check(c->nets, c->nnets, &e) < 0)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: %s", dir,
+                         c->bad_net ? c->net_error.message : e.message);
+    return 0;
+}
+
+/* The VM's devices are the snapshot's, in the same places. */
+static int devices_match(const struct vmlet_vm *vm, const struct snapshot *s, const char *dir,
+                         vmlet_error *err)
+{
+    if (vm->ndevices != s->config.ndevices)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: %u devices were made from %u records",
+                         dir, vm->ndevices, s->config.ndevices);
+    for (unsigned i = 0; i < vm->ndevices; i++) {
+        struct snap_device d;
+        memcpy(&d, s->device[i].data, sizeof d);
+        const struct snap_device *now = vm->devices[i].desc;
+        if (!now || now->kind != d.kind || now->devfn != d.devfn)
+            return set_error(err, VMLET_ERR_FILE,
+                             "snapshot %s: device %u (%s) is not where the snapshot had it", dir, i,
+                             vm->devices[i].group);
+    }
+    return 0;
+}
+
+/* Each virtio device's own state, then its transport's (which checks
+ * every field); the devices start later (start_devices). */
+static int restore_virtio(struct vmlet_vm *vm, const struct snapshot *s, const char *dir,
+                          vmlet_error *err)
+{
+    struct virtio_pci_state *st = malloc(sizeof *st);
+    if (!st)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    int rc = 0;
+    for (unsigned i = 0; i < vm->ndevices && rc == 0; i++) {
+        struct attached_device *a = &vm->devices[i];
+        char why[512];
+        memcpy(st, s->virtio_pci[i].data, sizeof *st);
+        if (a->dev->ops.load(a->dev, s->virtio_state[i].data, s->virtio_state[i].len, why,
+                             sizeof why) < 0 ||
+            virtio_pci_restore(a->fn, st, why, sizeof why) < 0)
+            rc = set_error(err, VMLET_ERR_FILE, "snapshot %s: %s: %s", dir, a->group, why);
+    }
+    free(st);
+    return rc;
+}
+
+/* Once the vCPUs and interrupt controllers are back, so that no
+ * interrupt a device sends as it starts is lost. */
+static int start_devices(struct vmlet_vm *vm, const char *dir, vmlet_error *err)
+{
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        if (virtio_pci_resume(vm->devices[i].fn) < 0)
+            return set_error(err, VMLET_ERR_HOST, "snapshot %s: %s would not start again", dir,
+                             vm->devices[i].group);
+    return 0;
+}
+
 /* The saved in-kernel interrupt controllers and PIT. The devices raised
  * their lines first; SET_IRQCHIP then puts back the controllers' view. */
 static int restore_vm_devices(struct vmlet_vm *vm, const struct snapshot *s, const char *dir,
@@ -487,6 +658,8 @@ static int restore_vm_devices(struct vmlet_vm *vm, const struct snapshot *s, con
     if (bad)
         return set_error(err, VMLET_ERR_FILE, "snapshot %s: its %s state is not one vmlet makes",
                          dir, bad);
+    if (restore_virtio(vm, s, dir, err) < 0)
+        return -1;
     for (unsigned chip = 0; chip < 3; chip++) {
         struct kvm_irqchip ic;
         memcpy(&ic, s->irqchip[chip].data, sizeof ic);
@@ -579,11 +752,6 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
         set_error(err, VMLET_ERR_FILE, "snapshot %s: %s", dir, why);
         goto out;
     }
-    if (s.config.ndevices || s.config.console != VMLET_CONSOLE_SERIAL) {
-        set_error(err, VMLET_ERR_FILE,
-                  "snapshot %s: it has virtio devices, which this vmlet cannot restore", dir);
-        goto out;
-    }
     mfd = openat(dfd, SNAP_MEMORY_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     struct stat st;
     if (mfd < 0 || fstat(mfd, &st) < 0) {
@@ -608,20 +776,26 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
     c->cpus = s.config.ncpus;
     c->memory = s.config.memory;
     c->seccomp = o->seccomp;
+    if (config_devices(c, &s, dir, err) < 0)
+        goto out;
+    c->console = (vmlet_console_kind)s.config.console;
+    c->console_in = o->console_in;
+    c->console_out = o->console_out;
     vm = vm_alloc(s.config.ncpus);
     if (!vm) {
         set_error(err, VMLET_ERR_NOMEM, "out of memory");
         goto out;
     }
-    vm->console_in = o->console_in;
+    vm->console_in = c->console == VMLET_CONSOLE_SERIAL ? o->console_in : -1;
     vm->seccomp = o->seccomp;
     snprintf(vm->vcpu_name, sizeof vm->vcpu_name, "vcpu");
     vm->shutdown_timeout = s.config.shutdown_timeout;
     if (vm_open_kvm(vm, c, err) < 0 ||
         guest_memory_map_file(&vm->mem, s.config.memory, mfd, err) < 0 ||
         vm_register_memory(vm, err) < 0 || vm_setup_legacy_devices(vm, o->console_out, err) < 0 ||
-        vm_setup_pci_devices(vm, c, err) < 0 || restore_vm_devices(vm, &s, dir, err) < 0 ||
-        restore_cpus_and_clock(vm, &s, dir, err) < 0)
+        vm_setup_pci_devices(vm, c, err) < 0 || devices_match(vm, &s, dir, err) < 0 ||
+        restore_vm_devices(vm, &s, dir, err) < 0 || restore_cpus_and_clock(vm, &s, dir, err) < 0 ||
+        start_devices(vm, dir, err) < 0)
         goto out;
     vm_install_kick_handler();
     vm->state = VMLET_STATE_CREATED;

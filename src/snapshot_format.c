@@ -3,6 +3,7 @@
 #include "snapshot_format.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "dev/i8042.h"
 #include "dev/pci.h"
 #include "dev/serial.h"
+#include "virtio/pci.h"
 
 /* CRC-32 (IEEE 802.3, reflected, as zlib's crc32): catches a file altered
  * or cut short by accident; it is no defence against a deliberate edit,
@@ -58,6 +60,8 @@ uint32_t snap_record_size(uint32_t tag)
     case SNAP_I8042: return sizeof(struct i8042_state);
     case SNAP_PCI_HOST: return sizeof(struct pci_host_state);
     case SNAP_PCI_FUNC: return SNAP_PCI_CFG;
+    case SNAP_DEVICE: return sizeof(struct snap_device);
+    case SNAP_VIRTIO_PCI: return sizeof(struct virtio_pci_state);
     case SNAP_END: return 8;
     default: return 0;
     }
@@ -171,6 +175,11 @@ static int check_length(uint32_t tag, uint32_t len, char *why, size_t whylen)
             len / sizeof(struct kvm_msr_entry) > SNAP_MAX_MSRS)
             return fail(why, whylen, "an MSR record of %u bytes", len);
         return 0;
+    case SNAP_VIRTIO_STATE:
+        if (len > VIRTIO_STATE_MAX)
+            return fail(why, whylen, "a device state of %u bytes (at most %u)", len,
+                        VIRTIO_STATE_MAX);
+        return 0;
     case SNAP_VCPU_CPUID:
         if (len == 0 || len % sizeof(struct kvm_cpuid_entry2) ||
             len / sizeof(struct kvm_cpuid_entry2) > SNAP_MAX_CPUID)
@@ -188,8 +197,9 @@ static int parse(const uint8_t *buf, size_t len, struct snapshot *s, uint32_t *v
     if (len < SNAP_HEADER_SIZE || memcmp(buf, SNAP_MAGIC, 8) != 0)
         return fail(why, whylen, "not a vmlet snapshot (no %s header)", SNAP_MAGIC);
     *version = get32(buf + 8);
-    if (*version != SNAP_VERSION)
-        return fail(why, whylen, "format version %u; this vmlet reads version %u", *version,
+    /* Version 1 is version 2 without virtio devices (ndevices was 0). */
+    if (*version < 1 || *version > SNAP_VERSION)
+        return fail(why, whylen, "format version %u; this vmlet reads versions 1 to %u", *version,
                     SNAP_VERSION);
     if (get32(buf + 12) != 0)
         return fail(why, whylen, "unknown header flags 0x%x", get32(buf + 12));
@@ -220,6 +230,9 @@ static int parse(const uint8_t *buf, size_t len, struct snapshot *s, uint32_t *v
             memcpy(&s->config, data, sizeof s->config);
             if (s->config.ncpus == 0 || s->config.ncpus > SNAP_MAX_CPUS)
                 return fail(why, whylen, "%u vCPUs (1 to %u)", s->config.ncpus, SNAP_MAX_CPUS);
+            if (s->config.ndevices > SNAP_MAX_DEVICES)
+                return fail(why, whylen, "%u devices (at most %u)", s->config.ndevices,
+                            SNAP_MAX_DEVICES);
             if (s->config.memory == 0 || s->config.memory % 4096)
                 return fail(why, whylen, "a memory size of %llu bytes",
                             (unsigned long long)s->config.memory);
@@ -244,6 +257,13 @@ static int parse(const uint8_t *buf, size_t len, struct snapshot *s, uint32_t *v
             rc = inst < SNAP_PCI_FUNCS
                      ? take(&s->pci_func[inst], data, rlen, "a PCI function", why, whylen)
                      : fail(why, whylen, "PCI function %u", inst);
+        } else if (tag == SNAP_DEVICE || tag == SNAP_VIRTIO_PCI || tag == SNAP_VIRTIO_STATE) {
+            struct snap_blob *slots = tag == SNAP_DEVICE       ? s->device
+                                      : tag == SNAP_VIRTIO_PCI ? s->virtio_pci
+                                                               : s->virtio_state;
+            rc = inst < s->config.ndevices
+                     ? take(&slots[inst], data, rlen, "a device's record", why, whylen)
+                     : fail(why, whylen, "a record for device %u of %u", inst, s->config.ndevices);
         } else if (tag == SNAP_END) {
             size_t crc_len = off + SNAP_RECORD_HEAD;
             if (snap_crc32(0, buf, crc_len) != get32(data))
@@ -277,6 +297,48 @@ static int parse(const uint8_t *buf, size_t len, struct snapshot *s, uint32_t *v
     if (!s->pit.data || !s->clock.data || !s->serial.data || !s->acpi_pm.data || !s->i8042.data ||
         !s->pci_host.data)
         return fail(why, whylen, "a device record is missing");
+    for (uint32_t i = 0; i < s->config.ndevices; i++)
+        if (!s->device[i].data || !s->virtio_pci[i].data || !s->virtio_state[i].data)
+            return fail(why, whylen, "virtio device %u's records are missing", i);
+    return 0;
+}
+
+const char *snap_device_kind_name(uint32_t kind)
+{
+    switch (kind) {
+    case SNAP_DEV_DISK: return "disk";
+    case SNAP_DEV_CONSOLE: return "virtio console";
+    case SNAP_DEV_RNG: return "virtio-rng device";
+    case SNAP_DEV_NET: return "NIC";
+    default: return NULL;
+    }
+}
+
+static bool terminated(const char *s, size_t size)
+{
+    return memchr(s, 0, size) != NULL;
+}
+
+int snap_device_check(const struct snap_device *d, char *why, size_t whylen)
+{
+    if (!snap_device_kind_name(d->kind))
+        return fail(why, whylen, "a device of unknown kind %u", d->kind);
+    if (d->devfn >= SNAP_PCI_FUNCS || d->read_only > 1 || d->reserved)
+        return fail(why, whylen, "a %s record with bad fields", snap_device_kind_name(d->kind));
+    if (!terminated(d->text, sizeof d->text) || !terminated(d->serial, sizeof d->serial))
+        return fail(why, whylen, "a %s record with an unterminated string",
+                    snap_device_kind_name(d->kind));
+    bool needs_text = d->kind == SNAP_DEV_DISK || d->kind == SNAP_DEV_NET;
+    if (needs_text != (d->text[0] != 0) ||
+        (d->kind != SNAP_DEV_DISK && (d->serial[0] || d->read_only)))
+        return fail(why, whylen, "a %s record with fields of another kind",
+                    snap_device_kind_name(d->kind));
+    size_t slen = strlen(d->serial);
+    if (slen > 20)
+        return fail(why, whylen, "a disk serial of %zu bytes (at most 20)", slen);
+    for (size_t i = 0; i < slen; i++)
+        if (d->serial[i] < 0x20 || d->serial[i] > 0x7e)
+            return fail(why, whylen, "a disk serial that is not printable ASCII");
     return 0;
 }
 

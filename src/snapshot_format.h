@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #define SNAP_MAGIC       "VMLETSNP"
-#define SNAP_VERSION     1
+#define SNAP_VERSION     2 /* 1 (no virtio devices) is read too */
 #define SNAP_HEADER_SIZE 16
 #define SNAP_RECORD_HEAD 16
 #define SNAP_STATE_MAX   (64u << 20) /* bytes of the state file */
@@ -26,6 +26,8 @@
 #define SNAP_XSAVE_MAX   (1u << 20)
 #define SNAP_PCI_FUNCS   256
 #define SNAP_PCI_CFG     4096
+#define SNAP_MAX_DEVICES 64 /* virtio devices */
+#define SNAP_DEVICE_TEXT 4096
 #define SNAP_STATE_FILE  "state"
 #define SNAP_MEMORY_FILE "memory"
 
@@ -53,6 +55,10 @@ enum snap_tag {
     SNAP_I8042,
     SNAP_PCI_HOST,
     SNAP_PCI_FUNC, /* instance: devfn; payload: its config space */
+    /* One each per virtio device (instance: its index, in PCI slot order). */
+    SNAP_DEVICE = 80,  /* struct snap_device: what it is, what it was made from */
+    SNAP_VIRTIO_PCI,   /* struct virtio_pci_state: its transport */
+    SNAP_VIRTIO_STATE, /* the device's own state (ops->save), up to VIRTIO_STATE_MAX */
     SNAP_END = 0xffff,
 };
 
@@ -64,11 +70,37 @@ struct snap_config {
     uint32_t console; /* vmlet_console_kind */
     uint64_t memory;  /* bytes; the memory file's exact size */
     uint32_t shutdown_timeout;
-    uint32_t ndevices;         /* virtio devices; 0 in version 1 */
+    uint32_t ndevices;         /* virtio devices, up to SNAP_MAX_DEVICES */
     int64_t saved_realtime_ns; /* host CLOCK_REALTIME when the clock was read */
     uint64_t tsc_khz;          /* the vCPUs' TSC frequency, 0 if unknown */
     uint64_t reserved;
 };
+
+/* The kinds of virtio device a snapshot can hold. */
+enum snap_device_kind {
+    SNAP_DEV_DISK = 1,
+    SNAP_DEV_CONSOLE,
+    SNAP_DEV_RNG,
+    SNAP_DEV_NET,
+};
+
+/* SNAP_DEVICE: how to make the device again. Fixed layout. */
+struct snap_device {
+    uint32_t kind;      /* snap_device_kind */
+    uint32_t devfn;     /* its PCI function */
+    uint32_t read_only; /* disk: 0 or 1 */
+    uint32_t reserved;
+    /* NUL-terminated: a disk's image path, a NIC's --net spec (parsed
+     * again on restore, exactly as the command line's); else empty. */
+    char text[SNAP_DEVICE_TEXT];
+    char serial[24]; /* disk: its serial, NUL-terminated (up to 20 bytes) */
+};
+
+/* The kind's name for messages ("disk"); NULL if unknown. */
+const char *snap_device_kind_name(uint32_t kind);
+/* Checks a device record's fields that need no host: a known kind, the
+ * strings terminated, a serial of printable ASCII. 0, or -1 with why. */
+int snap_device_check(const struct snap_device *d, char *why, size_t whylen);
 
 struct snap_blob {
     const uint8_t *data; /* NULL: absent */
@@ -80,6 +112,9 @@ struct snapshot {
     struct snap_blob (*vcpus)[SNAP_VCPU_PARTS]; /* config.ncpus of them */
     struct snap_blob irqchip[3], pit, clock, serial, acpi_pm, i8042, pci_host;
     struct snap_blob pci_func[SNAP_PCI_FUNCS];
+    /* config.ndevices of each, all present when the parse succeeds. */
+    struct snap_blob device[SNAP_MAX_DEVICES], virtio_pci[SNAP_MAX_DEVICES],
+        virtio_state[SNAP_MAX_DEVICES];
 };
 
 /* Checks buf[0..len) as a whole state file: header, every record's tag,

@@ -47,6 +47,7 @@
 #include "netspec.h"
 #include "sandbox.h"
 #include "snapshot.h"
+#include "snapshot_format.h"
 #include "x86/acpi.h"
 #include "x86/boot.h"
 #include "x86/vcpu.h"
@@ -470,6 +471,28 @@ static int attach_virtio(struct vmlet_vm *vm, struct virtio_device *dev, const c
     return 0;
 }
 
+/* What a snapshot needs to make the device just attached again (the
+ * kinds vmlet can save). */
+static int describe_last(struct vmlet_vm *vm, uint32_t kind, const char *text, const char *serial,
+                         bool read_only, vmlet_error *err)
+{
+    struct attached_device *a = &vm->devices[vm->ndevices - 1];
+    struct snap_device *d = calloc(1, sizeof *d);
+    if (!d)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    d->kind = kind;
+    d->devfn = pci_func_devfn(virtio_pci_func(a->fn));
+    d->read_only = read_only;
+    if (text && (size_t)snprintf(d->text, sizeof d->text, "%s", text) >= sizeof d->text) {
+        free(d);
+        return set_error(err, VMLET_ERR_INVALID, "%s: '%.40s...' is too long", a->group, text);
+    }
+    if (serial)
+        snprintf(d->serial, sizeof d->serial, "%s", serial); /* checked by virtio_blk_new */
+    a->desc = d;
+    return 0;
+}
+
 /* "disk0", "net1": the metrics group of the index-th device of a kind. */
 static const char *numbered(char buf[16], const char *kind, unsigned index)
 {
@@ -517,18 +540,33 @@ int vm_setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error
         struct virtio_blk *disk = virtio_blk_new(d->path, d->read_only, d->serial, err);
         if (attach_virtio(vm, virtio_blk_device(disk), numbered(group, "disk", i), err) < 0)
             return -1;
+        /* By its absolute path: a restore may run in another directory. */
+        char *abs = realpath(d->path, NULL);
+        int rc = describe_last(vm, SNAP_DEV_DISK, abs ? abs : d->path, d->serial, d->read_only,
+                               err);
+        free(abs);
+        if (rc < 0)
+            return -1;
     }
     if (c->console == VMLET_CONSOLE_VIRTIO) {
         struct virtio_console *con = virtio_console_new(c->console_in, c->console_out, err);
-        if (attach_virtio(vm, virtio_console_device(con), "console", err) < 0)
+        if (attach_virtio(vm, virtio_console_device(con), "console", err) < 0 ||
+            describe_last(vm, SNAP_DEV_CONSOLE, NULL, NULL, false, err) < 0)
             return -1;
     }
-    if (c->entropy && attach_virtio(vm, virtio_rng_device(virtio_rng_new(err)), "rng", err) < 0)
+    if (c->entropy && (attach_virtio(vm, virtio_rng_device(virtio_rng_new(err)), "rng", err) < 0 ||
+                       describe_last(vm, SNAP_DEV_RNG, NULL, NULL, false, err) < 0))
         return -1;
     for (unsigned i = 0; i < c->nnets; i++) {
         struct virtio_net *nic = virtio_net_new_for_spec(&c->nets[i], i, err);
         if (attach_virtio(vm, virtio_net_device(nic), numbered(group, "net", i), err) < 0)
             return -1;
+        uint8_t mac[6];
+        char spec[SNAP_DEVICE_TEXT];
+        net_spec_mac(&c->nets[i], i, mac);
+        if (net_spec_format(&c->nets[i], mac, spec, sizeof spec) < 0 ||
+            describe_last(vm, SNAP_DEV_NET, spec, NULL, false, err) < 0)
+            return set_error(err, VMLET_ERR_INTERNAL, "%s: cannot describe it", group);
     }
     if (c->vsock_uds) {
         struct virtio_vsock *vs = virtio_vsock_new(c->vsock_cid, c->vsock_uds, err);
@@ -1063,6 +1101,7 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
         if (a->fn)
             virtio_pci_free(a->fn);
         a->dev->ops.free(a->dev);
+        free(a->desc);
     }
     if (vm->pci)
         pci_host_free(vm->pci);

@@ -24,6 +24,7 @@ struct virtio_device;
 struct virtio_pci;
 struct kvm_stats;
 struct snapshot_saver;
+struct snap_device;
 
 #define SLOT_LOW_RAM  0
 #define SLOT_HIGH_RAM 1
@@ -47,6 +48,9 @@ struct attached_device {
     struct virtio_device *dev;
     struct virtio_pci *fn; /* its PCI function; NULL if attaching failed */
     char group[16];        /* its metrics group: "disk0", "net1", "console" */
+    /* How a snapshot makes it again; NULL for a kind that cannot be
+     * saved (a save is then refused, naming it). */
+    struct snap_device *desc;
 };
 
 #define MAX_VIRTIO_DEVICES \

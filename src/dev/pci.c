@@ -503,12 +503,13 @@ void pci_func_save(const struct pci_func *f, uint8_t *cfg)
 
 int pci_func_restore(struct pci_func *f, const uint8_t *cfg)
 {
-    for (unsigned i = 0; i < PCI_NUM_BARS; i++)
-        if (f->bar_size[i])
-            return -1;
     pthread_mutex_lock(&f->host->cfg_lock);
     for (unsigned i = 0; i < sizeof f->cfg; i++)
         f->cfg[i] = (uint8_t)((f->cfg[i] & ~f->wmask[i]) | (cfg[i] & f->wmask[i]));
+    /* The BARs decode where the guest had put them (if memory space is
+     * on and they lie in the window, as for its own writes), and the
+     * function moves what follows them (ioeventfds). */
+    update_bars(f);
     pthread_mutex_unlock(&f->host->cfg_lock);
     return 0;
 }

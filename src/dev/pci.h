@@ -160,8 +160,9 @@ struct pci_func *pci_host_func(struct pci_host *h, unsigned devfn);
 /* Copies the config space out (PCI_CFG_SPACE_EXP_SIZE bytes). */
 void pci_func_save(const struct pci_func *f, uint8_t *cfg);
 /* Takes back only what the guest could have written (the write mask): a
- * snapshot cannot change IDs or capabilities. Functions with BARs are
- * refused (-1) until moving BARs on restore exists. */
+ * snapshot cannot change IDs or capabilities. BARs then decode as that
+ * header says (bar_remap is called for each that moved), exactly as
+ * after the guest's own writes. Always 0. */
 int pci_func_restore(struct pci_func *f, const uint8_t *cfg);
 int pci_host_restore(struct pci_host *h, const struct pci_host_state *st);
 #endif

@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -532,7 +533,8 @@ static void reap_completions(struct virtio_blk *blk)
             if (op_done(r, c[i].result)) {
                 /* The rest of a short transfer, unless we are stopping:
                  * a stop waits for what is in flight, so nothing new. */
-                if (!stop_requested(blk) && disk_submit(blk->disk, &r->rwreq) == 0)
+                if ((!stop_requested(blk) || blk->vdev.quiescing) &&
+                    disk_submit(blk->disk, &r->rwreq) == 0)
                     continue;
                 r->result = VIRTIO_BLK_S_IOERR;
             }
@@ -607,7 +609,19 @@ static void *blk_thread(void *arg)
         notify_queues(blk);
     }
 
-    /* Reset or stop: pop nothing more and cancel what is in flight. A
+    /* A stop for a snapshot: pop nothing more, finish what is in flight
+     * and complete it to the driver, so that no request is half done in
+     * the saved guest memory and every chain taken is in the used ring. */
+    if (blk->vdev.quiescing) {
+        while (disk_in_flight(blk->disk)) {
+            disk_wait(blk->disk);
+            reap_completions(blk);
+            disk_kick(blk->disk);
+        }
+        notify_queues(blk);
+        return NULL;
+    }
+    /* Reset: pop nothing more and cancel what is in flight. A
      * request the kernel already works on cannot be cancelled (one is at
      * most 4 MiB: blk.h), and the kernel may still be reading from or
      * writing into guest memory until its completion arrives, so wait for
@@ -674,6 +688,38 @@ static void blk_free(void *dev)
 
 /* The disk thread: io_uring, and the synchronous calls of the fallback
  * path (src/backend/disk.c). */
+/* Snapshots: the image's size when saved. A disk that changed size since
+ * is refused: the guest's file systems would not match it. */
+static int blk_save(void *dev, uint8_t *buf, size_t cap)
+{
+    struct virtio_blk *blk = dev;
+    if (cap < 8)
+        return -1;
+    put_le64(buf, disk_size(blk->disk));
+    return 8;
+}
+
+static int blk_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    struct virtio_blk *blk = dev;
+    if (len != 8) {
+        snprintf(why, whylen, "disk state of %zu bytes, not 8", len);
+        return -1;
+    }
+    uint64_t saved = 0;
+    for (unsigned i = 0; i < 8; i++)
+        saved |= (uint64_t)buf[i] << (8 * i);
+    uint64_t now = disk_size(blk->disk);
+    if (saved != now) {
+        snprintf(why, whylen,
+                 "its image %s has %llu bytes, but had %llu when the snapshot was taken; "
+                 "restore with the disk as it was",
+                 disk_path(blk->disk), (unsigned long long)now, (unsigned long long)saved);
+        return -1;
+    }
+    return 0;
+}
+
 static const int blk_syscalls[] = {
     __NR_io_uring_enter, __NR_preadv,    __NR_pwritev, __NR_pwritev2,  __NR_pread64,
     __NR_pwrite64,       __NR_fdatasync, __NR_fsync,   __NR_fallocate,
@@ -727,6 +773,8 @@ struct virtio_blk *virtio_blk_new(const char *path, bool read_only, const char *
         .config_write = blk_config_write,
         .free = blk_free,
         .metrics = blk_metrics,
+        .save = blk_save,
+        .load = blk_load,
     };
     struct virtio_blk *blk = virtio_device_new(sizeof *blk, &ops, &blk_hooks, err);
     if (!blk)

@@ -29,6 +29,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -81,6 +82,9 @@ struct virtio_console {
     bool rx_have;       /* rx_chain is held, waiting for input */
     bool tx_have;       /* tx_chain is partly written */
     uint64_t tx_off;    /* bytes of tx_chain already written */
+    /* Bytes of the next transmit chain written before a stop for a
+     * snapshot gave the chain back: not written twice. */
+    uint64_t tx_resume_off;
     struct virtq_chain rx_chain, tx_chain;
 
     uint64_t tx_bytes, rx_bytes; /* relaxed atomics: guest -> out_fd, in_fd -> guest */
@@ -161,7 +165,8 @@ static enum tx_state tx_run(struct virtio_console *c)
             if (virtio_device_pop(&c->vdev, q, &c->tx_chain, &c->tx_broken) != VIRTQ_CHAIN)
                 break;
             c->tx_have = true;
-            c->tx_off = 0;
+            c->tx_off = c->tx_resume_off;
+            c->tx_resume_off = 0;
             chains++;
         }
         st = tx_write(c, &budget);
@@ -296,10 +301,19 @@ static void *console_thread(void *arg)
     return NULL;
 }
 
-/* The thread is gone: the driver owns its buffers again. */
+/* The thread is gone: the driver owns its buffers again. A held chain is
+ * always its queue's last one popped, so it goes back to the ring; after
+ * a stop for a snapshot, how much of a transmit chain was written is
+ * kept, so the next run does not write it again. */
 static void con_release_queues(void *dev)
 {
     struct virtio_console *c = dev;
+    if (c->rx_have && c->rxq)
+        virtq_unpop(c->rxq, 1);
+    if (c->tx_have && c->txq) {
+        virtq_unpop(c->txq, 1);
+        c->tx_resume_off = c->vdev.quiescing ? c->tx_off : 0;
+    }
     c->rx_have = c->tx_have = false;
     c->size_acked = false;
 }
@@ -342,6 +356,8 @@ static int con_take_queues(void *dev, const struct virtio_queues *qs)
     c->rx_broken = c->tx_broken = false;
     c->rx_have = c->tx_have = false;
     c->tx_off = 0;
+    if (!qs->resume)
+        c->tx_resume_off = 0;
     c->size_acked = (qs->features >> VIRTIO_CONSOLE_F_SIZE) & 1;
     /* Sent by the thread: the transport may hold its own lock here. */
     c->announce_size = c->size_acked && (c->cols || c->rows);
@@ -364,6 +380,32 @@ static void con_free(void *dev)
     free(c);
 }
 
+/* Snapshots: the transport and queues hold the rest; the terminal's
+ * size is the new process's. */
+static int con_save(void *dev, uint8_t *buf, size_t cap)
+{
+    struct virtio_console *c = dev;
+    if (cap < 8)
+        return -1;
+    put_le64(buf, c->tx_resume_off);
+    return 8;
+}
+
+static int con_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    struct virtio_console *c = dev;
+    if (len != 8) {
+        snprintf(why, whylen, "console state of %zu bytes, not 8", len);
+        return -1;
+    }
+    /* Any count is safe: a chain shorter than it is just completed. */
+    uint64_t off = 0;
+    for (unsigned i = 0; i < 8; i++)
+        off |= (uint64_t)buf[i] << (8 * i);
+    c->tx_resume_off = off;
+    return 0;
+}
+
 static const struct virtio_device_ops console_ops = {
     .name = "console",
     .device_id = VIRTIO_ID_CONSOLE,
@@ -375,6 +417,8 @@ static const struct virtio_device_ops console_ops = {
     .config_write = con_config_write,
     .metrics = con_metrics,
     .free = con_free,
+    .save = con_save,
+    .load = con_load,
 };
 
 /* The console thread: reads its input, writes the console (a pipe,

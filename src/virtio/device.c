@@ -6,6 +6,7 @@
 #include "virtio/device.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,13 +28,9 @@ void *virtio_device_new(size_t size, const struct virtio_device_ops *ops,
     if (!d->ops.reset)
         d->ops.reset = virtio_device_reset;
     if (!d->ops.stop)
-        d->ops.stop = virtio_device_reset;
+        d->ops.stop = virtio_device_quiesce;
     if (!d->ops.free)
         d->ops.free = virtio_device_free;
-    if (!d->ops.save)
-        d->ops.save = virtio_device_save_unsupported;
-    if (!d->ops.load)
-        d->ops.load = virtio_device_load_unsupported;
     int e = device_thread_init(&d->thread);
     if (e != 0) {
         set_error(err, VMLET_ERR_HOST, "%s: cannot set up the device thread: %s", ops->name,
@@ -136,18 +133,33 @@ void virtio_device_reset(void *dev)
     pthread_mutex_unlock(&d->lock);
 }
 
-int virtio_device_save_unsupported(void *dev, int fd)
+void virtio_device_quiesce(void *dev)
 {
-    (void)dev;
-    (void)fd;
-    return -1;
+    struct virtio_device *d = dev;
+    pthread_mutex_lock(&d->lock);
+    d->quiescing = true;
+    virtio_device_stop_locked(d);
+    d->quiescing = false;
+    pthread_mutex_unlock(&d->lock);
 }
 
-int virtio_device_load_unsupported(void *dev, int fd)
+int virtio_device_save_none(void *dev, uint8_t *buf, size_t cap)
 {
     (void)dev;
-    (void)fd;
-    return -1;
+    (void)buf;
+    (void)cap;
+    return 0;
+}
+
+int virtio_device_load_none(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    (void)dev;
+    (void)buf;
+    if (len != 0) {
+        snprintf(why, whylen, "%zu bytes of state for a device that keeps none", len);
+        return -1;
+    }
+    return 0;
 }
 
 void virtio_take_kick(int *fd, short revents)

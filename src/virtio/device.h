@@ -54,12 +54,15 @@ struct virtio_device {
      * directory's Landlock rule); NULL: hooks->sandbox. */
     const struct sandbox_rules *sandbox;
     bool initialised; /* virtio_device_new succeeded, not yet destroyed */
+    /* ops->stop is ending the thread: finish what is in flight rather
+     * than drop it (lock held). */
+    bool quiescing;
 };
 
 /* Allocates a zeroed device of size bytes (a struct whose first member is
  * its struct virtio_device) and initialises that: copies ops (name, id,
  * queues, features, config and callbacks), fills in the shared activate,
- * reset, stop and free and the save/load stubs where ops leaves them
+ * reset, stop (virtio_device_quiesce) and free where ops leaves them
  * NULL, and creates the lock and the thread's stop eventfd. Returns the
  * device, or NULL with err filled. */
 void *virtio_device_new(size_t size, const struct virtio_device_ops *ops,
@@ -82,9 +85,14 @@ int virtio_device_activate(void *dev, const struct virtio_queues *queues);
 void virtio_device_reset(void *dev);
 /* As reset, for a device's own reset that does more under the lock. */
 void virtio_device_stop_locked(struct virtio_device *d);
-/* ops->save/load until snapshots exist: always -1. */
-int virtio_device_save_unsupported(void *dev, int fd);
-int virtio_device_load_unsupported(void *dev, int fd);
+/* The default ops->stop: ends the thread with quiescing set, so
+ * release_queues gives held chains back (virtq_unpop) and keeps the
+ * device's settings. */
+void virtio_device_quiesce(void *dev);
+/* ops->save and ops->load of a device with no state of its own beyond
+ * the transport's and its queues' (virtio-rng). */
+int virtio_device_save_none(void *dev, uint8_t *buf, size_t cap);
+int virtio_device_load_none(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen);
 
 /* The next chain of q for device d: VIRTQ_CHAIN; VIRTQ_EMPTY once the
  * driver has been asked to notify and nothing came meanwhile; or

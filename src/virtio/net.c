@@ -35,6 +35,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +138,9 @@ struct virtio_net {
     struct rx_slot *slots; /* held receive buffers, a ring */
     unsigned slot_head, nslots;
     uint64_t slots_cap;
+    /* A buffer was returned while slots were held: the held ones are no
+     * longer the ring's last popped, so a stop cannot give them back. */
+    bool rx_gap;
 
     bool tx_have, tx_blocked; /* a validated chain waits for the backend */
     uint16_t tx_head;
@@ -437,7 +441,8 @@ static void slot_pop_front(struct virtio_net *n)
 {
     n->slots_cap -= slot_at(n, 0)->cap;
     n->slot_head = (n->slot_head + 1) % VIRTIO_NET_QUEUE_SIZE;
-    n->nslots--;
+    if (--n->nslots == 0)
+        n->rx_gap = false;
 }
 
 /* The most buffers the device holds at once: all the queue can have. */
@@ -473,6 +478,7 @@ static enum pop_result rx_pop_slot(struct virtio_net *n)
         if (c->in_len < VIRTIO_NET_HDR_LEN) {
             /* 5.1.6.3.1: every buffer holds at least a header. */
             NET_STAT_INC(&n->stats, rx_bad_buffers);
+            n->rx_gap |= n->nslots > 0;
             virtq_push(q, c->head, 0);
             n->pushed[VIRTIO_NET_RXQ] = true;
             continue;
@@ -837,6 +843,22 @@ static void net_release_queues(void *dev)
 {
     struct virtio_net *n = dev;
     n->be_watched = false;
+    /* Held chains are their queue's last popped: back to the ring, for
+     * the next run after a snapshot. Unless the driver posted a buffer
+     * too small for a header in between (which Linux never does): then
+     * the held ones are returned empty, which it drops as short frames. */
+    struct virtq *rxq = n->q[VIRTIO_NET_RXQ], *txq = n->q[VIRTIO_NET_TXQ];
+    if (rxq && n->nslots && !n->rx_gap) {
+        virtq_unpop(rxq, (uint16_t)n->nslots);
+    } else if (rxq && n->nslots && n->vdev.quiescing) {
+        struct used_elem used[VIRTIO_NET_QUEUE_SIZE];
+        for (unsigned i = 0; i < n->nslots; i++)
+            used[i] = (struct used_elem){ slot_at(n, i)->head, 0 };
+        push_together(rxq, used, n->nslots);
+    }
+    if (txq && n->tx_have)
+        virtq_unpop(txq, 1);
+    n->rx_gap = false;
     /* The driver owns its buffers again; a frame in hand is lost. */
     if (n->rx_pending)
         NET_STAT_INC(&n->stats, rx_dropped);
@@ -900,10 +922,85 @@ static int net_take_queues(void *dev, const struct virtio_queues *qs)
         n->q[VIRTIO_NET_CTRLQ] = NULL; /* 5.1.2: controlq only with CTRL_VQ */
         n->kick[VIRTIO_NET_CTRLQ] = -1;
     }
-    restore_defaults(n);
+    if (!qs->resume)
+        restore_defaults(n); /* else the MAC and filter stay as the driver set them */
     /* Only the offloads the driver accepted may reach it. */
     n->be->ops->set_guest_offloads(n->be, n->features);
     n->be_watched = !atomic_load(&n->be->failed);
+    return 0;
+}
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+/* What the driver set through the control queue (the rest is the
+ * transport's and the queues'). Fixed little-endian layout. */
+struct net_saved {
+    uint8_t mac[6];
+    uint8_t promisc, allmulti, all_uni, all_multi;
+    uint32_t nuni, nmulti;
+    uint8_t uni[VIRTIO_NET_MAC_TABLE_MAX][6];
+    uint8_t multi[VIRTIO_NET_MAC_TABLE_MAX][6];
+};
+_Static_assert(sizeof(struct net_saved) <= VIRTIO_STATE_MAX, "net state fits");
+
+static int net_save(void *dev, uint8_t *buf, size_t cap)
+{
+    struct virtio_net *n = dev;
+    struct net_saved st;
+    if (cap < sizeof st)
+        return -1;
+    memset(&st, 0, sizeof st);
+    memcpy(st.mac, n->mac, 6);
+    const struct rx_filter *fl = &n->filter;
+    st.promisc = fl->promisc;
+    st.allmulti = fl->allmulti;
+    st.all_uni = fl->all_uni;
+    st.all_multi = fl->all_multi;
+    st.nuni = htole32(fl->nuni);
+    st.nmulti = htole32(fl->nmulti);
+    memcpy(st.uni, fl->uni, sizeof st.uni);
+    memcpy(st.multi, fl->multi, sizeof st.multi);
+    memcpy(buf, &st, sizeof st);
+    return (int)sizeof st;
+}
+
+/* Only what the control queue's commands could have set. */
+static int net_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    struct virtio_net *n = dev;
+    struct net_saved st;
+    static const uint8_t zero[6];
+    if (len != sizeof st) {
+        snprintf(why, whylen, "NIC state of %zu bytes, not %zu", len, sizeof st);
+        return -1;
+    }
+    memcpy(&st, buf, sizeof st);
+    uint32_t nuni = le32toh(st.nuni), nmulti = le32toh(st.nmulti);
+    if ((st.mac[0] & 1) || !memcmp(st.mac, zero, 6)) {
+        snprintf(why, whylen, "a multicast or zero MAC address");
+        return -1;
+    }
+    if (st.promisc > 1 || st.allmulti > 1 || st.all_uni > 1 || st.all_multi > 1 ||
+        nuni > VIRTIO_NET_MAC_TABLE_MAX || nmulti > VIRTIO_NET_MAC_TABLE_MAX ||
+        (st.all_uni && nuni) || (st.all_multi && nmulti)) {
+        snprintf(why, whylen, "a receive filter no driver could set");
+        return -1;
+    }
+    pthread_mutex_lock(&n->vdev.lock);
+    memcpy(n->mac, st.mac, 6);
+    struct rx_filter *fl = &n->filter;
+    fl->promisc = st.promisc;
+    fl->allmulti = st.allmulti;
+    fl->all_uni = st.all_uni;
+    fl->all_multi = st.all_multi;
+    fl->nuni = nuni;
+    fl->nmulti = nmulti;
+    memcpy(fl->uni, st.uni, sizeof fl->uni);
+    memcpy(fl->multi, st.multi, sizeof fl->multi);
+    pthread_mutex_unlock(&n->vdev.lock);
+    pthread_mutex_lock(&n->cfg_lock);
+    memcpy(n->cfg_mac, st.mac, 6);
+    pthread_mutex_unlock(&n->cfg_lock);
     return 0;
 }
 
@@ -1000,6 +1097,8 @@ struct virtio_net *virtio_net_new(struct net_backend *be, const uint8_t mac[6], 
         .reset = net_reset,
         .free = net_free,
         .metrics = net_metrics,
+        .save = net_save,
+        .load = net_load,
     };
     struct virtio_net *n = virtio_device_new(sizeof *n, &ops, &net_hooks, err);
     if (!n) {

@@ -32,6 +32,8 @@
 #include "virtio/pci.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +131,7 @@ struct virtio_pci {
     uint64_t driver_features;
     uint16_t queue_select;
     struct vq_state vq[VIRTIO_MAX_QUEUES];
+    bool active; /* ops->activate succeeded since the last reset */
 
     pthread_mutex_t irq_lock;
     /* irq_lock (written under cfg_lock too where the driver changes them): */
@@ -315,6 +318,7 @@ static void device_reset(struct virtio_pci *vp)
     pthread_mutex_unlock(&vp->irq_lock);
     vp->dfselect = vp->gfselect = 0;
     vp->driver_features = 0;
+    vp->active = false;
     vp->queue_select = 0;
     for (unsigned i = 0; i < vp->nq; i++) {
         reset_queue(vp, i);
@@ -328,12 +332,13 @@ static bool features_acceptable(const struct virtio_pci *vp)
     return !(f & ~vp->offered) && (f & (1ULL << VIRTIO_F_VERSION_1));
 }
 
-static void activate(struct virtio_pci *vp)
+static int activate(struct virtio_pci *vp, bool resume)
 {
     struct virtio_queues qs = {
         .transport = &vp->t,
         .count = vp->nq,
         .features = vp->driver_features,
+        .resume = resume,
     };
     for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
         struct vq_state *s = &vp->vq[i];
@@ -346,10 +351,14 @@ static void activate(struct virtio_pci *vp)
         qs.kick_fd[i] = on ? s->kick_fd : -1;
     }
     if (vp->ops->activate && vp->ops->activate(vp->dev, &qs) < 0) {
+        vp->active = false;
         pthread_mutex_lock(&vp->irq_lock);
         needs_reset_locked(vp);
         pthread_mutex_unlock(&vp->irq_lock);
+        return -1;
     }
+    vp->active = true;
+    return 0;
 }
 
 static void write_status(struct virtio_pci *vp, uint8_t v)
@@ -372,7 +381,7 @@ static void write_status(struct virtio_pci *vp, uint8_t v)
     vp->status = now;
     pthread_mutex_unlock(&vp->irq_lock);
     if (start)
-        activate(vp);
+        activate(vp, false);
 }
 
 /* ---- common configuration (4.1.4.3) ----------------------------------- */
@@ -930,4 +939,210 @@ struct virtio_transport *virtio_pci_transport(struct virtio_pci *vp)
 struct pci_func *virtio_pci_func(struct virtio_pci *vp)
 {
     return vp->func;
+}
+
+/* ---- snapshots -------------------------------------------------------- */
+
+void virtio_pci_quiesce(struct virtio_pci *vp)
+{
+    pthread_mutex_lock(&vp->cfg_lock);
+    if (vp->active && vp->ops->stop)
+        vp->ops->stop(vp->dev);
+    pthread_mutex_unlock(&vp->cfg_lock);
+}
+
+int virtio_pci_resume(struct virtio_pci *vp)
+{
+    pthread_mutex_lock(&vp->cfg_lock);
+    int rc = vp->active ? activate(vp, true) : 0;
+    pthread_mutex_unlock(&vp->cfg_lock);
+    return rc;
+}
+
+void virtio_pci_save(struct virtio_pci *vp, struct virtio_pci_state *st)
+{
+    memset(st, 0, sizeof *st);
+    pthread_mutex_lock(&vp->cfg_lock);
+    pthread_mutex_lock(&vp->irq_lock);
+    st->device_id = vp->ops->device_id;
+    st->nq = (uint8_t)vp->nq;
+    st->nvec = (uint8_t)vp->nvec;
+    st->status = vp->status;
+    st->isr = vp->isr;
+    st->generation = vp->generation;
+    st->active = vp->active;
+    st->dfselect = vp->dfselect;
+    st->gfselect = vp->gfselect;
+    st->driver_features = vp->driver_features;
+    st->queue_select = vp->queue_select;
+    st->config_vector = vp->config_vector;
+    st->pba = vp->pba;
+    for (unsigned v = 0; v < vp->nvec; v++) {
+        const struct msix_entry *e = &vp->table[v];
+        st->table[v] = (struct virtio_pci_msix_state){ e->addr_lo, e->addr_hi, e->data, e->ctrl };
+    }
+    for (unsigned i = 0; i < vp->nq; i++) {
+        const struct virtq *q = &vp->vq[i].q;
+        st->queue[i] = (struct virtio_pci_queue_state){
+            .size = q->size,
+            .vector = vp->queue_vector[i],
+            .enabled = vp->vq[i].enabled,
+            .signalled_valid = q->signalled_valid,
+            .last_avail = q->last_avail,
+            .used_idx = q->used_idx,
+            .signalled_used = q->signalled_used,
+            .desc_gpa = q->desc_gpa,
+            .avail_gpa = q->avail_gpa,
+            .used_gpa = q->used_gpa,
+        };
+    }
+    pthread_mutex_unlock(&vp->irq_lock);
+    pthread_mutex_unlock(&vp->cfg_lock);
+}
+
+static int refuse(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static bool vector_ok(const struct virtio_pci *vp, uint16_t v)
+{
+    return v == VIRTIO_MSI_NO_VECTOR || v < vp->nvec;
+}
+
+/* Everything a driver could have brought the transport to, and nothing
+ * else (the file is untrusted). */
+static int check_state(const struct virtio_pci *vp, const struct virtio_pci_state *st, char *why,
+                       size_t whylen)
+{
+    if (st->device_id != vp->ops->device_id || st->nq != vp->nq || st->nvec != vp->nvec)
+        return refuse(why, whylen,
+                      "transport of device %u with %u queues and %u vectors, not %u/%u/%u",
+                      st->device_id, st->nq, st->nvec, vp->ops->device_id, vp->nq, vp->nvec);
+    const uint8_t known = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+                          VIRTIO_STATUS_DRIVER_OK | VIRTIO_STATUS_FEATURES_OK |
+                          VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED;
+    if (st->status & ~known)
+        return refuse(why, whylen, "device status 0x%x has unknown bits", st->status);
+    uint64_t f = st->driver_features;
+    bool features_ok = !(f & ~vp->offered) && (f & (1ULL << VIRTIO_F_VERSION_1));
+    if ((st->status & VIRTIO_STATUS_FEATURES_OK) && !features_ok)
+        return refuse(why, whylen, "features 0x%llx accepted, but the device offers 0x%llx",
+                      (unsigned long long)f, (unsigned long long)vp->offered);
+    if ((st->status & VIRTIO_STATUS_DRIVER_OK) && !(st->status & VIRTIO_STATUS_FEATURES_OK))
+        return refuse(why, whylen, "DRIVER_OK without FEATURES_OK");
+    if (st->active > 1 || (st->active && !(st->status & VIRTIO_STATUS_DRIVER_OK)))
+        return refuse(why, whylen, "a running device whose driver never set DRIVER_OK");
+    if (st->isr & ~(ISR_QUEUE | ISR_CONFIG))
+        return refuse(why, whylen, "ISR 0x%x", st->isr);
+    if (!vector_ok(vp, st->config_vector))
+        return refuse(why, whylen, "configuration vector %u of %u", st->config_vector, vp->nvec);
+    if (st->pba >> vp->nvec)
+        return refuse(why, whylen, "pending bits 0x%llx for %u vectors",
+                      (unsigned long long)st->pba, vp->nvec);
+    for (unsigned v = 0; v < vp->nvec; v++) {
+        const struct virtio_pci_msix_state *e = &st->table[v];
+        if ((e->addr_lo & 3) || (e->ctrl & ~MSIX_ENTRY_MASKED))
+            return refuse(why, whylen, "MSI-X vector %u: address 0x%x, control 0x%x", v, e->addr_lo,
+                          e->ctrl);
+    }
+    for (unsigned v = vp->nvec; v < NUM_VECTORS_MAX; v++) {
+        const struct virtio_pci_msix_state *e = &st->table[v];
+        if (e->addr_lo || e->addr_hi || e->data || e->ctrl)
+            return refuse(why, whylen, "MSI-X vector %u of %u", v, vp->nvec);
+    }
+    for (unsigned i = 0; i < VIRTIO_MAX_QUEUES; i++) {
+        const struct virtio_pci_queue_state *q = &st->queue[i];
+        if (i >= vp->nq) {
+            static const struct virtio_pci_queue_state none;
+            if (memcmp(q, &none, sizeof none))
+                return refuse(why, whylen, "queue %u of %u", i, vp->nq);
+            continue;
+        }
+        if (!is_pow2(q->size) || q->size > vp->ops->queue_max_size)
+            return refuse(why, whylen, "queue %u: size %u (a power of two up to %u)", i, q->size,
+                          vp->ops->queue_max_size);
+        if (!vector_ok(vp, q->vector))
+            return refuse(why, whylen, "queue %u: vector %u of %u", i, q->vector, vp->nvec);
+        if (q->enabled > 1 || q->signalled_valid > 1 || q->pad[0] || q->pad[1] || q->pad2)
+            return refuse(why, whylen, "queue %u: flags out of range", i);
+        if (!q->enabled &&
+            (q->last_avail || q->used_idx || q->signalled_used || q->signalled_valid))
+            return refuse(why, whylen, "queue %u: positions in a queue never enabled", i);
+        if (q->enabled) {
+            struct virtq probe = { .mem = vp->mem,
+                                   .size = q->size,
+                                   .desc_gpa = q->desc_gpa,
+                                   .avail_gpa = q->avail_gpa,
+                                   .used_gpa = q->used_gpa };
+            if (!virtq_rings_valid(&probe))
+                return refuse(why, whylen,
+                              "queue %u: rings at 0x%llx/0x%llx/0x%llx are not in guest RAM or "
+                              "not aligned",
+                              i, (unsigned long long)q->desc_gpa, (unsigned long long)q->avail_gpa,
+                              (unsigned long long)q->used_gpa);
+        }
+    }
+    if (st->pad)
+        return refuse(why, whylen, "reserved bytes set");
+    return 0;
+}
+
+int virtio_pci_restore(struct virtio_pci *vp, const struct virtio_pci_state *st, char *why,
+                       size_t whylen)
+{
+    if (check_state(vp, st, why, whylen) < 0)
+        return -1;
+    pthread_mutex_lock(&vp->cfg_lock);
+    pthread_mutex_lock(&vp->irq_lock);
+    vp->status = st->status;
+    vp->isr = st->isr;
+    vp->generation = st->generation;
+    vp->dfselect = st->dfselect;
+    vp->gfselect = st->gfselect;
+    vp->driver_features = st->driver_features;
+    vp->queue_select = st->queue_select;
+    vp->config_vector = st->config_vector;
+    vp->pba = st->pba;
+    for (unsigned v = 0; v < vp->nvec; v++) {
+        const struct virtio_pci_msix_state *e = &st->table[v];
+        vp->table[v] = (struct msix_entry){ e->addr_lo, e->addr_hi, e->data, e->ctrl, true };
+    }
+    uint16_t ctrl = (uint16_t)pci_cfg_get(vp->func, (unsigned)vp->msix_cap + 2, 2);
+    vp->msix_enabled = ctrl & MSIX_CTRL_ENABLE;
+    vp->msix_maskall = ctrl & MSIX_CTRL_MASKALL;
+    for (unsigned i = 0; i < vp->nq; i++) {
+        const struct virtio_pci_queue_state *q = &st->queue[i];
+        vp->queue_vector[i] = q->vector;
+        struct vq_state *s = &vp->vq[i];
+        s->enabled = q->enabled;
+        s->q = (struct virtq){
+            .mem = vp->mem,
+            .size = q->size,
+            .desc_gpa = q->desc_gpa,
+            .avail_gpa = q->avail_gpa,
+            .used_gpa = q->used_gpa,
+            .ready = q->enabled,
+            .event_idx = st->driver_features & (1ULL << VIRTIO_F_EVENT_IDX),
+            .indirect = st->driver_features & (1ULL << VIRTIO_F_INDIRECT_DESC),
+            .last_avail = q->last_avail,
+            .used_idx = q->used_idx,
+            .signalled_used = q->signalled_used,
+            .signalled_valid = q->signalled_valid,
+        };
+    }
+    /* KVM gets every route the guest programmed, and what was pending on
+     * a vector that can now be sent is sent. */
+    for (unsigned v = 0; v < vp->nvec; v++)
+        service(vp, v);
+    vp->active = st->active;
+    pthread_mutex_unlock(&vp->irq_lock);
+    pthread_mutex_unlock(&vp->cfg_lock);
+    return 0;
 }

@@ -53,6 +53,51 @@ struct virtio_pci *virtio_pci_new(struct pci_host *host, struct kvm_irq *irq,
 void virtio_pci_free(struct virtio_pci *vp);
 
 struct virtio_transport *virtio_pci_transport(struct virtio_pci *vp);
+
+/* ---- snapshots (docs/snapshot.md) ------------------------------------ */
+
+/* The transport's state: fixed layout, in the snapshot file. */
+struct virtio_pci_queue_state {
+    uint16_t size, vector;
+    uint8_t enabled, signalled_valid, pad[2];
+    uint16_t last_avail, used_idx, signalled_used, pad2;
+    uint64_t desc_gpa, avail_gpa, used_gpa;
+};
+
+struct virtio_pci_msix_state {
+    uint32_t addr_lo, addr_hi, data, ctrl;
+};
+
+struct virtio_pci_state {
+    uint16_t device_id;
+    uint8_t nq, nvec;
+    uint8_t status, isr, generation, active; /* active: the device was activated */
+    uint32_t dfselect, gfselect;
+    uint64_t driver_features;
+    uint16_t queue_select, config_vector;
+    uint32_t pad;
+    uint64_t pba;
+    struct virtio_pci_msix_state table[VIRTIO_MAX_QUEUES + 1];
+    struct virtio_pci_queue_state queue[VIRTIO_MAX_QUEUES];
+};
+
+/* Before a save, with no vCPU running: ops->stop, so the device's thread
+ * ends with nothing in flight and the state below is still. */
+void virtio_pci_quiesce(struct virtio_pci *vp);
+void virtio_pci_save(struct virtio_pci *vp, struct virtio_pci_state *st);
+/* After a save, or once a restored VM's vCPUs and interrupt controllers
+ * are in place (so that no interrupt the device sends is lost): the
+ * device goes on (ops->activate, resume set) if it was running. Returns
+ * 0, or -1 if it would not start (NEEDS_RESET is then set). */
+int virtio_pci_resume(struct virtio_pci *vp);
+/* Into a new function whose config space (BARs, MSI-X enable) is already
+ * restored, and whose device took its own state (ops->load): checks every
+ * field as the driver's write of it would be checked, then takes it and
+ * routes the MSI-X vectors the driver can be sent. virtio_pci_resume
+ * starts the device. Returns 0, or -1 with why (one line) and nothing
+ * taken. */
+int virtio_pci_restore(struct virtio_pci *vp, const struct virtio_pci_state *st, char *why,
+                       size_t whylen);
 struct pci_func *virtio_pci_func(struct virtio_pci *vp);
 
 #endif

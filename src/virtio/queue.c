@@ -340,3 +340,8 @@ bool virtq_enable_notify(struct virtq *q)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     return ld16(avail_idx_p(&r), __ATOMIC_ACQUIRE) != q->last_avail;
 }
+
+void virtq_unpop(struct virtq *q, uint16_t n)
+{
+    q->last_avail = (uint16_t)(q->last_avail - n);
+}

@@ -65,6 +65,9 @@ void virtq_disable_notify(struct virtq *q);
  * relies on later pops to leave avail_event behind): for a queue served
  * only when another one wakes the device. */
 void virtq_quiet_notify(struct virtq *q);
+/* Gives back the last n chains popped and not pushed (a device stopping
+ * for a snapshot): the next pops take them again. */
+void virtq_unpop(struct virtq *q, uint16_t n);
 
 
 #endif

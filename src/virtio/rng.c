@@ -250,10 +250,14 @@ static int rng_take_queues(void *dev, const struct virtio_queues *qs)
     return 0;
 }
 
-/* The thread is gone: a held request belongs to the driver again. */
+/* The thread is gone: a held request belongs to the driver again. It
+ * is always the last one popped, so it goes back to the ring, and the
+ * next run (after a snapshot) takes it again. */
 static void rng_release_queues(void *dev)
 {
     struct virtio_rng *r = dev;
+    if (r->have && r->q)
+        virtq_unpop(r->q, 1);
     r->have = false;
 }
 
@@ -275,6 +279,9 @@ static const struct virtio_device_ops rng_ops = {
     .config_read = rng_config_read,
     .config_write = rng_config_write,
     .metrics = rng_metrics,
+    /* Nothing of its own: the queue's positions are the whole state. */
+    .save = virtio_device_save_none,
+    .load = virtio_device_load_none,
 };
 
 /* The entropy thread: getrandom (common to every thread) and poll. */

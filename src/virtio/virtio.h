@@ -46,7 +46,14 @@ struct virtio_queues {
     int kick_fd[VIRTIO_MAX_QUEUES];     /* eventfd signalled on each driver
                                              notification (KVM ioeventfd) */
     uint64_t features;                  /* what the driver accepted */
+    /* The same queues again after ops->stop (a snapshot was taken, or
+     * one restored): keep what the driver set through the device (MAC,
+     * filters); the queues' positions are where stop left them. */
+    bool resume;
 };
+
+/* The most bytes of device state ops->save may write. */
+#define VIRTIO_STATE_MAX 4096
 
 /* One counter of a device, for vmlet_vm_metrics: name is fixed text. */
 typedef void (*virtio_metric_fn)(void *opaque, const char *name, uint64_t value);
@@ -75,17 +82,25 @@ struct virtio_device_ops {
     /* Device reset by the driver or VM teardown: stop touching the queues
      * and guest memory before returning. */
     void (*reset)(void *dev);
-    /* Stop working (the device thread ends) without forgetting settings
-     * the driver made; reset or activate may follow. */
+    /* Stop working for a snapshot (the device thread ends) without
+     * forgetting settings the driver made: what is in flight is finished
+     * and completed, chains held are given back to the ring (its last
+     * avail index moved back), so the queues' positions describe all of
+     * it. Reset, or activate with resume set, may follow. */
     void (*stop)(void *dev);
     /* Resets the device and frees it; only after the transport is gone. */
     void (*free)(void *dev);
     /* Calls fn(opaque, name, value) for each counter; any thread. */
     void (*metrics)(void *dev, virtio_metric_fn fn, void *opaque);
-    /* The device's state to fd and back, for snapshots: -1 when not
-     * supported (no device supports it yet). */
-    int (*save)(void *dev, int fd);
-    int (*load)(void *dev, int fd);
+    /* Snapshots (docs/snapshot.md), after stop: the device's own state
+     * (what the transport does not hold) into buf, at most
+     * VIRTIO_STATE_MAX bytes; returns its length, or -1. NULL: this kind
+     * of device cannot be saved, and a save is refused. */
+    int (*save)(void *dev, uint8_t *buf, size_t cap);
+    /* Into a new device, before the transport activates it: the state
+     * from a snapshot file (untrusted: every field checked as a driver's
+     * write would be). Returns 0, or -1 with why (one line). */
+    int (*load)(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen);
 };
 
 /* Called by a device (any thread): interrupt the driver for queue index

@@ -22,6 +22,7 @@
 #include "fuzz_util.h"
 #include "snapshot_format.h"
 #include "dev/serial.h"
+#include "virtio/pci.h"
 
 static bool inside(const struct snap_blob *b, const uint8_t *buf, size_t len)
 {
@@ -47,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(copy);
         return 0;
     }
-    check(version == SNAP_VERSION, "another version parsed");
+    check(version >= 1 && version <= SNAP_VERSION, "another version parsed");
     check(s.config.ncpus >= 1 && s.config.ncpus <= SNAP_MAX_CPUS, "a CPU count out of range");
     for (uint32_t c = 0; c < s.config.ncpus; c++)
         for (unsigned p = 0; p < SNAP_VCPU_PARTS; p++) {
@@ -65,6 +66,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(!s.pci_func[f].data ||
                   (inside(&s.pci_func[f], copy, size) && s.pci_func[f].len == SNAP_PCI_CFG),
               "a PCI function record outside the file");
+    /* Each virtio device's three records, and what a restore checks in
+     * its description before making anything from it. */
+    check(s.config.ndevices <= SNAP_MAX_DEVICES, "a device count out of range");
+    for (uint32_t d = 0; d < SNAP_MAX_DEVICES; d++) {
+        bool want = d < s.config.ndevices;
+        check(!!s.device[d].data == want && !!s.virtio_pci[d].data == want &&
+                  !!s.virtio_state[d].data == want,
+              "device records missing, or beyond the device count");
+        if (!want)
+            continue;
+        check(inside(&s.device[d], copy, size) && s.device[d].len == sizeof(struct snap_device) &&
+                  inside(&s.virtio_pci[d], copy, size) &&
+                  (s.virtio_state[d].len == 0 || inside(&s.virtio_state[d], copy, size)) &&
+                  s.virtio_state[d].len <= VIRTIO_STATE_MAX,
+              "a device record outside the file or of the wrong size");
+        struct snap_device dev;
+        memcpy(&dev, s.device[d].data, sizeof dev);
+        char dwhy[256] = "";
+        if (snap_device_check(&dev, dwhy, sizeof dwhy) < 0)
+            check(dwhy[0] != '\0' && !strchr(dwhy, '\n'), "a refused device without its reason");
+        else
+            check(memchr(dev.text, 0, sizeof dev.text) && strlen(dev.serial) <= 20,
+                  "an accepted device record with an unterminated string");
+    }
     /* What the serial port would take from it (its check, not KVM's). */
     struct serial_state ss;
     memcpy(&ss, s.serial.data, sizeof ss);

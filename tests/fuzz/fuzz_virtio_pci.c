@@ -30,6 +30,11 @@
  *     changed, 2 NEEDS_RESET, 3 serve every kicked queue
  *   4 guest memory: 2 bytes offset into low RAM (top bit: high RAM), 1
  *     byte length (% 64 + 1), the bytes
+ *   5 a snapshot: the device stopped, the transport's state saved, 2
+ *     bytes offset into it and 1 byte length (% 16 + 1), that many bytes
+ *     XORed in there (a hostile state file), restored over the function,
+ *     the device resumed. A refused state must say why in one line and
+ *     leave the transport exactly as it was.
  *   then, for a write (0-2), width bytes of data.
  *
  * Besides memory errors it checks:
@@ -220,6 +225,14 @@ static int dev_activate(void *opaque, const struct virtio_queues *qs)
     memset(d->broken, 0, sizeof d->broken);
     d->active = true;
     return 0;
+}
+
+/* ops->stop for a snapshot: the queues stay the transport's. */
+static void dev_stop(void *opaque)
+{
+    struct fdev *d = opaque;
+    d->active = false;
+    memset(&d->q, 0, sizeof d->q);
 }
 
 static void dev_reset(void *opaque)
@@ -456,6 +469,7 @@ static bool rig_init(struct rig *r, const uint8_t *p, uint8_t *ram)
         .config_write = dev_config_write,
         .activate = dev_activate,
         .reset = dev_reset,
+        .stop = dev_stop,
     };
     static const struct virtio_device_hooks no_thread = { 0 };
     vmlet_error err;
@@ -554,7 +568,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcpy(p, bytes, n);
             continue;
         }
-        if (kind > 4)
+        if (kind == 5) {
+            uint8_t where[3], x[16];
+            if (!take(&in, where, 3))
+                break;
+            unsigned n = where[2] % 16 + 1;
+            if (!take(&in, x, n))
+                break;
+            static struct virtio_pci_state st, before, after;
+            virtio_pci_quiesce(r->vp);
+            virtio_pci_save(r->vp, &st);
+            before = st;
+            size_t off = (size_t)get_le(where, 2) % sizeof st;
+            for (unsigned i = 0; i < n && off + i < sizeof st; i++)
+                ((uint8_t *)&st)[off + i] ^= x[i];
+            char why[256] = "";
+            if (virtio_pci_restore(r->vp, &st, why, sizeof why) < 0) {
+                check(why[0] != '\0' && !strchr(why, '\n'), "a refused state without its reason");
+                virtio_pci_save(r->vp, &after);
+                check(!memcmp(&after, &before, sizeof after),
+                      "a refused state changed the transport");
+            }
+            (void)virtio_pci_resume(r->vp);
+            check_registers(r);
+            continue;
+        }
+        if (kind > 5)
             continue;
         if (!take(&in, a, kind == 2 ? 2 : kind == 0 ? 2 : 1))
             break;

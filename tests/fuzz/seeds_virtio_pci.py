@@ -196,6 +196,24 @@ for region in range(8):
 s += ecam(0x100, 4) + ecam(0xFFC, 4, 0xFFFFFFFF) + ecam(0x98, 8) + cfg(0x9A, 2, 0xFFFF) + cfg(0x9A, 2)
 seeds["odd_widths"] = s
 
+# Snapshots of the transport (op 5) of a running device: one unchanged
+# (taken, the device resumes and serves a kick), then states a hostile
+# file would hold: a queue size not a power of two, a vector past the
+# table, DRIVER_OK without FEATURES_OK, an MSI-X control bit; then a
+# kick served again. Offsets in struct virtio_pci_state: status 4,
+# config_vector 34, the table 40, queue 0's size 184 and vector 186.
+def snapshot(off, xor):
+    assert 0 < len(xor) <= 16
+    return bytes([5]) + struct.pack("<H", off) + bytes([len(xor) - 1]) + xor
+
+
+s = params() + bringup()
+s += ring(0x1000, 0x1800, [(0x8000, 16, False), (0x9000, 64, True)])
+s += snapshot(0, b"\0") + bar(NOTIFY, 0, 2, 0) + device(3)
+s += snapshot(184, b"\x03") + snapshot(186, b"\x07") + snapshot(4, b"\x08") + snapshot(52, b"\x02")
+s += snapshot(34, b"\x01") + bar(NOTIFY, 0, 2, 0) + device(3) + bar(ISR, 0, 1)
+seeds["snapshot"] = s
+
 os.makedirs(OUT, exist_ok=True)
 for name, data in seeds.items():
     with open(os.path.join(OUT, name), "wb") as f:

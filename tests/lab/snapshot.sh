@@ -22,15 +22,36 @@
 #                                   guest powers off, vmlet exits 0
 #   snapshot-restore-1g             the same save and restore of a 1 GiB guest
 #                                   (restore times of 256 MiB and 1 GiB printed)
-#   snapshot-refuse-device          a VM with a virtio-rng device: the save is
-#                                   refused (409 naming it), no directory
+#   snapshot-devices-save           a VM with root on a virtio disk, virtio-rng,
+#                                   the virtio console and a user-mode NIC
+#                                   (guest: vmlet.test=snapdev), each used once,
+#                                   paused and saved: 204
+#   snapshot-devices-console        restored by a new vmlet: a command typed on
+#                                   its stdin reaches the guest's hvc0 shell
+#                                   loop and its answer comes back; "quit"
+#                                   powers the guest off, exit 0
+#   snapshot-devices-disk           the file written before the save reads back
+#                                   from the disk (page cache dropped) with the
+#                                   same sha256; a new file is written and
+#                                   read back
+#   snapshot-devices-hwrng          /dev/hwrng (virtio_rng) gives 32 bytes, not
+#                                   zeros, not the ones read before the save
+#   snapshot-devices-net            the guest fetches a page from the host's
+#                                   loopback through 10.0.2.2 (new NAT, same
+#                                   guest address)
+#   snapshot-devices-disk-size      the disk image grown by 1 MiB: the restore
+#                                   is refused with one line naming both sizes
+#   snapshot-refuse-device          a VM with a shared directory (--share): the
+#                                   save is refused (409 naming it), no
+#                                   directory
 #   snapshot-refuse-damaged         restoring a cut-short state file, a memory
 #                                   file of the wrong size, or with --kernel:
 #                                   vmlet exits 1 (2) with one clear line
 CHECKS="snapshot-save-running-refused snapshot-save-1cpu snapshot-sparse-1cpu
         snapshot-restore-1cpu snapshot-poweroff-1cpu snapshot-save-2cpu snapshot-sparse-2cpu
-        snapshot-restore-2cpu snapshot-poweroff-2cpu snapshot-restore-1g snapshot-refuse-device
-        snapshot-refuse-damaged"
+        snapshot-restore-2cpu snapshot-poweroff-2cpu snapshot-restore-1g snapshot-devices-save
+        snapshot-devices-console snapshot-devices-disk snapshot-devices-hwrng snapshot-devices-net
+        snapshot-devices-disk-size snapshot-refuse-device snapshot-refuse-damaged"
 if [ "${1:-}" = --plan ]; then
     for c in $CHECKS; do echo "$c"; done
     exit 0
@@ -208,15 +229,127 @@ else
     kill -KILL "$pid" 2>/dev/null
 fi
 
+# ---- virtio devices ----------------------------------------------------------
+DEV_CHECKS="snapshot-devices-save snapshot-devices-console snapshot-devices-disk
+            snapshot-devices-hwrng snapshot-devices-net snapshot-devices-disk-size"
+ROOT_IMAGE=${ROOT_IMAGE:-$(dirname "$initrd")/root.ext4.gz}
+dev=$tmp/dev
+mkdir -p "$dev/www"
+token=tok-$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
+echo "$token" >"$dev/www/token"
+port=8010
+httpd -f -p 127.0.0.1:$port -h "$dev/www" &
+httpd_pid=$!
+# The guest's stdin: a FIFO held open here (vmlet never sees EOF), shared
+# by the saved vmlet and the restored one.
+mkfifo "$dev/in"
+exec 7<>"$dev/in"
+# sv KEY: the value of the console's last KEY= line.
+sv() { tr -d '\r' <"$log" | grep -a "^$1=" | tail -n 1 | cut -d= -f2-; }
+dev_fail() { for c in $DEV_CHECKS; do not_ok "$c" "$1"; done; }
+case $ROOT_IMAGE in
+*.gz) gzip -dc "$ROOT_IMAGE" >"$dev/root.img" ;;
+*) cp "$ROOT_IMAGE" "$dev/root.img" ;;
+esac
+log=$logdir/vmlet-snapshot-devices.log
+rm -f "$sock"
+"$vmlet" run --kernel "$kernel" --initrd "$initrd" --cpus 1 --memory 256M \
+    --cmdline "console=hvc0 quiet panic=-1 rdinit=/etc/init.d/diskroot root=/dev/vda rw vmlet.test=snapdev" \
+    --disk "$dev/root.img" --rng --console virtio --net user --api-sock "$sock" \
+    <"$dev/in" >"$log" 2>&1 &
+pid=$!
+if ! wait_for VMLET-SNAP-READY 300; then
+    dev_fail "the guest never got ready (see $log)"
+    kill -KILL "$pid" 2>/dev/null
+else
+    before=$(sv VMLET-SNAP-BEFORE)
+    echo "check 1 $port" >&7
+    wait_for VMLET-SNAP-1-DONE 120
+    rng1=$(sv VMLET-SNAP-1-RNG)
+    echo "# devices before the save: ip $(sv VMLET-SNAP-IP); disk $(sv VMLET-SNAP-1-DISK); rng $rng1; net '$(sv VMLET-SNAP-1-NET)'"
+    if [ "$(sv VMLET-SNAP-1-NET)" != "$token" ] || [ -z "$before" ]; then
+        dev_fail "the devices did not work before the save: $(tr -d '\r' <"$log" | grep -a '^VMLET-SNAP' | tr '\n' ' ')"
+        call PUT /actions '{"action_type":"Stop"}' >/dev/null
+        wait_exit 60
+    else
+        r=$(call PATCH /vm '{"state":"Paused"}')
+        saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$dev/snap\"}")
+        call PUT /actions '{"action_type":"Stop"}' >/dev/null
+        wait_exit 60
+        if [ "$(status "$saved")" = 204 ] && [ -f "$dev/snap/state" ]; then
+            ok snapshot-devices-save "state $(stat -c %s "$dev/snap/state") bytes"
+            log=$logdir/vmlet-snapshot-devices-restored.log
+            rm -f "$sock"
+            "$vmlet" run --restore "$dev/snap" --api-sock "$sock" <"$dev/in" >"$log" 2>"$log.err" &
+            pid=$!
+            echo "check 2 $port" >&7
+            if ! wait_for VMLET-SNAP-2-DONE 120; then
+                for c in console disk hwrng net; do
+                    not_ok "snapshot-devices-$c" "no answer to 'check 2' after the restore; stderr: $(head -c 300 "$log.err"); console: $(tail -c 300 "$log" | tr '\r\n' '  ')"
+                done
+                kill -KILL "$pid" 2>/dev/null
+            else
+                echo quit >&7
+                wait_exit 120
+                if [ "$rc" = 0 ] && grep -q VMLET-SHUTDOWN "$log"; then
+                    ok snapshot-devices-console "answered after the restore; 'quit' powered it off"
+                else
+                    not_ok snapshot-devices-console "answered, but after 'quit' vmlet exit $rc; console: $(tail -c 300 "$log" | tr '\r\n' '  ')"
+                fi
+                b2=$(sv VMLET-SNAP-2-BEFORE) d2=$(sv VMLET-SNAP-2-DISK)
+                if [ "$b2" = "$before" ] && [ -n "${d2%% *}" ] && [ "${d2%% *}" = "${d2#* }" ]; then
+                    ok snapshot-devices-disk "file of before the save: same sha256; new file read back"
+                else
+                    not_ok snapshot-devices-disk "before the save $before, after '$b2'; written/read '$d2'"
+                fi
+                rng2=$(sv VMLET-SNAP-2-RNG)
+                hex=${rng2#* }
+                case $rng2 in
+                virtio_rng*)
+                    if [ ${#hex} = 64 ] && [ -n "$(echo "$hex" | tr -d 0)" ] && [ "$rng2" != "$rng1" ]; then
+                        ok snapshot-devices-hwrng
+                    else
+                        not_ok snapshot-devices-hwrng "after the restore '$rng2' (before: '$rng1')"
+                    fi ;;
+                *) not_ok snapshot-devices-hwrng "after the restore '$rng2'" ;;
+                esac
+                net2=$(sv VMLET-SNAP-2-NET)
+                if [ "$net2" = "$token" ]; then
+                    ok snapshot-devices-net "fetched the token through 10.0.2.2 again"
+                else
+                    not_ok snapshot-devices-net "fetched '$net2', expected '$token'"
+                fi
+            fi
+            # The disk grew since the save: refused, one line.
+            truncate -s $(($(stat -c %s "$dev/root.img") + 1048576)) "$dev/root.img"
+            "$vmlet" run --restore "$dev/snap" </dev/null >/dev/null 2>"$dev/size.err"
+            rc=$?
+            if [ "$rc" = 1 ] && grep -q "bytes when the snapshot was taken" "$dev/size.err"; then
+                ok snapshot-devices-disk-size
+                echo "# refused: $(cat "$dev/size.err")"
+            else
+                not_ok snapshot-devices-disk-size "exit $rc: $(head -c 300 "$dev/size.err")"
+            fi
+        else
+            for c in $DEV_CHECKS; do
+                not_ok "$c" "pause answered '$r', save answered '$saved'"
+            done
+        fi
+    fi
+fi
+exec 7>&-
+kill "$httpd_pid" 2>/dev/null
+
 # ---- refusals --------------------------------------------------------------
-if boot rng 1 256M --rng; then
+mkdir -p "$tmp/share"
+if boot share 1 256M --share "$tmp/share,tag=s"; then
     call PATCH /vm '{"state":"Paused"}' >/dev/null
-    r=$(call PUT /snapshot/create "{\"snapshot_path\":\"$tmp/with-rng\"}")
+    r=$(call PUT /snapshot/create "{\"snapshot_path\":\"$tmp/with-share\"}")
     call PUT /actions '{"action_type":"Stop"}' >/dev/null
     wait_exit 60
     case $r in
-    *virtio-rng*' 409')
-        if [ ! -e "$tmp/with-rng" ] && [ ! -e "$tmp/with-rng.tmp" ]; then
+    *'shared directory'*' 409')
+        if [ ! -e "$tmp/with-share" ] && [ ! -e "$tmp/with-share.tmp" ]; then
             ok snapshot-refuse-device
         else
             not_ok snapshot-refuse-device "refused, but a directory was left"

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,8 +468,6 @@ static void config_space_read_write(void **state)
     assert_string_equal(f->ops->name, "disk");
     assert_int_equal(f->ops->device_id, 2);
     assert_int_equal(f->ops->device_id, VIRTIO_ID_BLOCK);
-    assert_int_equal(f->ops->save(f->blk, -1), -1); /* not supported yet */
-    assert_int_equal(f->ops->load(f->blk, -1), -1);
     assert_int_equal(f->ops->num_queues, 1);
     assert_int_equal(f->ops->queue_max_size, QSIZE);
     assert_int_equal(f->ops->config_size, 60);
@@ -1550,6 +1549,117 @@ static void reset_cancels_in_flight_io(void **state)
         close(p[1]);
 }
 
+/* ---- snapshots ------------------------------------------------------------ */
+
+struct stop_call {
+    struct fx *f;
+    atomic_bool done;
+};
+
+static void *stop_thread(void *arg)
+{
+    struct stop_call *c = arg;
+    c->f->ops->stop(c->f->blk);
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+/* A stop for a snapshot waits for the reads in flight (on a pipe that
+ * has nothing yet), completes them to the driver once their data comes,
+ * and the device resumes with the ring where it was. */
+static void stop_finishes_in_flight_io(void **state)
+{
+    struct fx *f = *state;
+    f->ops->reset(f->blk);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    disk_replace_fd(virtio_blk_disk(f->blk), p[0]);
+    activate(f, ALL_FEATURES);
+    enum { N = 4 };
+    uint64_t buf = galloc(f, N * 512), st[N];
+    for (unsigned i = 0; i < N; i++) {
+        st[i] = status_buf(f);
+        struct seg s[] = { { header(f, VIRTIO_BLK_T_IN, i), 16, 0 },
+                           { buf + i * 512ull, 512, F_WRITE },
+                           { st[i], 1, F_WRITE } };
+        post(f, s, 3, false);
+    }
+    kick(f);
+    for (int i = 0; i < 10000 && __atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE) != N; i++)
+        usleep(1000);
+    assert_int_equal(__atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE), N);
+
+    struct stop_call c = { .f = f };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stop_thread, &c), 0);
+    usleep(50 * 1000);
+    assert_false(atomic_load(&c.done)); /* waiting for the reads, not cancelling them */
+    assert_int_equal(used_idx(f), 0);
+    uint8_t data[N * 512];
+    memset(data, 0x42, sizeof data);
+    assert_int_equal(write(p[1], data, sizeof data), (ssize_t)sizeof data);
+    pthread_join(t, NULL);
+    /* Every chain taken is completed: the used index is the last avail
+     * index, which is what the snapshot keeps. */
+    assert_int_equal(used_idx(f), N);
+    assert_int_equal(f->q.used_idx, N);
+    for (unsigned i = 0; i < N; i++) {
+        assert_int_equal(*hva(f, st[i]), VIRTIO_BLK_S_OK);
+        assert_int_equal(*hva(f, buf + i * 512ull + 511), 0x42);
+    }
+    /* Resumed on the same ring: the next request is served after them. */
+    struct virtio_queues qs = { .transport = &f->t,
+                                .count = 1,
+                                .q = { &f->q },
+                                .kick_fd = { f->kick },
+                                .features = ALL_FEATURES,
+                                .resume = true };
+    assert_int_equal(f->ops->activate(f->blk, &qs), 0);
+    uint64_t s5 = status_buf(f);
+    struct seg s[] = { { header(f, VIRTIO_BLK_T_IN, 9), 16, 0 },
+                       { buf, 512, F_WRITE },
+                       { s5, 1, F_WRITE } };
+    post(f, s, 3, false);
+    kick(f);
+    memset(data, 0x17, 512);
+    assert_int_equal(write(p[1], data, 512), 512);
+    wait_used(f, N + 1);
+    assert_int_equal(*hva(f, s5), VIRTIO_BLK_S_OK);
+    assert_int_equal(*hva(f, buf), 0x17);
+    f->ops->reset(f->blk);
+    close(p[1]);
+}
+
+/* The saved state is the image's size; a restore onto an image whose
+ * size changed is refused, with the path and both sizes. */
+static void state_round_trip_and_size_check(void **state)
+{
+    struct fx *f = *state;
+    uint8_t st[VIRTIO_STATE_MAX];
+    char why[256] = "";
+    int len = f->ops->save(f->blk, st, sizeof st);
+    assert_int_equal(len, 8);
+    assert_int_equal(f->ops->load(f->blk, st, (size_t)len, why, sizeof why), 0);
+    assert_int_equal(f->ops->load(f->blk, st, 7, why, sizeof why), -1);
+    assert_string_equal(why, "disk state of 7 bytes, not 8");
+    /* The image grows by a sector; a device opened on it now is the
+     * restored VM's. */
+    f->ops->reset(f->blk);
+    virtio_blk_free(f->blk);
+    assert_int_equal(truncate(f->path, IMG_SIZE + 512), 0);
+    vmlet_error err = { 0 };
+    f->blk = virtio_blk_new(f->path, false, NULL, &err);
+    assert_non_null(f->blk);
+    f->ops = &virtio_blk_device(f->blk)->ops;
+    assert_int_equal(f->ops->load(f->blk, st, (size_t)len, why, sizeof why), -1);
+    char want[512];
+    snprintf(want, sizeof want,
+             "its image %s has %d bytes, but had %d when the snapshot was taken; restore "
+             "with the disk as it was",
+             f->path, IMG_SIZE + 512, IMG_SIZE);
+    assert_string_equal(why, want);
+}
+
 /* ---- the synchronous path used by the fuzzer ------------------------------ */
 
 static void sync_path(void **state)
@@ -1645,6 +1755,8 @@ int main(void)
         T(segment_over_size_max, setup_big),
         T(request_over_total_cap, setup_big),
         T(reset_cancels_in_flight_io, setup_big),
+        T(stop_finishes_in_flight_io, setup_rw),
+        T(state_round_trip_and_size_check, setup_rw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

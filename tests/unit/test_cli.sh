@@ -183,12 +183,12 @@ check share-long-tag 1 "must be 1 to 36 bytes" -- \
 # all made before KVM is opened. The valid state file is the fuzz seed
 # (a 1-vCPU, 256 MiB snapshot).
 seed=$(dirname "$0")/../fuzz/corpus/snapshot/one_cpu
-mkdir -p "$tmp/snap" "$tmp/snap-empty" "$tmp/snap-bad" "$tmp/snap-v2" "$tmp/snap-cut" \
+mkdir -p "$tmp/snap" "$tmp/snap-empty" "$tmp/snap-bad" "$tmp/snap-v3" "$tmp/snap-cut" \
     "$tmp/snap-small" "$tmp/snap-altered"
 cp "$seed" "$tmp/snap/state"
 truncate -s 256M "$tmp/snap/memory"
 echo "not a snapshot at all" >"$tmp/snap-bad/state"
-printf 'VMLETSNP\002\000\000\000\000\000\000\000' >"$tmp/snap-v2/state"
+printf 'VMLETSNP\003\000\000\000\000\000\000\000' >"$tmp/snap-v3/state"
 head -c 3000 "$seed" >"$tmp/snap-cut/state"
 cp "$seed" "$tmp/snap-small/state"
 truncate -s 1M "$tmp/snap-small/memory"
@@ -201,8 +201,8 @@ check restore-with-virtio-console 2 "--console virtio cannot be given" -- \
 check restore-missing 1 "snapshot $tmp/nope: cannot open it: No such file" -- run --restore "$tmp/nope"
 check restore-no-state 1 "cannot open its state file" -- run --restore "$tmp/snap-empty"
 check restore-not-snapshot 1 "not a vmlet snapshot" -- run --restore "$tmp/snap-bad"
-check restore-other-version 1 "format version 2; this vmlet reads version 1" -- \
-    run --restore "$tmp/snap-v2"
+check restore-other-version 1 "format version 3; this vmlet reads versions 1 to 2" -- \
+    run --restore "$tmp/snap-v3"
 check restore-cut-short 1 "cut short" -- run --restore "$tmp/snap-cut"
 check restore-memory-size 1 "its memory file has 1048576 bytes, but the VM had 268435456" -- \
     run --restore "$tmp/snap-small"

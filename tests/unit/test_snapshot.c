@@ -20,6 +20,10 @@
 #include "dev/pci.h"
 #include "dev/serial.h"
 #include "layout.h"
+#include "virtio/pci.h"
+
+/* Virtio devices in the files make_file writes (their three records each). */
+static unsigned file_devices;
 
 /* A whole state file for ncpus vCPUs, every record present, payload
  * bytes set to a pattern; skip_tag (and its instance) left out. */
@@ -27,9 +31,12 @@ static struct snap_writer make_file(unsigned ncpus, uint32_t skip_tag, uint32_t 
 {
     struct snap_writer w;
     snap_writer_init(&w);
-    struct snap_config cfg = { .ncpus = ncpus, .memory = 256ull << 20, .shutdown_timeout = 10 };
+    struct snap_config cfg = {
+        .ncpus = ncpus, .memory = 256ull << 20, .shutdown_timeout = 10, .ndevices = file_devices
+    };
     snap_put(&w, SNAP_CONFIG, 0, &cfg, sizeof cfg);
-    static uint8_t blob[SNAP_PCI_CFG];
+    static uint8_t blob[2 * SNAP_PCI_CFG]; /* the largest record: a device description */
+    _Static_assert(sizeof(struct snap_device) <= sizeof blob, "every record fits the pattern");
     for (unsigned i = 0; i < sizeof blob; i++)
         blob[i] = (uint8_t)(i * 7);
     for (unsigned c = 0; c < ncpus; c++)
@@ -54,6 +61,13 @@ static struct snap_writer make_file(unsigned ncpus, uint32_t skip_tag, uint32_t 
         if (devs[i] != skip_tag)
             snap_put(&w, devs[i], 0, blob, snap_record_size(devs[i]));
     snap_put(&w, SNAP_PCI_FUNC, 0, blob, SNAP_PCI_CFG);
+    for (unsigned d = 0; d < file_devices; d++) {
+        const uint32_t tags[] = { SNAP_DEVICE, SNAP_VIRTIO_PCI, SNAP_VIRTIO_STATE };
+        for (unsigned t = 0; t < 3; t++)
+            if (!(tags[t] == skip_tag && d == skip_inst))
+                snap_put(&w, tags[t], d, blob,
+                         tags[t] == SNAP_VIRTIO_STATE ? 8 : snap_record_size(tags[t]));
+    }
     assert_int_equal(snap_finish(&w), 0);
     return w;
 }
@@ -102,15 +116,22 @@ static void other_version_refused(void **state)
 {
     (void)state;
     struct snap_writer w = make_file(1, 0, 0);
-    uint32_t v = 2;
+    uint32_t v = 3;
     memcpy(w.buf + 8, &v, 4);
     fix_crc(&w);
     char why[256];
     struct snapshot s;
     uint32_t version;
     assert_int_equal(snap_parse(w.buf, w.len, &s, &version, why, sizeof why), -1);
-    assert_int_equal(version, 2);
-    assert_string_equal(why, "format version 2; this vmlet reads version 1");
+    assert_int_equal(version, 3);
+    assert_string_equal(why, "format version 3; this vmlet reads versions 1 to 2");
+    /* Version 1 (before virtio devices) is still read. */
+    v = 1;
+    memcpy(w.buf + 8, &v, 4);
+    fix_crc(&w);
+    assert_int_equal(snap_parse(w.buf, w.len, &s, &version, why, sizeof why), 0);
+    assert_int_equal(version, 1);
+    snap_free(&s);
     memcpy(w.buf, "VMLETSNQ", 8);
     assert_int_equal(parse(w.buf, w.len, why), -1);
     assert_non_null(strstr(why, "not a vmlet snapshot"));
@@ -360,12 +381,133 @@ static void pci_restore_takes_writable_bytes_only(void **state)
     hs.nfuncs = 1;
     hs.cf8 = 0x00000001; /* reserved bits */
     assert_int_equal(pci_host_restore(h, &hs), -1);
-    /* A function with a BAR cannot be restored yet. */
+    /* A function with a BAR: the BAR decodes where the saved header puts
+     * it, its size bits stay read-only, and one outside the window does
+     * not decode at all (as after the guest's own writes). */
     struct pci_id id = { .vendor = 0x1af4, .device = 0x1042, .class_code = 0x010000 };
     struct pci_func *g = pci_func_new(h, -1, &id, NULL, NULL);
     assert_int_equal(pci_func_add_bar(g, 0, 4096, 0), 0);
-    assert_int_equal(pci_func_restore(g, cfg), -1);
+    uint8_t gcfg[SNAP_PCI_CFG];
+    pci_func_save(g, gcfg);
+    assert_int_equal(pci_func_bar_gpa(g, 0), 0); /* memory space off */
+    gcfg[PCI_COMMAND] |= PCI_COMMAND_MEMORY;
+    uint32_t bar = 0xe0345fff; /* low bits below the size: ignored */
+    memcpy(gcfg + PCI_BASE_ADDRESS_0, &bar, 4);
+    assert_int_equal(pci_func_restore(g, gcfg), 0);
+    assert_int_equal(pci_func_bar_gpa(g, 0), 0xe0345000);
+    bar = 0xd0000000; /* outside the window */
+    memcpy(gcfg + PCI_BASE_ADDRESS_0, &bar, 4);
+    assert_int_equal(pci_func_restore(g, gcfg), 0);
+    assert_int_equal(pci_func_bar_gpa(g, 0), 0);
     pci_host_free(h);
+}
+
+/* Virtio devices: three records each, all required, none beyond the
+ * count the configuration gives; a device state has a size cap. */
+static void device_records(void **state)
+{
+    (void)state;
+    char why[256];
+    file_devices = 2;
+    struct snap_writer w = make_file(1, 0, 0);
+    struct snapshot s;
+    uint32_t version;
+    assert_int_equal(snap_parse(w.buf, w.len, &s, &version, why, sizeof why), 0);
+    for (unsigned d = 0; d < 2; d++) {
+        assert_int_equal(s.device[d].len, sizeof(struct snap_device));
+        assert_int_equal(s.virtio_pci[d].len, sizeof(struct virtio_pci_state));
+        assert_int_equal(s.virtio_state[d].len, 8);
+    }
+    assert_null(s.device[2].data);
+    snap_free(&s);
+    snap_writer_free(&w);
+
+    w = make_file(1, SNAP_VIRTIO_STATE, 1);
+    assert_int_equal(parse(w.buf, w.len, why), -1);
+    assert_string_equal(why, "virtio device 1's records are missing");
+    snap_writer_free(&w);
+
+    /* The config says one device; the file has records for a second. */
+    w = make_file(1, 0, 0);
+    struct snap_config cfg;
+    size_t cfg_at = SNAP_HEADER_SIZE + SNAP_RECORD_HEAD;
+    memcpy(&cfg, w.buf + cfg_at, sizeof cfg);
+    cfg.ndevices = 1;
+    memcpy(w.buf + cfg_at, &cfg, sizeof cfg);
+    fix_crc(&w);
+    assert_int_equal(parse(w.buf, w.len, why), -1);
+    assert_string_equal(why, "a record for device 1 of 1");
+    snap_writer_free(&w);
+    file_devices = 0;
+
+    /* A device state larger than any device saves. */
+    static uint8_t big[VIRTIO_STATE_MAX + 8];
+    snap_writer_init(&w);
+    cfg = (struct snap_config){ .ncpus = 1, .memory = 256ull << 20, .ndevices = 1 };
+    snap_put(&w, SNAP_CONFIG, 0, &cfg, sizeof cfg);
+    snap_put(&w, SNAP_VIRTIO_STATE, 0, big, VIRTIO_STATE_MAX + 8);
+    assert_int_equal(snap_finish(&w), 0);
+    assert_int_equal(parse(w.buf, w.len, why), -1);
+    assert_string_equal(why, "a device state of 4104 bytes (at most 4096)");
+    snap_writer_free(&w);
+
+    /* More devices than any VM has. */
+    w = make_file(1, 0, 0);
+    memcpy(&cfg, w.buf + cfg_at, sizeof cfg);
+    cfg.ndevices = SNAP_MAX_DEVICES + 1;
+    memcpy(w.buf + cfg_at, &cfg, sizeof cfg);
+    fix_crc(&w);
+    assert_int_equal(parse(w.buf, w.len, why), -1);
+    assert_string_equal(why, "65 devices (at most 64)");
+    snap_writer_free(&w);
+}
+
+/* What a device record may hold before anything is made from it. */
+static void device_record_checks(void **state)
+{
+    (void)state;
+    char why[256];
+    struct snap_device d;
+    memset(&d, 0, sizeof d);
+    d.kind = SNAP_DEV_DISK;
+    d.devfn = 8;
+    strcpy(d.text, "/var/lib/vm/root.img");
+    strcpy(d.serial, "root");
+    assert_int_equal(snap_device_check(&d, why, sizeof why), 0);
+    d.serial[0] = 0x7f;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a disk serial that is not printable ASCII");
+    memset(d.serial, 'a', sizeof d.serial);
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a disk record with an unterminated string");
+    memset(d.serial, 0, sizeof d.serial);
+    memset(d.serial, 'a', 21);
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a disk serial of 21 bytes (at most 20)");
+    memset(d.serial, 0, sizeof d.serial);
+    d.text[0] = 0;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a disk record with fields of another kind");
+    memset(d.text, 'x', sizeof d.text);
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a disk record with an unterminated string");
+    memset(&d, 0, sizeof d);
+    d.kind = SNAP_DEV_RNG;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), 0);
+    d.read_only = 1;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a virtio-rng device record with fields of another kind");
+    d.read_only = 0;
+    d.devfn = 256;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    d.devfn = 0;
+    d.kind = 99;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a device of unknown kind 99");
+    d.kind = SNAP_DEV_NET;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1); /* no spec */
+    strcpy(d.text, "user,mac=52:54:00:12:34:56");
+    assert_int_equal(snap_device_check(&d, why, sizeof why), 0);
 }
 
 int main(void)
@@ -381,6 +523,8 @@ int main(void)
         cmocka_unit_test(serial_round_trip),
         cmocka_unit_test(acpi_pm_and_i8042_round_trip),
         cmocka_unit_test(pci_restore_takes_writable_bytes_only),
+        cmocka_unit_test(device_records),
+        cmocka_unit_test(device_record_checks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

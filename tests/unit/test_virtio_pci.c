@@ -1761,6 +1761,134 @@ static void test_kvm_concurrent_routes(void **state)
         assert_int_equal(route_of(&r->kvm, w[i].gsi, KVM_IRQ_ROUTING_MSI)->u.msi.data, 1999);
 }
 
+/* ---- snapshots ------------------------------------------------------- */
+
+/* A driven function saved (config space and transport state) comes back
+ * in a new machine: the BAR where the guest had moved it, with the
+ * queues' ioeventfds there; every MSI-X message routed; what the driver
+ * reads the same; the device started once with the same queues, marked
+ * as a resume. */
+static void test_snapshot_round_trip(void **state)
+{
+    struct rig *a = *state;
+    driver_bringup(a);
+    uint64_t moved = a->bar + 0x100000;
+    cfg_write(a, 0x10, (uint32_t)moved | 0x4, 4);
+    cfg_write(a, 0x14, (uint32_t)(moved >> 32), 4);
+    a->bar = moved;
+    wr(a, VIRTIO_PCI_COMMON_Q_SELECT, 1, 2);
+    a->dev.q.q[0]->last_avail = 7; /* the device's positions */
+    a->dev.q.q[0]->used_idx = 7;
+    virtio_pci_quiesce(a->vp);
+    uint8_t cfg[PCI_CFG_SPACE_EXP_SIZE];
+    pci_func_save(virtio_pci_func(a->vp), cfg);
+    struct virtio_pci_state st;
+    virtio_pci_save(a->vp, &st);
+    assert_int_equal(st.active, 1);
+    assert_int_equal(st.queue[0].last_avail, 7);
+
+    void *bstate;
+    assert_int_equal(setup(&bstate), 0);
+    struct rig *b = bstate;
+    assert_int_equal(pci_func_restore(virtio_pci_func(b->vp), cfg), 0);
+    char why[256] = "";
+    assert_int_equal(virtio_pci_restore(b->vp, &st, why, sizeof why), 0);
+    assert_int_equal(b->dev.activations, 0); /* not before resume */
+    assert_int_equal(virtio_pci_resume(b->vp), 0);
+    assert_int_equal(b->dev.activations, 1);
+    assert_true(b->dev.q.resume);
+    for (unsigned i = 0; i < DEV_QUEUES; i++) {
+        assert_non_null(b->dev.q.q[i]);
+        assert_int_equal(b->dev.qcopy[i].size, 128);
+        assert_int_equal(b->dev.qcopy[i].desc_gpa, queue_gpa[i][0]);
+        assert_int_equal(b->dev.qcopy[i].avail_gpa, queue_gpa[i][1]);
+        assert_int_equal(b->dev.qcopy[i].used_gpa, queue_gpa[i][2]);
+        assert_true(b->dev.qcopy[i].event_idx);
+    }
+    assert_int_equal(b->dev.qcopy[0].last_avail, 7);
+    assert_int_equal(b->dev.qcopy[0].used_idx, 7);
+
+    /* The driver's view, through B's bus. */
+    driver_probe(b); /* finds the BAR where A's guest put it */
+    assert_int_equal(b->bar, moved);
+    assert_int_equal(rd(b, VIRTIO_PCI_COMMON_STATUS, 1),
+                     S_ACK | S_DRIVER | S_FEATURES_OK | S_DRIVER_OK);
+    assert_int_equal(rd(b, VIRTIO_PCI_COMMON_Q_SELECT, 2), 1);
+    assert_int_equal(rd(b, VIRTIO_PCI_COMMON_Q_MSIX, 2), 2);
+    assert_int_equal(rd(b, VIRTIO_PCI_COMMON_MSIX, 2), 0);
+    wr(b, VIRTIO_PCI_COMMON_GFSELECT, 0, 4);
+    assert_int_equal(rd(b, VIRTIO_PCI_COMMON_GF, 4), (uint32_t)(device_features(a) & driver_wants));
+    check_ioeventfds(b, moved, 0);
+    virtio_notify_queue(virtio_pci_transport(b->vp), 1);
+    assert_int_equal(fired(b, MSI_DATA(2)), 1);
+    virtio_notify_config(virtio_pci_transport(b->vp));
+    assert_int_equal(fired(b, MSI_DATA(0)), 1);
+    teardown(&bstate);
+}
+
+/* Case i of a hostile transport state: bends s, returns the refusal
+ * expected, or NULL after the last case. */
+static const char *bend_state(struct virtio_pci_state *s, unsigned i)
+{
+    switch (i) {
+    case 0: s->queue[0].size = 96; return "queue 0: size 96 (a power of two up to 256)";
+    case 1: s->queue[0].size = 512; return "queue 0: size 512 (a power of two up to 256)";
+    case 2: s->queue[1].vector = 3; return "queue 1: vector 3 of 3";
+    case 3: s->config_vector = 7; return "configuration vector 7 of 3";
+    case 4:
+        s->queue[0].used_gpa = 1ULL << 40;
+        return "queue 0: rings at 0x100000/0x101000/0x10000000000 are not in guest RAM or not "
+               "aligned";
+    case 5:
+        s->queue[0].desc_gpa |= 8;
+        return "queue 0: rings at 0x100008/0x101000/0x102000 are not in guest RAM or not aligned";
+    case 6: s->status &= (uint8_t)~S_FEATURES_OK; return "DRIVER_OK without FEATURES_OK";
+    case 7: s->status |= 0x10; return "device status 0x1f has unknown bits";
+    case 8:
+        s->driver_features |= 1ULL << 40;
+        return "features 0x10120000200 accepted, but the device offers 0x130000202";
+    case 9: s->table[1].ctrl = 2; return "MSI-X vector 1: address 0xfee00000, control 0x2";
+    case 10: s->table[0].addr_lo |= 1; return "MSI-X vector 0: address 0xfee00001, control 0x0";
+    case 11: s->table[5].data = 1; return "MSI-X vector 5 of 3";
+    case 12: s->pba = 8; return "pending bits 0x8 for 3 vectors";
+    case 13: s->isr = 4; return "ISR 0x4";
+    case 14: s->nq = 3; return "transport of device 2 with 3 queues and 3 vectors, not 2/2/3";
+    case 15: s->queue[2].size = 1; return "queue 2 of 2";
+    case 16: s->active = 2; return "a running device whose driver never set DRIVER_OK";
+    case 17:
+        s->queue[1].enabled = 0;
+        s->queue[1].last_avail = 1;
+        return "queue 1: positions in a queue never enabled";
+    default: return NULL;
+    }
+}
+
+/* A state no driver could have brought the transport to is refused with
+ * its reason, and nothing of it is taken. */
+static void test_snapshot_hostile_state(void **state)
+{
+    struct rig *a = *state;
+    driver_bringup(a);
+    struct virtio_pci_state good, st;
+    virtio_pci_save(a->vp, &good);
+    void *bstate;
+    assert_int_equal(setup(&bstate), 0);
+    struct rig *b = bstate;
+    char why[256];
+    const char *want;
+    for (unsigned i = 0; (st = good, want = bend_state(&st, i)) != NULL; i++) {
+        why[0] = 0;
+        assert_int_equal(virtio_pci_restore(b->vp, &st, why, sizeof why), -1);
+        if (strcmp(why, want))
+            fail_msg("case %u: '%s', wanted '%s'", i, why, want);
+        assert_int_equal(virtio_pci_resume(b->vp), 0); /* nothing taken: not running */
+        assert_int_equal(b->dev.activations, 0);
+    }
+    /* The unaltered state is taken. */
+    assert_int_equal(virtio_pci_restore(b->vp, &good, why, sizeof why), 0);
+    teardown(&bstate);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1787,6 +1915,8 @@ int main(void)
         T(test_device_config),
         T(test_pci_cfg_access_window),
         T(test_hostile_bar_and_config),
+        T(test_snapshot_round_trip),
+        T(test_snapshot_hostile_state),
         T(test_reset_while_device_notifies),
         T(test_new_rejects_bad_ops),
         T(test_free_resets_device),

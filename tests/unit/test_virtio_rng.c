@@ -155,8 +155,13 @@ static void test_ops(void **state)
     assert_int_equal(ops->features, 0);
     assert_int_equal(ops->config_size, 0);
     assert_true(ops->queue_max_size >= 1 && ops->queue_max_size <= VIRTQ_MAX_SIZE);
-    assert_int_equal(ops->save(r, -1), -1); /* not supported yet */
-    assert_int_equal(ops->load(r, -1), -1);
+    /* Saved with no state of its own; any state offered back is refused. */
+    uint8_t buf[VIRTIO_STATE_MAX];
+    char why[128];
+    assert_int_equal(ops->save(r, buf, sizeof buf), 0);
+    assert_int_equal(ops->load(r, buf, 0, why, sizeof why), 0);
+    assert_int_equal(ops->load(r, buf, 1, why, sizeof why), -1);
+    assert_non_null(strstr(why, "1 bytes of state"));
     ops->stop(r); /* without activate: harmless */
     uint8_t cfg[4] = { 0 };
     ops->config_read(r, 0, cfg, 4);
@@ -390,6 +395,40 @@ static void test_reset_while_pool_not_ready(void **state)
     assert_false(all_equal(hva(f, DATA_BASE), 64, 0x5a));
 }
 
+/* A stop for a snapshot while a request is held (the pool not ready):
+ * the request goes back to the ring unanswered, and the run that
+ * resumes (the same process, or a restored one) answers it once. */
+static void test_stop_gives_back_held_request(void **state)
+{
+    struct fixture *f = *state;
+    atomic_store(&pool_not_ready, true);
+    activate(f, true);
+    memset(hva(f, DATA_BASE), 0x5a, 64);
+    unsigned calls = atomic_load(&getrandom_calls);
+    uint16_t head = post(&f->r, &(struct buf){ DATA_BASE, 64, true }, 1);
+    uint64_t end = now_ms() + WAIT_MS;
+    while (atomic_load(&getrandom_calls) < calls + 1 && now_ms() < end)
+        sleep_ms(1);
+    assert_int_equal(f->r.q.last_avail, 1); /* taken and held */
+    f->ops->stop(f->rng);
+    assert_int_equal(f->r.q.last_avail, 0); /* given back */
+    assert_int_equal(used_idx(&f->r), 0);
+    assert_true(all_equal(hva(f, DATA_BASE), 64, 0x5a));
+    atomic_store(&pool_not_ready, false);
+    struct virtio_queues qs = {
+        .transport = &f->t,
+        .count = 1,
+        .q = { &f->r.q },
+        .kick_fd = { f->r.kick },
+        .features = 1ULL << VIRTIO_F_EVENT_IDX,
+        .resume = true,
+    };
+    assert_int_equal(f->ops->activate(f->rng, &qs), 0);
+    expect_used(&f->r, head, 64);
+    assert_int_equal(f->r.q.last_avail, 1);
+    expect_no_used(&f->r, 50); /* answered once */
+}
+
 /* The defaults let a normal request through at once. */
 static void test_default_rate(void **state)
 {
@@ -469,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_burst_bounds_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_while_throttled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reset_while_pool_not_ready, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_gives_back_held_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_rate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_event_idx, setup, teardown),
