@@ -132,9 +132,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((when & 3) >= 2 && fz_publish(1) && (when & 3) == 3)
             fz_wait_idle(gen);
     }
+    /* A reset must not wait on the guest or on requests that never end; it
+     * takes milliseconds. The bound is only there to catch a hang: 1 s
+     * failed once on a host with load 9 on 2 cores (the input replayed in
+     * 6-11 ms), so it is 10 s. */
     uint64_t t0 = now_ms();
     dev->ops.reset(dev);
-    fz_check(now_ms() - t0 < 1000, "the reset took a second or more");
+    fz_check(now_ms() - t0 < 10000, "the reset took 10 seconds or more");
     fz_after_reset(1);
     fz_check(disk_in_flight(virtio_blk_disk(blk)) == 0, "I/O in flight after the reset");
     return 0;
