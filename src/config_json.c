@@ -224,9 +224,8 @@ static int read_share_at(const cJSON *v, struct json_keypath *p, void *items, un
         if (json_get_string(f[3], p, true, SIZE_MAX, "\"auto\" or \"always\"", &cache, err) < 0)
             return -1;
         if (strcmp(cache, "auto") && strcmp(cache, "always"))
-            return json_key_error(err, p,
-                                  "expected \"auto\" (1 s) or \"always\" (a day), got \"%s\"",
-                                  cache);
+            return json_key_error(
+                err, p, "expected \"auto\" (1 s) or \"always\" (a day), got \"%s\"", cache);
         sh->cache_always = !strcmp(cache, "always");
         json_path_pop(p, old);
     }

@@ -70,7 +70,7 @@ else
     not_ok kernel-nokaslr "exit $rc, loaded by ${how}, offset '${offset}', _text '${text}' (want $LINK_TEXT)"
 fi
 
-DECOMPRESS= boot guest
+DECOMPRESS='' boot guest
 if [ "$rc" = 0 ] && [ "$how" = bzimage ] && [ -n "$text" ]; then
     ok kernel-guest-decompress "(_text $text)"
 else
