@@ -129,9 +129,7 @@ static int check_rate_limiter(const cJSON *v, struct json_keypath *p, const char
     return 0;
 }
 
-/* A Firecracker resource ID: letters, digits and '_' (checked_id in
- * Firecracker's API server), at most FC_ID_MAX bytes. */
-static bool valid_resource_id(const char *id)
+bool fc_valid_id(const char *id, char also)
 {
     size_t n = strlen(id);
     if (n == 0 || n > FC_ID_MAX)
@@ -139,10 +137,17 @@ static bool valid_resource_id(const char *id)
     for (size_t i = 0; i < n; i++) {
         char ch = id[i];
         if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_'))
+              ch == also))
             return false;
     }
     return true;
+}
+
+/* A Firecracker resource ID: letters, digits and '_' (checked_id in
+ * Firecracker's API server). */
+static bool valid_resource_id(const char *id)
+{
+    return fc_valid_id(id, '_');
 }
 
 static int replace_string(char **slot, const char *s)

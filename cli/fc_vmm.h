@@ -26,7 +26,12 @@
  * docs/firecracker.md); what `--version` and GET /version report. */
 #define FC_API_VERSION "1.16.1"
 #define FC_ID_MAX      64 /* --id: Firecracker's limit */
-#define FC_DEFAULT_ID  "anonymous-instance"
+
+#define FC_DEFAULT_ID "anonymous-instance"
+
+/* Whether id is 1 to FC_ID_MAX letters, digits and the character also
+ * (Firecracker's instance IDs take '-', its resource IDs '_'). */
+bool fc_valid_id(const char *id, char also);
 
 struct fc_vmm;
 struct http_request;

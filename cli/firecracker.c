@@ -77,16 +77,7 @@ static int arg_error(const char *fmt, ...)
 /* Firecracker's instance IDs: letters, digits and '-', 1 to 64. */
 static bool valid_instance_id(const char *id)
 {
-    size_t n = strlen(id);
-    if (n == 0 || n > FC_ID_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = id[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '-'))
-            return false;
-    }
-    return true;
+    return fc_valid_id(id, '-');
 }
 
 struct fc_options {
