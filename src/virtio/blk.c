@@ -706,9 +706,7 @@ static int blk_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t
         snprintf(why, whylen, "disk state of %zu bytes, not 8", len);
         return -1;
     }
-    uint64_t saved = 0;
-    for (unsigned i = 0; i < 8; i++)
-        saved |= (uint64_t)buf[i] << (8 * i);
+    uint64_t saved = get_le64(buf);
     uint64_t now = disk_size(blk->disk);
     if (saved != now) {
         snprintf(why, whylen,

@@ -399,10 +399,7 @@ static int con_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t
         return -1;
     }
     /* Any count is safe: a chain shorter than it is just completed. */
-    uint64_t off = 0;
-    for (unsigned i = 0; i < 8; i++)
-        off |= (uint64_t)buf[i] << (8 * i);
-    c->tx_resume_off = off;
+    c->tx_resume_off = get_le64(buf);
     return 0;
 }
 

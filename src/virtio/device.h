@@ -129,6 +129,15 @@ static inline void put_le64(uint8_t *p, uint64_t v)
     put_le32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* Its reader, for device state loaded from a snapshot. */
+static inline uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 /* Copies bytes [offset, offset + len) of a configuration image of size
  * bytes into data; bytes past its end read as fill. offset comes from the
  * driver: any value is safe. */
