@@ -101,48 +101,7 @@ int vmlet_vm_create(const vmlet_config *c, vmlet_vm **out, vmlet_error *err)
     return 0;
 }
 
-int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err)
-{
-    (void)err;
-    vm->state = VMLET_STATE_RUNNING;
-    return 0;
-}
-
-void vmlet_vm_free(vmlet_vm *vm)
-{
-    vm->state = VMLET_STATE_STOPPED;
-}
-
-vmlet_state vmlet_vm_state(vmlet_vm *vm)
-{
-    return vm->state;
-}
-
-int vmlet_vm_wait_timeout(vmlet_vm *vm, vmlet_exit *exit, int timeout_ms)
-{
-    (void)timeout_ms;
-    if (vm->state != VMLET_STATE_STOPPED)
-        return 0;
-    exit->reason = VMLET_STOP_POWEROFF;
-    exit->message[0] = '\0';
-    return 1;
-}
-
-int vmlet_vm_pause(vmlet_vm *vm)
-{
-    if (vm->state != VMLET_STATE_RUNNING)
-        return -1;
-    vm->state = VMLET_STATE_PAUSED;
-    return 0;
-}
-
-int vmlet_vm_resume(vmlet_vm *vm)
-{
-    if (vm->state != VMLET_STATE_PAUSED)
-        return -1;
-    vm->state = VMLET_STATE_RUNNING;
-    return 0;
-}
+#include "fake_vm_lifecycle.h"
 
 int vmlet_vm_request_stop(vmlet_vm *vm)
 {
