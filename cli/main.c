@@ -102,8 +102,11 @@ static const char usage_text[] =
     "                           {\"snapshot_path\": DIR} (while paused)\n"
     "  --restore DIR            resume the VM saved in the snapshot DIR (PUT\n"
     "                           /snapshot/create); only --api-sock, --console serial,\n"
-    "                           --shutdown-timeout, --kvm-device and --seccomp may be\n"
+    "                           --shutdown-timeout, --kvm-device, --seccomp, --paused\n"
+    "                           and, for a clone, --net (the NICs' networks and MACs,\n"
+    "                           in order) and --vsock (another CID and socket) may be\n"
     "                           given with it (docs/snapshot.md)\n"
+    "  --paused                 with --restore: start paused (PATCH /vm Resumed runs it)\n"
     "\n"
     "On a terminal, Ctrl-A x stops the VM at once, Ctrl-A p presses the power\n"
     "button, Ctrl-A a sends Ctrl-A, Ctrl-A h lists these keys.\n"
@@ -129,6 +132,7 @@ struct options {
     const char *kernel, *initrd, *cmdline, *kvm_device; /* NULL: not given */
     const char *api_sock;
     const char *restore; /* --restore DIR, or NULL */
+    bool start_paused;   /* --paused (with --restore) */
     bool cpus_given, memory_given, console_given, shutdown_timeout_given, seccomp_given;
     vmlet_seccomp_mode seccomp;
     unsigned cpus;
@@ -287,7 +291,8 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         OPT_VSOCK,
         OPT_SHARE,
         OPT_BALLOON,
-        OPT_RESTORE
+        OPT_RESTORE,
+        OPT_PAUSED
     };
     static const struct option longopts[] = {
         { "kernel", required_argument, NULL, OPT_KERNEL },
@@ -309,6 +314,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         { "share", required_argument, NULL, OPT_SHARE },
         { "balloon", optional_argument, NULL, OPT_BALLOON },
         { "restore", required_argument, NULL, OPT_RESTORE },
+        { "paused", no_argument, NULL, OPT_PAUSED },
         { 0 },
     };
     opterr = 0;
@@ -317,7 +323,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         /* getopt gives every option but these its value (or returns ':'):
          * said here, so that no case below has to. */
-        if (!optarg && c != OPT_BALLOON && c != OPT_RNG && c != OPT_HELP && c != ':' && c != '?')
+        if (!optarg && c != OPT_BALLOON && c != OPT_RNG && c != OPT_HELP && c != OPT_PAUSED && c != ':' && c != '?')
             return usage_error("%s needs a value", argv[optind - 1]);
         switch (c) {
         case OPT_CONFIG: o->config = optarg; break;
@@ -330,6 +336,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
                 return usage_error("--restore needs a snapshot directory");
             o->restore = optarg;
             break;
+        case OPT_PAUSED: o->start_paused = true; break;
         case OPT_API_SOCK:
             if (!*optarg)
                 return usage_error("--api-sock needs a path");
@@ -449,9 +456,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
                             : o->cpus_given   ? "--cpus"
                             : o->memory_given ? "--memory"
                             : o->ndisks       ? "--disk"
-                            : o->nnets        ? "--net"
                             : o->nshares      ? "--share"
-                            : o->vsock_uds    ? "--vsock"
                             : o->rng          ? "--rng"
                             : o->balloon      ? "--balloon"
                             : o->console_given && o->console != VMLET_CONSOLE_SERIAL
@@ -461,8 +466,13 @@ static int parse_run_options(int argc, char **argv, struct options *o)
             return usage_error("--restore takes the VM from the snapshot; %s cannot be given "
                                "with it",
                                clash);
+        if (o->start_paused && !o->api_sock)
+            return usage_error("--paused needs --api-sock: PATCH /vm {\"state\": \"Resumed\"} "
+                               "runs the VM");
         return -1;
     }
+    if (o->start_paused)
+        return usage_error("--paused goes with --restore (a new VM starts running)");
     if (!o->kernel && !o->config)
         return usage_error("--kernel is required (an x86-64 bzImage)");
     return -1;
@@ -690,6 +700,12 @@ static int supervise(struct session *s)
 struct run_args {
     const char *api_sock;
     const char *restore; /* --restore DIR, or NULL */
+    bool start_paused;
+    /* --restore's replacements: NICs in order, the vsock device. */
+    const char *nets[VMLET_MAX_NICS + 1];
+    unsigned nnets;
+    unsigned vsock_cid;
+    char vsock_uds[PATH_MAX + 32]; /* empty: no --vsock */
     const char *kvm_device;
     bool seccomp_given;
     vmlet_seccomp_mode seccomp;
@@ -708,7 +724,23 @@ static int restore_vm(const struct run_args *a, int console_in, vmlet_vm **vm, v
     }
     if (a->seccomp_given)
         vmlet_restore_options_set_seccomp(ro, a->seccomp);
-    int rc = vmlet_vm_restore(a->restore, ro, vm, err);
+    vmlet_restore_options_set_start_paused(ro, a->start_paused);
+    int rc = 0;
+    if (a->nnets > VMLET_MAX_NICS)
+        rc = snprintf(err->message, sizeof err->message,
+                      "--net: at most %d NICs; a restored VM has the snapshot's", VMLET_MAX_NICS);
+    for (unsigned i = 0; i < a->nnets && rc == 0; i++)
+        if (vmlet_restore_options_set_net(ro, i, a->nets[i]) < 0)
+            rc = snprintf(err->message, sizeof err->message, "out of memory");
+    if (rc == 0 && a->vsock_uds[0] &&
+        vmlet_restore_options_set_vsock(ro, a->vsock_cid, a->vsock_uds) < 0)
+        rc = snprintf(err->message, sizeof err->message, "out of memory");
+    if (rc) {
+        vmlet_restore_options_free(ro);
+        err->code = VMLET_ERR_INVALID;
+        return -1;
+    }
+    rc = vmlet_vm_restore(a->restore, ro, vm, err);
     vmlet_restore_options_free(ro);
     return rc;
 }
@@ -867,9 +899,15 @@ static int run_config(int argc, char **argv, vmlet_config **out, int console_pip
         rc = config_from_options(o, out, console_pipe);
     *args = (struct run_args){ .api_sock = o->api_sock,
                                .restore = o->restore,
+                               .start_paused = o->start_paused,
+                               .nnets = o->nnets,
+                               .vsock_cid = o->vsock_cid,
                                .kvm_device = o->kvm_device,
                                .seccomp_given = o->seccomp_given,
                                .seccomp = o->seccomp };
+    memcpy(args->nets, o->nets, sizeof args->nets);
+    if (o->vsock_uds)
+        snprintf(args->vsock_uds, sizeof args->vsock_uds, "%s", o->vsock_uds);
     free(o);
     return rc;
 }

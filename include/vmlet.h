@@ -402,11 +402,12 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque);
  * nothing under dir (and removes what it wrote). Writing runs on the VM's
  * "snapshot" thread (started by vmlet_vm_start, sandboxed to make files
  * but not to read guest input); the call returns when it is done. Disks,
- * NICs, the virtio console and virtio-rng are saved: each device stops
+ * NICs, vsock (its connections are not: docs/snapshot.md), the virtio
+ * console and virtio-rng are saved: each device stops
  * first (a disk finishes its requests in flight) and goes on afterwards.
  * 0, or -1 with err:
- *   VMLET_ERR_STATE   the VM is not paused; or it has a vsock device, a
- *                     shared directory or a balloon, which vmlet cannot
+ *   VMLET_ERR_STATE   the VM is not paused; or it has a shared
+ *                     directory or a balloon, which vmlet cannot
  *                     save yet: err names it
  *   VMLET_ERR_INVALID dir is empty or too long
  *   VMLET_ERR_FILE    dir already exists, dir.tmp exists (an interrupted
@@ -417,11 +418,11 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque);
 VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err);
 
 /* What a restore takes from the caller rather than from the snapshot:
- * the host side of the VM. Default: console output discarded, no input,
- * "/dev/kvm", seccomp ON. Disk images, TAP devices and user-mode NICs are
- * opened again as the snapshot names them. Later versions add here what may differ
- * between the saved VM and the restored one (NIC and vsock socket paths,
- * a MAC, starting paused). */
+ * the host side of the VM, and what must differ between two VMs restored
+ * from one snapshot (clones). Default: console output discarded, no
+ * input, "/dev/kvm", seccomp ON, running; disk images, TAP devices,
+ * user-mode NICs and the vsock socket opened again as the snapshot names
+ * them, with the saved MACs and vsock CID. */
 typedef struct vmlet_restore_options vmlet_restore_options;
 VMLET_API vmlet_restore_options *vmlet_restore_options_new(void);
 VMLET_API void vmlet_restore_options_free(vmlet_restore_options *o);
@@ -432,6 +433,30 @@ VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in
 VMLET_API int vmlet_restore_options_set_kvm_device(vmlet_restore_options *o, const char *path);
 /* -1 for a mode not in the enum. */
 VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_seccomp_mode mode);
+/* Non-zero: vmlet_vm_start() leaves the restored VM in
+ * VMLET_STATE_PAUSED, no guest instruction run; vmlet_vm_resume() runs it. */
+VMLET_API int vmlet_restore_options_set_start_paused(vmlet_restore_options *o, int paused);
+/* The index-th NIC (0-based, in the saved order) on another network: a
+ * --net spec as vmlet_config_add_net() takes (another TAP device, user
+ * mode with other forwards). Without mac= it keeps the saved MAC. With
+ * another mac= the NIC offers that MAC in its config space, where the
+ * guest's driver reads it when it probes the device again (unbinding and
+ * binding virtio_net); until then the guest's interface keeps the MAC it
+ * had, so its network goes on working (docs/snapshot.md, "Clones"). NULL
+ * takes the saved spec again. -1 for index >= VMLET_MAX_NICS or out of
+ * memory; a bad spec, or an index past the snapshot's NICs, fails the
+ * restore (VMLET_ERR_INVALID). */
+VMLET_API int vmlet_restore_options_set_net(vmlet_restore_options *o, unsigned index,
+                                            const char *spec);
+/* The vsock device's guest CID (0: the saved one) and Unix socket path
+ * (NULL: the saved one). The restored device has no connections and
+ * sends the guest a transport reset event: the guest's connected vsock
+ * sockets are reset, its listening ones stay, and it reads the CID again.
+ * Checked as vmlet_config_set_vsock()'s values; given for a snapshot
+ * without a vsock device, the restore fails (VMLET_ERR_INVALID). -1 when
+ * out of memory. */
+VMLET_API int vmlet_restore_options_set_vsock(vmlet_restore_options *o, uint64_t guest_cid,
+                                              const char *uds_path);
 
 /* Makes a VM from the snapshot in dir (options may be NULL for the
  * defaults), in VMLET_STATE_CREATED: vmlet_vm_start() resumes the guest
@@ -456,7 +481,9 @@ VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_
  *                     XSAVE size or TSC frequency differ: the message names
  *                     what), KVM refuses an MSR, or no KVM here (as
  *                     vmlet_vm_create)
- *   VMLET_ERR_INVALID more vCPUs than this host's KVM allows
+ *   VMLET_ERR_INVALID more vCPUs than this host's KVM allows; a NIC or
+ *                     vsock replacement in options is bad or names a
+ *                     device the snapshot does not have
  *   VMLET_ERR_NOMEM   out of memory */
 VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *options,
                                vmlet_vm **out, vmlet_error *err);

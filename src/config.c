@@ -303,7 +303,7 @@ VMLET_API int vmlet_config_set_vsock(vmlet_config *c, uint64_t guest_cid, const 
  * 0xFFFFFFFF is VMADDR_CID_ANY; the upper 32 bits are reserved (virtio 1.2
  * section 5.10.4). The socket path must fit a Unix socket address, with
  * "_<port>" added for the guest's own connections. */
-static int check_vsock(const vmlet_config *c, vmlet_error *err)
+int config_check_vsock(const vmlet_config *c, vmlet_error *err)
 {
     if (!c->vsock_uds)
         return 0;
@@ -517,7 +517,7 @@ VMLET_API int vmlet_config_validate(const vmlet_config *c, vmlet_error *err)
         return -1;
     if (check_nets(c, err) < 0)
         return -1;
-    if (check_vsock(c, err) < 0)
+    if (config_check_vsock(c, err) < 0)
         return -1;
     if (check_shares(c, err) < 0)
         return -1;

@@ -53,6 +53,8 @@ struct vmlet_config {
 /* Adds a NIC parsed elsewhere (vm.json's "network" entries); like
  * vmlet_config_add_net(), a ninth is reported by validate. */
 void config_add_net_spec(vmlet_config *c, const struct net_spec *s);
+/* The vsock settings' check of vmlet_config_validate (also a restore's). */
+int config_check_vsock(const vmlet_config *c, vmlet_error *err);
 
 /* Host RAM + swap in bytes (0 if unknown); src/host_memory.c, which unit
  * tests replace with a pretend host. */

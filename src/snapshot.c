@@ -413,7 +413,7 @@ VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err)
     if (bad)
         return set_error(err, VMLET_ERR_STATE,
                          "snapshot: the VM has %s (%s), which vmlet cannot save yet; disks, "
-                         "NICs, the virtio console and virtio-rng can be",
+                         "NICs, vsock, the virtio console and virtio-rng can be",
                          device_kind(bad->group), bad->group);
     /* The VM lock is held throughout: nothing resumes the VM while its
      * state is read. */
@@ -443,6 +443,10 @@ struct vmlet_restore_options {
     int console_in, console_out;
     char *kvm_device;
     vmlet_seccomp_mode seccomp;
+    bool start_paused;
+    uint64_t vsock_cid;        /* 0: the saved one */
+    char *vsock_uds;           /* NULL: the saved one */
+    char *net[VMLET_MAX_NICS]; /* NULL: the saved NIC's spec */
 };
 
 VMLET_API vmlet_restore_options *vmlet_restore_options_new(void)
@@ -460,7 +464,44 @@ VMLET_API void vmlet_restore_options_free(vmlet_restore_options *o)
     if (!o)
         return;
     free(o->kvm_device);
+    free(o->vsock_uds);
+    for (unsigned i = 0; i < VMLET_MAX_NICS; i++)
+        free(o->net[i]);
     free(o);
+}
+
+/* The old string's replacement: a copy of s, or NULL for NULL. -1 when out of memory. */
+static int replace_string(char **slot, const char *s)
+{
+    char *copy = s ? strdup(s) : NULL;
+    if (s && !copy)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+VMLET_API int vmlet_restore_options_set_start_paused(vmlet_restore_options *o, int paused)
+{
+    o->start_paused = paused != 0;
+    return 0;
+}
+
+VMLET_API int vmlet_restore_options_set_vsock(vmlet_restore_options *o, uint64_t guest_cid,
+                                              const char *uds_path)
+{
+    if (replace_string(&o->vsock_uds, uds_path) < 0)
+        return -1;
+    o->vsock_cid = guest_cid;
+    return 0;
+}
+
+VMLET_API int vmlet_restore_options_set_net(vmlet_restore_options *o, unsigned index,
+                                            const char *spec)
+{
+    if (index >= VMLET_MAX_NICS)
+        return -1;
+    return replace_string(&o->net[index], spec);
 }
 
 VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in_fd, int out_fd)
@@ -472,12 +513,7 @@ VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in
 
 VMLET_API int vmlet_restore_options_set_kvm_device(vmlet_restore_options *o, const char *path)
 {
-    char *p = path ? strdup(path) : NULL;
-    if (path && !p)
-        return -1;
-    free(o->kvm_device);
-    o->kvm_device = p;
-    return 0;
+    return replace_string(&o->kvm_device, path);
 }
 
 VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_seccomp_mode mode)
@@ -531,14 +567,63 @@ out:
     return buf;
 }
 
+/* A NIC's record, or the restore's replacement for it (same --net
+ * syntax). A replacement without mac= keeps the saved MAC; one with
+ * another MAC is offered to the driver (net_load). */
+static int config_net(vmlet_config *c, const char *saved, const char *override, unsigned index,
+                      const char *dir, vmlet_error *err)
+{
+    struct net_spec was, spec;
+    vmlet_error e;
+    if (net_spec_parse(saved, &was, &e) < 0)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: NIC %u: %s", dir, index, e.message);
+    if (!override) {
+        config_add_net_spec(c, &was);
+        return 0;
+    }
+    if (net_spec_parse(override, &spec, &e) < 0)
+        return set_error(err, VMLET_ERR_INVALID, "restore: NIC %u: %s", index, e.message);
+    if (!spec.has_mac) {
+        spec.has_mac = true;
+        net_spec_mac(&was, index, spec.mac);
+    }
+    config_add_net_spec(c, &spec);
+    return 0;
+}
+
+/* A vsock record, "cid=N,uds=PATH", with the restore's CID and socket
+ * path where it gives them; checked as vmlet_config_validate would. */
+static int config_vsock(vmlet_config *c, const char *text, const vmlet_restore_options *o,
+                        const char *dir, vmlet_error *err)
+{
+    char *end = NULL;
+    unsigned long long cid = 0;
+    if (!strncmp(text, "cid=", 4) && text[4] >= '0' && text[4] <= '9') {
+        errno = 0;
+        cid = strtoull(text + 4, &end, 10);
+    }
+    if (!end || errno || strncmp(end, ",uds=", 5))
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: a vsock record that is not "
+                         "\"cid=N,uds=PATH\"", dir);
+    if (vmlet_config_set_vsock(c, o->vsock_cid ? o->vsock_cid : cid,
+                               o->vsock_uds ? o->vsock_uds : end + 5) < 0)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    vmlet_error e;
+    if (config_check_vsock(c, &e) < 0)
+        return set_error(err, o->vsock_cid || o->vsock_uds ? VMLET_ERR_INVALID : VMLET_ERR_FILE,
+                         "%s%s: %s", o->vsock_cid || o->vsock_uds ? "restore" : "snapshot ",
+                         o->vsock_cid || o->vsock_uds ? "" : dir, e.message);
+    return 0;
+}
+
 /* The devices the snapshot describes, into the config the VM is made
  * from, in their saved order (vm_setup_pci_devices attaches them in the
- * same order). Each record is checked; a NIC's spec is parsed as the
- * command line's would be. */
-static int config_devices(vmlet_config *c, const struct snapshot *s, const char *dir,
-                          vmlet_error *err)
+ * same order), with the restore's replacements. Each record is checked;
+ * a NIC's spec is parsed as the command line's would be. */
+static int config_devices(vmlet_config *c, const struct snapshot *s,
+                          const vmlet_restore_options *o, const char *dir, vmlet_error *err)
 {
-    unsigned consoles = 0, rngs = 0;
+    unsigned consoles = 0, rngs = 0, vsocks = 0;
     for (unsigned i = 0; i < s->config.ndevices; i++) {
         struct snap_device d;
         char why[256];
@@ -558,12 +643,34 @@ static int config_devices(vmlet_config *c, const struct snapshot *s, const char 
             rngs++;
             vmlet_config_set_entropy(c, 1);
             break;
-        case SNAP_DEV_NET: rc = vmlet_config_add_net(c, d.text); break;
+        case SNAP_DEV_NET:
+            if (c->nnets == VMLET_MAX_NICS)
+                return set_error(err, VMLET_ERR_FILE, "snapshot %s: more NICs than a VM can have",
+                                 dir);
+            if (config_net(c, d.text, o->net[c->nnets], c->nnets, dir, err) < 0)
+                return -1;
+            break;
+        case SNAP_DEV_VSOCK:
+            if (vsocks++ || config_vsock(c, d.text, o, dir, err) < 0)
+                return vsocks > 1 ? set_error(err, VMLET_ERR_FILE,
+                                              "snapshot %s: more than one vsock device", dir)
+                                  : -1;
+            break;
         }
         if (rc < 0)
             return set_error(err, VMLET_ERR_NOMEM, "out of memory");
     }
-    if (consoles > 1 || rngs > 1 || c->too_many_disks || c->too_many_nets)
+    for (unsigned i = c->nnets; i < VMLET_MAX_NICS; i++)
+        if (o->net[i])
+            return set_error(err, VMLET_ERR_INVALID,
+                             "restore: a network given for NIC %u, but the snapshot's VM has %u "
+                             "NIC%s",
+                             i, c->nnets, c->nnets == 1 ? "" : "s");
+    if (!vsocks && (o->vsock_cid || o->vsock_uds))
+        return set_error(err, VMLET_ERR_INVALID,
+                         "restore: vsock settings given, but the snapshot's VM has no vsock "
+                         "device");
+    if (consoles > 1 || rngs > 1 || c->too_many_disks)
         return set_error(err, VMLET_ERR_FILE, "snapshot %s: more devices than a VM can have", dir);
     if ((consoles == 1) != (s->config.console == VMLET_CONSOLE_VIRTIO) ||
         (s->config.console != VMLET_CONSOLE_VIRTIO && s->config.console != VMLET_CONSOLE_SERIAL))
@@ -572,9 +679,8 @@ static int config_devices(vmlet_config *c, const struct snapshot *s, const char 
                          "devices",
                          dir);
     vmlet_error e;
-    if (c->bad_net || net_specs_check(c->nets, c->nnets, &e) < 0)
-        return set_error(err, VMLET_ERR_FILE, "snapshot %s: %s", dir,
-                         c->bad_net ? c->net_error.message : e.message);
+    if (net_specs_check(c->nets, c->nnets, &e) < 0)
+        return set_error(err, VMLET_ERR_INVALID, "restore: %s", e.message);
     return 0;
 }
 
@@ -728,7 +834,8 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
                                vmlet_error *err)
 {
     *out = NULL;
-    vmlet_restore_options defaults = { .console_in = -1, .console_out = -1 };
+    vmlet_restore_options defaults = { .console_in = -1, .console_out = -1,
+                                       .seccomp = VMLET_SECCOMP_ON };
     if (!o)
         o = &defaults;
     if (!dir || !*dir)
@@ -776,7 +883,7 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
     c->cpus = s.config.ncpus;
     c->memory = s.config.memory;
     c->seccomp = o->seccomp;
-    if (config_devices(c, &s, dir, err) < 0)
+    if (config_devices(c, &s, o, dir, err) < 0)
         goto out;
     c->console = (vmlet_console_kind)s.config.console;
     c->console_in = o->console_in;
@@ -790,6 +897,7 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
     vm->seccomp = o->seccomp;
     snprintf(vm->vcpu_name, sizeof vm->vcpu_name, "vcpu");
     vm->shutdown_timeout = s.config.shutdown_timeout;
+    vm->start_paused = o->start_paused;
     if (vm_open_kvm(vm, c, err) < 0 ||
         guest_memory_map_file(&vm->mem, s.config.memory, mfd, err) < 0 ||
         vm_register_memory(vm, err) < 0 || vm_setup_legacy_devices(vm, o->console_out, err) < 0 ||

@@ -82,6 +82,7 @@ enum snap_device_kind {
     SNAP_DEV_CONSOLE,
     SNAP_DEV_RNG,
     SNAP_DEV_NET,
+    SNAP_DEV_VSOCK,
 };
 
 /* SNAP_DEVICE: how to make the device again. Fixed layout. */
@@ -91,7 +92,8 @@ struct snap_device {
     uint32_t read_only; /* disk: 0 or 1 */
     uint32_t reserved;
     /* NUL-terminated: a disk's image path, a NIC's --net spec (parsed
-     * again on restore, exactly as the command line's); else empty. */
+     * again on restore, exactly as the command line's), a vsock device's
+     * "cid=N,uds=PATH" (as --vsock); else empty. */
     char text[SNAP_DEVICE_TEXT];
     char serial[24]; /* disk: its serial, NUL-terminated (up to 20 bytes) */
 };

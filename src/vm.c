@@ -570,7 +570,12 @@ int vm_setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error
     }
     if (c->vsock_uds) {
         struct virtio_vsock *vs = virtio_vsock_new(c->vsock_cid, c->vsock_uds, err);
+        char spec[SNAP_DEVICE_TEXT];
         if (attach_virtio(vm, virtio_vsock_device(vs), "vsock", err) < 0)
+            return -1;
+        snprintf(spec, sizeof spec, "cid=%llu,uds=%s", (unsigned long long)c->vsock_cid,
+                 c->vsock_uds); /* the path is at most VMLET_VSOCK_MAX_PATH */
+        if (describe_last(vm, SNAP_DEV_VSOCK, spec, NULL, false, err) < 0)
             return -1;
     }
     if (c->balloon) {
@@ -773,6 +778,11 @@ VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err)
     }
     vm->state = VMLET_STATE_STARTING;
     notify_state_locked(vm);
+    /* Started paused: each vCPU parks before its first guest instruction. */
+    if (vm->start_paused) {
+        vm->state_before_pause = VMLET_STATE_RUNNING;
+        atomic_store(&vm->pausing, true);
+    }
     for (unsigned i = 0; i < vm->ncpus; i++) {
         struct vcpu *v = &vm->vcpus[i];
         /* The caller's signal mask: the kick signal must reach it. */
@@ -796,8 +806,12 @@ VMLET_API int vmlet_vm_start(vmlet_vm *vm, vmlet_error *err)
     }
     if (vm->console_in >= 0)
         vm->serial_input = serial_input_start(vm->serial, vm->console_in, vm->seccomp);
+    /* PAUSED only once every vCPU has parked, as after vmlet_vm_pause: a
+     * save may read their state then. */
+    while (vm->start_paused && vm->vcpus_parked < vm->vcpus_running && !atomic_load(&vm->stopping))
+        pthread_cond_wait(&vm->changed, &vm->lock);
     if (vm->state == VMLET_STATE_STARTING) {
-        vm->state = VMLET_STATE_RUNNING;
+        vm->state = vm->start_paused ? VMLET_STATE_PAUSED : VMLET_STATE_RUNNING;
         notify_state_locked(vm);
     }
     pthread_mutex_unlock(&vm->lock);

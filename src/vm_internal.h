@@ -90,6 +90,7 @@ struct vmlet_vm {
     atomic_bool pausing;  /* vCPU threads park outside KVM_RUN */
     unsigned vcpus_parked;
     pthread_cond_t unpaused;
+    bool start_paused; /* vmlet_vm_start leaves it PAUSED (a restore's option) */
 
     struct snapshot_saver *saver; /* the thread that writes snapshots, once started */
     /* CLOCK_BOOTTIME (ns) of the boot vCPU's first KVM_RUN and of the

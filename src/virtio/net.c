@@ -940,8 +940,13 @@ struct net_saved {
     uint32_t nuni, nmulti;
     uint8_t uni[VIRTIO_NET_MAC_TABLE_MAX][6];
     uint8_t multi[VIRTIO_NET_MAC_TABLE_MAX][6];
+    /* The NIC's own MAC (its --net spec's) when saved; absent from the
+     * snapshots of vmlet 0.1.0's first save (NET_SAVED_V1). */
+    uint8_t default_mac[6];
+    uint8_t reserved[2];
 };
 _Static_assert(sizeof(struct net_saved) <= VIRTIO_STATE_MAX, "net state fits");
+#define NET_SAVED_V1 offsetof(struct net_saved, default_mac)
 
 static int net_save(void *dev, uint8_t *buf, size_t cap)
 {
@@ -960,23 +965,32 @@ static int net_save(void *dev, uint8_t *buf, size_t cap)
     st.nmulti = htole32(fl->nmulti);
     memcpy(st.uni, fl->uni, sizeof st.uni);
     memcpy(st.multi, fl->multi, sizeof st.multi);
+    memcpy(st.default_mac, n->default_mac, 6);
     memcpy(buf, &st, sizeof st);
     return (int)sizeof st;
 }
 
-/* Only what the control queue's commands could have set. */
+/* Only what the control queue's commands could have set. A restore
+ * that gives the NIC another MAC (its spec's differs from the saved
+ * one's) offers it in config space, where the driver reads it when it
+ * probes the device again; until then the driver's MAC stays in effect,
+ * so the guest's network goes on working. */
 static int net_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen)
 {
     struct virtio_net *n = dev;
     struct net_saved st;
     static const uint8_t zero[6];
-    if (len != sizeof st) {
+    if (len != sizeof st && len != NET_SAVED_V1) {
         snprintf(why, whylen, "NIC state of %zu bytes, not %zu", len, sizeof st);
         return -1;
     }
-    memcpy(&st, buf, sizeof st);
+    memset(&st, 0, sizeof st);
+    memcpy(&st, buf, len);
+    if (len == NET_SAVED_V1)
+        memcpy(st.default_mac, n->default_mac, 6); /* no override known */
     uint32_t nuni = le32toh(st.nuni), nmulti = le32toh(st.nmulti);
-    if ((st.mac[0] & 1) || !memcmp(st.mac, zero, 6)) {
+    if ((st.mac[0] & 1) || !memcmp(st.mac, zero, 6) || (st.default_mac[0] & 1) ||
+        !memcmp(st.default_mac, zero, 6) || st.reserved[0] || st.reserved[1]) {
         snprintf(why, whylen, "a multicast or zero MAC address");
         return -1;
     }
@@ -999,7 +1013,7 @@ static int net_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t
     memcpy(fl->multi, st.multi, sizeof fl->multi);
     pthread_mutex_unlock(&n->vdev.lock);
     pthread_mutex_lock(&n->cfg_lock);
-    memcpy(n->cfg_mac, st.mac, 6);
+    memcpy(n->cfg_mac, memcmp(st.default_mac, n->default_mac, 6) ? n->default_mac : st.mac, 6);
     pthread_mutex_unlock(&n->cfg_lock);
     return 0;
 }

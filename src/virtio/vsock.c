@@ -1131,12 +1131,36 @@ static int vsock_take_queues(void *dev, const struct virtio_queues *qs)
     return 0;
 }
 
-/* A reset forgets every connection (the guest's sockets are gone too). */
+/* A reset forgets every connection (the guest's sockets are gone too).
+ * A stop for a snapshot keeps them for the VM that goes on: the rx chain
+ * held (always the last one popped) goes back to the ring, and a reset
+ * event not yet sent is sent when the queues are taken again. */
 static void vsock_release_queues(void *dev)
 {
     struct virtio_vsock *v = dev;
+    if (v->vdev.quiescing) {
+        if (v->rx_have && v->q[Q_RX])
+            virtq_unpop(v->q[Q_RX], 1);
+        v->rx_have = false;
+        v->cfg_reset_event |= v->reset_event;
+        return;
+    }
     v->rx_have = false;
     close_all(v);
+}
+
+/* Snapshots: the connections are host sockets and cannot be carried.
+ * Nothing is saved; a restored device starts with none and tells the
+ * driver with a transport reset event (5.10.6.6), as a migrated VM's
+ * device would: the guest resets its connected sockets (listening ones
+ * stay, so the host can CONNECT again) and reads guest_cid again, which a
+ * restore may have changed. */
+static int vsock_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    if (virtio_device_load_none(dev, buf, len, why, whylen) < 0)
+        return -1;
+    virtio_vsock_queue_transport_reset(dev);
+    return 0;
 }
 
 static void vsock_metrics(void *dev, virtio_metric_fn fn, void *opaque)
@@ -1173,6 +1197,8 @@ static const struct virtio_device_ops vsock_ops = {
     .config_write = vsock_config_write,
     .metrics = vsock_metrics,
     .free = vsock_free_op,
+    .save = virtio_device_save_none,
+    .load = vsock_load,
 };
 
 /* Accepting host connections, connecting to "<uds>_<port>", moving bytes

@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..85"
+echo "1..89"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -207,6 +207,12 @@ check restore-cut-short 1 "cut short" -- run --restore "$tmp/snap-cut"
 check restore-memory-size 1 "its memory file has 1048576 bytes, but the VM had 268435456" -- \
     run --restore "$tmp/snap-small"
 check restore-altered 1 "checksum mismatch" -- run --restore "$tmp/snap-altered"
+check restore-paused-no-api 2 "--paused needs --api-sock" -- run --restore "$tmp/snap" --paused
+check paused-without-restore 2 "--paused goes with --restore" -- run --kernel "$tmp/bzImage" --paused
+check restore-net-extra 1 "restore: a network given for NIC 0, but the snapshot's VM has 0 NICs" -- \
+    run --restore "$tmp/snap" --net user
+check restore-vsock-none 1 "vsock settings given, but the snapshot's VM has no vsock device" -- \
+    run --restore "$tmp/snap" --vsock cid=5,uds="$tmp/v.sock"
 # vmlet firecracker: Firecracker's flags and exit statuses (153 a bad
 # command line, 152 a bad --config-file, 1 an error), also under the name
 # firecracker.

@@ -1094,6 +1094,65 @@ static void test_transport_reset_event(void **state)
     assert_int_equal(recv_pkt(f, NULL).op, RST);
 }
 
+/* The same rings again after a stop, as a restore or the VM that goes
+ * on after a save hands them over: positions kept. */
+static void resume(struct fixture *f)
+{
+    struct virtio_queues qs = {
+        .transport = &f->t,
+        .count = 3,
+        .q = { &f->rx.q, &f->tx.q, &f->ev.q },
+        .kick_fd = { f->rx.kick, f->tx.kick, f->ev.kick },
+        .resume = true,
+    };
+    assert_int_equal(f->ops->activate(f->vs, &qs), 0);
+}
+
+/* A stop for a snapshot keeps the connections for the VM that goes on
+ * and gives the rx buffer it held back to the ring: after the queues are
+ * taken again, host data reaches the guest on the same connection. */
+static void test_stop_keeps_connections(void **state)
+{
+    struct fixture *f = *state;
+    post_rx(f, 16);
+    int lfd = host_listen(f, 5000);
+    int c = guest_connects(f, lfd, 1234);
+    f->ops->stop(f->vs);
+    resume(f);
+    host_write(c, "after", 5);
+    char data[8];
+    struct pkt r = recv_pkt(f, data);
+    assert_int_equal(r.op, RW);
+    assert_int_equal(r.len, 5);
+    assert_memory_equal(data, "after", 5);
+    send_pkt(f, gp(1234, 5000, RW, 4), "back");
+    char got[4];
+    host_read(c, got, sizeof got);
+    assert_memory_equal(got, "back", 4);
+    close(c);
+    close(lfd);
+}
+
+/* Nothing of a vsock device is saved; one made from a snapshot tells the
+ * driver with a transport reset event once it runs. State that is not
+ * empty is refused. */
+static void test_restored_sends_reset_event(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t buf[8] = { 0 };
+    char why[128];
+    assert_int_equal(f->ops->save(f->vs, buf, sizeof buf), 0);
+    assert_int_equal(f->ops->load(f->vs, buf, 4, why, sizeof why), -1);
+    assert_non_null(strstr(why, "4 bytes"));
+    expect_no_used(&f->ev, 50);
+    assert_int_equal(f->ops->load(f->vs, buf, 0, why, sizeof why), 0);
+    f->ops->stop(f->vs);
+    resume(f);
+    uint16_t head = post(&f->ev, &(struct buf){ 0x900000, 8, true }, 1);
+    expect_used(&f->ev, head, 4);
+    assert_int_equal(get_le(hva(f, 0x900000), 4), 0);
+}
+
 /* A device reset closes every connection. */
 static void test_reset_closes(void **state)
 {
@@ -1134,6 +1193,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_waits_for_rx, setup, teardown),
         cmocka_unit_test_setup_teardown(test_busy_guest_answers_late, setup, teardown),
         cmocka_unit_test_setup_teardown(test_transport_reset_event, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_keeps_connections, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restored_sends_reset_event, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed_streams, setup_sandboxed, teardown),
     };
