@@ -323,7 +323,8 @@ static int parse_run_options(int argc, char **argv, struct options *o)
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         /* getopt gives every option but these its value (or returns ':'):
          * said here, so that no case below has to. */
-        if (!optarg && c != OPT_BALLOON && c != OPT_RNG && c != OPT_HELP && c != OPT_PAUSED && c != ':' && c != '?')
+        if (!optarg && c != OPT_BALLOON && c != OPT_RNG && c != OPT_HELP && c != OPT_PAUSED &&
+            c != ':' && c != '?')
             return usage_error("%s needs a value", argv[optind - 1]);
         switch (c) {
         case OPT_CONFIG: o->config = optarg; break;

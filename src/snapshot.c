@@ -603,8 +603,10 @@ static int config_vsock(vmlet_config *c, const char *text, const vmlet_restore_o
         cid = strtoull(text + 4, &end, 10);
     }
     if (!end || errno || strncmp(end, ",uds=", 5))
-        return set_error(err, VMLET_ERR_FILE, "snapshot %s: a vsock record that is not "
-                         "\"cid=N,uds=PATH\"", dir);
+        return set_error(err, VMLET_ERR_FILE,
+                         "snapshot %s: a vsock record that is not "
+                         "\"cid=N,uds=PATH\"",
+                         dir);
     if (vmlet_config_set_vsock(c, o->vsock_cid ? o->vsock_cid : cid,
                                o->vsock_uds ? o->vsock_uds : end + 5) < 0)
         return set_error(err, VMLET_ERR_NOMEM, "out of memory");
@@ -620,8 +622,8 @@ static int config_vsock(vmlet_config *c, const char *text, const vmlet_restore_o
  * from, in their saved order (vm_setup_pci_devices attaches them in the
  * same order), with the restore's replacements. Each record is checked;
  * a NIC's spec is parsed as the command line's would be. */
-static int config_devices(vmlet_config *c, const struct snapshot *s,
-                          const vmlet_restore_options *o, const char *dir, vmlet_error *err)
+static int config_devices(vmlet_config *c, const struct snapshot *s, const vmlet_restore_options *o,
+                          const char *dir, vmlet_error *err)
 {
     unsigned consoles = 0, rngs = 0, vsocks = 0;
     for (unsigned i = 0; i < s->config.ndevices; i++) {
@@ -834,7 +836,8 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
                                vmlet_error *err)
 {
     *out = NULL;
-    vmlet_restore_options defaults = { .console_in = -1, .console_out = -1,
+    vmlet_restore_options defaults = { .console_in = -1,
+                                       .console_out = -1,
                                        .seccomp = VMLET_SECCOMP_ON };
     if (!o)
         o = &defaults;

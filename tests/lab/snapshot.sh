@@ -41,6 +41,24 @@
 #                                   guest address)
 #   snapshot-devices-disk-size      the disk image grown by 1 MiB: the restore
 #                                   is refused with one line naming both sizes
+#   snapshot-clone-save             a guest with a user-mode NIC (guest:
+#                                   vmlet.test=snapclone) paused and saved
+#   snapshot-clone-paused           a clone restored with --paused: GET / says
+#                                   paused and the guest answers nothing typed
+#                                   until PATCH /vm Resumed
+#   snapshot-clone-macs             two clones from that snapshot run side by
+#                                   side, each restored with --net user,mac=...
+#                                   of its own: after the driver probes the NIC
+#                                   again, each guest has its clone's MAC and
+#                                   fetches a page from the host through it
+#   snapshot-vsock-save             a guest with a vsock device (the vsock
+#                                   guest: an echo server on port 6003) answers
+#                                   a host CONNECT, is paused and saved
+#   snapshot-vsock-restore          restored with --vsock of another CID and
+#                                   socket: a host CONNECT through the new
+#                                   socket is echoed (the guest took the new CID
+#                                   from the transport reset event: vmlet drops
+#                                   packets from any other)
 #   snapshot-refuse-device          a VM with a shared directory (--share): the
 #                                   save is refused (409 naming it), no
 #                                   directory
@@ -51,7 +69,8 @@ CHECKS="snapshot-save-running-refused snapshot-save-1cpu snapshot-sparse-1cpu
         snapshot-restore-1cpu snapshot-poweroff-1cpu snapshot-save-2cpu snapshot-sparse-2cpu
         snapshot-restore-2cpu snapshot-poweroff-2cpu snapshot-restore-1g snapshot-devices-save
         snapshot-devices-console snapshot-devices-disk snapshot-devices-hwrng snapshot-devices-net
-        snapshot-devices-disk-size snapshot-refuse-device snapshot-refuse-damaged"
+        snapshot-devices-disk-size snapshot-clone-save snapshot-clone-paused snapshot-clone-macs
+        snapshot-vsock-save snapshot-vsock-restore snapshot-refuse-device snapshot-refuse-damaged"
 if [ "${1:-}" = --plan ]; then
     for c in $CHECKS; do echo "$c"; done
     exit 0
@@ -346,6 +365,131 @@ else
 fi
 exec 7>&-
 kill "$httpd_pid" 2>/dev/null
+
+# ---- clones: one snapshot, two VMs side by side with MACs of their own ------
+cl=$tmp/clone
+mkdir -p "$cl/www"
+echo "$token" >"$cl/www/token"
+cport=8011
+httpd -f -p 127.0.0.1:$cport -h "$cl/www" &
+chttpd_pid=$!
+mkfifo "$cl/in0" "$cl/in1" "$cl/in2"
+exec 7<>"$cl/in0" 8<>"$cl/in1" 9<>"$cl/in2"
+clone_fail() { for c in "$@"; do not_ok "snapshot-clone-$c" "$why"; done; }
+# clone_wait NAME SECONDS: the console of clone NAME shows VMLET-CLONE-1-DONE.
+clone_wait() {
+    log=$cl/$1.log
+    eval "pid=\$pid_$1"
+    wait_for VMLET-CLONE-1-DONE "$2"
+}
+log=$logdir/vmlet-snapshot-clone.log
+rm -f "$sock"
+"$vmlet" run --kernel "$kernel" --initrd "$initrd" --cpus 1 --memory 256M \
+    --cmdline "$BASE vmlet.test=snapclone" --net user,mac=52:54:00:00:0c:01 --api-sock "$sock" \
+    <"$cl/in0" >"$log" 2>&1 &
+pid=$!
+if ! wait_for VMLET-CLONE-READY 300; then
+    why="the guest never got ready (see $log)"
+    clone_fail save paused macs
+    kill -KILL "$pid" 2>/dev/null
+else
+    mac0=$(val VMLET-CLONE-MAC)
+    call PATCH /vm '{"state":"Paused"}' >/dev/null
+    saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$cl/snap\"}")
+    call PUT /actions '{"action_type":"Stop"}' >/dev/null
+    wait_exit 60
+    if [ "$(status "$saved")" != 204 ]; then
+        why="save answered '$saved'"
+        clone_fail save paused macs
+    else
+        ok snapshot-clone-save "the guest's MAC $mac0"
+        # Clone a starts paused; clone b runs at once.
+        "$vmlet" run --restore "$cl/snap" --net user,mac=52:54:00:00:0c:0a --paused \
+            --api-sock "$cl/a.sock" <"$cl/in1" >"$cl/a.log" 2>"$cl/a.err" &
+        pid_a=$!
+        "$vmlet" run --restore "$cl/snap" --net user,mac=52:54:00:00:0c:0b \
+            --api-sock "$cl/b.sock" <"$cl/in2" >"$cl/b.log" 2>"$cl/b.err" &
+        pid_b=$!
+        echo "mac 1 $cport" >&8
+        echo "mac 1 $cport" >&9
+        clone_wait b 120
+        _d=$(($(secs) + 30))
+        while [ ! -S "$cl/a.sock" ] && [ "$(secs)" -lt "$_d" ]; do sleep 0.2; done
+        st_a=$(curl -s -m 10 --unix-socket "$cl/a.sock" http://localhost/)
+        if echo "$st_a" | grep -q '"state": *"paused"' && ! grep -aq VMLET-CLONE-1 "$cl/a.log"; then
+            ok snapshot-clone-paused "GET /: paused; nothing from the guest while clone b answered"
+        else
+            not_ok snapshot-clone-paused "GET / answered '$st_a'; console: $(tail -c 200 "$cl/a.log" | tr '\r\n' '  ')"
+        fi
+        curl -s -m 10 --unix-socket "$cl/a.sock" -X PATCH -d '{"state":"Resumed"}' \
+            http://localhost/vm >/dev/null
+        clone_wait a 120
+        both=no
+        kill -0 "$pid_a" 2>/dev/null && kill -0 "$pid_b" 2>/dev/null && both=yes
+        ma=$(log=$cl/a.log val VMLET-CLONE-1-MAC) mb=$(log=$cl/b.log val VMLET-CLONE-1-MAC)
+        na=$(log=$cl/a.log val VMLET-CLONE-1-NET) nb=$(log=$cl/b.log val VMLET-CLONE-1-NET)
+        echo "# clones: saved with $mac0; a: $ma '$na', b: $mb '$nb'; both running: $both"
+        if [ "$ma" = 52:54:00:00:0c:0a ] && [ "$mb" = 52:54:00:00:0c:0b ] && [ "$na" = "$token" ] &&
+           [ "$nb" = "$token" ] && [ "$both" = yes ]; then
+            ok snapshot-clone-macs "side by side: a $ma, b $mb, each fetched the page"
+        else
+            not_ok snapshot-clone-macs "a: '$ma' '$na', b: '$mb' '$nb', both running: $both; stderr: $(head -c 200 "$cl/a.err") $(head -c 200 "$cl/b.err")"
+        fi
+        echo quit >&8
+        echo quit >&9
+        for p in $pid_a $pid_b; do
+            pid=$p
+            wait_exit 60
+        done
+    fi
+fi
+exec 7>&- 8>&- 9>&-
+kill "$chttpd_pid" 2>/dev/null
+
+# ---- vsock: the guest's listeners answer again, with another CID and socket -
+vs=$tmp/vsock
+mkdir -p "$vs"
+VSOCK_INITRD=${VSOCK_INITRD:-$(dirname "$initrd")/l2-vsock.img}
+# echo_through SOCKET: the guest's echo server (port 6003) answers "hello".
+echo_through() {
+    printf 'CONNECT 6003\nhello-%s\n' "$1" | timeout 60 socat -t 10 - "UNIX-CONNECT:$1" 2>&1 | tr -d '\r' | tail -n 1
+}
+log=$logdir/vmlet-snapshot-vsock.log
+rm -f "$sock"
+"$vmlet" run --kernel "$kernel" --initrd "$VSOCK_INITRD" --cpus 1 --memory 256M \
+    --cmdline "$BASE" --vsock cid=3,uds="$vs/a.sock" --api-sock "$sock" </dev/null >"$log" 2>&1 &
+pid=$!
+if ! wait_for VMLET-VSOCK-READY 300; then
+    for c in save restore; do not_ok "snapshot-vsock-$c" "the guest never got ready (see $log)"; done
+    kill -KILL "$pid" 2>/dev/null
+else
+    e1=$(echo_through "$vs/a.sock")
+    call PATCH /vm '{"state":"Paused"}' >/dev/null
+    saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$vs/snap\"}")
+    call PUT /actions '{"action_type":"Stop"}' >/dev/null
+    wait_exit 60
+    if [ "$e1" = "hello-$vs/a.sock" ] && [ "$(status "$saved")" = 204 ]; then
+        ok snapshot-vsock-save "echoed before the save"
+        log=$logdir/vmlet-snapshot-vsock-restored.log
+        rm -f "$sock"
+        "$vmlet" run --restore "$vs/snap" --vsock cid=7,uds="$vs/b.sock" --api-sock "$sock" \
+            </dev/null >"$log" 2>"$log.err" &
+        pid=$!
+        _d=$(($(secs) + 60))
+        while [ ! -S "$vs/b.sock" ] && [ "$(secs)" -lt "$_d" ]; do sleep 0.2; done
+        e2=$(echo_through "$vs/b.sock")
+        if [ "$e2" = "hello-$vs/b.sock" ] && [ ! -e "$vs/a.sock" ]; then
+            ok snapshot-vsock-restore "CID 3 -> 7, echoed through the new socket"
+        else
+            not_ok snapshot-vsock-restore "answered '$e2'; old socket left: $([ -e "$vs/a.sock" ] && echo yes || echo no); stderr: $(head -c 300 "$log.err")"
+        fi
+        call PUT /actions '{"action_type":"Stop"}' >/dev/null
+        wait_exit 60
+    else
+        not_ok snapshot-vsock-save "echo before the save '$e1'; save answered '$saved'"
+        not_ok snapshot-vsock-restore "no snapshot"
+    fi
+fi
 
 # ---- refusals --------------------------------------------------------------
 mkdir -p "$tmp/share"
