@@ -103,8 +103,9 @@ static const char usage_text[] =
     "  --restore DIR            resume the VM saved in the snapshot DIR (PUT\n"
     "                           /snapshot/create); only --api-sock, --console serial,\n"
     "                           --shutdown-timeout, --kvm-device, --seccomp, --paused\n"
-    "                           and, for a clone, --net (the NICs' networks and MACs,\n"
-    "                           in order) and --vsock (another CID and socket) may be\n"
+    "                           and, for a clone, --disk PATH (the disks' image copies,\n"
+    "                           in order), --net (the NICs' networks and MACs, in\n"
+    "                           order) and --vsock (another CID and socket) may be\n"
     "                           given with it (docs/snapshot.md)\n"
     "  --paused                 with --restore: start paused (PATCH /vm Resumed runs it)\n"
     "\n"
@@ -116,6 +117,7 @@ static const char usage_text[] =
     "command line; 159 the sandbox stopped vmlet (a system call outside a list).\n";
 
 struct disk_option {
+    const char *arg;          /* the --disk value as given */
     char spec[PATH_MAX + 64]; /* a copy of the --disk value, cut up in place */
     char *path, *serial;
     bool read_only;
@@ -371,6 +373,7 @@ static int parse_run_options(int argc, char **argv, struct options *o)
                 return usage_error("--disk: the value is longer than %zu characters",
                                    sizeof d->spec - 1);
             strcpy(d->spec, optarg);
+            d->arg = optarg;
             if (!parse_disk(d->spec, d, &why))
                 return usage_error("--disk '%s': %s", optarg, why);
             o->ndisks++;
@@ -450,16 +453,20 @@ static int parse_run_options(int argc, char **argv, struct options *o)
         return usage_error("unexpected argument '%s'", argv[optind]);
     if (o->restore) {
         /* The snapshot is the VM: what would describe another one is refused. */
+        bool disk_flags = false;
+        for (unsigned i = 0; i < o->ndisks; i++)
+            disk_flags |= o->disks[i].read_only || o->disks[i].serial;
         const char *clash = o->config         ? "--config"
                             : o->kernel       ? "--kernel"
                             : o->initrd       ? "--initrd"
                             : o->cmdline      ? "--cmdline"
                             : o->cpus_given   ? "--cpus"
                             : o->memory_given ? "--memory"
-                            : o->ndisks       ? "--disk"
-                            : o->nshares      ? "--share"
-                            : o->rng          ? "--rng"
-                            : o->balloon      ? "--balloon"
+                            : disk_flags
+                                ? "--disk with ro or serial= (a restored disk keeps the saved ones)"
+                            : o->nshares ? "--share"
+                            : o->rng     ? "--rng"
+                            : o->balloon ? "--balloon"
                             : o->console_given && o->console != VMLET_CONSOLE_SERIAL
                                 ? "--console virtio"
                                 : NULL;
@@ -702,7 +709,9 @@ struct run_args {
     const char *api_sock;
     const char *restore; /* --restore DIR, or NULL */
     bool start_paused;
-    /* --restore's replacements: NICs in order, the vsock device. */
+    /* --restore's replacements: disks and NICs in order, the vsock device. */
+    const char *disks[VMLET_MAX_DISKS + 1];
+    unsigned ndisks;
     const char *nets[VMLET_MAX_NICS + 1];
     unsigned nnets;
     unsigned vsock_cid;
@@ -730,8 +739,15 @@ static int restore_vm(const struct run_args *a, int console_in, vmlet_vm **vm, v
     if (a->nnets > VMLET_MAX_NICS)
         rc = snprintf(err->message, sizeof err->message,
                       "--net: at most %d NICs; a restored VM has the snapshot's", VMLET_MAX_NICS);
+    if (a->ndisks > VMLET_MAX_DISKS)
+        rc = snprintf(err->message, sizeof err->message,
+                      "--disk: at most %d disks; a restored VM has the snapshot's",
+                      VMLET_MAX_DISKS);
     for (unsigned i = 0; i < a->nnets && rc == 0; i++)
         if (vmlet_restore_options_set_net(ro, i, a->nets[i]) < 0)
+            rc = snprintf(err->message, sizeof err->message, "out of memory");
+    for (unsigned i = 0; i < a->ndisks && rc == 0; i++)
+        if (vmlet_restore_options_set_disk(ro, i, a->disks[i]) < 0)
             rc = snprintf(err->message, sizeof err->message, "out of memory");
     if (rc == 0 && a->vsock_uds[0] &&
         vmlet_restore_options_set_vsock(ro, a->vsock_cid, a->vsock_uds) < 0)
@@ -902,11 +918,14 @@ static int run_config(int argc, char **argv, vmlet_config **out, int console_pip
                                .restore = o->restore,
                                .start_paused = o->start_paused,
                                .nnets = o->nnets,
+                               .ndisks = o->ndisks,
                                .vsock_cid = o->vsock_cid,
                                .kvm_device = o->kvm_device,
                                .seccomp_given = o->seccomp_given,
                                .seccomp = o->seccomp };
     memcpy(args->nets, o->nets, sizeof args->nets);
+    for (unsigned i = 0; i < o->ndisks; i++)
+        args->disks[i] = o->disks[i].arg; /* a path alone (parse_run_options) */
     if (o->vsock_uds)
         snprintf(args->vsock_uds, sizeof args->vsock_uds, "%s", o->vsock_uds);
     free(o);

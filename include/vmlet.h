@@ -448,6 +448,14 @@ VMLET_API int vmlet_restore_options_set_start_paused(vmlet_restore_options *o, i
  * restore (VMLET_ERR_INVALID). */
 VMLET_API int vmlet_restore_options_set_net(vmlet_restore_options *o, unsigned index,
                                             const char *spec);
+/* The index-th disk (0-based, in the saved order) from another image
+ * file, e.g. a clone's copy: it must have the saved image's size and hold
+ * what the saved one held (vmlet checks the size only); read-only and
+ * serial stay the snapshot's. NULL takes the saved path again. -1 for
+ * index >= VMLET_MAX_DISKS or out of memory; an index past the
+ * snapshot's disks fails the restore (VMLET_ERR_INVALID). */
+VMLET_API int vmlet_restore_options_set_disk(vmlet_restore_options *o, unsigned index,
+                                             const char *path);
 /* The vsock device's guest CID (0: the saved one) and Unix socket path
  * (NULL: the saved one). The restored device has no connections and
  * sends the guest a transport reset event: the guest's connected vsock
@@ -482,7 +490,7 @@ VMLET_API int vmlet_restore_options_set_vsock(vmlet_restore_options *o, uint64_t
  *                     what), KVM refuses an MSR, or no KVM here (as
  *                     vmlet_vm_create)
  *   VMLET_ERR_INVALID more vCPUs than this host's KVM allows; a NIC or
- *                     vsock replacement in options is bad or names a
+ *                     vsock replacement or a disk path in options is bad or names a
  *                     device the snapshot does not have
  *   VMLET_ERR_NOMEM   out of memory */
 VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *options,

@@ -444,9 +444,10 @@ struct vmlet_restore_options {
     char *kvm_device;
     vmlet_seccomp_mode seccomp;
     bool start_paused;
-    uint64_t vsock_cid;        /* 0: the saved one */
-    char *vsock_uds;           /* NULL: the saved one */
-    char *net[VMLET_MAX_NICS]; /* NULL: the saved NIC's spec */
+    uint64_t vsock_cid;          /* 0: the saved one */
+    char *vsock_uds;             /* NULL: the saved one */
+    char *net[VMLET_MAX_NICS];   /* NULL: the saved NIC's spec */
+    char *disk[VMLET_MAX_DISKS]; /* NULL: the saved image path */
 };
 
 VMLET_API vmlet_restore_options *vmlet_restore_options_new(void)
@@ -467,6 +468,8 @@ VMLET_API void vmlet_restore_options_free(vmlet_restore_options *o)
     free(o->vsock_uds);
     for (unsigned i = 0; i < VMLET_MAX_NICS; i++)
         free(o->net[i]);
+    for (unsigned i = 0; i < VMLET_MAX_DISKS; i++)
+        free(o->disk[i]);
     free(o);
 }
 
@@ -502,6 +505,14 @@ VMLET_API int vmlet_restore_options_set_net(vmlet_restore_options *o, unsigned i
     if (index >= VMLET_MAX_NICS)
         return -1;
     return replace_string(&o->net[index], spec);
+}
+
+VMLET_API int vmlet_restore_options_set_disk(vmlet_restore_options *o, unsigned index,
+                                             const char *path)
+{
+    if (index >= VMLET_MAX_DISKS)
+        return -1;
+    return replace_string(&o->disk[index], path);
 }
 
 VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in_fd, int out_fd)
@@ -637,8 +648,9 @@ static int config_devices(vmlet_config *c, const struct snapshot *s, const vmlet
         int rc = 0;
         switch (d.kind) {
         case SNAP_DEV_DISK:
-            rc = vmlet_config_add_disk(c, d.text, d.read_only ? VMLET_DISK_READONLY : 0,
-                                       d.serial[0] ? d.serial : NULL);
+            rc = vmlet_config_add_disk(
+                c, c->ndisks < VMLET_MAX_DISKS && o->disk[c->ndisks] ? o->disk[c->ndisks] : d.text,
+                d.read_only ? VMLET_DISK_READONLY : 0, d.serial[0] ? d.serial : NULL);
             break;
         case SNAP_DEV_CONSOLE: consoles++; break;
         case SNAP_DEV_RNG:
@@ -668,6 +680,12 @@ static int config_devices(vmlet_config *c, const struct snapshot *s, const vmlet
                              "restore: a network given for NIC %u, but the snapshot's VM has %u "
                              "NIC%s",
                              i, c->nnets, c->nnets == 1 ? "" : "s");
+    for (unsigned i = c->ndisks; i < VMLET_MAX_DISKS; i++)
+        if (o->disk[i])
+            return set_error(err, VMLET_ERR_INVALID,
+                             "restore: an image given for disk %u, but the snapshot's VM has %u "
+                             "disk%s",
+                             i, c->ndisks, c->ndisks == 1 ? "" : "s");
     if (!vsocks && (o->vsock_cid || o->vsock_uds))
         return set_error(err, VMLET_ERR_INVALID,
                          "restore: vsock settings given, but the snapshot's VM has no vsock "

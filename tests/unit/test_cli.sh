@@ -50,7 +50,7 @@ check() {
     fi
 }
 
-echo "1..89"
+echo "1..91"
 check help 0 "Usage: vmlet run" -- --help
 check run-help 0 "--shutdown-timeout" -- run --help
 check version 0 "^vmlet [0-9]" -- --version
@@ -211,6 +211,10 @@ check restore-paused-no-api 2 "--paused needs --api-sock" -- run --restore "$tmp
 check paused-without-restore 2 "--paused goes with --restore" -- run --kernel "$tmp/bzImage" --paused
 check restore-net-extra 1 "restore: a network given for NIC 0, but the snapshot's VM has 0 NICs" -- \
     run --restore "$tmp/snap" --net user
+check restore-disk-extra 1 "restore: an image given for disk 0, but the snapshot's VM has 0 disks" -- \
+    run --restore "$tmp/snap" --disk "$tmp/bzImage"
+check restore-disk-ro 2 "--disk with ro or serial= (a restored disk keeps the saved ones) cannot be given" -- \
+    run --restore "$tmp/snap" --disk "$tmp/bzImage",ro
 check restore-vsock-none 1 "vsock settings given, but the snapshot's VM has no vsock device" -- \
     run --restore "$tmp/snap" --vsock cid=5,uds="$tmp/v.sock"
 # vmlet firecracker: Firecracker's flags and exit statuses (153 a bad
