@@ -30,6 +30,7 @@
  * behaviour. */
 #define FC_DEFAULT_BOOT_ARGS "console=ttyS0 reboot=k panic=1"
 #define FC_DEFAULT_MEM_MIB   128
+#define FC_DEFAULT_VCPUS     1
 #define FC_MAX_VCPUS         32 /* Firecracker's schema */
 #define FC_MAX_MEM_MIB       (1u << 20)
 #define FC_PATH_MAX          4095
@@ -742,6 +743,229 @@ static int instance_start(struct fc_vmm *fc, vmlet_error *err)
     return 0;
 }
 
+/* ---- snapshots ------------------------------------------------------------ */
+
+/* A path member: present, a non-empty string that fits a path. */
+static int get_path(const cJSON *v, struct json_keypath *p, const char *key, const char **out,
+                    vmlet_error *err)
+{
+    size_t old = json_path_key(p, key);
+    if (!v)
+        return json_key_error(err, p, "missing; give a file's path");
+    if (json_get_string(v, p, true, FC_PATH_MAX - 8, "a file's path", out, err) < 0)
+        return -1;
+    json_path_pop(p, old);
+    return 0;
+}
+
+/* A boolean member that vmlet only takes as false (a feature it lacks). */
+static int false_only(const cJSON *v, struct json_keypath *p, const char *key, const char *what,
+                      vmlet_error *err)
+{
+    if (absent(v))
+        return 0;
+    size_t old = json_path_key(p, key);
+    bool on;
+    if (json_get_bool(v, p, &on, err) < 0)
+        return -1;
+    if (on)
+        return json_key_error(err, p, "%s: not supported by vmlet (docs/firecracker.md)", what);
+    json_path_pop(p, old);
+    return 0;
+}
+
+/* PUT /snapshot/create on a paused microVM: Firecracker's two files, the
+ * state (snapshot_path) and guest memory (mem_file_path); a full
+ * snapshot only. */
+static int snapshot_create(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p,
+                           vmlet_error *err)
+{
+    static const char *const names[] = { "snapshot_path", "mem_file_path", "snapshot_type" };
+    const cJSON *f[3];
+    const char *state, *memory, *type;
+    if (json_match_keys(v, names, 3, f, p, err) < 0 ||
+        get_path(f[0], p, names[0], &state, err) < 0 ||
+        get_path(f[1], p, names[1], &memory, err) < 0)
+        return -1;
+    if (!absent(f[2])) {
+        size_t old = json_path_key(p, names[2]);
+        if (json_get_string(f[2], p, true, 16, "\"Full\"", &type, err) < 0)
+            return -1;
+        if (strcmp(type, "Full"))
+            return json_key_error(err, p, "%s",
+                                  strcmp(type, "Diff") ? "give \"Full\""
+                                                       : "diff snapshots: not supported by vmlet "
+                                                         "(no dirty page tracking); give \"Full\"");
+        json_path_pop(p, old);
+    }
+    if (vmlet_vm_save_files(fc->vm, state, memory, err) < 0)
+        return -1;
+    fc_vmm_log(fc, "Info", "snapshot: saved to %s and %s", state, memory);
+    return 0;
+}
+
+/* network_overrides: [{"iface_id": ..., "host_dev_name": TAP}]. vmlet's
+ * snapshots do not keep Firecracker's interface IDs, so one override is
+ * taken, for the snapshot's first interface (docs/firecracker.md). */
+static int read_net_override(const cJSON *v, struct json_keypath *p, char tap[FC_TAP_MAX + 1],
+                             vmlet_error *err)
+{
+    size_t old = json_path_key(p, "network_overrides");
+    if (!cJSON_IsArray(v))
+        return json_key_error(err, p, "expected an array of {\"iface_id\", \"host_dev_name\"}");
+    int n = cJSON_GetArraySize(v);
+    if (n > 1)
+        return json_key_error(err, p,
+                              "vmlet's snapshots do not keep interface IDs: give at most one "
+                              "override, for the first interface");
+    if (n == 1) {
+        static const char *const names[] = { "iface_id", "host_dev_name" };
+        const cJSON *f[2];
+        const char *id, *name;
+        size_t at = json_path_index(p, 0);
+        const cJSON *o = cJSON_GetArrayItem(v, 0);
+        if (!cJSON_IsObject(o))
+            return json_key_error(err, p, "expected an object");
+        if (json_match_keys(o, names, 2, f, p, err) < 0)
+            return -1;
+        size_t k = json_path_key(p, names[0]);
+        if (!f[0] || json_get_string(f[0], p, true, FC_ID_MAX, "the interface's ID", &id, err) < 0)
+            return f[0] ? -1 : json_key_error(err, p, "missing; give the interface's ID");
+        json_path_pop(p, k);
+        k = json_path_key(p, names[1]);
+        if (!f[1] ||
+            json_get_string(f[1], p, true, FC_TAP_MAX, "the name of a TAP device", &name, err) < 0)
+            return f[1] ? -1 : json_key_error(err, p, "missing; give the name of a TAP device");
+        for (const char *c = name; *c; c++)
+            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                  (*c >= '0' && *c <= '9') || *c == '_' || *c == '-' || *c == '.'))
+                return json_key_error(err, p,
+                                      "a TAP device name has only letters, digits, '_', "
+                                      "'-' and '.'");
+        snprintf(tap, FC_TAP_MAX + 1, "%s", name);
+        json_path_pop(p, at);
+    }
+    json_path_pop(p, old);
+    return 0;
+}
+
+/* PUT /snapshot/load before anything but the logger and metrics is
+ * configured: the microVM from Firecracker's two files, paused unless
+ * resume_vm. */
+static int snapshot_load(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p,
+                         vmlet_error *err)
+{
+    static const char *const names[] = { "snapshot_path",     "mem_file_path",
+                                         "mem_backend",       "enable_diff_snapshots",
+                                         "track_dirty_pages", "resume_vm",
+                                         "network_overrides", "vsock_override" };
+    enum { N = sizeof names / sizeof names[0] };
+    const cJSON *f[N];
+    const char *state, *memory = NULL, *uds = NULL;
+    bool resume = false;
+    char tap[FC_TAP_MAX + 1] = "";
+    if (fc->kernel || fc->ndrives || fc->nnets || fc->vsock || fc->balloon || fc->entropy ||
+        fc->vcpus != FC_DEFAULT_VCPUS || fc->mem_mib != FC_DEFAULT_MEM_MIB)
+        return fail(err, "Loading a microVM snapshot is not allowed after configuring "
+                         "boot-specific resources.");
+    if (json_match_keys(v, names, N, f, p, err) < 0 ||
+        get_path(f[0], p, names[0], &state, err) < 0 ||
+        false_only(f[3], p, names[3], "diff snapshots", err) < 0 ||
+        false_only(f[4], p, names[4], "dirty page tracking", err) < 0)
+        return -1;
+    if (absent(f[1]) == absent(f[2]))
+        return fail(err, "%s: give either mem_backend or mem_file_path", p->s);
+    if (!absent(f[1]) && get_path(f[1], p, names[1], &memory, err) < 0)
+        return -1;
+    if (!absent(f[2])) {
+        static const char *const mb[] = { "backend_path", "backend_type" };
+        const cJSON *g[2];
+        const char *type;
+        size_t old = json_path_key(p, names[2]);
+        if (!cJSON_IsObject(f[2]))
+            return json_key_error(err, p,
+                                  "expected an object such as {\"backend_path\": "
+                                  "\"mem\", \"backend_type\": \"File\"}");
+        if (json_match_keys(f[2], mb, 2, g, p, err) < 0 ||
+            get_path(g[0], p, mb[0], &memory, err) < 0)
+            return -1;
+        size_t k = json_path_key(p, mb[1]);
+        if (!g[1])
+            return json_key_error(err, p, "missing; give \"File\"");
+        if (json_get_string(g[1], p, true, 16, "\"File\"", &type, err) < 0)
+            return -1;
+        if (strcmp(type, "File"))
+            return json_key_error(err, p, "%s",
+                                  strcmp(type, "Uffd") ? "give \"File\""
+                                                       : "a userfaultfd backend: not supported by "
+                                                         "vmlet; give \"File\"");
+        json_path_pop(p, k);
+        json_path_pop(p, old);
+    }
+    if (!absent(f[5])) {
+        size_t old = json_path_key(p, names[5]);
+        if (json_get_bool(f[5], p, &resume, err) < 0)
+            return -1;
+        json_path_pop(p, old);
+    }
+    if (!absent(f[6]) && read_net_override(f[6], p, tap, err) < 0)
+        return -1;
+    if (!absent(f[7])) {
+        static const char *const vo[] = { "uds_path" };
+        const cJSON *g[1];
+        size_t old = json_path_key(p, names[7]);
+        if (!cJSON_IsObject(f[7]))
+            return json_key_error(err, p, "expected an object such as {\"uds_path\": \"v.sock\"}");
+        if (json_match_keys(f[7], vo, 1, g, p, err) < 0)
+            return -1;
+        size_t k = json_path_key(p, vo[0]);
+        if (!g[0])
+            return json_key_error(err, p, "missing; give the path of the Unix socket to create");
+        if (json_get_string(g[0], p, true, VMLET_VSOCK_MAX_PATH,
+                            "the path of the Unix socket to create", &uds, err) < 0)
+            return -1;
+        json_path_pop(p, k);
+        json_path_pop(p, old);
+    }
+
+    vmlet_restore_options *o = vmlet_restore_options_new();
+    if (!o)
+        return nomem(err);
+    char spec[FC_TAP_MAX + 8];
+    snprintf(spec, sizeof spec, "tap=%s", tap);
+    int rc = vmlet_restore_options_set_console(o, fc->host.console_in, fc->host.console_out);
+    rc |= vmlet_restore_options_set_vcpu_thread_name(o, "fc_vcpu ");
+    rc |= vmlet_restore_options_set_start_paused(o, !resume);
+    if (fc->host.kvm_device)
+        rc |= vmlet_restore_options_set_kvm_device(o, fc->host.kvm_device);
+    if (fc->host.seccomp_off)
+        rc |= vmlet_restore_options_set_seccomp(o, VMLET_SECCOMP_OFF);
+    if (tap[0])
+        rc |= vmlet_restore_options_set_net(o, 0, spec);
+    if (uds)
+        rc |= vmlet_restore_options_set_vsock(o, 0, uds);
+    if (rc) {
+        vmlet_restore_options_free(o);
+        return nomem(err);
+    }
+    vmlet_vm *vm;
+    rc = vmlet_vm_restore_files(state, memory, o, &vm, err);
+    vmlet_restore_options_free(o);
+    if (rc < 0)
+        return -1;
+    if (vmlet_vm_start(vm, err) < 0 ||
+        (fc->host.started && fc->host.started(fc->host.ctx, vm, err) < 0)) {
+        vmlet_vm_free(vm);
+        return -1;
+    }
+    fc->vm = vm;
+    fc->vcpus = vmlet_vm_cpus(vm);
+    fc->mem_mib = (unsigned)(vmlet_vm_memory(vm) >> 20);
+    fc_vmm_log(fc, "Info", "snapshot: loaded from %s and %s, the microVM %s", state, memory,
+               resume ? "runs" : "is paused");
+    return 0;
+}
+
 /* ---- answers ------------------------------------------------------------ */
 
 static char *print_and_free(cJSON *o)
@@ -991,6 +1215,17 @@ static int rd_metrics(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p,
                       vmlet_error *err)
 {
     return read_metrics(fc, v, p, err);
+}
+
+static int rd_snapshot_create(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p,
+                              const char *id, vmlet_error *err)
+{
+    return snapshot_create(fc, v, p, err);
+}
+static int rd_snapshot_load(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p,
+                            const char *id, vmlet_error *err)
+{
+    return snapshot_load(fc, v, p, err);
 }
 
 /* Reads one resource object (the body of a PUT, or a member of
@@ -1258,6 +1493,21 @@ static int dispatch(struct fc_vmm *fc, const struct http_request *req, char **bo
         }
         return patch_balloon_preboot(fc, req, body);
     }
+    if (put && !strcmp(resource, "snapshot") && id && !strcmp(id, "create")) {
+        if ((status = wrong_state(fc, RUNNING, body)))
+            return status;
+        return put_resource(fc, req, "snapshot/create", rd_snapshot_create, NULL,
+                            "{\"snapshot_path\": \"vm.state\", \"mem_file_path\": \"vm.mem\"}",
+                            body);
+    }
+    if (put && !strcmp(resource, "snapshot") && id && !strcmp(id, "load")) {
+        if ((status = wrong_state(fc, PRE_BOOT, body)))
+            return status;
+        return put_resource(fc, req, "snapshot/load", rd_snapshot_load, NULL,
+                            "{\"snapshot_path\": \"vm.state\", \"mem_backend\": "
+                            "{\"backend_path\": \"vm.mem\", \"backend_type\": \"File\"}}",
+                            body);
+    }
     if ((put || patch) && (!strcmp(resource, "snapshot") || !strcmp(resource, "drives") ||
                            !strcmp(resource, "network-interfaces"))) {
         *body = api_fault("%s /%s%s%s is not supported by vmlet's Firecracker mode yet "
@@ -1367,7 +1617,7 @@ struct fc_vmm *fc_vmm_new(const struct fc_host *host)
         return NULL;
     fc->host = *host;
     snprintf(fc->id, sizeof fc->id, "%s", host->id ? host->id : FC_DEFAULT_ID);
-    fc->vcpus = 1;
+    fc->vcpus = FC_DEFAULT_VCPUS;
     fc->mem_mib = FC_DEFAULT_MEM_MIB;
     fc->log_fd = fc->metrics_fd = -1;
     fc->log_level = LEVEL_INFO;

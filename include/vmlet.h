@@ -416,6 +416,13 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque);
  *   VMLET_ERR_HOST    KVM refused to read some state
  *   VMLET_ERR_NOMEM   out of memory */
 VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err);
+/* The same snapshot as two files at paths of the caller's choosing, as
+ * Firecracker's snapshot_path and mem_file_path: the state file and the
+ * memory file. Neither may exist; each is written as PATH.tmp and both
+ * are renamed once complete, so a failed save leaves neither. Errors as
+ * vmlet_vm_save (VMLET_ERR_INVALID also for one path given twice). */
+VMLET_API int vmlet_vm_save_files(vmlet_vm *vm, const char *state_path, const char *memory_path,
+                                  vmlet_error *err);
 
 /* What a restore takes from the caller rather than from the snapshot:
  * the host side of the VM, and what must differ between two VMs restored
@@ -436,6 +443,11 @@ VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_
 /* Non-zero: vmlet_vm_start() leaves the restored VM in
  * VMLET_STATE_PAUSED, no guest instruction run; vmlet_vm_resume() runs it. */
 VMLET_API int vmlet_restore_options_set_start_paused(vmlet_restore_options *o, int paused);
+/* The vCPU threads' name prefix, as vmlet_config_set_vcpu_thread_name()
+ * (a restore in Firecracker's mode names them "fc_vcpu N"); NULL restores
+ * the default. -1 for an empty, too long or unprintable prefix. */
+VMLET_API int vmlet_restore_options_set_vcpu_thread_name(vmlet_restore_options *o,
+                                                        const char *prefix);
 /* The index-th NIC (0-based, in the saved order) on another network: a
  * --net spec as vmlet_config_add_net() takes (another TAP device, user
  * mode with other forwards). Without mac= it keeps the saved MAC. With
@@ -495,6 +507,12 @@ VMLET_API int vmlet_restore_options_set_vsock(vmlet_restore_options *o, uint64_t
  *   VMLET_ERR_NOMEM   out of memory */
 VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *options,
                                vmlet_vm **out, vmlet_error *err);
+/* The same from a snapshot saved with vmlet_vm_save_files (or the
+ * files of a snapshot directory): its state file and memory file, which
+ * may be symbolic links. Errors as vmlet_vm_restore, naming state_path. */
+VMLET_API int vmlet_vm_restore_files(const char *state_path, const char *memory_path,
+                                     const vmlet_restore_options *options, vmlet_vm **out,
+                                     vmlet_error *err);
 /* The VM's vCPU count and RAM in bytes (for a restored VM, the
  * snapshot's). */
 VMLET_API unsigned vmlet_vm_cpus(const vmlet_vm *vm);

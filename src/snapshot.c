@@ -45,7 +45,8 @@ struct snapshot_saver {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    const char *dir; /* the request; NULL when idle */
+    const char *dir;    /* the request; NULL when idle */
+    const char *memory; /* with dir a state file's path: vmlet_vm_save_files */
     bool done, quit;
     int rc;
     vmlet_error err;
@@ -204,13 +205,63 @@ static void resume_devices(struct vmlet_vm *vm)
         (void)virtio_pci_resume(vm->devices[i].fn); /* a failure sets NEEDS_RESET */
 }
 
+/* Writes the snapshot's two files, relative to dfd, each made new
+ * (O_EXCL); label names them in messages. On failure both are removed. */
+static int save_files(struct vmlet_vm *vm, int dfd, const char *state, const char *memory,
+                      const char *label, vmlet_error *err)
+{
+    struct snap_writer w;
+    snap_writer_init(&w);
+    int mfd = -1, sfd = -1, rc = -1;
+    /* The devices stop first: a disk finishes its requests, which may
+     * write guest memory and raise interrupts, before the vCPUs' and
+     * interrupt controllers' state is read; they go on once guest memory
+     * is on disk. */
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        virtio_pci_quiesce(vm->devices[i].fn);
+    bool quiesced = true;
+    if (save_state(vm, &w, err) < 0)
+        goto out;
+    mfd = openat(dfd, memory, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (mfd < 0 || write_memory(mfd, &vm->mem) < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot: cannot write %s%s: %s", label, memory,
+                  strerror(errno));
+        goto out;
+    }
+    resume_devices(vm);
+    quiesced = false;
+    sfd = openat(dfd, state, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (sfd < 0 || write_all(sfd, w.buf, w.len, 0) < 0 || fsync(sfd) < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot: cannot write %s%s: %s", label, state,
+                  strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (quiesced)
+        resume_devices(vm);
+    if (rc < 0) {
+        if (mfd >= 0)
+            unlinkat(dfd, memory, 0);
+        if (sfd >= 0)
+            unlinkat(dfd, state, 0);
+    }
+    if (sfd >= 0)
+        close(sfd);
+    if (mfd >= 0)
+        close(mfd);
+    snap_writer_free(&w);
+    return rc;
+}
+
 /* Writes the snapshot into tmp (a new directory), then renames it to dir:
  * a save that fails leaves no directory under the name asked for. */
 static int save_to(struct vmlet_vm *vm, const char *dir, vmlet_error *err)
 {
-    char tmp[PATH_MAX];
+    char tmp[PATH_MAX], label[PATH_MAX + 8];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", dir) >= (int)sizeof tmp)
         return set_error(err, VMLET_ERR_INVALID, "snapshot: the path '%s' is too long", dir);
+    snprintf(label, sizeof label, "%s/", tmp);
     struct stat st;
     if (lstat(dir, &st) == 0)
         return set_error(err, VMLET_ERR_FILE,
@@ -221,59 +272,60 @@ static int save_to(struct vmlet_vm *vm, const char *dir, vmlet_error *err)
                                            "that was interrupted?); remove it"
                                          : "snapshot: cannot make %s: %s",
                          tmp, strerror(errno));
-    struct snap_writer w;
-    snap_writer_init(&w);
-    int dfd = -1, mfd = -1, sfd = -1, rc = -1;
-    bool quiesced = false;
-    dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = -1;
+    int dfd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0) {
         set_error(err, VMLET_ERR_FILE, "snapshot: cannot open %s: %s", tmp, strerror(errno));
-        goto out;
+    } else if (save_files(vm, dfd, SNAP_STATE_FILE, SNAP_MEMORY_FILE, label, err) == 0) {
+        if (fsync(dfd) == 0 && rename(tmp, dir) == 0) {
+            rc = 0;
+        } else {
+            set_error(err, VMLET_ERR_FILE, "snapshot: cannot rename %s to %s: %s", tmp, dir,
+                      strerror(errno));
+            unlinkat(dfd, SNAP_MEMORY_FILE, 0);
+            unlinkat(dfd, SNAP_STATE_FILE, 0);
+        }
     }
-    /* The devices stop first: a disk finishes its requests, which may
-     * write guest memory and raise interrupts, before the vCPUs' and
-     * interrupt controllers' state is read; they go on once guest memory
-     * is on disk. */
-    for (unsigned i = 0; i < vm->ndevices; i++)
-        virtio_pci_quiesce(vm->devices[i].fn);
-    quiesced = true;
-    if (save_state(vm, &w, err) < 0)
-        goto out;
-    mfd = openat(dfd, SNAP_MEMORY_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (mfd < 0 || write_memory(mfd, &vm->mem) < 0) {
-        set_error(err, VMLET_ERR_FILE, "snapshot: cannot write %s/%s: %s", tmp, SNAP_MEMORY_FILE,
-                  strerror(errno));
-        goto out;
-    }
-    resume_devices(vm);
-    quiesced = false;
-    sfd = openat(dfd, SNAP_STATE_FILE, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (sfd < 0 || write_all(sfd, w.buf, w.len, 0) < 0 || fsync(sfd) < 0) {
-        set_error(err, VMLET_ERR_FILE, "snapshot: cannot write %s/%s: %s", tmp, SNAP_STATE_FILE,
-                  strerror(errno));
-        goto out;
-    }
-    if (fsync(dfd) < 0 || rename(tmp, dir) < 0) {
-        set_error(err, VMLET_ERR_FILE, "snapshot: cannot rename %s to %s: %s", tmp, dir,
-                  strerror(errno));
-        goto out;
-    }
-    rc = 0;
-out:
-    if (quiesced)
-        resume_devices(vm);
-    if (rc < 0 && dfd >= 0) {
-        unlinkat(dfd, SNAP_MEMORY_FILE, 0);
-        unlinkat(dfd, SNAP_STATE_FILE, 0);
-    }
+    if (dfd >= 0)
+        close(dfd);
     if (rc < 0)
         rmdir(tmp);
-    int fds[] = { sfd, mfd, dfd };
-    for (unsigned i = 0; i < 3; i++)
-        if (fds[i] >= 0)
-            close(fds[i]);
-    snap_writer_free(&w);
     return rc;
+}
+
+/* The two files at the caller's paths (Firecracker's snapshot_path and
+ * mem_file_path): each written as PATH.tmp, then both renamed, so a
+ * failed save leaves neither. */
+static int save_to_files(struct vmlet_vm *vm, const char *state, const char *memory,
+                         vmlet_error *err)
+{
+    char st_tmp[PATH_MAX], mem_tmp[PATH_MAX];
+    if (snprintf(st_tmp, sizeof st_tmp, "%s.tmp", state) >= (int)sizeof st_tmp ||
+        snprintf(mem_tmp, sizeof mem_tmp, "%s.tmp", memory) >= (int)sizeof mem_tmp)
+        return set_error(err, VMLET_ERR_INVALID, "snapshot: a path is too long");
+    if (!strcmp(state, memory))
+        return set_error(err, VMLET_ERR_INVALID,
+                         "snapshot: the state and memory files must be two paths, not %s twice",
+                         state);
+    const char *paths[] = { state, memory, st_tmp, mem_tmp };
+    struct stat st;
+    for (unsigned i = 0; i < 4; i++)
+        if (lstat(paths[i], &st) == 0)
+            return set_error(err, VMLET_ERR_FILE, "snapshot: %s already exists; %s", paths[i],
+                             i < 2 ? "give a path that does not"
+                                   : "left by a save that was interrupted? remove it");
+    if (save_files(vm, AT_FDCWD, st_tmp, mem_tmp, "", err) < 0)
+        return -1;
+    if (rename(mem_tmp, memory) < 0 || rename(st_tmp, state) < 0) {
+        set_error(err, VMLET_ERR_FILE, "snapshot: cannot rename %s and %s into place: %s", st_tmp,
+                  mem_tmp, strerror(errno));
+        unlinkat(AT_FDCWD, st_tmp, 0);
+        unlinkat(AT_FDCWD, mem_tmp, 0);
+        if (lstat(st_tmp, &st) < 0 && lstat(state, &st) < 0)
+            unlinkat(AT_FDCWD, memory, 0); /* the memory file made it, the state did not */
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- the snapshot thread ---------------------------------------------- */
@@ -326,14 +378,14 @@ static void *saver_thread(void *arg)
             pthread_cond_wait(&s->cond, &s->lock);
         if (s->quit)
             break;
-        const char *dir = s->dir;
+        const char *dir = s->dir, *memory = s->memory;
         pthread_mutex_unlock(&s->lock);
         vmlet_error err = { 0 };
-        int rc = save_to(s->vm, dir, &err);
+        int rc = memory ? save_to_files(s->vm, dir, memory, &err) : save_to(s->vm, dir, &err);
         pthread_mutex_lock(&s->lock);
         s->rc = rc;
         s->err = err;
-        s->dir = NULL;
+        s->dir = s->memory = NULL;
         s->done = true;
         pthread_cond_broadcast(&s->cond);
     }
@@ -405,10 +457,10 @@ static const struct attached_device *unsaveable(const struct vmlet_vm *vm)
     return NULL;
 }
 
-VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err)
+/* Hands a save to the snapshot thread and waits for it: dir, or the
+ * state file's path with memory's. */
+static int request_save(struct vmlet_vm *vm, const char *dir, const char *memory, vmlet_error *err)
 {
-    if (!dir || !*dir)
-        return set_error(err, VMLET_ERR_INVALID, "snapshot: no directory given");
     const struct attached_device *bad = unsaveable(vm);
     if (bad)
         return set_error(err, VMLET_ERR_STATE,
@@ -425,6 +477,7 @@ VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err)
     struct snapshot_saver *s = vm->saver;
     pthread_mutex_lock(&s->lock);
     s->dir = dir;
+    s->memory = memory;
     s->done = false;
     pthread_cond_broadcast(&s->cond);
     while (!s->done)
@@ -437,6 +490,21 @@ VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err)
     return rc;
 }
 
+VMLET_API int vmlet_vm_save(vmlet_vm *vm, const char *dir, vmlet_error *err)
+{
+    if (!dir || !*dir)
+        return set_error(err, VMLET_ERR_INVALID, "snapshot: no directory given");
+    return request_save(vm, dir, NULL, err);
+}
+
+VMLET_API int vmlet_vm_save_files(vmlet_vm *vm, const char *state_path, const char *memory_path,
+                                  vmlet_error *err)
+{
+    if (!state_path || !*state_path || !memory_path || !*memory_path)
+        return set_error(err, VMLET_ERR_INVALID, "snapshot: give both the state and memory files");
+    return request_save(vm, state_path, memory_path, err);
+}
+
 /* ---- restoring -------------------------------------------------------- */
 
 struct vmlet_restore_options {
@@ -444,10 +512,11 @@ struct vmlet_restore_options {
     char *kvm_device;
     vmlet_seccomp_mode seccomp;
     bool start_paused;
-    uint64_t vsock_cid;          /* 0: the saved one */
-    char *vsock_uds;             /* NULL: the saved one */
-    char *net[VMLET_MAX_NICS];   /* NULL: the saved NIC's spec */
-    char *disk[VMLET_MAX_DISKS]; /* NULL: the saved image path */
+    uint64_t vsock_cid;                      /* 0: the saved one */
+    char *vsock_uds;                         /* NULL: the saved one */
+    char *net[VMLET_MAX_NICS];               /* NULL: the saved NIC's spec */
+    char *disk[VMLET_MAX_DISKS];             /* NULL: the saved image path */
+    char vcpu_name[VMLET_VCPU_NAME_MAX + 1]; /* "": "vcpu" */
 };
 
 VMLET_API vmlet_restore_options *vmlet_restore_options_new(void)
@@ -507,6 +576,19 @@ VMLET_API int vmlet_restore_options_set_net(vmlet_restore_options *o, unsigned i
     return replace_string(&o->net[index], spec);
 }
 
+VMLET_API int vmlet_restore_options_set_vcpu_thread_name(vmlet_restore_options *o,
+                                                         const char *prefix)
+{
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (prefix && (n == 0 || n >= sizeof o->vcpu_name))
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (prefix[i] < 0x20 || prefix[i] > 0x7e)
+            return -1;
+    snprintf(o->vcpu_name, sizeof o->vcpu_name, "%s", prefix ? prefix : "");
+    return 0;
+}
+
 VMLET_API int vmlet_restore_options_set_disk(vmlet_restore_options *o, unsigned index,
                                              const char *path)
 {
@@ -535,10 +617,21 @@ VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_
     return 0;
 }
 
+/* Where a restore finds the snapshot's two files: in a snapshot
+ * directory (dfd; name is the directory) or at the caller's paths
+ * (AT_FDCWD; name is the state file's path). */
+struct snap_files {
+    int dfd;
+    const char *state, *memory; /* relative to dfd */
+    int nofollow;               /* O_NOFOLLOW inside a snapshot directory */
+    const char *name;           /* for messages: "snapshot NAME: ..." */
+};
+
 /* The state file, whole, into a buffer of its exact size. */
-static uint8_t *read_state(int dfd, const char *dir, size_t *len, vmlet_error *err)
+static uint8_t *read_state(const struct snap_files *f, size_t *len, vmlet_error *err)
 {
-    int fd = openat(dfd, SNAP_STATE_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    const char *dir = f->name;
+    int fd = openat(f->dfd, f->state, O_RDONLY | O_CLOEXEC | f->nofollow);
     if (fd < 0) {
         set_error(err, VMLET_ERR_FILE, "snapshot %s: cannot open its %s file: %s", dir,
                   SNAP_STATE_FILE, strerror(errno));
@@ -850,8 +943,8 @@ static int restore_cpus_and_clock(struct vmlet_vm *vm, const struct snapshot *s,
     return 0;
 }
 
-VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, vmlet_vm **out,
-                               vmlet_error *err)
+static int restore(const struct snap_files *f, const vmlet_restore_options *o, vmlet_vm **out,
+                   vmlet_error *err)
 {
     *out = NULL;
     vmlet_restore_options defaults = { .console_in = -1,
@@ -859,19 +952,14 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
                                        .seccomp = VMLET_SECCOMP_ON };
     if (!o)
         o = &defaults;
-    if (!dir || !*dir)
-        return set_error(err, VMLET_ERR_INVALID, "restore: no snapshot directory given");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
-        return set_error(err, VMLET_ERR_FILE, "snapshot %s: cannot open it: %s", dir,
-                         strerror(errno));
+    const char *dir = f->name;
     size_t len = 0;
     struct snapshot s;
     memset(&s, 0, sizeof s);
     struct vmlet_vm *vm = NULL;
     vmlet_config *c = NULL;
     int mfd = -1, rc = -1;
-    uint8_t *buf = read_state(dfd, dir, &len, err);
+    uint8_t *buf = read_state(f, &len, err);
     if (!buf)
         goto out;
     char why[256];
@@ -880,7 +968,7 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
         set_error(err, VMLET_ERR_FILE, "snapshot %s: %s", dir, why);
         goto out;
     }
-    mfd = openat(dfd, SNAP_MEMORY_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    mfd = openat(f->dfd, f->memory, O_RDONLY | O_CLOEXEC | f->nofollow);
     struct stat st;
     if (mfd < 0 || fstat(mfd, &st) < 0) {
         set_error(err, VMLET_ERR_FILE, "snapshot %s: cannot open its %s file: %s", dir,
@@ -916,7 +1004,7 @@ VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, 
     }
     vm->console_in = c->console == VMLET_CONSOLE_SERIAL ? o->console_in : -1;
     vm->seccomp = o->seccomp;
-    snprintf(vm->vcpu_name, sizeof vm->vcpu_name, "vcpu");
+    snprintf(vm->vcpu_name, sizeof vm->vcpu_name, "%s", o->vcpu_name[0] ? o->vcpu_name : "vcpu");
     vm->shutdown_timeout = s.config.shutdown_timeout;
     vm->start_paused = o->start_paused;
     if (vm_open_kvm(vm, c, err) < 0 ||
@@ -938,6 +1026,32 @@ out:
     free(buf);
     if (mfd >= 0)
         close(mfd); /* the mapping keeps the file */
+    return rc;
+}
+
+VMLET_API int vmlet_vm_restore(const char *dir, const vmlet_restore_options *o, vmlet_vm **out,
+                               vmlet_error *err)
+{
+    *out = NULL;
+    if (!dir || !*dir)
+        return set_error(err, VMLET_ERR_INVALID, "restore: no snapshot directory given");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: cannot open it: %s", dir,
+                         strerror(errno));
+    struct snap_files f = { dfd, SNAP_STATE_FILE, SNAP_MEMORY_FILE, O_NOFOLLOW, dir };
+    int rc = restore(&f, o, out, err);
     close(dfd);
     return rc;
+}
+
+VMLET_API int vmlet_vm_restore_files(const char *state_path, const char *memory_path,
+                                     const vmlet_restore_options *o, vmlet_vm **out,
+                                     vmlet_error *err)
+{
+    *out = NULL;
+    if (!state_path || !*state_path || !memory_path || !*memory_path)
+        return set_error(err, VMLET_ERR_INVALID, "restore: give both the state and memory files");
+    struct snap_files f = { AT_FDCWD, state_path, memory_path, 0, state_path };
+    return restore(&f, o, out, err);
 }

@@ -78,6 +78,7 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 
 #include "../unit/fake_balloon_api.h"
 #include "../unit/fake_snapshot_api.h"
+#include "../unit/fake_fc_snapshot.h"
 
 /* ---- checks --------------------------------------------------------------- */
 

@@ -118,6 +118,7 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 
 #include "fake_balloon_api.h"
 #include "fake_snapshot_api.h"
+#include "fake_fc_snapshot.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -520,7 +521,8 @@ static void routing(void **state)
     bad(f, "PUT", "/cpu-config", "{}", "not supported by vmlet");
     bad(f, "PUT", "/serial", "{}", "not supported by vmlet");
     bad(f, "PUT", "/hotplug/memory", "{}", "not supported by vmlet");
-    bad(f, "PUT", "/snapshot/load", "{\"snapshot_path\": \"x\"}", "not supported");
+    bad(f, "PUT", "/snapshot/load", "{\"snapshot_path\": \"x\"}",
+        "give either mem_backend or mem_file_path");
     bad(f, "PUT", "/actions", "{\"action_type\": \"Reboot\"}", "\\\"Reboot\\\" is not an action");
     bad(f, "PUT", "/actions", "{\"action_type\": 1}", "actions.action_type: expected a string");
     bad(f, "PUT", "/actions", "{}", "actions.action_type: missing");
@@ -663,12 +665,101 @@ static void running_requests(void **state)
     bad(f, "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"path_on_host\": \"x\"}",
         "PATCH /drives/rootfs is not supported by vmlet's Firecracker mode yet");
     bad(f, "PUT", "/snapshot/create", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}",
-        "not supported by vmlet's Firecracker mode yet");
+        "the VM must be paused to be saved");
 
     the_vm.state = VMLET_STATE_STOPPED;
     assert_int_equal(req(f, "GET", "/", NULL), 200);
     assert_non_null(strstr(last_body, "\"state\":\"Stopped\""));
     bad(f, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", "has stopped");
+}
+
+/* ---- snapshots ------------------------------------------------------------------ */
+
+/* PUT /snapshot/load before anything is configured: its body checked
+ * completely, then the library asked for the files, with the microVM's
+ * console, Firecracker's vCPU names, paused unless resume_vm, and the
+ * overrides; afterwards the microVM is started, and PUT /snapshot/create
+ * on it once paused writes the two files. */
+static void snapshots(void **state)
+{
+    struct fx *f = *state;
+    const char *mb = "\"mem_backend\": {\"backend_path\": \"/tmp/m\", \"backend_type\": \"File\"}";
+    bad(f, "PUT", "/snapshot/load",
+        fmt("{\"snapshot_path\": \"/tmp/s\", \"mem_file_path\": \"/tmp/m\", %s}", mb),
+        "give either mem_backend or mem_file_path");
+    bad(f, "PUT", "/snapshot/load",
+        "{\"snapshot_path\": \"/tmp/s\", \"mem_backend\": {\"backend_path\": \"/tmp/m\", "
+        "\"backend_type\": \"Uffd\"}}",
+        "snapshot/load.mem_backend.backend_type: a userfaultfd backend: not supported by vmlet");
+    bad(f, "PUT", "/snapshot/load",
+        fmt("{\"snapshot_path\": \"/tmp/s\", %s, \"enable_diff_snapshots\": true}", mb),
+        "diff snapshots: not supported by vmlet");
+    bad(f, "PUT", "/snapshot/load",
+        fmt("{\"snapshot_path\": \"/tmp/s\", %s, \"network_overrides\": [{\"iface_id\": \"a\", "
+            "\"host_dev_name\": \"t1\"}, {\"iface_id\": \"b\", \"host_dev_name\": \"t2\"}]}",
+            mb),
+        "give at most one override");
+    bad(f, "PUT", "/snapshot/load",
+        fmt("{\"snapshot_path\": \"/tmp/s\", %s, \"network_overrides\": [{\"iface_id\": \"a\", "
+            "\"host_dev_name\": \"t 1\"}]}",
+            mb),
+        "a TAP device name has only");
+    bad(f, "PUT", "/snapshot/load", fmt("{\"snapshot_path\": \"/tmp/s\", %s, \"x\": 1}", mb),
+        "snapshot/load.x: unknown key");
+    bad(f, "PUT", "/snapshot/load", fmt("{\"snapshot_path\": \"/nonexistent/s\", %s}", mb),
+        "snapshot /nonexistent/s: cannot open its state file");
+    assert_int_equal(fake_restore.restores, 0);
+    assert_null(fc_vmm_vm(f->fc));
+
+    assert_int_equal(req(f, "PUT", "/snapshot/load",
+                         fmt("{\"snapshot_path\": \"/tmp/s\", %s, \"resume_vm\": false, "
+                             "\"network_overrides\": [{\"iface_id\": \"eth0\", "
+                             "\"host_dev_name\": \"tap9\"}], "
+                             "\"vsock_override\": {\"uds_path\": \"/tmp/v2.sock\"}}",
+                             mb)),
+                     204);
+    assert_int_equal(fake_restore.restores, 1);
+    assert_string_equal(fake_restore.state, "/tmp/s");
+    assert_string_equal(fake_restore.memory, "/tmp/m");
+    assert_true(fake_restore.last.paused);
+    assert_string_equal(fake_restore.last.net0, "tap=tap9");
+    assert_string_equal(fake_restore.last.vsock_uds, "/tmp/v2.sock");
+    assert_string_equal(fake_restore.last.vcpu_name, "fc_vcpu ");
+    assert_non_null(fc_vmm_vm(f->fc));
+    assert_int_equal(req(f, "GET", "/machine-config", NULL), 200);
+    assert_non_null(strstr(last_body, "\"mem_size_mib\":256"));
+    const char *msg = "The requested operation is not supported after starting the microVM.";
+    bad(f, "PUT", "/snapshot/load", fmt("{\"snapshot_path\": \"/tmp/s\", %s}", mb), msg);
+    bad(f, "PUT", "/boot-source", fmt("{\"kernel_image_path\": \"%s\"}", f->kernel), msg);
+
+    /* Create: Firecracker's two paths, a full snapshot. */
+    assert_int_equal(req(f, "PATCH", "/vm", "{\"state\": \"Paused\"}"), 204);
+    bad(f, "PUT", "/snapshot/create",
+        "{\"snapshot_type\": \"Diff\", \"snapshot_path\": \"/tmp/s2\", \"mem_file_path\": "
+        "\"/tmp/m2\"}",
+        "diff snapshots: not supported by vmlet");
+    bad(f, "PUT", "/snapshot/create", "{\"snapshot_path\": \"/tmp/s2\"}",
+        "snapshot/create.mem_file_path: missing");
+    bad(f, "PUT", "/snapshot/create",
+        "{\"snapshot_path\": \"/nonexistent/s2\", \"mem_file_path\": \"/tmp/m2\"}", "cannot make");
+    assert_int_equal(req(f, "PUT", "/snapshot/create",
+                         "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"/tmp/s2\", "
+                         "\"mem_file_path\": \"/tmp/m2\"}"),
+                     204);
+}
+
+/* A snapshot replaces the whole machine: after any of its resources is
+ * configured, a load is refused (as Firecracker does). */
+static void snapshot_load_after_config(void **state)
+{
+    struct fx *f = *state;
+    boot_source(f);
+    bad(f, "PUT", "/snapshot/load",
+        "{\"snapshot_path\": \"/tmp/s\", \"mem_file_path\": \"/tmp/m\"}",
+        "not allowed after configuring boot-specific resources");
+    bad(f, "PUT", "/snapshot/create",
+        "{\"snapshot_path\": \"/tmp/s\", \"mem_file_path\": \"/tmp/m\"}",
+        "not supported before starting the microVM");
 }
 
 /* ---- --config-file ------------------------------------------------------------ */
@@ -911,6 +1002,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(config_file_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(vm_config_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(snapshots, setup, teardown),
+        cmocka_unit_test_setup_teardown(snapshot_load_after_config, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
