@@ -782,7 +782,7 @@ static int snapshot_create(struct fc_vmm *fc, const cJSON *v, struct json_keypat
 {
     static const char *const names[] = { "snapshot_path", "mem_file_path", "snapshot_type" };
     const cJSON *f[3];
-    const char *state, *memory, *type;
+    const char *state = NULL, *memory = NULL, *type;
     if (json_match_keys(v, names, 3, f, p, err) < 0 ||
         get_path(f[0], p, names[0], &state, err) < 0 ||
         get_path(f[1], p, names[1], &memory, err) < 0)
@@ -842,6 +842,7 @@ static int read_net_override(const cJSON *v, struct json_keypath *p, char tap[FC
                 return json_key_error(err, p,
                                       "a TAP device name has only letters, digits, '_', "
                                       "'-' and '.'");
+        json_path_pop(p, k);
         snprintf(tap, FC_TAP_MAX + 1, "%s", name);
         json_path_pop(p, at);
     }
@@ -861,7 +862,7 @@ static int snapshot_load(struct fc_vmm *fc, const cJSON *v, struct json_keypath 
                                          "network_overrides", "vsock_override" };
     enum { N = sizeof names / sizeof names[0] };
     const cJSON *f[N];
-    const char *state, *memory = NULL, *uds = NULL;
+    const char *state = NULL, *memory = NULL, *uds = NULL;
     bool resume = false;
     char tap[FC_TAP_MAX + 1] = "";
     if (fc->kernel || fc->ndrives || fc->nnets || fc->vsock || fc->balloon || fc->entropy ||

@@ -447,7 +447,7 @@ VMLET_API int vmlet_restore_options_set_start_paused(vmlet_restore_options *o, i
  * (a restore in Firecracker's mode names them "fc_vcpu N"); NULL restores
  * the default. -1 for an empty, too long or unprintable prefix. */
 VMLET_API int vmlet_restore_options_set_vcpu_thread_name(vmlet_restore_options *o,
-                                                        const char *prefix);
+                                                         const char *prefix);
 /* The index-th NIC (0-based, in the saved order) on another network: a
  * --net spec as vmlet_config_add_net() takes (another TAP device, user
  * mode with other forwards). Without mac= it keeps the saved MAC. With
