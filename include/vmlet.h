@@ -403,12 +403,15 @@ VMLET_API int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque);
  * "snapshot" thread (started by vmlet_vm_start, sandboxed to make files
  * but not to read guest input); the call returns when it is done. Disks,
  * NICs, vsock (its connections are not: docs/snapshot.md), the virtio
- * console and virtio-rng are saved: each device stops
- * first (a disk finishes its requests in flight) and goes on afterwards.
+ * console, virtio-rng, shared directories and the balloon are saved: each
+ * device stops first (a disk finishes its requests in flight) and goes on
+ * afterwards. A share's open files and inodes are not saved: after a
+ * restore they fail cleanly (ESTALE, EBADF) and paths work again
+ * (docs/shared-directories.md).
  * 0, or -1 with err:
- *   VMLET_ERR_STATE   the VM is not paused; or it has a shared
- *                     directory or a balloon, which vmlet cannot
- *                     save yet: err names it
+ *   VMLET_ERR_STATE   the VM is not paused; or it has a share whose path
+ *                     is too long for a snapshot, which vmlet cannot
+ *                     save: err names it
  *   VMLET_ERR_INVALID dir is empty or too long
  *   VMLET_ERR_FILE    dir already exists, dir.tmp exists (an interrupted
  *                     save: remove it), or a file cannot be written

@@ -428,7 +428,9 @@ void snapshot_saver_stop(struct vmlet_vm *vm)
     vm->saver = NULL;
 }
 
-/* What vmlet cannot save yet, by its metrics group ("disk0", "net1"). */
+/* A device's kind, by its metrics group ("disk0", "net1"), for the
+ * refusal of one vmlet cannot save (a vsock device; a share whose path
+ * is too long for its record). */
 static const char *device_kind(const char *group)
 {
     static const struct {
@@ -465,7 +467,8 @@ static int request_save(struct vmlet_vm *vm, const char *dir, const char *memory
     if (bad)
         return set_error(err, VMLET_ERR_STATE,
                          "snapshot: the VM has %s (%s), which vmlet cannot save yet; disks, "
-                         "NICs, vsock, the virtio console and virtio-rng can be",
+                         "NICs, vsock, the virtio console, virtio-rng, shares and the balloon "
+                         "can be",
                          device_kind(bad->group), bad->group);
     /* The VM lock is held throughout: nothing resumes the VM while its
      * state is read. */
@@ -722,6 +725,41 @@ static int config_vsock(vmlet_config *c, const char *text, const vmlet_restore_o
     return 0;
 }
 
+/* A balloon record (checked) into c: its options parsed as --balloon's. */
+static int config_balloon(vmlet_config *c, const struct snap_device *d, unsigned nth,
+                          const char *dir, unsigned i, vmlet_error *err)
+{
+    unsigned flags, stats;
+    vmlet_error e;
+    if (nth > 1)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: device %u: a second balloon", dir, i);
+    if (vmlet_parse_balloon(d->text, &flags, &stats, &e) < 0)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: device %u: %s", dir, i, e.message);
+    vmlet_config_set_balloon(c, 1, flags, stats);
+    return 0;
+}
+
+/* A share record (checked: tag, NUL, absolute path) into c; its tag
+ * unlike the others'. The directory is opened as the VM is made. */
+static int config_share(vmlet_config *c, const struct snap_device *d, const char *dir, unsigned i,
+                        vmlet_error *err)
+{
+    const char *tag = d->text, *path = d->text + strlen(d->text) + 1;
+    for (unsigned k = 0; k < c->nshares; k++)
+        if (!strcmp(c->shares[k].tag, tag))
+            return set_error(err, VMLET_ERR_FILE,
+                             "snapshot %s: device %u: a second shared directory tagged '%s'", dir,
+                             i, tag);
+    if (c->nshares == VMLET_MAX_SHARES)
+        return set_error(err, VMLET_ERR_FILE, "snapshot %s: more than %d shared directories", dir,
+                         VMLET_MAX_SHARES);
+    unsigned flags = (d->read_only ? VMLET_SHARE_READONLY : 0) |
+                     (d->serial[0] ? VMLET_SHARE_CACHE_ALWAYS : 0);
+    if (vmlet_config_add_share(c, path, tag, flags) < 0)
+        return set_error(err, VMLET_ERR_NOMEM, "out of memory");
+    return 0;
+}
+
 /* The devices the snapshot describes, into the config the VM is made
  * from, in their saved order (vm_setup_pci_devices attaches them in the
  * same order), with the restore's replacements. Each record is checked;
@@ -729,7 +767,7 @@ static int config_vsock(vmlet_config *c, const char *text, const vmlet_restore_o
 static int config_devices(vmlet_config *c, const struct snapshot *s, const vmlet_restore_options *o,
                           const char *dir, vmlet_error *err)
 {
-    unsigned consoles = 0, rngs = 0, vsocks = 0;
+    unsigned consoles = 0, rngs = 0, vsocks = 0, balloons = 0;
     for (unsigned i = 0; i < s->config.ndevices; i++) {
         struct snap_device d;
         char why[256];
@@ -762,6 +800,14 @@ static int config_devices(vmlet_config *c, const struct snapshot *s, const vmlet
                 return vsocks > 1 ? set_error(err, VMLET_ERR_FILE,
                                               "snapshot %s: more than one vsock device", dir)
                                   : -1;
+            break;
+        case SNAP_DEV_BALLOON:
+            if (config_balloon(c, &d, ++balloons, dir, i, err) < 0)
+                return -1;
+            break;
+        case SNAP_DEV_FS:
+            if (config_share(c, &d, dir, i, err) < 0)
+                return -1;
             break;
         }
         if (rc < 0)

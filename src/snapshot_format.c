@@ -14,6 +14,7 @@
 #include "dev/pci.h"
 #include "dev/serial.h"
 #include "virtio/pci.h"
+#include "vmlet.h"
 
 /* CRC-32 (IEEE 802.3, reflected, as zlib's crc32): catches a file altered
  * or cut short by accident; it is no defence against a deliberate edit,
@@ -311,6 +312,8 @@ const char *snap_device_kind_name(uint32_t kind)
     case SNAP_DEV_RNG: return "virtio-rng device";
     case SNAP_DEV_NET: return "NIC";
     case SNAP_DEV_VSOCK: return "vsock device";
+    case SNAP_DEV_BALLOON: return "balloon";
+    case SNAP_DEV_FS: return "shared directory";
     default: return NULL;
     }
 }
@@ -318,6 +321,52 @@ const char *snap_device_kind_name(uint32_t kind)
 static bool terminated(const char *s, size_t size)
 {
     return memchr(s, 0, size) != NULL;
+}
+
+/* Nothing hidden after a record's last string. */
+static bool zero_from(const char *p, size_t from, size_t size)
+{
+    for (size_t i = from; i < size; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* A balloon: its options as vmlet writes them (the restore parses them as
+ * --balloon's), nothing else. */
+static int balloon_check(const struct snap_device *d, char *why, size_t whylen)
+{
+    size_t len = strlen(d->text);
+    if (d->read_only || d->serial[0] || !zero_from(d->text, len, sizeof d->text) ||
+        !zero_from(d->serial, 0, sizeof d->serial))
+        return fail(why, whylen, "a balloon record with fields of another kind");
+    for (size_t i = 0; i < len; i++) {
+        char c = d->text[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == ',' || c == '='))
+            return fail(why, whylen, "a balloon record whose options are not --balloon's");
+    }
+    return 0;
+}
+
+/* A share: tag (1 to VMLET_SHARE_TAG_MAX bytes, as virtio_fs_new takes),
+ * NUL, absolute path, NUL, zeros; options "cache=always" or none. */
+static int share_check(const struct snap_device *d, char *why, size_t whylen)
+{
+    size_t tag = strlen(d->text);
+    if (tag == 0 || tag > VMLET_SHARE_TAG_MAX)
+        return fail(why, whylen, "a shared directory record with a tag of %zu bytes (1 to %d)", tag,
+                    VMLET_SHARE_TAG_MAX);
+    const char *path = d->text + tag + 1;
+    size_t room = sizeof d->text - tag - 1;
+    const char *end = memchr(path, 0, room);
+    if (!end || path[0] != '/')
+        return fail(why, whylen, "a shared directory record without an absolute path");
+    if (!zero_from(d->text, (size_t)(end - d->text), sizeof d->text) ||
+        !zero_from(d->serial, strlen(d->serial), sizeof d->serial))
+        return fail(why, whylen, "a shared directory record with bytes after its strings");
+    if (d->serial[0] && strcmp(d->serial, "cache=always") != 0)
+        return fail(why, whylen, "a shared directory record with unknown options");
+    return 0;
 }
 
 int snap_device_check(const struct snap_device *d, char *why, size_t whylen)
@@ -329,8 +378,12 @@ int snap_device_check(const struct snap_device *d, char *why, size_t whylen)
     if (!terminated(d->text, sizeof d->text) || !terminated(d->serial, sizeof d->serial))
         return fail(why, whylen, "a %s record with an unterminated string",
                     snap_device_kind_name(d->kind));
-    bool needs_text = d->kind == SNAP_DEV_DISK || d->kind == SNAP_DEV_NET ||
-                      d->kind == SNAP_DEV_VSOCK;
+    if (d->kind == SNAP_DEV_BALLOON)
+        return balloon_check(d, why, whylen);
+    if (d->kind == SNAP_DEV_FS)
+        return share_check(d, why, whylen);
+    bool needs_text =
+        d->kind == SNAP_DEV_DISK || d->kind == SNAP_DEV_NET || d->kind == SNAP_DEV_VSOCK;
     if (needs_text != (d->text[0] != 0) ||
         (d->kind != SNAP_DEV_DISK && (d->serial[0] || d->read_only)))
         return fail(why, whylen, "a %s record with fields of another kind",

@@ -82,7 +82,10 @@ enum snap_device_kind {
     SNAP_DEV_CONSOLE,
     SNAP_DEV_RNG,
     SNAP_DEV_NET,
-    SNAP_DEV_VSOCK,
+    SNAP_DEV_VSOCK = 5,
+    /* Numbered explicitly: a kind is part of the file format. */
+    SNAP_DEV_BALLOON = 6,
+    SNAP_DEV_FS = 7,
 };
 
 /* SNAP_DEVICE: how to make the device again. Fixed layout. */
@@ -93,9 +96,15 @@ struct snap_device {
     uint32_t reserved;
     /* NUL-terminated: a disk's image path, a NIC's --net spec (parsed
      * again on restore, exactly as the command line's), a vsock device's
-     * "cid=N,uds=PATH" (as --vsock); else empty. */
+     * "cid=N,uds=PATH" (as --vsock); else empty.
+     * A balloon: its --balloon options as vmlet writes them
+     * ("deflate-on-oom,free-page-reporting,stats=5", or empty), parsed
+     * again on restore. A share (read_only: ro): its tag, NUL, its
+     * absolute host path, NUL. Bytes after the last string are zero. */
     char text[SNAP_DEVICE_TEXT];
-    char serial[24]; /* disk: its serial, NUL-terminated (up to 20 bytes) */
+    /* disk: its serial, NUL-terminated (up to 20 bytes); a share:
+     * "cache=always" or empty */
+    char serial[24];
 };
 
 /* The kind's name for messages ("disk"); NULL if unknown. */

@@ -493,6 +493,36 @@ static int describe_last(struct vmlet_vm *vm, uint32_t kind, const char *text, c
     return 0;
 }
 
+/* A balloon's record: its options in --balloon's syntax. */
+static int describe_balloon(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err)
+{
+    char spec[64];
+    snprintf(spec, sizeof spec, "%s%sstats=%u",
+             c->balloon_flags & VMLET_BALLOON_DEFLATE_ON_OOM ? "deflate-on-oom," : "",
+             c->balloon_flags & VMLET_BALLOON_FREE_PAGE_REPORTING ? "free-page-reporting," : "",
+             c->balloon_stats_s);
+    return describe_last(vm, SNAP_DEV_BALLOON, spec, NULL, false, err);
+}
+
+/* A share's record: tag, NUL, absolute path (a restore may run in another
+ * directory). A path too long for the record leaves the share without
+ * one: the VM runs, and a save is refused naming it. */
+static int describe_share(struct vmlet_vm *vm, const struct config_share *sh, vmlet_error *err)
+{
+    char *abs = realpath(sh->path, NULL);
+    size_t tag = strlen(sh->tag);
+    if (!abs || tag + 1 + strlen(abs) + 1 > SNAP_DEVICE_TEXT) {
+        free(abs);
+        return 0;
+    }
+    int rc = describe_last(vm, SNAP_DEV_FS, sh->tag, sh->cache_always ? "cache=always" : NULL,
+                           sh->read_only, err);
+    if (rc == 0)
+        memcpy(vm->devices[vm->ndevices - 1].desc->text + tag + 1, abs, strlen(abs) + 1);
+    free(abs);
+    return rc;
+}
+
 /* "disk0", "net1": the metrics group of the index-th device of a kind. */
 static const char *numbered(char buf[16], const char *kind, unsigned index)
 {
@@ -582,6 +612,9 @@ int vm_setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error
         struct virtio_balloon *b = virtio_balloon_new(c->balloon_flags, c->balloon_stats_s, err);
         if (attach_virtio(vm, virtio_balloon_device(b), "balloon", err) < 0)
             return -1;
+        virtio_balloon_set_ram(b, vm->mem.size);
+        if (describe_balloon(vm, c, err) < 0)
+            return -1;
     }
     if (c->nshares)
         raise_fd_limit(c->nshares);
@@ -590,7 +623,8 @@ int vm_setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error
         struct virtio_fs *fs = virtio_fs_new(sh->path, sh->tag, sh->read_only, err);
         if (fs)
             virtio_fs_set_cache_always(fs, sh->cache_always);
-        if (attach_virtio(vm, virtio_fs_device(fs), numbered(group, "fs", i), err) < 0)
+        if (attach_virtio(vm, virtio_fs_device(fs), numbered(group, "fs", i), err) < 0 ||
+            describe_share(vm, sh, err) < 0)
             return -1;
     }
     return 0;

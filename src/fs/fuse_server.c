@@ -8,6 +8,11 @@
  *   nodeid. A nodeid is (generation << 32 | slot + 1); slot 0 is the root
  *   (nodeid 1, FUSE_ROOT_ID). A made-up or forgotten nodeid fails the
  *   generation check: EBADF. File handles (fh) are built the same way.
+ *   After a restore from a snapshot the table holds only the root and
+ *   its generations start above every id the saved server gave
+ *   (fuse_server_load): an old nodeid answers ESTALE (the guest's VFS
+ *   then looks the path up again), an old fh EBADF, and FORGET and
+ *   RELEASE of them do nothing.
  *   The tables, their caps and descriptor lifetimes: fuse_table.c.
  * - Every name is one component (no '/', not empty, at most NAME_MAX, NUL
  *   within the request) resolved beneath its parent's descriptor with
@@ -60,6 +65,7 @@
 #include <linux/capability.h>
 #include <linux/fuse.h>
 #include <linux/openat2.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +97,7 @@ struct fuse_server {
     bool have_table;
     mode_t umask; /* the process's, re-applied to what the guest asked */
     _Atomic bool initialized;
+    uint32_t init_minor, init_flags; /* what INIT agreed (for a snapshot) */
     struct fuse_table t;
     struct {
         _Atomic uint64_t requests, by_opcode[64], errors, bytes_read, bytes_written, malformed;
@@ -233,6 +240,8 @@ static int check_inside(struct fuse_server *s, int fd)
 static int node_get_inside(struct fuse_server *s, struct req *rq, uint64_t nodeid, int32_t *slot)
 {
     *slot = fuse_inode_get(&s->t, nodeid);
+    if (*slot < 0 && fuse_table_stale(&s->t, nodeid))
+        return -ESTALE; /* from before a restore: the guest looks the name up again */
     if (*slot < 0)
         return unknown_id(rq);
     int r = *slot == 0 ? 0 : check_inside(s, s->t.inodes[*slot].fd);
@@ -309,6 +318,8 @@ static int op_init(struct fuse_server *s, struct req *rq, struct rep *rp)
     o->max_write = FUSE_SERVER_MAX_WRITE;
     o->time_gran = 1;
     o->max_pages = FUSE_SERVER_MAX_WRITE / 4096;
+    s->init_minor = o->minor;
+    s->init_flags = o->flags;
     atomic_store(&s->initialized, true);
     return 0;
 }
@@ -357,6 +368,8 @@ static int op_forget(struct fuse_server *s, struct req *rq)
         return -1;
     struct fuse_forget_in in;
     memcpy(&in, rq->args, sizeof in);
+    if (fuse_table_stale(&s->t, rq->h.nodeid))
+        return 0; /* from before a restore: nothing to forget */
     return fuse_inode_forget(&s->t, rq->h.nodeid, in.nlookup);
 }
 
@@ -375,7 +388,8 @@ static int op_batch_forget(struct fuse_server *s, struct req *rq)
         if (iov_to_buf(rq->in, rq->n_in, sizeof rq->h + sizeof in + i * sizeof one, &one,
                        sizeof one) != sizeof one)
             return -1; /* cannot happen: body <= what in[] holds */
-        if (fuse_inode_forget(&s->t, one.nodeid, one.nlookup))
+        if (!fuse_table_stale(&s->t, one.nodeid) &&
+            fuse_inode_forget(&s->t, one.nodeid, one.nlookup))
             r = -1;
     }
     return r;
@@ -857,6 +871,8 @@ static int op_release(struct fuse_server *s, struct req *rq, bool dir)
     NEED(rq, struct fuse_release_in);
     struct fuse_release_in in;
     memcpy(&in, rq->args, sizeof in);
+    if (fuse_table_stale(&s->t, in.fh))
+        return 0; /* opened before a restore: closed with the saved vmlet */
     return fuse_handle_release(&s->t, in.fh, dir) ? unknown_id(rq) : 0;
 }
 
@@ -1341,6 +1357,77 @@ void fuse_server_free(struct fuse_server *s)
 }
 
 /* --- for the device (src/virtio/fs.c) ------------------------------------ */
+
+/* The saved state, little-endian (x86 only). */
+struct server_snap {
+    uint32_t initialized;                    /* 0 or 1 */
+    uint32_t major, minor, flags, max_write; /* what INIT agreed; 0 before */
+    uint32_t generation;                     /* fuse_table_generation */
+};
+_Static_assert(sizeof(struct server_snap) == FUSE_SERVER_STATE_SIZE, "the saved state's size");
+
+int fuse_server_save(struct fuse_server *s, uint8_t *buf, size_t cap)
+{
+    if (cap < sizeof(struct server_snap))
+        return -1;
+    struct server_snap st = { .generation = fuse_table_generation(&s->t) };
+    if (atomic_load(&s->initialized)) {
+        st.initialized = 1;
+        st.major = FUSE_KERNEL_VERSION;
+        st.minor = s->init_minor;
+        st.flags = s->init_flags;
+        st.max_write = FUSE_SERVER_MAX_WRITE;
+    }
+    memcpy(buf, &st, sizeof st);
+    return (int)sizeof st;
+}
+
+static int load_fail(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int load_fail(char *why, size_t whylen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(why, whylen, "shared directory state: ");
+    if (n > 0 && (size_t)n < whylen)
+        vsnprintf(why + n, whylen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+int fuse_server_load(struct fuse_server *s, const uint8_t *buf, size_t len, char *why,
+                     size_t whylen)
+{
+    struct server_snap st;
+    if (len != sizeof st)
+        return load_fail(why, whylen, "%zu bytes, not %zu", len, sizeof st);
+    memcpy(&st, buf, sizeof st);
+    if (st.initialized > 1)
+        return load_fail(why, whylen, "initialized is %u, not 0 or 1", st.initialized);
+    if (!st.initialized && (st.major || st.minor || st.flags || st.max_write))
+        return load_fail(why, whylen, "INIT values without an INIT");
+    if (st.initialized) {
+        if (st.major != FUSE_KERNEL_VERSION)
+            return load_fail(why, whylen, "FUSE major %u (this vmlet speaks %u)", st.major,
+                             FUSE_KERNEL_VERSION);
+        if (st.minor < FUSE_MIN_MINOR || st.minor > FUSE_KERNEL_MINOR_VERSION)
+            return load_fail(why, whylen, "FUSE minor %u (this vmlet answers %u to %u)", st.minor,
+                             FUSE_MIN_MINOR, FUSE_KERNEL_MINOR_VERSION);
+        if (st.flags & ~(uint32_t)INIT_FLAGS)
+            return load_fail(why, whylen, "INIT flags 0x%x not all offered (0x%x)", st.flags,
+                             (uint32_t)INIT_FLAGS);
+        if (st.max_write != FUSE_SERVER_MAX_WRITE)
+            return load_fail(why, whylen, "max_write %u (this vmlet serves %u)", st.max_write,
+                             FUSE_SERVER_MAX_WRITE);
+    }
+    if (fuse_table_start_after(&s->t, st.generation) < 0)
+        return load_fail(why, whylen, "generation %u (1 to %u) or the server in use", st.generation,
+                         UINT32_MAX - 1);
+    s->init_minor = st.minor;
+    s->init_flags = st.flags;
+    atomic_store(&s->initialized, st.initialized == 1);
+    return 0;
+}
 
 void fuse_server_reset(struct fuse_server *s)
 {

@@ -92,6 +92,22 @@ void fuse_server_get_stats(struct fuse_server *s, struct fuse_server_stats *st);
  * INIT. Call it while no request is being handled. */
 void fuse_server_reset(struct fuse_server *s);
 
+/* Snapshots (docs/shared-directories.md, "Snapshots"). The server's
+ * host descriptors cannot be saved: what is saved is whether the guest's
+ * INIT happened and what it agreed (a restored server answers without a
+ * new INIT), and the generation high-water mark of its nodeids and fhs.
+ * save (no request in progress): FUSE_SERVER_STATE_SIZE bytes into buf,
+ * returns that, or -1 if cap is smaller. load, into a server that has
+ * answered nothing yet: checks every field (from a file: untrusted);
+ * the server then holds only the root, and every nodeid and fh it hands
+ * out has a generation above the saved mark, so none equals one the
+ * guest still holds from before (those get ESTALE, or EBADF for an fh).
+ * 0, or -1 with why (one line, naming the field). */
+#define FUSE_SERVER_STATE_SIZE 24
+int fuse_server_save(struct fuse_server *s, uint8_t *buf, size_t cap);
+int fuse_server_load(struct fuse_server *s, const uint8_t *buf, size_t len, char *why,
+                     size_t whylen);
+
 /* "LOOKUP", "READ", ...: the opcode's name in lower case for metrics
  * ("lookup", "read"), or NULL for an opcode the server does not know. */
 const char *fuse_opcode_name(unsigned opcode);

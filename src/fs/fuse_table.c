@@ -83,7 +83,7 @@ static int inode_free_slot(struct fuse_table *t, int32_t slot)
     int fd = in->fd;
     in->fd = -1;
     if (++in->gen == 0) /* never 0 again: nodeid 1 is the root's alone */
-        in->gen = 1;
+        in->gen = t->first_gen ? t->first_gen : 1;
     t->ifree[t->n_ifree++] = slot;
     t->n_inodes--;
     return fd;
@@ -217,7 +217,8 @@ static int handle_free_slot(struct fuse_table *t, int32_t slot)
     struct fuse_handle *h = &t->handles[slot];
     int fd = h->fd;
     h->fd = -1;
-    h->gen++;
+    if (++h->gen == 0)
+        h->gen = t->first_gen ? t->first_gen : 1;
     t->hfree[t->n_hfree++] = slot;
     t->n_handles--;
     return fd;
@@ -300,6 +301,45 @@ void fuse_table_counts(struct fuse_table *t, uint64_t *inodes, uint64_t *handles
     *inodes = t->n_inodes;
     *handles = t->n_handles;
     pthread_mutex_unlock(&t->lock);
+}
+
+uint32_t fuse_table_generation(struct fuse_table *t)
+{
+    /* A slot's generation only grows: the one it has now is at least
+     * that of every id it ever gave. */
+    uint32_t max = t->first_gen;
+    pthread_mutex_lock(&t->lock);
+    for (uint32_t i = 1; i <= FUSE_SERVER_MAX_INODES; i++)
+        if (t->inodes[i].gen > max)
+            max = t->inodes[i].gen;
+    for (uint32_t i = 0; i < FUSE_SERVER_MAX_HANDLES; i++)
+        if (t->handles[i].gen > max)
+            max = t->handles[i].gen;
+    pthread_mutex_unlock(&t->lock);
+    return max;
+}
+
+int fuse_table_start_after(struct fuse_table *t, uint32_t gen)
+{
+    if (gen == 0 || gen == UINT32_MAX)
+        return -1;
+    pthread_mutex_lock(&t->lock);
+    if (t->n_inodes || t->n_handles) { /* a fresh table's slots only */
+        pthread_mutex_unlock(&t->lock);
+        return -1;
+    }
+    t->first_gen = gen + 1;
+    for (uint32_t i = 1; i <= FUSE_SERVER_MAX_INODES; i++)
+        t->inodes[i].gen = t->first_gen;
+    for (uint32_t i = 0; i < FUSE_SERVER_MAX_HANDLES; i++)
+        t->handles[i].gen = t->first_gen;
+    pthread_mutex_unlock(&t->lock);
+    return 0;
+}
+
+bool fuse_table_stale(const struct fuse_table *t, uint64_t id)
+{
+    return id != FUSE_ROOT_ID && (uint32_t)(id >> 32) < t->first_gen;
 }
 
 /* Descriptors to close, a batch at a time with the lock dropped. */

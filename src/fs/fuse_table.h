@@ -54,6 +54,10 @@ struct fuse_table {
     uint32_t n_hfree, n_handles;
     uint32_t max_inodes, max_handles; /* the caps (lowered by unit tests) */
     uint32_t timeout_s;               /* entry and attribute validity in replies */
+    /* Restored from a snapshot: every id with a generation below this
+     * (but the root's nodeid) was handed out by the saved server and
+     * names nothing here (fuse_table_stale); 0 for a table never saved. */
+    uint32_t first_gen;
 };
 
 /* 0, or -1 out of memory. root_fd (O_PATH, a directory) becomes nodeid 1,
@@ -66,6 +70,17 @@ void fuse_table_drop_all(struct fuse_table *t);
 void fuse_table_counts(struct fuse_table *t, uint64_t *inodes, uint64_t *handles);
 /* 0 if one more inode (and handle) would fit; else -ENFILE (-EMFILE). */
 int fuse_table_room(struct fuse_table *t, bool handle);
+
+/* Snapshots (docs/shared-directories.md): the highest generation any
+ * nodeid or fh handed out so far can carry. */
+uint32_t fuse_table_generation(struct fuse_table *t);
+/* A restored table (only the root held): every slot starts at generation
+ * gen + 1, so that no nodeid or fh the saved server handed out is handed
+ * out again, naming another file. -1 if gen is 0 or leaves no room. */
+int fuse_table_start_after(struct fuse_table *t, uint32_t gen);
+/* An id (nodeid or fh) from before the restore: its generation is below
+ * first_gen. Never the root's nodeid. */
+bool fuse_table_stale(const struct fuse_table *t, uint64_t id);
 
 /* The slot of a nodeid the guest holds, with a reference; -1 if none. */
 int32_t fuse_inode_get(struct fuse_table *t, uint64_t nodeid);

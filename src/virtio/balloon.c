@@ -33,6 +33,9 @@
  *   NEEDS_RESET and stop serving queues until the driver resets.
  * - Each round serves at most CHAIN_BUDGET chains per queue before it
  *   looks at the stop request again, so no queue can starve the others.
+ * - Snapshots (docs/balloon.md): target and actual are saved; the held
+ *   statistics buffer goes back to its ring at the stop, so the next run
+ *   (the restored VM's too) takes it again and the statistics go on.
  */
 #include "virtio/device.h"
 #include "virtio/balloon.h"
@@ -43,6 +46,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -65,6 +69,8 @@ struct virtio_balloon {
     struct virtio_device vdev;
     unsigned flags, stats_interval_s;
     uint32_t target_pages, actual_pages; /* relaxed atomics: config space */
+    uint64_t ram_pages;                  /* the guest's RAM, 0 if not told: a loaded
+                                          * target or actual is checked against it */
 
     /* Owned by the device thread while it runs; set up by take_queues. */
     const struct guest_memory *mem;
@@ -387,11 +393,54 @@ static int balloon_take_queues(void *dev, const struct virtio_queues *qs)
     return 0;
 }
 
-/* The thread is gone: a held statistics buffer is the driver's again. */
+/* The thread is gone: a held statistics buffer is the driver's again. It
+ * is always the last chain popped from the statistics queue (a second one
+ * sends the first back), so it goes back to the ring: after a snapshot
+ * the device takes it again, reads the statistics it holds and asks for
+ * fresh ones stats_interval_s later, as at the driver's start. */
 static void balloon_release_queues(void *dev)
 {
     struct virtio_balloon *b = dev;
+    if (b->stats_held && b->q[Q_STATS])
+        virtq_unpop(b->q[Q_STATS], 1);
     b->stats_held = false;
+}
+
+/* Snapshots: the two page counts of the configuration space (le32 target,
+ * le32 actual). The flags and the statistics interval are the device's
+ * record; inflated pages are already zero in guest memory; a held
+ * statistics buffer went back to its ring at the stop. */
+#define BALLOON_STATE_SIZE 8
+
+static int balloon_save(void *dev, uint8_t *buf, size_t cap)
+{
+    struct virtio_balloon *b = dev;
+    if (cap < BALLOON_STATE_SIZE)
+        return -1;
+    put_le32(buf, __atomic_load_n(&b->target_pages, __ATOMIC_RELAXED));
+    put_le32(buf + 4, __atomic_load_n(&b->actual_pages, __ATOMIC_RELAXED));
+    return BALLOON_STATE_SIZE;
+}
+
+static int balloon_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    struct virtio_balloon *b = dev;
+    if (len != BALLOON_STATE_SIZE) {
+        snprintf(why, whylen, "balloon state of %zu bytes, not %u", len, BALLOON_STATE_SIZE);
+        return -1;
+    }
+    uint32_t target = (uint32_t)le_bytes(buf, 4), actual = (uint32_t)le_bytes(buf + 4, 4);
+    /* More pages than the guest has: vmlet_vm_set_balloon never sets such
+     * a target, and no driver gives more than it has. */
+    if (b->ram_pages && (target > b->ram_pages || actual > b->ram_pages)) {
+        snprintf(why, whylen,
+                 "balloon state: target %u / actual %u pages, more than the guest's %llu", target,
+                 actual, (unsigned long long)b->ram_pages);
+        return -1;
+    }
+    __atomic_store_n(&b->target_pages, target, __ATOMIC_RELAXED);
+    __atomic_store_n(&b->actual_pages, actual, __ATOMIC_RELAXED);
+    return 0;
 }
 
 static void balloon_metrics(void *dev, virtio_metric_fn fn, void *opaque)
@@ -445,6 +494,8 @@ struct virtio_balloon *virtio_balloon_new(unsigned flags, unsigned stats_interva
         .config_write = balloon_config_write,
         .metrics = balloon_metrics,
         .free = balloon_free,
+        .save = balloon_save,
+        .load = balloon_load,
     };
     if (stats_interval_s) {
         ops.features |= 1ULL << VIRTIO_BALLOON_F_STATS_VQ;
@@ -470,6 +521,11 @@ struct virtio_balloon *virtio_balloon_new(unsigned flags, unsigned stats_interva
     for (unsigned r = 0; r < Q_ROLES; r++)
         b->kick[r] = -1;
     return b;
+}
+
+void virtio_balloon_set_ram(struct virtio_balloon *b, uint64_t bytes)
+{
+    b->ram_pages = bytes >> VIRTIO_BALLOON_PFN_SHIFT;
 }
 
 void virtio_balloon_free(struct virtio_balloon *b)

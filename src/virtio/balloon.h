@@ -36,6 +36,9 @@ struct virtio_balloon;
 struct virtio_balloon *virtio_balloon_new(unsigned flags, unsigned stats_interval_s,
                                           vmlet_error *err);
 void virtio_balloon_free(struct virtio_balloon *b);
+/* The guest's RAM in bytes: a snapshot's target or actual page count
+ * above it is refused on load. Before the device is used. */
+void virtio_balloon_set_ram(struct virtio_balloon *b, uint64_t bytes);
 /* Its ops for the transport (dev is the virtio_balloon); NULL for NULL.
  * One thread ("virtio-balloon") serves every queue with poll(); it
  * discards guest pages with madvise(MADV_DONTNEED), as guest RAM is a

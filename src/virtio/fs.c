@@ -25,6 +25,10 @@
  * - A chain the queue code rejects (VIRTQ_BROKEN) sets NEEDS_RESET; a
  *   device reset ends the driver's session: every inode and open file the
  *   server holds for it is dropped (fuse_server_reset).
+ * - Snapshots (docs/shared-directories.md): only the FUSE session's
+ *   state is saved; after a restore the share holds its root alone and
+ *   the guest's old nodeids and open files fail cleanly
+ *   (fuse_server_load).
  * - The thread's sandbox (src/sandbox.h) allows the file system calls the
  *   server makes, and Landlock only beneath the shared directory (read
  *   and list only for a read-only share). */
@@ -218,7 +222,9 @@ static int fs_take_queues(void *dev, const struct virtio_queues *qs)
 }
 
 /* The driver's session is over (reset, or its module went away): what the
- * server held for it is dropped; the next driver starts with INIT. */
+ * server held for it is dropped; the next driver starts with INIT. A stop
+ * for a snapshot ends no session: the VM goes on with it afterwards.
+ * Nothing is held: each request was answered before the next was taken. */
 static void fs_release_queues(void *dev)
 {
     struct virtio_fs *fs = dev;
@@ -226,7 +232,22 @@ static void fs_release_queues(void *dev)
         fs->q[i] = NULL;
         fs->kick[i] = -1;
     }
-    fuse_server_reset(fs->server);
+    if (!fs->vdev.quiescing)
+        fuse_server_reset(fs->server);
+}
+
+/* Snapshots: the FUSE session's state (fuse_server_save); the share
+ * itself (path, tag, ro, cache) is the device's record. */
+static int fs_save(void *dev, uint8_t *buf, size_t cap)
+{
+    struct virtio_fs *fs = dev;
+    return fuse_server_save(fs->server, buf, cap);
+}
+
+static int fs_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t whylen)
+{
+    struct virtio_fs *fs = dev;
+    return fuse_server_load(fs->server, buf, len, why, whylen);
 }
 
 static void fs_metrics(void *dev, virtio_metric_fn fn, void *opaque)
@@ -267,6 +288,8 @@ static const struct virtio_device_ops fs_ops = {
     .config_write = fs_config_write,
     .metrics = fs_metrics,
     .free = fs_free_op,
+    .save = fs_save,
+    .load = fs_load,
 };
 
 static const struct virtio_device_hooks fs_hooks = {

@@ -89,6 +89,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         else
             check(memchr(dev.text, 0, sizeof dev.text) && strlen(dev.serial) <= 20,
                   "an accepted device record with an unterminated string");
+        /* A share a restore would make: a tag of 1 to 36 bytes, then an
+         * absolute path, terminated inside the record. */
+        if (dwhy[0] == '\0' && dev.kind == SNAP_DEV_FS) {
+            size_t tag = strlen(dev.text);
+            const char *path = dev.text + tag + 1;
+            check(tag >= 1 && tag <= 36 && path[0] == '/' &&
+                      memchr(path, 0, sizeof dev.text - tag - 1),
+                  "an accepted share record without its tag and absolute path");
+        }
     }
     /* What the serial port would take from it (its check, not KVM's). */
     struct serial_state ss;

@@ -59,9 +59,22 @@
 #                                   socket is echoed (the guest took the new CID
 #                                   from the transport reset event: vmlet drops
 #                                   packets from any other)
-#   snapshot-refuse-device          a VM with a shared directory (--share): the
-#                                   save is refused (409 naming it), no
-#                                   directory
+#   snapshot-fsb-save               a VM with a share (--share) and a balloon
+#                                   (--balloon stats=1) (guest: vmlet.test=snapfsb):
+#                                   the share mounted, a file of it opened,
+#                                   read and written by path once; paused and
+#                                   saved: 204
+#   snapshot-fsb-share              restored by a new vmlet: the host's file
+#                                   reads again by path, a file the guest
+#                                   writes appears on the host
+#   snapshot-fsb-open-file          the file opened before the save: reading
+#                                   it fails with an error (ESTALE/EBADF),
+#                                   no hang, no data
+#   snapshot-fsb-stats              the guest's balloon statistics come again
+#                                   (GET /balloon/statistics: 2 updates or more)
+#   snapshot-fsb-inflate            PATCH /balloon 64 MiB: actual 64, the
+#                                   guest's MemTotal 60 MiB lower; 0 gives
+#                                   it back
 #   snapshot-refuse-damaged         restoring a cut-short state file, a memory
 #                                   file of the wrong size, or with --kernel:
 #                                   vmlet exits 1 (2) with one clear line
@@ -70,7 +83,8 @@ CHECKS="snapshot-save-running-refused snapshot-save-1cpu snapshot-sparse-1cpu
         snapshot-restore-2cpu snapshot-poweroff-2cpu snapshot-restore-1g snapshot-devices-save
         snapshot-devices-console snapshot-devices-disk snapshot-devices-hwrng snapshot-devices-net
         snapshot-devices-disk-size snapshot-clone-save snapshot-clone-paused snapshot-clone-macs
-        snapshot-vsock-save snapshot-vsock-restore snapshot-refuse-device snapshot-refuse-damaged"
+        snapshot-vsock-save snapshot-vsock-restore snapshot-fsb-save snapshot-fsb-share
+        snapshot-fsb-open-file snapshot-fsb-stats snapshot-fsb-inflate snapshot-refuse-damaged"
 if [ "${1:-}" = --plan ]; then
     for c in $CHECKS; do echo "$c"; done
     exit 0
@@ -490,29 +504,133 @@ else
         not_ok snapshot-vsock-restore "no snapshot"
     fi
 fi
-
-# ---- refusals --------------------------------------------------------------
-mkdir -p "$tmp/share"
-if boot share 1 256M --share "$tmp/share,tag=s"; then
-    call PATCH /vm '{"state":"Paused"}' >/dev/null
-    r=$(call PUT /snapshot/create "{\"snapshot_path\":\"$tmp/with-share\"}")
+# ---- a share and a balloon (snapshot_share_balloon) --------------------------
+FSB_CHECKS="snapshot-fsb-save snapshot-fsb-share snapshot-fsb-open-file snapshot-fsb-stats
+            snapshot-fsb-inflate"
+# fsb_mem: the guest's "MemTotal MemAvailable" (kB), asked on the console.
+fsb_mem() {
+    echo mem >&8
+    sleep 2
+    sv VMLET-SFB-MEM
+}
+snapshot_share_balloon() {
+    fsb=$tmp/fsb
+    mkdir -p "$fsb/share"
+    token=fsb-$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')
+    echo "$token" >"$fsb/share/hello"
+    echo "opened before the save" >"$fsb/share/held"
+    mkfifo "$fsb/in"
+    exec 8<>"$fsb/in"
+    log=$logdir/vmlet-snapshot-fsb.log
+    rm -f "$sock"
+    "$vmlet" run --kernel "$kernel" --initrd "$initrd" --cpus 1 --memory 256M \
+        --cmdline "console=hvc0 quiet panic=-1 vmlet.test=snapfsb" --console virtio \
+        --share "$fsb/share,tag=snapfs" --balloon stats=1 --api-sock "$sock" \
+        <"$fsb/in" >"$log" 2>&1 &
+    pid=$!
+    if ! wait_for VMLET-SFB-READY 300 || [ "$(sv VMLET-SFB-MOUNTED)" != 1 ]; then
+        for c in $FSB_CHECKS; do not_ok "$c" "the guest never mounted the share (see $log)"; done
+        kill -KILL "$pid" 2>/dev/null
+        exec 8>&-
+        return
+    fi
+    echo "check 1" >&8
+    wait_for VMLET-SFB-1-DONE 120
+    read1=$(sv VMLET-SFB-1-READ)
+    r=$(call PATCH /vm '{"state":"Paused"}')
+    saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$fsb/snap\"}")
     call PUT /actions '{"action_type":"Stop"}' >/dev/null
     wait_exit 60
-    case $r in
-    *'shared directory'*' 409')
-        if [ ! -e "$tmp/with-share" ] && [ ! -e "$tmp/with-share.tmp" ]; then
-            ok snapshot-refuse-device
-        else
-            not_ok snapshot-refuse-device "refused, but a directory was left"
-        fi
-        ;;
-    *) not_ok snapshot-refuse-device "answered '$r'" ;;
+    if [ "$read1" = "$token" ] && [ "$(cat "$fsb/share/from-guest-1" 2>/dev/null)" = guest-1 ] &&
+        [ "$(status "$saved")" = 204 ] && [ -f "$fsb/snap/state" ]; then
+        ok snapshot-fsb-save "state $(stat -c %s "$fsb/snap/state") bytes"
+    else
+        for c in $FSB_CHECKS; do
+            not_ok "$c" "before the save: read '$read1', wrote '$(cat "$fsb/share/from-guest-1" 2>&1)'; pause '$r', save '$saved'"
+        done
+        exec 8>&-
+        return
+    fi
+    log=$logdir/vmlet-snapshot-fsb-restored.log
+    rm -f "$sock"
+    "$vmlet" run --restore "$fsb/snap" --api-sock "$sock" <"$fsb/in" >"$log" 2>"$log.err" &
+    pid=$!
+    echo "check 2" >&8
+    if ! wait_for VMLET-SFB-2-DONE 120; then
+        for c in share open-file stats inflate; do
+            not_ok "snapshot-fsb-$c" "no answer to 'check 2' after the restore; stderr: $(head -c 300 "$log.err"); console: $(tail -c 300 "$log" | tr '\r\n' '  ')"
+        done
+        kill -KILL "$pid" 2>/dev/null
+        exec 8>&-
+        return
+    fi
+    read2=$(sv VMLET-SFB-2-READ)
+    if [ "$read2" = "$token" ] && [ "$(sv VMLET-SFB-2-WROTE)" = 0 ] &&
+        [ "$(cat "$fsb/share/from-guest-2" 2>/dev/null)" = guest-2 ]; then
+        ok snapshot-fsb-share "read by path again; the guest's new file is on the host"
+    else
+        not_ok snapshot-fsb-share "read '$read2' (want '$token'), write status '$(sv VMLET-SFB-2-WROTE)', host file '$(cat "$fsb/share/from-guest-2" 2>&1)'"
+    fi
+    echo "held 2" >&8
+    wait_for VMLET-SFB-2-HELD 60
+    held=$(sv VMLET-SFB-2-HELD)
+    case $held in
+    rc=0* | rc=124* | rc=143* | '' | *'opened before'*)
+        not_ok snapshot-fsb-open-file "reading the file opened before the save: '$held'" ;;
+    *) ok snapshot-fsb-open-file "'$held'" ;;
     esac
-else
-    not_ok snapshot-refuse-device "the guest never counted (see $log)"
-    kill -KILL "$pid" 2>/dev/null
-fi
+    # Statistics every second: the buffer given back at the stop is taken
+    # again, then refilled by the guest.
+    i=0 updates=0
+    while [ $i -lt 30 ]; do
+        st=$(call GET /balloon/statistics)
+        updates=$(echo "$st" | jnum updates)
+        [ "${updates:-0}" -ge 2 ] && break
+        sleep 1
+        i=$((i + 1))
+    done
+    tot=$(echo "$st" | jnum total_memory)
+    if [ "${updates:-0}" -ge 2 ] && [ "${tot:-0}" -gt 0 ]; then
+        ok snapshot-fsb-stats "$updates updates in ${i} s, total_memory $((tot >> 20)) MiB"
+    else
+        not_ok snapshot-fsb-stats "after $i s: $st"
+    fi
+    mem0=$(fsb_mem)
+    t0=${mem0%% *}
+    t0=${t0:-0}
+    code=$(status "$(call PATCH /balloon '{"amount_mib": 64}')")
+    i=0 actual='' mem1=$mem0 t1=$t0
+    while [ $i -lt 120 ]; do
+        actual=$(call GET /balloon | jnum actual_mib)
+        mem1=$(fsb_mem)
+        t1=${mem1%% *}
+        t1=${t1:-0}
+        [ "$actual" = 64 ] && [ $((t0 - t1)) -ge 61440 ] && break
+        i=$((i + 2))
+    done
+    code0=$(status "$(call PATCH /balloon '{"amount_mib": 0}')")
+    i0=0 mem2=$mem1 t2=$t1
+    while [ $i0 -lt 120 ]; do
+        mem2=$(fsb_mem)
+        t2=${mem2%% *}
+        t2=${t2:-0}
+        [ $((t0 - t2)) -le 1024 ] && break
+        i0=$((i0 + 2))
+    done
+    echo "# balloon after the restore: MemTotal MemAvailable (kB) '$mem0' -> '$mem1' (64 MiB) -> '$mem2' (0)"
+    if [ "$code/$code0" = 204/204 ] && [ "$actual" = 64 ] && [ "$t0" -gt 0 ] &&
+        [ $((t0 - t1)) -ge 61440 ] && [ $((t0 - t2)) -le 1024 ]; then
+        ok snapshot-fsb-inflate "MemTotal $((t0 / 1024)) -> $((t1 / 1024)) -> $((t2 / 1024)) MiB"
+    else
+        not_ok snapshot-fsb-inflate "PATCH answered $code/$code0, actual_mib '$actual'; MemTotal MemAvailable '$mem0' -> '$mem1' -> '$mem2'"
+    fi
+    echo quit >&8
+    wait_exit 120
+    exec 8>&-
+}
+snapshot_share_balloon
 
+# ---- refusals --------------------------------------------------------------
 # Damaged snapshots, made from the 1 GiB one: cut short, memory file shrunk.
 why=
 if [ -f "$dir/state" ]; then

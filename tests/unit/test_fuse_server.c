@@ -1040,6 +1040,139 @@ static void made_up_and_forgotten_ids(void **state)
     assert_int_equal(call(t, FUSE_FLUSH, 1, &fl, sizeof fl, NULL, 0, NULL, 0), -EBADF);
 }
 
+/* --- snapshots ------------------------------------------------------------- */
+
+/* The server a restore makes: a new one over the same share, loaded with
+ * the saved state. 0, or -1 with why. */
+static int restore_from(struct t *t, const uint8_t *st, size_t len, char *why, size_t whylen)
+{
+    fuse_server_free(t->s);
+    vmlet_error err = { 0 };
+    t->s = fuse_server_new(t->share, false, &err);
+    assert_non_null(t->s);
+    return fuse_server_load(t->s, st, len, why, whylen);
+}
+
+/* After a restore nothing the guest held before names a file: its old
+ * nodeids answer ESTALE (the guest's VFS looks the path up again), its
+ * old fhs EBADF, FORGET and RELEASE of them do nothing; no nodeid or fh
+ * handed out afterwards equals an old one, even for slots used many
+ * times before; INIT is not asked for again. */
+static void snapshot_generations(void **state)
+{
+    struct t *t = *state;
+    char name[16];
+    uint64_t old[64], fh[8];
+    unsigned nold = 0;
+    for (int i = 0; i < 8; i++) {
+        snprintf(name, sizeof name, "f%d", i);
+        writefile(path_in(t, name), name);
+    }
+    /* Churn: slot 1's generation goes up with every forget. */
+    for (int i = 0; i < 20; i++) {
+        old[nold] = lookup_ok(t, 1, "f0");
+        forget(t, old[nold++], 1);
+    }
+    for (int i = 0; i < 8; i++) {
+        snprintf(name, sizeof name, "f%d", i);
+        old[nold++] = lookup_ok(t, 1, name);
+        assert_int_equal(open_(t, old[nold - 1], O_RDONLY, &fh[i], false), 0);
+    }
+    uint8_t st[FUSE_SERVER_STATE_SIZE + 8];
+    assert_int_equal(fuse_server_save(t->s, st, 8), -1);
+    assert_int_equal(fuse_server_save(t->s, st, sizeof st), FUSE_SERVER_STATE_SIZE);
+    char why[256] = "";
+    assert_int_equal(restore_from(t, st, FUSE_SERVER_STATE_SIZE, why, sizeof why), 0);
+
+    struct fuse_attr a;
+    assert_int_equal(getattr(t, 1, &a), 0); /* no INIT again */
+    uint64_t malformed = stats(t).malformed;
+    for (unsigned i = 0; i < nold; i++)
+        assert_int_equal(getattr(t, old[i], &a), -ESTALE);
+    assert_int_equal(call(t, FUSE_LOOKUP, old[nold - 1], "x", 2, NULL, 0, NULL, 0), -ESTALE);
+    assert_int_equal(stats(t).malformed, malformed); /* stale is not malformed */
+    char buf[8];
+    assert_int_equal(read_(t, fh[0], 0, 1, buf), -EBADF);
+    forget(t, old[nold - 1], 1);
+    assert_int_equal(release(t, fh[1], false), 0);
+    assert_int_equal(stats(t).inodes, 0);
+    assert_int_equal(stats(t).open_handles, 0);
+    /* By path again: new nodeids and fhs, none an old one. */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 8; i++) {
+            snprintf(name, sizeof name, "f%d", i);
+            uint64_t n = lookup_ok(t, 1, name), h;
+            assert_int_equal(open_(t, n, O_RDONLY, &h, false), 0);
+            for (unsigned k = 0; k < nold; k++)
+                assert_true(n != old[k]);
+            for (int k = 0; k < 8; k++)
+                assert_true(h != fh[k]);
+            assert_int_equal(read_(t, h, 0, 2, buf), 2);
+            assert_memory_equal(buf, name, 2);
+            assert_int_equal(release(t, h, false), 0);
+            forget(t, n, 1);
+        }
+    }
+    /* A second save starts higher still: restored twice, still no reuse. */
+    uint32_t gen1, gen2;
+    memcpy(&gen1, st + 20, 4);
+    assert_int_equal(fuse_server_save(t->s, st, sizeof st), FUSE_SERVER_STATE_SIZE);
+    memcpy(&gen2, st + 20, 4);
+    assert_true(gen2 > gen1);
+}
+
+/* The saved state is a file's: each field checked, the message naming it. */
+static void snapshot_state_checked(void **state)
+{
+    struct t *t = *state;
+    uint8_t good[FUSE_SERVER_STATE_SIZE], st[FUSE_SERVER_STATE_SIZE];
+    assert_int_equal(fuse_server_save(t->s, good, sizeof good), FUSE_SERVER_STATE_SIZE);
+    static const struct {
+        unsigned at;
+        uint32_t value;
+        const char *why;
+    } bad[] = {
+        { 0, 2, "initialized is 2" },
+        { 4, 6, "FUSE major 6" },
+        { 8, 12, "FUSE minor 12" },
+        { 8, 1000, "FUSE minor 1000" },
+        { 12, 1u << 31, "INIT flags 0x80000000" },
+        { 16, 4096, "max_write 4096" },
+        { 20, 0, "generation 0" },
+        { 20, UINT32_MAX, "generation 4294967295" },
+    };
+    char why[256];
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memcpy(st, good, sizeof st);
+        memcpy(st + bad[i].at, &bad[i].value, 4);
+        why[0] = 0;
+        assert_int_equal(restore_from(t, st, sizeof st, why, sizeof why), -1);
+        assert_non_null(strstr(why, "shared directory state: "));
+        if (!strstr(why, bad[i].why))
+            fail_msg("case %zu: '%s' does not say '%s'", i, why, bad[i].why);
+    }
+    assert_int_equal(restore_from(t, good, sizeof good - 1, why, sizeof why), -1);
+    assert_string_equal(why, "shared directory state: 23 bytes, not 24");
+    /* INIT values without an INIT. */
+    memset(st, 0, sizeof st);
+    st[8] = 31;
+    st[20] = 1;
+    assert_int_equal(restore_from(t, st, sizeof st, why, sizeof why), -1);
+    assert_string_equal(why, "shared directory state: INIT values without an INIT");
+    /* Saved before the guest's INIT: the restored server waits for it. */
+    st[8] = 0;
+    assert_int_equal(restore_from(t, st, sizeof st, why, sizeof why), 0);
+    struct fuse_attr a;
+    assert_int_equal(getattr(t, 1, &a), -EIO);
+    do_init(t);
+    assert_int_equal(getattr(t, 1, &a), 0);
+    /* Only into a server that holds nothing yet. */
+    writefile(path_in(t, "f"), "x");
+    lookup_ok(t, 1, "f");
+    assert_int_equal(fuse_server_load(t->s, good, sizeof good, why, sizeof why), -1);
+    assert_non_null(strstr(why, "in use"));
+}
+
 static void hostile_names(void **state)
 {
     struct t *t = *state;
@@ -1787,6 +1920,8 @@ int main(void)
         T(concurrent_lookups_and_forgets),
         T_RO(read_only_refuses_changes),
         cmocka_unit_test(new_refuses_bad_roots),
+        T(snapshot_generations),
+        T(snapshot_state_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -510,6 +510,79 @@ static void device_record_checks(void **state)
     assert_int_equal(snap_device_check(&d, why, sizeof why), 0);
 }
 
+/* A balloon's record: its options as --balloon's, nothing else. A
+ * share's: tag, NUL, absolute path, NUL, zeros; "cache=always" or no
+ * options. Each refusal names the kind and what is wrong. */
+static void balloon_and_share_records(void **state)
+{
+    (void)state;
+    char why[256];
+    struct snap_device d;
+    memset(&d, 0, sizeof d);
+    d.kind = SNAP_DEV_BALLOON;
+    d.devfn = 40;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), 0); /* no options */
+    strcpy(d.text, "deflate-on-oom,free-page-reporting,stats=5");
+    assert_int_equal(snap_device_check(&d, why, sizeof why), 0);
+    assert_string_equal(snap_device_kind_name(SNAP_DEV_BALLOON), "balloon");
+    d.text[3] = ' ';
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a balloon record whose options are not --balloon's");
+    d.text[3] = 'l';
+    d.text[100] = 'x'; /* hidden after the string */
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a balloon record with fields of another kind");
+    d.text[100] = 0;
+    d.read_only = 1;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a balloon record with fields of another kind");
+    d.read_only = 0;
+    strcpy(d.serial, "x");
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+
+    memset(&d, 0, sizeof d);
+    d.kind = SNAP_DEV_FS;
+    d.devfn = 48;
+    d.read_only = 1;
+    memcpy(d.text, "work\0/home/me/project", 22);
+    assert_int_equal(snap_device_check(&d, why, sizeof why), 0);
+    assert_string_equal(snap_device_kind_name(SNAP_DEV_FS), "shared directory");
+    strcpy(d.serial, "cache=always");
+    assert_int_equal(snap_device_check(&d, why, sizeof why), 0);
+    strcpy(d.serial, "cache=never");
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a shared directory record with unknown options");
+    memset(d.serial, 0, sizeof d.serial);
+    d.read_only = 2;
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a shared directory record with bad fields");
+    d.read_only = 0;
+    d.text[5] = 'h'; /* a relative path */
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a shared directory record without an absolute path");
+    d.text[5] = '/';
+    d.text[4] = '/'; /* no path at all: tag "work/home/me/project" */
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a shared directory record without an absolute path");
+    d.text[4] = 0;
+    d.text[40] = 'x'; /* after the path */
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a shared directory record with bytes after its strings");
+    memset(d.text, 0, sizeof d.text);
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a shared directory record with a tag of 0 bytes (1 to 36)");
+    memset(d.text, 't', 37);
+    strcpy(d.text + 38, "/x");
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+    assert_string_equal(why, "a shared directory record with a tag of 37 bytes (1 to 36)");
+    d.text[36] = 0; /* 36 bytes: the most */
+    memset(d.text + 37, 0, 3);
+    strcpy(d.text + 37, "/x");
+    assert_int_equal(snap_device_check(&d, why, sizeof why), 0);
+    memset(d.text + 37, 'p', sizeof d.text - 37); /* the path unterminated */
+    assert_int_equal(snap_device_check(&d, why, sizeof why), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +598,7 @@ int main(void)
         cmocka_unit_test(pci_restore_takes_writable_bytes_only),
         cmocka_unit_test(device_records),
         cmocka_unit_test(device_record_checks),
+        cmocka_unit_test(balloon_and_share_records),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

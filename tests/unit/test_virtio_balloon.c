@@ -465,6 +465,84 @@ static void test_stats(void **state)
     assert_int_equal(atomic_load(&f->t.needs_reset), 0);
 }
 
+/* Snapshots: target and actual go into the state and come back; the
+ * statistics buffer held at the stop goes back to its ring (nothing in
+ * the used ring), so the restored device takes it again and the
+ * statistics go on. A state that is the wrong size, or counts more pages
+ * than the guest has, is refused naming the field. */
+static void test_snapshot(void **state)
+{
+    struct fixture *f = *state;
+    start(f, 0, 60, 1ULL << VIRTIO_BALLOON_F_STATS_VQ);
+    virtio_balloon_set_ram(f->b, f->mem.size);
+    virtio_balloon_set_target(f->b, 1000);
+    uint8_t actual[4];
+    put_le32(actual, 500);
+    f->ops->config_write(f->b, 4, actual, 4);
+    put_stat(f, DATA_BASE, VMLET_BALLOON_STAT_FREE_MEMORY, 111 << 20);
+    post(&f->r[2], &(struct buf){ DATA_BASE, 10, false }, 1);
+    uint64_t t0 = now_ms();
+    vmlet_balloon_info info;
+    do {
+        sleep_ms(5);
+        virtio_balloon_get_info(f->b, &info);
+    } while (info.stats_updates == 0 && now_ms() - t0 < WAIT_MS);
+    assert_int_equal(info.stats_updates, 1);
+    f->ops->stop(f->b);
+    assert_int_equal(f->r[2].q.last_avail, 0); /* given back, not used */
+    expect_no_used(&f->r[2], 50);
+    uint8_t st[VIRTIO_STATE_MAX];
+    assert_int_equal(f->ops->save(f->b, st, 4), -1);
+    int len = f->ops->save(f->b, st, sizeof st);
+    assert_int_equal(len, 8);
+    assert_int_equal(get_le64(st), 1000 | (500ULL << 32));
+    virtio_balloon_free(f->b);
+
+    /* The restored device: same settings, state loaded, same queues. */
+    vmlet_error err;
+    f->b = virtio_balloon_new(0, 60, &err);
+    assert_non_null(f->b);
+    f->ops = &virtio_balloon_device(f->b)->ops;
+    virtio_balloon_set_ram(f->b, f->mem.size);
+    char why[256];
+    assert_int_equal(f->ops->load(f->b, st, 7, why, sizeof why), -1);
+    assert_string_equal(why, "balloon state of 7 bytes, not 8");
+    uint8_t bad[8];
+    put_le32(bad, (uint32_t)(f->mem.size / PAGE) + 1);
+    put_le32(bad + 4, 0);
+    assert_int_equal(f->ops->load(f->b, bad, 8, why, sizeof why), -1);
+    assert_string_equal(why, "balloon state: target 8193 / actual 0 pages, more than the "
+                             "guest's 8192");
+    put_le32(bad, 0);
+    put_le32(bad + 4, UINT32_MAX);
+    assert_int_equal(f->ops->load(f->b, bad, 8, why, sizeof why), -1);
+    assert_int_equal(f->ops->load(f->b, st, (size_t)len, why, sizeof why), 0);
+    virtio_balloon_get_info(f->b, &info);
+    assert_int_equal(info.target_bytes, 1000ull * PAGE);
+    assert_int_equal(info.actual_bytes, 500ull * PAGE);
+    uint8_t cfg[8];
+    f->ops->config_read(f->b, 0, cfg, 8);
+    assert_int_equal(get_le64(cfg), 1000 | (500ULL << 32));
+    put_stat(f, DATA_BASE, VMLET_BALLOON_STAT_FREE_MEMORY, 222 << 20);
+    struct virtio_queues qs = { .transport = &f->t,
+                                .count = 3,
+                                .features = 1ULL << VIRTIO_BALLOON_F_STATS_VQ,
+                                .resume = true };
+    for (unsigned i = 0; i < 3; i++) {
+        qs.q[i] = &f->r[i].q;
+        qs.kick_fd[i] = f->r[i].kick;
+    }
+    assert_int_equal(f->ops->activate(f->b, &qs), 0);
+    t0 = now_ms();
+    do {
+        sleep_ms(5);
+        virtio_balloon_get_info(f->b, &info);
+    } while (info.stats_updates == 0 && now_ms() - t0 < WAIT_MS);
+    assert_int_equal(info.stats_updates, 1);
+    assert_int_equal(info.stats[VMLET_BALLOON_STAT_FREE_MEMORY], 222 << 20);
+    assert_int_equal(f->r[2].q.last_avail, 1);
+}
+
 /* A driver that accepts reporting but not statistics, from a device that
  * offers both, has its reporting queue at 2. */
 static void test_queue_numbering(void **state)
@@ -570,6 +648,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_queue_numbering, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flood, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup, teardown),

@@ -314,6 +314,62 @@ static void test_forget_and_reset(void **state)
     assert_int_not_equal(lookup(f, "hello", &error), 0);
 }
 
+/* The same queues again after a stop (activate with resume set). */
+static void resume(struct fixture *f)
+{
+    struct virtio_queues qs = {
+        .transport = &f->t,
+        .count = 2,
+        .q = { &f->hiprio.q, &f->req.q },
+        .kick_fd = { f->hiprio.kick, f->req.kick },
+        .resume = true,
+    };
+    assert_int_equal(f->ops->activate(f->fs, &qs), 0);
+}
+
+/* A stop for a snapshot ends no FUSE session: the saved VM goes on with
+ * the nodeids it held, without a new INIT. The state saved then makes a
+ * new device (a restore) that answers without INIT, holds only the root,
+ * and answers the old nodeid ESTALE; the name looked up again gets
+ * another nodeid. */
+static void test_snapshot_stop_save_load(void **state)
+{
+    struct fixture *f = *state;
+    init(f);
+    int error;
+    uint64_t node = lookup(f, "hello", &error);
+    assert_int_equal(error, 0);
+    f->ops->stop(f->fs);
+    uint8_t st[VIRTIO_STATE_MAX];
+    int len = f->ops->save(f->fs, st, sizeof st);
+    assert_true(len > 0);
+    resume(f);
+    struct fuse_getattr_in gi = { 0 };
+    struct fuse_out_header oh;
+    char attr[0x1000];
+    request(f, &f->req, FUSE_GETATTR, node, &gi, sizeof gi, 0x1000, &oh, attr);
+    assert_int_equal(oh.error, 0);
+
+    /* The restored device, over the same directory and fresh rings. */
+    f->ops->free(f->fs);
+    vmlet_error err;
+    f->fs = virtio_fs_new(f->dir, "work", false, &err);
+    assert_non_null(f->fs);
+    f->ops = &virtio_fs_device(f->fs)->ops;
+    char why[256];
+    assert_int_equal(f->ops->load(f->fs, st, (size_t)len, why, sizeof why), 0);
+    assert_int_equal(f->ops->load(f->fs, st, (size_t)len - 1, why, sizeof why), -1);
+    assert_non_null(strstr(why, "shared directory state"));
+    activate(f);
+    request(f, &f->req, FUSE_GETATTR, node, &gi, sizeof gi, 0x1000, &oh, attr);
+    assert_int_equal(oh.error, -ESTALE);
+    uint64_t again = lookup(f, "hello", &error); /* no INIT first */
+    assert_int_equal(error, 0);
+    assert_true(again != 0 && again != node);
+    request(f, &f->req, FUSE_GETATTR, again, &gi, sizeof gi, 0x1000, &oh, attr);
+    assert_int_equal(oh.error, 0);
+}
+
 /* The same requests with the device thread under its sandbox: a system
  * call outside its allowlist would end this test with SIGSYS. */
 static void test_sandboxed(void **state)
@@ -492,6 +548,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_no_room, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forget_and_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_stop_save_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sandboxed, setup_sandboxed, teardown),
         cmocka_unit_test_setup_teardown(test_forgets_ride_with_requests, setup_slow_forgets,
                                         teardown),
