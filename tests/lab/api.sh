@@ -26,12 +26,15 @@
 #                       ending the process (exit 0); then Kata's way: the
 #                       binary under the name firecracker with --config-file
 #                       (logger and metrics files), GET / polled until
-#                       Running, FlushMetrics, SendCtrlAltDel
+#                       Running, FlushMetrics, SendCtrlAltDel; and
+#                       snapshots: PUT /snapshot/create of a paused
+#                       microVM, PUT /snapshot/load (resume_vm) in a new
+#                       process, its guest ticking on
 LIFECYCLE_LINUX_CHECKS="runs pause-state event-fd paused-guest-is-still resume stop two-vms
                         request-stop"
 API_CHECKS="socket-mode info pause resume metrics malformed request-shutdown stop stalled-console"
 FC_CHECKS="version boot running vcpu-names pause resume ctrl-alt-del config-file metrics
-           config-file-exit"
+           config-file-exit snapshot-create snapshot-load"
 if [ "${1:-}" = --plan ]; then
     echo example-simplevm
     for c in $LIFECYCLE_LINUX_CHECKS; do echo "lifecycle-linux-$c"; done
@@ -422,6 +425,48 @@ else
     not_ok fc-config-file "GET / never said Running: '$(fcall GET /)' (see $logdir/vmlet-fc-config.err: $(head -c 200 "$logdir/vmlet-fc-config.err"))"
     not_ok fc-metrics "no running microVM"
     not_ok fc-config-file-exit "no running microVM"
+fi
+kill -KILL $pid 2>/dev/null
+
+# Firecracker's snapshots: a microVM booted from a config file, paused,
+# PUT /snapshot/create (two files), the process killed; a new one, PUT
+# /snapshot/load with resume_vm before anything else: its guest ticks on,
+# its vCPU threads have Firecracker's names, the power button ends it.
+log=$logdir/vmlet-fc-snap.log
+rm -f "$fsock" "$tmp/fc.state" "$tmp/fc.mem"
+"$tmp/firecracker" --api-sock "$fsock" --config-file "$tmp/fc-config.json" </dev/null >"$log" 2>"$logdir/vmlet-fc-snap.err" &
+pid=$!
+deadline=$(($(secs) + 120))
+while [ "$(ticks)" = 0 ] && kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do sleep 0.5; done
+r1=$(fcall PATCH /vm '{"state": "Paused"}')
+r2=$(fcall PUT /snapshot/create "{\"snapshot_type\": \"Full\", \"snapshot_path\": \"$tmp/fc.state\", \"mem_file_path\": \"$tmp/fc.mem\"}")
+kill -KILL $pid 2>/dev/null
+wait $pid 2>/dev/null
+if [ "$(status "$r1")" = 204 ] && [ "$(status "$r2")" = 204 ] && [ -f "$tmp/fc.state" ] &&
+   [ "$(stat -c %s "$tmp/fc.mem" 2>/dev/null)" = $((256 << 20)) ]; then
+    ok fc-snapshot-create "state $(stat -c %s "$tmp/fc.state") bytes, memory $(($(du -k "$tmp/fc.mem" | cut -f1) / 1024)) MiB on disk"
+    log=$logdir/vmlet-fc-load.log
+    rm -f "$fsock"
+    "$tmp/firecracker" --api-sock "$fsock" --id lab-fc-load </dev/null >"$log" 2>"$logdir/vmlet-fc-load.err" &
+    pid=$!
+    r=
+    wait_socket && r=$(fcall PUT /snapshot/load "{\"snapshot_path\": \"$tmp/fc.state\", \"mem_backend\": {\"backend_path\": \"$tmp/fc.mem\", \"backend_type\": \"File\"}, \"resume_vm\": true}")
+    deadline=$(($(secs) + 60))
+    while [ "$(ticks)" -lt 2 ] && kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do sleep 0.5; done
+    s=$(fcall GET /)
+    names=$(cat /proc/$pid/task/*/comm 2>/dev/null | grep '^fc_vcpu' | sort | tr '\n' ',')
+    n=$(ticks)
+    fcall PUT /actions '{"action_type": "SendCtrlAltDel"}' >/dev/null
+    wait_gone 60
+    if [ "$(status "$r")" = 204 ] && [ "$n" -ge 2 ] && [ "$names" = "fc_vcpu 0," ] &&
+       echo "$s" | grep -q '"state":"Running"' && [ "$rc" = 0 ]; then
+        ok fc-snapshot-load "$n ticks after the load, then powered off"
+    else
+        not_ok fc-snapshot-load "load answered '$r', GET / '$s', $n ticks, vCPU threads '$names', exit $rc; stderr: $(head -c 300 "$logdir/vmlet-fc-load.err")"
+    fi
+else
+    not_ok fc-snapshot-create "pause answered '$r1', create '$r2'; files: $(stat -c '%n %s' "$tmp/fc.state" "$tmp/fc.mem" 2>&1 | tr '\n' ' ')"
+    not_ok fc-snapshot-load "no snapshot"
 fi
 kill -KILL $pid 2>/dev/null
 
