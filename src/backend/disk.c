@@ -67,7 +67,7 @@ static bool same_file(const struct stat *st, const struct disk *current)
 int disk_file_open(struct disk_file *out, const char *path, bool read_only,
                    const struct disk *current, vmlet_error *err)
 {
-    out->fd = -1;
+    *out = (struct disk_file){ .fd = -1 };
     /* A block device opened for writing is also opened O_EXCL, so the
      * kernel refuses one that is mounted on the host; not when it is the
      * device this disk already holds (that claim is ours). */
@@ -146,8 +146,8 @@ void disk_file_close(struct disk_file *f)
 int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *err)
 {
     *out = NULL;
-    struct disk_file f;
-    if (disk_file_open(&f, path, read_only, NULL, err) < 0)
+    struct disk_file f = { .fd = -1 };
+    if (disk_file_open(&f, path, read_only, NULL, err) < 0 || f.fd < 0)
         return -1;
     int fd = f.fd;
     uint64_t size = f.size;

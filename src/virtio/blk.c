@@ -836,7 +836,7 @@ int virtio_blk_set_path(struct virtio_blk *blk, const char *path, vmlet_error *e
     /* Opened here, in the caller's thread (the device thread's sandbox
      * opens nothing), before the device stops: a bad path costs the
      * guest nothing. */
-    struct disk_file f;
+    struct disk_file f = { .fd = -1 };
     if (disk_file_open(&f, path, blk->read_only, blk->disk, err) < 0)
         return -1;
 
