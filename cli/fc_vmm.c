@@ -1396,6 +1396,98 @@ static int patch_balloon_preboot(struct fc_vmm *fc, const struct http_request *r
     return 204;
 }
 
+/* The library's number for drive slot (vmlet_vm_set_disk_path): the root
+ * drive is disk 0 and the others follow in their order (build_config). */
+static unsigned disk_index(const struct fc_vmm *fc, unsigned slot)
+{
+    unsigned root = 0;
+    while (root < fc->ndrives && !fc->drives[root].root)
+        root++;
+    if (root == fc->ndrives || slot > root)
+        return slot;
+    return slot == root ? 0 : slot + 1;
+}
+
+/* PATCH /drives/{id} on a running microVM (Firecracker's PartialDrive):
+ * a new backing file for the drive, the guest told of its size (Kata's
+ * block hotplug into its placeholder drives). */
+static int patch_drive(struct fc_vmm *fc, const struct http_request *req, const char *path_id,
+                       char **body)
+{
+    vmlet_error err = { 0 };
+    cJSON *doc;
+    if (json_strict_parse(req->body, req->body_len, &body_doc, &doc, &err) < 0)
+        return fault400(body, err.message);
+    static const char *const names[] = { "drive_id", "path_on_host", "rate_limiter" };
+    const cJSON *f[3];
+    struct json_keypath p;
+    path_init(&p, "drives");
+    const char *id, *path = NULL;
+    int rc = -1;
+    if (!cJSON_IsObject(doc)) {
+        json_key_error(&err, &p,
+                       "expected an object such as {\"drive_id\": \"drive_0\", "
+                       "\"path_on_host\": \"disk.img\"}, got %s",
+                       json_type_name(doc));
+        goto out;
+    }
+    if (json_match_keys(doc, names, 3, f, &p, &err) < 0)
+        goto out;
+    size_t old = json_path_key(&p, names[0]);
+    if (!f[0]) {
+        json_key_error(&err, &p, "missing; give the drive's ID");
+        goto out;
+    }
+    if (json_get_string(f[0], &p, true, FC_ID_MAX, "the drive's ID", &id, &err) < 0)
+        goto out;
+    if (strcmp(id, path_id)) {
+        json_key_error(&err, &p, "the ID in the path and the ID in the body differ");
+        goto out;
+    }
+    json_path_pop(&p, old);
+    if (check_rate_limiter(f[2], &p, names[2], &err) < 0)
+        goto out;
+    if (!absent(f[1])) {
+        old = json_path_key(&p, names[1]);
+        if (json_get_string(f[1], &p, true, FC_PATH_MAX, "an image file or block device", &path,
+                            &err) < 0)
+            goto out;
+        json_path_pop(&p, old);
+    }
+    unsigned slot = 0;
+    while (slot < fc->ndrives && strcmp(fc->drives[slot].id, id))
+        slot++;
+    if (slot == fc->ndrives) {
+        json_path_key(&p, names[0]);
+        json_key_error(&err, &p, "no drive %s was given before InstanceStart", id);
+        goto out;
+    }
+    char *copy = path ? strdup(path) : NULL;
+    if (path && !copy) {
+        nomem(&err);
+        goto out;
+    }
+    if (path && vmlet_vm_set_disk_path(fc->vm, disk_index(fc, slot), path, &err) < 0) {
+        char why[sizeof err.message];
+        snprintf(why, sizeof why, "%s", err.message);
+        json_path_key(&p, names[1]);
+        json_key_error(&err, &p, "%s", why);
+        free(copy);
+        goto out;
+    }
+    if (copy) {
+        free(fc->drives[slot].path);
+        fc->drives[slot].path = copy;
+        fc_vmm_log(fc, "Info", "drive %s: now %.300s", id, path);
+    }
+    rc = 0;
+out:
+    cJSON_Delete(doc);
+    if (rc < 0)
+        return fault400(body, err.message);
+    return 204;
+}
+
 static const char *const unsupported_resources[] = {
     "mmds", "cpu-config", "serial", "pmem", "hotplug",
 };
@@ -1509,8 +1601,13 @@ static int dispatch(struct fc_vmm *fc, const struct http_request *req, char **bo
                             "{\"backend_path\": \"vm.mem\", \"backend_type\": \"File\"}}",
                             body);
     }
-    if ((put || patch) && (!strcmp(resource, "snapshot") || !strcmp(resource, "drives") ||
-                           !strcmp(resource, "network-interfaces"))) {
+    if (patch && !strcmp(resource, "drives") && id) {
+        if ((status = wrong_state(fc, RUNNING, body)))
+            return status;
+        return patch_drive(fc, req, id, body);
+    }
+    if ((put || patch) &&
+        (!strcmp(resource, "snapshot") || !strcmp(resource, "network-interfaces"))) {
         *body = api_fault("%s /%s%s%s is not supported by vmlet's Firecracker mode yet "
                           "(docs/firecracker.md)",
                           m, resource, id ? "/" : "", id ? id : "");

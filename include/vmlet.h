@@ -23,7 +23,7 @@
  * at a time. vmlet_vm_create() copies what it needs, so the config may be
  * freed afterwards. The vmlet_vm calls (start, pause, resume, request_stop,
  * stop, state, event_fd, wait, wait_timeout, metrics, net_warning,
- * set_balloon, get_balloon, save) may be called from any thread at the same
+ * set_balloon, get_balloon, save, set_disk_path) may be called from any thread at the same
  * time, except vmlet_vm_free(), which must be the last call on a VM.
  *
  * Signals: each vCPU thread uses SIGRTMIN+0 (with a handler that does
@@ -114,7 +114,9 @@ VMLET_API vmlet_console_kind vmlet_config_get_console(const vmlet_config *c);
 #define VMLET_DISK_READONLY   (1u << 0)
 
 /* Adds a virtio-blk disk backed by a raw image file or block device; disks
- * appear in the order added (vda, vdb, ...). flags: VMLET_DISK_READONLY
+ * appear in the order added (vda, vdb, ...). The image's size is 0 or a
+ * multiple of 512 bytes: an empty file is a disk of capacity 0, a
+ * placeholder whose image vmlet_vm_set_disk_path() replaces later. flags: VMLET_DISK_READONLY
  * (the file is opened read-only and the guest sees a read-only disk).
  * serial: up to 20 printable ASCII characters, or NULL. Returns -1 when out
  * of memory; everything else is checked by vmlet_config_validate(). */
@@ -323,11 +325,44 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm);
 /* Puts the calling thread under the sandbox of a thread that drives this
  * VM (when the VM's seccomp mode is not OFF): what the vmlet_vm_* calls
  * (vmlet_vm_free included) need, plus poll, accept4, reading and writing
- * descriptors it already has, terminal settings and unlink; no new files
- * are opened and no programs run. For a supervising thread such as the
+ * descriptors it already has, terminal settings and unlink; no programs
+ * run, and the only files it may open are existing ones beneath the
+ * directories of the VM's disks (vmlet_vm_set_disk_path's new images). For a supervising thread such as the
  * vmlet command's; irreversible for that thread and the threads it
  * creates later. 0, or -1 with err filled. */
 VMLET_API int vmlet_vm_sandbox_this_thread(vmlet_vm *vm, vmlet_error *err);
+
+/* Serves disk number index (0 for the first added, as in the metrics'
+ * "diskN") from the image at path from now on, while the guest runs or
+ * is paused: Firecracker's PATCH /drives, with which Kata Containers
+ * hotplugs a container's block device into one of its placeholder disks.
+ * path is opened in the calling thread, read-write or read-only as the
+ * disk was added, and locked as at creation; the disk finishes every
+ * request in flight on the old image (completing it to the guest), then
+ * closes it, so no request reaches the old image once this returns; the
+ * guest sees the new capacity (virtio-blk's configuration space) and gets
+ * a configuration-change interrupt, on which Linux resizes the disk
+ * (its size in /sys/block/vdX/size; a change uevent). The same path
+ * again re-reads the image's size. A later snapshot records the new path.
+ * The guest is told nothing else: swap only an image it is not using
+ * (not mounted), as with Firecracker.
+ *
+ * Under the sandbox (a thread that called vmlet_vm_sandbox_this_thread())
+ * the image must be beneath the directory of one of the VM's disks as
+ * they were when that thread entered it, where Landlock lets it open
+ * existing files (docs/sandbox.md); elsewhere the open fails (permission
+ * denied). 0, or -1 with err, and the disk unchanged:
+ *   VMLET_ERR_INVALID path empty or too long; no disk number index
+ *   VMLET_ERR_FILE    path does not exist, cannot be opened (permissions,
+ *                     the sandbox) or locked (another VM has it), or is not
+ *                     a regular file or block device: err names the file
+ *                     and the reason (a size that is not a multiple of 512
+ *                     is taken, as by Firecracker: the tail is not seen)
+ *   VMLET_ERR_STATE   the VM has stopped
+ *   VMLET_ERR_NOMEM   out of memory
+ *   VMLET_ERR_INTERNAL the disk could not take the image (a bug) */
+VMLET_API int vmlet_vm_set_disk_path(vmlet_vm *vm, unsigned index, const char *path,
+                                     vmlet_error *err);
 
 /* The balloon's target: the guest is asked to give bytes (rounded down
  * to 4 KiB pages, at most the guest's RAM) back to the host; 0 lets it

@@ -362,7 +362,8 @@ static int check_shares(const vmlet_config *c, vmlet_error *err)
 }
 
 /* A disk must be a readable (and, unless read-only, writable) regular file
- * or block device whose size is a whole number of 512-byte sectors. */
+ * or block device whose size is a whole number of 512-byte sectors; none
+ * is a placeholder of capacity 0 (vmlet_vm_set_disk_path fills it). */
 static int check_disk(unsigned i, const struct config_disk *d, vmlet_error *err)
 {
     struct stat st;
@@ -380,10 +381,10 @@ static int check_disk(unsigned i, const struct config_disk *d, vmlet_error *err)
         return set_error(err, VMLET_ERR_FILE, "disk '%s': %s; %s", d->path, strerror(errno),
                          d->read_only ? "make it readable for this user"
                                       : "make it writable for this user, or add ,ro");
-    if (S_ISREG(st.st_mode) && (st.st_size == 0 || st.st_size % 512))
+    if (S_ISREG(st.st_mode) && st.st_size % 512)
         return set_error(err, VMLET_ERR_FILE,
                          "disk '%s': its size (%lld bytes) is not a "
-                         "non-zero multiple of 512; resize it (truncate -s)",
+                         "multiple of 512; resize it (truncate -s)",
                          d->path, (long long)st.st_size);
     if (d->serial) {
         if (strlen(d->serial) > VMLET_DISK_SERIAL_MAX)

@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <fcntl.h>
 #include <linux/capability.h>
+#include <linux/fs.h>
 #include <linux/kvm.h>
 #include <linux/landlock.h>
 #include <seccomp.h>
@@ -230,6 +231,17 @@ static int restrict_files(const struct sandbox_rules *r)
         syscall(__NR_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
         close(fd);
     }
+    for (const char *const *dir = r->disk_dirs; dir && *dir; dir++) {
+        int fd = open(*dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* gone: no image can be opened there either */
+        struct landlock_path_beneath_attr beneath = {
+            .allowed_access = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE,
+            .parent_fd = fd,
+        };
+        syscall(__NR_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &beneath, 0);
+        close(fd);
+    }
     if (r->has_share) {
         uint64_t reading = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
         struct landlock_path_beneath_attr beneath = {
@@ -255,6 +267,27 @@ static int restrict_files(const struct sandbox_rules *r)
 static int allow(scmp_filter_ctx ctx, int nr)
 {
     return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+}
+
+/* rules->disk_dirs: opening an existing image, read-only or read-write
+ * (never made or truncated), locking it, a block device's size, and
+ * realpath() for the name a snapshot records. Which files is Landlock's
+ * part (restrict_files). */
+static int allow_disk_opening(scmp_filter_ctx ctx)
+{
+    const unsigned long mask = O_ACCMODE | O_CREAT | O_TRUNC;
+    int rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+                              SCMP_A2(SCMP_CMP_MASKED_EQ, mask, O_RDONLY));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+                              SCMP_A2(SCMP_CMP_MASKED_EQ, mask, O_RDWR));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                              SCMP_A1(SCMP_CMP_EQ, BLKGETSIZE64, 0));
+    static const int calls[] = { __NR_flock, __NR_readlink, __NR_readlinkat, __NR_getcwd };
+    for (size_t i = 0; rc == 0 && i < sizeof calls / sizeof calls[0]; i++)
+        rc = allow(ctx, calls[i]);
+    return rc;
 }
 
 static int build(scmp_filter_ctx ctx, const struct sandbox_rules *r)
@@ -286,6 +319,8 @@ static int build(scmp_filter_ctx ctx, const struct sandbox_rules *r)
                               SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT, O_RDONLY));
     if (rc == 0 && r->files_anywhere)
         rc = allow(ctx, SCMP_SYS(openat));
+    if (rc == 0 && r->disk_dirs && r->disk_dirs[0])
+        rc = allow_disk_opening(ctx);
     if (rc == 0 && r->sockets)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                               SCMP_A0(SCMP_CMP_EQ, AF_INET, 0));

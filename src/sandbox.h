@@ -45,6 +45,13 @@ struct sandbox_rules {
     /* No Landlock at all, and openat for any purpose: the snapshot
      * writer, which makes files wherever the caller names. */
     bool files_anywhere;
+    /* Disk images the thread may open to swap a disk's image
+     * (vmlet_vm_set_disk_path): Landlock lets it open existing files
+     * beneath these directories for reading and writing, nothing else
+     * there (no making, removing or listing); seccomp adds openat
+     * without O_CREAT or O_TRUNC, flock, the block-device size ioctl and
+     * what realpath() reads. NULL-terminated; NULL or empty: none. */
+    const char *const *disk_dirs;
     bool sockets;      /* socket() for AF_INET/AF_INET6 (user-mode NAT) */
     bool unix_sockets; /* socket() for AF_UNIX (vsock's host side) */
 };

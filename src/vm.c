@@ -1175,7 +1175,95 @@ VMLET_API void vmlet_vm_free(vmlet_vm *vm)
     free(vm);
 }
 
+/* ---- a disk's image swapped (vmlet_vm_set_disk_path) ----------------- */
+
+/* The index-th disk, or NULL. */
+static struct attached_device *find_disk(vmlet_vm *vm, unsigned index)
+{
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        if (vm->devices[i].dev->ops.device_id == VIRTIO_ID_BLOCK && index-- == 0)
+            return &vm->devices[i];
+    return NULL;
+}
+
+static unsigned count_disks(const vmlet_vm *vm)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < vm->ndevices; i++)
+        n += vm->devices[i].dev->ops.device_id == VIRTIO_ID_BLOCK;
+    return n;
+}
+
+VMLET_API int vmlet_vm_set_disk_path(vmlet_vm *vm, unsigned index, const char *path,
+                                     vmlet_error *err)
+{
+    if (!path || !*path)
+        return set_error(err, VMLET_ERR_INVALID, "disk %u: no path given", index);
+    struct attached_device *a = find_disk(vm, index);
+    if (!a)
+        return set_error(err, VMLET_ERR_INVALID, "disk %u: the VM has %u disks", index,
+                         count_disks(vm));
+    /* By its absolute path, as at creation: what a snapshot records. */
+    char *abs = realpath(path, NULL);
+    const char *name = abs ? abs : path;
+    if (strlen(name) >= SNAP_DEVICE_TEXT) {
+        free(abs);
+        return set_error(err, VMLET_ERR_INVALID, "disk %u: '%.40s...' is too long", index, path);
+    }
+    /* The VM lock keeps a save from recording the disk half swapped, and
+     * the VM from ending meanwhile. */
+    pthread_mutex_lock(&vm->lock);
+    int rc;
+    if (vm->state == VMLET_STATE_STOPPED || vm->state == VMLET_STATE_ERROR) {
+        rc = set_error(err, VMLET_ERR_STATE, "disk %u: the VM has stopped", index);
+    } else {
+        rc = virtio_blk_set_path(virtio_blk_of(a->dev), path, err);
+        if (rc == 0 && a->desc)
+            snprintf(a->desc->text, sizeof a->desc->text, "%s", name);
+    }
+    pthread_mutex_unlock(&vm->lock);
+    free(abs);
+    return rc;
+}
+
+/* The directories of the VM's disks (a NULL-terminated array, freed by
+ * free_dirs), where the control thread may open a disk's new image. */
+static char **disk_dirs(const vmlet_vm *vm)
+{
+    char **dirs = calloc(count_disks(vm) + 1, sizeof *dirs);
+    unsigned n = 0;
+    for (unsigned i = 0; dirs && i < vm->ndevices; i++) {
+        const struct attached_device *a = &vm->devices[i];
+        if (a->dev->ops.device_id != VIRTIO_ID_BLOCK || !a->desc)
+            continue;
+        char *dir = strdup(a->desc->text);
+        if (!dir)
+            continue;
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            snprintf(dir, strlen(dir) + 1, "."); /* a relative name, kept as given */
+        else
+            slash[slash == dir] = '\0'; /* "/img" -> "/" */
+        dirs[n++] = dir;
+    }
+    return dirs;
+}
+
+static void free_dirs(char **dirs)
+{
+    for (char **d = dirs; d && *d; d++)
+        free(*d);
+    free(dirs);
+}
+
 VMLET_API int vmlet_vm_sandbox_this_thread(vmlet_vm *vm, vmlet_error *err)
 {
-    return sandbox_enter(&sandbox_control_rules, vm->seccomp, err);
+    struct sandbox_rules rules = sandbox_control_rules;
+    char **dirs = disk_dirs(vm);
+    if (!dirs)
+        return set_error(err, VMLET_ERR_NOMEM, "sandbox: out of memory");
+    rules.disk_dirs = (const char *const *)dirs;
+    int rc = sandbox_enter(&rules, vm->seccomp, err);
+    free_dirs(dirs);
+    return rc;
 }

@@ -30,6 +30,8 @@ struct disk {
     bool no_zero_range; /* fallocate(ZERO_RANGE) said EOPNOTSUPP */
     bool no_punch_hole; /* fallocate(PUNCH_HOLE) said EOPNOTSUPP */
     uint64_t size;
+    dev_t dev; /* the image's identity (a block device's too) */
+    ino_t ino;
     char *path;
     int efd;
     struct io_uring ring;
@@ -56,13 +58,23 @@ struct falloc_op {
 
 /* ---- opening ---------------------------------------------------------- */
 
-int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *err)
+/* The same file as (dev, ino): a disk re-opening its own image. */
+static bool same_file(const struct stat *st, const struct disk *current)
 {
-    *out = NULL;
+    return current && current->dev == st->st_dev && current->ino == st->st_ino;
+}
+
+int disk_file_open(struct disk_file *out, const char *path, bool read_only,
+                   const struct disk *current, vmlet_error *err)
+{
+    *out = (struct disk_file){ .fd = -1 };
     /* A block device opened for writing is also opened O_EXCL, so the
-     * kernel refuses one that is mounted on the host. */
+     * kernel refuses one that is mounted on the host; not when it is the
+     * device this disk already holds (that claim is ours). */
     struct stat pre;
-    bool excl = !read_only && stat(path, &pre) == 0 && S_ISBLK(pre.st_mode);
+    bool exists = stat(path, &pre) == 0;
+    bool ours = exists && same_file(&pre, current);
+    bool excl = !read_only && exists && S_ISBLK(pre.st_mode) && !ours;
     int fd = open(path, (read_only ? O_RDONLY : O_RDWR) | (excl ? O_EXCL : 0) | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
@@ -73,6 +85,11 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
                              path);
         if (e == ENOENT)
             return set_error(err, VMLET_ERR_FILE, "disk '%s' does not exist; check the path", path);
+        if (e == EISDIR)
+            return set_error(err, VMLET_ERR_FILE,
+                             "disk '%s' is not a regular file or block device; give a raw disk "
+                             "image",
+                             path);
         if (!read_only && (e == EACCES || e == EROFS || e == EPERM))
             return set_error(err, VMLET_ERR_FILE,
                              "disk '%s' cannot be opened for writing (%s); fix its permissions or "
@@ -81,9 +98,23 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
         return set_error(err, VMLET_ERR_FILE, "disk '%s' cannot be opened: %s", path, strerror(e));
     }
 
-    /* Locked before anything else, so the message a user sees when the
-     * image is busy is about that. */
-    if (flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        close(fd);
+        return set_error(err, VMLET_ERR_FILE, "disk '%s' cannot be examined: %s", path,
+                         strerror(e));
+    }
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+        close(fd);
+        return set_error(err, VMLET_ERR_FILE,
+                         "disk '%s' is not a regular file or block device; give a raw disk image",
+                         path);
+    }
+    /* Locked before anything else is read, so the message a user sees
+     * when the image is busy is about that. The disk's own file is
+     * locked already, by its open file description. */
+    if (!same_file(&st, current) && flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
         int e = errno;
         close(fd);
         if (e == EWOULDBLOCK)
@@ -94,35 +125,32 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
         return set_error(err, VMLET_ERR_FILE, "disk '%s' cannot be locked: %s", path, strerror(e));
     }
 
-    struct stat st;
-    uint64_t size;
-    if (fstat(fd, &st) < 0) {
+    uint64_t size = (uint64_t)st.st_size;
+    if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0) {
         int e = errno;
         close(fd);
-        return set_error(err, VMLET_ERR_FILE, "disk '%s' cannot be examined: %s", path,
-                         strerror(e));
+        return set_error(err, VMLET_ERR_FILE, "disk '%s': cannot read the block device size: %s",
+                         path, strerror(e));
     }
-    if (S_ISREG(st.st_mode)) {
-        size = (uint64_t)st.st_size;
-    } else if (S_ISBLK(st.st_mode)) {
-        if (ioctl(fd, BLKGETSIZE64, &size) < 0) {
-            int e = errno;
-            close(fd);
-            return set_error(err, VMLET_ERR_FILE,
-                             "disk '%s': cannot read the block device size: %s", path, strerror(e));
-        }
-    } else {
-        close(fd);
-        return set_error(err, VMLET_ERR_FILE,
-                         "disk '%s' is not a regular file or block device; give a raw disk image",
-                         path);
-    }
-    if (size < 512) {
-        close(fd);
-        return set_error(err, VMLET_ERR_FILE,
-                         "disk '%s' is smaller than one 512-byte sector; give a raw disk image",
-                         path);
-    }
+    *out = (struct disk_file){ .fd = fd, .size = size, .dev = st.st_dev, .ino = st.st_ino };
+    return 0;
+}
+
+void disk_file_close(struct disk_file *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = -1;
+}
+
+int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *err)
+{
+    *out = NULL;
+    struct disk_file f = { .fd = -1 };
+    if (disk_file_open(&f, path, read_only, NULL, err) < 0 || f.fd < 0)
+        return -1;
+    int fd = f.fd;
+    uint64_t size = f.size;
 
     struct disk *d = calloc(1, sizeof *d);
     char *p = strdup(path);
@@ -135,6 +163,8 @@ int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *
     d->fd = fd;
     d->read_only = read_only;
     d->size = size;
+    d->dev = f.dev;
+    d->ino = f.ino;
     d->path = p;
 
     int r = io_uring_queue_init(DISK_SQ_ENTRIES, &d->ring, 0);
@@ -224,6 +254,32 @@ void disk_replace_fd(struct disk *d, int fd)
 {
     close(d->fd);
     d->fd = fd;
+}
+
+int disk_swap_file(struct disk *d, struct disk_file *f, const char *path)
+{
+    if (d->in_flight || d->cancels)
+        return -EBUSY;
+    char *p = strdup(path);
+    if (!p)
+        return -ENOMEM;
+    if (same_file(&(struct stat){ .st_dev = f->dev, .st_ino = f->ino }, d)) {
+        /* The same image again (its size may have changed): the
+         * descriptor that holds the lock stays. */
+        disk_file_close(f);
+    } else {
+        close(d->fd); /* and its lock */
+        d->fd = f->fd;
+        d->dev = f->dev;
+        d->ino = f->ino;
+        /* Another file system may take what this one refused. */
+        d->no_zero_range = d->no_punch_hole = false;
+    }
+    f->fd = -1;
+    d->size = f->size;
+    free(d->path);
+    d->path = p;
+    return 0;
 }
 
 /* ---- fallocate modes and their fallbacks ------------------------------ */

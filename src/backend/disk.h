@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include "vmlet.h"
 
@@ -52,9 +53,31 @@ struct disk_completion {
                                   short), 0, or -errno */
 };
 
-/* Opens and locks the image. On failure fills err with one line naming
- * the file and what to do, and returns -1. */
+/* Opens and locks the image, of any size: the guest sees its whole
+ * 512-byte sectors (none for an empty file: a placeholder). On failure fills err with one
+ * line naming the file and what to do, and returns -1. */
 int disk_open(struct disk **out, const char *path, bool read_only, vmlet_error *err);
+
+/* An image opened, locked and sized, not yet serving a disk: the part of
+ * disk_open that touches the file system, for a caller that swaps a
+ * disk's image (disk_swap_file) and must open it in its own thread. */
+struct disk_file {
+    int fd; /* -1: none */
+    uint64_t size;
+    dev_t dev;
+    ino_t ino;
+};
+/* Opens path as disk_open does (same checks and messages). current: the
+ * disk whose image this replaces, or NULL; when path is that disk's own
+ * image, it is neither locked nor claimed again (its lock is held). */
+int disk_file_open(struct disk_file *out, const char *path, bool read_only,
+                   const struct disk *current, vmlet_error *err);
+void disk_file_close(struct disk_file *f);
+/* Serves d from f (taken: f->fd becomes -1) under the name path from now
+ * on; the old image is closed and unlocked, unless f is that same image,
+ * whose descriptor then stays and whose size is updated. Only while
+ * nothing is in flight: -EBUSY otherwise, -ENOMEM; 0 on success. */
+int disk_swap_file(struct disk *d, struct disk_file *f, const char *path);
 /* Waits for in-flight requests, then releases the lock and the file. */
 void disk_close(struct disk *d);
 

@@ -92,6 +92,9 @@ struct virtio_blk {
     struct disk *disk;
     uint64_t capacity; /* sectors */
     bool read_only;
+    /* The image was swapped while no driver was running the device: tell
+     * the next one once it is (lock held to set, thread clears). */
+    bool config_news;
     char serial[VIRTIO_BLK_ID_BYTES]; /* NUL-padded, not terminated */
     uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 
@@ -573,6 +576,13 @@ static void *blk_thread(void *arg)
 {
     struct virtio_blk *blk = arg;
     pthread_setname_np(pthread_self(), "virtio-blk");
+    /* A swap happened while no driver ran us: the driver that just
+     * started may have read the capacity while it changed, so it reads
+     * it again. */
+    if (blk->config_news) {
+        blk->config_news = false;
+        virtio_notify_config(blk->vdev.transport);
+    }
     /* Buffers may have been made available before the first kick reached
      * our epoll set. */
     for (unsigned i = 0; i < blk->nq; i++)
@@ -819,9 +829,62 @@ void virtio_blk_free(struct virtio_blk *blk)
     free(blk);
 }
 
+/* ---- a new image for a running disk ------------------------------------ */
+
+int virtio_blk_set_path(struct virtio_blk *blk, const char *path, vmlet_error *err)
+{
+    /* Opened here, in the caller's thread (the device thread's sandbox
+     * opens nothing), before the device stops: a bad path costs the
+     * guest nothing. */
+    struct disk_file f = { .fd = -1 };
+    if (disk_file_open(&f, path, blk->read_only, blk->disk, err) < 0)
+        return -1;
+
+    struct virtio_device *d = &blk->vdev;
+    pthread_mutex_lock(&d->lock);
+    struct virtio_transport *t = d->transport;
+    bool running = d->thread.running;
+    /* Stop as for a snapshot: pop nothing more, finish every request in
+     * flight on the old image and complete it to the driver. The queues
+     * stay as they are (kick fds in the epoll set, chains not yet popped
+     * in the ring) for the thread to go on with. */
+    if (running) {
+        d->quiescing = true;
+        device_thread_stop(&d->thread);
+        d->quiescing = false;
+    }
+    int rc = disk_swap_file(blk->disk, &f, path);
+    if (rc == 0) {
+        /* The config image changes under a driver that may be reading it
+         * (capacity is two 32-bit reads). The interrupt below comes after
+         * the change and the generation's move, so the read the driver
+         * makes for it sees the new value whole. */
+        blk->capacity = disk_size(blk->disk) / VIRTIO_BLK_SECTOR;
+        put_le64(blk->config, blk->capacity); /* nothing else in it moves */
+        if (!running)
+            blk->config_news = true;
+    }
+    if (running)
+        device_thread_start(&d->thread, blk_thread, blk); /* cannot fail: spawned */
+    pthread_mutex_unlock(&d->lock);
+    if (rc < 0) {
+        disk_file_close(&f);
+        return set_error(err, rc == -ENOMEM ? VMLET_ERR_NOMEM : VMLET_ERR_INTERNAL,
+                         "disk '%s': cannot swap the image: %s", path, strerror(-rc));
+    }
+    if (running)
+        virtio_notify_config(t); /* ISR bit 1 and the config vector */
+    return 0;
+}
+
 struct disk *virtio_blk_disk(struct virtio_blk *blk)
 {
     return blk->disk;
+}
+
+struct virtio_blk *virtio_blk_of(struct virtio_device *d)
+{
+    return d && d->ops.device_id == VIRTIO_ID_BLOCK ? (struct virtio_blk *)d : NULL;
 }
 
 struct virtio_device *virtio_blk_device(struct virtio_blk *blk)

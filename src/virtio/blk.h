@@ -16,7 +16,7 @@
  * and virtio_queues.features.
  *
  * Threads: config_read/config_write may run on any thread at any time
- * (the config space never changes). activate() starts the device thread;
+ * (the config space changes only in virtio_blk_set_path). activate() starts the device thread;
  * reset() stops it: I/O in flight is cancelled and the requests it
  * belonged to are dropped (not returned to the driver, whose queues the
  * reset took away); it returns only when no I/O is in flight and the
@@ -99,6 +99,8 @@ void virtio_blk_free(struct virtio_blk *blk);
 /* The device as the VM and the transport see it (NULL for NULL): its
  * ops (device.h) are the callbacks; their dev argument is the device. */
 struct virtio_device *virtio_blk_device(struct virtio_blk *blk);
+/* The disk a device is, or NULL for another kind (or NULL). */
+struct virtio_blk *virtio_blk_of(struct virtio_device *d);
 /* What the device has done, counted since it was created. Each counter
  * only grows; virtio_blk_get_stats() may be called from any thread. */
 struct virtio_blk_stats {
@@ -114,6 +116,21 @@ void virtio_blk_get_stats(const struct virtio_blk *blk, struct virtio_blk_stats 
 
 /* The backend, for tests (e.g. disk_replace_fd()). */
 struct disk *virtio_blk_disk(struct virtio_blk *blk);
+
+/* Serves the disk from the image at path from now on (Firecracker's
+ * PATCH /drives, Kata's block hotplug): path is opened and locked in the
+ * calling thread as virtio_blk_new does (read-only if the disk is), of
+ * any size (whole sectors are seen). Then the device thread stops after
+ * finishing every request in flight on the old image (completed to the
+ * driver), the old image is closed, the capacity in the configuration
+ * space becomes the new size, the thread goes on and the driver gets a
+ * configuration-change interrupt (or, if no driver runs the device now,
+ * the next one to start it does). No request reaches the old image after
+ * this returns. path may be the disk's own image (its size is read again).
+ * 0, or -1 with err (the file's problem, as virtio_blk_new words it); on
+ * failure the disk is unchanged. Any thread but the device's; not with
+ * virtio_blk_free. */
+int virtio_blk_set_path(struct virtio_blk *blk, const char *path, vmlet_error *err);
 
 /* Capacity in 512-byte sectors (the image size rounded down). */
 uint64_t virtio_blk_capacity(const struct virtio_blk *blk);

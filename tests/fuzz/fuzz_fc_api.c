@@ -5,7 +5,8 @@
  *
  * Input layout:
  *   0     bits 0-1: GET, PUT, PATCH, DELETE; bit 2: InstanceStart first
- *         (a boot source of /dev/null, then the VM runs); bit 3: the VM is
+ *         (a boot source of /dev/null and a drive "rootfs", then the VM
+ *         runs; PATCH /drives/rootfs reaches a stand-in that only stats); bit 3: the VM is
  *         paused; bit 4: the rest is a --config-file document instead
  *   1     the path (see paths[] below)
  *   2..   the body (none if empty), in a buffer of exactly its size
@@ -79,6 +80,7 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 #include "../unit/fake_balloon_api.h"
 #include "../unit/fake_snapshot_api.h"
 #include "../unit/fake_fc_snapshot.h"
+#include "../unit/fake_disk_api.h"
 
 /* ---- checks --------------------------------------------------------------- */
 
@@ -158,7 +160,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (data[0] & 0x04) {
             static const char boot[] = "{\"kernel_image_path\": \"/dev/null\"}";
             static const char start[] = "{\"action_type\": \"InstanceStart\"}";
+            /* A drive, so that PATCH /drives/rootfs reaches the library. */
+            static const char drive[] = "{\"drive_id\": \"rootfs\", \"path_on_host\": "
+                                        "\"/dev/null\", \"is_root_device\": false}";
             check(dispatch(fc, "PUT", "/boot-source", boot, sizeof boot - 1) == 204, "boot-source");
+            check(dispatch(fc, "PUT", "/drives/rootfs", drive, sizeof drive - 1) == 204, "drive");
             check(dispatch(fc, "PUT", "/actions", start, sizeof start - 1) == 204, "InstanceStart");
             if (data[0] & 0x08)
                 the_vm.state = VMLET_STATE_PAUSED;

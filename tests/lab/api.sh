@@ -22,19 +22,26 @@
 #                       as the walk-through there does: --version as Kata
 #                       reads it, boot-source + machine-config + a drive +
 #                       InstanceStart, GET / "Running", the vCPU threads'
-#                       names, PATCH /vm pause and resume, SendCtrlAltDel
+#                       names; Kata's block hotplug: an empty placeholder
+#                       drive the guest sees with 0 sectors, PATCH /drives
+#                       to a file outside the drives' directory refused by
+#                       the sandbox (Landlock), PATCH /drives to a 2 MiB
+#                       image whose size and content the guest then sees;
+#                       PATCH /vm pause and resume, SendCtrlAltDel
 #                       ending the process (exit 0); then Kata's way: the
 #                       binary under the name firecracker with --config-file
-#                       (logger and metrics files), GET / polled until
-#                       Running, FlushMetrics, SendCtrlAltDel; and
-#                       snapshots: PUT /snapshot/create of a paused
-#                       microVM, PUT /snapshot/load (resume_vm) in a new
-#                       process, its guest ticking on
+#                       (logger and metrics files, placeholder drives as
+#                       Kata's pool), GET / polled until Running,
+#                       FlushMetrics, SendCtrlAltDel; and snapshots: PUT
+#                       /snapshot/create of a paused microVM, PUT
+#                       /snapshot/load (resume_vm) in a new process, its
+#                       guest ticking on
 LIFECYCLE_LINUX_CHECKS="runs pause-state event-fd paused-guest-is-still resume stop two-vms
                         request-stop"
 API_CHECKS="socket-mode info pause resume metrics malformed request-shutdown stop stalled-console"
-FC_CHECKS="version boot running vcpu-names pause resume ctrl-alt-del config-file metrics
-           config-file-exit snapshot-create snapshot-load"
+FC_CHECKS="version placeholder-drive patch-drive-outside patch-drive hotplug-read boot running
+           vcpu-names pause resume ctrl-alt-del config-file metrics config-file-exit
+           snapshot-create snapshot-load"
 if [ "${1:-}" = --plan ]; then
     echo example-simplevm
     for c in $LIFECYCLE_LINUX_CHECKS; do echo "lifecycle-linux-$c"; done
@@ -328,14 +335,46 @@ esac
 
 log=$logdir/vmlet-fc.log
 truncate -s 8M "$tmp/fc-drive.img"
+# Kata's placeholder: an empty file (os.Create), later swapped by PATCH
+# /drives for the image to hotplug, here 2 MiB of known bytes.
+: >"$tmp/drive_0"
+dd if=/dev/urandom of="$tmp/fc-hot.img" bs=64k count=32 2>/dev/null
+hot_sha=$(sha <"$tmp/fc-hot.img")
+outside=${TMPDIR:-/tmp}/api.$$.outside.img
+truncate -s 1M "$outside"
 rm -f "$fsock"
 "$vmlet" firecracker --api-sock "$fsock" --id lab-fc </dev/null >"$log" 2>"$logdir/vmlet-fc.err" &
 pid=$!
 if wait_socket; then
-    r1=$(fcall PUT /boot-source "{\"kernel_image_path\": \"$kernel\", \"initrd_path\": \"$initrd\", \"boot_args\": \"$BASE vmlet.test=info,counter\"}")
+    r1=$(fcall PUT /boot-source "{\"kernel_image_path\": \"$kernel\", \"initrd_path\": \"$initrd\", \"boot_args\": \"$BASE vmlet.test=info,hotswap,counter vmlet.hotswap=vdb\"}")
     r2=$(fcall PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}')
     r3=$(fcall PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$tmp/fc-drive.img\", \"is_root_device\": false, \"is_read_only\": false}")
+    r5=$(fcall PUT /drives/drive_0 "{\"drive_id\": \"drive_0\", \"path_on_host\": \"$tmp/drive_0\", \"is_root_device\": false, \"is_read_only\": false}")
     r4=$(fcall PUT /actions '{"action_type": "InstanceStart"}')
+    if wait_for VMLET-HOTSWAP-READY= 120 && [ "$(status "$r5")" = 204 ] && [ "$(val VMLET-HOTSWAP-READY)" = 0 ]; then
+        ok fc-placeholder-drive
+    else
+        not_ok fc-placeholder-drive "PUT /drives/drive_0 answered '$r5', InstanceStart '$r4'; the guest's vdb: '$(val VMLET-HOTSWAP-READY)' sectors (want 0)"
+    fi
+    # The sandbox (on by default) lets the API thread open only files
+    # beneath the drives' directories ($tmp): one beside it is refused.
+    if dmesg | grep -q 'landlock: Up and running'; then
+        r=$(fcall PATCH /drives/drive_0 "{\"drive_id\": \"drive_0\", \"path_on_host\": \"$outside\"}")
+        case $r in
+        *'Permission denied'*' 400') ok fc-patch-drive-outside ;;
+        *) not_ok fc-patch-drive-outside "PATCH to $outside answered '$r' (want 400, permission denied)" ;;
+        esac
+    else
+        ok fc-patch-drive-outside "# SKIP L1's kernel runs no Landlock: nothing limits which files"
+    fi
+    r=$(fcall PATCH /drives/drive_0 "{\"drive_id\": \"drive_0\", \"path_on_host\": \"$tmp/fc-hot.img\"}")
+    if [ "$(status "$r")" = 204 ]; then ok fc-patch-drive; else not_ok fc-patch-drive "PATCH answered '$r'"; fi
+    if wait_for VMLET-HOTSWAP-SHA= 180 && [ "$(val VMLET-HOTSWAP-SECTORS)" = 4096 ] &&
+       [ "$(val VMLET-HOTSWAP-SHA)" = "$hot_sha" ]; then
+        ok fc-hotplug-read
+    else
+        not_ok fc-hotplug-read "the guest's vdb: '$(val VMLET-HOTSWAP-SECTORS)' sectors (want 4096), sha256 '$(val VMLET-HOTSWAP-SHA)' (the image's: $hot_sha)"
+    fi
     deadline=$(($(secs) + 120))
     while [ "$(ticks)" = 0 ] && kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do sleep 0.5; done
     if [ "$(status "$r1")" = 204 ] && [ "$(status "$r2")" = 204 ] && [ "$(status "$r3")" = 204 ] &&
@@ -381,7 +420,8 @@ if wait_socket; then
         not_ok fc-ctrl-alt-del "PUT answered '$r', exit $rc (want 0), socket $([ -e "$fsock" ] && echo left || echo removed)"
     fi
 else
-    for c in boot running vcpu-names pause resume ctrl-alt-del; do
+    for c in placeholder-drive patch-drive-outside patch-drive hotplug-read boot running vcpu-names \
+        pause resume ctrl-alt-del; do
         not_ok "fc-$c" "no API socket (see $logdir/vmlet-fc.err)"
     done
 fi
@@ -390,12 +430,18 @@ kill -KILL $pid 2>/dev/null
 # Kata's way: a config file, the binary named firecracker, GET / polled.
 log=$logdir/vmlet-fc-config.log
 rm -f "$fsock" "$tmp/fc-metrics" "$tmp/fc.log"
+: >"$tmp/drive_0"
+: >"$tmp/drive_1"
 cat >"$tmp/fc-config.json" <<EOF
 {"boot-source": {"kernel_image_path": "$kernel", "initrd_path": "$initrd",
                  "boot_args": "$BASE vmlet.test=counter"},
  "machine-config": {"vcpu_count": 1, "mem_size_mib": 256, "smt": false},
  "drives": [{"drive_id": "rootfs", "path_on_host": "$tmp/fc-drive.img", "is_root_device": false,
-             "is_read_only": true, "rate_limiter": {}}],
+             "is_read_only": true, "rate_limiter": {}},
+            {"drive_id": "drive_0", "path_on_host": "$tmp/drive_0", "is_root_device": false,
+             "is_read_only": false},
+            {"drive_id": "drive_1", "path_on_host": "$tmp/drive_1", "is_root_device": false,
+             "is_read_only": false}],
  "logger": {"log_path": "$tmp/fc.log", "level": "Info"},
  "metrics": {"metrics_path": "$tmp/fc-metrics"}}
 EOF
@@ -471,5 +517,5 @@ fi
 kill -KILL $pid 2>/dev/null
 
 [ "$fail" = 0 ] || { echo "# api: last console:"; tail -n 10 "$log" | sed 's/^/#   /'; }
-rm -rf "$tmp"
+rm -rf "$tmp" "$outside"
 [ "$fail" = 0 ]

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,7 @@ void virtio_notify_config(struct virtio_transport *t)
 {
     pthread_mutex_lock(&t->lock);
     t->config_changes++;
+    pthread_cond_broadcast(&t->cond);
     pthread_mutex_unlock(&t->lock);
 }
 
@@ -1006,10 +1008,19 @@ static void open_errors_name_the_file(void **state)
     char path[256];
     snprintf(path, sizeof path, "%s/vmlet-tiny-XXXXXX", tmpdir());
     int fd = mkstemp(path);
+    close(fd);
+    /* Empty (Kata's placeholder drives) and shorter than a sector: a
+     * disk the guest sees with no sector at all, as Firecracker does. */
+    assert_int_equal(disk_open(&d, path, false, &err), 0);
+    assert_int_equal(disk_size(d), 0);
+    disk_close(d);
+    fd = open(path, O_WRONLY);
     assert_int_equal(write(fd, "x", 1), 1);
     close(fd);
-    assert_int_equal(disk_open(&d, path, false, &err), -1);
-    assert_non_null(strstr(err.message, "smaller than one 512-byte sector"));
+    struct virtio_blk *b = virtio_blk_new(path, false, NULL, &err);
+    assert_non_null(b);
+    assert_int_equal(virtio_blk_capacity(b), 0);
+    virtio_blk_free(b);
     unlink(path);
 }
 
@@ -1711,6 +1722,297 @@ static void sync_path(void **state)
     free(c);
 }
 
+/* ---- a new image for a running disk (virtio_blk_set_path) --------------- */
+
+#define NEW_SECTORS 4096
+
+static uint8_t pat2(uint64_t off)
+{
+    return (uint8_t)(off * 3 + (off >> 9) * 5 + 0x40);
+}
+
+/* A second image of sectors whole sectors in pat2, beside the first. */
+static void make_image2(char *path, size_t pathlen, uint64_t sectors)
+{
+    snprintf(path, pathlen, "%s/vmlet-blk2-XXXXXX", tmpdir());
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t len = (size_t)sectors * 512;
+    uint8_t *buf = malloc(len ? len : 1);
+    for (size_t i = 0; i < len; i++)
+        buf[i] = pat2(i);
+    assert_int_equal(write(fd, buf, len), (ssize_t)len);
+    free(buf);
+    close(fd);
+}
+
+static uint64_t cfg_capacity(struct fx *f)
+{
+    uint64_t cap;
+    f->ops->config_read(f->blk, 0, (uint8_t *)&cap, 8);
+    return cap;
+}
+
+static bool guest_is(struct fx *f, uint64_t gpa, uint64_t off, size_t len,
+                     uint8_t (*want)(uint64_t))
+{
+    for (size_t i = 0; i < len; i++)
+        if (*hva(f, gpa + i) != want(off + i))
+            return false;
+    return true;
+}
+
+static bool fd_is(int fd, uint64_t off, size_t len, uint8_t (*want)(uint64_t))
+{
+    uint8_t *b = malloc(len);
+    bool ok = pread(fd, b, len, (off_t)off) == (ssize_t)len;
+    for (size_t i = 0; i < len && ok; i++)
+        ok = b[i] == want(off + i);
+    free(b);
+    return ok;
+}
+
+/* The swap on an active disk: the capacity in the config space is the new
+ * image's, the driver gets one config interrupt, reads (past the old end
+ * too) and writes go to the new image, the old one is left alone and
+ * unlocked, the new one locked. */
+static void set_path_swaps_a_running_disk(void **state)
+{
+    struct fx *f = *state;
+    char path2[256];
+    make_image2(path2, sizeof path2, NEW_SECTORS);
+    uint64_t buf = galloc(f, 4096);
+    assert_int_equal(read_sectors(f, 1, buf, 1024), VIRTIO_BLK_S_OK);
+    assert_true(guest_is(f, buf, 512, 1024, pat));
+    assert_int_equal(read_sectors(f, IMG_SECTORS, buf, 512), VIRTIO_BLK_S_IOERR); /* past the end */
+    unsigned c0 = get_count(&f->t, &f->t.config_changes);
+
+    vmlet_error err = { 0 };
+    assert_int_equal(virtio_blk_set_path(f->blk, path2, &err), 0);
+    assert_int_equal(cfg_capacity(f), NEW_SECTORS);
+    assert_int_equal(virtio_blk_capacity(f->blk), NEW_SECTORS);
+    assert_int_equal(get_count(&f->t, &f->t.config_changes), c0 + 1);
+    assert_string_equal(disk_path(virtio_blk_disk(f->blk)), path2);
+
+    assert_int_equal(read_sectors(f, 1, buf, 1024), VIRTIO_BLK_S_OK);
+    assert_true(guest_is(f, buf, 512, 1024, pat2));
+    assert_int_equal(read_sectors(f, IMG_SECTORS + 10, buf, 512), VIRTIO_BLK_S_OK);
+    assert_true(guest_is(f, buf, (IMG_SECTORS + 10) * 512ull, 512, pat2));
+    assert_int_equal(read_sectors(f, NEW_SECTORS, buf, 512), VIRTIO_BLK_S_IOERR);
+    memset(hva(f, buf), 0x99, 512);
+    assert_int_equal(write_sectors(f, 3, buf, 512), VIRTIO_BLK_S_OK);
+    int fd2 = open(path2, O_RDONLY);
+    uint8_t b[512];
+    assert_int_equal(pread(fd2, b, 512, 3 * 512), 512);
+    close(fd2);
+    for (unsigned i = 0; i < 512; i++)
+        assert_int_equal(b[i], 0x99);
+    assert_true(file_is_pattern(f, 0, IMG_SECTORS * 512ull)); /* untouched */
+
+    struct disk *d;
+    assert_int_equal(disk_open(&d, f->path, false, &err), 0); /* unlocked */
+    disk_close(d);
+    assert_int_equal(disk_open(&d, path2, false, &err), -1); /* ours now */
+    assert_non_null(strstr(err.message, "locked"));
+    unlink(path2);
+}
+
+/* Kata's pool: an empty placeholder (capacity 0: every read past the end),
+ * filled with a real image, emptied again; each change one interrupt. */
+static void set_path_placeholder_and_back(void **state)
+{
+    struct fx *f = *state;
+    char empty[256], path2[256];
+    make_image2(empty, sizeof empty, 0);
+    make_image2(path2, sizeof path2, NEW_SECTORS);
+    uint64_t buf = galloc(f, 512);
+    unsigned c0 = get_count(&f->t, &f->t.config_changes);
+    vmlet_error err = { 0 };
+    assert_int_equal(virtio_blk_set_path(f->blk, empty, &err), 0);
+    assert_int_equal(cfg_capacity(f), 0);
+    assert_int_equal(read_sectors(f, 0, buf, 512), VIRTIO_BLK_S_IOERR);
+    assert_int_equal(virtio_blk_set_path(f->blk, path2, &err), 0);
+    assert_int_equal(cfg_capacity(f), NEW_SECTORS);
+    assert_int_equal(read_sectors(f, 7, buf, 512), VIRTIO_BLK_S_OK);
+    assert_true(guest_is(f, buf, 7 * 512, 512, pat2));
+    assert_int_equal(virtio_blk_set_path(f->blk, empty, &err), 0);
+    assert_int_equal(cfg_capacity(f), 0);
+    assert_int_equal(read_sectors(f, 7, buf, 512), VIRTIO_BLK_S_IOERR);
+    assert_int_equal(get_count(&f->t, &f->t.config_changes), c0 + 3);
+    unlink(empty);
+    unlink(path2);
+}
+
+/* A path that cannot be served is refused with the file's own message,
+ * and the disk goes on as before: same capacity, same image, no
+ * interrupt. */
+static void set_path_refuses_bad_paths(void **state)
+{
+    struct fx *f = *state;
+    char path2[256];
+    make_image2(path2, sizeof path2, NEW_SECTORS);
+    vmlet_error err = { 0 };
+    struct disk *held;
+    assert_int_equal(disk_open(&held, path2, true, &err), 0); /* another VM has it */
+    unsigned c0 = get_count(&f->t, &f->t.config_changes);
+    static const struct {
+        const char *path, *says;
+    } bad[] = {
+        { "/nonexistent/vmlet.img", "does not exist" },
+        { "/", "not a regular file or block device" },
+        { "/dev/null", "not a regular file or block device" },
+        { NULL, "in use by another process (locked)" },
+    };
+    for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *p = bad[i].path ? bad[i].path : path2;
+        memset(&err, 0, sizeof err);
+        assert_int_equal(virtio_blk_set_path(f->blk, p, &err), -1);
+        assert_int_equal(err.code, VMLET_ERR_FILE);
+        assert_non_null(strstr(err.message, p));
+        if (!strstr(err.message, bad[i].says))
+            fail_msg("%s: '%s' does not say '%s'", p, err.message, bad[i].says);
+    }
+    disk_close(held);
+    assert_int_equal(get_count(&f->t, &f->t.config_changes), c0);
+    assert_int_equal(cfg_capacity(f), IMG_SECTORS);
+    assert_string_equal(disk_path(virtio_blk_disk(f->blk)), f->path);
+    uint64_t buf = galloc(f, 512);
+    assert_int_equal(read_sectors(f, 9, buf, 512), VIRTIO_BLK_S_OK);
+    assert_true(guest_is(f, buf, 9 * 512, 512, pat));
+    unlink(path2);
+}
+
+/* A read-only disk opens its new image read-only (a 0444 file is fine for
+ * it, even as root), still refuses writes, and serves the new data. */
+static void set_path_read_only(void **state)
+{
+    struct fx *f = *state;
+    char path2[256];
+    make_image2(path2, sizeof path2, NEW_SECTORS);
+    assert_int_equal(chmod(path2, 0444), 0);
+    vmlet_error err = { 0 };
+    assert_int_equal(virtio_blk_set_path(f->blk, path2, &err), 0);
+    uint64_t buf = galloc(f, 512);
+    assert_int_equal(read_sectors(f, 11, buf, 512), VIRTIO_BLK_S_OK);
+    assert_true(guest_is(f, buf, 11 * 512, 512, pat2));
+    assert_int_equal(write_sectors(f, 11, buf, 512), VIRTIO_BLK_S_IOERR);
+    int fd = open(path2, O_RDONLY);
+    assert_true(fd_is(fd, 0, (size_t)NEW_SECTORS * 512, pat2));
+    close(fd);
+    unlink(path2);
+}
+
+/* The same image again: its new size is read (Firecracker's PATCH after
+ * the file grew), without tripping over the disk's own lock. */
+static void set_path_same_image_rereads_size(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(truncate(f->path, (IMG_SECTORS + 8) * 512), 0);
+    unsigned c0 = get_count(&f->t, &f->t.config_changes);
+    vmlet_error err = { 0 };
+    assert_int_equal(virtio_blk_set_path(f->blk, f->path, &err), 0);
+    assert_int_equal(cfg_capacity(f), IMG_SECTORS + 8);
+    assert_int_equal(get_count(&f->t, &f->t.config_changes), c0 + 1);
+    uint64_t buf = galloc(f, 512);
+    assert_int_equal(read_sectors(f, IMG_SECTORS + 7, buf, 512), VIRTIO_BLK_S_OK);
+    struct disk *d;
+    assert_int_equal(disk_open(&d, f->path, true, &err), -1); /* still locked */
+}
+
+struct swap_call {
+    struct fx *f;
+    const char *path;
+    int rc;
+    atomic_bool done;
+};
+
+static void *swap_thread(void *arg)
+{
+    struct swap_call *c = arg;
+    vmlet_error err = { 0 };
+    c->rc = virtio_blk_set_path(c->f->blk, c->path, &err);
+    atomic_store(&c->done, true);
+    return NULL;
+}
+
+/* Reads in flight on the old image (a pipe with nothing in it yet) finish
+ * there and are completed to the driver before the swap returns; the
+ * next read is the new image's. */
+static void set_path_finishes_in_flight_io(void **state)
+{
+    struct fx *f = *state;
+    f->ops->reset(f->blk);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    disk_replace_fd(virtio_blk_disk(f->blk), p[0]);
+    activate(f, ALL_FEATURES);
+    char path2[256];
+    make_image2(path2, sizeof path2, NEW_SECTORS);
+    enum { N = 4 };
+    uint64_t buf = galloc(f, N * 512), st[N];
+    for (unsigned i = 0; i < N; i++) {
+        st[i] = status_buf(f);
+        struct seg s[] = { { header(f, VIRTIO_BLK_T_IN, i), 16, 0 },
+                           { buf + i * 512ull, 512, F_WRITE },
+                           { st[i], 1, F_WRITE } };
+        post(f, s, 3, false);
+    }
+    kick(f);
+    for (int i = 0; i < 10000 && __atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE) != N; i++)
+        usleep(1000);
+    assert_int_equal(__atomic_load_n(&f->q.last_avail, __ATOMIC_ACQUIRE), N);
+
+    struct swap_call c = { .f = f, .path = path2 };
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, swap_thread, &c), 0);
+    usleep(50 * 1000);
+    assert_false(atomic_load(&c.done)); /* waiting for the old image's reads */
+    assert_int_equal(used_idx(f), 0);
+    assert_int_equal(cfg_capacity(f), IMG_SECTORS);
+    uint8_t data[N * 512];
+    memset(data, 0x42, sizeof data);
+    assert_int_equal(write(p[1], data, sizeof data), (ssize_t)sizeof data);
+    pthread_join(t, NULL);
+    assert_int_equal(c.rc, 0);
+    assert_int_equal(used_idx(f), N);
+    for (unsigned i = 0; i < N; i++) {
+        assert_int_equal(*hva(f, st[i]), VIRTIO_BLK_S_OK);
+        assert_int_equal(*hva(f, buf + i * 512ull + 511), 0x42);
+    }
+    /* The pipe was closed with the old image: its writer sees no reader. */
+    signal(SIGPIPE, SIG_IGN);
+    assert_int_equal(write(p[1], data, 1), -1);
+    assert_int_equal(errno, EPIPE);
+    close(p[1]);
+    assert_int_equal(read_sectors(f, 2, buf, 512), VIRTIO_BLK_S_OK);
+    assert_true(guest_is(f, buf, 2 * 512, 512, pat2));
+    unlink(path2);
+}
+
+/* Swapped while no driver runs the device: nothing to interrupt then; the
+ * driver that starts it next gets the config interrupt (it may have read
+ * the capacity during the change) and sees the new capacity. */
+static void set_path_before_activation(void **state)
+{
+    struct fx *f = *state;
+    char path2[256];
+    make_image2(path2, sizeof path2, NEW_SECTORS);
+    vmlet_error err = { 0 };
+    assert_int_equal(virtio_blk_set_path(f->blk, path2, &err), 0);
+    assert_int_equal(cfg_capacity(f), NEW_SECTORS);
+    assert_int_equal(get_count(&f->t, &f->t.config_changes), 0);
+    activate(f, ALL_FEATURES);
+    assert_true(wait_count(&f->t, &f->t.config_changes, 1));
+    uint64_t buf = galloc(f, 512);
+    assert_int_equal(read_sectors(f, 5, buf, 512), VIRTIO_BLK_S_OK);
+    assert_true(guest_is(f, buf, 5 * 512, 512, pat2));
+    /* Once told, a reset and a new activation bring no second one. */
+    reactivate(f, ALL_FEATURES);
+    assert_int_equal(read_sectors(f, 5, buf, 512), VIRTIO_BLK_S_OK);
+    assert_int_equal(get_count(&f->t, &f->t.config_changes), 1);
+    unlink(path2);
+}
+
 #define T(fn, s) cmocka_unit_test_setup_teardown(fn, s, teardown)
 
 int main(void)
@@ -1757,6 +2059,13 @@ int main(void)
         T(reset_cancels_in_flight_io, setup_big),
         T(stop_finishes_in_flight_io, setup_rw),
         T(state_round_trip_and_size_check, setup_rw),
+        T(set_path_swaps_a_running_disk, setup_rw),
+        T(set_path_placeholder_and_back, setup_rw),
+        T(set_path_refuses_bad_paths, setup_rw),
+        T(set_path_read_only, setup_ro),
+        T(set_path_same_image_rereads_size, setup_rw),
+        T(set_path_finishes_in_flight_io, setup_rw),
+        T(set_path_before_activation, setup_idle),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -83,7 +83,7 @@ check kvm-not-kvm 1 "/dev/null is not a KVM device" -- \
     run --kernel "$tmp/bzImage" --kvm-device /dev/null
 check disk-missing 1 "disk '$tmp/nodisk.img': No such file" -- \
     run --kernel "$tmp/bzImage" --disk "$tmp/nodisk.img"
-check disk-odd-size 1 "not a non-zero multiple of 512" -- \
+check disk-odd-size 1 "is not a multiple of 512" -- \
     run --kernel "$tmp/bzImage" --disk "$tmp/odd.img"
 check disk-directory 1 "is not a regular file or a block device" -- \
     run --kernel "$tmp/bzImage" --disk "$tmp"

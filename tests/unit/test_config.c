@@ -378,6 +378,27 @@ static void shares(void **state)
 }
 
 /* What a caller needs to replace one of kernel, initrd and cmdline. */
+/* A disk image of 0 bytes is a placeholder (a disk of 0 sectors that
+ * vmlet_vm_set_disk_path fills later, Kata's drive pool); any other size
+ * must be whole sectors. */
+static void disk_sizes(void **state)
+{
+    char path[64];
+    strcpy(path, "/tmp/vmlet-disk-XXXXXX");
+    int fd = mkstemp(path);
+    close(fd);
+    vmlet_config *c = good_config();
+    vmlet_config_add_disk(c, path, 0, NULL);
+    vmlet_error err;
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    assert_int_equal(truncate(path, 1000), 0);
+    expect_error(c, VMLET_ERR_FILE, "(1000 bytes) is not a multiple of 512");
+    assert_int_equal(truncate(path, 1024), 0);
+    assert_int_equal(vmlet_config_validate(c, &err), 0);
+    vmlet_config_free(c);
+    unlink(path);
+}
+
 static void getters(void **state)
 {
     vmlet_config *c = vmlet_config_new();
@@ -431,6 +452,7 @@ int main(void)
         cmocka_unit_test(balloon),
         cmocka_unit_test(shares),
         cmocka_unit_test(getters),
+        cmocka_unit_test(disk_sizes),
         cmocka_unit_test(json_and_add_net_together),
     };
     return cmocka_run_group_tests_name("config", tests, make_files, remove_files);

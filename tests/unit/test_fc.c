@@ -119,6 +119,7 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 #include "fake_balloon_api.h"
 #include "fake_snapshot_api.h"
 #include "fake_fc_snapshot.h"
+#include "fake_disk_api.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -662,8 +663,6 @@ static void running_requests(void **state)
     assert_int_equal(the_vm.balloon_target, 100ull << 20);
     assert_int_equal(req(f, "GET", "/balloon/statistics", NULL), 200);
     bad(f, "PATCH", "/balloon", "{\"amount_mib\": 4096}", "too large");
-    bad(f, "PATCH", "/drives/rootfs", "{\"drive_id\": \"rootfs\", \"path_on_host\": \"x\"}",
-        "PATCH /drives/rootfs is not supported by vmlet's Firecracker mode yet");
     bad(f, "PUT", "/snapshot/create", "{\"snapshot_path\": \"s\", \"mem_file_path\": \"m\"}",
         "the VM must be paused to be saved");
 
@@ -760,6 +759,100 @@ static void snapshot_load_after_config(void **state)
     bad(f, "PUT", "/snapshot/create",
         "{\"snapshot_path\": \"/tmp/s\", \"mem_file_path\": \"/tmp/m\"}",
         "not supported before starting the microVM");
+}
+
+/* PATCH /drives/{id}: Kata's block hotplug. Placeholder drives (empty
+ * files) boot; a running (or paused) microVM's drive gets a new file
+ * through the library, by the library's disk number (the root drive is
+ * disk 0 wherever it was declared); GET /vm/config shows it; every refusal
+ * names the key and changes nothing. */
+static void patch_drives(void **state)
+{
+    struct fx *f = *state;
+    char hole0[160], hole1[160];
+    snprintf(hole0, sizeof hole0, "%s/drive_0", f->dir);
+    snprintf(hole1, sizeof hole1, "%s/drive_1", f->dir);
+    close(open(hole0, O_WRONLY | O_CREAT | O_TRUNC, 0600)); /* os.Create, as Kata */
+    close(open(hole1, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+    memset(&disk_swaps, 0, sizeof disk_swaps);
+    boot_source(f);
+    const char *put = "{\"drive_id\": \"%s\", \"path_on_host\": \"%s\", \"is_root_device\": %s, "
+                      "\"is_read_only\": false}";
+    assert_int_equal(req(f, "PUT", "/drives/drive_0", fmt(put, "drive_0", hole0, "false")), 204);
+    assert_int_equal(req(f, "PUT", "/drives/rootfs", fmt(put, "rootfs", f->disk, "true")), 204);
+    assert_int_equal(req(f, "PUT", "/drives/drive_1", fmt(put, "drive_1", hole1, "false")), 204);
+    const char *patch = "{\"drive_id\": \"%s\", \"path_on_host\": \"%s\"}";
+    bad(f, "PATCH", "/drives/drive_0", fmt(patch, "drive_0", f->disk2),
+        "The requested operation is not supported before starting the microVM.");
+
+    assert_int_equal(req(f, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+    assert_int_equal(made.ndisks, 3);
+    assert_string_equal(made.disk_paths[0], f->disk);
+    assert_string_equal(made.disk_paths[1], hole0);
+    assert_string_equal(made.disk_paths[2], hole1);
+    assert_int_equal(disk_swaps.calls, 0);
+
+    assert_int_equal(req(f, "PATCH", "/drives/drive_1", fmt(patch, "drive_1", f->disk2)), 204);
+    assert_int_equal(disk_swaps.calls, 1);
+    assert_int_equal(disk_swaps.index, 2);
+    assert_string_equal(disk_swaps.path, f->disk2);
+    assert_int_equal(req(f, "GET", "/vm/config", NULL), 200);
+    assert_non_null(strstr(last_body, fmt("\"path_on_host\":\"%s\"", f->disk2)));
+    assert_int_equal(req(f, "PATCH", "/drives/drive_0",
+                         fmt("{\"drive_id\": \"drive_0\", \"path_on_host\": \"%s\", "
+                             "\"rate_limiter\": {}}",
+                             f->disk2)),
+                     204);
+    assert_int_equal(disk_swaps.index, 1);
+    assert_int_equal(req(f, "PATCH", "/drives/rootfs", fmt(patch, "rootfs", f->disk)), 204);
+    assert_int_equal(disk_swaps.index, 0);
+    /* Back to the placeholder, while paused (Kata's hot unplug). */
+    assert_int_equal(req(f, "PATCH", "/vm", "{\"state\": \"Paused\"}"), 204);
+    assert_int_equal(req(f, "PATCH", "/drives/drive_1", fmt(patch, "drive_1", hole1)), 204);
+    assert_int_equal(disk_swaps.index, 2);
+    assert_string_equal(disk_swaps.path, hole1);
+    assert_int_equal(req(f, "PATCH", "/vm", "{\"state\": \"Resumed\"}"), 204);
+    /* No path: nothing to swap (an empty rate limiter changes nothing). */
+    assert_int_equal(
+        req(f, "PATCH", "/drives/drive_1", "{\"drive_id\": \"drive_1\", \"rate_limiter\": {}}"),
+        204);
+    assert_int_equal(disk_swaps.calls, 4);
+
+    bad(f, "PATCH", "/drives/drive_1",
+        "{\"drive_id\": \"drive_1\", \"rate_limiter\": {\"bandwidth\": {\"size\": 1, "
+        "\"refill_time\": 100}}}",
+        "drives.rate_limiter.bandwidth: rate limiting is not supported");
+    bad(f, "PATCH", "/drives/drive_9", fmt(patch, "drive_9", f->disk2),
+        "drives.drive_id: no drive drive_9 was given before InstanceStart");
+    bad(f, "PATCH", "/drives/drive_1", fmt(patch, "drive_0", f->disk2),
+        "drives.drive_id: the ID in the path and the ID in the body differ");
+    bad(f, "PATCH", "/drives/drive_1", fmt("{\"path_on_host\": \"%s\"}", f->disk2),
+        "drives.drive_id: missing");
+    bad(f, "PATCH", "/drives/drive_1", fmt(patch, "drive_1", "/nonexistent/x.img"),
+        "drives.path_on_host: disk '/nonexistent/x.img' does not exist");
+    bad(f, "PATCH", "/drives/drive_1", fmt(patch, "drive_1", f->dir), "drives.path_on_host: disk");
+    assert_non_null(strstr(last_body, "is not a regular file or block device"));
+    bad(f, "PATCH", "/drives/drive_1", "{\"drive_id\": \"drive_1\", \"path_on_host\": 7}",
+        "drives.path_on_host: expected a string");
+    bad(f, "PATCH", "/drives/drive_1", "{\"drive_id\": \"drive_1\", \"path_on_host\": \"\"}",
+        "drives.path_on_host");
+    bad(f, "PATCH", "/drives/drive_1",
+        fmt("{\"drive_id\": \"drive_1\", \"path_on_host\": \"%s\", \"is_read_only\": true}",
+            f->disk2),
+        "drives.is_read_only: unknown key");
+    bad(f, "PATCH", "/drives/drive_1", "[]", "expected an object");
+    bad(f, "PATCH", "/drives/bad-id", fmt(patch, "bad-id", f->disk2),
+        "API Resource IDs can only contain");
+    bad(f, "PATCH", "/drives", fmt(patch, "drive_1", f->disk2), "Invalid request method");
+    assert_int_equal(disk_swaps.calls, 4);
+    assert_int_equal(req(f, "GET", "/vm/config", NULL), 200);
+    assert_non_null(strstr(last_body, fmt("\"path_on_host\":\"%s\"", hole1)));
+
+    the_vm.state = VMLET_STATE_STOPPED;
+    bad(f, "PATCH", "/drives/drive_1", fmt(patch, "drive_1", f->disk2),
+        "drives.path_on_host: disk 2: the VM has stopped");
+    unlink(hole0);
+    unlink(hole1);
 }
 
 /* ---- --config-file ------------------------------------------------------------ */
@@ -998,6 +1091,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(instance_start_builds_the_config, setup, teardown),
         cmocka_unit_test_setup_teardown(pre_boot_only_after_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(running_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(patch_drives, setup, teardown),
         cmocka_unit_test_setup_teardown(config_file, setup, teardown),
         cmocka_unit_test_setup_teardown(config_file_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(vm_config_round_trip, setup, teardown),

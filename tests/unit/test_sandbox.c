@@ -19,13 +19,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "sandbox.h"
+#include "backend/disk.h"
 #include "virtio/device.h"
 #include "fake_transport.h" /* virtio_device_pop can set NEEDS_RESET */
 
@@ -265,6 +269,116 @@ static void test_thread_stack_size(void **state)
     assert_true(size < 2 * 1024 * 1024);
 }
 
+/* ---- the control thread and disk images (vmlet_vm_set_disk_path) ------ */
+
+/* In a child: the control list with one disk directory, in. Opens in/a.img
+ * (read-write: allowed), out/b.img (outside: Landlock refuses it where
+ * there is Landlock), and realpath()s the first; with make set, also tries
+ * to make a file in in/ (seccomp: never). Exit 0: as expected with
+ * Landlock, 2: as expected without it, 1: something else. */
+static void control_child(const char *in, const char *out, bool make)
+{
+    const char *dirs[] = { in, NULL };
+    struct sandbox_rules r = sandbox_control_rules;
+    r.disk_dirs = dirs;
+    bool landlock = syscall(__NR_landlock_create_ruleset, NULL, 0, 1u /* VERSION */) >= 1;
+    char a[PATH_MAX], b[PATH_MAX];
+    snprintf(a, sizeof a, "%s/a.img", in);
+    snprintf(b, sizeof b, "%s/b.img", out);
+    vmlet_error err;
+    if (sandbox_enter(&r, VMLET_SECCOMP_ON, &err) < 0) {
+        fprintf(stderr, "%s\n", err.message);
+        _exit(1);
+    }
+    struct disk_file f;
+    if (disk_file_open(&f, a, false, NULL, &err) < 0 || f.size != 4096) {
+        fprintf(stderr, "inside: %s\n", err.message);
+        _exit(1);
+    }
+    disk_file_close(&f);
+    char *abs = realpath(a, NULL);
+    if (!abs)
+        _exit(1);
+    free(abs);
+    if (make)
+        open(a, O_RDWR | O_TRUNC); /* the sandbox stops the process here */
+    int rc = disk_file_open(&f, b, true, NULL, &err);
+    if (landlock) {
+        if (rc == 0 || !strstr(err.message, "Permission denied")) {
+            fprintf(stderr, "outside: %s\n", rc == 0 ? "opened" : err.message);
+            _exit(1);
+        }
+        _exit(0);
+    }
+    _exit(rc == 0 ? 2 : 1);
+}
+
+static int run_control_child(const char *in, const char *out, bool make, char *msg, size_t cap)
+{
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(p[1], STDERR_FILENO);
+        close(p[0]);
+        control_child(in, out, make);
+    }
+    close(p[1]);
+    size_t len = 0;
+    ssize_t n;
+    while (len + 1 < cap && (n = read(p[0], msg + len, cap - 1 - len)) > 0)
+        len += (size_t)n;
+    msg[len] = '\0';
+    close(p[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static void make_file(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, 4096), 0);
+    close(fd);
+}
+
+static void test_control_thread_opens_disk_images(void **state)
+{
+    (void)state;
+    const char *t = getenv("TMPDIR");
+    char base[PATH_MAX - 16], in[PATH_MAX], out[PATH_MAX], cmd[PATH_MAX + 16];
+    snprintf(base, sizeof base, "%s/vmlet-sandbox-XXXXXX", t && *t ? t : "/tmp");
+    assert_non_null(mkdtemp(base));
+    snprintf(in, sizeof in, "%s/in", base);
+    snprintf(out, sizeof out, "%s/out", base);
+    assert_int_equal(mkdir(in, 0700), 0);
+    assert_int_equal(mkdir(out, 0700), 0);
+    make_file(in, "a.img");
+    make_file(out, "b.img");
+
+    char msg[1024];
+    int status = run_control_child(in, out, false, msg, sizeof msg);
+    int make_status = run_control_child(in, out, true, msg + strlen(msg), sizeof msg - strlen(msg));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", base);
+    assert_int_equal(system(cmd), 0);
+    if (msg[0])
+        print_message("# the children wrote: %s", msg);
+    assert_true(WIFEXITED(status));
+    /* Making or truncating a file is never allowed. */
+    assert_true(WIFEXITED(make_status));
+    assert_int_equal(WEXITSTATUS(make_status), 128 + SIGSYS);
+    assert_non_null(strstr(msg, "the control thread made a system call outside its allowlist: "
+                                "openat"));
+    if (WEXITSTATUS(status) == 2)
+        skip(); /* no Landlock in this kernel: nothing limits which files */
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -276,6 +390,7 @@ int main(void)
         cmocka_unit_test(test_log_mode_allows),
         cmocka_unit_test(test_off_mode_filters_nothing),
         cmocka_unit_test(test_thread_stack_size),
+        cmocka_unit_test(test_control_thread_opens_disk_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
