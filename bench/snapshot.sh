@@ -110,6 +110,14 @@ size_kb() {
     if [ -d "$1" ]; then stat -c %s "$1"/*; else stat -c %s "$1"; fi |
         awk -v d="$d" '{ s += $1 } END { printf "%d %d\n", d, s / 1024 }'
 }
+# xcount BEFORE AFTER: "EXITS NPF" between two snapshots of the exit
+# histogram ("- -" without the tracepoint); npf = nested page faults
+# (SVM exit code 1024).
+xcount() {
+    _x=$(exits_diff "$1" "$2" "$2.d")
+    if [ "$_x" = - ]; then echo "- -"; else echo "$_x $(awk '$3 == 1024 { n = $6 } END { print n + 0 }' "$2.d")"; fi
+    rm -f "$1" "$2" "$2.d"
+}
 faults() { awk '{ print $10, $12 }' "/proc/$1/stat" 2>/dev/null || echo "- -"; }
 
 # ---- vmlet -------------------------------------------------------------
@@ -122,6 +130,7 @@ vmlet_round() {
     rlog=$LOGDIR/snapshot-vmlet-$m-$rep-restore.log
     rm -f "$sock"
     : >"$blog" # before wait_tick reads it
+    exits_snap "$work/b0"
     "$LINESTAMP" "$VMLET" run --kernel "$KERNEL" --initrd "$INITRD" --cpus 1 --memory "${m}M" \
         --cmdline "$CMDLINE" --api-sock "$sock" </dev/null >"$blog" 2>&1 &
     lpid=$!
@@ -132,6 +141,8 @@ vmlet_round() {
         return
     fi
     boot=$(tick_stamp "$blog")
+    exits_snap "$work/b1"
+    bx=$(xcount "$work/b0" "$work/b1")
     sleep 2 # the guest settles into its loop
     r=$(call PATCH '{"state":"Paused"}' /vm)
     sleep 0.5
@@ -144,14 +155,13 @@ vmlet_round() {
     save_ms=$(echo "$save" | awk '$2 == "linestamp:" && $3 == "exit" { print $1 }')
     if [ "$(code "$r")" != 204 ] || [ "$save_code" != 204 ] || [ ! -f "$dir/memory" ]; then
         echo "# $m MiB rep $rep vmlet: pause answered '$r', save '$(echo "$save" | tr '\n' ' ')'"
-        echo "vmlet $m $boot - - - - - - - - -" >>"$RESULTS"
+        echo "vmlet $m $boot - - - - - - - - - $bx" >>"$RESULTS"
         return
     fi
     # shellcheck disable=SC2046 # two numbers
     set -- $(size_kb "$dir")
     disk_kb=$1 app_kb=$2
     rm -f "$sock"
-    exits_arm
     exits_snap "$work/x0"
     : >"$rlog"
     VMLET_TIMING=1 "$LINESTAMP" "$VMLET" run --restore "$dir" --api-sock "$sock" </dev/null >"$rlog" 2>&1 &
@@ -160,24 +170,20 @@ vmlet_round() {
     got=$?
     exits_snap "$work/x1"
     # shellcheck disable=SC2046 # two numbers
-    set -- $(faults "$(child_pid "$rlog")")
-    minflt=$1 majflt=$2
-    exits=$(exits_diff "$work/x0" "$work/x1" "$work/xd")
-    npf=-
-    [ "$exits" != - ] && npf=$(awk '$3 == 1024 { n = $6 } END { print n + 0 }' "$work/xd" 2>/dev/null)
+    set -- $(faults "$(child_pid "$rlog")") $(xcount "$work/x0" "$work/x1")
+    minflt=$1 majflt=$2 exits=$3 npf=$4
     call PUT '{"action_type":"Stop"}' /actions >/dev/null
     wait_gone "$lpid" 60
-    exits_disarm
     said=$(tr -d '\r' <"$rlog" | sed -n 's/.*vmlet: restored .* in \([0-9.]*\) ms.*/\1/p' | head -n 1)
     if [ $got != 0 ]; then
         echo "# $m MiB rep $rep vmlet: no tick after the restore (see $rlog)"
-        echo "vmlet $m $boot $save_ms - ${said:--} $disk_kb $app_kb - - - -" >>"$RESULTS"
+        echo "vmlet $m $boot $save_ms - ${said:--} $disk_kb $app_kb - - - - $bx" >>"$RESULTS"
         return
     fi
     restore=$(first_out "$rlog")
     first=$(tick_n "$rlog" first)
-    echo "vmlet $m $boot $save_ms $restore ${said:--} $disk_kb $app_kb ${exits:--} ${npf:--} $minflt $majflt" >>"$RESULTS"
-    echo "# $m MiB rep $rep vmlet: boot $boot ms, save $save_ms ms, $((disk_kb / 1024)) of $((app_kb / 1024)) MiB on disk, restore $restore ms (vmlet: ${said:-?} ms); ticks $last -> $first; $exits exits (npf ${npf:--}), faults $minflt minor $majflt major"
+    echo "vmlet $m $boot $save_ms $restore ${said:--} $disk_kb $app_kb $exits $npf $minflt $majflt $bx" >>"$RESULTS"
+    echo "# $m MiB rep $rep vmlet: boot $boot ms ($bx exits, npf), save $save_ms ms, $((disk_kb / 1024)) of $((app_kb / 1024)) MiB on disk, restore $restore ms (vmlet: ${said:-?} ms); ticks $last -> $first; $exits exits (npf $npf), faults $minflt minor $majflt major"
     [ "$first" -gt "${last:-0}" ] 2>/dev/null ||
         echo "#   the restored guest did not go on counting (saved at ${last:-?}, first ${first:-?})"
     if [ -n "$STRACE" ] && [ "$rep" = "$REPS" ] && command -v strace >/dev/null &&
@@ -187,9 +193,10 @@ vmlet_round() {
     rm -rf "$dir"
 }
 
-# strace_restore SIZE DIR: the restore once more under strace; its slowest
-# system calls until the first tick (KVM_RUN left out: that is the guest
-# running), and the time per call name.
+# strace_restore SIZE DIR: the restore once more under strace; of its
+# system calls until the first tick, leaving out those that wait (poll,
+# futex, read, sleeps) and KVM_RUN (the guest running): the slowest, the
+# time per call name (ioctl per request) and their sum.
 strace_restore() {
     slog=$LOGDIR/snapshot-vmlet-$1-strace.log
     rm -f "$sock"
@@ -201,15 +208,18 @@ strace_restore() {
     wait_tick "$slog" "$lpid" 120
     call PUT '{"action_type":"Stop"}' /actions >/dev/null
     wait_gone "$lpid" 60
-    echo "#   strace, $1 MiB: restore $(first_out "$slog") ms to the first tick under strace (vmlet: $(tr -d '\r' <"$slog" | sed -n 's/.*restored .* in \([0-9.]*\) ms.*/\1/p') ms); slowest calls before it, ms:"
-    # -ff: a file per thread, each call on one line.
-    cat "$slog".strace.* | grep -v 'KVM_RUN' | awk -F'<' 'NF > 1 { t = $NF; sub(/>.*/, "", t); printf "%.3f\t%s\n", t * 1000, $0 }' |
-        sort -rn | head -n 8 | cut -c1-160 | sed 's/^/#     /'
-    echo "#   strace, $1 MiB: time per call (KVM_RUN left out), ms:"
-    cat "$slog".strace.* | grep -v 'KVM_RUN' | awk -F'<' 'NF > 1 { t = $NF; sub(/>.*/, "", t); c = $1; sub(/\(.*/, "", c)
-        if (c ~ /^ioctl$/) { k = $1; sub(/^[^,]*, */, "", k); sub(/[,)].*/, "", k); c = c " " k }
-        s[c] += t; n[c]++ } END { for (c in s) printf "%.3f %s x%d\n", s[c] * 1000, c, n[c] }' |
-        sort -rn | head -n 10 | awk '{ printf "#     %s\n", $0 }'
+    echo "#   strace, $1 MiB: restore $(first_out "$slog") ms to the first output under strace (vmlet: $(tr -d '\r' <"$slog" | sed -n 's/.*restored .* in \([0-9.]*\) ms.*/\1/p') ms)"
+    # -ff: a file per thread, each call whole on one line.
+    cat "$slog".strace.* | grep -vE '^(poll|ppoll|epoll_wait|epoll_pwait|futex|read|nanosleep|clock_nanosleep|wait4|rt_sigtimedwait|accept4|select|pselect6)\(|KVM_RUN' |
+        awk -F'<' 'NF > 1 { t = $NF; sub(/>.*/, "", t); printf "%.3f\t%s\n", t * 1000, $0 }' >"$slog.calls"
+    echo "#     the slowest calls, ms:"
+    sort -rn "$slog.calls" | head -n 6 | cut -c1-150 | sed 's/^/#       /'
+    echo "#     per call name, ms (calls):"
+    awk -F'\t' '{ c = $2; sub(/\(.*/, "", c)
+                  if (c == "ioctl") { k = $2; sub(/^[^,]*, */, "", k); sub(/[,)].*/, "", k); c = c " " k }
+                  s[c] += $1; n[c]++; all += $1 }
+         END { for (c in s) printf "%.3f %s (%d)\n", s[c], c, n[c]; printf "%.3f ALL\n", all }' "$slog.calls" |
+        sort -rn | head -n 14 | sed 's/^/#       /'
 }
 
 # ---- QEMU --------------------------------------------------------------
@@ -268,6 +278,7 @@ qemu_round() {
     rm -f "$file"
     blog=$LOGDIR/snapshot-qemu-$m-$rep-boot.log
     rlog=$LOGDIR/snapshot-qemu-$m-$rep-restore.log
+    exits_snap "$work/b0"
     qemu_start "$m" "$blog"
     if ! wait_tick "$blog" "$qpid" "$READY_TIMEOUT"; then
         echo "# $m MiB rep $rep qemu: no tick after the boot (see $blog)"
@@ -275,6 +286,8 @@ qemu_round() {
         return
     fi
     boot=$(tick_stamp "$blog")
+    exits_snap "$work/b1"
+    bx=$(xcount "$work/b0" "$work/b1")
     sleep 2
     echo '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":107374182400}}' >&8
     echo '{"execute":"stop"}' >&8
@@ -284,7 +297,7 @@ qemu_round() {
     if ! qmp_wait '"MIGRATION".*"(completed|failed)"' 600 || grep -q '"MIGRATION".*"failed"' "$qd/qmp.log"; then
         echo "# $m MiB rep $rep qemu: the migration to $file did not complete: $(grep -E 'error|MIGRATION' "$qd/qmp.log" | tail -n 3 | tr '\n' ' ')"
         qemu_stop
-        echo "qemu $m $boot - - - - - - - - -" >>"$RESULTS"
+        echo "qemu $m $boot - - - - - - - - - $bx" >>"$RESULTS"
         return
     fi
     echo '{"execute":"query-migrate"}' >&8
@@ -294,20 +307,25 @@ qemu_round() {
     # shellcheck disable=SC2046 # two numbers
     set -- $(size_kb "$file")
     disk_kb=$1 app_kb=$2
+    exits_snap "$work/x0"
     qemu_start "$m" "$rlog" "$file"
     wait_tick "$rlog" "$qpid" 300
     got=$?
+    exits_snap "$work/x1"
+    # shellcheck disable=SC2046 # two numbers
+    set -- $(faults "$(child_pid "$rlog")") $(xcount "$work/x0" "$work/x1")
+    minflt=$1 majflt=$2 exits=$3 npf=$4
     qemu_stop
     if [ $got != 0 ]; then
         echo "# $m MiB rep $rep qemu: no tick after the restore (see $rlog; QMP: $(tail -n 3 "$qd/qmp.log" | tr '\n' ' '))"
-        echo "qemu $m $boot ${save_ms:--} - - $disk_kb $app_kb - - - -" >>"$RESULTS"
+        echo "qemu $m $boot ${save_ms:--} - - $disk_kb $app_kb - - - - $bx" >>"$RESULTS"
         rm -f "$file"
         return
     fi
     restore=$(first_out "$rlog")
     first=$(tick_n "$rlog" first)
-    echo "qemu $m $boot ${save_ms:--} $restore - $disk_kb $app_kb - - - -" >>"$RESULTS"
-    echo "# $m MiB rep $rep qemu: boot $boot ms, save ${save_ms:-?} ms, $((disk_kb / 1024)) of $((app_kb / 1024)) MiB on disk, restore $restore ms; ticks $last -> $first"
+    echo "qemu $m $boot ${save_ms:--} $restore - $disk_kb $app_kb $exits $npf $minflt $majflt $bx" >>"$RESULTS"
+    echo "# $m MiB rep $rep qemu: boot $boot ms ($bx exits, npf), save ${save_ms:-?} ms, $((disk_kb / 1024)) of $((app_kb / 1024)) MiB on disk, restore $restore ms; ticks $last -> $first; $exits exits (npf $npf), faults $minflt minor $majflt major"
     [ "$first" -gt "${last:-0}" ] 2>/dev/null ||
         echo "#   the restored guest did not go on counting (saved at ${last:-?}, first ${first:-?})"
     rm -f "$file"
@@ -319,7 +337,10 @@ rep=1
 while [ $rep -le "$REPS" ]; do
     for m in $SIZES; do
         for vmm in $VMMS; do
+            # Armed while no VMM runs (common.sh), snapshots between.
+            exits_arm
             "${vmm}_round" "$m" $rep
+            exits_disarm
         done
     done
     rep=$((rep + 1))
@@ -357,15 +378,20 @@ for vmm in $VMMS; do
     [ "$vmm" = vmlet ] && line="$line, vmlet's own $(ratio "$(median vmlet "$LARGEST" 6)" "$(median vmlet "$SMALLEST" 6)")"
     echo "$line"
 done
-if echo " $VMMS " | grep -q ' vmlet '; then
-    echo "# vmlet's restores, medians: the vCPUs running to the first line (ms), VM exits until then (of them"
-    echo "# nested page faults), vmlet's minor / major page faults until then"
-    for m in $SIZES; do
-        run=$(awk -v v=vmlet -v j="$m" '$1 == v && $2 == j && $5 != "-" && $6 != "-" { print $5 - $6 }' "$RESULTS" | sort -n |
-            awk '{ x[NR] = $1 } END { if (NR) printf "%.1f", NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2; else print "-" }')
-        echo "#   $m MiB: $run ms; $(median vmlet "$m" 9) exits ($(median vmlet "$m" 10) npf); faults $(median vmlet "$m" 11) / $(median vmlet "$m" 12)"
+echo "# counts, load-independent (medians): VM exits from the start to the first line, of them nested"
+echo "# page faults (npf: first touches of guest memory), for the cold boot and the restore; the VMM's"
+echo "# minor / major page faults during the restore; for vmlet also the vCPUs running to the first line"
+for m in $SIZES; do
+    for vmm in $VMMS; do
+        run=
+        if [ "$vmm" = vmlet ]; then
+            run=$(awk -v j="$m" '$1 == "vmlet" && $2 == j && $5 != "-" && $6 != "-" { print $5 - $6 }' "$RESULTS" | sort -n |
+                awk '{ x[NR] = $1 } END { if (NR) printf "%.0f", NR % 2 ? x[(NR + 1) / 2] : (x[NR / 2] + x[NR / 2 + 1]) / 2; else print "-" }')
+            run="; vCPUs running to the first line $run ms"
+        fi
+        echo "#   $m MiB $vmm: boot $(median "$vmm" "$m" 13) exits ($(median "$vmm" "$m" 14) npf), restore $(median "$vmm" "$m" 9) ($(median "$vmm" "$m" 10) npf), exits restore/boot $(ratio "$(median "$vmm" "$m" 9)" "$(median "$vmm" "$m" 13)"); faults $(median "$vmm" "$m" 11) / $(median "$vmm" "$m" 12)$run"
     done
-fi
+done
 echo "# rst/boot: restore over the same VMM's cold boot; rst/qemu: over QEMU's restore at that size"
 echo "# targets (issue 15): vmlet's restore <= 0.1 x its cold boot (rst/boot), faster than QEMU's restore"
 echo "# (rst/qemu < 1), flat within 20 % from $SMALLEST to $LARGEST MiB. A benchmark: nothing here fails."
