@@ -115,7 +115,9 @@ size_kb() {
 # (SVM exit code 1024).
 xcount() {
     _x=$(exits_diff "$1" "$2" "$2.d")
-    if [ "$_x" = - ]; then echo "- -"; else echo "$_x $(awk '$3 == 1024 { n = $6 } END { print n + 0 }' "$2.d" 2>/dev/null || echo 0)"; fi
+    _n=0
+    [ -s "$2.d" ] && _n=$(awk '$3 == 1024 { n = $6 } END { print n + 0 }' "$2.d")
+    if [ "$_x" = - ]; then echo "- -"; else echo "$_x $_n"; fi
     rm -f "$1" "$2" "$2.d"
 }
 faults() { awk '{ print $10, $12 }' "/proc/$1/stat" 2>/dev/null || echo "- -"; }
