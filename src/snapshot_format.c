@@ -382,8 +382,8 @@ int snap_device_check(const struct snap_device *d, char *why, size_t whylen)
         return balloon_check(d, why, whylen);
     if (d->kind == SNAP_DEV_FS)
         return share_check(d, why, whylen);
-    bool needs_text =
-        d->kind == SNAP_DEV_DISK || d->kind == SNAP_DEV_NET || d->kind == SNAP_DEV_VSOCK;
+    bool needs_text = d->kind == SNAP_DEV_DISK || d->kind == SNAP_DEV_NET ||
+                      d->kind == SNAP_DEV_VSOCK;
     if (needs_text != (d->text[0] != 0) ||
         (d->kind != SNAP_DEV_DISK && (d->serial[0] || d->read_only)))
         return fail(why, whylen, "a %s record with fields of another kind",
