@@ -1125,6 +1125,20 @@ static void test_ctrl(void **state)
 
 /* Without CTRL_RX negotiated, the commands that need it are refused; without
  * CTRL_VQ the control queue is not served at all. */
+/* The fixture's queues handed over again after a stop (a snapshot
+ * taken, or one restored): positions kept. */
+static struct virtio_queues resumed_queues(struct fixture *f, uint64_t feat)
+{
+    return (struct virtio_queues){
+        .transport = &f->t,
+        .count = 3,
+        .q = { &f->rx.q, &f->tx.q, &f->ctrl.q },
+        .kick_fd = { f->rx.kick, f->tx.kick, f->ctrl.kick },
+        .features = feat | (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX),
+        .resume = true,
+    };
+}
+
 /* A snapshot of the NIC: the receive buffers it held go back to the
  * ring; the MAC and filter the driver set survive into a device that
  * loads the state (here the same one after a reset, which forgot them),
@@ -1163,14 +1177,7 @@ static void test_snapshot_state(void **state)
     assert_int_equal(f->ops->load(f->net, st, (size_t)len, why, sizeof why), 0);
     f->ops->config_read(f->net, 0, c, 6);
     assert_memory_equal(c, newmac, 6);
-    struct virtio_queues qs = {
-        .transport = &f->t,
-        .count = 3,
-        .q = { &f->rx.q, &f->tx.q, &f->ctrl.q },
-        .kick_fd = { f->rx.kick, f->tx.kick, f->ctrl.kick },
-        .features = feat | (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX),
-        .resume = true,
-    };
+    struct virtio_queues qs = resumed_queues(f, feat);
     assert_int_equal(f->ops->activate(f->net, &qs), 0);
     assert_false(rx_gets(f, MAC)); /* the driver's filter, not promiscuous */
     assert_true(rx_gets(f, newmac));
@@ -1227,14 +1234,7 @@ static void test_snapshot_clone_mac(void **state)
     uint8_t c[6];
     ops->config_read(clone, 0, c, 6);
     assert_memory_equal(c, clone_mac, 6);
-    struct virtio_queues qs = {
-        .transport = &f->t,
-        .count = 3,
-        .q = { &f->rx.q, &f->tx.q, &f->ctrl.q },
-        .kick_fd = { f->rx.kick, f->tx.kick, f->ctrl.kick },
-        .features = feat | (1ULL << VIRTIO_F_VERSION_1) | (1ULL << VIRTIO_F_EVENT_IDX),
-        .resume = true,
-    };
+    struct virtio_queues qs = resumed_queues(f, feat);
     post_rx(f, 4, 256, NULL, NULL);
     assert_int_equal(ops->activate(clone, &qs), 0);
     assert_true(rx_gets(f, MAC));        /* the driver's MAC until it probes again */
