@@ -31,16 +31,19 @@
 #                       ending the process (exit 0); then Kata's way: the
 #                       binary under the name firecracker with --config-file
 #                       (logger and metrics files, placeholder drives as
-#                       Kata's pool), GET / polled until Running,
-#                       FlushMetrics, SendCtrlAltDel; and snapshots: PUT
-#                       /snapshot/create of a paused microVM, PUT
-#                       /snapshot/load (resume_vm) in a new process, its
-#                       guest ticking on
+#                       Kata's pool, a vsock device), GET / polled until
+#                       Running, FlushMetrics, the guest's agent port
+#                       (vsock 1024, an echo server) answering a host
+#                       CONNECT, pause and resume, SendCtrlAltDel; and
+#                       snapshots: PUT /snapshot/create of a paused
+#                       microVM, PUT /snapshot/load (resume_vm,
+#                       vsock_override) in a new process, its guest ticking
+#                       on and its agent answering through the new socket
 LIFECYCLE_LINUX_CHECKS="runs pause-state event-fd paused-guest-is-still resume stop two-vms
                         request-stop"
 API_CHECKS="socket-mode info pause resume metrics malformed request-shutdown stop stalled-console"
 FC_CHECKS="version placeholder-drive patch-drive-outside patch-drive hotplug-read boot running
-           vcpu-names pause resume ctrl-alt-del config-file metrics config-file-exit
+           vcpu-names pause resume ctrl-alt-del config-file metrics agent-vsock config-file-exit
            snapshot-create snapshot-load"
 if [ "${1:-}" = --plan ]; then
     echo example-simplevm
@@ -317,6 +320,12 @@ wait_running() {
     done
     return 1
 }
+# agent SOCKET WORD: the guest's agent port (vsock 1024, vmlet.test=agent)
+# through the hybrid vsock socket: "ping-WORD" echoed, or what came.
+agent() {
+    printf 'CONNECT 1024\nping-%s\n' "$2" | timeout 60 socat -t 10 - "UNIX-CONNECT:$1" 2>&1 |
+        tr -d '\r' | tail -n 1
+}
 wait_socket() {
     _d=$(($(secs) + 30))
     while [ ! -S "$fsock" ] && [ "$(secs)" -lt "$_d" ] && kill -0 $pid 2>/dev/null; do sleep 0.2; done
@@ -434,8 +443,9 @@ rm -f "$fsock" "$tmp/fc-metrics" "$tmp/fc.log"
 : >"$tmp/drive_1"
 cat >"$tmp/fc-config.json" <<EOF
 {"boot-source": {"kernel_image_path": "$kernel", "initrd_path": "$initrd",
-                 "boot_args": "$BASE vmlet.test=counter"},
+                 "boot_args": "$BASE vmlet.test=agent,counter"},
  "machine-config": {"vcpu_count": 1, "mem_size_mib": 256, "smt": false},
+ "vsock": {"guest_cid": 3, "uds_path": "$tmp/fc-v.sock"},
  "drives": [{"drive_id": "rootfs", "path_on_host": "$tmp/fc-drive.img", "is_root_device": false,
              "is_read_only": true, "rate_limiter": {}},
             {"drive_id": "drive_0", "path_on_host": "$tmp/drive_0", "is_root_device": false,
@@ -460,6 +470,23 @@ if wait_running 120; then
     # (run 2 of this check pressed it at once and the press was lost).
     deadline=$(($(secs) + 120))
     while [ "$(ticks)" = 0 ] && kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do sleep 0.5; done
+    # The agent's port over hybrid vsock, then a pause and a resume, as
+    # a Kata pod's life has them.
+    a=$(agent "$tmp/fc-v.sock" one)
+    r1=$(fcall PATCH /vm '{"state": "Paused"}')
+    s=$(fcall GET /)
+    t1=$(ticks)
+    sleep 2
+    t2=$(ticks)
+    r2=$(fcall PATCH /vm '{"state": "Resumed"}')
+    sleep 2
+    t3=$(ticks)
+    if [ "$a" = ping-one ] && [ "$(status "$r1")" = 204 ] && [ "$(status "$r2")" = 204 ] &&
+       echo "$s" | grep -q '"state":"Paused"' && [ "$t1" = "$t2" ] && [ "$t3" -gt "$t2" ]; then
+        ok fc-agent-vsock "CONNECT 1024 echoed; paused (ticks $t1 -> $t2), resumed (-> $t3)"
+    else
+        not_ok fc-agent-vsock "agent answered '$a' (guest: $(val VMLET-AGENT-READY)); pause '$r1' '$s', ticks $t1 -> $t2, resume '$r2' -> $t3"
+    fi
     fcall PUT /actions '{"action_type": "SendCtrlAltDel"}' >/dev/null
     wait_gone 60
     if [ "$rc" = 0 ] && grep -q "InstanceStart" "$tmp/fc.log"; then
@@ -470,6 +497,7 @@ if wait_running 120; then
 else
     not_ok fc-config-file "GET / never said Running: '$(fcall GET /)' (see $logdir/vmlet-fc-config.err: $(head -c 200 "$logdir/vmlet-fc-config.err"))"
     not_ok fc-metrics "no running microVM"
+    not_ok fc-agent-vsock "no running microVM"
     not_ok fc-config-file-exit "no running microVM"
 fi
 kill -KILL $pid 2>/dev/null
@@ -496,19 +524,20 @@ if [ "$(status "$r1")" = 204 ] && [ "$(status "$r2")" = 204 ] && [ -f "$tmp/fc.s
     "$tmp/firecracker" --api-sock "$fsock" --id lab-fc-load </dev/null >"$log" 2>"$logdir/vmlet-fc-load.err" &
     pid=$!
     r=
-    wait_socket && r=$(fcall PUT /snapshot/load "{\"snapshot_path\": \"$tmp/fc.state\", \"mem_backend\": {\"backend_path\": \"$tmp/fc.mem\", \"backend_type\": \"File\"}, \"resume_vm\": true}")
+    wait_socket && r=$(fcall PUT /snapshot/load "{\"snapshot_path\": \"$tmp/fc.state\", \"mem_backend\": {\"backend_path\": \"$tmp/fc.mem\", \"backend_type\": \"File\"}, \"resume_vm\": true, \"vsock_override\": {\"uds_path\": \"$tmp/fc-v2.sock\"}}")
     deadline=$(($(secs) + 60))
     while [ "$(ticks)" -lt 2 ] && kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do sleep 0.5; done
     s=$(fcall GET /)
     names=$(cat /proc/$pid/task/*/comm 2>/dev/null | grep '^fc_vcpu' | sort | tr '\n' ',')
     n=$(ticks)
+    a=$(agent "$tmp/fc-v2.sock" two)
     fcall PUT /actions '{"action_type": "SendCtrlAltDel"}' >/dev/null
     wait_gone 60
     if [ "$(status "$r")" = 204 ] && [ "$n" -ge 2 ] && [ "$names" = "fc_vcpu 0," ] &&
-       echo "$s" | grep -q '"state":"Running"' && [ "$rc" = 0 ]; then
-        ok fc-snapshot-load "$n ticks after the load, then powered off"
+       echo "$s" | grep -q '"state":"Running"' && [ "$a" = ping-two ] && [ "$rc" = 0 ]; then
+        ok fc-snapshot-load "$n ticks after the load; the agent answered through the overridden vsock socket; powered off"
     else
-        not_ok fc-snapshot-load "load answered '$r', GET / '$s', $n ticks, vCPU threads '$names', exit $rc; stderr: $(head -c 300 "$logdir/vmlet-fc-load.err")"
+        not_ok fc-snapshot-load "load answered '$r', GET / '$s', $n ticks, vCPU threads '$names', agent '$a', exit $rc; stderr: $(head -c 300 "$logdir/vmlet-fc-load.err")"
     fi
 else
     not_ok fc-snapshot-create "pause answered '$r1', create '$r2'; files: $(stat -c '%n %s' "$tmp/fc.state" "$tmp/fc.mem" 2>&1 | tr '\n' ' ')"
