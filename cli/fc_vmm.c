@@ -1411,6 +1411,61 @@ static unsigned disk_index(const struct fc_vmm *fc, unsigned slot)
 /* PATCH /drives/{id} on a running microVM (Firecracker's PartialDrive):
  * a new backing file for the drive, the guest told of its size (Kata's
  * block hotplug into its placeholder drives). */
+/* PATCH /network-interfaces/{id} on a running microVM: in Firecracker it
+ * changes only the interface's rate limiters. vmlet has none, so an
+ * interface given before InstanceStart with empty limiters (what Kata
+ * sends) is accepted and changes nothing; a limiter with a bucket is
+ * refused naming the field. */
+static int patch_net(struct fc_vmm *fc, const struct http_request *req, const char *path_id,
+                     char **body)
+{
+    vmlet_error err = { 0 };
+    cJSON *doc;
+    if (json_strict_parse(req->body, req->body_len, &body_doc, &doc, &err) < 0)
+        return fault400(body, err.message);
+    static const char *const names[] = { "iface_id", "rx_rate_limiter", "tx_rate_limiter" };
+    const cJSON *f[3];
+    struct json_keypath p;
+    path_init(&p, "network-interfaces");
+    const char *id;
+    int rc = -1;
+    if (!cJSON_IsObject(doc)) {
+        json_key_error(&err, &p, "expected an object such as {\"iface_id\": \"eth0\"}, got %s",
+                       json_type_name(doc));
+        goto out;
+    }
+    if (json_match_keys(doc, names, 3, f, &p, &err) < 0)
+        goto out;
+    size_t old = json_path_key(&p, names[0]);
+    if (!f[0]) {
+        json_key_error(&err, &p, "missing; give the interface's ID");
+        goto out;
+    }
+    if (json_get_string(f[0], &p, true, FC_ID_MAX, "the interface's ID", &id, &err) < 0)
+        goto out;
+    if (strcmp(id, path_id)) {
+        json_key_error(&err, &p, "the ID in the path and the ID in the body differ");
+        goto out;
+    }
+    unsigned slot = 0;
+    while (slot < fc->nnets && strcmp(fc->nets[slot].id, id))
+        slot++;
+    if (slot == fc->nnets) {
+        json_key_error(&err, &p, "no interface %s was given before InstanceStart", id);
+        goto out;
+    }
+    json_path_pop(&p, old);
+    if (check_rate_limiter(f[1], &p, names[1], &err) < 0 ||
+        check_rate_limiter(f[2], &p, names[2], &err) < 0)
+        goto out;
+    rc = 0;
+out:
+    cJSON_Delete(doc);
+    if (rc < 0)
+        return fault400(body, err.message);
+    return 204;
+}
+
 static int patch_drive(struct fc_vmm *fc, const struct http_request *req, const char *path_id,
                        char **body)
 {
@@ -1605,6 +1660,11 @@ static int dispatch(struct fc_vmm *fc, const struct http_request *req, char **bo
         if ((status = wrong_state(fc, RUNNING, body)))
             return status;
         return patch_drive(fc, req, id, body);
+    }
+    if (patch && !strcmp(resource, "network-interfaces") && id) {
+        if ((status = wrong_state(fc, RUNNING, body)))
+            return status;
+        return patch_net(fc, req, id, body);
     }
     if ((put || patch) &&
         (!strcmp(resource, "snapshot") || !strcmp(resource, "network-interfaces"))) {

@@ -672,6 +672,37 @@ static void running_requests(void **state)
     bad(f, "PUT", "/actions", "{\"action_type\": \"SendCtrlAltDel\"}", "has stopped");
 }
 
+/* PATCH /network-interfaces/{id}: Firecracker's changes rate limiters
+ * only; empty ones (Kata's) change nothing here, a bucket is refused, and
+ * the interface must be one given before InstanceStart. */
+static void patch_network_interfaces(void **state)
+{
+    struct fx *f = *state;
+    boot_source(f);
+    assert_int_equal(req(f, "PUT", "/network-interfaces/eth0",
+                         "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap7\"}"),
+                     204);
+    const char *empty =
+        "{\"iface_id\": \"eth0\", \"rx_rate_limiter\": {}, \"tx_rate_limiter\": {}}";
+    bad(f, "PATCH", "/network-interfaces/eth0", empty,
+        "The requested operation is not supported before starting the microVM.");
+    assert_int_equal(req(f, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+    assert_int_equal(req(f, "PATCH", "/network-interfaces/eth0", empty), 204);
+    assert_int_equal(req(f, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth0\"}"), 204);
+    bad(f, "PATCH", "/network-interfaces/eth0",
+        "{\"iface_id\": \"eth0\", \"tx_rate_limiter\": {\"ops\": {\"size\": 1, "
+        "\"refill_time\": 100}}}",
+        "network-interfaces.tx_rate_limiter.ops: rate limiting is not supported");
+    bad(f, "PATCH", "/network-interfaces/eth9", "{\"iface_id\": \"eth9\"}",
+        "network-interfaces.iface_id: no interface eth9 was given before InstanceStart");
+    bad(f, "PATCH", "/network-interfaces/eth0", "{\"iface_id\": \"eth1\"}",
+        "the ID in the path and the ID in the body differ");
+    bad(f, "PATCH", "/network-interfaces/eth0",
+        "{\"iface_id\": \"eth0\", \"host_dev_name\": \"tap8\"}",
+        "network-interfaces.host_dev_name: unknown key");
+    bad(f, "PATCH", "/network-interfaces/eth0", "{}", "network-interfaces.iface_id: missing");
+}
+
 /* ---- snapshots ------------------------------------------------------------------ */
 
 /* PUT /snapshot/load before anything is configured: its body checked
@@ -1096,6 +1127,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(config_file_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(vm_config_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(patch_network_interfaces, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshots, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_load_after_config, setup, teardown),
     };
