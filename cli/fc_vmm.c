@@ -1411,6 +1411,29 @@ static unsigned disk_index(const struct fc_vmm *fc, unsigned slot)
 /* PATCH /drives/{id} on a running microVM (Firecracker's PartialDrive):
  * a new backing file for the drive, the guest told of its size (Kata's
  * block hotplug into its placeholder drives). */
+/* The start of a PATCH on a resource with an ID (names[0] is the ID's
+ * key): an object of the known keys, its ID given and the path's. 0, or
+ * -1 with err naming the key. */
+static int read_patch_id(const cJSON *doc, const char *const *names, unsigned n, const cJSON **f,
+                         struct json_keypath *p, const char *what, const char *example,
+                         const char *path_id, const char **id, vmlet_error *err)
+{
+    if (!cJSON_IsObject(doc))
+        return json_key_error(err, p, "expected an object such as %s, got %s", example,
+                              json_type_name(doc));
+    if (json_match_keys(doc, names, n, f, p, err) < 0)
+        return -1;
+    size_t old = json_path_key(p, names[0]);
+    if (!f[0])
+        return json_key_error(err, p, "missing; give %s", what);
+    if (json_get_string(f[0], p, true, FC_ID_MAX, what, id, err) < 0)
+        return -1;
+    if (strcmp(*id, path_id))
+        return json_key_error(err, p, "the ID in the path and the ID in the body differ");
+    json_path_pop(p, old);
+    return 0;
+}
+
 /* PATCH /network-interfaces/{id} on a running microVM: in Firecracker it
  * changes only the interface's rate limiters. vmlet has none, so an
  * interface given before InstanceStart with empty limiters (what Kata
@@ -1429,32 +1452,17 @@ static int patch_net(struct fc_vmm *fc, const struct http_request *req, const ch
     path_init(&p, "network-interfaces");
     const char *id;
     int rc = -1;
-    if (!cJSON_IsObject(doc)) {
-        json_key_error(&err, &p, "expected an object such as {\"iface_id\": \"eth0\"}, got %s",
-                       json_type_name(doc));
+    if (read_patch_id(doc, names, 3, f, &p, "the interface's ID", "{\"iface_id\": \"eth0\"}",
+                      path_id, &id, &err) < 0)
         goto out;
-    }
-    if (json_match_keys(doc, names, 3, f, &p, &err) < 0)
-        goto out;
-    size_t old = json_path_key(&p, names[0]);
-    if (!f[0]) {
-        json_key_error(&err, &p, "missing; give the interface's ID");
-        goto out;
-    }
-    if (json_get_string(f[0], &p, true, FC_ID_MAX, "the interface's ID", &id, &err) < 0)
-        goto out;
-    if (strcmp(id, path_id)) {
-        json_key_error(&err, &p, "the ID in the path and the ID in the body differ");
-        goto out;
-    }
     unsigned slot = 0;
     while (slot < fc->nnets && strcmp(fc->nets[slot].id, id))
         slot++;
     if (slot == fc->nnets) {
+        json_path_key(&p, names[0]);
         json_key_error(&err, &p, "no interface %s was given before InstanceStart", id);
         goto out;
     }
-    json_path_pop(&p, old);
     if (check_rate_limiter(f[1], &p, names[1], &err) < 0 ||
         check_rate_limiter(f[2], &p, names[2], &err) < 0)
         goto out;
@@ -1479,31 +1487,14 @@ static int patch_drive(struct fc_vmm *fc, const struct http_request *req, const 
     path_init(&p, "drives");
     const char *id, *path = NULL;
     int rc = -1;
-    if (!cJSON_IsObject(doc)) {
-        json_key_error(&err, &p,
-                       "expected an object such as {\"drive_id\": \"drive_0\", "
-                       "\"path_on_host\": \"disk.img\"}, got %s",
-                       json_type_name(doc));
+    if (read_patch_id(doc, names, 3, f, &p, "the drive's ID",
+                      "{\"drive_id\": \"drive_0\", \"path_on_host\": \"disk.img\"}", path_id, &id,
+                      &err) < 0)
         goto out;
-    }
-    if (json_match_keys(doc, names, 3, f, &p, &err) < 0)
-        goto out;
-    size_t old = json_path_key(&p, names[0]);
-    if (!f[0]) {
-        json_key_error(&err, &p, "missing; give the drive's ID");
-        goto out;
-    }
-    if (json_get_string(f[0], &p, true, FC_ID_MAX, "the drive's ID", &id, &err) < 0)
-        goto out;
-    if (strcmp(id, path_id)) {
-        json_key_error(&err, &p, "the ID in the path and the ID in the body differ");
-        goto out;
-    }
-    json_path_pop(&p, old);
     if (check_rate_limiter(f[2], &p, names[2], &err) < 0)
         goto out;
     if (!absent(f[1])) {
-        old = json_path_key(&p, names[1]);
+        size_t old = json_path_key(&p, names[1]);
         if (json_get_string(f[1], &p, true, FC_PATH_MAX, "an image file or block device", &path,
                             &err) < 0)
             goto out;
