@@ -1447,13 +1447,14 @@ static int patch_net(struct fc_vmm *fc, const struct http_request *req, const ch
     if (json_strict_parse(req->body, req->body_len, &body_doc, &doc, &err) < 0)
         return fault400(body, err.message);
     static const char *const names[] = { "iface_id", "rx_rate_limiter", "tx_rate_limiter" };
-    const cJSON *f[3];
+    const cJSON *f[3] = { 0 };
     struct json_keypath p;
     path_init(&p, "network-interfaces");
-    const char *id;
+    const char *id = NULL;
     int rc = -1;
     if (read_patch_id(doc, names, 3, f, &p, "the interface's ID", "{\"iface_id\": \"eth0\"}",
-                      path_id, &id, &err) < 0)
+                      path_id, &id, &err) < 0 ||
+        !id) /* set when it returns 0: for the analyzer */
         goto out;
     unsigned slot = 0;
     while (slot < fc->nnets && strcmp(fc->nets[slot].id, id))
@@ -1482,14 +1483,15 @@ static int patch_drive(struct fc_vmm *fc, const struct http_request *req, const 
     if (json_strict_parse(req->body, req->body_len, &body_doc, &doc, &err) < 0)
         return fault400(body, err.message);
     static const char *const names[] = { "drive_id", "path_on_host", "rate_limiter" };
-    const cJSON *f[3];
+    const cJSON *f[3] = { 0 };
     struct json_keypath p;
     path_init(&p, "drives");
-    const char *id, *path = NULL;
+    const char *id = NULL, *path = NULL;
     int rc = -1;
     if (read_patch_id(doc, names, 3, f, &p, "the drive's ID",
                       "{\"drive_id\": \"drive_0\", \"path_on_host\": \"disk.img\"}", path_id, &id,
-                      &err) < 0)
+                      &err) < 0 ||
+        !id) /* set when it returns 0: for the analyzer */
         goto out;
     if (check_rate_limiter(f[2], &p, names[2], &err) < 0)
         goto out;
