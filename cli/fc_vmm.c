@@ -1412,16 +1412,13 @@ static unsigned disk_index(const struct fc_vmm *fc, unsigned slot)
  * a new backing file for the drive, the guest told of its size (Kata's
  * block hotplug into its placeholder drives). */
 /* The start of a PATCH on a resource with an ID (names[0] is the ID's
- * key): an object of the known keys, its ID given and the path's. 0, or
- * -1 with err naming the key. */
-static int read_patch_id(const cJSON *doc, const char *const *names, unsigned n, const cJSON **f,
-                         struct json_keypath *p, const char *what, const char *example,
-                         const char *path_id, const char **id, vmlet_error *err)
+ * key; read_object has checked it is an object): the known keys, its ID
+ * given and the path's. 0, or -1 with err naming the key. */
+static int read_patch_id(const cJSON *v, const char *const *names, unsigned n, const cJSON **f,
+                         struct json_keypath *p, const char *what, const char *path_id,
+                         const char **id, vmlet_error *err)
 {
-    if (!cJSON_IsObject(doc))
-        return json_key_error(err, p, "expected an object such as %s, got %s", example,
-                              json_type_name(doc));
-    if (json_match_keys(doc, names, n, f, p, err) < 0)
+    if (json_match_keys(v, names, n, f, p, err) < 0)
         return -1;
     size_t old = json_path_key(p, names[0]);
     if (!f[0])
@@ -1439,101 +1436,69 @@ static int read_patch_id(const cJSON *doc, const char *const *names, unsigned n,
  * interface given before InstanceStart with empty limiters (what Kata
  * sends) is accepted and changes nothing; a limiter with a bucket is
  * refused naming the field. */
-static int patch_net(struct fc_vmm *fc, const struct http_request *req, const char *path_id,
-                     char **body)
+static int patch_net(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p, const char *path_id,
+                     vmlet_error *err)
 {
-    vmlet_error err = { 0 };
-    cJSON *doc;
-    if (json_strict_parse(req->body, req->body_len, &body_doc, &doc, &err) < 0)
-        return fault400(body, err.message);
     static const char *const names[] = { "iface_id", "rx_rate_limiter", "tx_rate_limiter" };
     const cJSON *f[3] = { 0 };
-    struct json_keypath p;
-    path_init(&p, "network-interfaces");
     const char *id = NULL;
-    int rc = -1;
-    if (read_patch_id(doc, names, 3, f, &p, "the interface's ID", "{\"iface_id\": \"eth0\"}",
-                      path_id, &id, &err) < 0 ||
+    if (read_patch_id(v, names, 3, f, p, "the interface's ID", path_id, &id, err) < 0 ||
         !id) /* set when it returns 0: for the analyzer */
-        goto out;
+        return -1;
     unsigned slot = 0;
     while (slot < fc->nnets && strcmp(fc->nets[slot].id, id))
         slot++;
     if (slot == fc->nnets) {
-        json_path_key(&p, names[0]);
-        json_key_error(&err, &p, "no interface %s was given before InstanceStart", id);
-        goto out;
+        json_path_key(p, names[0]);
+        return json_key_error(err, p, "no interface %s was given before InstanceStart", id);
     }
-    if (check_rate_limiter(f[1], &p, names[1], &err) < 0 ||
-        check_rate_limiter(f[2], &p, names[2], &err) < 0)
-        goto out;
-    rc = 0;
-out:
-    cJSON_Delete(doc);
-    if (rc < 0)
-        return fault400(body, err.message);
-    return 204;
+    if (check_rate_limiter(f[1], p, names[1], err) < 0 ||
+        check_rate_limiter(f[2], p, names[2], err) < 0)
+        return -1;
+    return 0;
 }
 
-static int patch_drive(struct fc_vmm *fc, const struct http_request *req, const char *path_id,
-                       char **body)
+static int patch_drive(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p,
+                       const char *path_id, vmlet_error *err)
 {
-    vmlet_error err = { 0 };
-    cJSON *doc;
-    if (json_strict_parse(req->body, req->body_len, &body_doc, &doc, &err) < 0)
-        return fault400(body, err.message);
     static const char *const names[] = { "drive_id", "path_on_host", "rate_limiter" };
     const cJSON *f[3] = { 0 };
-    struct json_keypath p;
-    path_init(&p, "drives");
     const char *id = NULL, *path = NULL;
-    int rc = -1;
-    if (read_patch_id(doc, names, 3, f, &p, "the drive's ID",
-                      "{\"drive_id\": \"drive_0\", \"path_on_host\": \"disk.img\"}", path_id, &id,
-                      &err) < 0 ||
+    if (read_patch_id(v, names, 3, f, p, "the drive's ID", path_id, &id, err) < 0 ||
         !id) /* set when it returns 0: for the analyzer */
-        goto out;
-    if (check_rate_limiter(f[2], &p, names[2], &err) < 0)
-        goto out;
+        return -1;
+    if (check_rate_limiter(f[2], p, names[2], err) < 0)
+        return -1;
     if (!absent(f[1])) {
-        size_t old = json_path_key(&p, names[1]);
-        if (json_get_string(f[1], &p, true, FC_PATH_MAX, "an image file or block device", &path,
-                            &err) < 0)
-            goto out;
-        json_path_pop(&p, old);
+        size_t old = json_path_key(p, names[1]);
+        if (json_get_string(f[1], p, true, FC_PATH_MAX, "an image file or block device", &path,
+                            err) < 0)
+            return -1;
+        json_path_pop(p, old);
     }
     unsigned slot = 0;
     while (slot < fc->ndrives && strcmp(fc->drives[slot].id, id))
         slot++;
     if (slot == fc->ndrives) {
-        json_path_key(&p, names[0]);
-        json_key_error(&err, &p, "no drive %s was given before InstanceStart", id);
-        goto out;
+        json_path_key(p, names[0]);
+        return json_key_error(err, p, "no drive %s was given before InstanceStart", id);
     }
     char *copy = path ? strdup(path) : NULL;
-    if (path && !copy) {
-        nomem(&err);
-        goto out;
-    }
-    if (path && vmlet_vm_set_disk_path(fc->vm, disk_index(fc, slot), path, &err) < 0) {
-        char why[sizeof err.message];
-        snprintf(why, sizeof why, "%s", err.message);
-        json_path_key(&p, names[1]);
-        json_key_error(&err, &p, "%s", why);
+    if (path && !copy)
+        return nomem(err);
+    if (path && vmlet_vm_set_disk_path(fc->vm, disk_index(fc, slot), path, err) < 0) {
+        char why[sizeof err->message];
+        snprintf(why, sizeof why, "%s", err->message);
+        json_path_key(p, names[1]);
         free(copy);
-        goto out;
+        return json_key_error(err, p, "%s", why);
     }
     if (copy) {
         free(fc->drives[slot].path);
         fc->drives[slot].path = copy;
         fc_vmm_log(fc, "Info", "drive %s: now %.300s", id, path);
     }
-    rc = 0;
-out:
-    cJSON_Delete(doc);
-    if (rc < 0)
-        return fault400(body, err.message);
-    return 204;
+    return 0;
 }
 
 static const char *const unsupported_resources[] = {
@@ -1652,12 +1617,14 @@ static int dispatch(struct fc_vmm *fc, const struct http_request *req, char **bo
     if (patch && !strcmp(resource, "drives") && id) {
         if ((status = wrong_state(fc, RUNNING, body)))
             return status;
-        return patch_drive(fc, req, id, body);
+        return put_resource(fc, req, "drives", patch_drive, id,
+                            "{\"drive_id\": \"drive_0\", \"path_on_host\": \"disk.img\"}", body);
     }
     if (patch && !strcmp(resource, "network-interfaces") && id) {
         if ((status = wrong_state(fc, RUNNING, body)))
             return status;
-        return patch_net(fc, req, id, body);
+        return put_resource(fc, req, "network-interfaces", patch_net, id,
+                            "{\"iface_id\": \"eth0\"}", body);
     }
     if ((put || patch) &&
         (!strcmp(resource, "snapshot") || !strcmp(resource, "network-interfaces"))) {
