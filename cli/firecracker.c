@@ -7,9 +7,10 @@
  *
  * Exit statuses follow Firecracker's: 0 once the guest powered off or
  * rebooted (a Firecracker microVM ends on either), 1 for an error, 152 for
- * a --config-file that cannot be used, 153 for a bad command line; a
- * SIGTERM, SIGINT or SIGHUP stops the microVM at once and ends with
- * 128 + the signal, as the signal's default action would. */
+ * a --config-file that cannot be used, 153 for a bad command line, 148
+ * for a system call the sandbox refused; a SIGTERM, SIGINT or SIGHUP
+ * stops the microVM at once and ends with 128 + the signal, as the
+ * signal's default action would. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -32,6 +33,7 @@
 enum {
     FC_EXIT_OK = 0,
     FC_EXIT_ERROR = 1,
+    FC_EXIT_BAD_SYSCALL = 148,
     FC_EXIT_BAD_CONFIGURATION = 152,
     FC_EXIT_ARG_PARSING = 153,
 };
@@ -60,7 +62,8 @@ static const char fc_usage[] =
     "\n"
     "The guest's serial console (ttyS0) is on stdout; stdin goes to it.\n"
     "Exit status: 0 the guest powered off or rebooted; 1 an error; 152 a bad\n"
-    "--config-file; 153 a bad command line; 128+N stopped by signal N.\n";
+    "--config-file; 153 a bad command line; 148 the sandbox refused a system\n"
+    "call; 128+N stopped by signal N.\n";
 
 static int arg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int arg_error(const char *fmt, ...)
@@ -240,6 +243,7 @@ int cmd_firecracker(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int sig_fd = signalfd(-1, &mask, SFD_CLOEXEC);
 
+    vmlet_set_sandbox_exit_status(FC_EXIT_BAD_SYSCALL);
     struct api_server *api = NULL;
     if (!o.no_api) {
         char why[512];

@@ -216,6 +216,12 @@ typedef enum {
 /* -1 for a mode not in the enum. */
 VMLET_API int vmlet_config_set_seccomp(vmlet_config *c, vmlet_seccomp_mode mode);
 VMLET_API vmlet_seccomp_mode vmlet_config_get_seccomp(const vmlet_config *c);
+/* The exit status of the process when a sandboxed thread makes a call
+ * outside its list: 128 + SIGSYS (159) unless set here, for the whole
+ * process (the SIGSYS handler is the process's). 1..255; -1 otherwise.
+ * vmlet's Firecracker mode sets 148, Firecracker's status for a bad
+ * system call, so an orchestrator reads the death the same way. */
+VMLET_API int vmlet_set_sandbox_exit_status(int status);
 
 /* How the vCPU threads are named (what ps -T and /proc/PID/task/TID/comm
  * show): the prefix followed by the vCPU's index. Default "vcpu" (vcpu0,

@@ -111,6 +111,8 @@ const struct sandbox_rules sandbox_control_rules = {
 static const char *syscall_names[MAX_SYSCALL];
 static pthread_once_t prepare_once = PTHREAD_ONCE_INIT;
 static _Thread_local const char *thread_kind;
+/* The process's exit status after a violation (vmlet_set_sandbox_exit_status). */
+static volatile sig_atomic_t violation_status = 128 + SIGSYS;
 
 static void append(char *buf, size_t *len, size_t cap, const char *s)
 {
@@ -134,7 +136,7 @@ static void append_number(char *buf, size_t *len, size_t cap, long v)
 }
 
 /* SIGSYS from SECCOMP_RET_TRAP: one line, then the process ends (status
- * 128 + SIGSYS, as a shell shows a death by that signal). Only
+ * 128 + SIGSYS by default, as a shell shows a death by that signal). Only
  * async-signal-safe work, and only write and exit_group. */
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
 {
@@ -159,7 +161,15 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
            "please report it (--seccomp off runs without the sandbox)\n");
     ssize_t unused = write(STDERR_FILENO, line, len);
     (void)unused;
-    syscall(__NR_exit_group, 128 + SIGSYS);
+    syscall(__NR_exit_group, (int)violation_status);
+}
+
+VMLET_API int vmlet_set_sandbox_exit_status(int status)
+{
+    if (status < 1 || status > 255)
+        return -1;
+    violation_status = status;
+    return 0;
 }
 
 static void prepare(void)

@@ -25,8 +25,9 @@
 #                       names; Kata's block hotplug: an empty placeholder
 #                       drive the guest sees with 0 sectors, PATCH /drives
 #                       to a file outside the drives' directory refused by
-#                       the sandbox (Landlock), PATCH /drives to a 2 MiB
-#                       image whose size and content the guest then sees;
+#                       the sandbox (Landlock), PATCH /drives to a 32 MiB
+#                       ext4 image whose size the guest then sees, and
+#                       which it mounts to read a file of it;
 #                       PATCH /vm pause and resume, SendCtrlAltDel
 #                       ending the process (exit 0); then Kata's way: the
 #                       binary under the name firecracker with --config-file
@@ -42,7 +43,7 @@
 LIFECYCLE_LINUX_CHECKS="runs pause-state event-fd paused-guest-is-still resume stop two-vms
                         request-stop"
 API_CHECKS="socket-mode info pause resume metrics malformed request-shutdown stop stalled-console"
-FC_CHECKS="version placeholder-drive patch-drive-outside patch-drive hotplug-read boot running
+FC_CHECKS="version placeholder-drive patch-drive-outside patch-drive hotplug-mount boot running
            vcpu-names pause resume ctrl-alt-del config-file metrics agent-vsock config-file-exit
            snapshot-create snapshot-load"
 if [ "${1:-}" = --plan ]; then
@@ -345,17 +346,20 @@ esac
 log=$logdir/vmlet-fc.log
 truncate -s 8M "$tmp/fc-drive.img"
 # Kata's placeholder: an empty file (os.Create), later swapped by PATCH
-# /drives for the image to hotplug, here 2 MiB of known bytes.
+# /drives for the image to hotplug: here a copy of the guests' root disk
+# (32 MiB of ext4), which the guest mounts to hash one file of it.
 : >"$tmp/drive_0"
-dd if=/dev/urandom of="$tmp/fc-hot.img" bs=64k count=32 2>/dev/null
-hot_sha=$(sha <"$tmp/fc-hot.img")
+root_image=${ROOT_IMAGE:-$(dirname "$initrd")/root.ext4.gz}
+gzip -dc "$root_image" >"$tmp/fc-hot.img"
+hot_file=/usr/bin/vsockecho
+hot_sha=$(debugfs -R "cat $hot_file" "$tmp/fc-hot.img" 2>/dev/null | sha)
 outside=${TMPDIR:-/tmp}/api.$$.outside.img
 truncate -s 1M "$outside"
 rm -f "$fsock"
 "$vmlet" firecracker --api-sock "$fsock" --id lab-fc </dev/null >"$log" 2>"$logdir/vmlet-fc.err" &
 pid=$!
 if wait_socket; then
-    r1=$(fcall PUT /boot-source "{\"kernel_image_path\": \"$kernel\", \"initrd_path\": \"$initrd\", \"boot_args\": \"$BASE vmlet.test=info,hotswap,counter vmlet.hotswap=vdb\"}")
+    r1=$(fcall PUT /boot-source "{\"kernel_image_path\": \"$kernel\", \"initrd_path\": \"$initrd\", \"boot_args\": \"$BASE vmlet.test=info,hotswap,counter vmlet.hotswap=vdb vmlet.hotfile=$hot_file\"}")
     r2=$(fcall PUT /machine-config '{"vcpu_count": 2, "mem_size_mib": 256}')
     r3=$(fcall PUT /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$tmp/fc-drive.img\", \"is_root_device\": false, \"is_read_only\": false}")
     r5=$(fcall PUT /drives/drive_0 "{\"drive_id\": \"drive_0\", \"path_on_host\": \"$tmp/drive_0\", \"is_root_device\": false, \"is_read_only\": false}")
@@ -378,11 +382,12 @@ if wait_socket; then
     fi
     r=$(fcall PATCH /drives/drive_0 "{\"drive_id\": \"drive_0\", \"path_on_host\": \"$tmp/fc-hot.img\"}")
     if [ "$(status "$r")" = 204 ]; then ok fc-patch-drive; else not_ok fc-patch-drive "PATCH answered '$r'"; fi
-    if wait_for VMLET-HOTSWAP-SHA= 180 && [ "$(val VMLET-HOTSWAP-SECTORS)" = 4096 ] &&
+    if wait_for VMLET-HOTSWAP-MOUNT= 180 && [ "$(val VMLET-HOTSWAP-SECTORS)" = 65536 ] &&
+       [ "$(val VMLET-HOTSWAP-MOUNT)" = ok ] && wait_for VMLET-HOTSWAP-SHA= 60 &&
        [ "$(val VMLET-HOTSWAP-SHA)" = "$hot_sha" ]; then
-        ok fc-hotplug-read
+        ok fc-hotplug-mount
     else
-        not_ok fc-hotplug-read "the guest's vdb: '$(val VMLET-HOTSWAP-SECTORS)' sectors (want 4096), sha256 '$(val VMLET-HOTSWAP-SHA)' (the image's: $hot_sha)"
+        not_ok fc-hotplug-mount "the guest's vdb: '$(val VMLET-HOTSWAP-SECTORS)' sectors (want 65536), mount: '$(val VMLET-HOTSWAP-MOUNT)', $hot_file's sha256 '$(val VMLET-HOTSWAP-SHA)' (in the image: $hot_sha)"
     fi
     deadline=$(($(secs) + 120))
     while [ "$(ticks)" = 0 ] && kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do sleep 0.5; done
@@ -429,7 +434,7 @@ if wait_socket; then
         not_ok fc-ctrl-alt-del "PUT answered '$r', exit $rc (want 0), socket $([ -e "$fsock" ] && echo left || echo removed)"
     fi
 else
-    for c in placeholder-drive patch-drive-outside patch-drive hotplug-read boot running vcpu-names \
+    for c in placeholder-drive patch-drive-outside patch-drive hotplug-mount boot running vcpu-names \
         pause resume ctrl-alt-del; do
         not_ok "fc-$c" "no API socket (see $logdir/vmlet-fc.err)"
     done

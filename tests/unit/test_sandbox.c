@@ -111,9 +111,15 @@ static unsigned long long status_field(int tid, const char *field)
 
 /* In the child: a device under mode that does action when activated.
  * Exits 0 if the thread finished and the checks held, 1 if not. */
+/* Set by a test before run_child: the child's exit status on a violation
+ * (0: the default). */
+static int child_violation_status;
+
 static void child(vmlet_seccomp_mode mode, enum action action)
 {
     vmlet_error err;
+    if (child_violation_status && vmlet_set_sandbox_exit_status(child_violation_status) < 0)
+        _exit(1);
     struct test_dev *t = virtio_device_new(sizeof *t, &test_ops, &test_hooks, &err);
     if (!t || virtio_device_spawn(&t->vdev, mode, &err) < 0) {
         fprintf(stderr, "set-up failed: %s\n", err.message);
@@ -178,6 +184,21 @@ static void test_forbidden_call_ends_process_with_message(void **state)
                                 "outside its allowlist: getppid ("));
     assert_non_null(strstr(out, "--seccomp off"));
     assert_int_equal(strchr(out, '\n') - out + 1, (long)strlen(out)); /* one line */
+}
+
+/* Firecracker mode's status: the same line, the process ends with 148. */
+static void test_violation_exit_status_settable(void **state)
+{
+    (void)state;
+    char out[1024];
+    assert_int_equal(vmlet_set_sandbox_exit_status(0), -1);
+    assert_int_equal(vmlet_set_sandbox_exit_status(256), -1);
+    child_violation_status = 148;
+    int status = run_child(VMLET_SECCOMP_ON, DO_FORBIDDEN, out, sizeof out);
+    child_violation_status = 0;
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 148);
+    assert_non_null(strstr(out, "outside its allowlist: getppid ("));
 }
 
 static void test_allowed_work_goes_on(void **state)
@@ -383,6 +404,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forbidden_call_ends_process_with_message),
+        cmocka_unit_test(test_violation_exit_status_settable),
         cmocka_unit_test(test_allowed_work_goes_on),
         cmocka_unit_test(test_heap_trim_allowed),
         cmocka_unit_test(test_executable_memory_refused),
