@@ -990,8 +990,12 @@ static int net_load(void *dev, const uint8_t *buf, size_t len, char *why, size_t
         memcpy(st.default_mac, n->default_mac, 6); /* no override known */
     uint32_t nuni = le32toh(st.nuni), nmulti = le32toh(st.nmulti);
     if ((st.mac[0] & 1) || !memcmp(st.mac, zero, 6) || (st.default_mac[0] & 1) ||
-        !memcmp(st.default_mac, zero, 6) || st.reserved[0] || st.reserved[1]) {
+        !memcmp(st.default_mac, zero, 6)) {
         snprintf(why, whylen, "a multicast or zero MAC address");
+        return -1;
+    }
+    if (st.reserved[0] || st.reserved[1]) {
+        snprintf(why, whylen, "nonzero reserved bytes");
         return -1;
     }
     if (st.promisc > 1 || st.allmulti > 1 || st.all_uni > 1 || st.all_multi > 1 ||

@@ -138,6 +138,15 @@ boot() {
     wait_for VMLET-COUNT=3 300
 }
 
+# pause_save_stop DIR: pauses, saves into DIR, stops vmlet and waits for
+# it; sets r (the pause's answer) and saved (the save's).
+pause_save_stop() {
+    r=$(call PATCH /vm '{"state":"Paused"}')
+    saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$1\"}")
+    call PUT /actions '{"action_type":"Stop"}' >/dev/null
+    wait_exit 60
+}
+
 # save_and_stop DIR: pauses, saves into DIR, stops vmlet; sets saved (the
 # PUT's answer), last (the last count line before the stop), save_ms.
 save_and_stop() {
@@ -310,10 +319,7 @@ else
         call PUT /actions '{"action_type":"Stop"}' >/dev/null
         wait_exit 60
     else
-        r=$(call PATCH /vm '{"state":"Paused"}')
-        saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$dev/snap\"}")
-        call PUT /actions '{"action_type":"Stop"}' >/dev/null
-        wait_exit 60
+        pause_save_stop "$dev/snap"
         if [ "$(status "$saved")" = 204 ] && [ -f "$dev/snap/state" ]; then
             ok snapshot-devices-save "state $(stat -c %s "$dev/snap/state") bytes"
             log=$logdir/vmlet-snapshot-devices-restored.log
@@ -408,10 +414,7 @@ if ! wait_for VMLET-CLONE-READY 300; then
     kill -KILL "$pid" 2>/dev/null
 else
     mac0=$(val VMLET-CLONE-MAC)
-    call PATCH /vm '{"state":"Paused"}' >/dev/null
-    saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$cl/snap\"}")
-    call PUT /actions '{"action_type":"Stop"}' >/dev/null
-    wait_exit 60
+    pause_save_stop "$cl/snap"
     if [ "$(status "$saved")" != 204 ]; then
         why="save answered '$saved'"
         clone_fail save paused macs
@@ -478,10 +481,7 @@ if ! wait_for VMLET-VSOCK-READY 300; then
     kill -KILL "$pid" 2>/dev/null
 else
     e1=$(echo_through "$vs/a.sock")
-    call PATCH /vm '{"state":"Paused"}' >/dev/null
-    saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$vs/snap\"}")
-    call PUT /actions '{"action_type":"Stop"}' >/dev/null
-    wait_exit 60
+    pause_save_stop "$vs/snap"
     if [ "$e1" = "hello-$vs/a.sock" ] && [ "$(status "$saved")" = 204 ]; then
         ok snapshot-vsock-save "echoed before the save"
         log=$logdir/vmlet-snapshot-vsock-restored.log
@@ -537,10 +537,7 @@ snapshot_share_balloon() {
     echo "check 1" >&8
     wait_for VMLET-SFB-1-DONE 120
     read1=$(sv VMLET-SFB-1-READ)
-    r=$(call PATCH /vm '{"state":"Paused"}')
-    saved=$(call PUT /snapshot/create "{\"snapshot_path\":\"$fsb/snap\"}")
-    call PUT /actions '{"action_type":"Stop"}' >/dev/null
-    wait_exit 60
+    pause_save_stop "$fsb/snap"
     if [ "$read1" = "$token" ] && [ "$(cat "$fsb/share/from-guest-1" 2>/dev/null)" = guest-1 ] &&
         [ "$(status "$saved")" = 204 ] && [ -f "$fsb/snap/state" ]; then
         ok snapshot-fsb-save "state $(stat -c %s "$fsb/snap/state") bytes"

@@ -1184,7 +1184,7 @@ static void test_snapshot_state(void **state)
     f->ops->reset(f->net);
 
     /* Hostile states: a multicast MAC, a table longer than the device
-     * keeps, a truncated record. */
+     * keeps, reserved bytes set, a truncated record. */
     uint8_t bad[VIRTIO_STATE_MAX];
     memcpy(bad, st, (size_t)len);
     bad[0] |= 1;
@@ -1195,6 +1195,10 @@ static void test_snapshot_state(void **state)
     memcpy(bad + 12, &many, 4);
     assert_int_equal(f->ops->load(f->net, bad, (size_t)len, why, sizeof why), -1);
     assert_string_equal(why, "a receive filter no driver could set");
+    memcpy(bad, st, (size_t)len);
+    bad[len - 1] = 1; /* the record ends with two reserved bytes */
+    assert_int_equal(f->ops->load(f->net, bad, (size_t)len, why, sizeof why), -1);
+    assert_string_equal(why, "nonzero reserved bytes");
     assert_int_equal(f->ops->load(f->net, st, (size_t)len - 1, why, sizeof why), -1);
 }
 
