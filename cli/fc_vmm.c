@@ -1481,6 +1481,11 @@ static int patch_drive(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p
         slot++;
     if (slot == fc->ndrives) {
         json_path_key(p, names[0]);
+        if (!fc->kernel) /* the microVM came from PUT /snapshot/load */
+            return json_key_error(err, p,
+                                  "no drive %s: vmlet's snapshots do not keep drive IDs, so "
+                                  "after PUT /snapshot/load no drive can be patched",
+                                  id);
         return json_key_error(err, p, "no drive %s was given before InstanceStart", id);
     }
     char *copy = path ? strdup(path) : NULL;

@@ -536,13 +536,16 @@ if [ "$(status "$r1")" = 204 ] && [ "$(status "$r2")" = 204 ] && [ -f "$tmp/fc.s
     names=$(cat /proc/$pid/task/*/comm 2>/dev/null | grep '^fc_vcpu' | sort | tr '\n' ',')
     n=$(ticks)
     a=$(agent "$tmp/fc-v2.sock" two)
+    # Drive IDs are not in vmlet's snapshots: a PATCH says so.
+    pd=$(fcall PATCH /drives/rootfs "{\"drive_id\": \"rootfs\", \"path_on_host\": \"$tmp/fc-drive.img\"}")
     fcall PUT /actions '{"action_type": "SendCtrlAltDel"}' >/dev/null
     wait_gone 60
     if [ "$(status "$r")" = 204 ] && [ "$n" -ge 2 ] && [ "$names" = "fc_vcpu 0," ] &&
-       echo "$s" | grep -q '"state":"Running"' && [ "$a" = ping-two ] && [ "$rc" = 0 ]; then
-        ok fc-snapshot-load "$n ticks after the load; the agent answered through the overridden vsock socket; powered off"
+       echo "$s" | grep -q '"state":"Running"' && [ "$a" = ping-two ] && [ "$rc" = 0 ] &&
+       [ "$(status "$pd")" = 400 ] && echo "$pd" | grep -q 'do not keep drive IDs'; then
+        ok fc-snapshot-load "$n ticks after the load; the agent answered through the overridden vsock socket; PATCH /drives refused as documented; powered off"
     else
-        not_ok fc-snapshot-load "load answered '$r', GET / '$s', $n ticks, vCPU threads '$names', agent '$a', exit $rc; stderr: $(head -c 300 "$logdir/vmlet-fc-load.err")"
+        not_ok fc-snapshot-load "load answered '$r', GET / '$s', $n ticks, vCPU threads '$names', agent '$a', PATCH /drives '$pd', exit $rc; stderr: $(head -c 300 "$logdir/vmlet-fc-load.err")"
     fi
 else
     not_ok fc-snapshot-create "pause answered '$r1', create '$r2'; files: $(stat -c '%n %s' "$tmp/fc.state" "$tmp/fc.mem" 2>&1 | tr '\n' ' ')"
