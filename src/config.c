@@ -69,7 +69,7 @@ VMLET_API uint64_t vmlet_config_get_memory(const vmlet_config *c)
 }
 
 /* Replaces *slot with a copy of s (NULL clears it). */
-static int set_string(char **slot, const char *s)
+int config_replace_string(char **slot, const char *s)
 {
     char *copy = NULL;
     if (s && !(copy = strdup(s)))
@@ -82,8 +82,8 @@ static int set_string(char **slot, const char *s)
 VMLET_API int vmlet_config_set_linux_boot(vmlet_config *c, const char *kernel, const char *initrd,
                                           const char *cmdline)
 {
-    if (set_string(&c->kernel, kernel) || set_string(&c->initrd, initrd) ||
-        set_string(&c->cmdline, cmdline))
+    if (config_replace_string(&c->kernel, kernel) || config_replace_string(&c->initrd, initrd) ||
+        config_replace_string(&c->cmdline, cmdline))
         return -1;
     return 0;
 }
@@ -126,7 +126,8 @@ VMLET_API int vmlet_config_add_disk(vmlet_config *c, const char *path, unsigned 
     }
     struct config_disk *d = &c->disks[c->ndisks];
     memset(d, 0, sizeof *d);
-    if (set_string(&d->path, path ? path : "") || set_string(&d->serial, serial)) {
+    if (config_replace_string(&d->path, path ? path : "") ||
+        config_replace_string(&d->serial, serial)) {
         free(d->path);
         d->path = NULL;
         return -1;
@@ -145,7 +146,8 @@ VMLET_API int vmlet_config_add_share(vmlet_config *c, const char *host_path, con
     }
     struct config_share *sh = &c->shares[c->nshares];
     memset(sh, 0, sizeof *sh);
-    if (set_string(&sh->path, host_path ? host_path : "") || set_string(&sh->tag, tag ? tag : "")) {
+    if (config_replace_string(&sh->path, host_path ? host_path : "") ||
+        config_replace_string(&sh->tag, tag ? tag : "")) {
         free(sh->path);
         sh->path = NULL;
         return -1;
@@ -296,7 +298,7 @@ VMLET_API int vmlet_parse_balloon(const char *spec, unsigned *flags, unsigned *s
 VMLET_API int vmlet_config_set_vsock(vmlet_config *c, uint64_t guest_cid, const char *uds_path)
 {
     c->vsock_cid = guest_cid;
-    return set_string(&c->vsock_uds, uds_path);
+    return config_replace_string(&c->vsock_uds, uds_path);
 }
 
 /* CIDs 0, 1 and 2 are the hypervisor's, the local and the host's, and
@@ -417,12 +419,12 @@ VMLET_API vmlet_seccomp_mode vmlet_config_get_seccomp(const vmlet_config *c)
 
 VMLET_API int vmlet_config_set_vcpu_thread_name(vmlet_config *c, const char *prefix)
 {
-    return set_string(&c->vcpu_name, prefix);
+    return config_replace_string(&c->vcpu_name, prefix);
 }
 
 VMLET_API int vmlet_config_set_kvm_device(vmlet_config *c, const char *path)
 {
-    return set_string(&c->kvm_device, path);
+    return config_replace_string(&c->kvm_device, path);
 }
 
 /* Memory sizes for messages: "512 MiB", "1.5 GiB". */

@@ -53,6 +53,10 @@ struct vmlet_config {
 /* Adds a NIC parsed elsewhere (vm.json's "network" entries); like
  * vmlet_config_add_net(), a ninth is reported by validate. */
 void config_add_net_spec(vmlet_config *c, const struct net_spec *s);
+/* *slot becomes a copy of s (NULL for none), the old string freed: 0, or
+ * -1 with *slot unchanged when out of memory. The library's string
+ * setters (config, restore options) and the Firecracker mode's use it. */
+int config_replace_string(char **slot, const char *s);
 /* The vsock settings' check of vmlet_config_validate (also a restore's). */
 int config_check_vsock(const vmlet_config *c, vmlet_error *err);
 

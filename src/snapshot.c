@@ -546,16 +546,6 @@ VMLET_API void vmlet_restore_options_free(vmlet_restore_options *o)
 }
 
 /* The old string's replacement: a copy of s, or NULL for NULL. -1 when out of memory. */
-static int replace_string(char **slot, const char *s)
-{
-    char *copy = s ? strdup(s) : NULL;
-    if (s && !copy)
-        return -1;
-    free(*slot);
-    *slot = copy;
-    return 0;
-}
-
 VMLET_API int vmlet_restore_options_set_start_paused(vmlet_restore_options *o, int paused)
 {
     o->start_paused = paused != 0;
@@ -565,7 +555,7 @@ VMLET_API int vmlet_restore_options_set_start_paused(vmlet_restore_options *o, i
 VMLET_API int vmlet_restore_options_set_vsock(vmlet_restore_options *o, uint64_t guest_cid,
                                               const char *uds_path)
 {
-    if (replace_string(&o->vsock_uds, uds_path) < 0)
+    if (config_replace_string(&o->vsock_uds, uds_path) < 0)
         return -1;
     o->vsock_cid = guest_cid;
     return 0;
@@ -576,7 +566,7 @@ VMLET_API int vmlet_restore_options_set_net(vmlet_restore_options *o, unsigned i
 {
     if (index >= VMLET_MAX_NICS)
         return -1;
-    return replace_string(&o->net[index], spec);
+    return config_replace_string(&o->net[index], spec);
 }
 
 VMLET_API int vmlet_restore_options_set_vcpu_thread_name(vmlet_restore_options *o,
@@ -597,7 +587,7 @@ VMLET_API int vmlet_restore_options_set_disk(vmlet_restore_options *o, unsigned 
 {
     if (index >= VMLET_MAX_DISKS)
         return -1;
-    return replace_string(&o->disk[index], path);
+    return config_replace_string(&o->disk[index], path);
 }
 
 VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in_fd, int out_fd)
@@ -609,7 +599,7 @@ VMLET_API int vmlet_restore_options_set_console(vmlet_restore_options *o, int in
 
 VMLET_API int vmlet_restore_options_set_kvm_device(vmlet_restore_options *o, const char *path)
 {
-    return replace_string(&o->kvm_device, path);
+    return config_replace_string(&o->kvm_device, path);
 }
 
 VMLET_API int vmlet_restore_options_set_seccomp(vmlet_restore_options *o, vmlet_seccomp_mode mode)
