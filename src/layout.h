@@ -10,6 +10,7 @@
  *   0x0002_0000  kernel command line
  *   0x0009_fc00  end of low RAM; 0x9fc00..0x100000 reserved
  *   0x000e_0000  ACPI tables (RSDP first, so a legacy scan also finds it)
+ *   0x000f_f000  VM generation ID (16 bytes; the DSDT's \_SB.VGEN points here)
  *   0x0010_0000  protected-mode kernel (bzImage payload)
  *   ...          RAM; initrd at the top of low RAM
  *   0xc000_0000  start of the 32-bit MMIO hole (RAM beyond it moves above 4 GiB)
@@ -33,7 +34,14 @@
 #define GUEST_CMDLINE_MAX      0x10000ULL /* up to 64 KiB, below EBDA */
 #define GUEST_LOW_RAM_END      0x9fc00ULL
 #define GUEST_ACPI_ADDR        0xe0000ULL /* RSDP here, then the tables */
-#define GUEST_ACPI_SIZE        0x20000ULL /* up to 1 MiB */
+#define GUEST_ACPI_SIZE        0x1f000ULL /* up to the generation ID's page */
+/* The VM generation ID (src/x86/vmgenid.c): a 128-bit value the guest
+ * reads at this address, changed on every restore from a snapshot, with
+ * an interrupt on this GSI (an IOAPIC pin no ISA device uses) through the
+ * ACPI Generic Event Device. Reserved memory (E820 type 2), not RAM. */
+#define GUEST_VMGENID_ADDR     0xff000ULL
+#define GUEST_VMGENID_SIZE     16
+#define GSI_ACPI_GED           16
 #define GUEST_KERNEL_ADDR      0x100000ULL
 /* Below this lies everything vmlet itself writes into guest RAM (boot
  * structures, command line, ACPI tables): the balloon never discards it. */

@@ -1048,7 +1048,7 @@ static int restore(const struct snap_files *f, const vmlet_restore_options *o, v
         vm_register_memory(vm, err) < 0 || vm_setup_legacy_devices(vm, o->console_out, err) < 0 ||
         vm_setup_pci_devices(vm, c, err) < 0 || devices_match(vm, &s, dir, err) < 0 ||
         restore_vm_devices(vm, &s, dir, err) < 0 || restore_cpus_and_clock(vm, &s, dir, err) < 0 ||
-        start_devices(vm, dir, err) < 0)
+        vm_new_generation(vm, true, err) < 0 || start_devices(vm, dir, err) < 0)
         goto out;
     vm_install_kick_handler();
     vm->state = VMLET_STATE_CREATED;

@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -633,9 +634,26 @@ int vm_setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error
 static int setup_acpi(struct vmlet_vm *vm, vmlet_error *err)
 {
     uint8_t *tables = gpa_to_hva(&vm->mem, GUEST_ACPI_ADDR, GUEST_ACPI_SIZE);
-    struct acpi_machine machine = { .ncpus = vm->ncpus, .pci = vm->pci != NULL };
+    struct acpi_machine machine = { .ncpus = vm->ncpus, .pci = vm->pci != NULL, .vmgenid = true };
     if (!tables || acpi_build_tables(tables, GUEST_ACPI_ADDR, GUEST_ACPI_SIZE, &machine) < 0)
         return set_error(err, VMLET_ERR_INTERNAL, "cannot build the ACPI tables");
+    return vm_new_generation(vm, false, err);
+}
+
+int vm_new_generation(struct vmlet_vm *vm, bool notify, vmlet_error *err)
+{
+    uint8_t *id = gpa_to_hva(&vm->mem, GUEST_VMGENID_ADDR, GUEST_VMGENID_SIZE);
+    uint8_t fresh[GUEST_VMGENID_SIZE];
+    if (!id)
+        return set_error(err, VMLET_ERR_INTERNAL, "no guest memory for the VM generation ID");
+    if (getrandom(fresh, sizeof fresh, 0) != (ssize_t)sizeof fresh)
+        return set_error(err, VMLET_ERR_HOST, "cannot make a VM generation ID: getrandom: %s",
+                         strerror(errno));
+    memcpy(id, fresh, sizeof fresh);
+    if (notify) { /* an edge on the GED's pin: its _EVT notifies \_SB.VGEN */
+        set_irq_line(vm, GSI_ACPI_GED, 1);
+        set_irq_line(vm, GSI_ACPI_GED, 0);
+    }
     return 0;
 }
 

@@ -110,6 +110,12 @@ int vm_setup_legacy_devices(struct vmlet_vm *vm, int console_out, vmlet_error *e
 int vm_setup_pci_devices(struct vmlet_vm *vm, const vmlet_config *c, vmlet_error *err);
 /* Makes the vCPUs with their CPUID and boot MSRs; no boot registers. */
 int vm_create_vcpus(struct vmlet_vm *vm, vmlet_error *err);
+/* Writes a new random VM generation ID into guest memory (at boot, and on
+ * every restore: clones of one snapshot get different IDs); notify: also
+ * raise the Generic Event Device's interrupt, so a guest driver (Linux's
+ * vmgenid) reads it and reseeds its random number generator. After the
+ * interrupt controllers are set up (a restore: restored). */
+int vm_new_generation(struct vmlet_vm *vm, bool notify, vmlet_error *err);
 int vm_register_memory(struct vmlet_vm *vm, vmlet_error *err);
 void vm_install_kick_handler(void);
 

@@ -17,6 +17,10 @@
  *   6.1.2 _CID, 6.5.5 _BBN, 6.5.6 _SEG for the PCI root bridge \_SB.PCI0
  *            (PNP0A08/PNP0A03), whose _CRS gives bus 0, the config ports
  *            it consumes and the I/O and memory windows it produces
+ *   5.6.9    Generic Event Device (\_SB.GED0, ACPI0013: _CRS, _EVT) and
+ *            5.6.6 device object notifications, for \_SB.VGEN, the VM
+ *            generation ID device of Microsoft's "Virtual Machine
+ *            Generation ID" (_HID/_CID, ADDR)
  * and from the PCI Firmware Specification 3.2, 4.1.2 MCFG table (ECAM
  * base for segment 0, bus 0), with 4.1.2's requirement that the range be
  * reserved by a motherboard resource (PNP0C02) met in the DSDT.
@@ -271,7 +275,43 @@ static void dsdt_pci(struct aml *a)
     aml_end(a); /* ECAM */
 }
 
-static int build_dsdt(struct out *o, bool pci, uint64_t *addr)
+/* The VM generation ID (Microsoft's "Virtual Machine Generation ID"
+ * paper; Linux's drivers/virt/vmgenid.c): a device whose ADDR package
+ * gives the guest-physical address of the 16-byte ID, and a Generic Event
+ * Device (ACPI 6.4 5.6.9, ACPI0013) whose edge interrupt runs _EVT, which
+ * notifies the device (0x80) so the driver reads the ID again. */
+static void dsdt_vmgenid(struct aml *a)
+{
+    aml_device_begin(a, "VGEN");
+    aml_name(a, "_HID");
+    aml_string(a, "VMLT0001");
+    aml_name(a, "_CID");
+    aml_string(a, "VM_Gen_Counter"); /* what guests match (ACPICA upcases it) */
+    aml_name(a, "_DDN");
+    aml_string(a, "VM_Gen_Counter");
+    aml_name(a, "ADDR");
+    aml_package_begin(a);
+    aml_integer(a, GUEST_VMGENID_ADDR & 0xffffffffULL); /* low, high dwords */
+    aml_integer(a, GUEST_VMGENID_ADDR >> 32);
+    aml_end(a); /* ADDR */
+    aml_end(a); /* VGEN */
+
+    aml_device_begin(a, "GED0");
+    aml_name(a, "_HID");
+    aml_string(a, "ACPI0013");
+    aml_name(a, "_UID");
+    aml_integer(a, 0);
+    aml_name(a, "_CRS");
+    aml_resources_begin(a);
+    aml_interrupt(a, GSI_ACPI_GED, true);
+    aml_end(a); /* _CRS */
+    aml_method_begin(a, "_EVT", 1);
+    aml_notify(a, "\\_SB.VGEN", 0x80);
+    aml_end(a); /* _EVT */
+    aml_end(a); /* GED0 */
+}
+
+static int build_dsdt(struct out *o, const struct acpi_machine *m, uint64_t *addr)
 {
     size_t off;
     uint8_t *t = reserve(o, SDT_HEADER_LEN, 16, &off);
@@ -308,8 +348,10 @@ static int build_dsdt(struct out *o, bool pci, uint64_t *addr)
     aml_irq_noflags(&a, 1u << IRQ_COM1);
     aml_end(&a); /* _CRS */
     aml_end(&a); /* COM1 */
-    if (pci)
+    if (m->pci)
         dsdt_pci(&a);
+    if (m->vmgenid)
+        dsdt_vmgenid(&a);
     aml_end(&a); /* \_SB */
 
     if (!aml_ok(&a))
@@ -495,7 +537,7 @@ long acpi_build_tables(uint8_t *buf, uint64_t gpa, size_t size, const struct acp
     uint8_t *rsdp = reserve(&o, RSDP_LEN, 16, &rsdp_off);
     if (!rsdp)
         return -1;
-    if (build_facs(&o, &facs) < 0 || build_dsdt(&o, m->pci, &dsdt) < 0 ||
+    if (build_facs(&o, &facs) < 0 || build_dsdt(&o, m, &dsdt) < 0 ||
         build_fadt(&o, facs, dsdt, &fadt) < 0 || build_madt(&o, m->ncpus, &madt) < 0 ||
         (m->pci && build_mcfg(&o, &mcfg) < 0))
         return -1;

@@ -15,6 +15,10 @@ struct acpi_machine {
      * \_SB.PCI0 (bus 0, ports 0xcf8..0xcff, the I/O and memory windows),
      * a PNP0C02 device reserving the ECAM range, and the MCFG table. */
     bool pci;
+    /* A VM generation ID device (\_SB.VGEN, the ID at GUEST_VMGENID_ADDR)
+     * and the Generic Event Device (\_SB.GED0, GSI_ACPI_GED) that tells
+     * the guest it changed. */
+    bool vmgenid;
 };
 
 /* Writes RSDP, XSDT, FADT (with FACS), MADT, DSDT and, with pci, MCFG into

@@ -5,12 +5,14 @@
  *   20.2.3   Data objects encoding
  *   20.2.4   Package length encoding
  *   20.2.5.1 Namespace modifier objects encoding (DefName, DefScope)
- *   20.2.5.2 Named objects encoding (DefDevice)
+ *   20.2.5.2 Named objects encoding (DefDevice, DefMethod)
+ *   20.2.5.3 Statement opcodes encoding (DefNotify)
  *   20.2.5.4 Expression opcodes encoding (DefBuffer, DefPackage)
  *   6.4.2.1  IRQ descriptor, 6.4.2.5 I/O port descriptor, 6.4.2.9 end tag
  *   6.4.3.4  32-bit fixed memory range descriptor
  *   6.4.3.5  Address space descriptors: 6.4.3.5.2 DWord, 6.4.3.5.3 Word
  *            (6.4.3.5.4 general and type-specific flags)
+ *   6.4.3.6  Extended interrupt descriptor
  */
 #include "x86/aml.h"
 
@@ -26,6 +28,7 @@ enum {
     AML_DWORD = 0x0c,
     AML_STRING = 0x0d,
     AML_QWORD = 0x0e,
+    AML_METHOD = 0x14,
     AML_SCOPE = 0x10,
     AML_BUFFER = 0x11,
     AML_PACKAGE = 0x12,
@@ -35,6 +38,7 @@ enum {
     AML_EXT_DEVICE = 0x82,
     AML_ROOT = 0x5c,   /* '\' */
     AML_PARENT = 0x5e, /* '^' */
+    AML_NOTIFY = 0x86,
 };
 
 /* Small resource item tags: (type << 3) | length (6.4.2). */
@@ -49,7 +53,11 @@ enum {
     RES_MEMORY32_FIXED = 0x86,
     RES_DWORD_ADDRESS = 0x87,
     RES_WORD_ADDRESS = 0x88,
+    RES_EXTENDED_IRQ = 0x89,
 };
+/* Extended interrupt descriptor flags (6.4.3.6). */
+#define IRQ_CONSUMER 0x01
+#define IRQ_EDGE     0x02 /* clear: level-triggered; polarity bit 2 clear: active-high */
 
 /* Address space descriptor fields (6.4.3.5.4). */
 enum {
@@ -65,7 +73,7 @@ enum {
 #define ADDR_MEM_RW        0x01
 #define ADDR_MEM_CACHEABLE 0x02 /* _MEM = 1 */
 
-enum { BLK_PKGLEN, BLK_PACKAGE, BLK_BUFFER, BLK_RESOURCES };
+enum { BLK_PKGLEN, BLK_PACKAGE, BLK_BUFFER, BLK_RESOURCES, BLK_METHOD };
 
 void aml_init(struct aml *a, uint8_t *buf, size_t cap)
 {
@@ -343,6 +351,31 @@ void aml_package_begin(struct aml *a)
     emit1(a, 0); /* NumElements, patched by aml_end() */
 }
 
+void aml_method_begin(struct aml *a, const char *name, unsigned nargs)
+{
+    if (nargs > 7) {
+        a->err = true;
+        return;
+    }
+    emit1(a, AML_METHOD);
+    open_block(a, BLK_METHOD);
+    emit_namestring(a, name);
+    emit1(a, (uint8_t)nargs); /* MethodFlags: ArgCount, NotSerialized, SyncLevel 0 */
+}
+
+void aml_notify(struct aml *a, const char *path, uint64_t value)
+{
+    struct aml_block *b = innermost(a);
+    if (!b || b->kind != BLK_METHOD) {
+        a->err = true;
+        return;
+    }
+    uint8_t enc[9];
+    emit1(a, AML_NOTIFY);
+    emit_namestring(a, path);
+    emit(a, enc, encode_integer(enc, value));
+}
+
 void aml_resources_begin(struct aml *a)
 {
     emit1(a, AML_BUFFER);
@@ -422,6 +455,23 @@ void aml_irq_noflags(struct aml *a, uint16_t mask)
         return;
     /* The two-byte form: edge-triggered, active-high, exclusive. */
     const uint8_t d[3] = { RES_IRQ_NOFLAGS, (uint8_t)mask, (uint8_t)(mask >> 8) };
+    emit(a, d, sizeof(d));
+}
+
+void aml_interrupt(struct aml *a, uint32_t gsi, bool edge)
+{
+    if (!in_resources(a))
+        return;
+    /* Flags, a table of one interrupt, then its number: 6 bytes. */
+    const uint8_t d[9] = { RES_EXTENDED_IRQ,
+                           6,
+                           0,
+                           (uint8_t)(IRQ_CONSUMER | (edge ? IRQ_EDGE : 0)),
+                           1,
+                           (uint8_t)gsi,
+                           (uint8_t)(gsi >> 8),
+                           (uint8_t)(gsi >> 16),
+                           (uint8_t)(gsi >> 24) };
     emit(a, d, sizeof(d));
 }
 

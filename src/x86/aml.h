@@ -13,6 +13,7 @@
  *   6.4.3.4  32-bit fixed memory range descriptor (Memory32Fixed)
  *   6.4.3.5.2 DWord address space descriptor (DWordMemory)
  *   6.4.3.5.3 Word address space descriptor (WordIO, WordBusNumber)
+ *   6.4.3.6  Extended interrupt descriptor (Interrupt)
  *
  * Usage: objects are written in order into a caller-supplied buffer.
  * Scopes, devices, packages and resource templates are opened with a
@@ -73,12 +74,19 @@ void aml_scope_begin(struct aml *a, const char *path);
 void aml_device_begin(struct aml *a, const char *name);
 void aml_package_begin(struct aml *a);   /* up to 255 elements */
 void aml_resources_begin(struct aml *a); /* ResourceTemplate(); end tag added on close */
+/* Method(name, nargs, NotSerialized): nargs 0..7; its statements follow. */
+void aml_method_begin(struct aml *a, const char *name, unsigned nargs);
 void aml_end(struct aml *a);
+
+/* Statements, only valid inside aml_method_begin(). */
+void aml_notify(struct aml *a, const char *path, uint64_t value); /* Notify(path, value) */
 
 /* Resource descriptors, only valid inside aml_resources_begin(). */
 void aml_io(struct aml *a, uint16_t min, uint16_t max, uint8_t align,
             uint8_t len);                           /* IO(Decode16, ...) */
 void aml_irq_noflags(struct aml *a, uint16_t mask); /* IRQNoFlags(){...}: bit n = IRQ n */
+/* Interrupt(ResourceConsumer, Edge or Level, ActiveHigh, Exclusive) {gsi} */
+void aml_interrupt(struct aml *a, uint32_t gsi, bool edge);
 /* Memory32Fixed(ReadWrite or ReadOnly, base, len). */
 void aml_memory32_fixed(struct aml *a, uint32_t base, uint32_t len, bool writable);
 /* Address space descriptors a bridge produces for its children: fixed

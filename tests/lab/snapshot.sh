@@ -75,6 +75,17 @@
 #   snapshot-fsb-inflate            PATCH /balloon 64 MiB: actual 64, the
 #                                   guest's MemTotal 60 MiB lower; 0 gives
 #                                   it back
+#   snapshot-vmgenid-boot           Debian's generic kernel (it has the vmgenid
+#                                   driver; the cloud kernel has not): the driver
+#                                   is bound to \_SB.VGEN, the ID at its address
+#                                   is not zero (guest: vmlet.test=vmgenid)
+#   snapshot-vmgenid-restore        saved, restored by a new vmlet: the guest
+#                                   reads another ID, its Generic Event Device
+#                                   took the interrupt and the kernel reseeded
+#                                   its RNG ("crng reseeded due to virtual
+#                                   machine fork")
+#   snapshot-vmgenid-clones         a second restore of the same snapshot: an ID
+#                                   unlike both before, reseeded again
 #   snapshot-refuse-damaged         restoring a cut-short state file, a memory
 #                                   file of the wrong size, or with --kernel:
 #                                   vmlet exits 1 (2) with one clear line
@@ -84,7 +95,8 @@ CHECKS="snapshot-save-running-refused snapshot-save-1cpu snapshot-sparse-1cpu
         snapshot-devices-console snapshot-devices-disk snapshot-devices-hwrng snapshot-devices-net
         snapshot-devices-disk-size snapshot-clone-save snapshot-clone-paused snapshot-clone-macs
         snapshot-vsock-save snapshot-vsock-restore snapshot-fsb-save snapshot-fsb-share
-        snapshot-fsb-open-file snapshot-fsb-stats snapshot-fsb-inflate snapshot-refuse-damaged"
+        snapshot-fsb-open-file snapshot-fsb-stats snapshot-fsb-inflate snapshot-vmgenid-boot
+        snapshot-vmgenid-restore snapshot-vmgenid-clones snapshot-refuse-damaged"
 if [ "${1:-}" = --plan ]; then
     for c in $CHECKS; do echo "$c"; done
     exit 0
@@ -626,6 +638,79 @@ snapshot_share_balloon() {
     exec 8>&-
 }
 snapshot_share_balloon
+
+# ---- the VM generation ID: every restore a new one, and the guest told -----
+# Debian's generic kernel (the cloud kernel has no vmgenid driver);
+# scripts/setup and lab-images put it beside the cloud one.
+generic=${GENERIC_KERNEL:-$(dirname "$kernel")/vmlinuz-generic}
+vgen_re='^VMLET-VMGENID=[0-9a-f]\{32\} driver=[a-z]* ged=[0-9]* fork=[0-9]*$'
+vgen_line() { tr -d '\r' <"$log" | grep -a "$vgen_re" | tail -n 1; }
+# vgen_restore NAME: a new vmlet from $vg/snap; waits (2 min at most) for a
+# line whose GED interrupt count is not 0, stops it. Sets line.
+vgen_restore() {
+    log=$logdir/vmlet-snapshot-vmgenid-$1.log
+    rm -f "$sock"
+    "$vmlet" run --restore "$vg/snap" --api-sock "$sock" </dev/null >"$log" 2>"$log.err" &
+    pid=$!
+    _d=$(($(secs) + 120))
+    line=
+    while kill -0 "$pid" 2>/dev/null && [ "$(secs)" -lt "$_d" ]; do
+        line=$(vgen_line)
+        case $(field "$line" ged) in '' | 0) sleep 0.5 ;; *) break ;; esac
+    done
+    sleep 1 # the driver's reseed is logged after the interrupt
+    line=$(vgen_line)
+    call PUT /actions '{"action_type":"Stop"}' >/dev/null
+    wait_exit 60
+}
+vg=$tmp/vmgenid
+mkdir -p "$vg"
+log=$logdir/vmlet-snapshot-vmgenid.log
+rm -f "$sock"
+id0=
+if [ ! -f "$generic" ]; then
+    for c in snapshot-vmgenid-boot snapshot-vmgenid-restore snapshot-vmgenid-clones; do
+        not_ok "$c" "no $generic: scripts/setup downloads Debian's generic kernel, lab-images copies it"
+    done
+else
+    "$vmlet" run --kernel "$generic" --initrd "$initrd" --memory 256M \
+        --cmdline "$BASE vmlet.test=vmgenid" --api-sock "$sock" </dev/null >"$log" 2>&1 &
+    pid=$!
+    _d=$(($(secs) + 300))
+    while [ -z "$(vgen_line)" ] && kill -0 "$pid" 2>/dev/null && [ "$(secs)" -lt "$_d" ]; do sleep 1; done
+    b=$(vgen_line)
+    id0=$(field "$b" VMLET-VMGENID)
+    if [ -n "$id0" ] && [ "$id0" != 00000000000000000000000000000000 ] &&
+       [ "$(field "$b" driver)" = vmgenid ] && [ "$(field "$b" ged)" = 0 ]; then
+        ok snapshot-vmgenid-boot "ID $id0, driver vmgenid"
+    else
+        not_ok snapshot-vmgenid-boot "the guest's line: '$b' (want a non-zero ID, driver=vmgenid, ged=0)"
+        id0=
+    fi
+    pause_save_stop "$vg/snap"
+    if [ -z "$id0" ] || [ "$(status "$saved")" != 204 ]; then
+        for c in snapshot-vmgenid-restore snapshot-vmgenid-clones; do
+            not_ok "$c" "no snapshot: boot '$b', save '$saved'"
+        done
+    else
+        vgen_restore a
+        la=$line ida=$(field "$line" VMLET-VMGENID)
+        vgen_restore b
+        lb=$line idb=$(field "$line" VMLET-VMGENID)
+        if [ -n "$ida" ] && [ "$ida" != "$id0" ] && [ "$(field "$la" driver)" = vmgenid ] &&
+           [ "$(field "$la" ged)" -ge 1 ] && [ "$(field "$la" fork)" -ge 1 ]; then
+            ok snapshot-vmgenid-restore "ID $id0 -> $ida; GED interrupts $(field "$la" ged), RNG reseeded"
+        else
+            not_ok snapshot-vmgenid-restore "before: $id0; after: '$la' (want another ID, ged and fork >= 1)"
+        fi
+        if [ -n "$idb" ] && [ "$idb" != "$id0" ] && [ "$idb" != "$ida" ] &&
+           [ "$(field "$lb" ged)" -ge 1 ] && [ "$(field "$lb" fork)" -ge 1 ]; then
+            ok snapshot-vmgenid-clones "second restore: ID $idb, reseeded"
+        else
+            not_ok snapshot-vmgenid-clones "IDs $id0, $ida, then '$lb' (want a third ID, ged and fork >= 1)"
+        fi
+    fi
+fi
 
 # ---- refusals --------------------------------------------------------------
 # Damaged snapshots, made from the 1 GiB one: cut short, memory file shrunk.

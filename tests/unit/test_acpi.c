@@ -78,7 +78,9 @@ static const uint8_t *resolve(const struct tables *t, uint64_t addr, size_t min_
 
 static void build_machine(struct tables *t, unsigned ncpus, bool pci, uint64_t gpa)
 {
-    struct acpi_machine m = { .ncpus = ncpus, .pci = pci };
+    /* With PCI, the whole machine vm.c describes: also the VM generation
+     * ID and its Generic Event Device. */
+    struct acpi_machine m = { .ncpus = ncpus, .pci = pci, .vmgenid = pci };
 
     memset(t, 0, sizeof(*t));
     t->buf = malloc(GUEST_ACPI_SIZE);
@@ -539,6 +541,48 @@ static void test_dsdt_aml(void **state)
     assert_int_equal(decode_pkglength(scope + 1, &nbytes), (size_t)(t.dsdt + len - scope - 1));
     assert_memory_equal(scope + 1 + nbytes, "\\_SB_\x5b\x82", 7);
     release(&t);
+}
+
+/* \_SB.VGEN gives the generation ID's address; \_SB.GED0's edge
+ * interrupt on GSI_ACPI_GED runs _EVT, which notifies VGEN. */
+static void test_dsdt_vmgenid(void **state)
+{
+    struct tables t;
+    build_pci(&t, 1);
+    size_t len = get32(t.dsdt + 4);
+    /* clang-format off */
+    static const uint8_t addr[] = { /* Name(ADDR, Package(){0x000ff000, 0}) */
+        0x08, 'A', 'D', 'D', 'R', 0x12, 0x08, 0x02, 0x0c, 0x00, 0xf0, 0x0f, 0x00, 0x00,
+    };
+    static const uint8_t hid[] = { /* Name(_HID, "VMLT0001"), Name(_CID, "VM_Gen_Counter") */
+        0x08, '_', 'H', 'I', 'D', 0x0d, 'V', 'M', 'L', 'T', '0', '0', '0', '1', 0x00,
+        0x08, '_', 'C', 'I', 'D', 0x0d, 'V', 'M', '_', 'G', 'e', 'n', '_',
+        'C', 'o', 'u', 'n', 't', 'e', 'r', 0x00,
+    };
+    static const uint8_t irq[] = { /* Interrupt(ResourceConsumer, Edge, ActiveHigh, Exclusive) {16} */
+        0x89, 0x06, 0x00, 0x03, 0x01, GSI_ACPI_GED, 0x00, 0x00, 0x00, 0x79, 0x00,
+    };
+    static const uint8_t evt[] = { /* Method(_EVT, 1) { Notify(\_SB.VGEN, 0x80) } */
+        0x14, 0x13, '_', 'E', 'V', 'T', 0x01,
+        0x86, 0x5c, 0x2e, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N', 0x0a, 0x80,
+    };
+    /* clang-format on */
+    assert_non_null(find(t.dsdt, len, addr, sizeof addr));
+    assert_non_null(find(t.dsdt, len, hid, sizeof hid));
+    assert_non_null(find(t.dsdt, len, irq, sizeof irq));
+    assert_non_null(find(t.dsdt, len, evt, sizeof evt));
+    assert_non_null(find(t.dsdt, len, "ACPI0013", 8));
+    release(&t);
+
+    /* Statements only inside a method; at most 7 arguments. */
+    uint8_t buf[64];
+    struct aml a;
+    aml_init(&a, buf, sizeof buf);
+    aml_notify(&a, "\\_SB.VGEN", 0x80);
+    assert_false(aml_ok(&a));
+    aml_init(&a, buf, sizeof buf);
+    aml_method_begin(&a, "_EVT", 8);
+    assert_false(aml_ok(&a));
 }
 
 /* Without a PCI host the DSDT says nothing about PCI. */
@@ -1011,6 +1055,12 @@ static void check_iasl(void **state, bool pci)
                                              "MaxFixed, PosDecode"));
                 assert_non_null(strstr(text, "0xDFFFFFFF"));
                 assert_non_null(strstr(text, "Memory32Fixed (ReadWrite"));
+                assert_non_null(strstr(text, "ACPI0013"));
+                assert_non_null(strstr(text, "VM_Gen_Counter"));
+                assert_non_null(strstr(text, "Interrupt (ResourceConsumer, Edge, ActiveHigh, "
+                                             "Exclusive, ,, )"));
+                assert_non_null(strstr(text, "Method (_EVT, 1"));
+                assert_non_null(strstr(text, "Notify (\\_SB.VGEN, 0x80"));
             }
         }
         if (!strcmp(tabs[i].name, "mcfg")) {
@@ -1125,6 +1175,7 @@ int main(void)
         cmocka_unit_test(test_mcfg),
         cmocka_unit_test(test_dsdt_no_pci),
         cmocka_unit_test(test_dsdt_pci),
+        cmocka_unit_test(test_dsdt_vmgenid),
         cmocka_unit_test(test_aml_resources),
         cmocka_unit_test(test_dsdt_aml),
         cmocka_unit_test(test_aml_pkglength),
