@@ -9,6 +9,7 @@
  * answers (PATCH /vm, the balloon) go to cli/api.c's handler. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <cjson/cJSON.h>
 
 #include "api.h"
+#include "fc_metrics.h"
 #include "fc_vmm.h"
 #include "http.h"
 #include "../src/json_strict.h" /* vm.json's strict reading, shared */
@@ -82,6 +84,9 @@ struct fc_vmm {
     bool log_show_level, log_show_origin;
     int metrics_fd; /* -1: no metrics */
     char *metrics_path;
+    struct fc_metrics *metrics;
+    bool metrics_armed; /* the periodic line's clock runs (the VM does) */
+    uint64_t metrics_due_ms;
 };
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -192,12 +197,35 @@ static int open_output(const char *path, struct json_keypath *p, vmlet_error *er
     return fd;
 }
 
-static void write_line(int fd, const char *line, size_t len)
+/* How long a line may wait for a FIFO's slow reader: a metrics line is
+ * longer than PIPE_BUF, so a write may take only part of it, and the rest
+ * must follow or the reader's next line is garbage. */
+#define LINE_WAIT_MS 100
+
+/* Writes the line whole; false when it was dropped or cut short. */
+static bool write_line(int fd, const char *line, size_t len)
 {
-    ssize_t n;
-    do
-        n = write(fd, line, len);
-    while (n < 0 && errno == EINTR);
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (len) {
+        ssize_t n = write(fd, line, len);
+        if (n > 0) {
+            line += n;
+            len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return false;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (spent >= LINE_WAIT_MS)
+            return false;
+        struct pollfd p = { .fd = fd, .events = POLLOUT };
+        poll(&p, 1, (int)(LINE_WAIT_MS - spent));
+    }
+    return true;
 }
 
 /* ---- pre-boot resources -------------------------------------------------- */
@@ -740,6 +768,7 @@ static int instance_start(struct fc_vmm *fc, vmlet_error *err)
     fc->vm = vm;
     fc_vmm_log(fc, "Info", "InstanceStart: the microVM runs (%u vCPUs, %u MiB, %u drives)",
                fc->vcpus, fc->mem_mib, fc->ndrives);
+    fc_vmm_flush_metrics(fc); /* Firecracker's first line comes as the VM starts */
     return 0;
 }
 
@@ -964,6 +993,7 @@ static int snapshot_load(struct fc_vmm *fc, const cJSON *v, struct json_keypath 
     fc->mem_mib = (unsigned)(vmlet_vm_memory(vm) >> 20);
     fc_vmm_log(fc, "Info", "snapshot: loaded from %s and %s, the microVM %s", state, memory,
                resume ? "runs" : "is paused");
+    fc_vmm_flush_metrics(fc);
     return 0;
 }
 
@@ -1116,24 +1146,58 @@ void fc_vmm_log(struct fc_vmm *fc, const char *level, const char *fmt, ...)
     if ((size_t)n > sizeof line - 2)
         n = sizeof line - 2;
     line[n++] = '\n';
-    write_line(fc->log_fd, line, (size_t)n);
+    if (!write_line(fc->log_fd, line, (size_t)n))
+        fc_metrics_missed_log(fc->metrics);
 }
+
+/* The library's disk number of drive slot (defined with PATCH /drives). */
+static unsigned disk_index(const struct fc_vmm *fc, unsigned slot);
 
 int fc_vmm_flush_metrics(struct fc_vmm *fc)
 {
     if (fc->metrics_fd < 0)
         return -1;
+    struct fc_metrics_names names = { .ndrives = fc->ndrives, .nifaces = fc->nnets };
+    for (unsigned i = 0; i < fc->ndrives; i++)
+        names.drives[disk_index(fc, i)] = fc->drives[i].id;
+    for (unsigned i = 0; i < fc->nnets; i++)
+        names.ifaces[i] = fc->nets[i].id;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    double ms = (double)ts.tv_sec * 1000 + (double)(ts.tv_nsec / 1000000);
-    char *s = api_metrics_json(fc->vm, "utc_timestamp_ms", ms);
-    if (!s)
+    int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    char *s = fc_metrics_line(fc->metrics, fc->vm, &names, ms);
+    if (!s) {
+        fc_metrics_missed_line(fc->metrics);
         return -1;
+    }
     size_t n = strlen(s);
-    s[n] = '\n'; /* over the NUL: the line goes out whole, in one write */
-    write_line(fc->metrics_fd, s, n + 1);
+    s[n] = '\n'; /* over the NUL: the line goes out whole */
+    if (!write_line(fc->metrics_fd, s, n + 1))
+        fc_metrics_missed_line(fc->metrics);
     free(s);
     return 0;
+}
+
+int fc_vmm_periodic_metrics(struct fc_vmm *fc, uint64_t now_ms)
+{
+    if (!fc->vm)
+        return -1;
+    if (!fc->metrics_armed) {
+        fc->metrics_armed = true;
+        fc->metrics_due_ms = now_ms + FC_METRICS_PERIOD_MS;
+    }
+    if (now_ms >= fc->metrics_due_ms) {
+        fc_vmm_flush_metrics(fc);
+        fc->metrics_due_ms += FC_METRICS_PERIOD_MS;
+        if (fc->metrics_due_ms <= now_ms) /* far behind (a stopped process): no burst */
+            fc->metrics_due_ms = now_ms + FC_METRICS_PERIOD_MS;
+    }
+    return (int)(fc->metrics_due_ms - now_ms);
+}
+
+void fc_vmm_set_startup(struct fc_vmm *fc, uint64_t us, uint64_t cpu_us)
+{
+    fc_metrics_set_startup(fc->metrics, us, cpu_us);
 }
 
 /* ---- requests ------------------------------------------------------------ */
@@ -1650,11 +1714,81 @@ unsupported:
     return 400;
 }
 
+/* The requests Firecracker counts in its metrics, by method and path. */
+static const struct {
+    const char *method, *resource;
+    bool with_id;
+    enum fc_request kind;
+} counted_requests[] = {
+    { "GET", "", false, FC_REQ_GET_INSTANCE_INFO },
+    { "GET", "machine-config", false, FC_REQ_GET_MACHINE_CFG },
+    { "GET", "version", false, FC_REQ_GET_VERSION },
+    { "PUT", "actions", false, FC_REQ_PUT_ACTIONS },
+    { "PUT", "boot-source", false, FC_REQ_PUT_BOOT_SOURCE },
+    { "PUT", "drives", true, FC_REQ_PUT_DRIVE },
+    { "PUT", "logger", false, FC_REQ_PUT_LOGGER },
+    { "PUT", "machine-config", false, FC_REQ_PUT_MACHINE_CFG },
+    { "PUT", "metrics", false, FC_REQ_PUT_METRICS },
+    { "PUT", "network-interfaces", true, FC_REQ_PUT_NETWORK },
+    { "PUT", "vsock", false, FC_REQ_PUT_VSOCK },
+    { "PATCH", "drives", true, FC_REQ_PATCH_DRIVE },
+    { "PATCH", "network-interfaces", true, FC_REQ_PATCH_NETWORK },
+    { "PATCH", "machine-config", false, FC_REQ_PATCH_MACHINE_CFG },
+};
+
+/* A request's part in the metrics: its counter (and fails on an error
+ * answer), a drive's update_count, and the latencies_us gauges of the
+ * pauses, resumes and snapshots that succeeded (us: the whole request). */
+static void count_request(struct fc_vmm *fc, const struct http_request *req, int status,
+                          uint64_t us)
+{
+    char resource[32];
+    const char *id;
+    if (!split_path(req->path, resource, sizeof resource, &id))
+        return;
+    const char *m = req->method;
+    bool failed = status >= 400;
+    for (size_t i = 0; i < sizeof counted_requests / sizeof *counted_requests; i++)
+        if (!strcmp(m, counted_requests[i].method) &&
+            !strcmp(resource, counted_requests[i].resource) &&
+            counted_requests[i].with_id == (id != NULL))
+            fc_metrics_request(fc->metrics, counted_requests[i].kind, failed);
+    if (!strcmp(m, "PATCH") && !strcmp(resource, "drives") && id && fc->vm)
+        for (unsigned i = 0; i < fc->ndrives; i++)
+            if (!strcmp(fc->drives[i].id, id))
+                fc_metrics_drive_update(fc->metrics, disk_index(fc, i), failed);
+    if (status != 204)
+        return;
+    if (!strcmp(m, "PUT") && !strcmp(resource, "snapshot") && id)
+        fc_metrics_set_latency(
+            fc->metrics, !strcmp(id, "create") ? FC_LAT_FULL_CREATE_SNAPSHOT : FC_LAT_LOAD_SNAPSHOT,
+            us);
+    if (!strcmp(m, "PATCH") && !strcmp(resource, "vm") && !id) {
+        /* The body was read strictly already: {"state": "Paused"|"Resumed"}. */
+        cJSON *doc = cJSON_ParseWithLength(req->body, req->body_len);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(doc, "state");
+        if (cJSON_IsString(st))
+            fc_metrics_set_latency(
+                fc->metrics,
+                !strcmp(st->valuestring, "Paused") ? FC_LAT_PAUSE_VM : FC_LAT_RESUME_VM, us);
+        cJSON_Delete(doc);
+    }
+}
+
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 /* Each request and its answer go to the log (Info; the fault at Warning). */
 int fc_vmm_dispatch(const struct http_request *req, void *ctx, char **body)
 {
     struct fc_vmm *fc = ctx;
+    uint64_t start = monotonic_us();
     int status = dispatch(fc, req, body);
+    count_request(fc, req, status, monotonic_us() - start);
     if (status >= 400)
         fc_vmm_log(fc, "Warning", "API: %s %.128s: %d %.300s", req->method, req->path, status,
                    *body ? *body : "");
@@ -1744,6 +1878,10 @@ struct fc_vmm *fc_vmm_new(const struct fc_host *host)
     fc->mem_mib = FC_DEFAULT_MEM_MIB;
     fc->log_fd = fc->metrics_fd = -1;
     fc->log_level = LEVEL_INFO;
+    if (!(fc->metrics = fc_metrics_new())) {
+        free(fc);
+        return NULL;
+    }
     /* glibc's gmtime_r reads /etc/localtime on its first call, which the
      * sandbox (this thread's, once the VM runs) refuses: read it now. */
     tzset();
@@ -1777,5 +1915,6 @@ void fc_vmm_free(struct fc_vmm *fc)
         close(fc->log_fd);
     if (fc->metrics_fd >= 0)
         close(fc->metrics_fd);
+    fc_metrics_free(fc->metrics);
     free(fc);
 }

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "vmlet.h"
 
@@ -72,9 +73,21 @@ vmlet_vm *fc_vmm_vm(struct fc_vmm *fc);
  * "Debug". */
 void fc_vmm_log(struct fc_vmm *fc, const char *level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Writes one metrics line to the metrics file (PUT /metrics); 0, or -1
- * when none is set. FlushMetrics does this; the command also does at
- * exit. */
+/* Writes one Firecracker-shaped metrics line (cli/fc_metrics.h) to the
+ * metrics file (PUT /metrics); 0, or -1 when none is set. Most counters
+ * are since the previous line. InstanceStart (and a snapshot load) write
+ * the first, FlushMetrics one, fc_vmm_periodic_metrics one a minute, and
+ * the command the last at exit. A line the file cannot take within 100 ms
+ * is dropped and counted (logger.missed_metrics_count). */
 int fc_vmm_flush_metrics(struct fc_vmm *fc);
+/* The periodic line: now_ms is a monotonic clock in milliseconds, given
+ * by the caller (the command's poll loop) so tests can drive it. The first
+ * call once the VM runs starts the period; a call at or past the due time
+ * writes a line. Returns the milliseconds until the next line is due (a
+ * poll timeout), or -1 while no VM runs. */
+int fc_vmm_periodic_metrics(struct fc_vmm *fc, uint64_t now_ms);
+/* api_server's gauges: the process's time to a listening API socket, in
+ * wall-clock and CPU microseconds. */
+void fc_vmm_set_startup(struct fc_vmm *fc, uint64_t us, uint64_t cpu_us);
 
 #endif

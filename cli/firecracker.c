@@ -19,10 +19,12 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmlet.h"
@@ -225,8 +227,22 @@ static int sandbox_self(void *ctx, vmlet_vm *vm, vmlet_error *err)
     return vmlet_vm_sandbox_this_thread(vm, err);
 }
 
+static uint64_t clock_us(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The poll timeout that meets both deadlines (-1: none). */
+static int earlier(int a, int b)
+{
+    return a < 0 ? b : b < 0 ? a : a < b ? a : b;
+}
+
 int cmd_firecracker(int argc, char **argv)
 {
+    uint64_t start_us = clock_us(CLOCK_MONOTONIC);
     struct fc_options o = { 0 };
     int rc = parse_fc_options(argc, argv, &o);
     if (rc >= 0)
@@ -265,6 +281,9 @@ int cmd_firecracker(int argc, char **argv)
         api_server_close(api);
         return FC_EXIT_ERROR;
     }
+    /* Firecracker's api_server startup gauges: until the API listens. */
+    fc_vmm_set_startup(fc, clock_us(CLOCK_MONOTONIC) - start_us,
+                       clock_us(CLOCK_PROCESS_CPUTIME_ID));
     if (o.config_file) {
         char why[256] = "";
         size_t len;
@@ -291,7 +310,11 @@ int cmd_firecracker(int argc, char **argv)
         fds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
         fds[n++] = (struct pollfd){ .fd = vm ? vmlet_vm_event_fd(vm) : -1, .events = POLLIN };
         int api_n = api ? api_server_pollfds(api, fds + n) : 0;
-        int ready = poll(fds, (nfds_t)(n + api_n), api ? api_server_timeout(api) : -1);
+        /* The periodic metrics line is written here when due. */
+        int timeout = fc_vmm_periodic_metrics(fc, clock_us(CLOCK_MONOTONIC) / 1000);
+        if (api)
+            timeout = earlier(timeout, api_server_timeout(api));
+        int ready = poll(fds, (nfds_t)(n + api_n), timeout);
         if (ready < 0 && errno != EINTR)
             break;
         if (api)

@@ -312,6 +312,12 @@ end_stalled
 fsock=$tmp/fc.sock
 # fcall METHOD PATH [JSON]: call on the Firecracker-mode socket.
 fcall() { sock=$fsock call "$@"; }
+# fc_metric OBJECT FIELD: the sum over the metrics file's lines of
+# OBJECT.FIELD (Firecracker's counters are each line's since the previous).
+fc_metric() {
+    sed -n "s/.*\"$1\":{\([^}]*\)}.*/\1/p" "$tmp/fc-metrics" 2>/dev/null | tr ',' '\n' |
+        sed -n "s/^\"$2\":\([0-9]*\)\$/\1/p" | awk '{ s += $1 } END { print s + 0 }'
+}
 # wait_running SECONDS: polls GET / until "Running", as Kata does.
 wait_running() {
     _d=$(($(secs) + $1))
@@ -464,17 +470,29 @@ EOF
 pid=$!
 if wait_running 120; then
     ok fc-config-file
-    r=$(fcall PUT /actions '{"action_type": "FlushMetrics"}')
-    m=$(tail -n1 "$tmp/fc-metrics" 2>/dev/null)
-    case "$(status "$r") $m" in
-    '204 {"utc_timestamp_ms":'*'"vcpu0":{'*) ok fc-metrics ;;
-    *) not_ok fc-metrics "FlushMetrics answered '$r'; the file's last line '$(echo "$m" | head -c 120)'" ;;
-    esac
     # "Running" comes with the first vCPU instruction; the power button
     # reaches only a guest whose acpid runs, so wait for its init's ticks
     # (run 2 of this check pressed it at once and the press was lost).
     deadline=$(($(secs) + 120))
     while [ "$(ticks)" = 0 ] && kill -0 $pid 2>/dev/null && [ "$(secs)" -lt "$deadline" ]; do sleep 0.5; done
+    # Firecracker's metrics lines: one at InstanceStart, one now. The
+    # guest's init ticks, so virtio_blk has read the rootfs drive's
+    # partition table: the sum of the lines' counters (each since the
+    # previous line) has its bytes, under "block" and "block_rootfs".
+    r=$(fcall PUT /actions '{"action_type": "FlushMetrics"}')
+    m=$(tail -n1 "$tmp/fc-metrics" 2>/dev/null)
+    n=$(wc -l <"$tmp/fc-metrics" 2>/dev/null || echo 0)
+    rd=$(fc_metric block read_bytes)
+    rdroot=$(fc_metric block_rootfs read_bytes)
+    case "$(status "$r") $m" in
+    '204 {"utc_timestamp_ms":'*'"block_drive_0":{'*'"block_drive_1":{'*'"block_rootfs":{'*'"block":{'*'"put_api_requests":{'*'"vsock":{'*)
+        if [ "$n" -ge 2 ] && [ "$rd" -gt 0 ] && [ "$rd" = "$rdroot" ]; then
+            ok fc-metrics "$n lines; block read_bytes $rd (block_rootfs $rdroot)"
+        else
+            not_ok fc-metrics "$n lines (want 2 or more); block read_bytes $rd, block_rootfs $rdroot (want the same, above 0)"
+        fi ;;
+    *) not_ok fc-metrics "FlushMetrics answered '$r'; the file's last line '$(echo "$m" | head -c 300)'" ;;
+    esac
     # The agent's port over hybrid vsock, then a pause and a resume, as
     # a Kata pod's life has them.
     a=$(agent "$tmp/fc-v.sock" one)
@@ -494,6 +512,7 @@ if wait_running 120; then
     fi
     fcall PUT /actions '{"action_type": "SendCtrlAltDel"}' >/dev/null
     wait_gone 60
+    echo "# fc-metrics over the microVM's life ($(wc -l <"$tmp/fc-metrics") lines): block read_bytes $(fc_metric block read_bytes), write_bytes $(fc_metric block write_bytes), vsock conns_added $(fc_metric vsock conns_added), rx_bytes_count $(fc_metric vsock rx_bytes_count), uart write_count $(fc_metric uart write_count), put_api_requests actions_count $(fc_metric put_api_requests actions_count)"
     if [ "$rc" = 0 ] && grep -q "InstanceStart" "$tmp/fc.log"; then
         ok fc-config-file-exit
     else

@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <seccomp.h>
+#include <cjson/cJSON.h>
 
 #include "../../cli/api.h"
 #include "../../cli/fc_vmm.h"
@@ -109,10 +110,18 @@ int vmlet_vm_request_stop(vmlet_vm *vm)
     return 0;
 }
 
+/* What the fake VM's disks have read: the tests' "fake I/O". */
+static uint64_t disk_read_bytes[VMLET_MAX_DISKS];
+
 int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 {
     (void)vm;
     fn(opaque, "vcpu0", "kvm_exits", 345);
+    for (unsigned i = 0; i < made.ndisks; i++) {
+        char group[16];
+        snprintf(group, sizeof group, "disk%u", i);
+        fn(opaque, group, "read_bytes", disk_read_bytes[i]);
+    }
     return 0;
 }
 
@@ -469,6 +478,43 @@ static void vsock_entropy_balloon_bodies(void **state)
     bad(f, "GET", "/balloon/statistics", NULL, "not supported before starting");
 }
 
+/* The metrics file's last line, parsed (every line must end in '\n'),
+ * and how many lines there are. */
+static cJSON *last_metrics_line(struct fx *f, int *lines)
+{
+    static char buf[1 << 16];
+    int fd = open(f->metrics, O_RDONLY);
+    assert_true(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    assert_true(n >= 0);
+    buf[n] = '\0';
+    *lines = 0;
+    const char *last = NULL;
+    for (char *p = buf; *p;) {
+        char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        assert_true(!strncmp(p, "{\"utc_timestamp_ms\":", 20));
+        last = p;
+        ++*lines;
+        p = nl + 1;
+    }
+    cJSON *doc = last ? cJSON_ParseWithLength(last, (size_t)(strchr(last, '\n') - last)) : NULL;
+    if (last)
+        assert_true(cJSON_IsObject(doc));
+    return doc;
+}
+
+/* A counter of the line: fails unless doc.key.field is a number. */
+static uint64_t counter(const cJSON *doc, const char *key, const char *field)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, key),
+                                                      field);
+    if (!cJSON_IsNumber(v))
+        fail_msg("\"%s\".\"%s\" is not a number", key, field);
+    return (uint64_t)v->valuedouble;
+}
+
 static void logger_and_metrics(void **state)
 {
     struct fx *f = *state;
@@ -489,20 +535,104 @@ static void logger_and_metrics(void **state)
     fc_vmm_log(f->fc, "Info", "hello %d", 42);
     fc_vmm_log(f->fc, "Trace", "not at debug level");
 
+    int lines;
+    cJSON *m = last_metrics_line(f, &lines);
+    assert_int_equal(lines, 1);
+    /* Before InstanceStart: the requests so far (their errors are fails),
+     * with the failed FlushMetrics, as Firecracker counts them. */
+    assert_int_equal(counter(m, "put_api_requests", "logger_count"), 3);
+    assert_int_equal(counter(m, "put_api_requests", "logger_fails"), 2);
+    assert_int_equal(counter(m, "put_api_requests", "metrics_count"), 3);
+    assert_int_equal(counter(m, "put_api_requests", "metrics_fails"), 2);
+    assert_int_equal(counter(m, "put_api_requests", "actions_count"), 1);
+    assert_int_equal(counter(m, "put_api_requests", "actions_fails"), 1);
+    assert_int_equal(counter(m, "block", "read_bytes"), 0);
+    cJSON_Delete(m);
     char buf[1024] = "";
-    int fd = open(f->metrics, O_RDONLY);
-    assert_true(fd >= 0);
+    int fd = open(f->log, O_RDONLY);
     ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    assert_true(n > 0);
-    assert_true(!strncmp(buf, "{\"utc_timestamp_ms\":", 20));
-    assert_int_equal(buf[n - 1], '\n');
-    fd = open(f->log, O_RDONLY);
-    n = read(fd, buf, sizeof buf - 1);
     close(fd);
     buf[n > 0 ? n : 0] = '\0';
     assert_non_null(strstr(buf, " [test-vm:main:Info] hello 42\n"));
     assert_null(strstr(buf, "not at debug level"));
+}
+
+/* The lines of a microVM's life: the first at InstanceStart, one per
+ * FlushMetrics, one a minute (the clock given by the test); the drives
+ * under their IDs (the root drive is the library's disk 0 whatever the
+ * PUT order), counters since the previous line. */
+static void metrics_lines(void **state)
+{
+    struct fx *f = *state;
+    memset(disk_read_bytes, 0, sizeof disk_read_bytes);
+    assert_int_equal(req(f, "PUT", "/metrics", fmt("{\"metrics_path\": \"%s\"}", f->metrics)), 204);
+    boot_source(f);
+    const char *put = "{\"drive_id\": \"%s\", \"path_on_host\": \"%s\", \"is_root_device\": %s, "
+                      "\"is_read_only\": false}";
+    assert_int_equal(req(f, "PUT", "/drives/drive_0", fmt(put, "drive_0", f->disk2, "false")), 204);
+    assert_int_equal(req(f, "PUT", "/drives/rootfs", fmt(put, "rootfs", f->disk, "true")), 204);
+    assert_int_equal(req(f, "PUT", "/drives/other", "{\"drive_id\": \"other\"}"), 400);
+    assert_int_equal(req(f, "GET", "/", NULL), 200);
+    assert_int_equal(fc_vmm_periodic_metrics(f->fc, 5), -1); /* no VM: no clock */
+    int lines;
+    cJSON *m = last_metrics_line(f, &lines);
+    assert_int_equal(lines, 0);
+    assert_null(m);
+
+    assert_int_equal(req(f, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
+    m = last_metrics_line(f, &lines);
+    assert_int_equal(lines, 1);
+    assert_int_equal(counter(m, "put_api_requests", "drive_count"), 3);
+    assert_int_equal(counter(m, "put_api_requests", "drive_fails"), 1);
+    assert_int_equal(counter(m, "put_api_requests", "boot_source_count"), 1);
+    assert_int_equal(counter(m, "put_api_requests", "metrics_count"), 1);
+    assert_int_equal(counter(m, "get_api_requests", "instance_info_count"), 1);
+    assert_int_equal(counter(m, "block_rootfs", "read_bytes"), 0);
+    assert_int_equal(counter(m, "block_drive_0", "read_bytes"), 0);
+    assert_null(cJSON_GetObjectItemCaseSensitive(m, "block_other"));
+    cJSON_Delete(m);
+
+    /* Fake I/O: the guest reads its root drive and drive_0; Kata swaps
+     * drive_0's file. */
+    disk_read_bytes[0] = 8192;
+    disk_read_bytes[1] = 512;
+    assert_int_equal(req(f, "PATCH", "/drives/drive_0",
+                         fmt("{\"drive_id\": \"drive_0\", \"path_on_host\": \"%s\"}", f->disk)),
+                     204);
+    assert_int_equal(req(f, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"), 204);
+    m = last_metrics_line(f, &lines);
+    assert_int_equal(lines, 2);
+    assert_int_equal(counter(m, "block_rootfs", "read_bytes"), 8192);
+    assert_int_equal(counter(m, "block_drive_0", "read_bytes"), 512);
+    assert_int_equal(counter(m, "block", "read_bytes"), 8192 + 512);
+    assert_int_equal(counter(m, "block_drive_0", "update_count"), 1);
+    assert_int_equal(counter(m, "block_rootfs", "update_count"), 0);
+    assert_int_equal(counter(m, "patch_api_requests", "drive_count"), 1);
+    assert_int_equal(counter(m, "put_api_requests", "actions_count"), 1); /* InstanceStart */
+    assert_int_equal(counter(m, "put_api_requests", "drive_count"), 0);
+    cJSON_Delete(m);
+
+    /* The minute starts at the first call once the VM runs. */
+    assert_int_equal(fc_vmm_periodic_metrics(f->fc, 1000), 60000);
+    assert_int_equal(fc_vmm_periodic_metrics(f->fc, 60999), 1);
+    m = last_metrics_line(f, &lines);
+    assert_int_equal(lines, 2);
+    cJSON_Delete(m);
+    disk_read_bytes[0] += 4096;
+    assert_int_equal(fc_vmm_periodic_metrics(f->fc, 61000), 60000);
+    m = last_metrics_line(f, &lines);
+    assert_int_equal(lines, 3);
+    assert_int_equal(counter(m, "block_rootfs", "read_bytes"), 4096);
+    assert_int_equal(counter(m, "block_drive_0", "read_bytes"), 0);
+    assert_int_equal(counter(m, "put_api_requests", "actions_count"), 1); /* FlushMetrics */
+    cJSON_Delete(m);
+    /* Far behind (a stopped process): one line, then a minute from now. */
+    assert_int_equal(fc_vmm_periodic_metrics(f->fc, 500000), 60000);
+    assert_int_equal(fc_vmm_periodic_metrics(f->fc, 500001), 59999);
+    m = last_metrics_line(f, &lines);
+    assert_int_equal(lines, 4);
+    assert_int_equal(counter(m, "block_rootfs", "read_bytes"), 0);
+    cJSON_Delete(m);
 }
 
 /* ---- routing ----------------------------------------------------------------- */
@@ -1117,6 +1247,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(network_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(vsock_entropy_balloon_bodies, setup, teardown),
         cmocka_unit_test_setup_teardown(logger_and_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(metrics_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(routing, setup, teardown),
         cmocka_unit_test_setup_teardown(running_only_before_boot, setup, teardown),
         cmocka_unit_test_setup_teardown(instance_start_builds_the_config, setup, teardown),
