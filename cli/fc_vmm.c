@@ -24,6 +24,7 @@
 #include "fc_metrics.h"
 #include "fc_vmm.h"
 #include "http.h"
+#include "../src/config.h"      /* config_replace_string, shared */
 #include "../src/json_strict.h" /* vm.json's strict reading, shared */
 
 /* Firecracker's boot_args default boots its own guests without a serial
@@ -156,16 +157,6 @@ static bool valid_resource_id(const char *id)
     return fc_valid_id(id, '_');
 }
 
-static int replace_string(char **slot, const char *s)
-{
-    char *copy = NULL;
-    if (s && !(copy = strdup(s)))
-        return -1;
-    free(*slot);
-    *slot = copy;
-    return 0;
-}
-
 static int nomem(vmlet_error *err)
 {
     err->code = VMLET_ERR_NOMEM;
@@ -271,8 +262,8 @@ static int read_boot_source(struct fc_vmm *fc, const cJSON *v, struct json_keypa
         }
         close(fd);
     }
-    if (replace_string(&fc->kernel, kernel) || replace_string(&fc->initrd, initrd) ||
-        replace_string(&fc->boot_args, args))
+    if (config_replace_string(&fc->kernel, kernel) || config_replace_string(&fc->initrd, initrd) ||
+        config_replace_string(&fc->boot_args, args))
         return nomem(err);
     return 0;
 }
@@ -517,7 +508,8 @@ static int read_vsock(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p,
             return -1;
         json_path_pop(p, old);
     }
-    if (replace_string(&fc->vsock_uds, uds) || replace_string(&fc->vsock_id, vsock_id))
+    if (config_replace_string(&fc->vsock_uds, uds) ||
+        config_replace_string(&fc->vsock_id, vsock_id))
         return nomem(err);
     fc->vsock = true;
     fc->vsock_cid = cid;
@@ -636,7 +628,8 @@ static int read_logger(struct fc_vmm *fc, const cJSON *v, struct json_keypath *p
             return -1;
         json_path_pop(p, old);
     }
-    if (replace_string(&fc->log_path, path) || replace_string(&fc->log_module, module)) {
+    if (config_replace_string(&fc->log_path, path) ||
+        config_replace_string(&fc->log_module, module)) {
         if (fd >= 0)
             close(fd);
         return nomem(err);
@@ -669,7 +662,7 @@ static int read_metrics(struct fc_vmm *fc, const cJSON *v, struct json_keypath *
     int fd = open_output(path, p, err);
     if (fd < 0)
         return -1;
-    if (replace_string(&fc->metrics_path, path)) {
+    if (config_replace_string(&fc->metrics_path, path)) {
         close(fd);
         return nomem(err);
     }
