@@ -545,7 +545,6 @@ VMLET_API void vmlet_restore_options_free(vmlet_restore_options *o)
     free(o);
 }
 
-/* The old string's replacement: a copy of s, or NULL for NULL. -1 when out of memory. */
 VMLET_API int vmlet_restore_options_set_start_paused(vmlet_restore_options *o, int paused)
 {
     o->start_paused = paused != 0;
