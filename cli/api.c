@@ -447,13 +447,12 @@ int api_dispatch(const struct http_request *req, const struct api_target *t, cha
 
 /* ---- connections -------------------------------------------------------- */
 
-/* Sends all of buf, waiting at most SEND_TIMEOUT_MS for a slow reader. */
-static bool send_all(int fd, const char *buf, size_t len)
+bool api_write_all(int fd, const char *buf, size_t len, bool socket, int timeout_ms)
 {
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     while (len) {
-        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        ssize_t n = socket ? send(fd, buf, len, MSG_NOSIGNAL) : write(fd, buf, len);
         if (n > 0) {
             buf += n;
             len -= (size_t)n;
@@ -461,15 +460,15 @@ static bool send_all(int fd, const char *buf, size_t len)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
             return false;
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
         long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (spent >= SEND_TIMEOUT_MS)
+        if (spent >= timeout_ms)
             return false;
         struct pollfd p = { .fd = fd, .events = POLLOUT };
-        poll(&p, 1, (int)(SEND_TIMEOUT_MS - spent));
+        poll(&p, 1, (int)(timeout_ms - spent));
     }
     return true;
 }
@@ -481,7 +480,7 @@ static bool respond(int fd, int status, const char *body, bool keep_alive)
     if (!out)
         return false;
     int n = http_format_response(out, cap, status, body, keep_alive);
-    bool ok = n > 0 && send_all(fd, out, (size_t)n);
+    bool ok = n > 0 && api_write_all(fd, out, (size_t)n, true, SEND_TIMEOUT_MS);
     free(out);
     return ok;
 }

@@ -29,6 +29,7 @@
 #define VMLET_CLI_API_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -82,6 +83,10 @@ char *api_fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* vmlet_vm_metrics() as {"GROUP": {"NAME": value}}; extra (may be NULL)
  * names one more top-level number, such as a timestamp. malloc'd. */
 char *api_metrics_json(vmlet_vm *vm, const char *extra, double extra_value);
+/* Writes all of buf to fd (a socket: send(2) without SIGPIPE; a file or
+ * FIFO: write(2)), waiting at most timeout_ms in all for a slow reader.
+ * False when the descriptor failed, or time ran out with part unwritten. */
+bool api_write_all(int fd, const char *buf, size_t len, bool socket, int timeout_ms);
 
 /* Answers one parsed request: the status, and the body in *body (malloc'd,
  * or NULL for none). Exposed for the unit tests. */

@@ -9,7 +9,6 @@
  * answers (PATCH /vm, the balloon) go to cli/api.c's handler. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,27 +195,7 @@ static int open_output(const char *path, struct json_keypath *p, vmlet_error *er
 /* Writes the line whole; false when it was dropped or cut short. */
 static bool write_line(int fd, const char *line, size_t len)
 {
-    struct timespec start, now;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    while (len) {
-        ssize_t n = write(fd, line, len);
-        if (n > 0) {
-            line += n;
-            len -= (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
-            return false;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
-        if (spent >= LINE_WAIT_MS)
-            return false;
-        struct pollfd p = { .fd = fd, .events = POLLOUT };
-        poll(&p, 1, (int)(LINE_WAIT_MS - spent));
-    }
-    return true;
+    return api_write_all(fd, line, len, false, LINE_WAIT_MS);
 }
 
 /* ---- pre-boot resources -------------------------------------------------- */
