@@ -182,11 +182,10 @@ static void add_metric(void *opaque, const char *group, const char *name, uint64
         cJSON_AddNumberToObject(g, name, (double)value);
 }
 
-char *api_metrics_json(vmlet_vm *vm, const char *extra, double extra_value)
+/* vmlet_vm_metrics() as {"GROUP": {"NAME": value}}, malloc'd. */
+static char *metrics_json(vmlet_vm *vm)
 {
     cJSON *o = cJSON_CreateObject();
-    if (extra)
-        cJSON_AddNumberToObject(o, extra, extra_value);
     if (vm)
         vmlet_vm_metrics(vm, add_metric, o);
     char *s = cJSON_PrintUnformatted(o);
@@ -409,7 +408,7 @@ int api_dispatch(const struct http_request *req, const struct api_target *t, cha
     if (!strcmp(req->path, "/metrics")) {
         if (strcmp(m, "GET"))
             return *body = api_fault("%s /metrics is not allowed; use GET", m), 405;
-        *body = api_metrics_json(t->vm, NULL, 0);
+        *body = metrics_json(t->vm);
         return 200;
     }
     if (!strcmp(req->path, "/vm")) {

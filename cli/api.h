@@ -80,9 +80,6 @@ void api_server_serve(struct api_server *a, const struct pollfd *fds, int n, api
 
 /* {"fault_message": "..."}, malloc'd (NULL only when out of memory). */
 char *api_fault(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* vmlet_vm_metrics() as {"GROUP": {"NAME": value}}; extra (may be NULL)
- * names one more top-level number, such as a timestamp. malloc'd. */
-char *api_metrics_json(vmlet_vm *vm, const char *extra, double extra_value);
 /* Writes all of buf to fd (a socket: send(2) without SIGPIPE; a file or
  * FIFO: write(2)), waiting at most timeout_ms in all for a slow reader.
  * False when the descriptor failed, or time ran out with part unwritten. */
