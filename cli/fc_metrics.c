@@ -550,6 +550,7 @@ static void sort_by_name(unsigned *order, const char *const *names, unsigned n)
 }
 
 /* block_<id>... then block (their sum); the same for net. */
+_Static_assert(VMLET_MAX_DISKS >= VMLET_MAX_NICS, "devices() sizes its arrays for disks");
 static void devices(struct out *o, const char *kind, const uint64_t *delta, unsigned stride,
                     unsigned n, const char *const *ids, unsigned nids, const char *fallback,
                     const struct field *f, size_t nf)
