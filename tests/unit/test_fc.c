@@ -128,6 +128,7 @@ int vmlet_vm_metrics(vmlet_vm *vm, vmlet_metric_fn fn, void *opaque)
 #include "fake_balloon_api.h"
 #include "fake_snapshot_api.h"
 #include "fake_fc_snapshot.h"
+#include "metrics_json.h"
 #include "fake_disk_api.h"
 
 /* ---- helpers ------------------------------------------------------------------ */
@@ -505,16 +506,6 @@ static cJSON *last_metrics_line(struct fx *f, int *lines)
     return doc;
 }
 
-/* A counter of the line: fails unless doc.key.field is a number. */
-static uint64_t counter(const cJSON *doc, const char *key, const char *field)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(doc, key),
-                                                      field);
-    if (!cJSON_IsNumber(v))
-        fail_msg("\"%s\".\"%s\" is not a number", key, field);
-    return (uint64_t)v->valuedouble;
-}
-
 static void logger_and_metrics(void **state)
 {
     struct fx *f = *state;
@@ -542,13 +533,13 @@ static void logger_and_metrics(void **state)
     /* Before InstanceStart: the requests so far (their errors are fails),
      * with the first FlushMetrics (no file then, no fail), as Firecracker
      * counts them. */
-    assert_int_equal(counter(m, "put_api_requests", "logger_count"), 3);
-    assert_int_equal(counter(m, "put_api_requests", "logger_fails"), 2);
-    assert_int_equal(counter(m, "put_api_requests", "metrics_count"), 3);
-    assert_int_equal(counter(m, "put_api_requests", "metrics_fails"), 2);
-    assert_int_equal(counter(m, "put_api_requests", "actions_count"), 1);
-    assert_int_equal(counter(m, "put_api_requests", "actions_fails"), 0);
-    assert_int_equal(counter(m, "block", "read_bytes"), 0);
+    assert_int_equal(metric_get(m, "put_api_requests", "logger_count"), 3);
+    assert_int_equal(metric_get(m, "put_api_requests", "logger_fails"), 2);
+    assert_int_equal(metric_get(m, "put_api_requests", "metrics_count"), 3);
+    assert_int_equal(metric_get(m, "put_api_requests", "metrics_fails"), 2);
+    assert_int_equal(metric_get(m, "put_api_requests", "actions_count"), 1);
+    assert_int_equal(metric_get(m, "put_api_requests", "actions_fails"), 0);
+    assert_int_equal(metric_get(m, "block", "read_bytes"), 0);
     cJSON_Delete(m);
     char buf[1024] = "";
     int fd = open(f->log, O_RDONLY);
@@ -584,13 +575,13 @@ static void metrics_lines(void **state)
     assert_int_equal(req(f, "PUT", "/actions", "{\"action_type\": \"InstanceStart\"}"), 204);
     m = last_metrics_line(f, &lines);
     assert_int_equal(lines, 1);
-    assert_int_equal(counter(m, "put_api_requests", "drive_count"), 3);
-    assert_int_equal(counter(m, "put_api_requests", "drive_fails"), 1);
-    assert_int_equal(counter(m, "put_api_requests", "boot_source_count"), 1);
-    assert_int_equal(counter(m, "put_api_requests", "metrics_count"), 1);
-    assert_int_equal(counter(m, "get_api_requests", "instance_info_count"), 1);
-    assert_int_equal(counter(m, "block_rootfs", "read_bytes"), 0);
-    assert_int_equal(counter(m, "block_drive_0", "read_bytes"), 0);
+    assert_int_equal(metric_get(m, "put_api_requests", "drive_count"), 3);
+    assert_int_equal(metric_get(m, "put_api_requests", "drive_fails"), 1);
+    assert_int_equal(metric_get(m, "put_api_requests", "boot_source_count"), 1);
+    assert_int_equal(metric_get(m, "put_api_requests", "metrics_count"), 1);
+    assert_int_equal(metric_get(m, "get_api_requests", "instance_info_count"), 1);
+    assert_int_equal(metric_get(m, "block_rootfs", "read_bytes"), 0);
+    assert_int_equal(metric_get(m, "block_drive_0", "read_bytes"), 0);
     assert_null(cJSON_GetObjectItemCaseSensitive(m, "block_other"));
     cJSON_Delete(m);
 
@@ -604,14 +595,14 @@ static void metrics_lines(void **state)
     assert_int_equal(req(f, "PUT", "/actions", "{\"action_type\": \"FlushMetrics\"}"), 204);
     m = last_metrics_line(f, &lines);
     assert_int_equal(lines, 2);
-    assert_int_equal(counter(m, "block_rootfs", "read_bytes"), 8192);
-    assert_int_equal(counter(m, "block_drive_0", "read_bytes"), 512);
-    assert_int_equal(counter(m, "block", "read_bytes"), 8192 + 512);
-    assert_int_equal(counter(m, "block_drive_0", "update_count"), 1);
-    assert_int_equal(counter(m, "block_rootfs", "update_count"), 0);
-    assert_int_equal(counter(m, "patch_api_requests", "drive_count"), 1);
-    assert_int_equal(counter(m, "put_api_requests", "actions_count"), 1); /* InstanceStart */
-    assert_int_equal(counter(m, "put_api_requests", "drive_count"), 0);
+    assert_int_equal(metric_get(m, "block_rootfs", "read_bytes"), 8192);
+    assert_int_equal(metric_get(m, "block_drive_0", "read_bytes"), 512);
+    assert_int_equal(metric_get(m, "block", "read_bytes"), 8192 + 512);
+    assert_int_equal(metric_get(m, "block_drive_0", "update_count"), 1);
+    assert_int_equal(metric_get(m, "block_rootfs", "update_count"), 0);
+    assert_int_equal(metric_get(m, "patch_api_requests", "drive_count"), 1);
+    assert_int_equal(metric_get(m, "put_api_requests", "actions_count"), 1); /* InstanceStart */
+    assert_int_equal(metric_get(m, "put_api_requests", "drive_count"), 0);
     cJSON_Delete(m);
 
     /* The minute starts at the first call once the VM runs. */
@@ -624,16 +615,16 @@ static void metrics_lines(void **state)
     assert_int_equal(fc_vmm_periodic_metrics(f->fc, 61000), 60000);
     m = last_metrics_line(f, &lines);
     assert_int_equal(lines, 3);
-    assert_int_equal(counter(m, "block_rootfs", "read_bytes"), 4096);
-    assert_int_equal(counter(m, "block_drive_0", "read_bytes"), 0);
-    assert_int_equal(counter(m, "put_api_requests", "actions_count"), 1); /* FlushMetrics */
+    assert_int_equal(metric_get(m, "block_rootfs", "read_bytes"), 4096);
+    assert_int_equal(metric_get(m, "block_drive_0", "read_bytes"), 0);
+    assert_int_equal(metric_get(m, "put_api_requests", "actions_count"), 1); /* FlushMetrics */
     cJSON_Delete(m);
     /* Far behind (a stopped process): one line, then a minute from now. */
     assert_int_equal(fc_vmm_periodic_metrics(f->fc, 500000), 60000);
     assert_int_equal(fc_vmm_periodic_metrics(f->fc, 500001), 59999);
     m = last_metrics_line(f, &lines);
     assert_int_equal(lines, 4);
-    assert_int_equal(counter(m, "block_rootfs", "read_bytes"), 0);
+    assert_int_equal(metric_get(m, "block_rootfs", "read_bytes"), 0);
     cJSON_Delete(m);
 }
 

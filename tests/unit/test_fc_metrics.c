@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 
 #include "../../cli/fc_metrics.h"
+#include "metrics_json.h"
 
 /* ---- the fake VM: named counters the tests set -------------------------- */
 
@@ -79,24 +80,6 @@ static cJSON *line(struct fc_metrics *m, vmlet_vm *vm, const struct fc_metrics_n
     free(s);
     assert_true(cJSON_IsObject(doc));
     return doc;
-}
-
-static bool is_uint(const cJSON *v)
-{
-    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 18446744073709551616.0 &&
-           v->valuedouble == (double)(uint64_t)v->valuedouble;
-}
-
-/* doc.key.field as an unsigned integer; fails unless it is one. */
-static uint64_t get(const cJSON *doc, const char *key, const char *field)
-{
-    const cJSON *o = cJSON_GetObjectItemCaseSensitive(doc, key);
-    if (!cJSON_IsObject(o))
-        fail_msg("\"%s\" is not an object", key);
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
-    if (!is_uint(v))
-        fail_msg("\"%s\".\"%s\" is not an unsigned integer", key, field);
-    return (uint64_t)v->valuedouble;
 }
 
 /* Kata Containers' FirecrackerMetrics (src/runtime/virtcontainers/
@@ -210,8 +193,8 @@ static void shape_without_a_vm(void **state)
 {
     cJSON *doc = line(*state, NULL, NULL);
     check_shape(doc);
-    assert_int_equal(get(doc, "block", "read_bytes"), 0);
-    assert_int_equal(get(doc, "net", "rx_bytes_count"), 0);
+    assert_int_equal(metric_get(doc, "block", "read_bytes"), 0);
+    assert_int_equal(metric_get(doc, "net", "rx_bytes_count"), 0);
     /* Only the aggregates: no device has a name yet. */
     for (const cJSON *o = doc->child; o; o = o->next)
         assert_true(strncmp(o->string, "block_", 6) && strncmp(o->string, "net_", 4));
@@ -249,8 +232,8 @@ static void disks_by_drive_id(void **state)
     /* That line took the totals: the next is all zeros. */
     cJSON *doc = line(m, &the_vm, &names);
     check_shape(doc);
-    assert_int_equal(get(doc, "block_rootfs", "read_bytes"), 0);
-    assert_int_equal(get(doc, "block", "read_count"), 0);
+    assert_int_equal(metric_get(doc, "block_rootfs", "read_bytes"), 0);
+    assert_int_equal(metric_get(doc, "block", "read_count"), 0);
     cJSON_Delete(doc);
 
     /* Fake I/O: the guest reads 8 KiB more from rootfs, 1 KiB from data. */
@@ -262,23 +245,23 @@ static void disks_by_drive_id(void **state)
     set_counter("disk1", "write_bytes", 16384);
     doc = line(m, &the_vm, &names);
     check_shape(doc);
-    assert_int_equal(get(doc, "block_rootfs", "read_bytes"), 8192);
-    assert_int_equal(get(doc, "block_rootfs", "read_count"), 2);
-    assert_int_equal(get(doc, "block_rootfs", "write_count"), 0);
-    assert_int_equal(get(doc, "block_data", "read_bytes"), 1024);
-    assert_int_equal(get(doc, "block_data", "read_count"), 1);
-    assert_int_equal(get(doc, "block_data", "write_bytes"), 16384);
-    assert_int_equal(get(doc, "block_data", "write_count"), 4);
-    assert_int_equal(get(doc, "block", "read_bytes"), 8192 + 1024);
-    assert_int_equal(get(doc, "block", "read_count"), 3);
-    assert_int_equal(get(doc, "block", "write_bytes"), 16384);
+    assert_int_equal(metric_get(doc, "block_rootfs", "read_bytes"), 8192);
+    assert_int_equal(metric_get(doc, "block_rootfs", "read_count"), 2);
+    assert_int_equal(metric_get(doc, "block_rootfs", "write_count"), 0);
+    assert_int_equal(metric_get(doc, "block_data", "read_bytes"), 1024);
+    assert_int_equal(metric_get(doc, "block_data", "read_count"), 1);
+    assert_int_equal(metric_get(doc, "block_data", "write_bytes"), 16384);
+    assert_int_equal(metric_get(doc, "block_data", "write_count"), 4);
+    assert_int_equal(metric_get(doc, "block", "read_bytes"), 8192 + 1024);
+    assert_int_equal(metric_get(doc, "block", "read_count"), 3);
+    assert_int_equal(metric_get(doc, "block", "write_bytes"), 16384);
     cJSON_Delete(doc);
 
     /* Nothing moved: every counter is back to 0. */
     doc = line(m, &the_vm, &names);
-    assert_int_equal(get(doc, "block_rootfs", "read_bytes"), 0);
-    assert_int_equal(get(doc, "block_data", "write_bytes"), 0);
-    assert_int_equal(get(doc, "block", "read_bytes"), 0);
+    assert_int_equal(metric_get(doc, "block_rootfs", "read_bytes"), 0);
+    assert_int_equal(metric_get(doc, "block_data", "write_bytes"), 0);
+    assert_int_equal(metric_get(doc, "block", "read_bytes"), 0);
     cJSON_Delete(doc);
 }
 
@@ -317,35 +300,35 @@ static void mapping_of_each_counter(void **state)
     set_counter("rng", "bytes", 64);
     cJSON *doc = line(m, &the_vm, &names);
     check_shape(doc);
-    assert_int_equal(get(doc, "block_rootfs", "read_count"), 3);
-    assert_int_equal(get(doc, "block_rootfs", "read_bytes"), 12288);
-    assert_int_equal(get(doc, "block_rootfs", "write_count"), 1);
-    assert_int_equal(get(doc, "block_rootfs", "write_bytes"), 512);
-    assert_int_equal(get(doc, "block_rootfs", "flush_count"), 2);
-    assert_int_equal(get(doc, "block_rootfs", "execute_fails"), 1);
-    assert_int_equal(get(doc, "block_rootfs", "invalid_reqs_count"), 3);
-    assert_int_equal(get(doc, "block_rootfs", "queue_event_count"), 0);
-    assert_int_equal(get(doc, "net_eth0", "rx_packets_count"), 10);
-    assert_int_equal(get(doc, "net_eth0", "rx_count"), 10);
-    assert_int_equal(get(doc, "net_eth0", "rx_bytes_count"), 1500);
-    assert_int_equal(get(doc, "net_eth0", "rx_fails"), 1);
-    assert_int_equal(get(doc, "net_eth0", "tx_packets_count"), 4);
-    assert_int_equal(get(doc, "net_eth0", "tx_count"), 4);
-    assert_int_equal(get(doc, "net_eth0", "tx_bytes_count"), 600);
-    assert_int_equal(get(doc, "net_eth0", "tx_malformed_frames"), 2);
-    assert_int_equal(get(doc, "net_eth0", "tx_fails"), 3);
-    assert_int_equal(get(doc, "net", "rx_bytes_count"), 1500);
-    assert_int_equal(get(doc, "uart", "write_count"), 4000);
-    assert_int_equal(get(doc, "uart", "missed_write_count"), 5);
-    assert_int_equal(get(doc, "vsock", "rx_bytes_count"), 70);
-    assert_int_equal(get(doc, "vsock", "tx_bytes_count"), 80);
-    assert_int_equal(get(doc, "vsock", "conns_added"), 2);
-    assert_int_equal(get(doc, "vsock", "conns_killed"), 1);
-    assert_int_equal(get(doc, "balloon", "stats_updates_count"), 6);
-    assert_int_equal(get(doc, "balloon", "free_page_report_freed"), 3 * 4096);
-    assert_int_equal(get(doc, "entropy", "entropy_bytes"), 64);
+    assert_int_equal(metric_get(doc, "block_rootfs", "read_count"), 3);
+    assert_int_equal(metric_get(doc, "block_rootfs", "read_bytes"), 12288);
+    assert_int_equal(metric_get(doc, "block_rootfs", "write_count"), 1);
+    assert_int_equal(metric_get(doc, "block_rootfs", "write_bytes"), 512);
+    assert_int_equal(metric_get(doc, "block_rootfs", "flush_count"), 2);
+    assert_int_equal(metric_get(doc, "block_rootfs", "execute_fails"), 1);
+    assert_int_equal(metric_get(doc, "block_rootfs", "invalid_reqs_count"), 3);
+    assert_int_equal(metric_get(doc, "block_rootfs", "queue_event_count"), 0);
+    assert_int_equal(metric_get(doc, "net_eth0", "rx_packets_count"), 10);
+    assert_int_equal(metric_get(doc, "net_eth0", "rx_count"), 10);
+    assert_int_equal(metric_get(doc, "net_eth0", "rx_bytes_count"), 1500);
+    assert_int_equal(metric_get(doc, "net_eth0", "rx_fails"), 1);
+    assert_int_equal(metric_get(doc, "net_eth0", "tx_packets_count"), 4);
+    assert_int_equal(metric_get(doc, "net_eth0", "tx_count"), 4);
+    assert_int_equal(metric_get(doc, "net_eth0", "tx_bytes_count"), 600);
+    assert_int_equal(metric_get(doc, "net_eth0", "tx_malformed_frames"), 2);
+    assert_int_equal(metric_get(doc, "net_eth0", "tx_fails"), 3);
+    assert_int_equal(metric_get(doc, "net", "rx_bytes_count"), 1500);
+    assert_int_equal(metric_get(doc, "uart", "write_count"), 4000);
+    assert_int_equal(metric_get(doc, "uart", "missed_write_count"), 5);
+    assert_int_equal(metric_get(doc, "vsock", "rx_bytes_count"), 70);
+    assert_int_equal(metric_get(doc, "vsock", "tx_bytes_count"), 80);
+    assert_int_equal(metric_get(doc, "vsock", "conns_added"), 2);
+    assert_int_equal(metric_get(doc, "vsock", "conns_killed"), 1);
+    assert_int_equal(metric_get(doc, "balloon", "stats_updates_count"), 6);
+    assert_int_equal(metric_get(doc, "balloon", "free_page_report_freed"), 3 * 4096);
+    assert_int_equal(metric_get(doc, "entropy", "entropy_bytes"), 64);
     /* Counted by vmlet but not by direction: Firecracker's split stays 0. */
-    assert_int_equal(get(doc, "vcpu", "exit_io_in"), 0);
+    assert_int_equal(metric_get(doc, "vcpu", "exit_io_in"), 0);
     /* The aggregate objects Firecracker nests in block and net. */
     const cJSON *agg = cJSON_GetObjectItemCaseSensitive(
         cJSON_GetObjectItemCaseSensitive(doc, "block"), "read_agg");
@@ -377,36 +360,36 @@ static void requests_and_gauges(void **state)
 
     cJSON *doc = line(m, &the_vm, &names);
     check_shape(doc);
-    assert_int_equal(get(doc, "put_api_requests", "drive_count"), 3);
-    assert_int_equal(get(doc, "put_api_requests", "drive_fails"), 1);
-    assert_int_equal(get(doc, "put_api_requests", "actions_count"), 1);
-    assert_int_equal(get(doc, "put_api_requests", "actions_fails"), 0);
-    assert_int_equal(get(doc, "get_api_requests", "instance_info_count"), 1);
-    assert_int_equal(get(doc, "patch_api_requests", "drive_count"), 1);
-    assert_int_equal(get(doc, "patch_api_requests", "drive_fails"), 1);
-    assert_int_equal(get(doc, "block_drive_0", "update_count"), 2);
-    assert_int_equal(get(doc, "block_drive_0", "update_fails"), 1);
-    assert_int_equal(get(doc, "block_rootfs", "update_count"), 0);
-    assert_int_equal(get(doc, "block", "update_count"), 2);
-    assert_int_equal(get(doc, "logger", "missed_metrics_count"), 1);
-    assert_int_equal(get(doc, "logger", "missed_log_count"), 2);
-    assert_int_equal(get(doc, "api_server", "process_startup_time_us"), 1234);
-    assert_int_equal(get(doc, "api_server", "process_startup_time_cpu_us"), 567);
-    assert_int_equal(get(doc, "latencies_us", "pause_vm"), 77);
-    assert_int_equal(get(doc, "latencies_us", "load_snapshot"), 88);
-    assert_int_equal(get(doc, "latencies_us", "resume_vm"), 0);
+    assert_int_equal(metric_get(doc, "put_api_requests", "drive_count"), 3);
+    assert_int_equal(metric_get(doc, "put_api_requests", "drive_fails"), 1);
+    assert_int_equal(metric_get(doc, "put_api_requests", "actions_count"), 1);
+    assert_int_equal(metric_get(doc, "put_api_requests", "actions_fails"), 0);
+    assert_int_equal(metric_get(doc, "get_api_requests", "instance_info_count"), 1);
+    assert_int_equal(metric_get(doc, "patch_api_requests", "drive_count"), 1);
+    assert_int_equal(metric_get(doc, "patch_api_requests", "drive_fails"), 1);
+    assert_int_equal(metric_get(doc, "block_drive_0", "update_count"), 2);
+    assert_int_equal(metric_get(doc, "block_drive_0", "update_fails"), 1);
+    assert_int_equal(metric_get(doc, "block_rootfs", "update_count"), 0);
+    assert_int_equal(metric_get(doc, "block", "update_count"), 2);
+    assert_int_equal(metric_get(doc, "logger", "missed_metrics_count"), 1);
+    assert_int_equal(metric_get(doc, "logger", "missed_log_count"), 2);
+    assert_int_equal(metric_get(doc, "api_server", "process_startup_time_us"), 1234);
+    assert_int_equal(metric_get(doc, "api_server", "process_startup_time_cpu_us"), 567);
+    assert_int_equal(metric_get(doc, "latencies_us", "pause_vm"), 77);
+    assert_int_equal(metric_get(doc, "latencies_us", "load_snapshot"), 88);
+    assert_int_equal(metric_get(doc, "latencies_us", "resume_vm"), 0);
     cJSON_Delete(doc);
 
     fc_metrics_request(m, FC_REQ_PUT_DRIVE, false);
     doc = line(m, &the_vm, &names);
-    assert_int_equal(get(doc, "put_api_requests", "drive_count"), 1);
-    assert_int_equal(get(doc, "put_api_requests", "drive_fails"), 0);
-    assert_int_equal(get(doc, "get_api_requests", "instance_info_count"), 0);
-    assert_int_equal(get(doc, "block_drive_0", "update_count"), 0);
-    assert_int_equal(get(doc, "logger", "missed_log_count"), 0);
+    assert_int_equal(metric_get(doc, "put_api_requests", "drive_count"), 1);
+    assert_int_equal(metric_get(doc, "put_api_requests", "drive_fails"), 0);
+    assert_int_equal(metric_get(doc, "get_api_requests", "instance_info_count"), 0);
+    assert_int_equal(metric_get(doc, "block_drive_0", "update_count"), 0);
+    assert_int_equal(metric_get(doc, "logger", "missed_log_count"), 0);
     /* Gauges are not reset by a line. */
-    assert_int_equal(get(doc, "api_server", "process_startup_time_us"), 1234);
-    assert_int_equal(get(doc, "latencies_us", "pause_vm"), 77);
+    assert_int_equal(metric_get(doc, "api_server", "process_startup_time_us"), 1234);
+    assert_int_equal(metric_get(doc, "latencies_us", "pause_vm"), 77);
     cJSON_Delete(doc);
 }
 
@@ -426,11 +409,11 @@ static void devices_without_ids_and_odd_groups(void **state)
     set_counter("disk0", "no_such_counter", 1000);
     cJSON *doc = line(m, &the_vm, NULL);
     check_shape(doc);
-    assert_int_equal(get(doc, "block_disk0", "read_bytes"), 100);
-    assert_int_equal(get(doc, "block_disk1", "read_bytes"), 200);
-    assert_int_equal(get(doc, "block", "read_bytes"), 300);
-    assert_int_equal(get(doc, "net_net0", "tx_bytes_count"), 300);
-    assert_int_equal(get(doc, "net", "tx_bytes_count"), 300);
+    assert_int_equal(metric_get(doc, "block_disk0", "read_bytes"), 100);
+    assert_int_equal(metric_get(doc, "block_disk1", "read_bytes"), 200);
+    assert_int_equal(metric_get(doc, "block", "read_bytes"), 300);
+    assert_int_equal(metric_get(doc, "net_net0", "tx_bytes_count"), 300);
+    assert_int_equal(metric_get(doc, "net", "tx_bytes_count"), 300);
     int blocks = 0;
     for (const cJSON *o = doc->child; o; o = o->next)
         blocks += !strncmp(o->string, "block", 5);
@@ -440,7 +423,7 @@ static void devices_without_ids_and_odd_groups(void **state)
     /* A total that went down (a device begun again) counts from 0. */
     set_counter("disk0", "read_bytes", 40);
     doc = line(m, &the_vm, NULL);
-    assert_int_equal(get(doc, "block_disk0", "read_bytes"), 40);
+    assert_int_equal(metric_get(doc, "block_disk0", "read_bytes"), 40);
     cJSON_Delete(doc);
 }
 
